@@ -1,0 +1,322 @@
+#include "engine/yaml/parse.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "yaml-cpp/eventhandler.h"
+#include "yaml-cpp/exceptions.h"
+#include "yaml-cpp/parser.h"
+
+namespace kiln::yaml {
+namespace {
+
+constexpr size_t kParserStackBytes = 16 << 20;
+
+Mark ToMark(const YAML::Mark& m) { return Mark{m.line + 1, m.column + 1}; }
+
+// Thrown from the event handler to abort parsing; caught in Run().
+struct Abort {
+  absl::Status status;
+};
+
+class TreeBuilder : public YAML::EventHandler {
+ public:
+  TreeBuilder(absl::string_view filename, const Limits& limits)
+      : filename_(filename), limits_(limits) {}
+
+  void OnDocumentStart(const YAML::Mark&) override {
+    stack_.clear();
+    keys_.clear();
+    anchors_.clear();
+    root_ = Node();
+    have_root_ = false;
+  }
+  void OnDocumentEnd() override {}
+
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    Add(Node::Null(ToMark(mark)), anchor);
+  }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    Mark m = ToMark(mark);
+    if (!limits_.allow_aliases) Fail(m, "aliases are not allowed here");
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) {
+      Fail(m, "alias refers to an anchor that is not complete (recursive)");
+    }
+    Charge(m, it->second.second);
+    Node copy = it->second.first;
+    Add(std::move(copy), 0, /*counted=*/true);
+  }
+
+  void OnScalar(const YAML::Mark& mark, const std::string& tag,
+                YAML::anchor_t anchor, const std::string& value) override {
+    Mark m = ToMark(mark);
+    if (value.size() > limits_.max_scalar_bytes) {
+      Fail(m,
+           absl::StrCat("scalar of ", value.size(),
+                        " bytes exceeds the limit of ",
+                        limits_.max_scalar_bytes),
+           absl::StatusCode::kResourceExhausted);
+    }
+    bool quoted = tag == "!";
+    std::string explicit_tag = (tag == "!" || tag == "?") ? "" : tag;
+    Add(Node::Scalar(m, value, quoted, explicit_tag), anchor);
+  }
+
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&,
+                       YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value style) override {
+    Open(Node::Sequence(ToMark(mark), style == YAML::EmitterStyle::Flow),
+         anchor);
+  }
+  void OnSequenceEnd() override { Close(); }
+
+  void OnMapStart(const YAML::Mark& mark, const std::string&,
+                  YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value style) override {
+    Open(Node::Mapping(ToMark(mark), style == YAML::EmitterStyle::Flow),
+         anchor);
+  }
+  void OnMapEnd() override { Close(); }
+
+  bool have_root() const { return have_root_; }
+  Node TakeRoot() { return std::move(root_); }
+
+  [[noreturn]] void Fail(
+      Mark m, const std::string& msg,
+      absl::StatusCode code = absl::StatusCode::kInvalidArgument) {
+    throw Abort{absl::Status(
+        code, absl::StrCat(filename_, ":", m.line, ":", m.column, ": ", msg))};
+  }
+
+ private:
+  struct Open_ {
+    Node node;
+    YAML::anchor_t anchor;
+    size_t nodes_at_start;
+    std::unordered_map<std::string, int> key_lines;  // mappings only
+  };
+
+  void Charge(Mark m, size_t n) {
+    nodes_ += n;
+    if (nodes_ > limits_.max_nodes) {
+      Fail(m,
+           absl::StrCat("more than ", limits_.max_nodes,
+                        " nodes (after expanding aliases)"),
+           absl::StatusCode::kResourceExhausted);
+    }
+  }
+
+  void Open(Node node, YAML::anchor_t anchor) {
+    Charge(node.mark(), 1);
+    if (static_cast<int>(stack_.size()) >= limits_.max_depth) {
+      Fail(node.mark(),
+           absl::StrCat("nesting deeper than ", limits_.max_depth, " levels"),
+           absl::StatusCode::kResourceExhausted);
+    }
+    stack_.push_back(Open_{std::move(node), anchor, nodes_, {}});
+    keys_.emplace_back();
+  }
+
+  void Close() {
+    Open_ top = std::move(stack_.back());
+    stack_.pop_back();
+    keys_.pop_back();
+    size_t size = nodes_ - top.nodes_at_start + 1;
+    Add(std::move(top.node), top.anchor, /*counted=*/true, size);
+  }
+
+  // Attaches a finished node to its parent (or makes it the root).
+  void Add(Node node, YAML::anchor_t anchor, bool counted = false,
+           size_t size = 1) {
+    if (!counted) Charge(node.mark(), 1);
+    if (anchor != 0) anchors_[anchor] = {node, size};
+    if (stack_.empty()) {
+      root_ = std::move(node);
+      have_root_ = true;
+      return;
+    }
+    Node& parent = stack_.back().node;
+    if (parent.IsSequence()) {
+      parent.mutable_items().push_back(std::move(node));
+      return;
+    }
+    // Mapping: alternate key, value.
+    std::optional<Node>& pending = keys_.back();
+    if (!pending.has_value()) {
+      if (!node.IsScalar() && !node.IsNull()) {
+        Fail(node.mark(), "mapping keys must be scalars");
+      }
+      auto [it, inserted] =
+          stack_.back().key_lines.emplace(node.value(), node.mark().line);
+      if (!inserted) {
+        Fail(node.mark(), absl::StrCat("duplicate key \"", node.value(),
+                                       "\" (first at line ", it->second, ")"));
+      }
+      pending = std::move(node);
+      return;
+    }
+    parent.mutable_entries().emplace_back(std::move(*pending), std::move(node));
+    pending.reset();
+  }
+
+  std::string filename_;
+  const Limits& limits_;
+  std::vector<Open_> stack_;
+  std::vector<std::optional<Node>> keys_;
+  std::map<YAML::anchor_t, std::pair<Node, size_t>> anchors_;
+  Node root_;
+  bool have_root_ = false;
+  size_t nodes_ = 0;
+};
+
+struct Job {
+  absl::string_view text;
+  absl::string_view filename;
+  const Limits* limits;
+  bool all;
+  absl::Status status;
+  std::vector<Node> docs;
+};
+
+void RunJob(Job* job) {
+  std::string text(job->text);
+  // A UTF-8 byte order mark is accepted and ignored.
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+  std::istringstream in(text);
+  TreeBuilder builder(job->filename, *job->limits);
+  try {
+    YAML::Parser parser(in);
+    size_t docs = 0;
+    while (parser.HandleNextDocument(builder)) {
+      if (++docs > job->limits->max_documents) {
+        job->status = absl::ResourceExhaustedError(
+            absl::StrCat(job->filename, ": more than ",
+                         job->limits->max_documents, " documents"));
+        return;
+      }
+      if (!builder.have_root()) continue;
+      Node root = builder.TakeRoot();
+      if (!job->all && !job->docs.empty()) {
+        builder.Fail(root.mark(), "a second YAML document is not allowed here");
+      }
+      if (job->all && root.IsNull()) continue;
+      job->docs.push_back(std::move(root));
+    }
+  } catch (const Abort& a) {
+    job->status = a.status;
+  } catch (const YAML::Exception& e) {
+    job->status = absl::InvalidArgumentError(
+        absl::StrCat(job->filename, ":", e.mark.line + 1, ":",
+                     e.mark.column + 1, ": ", e.msg));
+  } catch (const std::exception& e) {
+    job->status =
+        absl::InvalidArgumentError(absl::StrCat(job->filename, ": ", e.what()));
+  }
+}
+
+void* RunJobThread(void* arg) {
+  RunJob(static_cast<Job*>(arg));
+  return nullptr;
+}
+
+absl::Status RunOnBigStack(Job* job) {
+  if (job->text.size() > job->limits->max_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(job->filename, ": file of ", job->text.size(),
+                     " bytes exceeds the limit of ", job->limits->max_bytes));
+  }
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kParserStackBytes);
+  pthread_t thread;
+  int rc = pthread_create(&thread, &attr, RunJobThread, job);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the YAML parser thread: ", strerror(rc)));
+  }
+  pthread_join(thread, nullptr);
+  return job->status;
+}
+
+}  // namespace
+
+absl::StatusOr<Node> Parse(absl::string_view text, absl::string_view filename,
+                           const Limits& limits) {
+  Job job{text, filename, &limits, false, absl::OkStatus(), {}};
+  absl::Status s = RunOnBigStack(&job);
+  if (!s.ok()) return s;
+  if (job.docs.empty()) return Node::Null(Mark{1, 1});
+  return std::move(job.docs.front());
+}
+
+absl::StatusOr<std::vector<Node>> ParseAll(absl::string_view text,
+                                           absl::string_view filename,
+                                           const Limits& limits) {
+  Job job{text, filename, &limits, true, absl::OkStatus(), {}};
+  absl::Status s = RunOnBigStack(&job);
+  if (!s.ok()) return s;
+  return std::move(job.docs);
+}
+
+absl::StatusOr<std::string> ReadFileCapped(const std::string& path,
+                                           size_t max_bytes) {
+  int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    int err = errno;
+    std::string msg = absl::StrCat(path, ": ", strerror(err));
+    return err == ENOENT ? absl::NotFoundError(msg)
+                         : absl::InvalidArgumentError(msg);
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a regular file"));
+  }
+  if (static_cast<size_t>(st.st_size) > max_bytes) {
+    close(fd);
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path, ": file of ", st.st_size,
+                     " bytes exceeds the limit of ", max_bytes));
+  }
+  std::string out;
+  char buf[65536];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": ", strerror(err)));
+    }
+    if (n == 0) break;
+    out.append(buf, n);
+    if (out.size() > max_bytes) {
+      close(fd);
+      return absl::ResourceExhaustedError(
+          absl::StrCat(path, ": file exceeds the limit of ", max_bytes));
+    }
+  }
+  close(fd);
+  return out;
+}
+
+}  // namespace kiln::yaml
