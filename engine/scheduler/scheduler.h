@@ -1,0 +1,140 @@
+// Runs one pipeline's DAG: a ready queue under a parallelism limit, `when`
+// skips and skip propagation, fail-fast or continue-on-failure, retries with
+// exponential backoff, a pipeline timeout, cancellation (graceful, then
+// immediate), and `finally` tasks that always run with their own budget.
+//
+// The scheduler decides *when* a task attempt runs; a TaskRunner decides
+// *what* running it means (cache lookup, workspace, executor). Every state
+// change is reported to an EventSink in the order it happened.
+#ifndef KILN_ENGINE_SCHEDULER_SCHEDULER_H_
+#define KILN_ENGINE_SCHEDULER_SCHEDULER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "kiln/v1/pipeline.pb.h"
+#include "kiln/v1/run.pb.h"
+
+namespace kiln {
+
+// A one-way cancellation signal with callbacks. Thread-safe.
+class CancelSignal {
+ public:
+  // Runs fn now if already cancelled, else when Cancel() is first called.
+  // Returns an id for RemoveCallback.
+  int OnCancel(std::function<void()> fn);
+  void RemoveCallback(int id);
+  void Cancel();
+  bool cancelled() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  int next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<int, std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
+};
+
+// What one attempt of one task came to.
+struct AttemptOutcome {
+  v1::TaskState state = v1::TASK_FAILED;  // SUCCEEDED, CACHED, FAILED,
+                                          // TIMED_OUT, CANCELLED, SKIPPED
+  int exit_code = 0;
+  std::string reason;
+  std::string cache_key;
+  std::map<std::string, std::string> outputs;  // artifact -> digest
+  std::map<std::string, std::string> results;  // ${tasks.T.outputs.KEY}
+  // false: do not retry even if retries remain (e.g. a setup error that
+  // would fail again, or a task that was cancelled).
+  bool retryable = true;
+};
+
+// Runs one task attempt, blocking. Called on scheduler worker threads,
+// concurrently for different tasks. `cancel` fires when the attempt must stop
+// (fail-fast, run cancelled, pipeline timeout); the runner then returns
+// promptly with state CANCELLED or TIMED_OUT as appropriate.
+class TaskRunner {
+ public:
+  virtual ~TaskRunner() = default;
+  // `finished` holds the final status of every task this one (transitively)
+  // needs, for substituting ${tasks.T.outputs.KEY} and finding inputs.
+  virtual AttemptOutcome RunAttempt(
+      const v1::Task& task, int attempt,
+      const std::map<std::string, v1::TaskStatus>& finished,
+      CancelSignal* cancel) = 0;
+};
+
+// Receives every event, in order, from one scheduler thread at a time.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void OnTaskEvent(const v1::TaskStateChanged& event) = 0;
+};
+
+struct SchedulerOptions {
+  int parallelism = 2;
+  v1::FailurePolicy on_failure = v1::FAIL_FAST;
+  absl::Duration timeout = absl::ZeroDuration();  // zero: none
+  absl::Duration finally_timeout = absl::Minutes(10);
+  absl::Duration retry_backoff = absl::Seconds(1);  // doubles per attempt
+  absl::Duration max_retry_backoff = absl::Minutes(1);
+};
+
+struct SchedulerResult {
+  v1::RunState state = v1::RUN_SUCCEEDED;
+  std::string reason;
+  std::map<std::string, v1::TaskStatus> tasks;
+};
+
+class Scheduler {
+ public:
+  // `static_skips`: tasks the trigger skips (`when` false), name -> reason.
+  // `prior`: tasks already finished in an earlier process (resume); those in
+  // a final successful/skipped state are not run again.
+  Scheduler(const v1::Pipeline& pipeline,
+            std::map<std::string, std::string> static_skips,
+            std::map<std::string, v1::TaskStatus> prior, TaskRunner* runner,
+            EventSink* sink, SchedulerOptions options);
+  ~Scheduler();
+
+  // Runs to completion (including `finally`). Call once.
+  SchedulerResult Run();
+
+  // Graceful: running attempts are cancelled, pending tasks skipped, then
+  // `finally` runs. A second call (immediate) also cancels `finally`.
+  // Thread-safe; may be called before or during Run().
+  void Cancel(const std::string& reason);
+
+ private:
+  struct TaskSlot;
+  class Phase;
+
+  const v1::Pipeline& pipeline_;
+  std::map<std::string, std::string> static_skips_;
+  std::map<std::string, v1::TaskStatus> prior_;
+  TaskRunner* runner_;
+  EventSink* sink_;
+  SchedulerOptions options_;
+
+  absl::Mutex mu_;
+  int cancel_count_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string cancel_reason_ ABSL_GUARDED_BY(mu_);
+  Phase* active_phase_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+// "attempt N of M, next in 2s" style backoff: base * 2^(attempt-1), capped.
+absl::Duration RetryBackoff(int attempt, absl::Duration base,
+                            absl::Duration cap);
+
+// True for states that count as success for `needs`.
+bool IsSuccess(v1::TaskState state);
+// True for states after which a task never runs again in this run.
+bool IsFinal(v1::TaskState state);
+
+}  // namespace kiln
+
+#endif  // KILN_ENGINE_SCHEDULER_SCHEDULER_H_

@@ -1,0 +1,369 @@
+#include "engine/scheduler/scheduler.h"
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+
+namespace kiln {
+namespace {
+
+// Scripted runner: each task's attempts follow a script; records order and
+// the peak number of concurrent attempts.
+class ScriptedRunner : public TaskRunner {
+ public:
+  using Script = std::function<AttemptOutcome(int attempt, CancelSignal*)>;
+
+  void Set(const std::string& task, Script s) { scripts_[task] = s; }
+
+  AttemptOutcome RunAttempt(const v1::Task& task, int attempt,
+                            const std::map<std::string, v1::TaskStatus>& fin,
+                            CancelSignal* cancel) override {
+    int now = ++running_;
+    {
+      absl::MutexLock lock(&mu_);
+      peak_ = std::max(peak_, now);
+      started_.push_back(task.name());
+      seen_needs_[task.name()] = fin.size();
+    }
+    AttemptOutcome o;
+    auto it = scripts_.find(task.name());
+    if (it != scripts_.end()) {
+      o = it->second(attempt, cancel);
+    } else {
+      absl::SleepFor(absl::Milliseconds(5));
+      o.state = v1::TASK_SUCCEEDED;
+    }
+    --running_;
+    return o;
+  }
+
+  std::vector<std::string> started() {
+    absl::MutexLock lock(&mu_);
+    return started_;
+  }
+  int peak() {
+    absl::MutexLock lock(&mu_);
+    return peak_;
+  }
+
+ private:
+  std::map<std::string, Script> scripts_;
+  std::atomic<int> running_{0};
+  absl::Mutex mu_;
+  int peak_ = 0;
+  std::vector<std::string> started_;
+  std::map<std::string, size_t> seen_needs_;
+};
+
+class RecordingSink : public EventSink {
+ public:
+  void OnTaskEvent(const v1::TaskStateChanged& e) override {
+    absl::MutexLock lock(&mu_);
+    events_.push_back(e);
+  }
+  std::vector<v1::TaskStateChanged> events() {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<v1::TaskStateChanged> events_;
+};
+
+v1::Task* AddTask(v1::Pipeline* p, const std::string& name,
+                  std::vector<std::string> needs = {}, bool fin = false) {
+  v1::Task* t = fin ? p->add_finally() : p->add_tasks();
+  t->set_name(name);
+  for (auto& n : needs) t->add_needs(n);
+  t->mutable_run()->add_command("true");
+  return t;
+}
+
+AttemptOutcome Fail(int code = 1) {
+  AttemptOutcome o;
+  o.state = v1::TASK_FAILED;
+  o.exit_code = code;
+  return o;
+}
+
+AttemptOutcome WaitForCancel(CancelSignal* c) {
+  absl::Notification n;
+  int id = c->OnCancel([&n] { n.Notify(); });
+  bool got = n.WaitForNotificationWithTimeout(absl::Seconds(20));
+  c->RemoveCallback(id);
+  AttemptOutcome o;
+  o.state = got ? v1::TASK_CANCELLED : v1::TASK_SUCCEEDED;
+  o.retryable = false;
+  return o;
+}
+
+SchedulerOptions Fast() {
+  SchedulerOptions o;
+  o.retry_backoff = absl::Milliseconds(1);
+  return o;
+}
+
+TEST(SchedulerTest, RunsDagInDependencyOrderWithinParallelism) {
+  v1::Pipeline p;
+  AddTask(&p, "a");
+  AddTask(&p, "b", {"a"});
+  AddTask(&p, "c", {"a"});
+  AddTask(&p, "d", {"b", "c"});
+  for (int i = 0; i < 20; ++i) AddTask(&p, "x" + std::to_string(i));
+  ScriptedRunner runner;
+  RecordingSink sink;
+  SchedulerOptions opts = Fast();
+  opts.parallelism = 3;
+  Scheduler s(p, {}, {}, &runner, &sink, opts);
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
+  EXPECT_LE(runner.peak(), 3);
+  EXPECT_GE(runner.peak(), 2);
+  auto order = runner.started();
+  auto pos = [&](const std::string& n) {
+    return std::find(order.begin(), order.end(), n) - order.begin();
+  };
+  EXPECT_LT(pos("a"), pos("b"));
+  EXPECT_LT(pos("a"), pos("c"));
+  EXPECT_LT(pos("b"), pos("d"));
+  EXPECT_LT(pos("c"), pos("d"));
+  EXPECT_EQ(r.tasks["d"].state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(r.tasks.size(), 24u);
+}
+
+TEST(SchedulerTest, StaticSkipsPropagateUnlessOptedOut) {
+  v1::Pipeline p;
+  AddTask(&p, "a");
+  AddTask(&p, "b", {"a"});
+  AddTask(&p, "c", {"a"})->set_run_if_needs_skipped(true);
+  AddTask(&p, "d", {"a", "e"});
+  AddTask(&p, "e");
+  ScriptedRunner runner;
+  RecordingSink sink;
+  Scheduler s(p, {{"a", "branch 'x' does not match main"}}, {}, &runner,
+              &sink, Fast());
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
+  EXPECT_EQ(r.tasks["a"].state(), v1::TASK_SKIPPED);
+  EXPECT_EQ(r.tasks["a"].reason(), "branch 'x' does not match main");
+  EXPECT_EQ(r.tasks["b"].state(), v1::TASK_SKIPPED);
+  EXPECT_EQ(r.tasks["b"].reason(), "every task it needs was skipped");
+  EXPECT_EQ(r.tasks["c"].state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(r.tasks["d"].state(), v1::TASK_SUCCEEDED);  // e ran
+}
+
+TEST(SchedulerTest, FailFastSkipsPendingAndCancelsRunning) {
+  v1::Pipeline p;
+  AddTask(&p, "slow");
+  AddTask(&p, "bad");
+  AddTask(&p, "after", {"bad"});
+  AddTask(&p, "other", {"slow"});
+  AddTask(&p, "cleanup", {}, /*fin=*/true);
+  ScriptedRunner runner;
+  runner.Set("slow", [](int, CancelSignal* c) { return WaitForCancel(c); });
+  runner.Set("bad", [](int, CancelSignal*) {
+    absl::SleepFor(absl::Milliseconds(20));
+    return Fail(3);
+  });
+  RecordingSink sink;
+  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_FAILED);
+  EXPECT_EQ(r.tasks["bad"].state(), v1::TASK_FAILED);
+  EXPECT_EQ(r.tasks["bad"].exit_code(), 3);
+  EXPECT_EQ(r.tasks["slow"].state(), v1::TASK_CANCELLED);
+  EXPECT_EQ(r.tasks["after"].state(), v1::TASK_SKIPPED);
+  EXPECT_EQ(r.tasks["other"].state(), v1::TASK_SKIPPED);
+  EXPECT_EQ(r.tasks["cleanup"].state(), v1::TASK_SUCCEEDED);
+}
+
+TEST(SchedulerTest, ContinueOnFailureRunsIndependentTasks) {
+  v1::Pipeline p;
+  AddTask(&p, "bad");
+  AddTask(&p, "after", {"bad"});
+  AddTask(&p, "independent");
+  AddTask(&p, "later", {"independent"});
+  ScriptedRunner runner;
+  runner.Set("bad", [](int, CancelSignal*) { return Fail(); });
+  RecordingSink sink;
+  SchedulerOptions opts = Fast();
+  opts.on_failure = v1::CONTINUE;
+  opts.parallelism = 1;
+  Scheduler s(p, {}, {}, &runner, &sink, opts);
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_FAILED);
+  EXPECT_EQ(r.tasks["after"].state(), v1::TASK_SKIPPED);
+  EXPECT_EQ(r.tasks["after"].reason(), "needs bad, which failed");
+  EXPECT_EQ(r.tasks["later"].state(), v1::TASK_SUCCEEDED);
+}
+
+TEST(SchedulerTest, RetriesWithBackoffThenSucceeds) {
+  v1::Pipeline p;
+  v1::Task* t = AddTask(&p, "flaky");
+  t->mutable_hints()->set_retries(2);
+  ScriptedRunner runner;
+  std::vector<int> attempts;
+  runner.Set("flaky", [&](int attempt, CancelSignal*) {
+    attempts.push_back(attempt);
+    if (attempt < 3) return Fail();
+    AttemptOutcome o;
+    o.state = v1::TASK_SUCCEEDED;
+    return o;
+  });
+  RecordingSink sink;
+  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
+  EXPECT_EQ(attempts, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(r.tasks["flaky"].attempts(), 3u);
+  int pending_events = 0;
+  for (const auto& e : sink.events()) {
+    if (e.state() == v1::TASK_PENDING) ++pending_events;
+  }
+  EXPECT_EQ(pending_events, 2);
+}
+
+TEST(SchedulerTest, RetriesExhausted) {
+  v1::Pipeline p;
+  AddTask(&p, "bad")->mutable_hints()->set_retries(1);
+  ScriptedRunner runner;
+  int calls = 0;
+  runner.Set("bad", [&](int, CancelSignal*) {
+    ++calls;
+    return Fail(7);
+  });
+  RecordingSink sink;
+  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(r.tasks["bad"].state(), v1::TASK_FAILED);
+  EXPECT_EQ(r.tasks["bad"].attempts(), 2u);
+}
+
+TEST(SchedulerTest, BackoffDoublesAndCaps) {
+  EXPECT_EQ(RetryBackoff(1, absl::Seconds(1), absl::Seconds(10)),
+            absl::Seconds(1));
+  EXPECT_EQ(RetryBackoff(3, absl::Seconds(1), absl::Seconds(10)),
+            absl::Seconds(4));
+  EXPECT_EQ(RetryBackoff(30, absl::Seconds(1), absl::Seconds(10)),
+            absl::Seconds(10));
+}
+
+TEST(SchedulerTest, CancelIsGracefulThenFinallyRuns) {
+  v1::Pipeline p;
+  AddTask(&p, "long");
+  AddTask(&p, "next", {"long"});
+  AddTask(&p, "cleanup", {}, true);
+  ScriptedRunner runner;
+  absl::Notification started;
+  runner.Set("long", [&](int, CancelSignal* c) {
+    started.Notify();
+    return WaitForCancel(c);
+  });
+  RecordingSink sink;
+  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  std::thread canceller([&] {
+    started.WaitForNotification();
+    s.Cancel("cancelled by user");
+  });
+  SchedulerResult r = s.Run();
+  canceller.join();
+  EXPECT_EQ(r.state, v1::RUN_CANCELLED);
+  EXPECT_EQ(r.reason, "cancelled by user");
+  EXPECT_EQ(r.tasks["long"].state(), v1::TASK_CANCELLED);
+  EXPECT_EQ(r.tasks["next"].state(), v1::TASK_CANCELLED);
+  EXPECT_EQ(r.tasks["cleanup"].state(), v1::TASK_SUCCEEDED);
+}
+
+TEST(SchedulerTest, SecondCancelStopsFinally) {
+  v1::Pipeline p;
+  AddTask(&p, "a");
+  AddTask(&p, "cleanup", {}, true);
+  ScriptedRunner runner;
+  absl::Notification in_finally;
+  runner.Set("cleanup", [&](int, CancelSignal* c) {
+    in_finally.Notify();
+    return WaitForCancel(c);
+  });
+  RecordingSink sink;
+  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  std::thread canceller([&] {
+    in_finally.WaitForNotification();
+    s.Cancel("first");  // graceful: finally keeps running
+    absl::SleepFor(absl::Milliseconds(50));
+    s.Cancel("second");
+  });
+  SchedulerResult r = s.Run();
+  canceller.join();
+  EXPECT_EQ(r.state, v1::RUN_CANCELLED);
+  EXPECT_EQ(r.tasks["a"].state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(r.tasks["cleanup"].state(), v1::TASK_CANCELLED);
+}
+
+TEST(SchedulerTest, PipelineTimeoutCancelsRunningAndSkipsPending) {
+  v1::Pipeline p;
+  AddTask(&p, "hang");
+  AddTask(&p, "next", {"hang"});
+  AddTask(&p, "cleanup", {}, true);
+  ScriptedRunner runner;
+  runner.Set("hang", [](int, CancelSignal* c) { return WaitForCancel(c); });
+  RecordingSink sink;
+  SchedulerOptions opts = Fast();
+  opts.timeout = absl::Milliseconds(100);
+  Scheduler s(p, {}, {}, &runner, &sink, opts);
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_TIMED_OUT);
+  EXPECT_EQ(r.tasks["hang"].state(), v1::TASK_TIMED_OUT);
+  EXPECT_EQ(r.tasks["next"].state(), v1::TASK_SKIPPED);
+  EXPECT_EQ(r.tasks["cleanup"].state(), v1::TASK_SUCCEEDED);
+}
+
+TEST(SchedulerTest, ResumeSkipsTasksFinishedEarlier) {
+  v1::Pipeline p;
+  AddTask(&p, "a");
+  AddTask(&p, "b", {"a"});
+  std::map<std::string, v1::TaskStatus> prior;
+  prior["a"].set_name("a");
+  prior["a"].set_state(v1::TASK_SUCCEEDED);
+  (*prior["a"].mutable_outputs())["app"] = "sha256:00";
+  ScriptedRunner runner;
+  RecordingSink sink;
+  Scheduler s(p, {}, prior, &runner, &sink, Fast());
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
+  EXPECT_EQ(runner.started(), std::vector<std::string>{"b"});
+  EXPECT_EQ(r.tasks["a"].outputs().at("app"), "sha256:00");
+}
+
+TEST(SchedulerTest, EveryTaskGetsExactlyOneFinalEvent) {
+  v1::Pipeline p;
+  for (int i = 0; i < 200; ++i) {
+    std::vector<std::string> needs;
+    if (i > 0) needs.push_back("t" + std::to_string(i / 2));
+    AddTask(&p, "t" + std::to_string(i), needs);
+  }
+  ScriptedRunner runner;
+  runner.Set("t7", [](int, CancelSignal*) { return Fail(); });
+  RecordingSink sink;
+  SchedulerOptions opts = Fast();
+  opts.on_failure = v1::CONTINUE;
+  Scheduler s(p, {}, {}, &runner, &sink, opts);
+  s.Run();
+  std::map<std::string, int> finals;
+  for (const auto& e : sink.events()) {
+    if (IsFinal(e.state())) ++finals[e.task()];
+  }
+  EXPECT_EQ(finals.size(), 200u);
+  for (const auto& [t, n] : finals) EXPECT_EQ(n, 1) << t;
+}
+
+}  // namespace
+}  // namespace kiln
