@@ -8,12 +8,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 
 namespace kiln {
 
 int CancelSignal::OnCancel(std::function<void()> fn) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!cancelled_) {
       int id = ++next_id_;
       callbacks_[id] = std::move(fn);
@@ -25,14 +26,14 @@ int CancelSignal::OnCancel(std::function<void()> fn) {
 }
 
 void CancelSignal::RemoveCallback(int id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   callbacks_.erase(id);
 }
 
 void CancelSignal::Cancel() {
   std::map<int, std::function<void()>> fns;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (cancelled_) return;
     cancelled_ = true;
     fns.swap(callbacks_);
@@ -41,7 +42,7 @@ void CancelSignal::Cancel() {
 }
 
 bool CancelSignal::cancelled() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return cancelled_;
 }
 
@@ -86,7 +87,9 @@ class Scheduler::Phase {
   Phase(Scheduler* s, const google::protobuf::RepeatedPtrField<v1::Task>& tasks,
         std::map<std::string, v1::TaskStatus>* statuses, absl::Time deadline,
         bool is_finally)
-      : s_(s), statuses_(statuses), deadline_(deadline),
+      : s_(s),
+        statuses_(statuses),
+        deadline_(deadline),
         is_finally_(is_finally) {
     for (const v1::Task& t : tasks) tasks_.push_back(&t);
   }
@@ -99,7 +102,7 @@ class Scheduler::Phase {
     for (int i = 0; i < workers; ++i) pool.emplace_back([this] { Work(); });
     Loop();
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       shutting_down_ = true;
     }
     for (std::thread& t : pool) t.join();
@@ -109,7 +112,7 @@ class Scheduler::Phase {
   void Stop(v1::TaskState pending_state, const std::string& reason) {
     std::vector<CancelSignal*> to_cancel;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (stopped_) return;
       stopped_ = true;
       stop_pending_ = true;
@@ -123,7 +126,7 @@ class Scheduler::Phase {
   bool is_finally() const { return is_finally_; }
 
   bool timed_out() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return timed_out_;
   }
 
@@ -140,9 +143,7 @@ class Scheduler::Phase {
     AttemptOutcome outcome;
   };
 
-  v1::TaskStatus& Status(const std::string& name) {
-    return (*statuses_)[name];
-  }
+  v1::TaskStatus& Status(const std::string& name) { return (*statuses_)[name]; }
 
   void Emit(const std::string& task, v1::TaskState state, int attempt,
             int exit_code, const std::string& reason) {
@@ -165,8 +166,10 @@ class Scheduler::Phase {
     if (outcome != nullptr) {
       st.set_exit_code(outcome->exit_code);
       st.set_cache_key(outcome->cache_key);
-      for (const auto& [k, v] : outcome->outputs) (*st.mutable_outputs())[k] = v;
-      for (const auto& [k, v] : outcome->results) (*st.mutable_results())[k] = v;
+      for (const auto& [k, v] : outcome->outputs)
+        (*st.mutable_outputs())[k] = v;
+      for (const auto& [k, v] : outcome->results)
+        (*st.mutable_results())[k] = v;
     }
     *st.mutable_finished() = Now();
     Emit(task.name(), state, attempt, st.exit_code(), reason);
@@ -199,9 +202,10 @@ class Scheduler::Phase {
           it == statuses_->end() ? v1::TASK_PENDING : it->second.state();
       if (!IsFinal(st)) return false;
       if (IsFailure(st)) {
-        Finish(task, v1::TASK_SKIPPED, 0, nullptr,
-               absl::StrCat("needs ", n, ", which ",
-                            st == v1::TASK_FAILED ? "failed" : "did not finish"));
+        Finish(
+            task, v1::TASK_SKIPPED, 0, nullptr,
+            absl::StrCat("needs ", n, ", which ",
+                         st == v1::TASK_FAILED ? "failed" : "did not finish"));
         return true;
       }
       if (st != v1::TASK_SKIPPED) all_skipped = false;
@@ -233,17 +237,17 @@ class Scheduler::Phase {
     while (true) {
       Work_ w;
       {
-        absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(
-            +[](Phase* p) { return p->shutting_down_ || !p->queue_.empty(); },
-            this));
+        MutexLock lock(&mu_);
+        mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return HasWorkOrShutdown();
+        });
         if (queue_.empty()) return;
         w = std::move(queue_.front());
         queue_.pop_front();
       }
       AttemptOutcome outcome =
           s_->runner_->RunAttempt(*w.task, w.attempt, w.finished, w.cancel);
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       done_.push_back(Done{w.task, w.attempt, std::move(outcome)});
     }
   }
@@ -259,13 +263,12 @@ class Scheduler::Phase {
     uint32_t allowed = task.hints().retries() + 1;
     if (!stopped_ && o.retryable && o.state != v1::TASK_CANCELLED &&
         static_cast<uint32_t>(d.attempt) < allowed) {
-      absl::Duration wait =
-          RetryBackoff(d.attempt, s_->options_.retry_backoff,
-                       s_->options_.max_retry_backoff);
+      absl::Duration wait = RetryBackoff(d.attempt, s_->options_.retry_backoff,
+                                         s_->options_.max_retry_backoff);
       std::string reason =
           absl::StrCat("attempt ", d.attempt, " of ", allowed, " failed",
-                       o.reason.empty() ? "" : ": ", o.reason,
-                       "; retrying in ", absl::FormatDuration(wait));
+                       o.reason.empty() ? "" : ": ", o.reason, "; retrying in ",
+                       absl::FormatDuration(wait));
       Status(task.name()).set_state(v1::TASK_PENDING);
       Emit(task.name(), v1::TASK_PENDING, d.attempt, o.exit_code, reason);
       retries_.push_back({absl::Now() + wait, &task, d.attempt + 1});
@@ -296,7 +299,7 @@ class Scheduler::Phase {
   }
 
   void Loop() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const v1::Task* t : tasks_) by_name_[t->name()] = t;
     std::vector<const v1::Task*> pending;
     for (const v1::Task* t : tasks_) {
@@ -318,17 +321,18 @@ class Scheduler::Phase {
         HandleDone(std::move(d));
       }
       absl::Time now = absl::Now();
-      if (!stopped_ && deadline_ != absl::InfiniteFuture() && now >= deadline_) {
+      if (!stopped_ && deadline_ != absl::InfiniteFuture() &&
+          now >= deadline_) {
         timed_out_ = true;
-        StopLocked(v1::TASK_TIMED_OUT,
-                   is_finally_ ? "finally budget exhausted"
-                               : "pipeline timed out");
+        StopLocked(v1::TASK_TIMED_OUT, is_finally_ ? "finally budget exhausted"
+                                                   : "pipeline timed out");
       }
       if (stopped_) {
         stop_pending_ = false;
         for (const v1::Task* t : pending) {
-          Finish(*t, stop_state_ == v1::TASK_TIMED_OUT ? v1::TASK_SKIPPED
-                                                        : stop_state_,
+          Finish(*t,
+                 stop_state_ == v1::TASK_TIMED_OUT ? v1::TASK_SKIPPED
+                                                   : stop_state_,
                  0, nullptr, stop_reason_);
         }
         pending.clear();
@@ -368,11 +372,15 @@ class Scheduler::Phase {
       absl::Time wake = deadline_;
       for (const Retry& r : retries_) wake = std::min(wake, r.when);
       mu_.AwaitWithDeadline(
-          absl::Condition(
-              +[](Phase* p) { return !p->done_.empty() || p->stop_pending_; },
-              this),
-          wake);
+          [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return HasNews(); }, wake);
     }
+  }
+
+  bool HasWorkOrShutdown() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return shutting_down_ || !queue_.empty();
+  }
+  bool HasNews() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !done_.empty() || stop_pending_;
   }
 
   int Capacity() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -406,7 +414,7 @@ class Scheduler::Phase {
   absl::Time deadline_;
   bool is_finally_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_pending_ ABSL_GUARDED_BY(mu_) = false;  // set by Stop()
@@ -436,7 +444,7 @@ Scheduler::~Scheduler() = default;
 
 void Scheduler::Cancel(const std::string& reason) {
   // Holding mu_ keeps the active phase alive while it is stopped.
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   int count = ++cancel_count_;
   if (cancel_reason_.empty()) cancel_reason_ = reason;
   Phase* phase = active_phase_;
@@ -454,14 +462,14 @@ SchedulerResult Scheduler::Run() {
   Phase main(this, pipeline_.tasks(), &result.tasks, deadline, false);
   bool main_timed_out = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     active_phase_ = &main;
   }
   {
     std::string reason;
     bool cancelled;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       cancelled = cancel_count_ > 0;
       reason = cancel_reason_;
     }
@@ -478,7 +486,7 @@ SchedulerResult Scheduler::Run() {
   int cancels;
   std::string cancel_reason;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     active_phase_ = &fin;
     cancels = cancel_count_;
     cancel_reason = cancel_reason_;
@@ -486,7 +494,7 @@ SchedulerResult Scheduler::Run() {
   if (cancels >= 2) fin.Stop(v1::TASK_CANCELLED, cancel_reason);
   fin.Run();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     active_phase_ = nullptr;
     cancels = cancel_count_;
     cancel_reason = cancel_reason_;

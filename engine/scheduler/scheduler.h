@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "engine/base/mutex.h"
 #include "kiln/v1/pipeline.pb.h"
 #include "kiln/v1/run.pb.h"
 
@@ -33,7 +33,7 @@ class CancelSignal {
   bool cancelled() const;
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   int next_id_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<int, std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
@@ -120,7 +120,7 @@ class Scheduler {
   EventSink* sink_;
   SchedulerOptions options_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   int cancel_count_ ABSL_GUARDED_BY(mu_) = 0;
   std::string cancel_reason_ ABSL_GUARDED_BY(mu_);
   Phase* active_phase_ ABSL_GUARDED_BY(mu_) = nullptr;

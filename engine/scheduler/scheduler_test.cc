@@ -7,8 +7,9 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "engine/base/mutex.h"
 #include "gtest/gtest.h"
 
 namespace kiln {
@@ -27,7 +28,7 @@ class ScriptedRunner : public TaskRunner {
                             CancelSignal* cancel) override {
     int now = ++running_;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       peak_ = std::max(peak_, now);
       started_.push_back(task.name());
       seen_needs_[task.name()] = fin.size();
@@ -45,18 +46,18 @@ class ScriptedRunner : public TaskRunner {
   }
 
   std::vector<std::string> started() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return started_;
   }
   int peak() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return peak_;
   }
 
  private:
   std::map<std::string, Script> scripts_;
   std::atomic<int> running_{0};
-  absl::Mutex mu_;
+  Mutex mu_;
   int peak_ = 0;
   std::vector<std::string> started_;
   std::map<std::string, size_t> seen_needs_;
@@ -65,16 +66,16 @@ class ScriptedRunner : public TaskRunner {
 class RecordingSink : public EventSink {
  public:
   void OnTaskEvent(const v1::TaskStateChanged& e) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     events_.push_back(e);
   }
   std::vector<v1::TaskStateChanged> events() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return events_;
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<v1::TaskStateChanged> events_;
 };
 
@@ -148,8 +149,8 @@ TEST(SchedulerTest, StaticSkipsPropagateUnlessOptedOut) {
   AddTask(&p, "e");
   ScriptedRunner runner;
   RecordingSink sink;
-  Scheduler s(p, {{"a", "branch 'x' does not match main"}}, {}, &runner,
-              &sink, Fast());
+  Scheduler s(p, {{"a", "branch 'x' does not match main"}}, {}, &runner, &sink,
+              Fast());
   SchedulerResult r = s.Run();
   EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
   EXPECT_EQ(r.tasks["a"].state(), v1::TASK_SKIPPED);
