@@ -1,0 +1,63 @@
+// Shows a run's events to a person: a live progress view on a terminal
+// (running tasks with elapsed time, done/failed/skipped/cached counts, the
+// tail of a failing task's log), plain lines otherwise (not a terminal, or
+// NO_COLOR / TERM=dumb), or one JSON event per line.
+//
+// Thread-safety: OnEvent may be called from any thread; calls are
+// serialized internally.
+#ifndef KILN_ENGINE_CLI_PROGRESS_H_
+#define KILN_ENGINE_CLI_PROGRESS_H_
+
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "engine/base/mutex.h"
+#include "kiln/v1/run.pb.h"
+
+namespace kiln::cli {
+
+class ProgressView {
+ public:
+  enum class Mode { kAuto, kLive, kPlain, kJson };
+  // Writes to `out` (stderr for live/plain by default; JSON to stdout).
+  explicit ProgressView(Mode mode, FILE* out = nullptr);
+  ~ProgressView();
+
+  void OnEvent(const v1::RunEvent& event);
+  // Final summary line ("run r123: succeeded in 1.2s — 3 done, 1 cached").
+  void Finish(const v1::Run& run);
+
+ private:
+  struct TaskView {
+    v1::TaskState state = v1::TASK_PENDING;
+    absl::Time started;
+    std::deque<std::string> tail;  // last lines of output
+    int attempt = 0;
+  };
+  void Redraw() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Clear() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Ticker();
+
+  Mode mode_;
+  FILE* out_;
+  absl::Time start_ = absl::Now();
+
+  Mutex mu_;
+  std::map<std::string, TaskView> tasks_ ABSL_GUARDED_BY(mu_);
+  int drawn_lines_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread ticker_;
+};
+
+// "succeeded", "failed", ... for messages.
+const char* TaskStateWord(v1::TaskState state);
+const char* RunStateWord(v1::RunState state);
+
+}  // namespace kiln::cli
+
+#endif  // KILN_ENGINE_CLI_PROGRESS_H_

@@ -1,0 +1,146 @@
+// `kiln run FILE`: runs a pipeline locally in the sandbox, with a live
+// progress view. Exit 0: the run succeeded; 1: it failed (or was cancelled);
+// 2: usage or pipeline errors.
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "engine/cli/args.h"
+#include "engine/cli/local_engine.h"
+#include "engine/cli/progress.h"
+#include "engine/cli/trigger_flags.h"
+#include "engine/cli/verb.h"
+#include "engine/pipeline/loader.h"
+
+namespace kiln::cli {
+namespace {
+
+// Turns SIGINT/SIGTERM into cancellation: the first is graceful (`finally`
+// still runs), the second immediate. Signals are blocked in every thread
+// and taken by this watcher with sigtimedwait.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(RunHandle* run) : run_(run) {
+    thread_ = std::thread([this] { Watch(); });
+  }
+  ~SignalWatcher() {
+    stop_ = true;
+    thread_.join();
+  }
+  static void BlockSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+
+ private:
+  void Watch() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int count = 0;
+    while (!stop_) {
+      timespec ts{0, 100 * 1000 * 1000};
+      int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig <= 0) continue;
+      ++count;
+      std::fprintf(stderr, "\nkiln: %s — %s\n",
+                   sig == SIGINT ? "interrupted" : "terminated",
+                   count == 1 ? "stopping (finally tasks still run; "
+                                "interrupt again to stop them too)"
+                              : "stopping now");
+      run_->Cancel(count == 1 ? "interrupted" : "interrupted twice");
+    }
+  }
+  RunHandle* run_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+int RunVerb(const std::vector<std::string>& argv) {
+  Args args(
+      "kiln run FILE [--param k=v]... [--branch B] [--message M] [--event E] "
+      "[--jobs N] [--store DIR] [--keep-going] [--json] [--resume RUN]");
+  AddTriggerFlags(&args);
+  args.Flag("jobs", "task attempts running at once (default 2)");
+  args.Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
+  args.Bool("keep-going",
+            "continue after a task fails (run what does not depend on it)");
+  args.Bool("json", "print one JSON event per line on stdout");
+  args.Flag("resume", "continue the recorded, unfinished run RUN");
+  int code;
+  if (!args.Parse(argv, &code)) return code;
+  bool resume = args.Has("resume");
+  if (resume ? args.positionals().size() > 1 : args.positionals().size() != 1) {
+    return args.UsageError("expected one pipeline FILE");
+  }
+  int jobs = 2;
+  if (args.Has("jobs") &&
+      (!absl::SimpleAtoi(args.Get("jobs"), &jobs) || jobs < 1)) {
+    return args.UsageError("--jobs must be a positive number");
+  }
+  auto trigger = TriggerFromFlags(args);
+  if (!trigger.ok())
+    return args.UsageError(std::string(trigger.status().message()));
+
+  RunRequest request;
+  if (!resume) {
+    pipeline::LoadedPipeline loaded =
+        pipeline::LoadPipelineFile(args.positionals()[0]);
+    if (!loaded.ok()) {
+      for (const auto& d : loaded.errors) {
+        std::fprintf(stderr, "%s\n", d.ToString().c_str());
+      }
+      return kExitUsage;
+    }
+    request.pipeline = std::move(loaded.pipeline);
+    request.source_dir = loaded.base_dir;
+    request.trigger = *trigger;
+    request.keep_going = args.Has("keep-going");
+  }
+
+  SignalWatcher::BlockSignals();
+  auto engine = MakeLocalEngine(args.Get("store"), jobs);
+  if (!engine.ok()) {
+    std::fprintf(stderr, "kiln: %s\n",
+                 std::string(engine.status().message()).c_str());
+    return kExitFailed;
+  }
+  auto run = resume ? (*engine)->Resume(args.Get("resume"))
+                    : (*engine)->Submit(std::move(request));
+  if (!run.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(run.status().message()).c_str());
+    return run.status().code() == absl::StatusCode::kInvalidArgument
+               ? kExitUsage
+               : kExitFailed;
+  }
+  ProgressView view(args.Has("json") ? ProgressView::Mode::kJson
+                                     : ProgressView::Mode::kAuto);
+  if (!args.Has("json")) {
+    std::fprintf(stderr, "kiln: run %s%s\n", (*run)->id().c_str(),
+                 resume ? " (resumed)" : "");
+  }
+  int sub =
+      (*run)->Subscribe(0, [&view](const v1::RunEvent& e) { view.OnEvent(e); });
+  v1::Run result;
+  {
+    SignalWatcher watcher(run->get());
+    result = (*run)->Wait();
+  }
+  (*run)->Unsubscribe(sub);
+  view.Finish(result);
+  return result.state() == v1::RUN_SUCCEEDED ? kExitOk : kExitFailed;
+}
+
+}  // namespace
+
+KILN_CLI_VERB(run, "run", "run a pipeline locally in the sandbox", RunVerb);
+
+}  // namespace kiln::cli

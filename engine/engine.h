@@ -1,0 +1,141 @@
+// kiln::Engine — the library facade the CLI, the gRPC service and embedding
+// programs use. It runs pipelines on an executor, memoizes tasks in the
+// action cache, moves artifacts through the content store, and records every
+// run durably (so a run survives a crash of the process and resumes).
+//
+//   auto engine = kiln::Engine::Create({.store_dir = dir, .executor = ex});
+//   auto run = (*engine)->Submit(request);            // starts at once
+//   (*run)->Subscribe(0, [](const v1::RunEvent& e) { ... });
+//   v1::Run result = (*run)->Wait();
+//
+// Thread-safety: every method of Engine and RunHandle is thread-safe.
+#ifndef KILN_ENGINE_ENGINE_H_
+#define KILN_ENGINE_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "executors/executor.h"
+#include "kiln/v1/pipeline.pb.h"
+#include "kiln/v1/run.pb.h"
+
+namespace kiln {
+
+namespace cas {
+class ContentStore;
+}
+namespace store {
+class RunStore;
+class ActionCache;
+}  // namespace store
+
+struct EngineOptions {
+  // Where the content store, action cache, run store and logs live.
+  std::string store_dir;
+  // Runs `run` tasks. Required.
+  std::shared_ptr<Executor> executor;
+  // Task attempts running at once, per run.
+  int parallelism = 2;
+  // First retry delay; doubles per attempt.
+  absl::Duration retry_backoff = absl::Seconds(1);
+  // Keep task workspaces after the task (for debugging).
+  bool keep_workspaces = false;
+};
+
+struct RunRequest {
+  v1::Pipeline pipeline;
+  // The directory stashed as the artifact `source` at the start of the run,
+  // and against which stash/unstash paths resolve. May be empty.
+  std::string source_dir;
+  v1::Trigger trigger;
+  // A retried submission with the same key returns the first run.
+  std::string idempotency_key;
+  // Overrides the pipeline's failure policy with CONTINUE.
+  bool keep_going = false;
+};
+
+using EventCallback = std::function<void(const v1::RunEvent&)>;
+
+// A run this engine knows: live (executing in this process) or recorded.
+class RunHandle {
+ public:
+  virtual ~RunHandle() = default;
+  virtual const std::string& id() const = 0;
+
+  // Calls `callback` with every event whose sequence is > after_seq: the
+  // recorded ones first, then live ones, each exactly once and in order.
+  // Callbacks run on an engine thread and must not block for long. Returns
+  // an id for Unsubscribe. The last event of a finished run is its final
+  // RunStateChanged.
+  virtual int Subscribe(uint64_t after_seq, EventCallback callback) = 0;
+  virtual void Unsubscribe(int subscription) = 0;
+
+  // Blocks until the run is final; returns it.
+  virtual v1::Run Wait() = 0;
+  // As Wait, at most `timeout`; false if the run is still going.
+  virtual bool WaitFor(absl::Duration timeout, v1::Run* run) = 0;
+
+  // First call: graceful (running tasks stopped, `finally` runs). Second
+  // call: immediate (`finally` stopped too).
+  virtual void Cancel(const std::string& reason) = 0;
+};
+
+class Engine {
+ public:
+  // Opens the stores under options.store_dir.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(EngineOptions options);
+  virtual ~Engine() = default;
+
+  // Validates and starts a run. InvalidArgument (with every diagnostic) for
+  // an invalid pipeline or trigger params; the run starts executing before
+  // this returns.
+  virtual absl::StatusOr<std::shared_ptr<RunHandle>> Submit(
+      RunRequest request) = 0;
+
+  // Continues a recorded, unfinished run (e.g. after the process that ran it
+  // was killed): tasks that finished are not executed again. Returns the
+  // live handle if the run is already executing here.
+  virtual absl::StatusOr<std::shared_ptr<RunHandle>> Resume(
+      const std::string& run_id) = 0;
+
+  // Resumes every unfinished run in the store; returns their ids.
+  virtual absl::StatusOr<std::vector<std::string>> ResumeUnfinished() = 0;
+
+  // Starts a new run with the same pipeline, trigger and source as a
+  // finished one. Tasks whose inputs are unchanged hit the action cache, so
+  // only what failed (and what depends on it) executes again.
+  virtual absl::StatusOr<std::shared_ptr<RunHandle>> Retry(
+      const std::string& run_id) = 0;
+
+  // A handle to any recorded run (live or finished). NotFound if unknown.
+  virtual absl::StatusOr<std::shared_ptr<RunHandle>> Find(
+      const std::string& run_id) = 0;
+
+  virtual absl::StatusOr<v1::Run> GetRun(const std::string& run_id) = 0;
+
+  // Cancels a live run. NotFound if unknown; FailedPrecondition if the run is
+  // not executing in this engine.
+  virtual absl::Status Cancel(const std::string& run_id,
+                              const std::string& reason) = 0;
+
+  // Cancels every live run (graceful) and waits for them to stop, at most
+  // `grace`; then cancels immediately and waits. After Shutdown, Submit
+  // fails with Unavailable.
+  virtual void Shutdown(absl::Duration grace) = 0;
+
+  // The stores, for read-only queries (listing runs, reading events and
+  // logs) and blob transfer. Owned by the engine; valid while it lives.
+  virtual store::RunStore& run_store() = 0;
+  virtual store::ActionCache& action_cache() = 0;
+  virtual cas::ContentStore& content_store() = 0;
+  virtual const std::string& store_dir() const = 0;
+};
+
+}  // namespace kiln
+
+#endif  // KILN_ENGINE_ENGINE_H_
