@@ -1,0 +1,372 @@
+#include "engine/engine.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "engine/base/mutex.h"
+#include "engine/store/action_cache.h"
+#include "engine/store/run_store.h"
+#include "executors/fake/fake_executor.h"
+#include "gtest/gtest.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string TempDir(const std::string& name) {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string dir =
+      absl::StrCat(base ? base : "/tmp", "/engine_test_", name, "_", getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+}
+
+// build: "make build" writes out/app from src/main.c; test: "make test".
+v1::Pipeline BuildTestPipeline() {
+  v1::Pipeline p;
+  p.set_name("demo");
+  auto* param = p.add_params();
+  param->set_name("greeting");
+  param->set_default_("hi");
+  v1::Task* build = p.add_tasks();
+  build->set_name("build");
+  build->mutable_run()->add_command("make");
+  build->mutable_run()->add_command("build");
+  build->add_inputs()->set_artifact("source");
+  auto* out = build->add_outputs();
+  out->set_artifact("app");
+  out->add_paths("out/app");
+  v1::Task* test = p.add_tasks();
+  test->set_name("test");
+  test->add_needs("build");
+  test->mutable_run()->add_command("make");
+  test->mutable_run()->add_command("test");
+  test->mutable_run()->add_command("${params.greeting}");
+  test->add_inputs()->set_artifact("app");
+  return p;
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = TempDir("store_" + Name());
+    source_ = TempDir("src_" + Name());
+    WriteFile(source_ + "/src/main.c", "int main() { return 0; }\n");
+    executor_ = std::make_shared<FakeExecutor>();
+    executor_->On("make", [](const v1::ExecRequest& req) {
+      FakeScript s;
+      std::string target = req.argv(1);
+      s.Stdout("make " + target);
+      if (target == "build") {
+        s.Do([](const v1::ExecRequest& r) {
+          std::string src = ReadFile(r.workspace() + "/src/main.c");
+          WriteFile(r.workspace() + "/out/app", "binary of " + src);
+        });
+      }
+      if (target == "test" && req.argv_size() > 2) s.Stdout(req.argv(2));
+      if (target == "test" && req.env().count("TOKEN")) {
+        s.Stdout(req.env().at("TOKEN"));
+      }
+      if (target == "fail") s.Exit(2);
+      return s;
+    });
+    EngineOptions options;
+    options.store_dir = store_;
+    options.executor = executor_;
+    options.retry_backoff = absl::Milliseconds(1);
+    auto engine = Engine::Create(options);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = std::move(*engine);
+  }
+
+  std::string Name() {
+    return ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  }
+
+  v1::Run Run(v1::Pipeline p, v1::Trigger trigger = {},
+              std::vector<v1::RunEvent>* events = nullptr) {
+    RunRequest req;
+    req.pipeline = std::move(p);
+    req.source_dir = source_;
+    req.trigger = std::move(trigger);
+    auto run = engine_->Submit(std::move(req));
+    EXPECT_TRUE(run.ok()) << run.status();
+    if (!run.ok()) return {};
+    v1::Run result = (*run)->Wait();
+    if (events != nullptr) {
+      (*run)->Subscribe(
+          0, [events](const v1::RunEvent& e) { events->push_back(e); });
+    }
+    return result;
+  }
+
+  static const v1::TaskStatus& Task(const v1::Run& run, const std::string& n) {
+    for (const auto& t : run.tasks()) {
+      if (t.name() == n) return t;
+    }
+    static v1::TaskStatus none;
+    return none;
+  }
+
+  size_t Executed() { return executor_->requests().size(); }
+
+  std::string store_, source_;
+  std::shared_ptr<FakeExecutor> executor_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, RunsRecordsAndReplaysEvents) {
+  std::vector<v1::RunEvent> events;
+  v1::Run run = Run(BuildTestPipeline(), {}, &events);
+  EXPECT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
+  EXPECT_EQ(Task(run, "build").state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(Task(run, "test").state(), v1::TASK_SUCCEEDED);
+  EXPECT_TRUE(
+      absl::StartsWith(Task(run, "build").outputs().at("app"), "sha256:"));
+  ASSERT_FALSE(events.empty());
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].sequence(), i + 1);
+    EXPECT_EQ(events[i].run_id(), run.id());
+  }
+  EXPECT_EQ(events.back().run_state().state(), v1::RUN_SUCCEEDED);
+  bool saw_log = false;
+  for (const auto& e : events) {
+    if (e.has_log() && e.log().text() == "make build") saw_log = true;
+  }
+  EXPECT_TRUE(saw_log);
+  // The test task saw the app artifact unstashed in its workspace, and the
+  // attempt number in its environment.
+  auto reqs = executor_->requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[1].env().at("KILN_ATTEMPT"), "1");
+  // A subscription from the middle resumes exactly after that sequence.
+  auto handle = engine_->Find(run.id());
+  ASSERT_TRUE(handle.ok());
+  std::vector<uint64_t> seqs;
+  (*handle)->Subscribe(
+      3, [&](const v1::RunEvent& e) { seqs.push_back(e.sequence()); });
+  ASSERT_EQ(seqs.size(), events.size() - 3);
+  EXPECT_EQ(seqs.front(), 4u);
+}
+
+TEST_F(EngineTest, SecondRunIsServedFromCacheAndOnlyChangesRerun) {
+  v1::Run first = Run(BuildTestPipeline());
+  ASSERT_EQ(first.state(), v1::RUN_SUCCEEDED);
+  EXPECT_EQ(Executed(), 2u);
+
+  v1::Run second = Run(BuildTestPipeline());
+  EXPECT_EQ(Task(second, "build").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Task(second, "test").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Executed(), 2u) << "nothing may execute on a full cache hit";
+  EXPECT_EQ(Task(second, "build").outputs().at("app"),
+            Task(first, "build").outputs().at("app"));
+
+  // Only mtimes change: still a hit.
+  fs::last_write_time(source_ + "/src/main.c",
+                      fs::file_time_type::clock::now() + std::chrono::hours(1));
+  v1::Run touched = Run(BuildTestPipeline());
+  EXPECT_EQ(Task(touched, "build").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Executed(), 2u);
+
+  // One byte of the source changes: build reruns; its output changes, so
+  // test reruns too.
+  WriteFile(source_ + "/src/main.c", "int main() { return 1; }\n");
+  v1::Run changed = Run(BuildTestPipeline());
+  EXPECT_EQ(Task(changed, "build").state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(Task(changed, "test").state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(Executed(), 4u);
+
+  // A param the test task uses changes: only test reruns.
+  v1::Trigger t;
+  (*t.mutable_params())["greeting"] = "hello";
+  v1::Run param = Run(BuildTestPipeline(), t);
+  EXPECT_EQ(Task(param, "build").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Task(param, "test").state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(Executed(), 5u);
+}
+
+TEST_F(EngineTest, ParamsArePassedAsDataNeverShellText) {
+  v1::Trigger t;
+  std::string evil = "x; rm -rf / $(touch /tmp/pwned) `id`\nnext";
+  (*t.mutable_params())["greeting"] = evil;
+  v1::Run run = Run(BuildTestPipeline(), t);
+  ASSERT_EQ(run.state(), v1::RUN_SUCCEEDED);
+  auto reqs = executor_->requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  ASSERT_EQ(reqs[1].argv_size(), 3);
+  EXPECT_EQ(reqs[1].argv(2), evil);
+}
+
+TEST_F(EngineTest, SecretsAreMaskedInLogsAndHmacedInKeys) {
+  v1::Pipeline p = BuildTestPipeline();
+  p.mutable_params(0)->set_secret(true);
+  // Secrets may only reach a task through its environment.
+  p.mutable_tasks(1)->mutable_run()->mutable_command()->RemoveLast();
+  auto* env = p.mutable_tasks(1)->mutable_run()->add_env();
+  env->set_name("TOKEN");
+  env->set_value("${params.greeting}");
+  v1::Trigger t;
+  (*t.mutable_params())["greeting"] = "s3cr3t-token";
+  std::vector<v1::RunEvent> events;
+  v1::Run run = Run(p, t, &events);
+  ASSERT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
+  for (const auto& e : events) {
+    EXPECT_EQ(e.DebugString().find("s3cr3t-token"), std::string::npos);
+  }
+  bool masked = false;
+  for (const auto& e : events) {
+    if (e.has_log() && e.log().text() == "***") masked = true;
+  }
+  EXPECT_TRUE(masked);
+  auto latest = engine_->action_cache().LatestForTask("demo", "test");
+  ASSERT_TRUE(latest.ok());
+  ASSERT_TRUE(latest->has_value());
+  for (const auto& c : (*latest)->components) {
+    EXPECT_EQ(c.value_digest.find("s3cr3t"), std::string::npos) << c.name;
+  }
+  // The log files on disk are masked too.
+  for (const auto& entry : fs::recursive_directory_iterator(store_ + "/logs")) {
+    if (entry.is_regular_file()) {
+      EXPECT_EQ(ReadFile(entry.path()).find("s3cr3t-token"), std::string::npos);
+    }
+  }
+}
+
+TEST_F(EngineTest, FailureFailsTheRunAndRetryReusesSuccesses) {
+  v1::Pipeline p = BuildTestPipeline();
+  p.mutable_tasks(1)->mutable_run()->set_command(1, "fail");
+  p.mutable_tasks(1)->mutable_hints()->set_retries(1);
+  v1::Run run = Run(p);
+  EXPECT_EQ(run.state(), v1::RUN_FAILED);
+  EXPECT_EQ(Task(run, "test").state(), v1::TASK_FAILED);
+  EXPECT_EQ(Task(run, "test").attempts(), 2u);
+  EXPECT_EQ(Task(run, "test").exit_code(), 2);
+  size_t before = Executed();
+  auto retry = engine_->Retry(run.id());
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  v1::Run again = (*retry)->Wait();
+  EXPECT_NE(again.id(), run.id());
+  EXPECT_EQ(Task(again, "build").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Task(again, "test").state(), v1::TASK_FAILED);
+  EXPECT_EQ(Executed(), before + 2);  // only test's two attempts
+}
+
+TEST_F(EngineTest, CancelStopsRunningTasksAndRunsFinally) {
+  executor_->On("sleep", [](const v1::ExecRequest&) {
+    FakeScript s;
+    s.Stdout("sleeping").Delay(absl::Seconds(30));
+    return s;
+  });
+  v1::Pipeline p;
+  p.set_name("cancel");
+  v1::Task* t = p.add_tasks();
+  t->set_name("long");
+  t->mutable_run()->add_command("sleep");
+  v1::Task* f = p.add_finally();
+  f->set_name("cleanup");
+  f->mutable_run()->add_command("make");
+  f->mutable_run()->add_command("clean");
+  RunRequest req;
+  req.pipeline = p;
+  auto run = engine_->Submit(req);
+  ASSERT_TRUE(run.ok());
+  absl::Notification running;
+  (*run)->Subscribe(0, [&](const v1::RunEvent& e) {
+    if (e.has_log() && e.log().text() == "sleeping" &&
+        !running.HasBeenNotified()) {
+      running.Notify();
+    }
+  });
+  ASSERT_TRUE(running.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  ASSERT_TRUE(engine_->Cancel((*run)->id(), "user asked").ok());
+  v1::Run result = (*run)->Wait();
+  EXPECT_EQ(result.state(), v1::RUN_CANCELLED);
+  EXPECT_EQ(Task(result, "long").state(), v1::TASK_CANCELLED);
+  EXPECT_EQ(Task(result, "cleanup").state(), v1::TASK_SUCCEEDED);
+}
+
+TEST_F(EngineTest, InvalidPipelineIsRejectedBeforeAnythingRuns) {
+  v1::Pipeline p = BuildTestPipeline();
+  p.mutable_tasks(1)->add_needs("nope");
+  RunRequest req;
+  req.pipeline = p;
+  auto run = engine_->Submit(req);
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(run.status().message().find("nope"), std::string::npos);
+  EXPECT_EQ(Executed(), 0u);
+}
+
+TEST_F(EngineTest, IdempotencyKeyReturnsTheSameRun) {
+  RunRequest req;
+  req.pipeline = BuildTestPipeline();
+  req.source_dir = source_;
+  req.idempotency_key = "submit-1";
+  auto a = engine_->Submit(req);
+  ASSERT_TRUE(a.ok());
+  (*a)->Wait();
+  auto b = engine_->Submit(req);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ((*a)->id(), (*b)->id());
+  EXPECT_EQ(Executed(), 2u);
+}
+
+TEST_F(EngineTest, ResumeContinuesAnUnfinishedRun) {
+  // Record a run whose first task finished before the "crash".
+  v1::Run first = Run(BuildTestPipeline());
+  std::string app = Task(first, "build").outputs().at("app");
+  auto& runs = engine_->run_store();
+  auto created =
+      runs.CreateRun(BuildTestPipeline(), v1::Trigger(), source_, "");
+  ASSERT_TRUE(created.ok());
+  std::vector<v1::RunEvent> events(3);
+  events[0].mutable_run_state()->set_state(v1::RUN_RUNNING);
+  events[1].mutable_task_state()->set_task("build");
+  events[1].mutable_task_state()->set_state(v1::TASK_RUNNING);
+  events[2].mutable_task_state()->set_task("build");
+  events[2].mutable_task_state()->set_state(v1::TASK_SUCCEEDED);
+  store::TaskOutputs outputs;
+  outputs.outputs["app"] = app;
+  ASSERT_TRUE(runs.SetTaskOutputs(created->run_id, "build", outputs).ok());
+  ASSERT_TRUE(runs.AppendEvents(created->run_id, events).ok());
+  // Make the cache useless so that only "not executing again" can explain
+  // build not running.
+  executor_->On("make", [](const v1::ExecRequest& req) {
+    FakeScript s;
+    if (req.argv(1) == "build") s.Exit(99);
+    return s;
+  });
+  auto resumed = engine_->Resume(created->run_id);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  v1::Run result = (*resumed)->Wait();
+  EXPECT_EQ(result.state(), v1::RUN_SUCCEEDED) << result.reason();
+  EXPECT_EQ(Task(result, "build").state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(Task(result, "test").state(), v1::TASK_CACHED);
+}
+
+}  // namespace
+}  // namespace kiln
