@@ -1,0 +1,164 @@
+// kill -9 of `kiln run` at random moments, then `kiln run --resume RUN`:
+// the store always opens, finished tasks are never executed again, the run
+// completes, and no task process outlives the killed engine.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/store/run_store.h"
+#include "gtest/gtest.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string KilnBinary() {
+  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/kiln/kiln");
+}
+
+std::string Tmp(const std::string& name) {
+  std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Starts kiln with stderr captured to `log`; returns its pid.
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = freopen(log.c_str(), "w", stderr);
+    (void)f;
+    if (!freopen("/dev/null", "w", stdout)) _exit(127);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int WaitExit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string RunIdFrom(const std::string& log) {
+  std::ifstream in(log);
+  std::string word;
+  while (in >> word) {
+    if (word == "run") {
+      std::string id;
+      in >> id;
+      if (!id.empty() && id[0] == 'r') return id;
+    }
+  }
+  return "";
+}
+
+bool ProcessWithTokenExists(const std::string& token) {
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return false;
+  bool found = false;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::ifstream in(absl::StrCat("/proc/", e->d_name, "/cmdline"));
+    std::string cmd((std::istreambuf_iterator<char>(in)),
+                    std::istreambuf_iterator<char>());
+    if (cmd.find(token) != std::string::npos) found = true;
+  }
+  closedir(d);
+  return found;
+}
+
+TEST(CrashResumeTest, KillNineThenResumeLoop) {
+  std::string dir = Tmp("pipeline");
+  std::string token = absl::StrCat("kiln-crash-token-", getpid());
+  std::string yaml = "name: crashy\ntasks:\n";
+  for (int i = 0; i < 6; ++i) {
+    absl::StrAppend(&yaml, "  - name: t", i, "\n");
+    if (i > 0) absl::StrAppend(&yaml, "    needs: [t", i - 1, "]\n");
+    absl::StrAppend(&yaml, "    run:\n      command: [sh, -c, \"sleep 0.15 ",
+                    token, " 2>/dev/null || sleep 0.15; echo t", i,
+                    " > out\"]\n", "    outputs: [{artifact: a", i,
+                    ", paths: [out]}]\n", "    cache: false\n");
+  }
+  std::ofstream(dir + "/pipeline.yaml") << yaml;
+
+  std::mt19937 rng(12345);
+  std::uniform_int_distribution<int> delay_ms(30, 900);
+  int iterations = 12;
+  int resumed = 0;
+  for (int it = 0; it < iterations; ++it) {
+    std::string store = Tmp(absl::StrCat("store", it));
+    std::string log = absl::StrCat(store, "/first.log");
+    pid_t pid = Spawn({KilnBinary(), "run", dir + "/pipeline.yaml", "--store",
+                       store, "--jobs", "1"},
+                      log);
+    absl::SleepFor(absl::Milliseconds(delay_ms(rng)));
+    kill(pid, SIGKILL);
+    WaitExit(pid);
+
+    // The store opens and is consistent.
+    auto runs = store::RunStore::Open(store);
+    ASSERT_TRUE(runs.ok()) << runs.status();
+    std::string id = RunIdFrom(log);
+    if (id.empty()) continue;  // killed before the run was created
+    ++resumed;
+    auto before = (*runs)->GetRun(id);
+    ASSERT_TRUE(before.ok()) << before.status();
+    std::set<std::string> finished;
+    for (const auto& t : before->tasks()) {
+      if (t.state() == v1::TASK_SUCCEEDED) finished.insert(t.name());
+    }
+    auto last = (*runs)->LastSequence(id);
+    ASSERT_TRUE(last.ok());
+    runs->reset();
+
+    // No task process survives the engine.
+    absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (ProcessWithTokenExists(token) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    EXPECT_FALSE(ProcessWithTokenExists(token)) << "iteration " << it;
+
+    std::string log2 = absl::StrCat(store, "/resume.log");
+    int code = WaitExit(Spawn(
+        {KilnBinary(), "run", "--resume", id, "--store", store, "--jobs", "1"},
+        log2));
+    EXPECT_EQ(code, 0) << "iteration " << it;
+
+    auto reopened = store::RunStore::Open(store);
+    ASSERT_TRUE(reopened.ok());
+    auto after = (*reopened)->GetRun(id);
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(after->state(), v1::RUN_SUCCEEDED) << "iteration " << it;
+    auto events = (*reopened)->ReadEvents(id, *last, 100000);
+    ASSERT_TRUE(events.ok());
+    uint64_t expect_seq = *last + 1;
+    for (const auto& e : *events) {
+      EXPECT_EQ(e.sequence(), expect_seq++);
+      if (e.has_task_state() && e.task_state().state() == v1::TASK_RUNNING) {
+        EXPECT_EQ(finished.count(e.task_state().task()), 0u)
+            << e.task_state().task() << " ran again after the crash";
+      }
+    }
+  }
+  EXPECT_GE(resumed, iterations / 2) << "too few kills hit a running run";
+}
+
+}  // namespace
+}  // namespace kiln
