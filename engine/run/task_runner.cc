@@ -239,7 +239,11 @@ absl::optional<store::ActionResult> EngineTaskRunner::Lookup(
   // Every output must still be in the store, or the hit is worthless.
   for (const auto& [artifact, digest] : (*hit)->outputs) {
     auto d = cas::Digest::Parse(digest);
-    if (!d.ok() || !ctx_.artifacts->ArchiveOf(*d).ok()) return absl::nullopt;
+    if (!d.ok()) return absl::nullopt;
+    auto archive = ctx_.artifacts->ArchiveOf(*d);
+    if (!archive.ok() || !ctx_.artifacts->blobs().Has(*archive)) {
+      return absl::nullopt;
+    }
   }
   return std::move(**hit);
 }

@@ -1,0 +1,114 @@
+#include "engine/gc/garbage_collector.h"
+
+#include <sys/stat.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/cas/artifact_store.h"
+#include "engine/cas/content_store.h"
+#include "engine/store/action_cache.h"
+#include "engine/store/run_store.h"
+
+namespace kiln::gc {
+namespace {
+
+bool IsFinalRun(v1::RunState s) {
+  return s == v1::RUN_SUCCEEDED || s == v1::RUN_FAILED ||
+         s == v1::RUN_CANCELLED || s == v1::RUN_TIMED_OUT;
+}
+
+// Tree (or blob) digests a run's tasks reference.
+void AddRunRoots(const v1::Run& run, std::set<std::string>* roots) {
+  for (const auto& t : run.tasks()) {
+    for (const auto& [name, digest] : t.outputs()) roots->insert(digest);
+    for (const auto& [key, value] : t.results()) {
+      if (value.rfind("sha256:", 0) == 0) roots->insert(value);
+    }
+  }
+}
+
+absl::Status CollectRoots(store::RunStore& runs, store::ActionCache& cache,
+                          absl::Time since, std::set<std::string>* roots) {
+  std::string token;
+  do {
+    auto page = runs.ListRuns(store::RunFilter(), 1000, token);
+    if (!page.ok()) return page.status();
+    for (const auto& run : page->runs) {
+      absl::Time created = absl::FromUnixSeconds(run.created().seconds());
+      if (IsFinalRun(run.state()) && created < since) continue;
+      auto full = runs.GetRun(run.id());
+      if (full.ok()) AddRunRoots(*full, roots);
+    }
+    token = page->next_page_token;
+  } while (!token.empty());
+  auto referenced = cache.ReferencedDigests(since);
+  if (!referenced.ok()) return referenced.status();
+  roots->insert(referenced->begin(), referenced->end());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<GcReport> CollectGarbage(const std::string& store_dir,
+                                        const GcOptions& options) {
+  auto runs = store::RunStore::Open(store_dir);
+  if (!runs.ok()) return runs.status();
+  auto cache = store::ActionCache::Open(store_dir);
+  if (!cache.ok()) return cache.status();
+  auto artifacts = cas::ArtifactStore::Open(store_dir);
+  if (!artifacts.ok()) return artifacts.status();
+  const cas::ContentStore& blobs = (*artifacts)->blobs();
+
+  GcReport report;
+  auto all = blobs.ListBlobs();
+  if (!all.ok()) return all.status();
+  report.blobs_before = all->size();
+  for (const auto& d : *all)
+    report.bytes_before += std::max<int64_t>(0, d.size());
+  int64_t bytes = report.bytes_before;
+
+  absl::Duration keep = options.keep;
+  absl::Time now = absl::Now();
+  while (true) {
+    std::set<std::string> roots;
+    absl::Status s = CollectRoots(**runs, **cache, now - keep, &roots);
+    if (!s.ok()) return s;
+    // Artifact roots keep their archives.
+    std::set<std::string> live = roots;
+    auto listed = (*artifacts)->ListArtifacts();
+    if (!listed.ok()) return listed.status();
+    for (const auto& [tree, archive] : *listed) {
+      if (roots.count(tree.ToString())) live.insert(archive.ToString());
+    }
+    auto current = blobs.ListBlobs();
+    if (!current.ok()) return current.status();
+    for (const auto& d : *current) {
+      if (live.count(d.ToString())) continue;
+      struct stat st;
+      if (stat(blobs.BlobPath(d).c_str(), &st) == 0 &&
+          absl::FromUnixSeconds(st.st_mtim.tv_sec) > now - options.grace) {
+        continue;  // fresh: maybe not recorded yet
+      }
+      if (!options.dry_run && !blobs.Remove(d).ok()) continue;
+      ++report.blobs_deleted;
+      report.bytes_deleted += std::max<int64_t>(0, d.size());
+      bytes -= std::max<int64_t>(0, d.size());
+    }
+    if (!options.dry_run) {
+      auto removed = (*cache)->RemoveOlderThan(now - keep);
+      if (removed.ok()) report.cache_entries_deleted += *removed;
+    }
+    report.keep_used = keep;
+    if (options.max_bytes <= 0 || bytes <= options.max_bytes ||
+        keep <= absl::ZeroDuration() || options.dry_run) {
+      break;
+    }
+    keep = keep < absl::Hours(1) ? absl::ZeroDuration() : keep / 2;
+  }
+  report.over_max = options.max_bytes > 0 && bytes > options.max_bytes;
+  return report;
+}
+
+}  // namespace kiln::gc

@@ -1,0 +1,115 @@
+#include "engine/gc/garbage_collector.h"
+
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "engine/cas/artifact_store.h"
+#include "engine/store/action_cache.h"
+#include "engine/store/run_store.h"
+#include "gtest/gtest.h"
+
+namespace kiln::gc {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Tmp(const std::string& name) {
+  std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+cas::StashResult StashText(const cas::ArtifactStore& store,
+                           const std::string& dir, const std::string& text) {
+  fs::create_directories(dir);
+  std::ofstream(dir + "/f.txt") << text;
+  auto r = store.Stash(dir);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return *r;
+}
+
+// Makes every blob look older than the grace period.
+void AgeBlobs(const std::string& store) {
+  for (const auto& e : fs::recursive_directory_iterator(store + "/cas")) {
+    if (!e.is_regular_file()) continue;
+    struct timeval tv[2] = {{time(nullptr) - 7200, 0},
+                            {time(nullptr) - 7200, 0}};
+    utimes(e.path().c_str(), tv);
+  }
+}
+
+std::string RecordRun(store::RunStore& runs, const std::string& tree,
+                      bool finish) {
+  v1::Pipeline p;
+  p.set_name("gc");
+  p.add_tasks()->set_name("t");
+  auto created = runs.CreateRun(p, v1::Trigger(), "", "");
+  EXPECT_TRUE(created.ok());
+  store::TaskOutputs out;
+  out.outputs["a"] = tree;
+  EXPECT_TRUE(runs.SetTaskOutputs(created->run_id, "t", out).ok());
+  if (finish) {
+    v1::RunEvent e;
+    e.mutable_run_state()->set_state(v1::RUN_SUCCEEDED);
+    EXPECT_TRUE(runs.AppendEvents(created->run_id, {e}).ok());
+  }
+  return created->run_id;
+}
+
+TEST(GarbageCollectorTest, KeepsReferencedAndFreshDeletesTheRest) {
+  std::string store = Tmp("store1");
+  auto artifacts = cas::ArtifactStore::Open(store);
+  ASSERT_TRUE(artifacts.ok());
+  auto kept = StashText(**artifacts, Tmp("a"), "kept");
+  auto dropped = StashText(**artifacts, Tmp("b"), "dropped");
+  {
+    auto runs = store::RunStore::Open(store);
+    ASSERT_TRUE(runs.ok());
+    RecordRun(**runs, kept.tree.ToString(), true);
+  }
+  // Fresh blobs survive even when unreferenced.
+  auto report = CollectGarbage(store, GcOptions());
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->blobs_deleted, 0);
+
+  AgeBlobs(store);
+  report = CollectGarbage(store, GcOptions());
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->blobs_deleted, 1);
+  EXPECT_TRUE((*artifacts)->blobs().Has(kept.archive));
+  EXPECT_FALSE((*artifacts)->blobs().Has(dropped.archive));
+  EXPECT_TRUE((*artifacts)->Unstash(kept.tree, Tmp("out") + "/x").ok());
+  EXPECT_FALSE((*artifacts)->Unstash(dropped.tree, Tmp("out2") + "/x").ok());
+}
+
+TEST(GarbageCollectorTest, SizeTargetShrinksRetentionButNeverLiveRuns) {
+  std::string store = Tmp("store2");
+  auto artifacts = cas::ArtifactStore::Open(store);
+  ASSERT_TRUE(artifacts.ok());
+  auto finished = StashText(**artifacts, Tmp("c"), "finished run output");
+  auto live = StashText(**artifacts, Tmp("d"), "live run output");
+  {
+    auto runs = store::RunStore::Open(store);
+    ASSERT_TRUE(runs.ok());
+    RecordRun(**runs, finished.tree.ToString(), true);
+    RecordRun(**runs, live.tree.ToString(), false);  // still running
+  }
+  AgeBlobs(store);
+  GcOptions options;
+  options.max_bytes = 1;
+  auto report = CollectGarbage(store, options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_FALSE((*artifacts)->blobs().Has(finished.archive));
+  EXPECT_TRUE((*artifacts)->blobs().Has(live.archive));
+  EXPECT_TRUE(report->over_max);
+  EXPECT_EQ(report->keep_used, absl::ZeroDuration());
+}
+
+}  // namespace
+}  // namespace kiln::gc
