@@ -29,6 +29,8 @@ class SignalWatcher {
   }
   ~SignalWatcher() {
     stop_ = true;
+    // Wakes the watcher at once instead of at its next poll.
+    pthread_kill(thread_.native_handle(), SIGUSR2);
     thread_.join();
   }
   static void BlockSignals() {
@@ -36,6 +38,7 @@ class SignalWatcher {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
   }
 
@@ -45,11 +48,12 @@ class SignalWatcher {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR2);
     int count = 0;
     while (!stop_) {
       timespec ts{0, 100 * 1000 * 1000};
       int sig = sigtimedwait(&set, nullptr, &ts);
-      if (sig <= 0) continue;
+      if (sig <= 0 || sig == SIGUSR2) continue;
       ++count;
       std::fprintf(stderr, "\nkiln: %s — %s\n",
                    sig == SIGINT ? "interrupted" : "terminated",
