@@ -1,0 +1,76 @@
+// Safe extraction of untrusted tar streams (the artifact transport).
+//
+// Only the tar format is enabled in libarchive (zstd is decoded by libzstd
+// before it), and only regular files, directories and symlinks are accepted.
+// Rejected with a clear error (InvalidArgument unless noted):
+//   - absolute paths, ".." components, empty paths;
+//   - hardlinks, character/block devices, FIFOs, sockets, sparse files;
+//   - an entry below a symlink or a file created earlier (write-through);
+//   - duplicate entries;
+//   - more than max_entries entries, more than max_total_bytes of file
+//     content, or paths longer than max_path_length (ResourceExhausted);
+//   - truncated or corrupt streams (DataLoss).
+// Modes are not taken from the archive: files become 0644, or 0755 when the
+// entry's owner-execute bit is set; directories 0755; no setuid, setgid or
+// sticky bits, no owners, no xattrs. Every file and directory is created
+// with *at() calls relative to open directory fds with O_NOFOLLOW, so a
+// symlink swapped into the output while extracting is never followed.
+// Symlink targets are stored verbatim and never resolved.
+//
+// All functions are thread-safe (no shared state).
+#ifndef KILN_ENGINE_ARCHIVE_SAFE_EXTRACT_H_
+#define KILN_ENGINE_ARCHIVE_SAFE_EXTRACT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/archive/byte_source.h"
+#include "engine/cas/tree_digest.h"
+
+namespace kiln::archive {
+
+struct ExtractLimits {
+  int64_t max_total_bytes = int64_t{16} << 30;  // file content, 16 GiB
+  int64_t max_entries = 1 << 20;
+  size_t max_path_length = 4096;
+};
+
+struct ExtractOptions {
+  ExtractLimits limits;
+  // Decompress on a second thread, overlapping with writing the files.
+  bool prefetch = true;
+  // Test hook: called after each entry is created, with the private output
+  // directory's path (used to swap in symlinks deterministically).
+  std::function<void(const std::string& private_dir, const cas::TreeEntry&)>
+      after_entry_for_testing;
+};
+
+// Extracts an uncompressed tar stream into the empty directory open at
+// `root_fd`. Returns every entry (directories implied by paths included)
+// with each file's content digest. On error, what was written so far stays
+// below root_fd (the caller removes it).
+absl::StatusOr<std::vector<cas::TreeEntry>> ExtractTarAt(
+    ByteSource* tar, int root_fd, const ExtractLimits& limits,
+    const std::function<void(const cas::TreeEntry&)>& after_entry = nullptr);
+
+// Checks the extracted entries before they become visible; a non-OK status
+// aborts the extraction.
+using ExtractVerifier =
+    std::function<absl::Status(const std::vector<cas::TreeEntry>&)>;
+
+// Extracts a zstd-compressed tar stream into `target`, which must not exist
+// or be an empty directory (FailedPrecondition otherwise); its parent is
+// created if missing. The output is built in a fresh private directory next
+// to `target`, checked by `verify` (if given), then renamed into place. On
+// any error nothing is left behind and `target` is untouched.
+absl::StatusOr<std::vector<cas::TreeEntry>> ExtractArchive(
+    std::unique_ptr<ByteSource> zstd_tar, const std::string& target,
+    const ExtractOptions& options, const ExtractVerifier& verify = nullptr);
+
+}  // namespace kiln::archive
+
+#endif  // KILN_ENGINE_ARCHIVE_SAFE_EXTRACT_H_

@@ -1,0 +1,87 @@
+#include "engine/archive/safe_extract.h"
+
+#include <sys/stat.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "engine/archive/tar_writer.h"
+#include "engine/archive/zstd_stream.h"
+#include "engine/cas/file_io.h"
+#include "gtest/gtest.h"
+
+namespace kiln::archive {
+namespace {
+
+// A tar+zstd archive with implied parents and a multi-MiB file.
+std::string Archive(const std::string& big) {
+  std::string out;
+  ZstdCompressor zstd(
+      [&](absl::string_view b) {
+        out.append(b.data(), b.size());
+        return absl::OkStatus();
+      },
+      1);
+  TarWriter tar([&](absl::string_view b) { return zstd.Write(b); });
+  EXPECT_TRUE(tar.BeginFile("a/b/big", big.size(), false).ok());
+  EXPECT_TRUE(tar.FileData(big).ok());
+  EXPECT_TRUE(tar.EndFile().ok());
+  EXPECT_TRUE(tar.AddSymlink("a/l", "b/big").ok());
+  EXPECT_TRUE(tar.AddDirectory("a/empty").ok());
+  EXPECT_TRUE(tar.Finish().ok());
+  EXPECT_TRUE(zstd.Finish().ok());
+  return out;
+}
+
+class SafeExtractTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    dir_ = absl::StrCat(getenv("TEST_TMPDIR"), "/se-", cas::RandomSuffix());
+    ASSERT_TRUE(cas::MakeDirs(dir_).ok());
+  }
+  void TearDown() override { ASSERT_TRUE(cas::RemoveTree(dir_).ok()); }
+  std::string dir_;
+};
+
+TEST_P(SafeExtractTest, ReportsEveryEntryWithDigests) {
+  std::string big(5 << 20, 'x');
+  for (size_t i = 0; i < big.size(); i += 1000) big[i] = char(i / 1000);
+  ExtractOptions opts;
+  opts.prefetch = GetParam();
+  auto entries = ExtractArchive(
+      std::make_unique<StringSource>(Archive(big), 65536), dir_ + "/new/out",
+      opts);
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  ASSERT_EQ(entries->size(), 5u);  // a, a/b implied; big, l, empty
+  EXPECT_EQ((*entries)[0].path, "a");
+  EXPECT_EQ((*entries)[0].type, cas::EntryType::kDirectory);
+  EXPECT_EQ((*entries)[1].path, "a/b");
+  EXPECT_EQ((*entries)[2].path, "a/b/big");
+  EXPECT_EQ((*entries)[2].digest, cas::Digest::Of(big));
+  EXPECT_EQ((*entries)[2].digest.size(), 5 << 20);
+  EXPECT_EQ((*entries)[3].link_target, "b/big");
+  EXPECT_EQ(*cas::ReadSmallFile(dir_ + "/new/out/a/b/big"), big);
+  struct stat st;
+  ASSERT_EQ(stat((dir_ + "/new/out").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);
+}
+
+TEST_P(SafeExtractTest, VerifierCanVetoAndNothingRemains) {
+  ExtractOptions opts;
+  opts.prefetch = GetParam();
+  auto entries = ExtractArchive(
+      std::make_unique<StringSource>(Archive("data")), dir_ + "/out", opts,
+      [](const std::vector<cas::TreeEntry>&) {
+        return absl::DataLossError("not the tree you asked for");
+      });
+  EXPECT_EQ(entries.status().code(), absl::StatusCode::kDataLoss);
+  struct stat st;
+  EXPECT_NE(lstat((dir_ + "/out").c_str(), &st), 0);
+  EXPECT_TRUE(cas::RemoveTree(dir_).ok());  // and no stray temp dirs:
+  ASSERT_TRUE(cas::MakeDirs(dir_).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Prefetch, SafeExtractTest, ::testing::Bool());
+
+}  // namespace
+}  // namespace kiln::archive

@@ -1,0 +1,73 @@
+// Zstandard streams with fixed parameters, so that equal input always gives
+// equal output.
+//
+// ZstdCompressor: level and worker count are fixed by the caller. With
+// workers >= 1 libzstd compresses on its own threads; the frame is cut into
+// jobs of a fixed size, which makes the output independent of the number of
+// workers and of how the input is split into Write() calls (tested). Output
+// with workers == 0 differs from workers >= 1, so kiln always uses >= 1.
+//
+// ZstdDecompressSource: decompresses a ByteSource, at most `max_output`
+// bytes (ResourceExhausted beyond: a decompression bomb), window at most
+// 128 MiB; a truncated frame or trailing garbage is DataLoss.
+// Neither is thread-safe.
+#ifndef KILN_ENGINE_ARCHIVE_ZSTD_STREAM_H_
+#define KILN_ENGINE_ARCHIVE_ZSTD_STREAM_H_
+
+#include <zstd.h>
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "engine/archive/byte_source.h"
+
+namespace kiln::archive {
+
+class ZstdCompressor {
+ public:
+  using Sink = std::function<absl::Status(absl::string_view)>;
+  static constexpr int kLevel = 1;
+  static constexpr int kJobSize = 4 << 20;
+
+  ZstdCompressor(Sink sink, int workers);
+  ~ZstdCompressor();
+  ZstdCompressor(const ZstdCompressor&) = delete;
+  ZstdCompressor& operator=(const ZstdCompressor&) = delete;
+
+  absl::Status Write(absl::string_view data);
+  // Ends the frame and flushes everything to the sink.
+  absl::Status Finish();
+
+ private:
+  absl::Status Drive(absl::string_view data, ZSTD_EndDirective mode);
+
+  Sink sink_;
+  ZSTD_CCtx* cctx_;
+  std::string out_;
+};
+
+class ZstdDecompressSource : public ByteSource {
+ public:
+  ZstdDecompressSource(ByteSource* compressed, int64_t max_output);
+  ~ZstdDecompressSource() override;
+  absl::StatusOr<absl::string_view> Next() override;
+
+ private:
+  ByteSource* in_;
+  int64_t max_output_;
+  int64_t produced_ = 0;
+  ZSTD_DCtx* dctx_;
+  ZSTD_inBuffer input_{nullptr, 0, 0};
+  size_t last_hint_ = 1;  // 0 after a complete frame
+  bool saw_input_ = false;
+  bool in_eof_ = false;
+  bool output_pending_ = false;
+  std::string out_;
+};
+
+}  // namespace kiln::archive
+
+#endif  // KILN_ENGINE_ARCHIVE_ZSTD_STREAM_H_

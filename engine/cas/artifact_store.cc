@@ -1,0 +1,400 @@
+#include "engine/cas/artifact_store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "engine/archive/tar_writer.h"
+#include "engine/archive/zstd_stream.h"
+#include "engine/cas/file_io.h"
+#include "engine/cas/stat_cache.h"
+#include "engine/cas/tree_walk.h"
+
+namespace kiln::cas {
+namespace {
+
+constexpr size_t kReadChunk = 1 << 20;
+
+// Serves a blob to the extractor.
+class BlobSource : public archive::ByteSource {
+ public:
+  explicit BlobSource(std::unique_ptr<BlobReader> reader)
+      : reader_(std::move(reader)), buf_(kReadChunk, '\0') {}
+  absl::StatusOr<absl::string_view> Next() override {
+    absl::StatusOr<size_t> n = reader_->Read(buf_.data(), buf_.size());
+    if (!n.ok()) return n.status();
+    return absl::string_view(buf_.data(), *n);
+  }
+  // Reads whatever the extractor left unread, so the blob's hash is checked.
+  absl::Status Drain() {
+    while (true) {
+      absl::StatusOr<size_t> n = reader_->Read(buf_.data(), buf_.size());
+      if (!n.ok()) return n.status();
+      if (*n == 0) return absl::OkStatus();
+    }
+  }
+
+ private:
+  std::unique_ptr<BlobReader> reader_;
+  std::string buf_;
+};
+
+// Reads one file into the archive, hashing it; fails if the file is not the
+// one the walk saw, or changes while being read.
+absl::StatusOr<Digest> ArchiveFile(int root_fd, const std::string& display,
+                                   const WalkedEntry& e,
+                                   archive::TarWriter* tar, std::string* buf) {
+  absl::StatusOr<int> fd = OpenFileBeneath(root_fd, e.path);
+  if (!fd.ok()) return fd.status();
+  auto changed = [&](absl::string_view how) {
+    close(*fd);
+    return absl::FailedPreconditionError(absl::StrCat(
+        display, "/", e.path, " changed while being stashed (", how, ")"));
+  };
+  struct stat before;
+  if (fstat(*fd, &before) != 0 || !S_ISREG(before.st_mode)) {
+    return changed("no longer a regular file");
+  }
+  if (FileStat::From(before) != e.stat) return changed("stat differs");
+  bool executable = (e.stat.mode & S_IXUSR) != 0;
+  absl::Status st = tar->BeginFile(e.path, e.stat.size, executable);
+  if (!st.ok()) {
+    close(*fd);
+    return st;
+  }
+  Sha256 hasher;
+  int64_t remaining = e.stat.size;
+  while (remaining > 0) {
+    size_t want = static_cast<size_t>(
+        std::min<int64_t>(remaining, static_cast<int64_t>(buf->size())));
+    absl::StatusOr<size_t> n = ReadFull(*fd, buf->data(), want, e.path);
+    if (!n.ok()) {
+      close(*fd);
+      return n.status();
+    }
+    if (*n < want) return changed("shrank");
+    absl::string_view data(buf->data(), *n);
+    hasher.Update(data);
+    st = tar->FileData(data);
+    if (!st.ok()) {
+      close(*fd);
+      return st;
+    }
+    remaining -= static_cast<int64_t>(*n);
+  }
+  char extra;
+  absl::StatusOr<size_t> more = ReadFull(*fd, &extra, 1, e.path);
+  if (!more.ok() || *more != 0) return changed("grew");
+  struct stat after;
+  if (fstat(*fd, &after) != 0 || FileStat::From(after) != e.stat) {
+    return changed("modified during the read");
+  }
+  close(*fd);
+  st = tar->EndFile();
+  if (!st.ok()) return st;
+  return hasher.Finish();
+}
+
+absl::StatusOr<std::string> AbsolutePath(const std::string& dir) {
+  char* real = realpath(dir.c_str(), nullptr);
+  if (real == nullptr) return ErrnoStatus(errno, absl::StrCat("resolve ", dir));
+  std::string out(real);
+  free(real);
+  return out;
+}
+
+// Stashes the walked entries of the tree open at root_fd.
+absl::StatusOr<StashResult> StashEntries(
+    const ContentStore& blobs, const std::string& store_dir,
+    const ArtifactStoreOptions& options,
+    int root_fd, const std::string& abs_root, const std::string& cache_key,
+    const std::vector<WalkedEntry>& walked, int64_t stat_clock_ns);
+
+}  // namespace
+
+ArtifactStore::ArtifactStore(std::string store_dir,
+                             ArtifactStoreOptions options,
+                             std::unique_ptr<ContentStore> blobs)
+    : store_dir_(std::move(store_dir)),
+      options_(std::move(options)),
+      blobs_(std::move(blobs)) {}
+
+absl::StatusOr<std::unique_ptr<ArtifactStore>> ArtifactStore::Open(
+    const std::string& store_dir, ArtifactStoreOptions options) {
+  absl::StatusOr<std::unique_ptr<ContentStore>> blobs =
+      ContentStore::Open(store_dir);
+  if (!blobs.ok()) return blobs.status();
+  absl::Status st = MakeDirs(absl::StrCat(store_dir, "/artifacts"));
+  if (!st.ok()) return st;
+  if (options.compression_workers < 1) options.compression_workers = 1;
+  return std::unique_ptr<ArtifactStore>(
+      new ArtifactStore(store_dir, std::move(options), std::move(*blobs)));
+}
+
+std::string ArtifactStore::IndexPath(const Digest& tree) const {
+  std::string hex = tree.Hex();
+  return absl::StrCat(store_dir_, "/artifacts/", hex.substr(0, 2), "/",
+                      hex.substr(2));
+}
+
+absl::StatusOr<Digest> ArtifactStore::ArchiveOf(const Digest& tree) const {
+  absl::StatusOr<std::string> text = ReadSmallFile(IndexPath(tree));
+  if (!text.ok()) {
+    if (absl::IsNotFound(text.status())) {
+      return absl::NotFoundError(
+          absl::StrCat("artifact ", tree.ToString(), " is not in the store"));
+    }
+    return text.status();
+  }
+  // "sha256:<hex> <size>\n"
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::StripSuffix(*text, "\n"), ' ');
+  int64_t size = 0;
+  if (fields.size() != 2 || !absl::SimpleAtoi(fields[1], &size)) {
+    return absl::DataLossError(
+        absl::StrCat("damaged index entry for artifact ", tree.ToString()));
+  }
+  absl::StatusOr<Digest> archive = Digest::Parse(fields[0]);
+  if (!archive.ok()) return archive.status();
+  archive->set_size(size);
+  return *archive;
+}
+
+absl::Status ArtifactStore::RegisterArchive(const Digest& tree,
+                                            const Digest& archive) const {
+  if (!blobs_->Has(archive)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "archive ", archive.ToString(), " is not in the blob store"));
+  }
+  std::string path = IndexPath(tree);
+  absl::Status st = MakeDirs(path.substr(0, path.rfind('/')));
+  if (!st.ok()) return st;
+  int64_t size = archive.size();
+  if (size == Digest::kUnknownSize) {
+    struct stat sb;
+    if (stat(blobs_->BlobPath(archive).c_str(), &sb) == 0) size = sb.st_size;
+  }
+  return WriteFileAtomically(
+      path, absl::StrCat(archive.ToString(), " ", size, "\n"));
+}
+
+absl::StatusOr<std::vector<std::pair<Digest, Digest>>>
+ArtifactStore::ListArtifacts() const {
+  std::vector<std::pair<Digest, Digest>> out;
+  std::string top = absl::StrCat(store_dir_, "/artifacts");
+  DIR* d = opendir(top.c_str());
+  if (d == nullptr) return ErrnoStatus(errno, absl::StrCat("opendir ", top));
+  std::vector<std::string> shards;
+  while (dirent* e = readdir(d)) {
+    if (strlen(e->d_name) == 2 && e->d_name[0] != '.') {
+      shards.push_back(e->d_name);
+    }
+  }
+  closedir(d);
+  for (const std::string& shard : shards) {
+    DIR* sd = opendir(absl::StrCat(top, "/", shard).c_str());
+    if (sd == nullptr) continue;
+    while (dirent* e = readdir(sd)) {
+      if (strlen(e->d_name) != 62) continue;
+      absl::StatusOr<Digest> tree =
+          Digest::ParseHex(absl::StrCat(shard, e->d_name));
+      if (!tree.ok()) continue;
+      absl::StatusOr<Digest> archive = ArchiveOf(*tree);
+      if (archive.ok()) out.emplace_back(*tree, *archive);
+    }
+    closedir(sd);
+  }
+  return out;
+}
+
+absl::StatusOr<StashResult> ArtifactStore::Stash(
+    const std::string& dir) const {
+  return StashPaths(dir, {});
+}
+
+absl::StatusOr<StashResult> ArtifactStore::StashPaths(
+    const std::string& root, const std::vector<std::string>& paths) const {
+  absl::StatusOr<std::string> abs_root = AbsolutePath(root);
+  if (!abs_root.ok()) return abs_root.status();
+  int root_fd =
+      open(abs_root->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", root));
+  // Sampled before any stat, for the stat cache's racy-entry rule.
+  int64_t stat_clock_ns = FileClockNowNs();
+  absl::StatusOr<std::vector<WalkedEntry>> walked =
+      paths.empty() ? WalkTree(root_fd, root)
+                    : WalkPaths(root_fd, root, paths);
+  if (!walked.ok()) {
+    close(root_fd);
+    return walked.status();
+  }
+  absl::StatusOr<StashResult> result = StashEntries(
+      *blobs_, store_dir_, options_,
+      root_fd, *abs_root, *abs_root, *walked, stat_clock_ns);
+  close(root_fd);
+  if (!result.ok()) return result;
+  if (!result->reused) {
+    absl::Status st = RegisterArchive(result->tree, result->archive);
+    if (!st.ok()) return st;
+  }
+  return result;
+}
+
+namespace {
+
+absl::StatusOr<StashResult> StashEntries(
+    const ContentStore& blobs, const std::string& store_dir,
+    const ArtifactStoreOptions& options,
+    int root_fd, const std::string& abs_root, const std::string& cache_key,
+    const std::vector<WalkedEntry>& walked, int64_t stat_clock_ns) {
+  std::unique_ptr<StatCache> cache;
+  if (options.use_stat_cache) cache = StatCache::Load(store_dir, cache_key);
+  StashResult result;
+  std::vector<TreeEntry> tree;
+  tree.reserve(walked.size());
+  bool all_known = true;
+  for (const WalkedEntry& w : walked) {
+    TreeEntry t;
+    t.path = w.path;
+    t.type = w.type;
+    t.link_target = w.link_target;
+    if (w.type == EntryType::kFile) {
+      t.executable = (w.stat.mode & S_IXUSR) != 0;
+      ++result.files;
+      result.file_bytes += w.stat.size;
+      absl::optional<Digest> known;
+      if (cache) known = cache->Lookup(w.path, w.stat);
+      if (known) {
+        t.digest = *known;
+      } else {
+        all_known = false;
+      }
+    }
+    tree.push_back(std::move(t));
+  }
+  if (all_known) {
+    absl::StatusOr<Digest> digest = ComputeTreeDigest(tree);
+    if (!digest.ok()) return digest.status();
+    std::string hex = digest->Hex();
+    absl::StatusOr<std::string> index = ReadSmallFile(absl::StrCat(
+        store_dir, "/artifacts/", hex.substr(0, 2), "/", hex.substr(2)));
+    if (index.ok()) {
+      absl::StatusOr<Digest> archive =
+          Digest::Parse(index->substr(0, index->find(' ')));
+      if (archive.ok() && blobs.Has(*archive)) {
+        result.tree = *digest;
+        result.archive = *archive;
+        result.reused = true;
+        if (cache) cache->Save().IgnoreError();  // drops vanished files
+        return result;
+      }
+    }
+  }
+
+  // Write the archive: tar -> zstd (worker threads) -> blob writer.
+  absl::StatusOr<std::unique_ptr<BlobWriter>> writer = blobs.NewWriter();
+  if (!writer.ok()) return writer.status();
+  BlobWriter* blob = writer->get();
+  archive::ZstdCompressor zstd(
+      [blob](absl::string_view b) { return blob->Append(b); },
+      options.compression_workers);
+  archive::TarWriter tar(
+      [&zstd](absl::string_view b) { return zstd.Write(b); });
+  std::string buf(kReadChunk, '\0');
+  for (size_t i = 0; i < walked.size(); ++i) {
+    const WalkedEntry& w = walked[i];
+    absl::Status st;
+    switch (w.type) {
+      case EntryType::kDirectory:
+        st = tar.AddDirectory(w.path);
+        break;
+      case EntryType::kSymlink:
+        st = tar.AddSymlink(w.path, w.link_target);
+        break;
+      case EntryType::kFile: {
+        absl::StatusOr<Digest> d =
+            ArchiveFile(root_fd, abs_root, w, &tar, &buf);
+        if (!d.ok()) return d.status();
+        result.hashed_bytes += w.stat.size;
+        tree[i].digest = *d;
+        if (cache) cache->Record(w.path, w.stat, *d, stat_clock_ns);
+        break;
+      }
+    }
+    if (!st.ok()) return st;
+  }
+  absl::Status st = tar.Finish();
+  if (st.ok()) st = zstd.Finish();
+  if (!st.ok()) return st;
+  absl::StatusOr<Digest> archive = blob->Commit();
+  if (!archive.ok()) return archive.status();
+  absl::StatusOr<Digest> digest = ComputeTreeDigest(std::move(tree));
+  if (!digest.ok()) return digest.status();
+  result.tree = *digest;
+  result.archive = *archive;
+  if (cache) {
+    st = cache->Save();
+    if (!st.ok()) return st;
+  }
+  return result;
+}
+
+}  // namespace
+
+absl::Status ArtifactStore::Unstash(const Digest& tree,
+                                    const std::string& target) const {
+  absl::StatusOr<Digest> archive = ArchiveOf(tree);
+  if (!archive.ok()) return archive.status();
+  // The blob is hashed as it is read (on the decompression thread) and the
+  // extracted tree is checked against `tree`: a blob that fails either is
+  // never moved into place.
+  absl::StatusOr<std::unique_ptr<BlobReader>> reader =
+      blobs_->OpenBlob(*archive);
+  if (!reader.ok()) return reader.status();
+  auto source = std::make_unique<BlobSource>(std::move(*reader));
+  BlobSource* blob_source = source.get();
+  auto verify = [&tree, blob_source](const std::vector<TreeEntry>& entries) {
+    absl::Status drained = blob_source->Drain();
+    if (!drained.ok()) return drained;
+    absl::StatusOr<Digest> got = ComputeTreeDigest(entries);
+    if (!got.ok()) return got.status();
+    if (*got != tree) {
+      return absl::DataLossError(absl::StrCat(
+          "archive extracts to tree ", got->ToString(), ", not ",
+          tree.ToString()));
+    }
+    return absl::OkStatus();
+  };
+  absl::StatusOr<std::vector<TreeEntry>> entries = archive::ExtractArchive(
+      std::move(source), target,
+      options_.extract, verify);
+  if (entries.ok()) return absl::OkStatus();
+  absl::Status st = entries.status();
+  if (absl::IsDataLoss(st) || absl::IsInvalidArgument(st) ||
+      absl::IsResourceExhausted(st)) {
+    absl::Status blob_status = blobs_->Verify(*archive);
+    if (!blob_status.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "artifact ", tree.ToString(), ": its archive blob ",
+          archive->ToString(), " is corrupt and was quarantined (",
+          st.message(), ")"));
+    }
+    return absl::DataLossError(absl::StrCat(
+        "artifact ", tree.ToString(), " cannot be extracted from archive ",
+        archive->ToString(), ": ", st.message()));
+  }
+  return st;
+}
+
+}  // namespace kiln::cas

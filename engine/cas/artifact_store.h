@@ -1,0 +1,99 @@
+// ArtifactStore: directory trees in and out of the content store.
+//
+// An artifact is a directory tree identified by its tree digest (see
+// tree_digest.h). It travels as one blob: a deterministic tar stream
+// (tar_writer.h: sorted depth-first, mtime 0, uid/gid 0, normalized modes,
+// only files, directories and symlinks) compressed with zstd at a fixed
+// level (zstd_stream.h). The store keeps
+//   <store>/cas/...                         the archive blob (ContentStore)
+//   <store>/artifacts/<2 hex>/<62 hex>      tree digest -> archive digest
+//   <store>/statcache/...                   stat cache (stat_cache.h)
+//
+// Stash never follows a symlink (it is stored as a link, wherever it
+// points), refuses FIFOs, sockets and devices with an error naming the path
+// (without opening them), and fails if a file changes while it is read.
+// Re-stashing an unchanged tree hashes nothing (stat cache) and, when the
+// artifact is already stored, writes nothing.
+//
+// Unstash extracts safely (safe_extract.h) and checks that the extracted
+// tree's digest is the one asked for, so a corrupt or forged archive can
+// never pass as the artifact; a corrupt archive blob is quarantined.
+//
+// Thread-safe; several processes may share one store.
+#ifndef KILN_ENGINE_CAS_ARTIFACT_STORE_H_
+#define KILN_ENGINE_CAS_ARTIFACT_STORE_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/archive/safe_extract.h"
+#include "engine/cas/content_store.h"
+#include "engine/cas/digest.h"
+
+namespace kiln::cas {
+
+struct ArtifactStoreOptions {
+  // zstd worker threads for stashing (>= 1; the archive bytes do not depend
+  // on it).
+  int compression_workers = 2;
+  // Remember file digests by stat between stashes.
+  bool use_stat_cache = true;
+  // Limits and threading for Unstash.
+  archive::ExtractOptions extract;
+};
+
+// What a stash produced.
+struct StashResult {
+  Digest tree;     // the artifact's identity
+  Digest archive;  // the blob holding its archive (for transfer)
+  bool reused = false;  // the artifact was already stored; nothing written
+  int64_t files = 0;
+  int64_t file_bytes = 0;
+  int64_t hashed_bytes = 0;  // file bytes actually read (stat-cache misses)
+};
+
+class ArtifactStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<ArtifactStore>> Open(
+      const std::string& store_dir, ArtifactStoreOptions options = {});
+
+  // Stashes the tree below `dir` (its contents; `dir` itself is the root).
+  absl::StatusOr<StashResult> Stash(const std::string& dir) const;
+  // Stashes only `paths` (relative to `root`; files, symlinks or whole
+  // directories) as one artifact; their parent directories are included,
+  // nothing else. InvalidArgument on absolute paths or "..".
+  absl::StatusOr<StashResult> StashPaths(
+      const std::string& root, const std::vector<std::string>& paths) const;
+
+  // Extracts artifact `tree` into `target` (new or empty directory).
+  // NotFound if the artifact is unknown; DataLoss if its archive is corrupt.
+  absl::Status Unstash(const Digest& tree, const std::string& target) const;
+
+  // The archive blob of an artifact (NotFound if unknown).
+  absl::StatusOr<Digest> ArchiveOf(const Digest& tree) const;
+  // Records that `archive` (already in the blob store, e.g. received from a
+  // remote) holds artifact `tree`. Unstash verifies the claim.
+  absl::Status RegisterArchive(const Digest& tree,
+                               const Digest& archive) const;
+  // Every known artifact as (tree, archive): the roots for GC.
+  absl::StatusOr<std::vector<std::pair<Digest, Digest>>> ListArtifacts() const;
+
+  const ContentStore& blobs() const { return *blobs_; }
+  const std::string& store_dir() const { return store_dir_; }
+
+ private:
+  ArtifactStore(std::string store_dir, ArtifactStoreOptions options,
+                std::unique_ptr<ContentStore> blobs);
+  std::string IndexPath(const Digest& tree) const;
+
+  const std::string store_dir_;
+  const ArtifactStoreOptions options_;
+  std::unique_ptr<ContentStore> blobs_;
+};
+
+}  // namespace kiln::cas
+
+#endif  // KILN_ENGINE_CAS_ARTIFACT_STORE_H_

@@ -1,0 +1,277 @@
+#include "engine/cas/artifact_store.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "engine/cas/file_io.h"
+#include "gtest/gtest.h"
+
+namespace kiln::cas {
+namespace {
+
+class ArtifactStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tmp_ = absl::StrCat(getenv("TEST_TMPDIR"), "/as-", RandomSuffix());
+    ASSERT_TRUE(MakeDirs(tmp_).ok());
+    store_ = Open(tmp_ + "/store");
+  }
+  void TearDown() override { ASSERT_TRUE(RemoveTree(tmp_).ok()); }
+
+  std::unique_ptr<ArtifactStore> Open(const std::string& dir) {
+    auto s = ArtifactStore::Open(dir);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return std::move(*s);
+  }
+  static void Write(const std::string& path, const std::string& content,
+                    mode_t mode = 0644) {
+    ASSERT_TRUE(MakeDirs(path.substr(0, path.rfind('/'))).ok());
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+    ASSERT_EQ(chmod(path.c_str(), mode), 0);
+  }
+  // A tree with every supported kind of entry.
+  void MakeTree(const std::string& dir) {
+    Write(dir + "/README", "hello\n");
+    Write(dir + "/bin/tool", "#!/bin/sh\necho hi\n", 0755);
+    Write(dir + "/src/a/b/deep.txt", std::string(300000, 'd'));
+    Write(dir + "/" + std::string(120, 'n') + "/" + std::string(150, 'm'),
+          "long path");
+    ASSERT_TRUE(MakeDirs(dir + "/empty").ok());
+    ASSERT_EQ(symlink("README", (dir + "/link").c_str()), 0);
+    ASSERT_EQ(symlink("/etc/passwd", (dir + "/outside").c_str()), 0);
+    ASSERT_EQ(symlink(std::string(200, 'x').c_str(),
+                      (dir + "/longlink").c_str()),
+              0);
+  }
+  Digest StashOk(const std::string& dir, ArtifactStore* store = nullptr) {
+    auto r = (store ? store : store_.get())->Stash(dir);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->tree : Digest();
+  }
+
+  std::string tmp_;
+  std::unique_ptr<ArtifactStore> store_;
+};
+
+TEST_F(ArtifactStoreTest, RoundTripPreservesTheTree) {
+  MakeTree(tmp_ + "/src");
+  Digest tree = StashOk(tmp_ + "/src");
+  ASSERT_TRUE(store_->Unstash(tree, tmp_ + "/out").ok());
+  // The unstashed tree has the same digest, content, bits and links.
+  EXPECT_EQ(StashOk(tmp_ + "/out"), tree);
+  EXPECT_EQ(*ReadSmallFile(tmp_ + "/out/README"), "hello\n");
+  struct stat st;
+  ASSERT_EQ(stat((tmp_ + "/out/bin/tool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  ASSERT_EQ(stat((tmp_ + "/out/README").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  char buf[64] = {};
+  ASSERT_GT(readlink((tmp_ + "/out/outside").c_str(), buf, sizeof(buf)), 0);
+  EXPECT_STREQ(buf, "/etc/passwd");
+  ASSERT_EQ(stat((tmp_ + "/out/empty").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+}
+
+TEST_F(ArtifactStoreTest, DigestIgnoresLocationUmaskTimezoneAndMtimes) {
+  mode_t old = umask(022);
+  MakeTree(tmp_ + "/one");
+  umask(077);
+  setenv("TZ", "Asia/Kolkata", 1);
+  tzset();
+  MakeTree(tmp_ + "/two");
+  umask(old);
+  unsetenv("TZ");
+  struct timespec times[2] = {{12345, 0}, {12345, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, (tmp_ + "/two/README").c_str(), times,
+                      AT_SYMLINK_NOFOLLOW),
+            0);
+  auto other_store = Open(tmp_ + "/store2");
+  auto a = store_->Stash(tmp_ + "/one");
+  auto b = other_store->Stash(tmp_ + "/two");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->tree, b->tree);
+  // The archive bytes are deterministic too.
+  EXPECT_EQ(a->archive, b->archive);
+}
+
+TEST_F(ArtifactStoreTest, OneByteOrExecBitChangesTheDigest) {
+  MakeTree(tmp_ + "/t");
+  Digest base = StashOk(tmp_ + "/t");
+  Write(tmp_ + "/t/src/a/b/deep.txt", std::string(299999, 'd') + "e");
+  Digest changed = StashOk(tmp_ + "/t");
+  EXPECT_NE(changed, base);
+  Write(tmp_ + "/t/src/a/b/deep.txt", std::string(300000, 'd'));
+  EXPECT_EQ(StashOk(tmp_ + "/t"), base);
+  ASSERT_EQ(chmod((tmp_ + "/t/README").c_str(), 0744), 0);
+  EXPECT_NE(StashOk(tmp_ + "/t"), base);
+  // Group/other bits are not part of the identity.
+  ASSERT_EQ(chmod((tmp_ + "/t/README").c_str(), 0600), 0);
+  EXPECT_EQ(StashOk(tmp_ + "/t"), base);
+}
+
+TEST_F(ArtifactStoreTest, RestashHashesNothingAndWritesNothing) {
+  MakeTree(tmp_ + "/t");
+  // Let the files' timestamps age past the stat cache's racy window.
+  usleep(20000);
+  auto first = store_->Stash(tmp_ + "/t");
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->reused);
+  EXPECT_GT(first->hashed_bytes, 0);
+  auto blobs_before = store_->blobs().ListBlobs();
+  auto again = store_->Stash(tmp_ + "/t");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->reused);
+  EXPECT_EQ(again->hashed_bytes, 0);
+  EXPECT_EQ(again->tree, first->tree);
+  EXPECT_EQ(again->archive, first->archive);
+  EXPECT_EQ(store_->blobs().ListBlobs()->size(), blobs_before->size());
+  // Touch one file: only it is read again.
+  usleep(20000);
+  Write(tmp_ + "/t/README", "hello again\n");
+  usleep(20000);
+  auto third = store_->Stash(tmp_ + "/t");
+  ASSERT_TRUE(third.ok());
+  EXPECT_FALSE(third->reused);
+  EXPECT_NE(third->tree, first->tree);
+  EXPECT_EQ(third->hashed_bytes, third->file_bytes);  // archive rewritten
+  auto fourth = store_->Stash(tmp_ + "/t");
+  ASSERT_TRUE(fourth.ok());
+  EXPECT_TRUE(fourth->reused);
+}
+
+TEST_F(ArtifactStoreTest, FifoAndSocketAreRefusedByName) {
+  Write(tmp_ + "/t/ok", "x");
+  ASSERT_EQ(mkfifo((tmp_ + "/t/pipe").c_str(), 0644), 0);
+  auto r = store_->Stash(tmp_ + "/t");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("t/pipe is a FIFO"), std::string::npos)
+      << r.status();
+  unlink((tmp_ + "/t/pipe").c_str());
+
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::string sock = tmp_ + "/t/sock";
+  if (sock.size() < sizeof(addr.sun_path)) {
+    strcpy(addr.sun_path, sock.c_str());
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    r = store_->Stash(tmp_ + "/t");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("is a socket"), std::string::npos);
+  }
+  close(fd);
+}
+
+TEST_F(ArtifactStoreTest, FileChangingDuringStashIsAnError) {
+  Write(tmp_ + "/t/a_big", std::string(32 << 20, 'b'));
+  Write(tmp_ + "/t/b_growing", "start");
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    int fd = open((tmp_ + "/t/b_growing").c_str(), O_WRONLY | O_APPEND);
+    while (!stop) {
+      if (write(fd, "more", 4) != 4) break;
+      usleep(50);
+    }
+    close(fd);
+  });
+  auto r = store_->Stash(tmp_ + "/t");
+  stop = true;
+  writer.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition)
+      << r.status();
+  EXPECT_NE(r.status().message().find("b_growing changed while being stashed"),
+            std::string::npos)
+      << r.status();
+  EXPECT_TRUE(store_->ListArtifacts()->empty());
+}
+
+TEST_F(ArtifactStoreTest, UnstashNeedsANewOrEmptyDirectory) {
+  Write(tmp_ + "/t/f", "x");
+  Digest tree = StashOk(tmp_ + "/t");
+  ASSERT_TRUE(MakeDirs(tmp_ + "/empty").ok());
+  EXPECT_TRUE(store_->Unstash(tree, tmp_ + "/empty").ok());
+  EXPECT_EQ(*ReadSmallFile(tmp_ + "/empty/f"), "x");
+  Write(tmp_ + "/full/keep", "mine");
+  absl::Status st = store_->Unstash(tree, tmp_ + "/full");
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_EQ(*ReadSmallFile(tmp_ + "/full/keep"), "mine");
+  EXPECT_EQ(store_->Unstash(Digest::Of("unknown"), tmp_ + "/x").code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ArtifactStoreTest, CorruptArchiveIsNeverExtracted) {
+  Write(tmp_ + "/t/f", std::string(100000, 'q'));
+  auto r = store_->Stash(tmp_ + "/t");
+  ASSERT_TRUE(r.ok());
+  std::string path = store_->blobs().BlobPath(r->archive);
+  std::string bytes = *ReadSmallFile(path);
+  bytes[bytes.size() / 2] ^= 0x20;
+  chmod(path.c_str(), 0644);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  absl::Status st = store_->Unstash(r->tree, tmp_ + "/out");
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
+  struct stat sb;
+  EXPECT_NE(lstat((tmp_ + "/out").c_str(), &sb), 0);  // nothing left
+  EXPECT_FALSE(store_->blobs().Has(r->archive));     // quarantined
+}
+
+TEST_F(ArtifactStoreTest, ForgedIndexCannotPassAsAnotherTree) {
+  Write(tmp_ + "/a/f", "the real thing");
+  Write(tmp_ + "/b/f", "an impostor");
+  auto a = store_->Stash(tmp_ + "/a");
+  auto b = store_->Stash(tmp_ + "/b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(store_->RegisterArchive(a->tree, b->archive).ok());
+  absl::Status st = store_->Unstash(a->tree, tmp_ + "/out");
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
+  struct stat sb;
+  EXPECT_NE(lstat((tmp_ + "/out").c_str(), &sb), 0);
+  EXPECT_TRUE(store_->blobs().Has(b->archive));  // the blob itself is fine
+}
+
+TEST_F(ArtifactStoreTest, StashPathsTakesOnlyTheSelection) {
+  Write(tmp_ + "/ws/out/app", "binary", 0755);
+  Write(tmp_ + "/ws/out/docs/x.md", "doc");
+  Write(tmp_ + "/ws/src/main.c", "int main;");
+  Write(tmp_ + "/ws/junk", "junk");
+  auto r = store_->StashPaths(tmp_ + "/ws", {"out/app", "out/docs", "out/app"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  Write(tmp_ + "/ref/out/app", "binary", 0755);
+  Write(tmp_ + "/ref/out/docs/x.md", "doc");
+  EXPECT_EQ(r->tree, StashOk(tmp_ + "/ref"));
+  ASSERT_TRUE(store_->Unstash(r->tree, tmp_ + "/got").ok());
+  EXPECT_EQ(*ReadSmallFile(tmp_ + "/got/out/docs/x.md"), "doc");
+  struct stat sb;
+  EXPECT_NE(lstat((tmp_ + "/got/junk").c_str(), &sb), 0);
+  EXPECT_FALSE(store_->StashPaths(tmp_ + "/ws", {"../etc"}).ok());
+  EXPECT_FALSE(store_->StashPaths(tmp_ + "/ws", {"/etc"}).ok());
+  // A selection through a symlink is refused, not followed.
+  ASSERT_EQ(symlink(tmp_.c_str(), (tmp_ + "/ws/up").c_str()), 0);
+  EXPECT_FALSE(store_->StashPaths(tmp_ + "/ws", {"up/ws/junk"}).ok());
+}
+
+TEST_F(ArtifactStoreTest, ListArtifacts) {
+  Write(tmp_ + "/t/f", "x");
+  auto r = store_->Stash(tmp_ + "/t");
+  ASSERT_TRUE(r.ok());
+  auto all = store_->ListArtifacts();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].first, r->tree);
+  EXPECT_EQ((*all)[0].second, r->archive);
+  EXPECT_EQ(*store_->ArchiveOf(r->tree), r->archive);
+}
+
+}  // namespace
+}  // namespace kiln::cas

@@ -1,0 +1,200 @@
+#include "engine/cas/file_io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <random>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace kiln::cas {
+
+absl::Status ErrnoStatus(int err, absl::string_view what) {
+  std::string msg = absl::StrCat(what, ": ", strerror(err));
+  switch (err) {
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    case EEXIST:
+    case ENOTEMPTY:
+      return absl::AlreadyExistsError(msg);
+    case ENOSPC:
+    case EDQUOT:
+    case EMFILE:
+    case ENFILE:
+      return absl::ResourceExhaustedError(msg);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("write ", what));
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> ReadFull(int fd, char* buf, size_t size,
+                                absl::string_view what) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = read(fd, buf + done, size - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("read ", what));
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  std::string out;
+  char buf[8192];
+  while (true) {
+    absl::StatusOr<size_t> n = ReadFull(fd, buf, sizeof(buf), path);
+    if (!n.ok()) {
+      close(fd);
+      return n.status();
+    }
+    out.append(buf, *n);
+    if (*n < sizeof(buf)) break;
+  }
+  close(fd);
+  return out;
+}
+
+absl::Status SyncDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", dir));
+  int rc = fsync(fd);
+  int err = errno;
+  close(fd);
+  if (rc != 0) return ErrnoStatus(err, absl::StrCat("fsync ", dir));
+  return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  std::string tmp = absl::StrCat(path, ".tmp-", RandomSuffix());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+  absl::Status st = WriteAll(fd, contents, tmp);
+  if (st.ok() && fsync(fd) != 0) {
+    st = ErrnoStatus(errno, absl::StrCat("fsync ", tmp));
+  }
+  close(fd);
+  if (st.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
+    st = ErrnoStatus(errno, absl::StrCat("rename to ", path));
+  }
+  if (!st.ok()) {
+    unlink(tmp.c_str());
+    return st;
+  }
+  return SyncDir(dir);
+}
+
+absl::Status MakeDirs(const std::string& dir) {
+  if (dir.empty()) return absl::OkStatus();
+  struct stat st;
+  if (stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " exists and is not a directory"));
+  }
+  size_t slash = dir.find_last_not_of('/');
+  slash = slash == std::string::npos ? std::string::npos
+                                     : dir.rfind('/', slash);
+  if (slash != std::string::npos && slash > 0) {
+    absl::Status parent = MakeDirs(dir.substr(0, slash));
+    if (!parent.ok()) return parent;
+  }
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, absl::StrCat("mkdir ", dir));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RemoveTreeAt(int parent_fd, const std::string& name) {
+  struct stat st;
+  if (fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return ErrnoStatus(errno, absl::StrCat("stat ", name));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlinkat(parent_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+      return ErrnoStatus(errno, absl::StrCat("unlink ", name));
+    }
+    return absl::OkStatus();
+  }
+  int fd = openat(parent_fd, name.c_str(),
+                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    // A directory we may not read (mode 0): make it readable and retry.
+    if (errno != EACCES ||
+        fchmodat(parent_fd, name.c_str(), 0700, 0) != 0 ||
+        (fd = openat(parent_fd, name.c_str(),
+                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+      return ErrnoStatus(errno, absl::StrCat("open ", name));
+    }
+  }
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) {
+    close(fd);
+    return ErrnoStatus(errno, absl::StrCat("opendir ", name));
+  }
+  std::vector<std::string> children;
+  while (dirent* e = readdir(d)) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    children.push_back(e->d_name);
+  }
+  absl::Status result;
+  for (const std::string& child : children) {
+    absl::Status s = RemoveTreeAt(dirfd(d), child);
+    if (!s.ok() && result.ok()) result = s;
+  }
+  closedir(d);
+  if (!result.ok()) return result;
+  if (unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, absl::StrCat("rmdir ", name));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RemoveTree(const std::string& path) {
+  return RemoveTreeAt(AT_FDCWD, path);
+}
+
+std::string RandomSuffix() {
+  // Reseeded after fork so that parent and child never draw the same names.
+  thread_local pid_t seeded_for = 0;
+  thread_local std::mt19937_64 rng;
+  if (seeded_for != getpid()) {
+    seeded_for = getpid();
+    std::random_device rd;
+    rng.seed((static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+             static_cast<uint64_t>(seeded_for));
+  }
+  return absl::StrFormat("%016x", rng());
+}
+
+}  // namespace kiln::cas

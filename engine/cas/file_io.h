@@ -1,0 +1,55 @@
+// Small POSIX file helpers shared by the store and the archive code: whole
+// reads and writes that retry on EINTR, durable atomic replacement of a file,
+// and removal of a directory tree that never follows a symlink.
+// All functions are thread-safe (they share no state).
+#ifndef KILN_ENGINE_CAS_FILE_IO_H_
+#define KILN_ENGINE_CAS_FILE_IO_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace kiln::cas {
+
+// An error Status for a failed system call: "<what>: <strerror>", with a code
+// chosen from errno (ENOENT NotFound, EEXIST AlreadyExists, ENOSPC
+// ResourceExhausted, EACCES PermissionDenied, others Internal).
+absl::Status ErrnoStatus(int err, absl::string_view what);
+
+// Writes all of `data` to fd (retrying short writes and EINTR).
+absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what);
+
+// Reads up to `size` bytes, retrying EINTR and short reads; returns the
+// number read (less than size only at end of file).
+absl::StatusOr<size_t> ReadFull(int fd, char* buf, size_t size,
+                                absl::string_view what);
+
+// Reads a whole (small) file.
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path);
+
+// fsyncs the directory at `dir`.
+absl::Status SyncDir(const std::string& dir);
+
+// Replaces `path` with `contents` durably and atomically: temp file in the
+// same directory, fsync, rename, fsync of the directory. Readers see either
+// the old or the new contents, never a mix.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents);
+
+// Creates `dir` and its missing parents (mode 0755 minus umask).
+absl::Status MakeDirs(const std::string& dir);
+
+// Removes `path` and everything below it; symlinks are removed, never
+// followed. Missing `path` is OK.
+absl::Status RemoveTree(const std::string& path);
+// Same, for the entry `name` inside the directory open at `dirfd`.
+absl::Status RemoveTreeAt(int dirfd, const std::string& name);
+
+// A random 16-hex-digit string for temp names.
+std::string RandomSuffix();
+
+}  // namespace kiln::cas
+
+#endif  // KILN_ENGINE_CAS_FILE_IO_H_

@@ -1,0 +1,48 @@
+// Listing a directory tree for stashing, without following symlinks.
+//
+// Entries come out in archive order: depth-first, siblings sorted bytewise
+// by name (equivalently, paths sorted with '/' below every other byte).
+// Regular files, directories and symlinks are listed (symlinks with their
+// target, never followed); a FIFO, socket or device is an error naming its
+// path, and is never opened. Thread-safe (no shared state).
+#ifndef KILN_ENGINE_CAS_TREE_WALK_H_
+#define KILN_ENGINE_CAS_TREE_WALK_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/cas/stat_cache.h"
+#include "engine/cas/tree_digest.h"
+
+namespace kiln::cas {
+
+struct WalkedEntry {
+  std::string path;  // relative to the root
+  EntryType type = EntryType::kFile;
+  FileStat stat;
+  std::string link_target;
+};
+
+// True if `a` sorts before `b` in archive order.
+bool ArchiveOrderLess(absl::string_view a, absl::string_view b);
+
+// Lists everything below the directory open at `root_fd`. `display_root`
+// prefixes paths in error messages.
+absl::StatusOr<std::vector<WalkedEntry>> WalkTree(
+    int root_fd, const std::string& display_root);
+
+// Lists `paths` (relative to root_fd; each a file, symlink or directory,
+// directories recursively) plus their parent directories.
+absl::StatusOr<std::vector<WalkedEntry>> WalkPaths(
+    int root_fd, const std::string& display_root,
+    const std::vector<std::string>& paths);
+
+// Opens the regular file `rel_path` below root_fd for reading, refusing to
+// pass through or end at a symlink (openat2 RESOLVE_BENEATH and
+// RESOLVE_NO_SYMLINKS), and without blocking on a FIFO swapped in.
+absl::StatusOr<int> OpenFileBeneath(int root_fd, const std::string& rel_path);
+
+}  // namespace kiln::cas
+
+#endif  // KILN_ENGINE_CAS_TREE_WALK_H_

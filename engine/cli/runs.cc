@@ -1,0 +1,358 @@
+// `kiln runs` and `kiln logs`: read the run store (engine/store) of the
+// local store directory. They only read; a store that does not exist yet
+// has no runs and is not created.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "engine/cas/store_dir.h"
+#include "engine/cli/args.h"
+#include "engine/cli/verb.h"
+#include "engine/store/log_file.h"
+#include "engine/store/run_store.h"
+#include "kiln/v1/run.pb.h"
+#include "nlohmann/json.hpp"
+
+namespace kiln::cli {
+namespace {
+
+// "succeeded" for RUN_SUCCEEDED.
+std::string RunStateName(v1::RunState state) {
+  return absl::AsciiStrToLower(
+      absl::StripPrefix(v1::RunState_Name(state), "RUN_"));
+}
+
+// Accepts "failed", "FAILED" or "RUN_FAILED".
+bool ParseRunState(const std::string& text, v1::RunState* state) {
+  std::string upper = absl::AsciiStrToUpper(text);
+  if (!absl::StartsWith(upper, "RUN_")) upper = "RUN_" + upper;
+  return v1::RunState_Parse(upper, state) &&
+         *state != v1::RUN_STATE_UNSPECIFIED;
+}
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+// The run's wall time: until finished, or until now while unfinished.
+absl::Duration RunDuration(const v1::Run& run, absl::Time now) {
+  absl::Time end = run.has_finished() ? FromTimestamp(run.finished()) : now;
+  return std::max(absl::ZeroDuration(), end - FromTimestamp(run.created()));
+}
+
+std::string HumanDuration(absl::Duration d) {
+  int64_t seconds = absl::ToInt64Seconds(d);
+  if (seconds < 60) {
+    return absl::StrFormat("%.1fs", absl::ToDoubleSeconds(d));
+  }
+  if (seconds < 3600) {
+    return absl::StrFormat("%dm%02ds", seconds / 60, seconds % 60);
+  }
+  return absl::StrFormat("%dh%02dm", seconds / 3600, (seconds % 3600) / 60);
+}
+
+struct TaskCounts {
+  int total = 0, ok = 0, failed = 0, skipped = 0, cached = 0;
+};
+
+TaskCounts CountTasks(const v1::Run& run) {
+  TaskCounts c;
+  for (const v1::TaskStatus& t : run.tasks()) {
+    ++c.total;
+    switch (t.state()) {
+      case v1::TASK_SUCCEEDED:
+        ++c.ok;
+        break;
+      case v1::TASK_FAILED:
+      case v1::TASK_TIMED_OUT:
+      case v1::TASK_CANCELLED:
+        ++c.failed;
+        break;
+      case v1::TASK_SKIPPED:
+        ++c.skipped;
+        break;
+      case v1::TASK_CACHED:
+        ++c.cached;
+        break;
+      default:
+        break;
+    }
+  }
+  return c;
+}
+
+// Opens the store read-mostly: a missing store is reported, not created.
+// Returns nullptr (with *exit_code set) when there is nothing to open.
+std::unique_ptr<store::RunStore> OpenStore(const std::string& flag,
+                                           bool missing_is_ok, int* exit_code) {
+  absl::StatusOr<std::string> dir = cas::ResolveStoreDir(flag);
+  if (!dir.ok()) {
+    std::fprintf(stderr, "kiln: %s\n",
+                 std::string(dir.status().message()).c_str());
+    *exit_code = kExitFailed;
+    return nullptr;
+  }
+  if (access((*dir + "/runs.db").c_str(), F_OK) != 0) {
+    if (missing_is_ok) {
+      std::fprintf(stderr, "kiln: no runs recorded in %s\n", dir->c_str());
+      *exit_code = kExitOk;
+    } else {
+      std::fprintf(stderr, "kiln: no run store in %s\n", dir->c_str());
+      *exit_code = kExitFailed;
+    }
+    return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<store::RunStore>> opened =
+      store::RunStore::Open(*dir);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "kiln: %s\n", opened.status().ToString().c_str());
+    *exit_code = kExitFailed;
+    return nullptr;
+  }
+  return std::move(*opened);
+}
+
+std::string LocalTime(const google::protobuf::Timestamp& ts) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", FromTimestamp(ts),
+                          absl::LocalTimeZone());
+}
+
+// RFC 3339 in UTC with a "Z", as few fraction digits as needed.
+std::string Utc(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+}
+
+std::string Rfc3339(const google::protobuf::Timestamp& ts) {
+  return Utc(FromTimestamp(ts));
+}
+
+int Runs(const std::vector<std::string>& argv) {
+  Args args(
+      "kiln runs [--store DIR] [--limit N] [--state S] [--pipeline NAME] "
+      "[--json]\n\n"
+      "Lists recorded runs, newest first. TASKS counts ok/failed/skipped/"
+      "cached\n(failed includes timed out and cancelled tasks).");
+  args.Flag("store",
+            "store directory (default $KILN_STORE, $HOME/.cache/kiln)");
+  args.Flag("limit", "at most N runs (default 20)");
+  args.Flag("state",
+            "only runs in this state: queued, running, succeeded, failed, "
+            "cancelled, timed_out");
+  args.Flag("pipeline", "only runs of this pipeline");
+  args.Bool("json", "print a JSON array instead of a table");
+  int exit_code = kExitOk;
+  if (!args.Parse(argv, &exit_code)) return exit_code;
+  if (!args.positionals().empty()) {
+    return args.UsageError("runs takes no arguments");
+  }
+  int limit = 20;
+  if (args.Has("limit") &&
+      (!absl::SimpleAtoi(args.Get("limit"), &limit) || limit <= 0)) {
+    return args.UsageError("--limit must be a positive number");
+  }
+  store::RunFilter filter;
+  if (args.Has("state")) {
+    v1::RunState state;
+    if (!ParseRunState(args.Get("state"), &state)) {
+      return args.UsageError(
+          absl::StrCat("unknown run state '", args.Get("state"), "'"));
+    }
+    filter.state = state;
+  }
+  filter.pipeline_name = args.Get("pipeline");
+  const bool json = args.Has("json");
+
+  std::unique_ptr<store::RunStore> runs =
+      OpenStore(args.Get("store"), /*missing_is_ok=*/true, &exit_code);
+  if (runs == nullptr) {
+    if (json && exit_code == kExitOk) std::puts("[]");
+    return exit_code;
+  }
+  std::vector<v1::Run> found;
+  std::string token;
+  do {
+    absl::StatusOr<store::RunPage> page = runs->ListRuns(
+        filter, std::min(limit - static_cast<int>(found.size()), 1000), token);
+    if (!page.ok()) {
+      std::fprintf(stderr, "kiln: %s\n", page.status().ToString().c_str());
+      return kExitFailed;
+    }
+    for (v1::Run& run : page->runs) found.push_back(std::move(run));
+    token = page->next_page_token;
+  } while (!token.empty() && static_cast<int>(found.size()) < limit);
+
+  const absl::Time now = absl::Now();
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const v1::Run& run : found) {
+      TaskCounts c = CountTasks(run);
+      nlohmann::json item = {
+          {"id", run.id()},
+          {"pipeline", run.pipeline_name()},
+          {"state", RunStateName(run.state())},
+          {"reason", run.reason()},
+          {"created", Rfc3339(run.created())},
+          {"duration_seconds", absl::ToDoubleSeconds(RunDuration(run, now))},
+          {"tasks",
+           {{"total", c.total},
+            {"succeeded", c.ok},
+            {"failed", c.failed},
+            {"skipped", c.skipped},
+            {"cached", c.cached}}}};
+      item["finished"] = run.has_finished()
+                             ? nlohmann::json(Rfc3339(run.finished()))
+                             : nlohmann::json(nullptr);
+      out.push_back(std::move(item));
+    }
+    std::puts(out.dump(2).c_str());
+    return kExitOk;
+  }
+  if (found.empty()) {
+    std::fprintf(stderr, "kiln: no runs\n");
+    return kExitOk;
+  }
+  size_t pipeline_width = 8;
+  for (const v1::Run& run : found) {
+    pipeline_width = std::max(pipeline_width, run.pipeline_name().size());
+  }
+  std::printf("%-32s  %-*s  %-9s  %-19s  %8s  %s\n", "RUN",
+              static_cast<int>(pipeline_width), "PIPELINE", "STATE", "CREATED",
+              "DURATION", "TASKS ok/failed/skipped/cached");
+  for (const v1::Run& run : found) {
+    TaskCounts c = CountTasks(run);
+    std::printf("%-32s  %-*s  %-9s  %-19s  %8s  %d/%d/%d/%d\n",
+                run.id().c_str(), static_cast<int>(pipeline_width),
+                run.pipeline_name().c_str(), RunStateName(run.state()).c_str(),
+                LocalTime(run.created()).c_str(),
+                HumanDuration(RunDuration(run, now)).c_str(), c.ok, c.failed,
+                c.skipped, c.cached);
+  }
+  return kExitOk;
+}
+
+// Prints one stored log file; false if it cannot be read.
+bool PrintLog(const std::string& path, const std::string& prefix,
+              bool timestamps) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::StatusOr<store::LogFileLine> parsed = store::ParseLogFileLine(line);
+    if (!parsed.ok()) {  // not ours, or torn by a crash: show it as it is
+      std::printf("%s%s\n", prefix.c_str(), line.c_str());
+      continue;
+    }
+    if (timestamps) {
+      std::printf("%s%s %s\n", prefix.c_str(), Utc(parsed->time).c_str(),
+                  parsed->text.c_str());
+    } else {
+      std::printf("%s%s\n", prefix.c_str(), parsed->text.c_str());
+    }
+  }
+  return true;
+}
+
+int Logs(const std::vector<std::string>& argv) {
+  Args args(
+      "kiln logs RUN [TASK] [--store DIR] [--attempt N] [--timestamps]\n\n"
+      "Prints the stored logs of a run: every task in pipeline order, each\n"
+      "line prefixed with [task] (or [task#N] for attempt N > 1), or only\n"
+      "TASK's. Shows each task's latest attempt unless --attempt is given.");
+  args.Flag("store",
+            "store directory (default $KILN_STORE, $HOME/.cache/kiln)");
+  args.Flag("attempt", "show attempt N instead of the latest");
+  args.Bool("timestamps", "prefix each line with its UTC time");
+  int exit_code = kExitOk;
+  if (!args.Parse(argv, &exit_code)) return exit_code;
+  if (args.positionals().empty() || args.positionals().size() > 2) {
+    return args.UsageError("logs takes RUN and an optional TASK");
+  }
+  const std::string run_id = args.positionals()[0];
+  const std::string task =
+      args.positionals().size() == 2 ? args.positionals()[1] : "";
+  uint32_t attempt = 0;
+  if (args.Has("attempt") &&
+      (!absl::SimpleAtoi(args.Get("attempt"), &attempt) || attempt == 0)) {
+    return args.UsageError("--attempt must be a number >= 1");
+  }
+
+  std::unique_ptr<store::RunStore> runs =
+      OpenStore(args.Get("store"), /*missing_is_ok=*/false, &exit_code);
+  if (runs == nullptr) return exit_code;
+  absl::StatusOr<v1::Run> run = runs->GetRun(run_id);
+  if (!run.ok()) {
+    std::fprintf(stderr, "kiln: %s\n",
+                 std::string(run.status().message()).c_str());
+    return kExitFailed;
+  }
+  if (!task.empty()) {
+    bool known = false;
+    for (const v1::TaskStatus& t : run->tasks()) known |= t.name() == task;
+    if (!known) {
+      std::fprintf(stderr, "kiln: run %s has no task %s\n", run_id.c_str(),
+                   task.c_str());
+      return kExitFailed;
+    }
+  }
+  absl::StatusOr<std::vector<store::AttemptLog>> logs =
+      runs->AttemptLogs(run_id, task);
+  if (!logs.ok()) {
+    std::fprintf(stderr, "kiln: %s\n", logs.status().ToString().c_str());
+    return kExitFailed;
+  }
+  // Per task (in pipeline order, as AttemptLogs returns them): the chosen
+  // attempt, or the latest.
+  std::vector<store::AttemptLog> chosen;
+  for (const store::AttemptLog& log : *logs) {
+    if (attempt != 0) {
+      if (log.attempt == attempt) chosen.push_back(log);
+    } else if (!chosen.empty() && chosen.back().task == log.task) {
+      chosen.back() = log;  // a later attempt of the same task
+    } else {
+      chosen.push_back(log);
+    }
+  }
+  if (chosen.empty()) {
+    std::fprintf(stderr, "kiln: no logs recorded for run %s%s%s\n",
+                 run_id.c_str(), task.empty() ? "" : " task ", task.c_str());
+    return task.empty() ? kExitOk : kExitFailed;
+  }
+  const bool timestamps = args.Has("timestamps");
+  int result = kExitOk;
+  for (const store::AttemptLog& log : chosen) {
+    std::string path = absl::StartsWith(log.path, "/")
+                           ? log.path
+                           : absl::StrCat(runs->store_dir(), "/", log.path);
+    std::string prefix;
+    if (task.empty()) {
+      prefix = log.attempt > 1
+                   ? absl::StrCat("[", log.task, "#", log.attempt, "] ")
+                   : absl::StrCat("[", log.task, "] ");
+    }
+    if (!PrintLog(path, prefix, timestamps)) {
+      std::fprintf(stderr, "kiln: cannot read the log of %s attempt %u: %s\n",
+                   log.task.c_str(), log.attempt, path.c_str());
+      result = kExitFailed;
+    }
+  }
+  std::fflush(stdout);
+  return result;
+}
+
+}  // namespace
+
+KILN_CLI_VERB(runs, "runs", "list recorded runs", Runs);
+KILN_CLI_VERB(logs, "logs", "print the stored logs of a run", Logs);
+
+}  // namespace kiln::cli

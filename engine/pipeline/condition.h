@@ -1,0 +1,52 @@
+// `when` conditions over a trigger, with a human reason for the outcome.
+//
+// Semantics:
+//   branch   StringMatch on Trigger.branch; default kind GLOB (glob.h).
+//   message  StringMatch on Trigger.commit_message; default kind REGEX.
+//            Regexes (RE2 syntax) search anywhere in the text (use ^/$ to
+//            anchor); for messages ^ and $ also match at line breaks, so
+//            "^shipit" holds when any line of the message starts "shipit"
+//            (like Jenkins' `changelog`). EXACT compares whole strings.
+//            `negate` inverts the match.
+//   event    Trigger.event is one of the set.
+//   param    the trigger's value of the param (with defaults applied; see
+//            params.h) equals / does not equal / matches (RE2 search) a value.
+//   all/any  every / at least one child holds (empty all: true, empty any:
+//            false; validation rejects empty lists). not: inverts.
+//   unset    true.
+// Thread-safe; pure functions.
+#ifndef KILN_ENGINE_PIPELINE_CONDITION_H_
+#define KILN_ENGINE_PIPELINE_CONDITION_H_
+
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
+#include "kiln/v1/pipeline.pb.h"
+
+namespace kiln::pipeline {
+
+struct ConditionResult {
+  bool holds = true;
+  // Why it holds or not, e.g. "branch 'main' does not match !main".
+  std::string reason;
+};
+
+// `secret_params`: names whose values never appear in a reason.
+ConditionResult EvaluateCondition(
+    const v1::Condition& condition, const v1::Trigger& trigger,
+    const absl::flat_hash_set<std::string>& secret_params = {});
+
+// "" if the match's pattern compiles (regex or glob), else the error.
+// `is_message` selects the default kind (REGEX) for KIND_UNSPECIFIED.
+std::string CheckStringMatch(const v1::StringMatch& match, bool is_message);
+
+// "" if `pattern` is a valid RE2 regex of at most 4096 bytes, else the error.
+std::string CheckRegex(absl::string_view pattern);
+
+// "push", "pull_request", "tag", "manual" ("unspecified" otherwise).
+std::string EventName(v1::EventKind event);
+
+}  // namespace kiln::pipeline
+
+#endif  // KILN_ENGINE_PIPELINE_CONDITION_H_

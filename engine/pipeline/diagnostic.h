@@ -1,0 +1,69 @@
+// Diagnostics about a pipeline and the source map that positions them.
+//
+// A Diagnostic names a place in a pipeline by its field path (e.g.
+// "tasks[2].needs[0]", "finally[0].when.any[1].branch") and, when the
+// pipeline came from a file, by FILE:LINE:COL. The loader records the
+// position of every YAML node it converts under its field path in a
+// SourceMap; later checks (validation, substitution) look their path up.
+#ifndef KILN_ENGINE_PIPELINE_DIAGNOSTIC_H_
+#define KILN_ENGINE_PIPELINE_DIAGNOSTIC_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace kiln::pipeline {
+
+struct Diagnostic {
+  std::string file;  // "" for a pipeline built in code
+  int line = 0;      // 1-based; 0 when unknown
+  int column = 0;
+  std::string path;  // field path, e.g. "tasks[2].needs[0]"; may be ""
+  std::string message;
+
+  // "FILE:LINE:COL: message" when positioned; otherwise "FILE: PATH: message"
+  // (or "PATH: message" without a file).
+  std::string ToString() const;
+};
+
+// Every diagnostic on its own line.
+std::string JoinDiagnostics(const std::vector<Diagnostic>& diagnostics);
+
+// InvalidArgument carrying every diagnostic (OK when empty).
+absl::Status DiagnosticsToStatus(const std::vector<Diagnostic>& diagnostics);
+
+// Field path -> source position. Not thread-safe for writes; const use is.
+class SourceMap {
+ public:
+  explicit SourceMap(std::string file = "") : file_(std::move(file)) {}
+
+  const std::string& file() const { return file_; }
+  void Record(const std::string& path, int line, int column);
+
+  // Position of `path`, or of its nearest recorded ancestor path
+  // ("tasks[1].run.command[0]" falls back to "tasks[1].run", "tasks[1]").
+  // Returns false if none is recorded.
+  bool Lookup(absl::string_view path, int* line, int* column) const;
+
+  size_t size() const { return marks_.size(); }
+
+ private:
+  std::string file_;
+  absl::flat_hash_map<std::string, std::pair<int, int>> marks_;
+};
+
+// A diagnostic at `path`, positioned through `map` when it is non-null.
+Diagnostic MakeDiagnostic(const SourceMap* map, std::string path,
+                          std::string message);
+
+// Field path helpers: Index("tasks", 2) == "tasks[2]",
+// Field("tasks[2]", "needs") == "tasks[2].needs".
+std::string Index(absl::string_view path, size_t i);
+std::string Field(absl::string_view path, absl::string_view name);
+
+}  // namespace kiln::pipeline
+
+#endif  // KILN_ENGINE_PIPELINE_DIAGNOSTIC_H_

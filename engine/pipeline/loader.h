@@ -1,0 +1,66 @@
+// Loads a pipeline file (YAML) into a kiln.v1.Pipeline and validates it.
+//
+// The YAML format mirrors the proto (snake_case field names); see
+// examples/hello/pipeline.yaml and loader_test.cc for every form. Shorthands:
+//   task `retries`, `timeout`, `resources`   -> Task.hints
+//   `env: {NAME: value}`, `labels: {k: v}`    -> repeated EnvVar / Label
+//   `inputs: [source]`                        -> [{artifact: source}]
+//   `when:` see condition.h for the condition language.
+//   `options: {on_failure, timeout, finally_timeout}`.
+// Durations are "90s", "10m", "1h30m", "500ms" (or "0"); sizes are bytes or
+// "512Mi"/"2G"-style.
+//
+// Errors: every problem is a Diagnostic "FILE:LINE:COL: message"; the loader
+// reports all of them (wrong types, unknown fields with a suggestion, bad
+// enums listing the allowed values, bad durations), not only the first. YAML
+// syntax and limit violations (file size, depth, node budget, aliases
+// expanded within it, duplicate keys, a second document) come from
+// //engine/yaml and stop decoding. When the file decodes cleanly the result
+// is also validated (validate.h) with positions from the source map.
+//
+// Thread-safe (no shared state).
+#ifndef KILN_ENGINE_PIPELINE_LOADER_H_
+#define KILN_ENGINE_PIPELINE_LOADER_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "engine/pipeline/diagnostic.h"
+#include "kiln/v1/pipeline.pb.h"
+
+namespace kiln::pipeline {
+
+struct LoadOptions {
+  size_t max_file_bytes = 1 << 20;  // 1 MiB
+  int max_depth = 64;
+  size_t max_nodes = 100000;  // after alias expansion
+  size_t max_scalar_bytes = 64 << 10;
+  bool validate = true;  // run ValidatePipeline after a clean decode
+};
+
+struct LoadedPipeline {
+  v1::Pipeline pipeline;
+  std::string file;      // as given (the name used in diagnostics)
+  std::string base_dir;  // directory of the file ("." for a bare name); the
+                         // implicit `source` artifact is this directory
+  std::shared_ptr<const SourceMap> source_map;  // never null after a load
+  std::vector<Diagnostic> errors;               // empty: success
+  bool ok() const { return errors.empty(); }
+};
+
+// Reads (at most options.max_file_bytes of a regular file) and loads `path`.
+LoadedPipeline LoadPipelineFile(const std::string& path,
+                                const LoadOptions& options = LoadOptions());
+
+// Loads YAML text; `filename` names it in diagnostics, base_dir is its
+// directory part.
+LoadedPipeline LoadPipelineText(absl::string_view yaml,
+                                absl::string_view filename,
+                                const LoadOptions& options = LoadOptions());
+
+}  // namespace kiln::pipeline
+
+#endif  // KILN_ENGINE_PIPELINE_LOADER_H_

@@ -1,0 +1,53 @@
+// The static part of a run: which tasks would run for a trigger, which are
+// skipped and why, in a topological order.
+//
+// A task is skipped when its `when` does not hold, or when it has needs and
+// every one of them is skipped (unless run_if_needs_skipped). Tasks that
+// merely need a skipped task among others still run. Finally tasks follow
+// the same rules among themselves (they never depend on regular tasks).
+// The scheduler reuses the order and skip decisions; what happens at run
+// time (failures, cancellation) is not planned here.
+#ifndef KILN_ENGINE_PIPELINE_PLAN_H_
+#define KILN_ENGINE_PIPELINE_PLAN_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kiln/v1/pipeline.pb.h"
+
+namespace kiln::pipeline {
+
+struct PlannedTask {
+  const v1::Task* task = nullptr;  // points into the pipeline given
+  bool is_finally = false;
+  int index = 0;  // in pipeline.tasks() or pipeline.finally()
+  bool skipped = false;
+  // Why skipped, e.g. "branch 'main' does not match !main" or
+  // "every task it needs is skipped (deploy-preview)"; for a task that runs
+  // with a `when`, why it holds.
+  std::string reason;
+};
+
+struct Plan {
+  // Regular tasks then finally tasks, each part topologically ordered
+  // (a task after all it needs; ties in declaration order).
+  std::vector<PlannedTask> order;
+  // Resolved param values (defaults applied).
+  std::map<std::string, std::string> params;
+
+  // The entry for `name`, or nullptr.
+  const PlannedTask* Find(const std::string& name) const;
+};
+
+// REQUIRES: ValidatePipeline(pipeline) is empty (a cycle is reported as
+// FailedPrecondition anyway). InvalidArgument when the trigger's params do
+// not resolve (params.h). The Plan points into `pipeline`, which must
+// outlive it.
+absl::StatusOr<Plan> ComputePlan(const v1::Pipeline& pipeline,
+                                 const v1::Trigger& trigger);
+
+}  // namespace kiln::pipeline
+
+#endif  // KILN_ENGINE_PIPELINE_PLAN_H_

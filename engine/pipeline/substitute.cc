@@ -1,0 +1,226 @@
+#include "engine/pipeline/substitute.h"
+
+#include <cstdint>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "engine/pipeline/condition.h"
+#include "engine/pipeline/task_strings.h"
+
+namespace kiln::pipeline {
+namespace {
+
+bool IsNameChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+         c == '-';
+}
+
+bool IsName(absl::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!IsNameChar(c)) return false;
+  }
+  return true;
+}
+
+// Parses the inside of "${...}"; false if it has no known form.
+bool ParseInner(absl::string_view inner, Reference* ref) {
+  std::vector<absl::string_view> parts = absl::StrSplit(inner, '.');
+  for (absl::string_view p : parts) {
+    if (!IsName(p)) return false;
+  }
+  if (parts.size() == 2 && parts[0] == "params") {
+    ref->kind = Reference::Kind::kParam;
+    ref->name = std::string(parts[1]);
+    return true;
+  }
+  if (parts.size() == 2 && parts[0] == "trigger") {
+    ref->kind = Reference::Kind::kTrigger;
+    ref->name = std::string(parts[1]);
+    return true;
+  }
+  if (parts.size() == 4 && parts[0] == "tasks" && parts[2] == "outputs") {
+    ref->kind = Reference::Kind::kTaskOutput;
+    ref->name = std::string(parts[1]);
+    ref->key = std::string(parts[3]);
+    return true;
+  }
+  return false;
+}
+
+// Walks `text`, calling on_literal for literal runs and on_ref per reference.
+template <typename OnLiteral, typename OnRef>
+absl::Status Scan(absl::string_view text, OnLiteral on_literal, OnRef on_ref) {
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t dollar = text.find('$', i);
+    if (dollar == absl::string_view::npos) {
+      on_literal(text.substr(i));
+      return absl::OkStatus();
+    }
+    on_literal(text.substr(i, dollar - i));
+    absl::string_view rest = text.substr(dollar);
+    if (absl::StartsWith(rest, "$${")) {
+      on_literal("${");
+      i = dollar + 3;
+      continue;
+    }
+    if (!absl::StartsWith(rest, "${")) {
+      on_literal("$");
+      i = dollar + 1;
+      continue;
+    }
+    size_t close = rest.find('}');
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unterminated reference '", rest.substr(0, 40),
+                       "' (write $${ for a literal ${)"));
+    }
+    Reference ref;
+    ref.text = std::string(rest.substr(0, close + 1));
+    if (!ParseInner(rest.substr(2, close - 2), &ref)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown reference '", ref.text,
+          "'; expected ${params.NAME}, ${trigger.FIELD} or "
+          "${tasks.TASK.outputs.KEY} (write $${ for a literal ${)"));
+    }
+    absl::Status s = on_ref(ref);
+    if (!s.ok()) return s;
+    i = dollar + close + 1;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const std::vector<std::string>& TriggerFields() {
+  static const auto* fields = new std::vector<std::string>{
+      "branch", "branch_slug", "event", "revision"};
+  return *fields;
+}
+
+absl::Status ParseReferences(absl::string_view text,
+                             std::vector<Reference>* refs) {
+  return Scan(
+      text, [](absl::string_view) {},
+      [refs](const Reference& r) {
+        refs->push_back(r);
+        return absl::OkStatus();
+      });
+}
+
+std::vector<std::string> OutputKeys(const v1::Task& task) {
+  switch (task.kind_case()) {
+    case v1::Task::kContainerize:
+      return {"digest", "image"};
+    case v1::Task::kRender:
+      return {"digest"};
+    default:
+      return {};
+  }
+}
+
+std::string BranchSlug(absl::string_view branch) {
+  std::string slug;
+  for (char raw : branch) {
+    char c = absl::ascii_tolower(static_cast<unsigned char>(raw));
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (ok) {
+      slug.push_back(c);
+    } else if (!slug.empty() && slug.back() != '-') {
+      slug.push_back('-');
+    }
+  }
+  while (!slug.empty() && slug.back() == '-') slug.pop_back();
+  if (slug.size() > 63) {
+    uint32_t hash = 2166136261u;
+    for (char c : branch) {
+      hash ^= static_cast<unsigned char>(c);
+      hash *= 16777619u;
+    }
+    slug.resize(54);
+    while (!slug.empty() && slug.back() == '-') slug.pop_back();
+    slug += absl::StrFormat("-%08x", hash);
+  }
+  if (slug.empty()) slug = "branch";
+  return slug;
+}
+
+absl::StatusOr<std::string> Substitute(absl::string_view text,
+                                       const SubstitutionContext& context) {
+  std::string out;
+  absl::Status s = Scan(
+      text,
+      [&out](absl::string_view lit) { out.append(lit.data(), lit.size()); },
+      [&](const Reference& ref) -> absl::Status {
+        switch (ref.kind) {
+          case Reference::Kind::kParam: {
+            auto it = context.params.find(ref.name);
+            if (it == context.params.end()) {
+              return absl::InvalidArgumentError(
+                  absl::StrCat("unknown param in ", ref.text));
+            }
+            out += it->second;
+            return absl::OkStatus();
+          }
+          case Reference::Kind::kTrigger: {
+            const v1::Trigger& t = context.trigger;
+            if (ref.name == "branch") {
+              out += t.branch();
+            } else if (ref.name == "branch_slug") {
+              out += BranchSlug(t.branch());
+            } else if (ref.name == "revision") {
+              out += t.revision();
+            } else if (ref.name == "event") {
+              out += EventName(t.event());
+            } else {
+              return absl::InvalidArgumentError(
+                  absl::StrCat("unknown trigger field in ", ref.text));
+            }
+            return absl::OkStatus();
+          }
+          case Reference::Kind::kTaskOutput: {
+            auto task = context.task_outputs.find(ref.name);
+            if (task != context.task_outputs.end()) {
+              auto value = task->second.find(ref.key);
+              if (value != task->second.end()) {
+                out += value->second;
+                return absl::OkStatus();
+              }
+            }
+            return absl::FailedPreconditionError(
+                absl::StrCat("no value for ", ref.text,
+                             " (the task has not produced that output)"));
+          }
+        }
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::Task> SubstituteTask(const v1::Task& task,
+                                        const SubstitutionContext& context) {
+  v1::Task out = task;
+  absl::Status first = absl::OkStatus();
+  ForEachTaskString(
+      &out, "", [&](const std::string& path, std::string* value, FieldUse use) {
+        if (!first.ok() || use == FieldUse::kLiteral) return;
+        if (value->find('$') == std::string::npos) return;
+        absl::StatusOr<std::string> replaced = Substitute(*value, context);
+        if (!replaced.ok()) {
+          first = absl::Status(
+              replaced.status().code(),
+              absl::StrCat(path, ": ", replaced.status().message()));
+          return;
+        }
+        *value = *std::move(replaced);
+      });
+  if (!first.ok()) return first;
+  return out;
+}
+
+}  // namespace kiln::pipeline

@@ -1,0 +1,47 @@
+// Static checks of a pipeline, before anything runs.
+//
+// Checks: pipeline name; params (names, uniqueness, default valid for its
+// type/choices); task names (unique across tasks and finally, [A-Za-z0-9_-],
+// at most 63 chars); exactly one kind per task and that kind's required
+// fields; `needs` (known, with a suggestion; not itself; not twice; tasks
+// never need finally tasks; finally tasks only need finally tasks); cycles
+// (naming every task on each cycle); `when` (valid regex/glob, known params,
+// non-empty event sets and lists); artifacts (every consumed artifact is
+// `source` or produced by an ancestor via `needs` — a finally task may also
+// consume anything a regular task produces; one producer per artifact);
+// workspace paths relative without `..`; env var names; `${...}` references
+// (substitute.h): known params, ancestors' known output keys, secret params
+// only in run.env values, no references in literal fields (task_strings.h).
+//
+// The implicit artifact `source` is the directory of the pipeline file; the
+// engine stashes it when a run starts. No task may produce it.
+//
+// Thread-safe; pure.
+#ifndef KILN_ENGINE_PIPELINE_VALIDATE_H_
+#define KILN_ENGINE_PIPELINE_VALIDATE_H_
+
+#include <vector>
+
+#include "engine/pipeline/diagnostic.h"
+#include "kiln/v1/pipeline.pb.h"
+
+namespace kiln::pipeline {
+
+inline constexpr char kSourceArtifact[] = "source";
+
+// Every problem found (empty: valid). With a source map (from the loader)
+// diagnostics carry FILE:LINE:COL; without one, only field paths such as
+// "tasks[2].needs[0]".
+std::vector<Diagnostic> ValidatePipeline(const v1::Pipeline& pipeline,
+                                         const SourceMap* source_map = nullptr);
+
+// The name of the artifact a task produces by its kind (containerize and
+// render: `artifact` or the task's name; stash: its artifact), or "".
+std::string KindArtifact(const v1::Task& task);
+
+// "run", "stash", "unstash", "containerize", "render", "deploy" or "" (unset).
+const char* KindName(const v1::Task& task);
+
+}  // namespace kiln::pipeline
+
+#endif  // KILN_ENGINE_PIPELINE_VALIDATE_H_

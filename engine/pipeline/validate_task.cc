@@ -1,0 +1,450 @@
+// Per-task checks: kind fields, conditions, artifacts, paths, env, refs.
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "engine/pipeline/condition.h"
+#include "engine/pipeline/substitute.h"
+#include "engine/pipeline/suggest.h"
+#include "engine/pipeline/task_strings.h"
+#include "engine/pipeline/validate.h"
+#include "engine/pipeline/validator.h"
+
+namespace kiln::pipeline::internal {
+namespace {
+
+bool IsEnvName(const std::string& s) {
+  if (s.empty() || absl::ascii_isdigit(static_cast<unsigned char>(s[0])))
+    return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+}  // namespace
+
+void Validator::Require(bool present, const std::string& path,
+                        const std::string& field, int t) {
+  if (!present) {
+    Error(path, absl::StrCat(Who(t), ": missing required field '", field, "'"));
+  }
+}
+
+void Validator::CheckRelativePath(const std::string& path,
+                                  const std::string& value,
+                                  const std::string& what, int t) {
+  if (absl::StartsWith(value, "/")) {
+    Error(path, absl::StrCat(Who(t), ": ", what, " '", value,
+                             "' must be relative (it is absolute)"));
+    return;
+  }
+  for (absl::string_view part : absl::StrSplit(value, '/')) {
+    if (part == "..") {
+      Error(path, absl::StrCat(Who(t), ": ", what, " '", value,
+                               "' escapes its directory ('..')"));
+      return;
+    }
+  }
+  if (value.find('\0') != std::string::npos) {
+    Error(path, absl::StrCat(Who(t), ": ", what, " contains a NUL byte"));
+  }
+}
+
+void Validator::CheckEnv(
+    const google::protobuf::RepeatedPtrField<v1::EnvVar>& env,
+    const std::string& path, int t) {
+  absl::flat_hash_set<std::string> seen;
+  for (int i = 0; i < env.size(); ++i) {
+    std::string item = Index(path, i);
+    const std::string& name = env[i].name();
+    if (!IsEnvName(name)) {
+      Error(Field(item, "name"),
+            absl::StrCat(
+                Who(t), ": invalid environment variable name '", name,
+                "' (letters, digits and '_', not starting with a digit)"));
+    } else if (!seen.insert(name).second) {
+      Error(Field(item, "name"),
+            absl::StrCat(Who(t), ": environment variable '", name,
+                         "' is set twice"));
+    }
+  }
+}
+
+void Validator::CheckKind(int t) {
+  const v1::Task& task = *tasks_[t].task;
+  const std::string& path = tasks_[t].path;
+  switch (task.kind_case()) {
+    case v1::Task::kRun: {
+      std::string p = Field(path, "run");
+      const v1::RunSpec& run = task.run();
+      Require(!run.command().empty(), p, "command", t);
+      if (!run.command().empty() && run.command(0).empty()) {
+        Error(Index(Field(p, "command"), 0),
+              absl::StrCat(Who(t),
+                           ": the command's program (command[0]) is empty"));
+      }
+      if (!run.workdir().empty()) {
+        CheckRelativePath(Field(p, "workdir"), run.workdir(), "workdir", t);
+      }
+      if (!run.report().empty()) {
+        CheckRelativePath(Field(p, "report"), run.report(), "report", t);
+      }
+      CheckEnv(run.env(), Field(p, "env"), t);
+      break;
+    }
+    case v1::Task::kStash: {
+      std::string p = Field(path, "stash");
+      Require(!task.stash().artifact().empty(), p, "artifact", t);
+      Require(!task.stash().from().empty(), p, "from", t);
+      if (!task.stash().from().empty()) {
+        CheckRelativePath(Field(p, "from"), task.stash().from(), "stash from",
+                          t);
+      }
+      break;
+    }
+    case v1::Task::kUnstash: {
+      std::string p = Field(path, "unstash");
+      Require(!task.unstash().artifact().empty(), p, "artifact", t);
+      Require(!task.unstash().to().empty(), p, "to", t);
+      if (!task.unstash().to().empty()) {
+        CheckRelativePath(Field(p, "to"), task.unstash().to(), "unstash to", t);
+      }
+      break;
+    }
+    case v1::Task::kContainerize: {
+      std::string p = Field(path, "containerize");
+      const v1::ContainerizeSpec& c = task.containerize();
+      Require(!c.base().empty(), p, "base", t);
+      for (int i = 0; i < c.layers_size(); ++i) {
+        std::string item = Index(Field(p, "layers"), i);
+        Require(!c.layers(i).artifact().empty(), item, "artifact", t);
+        if (!absl::StartsWith(c.layers(i).to(), "/")) {
+          Error(item, absl::StrCat(Who(t),
+                                   ": layer 'to' must be an absolute "
+                                   "directory in the image, got '",
+                                   c.layers(i).to(), "'"));
+        }
+      }
+      CheckEnv(c.env(), Field(p, "env"), t);
+      break;
+    }
+    case v1::Task::kRender: {
+      std::string p = Field(path, "render");
+      const v1::RenderSpec& r = task.render();
+      std::string k = Field(p, "kustomization");
+      Require(r.has_kustomization(), p, "kustomization", t);
+      if (r.has_kustomization()) {
+        Require(!r.kustomization().artifact().empty(), k, "artifact", t);
+        Require(!r.kustomization().path().empty(), k, "path", t);
+        CheckRelativePath(Field(k, "path"), r.kustomization().path(),
+                          "kustomization path", t);
+      }
+      for (int i = 0; i < r.images_size(); ++i) {
+        Require(!r.images(i).name().empty(), Index(Field(p, "images"), i),
+                "name", t);
+      }
+      break;
+    }
+    case v1::Task::kDeploy: {
+      std::string p = Field(path, "deploy");
+      const v1::DeploySpec& d = task.deploy();
+      Require(!d.environment().empty(), p, "environment", t);
+      if (d.manifests().empty() == d.overlay().empty()) {
+        Error(p, absl::StrCat(Who(t),
+                              ": deploy needs exactly one of "
+                              "'manifests' (a render task or artifact) "
+                              "and 'overlay' (a directory in source)"));
+      }
+      if (!d.overlay().empty()) {
+        CheckRelativePath(Field(p, "overlay"), d.overlay(), "overlay", t);
+      }
+      break;
+    }
+    default:
+      Error(path, absl::StrCat(Who(t),
+                               " has no kind; set exactly one of run, "
+                               "stash, unstash, containerize, render, "
+                               "deploy"));
+  }
+  for (int i = 0; i < task.outputs_size(); ++i) {
+    std::string item = Index(Field(path, "outputs"), i);
+    Require(!task.outputs(i).artifact().empty(), item, "artifact", t);
+    Require(!task.outputs(i).paths().empty(), item, "paths", t);
+    for (int j = 0; j < task.outputs(i).paths_size(); ++j) {
+      const std::string& value = task.outputs(i).paths(j);
+      std::string ppath = Index(Field(item, "paths"), j);
+      if (value.empty()) {
+        Error(ppath, absl::StrCat(Who(t), ": an output path is empty"));
+      } else {
+        CheckRelativePath(ppath, value, "output path", t);
+      }
+    }
+  }
+  for (int i = 0; i < task.inputs_size(); ++i) {
+    std::string item = Index(Field(path, "inputs"), i);
+    Require(!task.inputs(i).artifact().empty(), item, "artifact", t);
+    if (!task.inputs(i).path().empty()) {
+      CheckRelativePath(Field(item, "path"), task.inputs(i).path(),
+                        "input path", t);
+    }
+  }
+}
+
+void Validator::CheckCondition(const v1::Condition& c, const std::string& path,
+                               int t) {
+  switch (c.kind_case()) {
+    case v1::Condition::kBranch:
+    case v1::Condition::kMessage: {
+      bool is_message = c.kind_case() == v1::Condition::kMessage;
+      const v1::StringMatch& m = is_message ? c.message() : c.branch();
+      std::string p = Field(path, is_message ? "message" : "branch");
+      std::string error = CheckStringMatch(m, is_message);
+      if (!error.empty())
+        Error(Field(p, "pattern"), absl::StrCat(Who(t), ": ", error));
+      break;
+    }
+    case v1::Condition::kEvent: {
+      std::string p = Field(path, "event");
+      if (c.event().events().empty()) {
+        Error(p, absl::StrCat(Who(t),
+                              ": an event condition needs at least one event"));
+      }
+      for (int i = 0; i < c.event().events_size(); ++i) {
+        if (c.event().events(i) == v1::EVENT_KIND_UNSPECIFIED) {
+          Error(Index(p, i), absl::StrCat(Who(t), ": event is unspecified"));
+        }
+      }
+      break;
+    }
+    case v1::Condition::kParam: {
+      std::string p = Field(path, "param");
+      const v1::ParamMatch& m = c.param();
+      std::vector<std::string> names;
+      for (const v1::Param& param : p_.params()) names.push_back(param.name());
+      if (m.name().empty()) {
+        Require(false, p, "name", t);
+      } else if (params_.find(m.name()) == params_.end()) {
+        Error(Field(p, "name"),
+              absl::StrCat(Who(t), ": condition on unknown param '", m.name(),
+                           "'", DidYouMean(m.name(), names)));
+      }
+      if (m.test_case() == v1::ParamMatch::TEST_NOT_SET) {
+        Error(p, absl::StrCat(Who(t),
+                              ": a param condition needs one of equals, "
+                              "not_equals or matches"));
+      }
+      if (m.test_case() == v1::ParamMatch::kMatches) {
+        std::string error = CheckRegex(m.matches());
+        if (!error.empty())
+          Error(Field(p, "matches"), absl::StrCat(Who(t), ": ", error));
+      }
+      break;
+    }
+    case v1::Condition::kAll:
+    case v1::Condition::kAny: {
+      bool all = c.kind_case() == v1::Condition::kAll;
+      const v1::ConditionList& list = all ? c.all() : c.any();
+      std::string p = Field(path, all ? "all" : "any");
+      if (list.conditions().empty()) {
+        Error(p, absl::StrCat(Who(t), ": '", all ? "all" : "any",
+                              "' needs at least one condition"));
+      }
+      for (int i = 0; i < list.conditions_size(); ++i) {
+        CheckCondition(list.conditions(i), Index(p, i), t);
+      }
+      break;
+    }
+    case v1::Condition::kNot:
+      CheckCondition(c.not_(), Field(path, "not"), t);
+      break;
+    default:
+      break;
+  }
+}
+
+void Validator::IndexArtifacts() {
+  for (int t = 0; t < static_cast<int>(tasks_.size()); ++t) {
+    const v1::Task& task = *tasks_[t].task;
+    std::vector<std::pair<std::string, std::string>> produced;  // name, path
+    std::string kind_artifact = KindArtifact(task);
+    if (!kind_artifact.empty()) {
+      produced.push_back(
+          {kind_artifact, Field(tasks_[t].path, KindName(task))});
+    }
+    for (int i = 0; i < task.outputs_size(); ++i) {
+      if (task.outputs(i).artifact().empty()) continue;
+      produced.push_back(
+          {task.outputs(i).artifact(),
+           Field(Index(Field(tasks_[t].path, "outputs"), i), "artifact")});
+    }
+    for (const auto& [name, path] : produced) {
+      if (name == kSourceArtifact) {
+        Error(path, absl::StrCat(Who(t),
+                                 ": artifact 'source' is provided by the "
+                                 "engine (the pipeline's directory); "
+                                 "choose another name"));
+        continue;
+      }
+      auto [it, inserted] = producer_.emplace(name, t);
+      if (!inserted) {
+        Error(path, absl::StrCat(Who(t), ": artifact '", name,
+                                 "' is already produced by ", Who(it->second)));
+      }
+    }
+  }
+}
+
+void Validator::CheckConsumed(const std::string& artifact,
+                              const std::string& path, int t) {
+  if (artifact.empty() || artifact == kSourceArtifact) return;
+  auto it = producer_.find(artifact);
+  if (it == producer_.end()) {
+    std::vector<std::string> names = {kSourceArtifact};
+    for (const auto& [name, task] : producer_) names.push_back(name);
+    std::sort(names.begin(), names.end());
+    Error(path, absl::StrCat(Who(t), ": no task produces artifact '", artifact,
+                             "'", DidYouMean(artifact, names)));
+    return;
+  }
+  int producer = it->second;
+  if (producer == t) {
+    Error(path, absl::StrCat(Who(t), " consumes artifact '", artifact,
+                             "' that it produces itself"));
+    return;
+  }
+  // A finally task may consume what any regular task produced (it is absent
+  // at run time if that task did not succeed).
+  if (tasks_[t].is_finally && !tasks_[producer].is_finally) return;
+  if (!IsAncestor(producer, t)) {
+    Error(path, absl::StrCat(Who(t), " consumes artifact '", artifact,
+                             "' produced by ", Who(producer),
+                             ", which it does not need (add '",
+                             tasks_[producer].task->name(), "' to its needs)"));
+  }
+}
+
+void Validator::CheckArtifacts(int t) {
+  const v1::Task& task = *tasks_[t].task;
+  const std::string& path = tasks_[t].path;
+  for (int i = 0; i < task.inputs_size(); ++i) {
+    CheckConsumed(task.inputs(i).artifact(),
+                  Field(Index(Field(path, "inputs"), i), "artifact"), t);
+  }
+  switch (task.kind_case()) {
+    case v1::Task::kUnstash:
+      CheckConsumed(task.unstash().artifact(), Field(path, "unstash.artifact"),
+                    t);
+      break;
+    case v1::Task::kContainerize:
+      for (int i = 0; i < task.containerize().layers_size(); ++i) {
+        CheckConsumed(
+            task.containerize().layers(i).artifact(),
+            Field(Index(Field(path, "containerize.layers"), i), "artifact"), t);
+      }
+      break;
+    case v1::Task::kRender:
+      CheckConsumed(task.render().kustomization().artifact(),
+                    Field(path, "render.kustomization.artifact"), t);
+      break;
+    case v1::Task::kDeploy:
+      CheckConsumed(task.deploy().manifests(), Field(path, "deploy.manifests"),
+                    t);
+      break;
+    default:
+      break;
+  }
+}
+
+void Validator::CheckReferences(int t) {
+  v1::Task copy = *tasks_[t].task;
+  std::vector<std::string> param_names;
+  for (const v1::Param& p : p_.params()) param_names.push_back(p.name());
+  ForEachTaskString(
+      &copy, tasks_[t].path,
+      [&](const std::string& path, std::string* value, FieldUse use) {
+        if (value->find("${") == std::string::npos) return;
+        if (use == FieldUse::kLiteral) {
+          Error(path, absl::StrCat(Who(t),
+                                   ": references (${...}) are not "
+                                   "substituted in this field"));
+          return;
+        }
+        std::vector<Reference> refs;
+        absl::Status s = ParseReferences(*value, &refs);
+        if (!s.ok()) {
+          Error(path, absl::StrCat(Who(t), ": ", s.message()));
+          return;
+        }
+        for (const Reference& ref : refs) {
+          switch (ref.kind) {
+            case Reference::Kind::kParam: {
+              auto it = params_.find(ref.name);
+              if (it == params_.end()) {
+                Error(path,
+                      absl::StrCat(Who(t), ": ", ref.text,
+                                   " names unknown param '", ref.name, "'",
+                                   DidYouMean(ref.name, param_names)));
+              } else if (it->second->secret() && use != FieldUse::kSecretEnv) {
+                Error(path,
+                      absl::StrCat(Who(t), ": secret param '", ref.name,
+                                   "' may only be used in run.env values"));
+              }
+              break;
+            }
+            case Reference::Kind::kTrigger:
+              if (std::find(TriggerFields().begin(), TriggerFields().end(),
+                            ref.name) == TriggerFields().end()) {
+                Error(path,
+                      absl::StrCat(
+                          Who(t), ": ", ref.text,
+                          " names unknown trigger field '", ref.name,
+                          "'; known: ", absl::StrJoin(TriggerFields(), ", "),
+                          DidYouMean(ref.name, TriggerFields())));
+              }
+              break;
+            case Reference::Kind::kTaskOutput: {
+              auto it = by_name_.find(ref.name);
+              if (it == by_name_.end()) {
+                std::vector<std::string> names;
+                for (const TaskRef& r : tasks_) names.push_back(r.task->name());
+                Error(path, absl::StrCat(Who(t), ": ", ref.text,
+                                         " names unknown task '", ref.name, "'",
+                                         DidYouMean(ref.name, names)));
+                break;
+              }
+              int producer = it->second;
+              bool visible =
+                  producer != t &&
+                  (IsAncestor(producer, t) ||
+                   (tasks_[t].is_finally && !tasks_[producer].is_finally));
+              if (!visible) {
+                Error(path, absl::StrCat(Who(t), ": ", ref.text,
+                                         " refers to task '", ref.name,
+                                         "', which is not among the tasks it "
+                                         "needs (directly or indirectly)"));
+                break;
+              }
+              std::vector<std::string> keys =
+                  OutputKeys(*tasks_[producer].task);
+              if (std::find(keys.begin(), keys.end(), ref.key) == keys.end()) {
+                Error(path, absl::StrCat(
+                                Who(t), ": ", ref.text, ": a ",
+                                KindName(*tasks_[producer].task),
+                                " task has no output '", ref.key, "'",
+                                keys.empty()
+                                    ? std::string("; it has no outputs")
+                                    : absl::StrCat("; known: ",
+                                                   absl::StrJoin(keys, ", "),
+                                                   DidYouMean(ref.key, keys))));
+              }
+              break;
+            }
+          }
+        }
+      });
+}
+
+}  // namespace kiln::pipeline::internal

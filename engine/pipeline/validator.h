@@ -1,0 +1,69 @@
+// Internal to validate.cc / validate_task.cc: the state of one validation.
+#ifndef KILN_ENGINE_PIPELINE_VALIDATOR_H_
+#define KILN_ENGINE_PIPELINE_VALIDATOR_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "engine/pipeline/diagnostic.h"
+#include "kiln/v1/pipeline.pb.h"
+
+namespace kiln::pipeline::internal {
+
+// A task of the pipeline, tasks first then finally.
+struct TaskRef {
+  const v1::Task* task;
+  std::string path;  // "tasks[i]" or "finally[i]"
+  bool is_finally;
+};
+
+class Validator {
+ public:
+  Validator(const v1::Pipeline& p, const SourceMap* map) : p_(p), map_(map) {}
+  std::vector<Diagnostic> Run();
+
+  // validate.cc
+  void Error(const std::string& path, std::string message);
+  void CheckPipeline();
+  void CheckParams();
+  void IndexTasks();
+  void CheckNeeds(int t);
+  void FindCycles();
+  void ComputeAncestors();
+  bool IsAncestor(int ancestor, int of) const;
+
+  // validate_task.cc
+  void CheckKind(int t);
+  void CheckCondition(const v1::Condition& c, const std::string& path, int t);
+  void IndexArtifacts();
+  void CheckArtifacts(int t);
+  void CheckReferences(int t);
+  void CheckRelativePath(const std::string& path, const std::string& value,
+                         const std::string& what, int t);
+  void CheckEnv(const google::protobuf::RepeatedPtrField<v1::EnvVar>& env,
+                const std::string& path, int t);
+  void Require(bool present, const std::string& path, const std::string& field,
+               int t);
+  // Reports if `artifact` is not available to task t.
+  void CheckConsumed(const std::string& artifact, const std::string& path,
+                     int t);
+  std::string Who(int t) const;
+
+  const v1::Pipeline& p_;
+  const SourceMap* map_;
+  std::vector<Diagnostic> out_;
+  std::vector<TaskRef> tasks_;
+  absl::flat_hash_map<std::string, int> by_name_;  // first of each name
+  absl::flat_hash_map<std::string, const v1::Param*> params_;
+  bool acyclic_ = true;
+  // ancestors_[t] bit a: task a is an ancestor of t (valid if acyclic_).
+  std::vector<std::vector<uint64_t>> ancestors_;
+  absl::flat_hash_map<std::string, int> producer_;  // artifact -> task
+};
+
+}  // namespace kiln::pipeline::internal
+
+#endif  // KILN_ENGINE_PIPELINE_VALIDATOR_H_

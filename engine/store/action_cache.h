@@ -1,0 +1,118 @@
+// ActionCache: a task's cache key -> the result recorded when it last ran,
+// in SQLite at <store_dir>/action_cache.db (durability as in sqlite.h).
+//
+// Besides the result, each entry keeps the key's components — the ordered
+// (name, value digest) pairs the key was hashed from — and the pipeline and
+// task it came from, so `kiln cache explain` can diff a missed key against
+// the task's latest recorded one (DiffKeyComponents).
+//
+// Put is last-writer-wins: a key determines its result, so concurrent
+// writers of one key record equivalent results; the newest entry's log and
+// run references are kept.
+//
+// Several processes may open one cache at once. Thread-safety: all methods
+// are thread-safe (one connection guarded by a mutex).
+#ifndef KILN_ENGINE_STORE_ACTION_CACHE_H_
+#define KILN_ENGINE_STORE_ACTION_CACHE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "engine/base/mutex.h"
+#include "engine/store/sqlite.h"
+
+namespace kiln::store {
+
+struct KeyComponent {
+  std::string name;          // e.g. "kind", "env.PATH", "input.source"
+  std::string value_digest;  // digest (or short literal) of the value
+  bool operator==(const KeyComponent& o) const {
+    return name == o.name && value_digest == o.value_digest;
+  }
+};
+
+struct ActionResult {
+  std::string key;  // filled in by Lookup / LatestForTask
+  int32_t exit_code = 0;
+  std::map<std::string, std::string> outputs;  // artifact -> "sha256:..."
+  std::map<std::string, std::string> results;  // result key -> value
+  std::string log_digest;  // the log in the CAS ("sha256:..."), may be ""
+  std::string log_path;    // the log file it was recorded from, may be ""
+  absl::Time created = absl::InfinitePast();  // Put: InfinitePast means now
+  std::string pipeline_name;
+  std::string task_name;
+  std::string run_id;
+  std::vector<KeyComponent> components;  // in key order
+};
+
+class ActionCache {
+ public:
+  // Opens or creates <store_dir>/action_cache.db (creating store_dir).
+  // FailedPrecondition if a newer kiln wrote it.
+  static absl::StatusOr<std::unique_ptr<ActionCache>> Open(
+      const std::string& store_dir);
+
+  // The entry for `key`, or nullopt on a miss. Components are loaded only
+  // when asked (a no-op rerun looks up every task; it needs no components).
+  absl::StatusOr<absl::optional<ActionResult>> Lookup(
+      absl::string_view key, bool with_components = false);
+
+  // Records `result` under `key`, replacing any entry (last writer wins).
+  // InvalidArgument for a key that is empty, longer than 256 bytes, or not
+  // printable ASCII without spaces.
+  absl::Status Put(absl::string_view key, const ActionResult& result);
+
+  // The most recently created entry of this pipeline's task, with its
+  // components; nullopt if the task was never recorded.
+  absl::StatusOr<absl::optional<ActionResult>> LatestForTask(
+      absl::string_view pipeline_name, absl::string_view task_name);
+
+  // Every digest (outputs and logs) referenced by entries created at or
+  // after `since`, sorted and without duplicates: what a CAS garbage
+  // collector must keep for the cache.
+  absl::StatusOr<std::vector<std::string>> ReferencedDigests(absl::Time since);
+
+  // Deletes entries created before `before`; returns how many.
+  absl::StatusOr<int64_t> RemoveOlderThan(absl::Time before);
+
+  ~ActionCache();
+
+ private:
+  explicit ActionCache(std::unique_ptr<Database> db);
+  absl::StatusOr<absl::optional<ActionResult>> LoadLocked(absl::string_view key,
+                                                          bool with_components)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  kiln::Mutex mu_;
+  std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
+};
+
+// How one component differs between an old (recorded) and a new key.
+struct ComponentChange {
+  enum class Kind { kChanged, kAdded, kRemoved };
+  Kind kind;
+  std::string name;
+  std::string old_digest;  // "" when added
+  std::string new_digest;  // "" when removed
+};
+
+// The changes from `old_key` to `new_key`, matching components by name (in
+// new_key's order, then removed ones in old_key's order). Empty: the same
+// components. A name repeated within one key is matched occurrence by
+// occurrence.
+std::vector<ComponentChange> DiffKeyComponents(
+    const std::vector<KeyComponent>& old_key,
+    const std::vector<KeyComponent>& new_key);
+
+}  // namespace kiln::store
+
+#endif  // KILN_ENGINE_STORE_ACTION_CACHE_H_

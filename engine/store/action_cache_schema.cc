@@ -1,0 +1,46 @@
+#include "engine/store/action_cache_schema.h"
+
+namespace kiln::store {
+
+namespace {
+
+// Times are microseconds since the Unix epoch (UTC).
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE actions (
+  key           TEXT PRIMARY KEY,
+  exit_code     INTEGER NOT NULL,
+  log_digest    TEXT NOT NULL DEFAULT '',
+  log_path      TEXT NOT NULL DEFAULT '',
+  created_us    INTEGER NOT NULL,
+  pipeline_name TEXT NOT NULL DEFAULT '',
+  task_name     TEXT NOT NULL DEFAULT '',
+  run_id        TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX actions_by_task ON actions(pipeline_name, task_name, created_us);
+CREATE INDEX actions_by_created ON actions(created_us);
+
+-- Output digests (kind 'output') and results (kind 'result').
+CREATE TABLE action_values (
+  key   TEXT NOT NULL REFERENCES actions(key) ON DELETE CASCADE,
+  kind  TEXT NOT NULL CHECK (kind IN ('output', 'result')),
+  name  TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (key, kind, name)
+) WITHOUT ROWID;
+
+CREATE TABLE action_components (
+  key          TEXT NOT NULL REFERENCES actions(key) ON DELETE CASCADE,
+  position     INTEGER NOT NULL,
+  name         TEXT NOT NULL,
+  value_digest TEXT NOT NULL,
+  PRIMARY KEY (key, position)
+) WITHOUT ROWID;
+)sql"},
+};
+
+}  // namespace
+
+absl::Span<const Migration> ActionCacheMigrations() { return kMigrations; }
+
+}  // namespace kiln::store

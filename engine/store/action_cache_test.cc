@@ -1,0 +1,226 @@
+#include "engine/store/action_cache.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace kiln::store {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+std::string FreshDir() {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/action_cache_test/",
+                                 info->test_suite_name(), ".", info->name());
+  std::filesystem::remove_all(dir);
+  return dir;
+}
+
+ActionResult Result(const std::string& task, absl::Time created,
+                    std::vector<KeyComponent> components) {
+  ActionResult r;
+  r.exit_code = 0;
+  r.outputs["app"] = absl::StrCat("sha256:out-", task);
+  r.results["digest"] = "sha256:img";
+  r.log_digest = absl::StrCat("sha256:log-", task);
+  r.log_path = "logs/r1/" + task + ".1.log";
+  r.created = created;
+  r.pipeline_name = "kcow";
+  r.task_name = task;
+  r.run_id = "r1";
+  r.components = std::move(components);
+  return r;
+}
+
+class ActionCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = FreshDir();
+    auto cache = ActionCache::Open(dir_);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    cache_ = std::move(*cache);
+  }
+  std::string dir_;
+  std::unique_ptr<ActionCache> cache_;
+};
+
+TEST_F(ActionCacheTest, RoundTrip) {
+  absl::Time t = absl::FromUnixMicros(1700000000000001);
+  ActionResult in = Result("build", t, {{"version", "v1"}, {"kind", "run"}});
+  in.exit_code = 3;
+  ASSERT_TRUE(cache_->Put("abc123", in).ok());
+
+  auto miss = cache_->Lookup("fff000");
+  ASSERT_TRUE(miss.ok());
+  EXPECT_FALSE(miss->has_value());
+
+  auto hit = cache_->Lookup("abc123");
+  ASSERT_TRUE(hit.ok()) << hit.status();
+  ASSERT_TRUE(hit->has_value());
+  const ActionResult& out = **hit;
+  EXPECT_EQ(out.key, "abc123");
+  EXPECT_EQ(out.exit_code, 3);
+  EXPECT_THAT(out.outputs, ElementsAre(Pair("app", "sha256:out-build")));
+  EXPECT_THAT(out.results, ElementsAre(Pair("digest", "sha256:img")));
+  EXPECT_EQ(out.log_digest, "sha256:log-build");
+  EXPECT_EQ(out.log_path, "logs/r1/build.1.log");
+  EXPECT_EQ(out.created, t);
+  EXPECT_EQ(out.pipeline_name, "kcow");
+  EXPECT_EQ(out.task_name, "build");
+  EXPECT_EQ(out.run_id, "r1");
+  EXPECT_TRUE(out.components.empty());  // not asked for
+
+  auto full = cache_->Lookup("abc123", /*with_components=*/true);
+  ASSERT_TRUE(full.ok() && full->has_value());
+  EXPECT_THAT((*full)->components, ElementsAre(KeyComponent{"version", "v1"},
+                                               KeyComponent{"kind", "run"}));
+}
+
+TEST_F(ActionCacheTest, SurvivesReopen) {
+  ASSERT_TRUE(cache_->Put("k", Result("t", absl::Now(), {})).ok());
+  cache_.reset();
+  auto reopened = ActionCache::Open(dir_);
+  ASSERT_TRUE(reopened.ok());
+  auto hit = (*reopened)->Lookup("k");
+  ASSERT_TRUE(hit.ok() && hit->has_value());
+}
+
+TEST_F(ActionCacheTest, LastWriterWins) {
+  ActionResult first = Result("t", absl::FromUnixSeconds(100), {{"a", "1"}});
+  first.outputs["old"] = "sha256:old";
+  ASSERT_TRUE(cache_->Put("k", first).ok());
+  ActionResult second = Result("t", absl::FromUnixSeconds(200), {{"a", "1"}});
+  second.run_id = "r2";
+  ASSERT_TRUE(cache_->Put("k", second).ok());
+  auto hit = cache_->Lookup("k", true);
+  ASSERT_TRUE(hit.ok() && hit->has_value());
+  EXPECT_EQ((*hit)->run_id, "r2");
+  EXPECT_EQ((*hit)->outputs.count("old"), 0u);  // replaced, not merged
+  EXPECT_EQ((*hit)->components.size(), 1u);
+}
+
+TEST_F(ActionCacheTest, RejectsBadKeys) {
+  ActionResult r = Result("t", absl::Now(), {});
+  EXPECT_EQ(cache_->Put("", r).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache_->Put("a b", r).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache_->Put(std::string(257, 'a'), r).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache_->Lookup("a\nb").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ActionCacheTest, LatestForTaskAndExplain) {
+  std::vector<KeyComponent> v1 = {{"version", "1"},
+                                  {"kind", "run"},
+                                  {"env.CC", "sha256:gcc"},
+                                  {"input.source", "sha256:src1"}};
+  std::vector<KeyComponent> v2 = {{"version", "1"},
+                                  {"kind", "run"},
+                                  {"input.source", "sha256:src2"},
+                                  {"image", "sha256:img"}};
+  ASSERT_TRUE(
+      cache_->Put("key1", Result("build", absl::FromUnixSeconds(100), v1))
+          .ok());
+  ASSERT_TRUE(
+      cache_->Put("key2", Result("build", absl::FromUnixSeconds(200), v2))
+          .ok());
+  ASSERT_TRUE(
+      cache_->Put("key3", Result("test", absl::FromUnixSeconds(300), {})).ok());
+
+  auto latest = cache_->LatestForTask("kcow", "build");
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->key, "key2");
+  EXPECT_EQ((*latest)->components, v2);
+  EXPECT_FALSE(cache_->LatestForTask("kcow", "deploy")->has_value());
+  EXPECT_FALSE(cache_->LatestForTask("other", "build")->has_value());
+
+  // Explain why v1's key missed against what was recorded last (v2).
+  std::vector<ComponentChange> changes = DiffKeyComponents(v2, v1);
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].kind, ComponentChange::Kind::kAdded);
+  EXPECT_EQ(changes[0].name, "env.CC");
+  EXPECT_EQ(changes[1].kind, ComponentChange::Kind::kChanged);
+  EXPECT_EQ(changes[1].name, "input.source");
+  EXPECT_EQ(changes[1].old_digest, "sha256:src2");
+  EXPECT_EQ(changes[1].new_digest, "sha256:src1");
+  EXPECT_EQ(changes[2].kind, ComponentChange::Kind::kRemoved);
+  EXPECT_EQ(changes[2].name, "image");
+  EXPECT_TRUE(DiffKeyComponents(v1, v1).empty());
+}
+
+TEST(DiffKeyComponentsTest, RepeatedNamesMatchInOrder) {
+  std::vector<KeyComponent> a = {{"arg", "x"}, {"arg", "y"}};
+  std::vector<KeyComponent> b = {{"arg", "x"}, {"arg", "z"}, {"arg", "w"}};
+  auto changes = DiffKeyComponents(a, b);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].kind, ComponentChange::Kind::kChanged);
+  EXPECT_EQ(changes[0].old_digest, "y");
+  EXPECT_EQ(changes[0].new_digest, "z");
+  EXPECT_EQ(changes[1].kind, ComponentChange::Kind::kAdded);
+  EXPECT_EQ(changes[1].new_digest, "w");
+}
+
+TEST_F(ActionCacheTest, ReferencedDigestsAndRemoval) {
+  ASSERT_TRUE(
+      cache_->Put("old", Result("a", absl::FromUnixSeconds(100), {})).ok());
+  ActionResult mid = Result("b", absl::FromUnixSeconds(200), {});
+  mid.outputs["lib"] = "sha256:out-a";  // shared with "old": listed once
+  ASSERT_TRUE(cache_->Put("mid", mid).ok());
+  ActionResult nolog = Result("c", absl::FromUnixSeconds(300), {});
+  nolog.log_digest.clear();
+  ASSERT_TRUE(cache_->Put("new", nolog).ok());
+
+  auto all = cache_->ReferencedDigests(absl::InfinitePast());
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_THAT(*all, ElementsAre("sha256:log-a", "sha256:log-b", "sha256:out-a",
+                                "sha256:out-b", "sha256:out-c"));
+  auto recent = cache_->ReferencedDigests(absl::FromUnixSeconds(200));
+  ASSERT_TRUE(recent.ok());
+  EXPECT_THAT(*recent, ElementsAre("sha256:log-b", "sha256:out-a",
+                                   "sha256:out-b", "sha256:out-c"));
+
+  auto removed = cache_->RemoveOlderThan(absl::FromUnixSeconds(250));
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(*removed, 2);
+  EXPECT_FALSE(cache_->Lookup("old")->has_value());
+  EXPECT_TRUE(cache_->Lookup("new")->has_value());
+  EXPECT_THAT(*cache_->ReferencedDigests(absl::InfinitePast()),
+              ElementsAre("sha256:out-c"));
+}
+
+TEST_F(ActionCacheTest, ConcurrentWritersAndReaders) {
+  auto other = ActionCache::Open(dir_);  // a second connection, as another
+  ASSERT_TRUE(other.ok());               // process would have
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    ActionCache* cache = t % 2 ? other->get() : cache_.get();
+    threads.emplace_back([cache, t] {
+      for (int i = 0; i < 50; ++i) {
+        std::string key = absl::StrCat("k", i % 10);
+        ActionResult r =
+            Result(absl::StrCat("t", t), absl::Now(), {{"i", absl::StrCat(i)}});
+        ASSERT_TRUE(cache->Put(key, r).ok());
+        auto hit = cache->Lookup(key, true);
+        ASSERT_TRUE(hit.ok()) << hit.status();
+        ASSERT_TRUE(hit->has_value());
+        // Whole entries only: one writer's outputs with its own components.
+        EXPECT_EQ((*hit)->components.size(), 1u);
+        EXPECT_EQ((*hit)->outputs.at("app"),
+                  absl::StrCat("sha256:out-", (*hit)->task_name));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+}
+
+}  // namespace
+}  // namespace kiln::store

@@ -1,0 +1,176 @@
+// RunStore: the durable record of every run — its pipeline, trigger, state,
+// task statuses, attempts, log references and the ordered event stream — in
+// SQLite at <store_dir>/runs.db (see sqlite.h for the durability contract).
+//
+// Events are the source of truth for state: AppendEvents assigns per-run
+// sequence numbers (1, 2, 3, ... without gaps) and applies the state changes
+// the events carry to the runs/tasks/attempts tables in the same
+// transaction, so the tables always agree with the last event of each run,
+// also after a crash at any point.
+//
+// A new run starts RUN_QUEUED with every task (tasks, then finally) in
+// TASK_PENDING and no events.
+//
+// Several processes may open one store at once (the CLI reads while
+// `kiln run` or `kiln serve` writes); writes serialize on SQLite's lock.
+// Thread-safety: all methods are thread-safe. One connection per RunStore,
+// guarded by a mutex; WaitForEvents does not hold it while waiting.
+#ifndef KILN_ENGINE_STORE_RUN_STORE_H_
+#define KILN_ENGINE_STORE_RUN_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "engine/base/mutex.h"
+#include "engine/store/sqlite.h"
+#include "kiln/v1/pipeline.pb.h"
+#include "kiln/v1/run.pb.h"
+
+namespace kiln::store {
+
+struct CreatedRun {
+  std::string run_id;
+  // false: a run with the same idempotency key already existed; run_id is
+  // that run's and nothing was written.
+  bool created = true;
+};
+
+struct RunFilter {
+  absl::optional<v1::RunState> state;  // unset: any
+  std::string pipeline_name;           // empty: any
+};
+
+struct RunPage {
+  std::vector<v1::Run> runs;    // newest first
+  std::string next_page_token;  // empty: no more
+};
+
+struct AttemptLog {
+  std::string task;
+  uint32_t attempt = 0;
+  std::string path;  // as recorded (relative to the store dir, or absolute)
+  int64_t bytes = 0;
+};
+
+// What a finished task produced, beyond its state.
+struct TaskOutputs {
+  std::string cache_key;
+  std::map<std::string, std::string> outputs;  // artifact -> "sha256:..."
+  std::map<std::string, std::string> results;  // key -> value
+};
+
+class RunStore {
+ public:
+  // Opens or creates <store_dir>/runs.db (creating store_dir if needed) and
+  // migrates it to this kiln's schema. FailedPrecondition if a newer kiln
+  // wrote it; DataLoss if it is not a database.
+  static absl::StatusOr<std::unique_ptr<RunStore>> Open(
+      const std::string& store_dir);
+
+  // The current schema version (PRAGMA user_version).
+  static int64_t SchemaVersion();
+
+  const std::string& store_dir() const { return store_dir_; }
+
+  // Records a new run in RUN_QUEUED. With a non-empty idempotency_key that
+  // an earlier run used, returns that run's id with created=false.
+  // InvalidArgument if the pipeline has no name or two tasks share a name.
+  absl::StatusOr<CreatedRun> CreateRun(const v1::Pipeline& pipeline,
+                                       const v1::Trigger& trigger,
+                                       absl::string_view source_dir,
+                                       absl::string_view idempotency_key);
+
+  // Appends `events` to the run in one transaction: assigns run_id, the
+  // next sequence numbers, and time (now, where unset), applies their state
+  // changes to the tables, and returns them filled in. All or nothing.
+  // NotFound for an unknown run; InvalidArgument for an event without a
+  // kind, with another run's id, or a TaskStateChanged without a task name.
+  // Wakes in-process WaitForEvents callers.
+  absl::StatusOr<std::vector<v1::RunEvent>> AppendEvents(
+      absl::string_view run_id, std::vector<v1::RunEvent> events);
+
+  // The run with its task statuses (in pipeline order). NotFound if absent.
+  absl::StatusOr<v1::Run> GetRun(absl::string_view run_id);
+
+  // Runs matching `filter`, newest first. page_size <= 0 means 100; it is
+  // capped at 1000. page_token is "" or a previous next_page_token
+  // (InvalidArgument otherwise).
+  absl::StatusOr<RunPage> ListRuns(const RunFilter& filter, int page_size,
+                                   absl::string_view page_token);
+
+  // Events with sequence > after_seq, in order, at most `limit` (<= 0: 1000).
+  absl::StatusOr<std::vector<v1::RunEvent>> ReadEvents(absl::string_view run_id,
+                                                       uint64_t after_seq,
+                                                       int limit);
+
+  // The run's highest sequence number (0: no events). NotFound if absent.
+  absl::StatusOr<uint64_t> LastSequence(absl::string_view run_id);
+
+  // Waits until the run has an event with sequence > after_seq or `timeout`
+  // passes; returns the highest sequence (<= after_seq on timeout). Appends
+  // by this RunStore wake it at once; appends by other processes are seen
+  // by polling the database every `poll`.
+  absl::StatusOr<uint64_t> WaitForEvents(
+      absl::string_view run_id, uint64_t after_seq, absl::Duration timeout,
+      absl::Duration poll = absl::Milliseconds(100));
+
+  // Ids of runs in RUN_QUEUED or RUN_RUNNING (to resume after a crash),
+  // oldest first.
+  absl::StatusOr<std::vector<std::string>> UnfinishedRuns();
+
+  // The pipeline and source directory the run was created with.
+  absl::StatusOr<v1::Pipeline> GetPipeline(absl::string_view run_id);
+  absl::StatusOr<std::string> GetSourceDir(absl::string_view run_id);
+
+  // Records a task's cache key, output digests and results, replacing any
+  // earlier ones. NotFound if the run or task is unknown.
+  absl::Status SetTaskOutputs(absl::string_view run_id, absl::string_view task,
+                              const TaskOutputs& outputs);
+
+  // Records where an attempt's log lives and its size (creating the attempt
+  // row if no event has yet). NotFound if the run or task is unknown.
+  absl::Status RecordAttemptLog(absl::string_view run_id,
+                                absl::string_view task, uint32_t attempt,
+                                absl::string_view log_path, int64_t bytes);
+
+  // The recorded logs of one task (or of every task when `task` is empty),
+  // in pipeline order, then by attempt. NotFound for an unknown run.
+  absl::StatusOr<std::vector<AttemptLog>> AttemptLogs(absl::string_view run_id,
+                                                      absl::string_view task);
+
+  ~RunStore();
+
+ private:
+  RunStore(std::string store_dir, std::unique_ptr<Database> db);
+
+  absl::Status CheckRunExists(absl::string_view run_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ApplyEvent(absl::string_view run_id, const v1::RunEvent& event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<uint64_t> LastSequenceLocked(absl::string_view run_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LoadTasks(absl::string_view run_id, v1::Run* run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string store_dir_;
+  kiln::Mutex mu_;
+  std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
+
+  // In-process wake-ups for WaitForEvents: bumped after every committed
+  // append; waiters then re-read the database.
+  kiln::Mutex notify_mu_;
+  uint64_t append_generation_ ABSL_GUARDED_BY(notify_mu_) = 0;
+};
+
+}  // namespace kiln::store
+
+#endif  // KILN_ENGINE_STORE_RUN_STORE_H_

@@ -1,0 +1,253 @@
+// RunStore: the event stream — append (with the state changes it carries),
+// read, wait.
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/store/run_store.h"
+#include "engine/store/status_macros.h"
+#include "engine/store/time_codec.h"
+
+namespace kiln::store {
+
+namespace {
+
+bool IsTerminal(v1::RunState state) {
+  return state == v1::RUN_SUCCEEDED || state == v1::RUN_FAILED ||
+         state == v1::RUN_CANCELLED || state == v1::RUN_TIMED_OUT;
+}
+
+bool IsTerminal(v1::TaskState state) {
+  return state == v1::TASK_SUCCEEDED || state == v1::TASK_FAILED ||
+         state == v1::TASK_SKIPPED || state == v1::TASK_CACHED ||
+         state == v1::TASK_CANCELLED || state == v1::TASK_TIMED_OUT;
+}
+
+absl::Status ValidateEvent(absl::string_view run_id, const v1::RunEvent& e,
+                           size_t index) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("AppendEvents(", run_id, "): event ", index, ": ", why));
+  };
+  if (!e.run_id().empty() && e.run_id() != run_id) {
+    return bad(absl::StrCat("belongs to run ", e.run_id()));
+  }
+  switch (e.kind_case()) {
+    case v1::RunEvent::kRunState:
+      if (e.run_state().state() == v1::RUN_STATE_UNSPECIFIED) {
+        return bad("run state unspecified");
+      }
+      return absl::OkStatus();
+    case v1::RunEvent::kTaskState:
+      if (e.task_state().task().empty()) return bad("task state without task");
+      if (e.task_state().state() == v1::TASK_STATE_UNSPECIFIED) {
+        return bad("task state unspecified");
+      }
+      return absl::OkStatus();
+    case v1::RunEvent::kLog:
+      return absl::OkStatus();
+    case v1::RunEvent::KIND_NOT_SET:
+      break;
+  }
+  return bad("no kind");
+}
+
+}  // namespace
+
+absl::Status RunStore::ApplyEvent(absl::string_view run_id,
+                                  const v1::RunEvent& event) {
+  const int64_t time = ToMicros(event.time());
+  if (event.has_run_state()) {
+    const v1::RunStateChanged& change = event.run_state();
+    KILN_STORE_ASSIGN_OR_RETURN(
+        Statement update,
+        db_->Prepare("UPDATE runs SET state = ?2, reason = ?3,"
+                     " finished_us = ?4 WHERE id = ?1"));
+    update.BindText(1, run_id)
+        .Bind(2, change.state())
+        .BindText(3, change.reason());
+    if (IsTerminal(change.state())) {
+      update.Bind(4, time);
+    } else {
+      update.BindNull(4);
+    }
+    return update.Run();
+  }
+  if (!event.has_task_state()) return absl::OkStatus();  // log lines
+
+  const v1::TaskStateChanged& change = event.task_state();
+  const bool running = change.state() == v1::TASK_RUNNING;
+  const bool terminal = IsTerminal(change.state());
+  {
+    // started: the first time the task ran; finished: when it last ended.
+    KILN_STORE_ASSIGN_OR_RETURN(
+        Statement update,
+        db_->Prepare("UPDATE tasks SET state = ?3,"
+                     " attempts = MAX(attempts, ?4), exit_code = ?5,"
+                     " reason = ?6, started_us = COALESCE(started_us, ?7),"
+                     " finished_us = ?8 WHERE run_id = ?1 AND name = ?2"));
+    update.BindText(1, run_id)
+        .BindText(2, change.task())
+        .Bind(3, change.state())
+        .Bind(4, change.attempt())
+        .Bind(5, change.exit_code())
+        .BindText(6, change.reason());
+    running ? update.Bind(7, time) : update.BindNull(7);
+    terminal ? update.Bind(8, time) : update.BindNull(8);
+    KILN_STORE_RETURN_IF_ERROR(update.Run());
+  }
+  if (db_->Changes() == 0) {
+    // A task the pipeline did not list (e.g. generated at run time).
+    KILN_STORE_ASSIGN_OR_RETURN(
+        Statement insert,
+        db_->Prepare(
+            "INSERT INTO tasks (run_id, name, position, state,"
+            " attempts, exit_code, reason, started_us, finished_us)"
+            " VALUES (?1, ?2, (SELECT COALESCE(MAX(position), -1) + 1"
+            " FROM tasks WHERE run_id = ?1), ?3, ?4, ?5, ?6, ?7, ?8)"));
+    insert.BindText(1, run_id)
+        .BindText(2, change.task())
+        .Bind(3, change.state())
+        .Bind(4, change.attempt())
+        .Bind(5, change.exit_code())
+        .BindText(6, change.reason());
+    running ? insert.Bind(7, time) : insert.BindNull(7);
+    terminal ? insert.Bind(8, time) : insert.BindNull(8);
+    KILN_STORE_RETURN_IF_ERROR(insert.Run());
+  }
+  if (change.attempt() == 0) return absl::OkStatus();  // e.g. skipped, cached
+
+  KILN_STORE_ASSIGN_OR_RETURN(
+      Statement attempt,
+      db_->Prepare("INSERT INTO attempts (run_id, task, attempt, state,"
+                   " exit_code, reason, started_us, finished_us)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                   " ON CONFLICT (run_id, task, attempt) DO UPDATE SET"
+                   " state = excluded.state, exit_code = excluded.exit_code,"
+                   " reason = excluded.reason,"
+                   " started_us = COALESCE(started_us, excluded.started_us),"
+                   " finished_us = excluded.finished_us"));
+  attempt.BindText(1, run_id)
+      .BindText(2, change.task())
+      .Bind(3, change.attempt())
+      .Bind(4, change.state())
+      .Bind(5, change.exit_code())
+      .BindText(6, change.reason());
+  running ? attempt.Bind(7, time) : attempt.BindNull(7);
+  terminal ? attempt.Bind(8, time) : attempt.BindNull(8);
+  return attempt.Run();
+}
+
+absl::StatusOr<uint64_t> RunStore::LastSequenceLocked(
+    absl::string_view run_id) {
+  KILN_STORE_ASSIGN_OR_RETURN(
+      Statement stmt, db_->Prepare("SELECT last_seq FROM runs WHERE id = ?1"));
+  stmt.BindText(1, run_id);
+  KILN_STORE_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (!found) return absl::NotFoundError(absl::StrCat("no run ", run_id));
+  return static_cast<uint64_t>(stmt.Int(0));
+}
+
+absl::StatusOr<uint64_t> RunStore::LastSequence(absl::string_view run_id) {
+  kiln::MutexLock lock(&mu_);
+  return LastSequenceLocked(run_id);
+}
+
+absl::StatusOr<std::vector<v1::RunEvent>> RunStore::AppendEvents(
+    absl::string_view run_id, std::vector<v1::RunEvent> events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    KILN_STORE_RETURN_IF_ERROR(ValidateEvent(run_id, events[i], i));
+  }
+  const google::protobuf::Timestamp now = ToTimestamp(ToMicros(absl::Now()));
+  {
+    kiln::MutexLock lock(&mu_);
+    Transaction txn(db_.get());
+    KILN_STORE_RETURN_IF_ERROR(txn.Begin());
+    KILN_STORE_ASSIGN_OR_RETURN(uint64_t seq, LastSequenceLocked(run_id));
+    if (events.empty()) return events;
+    std::string payload;
+    for (v1::RunEvent& event : events) {
+      event.set_run_id(std::string(run_id));
+      event.set_sequence(++seq);
+      if (!event.has_time()) *event.mutable_time() = now;
+      payload.clear();
+      if (!event.SerializeToString(&payload)) {
+        return absl::InvalidArgumentError("AppendEvents: cannot serialize");
+      }
+      {
+        KILN_STORE_ASSIGN_OR_RETURN(
+            Statement insert,
+            db_->Prepare("INSERT INTO events (run_id, seq, time_us, payload)"
+                         " VALUES (?1, ?2, ?3, ?4)"));
+        insert.BindText(1, run_id)
+            .Bind(2, static_cast<int64_t>(seq))
+            .Bind(3, ToMicros(event.time()))
+            .BindBlob(4, payload);
+        KILN_STORE_RETURN_IF_ERROR(insert.Run());
+      }
+      KILN_STORE_RETURN_IF_ERROR(ApplyEvent(run_id, event));
+    }
+    {
+      KILN_STORE_ASSIGN_OR_RETURN(
+          Statement update,
+          db_->Prepare("UPDATE runs SET last_seq = ?2 WHERE id = ?1"));
+      update.BindText(1, run_id).Bind(2, static_cast<int64_t>(seq));
+      KILN_STORE_RETURN_IF_ERROR(update.Run());
+    }
+    KILN_STORE_RETURN_IF_ERROR(txn.Commit());
+  }
+  kiln::MutexLock lock(&notify_mu_);
+  ++append_generation_;
+  return events;
+}
+
+absl::StatusOr<std::vector<v1::RunEvent>> RunStore::ReadEvents(
+    absl::string_view run_id, uint64_t after_seq, int limit) {
+  if (limit <= 0) limit = 1000;
+  kiln::MutexLock lock(&mu_);
+  std::vector<v1::RunEvent> events;
+  {
+    KILN_STORE_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_->Prepare("SELECT seq, payload FROM events WHERE run_id = ?1"
+                     " AND seq > ?2 ORDER BY seq LIMIT ?3"));
+    stmt.BindText(1, run_id)
+        .Bind(2, static_cast<int64_t>(after_seq))
+        .Bind(3, limit);
+    while (true) {
+      KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      v1::RunEvent& event = events.emplace_back();
+      if (!event.ParseFromString(stmt.Blob(1))) {
+        return absl::DataLossError(
+            absl::StrCat("run ", run_id, ": unreadable event ", stmt.Int(0)));
+      }
+    }
+  }
+  if (events.empty()) KILN_STORE_RETURN_IF_ERROR(CheckRunExists(run_id));
+  return events;
+}
+
+absl::StatusOr<uint64_t> RunStore::WaitForEvents(absl::string_view run_id,
+                                                 uint64_t after_seq,
+                                                 absl::Duration timeout,
+                                                 absl::Duration poll) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    uint64_t generation;
+    {
+      kiln::MutexLock lock(&notify_mu_);
+      generation = append_generation_;
+    }
+    KILN_STORE_ASSIGN_OR_RETURN(uint64_t last, LastSequence(run_id));
+    absl::Time now = absl::Now();
+    if (last > after_seq || now >= deadline) return last;
+    kiln::MutexLock lock(&notify_mu_);
+    notify_mu_.AwaitWithDeadline(
+        [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return append_generation_ != generation;
+        },
+        std::min(deadline, now + poll));
+  }
+}
+
+}  // namespace kiln::store

@@ -1,0 +1,83 @@
+#include "engine/store/run_store_schema.h"
+
+namespace kiln::store {
+
+namespace {
+
+// Times are microseconds since the Unix epoch (UTC). States are the
+// kiln.v1 RunState/TaskState enum numbers. Proto payloads (pipeline,
+// trigger, events) are opaque records, never keys.
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE runs (
+  id              TEXT PRIMARY KEY,
+  pipeline_name   TEXT NOT NULL,
+  trigger         BLOB NOT NULL,
+  pipeline        BLOB NOT NULL,
+  source_dir      TEXT NOT NULL,
+  state           INTEGER NOT NULL,
+  reason          TEXT NOT NULL DEFAULT '',
+  created_us      INTEGER NOT NULL,
+  finished_us     INTEGER,
+  idempotency_key TEXT UNIQUE,
+  last_seq        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_by_state ON runs(state, id);
+CREATE INDEX runs_by_pipeline ON runs(pipeline_name, id);
+
+CREATE TABLE tasks (
+  run_id      TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  name        TEXT NOT NULL,
+  position    INTEGER NOT NULL,
+  state       INTEGER NOT NULL,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  exit_code   INTEGER NOT NULL DEFAULT 0,
+  reason      TEXT NOT NULL DEFAULT '',
+  cache_key   TEXT NOT NULL DEFAULT '',
+  started_us  INTEGER,
+  finished_us INTEGER,
+  PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+
+-- Output digests (kind 'output') and results (kind 'result') of a task.
+CREATE TABLE task_values (
+  run_id TEXT NOT NULL,
+  task   TEXT NOT NULL,
+  kind   TEXT NOT NULL CHECK (kind IN ('output', 'result')),
+  key    TEXT NOT NULL,
+  value  TEXT NOT NULL,
+  PRIMARY KEY (run_id, task, kind, key),
+  FOREIGN KEY (run_id, task) REFERENCES tasks(run_id, name) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE TABLE attempts (
+  run_id      TEXT NOT NULL,
+  task        TEXT NOT NULL,
+  attempt     INTEGER NOT NULL,
+  state       INTEGER NOT NULL,
+  exit_code   INTEGER NOT NULL DEFAULT 0,
+  reason      TEXT NOT NULL DEFAULT '',
+  log_path    TEXT,
+  log_bytes   INTEGER NOT NULL DEFAULT 0,
+  started_us  INTEGER,
+  finished_us INTEGER,
+  PRIMARY KEY (run_id, task, attempt),
+  FOREIGN KEY (run_id, task) REFERENCES tasks(run_id, name) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+-- payload: the kiln.v1.RunEvent, serialized, with run_id and sequence set.
+CREATE TABLE events (
+  run_id  TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  seq     INTEGER NOT NULL,
+  time_us INTEGER NOT NULL,
+  payload BLOB NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+)sql"},
+};
+
+}  // namespace
+
+absl::Span<const Migration> RunStoreMigrations() { return kMigrations; }
+
+}  // namespace kiln::store

@@ -1,0 +1,230 @@
+#include "engine/store/sqlite.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "engine/store/migrate.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace kiln::store {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string FreshPath(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string dir = std::string(tmp ? tmp : "/tmp") + "/sqlite_test";
+  std::filesystem::create_directories(dir);
+  std::string path = dir + "/" + name + ".db";
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::remove(path + suffix);
+  }
+  return path;
+}
+
+TEST(DatabaseTest, OpensInWalModeWithNormalSync) {
+  auto db = Database::Open(FreshPath("wal"));
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto mode = (*db)->Prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(mode.ok());
+  ASSERT_TRUE(*mode->Step());
+  EXPECT_EQ(mode->Text(0), "wal");
+  EXPECT_EQ(*(*db)->QueryInt("PRAGMA synchronous"), 1);  // NORMAL
+  EXPECT_EQ(*(*db)->QueryInt("PRAGMA foreign_keys"), 1);
+}
+
+TEST(DatabaseTest, BindsAndReadsValues) {
+  auto db = Database::Open(FreshPath("values"));
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)->Exec("CREATE TABLE t (i INTEGER, s TEXT, b BLOB)").ok());
+  {
+    auto insert = (*db)->Prepare("INSERT INTO t VALUES (?1, ?2, ?3)");
+    ASSERT_TRUE(insert.ok());
+    insert->Bind(1, int64_t{1} << 40)
+        .BindText(2, std::string("a\0b", 3))
+        .BindBlob(3, "");
+    ASSERT_TRUE(insert->Run().ok());
+  }
+  {
+    auto insert = (*db)->Prepare("INSERT INTO t VALUES (?1, ?2, ?3)");
+    ASSERT_TRUE(insert.ok());  // the cached statement, reset and reusable
+    insert->Bind(1, -7).BindTextOrNull(2, "").BindNull(3);
+    ASSERT_TRUE(insert->Run().ok());
+  }
+  auto select = (*db)->Prepare("SELECT i, s, b, b IS NULL FROM t ORDER BY i");
+  ASSERT_TRUE(select.ok());
+  ASSERT_TRUE(*select->Step());
+  EXPECT_EQ(select->Int(0), -7);
+  EXPECT_TRUE(select->IsNull(1));
+  EXPECT_EQ(select->Int(3), 1);
+  ASSERT_TRUE(*select->Step());
+  EXPECT_EQ(select->Int(0), int64_t{1} << 40);
+  EXPECT_EQ(select->Text(1), std::string("a\0b", 3));
+  EXPECT_FALSE(select->IsNull(2));  // an empty blob is not NULL
+  EXPECT_EQ(select->Blob(2), "");
+  EXPECT_FALSE(*select->Step());
+}
+
+TEST(DatabaseTest, NestedUseOfOneStatementGetsItsOwnCopy) {
+  auto db = Database::Open(FreshPath("nested"));
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE(
+      (*db)->Exec("CREATE TABLE t (i); INSERT INTO t VALUES (1), (2)").ok());
+  auto outer = (*db)->Prepare("SELECT i FROM t ORDER BY i");
+  auto inner = (*db)->Prepare("SELECT i FROM t ORDER BY i");
+  ASSERT_TRUE(outer.ok() && inner.ok());
+  ASSERT_TRUE(*outer->Step());
+  ASSERT_TRUE(*inner->Step());
+  ASSERT_TRUE(*inner->Step());
+  EXPECT_EQ(outer->Int(0), 1);
+  EXPECT_EQ(inner->Int(0), 2);
+}
+
+TEST(DatabaseTest, MapsErrorsToStatusCodes) {
+  auto db = Database::Open(FreshPath("errors"));
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)->Exec("CREATE TABLE t (k TEXT PRIMARY KEY)").ok());
+  ASSERT_TRUE((*db)->Exec("INSERT INTO t VALUES ('a')").ok());
+  EXPECT_EQ((*db)->Exec("INSERT INTO t VALUES ('a')").code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_FALSE((*db)->Prepare("SELEKT").ok());
+}
+
+TEST(DatabaseTest, RefusesAFileThatIsNotADatabase) {
+  std::string path = FreshPath("garbage");
+  FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("this is certainly not a sqlite database, just some text.....", f);
+  std::fclose(f);
+  auto db = Database::Open(path);
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kDataLoss) << db.status();
+}
+
+TEST(DatabaseTest, TransactionRollsBackUnlessCommitted) {
+  auto db = Database::Open(FreshPath("txn"));
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)->Exec("CREATE TABLE t (i)").ok());
+  {
+    Transaction txn(db->get());
+    ASSERT_TRUE(txn.Begin().ok());
+    ASSERT_TRUE((*db)->Exec("INSERT INTO t VALUES (1)").ok());
+  }
+  EXPECT_EQ(*(*db)->QueryInt("SELECT COUNT(*) FROM t"), 0);
+  {
+    Transaction txn(db->get());
+    ASSERT_TRUE(txn.Begin().ok());
+    ASSERT_TRUE((*db)->Exec("INSERT INTO t VALUES (1)").ok());
+    ASSERT_TRUE(txn.Commit().ok());
+  }
+  EXPECT_EQ(*(*db)->QueryInt("SELECT COUNT(*) FROM t"), 1);
+  EXPECT_FALSE((*db)->InTransaction());
+}
+
+TEST(DatabaseTest, SecondWriterWaitsThenTimesOut) {
+  std::string path = FreshPath("busy");
+  auto first = Database::Open(path);
+  Database::Options quick;
+  quick.busy_timeout = absl::Milliseconds(100);
+  auto second = Database::Open(path, quick);
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_TRUE((*first)->BeginImmediate().ok());
+  absl::Status s = (*second)->BeginImmediate();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  (*first)->Rollback();
+  EXPECT_TRUE((*second)->BeginImmediate().ok());
+  (*second)->Rollback();
+}
+
+// ---- migrations ----
+
+constexpr Migration kThreeSteps[] = {
+    {1, "CREATE TABLE a (x INTEGER);"},
+    {2, "ALTER TABLE a ADD COLUMN y TEXT NOT NULL DEFAULT 'two';"},
+    {3, "CREATE TABLE b (z INTEGER); CREATE INDEX a_by_y ON a(y);"},
+};
+
+TEST(MigrateTest, FromVersionZeroToLatest) {
+  auto db = Database::Open(FreshPath("migrate0"));
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(*SchemaVersion(**db), 0);
+  ASSERT_TRUE(Migrate(**db, "test store", kThreeSteps).ok());
+  EXPECT_EQ(*SchemaVersion(**db), 3);
+  ASSERT_TRUE((*db)
+                  ->Exec("INSERT INTO a (x) VALUES (1); INSERT INTO b "
+                         "VALUES (2)")
+                  .ok());
+  // Idempotent.
+  ASSERT_TRUE(Migrate(**db, "test store", kThreeSteps).ok());
+  EXPECT_EQ(*SchemaVersion(**db), 3);
+}
+
+TEST(MigrateTest, FromAnOlderVersionKeepsData) {
+  std::string path = FreshPath("migrate1");
+  {
+    auto db = Database::Open(path);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(
+        Migrate(**db, "test store", absl::Span<const Migration>(kThreeSteps, 1))
+            .ok());
+    ASSERT_TRUE((*db)->Exec("INSERT INTO a (x) VALUES (41), (42)").ok());
+  }
+  auto db = Database::Open(path);
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(*SchemaVersion(**db), 1);
+  ASSERT_TRUE(Migrate(**db, "test store", kThreeSteps).ok());
+  EXPECT_EQ(*SchemaVersion(**db), 3);
+  EXPECT_EQ(*(*db)->QueryInt("SELECT COUNT(*) FROM a WHERE y = 'two'"), 2);
+}
+
+TEST(MigrateTest, NewerDatabaseIsRefusedClearly) {
+  auto db = Database::Open(FreshPath("newer"));
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)->Exec("PRAGMA user_version = 9").ok());
+  absl::Status s = Migrate(**db, "test store", kThreeSteps);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("newer kiln"));
+  EXPECT_THAT(s.message(), HasSubstr("schema 9"));
+  EXPECT_EQ(*SchemaVersion(**db), 9);  // untouched
+}
+
+TEST(MigrateTest, FailingStepLeavesThePreviousVersion) {
+  constexpr Migration kBroken[] = {
+      {1, "CREATE TABLE a (x INTEGER);"},
+      {2, "CREATE TABLE c (x); THIS IS NOT SQL;"},
+  };
+  auto db = Database::Open(FreshPath("broken"));
+  ASSERT_TRUE(db.ok());
+  absl::Status s = Migrate(**db, "test store", kBroken);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("schema 2"));
+  EXPECT_EQ(*SchemaVersion(**db), 1);
+  // Step 2's first statement was rolled back with it.
+  EXPECT_EQ(
+      *(*db)->QueryInt("SELECT COUNT(*) FROM sqlite_master WHERE name = 'c'"),
+      0);
+}
+
+TEST(MigrateTest, RejectsMisnumberedMigrations) {
+  constexpr Migration kGap[] = {{1, "SELECT 1;"}, {3, "SELECT 1;"}};
+  auto db = Database::Open(FreshPath("gap"));
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(Migrate(**db, "test store", kGap).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(MigrateTest, TwoConnectionsMigrateOnce) {
+  std::string path = FreshPath("twice");
+  auto a = Database::Open(path);
+  auto b = Database::Open(path);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(Migrate(**a, "test store", kThreeSteps).ok());
+  // b read nothing yet; it must see a's version under the lock, not redo it.
+  ASSERT_TRUE(Migrate(**b, "test store", kThreeSteps).ok());
+  EXPECT_EQ(*SchemaVersion(**b), 3);
+}
+
+}  // namespace
+}  // namespace kiln::store

@@ -1,0 +1,86 @@
+// The executor conformance suite against FakeExecutor: each abstract program
+// becomes a FakeScript (files really are written into the workspace).
+#include <fstream>
+#include <map>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "executors/fake/fake_executor.h"
+#include "executors/testing/conformance.h"
+
+namespace kiln {
+namespace conformance {
+namespace {
+
+FakeScript ToScript(const Program& program, const v1::ExecRequest& request) {
+  FakeScript script;
+  for (const ProgramStep& step : program) {
+    switch (step.op) {
+      case ProgramStep::Op::kPrint:
+        script.Stdout(step.text);
+        break;
+      case ProgramStep::Op::kPrintErr:
+        script.Stderr(step.text);
+        break;
+      case ProgramStep::Op::kSleep:
+        script.Delay(step.duration);
+        break;
+      case ProgramStep::Op::kWriteFile: {
+        std::string path = step.path, text = step.text;
+        script.Do([path, text](const v1::ExecRequest& r) {
+          std::string dir = r.workspace();
+          if (!r.workdir().empty()) absl::StrAppend(&dir, "/", r.workdir());
+          std::ofstream(dir + "/" + path) << text;
+        });
+        break;
+      }
+      case ProgramStep::Op::kPrintEnv:
+        for (const auto& [key, value] : request.env()) {
+          script.Stdout(absl::StrCat(key, "=", value));
+        }
+        break;
+      case ProgramStep::Op::kFlood:
+        script.Flood("kiln-conformance-flood-line");
+        break;
+      case ProgramStep::Op::kIgnoreTerm:
+        break;  // the fake has no signals; Cancel always stops it
+      case ProgramStep::Op::kExit:
+        script.Exit(step.code);
+        break;
+    }
+  }
+  return script;
+}
+
+class FakeHarness : public ExecutorHarness {
+ public:
+  FakeHarness() {
+    fake_.On("conformance-program", [this](const v1::ExecRequest& request) {
+      absl::MutexLock lock(&mu_);
+      return ToScript(programs_.at(request.argv(1)), request);
+    });
+  }
+  Executor* executor() override { return &fake_; }
+  std::vector<std::string> Argv(const Program& program) override {
+    absl::MutexLock lock(&mu_);
+    std::string token = absl::StrCat(programs_.size());
+    programs_[token] = program;
+    return {"conformance-program", token};
+  }
+
+ private:
+  FakeExecutor fake_;
+  absl::Mutex mu_;
+  std::map<std::string, Program> programs_ ABSL_GUARDED_BY(mu_);
+};
+
+INSTANTIATE_TEST_SUITE_P(Fake, ExecutorConformanceTest,
+                         ::testing::Values(ExecutorFactory{
+                             "fake",
+                             [] { return std::make_unique<FakeHarness>(); }}),
+                         ExecutorFactoryName);
+
+}  // namespace
+}  // namespace conformance
+}  // namespace kiln
