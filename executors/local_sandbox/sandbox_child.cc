@@ -5,6 +5,7 @@
 #include <linux/close_range.h>
 #include <linux/mount.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -379,14 +380,41 @@ KILN_SANDBOX_CHILD int ExecCommandEntry(void* child) {
 }
 
 // pid 1 after the command started: reap, forward, exit with the command.
+// True when nobody holds the read end of the report pipe any more: the
+// engine process is gone (even if it died by SIGKILL).
+KILN_SANDBOX_CHILD bool EngineGone(const Child& c) {
+  struct pollfd p = {c.report_fd, 0, 0};
+  return syscall(SYS_poll, &p, 1, 0) == 1 && (p.revents & POLLERR) != 0;
+}
+
+// The engine's death must end the task: ask for SIGIO when the report
+// pipe's last reader closes (O_ASYNC on the write end); SuperviseCommand
+// takes it. PR_SET_PDEATHSIG would tie the task to the starting *thread*.
+KILN_SANDBOX_CHILD void WatchEngine(const Child& c) {
+  long flags = syscall(SYS_fcntl, c.report_fd, F_GETFL);
+  if (flags < 0 ||
+      syscall(SYS_fcntl, c.report_fd, F_SETOWN, syscall(SYS_getpid)) != 0 ||
+      syscall(SYS_fcntl, c.report_fd, F_SETFL, flags | O_ASYNC) != 0) {
+    Fail(c, "fcntl O_ASYNC on the report pipe");
+  }
+  if (EngineGone(c)) syscall(SYS_exit_group, 1);
+}
+
 [[noreturn]] KILN_SANDBOX_CHILD void SuperviseCommand(const Child& c,
                                                       pid_t command) {
   uint64_t waited = (1ULL << (SIGCHLD - 1)) | (1ULL << (SIGTERM - 1)) |
-                    (1ULL << (SIGINT - 1)) | (1ULL << (SIGHUP - 1));
+                    (1ULL << (SIGINT - 1)) | (1ULL << (SIGHUP - 1)) |
+                    (1ULL << (SIGIO - 1));
+  if (EngineGone(c)) syscall(SYS_exit_group, 1);
   for (;;) {
     siginfo_t info;
     long sig = syscall(SYS_rt_sigtimedwait, &waited, &info, nullptr, 8);
     if (sig < 0) continue;
+    if (sig == SIGIO) {
+      // Exiting pid 1 kills every process of the namespace.
+      if (EngineGone(c)) syscall(SYS_exit_group, 1);
+      continue;
+    }
     if (sig != SIGCHLD) {
       syscall(SYS_kill, -1, static_cast<int>(sig));
       continue;
@@ -413,6 +441,7 @@ KILN_SANDBOX_CHILD int SandboxInitMain(void* arg) {
   // Every signal arrives blocked (the executor blocks them around clone());
   // dispositions inherited from the host process are reset.
   ResetSignals();
+  WatchEngine(c);
   JoinCgroups(c);
   MapIdentity(c);
   ArrangeFds(c);
@@ -428,8 +457,8 @@ KILN_SANDBOX_CHILD int SandboxInitMain(void* arg) {
   DropPrivileges(c);
   // CLONE_VM|CLONE_VFORK on the plan's stack: vfork() speed without the
   // sanitizers' vfork interceptors.
-  pid_t command = clone(ExecCommandEntry, c.plan->exec_stack.get() +
-                                              c.plan->exec_stack_size,
+  pid_t command = clone(ExecCommandEntry,
+                        c.plan->exec_stack.get() + c.plan->exec_stack_size,
                         CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
   if (command < 0) Fail(c, "start command");
   SuperviseCommand(c, command);

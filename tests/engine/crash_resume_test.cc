@@ -160,5 +160,31 @@ TEST(CrashResumeTest, KillNineThenResumeLoop) {
   EXPECT_GE(resumed, iterations / 2) << "too few kills hit a running run";
 }
 
+TEST(CrashResumeTest, TasksDieWithAKilledEngine) {
+  std::string dir = Tmp("long");
+  std::string token = absl::StrCat("kiln-orphan-token-", getpid());
+  std::ofstream(dir + "/pipeline.yaml")
+      << "name: long\ntasks:\n  - name: sleeper\n    run:\n      command: "
+         "[sh, -c, \"sleep 30; echo "
+      << token << "\"]\n";
+  std::string store = Tmp("long-store");
+  pid_t pid =
+      Spawn({KilnBinary(), "run", dir + "/pipeline.yaml", "--store", store},
+            store + "/log");
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!ProcessWithTokenExists(token) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(ProcessWithTokenExists(token)) << "the task never started";
+  kill(pid, SIGKILL);
+  WaitExit(pid);
+  deadline = absl::Now() + absl::Seconds(3);
+  while (ProcessWithTokenExists(token) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(ProcessWithTokenExists(token))
+      << "the task outlived the killed engine";
+}
+
 }  // namespace
 }  // namespace kiln
