@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "engine/base/mutex.h"
 #include "executors/fake/fake_executor.h"
 #include "executors/testing/conformance.h"
 
@@ -57,13 +57,13 @@ class FakeHarness : public ExecutorHarness {
  public:
   FakeHarness() {
     fake_.On("conformance-program", [this](const v1::ExecRequest& request) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       return ToScript(programs_.at(request.argv(1)), request);
     });
   }
   Executor* executor() override { return &fake_; }
   std::vector<std::string> Argv(const Program& program) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     std::string token = absl::StrCat(programs_.size());
     programs_[token] = program;
     return {"conformance-program", token};
@@ -71,7 +71,7 @@ class FakeHarness : public ExecutorHarness {
 
  private:
   FakeExecutor fake_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::string, Program> programs_ ABSL_GUARDED_BY(mu_);
 };
 

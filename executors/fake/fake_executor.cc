@@ -110,14 +110,14 @@ class FakeExecution : public Execution {
   }
 
   void Cancel() override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     cancelled_ = true;
   }
 
  private:
   // Why the script must stop now, or UNSPECIFIED to go on.
   v1::ExecStatus Interruption() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (cancelled_) return v1::CANCELLED;
     if (absl::Now() >= deadline_) return v1::TIMED_OUT;
     return v1::EXEC_STATUS_UNSPECIFIED;
@@ -126,8 +126,9 @@ class FakeExecution : public Execution {
   // Sleeps `delay` unless cancelled or the deadline passes first.
   v1::ExecStatus Sleep(absl::Duration delay) {
     absl::Time until = std::min(absl::Now() + delay, deadline_);
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithDeadline(absl::Condition(&cancelled_), until);
+    MutexLock lock(&mu_);
+    mu_.AwaitWithDeadline(
+        [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return cancelled_; }, until);
     if (cancelled_) return v1::CANCELLED;
     if (absl::Now() >= deadline_) return v1::TIMED_OUT;
     return v1::EXEC_STATUS_UNSPECIFIED;
@@ -201,42 +202,42 @@ class FakeExecution : public Execution {
   uint64_t log_bytes_ = 0;
   v1::ExecResult result_;
   std::thread runner_;
-  absl::Mutex mu_;
+  Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 void FakeExecutor::On(const std::string& argv0, FakeBehavior behavior) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   behaviors_[argv0] = std::move(behavior);
 }
 
 void FakeExecutor::SetDefault(FakeBehavior behavior) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   default_behavior_ = std::move(behavior);
 }
 
 void FakeExecutor::FailStarts(absl::Status status) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   start_error_ = std::move(status);
 }
 
 std::vector<v1::ExecRequest> FakeExecutor::requests() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return requests_;
 }
 
 int FakeExecutor::running() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return running_;
 }
 
 int FakeExecutor::max_running() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return max_running_;
 }
 
 void FakeExecutor::Finished() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   --running_;
 }
 
@@ -248,7 +249,7 @@ absl::StatusOr<std::unique_ptr<Execution>> FakeExecutor::Start(
   }
   FakeBehavior behavior;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!start_error_.ok()) return start_error_;
     requests_.push_back(request);
     ++running_;

@@ -23,8 +23,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "engine/base/mutex.h"
 #include "executors/executor.h"
 
 namespace kiln {
@@ -93,7 +93,7 @@ class FakeExecutor : public Executor {
   friend class FakeExecution;
   void Finished();
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, FakeBehavior> behaviors_ ABSL_GUARDED_BY(mu_);
   FakeBehavior default_behavior_ ABSL_GUARDED_BY(mu_);
   absl::Status start_error_ ABSL_GUARDED_BY(mu_);

@@ -60,7 +60,7 @@ SandboxExecution::~SandboxExecution() {
 }
 
 void SandboxExecution::Cancel() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (cancel_requested_) return;
   cancel_requested_ = true;
   uint64_t one = 1;
@@ -167,7 +167,7 @@ void SandboxExecution::Supervise() {
       if (read(wake_fd_, &value, sizeof(value)) < 0) value = 0;
       bool cancel;
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         cancel = cancel_requested_;
       }
       if (cancel && !init_exited && reason_ == v1::EXEC_STATUS_UNSPECIFIED) {

@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "engine/base/mutex.h"
 #include "executors/executor.h"
 #include "executors/local_sandbox/cgroup.h"
 
@@ -55,7 +55,7 @@ class SandboxExecution : public Execution {
 
   ExecutionSetup setup_;
   int wake_fd_ = -1;  // eventfd; Cancel() writes it
-  absl::Mutex mu_;
+  Mutex mu_;
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
   std::thread supervisor_;
   bool waited_ = false;

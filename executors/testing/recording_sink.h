@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "engine/base/mutex.h"
 #include "executors/executor.h"
 
 namespace kiln {
@@ -29,7 +29,7 @@ class RecordingSink : public OutputSink {
   bool Consistent() const;
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<std::pair<v1::LogLine::Stream, std::string>> lines_
       ABSL_GUARDED_BY(mu_);
   bool in_call_ ABSL_GUARDED_BY(mu_) = false;
