@@ -14,10 +14,8 @@ namespace {
 
 absl::Status ErrorAt(absl::string_view filename, const yaml::Node& node,
                      absl::string_view message) {
-  return absl::InvalidArgumentError(absl::StrCat(filename, ":",
-                                                 node.mark().line, ":",
-                                                 node.mark().column, ": ",
-                                                 message));
+  return absl::InvalidArgumentError(absl::StrCat(
+      filename, ":", node.mark().line, ":", node.mark().column, ": ", message));
 }
 
 bool HasStrTag(const yaml::Node& node) {

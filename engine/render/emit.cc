@@ -74,12 +74,26 @@ Analysis Analyze(absl::string_view s) {
     char c = s[i];
     if (i == 0) {
       switch (c) {
-        case '#': case ',': case '[': case ']': case '{': case '}': case '&':
-        case '*': case '!': case '|': case '>': case '\'': case '"': case '%':
-        case '@': case '`':
+        case '#':
+        case ',':
+        case '[':
+        case ']':
+        case '{':
+        case '}':
+        case '&':
+        case '*':
+        case '!':
+        case '|':
+        case '>':
+        case '\'':
+        case '"':
+        case '%':
+        case '@':
+        case '`':
           block_indicators = true;
           break;
-        case '?': case ':':
+        case '?':
+        case ':':
           if (followed_by_ws) block_indicators = true;
           break;
         case '-':
@@ -246,7 +260,8 @@ class Emitter {
     }
     Analysis a = Analyze(s);
     if (simple_key && a.multiline) style = Style::kDouble;
-    if (style == Style::kPlain && !a.block_plain_allowed) style = Style::kSingle;
+    if (style == Style::kPlain && !a.block_plain_allowed)
+      style = Style::kSingle;
     if (style == Style::kSingle && !a.single_quoted_allowed) {
       style = Style::kDouble;
     }
@@ -320,8 +335,7 @@ class Emitter {
       unsigned char c = s[i];
       int w = Width(c);
       if (i + w > s.size()) w = static_cast<int>(s.size() - i);
-      if (!IsPrintable(s, i) || bom || IsBreak(s, i) || c == '"' ||
-          c == '\\') {
+      if (!IsPrintable(s, i) || bom || IsBreak(s, i) || c == '"' || c == '\\') {
         uint32_t v = w == 1 ? c : (c & (0xFF >> (w + 1)));
         for (int k = 1; k < w; ++k) v = (v << 6) | (s[i + k] & 0x3F);
         Escape(v);
@@ -346,21 +360,51 @@ class Emitter {
 
   void Escape(uint32_t v) {
     switch (v) {
-      case 0x00: Put("\\0"); return;
-      case 0x07: Put("\\a"); return;
-      case 0x08: Put("\\b"); return;
-      case 0x09: Put("\\t"); return;
-      case 0x0A: Put("\\n"); return;
-      case 0x0B: Put("\\v"); return;
-      case 0x0C: Put("\\f"); return;
-      case 0x0D: Put("\\r"); return;
-      case 0x1B: Put("\\e"); return;
-      case 0x22: Put("\\\""); return;
-      case 0x5C: Put("\\\\"); return;
-      case 0x85: Put("\\N"); return;
-      case 0xA0: Put("\\_"); return;
-      case 0x2028: Put("\\L"); return;
-      case 0x2029: Put("\\P"); return;
+      case 0x00:
+        Put("\\0");
+        return;
+      case 0x07:
+        Put("\\a");
+        return;
+      case 0x08:
+        Put("\\b");
+        return;
+      case 0x09:
+        Put("\\t");
+        return;
+      case 0x0A:
+        Put("\\n");
+        return;
+      case 0x0B:
+        Put("\\v");
+        return;
+      case 0x0C:
+        Put("\\f");
+        return;
+      case 0x0D:
+        Put("\\r");
+        return;
+      case 0x1B:
+        Put("\\e");
+        return;
+      case 0x22:
+        Put("\\\"");
+        return;
+      case 0x5C:
+        Put("\\\\");
+        return;
+      case 0x85:
+        Put("\\N");
+        return;
+      case 0xA0:
+        Put("\\_");
+        return;
+      case 0x2028:
+        Put("\\L");
+        return;
+      case 0x2029:
+        Put("\\P");
+        return;
       default:
         break;
     }

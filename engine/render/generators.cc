@@ -15,8 +15,11 @@ namespace {
 bool ValidUtf8(const std::string& s) {
   for (size_t i = 0; i < s.size();) {
     unsigned char c = s[i];
-    int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
-                                             : (c >> 3) == 30 ? 4 : 0;
+    int n = c < 0x80         ? 1
+            : (c >> 5) == 6  ? 2
+            : (c >> 4) == 14 ? 3
+            : (c >> 3) == 30 ? 4
+                             : 0;
     if (n == 0 || i + n > s.size()) return false;
     for (int k = 1; k < n; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
@@ -67,8 +70,9 @@ std::string Base64Lines(const std::string& data) {
   return out;
 }
 
-absl::StatusOr<Resource> Generate(const Value& entry, const Value* global_options,
-                                  bool secret, const FileReader& read) {
+absl::StatusOr<Resource> Generate(const Value& entry,
+                                  const Value* global_options, bool secret,
+                                  const FileReader& read) {
   std::string name = entry.StringAt({"name"});
   if (name.empty()) {
     return absl::InvalidArgumentError("a generator entry has no name");
@@ -77,8 +81,8 @@ absl::StatusOr<Resource> Generate(const Value& entry, const Value* global_option
   for (const std::string& lit : Strings(entry.Get("literals"))) {
     size_t eq = lit.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "invalid literal source ", lit, ", expected key=value"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid literal source ", lit, ", expected key=value"));
     }
     data.emplace_back(lit.substr(0, eq), StripQuotes(lit.substr(eq + 1)));
   }
@@ -117,8 +121,8 @@ absl::StatusOr<Resource> Generate(const Value& entry, const Value* global_option
 
   Resource r;
   r.generated = true;
-  r.origin = absl::StrCat(secret ? "secretGenerator " : "configMapGenerator ",
-                          name);
+  r.origin =
+      absl::StrCat(secret ? "secretGenerator " : "configMapGenerator ", name);
   Value& obj = r.obj;
   obj = Value::EmptyMap();
   obj.map["apiVersion"] = Value::Str("v1");

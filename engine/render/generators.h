@@ -18,8 +18,9 @@ using FileReader =
 
 // entry: one generator item; global_options: the kustomization's
 // generatorOptions (may be null). secret: Secret instead of ConfigMap.
-absl::StatusOr<Resource> Generate(const Value& entry, const Value* global_options,
-                                  bool secret, const FileReader& read);
+absl::StatusOr<Resource> Generate(const Value& entry,
+                                  const Value* global_options, bool secret,
+                                  const FileReader& read);
 
 // kustomize's base64 for Secret data: lines of 70 characters, each ending in
 // a newline when there is more than one.

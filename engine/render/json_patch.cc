@@ -97,9 +97,8 @@ absl::Status Remove(Value* doc, const std::string& text) {
     (*parent)->list.erase((*parent)->list.begin() + *idx);
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("Unable to remove nonexistent key: ", last,
-                   ": missing value"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "Unable to remove nonexistent key: ", last, ": missing value"));
 }
 
 absl::Status Add(Value* doc, const std::string& text, Value value,

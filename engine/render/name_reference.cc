@@ -96,16 +96,16 @@ void FixNameReferences(std::vector<Resource>* resources) {
         if (kind != ref.referrer_kind) continue;
         path = ref.path;
       }
-      VisitPath(&r.obj, path, false, [&](Value* v) {
-        Rename(snapshot, ref.referral_kind, ns, v);
-      });
+      VisitPath(&r.obj, path, false,
+                [&](Value* v) { Rename(snapshot, ref.referral_kind, ns, v); });
     }
     if (kind == "RoleBinding" || kind == "ClusterRoleBinding") {
       Value* role = r.obj.GetMutable("roleRef");
       if (role != nullptr && role->IsMap()) {
         std::string role_kind = role->StringAt({"kind"});
         Value* name = role->GetMutable("name");
-        if (name != nullptr && (role_kind == "Role" || role_kind == "ClusterRole")) {
+        if (name != nullptr &&
+            (role_kind == "Role" || role_kind == "ClusterRole")) {
           Rename(snapshot, role_kind, ns, name);
         }
       }

@@ -96,12 +96,11 @@ absl::StatusOr<bool> MatchesSelector(const std::string& selector,
 }
 
 std::string PatchId(const Value& patch) {
-  return absl::StrCat(patch.StringAt({"kind"}), " ",
-                      patch.StringAt({"metadata", "name"}),
-                      patch.StringAt({"metadata", "namespace"}).empty()
-                          ? ""
-                          : " in namespace " +
-                                patch.StringAt({"metadata", "namespace"}));
+  return absl::StrCat(
+      patch.StringAt({"kind"}), " ", patch.StringAt({"metadata", "name"}),
+      patch.StringAt({"metadata", "namespace"}).empty()
+          ? ""
+          : " in namespace " + patch.StringAt({"metadata", "namespace"}));
 }
 
 }  // namespace
@@ -171,9 +170,9 @@ absl::Status ApplyPatch(const std::vector<Value>& docs, const Value* target,
       Value copy = (*resources)[i].obj;
       absl::Status s = ApplyJsonPatch(docs[0], &copy);
       if (!s.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": JSON patch on ", (*resources)[i].IdString(), ": ",
-            s.message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": JSON patch on ", (*resources)[i].IdString(),
+                         ": ", s.message()));
       }
       (*resources)[i].obj = std::move(copy);
     }
@@ -223,7 +222,8 @@ absl::Status ApplyPatch(const std::vector<Value>& docs, const Value* target,
         meta->map.erase("name");
         meta->map.erase("namespace");
       }
-      if (!StrategicMerge(p, IsBuiltinKind(r.Kind()), &r.obj)) deleted[i] = true;
+      if (!StrategicMerge(p, IsBuiltinKind(r.Kind()), &r.obj))
+        deleted[i] = true;
     }
   }
   std::vector<Resource> kept;

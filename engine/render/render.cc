@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -199,10 +200,11 @@ class Builder {
     }
     struct stat st;
     if (stat(path.c_str(), &st) != 0) {
-      return absl::NotFoundError(absl::StrCat(
-          where, ": '", path, "': no such file or directory"));
+      return absl::NotFoundError(
+          absl::StrCat(where, ": '", path, "': no such file or directory"));
     }
-    absl::StatusOr<std::string> text = yaml::ReadFileCapped(path, kMaxFileBytes);
+    absl::StatusOr<std::string> text =
+        yaml::ReadFileCapped(path, kMaxFileBytes);
     if (!text.ok()) {
       return absl::Status(text.status().code(),
                           absl::StrCat(where, ": ", text.status().message()));
@@ -216,18 +218,10 @@ class Builder {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": a resource needs apiVersion and kind"));
     }
-    if (r.Name().empty() && r.obj.Path({"metadata", "generateName"}) == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": ", r.Kind(), " has no metadata.name"));
-    }
-    for (const Resource& e : *resources) {
-      if (e.Kind() == r.Kind() && e.Group() == r.Group() &&
-          e.Version() == r.Version() && e.Name() == r.Name() &&
-          e.Namespace() == r.Namespace()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": may not add resource with an already registered id: ",
-            r.IdString()));
-      }
+    if (r.Name().empty() &&
+        r.obj.Path({"metadata", "generateName"}) == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": ", r.Kind(), " has no metadata.name"));
     }
     resources->push_back(std::move(r));
     return absl::OkStatus();
@@ -317,10 +311,9 @@ class Builder {
     for (size_t i = 0; i < list->list.size(); ++i) {
       std::string where = Where(k, field, i);
       const Value& entry = list->list[i];
-      absl::StatusOr<Resource> gen =
-          Generate(entry, options, secret, [&](const std::string& rel) {
-            return ReadInRoot(k, rel, where);
-          });
+      absl::StatusOr<Resource> gen = Generate(
+          entry, options, secret,
+          [&](const std::string& rel) { return ReadInRoot(k, rel, where); });
       if (!gen.ok()) {
         if (absl::StartsWith(gen.status().message(), k.file)) {
           return gen.status();
@@ -328,6 +321,7 @@ class Builder {
         return absl::Status(gen.status().code(),
                             absl::StrCat(where, ": ", gen.status().message()));
       }
+      gen->origin = where;
       std::string behavior = entry.StringAt({"behavior"});
       if (behavior.empty() || behavior == "create") {
         absl::Status s = AddResource(*std::move(gen), where, resources);
@@ -374,6 +368,20 @@ class Builder {
     return absl::OkStatus();
   }
 
+  // Two resources with one id (kind, group, version, name, namespace).
+  static absl::Status CheckUniqueIds(const std::vector<Resource>& resources) {
+    absl::flat_hash_set<std::string> seen;
+    seen.reserve(resources.size());
+    for (const Resource& r : resources) {
+      if (!seen.insert(r.IdString() + "|" + r.Group()).second) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            r.origin, ": may not add resource with an already registered id: ",
+            r.IdString()));
+      }
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Apply(const Kustomization& k, std::vector<Resource>* resources) {
     const Value& kv = k.value;
     // resources
@@ -382,9 +390,9 @@ class Builder {
         std::string entry = list->list[i].ScalarText();
         std::string where = Where(k, "resources", i);
         if (IsRemote(entry)) {
-          return absl::UnimplementedError(absl::StrCat(
-              where, ": remote resource '", entry,
-              "' is not supported (kiln renders offline)"));
+          return absl::UnimplementedError(
+              absl::StrCat(where, ": remote resource '", entry,
+                           "' is not supported (kiln renders offline)"));
         }
         std::string path = JoinPath(k.dir, entry);
         if (IsDirectory(path)) {
@@ -429,6 +437,7 @@ class Builder {
     // generators
     absl::Status s = RunGenerators(k, false, resources);
     if (s.ok()) s = RunGenerators(k, true, resources);
+    if (s.ok()) s = CheckUniqueIds(*resources);
     if (!s.ok()) return s;
     // transformers, in kustomize's order
     s = RunPatches(k, "patchesStrategicMerge", resources);
@@ -508,7 +517,8 @@ absl::StatusOr<std::string> RenderKustomization(
     Value* meta = r.obj.GetMutable("metadata");
     if (meta == nullptr) continue;
     const Value* ann = meta->Get("annotations");
-    if (ann != nullptr && (ann->IsNull() || (ann->IsMap() && ann->map.empty()))) {
+    if (ann != nullptr &&
+        (ann->IsNull() || (ann->IsMap() && ann->map.empty()))) {
       meta->map.erase("annotations");
     }
   }

@@ -51,9 +51,8 @@ std::string Resource::IdString() const {
   std::string g = Group(), v = Version(), k = Kind(), n = Name(),
               ns = Namespace();
   return absl::StrCat(k.empty() ? "[noKind]" : k, ".",
-                      v.empty() ? "[noVer]" : v, ".",
-                      g.empty() ? "[noGrp]" : g, "/", n, ".",
-                      ns.empty() ? "[noNs]" : ns);
+                      v.empty() ? "[noVer]" : v, ".", g.empty() ? "[noGrp]" : g,
+                      "/", n, ".", ns.empty() ? "[noNs]" : ns);
 }
 
 bool IsClusterScopedKind(absl::string_view kind) {
@@ -91,13 +90,34 @@ bool IsClusterScopedKind(absl::string_view kind) {
 
 bool IsBuiltinKind(absl::string_view kind) {
   static const auto* kinds = new absl::flat_hash_set<std::string>{
-      "ConfigMap", "CronJob", "DaemonSet", "Deployment", "Endpoints",
-      "HorizontalPodAutoscaler", "Ingress", "Job", "LimitRange", "Namespace",
-      "NetworkPolicy", "PersistentVolume", "PersistentVolumeClaim", "Pod",
-      "PodDisruptionBudget", "PodTemplate", "ReplicaSet",
-      "ReplicationController", "ResourceQuota", "Role", "RoleBinding",
-      "ClusterRole", "ClusterRoleBinding", "Secret", "Service",
-      "ServiceAccount", "StatefulSet", "StorageClass",
+      "ConfigMap",
+      "CronJob",
+      "DaemonSet",
+      "Deployment",
+      "Endpoints",
+      "HorizontalPodAutoscaler",
+      "Ingress",
+      "Job",
+      "LimitRange",
+      "Namespace",
+      "NetworkPolicy",
+      "PersistentVolume",
+      "PersistentVolumeClaim",
+      "Pod",
+      "PodDisruptionBudget",
+      "PodTemplate",
+      "ReplicaSet",
+      "ReplicationController",
+      "ResourceQuota",
+      "Role",
+      "RoleBinding",
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "Secret",
+      "Service",
+      "ServiceAccount",
+      "StatefulSet",
+      "StorageClass",
   };
   return kinds->contains(kind);
 }
@@ -107,13 +127,28 @@ namespace {
 int KindRank(const std::string& kind) {
   static const auto* ranks = [] {
     auto* m = new absl::flat_hash_map<std::string, int>();
-    const char* first[] = {
-        "Namespace", "ResourceQuota", "StorageClass",
-        "CustomResourceDefinition", "ServiceAccount", "PodSecurityPolicy",
-        "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
-        "ConfigMap", "Secret", "Endpoints", "Service", "LimitRange",
-        "PriorityClass", "PersistentVolume", "PersistentVolumeClaim",
-        "Deployment", "StatefulSet", "CronJob", "PodDisruptionBudget"};
+    const char* first[] = {"Namespace",
+                           "ResourceQuota",
+                           "StorageClass",
+                           "CustomResourceDefinition",
+                           "ServiceAccount",
+                           "PodSecurityPolicy",
+                           "Role",
+                           "ClusterRole",
+                           "RoleBinding",
+                           "ClusterRoleBinding",
+                           "ConfigMap",
+                           "Secret",
+                           "Endpoints",
+                           "Service",
+                           "LimitRange",
+                           "PriorityClass",
+                           "PersistentVolume",
+                           "PersistentVolumeClaim",
+                           "Deployment",
+                           "StatefulSet",
+                           "CronJob",
+                           "PodDisruptionBudget"};
     int n = sizeof(first) / sizeof(first[0]);
     for (int i = 0; i < n; ++i) (*m)[first[i]] = -n + i;
     (*m)["MutatingWebhookConfiguration"] = 1;
@@ -137,10 +172,10 @@ SortKey KeyOf(const Resource& r) {
   key.rank = KindRank(k);
   key.gvk = absl::StrCat(g.empty() ? "~G" : g, "_", v.empty() ? "~V" : v, "_",
                          k.empty() ? "~K" : k);
-  key.id = absl::StrCat(k.empty() ? "[noKind]" : k, ".",
-                        v.empty() ? "[noVer]" : v, ".",
-                        g.empty() ? "[noGrp]" : g, "|", ns.empty() ? "~X" : ns,
-                        "|", n.empty() ? "~N" : n);
+  key.id =
+      absl::StrCat(k.empty() ? "[noKind]" : k, ".", v.empty() ? "[noVer]" : v,
+                   ".", g.empty() ? "[noGrp]" : g, "|", ns.empty() ? "~X" : ns,
+                   "|", n.empty() ? "~N" : n);
   return key;
 }
 

@@ -18,8 +18,8 @@ struct Resource {
   // Earlier names, oldest first (the original name is names.front()).
   std::vector<std::string> previous_names;
   std::vector<std::string> previous_namespaces;
-  bool generated = false;    // by configMapGenerator / secretGenerator
-  bool needs_hash = false;   // generated and the name suffix is pending
+  bool generated = false;      // by configMapGenerator / secretGenerator
+  bool needs_hash = false;     // generated and the name suffix is pending
   std::string hash_base_name;  // the generator's name, before prefix/suffix
 
   std::string ApiVersion() const { return obj.StringAt({"apiVersion"}); }

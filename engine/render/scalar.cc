@@ -271,9 +271,9 @@ bool IsBase60Float(absl::string_view s) {
 }
 
 bool IsOldBool(absl::string_view s) {
-  for (absl::string_view b : {"y", "Y", "yes", "Yes", "YES", "on", "On", "ON",
-                              "n", "N", "no", "No", "NO", "off", "Off",
-                              "OFF"}) {
+  for (absl::string_view b :
+       {"y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No",
+        "NO", "off", "Off", "OFF"}) {
     if (s == b) return true;
   }
   return false;
@@ -349,7 +349,7 @@ std::string FormatNumber(double d) {
   double a = std::fabs(d);
   // Go's encoding/json text.
   std::string json = (a < 1e-6 || a >= 1e21) ? FormatE(digits, point, 1)
-                                              : FormatF(digits, point);
+                                             : FormatF(digits, point);
   // Read back as YAML: an integer if it is one that fits 64 bits.
   if (json.find_first_of(".e") == std::string::npos) {
     std::string decimal;

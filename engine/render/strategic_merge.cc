@@ -35,15 +35,20 @@ Value Clean(const Value& v) {
   return v;
 }
 
-std::string MergeKey(const std::string& field, const Value& a,
-                     const Value& b) {
+std::string MergeKey(const std::string& field, const Value& a, const Value& b) {
   static const std::pair<const char*, const char*> kKeys[] = {
-      {"containers", "name"},       {"initContainers", "name"},
-      {"ephemeralContainers", "name"}, {"env", "name"},
-      {"volumes", "name"},          {"volumeMounts", "mountPath"},
-      {"volumeDevices", "devicePath"}, {"imagePullSecrets", "name"},
-      {"hostAliases", "ip"},        {"topologySpreadConstraints", "topologyKey"},
-      {"resourceClaims", "name"},   {"ownerReferences", "uid"},
+      {"containers", "name"},
+      {"initContainers", "name"},
+      {"ephemeralContainers", "name"},
+      {"env", "name"},
+      {"volumes", "name"},
+      {"volumeMounts", "mountPath"},
+      {"volumeDevices", "devicePath"},
+      {"imagePullSecrets", "name"},
+      {"hostAliases", "ip"},
+      {"topologySpreadConstraints", "topologyKey"},
+      {"resourceClaims", "name"},
+      {"ownerReferences", "uid"},
       {"conditions", "type"},
   };
   if (field == "ports") {

@@ -1,5 +1,6 @@
-// Fuzz harness: YAML text -> Value (engine/render/convert.h) -> emitted YAML,
-// which must itself parse back to the same Value.
+// Fuzz harness: YAML text -> Value (engine/render/convert.h) -> emitted YAML.
+// The emitted YAML must parse again and print identically (kustomize's
+// output is a fixed point of rendering).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -15,10 +16,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const kiln::render::Value& doc : *docs) {
     std::string out = kiln::render::EmitDocument(doc);
     auto again = kiln::render::ParseYamlStream(out, "emitted.yaml");
-    if (!again.ok() || again->size() != 1 || (*again)[0] != doc) {
-      // Emitted YAML must read back as the same value.
-      if (doc.IsMap() || doc.IsList()) std::abort();
-    }
+    if (!again.ok()) std::abort();
+    std::string out2 =
+        again->empty() ? "null\n" : kiln::render::EmitDocument((*again)[0]);
+    if (out2 != out) std::abort();
   }
   return 0;
 }
