@@ -1,0 +1,263 @@
+// Client verbs over `kiln serve`: submit, watch, cancel, retry.
+//
+// Each takes --server ADDR (default: the local store's socket,
+// unix:STORE/kiln.sock, with the store from --store / $KILN_STORE /
+// ~/.cache/kiln), --token-file F (a bare token or a `TOKEN ROLE` line) and
+// --tls-ca PEM. Watching prints plain lines on stdout: one per run or task
+// state change, and each log line prefixed by its task. Exit codes: 0 the
+// run succeeded (or the request did), 1 it failed, 2 usage.
+#include "engine/service/client.h"
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "engine/cas/artifact_store.h"
+#include "engine/cas/store_dir.h"
+#include "engine/cli/args.h"
+#include "engine/cli/trigger_flags.h"
+#include "engine/cli/verb.h"
+#include "engine/pipeline/loader.h"
+#include "engine/service/listen_address.h"
+
+namespace kiln::cli {
+namespace {
+
+void AddClientFlags(Args* args) {
+  args->Flag("server", "unix:PATH or HOST:PORT (default: the store's socket)");
+  args->Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
+  args->Flag("token-file", "file holding the bearer token");
+  args->Flag("tls-ca", "PEM roots: connect with TLS");
+}
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "kiln: %s\n", std::string(status.message()).c_str());
+  return kExitFailed;
+}
+
+absl::StatusOr<std::unique_ptr<service::KilnClient>> Connect(const Args& args) {
+  service::ClientOptions options;
+  options.server = args.Get("server");
+  if (options.server.empty()) {
+    absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
+    if (!store.ok()) return store.status();
+    options.server = absl::StrCat("unix:", service::DefaultSocketPath(*store));
+  }
+  if (args.Has("token-file")) {
+    absl::StatusOr<std::string> token =
+        service::ReadTokenFile(args.Get("token-file"));
+    if (!token.ok()) return token.status();
+    options.token = *token;
+  }
+  if (args.Has("tls-ca")) {
+    std::ifstream in(args.Get("tls-ca"));
+    if (!in) {
+      return absl::NotFoundError(
+          absl::StrCat("cannot read ", args.Get("tls-ca")));
+    }
+    std::stringstream pem;
+    pem << in.rdbuf();
+    options.tls_roots = pem.str();
+  }
+  return std::make_unique<service::KilnClient>(options);
+}
+
+std::string StateName(const google::protobuf::EnumDescriptor* type, int value,
+                      absl::string_view prefix) {
+  const google::protobuf::EnumValueDescriptor* v =
+      type->FindValueByNumber(value);
+  if (v == nullptr) return absl::StrCat(value);
+  return std::string(absl::StripPrefix(v->name(), prefix));
+}
+
+// One plain line per event.
+void PrintEvent(const v1::RunEvent& event) {
+  if (event.has_run_state()) {
+    const v1::RunStateChanged& s = event.run_state();
+    std::printf("run %s%s%s\n",
+                StateName(v1::RunState_descriptor(), s.state(), "RUN_").c_str(),
+                s.reason().empty() ? "" : ": ", s.reason().c_str());
+  } else if (event.has_task_state()) {
+    const v1::TaskStateChanged& s = event.task_state();
+    std::string state =
+        StateName(v1::TaskState_descriptor(), s.state(), "TASK_");
+    std::string detail;
+    if (s.attempt() > 0) absl::StrAppend(&detail, " attempt ", s.attempt());
+    if (s.state() == v1::TASK_FAILED) {
+      absl::StrAppend(&detail, " exit ", s.exit_code());
+    }
+    if (!s.reason().empty()) absl::StrAppend(&detail, ": ", s.reason());
+    std::printf("task %s %s%s\n", s.task().c_str(), state.c_str(),
+                detail.c_str());
+  } else if (event.has_log()) {
+    std::printf("%s| %s\n", event.log().task().c_str(),
+                event.log().text().c_str());
+  }
+  std::fflush(stdout);
+}
+
+int WatchToEnd(service::KilnClient& client, const std::string& run_id) {
+  absl::StatusOr<v1::RunState> state = client.Watch(run_id, 0, PrintEvent);
+  if (!state.ok()) return Fail(state.status());
+  return *state == v1::RUN_SUCCEEDED ? kExitOk : kExitFailed;
+}
+
+std::string RandomKey() {
+  std::random_device random;
+  return absl::StrFormat("%08x%08x%08x%08x", random(), random(), random(),
+                         random());
+}
+
+int SubmitVerb(const std::vector<std::string>& argv) {
+  Args args(
+      "kiln submit FILE [--param k=v]... [--branch B] [--message M] "
+      "[--event E] [--watch] [--server ADDR] [--token-file F]\n\n"
+      "Uploads the pipeline's directory as the `source` artifact and starts "
+      "a run on the server; prints the run id.");
+  AddTriggerFlags(&args);
+  AddClientFlags(&args);
+  args.Bool("watch", "follow the run to its end");
+  args.Bool("keep-going", "continue after a task fails");
+  args.Flag("idempotency-key",
+            "a retried submit with the same key starts no second run");
+  int code;
+  if (!args.Parse(argv, &code)) return code;
+  if (args.positionals().size() != 1) {
+    return args.UsageError("expected one pipeline FILE");
+  }
+  auto trigger = TriggerFromFlags(args);
+  if (!trigger.ok()) {
+    return args.UsageError(std::string(trigger.status().message()));
+  }
+  const std::string& file = args.positionals()[0];
+  pipeline::LoadedPipeline loaded = pipeline::LoadPipelineFile(file);
+  if (!loaded.ok()) {
+    for (const auto& d : loaded.errors) {
+      std::fprintf(stderr, "%s\n", d.ToString().c_str());
+    }
+    return kExitUsage;
+  }
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream yaml;
+  yaml << in.rdbuf();
+
+  // Stash the pipeline's directory in the local store, upload its archive.
+  absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
+  if (!store.ok()) return Fail(store.status());
+  auto artifacts = cas::ArtifactStore::Open(*store);
+  if (!artifacts.ok()) return Fail(artifacts.status());
+  auto stashed = (*artifacts)->Stash(loaded.base_dir);
+  if (!stashed.ok()) return Fail(stashed.status());
+  auto client = Connect(args);
+  if (!client.ok()) return Fail(client.status());
+  if (absl::Status s =
+          (*client)->EnsureBlob((*artifacts)->blobs(), stashed->archive);
+      !s.ok()) {
+    return Fail(s);
+  }
+
+  v1::SubmitRunRequest request;
+  request.set_yaml(yaml.str());
+  request.set_filename(file);
+  *request.mutable_trigger() = *trigger;
+  request.mutable_source()->set_tree_digest(stashed->tree.ToString());
+  request.mutable_source()->set_archive_digest(stashed->archive.ToString());
+  request.set_idempotency_key(args.Get("idempotency-key", RandomKey()));
+  request.set_keep_going(args.Has("keep-going"));
+  v1::SubmitRunResponse response;
+  grpc::Status status;
+  // Retried while the server is briefly unavailable; the key makes it safe.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto context = (*client)->NewContext(absl::Seconds(60));
+    context->set_wait_for_ready(true);
+    status = (*client)->stub().SubmitRun(context.get(), request, &response);
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+  }
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s\n", status.error_message().c_str());
+    return status.error_code() == grpc::StatusCode::INVALID_ARGUMENT
+               ? kExitUsage
+               : kExitFailed;
+  }
+  std::printf("%s\n", response.run_id().c_str());
+  std::fflush(stdout);
+  if (!args.Has("watch")) return kExitOk;
+  return WatchToEnd(**client, response.run_id());
+}
+
+int WatchVerb(const std::vector<std::string>& argv) {
+  Args args(
+      "kiln watch RUN [--server ADDR] [--token-file F]\n\n"
+      "Follows a run's events until it ends (resuming after disconnects); "
+      "exit 0 if it succeeded.");
+  AddClientFlags(&args);
+  int code;
+  if (!args.Parse(argv, &code)) return code;
+  if (args.positionals().size() != 1) return args.UsageError("expected RUN");
+  auto client = Connect(args);
+  if (!client.ok()) return Fail(client.status());
+  return WatchToEnd(**client, args.positionals()[0]);
+}
+
+int CancelVerb(const std::vector<std::string>& argv) {
+  Args args("kiln cancel RUN [--reason R] [--server ADDR] [--token-file F]");
+  AddClientFlags(&args);
+  args.Flag("reason", "recorded with the cancellation");
+  int code;
+  if (!args.Parse(argv, &code)) return code;
+  if (args.positionals().size() != 1) return args.UsageError("expected RUN");
+  auto client = Connect(args);
+  if (!client.ok()) return Fail(client.status());
+  v1::CancelRunRequest request;
+  request.set_run_id(args.positionals()[0]);
+  request.set_reason(args.Get("reason"));
+  v1::CancelRunResponse response;
+  auto context = (*client)->NewContext(absl::Seconds(30));
+  grpc::Status status =
+      (*client)->stub().CancelRun(context.get(), request, &response);
+  if (!status.ok()) return Fail(service::FromGrpc(status));
+  std::printf("cancelling %s\n", request.run_id().c_str());
+  return kExitOk;
+}
+
+int RetryVerb(const std::vector<std::string>& argv) {
+  Args args(
+      "kiln retry RUN [--watch] [--server ADDR] [--token-file F]\n\n"
+      "Starts a new run like RUN; what succeeded is reused from the cache. "
+      "Prints the new run id.");
+  AddClientFlags(&args);
+  args.Bool("watch", "follow the new run to its end");
+  int code;
+  if (!args.Parse(argv, &code)) return code;
+  if (args.positionals().size() != 1) return args.UsageError("expected RUN");
+  auto client = Connect(args);
+  if (!client.ok()) return Fail(client.status());
+  v1::RetryRunRequest request;
+  request.set_run_id(args.positionals()[0]);
+  v1::SubmitRunResponse response;
+  auto context = (*client)->NewContext(absl::Seconds(60));
+  grpc::Status status =
+      (*client)->stub().RetryRun(context.get(), request, &response);
+  if (!status.ok()) return Fail(service::FromGrpc(status));
+  std::printf("%s\n", response.run_id().c_str());
+  std::fflush(stdout);
+  if (!args.Has("watch")) return kExitOk;
+  return WatchToEnd(**client, response.run_id());
+}
+
+}  // namespace
+}  // namespace kiln::cli
+
+KILN_CLI_VERB(submit, "submit", "submit a pipeline run to a kiln server",
+              kiln::cli::SubmitVerb);
+KILN_CLI_VERB(watch, "watch", "follow a run on a kiln server",
+              kiln::cli::WatchVerb);
+KILN_CLI_VERB(cancel, "cancel", "cancel a run on a kiln server",
+              kiln::cli::CancelVerb);
+KILN_CLI_VERB(retry, "retry", "retry a finished run on a kiln server",
+              kiln::cli::RetryVerb);

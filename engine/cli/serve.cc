@@ -1,0 +1,109 @@
+// `kiln serve`: the kiln.v1.Kiln gRPC service over a local engine.
+//
+// Listens on the store's unix socket by default (owner-only); TCP needs
+// --token-file, and TLS unless the host is loopback. Unfinished runs are
+// resumed at start. SIGINT/SIGTERM: stop accepting, end streams (watchers
+// resume elsewhere or after a restart), shut the engine down within
+// --grace. Prints "kiln: serving on ADDRESS" on stdout once listening.
+#include <signal.h>
+
+#include <cstdio>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "engine/cas/store_dir.h"
+#include "engine/cli/args.h"
+#include "engine/cli/local_engine.h"
+#include "engine/cli/verb.h"
+#include "engine/service/server.h"
+
+namespace kiln::cli {
+namespace {
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "kiln serve: %s\n",
+               std::string(status.message()).c_str());
+  return kExitFailed;
+}
+
+int ServeVerb(const std::vector<std::string>& argv) {
+  Args args(
+      "kiln serve [--store DIR] [--listen unix:PATH | HOST:PORT] "
+      "[--token-file F] [--tls-cert C --tls-key K [--client-ca CA]] "
+      "[--jobs N] [--grace DURATION]");
+  args.Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
+  args.Flag("listen", "unix:PATH or HOST:PORT (default: unix:STORE/kiln.sock)");
+  args.Flag("token-file", "TOKEN ROLE [NAME] lines; required for TCP");
+  args.Flag("tls-cert", "PEM certificate chain (TLS)");
+  args.Flag("tls-key", "PEM private key (TLS)");
+  args.Flag("client-ca", "PEM CA that client certificates must chain to");
+  args.Flag("jobs", "task attempts running at once, per run (default 2)");
+  args.Flag("grace", "how long shutdown waits for runs (default 30s)");
+  args.Flag("max-streams-per-client",
+            "open watch/log/blob streams per client (default 256)");
+  int code;
+  if (!args.Parse(argv, &code)) return code;
+  if (!args.positionals().empty()) {
+    return args.UsageError("serve takes no positional arguments");
+  }
+  int jobs = 2;
+  if (args.Has("jobs") &&
+      (!absl::SimpleAtoi(args.Get("jobs"), &jobs) || jobs < 1)) {
+    return args.UsageError("--jobs must be a positive number");
+  }
+  absl::Duration grace = absl::Seconds(30);
+  if (args.Has("grace") && !absl::ParseDuration(args.Get("grace"), &grace)) {
+    return args.UsageError("--grace must be a duration such as 30s");
+  }
+  service::ServerOptions options;
+  options.listen = args.Get("listen");
+  options.token_file = args.Get("token-file");
+  options.tls_cert = args.Get("tls-cert");
+  options.tls_key = args.Get("tls-key");
+  options.client_ca = args.Get("client-ca");
+  if (args.Has("max-streams-per-client") &&
+      (!absl::SimpleAtoi(args.Get("max-streams-per-client"),
+                         &options.service.max_streams_per_client) ||
+       options.service.max_streams_per_client < 1)) {
+    return args.UsageError("--max-streams-per-client must be positive");
+  }
+
+  // Signals are taken by sigwait below; every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
+  if (!store.ok()) return Fail(store.status());
+  auto engine = MakeLocalEngine(*store, jobs);
+  if (!engine.ok()) return Fail(engine.status());
+  auto server = service::KilnServer::Start(engine->get(), options);
+  if (!server.ok()) return Fail(server.status());
+  auto resumed = (*engine)->ResumeUnfinished();
+  if (!resumed.ok()) {
+    std::fprintf(stderr, "kiln serve: resuming runs: %s\n",
+                 std::string(resumed.status().message()).c_str());
+  } else if (!resumed->empty()) {
+    std::fprintf(stderr, "kiln serve: resumed %zu unfinished run(s)\n",
+                 resumed->size());
+  }
+  std::printf("kiln: serving on %s\n", (*server)->address().c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "kiln serve: %s, shutting down\n",
+               sig == SIGINT ? "interrupted" : "terminated");
+  (*server)->Shutdown(absl::Seconds(2));
+  (*engine)->Shutdown(grace);
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace kiln::cli
+
+KILN_CLI_VERB(serve, "serve", "serve the kiln gRPC API over the local store",
+              kiln::cli::ServeVerb);

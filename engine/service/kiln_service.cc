@@ -1,0 +1,259 @@
+// KilnService: admission and the unary run RPCs.
+#include "engine/service/kiln_service.h"
+
+#include <stdlib.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/cas/content_store.h"
+#include "engine/cas/file_io.h"
+#include "engine/pipeline/loader.h"
+#include "engine/pipeline/validate.h"
+#include "engine/store/run_store.h"
+
+namespace kiln::service {
+namespace {
+
+constexpr char kDefaultFilename[] = "pipeline.yaml";
+
+void ToProto(const pipeline::Diagnostic& d, v1::Diagnostic* out) {
+  out->set_file(d.file);
+  out->set_line(d.line);
+  out->set_column(d.column);
+  out->set_path(d.path);
+  out->set_message(d.message);
+  out->set_text(d.ToString());
+}
+
+std::string FilenameOr(const std::string& name) {
+  return name.empty() ? kDefaultFilename : name;
+}
+
+}  // namespace
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+absl::StatusOr<std::unique_ptr<KilnService>> KilnService::Create(
+    Engine* engine, ServiceOptions options) {
+  absl::StatusOr<std::unique_ptr<cas::ArtifactStore>> artifacts =
+      cas::ArtifactStore::Open(engine->store_dir());
+  if (!artifacts.ok()) return artifacts.status();
+  return std::unique_ptr<KilnService>(
+      new KilnService(engine, std::move(options), std::move(*artifacts)));
+}
+
+KilnService::KilnService(Engine* engine, ServiceOptions options,
+                         std::unique_ptr<cas::ArtifactStore> artifacts)
+    : engine_(engine),
+      options_(std::move(options)),
+      authorizer_(options_.tokens),
+      artifacts_(std::move(artifacts)),
+      limiter_(options_.max_streams_per_client) {}
+
+absl::StatusOr<Principal> KilnService::Admit(grpc::ServerContext* context,
+                                             absl::string_view method) const {
+  std::string authorization;
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  if (it != metadata.end()) {
+    authorization.assign(it->second.data(), it->second.size());
+  }
+  absl::StatusOr<Principal> who = authorizer_.Authorize(authorization, method);
+  if (!who.ok()) return who.status();
+  if (shutting_down_) return absl::UnavailableError("server shutting down");
+  return who;
+}
+
+absl::StatusOr<StreamLimiter::Slot> KilnService::AdmitStream(
+    grpc::ServerContext* context, absl::string_view method) {
+  absl::StatusOr<Principal> who = Admit(context, method);
+  if (!who.ok()) return who.status();
+  // On TCP a client is its token; on the unix socket, its connection.
+  std::string client = authorizer_.requires_token()
+                           ? absl::StrCat("token:", who->name)
+                           : absl::StrCat("peer:", context->peer());
+  return limiter_.Acquire(client);
+}
+
+bool KilnService::StreamOver(grpc::ServerContext* context) const {
+  return shutting_down_ || context->IsCancelled();
+}
+
+grpc::Status KilnService::ValidatePipeline(
+    grpc::ServerContext* context, const v1::ValidatePipelineRequest* request,
+    v1::ValidatePipelineResponse* response) {
+  if (auto who = Admit(context, "ValidatePipeline"); !who.ok()) {
+    return ToGrpc(who.status());
+  }
+  std::vector<pipeline::Diagnostic> errors;
+  switch (request->pipeline_case()) {
+    case v1::ValidatePipelineRequest::kYaml: {
+      pipeline::LoadedPipeline loaded = pipeline::LoadPipelineText(
+          request->yaml(), FilenameOr(request->filename()));
+      errors = std::move(loaded.errors);
+      if (errors.empty()) *response->mutable_pipeline() = loaded.pipeline;
+      break;
+    }
+    case v1::ValidatePipelineRequest::kMessage:
+      errors = pipeline::ValidatePipeline(request->message());
+      if (errors.empty()) *response->mutable_pipeline() = request->message();
+      break;
+    default:
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "set yaml or message");
+  }
+  response->set_valid(errors.empty());
+  for (const pipeline::Diagnostic& d : errors) {
+    ToProto(d, response->add_diagnostics());
+  }
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<std::string> KilnService::MaterializeSource(
+    const v1::SourceArtifact& source) {
+  absl::StatusOr<cas::Digest> tree = cas::Digest::Parse(source.tree_digest());
+  if (!tree.ok()) return tree.status();
+  absl::StatusOr<cas::Digest> archive =
+      cas::Digest::Parse(source.archive_digest());
+  if (!archive.ok()) return archive.status();
+  if (!engine_->content_store().Has(*archive)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("source archive ", archive->ToString(),
+                     " is not uploaded (UploadBlob it first)"));
+  }
+  if (absl::Status s = artifacts_->RegisterArchive(*tree, *archive); !s.ok()) {
+    return s;
+  }
+  // A fresh directory per run: `unstash` tasks write into their source.
+  std::string parent = absl::StrCat(engine_->store_dir(), "/sources");
+  if (absl::Status s = cas::MakeDirs(parent); !s.ok()) return s;
+  std::string dir =
+      absl::StrCat(parent, "/", tree->Hex().substr(0, 16), "-XXXXXX");
+  if (mkdtemp(dir.data()) == nullptr) {
+    return absl::InternalError(absl::StrCat("mkdtemp ", dir, " failed"));
+  }
+  if (absl::Status s = artifacts_->Unstash(*tree, dir); !s.ok()) {
+    (void)cas::RemoveTree(dir);
+    return s;
+  }
+  return dir;
+}
+
+grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
+                                    const v1::SubmitRunRequest* request,
+                                    v1::SubmitRunResponse* response) {
+  if (auto who = Admit(context, "SubmitRun"); !who.ok()) {
+    return ToGrpc(who.status());
+  }
+  RunRequest run;
+  switch (request->pipeline_case()) {
+    case v1::SubmitRunRequest::kYaml: {
+      pipeline::LoadedPipeline loaded = pipeline::LoadPipelineText(
+          request->yaml(), FilenameOr(request->filename()));
+      if (!loaded.ok()) {
+        return ToGrpc(pipeline::DiagnosticsToStatus(loaded.errors));
+      }
+      run.pipeline = std::move(loaded.pipeline);
+      break;
+    }
+    case v1::SubmitRunRequest::kMessage:
+      run.pipeline = request->message();
+      break;
+    default:
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "set yaml or message");
+  }
+  run.trigger = request->trigger();
+  run.idempotency_key = request->idempotency_key();
+  run.keep_going = request->keep_going();
+  if (request->has_source()) {
+    absl::StatusOr<std::string> dir = MaterializeSource(request->source());
+    if (!dir.ok()) return ToGrpc(dir.status());
+    run.source_dir = *dir;
+  }
+  std::string source_dir = run.source_dir;
+  absl::StatusOr<std::shared_ptr<RunHandle>> handle =
+      engine_->Submit(std::move(run));
+  if (!handle.ok()) {
+    if (!source_dir.empty()) (void)cas::RemoveTree(source_dir);
+    return ToGrpc(handle.status());
+  }
+  const std::string& id = (*handle)->id();
+  if (!source_dir.empty()) {
+    // An idempotent resubmit returns the first run, with its own source.
+    absl::StatusOr<std::string> recorded =
+        engine_->run_store().GetSourceDir(id);
+    if (recorded.ok() && *recorded != source_dir) {
+      (void)cas::RemoveTree(source_dir);
+    }
+  }
+  response->set_run_id(id);
+  absl::StatusOr<v1::Run> state = engine_->GetRun(id);
+  if (state.ok()) *response->mutable_run() = std::move(*state);
+  return grpc::Status::OK;
+}
+
+grpc::Status KilnService::GetRun(grpc::ServerContext* context,
+                                 const v1::GetRunRequest* request,
+                                 v1::Run* response) {
+  if (auto who = Admit(context, "GetRun"); !who.ok()) {
+    return ToGrpc(who.status());
+  }
+  absl::StatusOr<v1::Run> run = engine_->GetRun(request->run_id());
+  if (!run.ok()) return ToGrpc(run.status());
+  *response = std::move(*run);
+  return grpc::Status::OK;
+}
+
+grpc::Status KilnService::ListRuns(grpc::ServerContext* context,
+                                   const v1::ListRunsRequest* request,
+                                   v1::ListRunsResponse* response) {
+  if (auto who = Admit(context, "ListRuns"); !who.ok()) {
+    return ToGrpc(who.status());
+  }
+  store::RunFilter filter;
+  if (request->state() != v1::RUN_STATE_UNSPECIFIED) {
+    filter.state = request->state();
+  }
+  filter.pipeline_name = request->pipeline_name();
+  absl::StatusOr<store::RunPage> page = engine_->run_store().ListRuns(
+      filter, request->page_size(), request->page_token());
+  if (!page.ok()) return ToGrpc(page.status());
+  for (v1::Run& run : page->runs) *response->add_runs() = std::move(run);
+  response->set_next_page_token(page->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status KilnService::CancelRun(grpc::ServerContext* context,
+                                    const v1::CancelRunRequest* request,
+                                    v1::CancelRunResponse* response) {
+  if (auto who = Admit(context, "CancelRun"); !who.ok()) {
+    return ToGrpc(who.status());
+  }
+  std::string reason = request->reason().empty()
+                           ? std::string("cancelled through the service")
+                           : request->reason();
+  return ToGrpc(engine_->Cancel(request->run_id(), reason));
+}
+
+grpc::Status KilnService::RetryRun(grpc::ServerContext* context,
+                                   const v1::RetryRunRequest* request,
+                                   v1::SubmitRunResponse* response) {
+  if (auto who = Admit(context, "RetryRun"); !who.ok()) {
+    return ToGrpc(who.status());
+  }
+  absl::StatusOr<std::shared_ptr<RunHandle>> handle =
+      engine_->Retry(request->run_id());
+  if (!handle.ok()) return ToGrpc(handle.status());
+  response->set_run_id((*handle)->id());
+  absl::StatusOr<v1::Run> state = engine_->GetRun((*handle)->id());
+  if (state.ok()) *response->mutable_run() = std::move(*state);
+  return grpc::Status::OK;
+}
+
+}  // namespace kiln::service

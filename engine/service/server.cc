@@ -1,0 +1,167 @@
+#include "engine/service/server.h"
+
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/service/listen_address.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+
+namespace kiln::service {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
+    const ServerOptions& options) {
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (options.tls_cert.empty()) {
+    if (!options.client_ca.empty()) {
+      return absl::InvalidArgumentError("--client-ca needs --tls-cert");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  absl::StatusOr<std::string> cert = ReadPem(options.tls_cert);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadPem(options.tls_key);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!options.client_ca.empty()) {
+    absl::StatusOr<std::string> ca = ReadPem(options.client_ca);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<KilnServer>> KilnServer::Start(
+    Engine* engine, ServerOptions options) {
+  std::string listen =
+      options.listen.empty()
+          ? absl::StrCat("unix:", DefaultSocketPath(engine->store_dir()))
+          : options.listen;
+  absl::StatusOr<ListenAddress> address = ParseListenAddress(listen);
+  if (!address.ok()) return address.status();
+  if (absl::Status s = CheckListenPolicy(*address, !options.token_file.empty(),
+                                         !options.tls_cert.empty());
+      !s.ok()) {
+    return s;
+  }
+  constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
+  if (address->unix_socket && address->path.size() > kMaxSocketPath) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "socket path ", address->path, " is longer than ", kMaxSocketPath,
+        " bytes; pass --listen unix:SHORTER_PATH"));
+  }
+  if (!options.token_file.empty()) {
+    absl::StatusOr<TokenTable> tokens =
+        TokenTable::ReadFile(options.token_file);
+    if (!tokens.ok()) return tokens.status();
+    options.service.tokens =
+        std::make_shared<const TokenTable>(std::move(*tokens));
+  } else {
+    options.service.tokens = nullptr;
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      Credentials(options);
+  if (!credentials.ok()) return credentials.status();
+
+  std::unique_ptr<KilnServer> server(new KilnServer());
+  absl::StatusOr<std::unique_ptr<KilnService>> service =
+      KilnService::Create(engine, options.service);
+  if (!service.ok()) return service.status();
+  server->service_ = std::move(*service);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(address->GrpcTarget(), *credentials,
+                           address->unix_socket ? nullptr : &bound_port);
+  builder.RegisterService(server->service_.get());
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_receive_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             options.max_concurrent_streams);
+  // Large windows and BDP probing: blob streams run at memory speed.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, 8 << 20);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 1 << 20);
+  // Read the socket in large pieces (the default starts at 8 KiB).
+  builder.AddChannelArgument(GRPC_ARG_TCP_READ_CHUNK_SIZE, 1 << 20);
+  builder.AddChannelArgument(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 256 << 10);
+  builder.AddChannelArgument(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 4 << 20);
+  // Find vanished peers (a watcher whose host went away).
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  grpc::ResourceQuota quota("kiln-serve");
+  quota.SetMaxThreads(options.max_threads);
+  builder.SetResourceQuota(quota);
+
+  mode_t old_umask = 0;
+  if (address->unix_socket) {
+    server->socket_path_ = address->path;
+    old_umask = umask(077);
+  }
+  server->server_ = builder.BuildAndStart();
+  if (address->unix_socket) umask(old_umask);
+  if (server->server_ == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address->GrpcTarget()));
+  }
+  if (address->unix_socket) {
+    if (chmod(address->path.c_str(), 0600) != 0) {
+      server->server_->Shutdown();
+      return absl::InternalError(
+          absl::StrCat("chmod 0600 ", address->path, " failed"));
+    }
+    server->address_ = address->GrpcTarget();
+  } else {
+    ListenAddress bound = *address;
+    bound.port = bound_port;
+    server->address_ = bound.GrpcTarget();
+  }
+  return server;
+}
+
+void KilnServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  service_->BeginShutdown();
+  if (auto* health = server_->GetHealthCheckService()) {
+    health->Shutdown();
+  }
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+  if (!socket_path_.empty()) unlink(socket_path_.c_str());
+}
+
+KilnServer::~KilnServer() {
+  if (server_ != nullptr) Shutdown(absl::ZeroDuration());
+}
+
+}  // namespace kiln::service

@@ -1,0 +1,71 @@
+// KilnServer: `kiln serve`'s gRPC server — the kiln.v1.Kiln service plus
+// grpc.health.v1.Health and server reflection — with the listening policy
+// (listen_address.h), TLS, message-size, stream and thread limits, and
+// flow-control windows sized for fast blob transfer.
+//
+// A unix socket is created owner-only (umask 077 while binding, then chmod
+// 0600). Start() changes the process umask briefly: call it before other
+// threads create files.
+//
+// Thread-safety: Shutdown() may be called from any thread, once.
+#ifndef KILN_ENGINE_SERVICE_SERVER_H_
+#define KILN_ENGINE_SERVICE_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/engine.h"
+#include "engine/service/kiln_service.h"
+#include "grpcpp/server.h"
+
+namespace kiln::service {
+
+struct ServerOptions {
+  // "unix:PATH" or "HOST:PORT" (port 0 picks one). Empty: the store's
+  // default socket.
+  std::string listen;
+  // Required for TCP: `TOKEN ROLE [NAME]` lines (auth.h).
+  std::string token_file;
+  // TLS (required for a non-loopback host); with client_ca, clients must
+  // present a certificate signed by it.
+  std::string tls_cert, tls_key, client_ca;
+  // Per HTTP/2 connection.
+  int max_concurrent_streams = 128;
+  // Largest message received (blob chunks are <= 4 MiB).
+  int max_receive_message_bytes = 8 << 20;
+  // Threads serving calls; calls beyond them fail RESOURCE_EXHAUSTED.
+  int max_threads = 1024;
+  ServiceOptions service;
+};
+
+class KilnServer {
+ public:
+  // Validates the options, loads tokens, binds and starts serving.
+  static absl::StatusOr<std::unique_ptr<KilnServer>> Start(
+      Engine* engine, ServerOptions options);
+  ~KilnServer();
+
+  // The address clients dial ("unix:PATH" or "HOST:PORT" with the port
+  // actually bound).
+  const std::string& address() const { return address_; }
+
+  // Stops accepting calls, ends open streams (UNAVAILABLE: clients resume),
+  // waits up to `grace` for in-flight calls, then cancels the rest. Removes
+  // the unix socket. Does not shut the engine down.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  KilnServer() = default;
+
+  std::unique_ptr<KilnService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  std::string socket_path_;
+  bool shut_down_ = false;
+};
+
+}  // namespace kiln::service
+
+#endif  // KILN_ENGINE_SERVICE_SERVER_H_

@@ -1,0 +1,90 @@
+// FakeEngine: a kiln::Engine for service tests that runs no commands.
+//
+// It keeps real stores (RunStore, ActionCache, ContentStore under
+// store_dir) and "runs" a pipeline by recording, for every task in order,
+// TASK_RUNNING, `log_lines` log lines in the attempt's log file, and
+// TASK_SUCCEEDED — or TASK_FAILED (exit 1) for a `run` task whose command's
+// first word is "false". Subscribe() replays the run store's events and
+// follows new ones, so watchers see exactly what the store holds.
+//
+// Hold() pauses every run before its next task until Release(); Shutdown()
+// stops runs where they are and leaves them unfinished, so a new FakeEngine
+// on the same store can ResumeUnfinished() them (restart tests).
+//
+// Thread-safety: as kiln::Engine (every method thread-safe).
+#ifndef KILN_ENGINE_SERVICE_TESTING_FAKE_ENGINE_H_
+#define KILN_ENGINE_SERVICE_TESTING_FAKE_ENGINE_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "engine/base/mutex.h"
+#include "engine/engine.h"
+
+namespace kiln::service::testing {
+
+struct FakeEngineOptions {
+  std::string store_dir;
+  absl::Duration step = absl::Milliseconds(5);  // between a task's events
+  int log_lines = 3;
+};
+
+class FakeEngine : public Engine {
+ public:
+  static absl::StatusOr<std::unique_ptr<FakeEngine>> Create(
+      FakeEngineOptions options);
+  ~FakeEngine() override;
+
+  void Hold();
+  void Release();
+
+  absl::StatusOr<std::shared_ptr<RunHandle>> Submit(
+      RunRequest request) override;
+  absl::StatusOr<std::shared_ptr<RunHandle>> Resume(
+      const std::string& run_id) override;
+  absl::StatusOr<std::vector<std::string>> ResumeUnfinished() override;
+  absl::StatusOr<std::shared_ptr<RunHandle>> Retry(
+      const std::string& run_id) override;
+  absl::StatusOr<std::shared_ptr<RunHandle>> Find(
+      const std::string& run_id) override;
+  absl::StatusOr<v1::Run> GetRun(const std::string& run_id) override;
+  absl::Status Cancel(const std::string& run_id,
+                      const std::string& reason) override;
+  void Shutdown(absl::Duration grace) override;
+  store::RunStore& run_store() override { return *runs_; }
+  store::ActionCache& action_cache() override { return *cache_; }
+  cas::ContentStore& content_store() override { return *blobs_; }
+  const std::string& store_dir() const override { return options_.store_dir; }
+
+ private:
+  struct Runner {
+    std::thread thread;
+    std::atomic<bool> cancel{false};
+    std::string reason;  // written before `cancel` is set
+  };
+  FakeEngine(FakeEngineOptions options, std::unique_ptr<store::RunStore> runs,
+             std::unique_ptr<store::ActionCache> cache,
+             std::unique_ptr<cas::ContentStore> blobs);
+
+  // Starts executing a recorded run on its own thread.
+  void StartRunner(const std::string& run_id);
+  void Execute(const std::string& run_id, Runner* runner);
+  // Waits while held; false if the run should stop (cancel or shutdown).
+  bool WaitWhileHeld(Runner* runner);
+
+  const FakeEngineOptions options_;
+  std::unique_ptr<store::RunStore> runs_;
+  std::unique_ptr<store::ActionCache> cache_;
+  std::unique_ptr<cas::ContentStore> blobs_;
+  Mutex mu_;
+  std::map<std::string, std::unique_ptr<Runner>> runners_ ABSL_GUARDED_BY(mu_);
+  bool held_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace kiln::service::testing
+
+#endif  // KILN_ENGINE_SERVICE_TESTING_FAKE_ENGINE_H_

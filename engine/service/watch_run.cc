@@ -1,0 +1,95 @@
+// KilnService::WatchRun: a run's events, resumable by sequence number.
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "engine/service/event_queue.h"
+#include "engine/service/kiln_service.h"
+#include "engine/store/run_store.h"
+
+namespace kiln::service {
+namespace {
+
+bool IsFinal(v1::RunState state) {
+  return state == v1::RUN_SUCCEEDED || state == v1::RUN_FAILED ||
+         state == v1::RUN_CANCELLED || state == v1::RUN_TIMED_OUT;
+}
+
+bool EndsRun(const v1::RunEvent& event) {
+  return event.has_run_state() && IsFinal(event.run_state().state());
+}
+
+// Unsubscribes when the stream ends, however it ends.
+class Subscription {
+ public:
+  Subscription(std::shared_ptr<RunHandle> run, int id)
+      : run_(std::move(run)), id_(id) {}
+  ~Subscription() { run_->Unsubscribe(id_); }
+
+ private:
+  std::shared_ptr<RunHandle> run_;
+  int id_;
+};
+
+}  // namespace
+
+grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
+                                   const v1::WatchRunRequest* request,
+                                   grpc::ServerWriter<v1::RunEvent>* writer) {
+  absl::StatusOr<StreamLimiter::Slot> slot = AdmitStream(context, "WatchRun");
+  if (!slot.ok()) return ToGrpc(slot.status());
+  absl::StatusOr<std::shared_ptr<RunHandle>> run =
+      engine_->Find(request->run_id());
+  if (!run.ok()) return ToGrpc(run.status());
+
+  // A finished run whose events the client already has: nothing to send.
+  absl::StatusOr<v1::Run> state = engine_->GetRun(request->run_id());
+  if (!state.ok()) return ToGrpc(state.status());
+  if (IsFinal(state->state())) {
+    absl::StatusOr<uint64_t> last =
+        engine_->run_store().LastSequence(request->run_id());
+    if (last.ok() && *last <= request->after_sequence()) {
+      return grpc::Status::OK;
+    }
+  }
+
+  // The queue outlives the subscription's callbacks (shared ownership).
+  auto queue = std::make_shared<EventQueue>(options_.watch_queue_events);
+  Subscription subscription(
+      *run, (*run)->Subscribe(
+                request->after_sequence(),
+                [queue](const v1::RunEvent& event) { queue->Push(event); }));
+  uint64_t last_sent = request->after_sequence();
+  while (true) {
+    if (StreamOver(context)) {
+      if (context->IsCancelled()) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      }
+      return grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat("server shutting down; resume after sequence ",
+                       last_sent));
+    }
+    v1::RunEvent event;
+    switch (queue->Pop(options_.poll, &event)) {
+      case EventQueue::PopResult::kTimeout:
+        continue;
+      case EventQueue::PopResult::kOverflow:
+        return grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            absl::StrCat("watcher fell behind; resume after sequence ",
+                         last_sent));
+      case EventQueue::PopResult::kClosed:
+        return grpc::Status::OK;
+      case EventQueue::PopResult::kEvent:
+        break;
+    }
+    if (event.sequence() <= last_sent) continue;  // never repeat
+    if (!writer->Write(event)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    }
+    last_sent = event.sequence();
+    if (EndsRun(event)) return grpc::Status::OK;
+  }
+}
+
+}  // namespace kiln::service
