@@ -74,6 +74,9 @@ class LiveRun : public RunHandle, public EventSink {
   v1::Run Wait() override;
   bool WaitFor(absl::Duration timeout, v1::Run* run) override;
   void Cancel(const std::string& reason) override;
+  // Checkpoint for shutdown (Scheduler::Drain): the run stays unfinished in
+  // the store and resumes later.
+  void Drain(absl::Duration grace);
 
   void OnTaskEvent(const v1::TaskStateChanged& event) override;
   void Start();
@@ -104,6 +107,8 @@ class LiveRun : public RunHandle, public EventSink {
   std::deque<v1::RunEvent> pending_ ABSL_GUARDED_BY(mu_);
   uint64_t appended_ ABSL_GUARDED_BY(mu_) = 0;  // last seq recorded
   int cancels_ ABSL_GUARDED_BY(mu_) = 0;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration drain_grace_ ABSL_GUARDED_BY(mu_);
   std::string cancel_reason_ ABSL_GUARDED_BY(mu_);
   Scheduler* scheduler_ ABSL_GUARDED_BY(mu_) = nullptr;
   v1::Run final_ ABSL_GUARDED_BY(mu_);
@@ -298,15 +303,10 @@ class EngineImpl : public Engine {
       shutdown_ = true;
       for (auto& [id, r] : live_) runs.push_back(r);
     }
-    for (auto& r : runs) r->Cancel("engine shutting down");
-    absl::Time deadline = absl::Now() + grace;
-    for (auto& r : runs) {
-      v1::Run ignored;
-      if (!r->WaitFor(std::max(deadline - absl::Now(), absl::ZeroDuration()),
-                      &ignored)) {
-        r->Cancel("engine shutting down (immediate)");
-      }
-    }
+    // Checkpoint, not cancel: running tasks get `grace` to finish, nothing
+    // new starts, and the runs stay unfinished in the store so that the
+    // next engine on this store resumes them (ResumeUnfinished).
+    for (auto& r : runs) r->Drain(grace);
     for (auto& r : runs) r->Wait();
     MutexLock lock(&mu_);
     live_.clear();
@@ -432,6 +432,13 @@ void LiveRun::Cancel(const std::string& reason) {
   if (scheduler_ != nullptr) scheduler_->Cancel(reason);
 }
 
+void LiveRun::Drain(absl::Duration grace) {
+  MutexLock lock(&mu_);
+  draining_ = true;
+  drain_grace_ = grace;
+  if (scheduler_ != nullptr) scheduler_->Drain(grace);
+}
+
 void LiveRun::OnTaskEvent(const v1::TaskStateChanged& event) {
   v1::RunEvent e;
   *e.mutable_task_state() = event;
@@ -489,10 +496,14 @@ void LiveRun::Pump() {
 }
 
 void LiveRun::FinishRun(v1::RunState state, const std::string& reason) {
-  v1::RunEvent e;
-  e.mutable_run_state()->set_state(state);
-  e.mutable_run_state()->set_reason(reason);
-  Emit(std::move(e));
+  // RUN_RUNNING: drained for a shutdown; the run is not over and gets no
+  // final event (a later process resumes it).
+  if (state != v1::RUN_RUNNING) {
+    v1::RunEvent e;
+    e.mutable_run_state()->set_state(state);
+    e.mutable_run_state()->set_reason(reason);
+    Emit(std::move(e));
+  }
   {
     MutexLock lock(&mu_);
     pump_stop_ = true;
@@ -502,8 +513,10 @@ void LiveRun::FinishRun(v1::RunState state, const std::string& reason) {
   MutexLock lock(&mu_);
   if (run.ok()) final_ = *run;
   final_.set_id(id_);
-  final_.set_state(state);
-  final_.set_reason(reason);
+  if (state != v1::RUN_RUNNING) {
+    final_.set_state(state);
+    final_.set_reason(reason);
+  }
   done_ = true;
 }
 
@@ -582,6 +595,7 @@ void LiveRun::Execute() {
     MutexLock lock(&mu_);
     scheduler_ = &scheduler;
     for (int i = 0; i < cancels_; ++i) scheduler.Cancel(cancel_reason_);
+    if (draining_) scheduler.Drain(drain_grace_);
   }
   SchedulerResult result = scheduler.Run();
   {

@@ -123,9 +123,11 @@ class Engine {
   virtual absl::Status Cancel(const std::string& run_id,
                               const std::string& reason) = 0;
 
-  // Cancels every live run (graceful) and waits for them to stop, at most
-  // `grace`; then cancels immediately and waits. After Shutdown, Submit
-  // fails with Unavailable.
+  // Stops for a restart: nothing new starts, running tasks get `grace` to
+  // finish (then they are stopped and will run again), and every live run
+  // stays unfinished in the store, to be resumed by ResumeUnfinished() of
+  // the next engine on this store. After Shutdown, Submit fails with
+  // Unavailable.
   virtual void Shutdown(absl::Duration grace) = 0;
 
   // The stores, for read-only queries (listing runs, reading events and

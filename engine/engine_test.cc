@@ -368,5 +368,54 @@ TEST_F(EngineTest, ResumeContinuesAnUnfinishedRun) {
   EXPECT_EQ(Task(result, "test").state(), v1::TASK_CACHED);
 }
 
+TEST_F(EngineTest, ShutdownCheckpointsAndTheNextEngineResumes) {
+  executor_->On("sleep", [](const v1::ExecRequest&) {
+    FakeScript s;
+    s.Stdout("sleeping").Delay(absl::Seconds(30));
+    return s;
+  });
+  v1::Pipeline p = BuildTestPipeline();
+  v1::Task* slow = p.add_tasks();
+  slow->set_name("slow");
+  slow->add_needs("build");
+  slow->mutable_run()->add_command("sleep");
+  RunRequest req;
+  req.pipeline = p;
+  req.source_dir = source_;
+  auto run = engine_->Submit(req);
+  ASSERT_TRUE(run.ok());
+  absl::Notification sleeping;
+  (*run)->Subscribe(0, [&](const v1::RunEvent& e) {
+    if (e.has_log() && e.log().text() == "sleeping" &&
+        !sleeping.HasBeenNotified()) {
+      sleeping.Notify();
+    }
+  });
+  ASSERT_TRUE(sleeping.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  std::string id = (*run)->id();
+  engine_->Shutdown(absl::Milliseconds(100));
+  EXPECT_FALSE(engine_->Submit(req).ok()) << "no submits after Shutdown";
+  auto recorded = engine_->GetRun(id);
+  ASSERT_TRUE(recorded.ok());
+  EXPECT_EQ(recorded->state(), v1::RUN_RUNNING) << "the run is not over";
+  engine_.reset();
+
+  // The next engine on the store resumes it; now `slow` is quick.
+  executor_->On("sleep", [](const v1::ExecRequest&) { return FakeScript(); });
+  EngineOptions options;
+  options.store_dir = store_;
+  options.executor = executor_;
+  auto next = Engine::Create(options);
+  ASSERT_TRUE(next.ok());
+  auto resumed = (*next)->ResumeUnfinished();
+  ASSERT_TRUE(resumed.ok());
+  ASSERT_EQ(*resumed, std::vector<std::string>{id});
+  auto handle = (*next)->Find(id);
+  ASSERT_TRUE(handle.ok());
+  v1::Run result = (*handle)->Wait();
+  EXPECT_EQ(result.state(), v1::RUN_SUCCEEDED) << result.reason();
+  EXPECT_EQ(Task(result, "slow").state(), v1::TASK_SUCCEEDED);
+}
+
 }  // namespace
 }  // namespace kiln

@@ -26,7 +26,8 @@ std::string HumanBytes(int64_t n) {
     v /= 1024;
     ++u;
   }
-  return absl::StrFormat(u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  if (u == 0) return absl::StrFormat("%.0f %s", v, units[u]);
+  return absl::StrFormat("%.1f %s", v, units[u]);
 }
 
 // "10G", "512Mi", "1000" -> bytes.

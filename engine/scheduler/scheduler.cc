@@ -125,6 +125,20 @@ class Scheduler::Phase {
 
   bool is_finally() const { return is_finally_; }
 
+  // Starts nothing new; running attempts still running at `deadline` are
+  // stopped and reported PENDING.
+  void Drain(absl::Time deadline) {
+    MutexLock lock(&mu_);
+    draining_ = true;
+    drain_deadline_ = deadline;
+    stop_pending_ = true;  // wake the loop
+  }
+
+  bool drained() const {
+    MutexLock lock(&mu_);
+    return draining_;
+  }
+
   bool timed_out() const {
     MutexLock lock(&mu_);
     return timed_out_;
@@ -274,6 +288,13 @@ class Scheduler::Phase {
       retries_.push_back({absl::Now() + wait, &task, d.attempt + 1});
       return;
     }
+    if (draining_ && (o.state == v1::TASK_CANCELLED || drain_killed_)) {
+      // Interrupted by a shutdown: it runs again when the run resumes.
+      Status(task.name()).set_state(v1::TASK_PENDING);
+      Emit(task.name(), v1::TASK_PENDING, d.attempt, 0,
+           "interrupted by shutdown; runs again on resume");
+      return;
+    }
     v1::TaskState final_state = o.state;
     std::string reason = o.reason;
     if (o.state == v1::TASK_CANCELLED && stopped_) {
@@ -326,6 +347,18 @@ class Scheduler::Phase {
         timed_out_ = true;
         StopLocked(v1::TASK_TIMED_OUT, is_finally_ ? "finally budget exhausted"
                                                    : "pipeline timed out");
+      }
+      if (draining_) {
+        stop_pending_ = false;
+        if (!drain_killed_ && now >= drain_deadline_) {
+          drain_killed_ = true;
+          for (auto& [name, sig] : running_) sig->Cancel();
+        }
+        if (running_.empty() && done_.empty()) return;
+        mu_.AwaitWithDeadline(
+            [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return HasNews(); },
+            drain_killed_ ? absl::InfiniteFuture() : drain_deadline_);
+        continue;
       }
       if (stopped_) {
         stop_pending_ = false;
@@ -418,6 +451,9 @@ class Scheduler::Phase {
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_pending_ ABSL_GUARDED_BY(mu_) = false;  // set by Stop()
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool drain_killed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time drain_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   bool timed_out_ ABSL_GUARDED_BY(mu_) = false;
   v1::TaskState stop_state_ ABSL_GUARDED_BY(mu_) = v1::TASK_SKIPPED;
   std::string stop_reason_ ABSL_GUARDED_BY(mu_);
@@ -453,6 +489,13 @@ void Scheduler::Cancel(const std::string& reason) {
   phase->Stop(v1::TASK_CANCELLED, reason);
 }
 
+void Scheduler::Drain(absl::Duration grace) {
+  MutexLock lock(&mu_);
+  draining_ = true;
+  drain_grace_deadline_ = absl::Now() + grace;
+  if (active_phase_ != nullptr) active_phase_->Drain(drain_grace_deadline_);
+}
+
 SchedulerResult Scheduler::Run() {
   SchedulerResult result;
   result.tasks = prior_;
@@ -475,8 +518,21 @@ SchedulerResult Scheduler::Run() {
     }
     if (cancelled) main.Stop(v1::TASK_CANCELLED, reason);
   }
+  {
+    MutexLock lock(&mu_);
+    if (draining_) main.Drain(drain_grace_deadline_);
+  }
   main.Run();
   main_timed_out = main.timed_out();
+  {
+    MutexLock lock(&mu_);
+    if (draining_ || main.drained()) {
+      active_phase_ = nullptr;
+      result.state = v1::RUN_RUNNING;
+      result.reason = "interrupted by shutdown";
+      return result;
+    }
+  }
 
   absl::Duration budget = options_.finally_timeout > absl::ZeroDuration()
                               ? options_.finally_timeout
@@ -496,6 +552,11 @@ SchedulerResult Scheduler::Run() {
   {
     MutexLock lock(&mu_);
     active_phase_ = nullptr;
+    if (draining_ || fin.drained()) {
+      result.state = v1::RUN_RUNNING;
+      result.reason = "interrupted by shutdown";
+      return result;
+    }
     cancels = cancel_count_;
     cancel_reason = cancel_reason_;
   }

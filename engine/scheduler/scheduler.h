@@ -85,6 +85,7 @@ struct SchedulerOptions {
 };
 
 struct SchedulerResult {
+  // RUN_RUNNING: drained (see Scheduler::Drain); the run is not over.
   v1::RunState state = v1::RUN_SUCCEEDED;
   std::string reason;
   std::map<std::string, v1::TaskStatus> tasks;
@@ -109,6 +110,13 @@ class Scheduler {
   // Thread-safe; may be called before or during Run().
   void Cancel(const std::string& reason);
 
+  // Checkpoint for a shutdown: start nothing new and return once the running
+  // attempts end, leaving pending tasks pending (no event) so that a later
+  // resume continues the run. Attempts still running after `grace` are
+  // stopped and reported PENDING ("interrupted"), to run again on resume.
+  // Run() then returns state RUN_RUNNING. Thread-safe.
+  void Drain(absl::Duration grace);
+
  private:
   struct TaskSlot;
   class Phase;
@@ -122,6 +130,8 @@ class Scheduler {
 
   Mutex mu_;
   int cancel_count_ ABSL_GUARDED_BY(mu_) = 0;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time drain_grace_deadline_ ABSL_GUARDED_BY(mu_);
   std::string cancel_reason_ ABSL_GUARDED_BY(mu_);
   Phase* active_phase_ ABSL_GUARDED_BY(mu_) = nullptr;
 };

@@ -344,6 +344,43 @@ TEST(SchedulerTest, ResumeSkipsTasksFinishedEarlier) {
   EXPECT_EQ(r.tasks["a"].outputs().at("app"), "sha256:00");
 }
 
+TEST(SchedulerTest, DrainLetsRunningFinishAndLeavesTheRestPending) {
+  v1::Pipeline p;
+  AddTask(&p, "running");
+  AddTask(&p, "next", {"running"});
+  AddTask(&p, "stuck");
+  AddTask(&p, "cleanup", {}, true);
+  ScriptedRunner runner;
+  absl::Notification started;
+  runner.Set("running", [&](int, CancelSignal*) {
+    started.Notify();
+    absl::SleepFor(absl::Milliseconds(50));
+    AttemptOutcome o;
+    o.state = v1::TASK_SUCCEEDED;
+    return o;
+  });
+  runner.Set("stuck", [](int, CancelSignal* c) { return WaitForCancel(c); });
+  RecordingSink sink;
+  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  std::thread drainer([&] {
+    started.WaitForNotification();
+    s.Drain(absl::Milliseconds(200));
+  });
+  SchedulerResult r = s.Run();
+  drainer.join();
+  EXPECT_EQ(r.state, v1::RUN_RUNNING);
+  EXPECT_EQ(r.tasks["running"].state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(r.tasks["next"].state(), v1::TASK_PENDING);   // never started
+  EXPECT_EQ(r.tasks["stuck"].state(), v1::TASK_PENDING);  // interrupted
+  EXPECT_EQ(r.tasks.count("cleanup"), 0u);                // finally not run
+  for (const auto& e : sink.events()) {
+    EXPECT_NE(e.task(), "next") << "a drained run starts nothing new";
+    if (e.task() == "stuck" && e.state() != v1::TASK_RUNNING) {
+      EXPECT_EQ(e.state(), v1::TASK_PENDING);
+    }
+  }
+}
+
 TEST(SchedulerTest, EveryTaskGetsExactlyOneFinalEvent) {
   v1::Pipeline p;
   for (int i = 0; i < 200; ++i) {
