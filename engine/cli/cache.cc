@@ -246,17 +246,20 @@ int CacheVerb(const std::vector<std::string>& argv) {
     options.dry_run = args.Has("dry-run");
     auto report = gc::CollectGarbage(*store_dir, options);
     if (!report.ok()) return Fail(report.status());
-    std::printf("%s %lld of %lld blobs (%s of %s), %lld cache entries%s\n",
-                options.dry_run ? "would delete" : "deleted",
-                static_cast<long long>(report->blobs_deleted),
-                static_cast<long long>(report->blobs_before),
-                HumanBytes(report->bytes_deleted).c_str(),
-                HumanBytes(report->bytes_before).c_str(),
-                static_cast<long long>(report->cache_entries_deleted),
-                report->over_max
-                    ? "; still above --max-size (live runs and fresh blobs "
-                      "are never deleted)"
-                    : "");
+    std::printf(
+        "%s %lld of %lld blobs (%s of %s), %lld cache entries, %lld "
+        "sources%s\n",
+        options.dry_run ? "would delete" : "deleted",
+        static_cast<long long>(report->blobs_deleted),
+        static_cast<long long>(report->blobs_before),
+        HumanBytes(report->bytes_deleted).c_str(),
+        HumanBytes(report->bytes_before).c_str(),
+        static_cast<long long>(report->cache_entries_deleted),
+        static_cast<long long>(report->sources_deleted),
+        report->over_max
+            ? "; still above --max-size (live runs and fresh blobs "
+              "are never deleted)"
+            : "");
     return kExitOk;
   }
   return args.UsageError(absl::StrCat("unknown cache command '", pos[0], "'"));

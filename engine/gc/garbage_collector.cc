@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -30,7 +31,8 @@ void AddRunRoots(const v1::Run& run, std::set<std::string>* roots) {
 }
 
 absl::Status CollectRoots(store::RunStore& runs, store::ActionCache& cache,
-                          absl::Time since, std::set<std::string>* roots) {
+                          absl::Time since, std::set<std::string>* roots,
+                          std::set<std::string>* sources) {
   std::string token;
   do {
     auto page = runs.ListRuns(store::RunFilter(), 1000, token);
@@ -40,6 +42,8 @@ absl::Status CollectRoots(store::RunStore& runs, store::ActionCache& cache,
       if (IsFinalRun(run.state()) && created < since) continue;
       auto full = runs.GetRun(run.id());
       if (full.ok()) AddRunRoots(*full, roots);
+      auto source = runs.GetSourceDir(run.id());
+      if (source.ok() && !source->empty()) sources->insert(*source);
     }
     token = page->next_page_token;
   } while (!token.empty());
@@ -73,8 +77,25 @@ absl::StatusOr<GcReport> CollectGarbage(const std::string& store_dir,
   absl::Time now = absl::Now();
   while (true) {
     std::set<std::string> roots;
-    absl::Status s = CollectRoots(**runs, **cache, now - keep, &roots);
+    std::set<std::string> sources;
+    absl::Status s =
+        CollectRoots(**runs, **cache, now - keep, &roots, &sources);
     if (!s.ok()) return s;
+    // Sources unpacked for submitted runs (<store>/sources/*) live as long
+    // as a retained or unfinished run uses them.
+    std::error_code ec;
+    for (const auto& entry :
+         std::filesystem::directory_iterator(store_dir + "/sources", ec)) {
+      std::string path = entry.path().lexically_normal().string();
+      if (sources.count(path)) continue;
+      struct stat st;
+      if (lstat(path.c_str(), &st) != 0 ||
+          absl::FromUnixSeconds(st.st_mtim.tv_sec) > now - options.grace) {
+        continue;
+      }
+      ++report.sources_deleted;
+      if (!options.dry_run) std::filesystem::remove_all(path, ec);
+    }
     // Artifact roots keep their archives.
     std::set<std::string> live = roots;
     auto listed = (*artifacts)->ListArtifacts();

@@ -1,5 +1,8 @@
 // Garbage collection of the content store with retention.
 //
+// Unpacked sources of submitted runs (<store>/sources/*) are deleted when no
+// retained or unfinished run uses them.
+//
 // Roots (never deleted): the outputs of every run that is unfinished or was
 // created within the retention window, the outputs and logs of every
 // action-cache entry created within it, and every blob younger than the
@@ -33,8 +36,9 @@ struct GcReport {
   int64_t blobs_before = 0, bytes_before = 0;
   int64_t blobs_deleted = 0, bytes_deleted = 0;
   int64_t cache_entries_deleted = 0;
-  absl::Duration keep_used;  // the window finally applied
-  bool over_max = false;     // still larger than max_bytes
+  int64_t sources_deleted = 0;  // unpacked sources of submitted runs
+  absl::Duration keep_used;     // the window finally applied
+  bool over_max = false;        // still larger than max_bytes
 };
 
 absl::StatusOr<GcReport> CollectGarbage(const std::string& store_dir,

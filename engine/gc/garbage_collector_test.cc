@@ -111,5 +111,31 @@ TEST(GarbageCollectorTest, SizeTargetShrinksRetentionButNeverLiveRuns) {
   EXPECT_EQ(report->keep_used, absl::ZeroDuration());
 }
 
+TEST(GarbageCollectorTest, UnusedSubmittedSourcesAreDeleted) {
+  std::string store = Tmp("store3");
+  std::string used = store + "/sources/used";
+  std::string unused = store + "/sources/unused";
+  fs::create_directories(used);
+  fs::create_directories(unused);
+  {
+    auto runs = store::RunStore::Open(store);
+    ASSERT_TRUE(runs.ok());
+    v1::Pipeline p;
+    p.set_name("gc");
+    p.add_tasks()->set_name("t");
+    ASSERT_TRUE((*runs)->CreateRun(p, v1::Trigger(), used, "").ok());
+  }
+  for (const std::string& d : {used, unused}) {
+    struct timeval tv[2] = {{time(nullptr) - 7200, 0},
+                            {time(nullptr) - 7200, 0}};
+    utimes(d.c_str(), tv);
+  }
+  auto report = CollectGarbage(store, GcOptions());
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->sources_deleted, 1);
+  EXPECT_TRUE(fs::exists(used));
+  EXPECT_FALSE(fs::exists(unused));
+}
+
 }  // namespace
 }  // namespace kiln::gc
