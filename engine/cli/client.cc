@@ -8,7 +8,11 @@
 // run succeeded (or the request did), 1 it failed, 2 usage.
 #include "engine/service/client.h"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -20,6 +24,8 @@
 #include "engine/cas/artifact_store.h"
 #include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
+#include "engine/cli/client_connect.h"
+#include "engine/cli/progress.h"
 #include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
 #include "engine/pipeline/loader.h"
@@ -28,43 +34,9 @@
 namespace kiln::cli {
 namespace {
 
-void AddClientFlags(Args* args) {
-  args->Flag("server", "unix:PATH or HOST:PORT (default: the store's socket)");
-  args->Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
-  args->Flag("token-file", "file holding the bearer token");
-  args->Flag("tls-ca", "PEM roots: connect with TLS");
-}
-
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "kiln: %s\n", std::string(status.message()).c_str());
   return kExitFailed;
-}
-
-absl::StatusOr<std::unique_ptr<service::KilnClient>> Connect(const Args& args) {
-  service::ClientOptions options;
-  options.server = args.Get("server");
-  if (options.server.empty()) {
-    absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
-    if (!store.ok()) return store.status();
-    options.server = absl::StrCat("unix:", service::DefaultSocketPath(*store));
-  }
-  if (args.Has("token-file")) {
-    absl::StatusOr<std::string> token =
-        service::ReadTokenFile(args.Get("token-file"));
-    if (!token.ok()) return token.status();
-    options.token = *token;
-  }
-  if (args.Has("tls-ca")) {
-    std::ifstream in(args.Get("tls-ca"));
-    if (!in) {
-      return absl::NotFoundError(
-          absl::StrCat("cannot read ", args.Get("tls-ca")));
-    }
-    std::stringstream pem;
-    pem << in.rdbuf();
-    options.tls_roots = pem.str();
-  }
-  return std::make_unique<service::KilnClient>(options);
 }
 
 std::string StateName(const google::protobuf::EnumDescriptor* type, int value,
@@ -101,9 +73,28 @@ void PrintEvent(const v1::RunEvent& event) {
   std::fflush(stdout);
 }
 
+// On a terminal: the live progress view of `kiln run`; otherwise plain
+// lines (PrintEvent).
 int WatchToEnd(service::KilnClient& client, const std::string& run_id) {
-  absl::StatusOr<v1::RunState> state = client.Watch(run_id, 0, PrintEvent);
+  const char* term = std::getenv("TERM");
+  bool live = isatty(STDERR_FILENO) && std::getenv("NO_COLOR") == nullptr &&
+              !(term != nullptr && std::strcmp(term, "dumb") == 0);
+  if (!live) {
+    absl::StatusOr<v1::RunState> state = client.Watch(run_id, 0, PrintEvent);
+    if (!state.ok()) return Fail(state.status());
+    return *state == v1::RUN_SUCCEEDED ? kExitOk : kExitFailed;
+  }
+  ProgressView view(ProgressView::Mode::kLive);
+  absl::StatusOr<v1::RunState> state = client.Watch(
+      run_id, 0, [&view](const v1::RunEvent& e) { view.OnEvent(e); });
   if (!state.ok()) return Fail(state.status());
+  v1::GetRunRequest request;
+  request.set_run_id(run_id);
+  v1::Run run;
+  auto context = client.NewContext(absl::Seconds(30));
+  if (client.stub().GetRun(context.get(), request, &run).ok()) {
+    view.Finish(run);
+  }
   return *state == v1::RUN_SUCCEEDED ? kExitOk : kExitFailed;
 }
 

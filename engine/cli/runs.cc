@@ -18,10 +18,12 @@
 #include "absl/time/time.h"
 #include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
+#include "engine/cli/client_connect.h"
 #include "engine/cli/verb.h"
 #include "engine/store/log_file.h"
 #include "engine/store/run_store.h"
 #include "kiln/v1/run.pb.h"
+#include "kiln/v1/service.grpc.pb.h"
 #include "nlohmann/json.hpp"
 
 namespace kiln::cli {
@@ -151,11 +153,15 @@ int Runs(const std::vector<std::string>& argv) {
             "cancelled, timed_out");
   args.Flag("pipeline", "only runs of this pipeline");
   args.Bool("json", "print a JSON array instead of a table");
+  AddClientFlags(&args);
+  args.Bool("remote", "ask the server (implied by --server/--token-file)");
   int exit_code = kExitOk;
   if (!args.Parse(argv, &exit_code)) return exit_code;
   if (!args.positionals().empty()) {
     return args.UsageError("runs takes no arguments");
   }
+  const bool remote =
+      args.Has("server") || args.Has("token-file") || args.Has("remote");
   int limit = 20;
   if (args.Has("limit") &&
       (!absl::SimpleAtoi(args.Get("limit"), &limit) || limit <= 0)) {
@@ -173,15 +179,44 @@ int Runs(const std::vector<std::string>& argv) {
   filter.pipeline_name = args.Get("pipeline");
   const bool json = args.Has("json");
 
+  std::vector<v1::Run> found;
+  std::string token;
+  if (remote) {
+    auto client = Connect(args);
+    if (!client.ok()) {
+      std::fprintf(stderr, "kiln: %s\n",
+                   std::string(client.status().message()).c_str());
+      return kExitFailed;
+    }
+    do {
+      v1::ListRunsRequest request;
+      if (filter.state.has_value()) request.set_state(*filter.state);
+      request.set_pipeline_name(filter.pipeline_name);
+      request.set_page_size(
+          std::min(limit - static_cast<int>(found.size()), 1000));
+      request.set_page_token(token);
+      v1::ListRunsResponse response;
+      auto context = (*client)->NewContext(absl::Seconds(30));
+      grpc::Status status =
+          (*client)->stub().ListRuns(context.get(), request, &response);
+      if (!status.ok()) {
+        std::fprintf(stderr, "kiln: %s\n", status.error_message().c_str());
+        return kExitFailed;
+      }
+      for (v1::Run& run : *response.mutable_runs()) {
+        found.push_back(std::move(run));
+      }
+      token = response.next_page_token();
+    } while (!token.empty() && static_cast<int>(found.size()) < limit);
+  }
   std::unique_ptr<store::RunStore> runs =
-      OpenStore(args.Get("store"), /*missing_is_ok=*/true, &exit_code);
-  if (runs == nullptr) {
+      remote ? nullptr
+             : OpenStore(args.Get("store"), /*missing_is_ok=*/true, &exit_code);
+  if (runs == nullptr && !remote) {
     if (json && exit_code == kExitOk) std::puts("[]");
     return exit_code;
   }
-  std::vector<v1::Run> found;
-  std::string token;
-  do {
+  while (!remote) {
     absl::StatusOr<store::RunPage> page = runs->ListRuns(
         filter, std::min(limit - static_cast<int>(found.size()), 1000), token);
     if (!page.ok()) {
@@ -190,7 +225,8 @@ int Runs(const std::vector<std::string>& argv) {
     }
     for (v1::Run& run : page->runs) found.push_back(std::move(run));
     token = page->next_page_token;
-  } while (!token.empty() && static_cast<int>(found.size()) < limit);
+    if (token.empty() || static_cast<int>(found.size()) >= limit) break;
+  }
 
   const absl::Time now = absl::Now();
   if (json) {
@@ -263,6 +299,71 @@ bool PrintLog(const std::string& path, const std::string& prefix,
   return true;
 }
 
+// `kiln logs` against a server: StreamLogs per task (following with -f).
+int RemoteLogs(const Args& args) {
+  auto client = Connect(args);
+  if (!client.ok()) {
+    std::fprintf(stderr, "kiln: %s\n",
+                 std::string(client.status().message()).c_str());
+    return kExitFailed;
+  }
+  const std::string run_id = args.positionals()[0];
+  std::vector<std::string> tasks;
+  if (args.positionals().size() == 2) {
+    tasks.push_back(args.positionals()[1]);
+  } else {
+    v1::GetRunRequest request;
+    request.set_run_id(run_id);
+    v1::Run run;
+    auto context = (*client)->NewContext(absl::Seconds(30));
+    grpc::Status status =
+        (*client)->stub().GetRun(context.get(), request, &run);
+    if (!status.ok()) {
+      std::fprintf(stderr, "kiln: %s\n", status.error_message().c_str());
+      return kExitFailed;
+    }
+    for (const auto& t : run.tasks()) {
+      if (t.attempts() > 0) tasks.push_back(t.name());
+    }
+  }
+  uint32_t attempt = 0;
+  if (args.Has("attempt")) absl::SimpleAtoi(args.Get("attempt"), &attempt);
+  const bool follow = args.Has("follow") || args.Has("f");
+  for (const std::string& task : tasks) {
+    v1::StreamLogsRequest request;
+    request.set_run_id(run_id);
+    request.set_task(task);
+    request.set_attempt(attempt);
+    request.set_follow(follow);
+    auto context = (*client)->NewContext();
+    auto reader = (*client)->stub().StreamLogs(context.get(), request);
+    v1::StreamLogsResponse response;
+    while (reader->Read(&response)) {
+      for (const auto& line : response.lines()) {
+        std::string prefix =
+            tasks.size() > 1 ? absl::StrCat("[", response.task(), "] ") : "";
+        if (args.Has("timestamps")) {
+          prefix = absl::StrCat(
+              absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ ",
+                               absl::FromUnixSeconds(line.time().seconds()) +
+                                   absl::Nanoseconds(line.time().nanos()),
+                               absl::UTCTimeZone()),
+              prefix);
+        }
+        std::printf("%s%s\n", prefix.c_str(), line.text().c_str());
+      }
+      std::fflush(stdout);
+    }
+    grpc::Status status = reader->Finish();
+    if (!status.ok()) {
+      std::fprintf(stderr, "kiln: %s: %s\n", task.c_str(),
+                   status.error_message().c_str());
+      return kExitFailed;
+    }
+  }
+  return kExitOk;
+}
+
 int Logs(const std::vector<std::string>& argv) {
   Args args(
       "kiln logs RUN [TASK] [--store DIR] [--attempt N] [--timestamps]\n\n"
@@ -273,10 +374,18 @@ int Logs(const std::vector<std::string>& argv) {
             "store directory (default $KILN_STORE, $HOME/.cache/kiln)");
   args.Flag("attempt", "show attempt N instead of the latest");
   args.Bool("timestamps", "prefix each line with its UTC time");
+  AddClientFlags(&args);
+  args.Bool("follow", "with a server: keep following TASK's log while it runs");
+  args.Bool("f", "same as --follow");
+  args.Bool("remote", "ask the server (implied by --server/--token-file)");
   int exit_code = kExitOk;
   if (!args.Parse(argv, &exit_code)) return exit_code;
   if (args.positionals().empty() || args.positionals().size() > 2) {
     return args.UsageError("logs takes RUN and an optional TASK");
+  }
+  if (args.Has("server") || args.Has("token-file") || args.Has("remote") ||
+      args.Has("follow") || args.Has("f")) {
+    return RemoteLogs(args);
   }
   const std::string run_id = args.positionals()[0];
   const std::string task =

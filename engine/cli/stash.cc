@@ -65,7 +65,8 @@ int RunUnstash(const std::vector<std::string>& argv) {
   }
   absl::StatusOr<cas::Digest> digest =
       cas::Digest::Parse(args.positionals()[0]);
-  if (!digest.ok()) return args.UsageError(std::string(digest.status().message()));
+  if (!digest.ok())
+    return args.UsageError(std::string(digest.status().message()));
   auto store = OpenArtifacts(args);
   if (!store.ok()) return Fail(store.status());
   absl::Status st = (*store)->Unstash(*digest, args.positionals()[1]);
@@ -89,7 +90,8 @@ int CasGet(const Args& args, const cas::ContentStore& store) {
   }
   absl::StatusOr<cas::Digest> digest =
       cas::Digest::Parse(args.positionals()[1]);
-  if (!digest.ok()) return args.UsageError(std::string(digest.status().message()));
+  if (!digest.ok())
+    return args.UsageError(std::string(digest.status().message()));
   absl::StatusOr<std::unique_ptr<cas::BlobReader>> reader =
       store.OpenBlob(*digest);
   if (!reader.ok()) return Fail(reader.status());
@@ -99,8 +101,8 @@ int CasGet(const Args& args, const cas::ContentStore& store) {
   std::string buf(4 << 20, '\0');
   size_t held = 0;
   while (true) {
-    absl::StatusOr<size_t> n = (*reader)->Read(buf.data() + held,
-                                               buf.size() - held);
+    absl::StatusOr<size_t> n =
+        (*reader)->Read(buf.data() + held, buf.size() - held);
     if (!n.ok()) return Fail(n.status());
     if (*n == 0) break;
     held += *n;
