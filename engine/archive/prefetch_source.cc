@@ -2,15 +2,14 @@
 
 namespace kiln::archive {
 
-PrefetchSource::PrefetchSource(std::unique_ptr<ByteSource> inner,
-                               size_t depth)
+PrefetchSource::PrefetchSource(std::unique_ptr<ByteSource> inner, size_t depth)
     : inner_(std::move(inner)), depth_(depth < 1 ? 1 : depth) {
   thread_ = std::thread([this] { Run(); });
 }
 
 PrefetchSource::~PrefetchSource() {
   {
-    absl::MutexLock lock(&mu_);
+    kiln::MutexLock lock(&mu_);
     stop_ = true;
   }
   thread_.join();
@@ -20,11 +19,11 @@ void PrefetchSource::Run() {
   while (true) {
     std::string buf;
     {
-      absl::MutexLock lock(&mu_);
+      kiln::MutexLock lock(&mu_);
       auto room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
         return stop_ || ready_.size() < depth_;
       };
-      mu_.Await(absl::Condition(&room));
+      mu_.Await(room);
       if (stop_) return;
       if (!free_.empty()) {
         buf = std::move(free_.front());
@@ -32,7 +31,7 @@ void PrefetchSource::Run() {
       }
     }
     absl::StatusOr<absl::string_view> chunk = inner_->Next();
-    absl::MutexLock lock(&mu_);
+    kiln::MutexLock lock(&mu_);
     if (!chunk.ok() || chunk->empty()) {
       final_status_ = chunk.ok() ? absl::OkStatus() : chunk.status();
       finished_ = true;
@@ -44,13 +43,13 @@ void PrefetchSource::Run() {
 }
 
 absl::StatusOr<absl::string_view> PrefetchSource::Next() {
-  absl::MutexLock lock(&mu_);
+  kiln::MutexLock lock(&mu_);
   if (!current_.empty()) free_.push_back(std::move(current_));
   current_.clear();
   auto available = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return !ready_.empty() || finished_;
   };
-  mu_.Await(absl::Condition(&available));
+  mu_.Await(available);
   if (!ready_.empty()) {
     current_ = std::move(ready_.front());
     ready_.pop_front();

@@ -12,8 +12,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "engine/archive/byte_source.h"
+#include "engine/base/mutex.h"
 
 namespace kiln::archive {
 
@@ -30,7 +30,7 @@ class PrefetchSource : public ByteSource {
 
   std::unique_ptr<ByteSource> inner_;
   const size_t depth_;
-  absl::Mutex mu_;
+  kiln::Mutex mu_;
   std::deque<std::string> ready_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> free_ ABSL_GUARDED_BY(mu_);  // reusable buffers
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);

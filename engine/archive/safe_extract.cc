@@ -62,8 +62,7 @@ const char* TypeName(mode_t type) {
 
 // Normalizes an archive path to '/'-joined parts without "." or empty
 // parts. Rejects absolute paths and "..".
-absl::StatusOr<std::vector<std::string>> SplitEntryPath(
-    absl::string_view raw) {
+absl::StatusOr<std::vector<std::string>> SplitEntryPath(absl::string_view raw) {
   if (raw.empty()) return absl::InvalidArgumentError("entry with empty path");
   if (raw[0] == '/') {
     return absl::InvalidArgumentError(
@@ -111,8 +110,8 @@ class Extractor {
   absl::StatusOr<int> OpenParent(const std::vector<std::string>& parts,
                                  std::vector<TreeEntry>* out);
   absl::Status WriteFile(int dir_fd, const std::string& name,
-                         const std::string& path, int64_t size,
-                         bool executable, TreeEntry* entry);
+                         const std::string& path, int64_t size, bool executable,
+                         TreeEntry* entry);
 
   struct archive* a_;
   const ExtractLimits& limits_;
@@ -184,8 +183,9 @@ absl::Status Extractor::WriteFile(int dir_fd, const std::string& name,
     if (r == ARCHIVE_EOF) break;
     if (r < ARCHIVE_WARN) {
       const char* msg = archive_error_string(a_);
-      st = absl::DataLossError(absl::StrCat("reading file ", path, " from the archive: ",
-                                            msg ? msg : "archive error"));
+      st = absl::DataLossError(
+          absl::StrCat("reading file ", path,
+                       " from the archive: ", msg ? msg : "archive error"));
       break;
     }
     if (offset != written) {
@@ -216,9 +216,9 @@ absl::Status Extractor::WriteFile(int dir_fd, const std::string& name,
   return absl::OkStatus();
 }
 
-absl::Status Extractor::Entry(struct archive_entry* e,
-                              std::vector<TreeEntry>* out,
-                              const std::function<void(const TreeEntry&)>& hook) {
+absl::Status Extractor::Entry(
+    struct archive_entry* e, std::vector<TreeEntry>* out,
+    const std::function<void(const TreeEntry&)>& hook) {
   if (++entries_ > limits_.max_entries) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "archive has more than ", limits_.max_entries, " entries"));
@@ -229,17 +229,16 @@ absl::Status Extractor::Entry(struct archive_entry* e,
   }
   if (strlen(raw) > limits_.max_path_length) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("path longer than ", limits_.max_path_length,
-                     " bytes: \"", absl::string_view(raw).substr(0, 80),
-                     "...\""));
+        absl::StrCat("path longer than ", limits_.max_path_length, " bytes: \"",
+                     absl::string_view(raw).substr(0, 80), "...\""));
   }
   absl::StatusOr<std::vector<std::string>> parts = SplitEntryPath(raw);
   if (!parts.ok()) return parts.status();
   std::string path = absl::StrJoin(*parts, "/");
   if (archive_entry_hardlink(e) != nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat("hardlink \"", raw, "\" -> \"",
-                     archive_entry_hardlink(e), "\" is not allowed"));
+        absl::StrCat("hardlink \"", raw, "\" -> \"", archive_entry_hardlink(e),
+                     "\" is not allowed"));
   }
   mode_t type = archive_entry_filetype(e);
   TreeEntry entry;
@@ -251,9 +250,10 @@ absl::Status Extractor::Entry(struct archive_entry* e,
   } else if (type == AE_IFLNK) {
     entry.type = EntryType::kSymlink;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "entry \"", raw, "\" is a ", TypeName(type), "; only files, "
-        "directories and symlinks are allowed"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("entry \"", raw, "\" is a ", TypeName(type),
+                     "; only files, "
+                     "directories and symlinks are allowed"));
   }
   if (parts->empty()) {
     if (entry.type == EntryType::kDirectory) return absl::OkStatus();  // "./"
@@ -311,8 +311,8 @@ absl::Status Extractor::Entry(struct archive_entry* e,
                          " bytes (at ", path, ")"));
       }
       entry.executable = (archive_entry_mode(e) & 0100) != 0;
-      absl::Status st = WriteFile(*dir_fd, name, path, size, entry.executable,
-                                  &entry);
+      absl::Status st =
+          WriteFile(*dir_fd, name, path, size, entry.executable, &entry);
       if (!st.ok()) return st;
       break;
     }
@@ -397,8 +397,9 @@ absl::StatusOr<std::vector<TreeEntry>> ExtractArchive(
   if (!usable.ok()) return usable.status();
   if (!*usable) {
     return absl::FailedPreconditionError(absl::StrCat(
-        clean, " exists and is not an empty directory; unstash needs a new "
-               "or empty directory"));
+        clean,
+        " exists and is not an empty directory; unstash needs a new "
+        "or empty directory"));
   }
   size_t slash = clean.rfind('/');
   std::string parent = slash == std::string::npos ? "."
@@ -419,8 +420,8 @@ absl::StatusOr<std::vector<TreeEntry>> ExtractArchive(
   }
   const ExtractLimits& limits = options.limits;
   // Headers and padding come on top of file content.
-  int64_t max_stream = limits.max_total_bytes + limits.max_entries * 3072 +
-                       (int64_t{1} << 20);
+  int64_t max_stream =
+      limits.max_total_bytes + limits.max_entries * 3072 + (int64_t{1} << 20);
   std::unique_ptr<ByteSource> decompressed;
   auto raw = std::make_unique<ZstdDecompressSource>(zstd_tar.get(), max_stream);
   if (options.prefetch) {
@@ -445,9 +446,10 @@ absl::StatusOr<std::vector<TreeEntry>> ExtractArchive(
   close(root_fd);
   if (st.ok() && rename(private_dir.c_str(), clean.c_str()) != 0) {
     st = errno == ENOTEMPTY || errno == EEXIST || errno == ENOTDIR
-             ? absl::FailedPreconditionError(absl::StrCat(
-                   clean, " stopped being an empty directory while "
-                          "extracting"))
+             ? absl::FailedPreconditionError(
+                   absl::StrCat(clean,
+                                " stopped being an empty directory while "
+                                "extracting"))
              : ErrnoStatus(errno, absl::StrCat("rename into ", clean));
   }
   if (!st.ok()) {

@@ -48,9 +48,9 @@ TEST_P(SafeExtractTest, ReportsEveryEntryWithDigests) {
   for (size_t i = 0; i < big.size(); i += 1000) big[i] = char(i / 1000);
   ExtractOptions opts;
   opts.prefetch = GetParam();
-  auto entries = ExtractArchive(
-      std::make_unique<StringSource>(Archive(big), 65536), dir_ + "/new/out",
-      opts);
+  auto entries =
+      ExtractArchive(std::make_unique<StringSource>(Archive(big), 65536),
+                     dir_ + "/new/out", opts);
   ASSERT_TRUE(entries.ok()) << entries.status();
   ASSERT_EQ(entries->size(), 5u);  // a, a/b implied; big, l, empty
   EXPECT_EQ((*entries)[0].path, "a");

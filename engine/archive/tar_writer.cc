@@ -57,9 +57,8 @@ bool SplitUstar(absl::string_view path, absl::string_view* prefix,
 
 }  // namespace
 
-absl::Status TarWriter::WriteHeader(absl::string_view path, char type,
-                                    int mode, int64_t size,
-                                    absl::string_view link) {
+absl::Status TarWriter::WriteHeader(absl::string_view path, char type, int mode,
+                                    int64_t size, absl::string_view link) {
   if (file_remaining_ >= 0) {
     return absl::FailedPreconditionError("previous file not finished");
   }
@@ -91,7 +90,10 @@ absl::Status TarWriter::WriteHeader(absl::string_view path, char type,
   PutOctal(h + 136, 12, 0);
   h[156] = type;
   PutString(h + 157, 100, link.substr(0, 100));
-  std::memcpy(h + 257, "ustar\0" "00", 8);
+  std::memcpy(h + 257,
+              "ustar\0"
+              "00",
+              8);
   PutString(h + 345, 155, prefix);
   std::memset(h + 148, ' ', 8);
   unsigned sum = 0;
@@ -112,8 +114,7 @@ absl::Status TarWriter::AddSymlink(absl::string_view path,
 
 absl::Status TarWriter::BeginFile(absl::string_view path, int64_t size,
                                   bool executable) {
-  absl::Status st =
-      WriteHeader(path, '0', executable ? 0755 : 0644, size, "");
+  absl::Status st = WriteHeader(path, '0', executable ? 0755 : 0644, size, "");
   if (!st.ok()) return st;
   file_remaining_ = size;
   file_size_ = size;

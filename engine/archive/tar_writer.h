@@ -28,8 +28,7 @@ class TarWriter {
   absl::Status AddSymlink(absl::string_view path, absl::string_view target);
   // A regular file of exactly `size` bytes: BeginFile, FileData (any number
   // of times, `size` bytes in total), EndFile.
-  absl::Status BeginFile(absl::string_view path, int64_t size,
-                         bool executable);
+  absl::Status BeginFile(absl::string_view path, int64_t size, bool executable);
   absl::Status FileData(absl::string_view data);
   absl::Status EndFile();
   // Writes the end-of-archive marker. No calls after this.

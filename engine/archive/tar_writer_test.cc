@@ -78,8 +78,7 @@ TEST(TarWriterTest, LongNamesRoundTripThroughPax) {
   ASSERT_TRUE(entries.ok()) << entries.status();
   EXPECT_EQ(*cas::ReadSmallFile(dir + "/dir/run"), "abc");
   char target[200] = {};
-  ASSERT_EQ(readlink((dir + "/dir/link").c_str(), target, sizeof(target)),
-            150);
+  ASSERT_EQ(readlink((dir + "/dir/link").c_str(), target, sizeof(target)), 150);
   EXPECT_EQ(std::string(target), std::string(150, 't'));
   EXPECT_EQ(access((dir + "/" + LongPath()).c_str(), F_OK), 0);
   bool saw_exec = false;

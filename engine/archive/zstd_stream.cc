@@ -6,8 +6,7 @@ namespace kiln::archive {
 namespace {
 
 absl::Status ZstdError(absl::string_view what, size_t code) {
-  return absl::DataLossError(
-      absl::StrCat(what, ": ", ZSTD_getErrorName(code)));
+  return absl::DataLossError(absl::StrCat(what, ": ", ZSTD_getErrorName(code)));
 }
 
 }  // namespace
@@ -62,7 +61,8 @@ absl::StatusOr<absl::string_view> ZstdDecompressSource::Next() {
     if (input_.pos == input_.size && !output_pending_) {
       if (in_eof_) {
         if (!saw_input_) return absl::DataLossError("empty archive stream");
-        if (last_hint_ != 0) return absl::DataLossError("truncated zstd stream");
+        if (last_hint_ != 0)
+          return absl::DataLossError("truncated zstd stream");
         return absl::string_view();
       }
       absl::StatusOr<absl::string_view> chunk = in_->Next();

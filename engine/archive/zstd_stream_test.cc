@@ -74,8 +74,8 @@ TEST(ZstdStreamTest, EmptyInputRoundTrips) {
 
 TEST(ZstdStreamTest, TruncatedStreamIsDataLoss) {
   std::string frame = Compress(MixedInput(1 << 20), 1, 1 << 20);
-  for (size_t cut : {size_t{0}, size_t{3}, frame.size() / 2,
-                     frame.size() - 1}) {
+  for (size_t cut :
+       {size_t{0}, size_t{3}, frame.size() / 2, frame.size() - 1}) {
     auto back = Decompress(frame.substr(0, cut));
     EXPECT_EQ(back.status().code(), absl::StatusCode::kDataLoss) << cut;
   }

@@ -2,19 +2,21 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <string.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "engine/archive/chunk_pipe.h"
 #include "engine/archive/tar_writer.h"
 #include "engine/archive/zstd_stream.h"
 #include "engine/cas/file_io.h"
@@ -117,8 +119,8 @@ absl::StatusOr<std::string> AbsolutePath(const std::string& dir) {
 // Stashes the walked entries of the tree open at root_fd.
 absl::StatusOr<StashResult> StashEntries(
     const ContentStore& blobs, const std::string& store_dir,
-    const ArtifactStoreOptions& options,
-    int root_fd, const std::string& abs_root, const std::string& cache_key,
+    const ArtifactStoreOptions& options, int root_fd,
+    const std::string& abs_root, const std::string& cache_key,
     const std::vector<WalkedEntry>& walked, int64_t stat_clock_ns);
 
 }  // namespace
@@ -185,8 +187,8 @@ absl::Status ArtifactStore::RegisterArchive(const Digest& tree,
     struct stat sb;
     if (stat(blobs_->BlobPath(archive).c_str(), &sb) == 0) size = sb.st_size;
   }
-  return WriteFileAtomically(
-      path, absl::StrCat(archive.ToString(), " ", size, "\n"));
+  return WriteFileAtomically(path,
+                             absl::StrCat(archive.ToString(), " ", size, "\n"));
 }
 
 absl::StatusOr<std::vector<std::pair<Digest, Digest>>>
@@ -218,8 +220,7 @@ ArtifactStore::ListArtifacts() const {
   return out;
 }
 
-absl::StatusOr<StashResult> ArtifactStore::Stash(
-    const std::string& dir) const {
+absl::StatusOr<StashResult> ArtifactStore::Stash(const std::string& dir) const {
   return StashPaths(dir, {});
 }
 
@@ -227,21 +228,19 @@ absl::StatusOr<StashResult> ArtifactStore::StashPaths(
     const std::string& root, const std::vector<std::string>& paths) const {
   absl::StatusOr<std::string> abs_root = AbsolutePath(root);
   if (!abs_root.ok()) return abs_root.status();
-  int root_fd =
-      open(abs_root->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int root_fd = open(abs_root->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", root));
   // Sampled before any stat, for the stat cache's racy-entry rule.
   int64_t stat_clock_ns = FileClockNowNs();
   absl::StatusOr<std::vector<WalkedEntry>> walked =
-      paths.empty() ? WalkTree(root_fd, root)
-                    : WalkPaths(root_fd, root, paths);
+      paths.empty() ? WalkTree(root_fd, root) : WalkPaths(root_fd, root, paths);
   if (!walked.ok()) {
     close(root_fd);
     return walked.status();
   }
-  absl::StatusOr<StashResult> result = StashEntries(
-      *blobs_, store_dir_, options_,
-      root_fd, *abs_root, *abs_root, *walked, stat_clock_ns);
+  absl::StatusOr<StashResult> result =
+      StashEntries(*blobs_, store_dir_, options_, root_fd, *abs_root, *abs_root,
+                   *walked, stat_clock_ns);
   close(root_fd);
   if (!result.ok()) return result;
   if (!result->reused) {
@@ -255,8 +254,8 @@ namespace {
 
 absl::StatusOr<StashResult> StashEntries(
     const ContentStore& blobs, const std::string& store_dir,
-    const ArtifactStoreOptions& options,
-    int root_fd, const std::string& abs_root, const std::string& cache_key,
+    const ArtifactStoreOptions& options, int root_fd,
+    const std::string& abs_root, const std::string& cache_key,
     const std::vector<WalkedEntry>& walked, int64_t stat_clock_ns) {
   std::unique_ptr<StatCache> cache;
   if (options.use_stat_cache) cache = StatCache::Load(store_dir, cache_key);
@@ -302,40 +301,67 @@ absl::StatusOr<StashResult> StashEntries(
     }
   }
 
-  // Write the archive: tar -> zstd (worker threads) -> blob writer.
+  // Write the archive. A producer thread reads and hashes the files into a
+  // tar stream; this thread compresses it (zstd worker threads) into the
+  // blob writer, which hashes and writes the compressed bytes.
   absl::StatusOr<std::unique_ptr<BlobWriter>> writer = blobs.NewWriter();
   if (!writer.ok()) return writer.status();
   BlobWriter* blob = writer->get();
   archive::ZstdCompressor zstd(
       [blob](absl::string_view b) { return blob->Append(b); },
       options.compression_workers);
-  archive::TarWriter tar(
-      [&zstd](absl::string_view b) { return zstd.Write(b); });
-  std::string buf(kReadChunk, '\0');
-  for (size_t i = 0; i < walked.size(); ++i) {
-    const WalkedEntry& w = walked[i];
+  archive::ChunkPipe pipe;
+  absl::Status produced;
+  std::thread producer([&] {
+    archive::TarWriter tar(
+        [&pipe](absl::string_view b) { return pipe.Write(b); });
+    std::string buf(kReadChunk, '\0');
     absl::Status st;
-    switch (w.type) {
-      case EntryType::kDirectory:
-        st = tar.AddDirectory(w.path);
-        break;
-      case EntryType::kSymlink:
-        st = tar.AddSymlink(w.path, w.link_target);
-        break;
-      case EntryType::kFile: {
-        absl::StatusOr<Digest> d =
-            ArchiveFile(root_fd, abs_root, w, &tar, &buf);
-        if (!d.ok()) return d.status();
-        result.hashed_bytes += w.stat.size;
-        tree[i].digest = *d;
-        if (cache) cache->Record(w.path, w.stat, *d, stat_clock_ns);
-        break;
+    for (size_t i = 0; i < walked.size() && st.ok(); ++i) {
+      const WalkedEntry& w = walked[i];
+      switch (w.type) {
+        case EntryType::kDirectory:
+          st = tar.AddDirectory(w.path);
+          break;
+        case EntryType::kSymlink:
+          st = tar.AddSymlink(w.path, w.link_target);
+          break;
+        case EntryType::kFile: {
+          absl::StatusOr<Digest> d =
+              ArchiveFile(root_fd, abs_root, w, &tar, &buf);
+          if (!d.ok()) {
+            st = d.status();
+            break;
+          }
+          result.hashed_bytes += w.stat.size;
+          tree[i].digest = *d;
+          if (cache) cache->Record(w.path, w.stat, *d, stat_clock_ns);
+          break;
+        }
       }
     }
-    if (!st.ok()) return st;
+    if (st.ok()) st = tar.Finish();
+    produced = st;
+    pipe.Close(st);
+  });
+  absl::Status st;
+  while (true) {
+    absl::StatusOr<absl::string_view> chunk = pipe.Next();
+    if (!chunk.ok()) {
+      st = chunk.status();
+      break;
+    }
+    if (chunk->empty()) break;
+    st = zstd.Write(*chunk);
+    if (!st.ok()) {
+      pipe.Abandon(st);
+      break;
+    }
   }
-  absl::Status st = tar.Finish();
-  if (st.ok()) st = zstd.Finish();
+  producer.join();
+  if (!produced.ok()) return produced;  // the precise cause
+  if (!st.ok()) return st;
+  st = zstd.Finish();
   if (!st.ok()) return st;
   absl::StatusOr<Digest> archive = blob->Commit();
   if (!archive.ok()) return archive.status();
@@ -370,25 +396,24 @@ absl::Status ArtifactStore::Unstash(const Digest& tree,
     absl::StatusOr<Digest> got = ComputeTreeDigest(entries);
     if (!got.ok()) return got.status();
     if (*got != tree) {
-      return absl::DataLossError(absl::StrCat(
-          "archive extracts to tree ", got->ToString(), ", not ",
-          tree.ToString()));
+      return absl::DataLossError(absl::StrCat("archive extracts to tree ",
+                                              got->ToString(), ", not ",
+                                              tree.ToString()));
     }
     return absl::OkStatus();
   };
   absl::StatusOr<std::vector<TreeEntry>> entries = archive::ExtractArchive(
-      std::move(source), target,
-      options_.extract, verify);
+      std::move(source), target, options_.extract, verify);
   if (entries.ok()) return absl::OkStatus();
   absl::Status st = entries.status();
   if (absl::IsDataLoss(st) || absl::IsInvalidArgument(st) ||
       absl::IsResourceExhausted(st)) {
     absl::Status blob_status = blobs_->Verify(*archive);
     if (!blob_status.ok()) {
-      return absl::DataLossError(absl::StrCat(
-          "artifact ", tree.ToString(), ": its archive blob ",
-          archive->ToString(), " is corrupt and was quarantined (",
-          st.message(), ")"));
+      return absl::DataLossError(
+          absl::StrCat("artifact ", tree.ToString(), ": its archive blob ",
+                       archive->ToString(), " is corrupt and was quarantined (",
+                       st.message(), ")"));
     }
     return absl::DataLossError(absl::StrCat(
         "artifact ", tree.ToString(), " cannot be extracted from archive ",

@@ -47,8 +47,8 @@ struct ArtifactStoreOptions {
 
 // What a stash produced.
 struct StashResult {
-  Digest tree;     // the artifact's identity
-  Digest archive;  // the blob holding its archive (for transfer)
+  Digest tree;          // the artifact's identity
+  Digest archive;       // the blob holding its archive (for transfer)
   bool reused = false;  // the artifact was already stored; nothing written
   int64_t files = 0;
   int64_t file_bytes = 0;
@@ -76,8 +76,7 @@ class ArtifactStore {
   absl::StatusOr<Digest> ArchiveOf(const Digest& tree) const;
   // Records that `archive` (already in the blob store, e.g. received from a
   // remote) holds artifact `tree`. Unstash verifies the claim.
-  absl::Status RegisterArchive(const Digest& tree,
-                               const Digest& archive) const;
+  absl::Status RegisterArchive(const Digest& tree, const Digest& archive) const;
   // Every known artifact as (tree, archive): the roots for GC.
   absl::StatusOr<std::vector<std::pair<Digest, Digest>>> ListArtifacts() const;
 

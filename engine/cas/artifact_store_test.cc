@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -48,9 +49,8 @@ class ArtifactStoreTest : public ::testing::Test {
     ASSERT_TRUE(MakeDirs(dir + "/empty").ok());
     ASSERT_EQ(symlink("README", (dir + "/link").c_str()), 0);
     ASSERT_EQ(symlink("/etc/passwd", (dir + "/outside").c_str()), 0);
-    ASSERT_EQ(symlink(std::string(200, 'x').c_str(),
-                      (dir + "/longlink").c_str()),
-              0);
+    ASSERT_EQ(
+        symlink(std::string(200, 'x').c_str(), (dir + "/longlink").c_str()), 0);
   }
   Digest StashOk(const std::string& dir, ArtifactStore* store = nullptr) {
     auto r = (store ? store : store_.get())->Stash(dir);
@@ -172,6 +172,18 @@ TEST_F(ArtifactStoreTest, FifoAndSocketAreRefusedByName) {
   close(fd);
 }
 
+TEST_F(ArtifactStoreTest, DeviceFileIsRefusedByName) {
+  Write(tmp_ + "/t/ok", "x");
+  if (mknod((tmp_ + "/t/null").c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) {
+    GTEST_SKIP() << "cannot create a device node here";
+  }
+  auto r = store_->Stash(tmp_ + "/t");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("t/null is a device file"),
+            std::string::npos)
+      << r.status();
+}
+
 TEST_F(ArtifactStoreTest, FileChangingDuringStashIsAnError) {
   Write(tmp_ + "/t/a_big", std::string(32 << 20, 'b'));
   Write(tmp_ + "/t/b_growing", "start");
@@ -223,7 +235,7 @@ TEST_F(ArtifactStoreTest, CorruptArchiveIsNeverExtracted) {
   EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
   struct stat sb;
   EXPECT_NE(lstat((tmp_ + "/out").c_str(), &sb), 0);  // nothing left
-  EXPECT_FALSE(store_->blobs().Has(r->archive));     // quarantined
+  EXPECT_FALSE(store_->blobs().Has(r->archive));      // quarantined
 }
 
 TEST_F(ArtifactStoreTest, ForgedIndexCannotPassAsAnotherTree) {

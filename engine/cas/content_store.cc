@@ -110,17 +110,16 @@ class FileBlobWriter : public BlobWriter {
 
 class FileBlobReader : public BlobReader {
  public:
-  FileBlobReader(const ContentStore* store, Digest digest, int fd,
-                 int64_t size, bool verify)
-      : store_(store),
-        digest_(digest),
-        fd_(fd),
-        size_(size),
-        verify_(verify) {}
+  FileBlobReader(const ContentStore* store, Digest digest, int fd, int64_t size,
+                 bool verify)
+      : store_(store), digest_(digest), fd_(fd), size_(size), verify_(verify) {}
   ~FileBlobReader() override { close(fd_); }
 
   absl::StatusOr<size_t> Read(char* buf, size_t size) override {
-    if (done_) return size_t{0};
+    if (done_) {
+      if (!final_.ok()) return final_;  // corruption stays reported
+      return size_t{0};
+    }
     absl::StatusOr<size_t> n = ReadFull(fd_, buf, size, digest_.ToString());
     if (!n.ok()) return n.status();
     if (verify_) hasher_.Update(buf, *n);
@@ -131,9 +130,9 @@ class FileBlobReader : public BlobReader {
     if (got != digest_) {
       struct stat st;
       if (fstat(fd_, &st) == 0) QuarantineIfSameInode(st.st_ino);
-      return absl::DataLossError(absl::StrCat(
-          "blob ", digest_.ToString(), " is corrupt (content hashes to ",
-          got.ToString(), ", ", got.size(), " bytes); quarantined"));
+      return final_ = absl::DataLossError(absl::StrCat(
+                 "blob ", digest_.ToString(), " is corrupt (content hashes to ",
+                 got.ToString(), ", ", got.size(), " bytes); quarantined"));
     }
     return size_t{0};
   }
@@ -155,6 +154,7 @@ class FileBlobReader : public BlobReader {
   int64_t size_;
   bool verify_;
   bool done_ = false;
+  absl::Status final_;
   Sha256 hasher_;
 };
 
@@ -175,8 +175,7 @@ absl::StatusOr<std::unique_ptr<ContentStore>> ContentStore::Open(
 
 std::string ContentStore::BlobPath(const Digest& digest) const {
   std::string hex = digest.Hex();
-  return absl::StrCat(root_, "/sha256/", hex.substr(0, 2), "/",
-                      hex.substr(2));
+  return absl::StrCat(root_, "/sha256/", hex.substr(0, 2), "/", hex.substr(2));
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> ContentStore::NewWriter() const {
@@ -284,8 +283,8 @@ absl::Status ContentStore::Verify(const Digest& digest) const {
 bool ContentStore::Has(const Digest& digest) const {
   struct stat st;
   if (stat(BlobPath(digest).c_str(), &st) != 0) return false;
-  return S_ISREG(st.st_mode) && (digest.size() == Digest::kUnknownSize ||
-                                 digest.size() == st.st_size);
+  return S_ISREG(st.st_mode) &&
+         (digest.size() == Digest::kUnknownSize || digest.size() == st.st_size);
 }
 
 std::vector<Digest> ContentStore::FindMissing(
@@ -298,8 +297,8 @@ std::vector<Digest> ContentStore::FindMissing(
 }
 
 absl::Status ContentStore::Quarantine(const Digest& digest) const {
-  std::string to = absl::StrCat(root_, "/quarantine/", digest.Hex(), ".",
-                                RandomSuffix());
+  std::string to =
+      absl::StrCat(root_, "/quarantine/", digest.Hex(), ".", RandomSuffix());
   if (rename(BlobPath(digest).c_str(), to.c_str()) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, absl::StrCat("quarantine ", digest.ToString()));
   }

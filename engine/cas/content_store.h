@@ -48,7 +48,7 @@ class BlobWriter {
 
 // Reads one blob sequentially. The final Read() (the one returning 0 bytes)
 // checks the hash of everything read: on mismatch it returns DataLoss (and
-// the blob is quarantined). Not thread-safe.
+// the blob is quarantined), and keeps returning it. Not thread-safe.
 class BlobReader {
  public:
   virtual ~BlobReader() = default;
@@ -100,8 +100,8 @@ class ContentStore {
 
  private:
   explicit ContentStore(std::string root);
-  absl::StatusOr<std::unique_ptr<BlobReader>> OpenInternal(
-      const Digest& digest, bool verify) const;
+  absl::StatusOr<std::unique_ptr<BlobReader>> OpenInternal(const Digest& digest,
+                                                           bool verify) const;
 
   std::string root_;  // <store>/cas
 };

@@ -152,6 +152,9 @@ TEST_F(ContentStoreTest, TruncationIsDetectedByStreamingRead) {
     ASSERT_GT(*n, 0u) << "a truncated blob reached a clean end";
   }
   EXPECT_EQ(final_status.code(), absl::StatusCode::kDataLoss);
+  // The verdict sticks: a later read does not turn into a clean end.
+  EXPECT_EQ((*reader)->Read(buf, sizeof(buf)).status().code(),
+            absl::StatusCode::kDataLoss);
   EXPECT_FALSE(store_->Has(*d));
 }
 

@@ -45,9 +45,7 @@ class Digest {
   friend bool operator==(const Digest& a, const Digest& b) {
     return a.hash_ == b.hash_;
   }
-  friend bool operator!=(const Digest& a, const Digest& b) {
-    return !(a == b);
-  }
+  friend bool operator!=(const Digest& a, const Digest& b) { return !(a == b); }
   friend bool operator<(const Digest& a, const Digest& b) {
     return a.hash_ < b.hash_;
   }

@@ -122,8 +122,8 @@ absl::Status MakeDirs(const std::string& dir) {
         absl::StrCat(dir, " exists and is not a directory"));
   }
   size_t slash = dir.find_last_not_of('/');
-  slash = slash == std::string::npos ? std::string::npos
-                                     : dir.rfind('/', slash);
+  slash =
+      slash == std::string::npos ? std::string::npos : dir.rfind('/', slash);
   if (slash != std::string::npos && slash > 0) {
     absl::Status parent = MakeDirs(dir.substr(0, slash));
     if (!parent.ok()) return parent;
@@ -150,8 +150,7 @@ absl::Status RemoveTreeAt(int parent_fd, const std::string& name) {
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     // A directory we may not read (mode 0): make it readable and retry.
-    if (errno != EACCES ||
-        fchmodat(parent_fd, name.c_str(), 0700, 0) != 0 ||
+    if (errno != EACCES || fchmodat(parent_fd, name.c_str(), 0700, 0) != 0 ||
         (fd = openat(parent_fd, name.c_str(),
                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
       return ErrnoStatus(errno, absl::StrCat("open ", name));

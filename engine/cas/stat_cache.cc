@@ -49,7 +49,7 @@ std::unique_ptr<StatCache> StatCache::Load(const std::string& store_dir,
   std::string path = absl::StrCat(dir, "/", Digest::Of(root).Hex());
   std::unique_ptr<StatCache> cache(new StatCache(path, root));
   absl::StatusOr<std::string> data = ReadSmallFile(path);
-  absl::MutexLock lock(&cache->mu_);
+  kiln::MutexLock lock(&cache->mu_);
   if (data.ok()) cache->Parse(*data);
   return cache;
 }
@@ -93,7 +93,7 @@ void StatCache::Parse(absl::string_view data) {
 
 absl::optional<Digest> StatCache::Lookup(const std::string& rel_path,
                                          const FileStat& stat) {
-  absl::MutexLock lock(&mu_);
+  kiln::MutexLock lock(&mu_);
   auto it = entries_.find(rel_path);
   if (it == entries_.end()) return absl::nullopt;
   Entry& e = it->second;
@@ -107,7 +107,7 @@ absl::optional<Digest> StatCache::Lookup(const std::string& rel_path,
 
 void StatCache::Record(const std::string& rel_path, const FileStat& stat,
                        const Digest& digest, int64_t stat_clock_ns) {
-  absl::MutexLock lock(&mu_);
+  kiln::MutexLock lock(&mu_);
   Entry& e = entries_[rel_path];
   if (e.used && e.stat == stat && e.digest == digest &&
       e.recorded_ns == stat_clock_ns) {
@@ -122,7 +122,7 @@ void StatCache::Record(const std::string& rel_path, const FileStat& stat,
 }
 
 absl::Status StatCache::Save() {
-  absl::MutexLock lock(&mu_);
+  kiln::MutexLock lock(&mu_);
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (!it->second.used) {
       entries_.erase(it++);
@@ -160,7 +160,7 @@ absl::Status StatCache::Save() {
 }
 
 size_t StatCache::size() const {
-  absl::MutexLock lock(&mu_);
+  kiln::MutexLock lock(&mu_);
   return entries_.size();
 }
 

@@ -25,8 +25,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/optional.h"
+#include "engine/base/mutex.h"
 #include "engine/cas/digest.h"
 
 namespace kiln::cas {
@@ -42,9 +42,8 @@ struct FileStat {
 
   static FileStat From(const struct stat& st);
   bool operator==(const FileStat& o) const {
-    return size == o.size && mtime_ns == o.mtime_ns &&
-           ctime_ns == o.ctime_ns && inode == o.inode && device == o.device &&
-           mode == o.mode;
+    return size == o.size && mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns &&
+           inode == o.inode && device == o.device && mode == o.mode;
   }
   bool operator!=(const FileStat& o) const { return !(*this == o); }
 };
@@ -88,7 +87,7 @@ class StatCache {
 
   const std::string path_;
   const std::string root_;
-  mutable absl::Mutex mu_;
+  mutable kiln::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
 };

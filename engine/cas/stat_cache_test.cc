@@ -33,12 +33,12 @@ class StatCacheTest : public ::testing::Test {
 TEST_F(StatCacheTest, HitAfterSaveAndReload) {
   Digest d = Digest::Of("content");
   {
-    auto cache = StatCache::Load(store_, "/root/a");
+    auto cache = StatCache::Load(store_, "/src/a");
     EXPECT_FALSE(cache->Lookup("f", Stat(7, 100)).has_value());
     cache->Record("f", Stat(7, 100), d, /*stat_clock_ns=*/200);
     ASSERT_TRUE(cache->Save().ok());
   }
-  auto cache = StatCache::Load(store_, "/root/a");
+  auto cache = StatCache::Load(store_, "/src/a");
   auto hit = cache->Lookup("f", Stat(7, 100));
   ASSERT_TRUE(hit.has_value());
   EXPECT_EQ(*hit, d);
@@ -53,7 +53,7 @@ TEST_F(StatCacheTest, HitAfterSaveAndReload) {
   chmodded.mode = 0100755;
   EXPECT_FALSE(cache->Lookup("f", chmodded).has_value());
   // Another root has its own cache.
-  EXPECT_FALSE(StatCache::Load(store_, "/root/b")->Lookup("f", Stat(7, 100)));
+  EXPECT_FALSE(StatCache::Load(store_, "/src/b")->Lookup("f", Stat(7, 100)));
 }
 
 TEST_F(StatCacheTest, RacyEntriesAreNotTrusted) {

@@ -25,12 +25,11 @@ Digest EncodeAndHash(const Node& dir) {
                       EncodeAndHash(*child).Hex(), "\n");
     } else if (child->entry->type == EntryType::kSymlink) {
       const std::string& t = child->entry->link_target;
-      absl::StrAppend(&enc, "l ", name.size(), ":", name, " ", t.size(), ":",
-                      t, "\n");
+      absl::StrAppend(&enc, "l ", name.size(), ":", name, " ", t.size(), ":", t,
+                      "\n");
     } else {
-      absl::StrAppend(&enc, child->entry->executable ? "x " : "f ",
-                      name.size(), ":", name, " ",
-                      child->entry->digest.Hex(), " ",
+      absl::StrAppend(&enc, child->entry->executable ? "x " : "f ", name.size(),
+                      ":", name, " ", child->entry->digest.Hex(), " ",
                       child->entry->digest.size(), "\n");
     }
   }

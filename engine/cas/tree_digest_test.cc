@@ -35,12 +35,17 @@ TEST(TreeDigestTest, EmptyTreeIsTheHeaderOnly) {
 }
 
 TEST(TreeDigestTest, EncodingIsAsSpecified) {
-  Digest sub = Digest::Of("kiln.tree.v1\nf 1:c " + Digest::Of("C").Hex() +
-                          " 1\n");
-  std::string root = "kiln.tree.v1\n"
-                     "x 1:a " + Digest::Of("AA").Hex() + " 2\n"
-                     "d 1:b " + sub.Hex() + "\n"
-                     "l 1:z 9:../../etc\n";
+  Digest sub =
+      Digest::Of("kiln.tree.v1\nf 1:c " + Digest::Of("C").Hex() + " 1\n");
+  std::string root =
+      "kiln.tree.v1\n"
+      "x 1:a " +
+      Digest::Of("AA").Hex() +
+      " 2\n"
+      "d 1:b " +
+      sub.Hex() +
+      "\n"
+      "l 1:z 9:../../etc\n";
   auto d = ComputeTreeDigest(
       {Link("z", "../../etc"), File("b/c", "C"), File("a", "AA", true)});
   ASSERT_TRUE(d.ok()) << d.status();
@@ -56,15 +61,15 @@ TEST(TreeDigestTest, OrderAndImpliedParentsDoNotMatter) {
 
 TEST(TreeDigestTest, EveryAttributeCounts) {
   auto base = *ComputeTreeDigest({File("f", "x"), Link("l", "t"), Dir("e")});
-  EXPECT_NE(base, *ComputeTreeDigest({File("f", "y"), Link("l", "t"),
-                                      Dir("e")}));  // content
+  EXPECT_NE(base, *ComputeTreeDigest(
+                      {File("f", "y"), Link("l", "t"), Dir("e")}));  // content
   EXPECT_NE(base, *ComputeTreeDigest({File("f", "x", true), Link("l", "t"),
                                       Dir("e")}));  // exec bit
   EXPECT_NE(base, *ComputeTreeDigest({File("f", "x"), Link("l", "u"),
                                       Dir("e")}));  // link target
   EXPECT_NE(base, *ComputeTreeDigest({File("f", "x"), Link("l", "t")}));
-  EXPECT_NE(base, *ComputeTreeDigest({File("g", "x"), Link("l", "t"),
-                                      Dir("e")}));  // name
+  EXPECT_NE(base, *ComputeTreeDigest(
+                      {File("g", "x"), Link("l", "t"), Dir("e")}));  // name
   // A file and a symlink with the same bytes differ.
   EXPECT_NE(*ComputeTreeDigest({File("a", "t")}),
             *ComputeTreeDigest({Link("a", "t")}));

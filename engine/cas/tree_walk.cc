@@ -23,10 +23,10 @@ std::string Join(absl::string_view prefix, absl::string_view name) {
 }
 
 absl::Status Unsupported(const std::string& display, mode_t mode) {
-  const char* what = S_ISFIFO(mode)                     ? "a FIFO"
-                     : S_ISSOCK(mode)                   ? "a socket"
+  const char* what = S_ISFIFO(mode)                   ? "a FIFO"
+                     : S_ISSOCK(mode)                 ? "a socket"
                      : S_ISCHR(mode) || S_ISBLK(mode) ? "a device file"
-                                                        : "an unknown file type";
+                                                      : "an unknown file type";
   return absl::InvalidArgumentError(
       absl::StrCat(display, " is ", what,
                    "; only regular files, directories and symlinks can be "
@@ -62,8 +62,8 @@ absl::Status WalkDir(int dir_fd, const std::string& prefix,
   DIR* d = fdopendir(list_fd);
   if (d == nullptr) {
     close(list_fd);
-    return ErrnoStatus(errno, absl::StrCat("opendir ", display_root, "/",
-                                           prefix));
+    return ErrnoStatus(errno,
+                       absl::StrCat("opendir ", display_root, "/", prefix));
   }
   std::vector<std::string> names;
   while (dirent* e = readdir(d)) {
@@ -172,8 +172,8 @@ absl::StatusOr<std::vector<WalkedEntry>> WalkPaths(
       int next = openat(dir_fd, parts[i].c_str(),
                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (next < 0) {
-        st = ErrnoStatus(errno, absl::StrCat("open directory ", display_root,
-                                             "/", rel));
+        st = ErrnoStatus(
+            errno, absl::StrCat("open directory ", display_root, "/", rel));
         break;
       }
       close(dir_fd);
@@ -185,8 +185,8 @@ absl::StatusOr<std::vector<WalkedEntry>> WalkPaths(
       all.push_back(std::move(parent));
     }
     if (st.ok()) {
-      st = AddEntry(dir_fd, parts.back(), Join(rel, parts.back()),
-                    display_root, &all);
+      st = AddEntry(dir_fd, parts.back(), Join(rel, parts.back()), display_root,
+                    &all);
     }
     close(dir_fd);
     if (!st.ok()) return st;

@@ -35,8 +35,8 @@ std::string BuildTar(const std::vector<RawEntry>& entries) {
     if (!e.hardlink.empty()) {
       archive_entry_set_hardlink(entry, e.hardlink.c_str());
     }
-    long long size = e.size >= 0 ? e.size
-                                 : static_cast<long long>(e.content.size());
+    long long size =
+        e.size >= 0 ? e.size : static_cast<long long>(e.content.size());
     if (e.type == AE_IFREG) archive_entry_set_size(entry, size);
     if (archive_write_header(a, entry) != ARCHIVE_OK) {
       std::abort();  // a test bug, not a condition under test
@@ -53,8 +53,8 @@ std::string BuildTar(const std::vector<RawEntry>& entries) {
 
 std::string Zstd(const std::string& bytes) {
   std::string out(ZSTD_compressBound(bytes.size()), '\0');
-  size_t n = ZSTD_compress(out.data(), out.size(), bytes.data(), bytes.size(),
-                           1);
+  size_t n =
+      ZSTD_compress(out.data(), out.size(), bytes.data(), bytes.size(), 1);
   out.resize(n);
   return out;
 }

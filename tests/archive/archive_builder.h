@@ -15,10 +15,10 @@ struct RawEntry {
   std::string path;
   mode_t type;  // AE_IFREG, AE_IFDIR, AE_IFLNK, AE_IFCHR, AE_IFBLK, AE_IFIFO
   int mode = 0644;
-  std::string content;     // regular files
-  std::string symlink;     // AE_IFLNK target
-  std::string hardlink;    // non-empty: a hardlink entry to this path
-  long long size = -1;     // header size; -1 means content.size()
+  std::string content;   // regular files
+  std::string symlink;   // AE_IFLNK target
+  std::string hardlink;  // non-empty: a hardlink entry to this path
+  long long size = -1;   // header size; -1 means content.size()
 };
 
 // An uncompressed pax tar stream of `entries`, in order.

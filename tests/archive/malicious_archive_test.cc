@@ -73,11 +73,12 @@ class MaliciousArchiveTest : public ::testing::Test {
   absl::Status Extract(const std::string& compressed, ExtractOptions opts) {
     static int counter = 0;
     if (const char* dir = getenv("KILN_WRITE_CORPUS")) {
-      std::ofstream(absl::StrCat(dir, "/", ::testing::UnitTest::GetInstance()
-                                               ->current_test_info()
-                                               ->name(),
-                                 "-", counter++, ".tar.zst"),
-                    std::ios::binary)
+      std::ofstream(
+          absl::StrCat(
+              dir, "/",
+              ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+              "-", counter++, ".tar.zst"),
+          std::ios::binary)
           << compressed;
     }
     absl::StatusOr<std::vector<cas::TreeEntry>> r = ExtractArchive(
@@ -148,8 +149,7 @@ TEST_F(MaliciousArchiveTest, WriteThroughSymlinkIsRejected) {
 TEST_F(MaliciousArchiveTest, HardlinkToHostFileIsRejected) {
   RawEntry hard = File("h", "");
   hard.hardlink = "/etc/passwd";
-  ExpectError(Extract({hard}), absl::StatusCode::kInvalidArgument,
-              "hardlink");
+  ExpectError(Extract({hard}), absl::StatusCode::kInvalidArgument, "hardlink");
   RawEntry rel = File("h2", "");
   rel.hardlink = "../../outside/host-file";
   ExpectError(Extract({File("a", "1"), rel}),
@@ -213,19 +213,17 @@ TEST_F(MaliciousArchiveTest, TooManyEntriesIsCapped) {
 TEST_F(MaliciousArchiveTest, LongPathsAreCapped) {
   ExtractOptions opts;
   opts.limits.max_path_length = 256;
-  ExpectError(Extract(Zstd(BuildTar({File(std::string(300, 'p'), "x")})),
-                      opts),
+  ExpectError(Extract(Zstd(BuildTar({File(std::string(300, 'p'), "x")})), opts),
               absl::StatusCode::kResourceExhausted, "path longer than 256");
-  ExpectError(Extract(Zstd(BuildTar({Link("l", std::string(300, 't'))})),
-                      opts),
+  ExpectError(Extract(Zstd(BuildTar({Link("l", std::string(300, 't'))})), opts),
               absl::StatusCode::kResourceExhausted, "target is too long");
 }
 
 TEST_F(MaliciousArchiveTest, DuplicateEntriesAreRejected) {
   ExpectError(Extract({File("a", "1"), File("a", "2")}),
               absl::StatusCode::kInvalidArgument, "duplicate entry");
-  ExpectError(Extract({Dir("d"), Dir("d")}),
-              absl::StatusCode::kInvalidArgument, "duplicate entry");
+  ExpectError(Extract({Dir("d"), Dir("d")}), absl::StatusCode::kInvalidArgument,
+              "duplicate entry");
   ExpectError(Extract({File("x/y", "1"), File("./x/y", "2")}),
               absl::StatusCode::kInvalidArgument, "duplicate entry");
 }

@@ -17,8 +17,7 @@ namespace {
 const std::string& Base() {
   static const std::string* base = [] {
     const char* tmp = getenv("TEST_TMPDIR");
-    std::string dir =
-        std::string(tmp ? tmp : "/tmp") + "/kiln-tar-fuzz-XXXXXX";
+    std::string dir = std::string(tmp ? tmp : "/tmp") + "/kiln-tar-fuzz-XXXXXX";
     if (mkdtemp(dir.data()) == nullptr) {
       std::perror("mkdtemp");
       std::abort();
