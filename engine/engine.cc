@@ -106,12 +106,17 @@ class LiveRun : public RunHandle, public EventSink {
   bool pump_stop_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<v1::RunEvent> pending_ ABSL_GUARDED_BY(mu_);
   uint64_t appended_ ABSL_GUARDED_BY(mu_) = 0;  // last seq recorded
-  int cancels_ ABSL_GUARDED_BY(mu_) = 0;
-  bool draining_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Duration drain_grace_ ABSL_GUARDED_BY(mu_);
-  std::string cancel_reason_ ABSL_GUARDED_BY(mu_);
-  Scheduler* scheduler_ ABSL_GUARDED_BY(mu_) = nullptr;
   v1::Run final_ ABSL_GUARDED_BY(mu_);
+
+  // Cancel/Drain requests and the scheduler they go to. A lock of its own:
+  // the scheduler calls back into Emit (mu_) while holding its locks, so
+  // mu_ must never be held while calling into the scheduler.
+  Mutex sched_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  int cancels_ ABSL_GUARDED_BY(sched_mu_) = 0;
+  bool draining_ ABSL_GUARDED_BY(sched_mu_) = false;
+  absl::Duration drain_grace_ ABSL_GUARDED_BY(sched_mu_);
+  std::string cancel_reason_ ABSL_GUARDED_BY(sched_mu_);
+  Scheduler* scheduler_ ABSL_GUARDED_BY(sched_mu_) = nullptr;
 
   // Subscribers; delivery happens under sub_mu_ so that replay and live
   // delivery never interleave.
@@ -426,14 +431,14 @@ bool LiveRun::WaitFor(absl::Duration timeout, v1::Run* run) {
 }
 
 void LiveRun::Cancel(const std::string& reason) {
-  MutexLock lock(&mu_);
+  MutexLock lock(&sched_mu_);
   ++cancels_;
   if (cancel_reason_.empty()) cancel_reason_ = reason;
   if (scheduler_ != nullptr) scheduler_->Cancel(reason);
 }
 
 void LiveRun::Drain(absl::Duration grace) {
-  MutexLock lock(&mu_);
+  MutexLock lock(&sched_mu_);
   draining_ = true;
   drain_grace_ = grace;
   if (scheduler_ != nullptr) scheduler_->Drain(grace);
@@ -592,14 +597,14 @@ void LiveRun::Execute() {
   Scheduler scheduler(pipeline_, std::move(skips), prior_, &runner, this,
                       sopts);
   {
-    MutexLock lock(&mu_);
+    MutexLock lock(&sched_mu_);
     scheduler_ = &scheduler;
     for (int i = 0; i < cancels_; ++i) scheduler.Cancel(cancel_reason_);
     if (draining_) scheduler.Drain(drain_grace_);
   }
   SchedulerResult result = scheduler.Run();
   {
-    MutexLock lock(&mu_);
+    MutexLock lock(&sched_mu_);
     scheduler_ = nullptr;
   }
   FinishRun(result.state, result.reason);

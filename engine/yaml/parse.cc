@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/exceptions.h"
 #include "yaml-cpp/parser.h"
@@ -185,6 +186,51 @@ class TreeBuilder : public YAML::EventHandler {
   size_t nodes_ = 0;
 };
 
+// YAML's printable set (c-printable): tab, LF, CR, x20-x7E, x85,
+// xA0-xD7FF, xE000-xFFFD, x10000-x10FFFF.
+bool Printable(uint32_t cp) {
+  return cp == 0x09 || cp == 0x0A || cp == 0x0D || (cp >= 0x20 && cp <= 0x7E) ||
+         cp == 0x85 || (cp >= 0xA0 && cp <= 0xD7FF) ||
+         (cp >= 0xE000 && cp <= 0xFFFD) || (cp >= 0x10000 && cp <= 0x10FFFF);
+}
+
+// Position of the first byte that does not start a well-formed UTF-8
+// sequence of a printable character (overlong forms, surrogates, control
+// characters such as NUL included), or npos.
+size_t FirstInvalidUtf8(absl::string_view text) {
+  size_t i = 0;
+  const size_t n = text.size();
+  while (i < n) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if (!Printable(c)) return i;
+      ++i;
+      continue;
+    }
+    int len;
+    uint32_t min;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2, min = 0x80, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, min = 0x800, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4, min = 0x10000, cp = c & 0x07;
+    } else {
+      return i;
+    }
+    if (i + len > n) return i;
+    for (int k = 1; k < len; ++k) {
+      unsigned char cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (cp < min || !Printable(cp)) return i;
+    i += len;
+  }
+  return absl::string_view::npos;
+}
+
 struct Job {
   absl::string_view text;
   absl::string_view filename;
@@ -198,6 +244,23 @@ void RunJob(Job* job) {
   std::string text(job->text);
   // A UTF-8 byte order mark is accepted and ignored.
   if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+  // YAML is Unicode text: reject malformed UTF-8 up front, with position.
+  if (size_t bad = FirstInvalidUtf8(text); bad != absl::string_view::npos) {
+    int line = 1, column = 1;
+    for (size_t k = 0; k < bad; ++k) {
+      if (text[k] == '\n') {
+        ++line;
+        column = 1;
+      } else if ((static_cast<unsigned char>(text[k]) & 0xC0) != 0x80) {
+        ++column;
+      }
+    }
+    job->status = absl::InvalidArgumentError(absl::StrFormat(
+        "%s:%d:%d: invalid character (byte 0x%02X): YAML must be printable "
+        "UTF-8",
+        job->filename, line, column, static_cast<unsigned char>(text[bad])));
+    return;
+  }
   std::istringstream in(text);
   TreeBuilder builder(job->filename, *job->limits);
   try {

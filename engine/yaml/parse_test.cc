@@ -127,6 +127,18 @@ TEST(ParseTest, ByteOrderMarkAccepted) {
   EXPECT_EQ(n->Find("a")->value(), "1");
 }
 
+TEST(ParseTest, MalformedUtf8RejectedWithPosition) {
+  auto n = Parse("a: 1\nc:\xfa<<: 2\n", "u.yaml");
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().message(),
+            "u.yaml:2:3: invalid character (byte 0xFA): YAML must be "
+            "printable UTF-8");
+  EXPECT_FALSE(Parse(std::string("a: x\0y\n", 7), "nul").ok());
+  EXPECT_FALSE(Parse("a: \xed\xa0\x80\n", "s").ok());  // a surrogate
+  EXPECT_FALSE(Parse("a: \xc0\xaf\n", "o").ok());      // overlong '/'
+  EXPECT_TRUE(Parse("a: \xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x9a\x80\n", "ok").ok());
+}
+
 TEST(ReadFileCappedTest, RefusesMissingAndNonRegular) {
   EXPECT_EQ(ReadFileCapped("/nonexistent/x", 10).status().code(),
             absl::StatusCode::kNotFound);
