@@ -327,7 +327,10 @@ int RemoteLogs(const Args& args) {
     }
   }
   uint32_t attempt = 0;
-  if (args.Has("attempt")) absl::SimpleAtoi(args.Get("attempt"), &attempt);
+  if (args.Has("attempt") &&
+      (!absl::SimpleAtoi(args.Get("attempt"), &attempt) || attempt == 0)) {
+    return args.UsageError("--attempt must be a number >= 1");
+  }
   const bool follow = args.Has("follow") || args.Has("f");
   for (const std::string& task : tasks) {
     v1::StreamLogsRequest request;

@@ -28,6 +28,9 @@ int CancelSignal::OnCancel(std::function<void()> fn) {
 void CancelSignal::RemoveCallback(int id) {
   MutexLock lock(&mu_);
   callbacks_.erase(id);
+  // A Cancel() on another thread may be running the callbacks right now;
+  // whatever they use must stay alive until they return.
+  mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return !running_; });
 }
 
 void CancelSignal::Cancel() {
@@ -36,9 +39,12 @@ void CancelSignal::Cancel() {
     MutexLock lock(&mu_);
     if (cancelled_) return;
     cancelled_ = true;
+    running_ = true;
     fns.swap(callbacks_);
   }
   for (auto& [id, fn] : fns) fn();
+  MutexLock lock(&mu_);
+  running_ = false;
 }
 
 bool CancelSignal::cancelled() const {

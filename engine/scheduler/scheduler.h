@@ -28,6 +28,7 @@ class CancelSignal {
   // Runs fn now if already cancelled, else when Cancel() is first called.
   // Returns an id for RemoveCallback.
   int OnCancel(std::function<void()> fn);
+  // After it returns, the callback is not running and never will.
   void RemoveCallback(int id);
   void Cancel();
   bool cancelled() const;
@@ -35,6 +36,7 @@ class CancelSignal {
  private:
   mutable Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool running_ ABSL_GUARDED_BY(mu_) = false;  // Cancel() is calling back
   int next_id_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<int, std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
 };
