@@ -133,10 +133,15 @@ void Validator::IndexTasks() {
 
 void Validator::CheckNeeds(int t) {
   const TaskRef& r = tasks_[t];
-  std::vector<std::string> names;
-  for (const TaskRef& other : tasks_) {
-    if (other.is_finally == r.is_finally) names.push_back(other.task->name());
-  }
+  // Candidate names for a suggestion, built only when a need is unknown
+  // (building them for every task is quadratic in the pipeline's size).
+  auto names = [this, &r] {
+    std::vector<std::string> out;
+    for (const TaskRef& other : tasks_) {
+      if (other.is_finally == r.is_finally) out.push_back(other.task->name());
+    }
+    return out;
+  };
   absl::flat_hash_set<std::string> seen;
   for (int i = 0; i < r.task->needs_size(); ++i) {
     const std::string& need = r.task->needs(i);
@@ -152,7 +157,7 @@ void Validator::CheckNeeds(int t) {
     auto it = by_name_.find(need);
     if (it == by_name_.end()) {
       Error(path, absl::StrCat(Who(t), " needs unknown task '", need, "'",
-                               DidYouMean(need, names)));
+                               DidYouMean(need, names())));
       continue;
     }
     bool other_finally = tasks_[it->second].is_finally;

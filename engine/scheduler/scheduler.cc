@@ -186,8 +186,10 @@ class Scheduler::Phase {
     if (outcome != nullptr) {
       st.set_exit_code(outcome->exit_code);
       st.set_cache_key(outcome->cache_key);
-      for (const auto& [k, v] : outcome->outputs)
+      for (const auto& [k, v] : outcome->outputs) {
         (*st.mutable_outputs())[k] = v;
+        s_->producers_[k].push_back(task.name());
+      }
       for (const auto& [k, v] : outcome->results)
         (*st.mutable_results())[k] = v;
     }
@@ -195,19 +197,24 @@ class Scheduler::Phase {
     Emit(task.name(), state, attempt, st.exit_code(), reason);
   }
 
-  // Collects the final statuses of every (transitive) need of `task`.
-  std::map<std::string, v1::TaskStatus> Ancestors(const v1::Task& task) {
+  // The final statuses a task may read: the producers of the artifacts it
+  // consumes and the tasks its ${tasks.T...} references name. (Validation
+  // guarantees those are ancestors.) Bounded by what the task uses, not by
+  // the size of the graph.
+  std::map<std::string, v1::TaskStatus> Relevant(const v1::Task& task) {
     std::map<std::string, v1::TaskStatus> out;
-    std::vector<std::string> stack(task.needs().begin(), task.needs().end());
-    while (!stack.empty()) {
-      std::string n = stack.back();
-      stack.pop_back();
-      if (out.count(n)) continue;
-      out[n] = Status(n);
-      auto it = by_name_.find(n);
-      if (it != by_name_.end()) {
-        for (const std::string& m : it->second->needs()) stack.push_back(m);
+    const Scheduler::Uses& uses = s_->UsesOf(task);
+    for (const std::string& artifact : uses.artifacts) {
+      auto it = s_->producers_.find(artifact);
+      if (it == s_->producers_.end()) continue;
+      for (const std::string& producer : it->second) {
+        auto st = statuses_->find(producer);
+        if (st != statuses_->end()) out[producer] = st->second;
       }
+    }
+    for (const std::string& name : uses.tasks) {
+      auto st = statuses_->find(name);
+      if (st != statuses_->end()) out[name] = st->second;
     }
     return out;
   }
@@ -250,7 +257,7 @@ class Scheduler::Phase {
     st.set_attempts(attempt);
     if (attempt == 1) *st.mutable_started() = Now();
     Emit(task.name(), v1::TASK_RUNNING, attempt, 0, "");
-    queue_.push_back(Work_{&task, attempt, Ancestors(task), sig});
+    queue_.push_back(Work_{&task, attempt, Relevant(task), sig});
   }
 
   void Work() {
@@ -502,9 +509,59 @@ void Scheduler::Drain(absl::Duration grace) {
   if (active_phase_ != nullptr) active_phase_->Drain(drain_grace_deadline_);
 }
 
+namespace {
+
+// Artifacts a task consumes, by kind.
+void ConsumedArtifacts(const v1::Task& task, std::vector<std::string>* out) {
+  for (const auto& input : task.inputs()) out->push_back(input.artifact());
+  if (task.has_unstash()) out->push_back(task.unstash().artifact());
+  if (task.has_render()) {
+    out->push_back(task.render().kustomization().artifact().empty()
+                       ? "source"
+                       : task.render().kustomization().artifact());
+  }
+  if (task.has_containerize()) {
+    for (const auto& layer : task.containerize().layers()) {
+      out->push_back(layer.artifact());
+    }
+  }
+  if (task.has_deploy() && !task.deploy().manifests().empty()) {
+    out->push_back(task.deploy().manifests());
+  }
+}
+
+// Task names in ${tasks.NAME.…} references anywhere in the task.
+void ReferencedTasks(const v1::Task& task, std::vector<std::string>* out) {
+  std::string text = task.ShortDebugString();
+  static constexpr char kPrefix[] = "${tasks.";
+  for (size_t pos = text.find(kPrefix); pos != std::string::npos;
+       pos = text.find(kPrefix, pos + 1)) {
+    size_t begin = pos + sizeof(kPrefix) - 1;
+    size_t end = text.find_first_of(".}", begin);
+    if (end != std::string::npos)
+      out->push_back(text.substr(begin, end - begin));
+  }
+}
+
+}  // namespace
+
+const Scheduler::Uses& Scheduler::UsesOf(const v1::Task& task) {
+  auto it = uses_.find(&task);
+  if (it != uses_.end()) return it->second;
+  Uses& uses = uses_[&task];
+  ConsumedArtifacts(task, &uses.artifacts);
+  ReferencedTasks(task, &uses.tasks);
+  return uses;
+}
+
 SchedulerResult Scheduler::Run() {
   SchedulerResult result;
   result.tasks = prior_;
+  for (const auto& [name, status] : prior_) {
+    for (const auto& [artifact, digest] : status.outputs()) {
+      producers_[artifact].push_back(name);
+    }
+  }
   absl::Time deadline = options_.timeout > absl::ZeroDuration()
                             ? absl::Now() + options_.timeout
                             : absl::InfiniteFuture();

@@ -62,8 +62,9 @@ struct AttemptOutcome {
 class TaskRunner {
  public:
   virtual ~TaskRunner() = default;
-  // `finished` holds the final status of every task this one (transitively)
-  // needs, for substituting ${tasks.T.outputs.KEY} and finding inputs.
+  // `finished` holds the final statuses this task may read: those of the
+  // tasks producing the artifacts it consumes and of the tasks its
+  // ${tasks.T.outputs.KEY} references name.
   virtual AttemptOutcome RunAttempt(
       const v1::Task& task, int attempt,
       const std::map<std::string, v1::TaskStatus>& finished,
@@ -120,8 +121,18 @@ class Scheduler {
   void Drain(absl::Duration grace);
 
  private:
-  struct TaskSlot;
   class Phase;
+
+  // What a task reads from finished tasks (see Phase::Relevant).
+  struct Uses {
+    std::vector<std::string> artifacts;  // consumed artifact names
+    std::vector<std::string> tasks;      // ${tasks.T...} references
+  };
+  // Used only by the thread running Run() (phases run one at a time).
+  const Uses& UsesOf(const v1::Task& task);
+  std::map<const v1::Task*, Uses> uses_;
+  // Artifact name -> the tasks whose final status lists it as an output.
+  std::map<std::string, std::vector<std::string>> producers_;
 
   const v1::Pipeline& pipeline_;
   std::map<std::string, std::string> static_skips_;
