@@ -10,6 +10,9 @@ namespace kiln::render {
 namespace {
 
 constexpr int kBestWidth = 80;
+constexpr int kBestIndent = 2;
+constexpr size_t kMaxSimpleKeyLength = 128;
+constexpr absl::string_view kMergeKey = "<<";
 
 // Length of the UTF-8 sequence starting with byte c.
 int Width(unsigned char c) {
@@ -159,7 +162,10 @@ class Emitter {
     } else if (v.IsList() && !v.list.empty()) {
       List(v, 0, false);
     } else {
-      ScalarOrEmpty(v, 0, false);
+      // libyaml's increase_indent from the root (indent -1) gives the best
+      // indent, so a root block scalar's lines and folded continuation lines
+      // are indented and cannot read as `---`, `...` or a new node.
+      ScalarOrEmpty(v, kBestIndent, false);
       EndLine();
     }
   }
@@ -194,10 +200,25 @@ class Emitter {
     for (const auto& [key, value] : v.map) {
       if (!(first && inline_first)) Indent(indent);
       first = false;
-      String(key, indent, /*simple_key=*/true);
-      Put(":");
+      if (IsSimpleKey(key)) {
+        String(key, indent, /*simple_key=*/true);
+        Put(":");
+      } else {
+        // libyaml's explicit key: "? KEY" then ":" on a line of its own.
+        Put("? ");
+        String(key, indent + kBestIndent, /*simple_key=*/false);
+        EndLine();
+        Indent(indent);
+        Put(":");
+      }
       Value_(value, indent);
     }
+  }
+
+  // libyaml's check_simple_key for a scalar key: one line and at most 128
+  // bytes; longer keys could exceed a reader's implicit-key limit.
+  static bool IsSimpleKey(absl::string_view key) {
+    return key.size() <= kMaxSimpleKeyLength && !Analyze(key).multiline;
   }
 
   void List(const Value& v, int indent, bool inline_first) {
@@ -256,6 +277,10 @@ class Emitter {
     if (s.find('\n') != absl::string_view::npos) {
       style = Style::kLiteral;
     } else if (StringNeedsDoubleQuotes(s)) {
+      style = Style::kDouble;
+    } else if (simple_key && s == kMergeKey) {
+      // A plain `<<` key reads back as a merge key. kustomize prints a `<<`
+      // value plain (the fixtures rely on it), so only keys are quoted.
       style = Style::kDouble;
     }
     Analysis a = Analyze(s);

@@ -3,7 +3,10 @@
 // 2-space indent with sequences not indented under their key, `{}`/`[]` for
 // empty collections, plain scalars where they read back unchanged, else
 // single quotes, else double quotes; multi-line strings as literal blocks
-// (`|`, `|-`, `|+`, `|2`); plain and quoted text folded at 80 columns.
+// (`|`, `|-`, `|+`, `|2`); plain and quoted text folded at 80 columns;
+// keys longer than 128 bytes or multi-line as explicit `? KEY` / `:`
+// entries; a root scalar indented by 2. Every output reads back (through
+// ParseYamlStream) as the same value and re-emits identically.
 // Thread-safe.
 #ifndef KILN_ENGINE_RENDER_EMIT_H_
 #define KILN_ENGINE_RENDER_EMIT_H_

@@ -49,6 +49,39 @@ TEST(Emit, LayoutAndWrapping) {
             "on and on past eighty\n  columns for sure\n");
 }
 
+// Emitted text must read back as the same value (yaml_emit_fuzzer's rule).
+void ExpectFixedPoint(const std::string& emitted) {
+  EXPECT_EQ(RoundTrip(emitted), emitted);
+}
+
+TEST(Emit, RootScalarsAreIndented) {
+  // A root literal block at column 0 would read back as a different stream.
+  std::string out = RoundTrip("d \nm*l el:d \nm*l\n\n*");
+  EXPECT_EQ(out, "|-\n  d m*l el:d m*l\n  *\n");
+  ExpectFixedPoint(out);
+}
+
+TEST(Emit, LongAndMultilineKeysAreExplicit) {
+  std::string long_key(129, 'k');
+  std::string out = RoundTrip(long_key + ": 1\n");
+  EXPECT_EQ(out, "? " + long_key + "\n: 1\n");
+  ExpectFixedPoint(out);
+  std::string at_limit(128, 'k');
+  EXPECT_EQ(RoundTrip(at_limit + ": 1\n"), at_limit + ": 1\n");
+
+  out = RoundTrip("x:\n  \"a\\nb\": {y: 1}\n  \"c\\nd\": [1]\n");
+  EXPECT_EQ(out,
+            "x:\n  ? |-\n    a\n    b\n  :\n    \"y\": 1\n"
+            "  ? |-\n    c\n    d\n  :\n  - 1\n");
+  ExpectFixedPoint(out);
+}
+
+TEST(Emit, MergeKeyStringIsQuotedOnlyAsKey) {
+  std::string out = RoundTrip("\"<<\": \"<<\"\n");
+  EXPECT_EQ(out, "\"<<\": <<\n");
+  ExpectFixedPoint(out);
+}
+
 TEST(Scalar, TypeResolution) {
   EXPECT_EQ(RoundTrip("a: 0644\nb: 0x1F\nc: 1e3\nd: 1.0\ne: 1.50\n"),
             "a: 420\nb: 31\nc: 1000\nd: 1\ne: 1.5\n");
