@@ -248,6 +248,23 @@ absl::optional<store::ActionResult> EngineTaskRunner::Lookup(
   return std::move(**hit);
 }
 
+absl::optional<AttemptOutcome> EngineTaskRunner::CachedOutcome(
+    const std::string& key) {
+  auto hit = Lookup(key);
+  if (!hit.has_value()) return absl::nullopt;
+  AttemptOutcome o = Outcome(v1::TASK_CACHED, "cache hit");
+  o.cache_key = key;
+  o.exit_code = hit->exit_code;
+  o.outputs = hit->outputs;
+  o.results = hit->results;
+  return o;
+}
+
+std::string EngineTaskRunner::WorkDir(const v1::Task& task, int attempt) const {
+  return absl::StrCat(ctx_.store_dir, "/work/", ctx_.run_id, "/",
+                      store::SafeFileName(task.name()), ".", attempt);
+}
+
 void EngineTaskRunner::Record(const std::string& key, const v1::Task& task,
                               const std::vector<KeyComponent>& components,
                               const AttemptOutcome& outcome,
@@ -341,20 +358,11 @@ AttemptOutcome EngineTaskRunner::RunCommand(
   key_in.platform = PlatformFor(task);
   TaskKey key = ComputeTaskKey(key_in);
   if (cacheable) {
-    if (auto hit = Lookup(key.key)) {
-      AttemptOutcome o = Outcome(v1::TASK_CACHED, "cache hit");
-      o.cache_key = key.key;
-      o.exit_code = hit->exit_code;
-      o.outputs = hit->outputs;
-      o.results = hit->results;
-      return o;
-    }
+    if (auto hit = CachedOutcome(key.key)) return *hit;
   }
 
   // A fresh workspace with the inputs unstashed.
-  std::string workspace =
-      absl::StrCat(ctx_.store_dir, "/work/", ctx_.run_id, "/",
-                   store::SafeFileName(task.name()), ".", attempt);
+  std::string workspace = WorkDir(task, attempt);
   std::error_code ec;
   fs::remove_all(workspace, ec);
   fs::create_directories(fs::path(workspace).parent_path(), ec);
@@ -575,17 +583,9 @@ AttemptOutcome EngineTaskRunner::Render(
   TaskKey key = ComputeTaskKey(key_in);
   bool cacheable = !task.has_cache() || task.cache();
   if (cacheable) {
-    if (auto hit = Lookup(key.key)) {
-      AttemptOutcome o = Outcome(v1::TASK_CACHED, "cache hit");
-      o.cache_key = key.key;
-      o.outputs = hit->outputs;
-      o.results = hit->results;
-      return o;
-    }
+    if (auto hit = CachedOutcome(key.key)) return *hit;
   }
-  std::string dir =
-      absl::StrCat(ctx_.store_dir, "/work/", ctx_.run_id, "/",
-                   store::SafeFileName(task.name()), ".", attempt);
+  std::string dir = WorkDir(task, attempt);
   std::error_code ec;
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);

@@ -77,6 +77,10 @@ class EngineTaskRunner : public TaskRunner {
   std::string PlatformFor(const v1::Task& task);
   // A cached result that is still usable (its artifacts are in the store).
   absl::optional<store::ActionResult> Lookup(const std::string& key);
+  // The CACHED outcome for a usable recorded result of `key`.
+  absl::optional<AttemptOutcome> CachedOutcome(const std::string& key);
+  // A fresh per-attempt directory under the store (not created).
+  std::string WorkDir(const v1::Task& task, int attempt) const;
   void Record(const std::string& key, const v1::Task& task,
               const std::vector<KeyComponent>& components,
               const AttemptOutcome& outcome, const std::string& log_path);
