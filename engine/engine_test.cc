@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "engine/base/mutex.h"
+#include "engine/cas/artifact_store.h"
+#include "engine/cas/digest.h"
 #include "engine/store/action_cache.h"
 #include "engine/store/run_store.h"
 #include "executors/fake/fake_executor.h"
@@ -366,6 +368,47 @@ TEST_F(EngineTest, ResumeContinuesAnUnfinishedRun) {
   EXPECT_EQ(result.state(), v1::RUN_SUCCEEDED) << result.reason();
   EXPECT_EQ(Task(result, "build").state(), v1::TASK_SUCCEEDED);
   EXPECT_EQ(Task(result, "test").state(), v1::TASK_CACHED);
+}
+
+TEST_F(EngineTest, RenderTaskRendersAnOverlayAsAnArtifact) {
+  WriteFile(source_ + "/deploy/kustomization.yaml",
+            "resources: [deployment.yaml]\n");
+  WriteFile(source_ + "/deploy/deployment.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n"
+            "spec:\n  template:\n    spec:\n      containers:\n"
+            "      - name: web\n        image: web\n");
+  v1::Pipeline p;
+  p.set_name("render");
+  v1::Task* t = p.add_tasks();
+  t->set_name("manifests");
+  auto* spec = t->mutable_render();
+  spec->mutable_kustomization()->set_artifact("source");
+  spec->mutable_kustomization()->set_path("deploy");
+  spec->set_namespace_("web-${trigger.branch_slug}");
+  auto* image = spec->add_images();
+  image->set_name("web");
+  image->set_new_tag("v2");
+  v1::Trigger trigger;
+  trigger.set_branch("Feature/Login");
+  v1::Run run = Run(p, trigger);
+  ASSERT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
+  const v1::TaskStatus& st = Task(run, "manifests");
+  ASSERT_EQ(st.outputs().count("manifests"), 1u);
+  EXPECT_EQ(st.results().at("digest"), st.outputs().at("manifests"));
+  auto artifacts = cas::ArtifactStore::Open(store_);
+  ASSERT_TRUE(artifacts.ok());
+  auto tree = cas::Digest::Parse(st.outputs().at("manifests"));
+  ASSERT_TRUE(tree.ok());
+  std::string out = TempDir("rendered") + "/x";
+  ASSERT_TRUE((*artifacts)->Unstash(*tree, out).ok());
+  std::string yaml = ReadFile(out + "/manifests.yaml");
+  EXPECT_NE(yaml.find("namespace: web-feature-login"), std::string::npos)
+      << yaml;
+  EXPECT_NE(yaml.find("image: web:v2"), std::string::npos) << yaml;
+  EXPECT_EQ(Executed(), 0u) << "render runs in the engine, not the executor";
+  // Memoized like any task.
+  v1::Run again = Run(p, trigger);
+  EXPECT_EQ(Task(again, "manifests").state(), v1::TASK_CACHED);
 }
 
 TEST_F(EngineTest, ShutdownCheckpointsAndTheNextEngineResumes) {
