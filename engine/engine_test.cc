@@ -211,6 +211,33 @@ TEST_F(EngineTest, SecondRunIsServedFromCacheAndOnlyChangesRerun) {
   EXPECT_EQ(Executed(), 5u);
 }
 
+TEST_F(EngineTest, IncrementalOutputsAreIdenticalToACleanRun) {
+  // Incremental: v1, then v2 on the same store.
+  Run(BuildTestPipeline());
+  WriteFile(source_ + "/src/main.c", "int main() { return 2; }\n");
+  v1::Run incremental = Run(BuildTestPipeline());
+  ASSERT_EQ(incremental.state(), v1::RUN_SUCCEEDED);
+  // Clean: v2 alone on a fresh store, other umask.
+  EngineOptions options;
+  options.store_dir = TempDir("clean_store");
+  options.executor = executor_;
+  auto clean_engine = Engine::Create(options);
+  ASSERT_TRUE(clean_engine.ok());
+  mode_t old_umask = umask(077);
+  RunRequest req;
+  req.pipeline = BuildTestPipeline();
+  req.source_dir = source_;
+  auto run = (*clean_engine)->Submit(req);
+  ASSERT_TRUE(run.ok());
+  v1::Run clean = (*run)->Wait();
+  umask(old_umask);
+  ASSERT_EQ(clean.state(), v1::RUN_SUCCEEDED);
+  EXPECT_EQ(Task(clean, "build").outputs().at("app"),
+            Task(incremental, "build").outputs().at("app"));
+  EXPECT_EQ(Task(clean, "build").cache_key(),
+            Task(incremental, "build").cache_key());
+}
+
 TEST_F(EngineTest, ParamsArePassedAsDataNeverShellText) {
   v1::Trigger t;
   std::string evil = "x; rm -rf / $(touch /tmp/pwned) `id`\nnext";
