@@ -179,6 +179,10 @@ absl::Status ArtifactStore::RegisterArchive(const Digest& tree,
     return absl::FailedPreconditionError(absl::StrCat(
         "archive ", archive.ToString(), " is not in the blob store"));
   }
+  // A usable entry is never replaced by a claim: it came from a local stash
+  // or an earlier verified unstash, while the claim is unverified.
+  absl::StatusOr<Digest> existing = ArchiveOf(tree);
+  if (existing.ok() && blobs_->Has(*existing)) return absl::OkStatus();
   std::string path = IndexPath(tree);
   absl::Status st = MakeDirs(path.substr(0, path.rfind('/')));
   if (!st.ok()) return st;
@@ -189,6 +193,17 @@ absl::Status ArtifactStore::RegisterArchive(const Digest& tree,
   }
   return WriteFileAtomically(path,
                              absl::StrCat(archive.ToString(), " ", size, "\n"));
+}
+
+absl::Status ArtifactStore::ForgetArchive(const Digest& tree,
+                                          const Digest& archive) const {
+  absl::StatusOr<Digest> existing = ArchiveOf(tree);
+  if (!existing.ok() || *existing != archive) return absl::OkStatus();
+  if (unlink(IndexPath(tree).c_str()) != 0 && errno != ENOENT) {
+    return absl::InternalError(
+        absl::StrCat("removing the index entry of ", tree.ToString()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<std::pair<Digest, Digest>>>

@@ -75,8 +75,13 @@ class ArtifactStore {
   // The archive blob of an artifact (NotFound if unknown).
   absl::StatusOr<Digest> ArchiveOf(const Digest& tree) const;
   // Records that `archive` (already in the blob store, e.g. received from a
-  // remote) holds artifact `tree`. Unstash verifies the claim.
+  // remote) holds artifact `tree`, unless `tree` already has a usable entry
+  // (never replaced by a claim). Unstash verifies the claim; a caller whose
+  // Unstash of an unverified claim fails calls ForgetArchive.
   absl::Status RegisterArchive(const Digest& tree, const Digest& archive) const;
+  // Drops the index entry of `tree` if it still names `archive` (after the
+  // claim failed verification). OK if it names another or none.
+  absl::Status ForgetArchive(const Digest& tree, const Digest& archive) const;
   // Every known artifact as (tree, archive): the roots for GC.
   absl::StatusOr<std::vector<std::pair<Digest, Digest>>> ListArtifacts() const;
 

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -241,7 +243,11 @@ TEST_F(ArtifactStoreTest, CorruptArchiveIsNeverExtracted) {
 TEST_F(ArtifactStoreTest, ForgedIndexCannotPassAsAnotherTree) {
   Write(tmp_ + "/a/f", "the real thing");
   Write(tmp_ + "/b/f", "an impostor");
-  auto a = store_->Stash(tmp_ + "/a");
+  // `a` is known only to another store: this store has no entry for it,
+  // so the (forged) claim is recorded — and caught by Unstash.
+  auto other = ArtifactStore::Open(tmp_ + "/other-store");
+  ASSERT_TRUE(other.ok());
+  auto a = (*other)->Stash(tmp_ + "/a");
   auto b = store_->Stash(tmp_ + "/b");
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_TRUE(store_->RegisterArchive(a->tree, b->archive).ok());
@@ -286,4 +292,27 @@ TEST_F(ArtifactStoreTest, ListArtifacts) {
 }
 
 }  // namespace
+TEST(ArtifactStoreClaimTest, AClaimNeverReplacesAUsableEntry) {
+  std::string base = absl::StrCat(std::getenv("TEST_TMPDIR"), "/claim");
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base + "/a");
+  std::filesystem::create_directories(base + "/b");
+  std::ofstream(base + "/a/f") << "real";
+  std::ofstream(base + "/b/f") << "other";
+  auto store = ArtifactStore::Open(base + "/store");
+  ASSERT_TRUE(store.ok());
+  auto a = (*store)->Stash(base + "/a");
+  auto b = (*store)->Stash(base + "/b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  // A client claims that b's archive holds a's tree: ignored.
+  ASSERT_TRUE((*store)->RegisterArchive(a->tree, b->archive).ok());
+  auto archive = (*store)->ArchiveOf(a->tree);
+  ASSERT_TRUE(archive.ok());
+  EXPECT_EQ(*archive, a->archive);
+  EXPECT_TRUE((*store)->Unstash(a->tree, base + "/out").ok());
+  // ForgetArchive only drops an entry naming the given archive.
+  ASSERT_TRUE((*store)->ForgetArchive(a->tree, b->archive).ok());
+  EXPECT_TRUE((*store)->ArchiveOf(a->tree).ok());
+}
+
 }  // namespace kiln::cas

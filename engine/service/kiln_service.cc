@@ -139,6 +139,8 @@ absl::StatusOr<std::string> KilnService::MaterializeSource(
   }
   if (absl::Status s = artifacts_->Unstash(*tree, dir); !s.ok()) {
     (void)cas::RemoveTree(dir);
+    // A forged claim must not stay registered for this tree.
+    (void)artifacts_->ForgetArchive(*tree, *archive);
     return s;
   }
   return dir;
