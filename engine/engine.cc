@@ -468,7 +468,6 @@ void LiveRun::Pump() {
             return !pending_.empty() || pump_stop_;
           },
           absl::Now() + absl::Milliseconds(100));
-      // Give a burst a moment to gather into one transaction.
       stop = pump_stop_;
       size_t n = std::min<size_t>(pending_.size(), 2000);
       for (size_t i = 0; i < n; ++i) {
@@ -496,7 +495,6 @@ void LiveRun::Pump() {
       continue;
     }
     if (stop) return;
-    absl::SleepFor(absl::Milliseconds(2));
   }
 }
 

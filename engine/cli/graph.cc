@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/cli/args.h"
+#include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
 #include "engine/pipeline/condition.h"
 #include "engine/pipeline/loader.h"
@@ -16,16 +17,6 @@
 
 namespace kiln::cli {
 namespace {
-
-bool ParseEvent(const std::string& text, v1::EventKind* out) {
-  for (v1::EventKind e : {v1::PUSH, v1::PULL_REQUEST, v1::TAG, v1::MANUAL}) {
-    if (text == pipeline::EventName(e)) {
-      *out = e;
-      return true;
-    }
-  }
-  return false;
-}
 
 // A double-quoted Graphviz ID.
 std::string DotQuote(const std::string& s) {
@@ -95,11 +86,7 @@ int RunGraph(const std::vector<std::string>& argv) {
       "[--event E] [--revision R] [--param k=v]...\n\nShows the tasks "
       "that would run for a trigger, in order; skipped ones say why.");
   args.Flag("format", "text (default) or dot");
-  args.Flag("branch", "the trigger's branch");
-  args.Flag("message", "the trigger's commit message");
-  args.Flag("event", "push, pull_request, tag or manual (default push)");
-  args.Flag("revision", "the trigger's revision");
-  args.Repeated("param", "a param value, NAME=VALUE");
+  AddTriggerFlags(&args);
   int exit_code = 0;
   if (!args.Parse(argv, &exit_code)) return exit_code;
   if (args.positionals().size() != 1) {
@@ -109,22 +96,9 @@ int RunGraph(const std::vector<std::string>& argv) {
   if (format != "text" && format != "dot") {
     return args.UsageError("--format must be text or dot");
   }
-  v1::Trigger trigger;
-  trigger.set_branch(args.Get("branch"));
-  trigger.set_commit_message(args.Get("message"));
-  trigger.set_revision(args.Get("revision"));
-  v1::EventKind event = v1::PUSH;
-  if (args.Has("event") && !ParseEvent(args.Get("event"), &event)) {
-    return args.UsageError("--event must be push, pull_request, tag or manual");
-  }
-  trigger.set_event(event);
-  for (const std::string& kv : args.GetAll("param")) {
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return args.UsageError(
-          absl::StrCat("--param wants NAME=VALUE, got '", kv, "'"));
-    }
-    (*trigger.mutable_params())[kv.substr(0, eq)] = kv.substr(eq + 1);
+  absl::StatusOr<v1::Trigger> trigger = TriggerFromFlags(args);
+  if (!trigger.ok()) {
+    return args.UsageError(std::string(trigger.status().message()));
   }
 
   pipeline::LoadedPipeline loaded =
@@ -136,7 +110,7 @@ int RunGraph(const std::vector<std::string>& argv) {
     return kExitFailed;
   }
   absl::StatusOr<pipeline::Plan> plan =
-      pipeline::ComputePlan(loaded.pipeline, trigger);
+      pipeline::ComputePlan(loaded.pipeline, *trigger);
   if (!plan.ok()) {
     std::fprintf(stderr, "kiln: %s\n",
                  std::string(plan.status().message()).c_str());

@@ -8,7 +8,7 @@ namespace kiln::cli {
 void AddTriggerFlags(Args* args) {
   args->Flag("branch", "the branch that triggered the run");
   args->Flag("message", "the commit message");
-  args->Flag("event", "push, pull_request, tag or manual (default: manual)");
+  args->Flag("event", "push, pull_request, tag or manual (default: push)");
   args->Flag("revision", "the commit revision");
   args->Repeated("param", "a pipeline parameter, k=v");
 }
@@ -18,7 +18,7 @@ absl::StatusOr<v1::Trigger> TriggerFromFlags(const Args& args) {
   t.set_branch(args.Get("branch"));
   t.set_commit_message(args.Get("message"));
   t.set_revision(args.Get("revision"));
-  std::string event = absl::AsciiStrToLower(args.Get("event", "manual"));
+  std::string event = absl::AsciiStrToLower(args.Get("event", "push"));
   if (event == "push") {
     t.set_event(v1::PUSH);
   } else if (event == "pull_request" || event == "pr") {

@@ -17,29 +17,11 @@
 
 #include "absl/time/time.h"
 #include "engine/base/mutex.h"
+#include "engine/scheduler/cancel_signal.h"
 #include "kiln/v1/pipeline.pb.h"
 #include "kiln/v1/run.pb.h"
 
 namespace kiln {
-
-// A one-way cancellation signal with callbacks. Thread-safe.
-class CancelSignal {
- public:
-  // Runs fn now if already cancelled, else when Cancel() is first called.
-  // Returns an id for RemoveCallback.
-  int OnCancel(std::function<void()> fn);
-  // After it returns, the callback is not running and never will.
-  void RemoveCallback(int id);
-  void Cancel();
-  bool cancelled() const;
-
- private:
-  mutable Mutex mu_;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  bool running_ ABSL_GUARDED_BY(mu_) = false;  // Cancel() is calling back
-  int next_id_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<int, std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
-};
 
 // What one attempt of one task came to.
 struct AttemptOutcome {
