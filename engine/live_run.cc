@@ -1,0 +1,259 @@
+#include "engine/live_run.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/pipeline/condition.h"
+#include "engine/pipeline/plan.h"
+#include "engine/run/task_runner.h"
+
+namespace kiln {
+
+bool IsFinalRun(v1::RunState s) {
+  return s == v1::RUN_SUCCEEDED || s == v1::RUN_FAILED ||
+         s == v1::RUN_CANCELLED || s == v1::RUN_TIMED_OUT;
+}
+
+LiveRun::LiveRun(LiveRunDeps deps, std::string id, v1::Pipeline pipeline,
+                 v1::Trigger trigger, std::string source_dir, bool keep_going,
+                 std::map<std::string, v1::TaskStatus> prior)
+    : deps_(std::move(deps)),
+      id_(std::move(id)),
+      pipeline_(std::move(pipeline)),
+      trigger_(std::move(trigger)),
+      source_dir_(std::move(source_dir)),
+      keep_going_(keep_going),
+      prior_(std::move(prior)) {}
+
+LiveRun::~LiveRun() {
+  if (thread_.joinable()) thread_.join();
+  if (pump_.joinable()) pump_.join();
+}
+
+void LiveRun::Start() {
+  auto last = deps_.runs->LastSequence(id_);
+  {
+    MutexLock lock(&mu_);
+    appended_ = last.ok() ? *last : 0;
+  }
+  pump_ = std::thread([this] { Pump(); });
+  thread_ = std::thread([this] { Execute(); });
+}
+
+int LiveRun::Subscribe(uint64_t after_seq, EventCallback callback) {
+  MutexLock lock(&sub_mu_);
+  // Replay what is recorded; the pump delivers later events (it takes
+  // sub_mu_ too, so nothing is missed or delivered twice).
+  uint64_t last = after_seq;
+  while (true) {
+    auto events = deps_.runs->ReadEvents(id_, last, 1000);
+    if (!events.ok() || events->empty()) break;
+    for (const auto& e : *events) callback(e);
+    last = events->back().sequence();
+  }
+  int id = ++next_sub_;
+  subs_[id] = Sub{last, std::move(callback)};
+  return id;
+}
+
+void LiveRun::Unsubscribe(int subscription) {
+  MutexLock lock(&sub_mu_);
+  subs_.erase(subscription);
+}
+
+v1::Run LiveRun::Wait() {
+  MutexLock lock(&mu_);
+  mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return done_; });
+  return final_;
+}
+
+bool LiveRun::WaitFor(absl::Duration timeout, v1::Run* run) {
+  MutexLock lock(&mu_);
+  bool ok = mu_.AwaitWithDeadline(
+      [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return done_; },
+      absl::Now() + timeout);
+  if (ok && run != nullptr) *run = final_;
+  return ok;
+}
+
+void LiveRun::Cancel(const std::string& reason) {
+  MutexLock lock(&sched_mu_);
+  ++cancels_;
+  if (cancel_reason_.empty()) cancel_reason_ = reason;
+  if (scheduler_ != nullptr) scheduler_->Cancel(reason);
+}
+
+void LiveRun::Drain(absl::Duration grace) {
+  MutexLock lock(&sched_mu_);
+  draining_ = true;
+  drain_grace_ = grace;
+  if (scheduler_ != nullptr) scheduler_->Drain(grace);
+}
+
+void LiveRun::OnTaskEvent(const v1::TaskStateChanged& event) {
+  v1::RunEvent e;
+  *e.mutable_task_state() = event;
+  Emit(std::move(e));
+}
+
+void LiveRun::Emit(v1::RunEvent event) {
+  MutexLock lock(&mu_);
+  pending_.push_back(std::move(event));
+}
+
+// Records pending events in batches (one transaction each) and delivers
+// them to subscribers in sequence order.
+void LiveRun::Pump() {
+  while (true) {
+    std::vector<v1::RunEvent> batch;
+    bool stop;
+    {
+      MutexLock lock(&mu_);
+      mu_.AwaitWithDeadline(
+          [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return !pending_.empty() || pump_stop_;
+          },
+          absl::Now() + absl::Milliseconds(100));
+      stop = pump_stop_;
+      size_t n = std::min<size_t>(pending_.size(), 2000);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    if (!batch.empty()) {
+      auto recorded = deps_.runs->AppendEvents(id_, std::move(batch));
+      if (recorded.ok() && !recorded->empty()) {
+        {
+          MutexLock lock(&mu_);
+          appended_ = recorded->back().sequence();
+        }
+        MutexLock lock(&sub_mu_);
+        for (auto& [sid, sub] : subs_) {
+          for (const auto& e : *recorded) {
+            if (e.sequence() > sub.last) {
+              sub.cb(e);
+              sub.last = e.sequence();
+            }
+          }
+        }
+      }
+      continue;
+    }
+    if (stop) return;
+  }
+}
+
+void LiveRun::FinishRun(v1::RunState state, const std::string& reason) {
+  // RUN_RUNNING: drained for a shutdown; the run is not over and gets no
+  // final event (a later process resumes it).
+  if (state != v1::RUN_RUNNING) {
+    v1::RunEvent e;
+    e.mutable_run_state()->set_state(state);
+    e.mutable_run_state()->set_reason(reason);
+    Emit(std::move(e));
+  }
+  {
+    MutexLock lock(&mu_);
+    pump_stop_ = true;
+  }
+  if (pump_.joinable()) pump_.join();
+  auto run = deps_.runs->GetRun(id_);
+  MutexLock lock(&mu_);
+  if (run.ok()) final_ = *run;
+  final_.set_id(id_);
+  if (state != v1::RUN_RUNNING) {
+    final_.set_state(state);
+    final_.set_reason(reason);
+  }
+  done_ = true;
+}
+
+void LiveRun::Execute() {
+  const EngineOptions& options = *deps_.options;
+  {
+    v1::RunEvent e;
+    e.mutable_run_state()->set_state(v1::RUN_RUNNING);
+    Emit(std::move(e));
+  }
+  auto plan = pipeline::ComputePlan(pipeline_, trigger_);
+  if (!plan.ok()) {
+    FinishRun(v1::RUN_FAILED, std::string(plan.status().message()));
+    return;
+  }
+  TaskRunnerContext ctx;
+  ctx.run_id = id_;
+  ctx.pipeline_name = pipeline_.name();
+  ctx.store_dir = options.store_dir;
+  ctx.source_dir = source_dir_;
+  ctx.substitution.params = plan->params;
+  ctx.substitution.trigger = trigger_;
+  absl::flat_hash_set<std::string> secret_names;
+  for (const auto& p : pipeline_.params()) {
+    if (p.secret()) {
+      secret_names.insert(p.name());
+      auto it = plan->params.find(p.name());
+      if (it != plan->params.end()) ctx.secrets[p.name()] = it->second;
+    }
+  }
+  ctx.hmac_key = deps_.hmac_key;
+  ctx.keep_workspaces = options.keep_workspaces;
+  ctx.executor = options.executor.get();
+  ctx.artifacts = deps_.artifacts;
+  ctx.action_cache = deps_.cache;
+  ctx.run_store = deps_.runs;
+  ctx.emit = [this](v1::RunEvent e) { Emit(std::move(e)); };
+  if (!source_dir_.empty()) {
+    auto stashed = deps_.artifacts->Stash(source_dir_);
+    if (!stashed.ok()) {
+      FinishRun(v1::RUN_FAILED, absl::StrCat("stashing the source: ",
+                                             stashed.status().message()));
+      return;
+    }
+    ctx.source_digest = stashed->tree.ToString();
+  }
+
+  // `when` decides statically; the scheduler propagates skips.
+  v1::Trigger resolved = trigger_;
+  for (const auto& [k, v] : plan->params) (*resolved.mutable_params())[k] = v;
+  std::map<std::string, std::string> skips;
+  auto consider = [&](const v1::Task& t) {
+    if (!t.has_when()) return;
+    auto r = pipeline::EvaluateCondition(t.when(), resolved, secret_names);
+    if (!r.holds) skips[t.name()] = r.reason;
+  };
+  for (const auto& t : pipeline_.tasks()) consider(t);
+  for (const auto& t : pipeline_.finally()) consider(t);
+
+  SchedulerOptions sopts;
+  sopts.parallelism = options.parallelism;
+  sopts.retry_backoff = options.retry_backoff;
+  sopts.on_failure =
+      keep_going_ ? v1::CONTINUE : pipeline_.options().on_failure();
+  const auto& popts = pipeline_.options();
+  sopts.timeout = absl::Seconds(popts.timeout().seconds()) +
+                  absl::Nanoseconds(popts.timeout().nanos());
+  if (popts.has_finally_timeout()) {
+    sopts.finally_timeout = absl::Seconds(popts.finally_timeout().seconds()) +
+                            absl::Nanoseconds(popts.finally_timeout().nanos());
+  }
+  EngineTaskRunner runner(std::move(ctx));
+  Scheduler scheduler(pipeline_, std::move(skips), prior_, &runner, this,
+                      sopts);
+  {
+    MutexLock lock(&sched_mu_);
+    scheduler_ = &scheduler;
+    for (int i = 0; i < cancels_; ++i) scheduler.Cancel(cancel_reason_);
+    if (draining_) scheduler.Drain(drain_grace_);
+  }
+  SchedulerResult result = scheduler.Run();
+  {
+    MutexLock lock(&sched_mu_);
+    scheduler_ = nullptr;
+  }
+  FinishRun(result.state, result.reason);
+}
+
+}  // namespace kiln

@@ -1,0 +1,144 @@
+// The run handles kiln::Engine gives out: LiveRun, a run executing in this
+// process (scheduler thread + batched event pump), and RecordedRun, a run
+// known only from the store. Internal to //engine.
+#ifndef KILN_ENGINE_LIVE_RUN_H_
+#define KILN_ENGINE_LIVE_RUN_H_
+
+#include <deque>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "engine/base/mutex.h"
+#include "engine/cas/artifact_store.h"
+#include "engine/engine.h"
+#include "engine/scheduler/scheduler.h"
+#include "engine/store/action_cache.h"
+#include "engine/store/run_store.h"
+
+namespace kiln {
+
+bool IsFinalRun(v1::RunState s);
+
+// What a live run uses of its engine; owned by the engine, which outlives
+// its runs.
+struct LiveRunDeps {
+  const EngineOptions* options;
+  store::RunStore* runs;
+  store::ActionCache* cache;
+  cas::ArtifactStore* artifacts;
+  std::string hmac_key;
+};
+
+// A run executing in this process: a scheduler thread plus an event pump
+// that records events in batches and hands them to subscribers.
+class LiveRun : public RunHandle, public EventSink {
+ public:
+  LiveRun(LiveRunDeps deps, std::string id, v1::Pipeline pipeline,
+          v1::Trigger trigger, std::string source_dir, bool keep_going,
+          std::map<std::string, v1::TaskStatus> prior);
+  ~LiveRun() override;
+
+  const std::string& id() const override { return id_; }
+  int Subscribe(uint64_t after_seq, EventCallback callback) override;
+  void Unsubscribe(int subscription) override;
+  v1::Run Wait() override;
+  bool WaitFor(absl::Duration timeout, v1::Run* run) override;
+  void Cancel(const std::string& reason) override;
+  // Checkpoint for shutdown (Scheduler::Drain): the run stays unfinished in
+  // the store and resumes later.
+  void Drain(absl::Duration grace);
+
+  void OnTaskEvent(const v1::TaskStateChanged& event) override;
+  void Start();
+  bool done() {
+    MutexLock lock(&mu_);
+    return done_;
+  }
+
+ private:
+  void Execute();
+  void Emit(v1::RunEvent event);
+  void Pump();
+  void FinishRun(v1::RunState state, const std::string& reason);
+
+  LiveRunDeps deps_;
+  const std::string id_;
+  const v1::Pipeline pipeline_;
+  v1::Trigger trigger_;
+  const std::string source_dir_;
+  const bool keep_going_;
+  std::map<std::string, v1::TaskStatus> prior_;
+  std::thread thread_;
+  std::thread pump_;
+
+  Mutex mu_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool pump_stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<v1::RunEvent> pending_ ABSL_GUARDED_BY(mu_);
+  uint64_t appended_ ABSL_GUARDED_BY(mu_) = 0;  // last seq recorded
+  v1::Run final_ ABSL_GUARDED_BY(mu_);
+
+  // Cancel/Drain requests and the scheduler they go to. A lock of its own:
+  // the scheduler calls back into Emit (mu_) while holding its locks, so
+  // mu_ must never be held while calling into the scheduler.
+  Mutex sched_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  int cancels_ ABSL_GUARDED_BY(sched_mu_) = 0;
+  bool draining_ ABSL_GUARDED_BY(sched_mu_) = false;
+  absl::Duration drain_grace_ ABSL_GUARDED_BY(sched_mu_);
+  std::string cancel_reason_ ABSL_GUARDED_BY(sched_mu_);
+  Scheduler* scheduler_ ABSL_GUARDED_BY(sched_mu_) = nullptr;
+
+  // Subscribers; delivery happens under sub_mu_ so that replay and live
+  // delivery never interleave.
+  struct Sub {
+    uint64_t last;
+    EventCallback cb;
+  };
+  Mutex sub_mu_;
+  std::map<int, Sub> subs_ ABSL_GUARDED_BY(sub_mu_);
+  int next_sub_ ABSL_GUARDED_BY(sub_mu_) = 0;
+};
+
+// A recorded run that is not executing in this process.
+class RecordedRun : public RunHandle {
+ public:
+  RecordedRun(store::RunStore* runs, std::string id)
+      : runs_(runs), id_(std::move(id)) {}
+  const std::string& id() const override { return id_; }
+  int Subscribe(uint64_t after_seq, EventCallback callback) override {
+    while (true) {
+      auto events = runs_->ReadEvents(id_, after_seq, 1000);
+      if (!events.ok() || events->empty()) break;
+      for (const auto& e : *events) callback(e);
+      after_seq = events->back().sequence();
+    }
+    return 0;
+  }
+  void Unsubscribe(int) override {}
+  v1::Run Wait() override {
+    v1::Run run;
+    while (!WaitFor(absl::Seconds(1), &run)) {
+    }
+    return run;
+  }
+  bool WaitFor(absl::Duration timeout, v1::Run* run) override {
+    absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      auto r = runs_->GetRun(id_);
+      if (r.ok()) *run = *r;
+      if (!r.ok() || IsFinalRun(r->state())) return true;
+      if (absl::Now() >= deadline) return false;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+  void Cancel(const std::string&) override {}
+
+ private:
+  store::RunStore* runs_;
+  std::string id_;
+};
+
+}  // namespace kiln
+
+#endif  // KILN_ENGINE_LIVE_RUN_H_
