@@ -76,7 +76,8 @@ class Scheduler::Phase {
 
   // Stops the phase: running attempts cancelled, pending tasks skipped.
   void Stop(v1::TaskState pending_state, const std::string& reason) {
-    std::vector<CancelSignal*> to_cancel;
+    // Shared: HandleDone may drop a finished task's signal meanwhile.
+    std::vector<std::shared_ptr<CancelSignal>> to_cancel;
     {
       MutexLock lock(&mu_);
       if (stopped_) return;
@@ -84,9 +85,9 @@ class Scheduler::Phase {
       stop_pending_ = true;
       stop_state_ = pending_state;
       stop_reason_ = reason;
-      for (auto& [name, sig] : running_) to_cancel.push_back(sig.get());
+      for (auto& [name, sig] : running_) to_cancel.push_back(sig);
     }
-    for (CancelSignal* c : to_cancel) c->Cancel();
+    for (const auto& c : to_cancel) c->Cancel();
   }
 
   bool is_finally() const { return is_finally_; }
@@ -208,7 +209,7 @@ class Scheduler::Phase {
 
   void Launch(const v1::Task& task, int attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    auto signal = std::make_unique<CancelSignal>();
+    auto signal = std::make_shared<CancelSignal>();
     CancelSignal* sig = signal.get();
     running_[task.name()] = std::move(signal);
     v1::TaskStatus& st = Status(task.name());
@@ -430,7 +431,7 @@ class Scheduler::Phase {
   bool timed_out_ ABSL_GUARDED_BY(mu_) = false;
   v1::TaskState stop_state_ ABSL_GUARDED_BY(mu_) = v1::TASK_SKIPPED;
   std::string stop_reason_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::unique_ptr<CancelSignal>> running_
+  std::map<std::string, std::shared_ptr<CancelSignal>> running_
       ABSL_GUARDED_BY(mu_);
   std::deque<Work_> queue_ ABSL_GUARDED_BY(mu_);
   std::deque<Done> done_ ABSL_GUARDED_BY(mu_);
