@@ -1,6 +1,8 @@
 #include "executors/local_sandbox/cgroup.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,6 +87,34 @@ absl::Status ProbeCgroups(const std::string& root, const std::string& parent) {
              "1")
       .IgnoreError();
   return absl::OkStatus();
+}
+
+int RemoveStaleCgroups(const std::string& root, const std::string& parent) {
+  int removed = 0;
+  for (const char* controller : {"memory", "pids"}) {
+    std::string dir = absl::StrCat(root, "/", controller, "/", parent);
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) continue;
+    std::vector<std::string> stale;
+    while (struct dirent* entry = readdir(d)) {
+      absl::string_view name = entry->d_name;
+      size_t dash = name.find('-');
+      int64_t pid = 0;
+      if (dash == absl::string_view::npos ||
+          !absl::SimpleAtoi(name.substr(0, dash), &pid) || pid <= 0 ||
+          pid > INT32_MAX) {
+        continue;
+      }
+      if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+        stale.push_back(absl::StrCat(dir, "/", name));
+      }
+    }
+    closedir(d);
+    for (const std::string& path : stale) {
+      if (rmdir(path.c_str()) == 0) ++removed;
+    }
+  }
+  return removed;
 }
 
 absl::StatusOr<std::unique_ptr<TaskCgroup>> TaskCgroup::Create(

@@ -21,6 +21,13 @@ namespace sandbox {
 // writable; otherwise why not (e.g. read-only /sys/fs/cgroup in a sandbox).
 absl::Status ProbeCgroups(const std::string& root, const std::string& parent);
 
+// Removes the task cgroup directories under `root`/{memory,pids}/`parent`
+// whose owner is dead. Task cgroups are named "<engine pid>-..."; one whose
+// engine pid no longer exists (e.g. the engine was SIGKILLed) is stale. A
+// directory that still holds processes cannot be removed and is kept.
+// Returns how many directories were removed.
+int RemoveStaleCgroups(const std::string& root, const std::string& parent);
+
 class TaskCgroup {
  public:
   // Creates the directories and writes the limits (0 = unlimited; pids

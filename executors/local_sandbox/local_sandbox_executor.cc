@@ -5,6 +5,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "executors/local_sandbox/cgroup.h"
 #include "executors/local_sandbox/sandbox_child.h"
@@ -24,7 +27,7 @@
 namespace kiln {
 namespace {
 
-constexpr size_t kInitStackBytes = 128 * 1024;
+constexpr size_t kSetupStackBytes = 256 * 1024;
 
 absl::Duration FromProto(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
@@ -37,14 +40,17 @@ unsigned long ReadLastCapability() {
   return 63;  // PR_CAPBSET_DROP of an unknown capability fails with EINVAL
 }
 
-std::vector<std::string> RealPaths(const std::vector<std::string>& paths) {
-  std::vector<std::string> resolved;
+// Absolute and, when the path exists, resolved; a path that does not exist
+// yet is kept (BuildSandboxPlan resolves it again at every Start()).
+std::vector<std::string> NormalizePaths(const std::vector<std::string>& paths) {
+  std::vector<std::string> normalized;
   for (const std::string& path : paths) {
+    if (path.empty() || path[0] != '/') continue;
     char buf[PATH_MAX];
-    if (path.empty() || realpath(path.c_str(), buf) == nullptr) continue;
-    resolved.emplace_back(buf);
+    normalized.emplace_back(realpath(path.c_str(), buf) != nullptr ? buf
+                                                                   : path);
   }
-  return resolved;
+  return normalized;
 }
 
 // Closes every fd in `fds` that is still open.
@@ -54,10 +60,71 @@ void CloseAll(std::initializer_list<int> fds) {
   }
 }
 
+std::string Dirname(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+// Where kiln-sandbox-init may be: next to the executable, then the Bazel
+// runfiles of the executable (or of the test).
+std::vector<std::string> InitBinaryCandidates() {
+  std::vector<std::string> candidates;
+  const std::string relative =
+      absl::StrCat("kiln/executors/local_sandbox/", sandbox::kInitBinaryName);
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  std::string self = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
+  if (!self.empty()) {
+    candidates.push_back(
+        absl::StrCat(Dirname(self), "/", sandbox::kInitBinaryName));
+  }
+  for (const char* var : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
+    if (const char* dir = getenv(var); dir != nullptr && dir[0] != '\0') {
+      candidates.push_back(absl::StrCat(dir, "/", relative));
+    }
+  }
+  if (!self.empty()) {
+    candidates.push_back(absl::StrCat(self, ".runfiles/", relative));
+  }
+  return candidates;
+}
+
+// Opens the init binary (O_PATH); FailedPrecondition naming every place
+// looked at when there is none.
+absl::StatusOr<int> OpenInitBinary(const std::string& configured,
+                                   std::string* found) {
+  std::vector<std::string> candidates =
+      configured.empty() ? InitBinaryCandidates()
+                         : std::vector<std::string>{configured};
+  for (const std::string& candidate : candidates) {
+    struct stat st;
+    if (stat(candidate.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        access(candidate.c_str(), X_OK) != 0) {
+      continue;
+    }
+    int fd = open(candidate.c_str(), O_PATH | O_CLOEXEC);
+    if (fd < 0) continue;
+    *found = candidate;
+    return fd;
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the sandbox init binary ", sandbox::kInitBinaryName,
+      " was not found (looked at: ", absl::StrJoin(candidates, ", "),
+      "); install it next to the kiln executable or set "
+      "LocalSandboxOptions.init_binary"));
+}
+
 }  // namespace
 
+std::vector<std::string> DefaultRootPaths() {
+  return sandbox::DefaultRootPaths();
+}
+
 std::vector<std::string> DefaultHiddenPaths(const std::string& store_dir) {
-  std::vector<std::string> paths;
+  std::vector<std::string> paths = {
+      "/etc/shadow", "/etc/shadow-",         "/etc/gshadow", "/etc/gshadow-",
+      "/etc/ssh",    "/etc/ssl/private",     "/etc/sudoers", "/etc/sudoers.d",
+      "/etc/kiln",   "/etc/security/opasswd"};
   if (const char* home = getenv("HOME"); home != nullptr && home[0] == '/') {
     paths.emplace_back(home);
   }
@@ -70,12 +137,21 @@ std::vector<std::string> DefaultHiddenPaths(const std::string& store_dir) {
 LocalSandboxExecutor::LocalSandboxExecutor(LocalSandboxOptions options)
     : options_(std::move(options)) {}
 
+LocalSandboxExecutor::~LocalSandboxExecutor() {
+  if (init_binary_fd_ >= 0) close(init_binary_fd_);
+}
+
 absl::StatusOr<std::unique_ptr<LocalSandboxExecutor>>
 LocalSandboxExecutor::Create(LocalSandboxOptions options) {
   std::unique_ptr<LocalSandboxExecutor> executor(
       new LocalSandboxExecutor(std::move(options)));
   LocalSandboxOptions& o = executor->options_;
-  o.hidden_paths = RealPaths(o.hidden_paths);
+  o.hidden_paths = NormalizePaths(o.hidden_paths);
+  if (o.root_paths.empty()) o.root_paths = DefaultRootPaths();
+  absl::StatusOr<int> init_fd =
+      OpenInitBinary(o.init_binary, &executor->init_binary_);
+  if (!init_fd.ok()) return init_fd.status();
+  executor->init_binary_fd_ = *init_fd;
   executor->last_capability_ = ReadLastCapability();
   if (o.cgroups == LocalSandboxOptions::Cgroups::kOff) {
     executor->cgroup_fallback_reason_ = "cgroups disabled by options";
@@ -83,6 +159,8 @@ LocalSandboxExecutor::Create(LocalSandboxOptions options) {
     absl::Status probe = sandbox::ProbeCgroups(o.cgroup_root, o.cgroup_parent);
     if (probe.ok()) {
       executor->cgroups_active_ = true;
+      executor->stale_cgroups_removed_ =
+          sandbox::RemoveStaleCgroups(o.cgroup_root, o.cgroup_parent);
     } else if (o.cgroups == LocalSandboxOptions::Cgroups::kRequire) {
       return probe;
     } else {
@@ -95,49 +173,68 @@ LocalSandboxExecutor::Create(LocalSandboxOptions options) {
 std::string LocalSandboxExecutor::Platform() const {
   struct utsname u;
   std::string machine = uname(&u) == 0 ? u.machine : "unknown";
-  // The root policy (host root read-only, same-path workspace, private
-  // /tmp) is fixed in v1; changing it must bump the version.
-  return absl::StrCat("linux/", machine, "/local-sandbox/v1");
+  // The root policy (allow-listed host trees read-only, same-path
+  // workspace, private /tmp, umask 022) is fixed in v2; changing it must
+  // bump the version.
+  return absl::StrCat("linux/", machine, "/local-sandbox/v2");
 }
 
 absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::Start(
     const v1::ExecRequest& request, OutputSink* sink) {
   if (sink == nullptr) return absl::InvalidArgumentError("sink is null");
+  const v1::ExecLimits& limits = request.limits();
+  const LocalSandboxOptions::DefaultLimits& defaults = options_.default_limits;
   sandbox::PlanOptions plan_options;
+  plan_options.root_paths = options_.root_paths;
   plan_options.hidden_paths = options_.hidden_paths;
   plan_options.cgroups_active = cgroups_active_;
   plan_options.last_capability = last_capability_;
+  plan_options.tmp_bytes =
+      limits.tmp_bytes() > 0 ? limits.tmp_bytes() : defaults.tmp_bytes;
+  // Memory and pids: the request's, else the defaults (cgroups only).
+  uint64_t memory_bytes = limits.memory_bytes();
+  uint32_t max_pids = limits.max_pids();
+  const bool explicit_limits = memory_bytes > 0 || max_pids > 0;
+  if (cgroups_active_) {
+    if (memory_bytes == 0) memory_bytes = defaults.memory_bytes;
+    if (max_pids == 0) max_pids = defaults.max_pids;
+  } else {
+    plan_options.rlimit_as = memory_bytes;
+    // pid 1 of the sandbox counts too.
+    plan_options.rlimit_nproc = max_pids > 0 ? uint64_t{max_pids} + 1 : 0;
+  }
   absl::StatusOr<std::unique_ptr<sandbox::SandboxPlan>> plan_or =
       sandbox::BuildSandboxPlan(request, plan_options);
   if (!plan_or.ok()) return plan_or.status();
   sandbox::SandboxPlan& plan = **plan_or;
 
-  const v1::ExecLimits& limits = request.limits();
   sandbox::ExecutionSetup setup;
   setup.sink = sink;
   setup.argv0 = request.argv(0);
-  setup.timeout = FromProto(limits.timeout());
+  setup.timeout =
+      limits.has_timeout() && FromProto(limits.timeout()) > absl::ZeroDuration()
+          ? FromProto(limits.timeout())
+          : defaults.timeout;
   setup.kill_grace = limits.has_kill_grace() ? FromProto(limits.kill_grace())
                                              : options_.default_kill_grace;
   setup.max_log_bytes = limits.max_log_bytes();
   setup.max_line_bytes = options_.max_line_bytes;
-  const bool wants_limits = limits.memory_bytes() > 0 || limits.max_pids() > 0;
-  if (wants_limits && cgroups_active_) {
+  if (cgroups_active_ && (memory_bytes > 0 || max_pids > 0)) {
     std::string name =
         absl::StrCat(getpid(), "-", next_id_.fetch_add(1), "-",
                      absl::ToUnixNanos(absl::Now()) % 1000000007);
     absl::StatusOr<std::unique_ptr<sandbox::TaskCgroup>> cgroup =
         sandbox::TaskCgroup::Create(options_.cgroup_root,
-                                    options_.cgroup_parent, name,
-                                    limits.memory_bytes(), limits.max_pids());
+                                    options_.cgroup_parent, name, memory_bytes,
+                                    max_pids);
     if (!cgroup.ok()) return cgroup.status();
     setup.cgroup = std::move(*cgroup);
     plan.cgroup_procs_fds = setup.cgroup->procs_fds();
-  } else if (wants_limits) {
+  } else if (explicit_limits) {
     setup.limits_note = absl::StrCat(
         "limits enforced without cgroups (", cgroup_fallback_reason_,
         "): memory by RLIMIT_AS (address space, not RSS)",
-        limits.max_pids() > 0 && geteuid() == 0
+        max_pids > 0 && geteuid() == 0
             ? "; the pids limit is NOT enforced: RLIMIT_NPROC does not apply "
               "to uid 0"
             : "; pids by RLIMIT_NPROC");
@@ -158,26 +255,43 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::Start(
     return absl::UnavailableError(
         absl::StrCat("open /dev/null: ", std::strerror(error)));
   }
+  // The setup child's stack: mmap'd, not from the (possibly instrumented)
+  // heap, since the child shares this process's memory.
+  void* stack = mmap(nullptr, kSetupStackBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
+    int error = errno;
+    CloseAll({out[0], out[1], err[0], err[1], report[0], report[1], dev_null});
+    return absl::ResourceExhaustedError(
+        absl::StrCat("mmap setup stack: ", std::strerror(error)));
+  }
   plan.stdin_fd = dev_null;
   plan.stdout_fd = out[1];
   plan.stderr_fd = err[1];
   plan.report_fd = report[1];
+  plan.init_binary_fd = init_binary_fd_;
 
-  int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
-              CLONE_NEWUTS | CLONE_PIDFD;
+  // CLONE_VM | CLONE_VFORK: no copy of the engine's page tables (the cost
+  // of a sandboxed `true` does not grow with the engine), and this thread
+  // waits until the child has exec'd kiln-sandbox-init (or failed).
+  int flags = CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWNS |
+              CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD |
+              SIGCHLD;
   if (!request.network()) flags |= CLONE_NEWNET;
-  std::unique_ptr<char[]> stack(new char[kInitStackBytes]);
-  // The child starts with every signal blocked, so a SIGTERM sent before it
-  // is ready waits instead of being dropped (pid 1 ignores default signals).
+  // The child starts with every signal blocked, so a SIGTERM sent before
+  // init is ready waits instead of being dropped (pid 1 ignores default
+  // signals); init keeps them blocked and takes them with sigwaitinfo().
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &previous);
   int pidfd = -1;
   setup.start = absl::Now();
-  pid_t pid = clone(sandbox::SandboxInitMain, stack.get() + kInitStackBytes,
-                    flags, &plan, &pidfd);
+  pid_t pid =
+      clone(sandbox::SandboxSetupMain,
+            static_cast<char*>(stack) + kSetupStackBytes, flags, &plan, &pidfd);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  munmap(stack, kSetupStackBytes);
   CloseAll({out[1], err[1], report[1], dev_null});
   if (setup.cgroup) setup.cgroup->CloseProcsFds();
   if (pid < 0) {

@@ -1,24 +1,35 @@
 // LocalSandboxExecutor runs each command in fresh Linux namespaces (user,
-// mount, pid, ipc, uts and, unless request.network, net) created by one
-// in-process clone():
-//   - the root is the host's / (or request.rootfs), recursively read-only,
-//     nosuid and nodev;
+// mount, pid, ipc, uts and, unless request.network, net). The threat model
+// and the exact policy are in docs/h-sandbox.md; in short:
+//   - host mode (no request.rootfs): the root is a fresh read-only tmpfs
+//     holding read-only, nosuid, nodev binds of an allow-list of host trees
+//     (root_paths: /usr, /bin, /sbin, /lib*, /etc) and nothing else of the
+//     host: no store, no $HOME, no other workspace, no host socket under
+//     /run, /var or /tmp exists inside, whether it exists yet or not;
+//     hidden_paths inside those trees (e.g. /etc/shadow) are covered by an
+//     empty read-only tmpfs (files: by /dev/null);
+//   - rootfs mode: request.rootfs, recursively read-only, nosuid, nodev;
 //   - request.workspace is mounted read-write at the SAME path inside; it is
-//     the only writable place besides the private tmpfs /tmp and /dev/shm;
-//     the command runs in workspace/workdir;
+//     the only writable place besides the private tmpfs /tmp, /var/tmp,
+//     /run and /dev/shm (each of at most tmp_bytes); the command runs in
+//     workspace/workdir with umask 022 (the host's umask does not leak in);
 //   - a fresh /proc (only the task's processes), a minimal /dev (null, zero,
-//     full, random, urandom; no tty), hidden paths covered by empty
-//     read-only tmpfs (files: by /dev/null);
+//     full, random, urandom; no tty), no /sys;
 //   - no network but a loopback interface; fds 0 (/dev/null), 1, 2 (pipes)
 //     only; exactly request.env; a new session (no controlling tty);
-//     no capabilities (bounding set empty) and no_new_privs;
-//   - pid 1 of the namespace is the executor's own init: when the command
-//     exits, every other process of the task is killed.
-// Limits: wall timeout (SIGTERM to every task process, SIGKILL after
-// kill_grace), memory and pids through per-execution cgroup v1 directories
-// (or, when cgroups are unavailable, RLIMIT_AS and RLIMIT_NPROC, the latter
-// ineffective for uid 0, as the result message says), log size (SIGKILL once
-// max_log_bytes is exceeded).
+//     no capabilities (bounding set empty), no_new_privs and a seccomp
+//     filter (sandbox_init.cc);
+//   - pid 1 of the namespace is kiln-sandbox-init, a small static binary
+//     exec'd before any task code runs (no copy of the engine's memory is
+//     reachable), non-dumpable: the task cannot ptrace it or read its
+//     memory. When the command exits, every other process of the task is
+//     killed; when the engine dies, the task is killed.
+// Limits (request value, else the engine's DefaultLimits): wall timeout
+// (SIGTERM to every task process, SIGKILL after kill_grace), memory and pids
+// through per-execution cgroup v1 directories (or, when cgroups are
+// unavailable, only explicit request limits as RLIMIT_AS and RLIMIT_NPROC,
+// the latter ineffective for uid 0, as the result message says), /tmp size,
+// log size (SIGKILL once max_log_bytes is exceeded).
 //
 // Output is read on one thread per execution, which also delivers lines to
 // the sink; a sink that blocks stalls the reading, the task then blocks on a
@@ -46,29 +57,52 @@ struct LocalSandboxOptions {
     kRequire,  // Create() fails when cgroups are not usable
     kOff,      // always the rlimit fallback
   };
-  // Paths covered by an empty read-only tmpfs inside the sandbox. Missing
-  // paths are skipped. Default: DefaultHiddenPaths(store_dir).
+  // Limits for a request that leaves one unset (zero). Every task is
+  // bounded: overridable per engine here and per task in ExecLimits.
+  struct DefaultLimits {
+    absl::Duration timeout = absl::Hours(4);
+    // Enforced only with cgroups (as RLIMIT_AS it would break programs that
+    // reserve address space, e.g. JVMs and sanitized binaries).
+    uint64_t memory_bytes = uint64_t{8} << 30;
+    uint32_t max_pids = 1024;  // with cgroups only (see RLIMIT_NPROC)
+    uint64_t tmp_bytes = uint64_t{1} << 30;  // each of /tmp, /var/tmp, ...
+  };
+  // Host trees visible read-only in host mode. Empty: DefaultRootPaths().
+  std::vector<std::string> root_paths;
+  // Paths inside the visible trees covered by an empty read-only tmpfs
+  // (files: /dev/null). Paths that do not exist (yet) are checked again at
+  // every Start(). Default: DefaultHiddenPaths(store_dir).
   std::vector<std::string> hidden_paths;
+  DefaultLimits default_limits;
   Cgroups cgroups = Cgroups::kAuto;
   std::string cgroup_root = "/sys/fs/cgroup";
   std::string cgroup_parent = "kiln";
+  // The kiln-sandbox-init binary. Empty: next to the running executable,
+  // then in its Bazel runfiles; Create() fails when it is not found.
+  std::string init_binary;
   // Lines longer than this are split.
   size_t max_line_bytes = 64 * 1024;
   // Used when a request leaves limits.kill_grace unset.
   absl::Duration default_kill_grace = absl::Seconds(2);
 };
 
-// $HOME, /root, /home and `store_dir` (when not empty).
+// /usr, /bin, /sbin, /lib, /lib32, /lib64, /libx32, /etc.
+std::vector<std::string> DefaultRootPaths();
+// Secrets under /etc (shadow files, ssh host keys, TLS private keys,
+// sudoers), $HOME, /root, /home and `store_dir` (when not empty).
 std::vector<std::string> DefaultHiddenPaths(const std::string& store_dir);
 
 class LocalSandboxExecutor : public Executor {
  public:
-  // Fails (Unavailable) when cgroups are required but not usable.
+  // Fails (Unavailable) when cgroups are required but not usable, and
+  // (FailedPrecondition) when kiln-sandbox-init cannot be found. With
+  // cgroups, removes the task cgroups left behind by dead engines.
   static absl::StatusOr<std::unique_ptr<LocalSandboxExecutor>> Create(
       LocalSandboxOptions options);
+  ~LocalSandboxExecutor() override;
 
   std::string Name() const override { return "local-sandbox"; }
-  // "linux/<arch>/local-sandbox/v1/<root policy>".
+  // "linux/<arch>/local-sandbox/v2".
   std::string Platform() const override;
   absl::StatusOr<std::unique_ptr<Execution>> Start(
       const v1::ExecRequest& request, OutputSink* sink) override;
@@ -79,6 +113,10 @@ class LocalSandboxExecutor : public Executor {
   const std::string& cgroup_fallback_reason() const {
     return cgroup_fallback_reason_;
   }
+  // The init binary in use.
+  const std::string& init_binary() const { return init_binary_; }
+  // How many stale task cgroup directories Create() removed.
+  int stale_cgroups_removed() const { return stale_cgroups_removed_; }
 
  private:
   explicit LocalSandboxExecutor(LocalSandboxOptions options);
@@ -86,6 +124,9 @@ class LocalSandboxExecutor : public Executor {
   LocalSandboxOptions options_;
   bool cgroups_active_ = false;
   std::string cgroup_fallback_reason_;
+  std::string init_binary_;
+  int init_binary_fd_ = -1;  // O_PATH
+  int stale_cgroups_removed_ = 0;
   unsigned long last_capability_ = 40;
   std::atomic<uint64_t> next_id_{0};
 };

@@ -14,7 +14,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,9 +22,10 @@
 
 #include "executors/local_sandbox/sandbox_plan.h"
 
-// The child runs in a copy of a multithreaded process: sanitizer runtimes may
-// hold locks that no thread of the copy will ever release, so the child is
-// not instrumented and calls the kernel directly.
+// The child shares the memory of a multithreaded process whose calling
+// thread is suspended: sanitizer runtimes may hold locks or per-thread state
+// that must not be touched, so the child is not instrumented and calls the
+// kernel directly.
 #if defined(__clang__)
 #define KILN_SANDBOX_CHILD \
   __attribute__((no_sanitize("address", "thread", "undefined")))
@@ -37,8 +37,6 @@ namespace kiln {
 namespace sandbox {
 namespace {
 
-constexpr int kReportFd = 3;
-constexpr int kSetupExitCode = 125;
 const char* const kDevices[] = {"null", "zero", "full", "random", "urandom"};
 constexpr int kDeviceCount = 5;
 
@@ -68,12 +66,11 @@ struct Child {
 };
 
 KILN_SANDBOX_CHILD void Report(int fd, int32_t kind, int32_t error,
-                               int32_t wait_status, const char* step,
-                               const char* detail) {
+                               const char* step, const char* detail) {
   ChildReport report;
   report.kind = kind;
   report.error = error;
-  report.wait_status = wait_status;
+  report.wait_status = 0;
   report.step[0] = '\0';
   Append(report.step, sizeof(report.step), step);
   if (detail != nullptr) {
@@ -87,7 +84,7 @@ KILN_SANDBOX_CHILD void Report(int fd, int32_t kind, int32_t error,
 [[noreturn]] KILN_SANDBOX_CHILD void Fail(const Child& c, const char* step,
                                           const char* detail = nullptr) {
   int error = errno;
-  Report(c.report_fd, ChildReport::kSetupFailed, error, 0, step, detail);
+  Report(c.report_fd, ChildReport::kSetupFailed, error, step, detail);
   syscall(SYS_exit_group, kSetupExitCode);
   __builtin_unreachable();
 }
@@ -99,6 +96,13 @@ KILN_SANDBOX_CHILD const char* Visible(const char* path) {
     if (path[i] != kAssemblyPoint[i]) return path;
   }
   return path[n] == '\0' ? "/" : path + n;
+}
+
+KILN_SANDBOX_CHILD int Mount(const char* source, const char* target,
+                             const char* type, unsigned long flags,
+                             const char* data) {
+  return static_cast<int>(
+      syscall(SYS_mount, source, target, type, flags, data));
 }
 
 KILN_SANDBOX_CHILD int WriteFile(const char* path, const char* content) {
@@ -126,6 +130,14 @@ KILN_SANDBOX_CHILD void MakeDirectories(const char* path, bool include_last) {
     buf[i] = '/';
   }
   if (include_last) syscall(SYS_mkdirat, AT_FDCWD, buf, 0755);
+}
+
+// An empty regular file to mount a file over (errors: see MakeDirectories).
+KILN_SANDBOX_CHILD void MakeFile(const char* path) {
+  MakeDirectories(path, false);
+  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path,
+                                    O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+  if (fd >= 0) syscall(SYS_close, fd);
 }
 
 KILN_SANDBOX_CHILD void JoinPath(char* buf, size_t cap, const char* a,
@@ -163,12 +175,15 @@ KILN_SANDBOX_CHILD void MapIdentity(const Child& c) {
 }
 
 // Leaves exactly: 0 = /dev/null, 1 = stdout pipe, 2 = stderr pipe,
-// 3 = report pipe (close-on-exec); everything else is closed.
+// kReportFd = report pipe (inherited by init), kInitBinaryFd = the init
+// binary (close-on-exec); everything else is closed.
 KILN_SANDBOX_CHILD void ArrangeFds(Child& c) {
   const SandboxPlan& p = *c.plan;
-  int moved[4];
-  const int sources[4] = {p.stdin_fd, p.stdout_fd, p.stderr_fd, p.report_fd};
-  for (int i = 0; i < 4; ++i) {
+  constexpr int kCount = 5;
+  int moved[kCount];
+  const int sources[kCount] = {p.stdin_fd, p.stdout_fd, p.stderr_fd,
+                               p.report_fd, p.init_binary_fd};
+  for (int i = 0; i < kCount; ++i) {
     moved[i] =
         static_cast<int>(syscall(SYS_fcntl, sources[i], F_DUPFD_CLOEXEC, 64));
     if (moved[i] < 0) Fail(c, "duplicate standard fds");
@@ -177,11 +192,12 @@ KILN_SANDBOX_CHILD void ArrangeFds(Child& c) {
   for (int i = 0; i < 3; ++i) {
     if (syscall(SYS_dup3, moved[i], i, 0) < 0) Fail(c, "dup3 standard fd");
   }
-  if (syscall(SYS_dup3, moved[3], kReportFd, O_CLOEXEC) < 0) {
-    Fail(c, "dup3 report fd");
-  }
+  if (syscall(SYS_dup3, moved[3], kReportFd, 0) < 0) Fail(c, "dup3 report fd");
   c.report_fd = kReportFd;
-  if (syscall(SYS_close_range, kReportFd + 1, ~0U, 0) != 0) {
+  if (syscall(SYS_dup3, moved[4], kInitBinaryFd, O_CLOEXEC) < 0) {
+    Fail(c, "dup3 init binary fd");
+  }
+  if (syscall(SYS_close_range, kInitBinaryFd + 1, ~0U, 0) != 0) {
     Fail(c, "close inherited fds");
   }
 }
@@ -216,7 +232,7 @@ KILN_SANDBOX_CHILD void Attach(const Child& c, int tree, const char* target,
 
 KILN_SANDBOX_CHILD void Remount(const Child& c, const char* target,
                                 unsigned long flags) {
-  if (mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | flags,
+  if (Mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | flags,
             nullptr) != 0) {
     Fail(c, "remount read-only", Visible(target));
   }
@@ -225,7 +241,8 @@ KILN_SANDBOX_CHILD void Remount(const Child& c, const char* target,
 KILN_SANDBOX_CHILD void BuildDev(const Child& c, const int* device_trees) {
   char path[PATH_MAX];
   JoinPath(path, sizeof(path), kAssemblyPoint, "/dev");
-  if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NOEXEC,
+  MakeDirectories(path, true);
+  if (Mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NOEXEC,
             "mode=755,size=64k") != 0) {
     Fail(c, "mount tmpfs", "/dev");
   }
@@ -256,15 +273,18 @@ KILN_SANDBOX_CHILD void BuildDev(const Child& c, const int* device_trees) {
 
 KILN_SANDBOX_CHILD void BuildFilesystem(const Child& c) {
   const SandboxPlan& p = *c.plan;
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+  if (Mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     Fail(c, "make mounts private");
   }
   // Everything the new root is made of is cloned before anything is attached,
   // so no later mount can shadow a source path.
-  int root = CloneTree(c, p.root_source.c_str(), AT_RECURSIVE, "clone root");
-  SetAttributes(c, root,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                "make root read-only");
+  int root = -1;
+  if (!p.root_is_tmpfs) {
+    root = CloneTree(c, p.root_source.c_str(), AT_RECURSIVE, "clone root");
+    SetAttributes(c, root,
+                  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                  "make root read-only");
+  }
   int workspace =
       CloneTree(c, p.workspace.c_str(), AT_RECURSIVE, "clone workspace");
   SetAttributes(c, workspace, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
@@ -275,23 +295,59 @@ KILN_SANDBOX_CHILD void BuildFilesystem(const Child& c) {
     JoinPath(path, sizeof(path), "/dev/", kDevices[i]);
     devices[i] = CloneTree(c, path, 0, "clone device");
   }
-  Attach(c, root, kAssemblyPoint, "attach root at");
+  int binds[kMaxMounts];
+  const size_t mount_count = p.mounts.size();
+  for (size_t i = 0; i < mount_count; ++i) {
+    const MountOp& op = p.mounts[i];
+    binds[i] = -1;
+    if (op.kind != MountOp::Kind::kBind) continue;
+    binds[i] =
+        CloneTree(c, op.source.c_str(), op.is_file ? 0 : AT_RECURSIVE, "clone");
+    SetAttributes(c, binds[i],
+                  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                  "make bind read-only");
+  }
+  if (p.root_is_tmpfs) {
+    if (Mount("tmpfs", kAssemblyPoint, "tmpfs", MS_NOSUID | MS_NODEV,
+              "mode=755,size=1m,nr_inodes=4096") != 0) {
+      Fail(c, "mount tmpfs", "/");
+    }
+    JoinPath(path, sizeof(path), kAssemblyPoint, "/proc");
+    MakeDirectories(path, true);
+  } else {
+    Attach(c, root, kAssemblyPoint, "attach root at");
+  }
 
   BuildDev(c, devices);
   JoinPath(path, sizeof(path), kAssemblyPoint, "/proc");
-  if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) !=
+  if (Mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) !=
       0) {
     Fail(c, "mount proc", "/proc");
   }
   char dev_null[PATH_MAX];
   JoinPath(dev_null, sizeof(dev_null), kAssemblyPoint, "/dev/null");
-  for (const MountOp& op : p.mounts) {
+  for (size_t i = 0; i < mount_count; ++i) {
+    const MountOp& op = p.mounts[i];
     const char* target = op.target.c_str();
     switch (op.kind) {
       case MountOp::Kind::kTmpfs:
         MakeDirectories(target, true);
-        if (mount("tmpfs", target, "tmpfs", op.flags, op.data.c_str()) != 0) {
+        if (Mount("tmpfs", target, "tmpfs", op.flags, op.data.c_str()) != 0) {
           Fail(c, "mount tmpfs", Visible(target));
+        }
+        break;
+      case MountOp::Kind::kBind:
+        if (op.is_file) {
+          MakeFile(target);
+        } else {
+          MakeDirectories(target, true);
+        }
+        Attach(c, binds[i], target, "bind");
+        break;
+      case MountOp::Kind::kSymlink:
+        MakeDirectories(target, false);
+        if (syscall(SYS_symlinkat, op.source.c_str(), AT_FDCWD, target) != 0) {
+          Fail(c, "symlink", Visible(target));
         }
         break;
       case MountOp::Kind::kWorkspace:
@@ -300,7 +356,7 @@ KILN_SANDBOX_CHILD void BuildFilesystem(const Child& c) {
         break;
       case MountOp::Kind::kDevNullFile:
         MakeDirectories(target, false);
-        if (mount(dev_null, target, nullptr, MS_BIND, nullptr) != 0) {
+        if (Mount(dev_null, target, nullptr, MS_BIND, nullptr) != 0) {
           Fail(c, "hide file", Visible(target));
         }
         break;
@@ -311,10 +367,11 @@ KILN_SANDBOX_CHILD void BuildFilesystem(const Child& c) {
   for (const MountOp& op : p.mounts) {
     if (op.remount_read_only) Remount(c, op.target.c_str(), op.flags);
   }
+  if (p.root_is_tmpfs) Remount(c, kAssemblyPoint, MS_NOSUID | MS_NODEV);
 
   if (syscall(SYS_chdir, kAssemblyPoint) != 0) Fail(c, "chdir new root");
   if (syscall(SYS_pivot_root, ".", ".") != 0) Fail(c, "pivot_root");
-  if (umount2(".", MNT_DETACH) != 0) Fail(c, "detach old root");
+  if (syscall(SYS_umount2, ".", MNT_DETACH) != 0) Fail(c, "detach old root");
   if (syscall(SYS_chdir, "/") != 0) Fail(c, "chdir /");
 }
 
@@ -358,38 +415,10 @@ KILN_SANDBOX_CHILD void DropPrivileges(const Child& c) {
   }
 }
 
-// In the vfork()ed child: exec the command or report why not.
-[[noreturn]] KILN_SANDBOX_CHILD void ExecCommand(const Child& c) {
-  uint64_t empty = 0;
-  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, nullptr, 8);
-  const SandboxPlan& p = *c.plan;
-  int error = ENOENT;
-  for (const std::string& candidate : p.exec_candidates) {
-    syscall(SYS_execve, candidate.c_str(), p.argv.data(), p.envp.data());
-    // Like execvp: a candidate that exists but fails is the better reason.
-    if (errno != ENOENT && errno != ENOTDIR) error = errno;
-  }
-  Report(c.report_fd, ChildReport::kExecFailed, error, 0, "exec",
-         p.argv_storage[0].c_str());
-  syscall(SYS_exit_group, 127);
-  __builtin_unreachable();
-}
-
-KILN_SANDBOX_CHILD int ExecCommandEntry(void* child) {
-  ExecCommand(*static_cast<const Child*>(child));
-}
-
-// pid 1 after the command started: reap, forward, exit with the command.
-// True when nobody holds the read end of the report pipe any more: the
-// engine process is gone (even if it died by SIGKILL).
-KILN_SANDBOX_CHILD bool EngineGone(const Child& c) {
-  struct pollfd p = {c.report_fd, 0, 0};
-  return syscall(SYS_poll, &p, 1, 0) == 1 && (p.revents & POLLERR) != 0;
-}
-
 // The engine's death must end the task: ask for SIGIO when the report
-// pipe's last reader closes (O_ASYNC on the write end); SuperviseCommand
-// takes it. PR_SET_PDEATHSIG would tie the task to the starting *thread*.
+// pipe's last reader closes (O_ASYNC on the write end; the flag and the
+// owner survive the exec of init, which takes the signal).
+// PR_SET_PDEATHSIG would tie the task to the starting *thread*.
 KILN_SANDBOX_CHILD void WatchEngine(const Child& c) {
   long flags = syscall(SYS_fcntl, c.report_fd, F_GETFL);
   if (flags < 0 ||
@@ -397,49 +426,16 @@ KILN_SANDBOX_CHILD void WatchEngine(const Child& c) {
       syscall(SYS_fcntl, c.report_fd, F_SETFL, flags | O_ASYNC) != 0) {
     Fail(c, "fcntl O_ASYNC on the report pipe");
   }
-  if (EngineGone(c)) syscall(SYS_exit_group, 1);
-}
-
-[[noreturn]] KILN_SANDBOX_CHILD void SuperviseCommand(const Child& c,
-                                                      pid_t command) {
-  uint64_t waited = (1ULL << (SIGCHLD - 1)) | (1ULL << (SIGTERM - 1)) |
-                    (1ULL << (SIGINT - 1)) | (1ULL << (SIGHUP - 1)) |
-                    (1ULL << (SIGIO - 1));
-  if (EngineGone(c)) syscall(SYS_exit_group, 1);
-  for (;;) {
-    siginfo_t info;
-    long sig = syscall(SYS_rt_sigtimedwait, &waited, &info, nullptr, 8);
-    if (sig < 0) continue;
-    if (sig == SIGIO) {
-      // Exiting pid 1 kills every process of the namespace.
-      if (EngineGone(c)) syscall(SYS_exit_group, 1);
-      continue;
-    }
-    if (sig != SIGCHLD) {
-      syscall(SYS_kill, -1, static_cast<int>(sig));
-      continue;
-    }
-    for (;;) {
-      int status = 0;
-      long pid = syscall(SYS_wait4, -1, &status, WNOHANG | __WALL, nullptr);
-      if (pid <= 0) break;
-      if (pid == command) {
-        Report(c.report_fd, ChildReport::kCommandExited, 0, status, "",
-               nullptr);
-        // Exiting pid 1 kills every other process of the namespace.
-        syscall(SYS_exit_group, 0);
-      }
-    }
-  }
 }
 
 }  // namespace
 
-KILN_SANDBOX_CHILD int SandboxInitMain(void* arg) {
+KILN_SANDBOX_CHILD int SandboxSetupMain(void* arg) {
   Child c{static_cast<const SandboxPlan*>(arg), -1};
   c.report_fd = c.plan->report_fd;
-  // Every signal arrives blocked (the executor blocks them around clone());
-  // dispositions inherited from the host process are reset.
+  // Every signal arrives blocked (the executor blocks them around clone())
+  // and stays blocked across the exec of init; dispositions inherited from
+  // the host process are reset.
   ResetSignals();
   WatchEngine(c);
   JoinCgroups(c);
@@ -453,15 +449,14 @@ KILN_SANDBOX_CHILD int SandboxInitMain(void* arg) {
   }
   ApplyRlimit(c, RLIMIT_AS, c.plan->rlimit_as, "setrlimit RLIMIT_AS");
   ApplyRlimit(c, RLIMIT_NPROC, c.plan->rlimit_nproc, "setrlimit RLIMIT_NPROC");
+  // A fixed umask: the host's must not change the modes of what the task
+  // creates (reproducible archives, cache keys).
+  syscall(SYS_umask, 022);
   if (syscall(SYS_setsid) < 0) Fail(c, "setsid");
   DropPrivileges(c);
-  // CLONE_VM|CLONE_VFORK on the plan's stack: vfork() speed without the
-  // sanitizers' vfork interceptors.
-  pid_t command = clone(ExecCommandEntry,
-                        c.plan->exec_stack.get() + c.plan->exec_stack_size,
-                        CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
-  if (command < 0) Fail(c, "start command");
-  SuperviseCommand(c, command);
+  syscall(SYS_execveat, kInitBinaryFd, "", c.plan->init_argv.data(),
+          c.plan->envp.data(), AT_EMPTY_PATH);
+  Fail(c, "exec", kInitBinaryName);
 }
 
 }  // namespace sandbox

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "executors/local_sandbox/sandbox_protocol.h"
 
 namespace kiln {
 namespace sandbox {
@@ -21,6 +22,8 @@ namespace {
 
 constexpr char kDefaultPath[] =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// The private writable places of every sandbox (fresh tmpfs each).
+const char* const kPrivateTmpfs[] = {"/tmp", "/var/tmp", "/run", "/dev/shm"};
 
 absl::StatusOr<std::string> RealDirectory(const std::string& path,
                                           absl::string_view what) {
@@ -39,6 +42,19 @@ absl::StatusOr<std::string> RealDirectory(const std::string& path,
         absl::StrCat(what, " ", path, " is not a directory"));
   }
   return std::string(resolved);
+}
+
+std::string RealPath(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (path.empty() || realpath(path.c_str(), resolved) == nullptr) return "";
+  return resolved;
+}
+
+// True when `path` is `dir` or below it.
+bool IsUnder(const std::string& path, const std::string& dir) {
+  if (dir == "/") return true;
+  return path.compare(0, dir.size(), dir) == 0 &&
+         (path.size() == dir.size() || path[dir.size()] == '/');
 }
 
 // Joins the workspace and a relative workdir, rejecting any escape.
@@ -73,21 +89,39 @@ std::vector<std::string> ExecCandidates(const v1::ExecRequest& request) {
   return candidates;
 }
 
-// True when a strict ancestor of `path` is hidden already (then `path` is
-// not visible anyway, and has no mountpoint inside the empty tmpfs).
-bool UnderAnother(const std::string& path,
-                  const std::vector<std::string>& hidden) {
-  for (const std::string& other : hidden) {
-    if (other.size() < path.size() && !other.empty() &&
-        path.compare(0, other.size(), other) == 0 &&
-        (other.back() == '/' || path[other.size()] == '/')) {
-      return true;
-    }
+MountOp Op(MountOp::Kind kind, std::string target, std::string data = "",
+           unsigned long flags = 0, bool remount_read_only = false) {
+  MountOp op;
+  op.kind = kind;
+  op.target = std::move(target);
+  op.data = std::move(data);
+  op.flags = flags;
+  op.remount_read_only = remount_read_only;
+  return op;
+}
+
+// A visible host tree: `host` (real path) appears at `inside`.
+struct VisibleTree {
+  std::string host;
+  std::string inside;
+};
+
+// Where the host's `real` path appears inside the sandbox ("" = nowhere).
+std::string InsidePath(const std::string& real,
+                       const std::vector<VisibleTree>& trees) {
+  for (const VisibleTree& tree : trees) {
+    if (!IsUnder(real, tree.host)) continue;
+    return tree.inside + real.substr(tree.host == "/" ? 0 : tree.host.size());
   }
-  return false;
+  return "";
 }
 
 }  // namespace
+
+std::vector<std::string> DefaultRootPaths() {
+  return {"/bin",   "/etc",    "/lib",  "/lib32",
+          "/lib64", "/libx32", "/sbin", "/usr"};
+}
 
 absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
     const v1::ExecRequest& request, const PlanOptions& options) {
@@ -108,8 +142,8 @@ absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
       ResolveWorkdir(plan->workspace, request.workdir());
   if (!cwd.ok()) return cwd.status();
   plan->cwd = *cwd;
-  plan->root_source = "/";
-  if (!request.rootfs().empty()) {
+  plan->root_is_tmpfs = request.rootfs().empty();
+  if (!plan->root_is_tmpfs) {
     absl::StatusOr<std::string> rootfs =
         RealDirectory(request.rootfs(), "rootfs");
     if (!rootfs.ok()) return rootfs.status();
@@ -130,49 +164,124 @@ absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
     plan->env_storage.push_back(absl::StrCat(key, "=", value));
   }
   plan->argv_storage.assign(request.argv().begin(), request.argv().end());
-  for (std::string& arg : plan->argv_storage) plan->argv.push_back(arg.data());
-  plan->argv.push_back(nullptr);
+  std::vector<std::string> candidates = ExecCandidates(request);
+  plan->init_argv_storage.push_back(kInitBinaryName);
+  plan->init_argv_storage.push_back(absl::StrCat(candidates.size()));
+  for (std::string& c : candidates) plan->init_argv_storage.push_back(c);
+  for (const std::string& a : plan->argv_storage) {
+    plan->init_argv_storage.push_back(a);
+  }
+  for (std::string& arg : plan->init_argv_storage) {
+    plan->init_argv.push_back(arg.data());
+  }
+  plan->init_argv.push_back(nullptr);
   for (std::string& var : plan->env_storage) plan->envp.push_back(var.data());
   plan->envp.push_back(nullptr);
-  plan->exec_candidates = ExecCandidates(request);
 
   // Mounts under the new root. Ancestors must be mounted before descendants,
   // so the list is ordered by path length; the workspace goes last among
   // equals so that it is never covered.
   const std::string root = kAssemblyPoint;
   const unsigned long kSafe = MS_NOSUID | MS_NODEV;
+  const std::string tmpfs_options =
+      options.tmp_bytes > 0 ? absl::StrCat("mode=1777,size=", options.tmp_bytes)
+                            : std::string("mode=1777");
   std::vector<MountOp> mounts;
-  mounts.push_back({MountOp::Kind::kTmpfs, root + "/tmp", "mode=1777", kSafe});
-  mounts.push_back(
-      {MountOp::Kind::kTmpfs, root + "/dev/shm", "mode=1777", kSafe});
-  if (plan->root_source == "/") {
-    for (const std::string& hidden : options.hidden_paths) {
+  for (const char* tmp : kPrivateTmpfs) {
+    if (!plan->root_is_tmpfs && std::string(tmp) != "/tmp" &&
+        std::string(tmp) != "/dev/shm") {
+      // A rootfs is read-only: only where it has a mountpoint.
       struct stat st;
-      if (hidden.empty() || hidden == "/" || stat(hidden.c_str(), &st) != 0 ||
-          UnderAnother(hidden, options.hidden_paths)) {
+      std::string in_rootfs = plan->root_source + tmp;
+      if (lstat(in_rootfs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    }
+    mounts.push_back(
+        Op(MountOp::Kind::kTmpfs, root + tmp, tmpfs_options, kSafe));
+  }
+  if (plan->root_is_tmpfs) {
+    // Host mode: only the allowed trees of the host; every path of the host
+    // not named here (the store, $HOME, sockets under /run or /var, other
+    // workspaces) does not exist inside, whether it exists yet or not.
+    std::vector<VisibleTree> trees;
+    std::vector<std::string> hidden;
+    for (const std::string& path : options.hidden_paths) {
+      std::string real = RealPath(path);
+      if (!real.empty() && real != "/") hidden.push_back(real);
+    }
+    for (const std::string& path : options.root_paths) {
+      struct stat st;
+      if (path.empty() || path[0] != '/' || path == "/" ||
+          lstat(path.c_str(), &st) != 0) {
+        continue;
+      }
+      if (S_ISLNK(st.st_mode)) {
+        char link[PATH_MAX];
+        ssize_t n = readlink(path.c_str(), link, sizeof(link) - 1);
+        if (n <= 0) continue;
+        MountOp op = Op(MountOp::Kind::kSymlink, root + path);
+        op.source.assign(link, static_cast<size_t>(n));
+        mounts.push_back(std::move(op));
+        continue;
+      }
+      std::string real = RealPath(path);
+      if (real.empty()) continue;
+      bool is_hidden = false;
+      for (const std::string& h : hidden) is_hidden |= IsUnder(real, h);
+      if (is_hidden) continue;
+      MountOp op = Op(MountOp::Kind::kBind, root + path);
+      op.source = real;
+      op.is_file = !S_ISDIR(st.st_mode);
+      mounts.push_back(std::move(op));
+      trees.push_back({real, path});
+    }
+    trees.push_back({plan->workspace, plan->workspace});
+    // With the network, the resolver configuration may point into /run
+    // (systemd-resolved): that one file is shown.
+    if (request.network()) {
+      std::string resolv = RealPath("/etc/resolv.conf");
+      if (!resolv.empty() && InsidePath(resolv, trees).empty()) {
+        MountOp op = Op(MountOp::Kind::kBind, root + resolv);
+        op.source = resolv;
+        op.is_file = true;
+        mounts.push_back(std::move(op));
+      }
+    }
+    for (const std::string& real : hidden) {
+      std::string inside = InsidePath(real, trees);
+      struct stat st;
+      if (inside.empty() || inside == "/" || stat(real.c_str(), &st) != 0) {
         continue;
       }
       if (S_ISDIR(st.st_mode)) {
-        mounts.push_back({MountOp::Kind::kTmpfs, root + hidden, "mode=755",
-                          kSafe | MS_NOEXEC, /*remount_read_only=*/true});
+        mounts.push_back(Op(MountOp::Kind::kTmpfs, root + inside, "mode=755",
+                            kSafe | MS_NOEXEC, /*remount_read_only=*/true));
       } else {
-        mounts.push_back({MountOp::Kind::kDevNullFile, root + hidden, "", 0});
+        mounts.push_back(Op(MountOp::Kind::kDevNullFile, root + inside));
       }
     }
   }
-  mounts.push_back({MountOp::Kind::kWorkspace, root + plan->workspace, "", 0});
+  mounts.push_back(Op(MountOp::Kind::kWorkspace, root + plan->workspace));
   std::stable_sort(mounts.begin(), mounts.end(),
                    [](const MountOp& a, const MountOp& b) {
                      return a.target.size() < b.target.size();
                    });
-  // Drop duplicates of one target (e.g. $HOME == /root).
+  // One mount per target (e.g. $HOME == /root); a mount below a hidden
+  // directory is dropped (it would be shown through the hiding tmpfs).
   std::vector<MountOp> unique;
   for (MountOp& op : mounts) {
-    bool seen = false;
-    for (const MountOp& u : unique) seen = seen || u.target == op.target;
-    if (!seen || op.kind == MountOp::Kind::kWorkspace) {
+    bool covered = false;
+    for (const MountOp& u : unique) {
+      covered = covered || u.target == op.target ||
+                (u.remount_read_only && IsUnder(op.target, u.target));
+    }
+    if (!covered || op.kind == MountOp::Kind::kWorkspace) {
       unique.push_back(std::move(op));
     }
+  }
+  if (unique.size() > kMaxMounts) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the sandbox would need ", unique.size(), " mounts (at most ",
+        kMaxMounts, "): too many hidden or root paths"));
   }
   plan->mounts = std::move(unique);
 
@@ -180,15 +289,8 @@ absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
   plan->gid_map = absl::StrCat(getegid(), " ", getegid(), " 1\n");
   plan->new_network = !request.network();
   plan->last_capability = options.last_capability;
-  if (!options.cgroups_active) {
-    plan->rlimit_as = request.limits().memory_bytes();
-    // pid 1 of the sandbox counts too.
-    if (request.limits().max_pids() > 0) {
-      plan->rlimit_nproc = request.limits().max_pids() + 1;
-    }
-  }
-  plan->exec_stack_size = 64 * 1024;
-  plan->exec_stack = std::make_unique<char[]>(plan->exec_stack_size);
+  plan->rlimit_as = options.rlimit_as;
+  plan->rlimit_nproc = options.rlimit_nproc;
   return plan;
 }
 

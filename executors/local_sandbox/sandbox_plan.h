@@ -1,7 +1,7 @@
 // What the sandbox child does, prepared completely by the parent before
-// clone(): every path, argv and env string, every fd. The child runs in a copy
-// of a multithreaded process, so it may only read this plan and make system
-// calls (no allocation, no locks).
+// clone(): every path, argv and env string, every fd. The child shares the
+// memory of a multithreaded process, so it may only read this plan and make
+// system calls (no allocation, no locks).
 #ifndef KILN_EXECUTORS_LOCAL_SANDBOX_SANDBOX_PLAN_H_
 #define KILN_EXECUTORS_LOCAL_SANDBOX_SANDBOX_PLAN_H_
 
@@ -21,40 +21,56 @@ namespace sandbox {
 // Where the new root is attached (in the sandbox's own mount namespace)
 // while it is being assembled, before pivot_root.
 inline constexpr char kAssemblyPoint[] = "/tmp";
+// At most this many mounts under the new root (the child keeps one fd per
+// mount on its stack).
+inline constexpr size_t kMaxMounts = 64;
 
 // One mount made under the new root, in order.
 struct MountOp {
   enum class Kind {
     kTmpfs,       // tmpfs at target (options in `data`)
+    kBind,        // `source` (a host path) bound read-only, nosuid, nodev
+    kSymlink,     // a symlink at target with contents `source`
     kWorkspace,   // the cloned workspace tree, attached at target
     kDevNullFile  // /dev/null bound over a hidden regular file
   };
-  Kind kind;
+  Kind kind = Kind::kTmpfs;
   std::string target;  // absolute, under the assembly point
   std::string data;    // tmpfs options
   unsigned long flags = 0;
   bool remount_read_only = false;  // after everything is mounted
+  std::string source;              // kBind, kSymlink
+  bool is_file = false;            // kBind of a single file
 };
 
 // Host paths and options that shape the sandbox; built by the executor.
 struct PlanOptions {
-  std::vector<std::string> hidden_paths;  // realpath'd, absolute
-  bool cgroups_active = false;            // limits enforced by a cgroup
-  unsigned long last_capability = 40;     // /proc/sys/kernel/cap_last_cap
+  // Host trees visible (read-only) in the host-root mode; everything else
+  // of the host is absent. Symlinks are recreated as symlinks.
+  std::vector<std::string> root_paths;
+  // Covered by an empty read-only tmpfs (files: by /dev/null) when they
+  // exist and are inside a visible tree; absolute, normalized.
+  std::vector<std::string> hidden_paths;
+  bool cgroups_active = false;         // limits enforced by a cgroup
+  unsigned long last_capability = 40;  // /proc/sys/kernel/cap_last_cap
+  uint64_t tmp_bytes = 0;              // size of each private tmpfs; 0 = none
+  uint64_t rlimit_as = 0;              // fallback limits (0 = none)
+  uint64_t rlimit_nproc = 0;
 };
 
 struct SandboxPlan {
   // Everything as std::string (owned) plus the char* views the child uses.
-  std::string root_source;  // "/" or the request's rootfs
-  std::string workspace;    // realpath of request.workspace (host view)
-  std::string cwd;          // inside the sandbox
-  std::vector<std::string> exec_candidates;  // argv[0] resolved over PATH
+  bool root_is_tmpfs = true;  // host mode: a fresh tmpfs with allowed binds
+  std::string root_source;    // the request's rootfs (when !root_is_tmpfs)
+  std::string workspace;      // realpath of request.workspace (host view)
+  std::string cwd;            // inside the sandbox
   std::vector<std::string> argv_storage;
   std::vector<std::string> env_storage;
-  std::vector<char*> argv;  // null-terminated
-  std::vector<char*> envp;  // null-terminated
-  std::vector<MountOp> mounts;
-  std::string uid_map;  // "UID UID 1"
+  std::vector<std::string> init_argv_storage;
+  std::vector<char*> init_argv;  // null-terminated; see sandbox_protocol.h
+  std::vector<char*> envp;       // null-terminated
+  std::vector<MountOp> mounts;   // at most kMaxMounts
+  std::string uid_map;           // "UID UID 1"
   std::string gid_map;
   bool new_network = true;
   unsigned long last_capability = 40;
@@ -67,11 +83,13 @@ struct SandboxPlan {
   int stdout_fd = -1;
   int stderr_fd = -1;
   int report_fd = -1;
+  int init_binary_fd = -1;  // O_PATH fd of kiln-sandbox-init
   std::vector<int> cgroup_procs_fds;
-  // Stack for the CLONE_VM|CLONE_VFORK child that execs the command.
-  std::unique_ptr<char[]> exec_stack;
-  size_t exec_stack_size = 0;
 };
+
+// The host trees visible in the host-root mode by default: /usr, /bin,
+// /sbin, /lib* and /etc.
+std::vector<std::string> DefaultRootPaths();
 
 // Validates `request` and builds the plan. InvalidArgument for a malformed
 // request (empty argv, relative or missing workspace, workdir escaping the

@@ -73,22 +73,44 @@ TEST_F(HostileTaskTest, WritesOutsideTheWorkspaceFail) {
 }
 
 TEST_F(HostileTaskTest, HiddenPathsCannotBeRead) {
-  // Only the test's own hidden paths, so that they are hidden by their own
-  // mounts rather than by a hidden ancestor like $HOME.
-  SetUpExecutor(LocalSandboxOptions::Cgroups::kOff, {secret_dir_, secret_file_},
+  // Hidden paths inside a visible tree (here: the workspace) are covered;
+  // only the test's own hidden paths, so that they are hidden by their own
+  // mounts.
+  std::string dir = workspace_ + "/secret";
+  std::string file = workspace_ + "/secret-file.txt";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/token.txt") << "s3cret-in-dir\n";
+  std::ofstream(file) << "s3cret-file\n";
+  SetUpExecutor(LocalSandboxOptions::Cgroups::kOff, {dir, file},
                 /*with_defaults=*/false);
-  Outcome outcome = RunShell(absl::StrCat(
-      "cat '", secret_dir_, "/token.txt'; echo \"dir:$?\"; ls -A '",
-      secret_dir_, "' | wc -l; cat '", secret_file_,
-      "'; echo \"file:$?\"; "
-      "touch '",
-      secret_dir_, "/new' || echo READ_ONLY"));
+  Outcome outcome = RunShell(
+      absl::StrCat("cat '", dir, "/token.txt'; echo \"dir:$?\"; ls -A '", dir,
+                   "' | wc -l; cat '", file,
+                   "'; echo \"file:$?\"; "
+                   "touch '",
+                   dir, "/new' || echo READ_ONLY"));
   EXPECT_EQ(outcome.result.status(), v1::EXITED) << outcome.Joined();
   // The directory is an empty read-only tmpfs, the file reads as /dev/null.
   EXPECT_THAT(outcome.out, ElementsAre("dir:1", "0", "file:0", "READ_ONLY"))
       << outcome.Joined();
   EXPECT_THAT(absl::StrJoin(outcome.err, "\n"),
               HasSubstr("No such file or directory"));
+  EXPECT_THAT(outcome.Joined(), Not(HasSubstr("s3cret")));
+  ExpectHealthy();
+}
+
+TEST_F(HostileTaskTest, HostPathsOutsideTheAllowedTreesDoNotExist) {
+  // Not hidden by any list: the test's scratch dir (beside the workspace)
+  // is simply not part of the sandbox's root.
+  SetUpExecutor(LocalSandboxOptions::Cgroups::kOff, {},
+                /*with_defaults=*/false);
+  Outcome outcome =
+      RunShell(absl::StrCat("cat '", secret_dir_, "/token.txt' '", secret_file_,
+                            "'; echo \"cat:$?\"; ls -A '", tmp_, "'"));
+  EXPECT_EQ(outcome.result.status(), v1::EXITED) << outcome.Joined();
+  // Only the way down to the workspace exists.
+  EXPECT_THAT(outcome.out, ElementsAre("cat:1", "workspace"))
+      << outcome.Joined();
   EXPECT_THAT(outcome.Joined(), Not(HasSubstr("s3cret")));
   ExpectHealthy();
 }
