@@ -70,6 +70,21 @@ std::string Summary(const std::string& value_digest) {
                                  : value_digest.substr(sp + 1);
 }
 
+// A task on `image: host` is keyed by argv[0] and /etc/os-release only:
+// say so, since tools it reaches otherwise (through `sh -c`, PATH lookups
+// in scripts, libraries) can change without changing the key.
+void NoteHostMode(const std::vector<store::KeyComponent>& components) {
+  for (const auto& c : components) {
+    if (c.name == "platform" &&
+        c.value_digest.find(";image=host") != std::string::npos) {
+      std::printf(
+          "host mode: tools not tracked (the key covers the command's "
+          "argv[0] binary and /etc/os-release, not what it runs)\n");
+      return;
+    }
+  }
+}
+
 int Explain(const std::string& store_dir, const std::string& run_id,
             const std::string& task) {
   auto runs = store::RunStore::Open(store_dir);
@@ -99,6 +114,7 @@ int Explain(const std::string& store_dir, const std::string& run_id,
     if (now->has_value())
       std::printf(" (recorded by run %s)", (*now)->run_id.c_str());
     std::printf("\n");
+    if (now->has_value()) NoteHostMode((*now)->components);
     return kExitOk;
   }
   // The previous run of the same pipeline in which this task had a key.
@@ -133,6 +149,7 @@ int Explain(const std::string& store_dir, const std::string& run_id,
   if (!before.has_value()) {
     std::printf("miss: no earlier run of %s in pipeline %s is recorded\n",
                 task.c_str(), run->pipeline_name().c_str());
+    if (now->has_value()) NoteHostMode((*now)->components);
     return kExitOk;
   }
   if (!now->has_value()) {
@@ -141,6 +158,7 @@ int Explain(const std::string& store_dir, const std::string& run_id,
         "succeed); the previous key was %s from run %s\n",
         task.c_str(), v1::TaskState_Name(st->state()).c_str(),
         before->key.c_str(), before_run.c_str());
+    NoteHostMode(before->components);
     return kExitOk;
   }
   if (before->key == st->cache_key()) {
@@ -148,6 +166,7 @@ int Explain(const std::string& store_dir, const std::string& run_id,
         "the key equals run %s's; the task executed because that result "
         "was missing or unusable then (e.g. collected outputs)\n",
         before_run.c_str());
+    NoteHostMode((*now)->components);
     return kExitOk;
   }
   std::printf("miss: %s's key changed since run %s:\n", task.c_str(),
@@ -170,6 +189,7 @@ int Explain(const std::string& store_dir, const std::string& run_id,
         break;
     }
   }
+  NoteHostMode((*now)->components);
   return kExitOk;
 }
 

@@ -14,8 +14,11 @@
 // Depends on libc only, linked statically (it must run in any rootfs).
 //
 // The seccomp filter (errno EPERM unless noted) denies:
-//   ptrace, process_vm_readv, process_vm_writev, pidfd_getfd, kcmp
-//       - reading or changing another process's memory;
+//   ptrace of pid 1 (init); process_vm_readv, process_vm_writev,
+//   pidfd_getfd, kcmp - reading or changing another process's memory
+//       (ptrace of the task's own processes stays allowed: debuggers and
+//       LeakSanitizer use it; init is non-dumpable and the task has no
+//       CAP_SYS_PTRACE, so the kernel refuses it anyway);
 //   keyctl, add_key, request_key   - the kernel keyrings (not namespaced);
 //   bpf, perf_event_open, userfaultfd, io_uring_setup/enter/register
 //       - large kernel attack surface, not needed by build tools;
@@ -56,6 +59,10 @@ constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
 #else
 #error "kiln-sandbox-init: unsupported architecture for the seccomp filter"
 #endif
+
+// The low 32 bits of ptrace's second argument (the pid; little-endian).
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian");
+constexpr uint32_t kPidArgLow = offsetof(struct seccomp_data, args[1]);
 
 const long kDenied[] = {
     SYS_ptrace,
@@ -116,7 +123,7 @@ void Report(int32_t kind, int32_t error, int32_t wait_status, const char* step,
 
 int InstallSeccompFilter() {
   // Two instructions per denied call, the header, and the final allow.
-  struct sock_filter program[8 + 2 * kDeniedCount];
+  struct sock_filter program[16 + 2 * kDeniedCount];
   size_t n = 0;
   program[n++] =
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
@@ -129,6 +136,14 @@ int InstallSeccompFilter() {
   program[n++] = BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1);
   program[n++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
 #endif
+  // ptrace(request, 1, ...) is denied; other targets (the task's own
+  // processes) are allowed: debuggers and LeakSanitizer need it.
+  program[n++] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                          static_cast<uint32_t>(SYS_ptrace), 0, 4);
+  program[n++] = BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kPidArgLow);
+  program[n++] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 1);
+  program[n++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+  program[n++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   for (size_t i = 0; i < kDeniedCount; ++i) {
     program[n++] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
                             static_cast<uint32_t>(kDenied[i]), 0, 1);
@@ -192,7 +207,8 @@ struct Command {
       int status = 0;
       pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
       if (pid <= 0) break;
-      if (pid == command) {
+      // A stop (the command asked to be traced by init) is not an end.
+      if (pid == command && (WIFEXITED(status) || WIFSIGNALED(status))) {
         Report(ChildReport::kCommandExited, 0, status, "", nullptr);
         _exit(0);
       }
