@@ -420,6 +420,30 @@ TEST_F(EnginePathsTest, PipelineFileEditKeepsSourceConsumersCached) {
             (std::vector<std::string>{"pipeline.yaml", "src", "src/main.c"}));
 }
 
+// Rendering reads files by path: a symlink in the artifact that could lead
+// out of it is refused, so a host file never lands in the manifests.
+TEST_F(EnginePathsTest, RenderRefusesSymlinksLeadingOutOfTheArtifact) {
+  WriteFile(host_ + "/secret.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: host}\n"
+            "data: {k: HOSTSECRET}\n");
+  host_before_ = Listing(host_);
+  WriteFile(source_ + "/deploy/kustomization.yaml", "resources: [leak.yaml]\n");
+  fs::create_symlink(host_ + "/secret.yaml", source_ + "/deploy/leak.yaml");
+  v1::Pipeline p;
+  p.set_name("render");
+  v1::Task* r = p.add_tasks();
+  r->set_name("manifests");
+  r->mutable_render()->mutable_kustomization()->set_artifact("source");
+  r->mutable_render()->mutable_kustomization()->set_path("deploy");
+  v1::Run run = Run(p);
+  EXPECT_EQ(run.state(), v1::RUN_FAILED);
+  EXPECT_NE(Task(run, "manifests").reason().find("symlink deploy/leak.yaml"),
+            std::string::npos)
+      << Task(run, "manifests").reason();
+  EXPECT_TRUE(Task(run, "manifests").outputs().empty());
+  ExpectHostUntouched();
+}
+
 // Under umask 077 the engine still creates 0755 directories for the task
 // (the workspace and extracted input directories).
 TEST_F(EnginePathsTest, ModesDoNotDependOnTheUmask) {
