@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "engine/base/mutex.h"
 #include "engine/cas/artifact_store.h"
+#include "engine/cas/beneath.h"
 #include "engine/cas/content_store.h"
 #include "engine/live_run.h"
 #include "engine/pipeline/condition.h"
@@ -51,6 +53,33 @@ absl::StatusOr<std::string> LoadHmacKey(const std::string& store_dir) {
   unlink(tmp.c_str());
   if (!ok) return absl::InternalError("cannot write " + path);
   return LoadHmacKey(store_dir);
+}
+
+// Removes what engine processes that died left in the store's scratch
+// directories: half-extracted artifacts and inputs being merged
+// (cas::TempName entries in work/, work/<run>/ and sources/). Entries of
+// live processes are kept.
+void SweepDeadTemps(const std::string& store_dir) {
+  absl::StatusOr<cas::UniqueFd> store = cas::OpenTrustedDir(store_dir);
+  if (!store.ok()) return;
+  for (const char* sub : {"sources", "work"}) {
+    absl::StatusOr<cas::UniqueFd> dir = cas::OpenDirBeneath(store->get(), sub);
+    if (!dir.ok()) continue;
+    cas::SweepDeadTemps(dir->get()).IgnoreError();
+    if (std::string(sub) != "work") continue;
+    DIR* d = fdopendir(fcntl(dir->get(), F_DUPFD_CLOEXEC, 0));
+    if (d == nullptr) continue;
+    std::vector<std::string> runs;
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] != '.') runs.emplace_back(e->d_name);
+    }
+    closedir(d);
+    for (const std::string& run : runs) {
+      absl::StatusOr<cas::UniqueFd> run_dir =
+          cas::OpenDirBeneath(dir->get(), run);
+      if (run_dir.ok()) cas::SweepDeadTemps(run_dir->get()).IgnoreError();
+    }
+  }
 }
 
 class EngineImpl : public Engine {
@@ -271,6 +300,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineOptions options) {
   if (!artifacts.ok()) return artifacts.status();
   auto key = LoadHmacKey(options.store_dir);
   if (!key.ok()) return key.status();
+  SweepDeadTemps(options.store_dir);
   return std::unique_ptr<Engine>(new EngineImpl(
       std::move(options), std::move(*runs), std::move(*cache),
       std::move(*blobs), std::move(*artifacts), std::move(*key)));

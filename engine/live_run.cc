@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/cas/beneath.h"
 #include "engine/pipeline/condition.h"
 #include "engine/pipeline/plan.h"
 #include "engine/run/task_runner.h"
@@ -171,6 +172,24 @@ void LiveRun::FinishRun(v1::RunState state, const std::string& reason) {
   done_ = true;
 }
 
+absl::StatusOr<cas::StashResult> LiveRun::StashSource() const {
+  absl::StatusOr<cas::UniqueFd> root = cas::OpenTrustedDir(source_dir_);
+  if (!root.ok()) return root.status();
+  std::vector<std::string> exclude;
+  const std::string& file = pipeline_.file();
+  if (!pipeline_.options().source_includes_pipeline_file() && !file.empty()) {
+    // Anchored at the root, glob characters escaped: only this one file.
+    std::string pattern = "/";
+    for (char c : file) {
+      if (c == '*' || c == '?' || c == '[' || c == '\\') pattern += '\\';
+      pattern += c;
+    }
+    exclude.push_back(std::move(pattern));
+  }
+  return deps_.artifacts->StashDirAt(root->get(), source_dir_, source_dir_,
+                                     exclude);
+}
+
 void LiveRun::Execute() {
   const EngineOptions& options = *deps_.options;
   {
@@ -206,7 +225,7 @@ void LiveRun::Execute() {
   ctx.run_store = deps_.runs;
   ctx.emit = [this](v1::RunEvent e) { Emit(std::move(e)); };
   if (!source_dir_.empty()) {
-    auto stashed = deps_.artifacts->Stash(source_dir_);
+    auto stashed = StashSource();
     if (!stashed.ok()) {
       FinishRun(v1::RUN_FAILED, absl::StrCat("stashing the source: ",
                                              stashed.status().message()));

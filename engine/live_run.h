@@ -58,6 +58,9 @@ class LiveRun : public RunHandle, public EventSink {
 
  private:
   void Execute();
+  // Stashes the source directory as `source`, without the pipeline file
+  // (unless the pipeline asks to keep it).
+  absl::StatusOr<cas::StashResult> StashSource() const;
   void Emit(v1::RunEvent event);
   void Pump();
   void FinishRun(v1::RunState state, const std::string& reason);

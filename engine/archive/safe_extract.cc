@@ -18,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "engine/archive/prefetch_source.h"
 #include "engine/archive/zstd_stream.h"
+#include "engine/cas/beneath.h"
 #include "engine/cas/file_io.h"
 
 namespace kiln::archive {
@@ -141,9 +142,8 @@ absl::StatusOr<int> Extractor::OpenParent(const std::vector<std::string>& parts,
     auto it = seen_.find(path);
     if (it == seen_.end()) {
       // A directory the archive implies without listing it.
-      if (mkdirat(parent, name.c_str(), 0755) != 0) {
-        return ErrnoStatus(errno, absl::StrCat("mkdir ", path));
-      }
+      absl::StatusOr<cas::UniqueFd> made = cas::MakeDirAt(parent, name, 0755);
+      if (!made.ok()) return made.status();
       seen_[path] = Seen{EntryType::kDirectory, true};
       TreeEntry dir;
       dir.path = path;
@@ -273,11 +273,12 @@ absl::Status Extractor::Entry(
   if (!dir_fd.ok()) return dir_fd.status();
   const std::string& name = parts->back();
   switch (entry.type) {
-    case EntryType::kDirectory:
-      if (mkdirat(*dir_fd, name.c_str(), 0755) != 0) {
-        return ErrnoStatus(errno, absl::StrCat("mkdir ", path));
-      }
+    case EntryType::kDirectory: {
+      // Exactly 0755, whatever the umask.
+      absl::StatusOr<cas::UniqueFd> made = cas::MakeDirAt(*dir_fd, name, 0755);
+      if (!made.ok()) return made.status();
       break;
+    }
     case EntryType::kSymlink: {
       const char* target = archive_entry_symlink(e);
       if (target == nullptr || target[0] == '\0') {
@@ -323,30 +324,55 @@ absl::Status Extractor::Entry(
   return absl::OkStatus();
 }
 
-// Is `dir` absent (true), an empty directory (true), or something else?
-absl::StatusOr<bool> TargetUsable(const std::string& dir) {
+// What is at `name` in parent_fd: nothing, an empty directory, or other.
+enum class TargetState { kAbsent, kEmptyDir, kOther };
+
+absl::StatusOr<TargetState> InspectTarget(int parent_fd,
+                                          const std::string& name) {
   struct stat st;
-  if (lstat(dir.c_str(), &st) != 0) {
-    if (errno == ENOENT) return true;
-    return ErrnoStatus(errno, absl::StrCat("stat ", dir));
+  if (fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return TargetState::kAbsent;
+    return ErrnoStatus(errno, absl::StrCat("stat ", name));
   }
-  if (!S_ISDIR(st.st_mode)) return false;
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", dir));
+  if (!S_ISDIR(st.st_mode)) return TargetState::kOther;
+  int fd = openat(parent_fd, name.c_str(),
+                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", name));
   DIR* d = fdopendir(fd);
   if (d == nullptr) {
     close(fd);
-    return ErrnoStatus(errno, absl::StrCat("opendir ", dir));
+    return ErrnoStatus(errno, absl::StrCat("opendir ", name));
   }
-  bool empty = true;
+  TargetState state = TargetState::kEmptyDir;
   while (dirent* e = readdir(d)) {
     if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-      empty = false;
+      state = TargetState::kOther;
       break;
     }
   }
   closedir(d);
-  return empty;
+  return state;
+}
+
+// Moves the finished private directory to `name`, replacing what is there.
+absl::Status ReplaceWith(int parent_fd, const std::string& private_name,
+                         const std::string& name, const std::string& shown) {
+  absl::Status st = cas::ExchangeAt(parent_fd, private_name, name);
+  if (st.ok()) {
+    // private_name now holds the old tree.
+    return cas::RemoveTreeAt(parent_fd, private_name);
+  }
+  if (!absl::IsUnimplemented(st)) return st;
+  std::string old = cas::TempName("old");
+  if (renameat(parent_fd, name.c_str(), parent_fd, old.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("move aside ", shown));
+  }
+  if (renameat(parent_fd, private_name.c_str(), parent_fd, name.c_str()) != 0) {
+    st = ErrnoStatus(errno, absl::StrCat("rename into ", shown));
+    renameat(parent_fd, old.c_str(), parent_fd, name.c_str());
+    return st;
+  }
+  return cas::RemoveTreeAt(parent_fd, old);
 }
 
 }  // namespace
@@ -393,31 +419,52 @@ absl::StatusOr<std::vector<TreeEntry>> ExtractArchive(
     const ExtractOptions& options, const ExtractVerifier& verify) {
   std::string clean = target;
   while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
-  absl::StatusOr<bool> usable = TargetUsable(clean);
-  if (!usable.ok()) return usable.status();
-  if (!*usable) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        clean,
-        " exists and is not an empty directory; unstash needs a new "
-        "or empty directory"));
-  }
   size_t slash = clean.rfind('/');
   std::string parent = slash == std::string::npos ? "."
                        : slash == 0               ? "/"
                                                   : clean.substr(0, slash);
+  std::string name =
+      slash == std::string::npos ? clean : clean.substr(slash + 1);
+  if (name.empty() || name == "." || name == "..") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot extract into \"", target, "\""));
+  }
   absl::Status st = cas::MakeDirs(parent);
   if (!st.ok()) return st;
-  std::string private_dir = absl::StrCat(parent, "/.kiln-unstash-XXXXXX");
-  if (mkdtemp(private_dir.data()) == nullptr) {
-    return ErrnoStatus(errno, absl::StrCat("mkdtemp in ", parent));
+  absl::StatusOr<cas::UniqueFd> parent_fd = cas::OpenTrustedDir(parent);
+  if (!parent_fd.ok()) return parent_fd.status();
+  return ExtractArchiveAt(std::move(zstd_tar), parent_fd->get(), name, parent,
+                          options, verify, /*replace=*/false);
+}
+
+absl::StatusOr<std::vector<TreeEntry>> ExtractArchiveAt(
+    std::unique_ptr<ByteSource> zstd_tar, int parent_fd,
+    const std::string& name, const std::string& shown_parent,
+    const ExtractOptions& options, const ExtractVerifier& verify,
+    bool replace) {
+  std::string shown = absl::StrCat(shown_parent, "/", name);
+  if (name.empty() || name.find('/') != std::string::npos || name == "." ||
+      name == "..") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot extract into \"", shown, "\""));
   }
-  int root_fd = open(private_dir.c_str(),
-                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (root_fd < 0) {
-    st = ErrnoStatus(errno, absl::StrCat("open ", private_dir));
-    cas::RemoveTree(private_dir).IgnoreError();
-    return st;
+  absl::StatusOr<TargetState> state = InspectTarget(parent_fd, name);
+  if (!state.ok()) return state.status();
+  if (*state == TargetState::kOther && !replace) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        shown,
+        " exists and is not an empty directory; unstash needs a new "
+        "or empty directory"));
   }
+  // Private (0700) while being filled; named so that a dead process's
+  // leftover is recognized and swept (cas::SweepDeadTemps).
+  std::string private_name = cas::TempName("unstash");
+  std::string private_dir = absl::StrCat(shown_parent, "/", private_name);
+  absl::StatusOr<cas::UniqueFd> root =
+      cas::MakeDirAt(parent_fd, private_name, 0700);
+  if (!root.ok()) return root.status();
+  int root_fd = root->get();
+  absl::Status st;
   const ExtractLimits& limits = options.limits;
   // Headers and padding come on top of file content.
   int64_t max_stream =
@@ -443,17 +490,20 @@ absl::StatusOr<std::vector<TreeEntry>> ExtractArchive(
   if (st.ok() && fchmod(root_fd, 0755) != 0) {
     st = ErrnoStatus(errno, absl::StrCat("chmod ", private_dir));
   }
-  close(root_fd);
-  if (st.ok() && rename(private_dir.c_str(), clean.c_str()) != 0) {
+  *root = cas::UniqueFd();
+  if (st.ok() && *state == TargetState::kOther) {
+    st = ReplaceWith(parent_fd, private_name, name, shown);
+  } else if (st.ok() && renameat(parent_fd, private_name.c_str(), parent_fd,
+                                 name.c_str()) != 0) {
     st = errno == ENOTEMPTY || errno == EEXIST || errno == ENOTDIR
              ? absl::FailedPreconditionError(
-                   absl::StrCat(clean,
+                   absl::StrCat(shown,
                                 " stopped being an empty directory while "
                                 "extracting"))
-             : ErrnoStatus(errno, absl::StrCat("rename into ", clean));
+             : ErrnoStatus(errno, absl::StrCat("rename into ", shown));
   }
   if (!st.ok()) {
-    cas::RemoveTree(private_dir).IgnoreError();
+    cas::RemoveTreeAt(parent_fd, private_name).IgnoreError();
     return st;
   }
   return entries;

@@ -11,7 +11,8 @@
 //     content, or paths longer than max_path_length (ResourceExhausted);
 //   - truncated or corrupt streams (DataLoss).
 // Modes are not taken from the archive: files become 0644, or 0755 when the
-// entry's owner-execute bit is set; directories 0755; no setuid, setgid or
+// entry's owner-execute bit is set; directories 0755 (exactly: the umask
+// does not apply); no setuid, setgid or
 // sticky bits, no owners, no xattrs. Every file and directory is created
 // with *at() calls relative to open directory fds with O_NOFOLLOW, so a
 // symlink swapped into the output while extracting is never followed.
@@ -65,11 +66,24 @@ using ExtractVerifier =
 // Extracts a zstd-compressed tar stream into `target`, which must not exist
 // or be an empty directory (FailedPrecondition otherwise); its parent is
 // created if missing. The output is built in a fresh private directory next
-// to `target`, checked by `verify` (if given), then renamed into place. On
-// any error nothing is left behind and `target` is untouched.
+// to `target` (named by cas::TempName, so a dead process's leftover is
+// swept), checked by `verify` (if given), then renamed into place. On any
+// error nothing is left behind and `target` is untouched. `target`'s
+// parent path is trusted (it is followed like any path).
 absl::StatusOr<std::vector<cas::TreeEntry>> ExtractArchive(
     std::unique_ptr<ByteSource> zstd_tar, const std::string& target,
     const ExtractOptions& options, const ExtractVerifier& verify = nullptr);
+
+// As ExtractArchive, into the entry `name` (one path component) of the
+// directory open at parent_fd; nothing outside parent_fd is touched and no
+// symlink is followed. With `replace`, an existing `name` (of any type; a
+// symlink is replaced, not followed) is swapped out atomically where the
+// filesystem allows and removed. `shown_parent` names parent_fd in errors.
+absl::StatusOr<std::vector<cas::TreeEntry>> ExtractArchiveAt(
+    std::unique_ptr<ByteSource> zstd_tar, int parent_fd,
+    const std::string& name, const std::string& shown_parent,
+    const ExtractOptions& options, const ExtractVerifier& verify = nullptr,
+    bool replace = false);
 
 }  // namespace kiln::archive
 

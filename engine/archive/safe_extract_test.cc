@@ -1,6 +1,8 @@
 #include "engine/archive/safe_extract.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -79,6 +81,49 @@ TEST_P(SafeExtractTest, VerifierCanVetoAndNothingRemains) {
   EXPECT_NE(lstat((dir_ + "/out").c_str(), &st), 0);
   EXPECT_TRUE(cas::RemoveTree(dir_).ok());  // and no stray temp dirs:
   ASSERT_TRUE(cas::MakeDirs(dir_).ok());
+}
+
+TEST_P(SafeExtractTest, ModesIgnoreTheUmask) {
+  ExtractOptions opts;
+  opts.prefetch = GetParam();
+  mode_t old = umask(077);
+  auto entries = ExtractArchive(std::make_unique<StringSource>(Archive("d")),
+                                dir_ + "/out", opts);
+  umask(old);
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  for (const char* dir : {"/out", "/out/a", "/out/a/b", "/out/a/empty"}) {
+    struct stat st;
+    ASSERT_EQ(lstat((dir_ + dir).c_str(), &st), 0) << dir;
+    EXPECT_EQ(st.st_mode & 07777, 0755u) << dir;
+  }
+  struct stat st;
+  ASSERT_EQ(lstat((dir_ + "/out/a/b/big").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+}
+
+// Replacing a symlink replaces the link; its target is never written.
+TEST_P(SafeExtractTest, ExtractAtReplacesWithoutFollowing) {
+  ASSERT_TRUE(cas::MakeDirs(dir_ + "/host/keep").ok());
+  ASSERT_TRUE(cas::MakeDirs(dir_ + "/parent").ok());
+  ASSERT_EQ(symlink((dir_ + "/host").c_str(), (dir_ + "/parent/out").c_str()),
+            0);
+  int parent = open((dir_ + "/parent").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(parent, 0);
+  ExtractOptions opts;
+  opts.prefetch = GetParam();
+  auto refused = ExtractArchiveAt(std::make_unique<StringSource>(Archive("d")),
+                                  parent, "out", dir_ + "/parent", opts);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  auto entries = ExtractArchiveAt(std::make_unique<StringSource>(Archive("d")),
+                                  parent, "out", dir_ + "/parent", opts,
+                                  nullptr, /*replace=*/true);
+  close(parent);
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  struct stat st;
+  ASSERT_EQ(lstat((dir_ + "/parent/out/a/b/big").c_str(), &st), 0);
+  EXPECT_NE(lstat((dir_ + "/host/a").c_str(), &st), 0);
+  EXPECT_EQ(lstat((dir_ + "/host/keep").c_str(), &st), 0);
+  EXPECT_EQ(*cas::ReadSmallFile(dir_ + "/parent/out/a/b/big"), "d");
 }
 
 INSTANTIATE_TEST_SUITE_P(Prefetch, SafeExtractTest, ::testing::Bool());

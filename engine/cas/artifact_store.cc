@@ -249,14 +249,31 @@ absl::StatusOr<StashResult> ArtifactStore::StashPaths(
   int64_t stat_clock_ns = FileClockNowNs();
   absl::StatusOr<std::vector<WalkedEntry>> walked =
       paths.empty() ? WalkTree(root_fd, root) : WalkPaths(root_fd, root, paths);
-  if (!walked.ok()) {
-    close(root_fd);
-    return walked.status();
-  }
   absl::StatusOr<StashResult> result =
-      StashEntries(*blobs_, store_dir_, options_, root_fd, *abs_root, *abs_root,
-                   *walked, stat_clock_ns);
+      walked.ok() ? StashEntries(*blobs_, store_dir_, options_, root_fd,
+                                 *abs_root, *abs_root, *walked, stat_clock_ns)
+                  : absl::StatusOr<StashResult>(walked.status());
   close(root_fd);
+  if (!result.ok()) return result;
+  if (!result->reused) {
+    absl::Status st = RegisterArchive(result->tree, result->archive);
+    if (!st.ok()) return st;
+  }
+  return result;
+}
+
+absl::StatusOr<StashResult> ArtifactStore::StashDirAt(
+    int dir_fd, const std::string& display, const std::string& stat_cache_root,
+    const std::vector<std::string>& exclude) const {
+  int64_t stat_clock_ns = FileClockNowNs();
+  absl::StatusOr<std::vector<WalkedEntry>> walked =
+      WalkTree(dir_fd, display, exclude);
+  if (!walked.ok()) return walked.status();
+  ArtifactStoreOptions options = options_;
+  if (stat_cache_root.empty()) options.use_stat_cache = false;
+  absl::StatusOr<StashResult> result =
+      StashEntries(*blobs_, store_dir_, options, dir_fd, display,
+                   stat_cache_root, *walked, stat_clock_ns);
   if (!result.ok()) return result;
   if (!result->reused) {
     absl::Status st = RegisterArchive(result->tree, result->archive);
@@ -395,6 +412,30 @@ absl::StatusOr<StashResult> StashEntries(
 
 absl::Status ArtifactStore::Unstash(const Digest& tree,
                                     const std::string& target) const {
+  return VerifiedUnstash(tree, [&](std::unique_ptr<archive::ByteSource> source,
+                                   const archive::ExtractVerifier& verify) {
+    return archive::ExtractArchive(std::move(source), target, options_.extract,
+                                   verify);
+  });
+}
+
+absl::Status ArtifactStore::UnstashAt(const Digest& tree, int parent_fd,
+                                      const std::string& name,
+                                      const std::string& shown_parent,
+                                      bool replace) const {
+  return VerifiedUnstash(tree, [&](std::unique_ptr<archive::ByteSource> source,
+                                   const archive::ExtractVerifier& verify) {
+    return archive::ExtractArchiveAt(std::move(source), parent_fd, name,
+                                     shown_parent, options_.extract, verify,
+                                     replace);
+  });
+}
+
+absl::Status ArtifactStore::VerifiedUnstash(
+    const Digest& tree,
+    const std::function<absl::StatusOr<std::vector<TreeEntry>>(
+        std::unique_ptr<archive::ByteSource>, const archive::ExtractVerifier&)>&
+        extract) const {
   absl::StatusOr<Digest> archive = ArchiveOf(tree);
   if (!archive.ok()) return archive.status();
   // The blob is hashed as it is read (on the decompression thread) and the
@@ -417,8 +458,8 @@ absl::Status ArtifactStore::Unstash(const Digest& tree,
     }
     return absl::OkStatus();
   };
-  absl::StatusOr<std::vector<TreeEntry>> entries = archive::ExtractArchive(
-      std::move(source), target, options_.extract, verify);
+  absl::StatusOr<std::vector<TreeEntry>> entries =
+      extract(std::move(source), verify);
   if (entries.ok()) return absl::OkStatus();
   absl::Status st = entries.status();
   if (absl::IsDataLoss(st) || absl::IsInvalidArgument(st) ||

@@ -23,6 +23,7 @@
 #ifndef KILN_ENGINE_CAS_ARTIFACT_STORE_H_
 #define KILN_ENGINE_CAS_ARTIFACT_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -68,9 +69,27 @@ class ArtifactStore {
   absl::StatusOr<StashResult> StashPaths(
       const std::string& root, const std::vector<std::string>& paths) const;
 
-  // Extracts artifact `tree` into `target` (new or empty directory).
-  // NotFound if the artifact is unknown; DataLoss if its archive is corrupt.
+  // Stashes the tree below the directory open at dir_fd (resolved by the
+  // caller beneath its root, e.g. with cas::OpenDirBeneath), leaving out
+  // what `exclude` matches (tree_walk.h IsExcluded). `display` names it in
+  // errors; `stat_cache_root` (an absolute path naming the same directory,
+  // "" for none) keys the stat cache.
+  absl::StatusOr<StashResult> StashDirAt(
+      int dir_fd, const std::string& display,
+      const std::string& stat_cache_root,
+      const std::vector<std::string>& exclude = {}) const;
+
+  // Extracts artifact `tree` into `target` (new or empty directory; its
+  // parent path is trusted). NotFound if the artifact is unknown; DataLoss
+  // if its archive is corrupt.
   absl::Status Unstash(const Digest& tree, const std::string& target) const;
+  // Extracts artifact `tree` into the entry `name` of the directory open at
+  // parent_fd; nothing outside parent_fd is touched and no symlink is
+  // followed. With `replace`, an existing entry is replaced (see
+  // archive::ExtractArchiveAt); otherwise it must be an empty directory.
+  absl::Status UnstashAt(const Digest& tree, int parent_fd,
+                         const std::string& name,
+                         const std::string& shown_parent, bool replace) const;
 
   // The archive blob of an artifact (NotFound if unknown).
   absl::StatusOr<Digest> ArchiveOf(const Digest& tree) const;
@@ -92,6 +111,13 @@ class ArtifactStore {
   ArtifactStore(std::string store_dir, ArtifactStoreOptions options,
                 std::unique_ptr<ContentStore> blobs);
   std::string IndexPath(const Digest& tree) const;
+  // Extracts with `extract` (one of the archive::ExtractArchive* calls),
+  // verifying the tree and classifying a failure.
+  absl::Status VerifiedUnstash(
+      const Digest& tree,
+      const std::function<absl::StatusOr<std::vector<TreeEntry>>(
+          std::unique_ptr<archive::ByteSource>,
+          const archive::ExtractVerifier&)>& extract) const;
 
   const std::string store_dir_;
   const ArtifactStoreOptions options_;

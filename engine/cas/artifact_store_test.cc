@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/cas/file_io.h"
+#include "engine/cas/tree_walk.h"
 #include "gtest/gtest.h"
 
 namespace kiln::cas {
@@ -148,6 +149,35 @@ TEST_F(ArtifactStoreTest, RestashHashesNothingAndWritesNothing) {
   auto fourth = store_->Stash(tmp_ + "/t");
   ASSERT_TRUE(fourth.ok());
   EXPECT_TRUE(fourth->reused);
+}
+
+TEST(ExcludeTest, GlobSemantics) {
+  std::vector<std::string> p = {"*.tmp", "/build", "docs/*.bak", "cache/",
+                                "\\*lit"};
+  EXPECT_TRUE(IsExcluded(p, "a.tmp"));
+  EXPECT_TRUE(IsExcluded(p, "x/y/a.tmp"));  // a name pattern, any depth
+  EXPECT_TRUE(IsExcluded(p, "build"));      // anchored
+  EXPECT_FALSE(IsExcluded(p, "src/build"));
+  EXPECT_TRUE(IsExcluded(p, "docs/old.bak"));
+  EXPECT_FALSE(IsExcluded(p, "docs/sub/old.bak"));  // '*' never crosses '/'
+  EXPECT_FALSE(IsExcluded(p, "x/docs/old.bak"));
+  EXPECT_TRUE(IsExcluded(p, "x/cache"));
+  EXPECT_TRUE(IsExcluded(p, "*lit"));
+  EXPECT_FALSE(IsExcluded(p, "alit"));
+  EXPECT_FALSE(IsExcluded(p, "a.tmpx"));
+}
+
+TEST_F(ArtifactStoreTest, StashDirAtLeavesExcludedEntriesOut) {
+  Write(tmp_ + "/t/keep.c", "k");
+  Write(tmp_ + "/t/drop.tmp", "d");
+  Write(tmp_ + "/t/build/out.o", "o");
+  int fd = open((tmp_ + "/t").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  auto with = store_->StashDirAt(fd, "t", tmp_ + "/t", {"*.tmp", "/build"});
+  close(fd);
+  ASSERT_TRUE(with.ok()) << with.status();
+  Write(tmp_ + "/only/keep.c", "k");
+  EXPECT_EQ(with->tree, StashOk(tmp_ + "/only"));
 }
 
 TEST_F(ArtifactStoreTest, FifoAndSocketAreRefusedByName) {

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -11,8 +12,10 @@
 #include <algorithm>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "engine/cas/beneath.h"
 #include "engine/cas/file_io.h"
 
 namespace kiln::cas {
@@ -52,10 +55,12 @@ absl::Status ReadLink(int dir_fd, const std::string& name,
 // contents) to out.
 absl::Status AddEntry(int dir_fd, const std::string& name,
                       const std::string& rel, const std::string& display_root,
+                      const std::vector<std::string>& exclude,
                       std::vector<WalkedEntry>* out);
 
 absl::Status WalkDir(int dir_fd, const std::string& prefix,
                      const std::string& display_root,
+                     const std::vector<std::string>& exclude,
                      std::vector<WalkedEntry>* out) {
   int list_fd = dup(dir_fd);
   if (list_fd < 0) return ErrnoStatus(errno, "dup");
@@ -73,8 +78,9 @@ absl::Status WalkDir(int dir_fd, const std::string& prefix,
   closedir(d);
   std::sort(names.begin(), names.end());
   for (const std::string& name : names) {
-    absl::Status st =
-        AddEntry(dir_fd, name, Join(prefix, name), display_root, out);
+    std::string rel = Join(prefix, name);
+    if (!exclude.empty() && IsExcluded(exclude, rel)) continue;
+    absl::Status st = AddEntry(dir_fd, name, rel, display_root, exclude, out);
     if (!st.ok()) return st;
   }
   return absl::OkStatus();
@@ -82,6 +88,7 @@ absl::Status WalkDir(int dir_fd, const std::string& prefix,
 
 absl::Status AddEntry(int dir_fd, const std::string& name,
                       const std::string& rel, const std::string& display_root,
+                      const std::vector<std::string>& exclude,
                       std::vector<WalkedEntry>* out) {
   std::string display = absl::StrCat(display_root, "/", rel);
   struct stat st;
@@ -109,12 +116,47 @@ absl::Status AddEntry(int dir_fd, const std::string& name,
   int fd = openat(dir_fd, name.c_str(),
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", display));
-  absl::Status s = WalkDir(fd, rel, display_root, out);
+  absl::Status s = WalkDir(fd, rel, display_root, exclude, out);
   close(fd);
   return s;
 }
 
+// The pattern without "./" prefixes and trailing "/"; *anchored is set if
+// it matches whole paths from the root rather than names.
+absl::string_view CleanPattern(absl::string_view p, bool* anchored) {
+  *anchored = false;
+  while (true) {
+    if (absl::ConsumePrefix(&p, "./")) continue;
+    if (absl::ConsumePrefix(&p, "/")) {
+      *anchored = true;
+      continue;
+    }
+    break;
+  }
+  while (absl::ConsumeSuffix(&p, "/")) {
+  }
+  if (p.find('/') != absl::string_view::npos) *anchored = true;
+  return p;
+}
+
 }  // namespace
+
+bool IsExcluded(const std::vector<std::string>& patterns,
+                absl::string_view rel_path) {
+  std::string path(rel_path);
+  size_t slash = path.rfind('/');
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  for (const std::string& raw : patterns) {
+    bool anchored = false;
+    std::string pattern(CleanPattern(raw, &anchored));
+    if (pattern.empty()) continue;
+    const std::string& subject = anchored ? path : name;
+    if (fnmatch(pattern.c_str(), subject.c_str(), FNM_PATHNAME) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
 
 bool ArchiveOrderLess(absl::string_view a, absl::string_view b) {
   size_t n = std::min(a.size(), b.size());
@@ -128,9 +170,10 @@ bool ArchiveOrderLess(absl::string_view a, absl::string_view b) {
 }
 
 absl::StatusOr<std::vector<WalkedEntry>> WalkTree(
-    int root_fd, const std::string& display_root) {
+    int root_fd, const std::string& display_root,
+    const std::vector<std::string>& exclude) {
   std::vector<WalkedEntry> out;
-  absl::Status st = WalkDir(root_fd, "", display_root, &out);
+  absl::Status st = WalkDir(root_fd, "", display_root, exclude, &out);
   if (!st.ok()) return st;
   return out;
 }
@@ -154,7 +197,7 @@ absl::StatusOr<std::vector<WalkedEntry>> WalkPaths(
       parts.emplace_back(p);
     }
     if (parts.empty()) {  // "." : the whole root
-      absl::Status st = WalkDir(root_fd, "", display_root, &all);
+      absl::Status st = WalkDir(root_fd, "", display_root, {}, &all);
       if (!st.ok()) return st;
       continue;
     }
@@ -186,7 +229,7 @@ absl::StatusOr<std::vector<WalkedEntry>> WalkPaths(
     }
     if (st.ok()) {
       st = AddEntry(dir_fd, parts.back(), Join(rel, parts.back()), display_root,
-                    &all);
+                    {}, &all);
     }
     close(dir_fd);
     if (!st.ok()) return st;
@@ -211,8 +254,14 @@ absl::StatusOr<int> OpenFileBeneath(int root_fd, const std::string& rel_path) {
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   long fd = syscall(SYS_openat2, root_fd, rel_path.c_str(), &how, sizeof(how));
   if (fd < 0 && errno == ENOSYS) {
-    // Kernels before 5.6: the last component is still never followed.
-    fd = openat(root_fd, rel_path.c_str(),
+    // Kernels before 5.6: walk the parents with O_NOFOLLOW, then the file.
+    size_t slash = rel_path.rfind('/');
+    absl::StatusOr<UniqueFd> parent = OpenDirBeneath(
+        root_fd, slash == std::string::npos ? "" : rel_path.substr(0, slash));
+    if (!parent.ok()) return parent.status();
+    std::string name =
+        slash == std::string::npos ? rel_path : rel_path.substr(slash + 1);
+    fd = openat(parent->get(), name.c_str(),
                 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   }
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", rel_path));

@@ -27,10 +27,24 @@ struct WalkedEntry {
 // True if `a` sorts before `b` in archive order.
 bool ArchiveOrderLess(absl::string_view a, absl::string_view b);
 
-// Lists everything below the directory open at `root_fd`. `display_root`
-// prefixes paths in error messages.
+// Stash exclusion (`stash: {exclude: [...]}`), glob patterns as fnmatch(3)
+// with FNM_PATHNAME (`*`, `?` and `[...]` never match '/'; no `**`):
+//   - a pattern without '/' matches an entry's name at any depth
+//     ("*.tmp", "node_modules");
+//   - a pattern with '/' matches the entry's whole path from the stashed
+//     root ("docs/*.bak", "build/out"); so does one with a leading "/"
+//     ("/pipeline.yaml": only that file at the root); a leading "./" and a
+//     trailing "/" are ignored; '\\' escapes the next character;
+//   - an excluded directory is left out with everything below it.
+bool IsExcluded(const std::vector<std::string>& patterns,
+                absl::string_view rel_path);
+
+// Lists everything below the directory open at `root_fd`, leaving out what
+// `exclude` matches (IsExcluded). `display_root` prefixes paths in error
+// messages.
 absl::StatusOr<std::vector<WalkedEntry>> WalkTree(
-    int root_fd, const std::string& display_root);
+    int root_fd, const std::string& display_root,
+    const std::vector<std::string>& exclude = {});
 
 // Lists `paths` (relative to root_fd; each a file, symlink or directory,
 // directories recursively) plus their parent directories.

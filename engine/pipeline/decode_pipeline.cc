@@ -50,7 +50,9 @@ void DecodeParam(Decoder* d, const Node& node, const std::string& path,
 
 void DecodeOptions(Decoder* d, const Node& node, const std::string& path,
                    v1::PipelineOptions* out) {
-  Fields f(d, node, path, {"on_failure", "timeout", "finally_timeout"});
+  Fields f(d, node, path,
+           {"on_failure", "timeout", "finally_timeout",
+            "source_includes_pipeline_file"});
   if (const Node* n = f.Get("on_failure")) {
     int policy = 0;
     if (d->Enum(*n, f.PathOf("on_failure"), FailurePolicies(), "failure policy",
@@ -64,6 +66,12 @@ void DecodeOptions(Decoder* d, const Node& node, const std::string& path,
   if (const Node* n = f.Get("finally_timeout")) {
     d->Duration(*n, f.PathOf("finally_timeout"),
                 out->mutable_finally_timeout());
+  }
+  if (const Node* n = f.Get("source_includes_pipeline_file")) {
+    bool include = false;
+    if (d->Bool(*n, f.PathOf("source_includes_pipeline_file"), &include)) {
+      out->set_source_includes_pipeline_file(include);
+    }
   }
 }
 

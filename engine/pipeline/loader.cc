@@ -71,6 +71,10 @@ LoadedPipeline LoadPipelineText(absl::string_view text,
   }
   internal::Decoder decoder(map.get(), &out.errors);
   internal::DecodePipeline(&decoder, *root, &out.pipeline);
+  // Relative to base_dir: the file's own name.
+  size_t slash = out.file.rfind('/');
+  out.pipeline.set_file(
+      slash == std::string::npos ? out.file : out.file.substr(slash + 1));
   std::stable_sort(out.errors.begin(), out.errors.end(),
                    [](const Diagnostic& a, const Diagnostic& b) {
                      return std::make_pair(a.line, a.column) <

@@ -334,6 +334,9 @@ TEST(LoaderTest, AliasesWithinBudgetWork) {
 
 TEST(LoaderTest, FileErrors) {
   LoadedPipeline missing = LoadPipelineFile("no/such/file.yaml");
+  // The pipeline knows its file (left out of `source`), relative to base_dir.
+  EXPECT_EQ(LoadPipelineText("name: x\n", "dir/sub/kiln.yaml").pipeline.file(),
+            "kiln.yaml");
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(missing.errors[0].ToString(),
               HasSubstr("no/such/file.yaml:1:1: "));

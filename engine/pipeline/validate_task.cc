@@ -24,6 +24,14 @@ bool IsEnvName(const std::string& s) {
   });
 }
 
+// True if `path` has no components but "." (it names its root).
+bool NamesRoot(const std::string& path) {
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (!part.empty() && part != ".") return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void Validator::Require(bool present, const std::string& path,
@@ -103,6 +111,18 @@ void Validator::CheckKind(int t) {
         CheckRelativePath(Field(p, "from"), task.stash().from(), "stash from",
                           t);
       }
+      for (int i = 0; i < task.stash().exclude_size(); ++i) {
+        const std::string& pattern = task.stash().exclude(i);
+        std::string item = Index(Field(p, "exclude"), i);
+        if (NamesRoot(pattern)) {
+          Error(item, absl::StrCat(Who(t), ": an exclude pattern is empty"));
+        } else {
+          CheckRelativePath(
+              item,
+              absl::StartsWith(pattern, "/") ? pattern.substr(1) : pattern,
+              "exclude pattern", t);
+        }
+      }
       break;
     }
     case v1::Task::kUnstash: {
@@ -110,7 +130,15 @@ void Validator::CheckKind(int t) {
       Require(!task.unstash().artifact().empty(), p, "artifact", t);
       Require(!task.unstash().to().empty(), p, "to", t);
       if (!task.unstash().to().empty()) {
-        CheckRelativePath(Field(p, "to"), task.unstash().to(), "unstash to", t);
+        const std::string& to = task.unstash().to();
+        if (NamesRoot(to)) {
+          Error(Field(p, "to"),
+                absl::StrCat(Who(t), ": unstash to '", to,
+                             "' names the source directory itself; name a "
+                             "directory below it"));
+        } else {
+          CheckRelativePath(Field(p, "to"), to, "unstash to", t);
+        }
       }
       break;
     }

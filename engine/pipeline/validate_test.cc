@@ -71,6 +71,13 @@ INSTANTIATE_TEST_SUITE_P(
              "missing required field 'from'"},
         Case{"unstash_fields", T("  - {name: a, unstash: {to: x}}\n"), "3:24",
              "missing required field 'artifact'"},
+        Case{"unstash_to_source_root",
+             T("  - {name: a, unstash: {artifact: source, to: ./}}\n"), "3:47",
+             "names the source directory itself"},
+        Case{"stash_exclude_escapes",
+             T("  - {name: a, stash: {artifact: x, from: d, exclude: [\"*.o\", "
+               "\"a/../b\"]}}\n"),
+             "3:62", "exclude pattern 'a/../b' escapes"},
         Case{"containerize_base",
              T("  - {name: a, containerize: {entrypoint: [x]}}\n"), "3:29",
              "missing required field 'base'"},

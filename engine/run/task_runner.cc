@@ -1,8 +1,11 @@
 #include "engine/run/task_runner.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -16,7 +19,9 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "engine/cas/beneath.h"
 #include "engine/cas/digest.h"
+#include "engine/cas/file_io.h"
 #include "engine/run/outcome.h"
 #include "engine/store/log_file.h"
 
@@ -106,25 +111,72 @@ class LogSink : public OutputSink {
   std::function<std::string(std::string)> mask_;
 };
 
-// Lists `dir`'s entries and moves them into `into` (which must not already
-// hold entries of the same names).
-absl::Status MergeInto(const std::string& dir, const std::string& into) {
-  std::error_code ec;
-  fs::create_directories(into, ec);
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    fs::path dest = fs::path(into) / entry.path().filename();
-    if (fs::symlink_status(dest, ec).type() != fs::file_type::not_found) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "two inputs both provide ", entry.path().filename().string()));
+// Moves every entry of the extracted input `tmp` (in parent_fd) into the
+// directory `path` beneath the workspace ws_fd, then removes `tmp` (also
+// on failure). Earlier inputs put task-made entries in the workspace: a
+// symlink on `path` is refused, never followed, and an entry is never
+// replaced.
+absl::Status MergeInput(int parent_fd, const std::string& tmp, int ws_fd,
+                        const v1::ArtifactInput& input) {
+  struct RemoveTmp {
+    int parent_fd;
+    const std::string& tmp;
+    ~RemoveTmp() { cas::RemoveTreeAt(parent_fd, tmp).IgnoreError(); }
+  } remove_tmp{parent_fd, tmp};
+  absl::StatusOr<cas::UniqueFd> into =
+      cas::MakeDirsBeneath(ws_fd, input.path(), 0755);
+  if (!into.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input '", input.artifact(), "' path '", input.path(),
+                     "': ", into.status().message()));
+  }
+  absl::StatusOr<cas::UniqueFd> from = cas::OpenDirBeneath(parent_fd, tmp);
+  if (!from.ok()) return from.status();
+  std::vector<std::string> names;
+  {
+    DIR* d = fdopendir(fcntl(from->get(), F_DUPFD_CLOEXEC, 0));
+    if (d == nullptr) {
+      return cas::ErrnoStatus(errno, "listing an extracted input");
     }
-    fs::rename(entry.path(), dest, ec);
-    if (ec) {
+    while (dirent* e = readdir(d)) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      names.emplace_back(e->d_name);
+    }
+    closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    absl::Status st =
+        cas::RenameNoReplace(from->get(), name, into->get(), name);
+    if (absl::IsAlreadyExists(st)) {
+      std::string shown =
+          input.path().empty() ? name : absl::StrCat(input.path(), "/", name);
+      return absl::AlreadyExistsError(absl::StrCat("two inputs both provide ",
+                                                   shown, " (input '",
+                                                   input.artifact(), "')"));
+    }
+    if (!st.ok()) {
       return absl::InternalError(
-          absl::StrCat("moving input into the workspace: ", ec.message()));
+          absl::StrCat("moving input into the workspace: ", st.message()));
     }
   }
-  if (ec) return absl::InternalError(ec.message());
-  fs::remove_all(dir, ec);
+  return absl::OkStatus();
+}
+
+// Did the task produce `path` (beneath ws_fd, without following symlinks)?
+absl::Status CheckProduced(int ws_fd, const std::string& path) {
+  absl::StatusOr<std::vector<std::string>> parts = cas::SplitRelativePath(path);
+  if (!parts.ok()) return parts.status();
+  if (parts->empty()) return absl::OkStatus();  // the whole workspace
+  std::string name = parts->back();
+  parts->pop_back();
+  absl::StatusOr<cas::UniqueFd> dir =
+      cas::OpenDirBeneath(ws_fd, absl::StrJoin(*parts, "/"));
+  if (!dir.ok()) return dir.status();
+  struct stat st;
+  if (fstatat(dir->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return absl::NotFoundError("was not produced");
+  }
   return absl::OkStatus();
 }
 
@@ -160,12 +212,9 @@ std::string EngineTaskRunner::Mask(std::string line) const {
   return line;
 }
 
-std::string EngineTaskRunner::ResolveHostPath(
-    const std::string& relative) const {
-  if (!relative.empty() && relative[0] == '/') return relative;
-  return (fs::path(ctx_.source_dir.empty() ? "." : ctx_.source_dir) / relative)
-      .lexically_normal()
-      .string();
+std::string EngineTaskRunner::SourcePath(const std::string& relative) const {
+  std::string root = ctx_.source_dir.empty() ? "." : ctx_.source_dir;
+  return relative.empty() ? root : absl::StrCat(root, "/", relative);
 }
 
 absl::StatusOr<std::string> EngineTaskRunner::ArtifactDigest(
@@ -250,6 +299,13 @@ absl::optional<AttemptOutcome> EngineTaskRunner::CachedOutcome(
 std::string EngineTaskRunner::WorkDir(const v1::Task& task, int attempt) const {
   return absl::StrCat(ctx_.store_dir, "/work/", ctx_.run_id, "/",
                       store::SafeFileName(task.name()), ".", attempt);
+}
+
+absl::StatusOr<cas::UniqueFd> EngineTaskRunner::OpenWorkParent() const {
+  absl::StatusOr<cas::UniqueFd> store = cas::OpenTrustedDir(ctx_.store_dir);
+  if (!store.ok()) return store.status();
+  return cas::MakeDirsBeneath(store->get(), absl::StrCat("work/", ctx_.run_id),
+                              0755);
 }
 
 void EngineTaskRunner::Record(const std::string& key, const v1::Task& task,
@@ -348,35 +404,44 @@ AttemptOutcome EngineTaskRunner::RunCommand(
     if (auto hit = CachedOutcome(key.key)) return *hit;
   }
 
-  // A fresh workspace with the inputs unstashed.
+  // A fresh workspace with the inputs unstashed. Everything in it is
+  // task-made (other tasks' outputs, then this task's work): every engine
+  // operation on it stays beneath its fd and never follows a symlink.
   std::string workspace = WorkDir(task, attempt);
-  std::error_code ec;
-  fs::remove_all(workspace, ec);
-  fs::create_directories(fs::path(workspace).parent_path(), ec);
+  std::string work_parent = workspace.substr(0, workspace.rfind('/'));
+  std::string ws_name = workspace.substr(workspace.rfind('/') + 1);
+  absl::StatusOr<cas::UniqueFd> parent = OpenWorkParent();
+  if (!parent.ok()) {
+    return Failed(
+        absl::StrCat("creating workspace: ", parent.status().message()), true);
+  }
+  cas::RemoveTreeAt(parent->get(), ws_name).IgnoreError();
   struct Cleanup {
-    std::string dir;
+    int parent_fd;
+    std::string name;
     bool keep;
     ~Cleanup() {
-      if (keep) return;
-      std::error_code e;
-      fs::remove_all(dir, e);
+      if (!keep) cas::RemoveTreeAt(parent_fd, name).IgnoreError();
     }
-  } cleanup{workspace, ctx_.keep_workspaces};
-  if (mkdir(workspace.c_str(), 0755) != 0) {
-    return Failed(absl::StrCat("creating workspace: ", strerror(errno)), true);
+  } cleanup{parent->get(), ws_name, ctx_.keep_workspaces};
+  absl::StatusOr<cas::UniqueFd> ws =
+      cas::MakeDirAt(parent->get(), ws_name, 0755);
+  if (!ws.ok()) {
+    return Failed(absl::StrCat("creating workspace: ", ws.status().message()),
+                  true);
   }
   for (int i = 0; i < task.inputs_size(); ++i) {
     const auto& input = task.inputs(i);
     auto digest = cas::Digest::Parse(inputs[i].second);
     if (!digest.ok()) return Failed(std::string(digest.status().message()));
-    std::string tmp = absl::StrCat(workspace, ".in", i);
-    fs::remove_all(tmp, ec);
-    absl::Status s = ctx_.artifacts->Unstash(*digest, tmp);
+    std::string tmp = cas::TempName("input");
+    absl::Status s = ctx_.artifacts->UnstashAt(*digest, parent->get(), tmp,
+                                               work_parent, false);
     if (!s.ok()) {
       return Failed(
           absl::StrCat("unstashing ", input.artifact(), ": ", s.message()));
     }
-    s = MergeInto(tmp, (fs::path(workspace) / input.path()).string());
+    s = MergeInput(parent->get(), tmp, ws->get(), input);
     if (!s.ok()) return Failed(std::string(s.message()));
   }
 
@@ -477,10 +542,10 @@ AttemptOutcome EngineTaskRunner::RunCommand(
   // Outputs.
   for (const auto& output : task.outputs()) {
     for (const auto& p : output.paths()) {
-      struct stat st;
-      if (lstat((fs::path(workspace) / p).c_str(), &st) != 0) {
+      absl::Status produced = CheckProduced(ws->get(), p);
+      if (!produced.ok()) {
         return Failed(absl::StrCat("output '", output.artifact(), "': path '",
-                                   p, "' was not produced"));
+                                   p, "' ", produced.message()));
       }
     }
     std::vector<std::string> paths(output.paths().begin(),

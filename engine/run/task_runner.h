@@ -15,6 +15,7 @@
 
 #include "engine/base/mutex.h"
 #include "engine/cas/artifact_store.h"
+#include "engine/cas/beneath.h"
 #include "engine/keys/task_key.h"
 #include "engine/pipeline/substitute.h"
 #include "engine/scheduler/scheduler.h"
@@ -81,11 +82,14 @@ class EngineTaskRunner : public TaskRunner {
   absl::optional<AttemptOutcome> CachedOutcome(const std::string& key);
   // A fresh per-attempt directory under the store (not created).
   std::string WorkDir(const v1::Task& task, int attempt) const;
+  // The directory holding this run's workspaces (created, mode 0755).
+  absl::StatusOr<cas::UniqueFd> OpenWorkParent() const;
   void Record(const std::string& key, const v1::Task& task,
               const std::vector<KeyComponent>& components,
               const AttemptOutcome& outcome, const std::string& log_path);
   std::string Mask(std::string line) const;
-  std::string ResolveHostPath(const std::string& relative) const;
+  // `relative` (already split and checked) shown below the source directory.
+  std::string SourcePath(const std::string& relative) const;
 
   TaskRunnerContext ctx_;
   std::vector<std::string> secret_forms_;  // every encoding to mask
