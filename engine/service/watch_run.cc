@@ -53,7 +53,16 @@ grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
   }
 
   // The queue outlives the subscription's callbacks (shared ownership).
-  auto queue = std::make_shared<EventQueue>(options_.watch_queue_events);
+  auto queue = std::make_shared<EventQueue>(
+      options_.watch_queue_events, options_.watch_queue_bytes, watch_budget_);
+  // A watcher that falls behind is cancelled, even while its writer is
+  // blocked on a client that stopped reading. The action is cleared before
+  // the context goes away (after the subscription ends).
+  queue->SetOverflowAction([context] { context->TryCancel(); });
+  struct ClearAction {
+    EventQueue* queue;
+    ~ClearAction() { queue->ClearOverflowAction(); }
+  } clear_action{queue.get()};
   Subscription subscription(
       *run, (*run)->Subscribe(
                 request->after_sequence(),
