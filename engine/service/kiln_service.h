@@ -2,9 +2,10 @@
 // kiln::Engine (proto in -> Engine call -> proto and status out; absl codes
 // map 1:1 to gRPC codes). Every RPC first passes the Authorizer.
 //
-// Streams never block the engine: WatchRun hands events over through a
-// bounded EventQueue (a watcher that falls behind is ended with
-// RESOURCE_EXHAUSTED and resumes by sequence), and open streams are bounded
+// Streams never block the engine: WatchRun sends the backlog from the run
+// store at the client's pace, then hands live events over through an
+// EventQueue bounded in events and bytes (a watcher that falls behind is
+// cut off and resumes by sequence), and open streams are bounded
 // per client and in total with a reserve for admins (stream_limiter.h).
 // BeginShutdown() ends every open stream with UNAVAILABLE within ~`poll` so the
 // gRPC server can stop.
