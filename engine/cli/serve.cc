@@ -7,6 +7,7 @@
 // --grace. Prints "kiln: serving on ADDRESS" on stdout once listening.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/numbers.h"
@@ -42,6 +43,17 @@ int ServeVerb(const std::vector<std::string>& argv) {
   args.Flag("grace", "how long shutdown waits for runs (default 30s)");
   args.Flag("max-streams-per-client",
             "open watch/log/blob streams per client (default 256)");
+  args.Flag("max-streams",
+            "open watch/log/blob streams in all (default 512; 64 of them "
+            "kept for admins)");
+  args.Flag("idle-timeout",
+            "close connections with no call open this long (default 2m)");
+  args.Flag("max-reply-bytes",
+            "largest run reply; bigger task lists are paged (default 4 MiB)");
+  args.Flag("max-uploads", "blob uploads in progress at once (default 16)");
+  args.Bool("reflection",
+            "serve grpc.reflection on TCP too (unauthenticated; always on "
+            "for a unix socket)");
   int code;
   if (!args.Parse(argv, &code)) return code;
   if (!args.positionals().empty()) {
@@ -68,6 +80,39 @@ int ServeVerb(const std::vector<std::string>& argv) {
        options.service.max_streams_per_client < 1)) {
     return args.UsageError("--max-streams-per-client must be positive");
   }
+  if (args.Has("max-streams")) {
+    if (!absl::SimpleAtoi(args.Get("max-streams"),
+                          &options.service.max_streams) ||
+        options.service.max_streams < 2) {
+      return args.UsageError("--max-streams must be at least 2");
+    }
+    // An eighth (at least one) is kept for admins; threads follow.
+    options.service.admin_stream_reserve =
+        std::max(1, options.service.max_streams / 8);
+    options.max_threads =
+        std::max(options.max_threads, options.service.max_streams + 512);
+  }
+  if (args.Has("idle-timeout") &&
+      (!absl::ParseDuration(args.Get("idle-timeout"),
+                            &options.connection_idle) ||
+       options.connection_idle < absl::Seconds(1))) {
+    return args.UsageError("--idle-timeout must be a duration of 1s or more");
+  }
+  options.reflection_on_tcp = args.Has("reflection");
+  if (args.Has("max-uploads") &&
+      (!absl::SimpleAtoi(args.Get("max-uploads"),
+                         &options.service.max_concurrent_uploads) ||
+       options.service.max_concurrent_uploads < 1)) {
+    return args.UsageError("--max-uploads must be positive");
+  }
+  if (args.Has("max-reply-bytes")) {
+    int64_t bytes = 0;
+    if (!absl::SimpleAtoi(args.Get("max-reply-bytes"), &bytes) ||
+        bytes < (16 << 10) || bytes > (6 << 20)) {
+      return args.UsageError("--max-reply-bytes must be 16384..6291456");
+    }
+    options.service.max_reply_bytes = static_cast<size_t>(bytes);
+  }
 
   // Signals are taken by sigwait below; every thread inherits the mask.
   sigset_t signals;
@@ -89,6 +134,11 @@ int ServeVerb(const std::vector<std::string>& argv) {
   } else if (!resumed->empty()) {
     std::fprintf(stderr, "kiln serve: resumed %zu unfinished run(s)\n",
                  resumed->size());
+  }
+  if ((*server)->plaintext_tcp()) {
+    std::fprintf(stderr,
+                 "kiln serve: warning: TCP without TLS: traffic (tokens "
+                 "included) is unencrypted; pass --tls-cert/--tls-key\n");
   }
   std::printf("kiln: serving on %s\n", (*server)->address().c_str());
   std::fflush(stdout);

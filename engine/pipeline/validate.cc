@@ -222,8 +222,7 @@ void Validator::FindCycles() {
 
 void Validator::ComputeAncestors() {
   int n = static_cast<int>(tasks_.size());
-  size_t words = (n + 63) / 64;
-  ancestors_.assign(n, std::vector<uint64_t>(words, 0));
+  parents_.assign(n, {});
   // Kahn's order: a task after everything it needs.
   std::vector<int> pending(n, 0);
   std::vector<std::vector<int>> dependents(n);
@@ -235,27 +234,73 @@ void Validator::ComputeAncestors() {
           distinct.insert(it->second).second) {
         ++pending[t];
         dependents[it->second].push_back(t);
+        parents_[t].push_back(it->second);
       }
     }
   }
-  std::vector<int> ready;
+  order_.clear();
+  order_.reserve(n);
   for (int t = 0; t < n; ++t) {
-    if (pending[t] == 0) ready.push_back(t);
+    if (pending[t] == 0) order_.push_back(t);
   }
-  while (!ready.empty()) {
-    int a = ready.back();
-    ready.pop_back();
-    for (int d : dependents[a]) {
-      for (size_t w = 0; w < words; ++w) ancestors_[d][w] |= ancestors_[a][w];
-      ancestors_[d][a / 64] |= uint64_t{1} << (a % 64);
-      if (--pending[d] == 0) ready.push_back(d);
+  for (size_t next = 0; next < order_.size(); ++next) {
+    for (int d : dependents[order_[next]]) {
+      if (--pending[d] == 0) order_.push_back(d);
     }
   }
+  rank_.assign(n, 0);
+  for (int i = 0; i < static_cast<int>(order_.size()); ++i)
+    rank_[order_[i]] = i;
+  ancestor_groups_.clear();
+}
+
+const Validator::AncestorGroup& Validator::GroupMasks(int group) const {
+  ++ancestor_clock_;
+  for (AncestorGroup& g : ancestor_groups_) {
+    if (g.group == group) {
+      g.last_use = ancestor_clock_;
+      return g;
+    }
+  }
+  // At most ~64 MiB of masks (and at least one group).
+  const size_t n = tasks_.size();
+  const size_t max_groups =
+      std::max<size_t>(1, (size_t{64} << 20) / (8 * std::max<size_t>(n, 1)));
+  AncestorGroup* slot;
+  if (ancestor_groups_.size() < max_groups) {
+    slot = &ancestor_groups_.emplace_back();
+  } else {
+    slot =
+        &*std::min_element(ancestor_groups_.begin(), ancestor_groups_.end(),
+                           [](const AncestorGroup& a, const AncestorGroup& b) {
+                             return a.last_use < b.last_use;
+                           });
+  }
+  slot->group = group;
+  slot->last_use = ancestor_clock_;
+  slot->mask.assign(n, 0);
+  // One pass in topological order: a task's mask is the union of its
+  // parents' masks and of the parents themselves when in the group.
+  const int first = group * 64;
+  for (int t : order_) {
+    uint64_t mask = 0;
+    for (int p : parents_[t]) {
+      mask |= slot->mask[p];
+      if (p >= first && p < first + 64) mask |= uint64_t{1} << (p - first);
+    }
+    slot->mask[t] = mask;
+  }
+  return *slot;
 }
 
 bool Validator::IsAncestor(int ancestor, int of) const {
-  if (!acyclic_ || ancestors_.empty()) return true;  // unknown: do not report
-  return (ancestors_[of][ancestor / 64] >> (ancestor % 64)) & 1;
+  if (!acyclic_ || rank_.empty()) return true;  // unknown: do not report
+  if (ancestor == of || rank_[ancestor] >= rank_[of]) return false;
+  for (int p : parents_[of]) {
+    if (p == ancestor) return true;
+  }
+  const AncestorGroup& g = GroupMasks(ancestor / 64);
+  return (g.mask[of] >> (ancestor % 64)) & 1;
 }
 
 std::vector<Diagnostic> Validator::Run() {

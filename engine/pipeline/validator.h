@@ -59,8 +59,22 @@ class Validator {
   absl::flat_hash_map<std::string, int> by_name_;  // first of each name
   absl::flat_hash_map<std::string, const v1::Param*> params_;
   bool acyclic_ = true;
-  // ancestors_[t] bit a: task a is an ancestor of t (valid if acyclic_).
-  std::vector<std::vector<uint64_t>> ancestors_;
+  // Reachability (valid if acyclic_), in memory linear in the graph:
+  // parents_[t] are the distinct tasks t needs; rank_[t] is t's position in
+  // a topological order. IsAncestor answers from the rank, the direct
+  // parents, or a pass over the graph for a group of 64 candidate ancestors
+  // (ancestor_groups_, bounded in bytes, least recently used dropped).
+  std::vector<std::vector<int>> parents_;
+  std::vector<int> order_;  // topological: a task after all it needs
+  std::vector<int> rank_;
+  struct AncestorGroup {
+    int group = -1;
+    uint64_t last_use = 0;
+    std::vector<uint64_t> mask;  // per task: bit i = task 64*group+i
+  };
+  mutable std::vector<AncestorGroup> ancestor_groups_;
+  mutable uint64_t ancestor_clock_ = 0;
+  const AncestorGroup& GroupMasks(int group) const;
   absl::flat_hash_map<std::string, int> producer_;  // artifact -> task
 };
 

@@ -129,8 +129,9 @@ absl::optional<Principal> TokenTable::Find(absl::string_view token) const {
 
 Role RequiredRole(absl::string_view method) {
   if (method == "ValidatePipeline" || method == "GetRun" ||
-      method == "ListRuns" || method == "WatchRun" || method == "StreamLogs" ||
-      method == "FindMissingBlobs" || method == "DownloadBlob") {
+      method == "ListRuns" || method == "GetRunTasks" || method == "WatchRun" ||
+      method == "StreamLogs" || method == "FindMissingBlobs" ||
+      method == "DownloadBlob") {
     return Role::kViewer;
   }
   if (method == "SubmitRun" || method == "CancelRun" || method == "RetryRun" ||

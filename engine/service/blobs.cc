@@ -53,6 +53,31 @@ grpc::Status KilnService::UploadBlob(
                      options_.max_blob_bytes, " bytes"));
   }
   expected->set_size(message.size());
+  // Bounded uploads at once and temporary space: the announced size is
+  // reserved up front (and writing stops at it).
+  struct Reservation {
+    std::atomic<int>* uploads;
+    ByteBudget* budget;
+    int64_t bytes = 0;
+    ~Reservation() {
+      uploads->fetch_sub(1);
+      budget->Give(bytes);
+    }
+  } reservation{&uploads_, upload_budget_.get()};
+  if (uploads_.fetch_add(1) >= options_.max_concurrent_uploads) {
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("too many uploads in progress (limit ",
+                     options_.max_concurrent_uploads, "); retry later"));
+  }
+  if (!upload_budget_->Take(message.size())) {
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("uploads in progress already take ",
+                     upload_budget_->used(), " bytes (limit ",
+                     options_.max_upload_bytes_in_flight, "); retry later"));
+  }
+  reservation.bytes = message.size();
   absl::StatusOr<std::unique_ptr<cas::BlobWriter>> writer =
       engine_->content_store().NewWriter();
   if (!writer.ok()) return ToGrpc(writer.status());

@@ -1,5 +1,7 @@
 #include "engine/service/event_queue.h"
 
+#include <memory>
+#include <string>
 #include <thread>
 
 #include "absl/time/clock.h"
@@ -27,27 +29,66 @@ TEST(EventQueueTest, DeliversInOrder) {
             EventQueue::PopResult::kTimeout);
 }
 
-TEST(EventQueueTest, OverflowDeliversPrefixThenReports) {
+TEST(EventQueueTest, OverflowDropsQueuedEventsAndReports) {
   EventQueue queue(3);
+  int actions = 0;
+  queue.SetOverflowAction([&] { ++actions; });
   for (uint64_t seq = 1; seq <= 5; ++seq) queue.Push(Event(seq));
+  EXPECT_EQ(actions, 1);
+  EXPECT_EQ(queue.bytes(), 0u);  // the backlog is freed at once
   v1::RunEvent out;
-  for (uint64_t seq = 1; seq <= 3; ++seq) {
-    ASSERT_EQ(queue.Pop(absl::Seconds(1), &out), EventQueue::PopResult::kEvent);
-    EXPECT_EQ(out.sequence(), seq);
-  }
   EXPECT_EQ(queue.Pop(absl::Seconds(1), &out),
             EventQueue::PopResult::kOverflow);
   // Once overflowed, later events are dropped (no gap can be delivered).
   queue.Push(Event(6));
   EXPECT_EQ(queue.Pop(absl::Seconds(1), &out),
             EventQueue::PopResult::kOverflow);
+  EXPECT_EQ(actions, 1);
+}
+
+v1::RunEvent BigLog(uint64_t seq) {
+  v1::RunEvent event = Event(seq);
+  event.mutable_log()->set_text(std::string(64 << 10, 'x'));
+  return event;
+}
+
+TEST(EventQueueTest, BoundedInBytesNotOnlyEvents) {
+  // 4096 events allowed, but only 1 MiB: 64 KiB lines overflow at ~16.
+  EventQueue queue(4096, 1 << 20);
+  uint64_t seq = 0;
+  while (seq < 100) {
+    queue.Push(BigLog(++seq));
+    EXPECT_LE(queue.bytes(), size_t{1} << 20);
+  }
+  v1::RunEvent out;
+  EXPECT_EQ(queue.Pop(absl::Seconds(1), &out),
+            EventQueue::PopResult::kOverflow);
+}
+
+TEST(EventQueueTest, SharedBudgetBoundsAllQueuesAndIsReturned) {
+  auto budget = std::make_shared<ByteBudget>(1 << 20);
+  {
+    EventQueue a(4096, 1 << 20, budget);
+    EventQueue b(4096, 1 << 20, budget);
+    for (uint64_t seq = 1; seq <= 10; ++seq) a.Push(BigLog(seq));
+    int64_t after_a = budget->used();
+    EXPECT_GT(after_a, 10 * (64 << 10));
+    // b may take only what is left of the shared megabyte.
+    for (uint64_t seq = 1; seq <= 10; ++seq) b.Push(BigLog(seq));
+    v1::RunEvent out;
+    EXPECT_EQ(b.Pop(absl::Seconds(1), &out), EventQueue::PopResult::kOverflow);
+    EXPECT_EQ(budget->used(), after_a);  // b's bytes were given back
+    ASSERT_EQ(a.Pop(absl::Seconds(1), &out), EventQueue::PopResult::kEvent);
+    EXPECT_LT(budget->used(), after_a);
+  }
+  EXPECT_EQ(budget->used(), 0);
 }
 
 TEST(EventQueueTest, PushNeverBlocksAndWakesPopper) {
   EventQueue queue(100);
   std::thread producer([&] {
     absl::SleepFor(absl::Milliseconds(20));
-    for (uint64_t seq = 1; seq <= 1000; ++seq) queue.Push(Event(seq));
+    for (uint64_t seq = 1; seq <= 50; ++seq) queue.Push(Event(seq));
     queue.Close();
   });
   v1::RunEvent out;
@@ -62,7 +103,7 @@ TEST(EventQueueTest, PushNeverBlocksAndWakesPopper) {
     got = out.sequence();
   }
   producer.join();
-  EXPECT_GE(got, 1u);
+  EXPECT_EQ(got, 50u);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "engine/cas/file_io.h"
 #include "engine/pipeline/loader.h"
 #include "engine/pipeline/validate.h"
+#include "engine/service/run_replies.h"
 #include "engine/store/run_store.h"
 
 namespace kiln::service {
@@ -30,7 +31,41 @@ std::string FilenameOr(const std::string& name) {
   return name.empty() ? kDefaultFilename : name;
 }
 
+StreamLimits StreamLimitsOf(const ServiceOptions& options) {
+  StreamLimits limits;
+  limits.per_client = options.max_streams_per_client;
+  limits.total = options.max_streams;
+  limits.admin_reserve = options.admin_stream_reserve;
+  return limits;
+}
+
 }  // namespace
+
+absl::Status CheckMessageBounds(const v1::Pipeline& pipeline) {
+  // The loader's bounds on a YAML pipeline, for the protobuf form: no larger
+  // than the largest pipeline file, no more tasks or `needs` than its node
+  // budget could describe, and a task cap that keeps validation and
+  // planning cheap.
+  const pipeline::LoadOptions limits;
+  if (pipeline.ByteSizeLong() > limits.max_file_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "pipeline message is ", pipeline.ByteSizeLong(), " bytes; at most ",
+        limits.max_file_bytes, " (as a pipeline file)"));
+  }
+  const int tasks = pipeline.tasks_size() + pipeline.finally_size();
+  if (tasks > kMaxPipelineTasks) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "pipeline has ", tasks, " tasks; at most ", kMaxPipelineTasks));
+  }
+  size_t needs = 0;
+  for (const v1::Task& t : pipeline.tasks()) needs += t.needs_size();
+  for (const v1::Task& t : pipeline.finally()) needs += t.needs_size();
+  if (needs > limits.max_nodes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "pipeline has ", needs, " needs entries; at most ", limits.max_nodes));
+  }
+  return absl::OkStatus();
+}
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -53,7 +88,11 @@ KilnService::KilnService(Engine* engine, ServiceOptions options,
       options_(std::move(options)),
       authorizer_(options_.tokens),
       artifacts_(std::move(artifacts)),
-      limiter_(options_.max_streams_per_client) {}
+      limiter_(StreamLimitsOf(options_)),
+      upload_budget_(
+          std::make_shared<ByteBudget>(options_.max_upload_bytes_in_flight)),
+      watch_budget_(std::make_shared<ByteBudget>(
+          static_cast<int64_t>(options_.watch_total_bytes))) {}
 
 absl::StatusOr<Principal> KilnService::Admit(grpc::ServerContext* context,
                                              absl::string_view method) const {
@@ -77,7 +116,21 @@ absl::StatusOr<StreamLimiter::Slot> KilnService::AdmitStream(
   std::string client = authorizer_.requires_token()
                            ? absl::StrCat("token:", who->name)
                            : absl::StrCat("peer:", context->peer());
-  return limiter_.Acquire(client);
+  return limiter_.Acquire(client, who->role == Role::kAdmin);
+}
+
+void KilnService::PrepareRunReply(v1::Run* run) {
+  absl::StatusOr<v1::Pipeline> pipeline =
+      engine_->run_store().GetPipeline(run->id());
+  if (pipeline.ok()) {
+    RedactSecrets(*pipeline, run);
+  } else {
+    // Unknown secrets: no trigger param value is sent.
+    for (auto& [name, value] : *run->mutable_trigger()->mutable_params()) {
+      value = kRedacted;
+    }
+  }
+  FitRun(run, options_.max_reply_bytes);
 }
 
 bool KilnService::StreamOver(grpc::ServerContext* context) const {
@@ -96,12 +149,21 @@ grpc::Status KilnService::ValidatePipeline(
       pipeline::LoadedPipeline loaded = pipeline::LoadPipelineText(
           request->yaml(), FilenameOr(request->filename()));
       errors = std::move(loaded.errors);
-      if (errors.empty()) *response->mutable_pipeline() = loaded.pipeline;
+      if (errors.empty()) {
+        *response->mutable_pipeline() = loaded.pipeline;
+        RedactSecretDefaults(response->mutable_pipeline());
+      }
       break;
     }
     case v1::ValidatePipelineRequest::kMessage:
+      if (absl::Status s = CheckMessageBounds(request->message()); !s.ok()) {
+        return ToGrpc(s);
+      }
       errors = pipeline::ValidatePipeline(request->message());
-      if (errors.empty()) *response->mutable_pipeline() = request->message();
+      if (errors.empty()) {
+        *response->mutable_pipeline() = request->message();
+        RedactSecretDefaults(response->mutable_pipeline());
+      }
       break;
     default:
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -164,6 +226,9 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
       break;
     }
     case v1::SubmitRunRequest::kMessage:
+      if (absl::Status s = CheckMessageBounds(request->message()); !s.ok()) {
+        return ToGrpc(s);
+      }
       run.pipeline = request->message();
       break;
     default:
@@ -196,7 +261,10 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
   }
   response->set_run_id(id);
   absl::StatusOr<v1::Run> state = engine_->GetRun(id);
-  if (state.ok()) *response->mutable_run() = std::move(*state);
+  if (state.ok()) {
+    PrepareRunReply(&*state);
+    *response->mutable_run() = std::move(*state);
+  }
   return grpc::Status::OK;
 }
 
@@ -208,7 +276,27 @@ grpc::Status KilnService::GetRun(grpc::ServerContext* context,
   }
   absl::StatusOr<v1::Run> run = engine_->GetRun(request->run_id());
   if (!run.ok()) return ToGrpc(run.status());
+  PrepareRunReply(&*run);
   *response = std::move(*run);
+  return grpc::Status::OK;
+}
+
+grpc::Status KilnService::GetRunTasks(grpc::ServerContext* context,
+                                      const v1::GetRunTasksRequest* request,
+                                      v1::GetRunTasksResponse* response) {
+  if (auto who = Admit(context, "GetRunTasks"); !who.ok()) {
+    return ToGrpc(who.status());
+  }
+  absl::StatusOr<v1::Run> run = engine_->GetRun(request->run_id());
+  if (!run.ok()) return ToGrpc(run.status());
+  absl::StatusOr<v1::Pipeline> pipeline =
+      engine_->run_store().GetPipeline(run->id());
+  if (pipeline.ok()) RedactSecrets(*pipeline, &*run);
+  absl::StatusOr<v1::GetRunTasksResponse> page =
+      PageTasks(*run, request->page_size(), request->page_token(),
+                options_.max_reply_bytes);
+  if (!page.ok()) return ToGrpc(page.status());
+  *response = std::move(*page);
   return grpc::Status::OK;
 }
 
@@ -226,7 +314,21 @@ grpc::Status KilnService::ListRuns(grpc::ServerContext* context,
   absl::StatusOr<store::RunPage> page = engine_->run_store().ListRuns(
       filter, request->page_size(), request->page_token());
   if (!page.ok()) return ToGrpc(page.status());
-  for (v1::Run& run : page->runs) *response->add_runs() = std::move(run);
+  // Summaries, and at most kMaxReplyBytes a page: a page cut short by bytes
+  // continues after its last run (the store's token is the last id).
+  size_t bytes = 0;
+  for (v1::Run& run : page->runs) {
+    SummarizeRun(&run, options_.max_reply_bytes);
+    PrepareRunReply(&run);
+    size_t size = run.ByteSizeLong() + 8;
+    if (response->runs_size() > 0 && bytes + size > options_.max_reply_bytes) {
+      response->set_next_page_token(
+          response->runs(response->runs_size() - 1).id());
+      return grpc::Status::OK;
+    }
+    bytes += size;
+    *response->add_runs() = std::move(run);
+  }
   response->set_next_page_token(page->next_page_token);
   return grpc::Status::OK;
 }
@@ -254,7 +356,10 @@ grpc::Status KilnService::RetryRun(grpc::ServerContext* context,
   if (!handle.ok()) return ToGrpc(handle.status());
   response->set_run_id((*handle)->id());
   absl::StatusOr<v1::Run> state = engine_->GetRun((*handle)->id());
-  if (state.ok()) *response->mutable_run() = std::move(*state);
+  if (state.ok()) {
+    PrepareRunReply(&*state);
+    *response->mutable_run() = std::move(*state);
+  }
   return grpc::Status::OK;
 }
 

@@ -2,11 +2,13 @@
 // kiln::Engine (proto in -> Engine call -> proto and status out; absl codes
 // map 1:1 to gRPC codes). Every RPC first passes the Authorizer.
 //
-// Streams never block the engine: WatchRun hands events over through a
-// bounded EventQueue (a watcher that falls behind is ended with
-// RESOURCE_EXHAUSTED and resumes by sequence), and each client may hold at
-// most `max_streams_per_client` streams. BeginShutdown() ends every open
-// stream with UNAVAILABLE within ~`poll` so the gRPC server can stop.
+// Streams never block the engine: WatchRun sends the backlog from the run
+// store at the client's pace, then hands live events over through an
+// EventQueue bounded in events and bytes (a watcher that falls behind is
+// cut off and resumes by sequence), and open streams are bounded
+// per client and in total with a reserve for admins (stream_limiter.h).
+// BeginShutdown() ends every open stream with UNAVAILABLE within ~`poll` so the
+// gRPC server can stop.
 //
 // Thread-safety: all methods are called concurrently by gRPC threads.
 #ifndef KILN_ENGINE_SERVICE_KILN_SERVICE_H_
@@ -21,6 +23,8 @@
 #include "engine/cas/artifact_store.h"
 #include "engine/engine.h"
 #include "engine/service/auth.h"
+#include "engine/service/event_queue.h"
+#include "engine/service/run_replies.h"
 #include "engine/service/stream_limiter.h"
 #include "kiln/v1/service.grpc.pb.h"
 
@@ -29,15 +33,30 @@ namespace kiln::service {
 struct ServiceOptions {
   // Null: no tokens (unix socket); everyone is the admin "local".
   std::shared_ptr<const TokenTable> tokens;
+  // Open WatchRun/StreamLogs/blob streams: per client, in all, and the
+  // share of the total kept for admins (stream_limiter.h).
   int max_streams_per_client = 256;
-  // Events buffered per watcher before it is dropped (it can resume).
+  int max_streams = 512;
+  int admin_stream_reserve = 64;
+  // Events and bytes buffered per watcher, and bytes over all watchers,
+  // before a watcher is ended with RESOURCE_EXHAUSTED (it resumes by
+  // sequence).
   size_t watch_queue_events = 4096;
+  size_t watch_queue_bytes = 4 << 20;
+  size_t watch_total_bytes = 256 << 20;
   // Bytes per DownloadBlob message and per StreamLogs read.
   size_t chunk_bytes = 1 << 20;
   // Largest blob accepted by UploadBlob.
   int64_t max_blob_bytes = int64_t{16} << 30;
+  // Uploads in progress at once, and the sum of their announced sizes (the
+  // temporary space they may take). Over either: RESOURCE_EXHAUSTED.
+  int max_concurrent_uploads = 16;
+  int64_t max_upload_bytes_in_flight = int64_t{32} << 30;
   // Most digests in one FindMissingBlobs.
   int max_digests = 10000;
+  // Largest run reply (GetRun, ListRuns page, GetRunTasks page); under the
+  // 8 MiB send limit (run_replies.h).
+  size_t max_reply_bytes = kMaxReplyBytes;
   // How often streams re-check cancellation and shutdown.
   absl::Duration poll = absl::Milliseconds(200);
 };
@@ -63,6 +82,9 @@ class KilnService final : public v1::Kiln::Service {
   grpc::Status ListRuns(grpc::ServerContext* context,
                         const v1::ListRunsRequest* request,
                         v1::ListRunsResponse* response) override;
+  grpc::Status GetRunTasks(grpc::ServerContext* context,
+                           const v1::GetRunTasksRequest* request,
+                           v1::GetRunTasksResponse* response) override;
   grpc::Status CancelRun(grpc::ServerContext* context,
                          const v1::CancelRunRequest* request,
                          v1::CancelRunResponse* response) override;
@@ -98,6 +120,8 @@ class KilnService final : public v1::Kiln::Service {
   // Unpacks an uploaded source artifact into a fresh directory.
   absl::StatusOr<std::string> MaterializeSource(
       const v1::SourceArtifact& source);
+  // `run` as any reply may carry it: secrets redacted, size fitted.
+  void PrepareRunReply(v1::Run* run);
   // True when the stream should stop (client gone or shutting down).
   bool StreamOver(grpc::ServerContext* context) const;
 
@@ -106,8 +130,19 @@ class KilnService final : public v1::Kiln::Service {
   const Authorizer authorizer_;
   std::unique_ptr<cas::ArtifactStore> artifacts_;
   StreamLimiter limiter_;
+  // Uploads in progress and their announced bytes.
+  std::atomic<int> uploads_{0};
+  const std::shared_ptr<ByteBudget> upload_budget_;
+  // Bytes queued for all watchers.
+  const std::shared_ptr<ByteBudget> watch_budget_;
   std::atomic<bool> shutting_down_{false};
 };
+
+// Most tasks (tasks + finally) in a pipeline sent as a protobuf message.
+inline constexpr int kMaxPipelineTasks = 10000;
+// The loader's bounds applied to a pipeline sent as a protobuf message
+// (size, task count, `needs` entries). ResourceExhausted naming the bound.
+absl::Status CheckMessageBounds(const v1::Pipeline& pipeline);
 
 // absl -> grpc status (codes map 1:1).
 grpc::Status ToGrpc(const absl::Status& status);

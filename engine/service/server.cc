@@ -4,20 +4,65 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <memory>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/service/listen_address.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 
 namespace kiln::service {
 namespace {
+
+// Decides grpc.reflection for one builder: linking the reflection plugin
+// registers it for every builder of the process, so this option removes it
+// and adds one back only where wanted.
+class ReflectionOption : public grpc::ServerBuilderOption {
+ public:
+  explicit ReflectionOption(bool enable) : enable_(enable) {}
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    auto reflection = grpc::reflection::ProtoServerReflectionPlugin().name();
+    plugins->erase(
+        std::remove_if(
+            plugins->begin(), plugins->end(),
+            [&](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+              return p->name() == reflection;
+            }),
+        plugins->end());
+    if (enable_) {
+      plugins->push_back(
+          std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    }
+  }
+
+ private:
+  const bool enable_;
+};
+
+// The private key must be as private as the token file (auth.h).
+absl::Status CheckKeyFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, ": TLS key is accessible by group or others (chmod 600)"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::string> ReadPem(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -40,6 +85,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   }
   absl::StatusOr<std::string> cert = ReadPem(options.tls_cert);
   if (!cert.ok()) return cert.status();
+  if (absl::Status s = CheckKeyFile(options.tls_key); !s.ok()) return s;
   absl::StatusOr<std::string> key = ReadPem(options.tls_key);
   if (!key.ok()) return key.status();
   grpc::SslServerCredentialsOptions ssl;
@@ -88,15 +134,32 @@ absl::StatusOr<std::unique_ptr<KilnServer>> KilnServer::Start(
       Credentials(options);
   if (!credentials.ok()) return credentials.status();
 
+  if (options.service.max_streams < 1 ||
+      options.service.max_streams_per_client < 1 ||
+      options.service.admin_stream_reserve < 0 ||
+      options.service.admin_stream_reserve >= options.service.max_streams) {
+    return absl::InvalidArgumentError(
+        "stream limits must be positive, with the admin reserve below the "
+        "total");
+  }
+  if (options.max_threads < options.service.max_streams + kMinUnaryThreads) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the thread limit (", options.max_threads,
+        ") must exceed the stream limit (", options.service.max_streams,
+        ") by at least ", kMinUnaryThreads));
+  }
+
   std::unique_ptr<KilnServer> server(new KilnServer());
+  server->plaintext_tcp_ = !address->unix_socket && options.tls_cert.empty();
   absl::StatusOr<std::unique_ptr<KilnService>> service =
       KilnService::Create(engine, options.service);
   if (!service.ok()) return service.status();
   server->service_ = std::move(*service);
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  builder.SetOption(std::make_unique<ReflectionOption>(
+      address->unix_socket || options.reflection_on_tcp));
   int bound_port = 0;
   builder.AddListeningPort(address->GrpcTarget(), *credentials,
                            address->unix_socket ? nullptr : &bound_port);
@@ -117,9 +180,24 @@ absl::StatusOr<std::unique_ptr<KilnServer>> KilnServer::Start(
   // Find vanished peers (a watcher whose host went away).
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  // Keepalive enforcement: a client may ping at most every 10 s while calls
+  // are open, and not at all without them; the second strike closes the
+  // connection (GOAWAY too_many_pings).
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  // Idle and half-open connections do not stay: no call for
+  // connection_idle closes a connection; a handshake must finish in time.
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(options.connection_idle)));
+  builder.AddChannelArgument(
+      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(options.handshake_timeout)));
   grpc::ResourceQuota quota("kiln-serve");
   quota.SetMaxThreads(options.max_threads);
+  quota.Resize(static_cast<size_t>(options.max_memory_bytes));
   builder.SetResourceQuota(quota);
 
   mode_t old_umask = 0;

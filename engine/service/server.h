@@ -22,6 +22,9 @@
 
 namespace kiln::service {
 
+// Threads always left for unary calls beyond the stream limit.
+inline constexpr int kMinUnaryThreads = 64;
+
 struct ServerOptions {
   // "unix:PATH" or "HOST:PORT" (port 0 picks one). Empty: the store's
   // default socket.
@@ -35,8 +38,19 @@ struct ServerOptions {
   int max_concurrent_streams = 128;
   // Largest message received (blob chunks are <= 4 MiB).
   int max_receive_message_bytes = 8 << 20;
-  // Threads serving calls; calls beyond them fail RESOURCE_EXHAUSTED.
+  // Threads serving calls; calls beyond them fail RESOURCE_EXHAUSTED. Must
+  // exceed service.max_streams by at least kMinUnaryThreads, so that unary
+  // calls (an admin's CancelRun) always find a thread.
   int max_threads = 1024;
+  // Memory gRPC may use for connections and calls (resource quota).
+  int64_t max_memory_bytes = int64_t{1} << 30;
+  // A connection with no call open for this long is closed (GOAWAY).
+  absl::Duration connection_idle = absl::Minutes(2);
+  // A connection must finish its handshake (TLS) within this.
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  // Serve grpc.reflection: always on a unix socket; on TCP only when set
+  // (reflection is unauthenticated and each of its streams holds a thread).
+  bool reflection_on_tcp = false;
   ServiceOptions service;
 };
 
@@ -50,6 +64,8 @@ class KilnServer {
   // The address clients dial ("unix:PATH" or "HOST:PORT" with the port
   // actually bound).
   const std::string& address() const { return address_; }
+  // True when serving TCP without TLS (loopback): traffic is unencrypted.
+  bool plaintext_tcp() const { return plaintext_tcp_; }
 
   // Stops accepting calls, ends open streams (UNAVAILABLE: clients resume),
   // waits up to `grace` for in-flight calls, then cancels the rest. Removes
@@ -63,6 +79,7 @@ class KilnServer {
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   std::string socket_path_;
+  bool plaintext_tcp_ = false;
   bool shut_down_ = false;
 };
 

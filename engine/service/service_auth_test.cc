@@ -104,6 +104,13 @@ std::vector<Rpc> AllRpcs() {
          writer->WritesDone();
          return writer->Finish();
        }},
+      {"GetRunTasks", Role::kViewer,
+       [](v1::Kiln::Stub& s, grpc::ClientContext* c) {
+         v1::GetRunTasksRequest req;
+         req.set_run_id("missing");
+         v1::GetRunTasksResponse resp;
+         return s.GetRunTasks(c, req, &resp);
+       }},
       {"DownloadBlob", Role::kViewer,
        [](v1::Kiln::Stub& s, grpc::ClientContext* c) {
          v1::DownloadBlobRequest req;

@@ -1,5 +1,6 @@
 // KilnService::WatchRun: a run's events, resumable by sequence number.
 #include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "engine/service/event_queue.h"
@@ -52,13 +53,50 @@ grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
     }
   }
 
-  // The queue outlives the subscription's callbacks (shared ownership).
-  auto queue = std::make_shared<EventQueue>(options_.watch_queue_events);
-  Subscription subscription(
-      *run, (*run)->Subscribe(
-                request->after_sequence(),
-                [queue](const v1::RunEvent& event) { queue->Push(event); }));
+  // Catch up from the run store first, paced by the client (a backlog of
+  // any size never passes through the bounded queue), then follow live.
   uint64_t last_sent = request->after_sequence();
+  constexpr int kCatchUpPage = 64;  // at most 64 lines of 64 KiB in memory
+  while (true) {
+    if (StreamOver(context)) {
+      if (context->IsCancelled()) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      }
+      return grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat("server shutting down; resume after sequence ",
+                       last_sent));
+    }
+    absl::StatusOr<std::vector<v1::RunEvent>> page =
+        engine_->run_store().ReadEvents(request->run_id(), last_sent,
+                                        kCatchUpPage);
+    if (!page.ok()) return ToGrpc(page.status());
+    if (page->empty()) break;
+    for (const v1::RunEvent& event : *page) {
+      if (event.sequence() <= last_sent) continue;
+      if (!writer->Write(event)) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      }
+      last_sent = event.sequence();
+      if (EndsRun(event)) return grpc::Status::OK;
+    }
+  }
+
+  // The queue outlives the subscription's callbacks (shared ownership).
+  auto queue = std::make_shared<EventQueue>(
+      options_.watch_queue_events, options_.watch_queue_bytes, watch_budget_);
+  // A watcher that falls behind is cancelled, even while its writer is
+  // blocked on a client that stopped reading. The action is cleared before
+  // the context goes away (after the subscription ends).
+  queue->SetOverflowAction([context] { context->TryCancel(); });
+  struct ClearAction {
+    EventQueue* queue;
+    ~ClearAction() { queue->ClearOverflowAction(); }
+  } clear_action{queue.get()};
+  Subscription subscription(
+      *run, (*run)->Subscribe(last_sent, [queue](const v1::RunEvent& event) {
+        queue->Push(event);
+      }));
   while (true) {
     if (StreamOver(context)) {
       if (context->IsCancelled()) {

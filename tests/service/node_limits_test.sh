@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The service's bounds, checked from outside: `kiln serve` on loopback TCP
+# with small limits, driven by node/limits.js (which holds the assertions),
+# plus the start-up checks (TLS key permissions, the plaintext warning).
+set -euo pipefail
+
+RUNFILES="${TEST_SRCDIR}/${TEST_WORKSPACE}"
+KILN="${RUNFILES}/kiln"
+CLIENT="${RUNFILES}/tests/service/node/limits.js"
+PROTO_DIR="${RUNFILES}/proto"
+
+NODE_DIR="$(dirname "$(readlink -f "${CLIENT}")")"
+if [[ ! -d "${NODE_DIR}/node_modules/@grpc/grpc-js" ]]; then
+  echo "missing ${NODE_DIR}/node_modules: run scripts/install-deps" >&2
+  exit 1
+fi
+
+WORK="$(mktemp -d "${TEST_TMPDIR}/limits.XXXXXX")"
+SERVER_PID=""
+cleanup() {
+  if [[ -n "${SERVER_PID}" ]]; then
+    kill -TERM "${SERVER_PID}" 2>/dev/null || true
+    wait "${SERVER_PID}" 2>/dev/null || true
+  fi
+  rm -rf "${WORK}"
+}
+trap cleanup EXIT
+
+tok() { echo "limits-$1-$RANDOM$RANDOM$RANDOM$RANDOM"; }
+ADMIN="$(tok admin)"
+SUBMITTER="$(tok submitter)"
+VIEWER1="$(tok viewer1)"
+VIEWER2="$(tok viewer2)"
+{
+  echo "${ADMIN} admin root"
+  echo "${SUBMITTER} submitter ci"
+  echo "${VIEWER1} viewer v1"
+  echo "${VIEWER2} viewer v2"
+} > "${WORK}/tokens"
+chmod 600 "${WORK}/tokens"
+
+# 1. A TLS key readable by group or others is refused, as the token file is.
+printf 'not a real certificate\n' > "${WORK}/cert.pem"
+printf 'not a real key\n' > "${WORK}/key.pem"
+chmod 644 "${WORK}/key.pem"
+if "${KILN}" serve --store "${WORK}/tls-store" --listen 127.0.0.1:0 \
+  --token-file "${WORK}/tokens" --tls-cert "${WORK}/cert.pem" \
+  --tls-key "${WORK}/key.pem" >"${WORK}/tls.out" 2>"${WORK}/tls.err"; then
+  echo "kiln serve accepted a world-readable --tls-key" >&2
+  exit 1
+fi
+grep -q "key.pem: TLS key is accessible by group or others" "${WORK}/tls.err" || {
+  echo "unexpected error for a world-readable key:" >&2
+  cat "${WORK}/tls.err" >&2
+  exit 1
+}
+echo "ok: world-readable TLS key refused"
+
+# 2. The server under test.
+"${KILN}" serve --store "${WORK}/store" --listen 127.0.0.1:0 \
+  --token-file "${WORK}/tokens" --max-streams 16 --max-streams-per-client 8 \
+  --idle-timeout 2s --max-reply-bytes 65536 --max-uploads 1 \
+  >"${WORK}/serve.out" 2>"${WORK}/serve.err" &
+SERVER_PID=$!
+ADDR=""
+for _ in $(seq 1 300); do
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out")"
+  [[ -n "${ADDR}" ]] && break
+  if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
+    echo "kiln serve exited:" >&2
+    cat "${WORK}/serve.err" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+[[ -n "${ADDR}" ]] || { echo "kiln serve did not start" >&2; exit 1; }
+
+# 3. Plain TCP (loopback) is announced as unencrypted.
+grep -q "warning: TCP without TLS: traffic (tokens included) is unencrypted" \
+  "${WORK}/serve.err" || {
+  echo "no plaintext warning:" >&2
+  cat "${WORK}/serve.err" >&2
+  exit 1
+}
+echo "ok: plaintext warning"
+
+KILN_ADDR="${ADDR}" KILN_PROTO_DIR="${PROTO_DIR}" KILN_PID="${SERVER_PID}" \
+  KILN_ADMIN="${ADMIN}" KILN_SUBMITTER="${SUBMITTER}" \
+  KILN_VIEWER1="${VIEWER1}" KILN_VIEWER2="${VIEWER2}" \
+  timeout 600 node "${CLIENT}"
+
+kill -TERM "${SERVER_PID}"
+wait "${SERVER_PID}"
+SERVER_PID=""
