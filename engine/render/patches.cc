@@ -167,14 +167,32 @@ absl::Status ApplyPatch(const std::vector<Value>& docs, const Value* target,
           absl::StrCat(where, ": a JSON 6902 patch needs a target"));
     }
     for (size_t i : selected) {
-      Value copy = (*resources)[i].obj;
+      Resource& r = (*resources)[i];
+      Value copy = r.obj;
+      // kustomize's objects always carry (internal) annotations while
+      // transformers run, so `add /metadata/annotations/KEY` needs no map.
+      Value* meta = copy.GetMutable("metadata");
+      if (meta != nullptr && meta->IsMap() && meta->Get("annotations") == nullptr) {
+        meta->map["annotations"] = Value::EmptyMap();
+      }
       absl::Status s = ApplyJsonPatch(docs[0], &copy);
       if (!s.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": JSON patch on ", (*resources)[i].IdString(),
-                         ": ", s.message()));
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": JSON patch on ", r.IdString(), ": ", s.message()));
       }
-      (*resources)[i].obj = std::move(copy);
+      meta = copy.GetMutable("metadata");
+      if (meta != nullptr && meta->IsMap()) {
+        const Value* ann = meta->Get("annotations");
+        if (ann != nullptr && ann->IsMap() && ann->map.empty()) {
+          meta->map.erase("annotations");
+        }
+      }
+      // A patch may rename (options.allowNameChange): keep the old name so
+      // references written against it still follow.
+      std::string old_name = r.Name(), old_ns = r.Namespace();
+      r.obj = std::move(copy);
+      if (r.Name() != old_name) r.previous_names.push_back(old_name);
+      if (r.Namespace() != old_ns) r.previous_namespaces.push_back(old_ns);
     }
     return absl::OkStatus();
   }

@@ -358,12 +358,15 @@ class Builder {
           obj.At("metadata").At(meta).At(key) = v;
         }
       }
+      // A hash suffix needs both layers to want one: a base that disabled
+      // it keeps its name through an overlay's merge, and vice versa.
+      existing->needs_hash = existing->generated
+                                 ? existing->needs_hash && gen->needs_hash
+                                 : gen->needs_hash;
       existing->generated = true;
-      existing->needs_hash = existing->needs_hash || gen->needs_hash;
       if (existing->hash_base_name.empty()) {
         existing->hash_base_name = gen->hash_base_name;
       }
-      if (!gen->needs_hash) existing->needs_hash = false;
     }
     return absl::OkStatus();
   }
@@ -384,11 +387,13 @@ class Builder {
 
   absl::Status Apply(const Kustomization& k, std::vector<Resource>* resources) {
     const Value& kv = k.value;
-    // resources
-    if (const Value* list = kv.Get("resources"); list && list->IsList()) {
+    // resources, then the legacy `bases:` (kustomize appends them).
+    for (const char* field : {"resources", "bases"}) {
+      const Value* list = kv.Get(field);
+      if (list == nullptr || !list->IsList()) continue;
       for (size_t i = 0; i < list->list.size(); ++i) {
         std::string entry = list->list[i].ScalarText();
-        std::string where = Where(k, "resources", i);
+        std::string where = Where(k, field, i);
         if (IsRemote(entry)) {
           return absl::UnimplementedError(
               absl::StrCat(where, ": remote resource '", entry,
@@ -512,7 +517,8 @@ absl::StatusOr<std::string> RenderKustomization(
     // kustomize hashes the generated object before it carries a name.
     r.SetName(r.Name() + "-" + ContentHash(r.obj, ""));
   }
-  FixNameReferences(&resources);
+  absl::Status fixed = FixNameReferences(&resources);
+  if (!fixed.ok()) return fixed;
   for (Resource& r : resources) {
     Value* meta = r.obj.GetMutable("metadata");
     if (meta == nullptr) continue;

@@ -21,6 +21,9 @@ struct Resource {
   bool generated = false;      // by configMapGenerator / secretGenerator
   bool needs_hash = false;     // generated and the name suffix is pending
   std::string hash_base_name;  // the generator's name, before prefix/suffix
+  // namePrefix / nameSuffix values applied, innermost kustomization first
+  // (kustomize uses them to pick among same-named referral candidates).
+  std::vector<std::string> prefixes, suffixes;
 
   std::string ApiVersion() const { return obj.StringAt({"apiVersion"}); }
   std::string Kind() const { return obj.StringAt({"kind"}); }

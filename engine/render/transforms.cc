@@ -166,13 +166,6 @@ void VisitPath(Value* v, const std::string& path, bool create,
 
 void SetNamespace(const std::string& ns, std::vector<Resource>* resources) {
   if (ns.empty()) return;
-  // ServiceAccounts before the move, to re-point RoleBinding subjects.
-  std::vector<std::pair<std::string, std::string>> accounts;
-  for (const Resource& r : *resources) {
-    if (r.Kind() == "ServiceAccount") {
-      accounts.emplace_back(r.Name(), r.Namespace());
-    }
-  }
   for (Resource& r : *resources) {
     std::string kind = r.Kind();
     if (kind == "Namespace") {
@@ -180,18 +173,14 @@ void SetNamespace(const std::string& ns, std::vector<Resource>* resources) {
       continue;
     }
     if (!IsClusterScopedKind(kind)) r.SetNamespace(ns);
+    // (Cluster)RoleBinding subjects: only those named `default` move here;
+    // the others follow their ServiceAccount by name reference.
     if (kind == "RoleBinding" || kind == "ClusterRoleBinding") {
       Value* subjects = r.obj.GetMutable("subjects");
       if (subjects == nullptr || !subjects->IsList()) continue;
       for (Value& s : subjects->list) {
-        if (s.StringAt({"kind"}) != "ServiceAccount") continue;
-        std::string name = s.StringAt({"name"});
-        std::string old_ns = s.StringAt({"namespace"});
-        bool move = name == "default";
-        for (const auto& [an, ans] : accounts) {
-          if (an == name && ans == old_ns) move = true;
-        }
-        if (move) s.At("namespace") = Value::Str(ns);
+        if (!s.IsMap() || s.StringAt({"name"}) != "default") continue;
+        s.At("namespace") = Value::Str(ns);
       }
     }
   }
@@ -203,6 +192,8 @@ void AddNameAffixes(const std::string& prefix, const std::string& suffix,
   for (Resource& r : *resources) {
     if (Unaffixed(r.Kind())) continue;
     r.SetName(prefix + r.Name() + suffix);
+    if (!prefix.empty()) r.prefixes.push_back(prefix);
+    if (!suffix.empty()) r.suffixes.push_back(suffix);
   }
 }
 
