@@ -87,12 +87,12 @@ const std::vector<Spec>& Specs() {
         }
       }
     };
-    auto one = [&](const char* referral, const char* rgroup,
-                   const char* kind, const char* group, const char* path) {
+    auto one = [&](const char* referral, const char* rgroup, const char* kind,
+                   const char* group, const char* path) {
       s->push_back({referral, rgroup, kind, group, Split(path)});
     };
-    for (const char* k : {"Deployment", "ReplicationController", "ReplicaSet",
-                          "StatefulSet"}) {
+    for (const char* k :
+         {"Deployment", "ReplicationController", "ReplicaSet", "StatefulSet"}) {
       one(k, nullptr, "HorizontalPodAutoscaler", nullptr,
           "spec/scaleTargetRef/name");
     }
@@ -135,8 +135,9 @@ const std::vector<Spec>& Specs() {
           {"Secret", "", "Ingress", nullptr, {"metadata", "annotations", a}});
     }
     one("Secret", "", "ServiceAccount", "", "imagePullSecrets/name");
-    for (const char* p : {"parameters/secretName", "parameters/adminSecretName",
-                          "parameters/userSecretName", "parameters/secretRef"}) {
+    for (const char* p :
+         {"parameters/secretName", "parameters/adminSecretName",
+          "parameters/userSecretName", "parameters/secretRef"}) {
       one("Secret", "", "StorageClass", "storage.k8s.io", p);
     }
     one("Secret", "", "Role", "rbac.authorization.k8s.io",
@@ -169,21 +170,21 @@ const std::vector<Spec>& Specs() {
         "rbac.authorization.k8s.io", "roleRef/name");
     one("ServiceAccount", "", "RoleBinding", "rbac.authorization.k8s.io",
         "subjects");
-    one("ServiceAccount", "", "ClusterRoleBinding",
-        "rbac.authorization.k8s.io", "subjects");
+    one("ServiceAccount", "", "ClusterRoleBinding", "rbac.authorization.k8s.io",
+        "subjects");
     // ServiceAccounts, claims and priority classes: not from ReplicaSets
     // or PodTemplates.
     pod("ServiceAccount", "",
-        {"Pod", "StatefulSet", "Deployment", "ReplicationController",
-         "CronJob", "Job", "DaemonSet"},
+        {"Pod", "StatefulSet", "Deployment", "ReplicationController", "CronJob",
+         "Job", "DaemonSet"},
         {"serviceAccountName"});
     pod("PersistentVolumeClaim", "",
-        {"Pod", "StatefulSet", "Deployment", "ReplicationController",
-         "CronJob", "Job", "DaemonSet"},
+        {"Pod", "StatefulSet", "Deployment", "ReplicationController", "CronJob",
+         "Job", "DaemonSet"},
         {"volumes/persistentVolumeClaim/claimName"});
     pod("PriorityClass", "scheduling.k8s.io",
-        {"Pod", "StatefulSet", "Deployment", "ReplicationController",
-         "CronJob", "Job", "DaemonSet"},
+        {"Pod", "StatefulSet", "Deployment", "ReplicationController", "CronJob",
+         "Job", "DaemonSet"},
         {"priorityClassName"});
     one("PersistentVolume", "", "PersistentVolumeClaim", "", "spec/volumeName");
     one("PersistentVolume", "", "ClusterRole", "rbac.authorization.k8s.io",

@@ -172,7 +172,8 @@ absl::Status ApplyPatch(const std::vector<Value>& docs, const Value* target,
       // kustomize's objects always carry (internal) annotations while
       // transformers run, so `add /metadata/annotations/KEY` needs no map.
       Value* meta = copy.GetMutable("metadata");
-      if (meta != nullptr && meta->IsMap() && meta->Get("annotations") == nullptr) {
+      if (meta != nullptr && meta->IsMap() &&
+          meta->Get("annotations") == nullptr) {
         meta->map["annotations"] = Value::EmptyMap();
       }
       absl::Status s = ApplyJsonPatch(docs[0], &copy);

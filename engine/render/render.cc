@@ -21,6 +21,7 @@
 #include "engine/render/hash.h"
 #include "engine/render/patches.h"
 #include "engine/render/resource.h"
+#include "engine/render/schema.h"
 #include "engine/render/transforms.h"
 #include "engine/yaml/parse.h"
 
@@ -130,15 +131,19 @@ class Builder {
       return absl::NotFoundError(
           absl::StrCat("'", dir, "': no such directory"));
     }
+    std::vector<std::string> found;
     for (const char* name :
          {"kustomization.yaml", "kustomization.yml", "Kustomization"}) {
       std::string p = JoinPath(dir, name);
       struct stat st;
-      if (stat(p.c_str(), &st) == 0) {
-        k.file = p;
-        break;
-      }
+      if (stat(p.c_str(), &st) == 0) found.push_back(p);
     }
+    if (found.size() > 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "found multiple kustomization files: ", absl::StrJoin(found, ", "),
+          " (keep one)"));
+    }
+    if (!found.empty()) k.file = found[0];
     if (k.file.empty()) {
       return absl::NotFoundError(absl::StrCat(
           "unable to find one of 'kustomization.yaml', 'kustomization.yml' "
@@ -154,6 +159,8 @@ class Builder {
     absl::StatusOr<yaml::Node> node = yaml::Parse(*text, k.file);
     if (!node.ok()) return node.status();
     k.node = *std::move(node);
+    absl::Status valid = ValidateKustomization(k.node, k.file);
+    if (!valid.ok()) return valid;
     absl::StatusOr<Value> value = FromYaml(k.node, k.file);
     if (!value.ok()) return value.status();
     k.value = *std::move(value);

@@ -4,6 +4,9 @@
 # kubectl here, never stored), and every tests/render/parity_bad/NAME must
 # be refused by both kubectl and kiln (kiln: exit 1, a message naming a
 # file; when NAME/expected_error.txt exists, its text in the message).
+# Every tests/render/parity_unsupported/NAME uses a kustomize feature kiln
+# does not implement: kubectl accepts it, kiln must refuse it clearly
+# (exit 1, "not supported", no output) instead of rendering it differently.
 # kubectl is required: without it this test fails, it does not skip.
 # usage: run_parity.sh KILN_BINARY TESTS_RENDER_DIR MIN_GOOD MIN_BAD
 set -u
@@ -25,9 +28,9 @@ tmp=${TEST_TMPDIR:-$(mktemp -d)}
 # Bazel runfiles are symlinks, which kustomize's load restrictor refuses:
 # work on a dereferenced copy.
 mkdir -p "$tmp/cases"
-cp -rL "$root/parity" "$root/parity_bad" "$tmp/cases/"
+cp -rL "$root/parity" "$root/parity_bad" "$root/parity_unsupported" "$tmp/cases/"
 root=$tmp/cases
-good=0 bad=0 failed=0
+good=0 bad=0 unsupported=0 failed=0
 for d in "$root"/parity/*/; do
   d=${d%/}
   name=$(basename "$d")
@@ -69,6 +72,22 @@ for d in "$root"/parity_bad/*/; do
   fi
   bad=$((bad + 1))
 done
+for d in "$root"/parity_unsupported/*/; do
+  d=${d%/}
+  name=$(basename "$d")
+  if ! "$kubectl" kustomize "$d" >/dev/null 2>&1; then
+    echo "FAIL parity_unsupported/$name: kubectl kustomize refuses it too"
+    failed=$((failed + 1)); continue
+  fi
+  "$kiln" render "$d" >"$tmp/got.yaml" 2>"$tmp/err"
+  rc=$?
+  if [ $rc -ne 1 ] || [ -s "$tmp/got.yaml" ] || ! grep -q "not supported" "$tmp/err"; then
+    echo "FAIL parity_unsupported/$name: kiln exit $rc, wanted a clear refusal: $(head -c 400 "$tmp/err")"
+    failed=$((failed + 1)); continue
+  fi
+  unsupported=$((unsupported + 1))
+done
+echo "parity: $unsupported unsupported features refused by kiln"
 echo "parity: $good identical to kubectl kustomize, $bad refused like kubectl, $failed failed"
 if [ "$good" -lt "$min_good" ] || [ "$bad" -lt "$min_bad" ]; then
   echo "FAIL: fewer cases than required ($min_good identical, $min_bad refused)"
