@@ -223,9 +223,27 @@ bool SameEnding(const std::vector<std::string>& a,
   return true;
 }
 
+// What the selection needs of each resource, computed once.
+struct Info {
+  std::string kind, group, ns, effective_ns, original_effective_ns;
+  bool cluster = false;
+};
+
 class Fixer {
  public:
-  explicit Fixer(const std::vector<Resource>& snapshot) : all_(snapshot) {}
+  explicit Fixer(const std::vector<Resource>& snapshot) : all_(snapshot) {
+    info_.reserve(all_.size());
+    for (const Resource& r : all_) {
+      Info i;
+      i.kind = r.Kind();
+      i.group = r.Group();
+      i.ns = r.Namespace();
+      i.cluster = IsClusterScopedKind(i.kind);
+      i.effective_ns = EffectiveNamespace(r, i.ns);
+      i.original_effective_ns = EffectiveNamespace(r, OriginalNamespace(r));
+      info_.push_back(std::move(i));
+    }
+  }
 
   absl::Status Fix(Resource* referrer) {
     std::string kind = referrer->Kind();
@@ -238,11 +256,8 @@ class Fixer {
       if (spec.referrer_group != nullptr && group != spec.referrer_group) {
         continue;
       }
-      if (!computed) {
-        ComputeVisible();
-        computed = true;
-      }
       spec_ = &spec;
+      computed_ = &computed;
       absl::Status status;
       Walk(&referrer->obj, spec.path, 0, &status);
       if (!status.ok()) return status;
@@ -255,6 +270,10 @@ class Fixer {
   void ComputeVisible() {
     const Resource& r = *referrer_;
     bool cluster = IsClusterScopedKind(r.Kind());
+    if (cluster) {
+      for (size_t i = 0; i < all_.size(); ++i) visible_.push_back(i);
+      return;
+    }
     absl::flat_hash_set<std::string> subject_ns;
     if (r.Kind() == "RoleBinding") {
       if (const Value* subjects = r.obj.Get("subjects");
@@ -267,10 +286,8 @@ class Fixer {
     }
     std::string mine = EffectiveNamespace(r, r.Namespace());
     for (size_t i = 0; i < all_.size(); ++i) {
-      const Resource& t = all_[i];
-      if (cluster || IsClusterScopedKind(t.Kind()) ||
-          EffectiveNamespace(t, t.Namespace()) == mine ||
-          subject_ns.contains(t.Namespace())) {
+      const Info& t = info_[i];
+      if (t.cluster || t.effective_ns == mine || subject_ns.contains(t.ns)) {
         visible_.push_back(i);
       }
     }
@@ -292,6 +309,10 @@ class Fixer {
   }
 
   void Set(Value* v, absl::Status* status) {
+    if (!*computed_) {
+      ComputeVisible();
+      *computed_ = true;
+    }
     if (v->IsString()) {
       SetScalar(v, status);
     } else if (v->IsMap()) {
@@ -322,13 +343,8 @@ class Fixer {
       std::string want = ns->ScalarText();
       std::vector<size_t> by_original, by_current;
       for (size_t i : visible_) {
-        const Resource& t = all_[i];
-        if (EffectiveNamespace(t, OriginalNamespace(t)) == want) {
-          by_original.push_back(i);
-        }
-        if (EffectiveNamespace(t, t.Namespace()) == want) {
-          by_current.push_back(i);
-        }
+        if (info_[i].original_effective_ns == want) by_original.push_back(i);
+        if (info_[i].effective_ns == want) by_current.push_back(i);
       }
       candidates = by_original.empty() ? by_current : by_original;
     }
@@ -358,20 +374,17 @@ class Fixer {
     std::string mine = EffectiveNamespace(*referrer_, referrer_->Namespace());
     std::vector<const Resource*> c;
     for (size_t i : from) {
-      const Resource& t = all_[i];
-      if (t.Kind() != spec.referral_kind || !t.HadName(old_name)) continue;
-      if (spec.referral_group != nullptr && t.Group() != spec.referral_group) {
+      const Info& t = info_[i];
+      if (t.kind != spec.referral_kind || !all_[i].HadName(old_name)) continue;
+      if (spec.referral_group != nullptr && t.group != spec.referral_group) {
         continue;
       }
-      if (role_ref && (t.Kind() != role_kind || t.Group() != role_group)) {
+      if (role_ref && (t.kind != role_kind || t.group != role_group)) continue;
+      if (!referrer_cluster && !t.cluster && t.kind != "ServiceAccount" &&
+          t.effective_ns != mine) {
         continue;
       }
-      if (!referrer_cluster && !IsClusterScopedKind(t.Kind()) &&
-          t.Kind() != "ServiceAccount" &&
-          EffectiveNamespace(t, t.Namespace()) != mine) {
-        continue;
-      }
-      c.push_back(&t);
+      c.push_back(&all_[i]);
     }
     if (c.size() == 1) return c[0];
     std::vector<const Resource*> same;
@@ -397,8 +410,10 @@ class Fixer {
   }
 
   const std::vector<Resource>& all_;
+  std::vector<Info> info_;
   Resource* referrer_ = nullptr;
   const Spec* spec_ = nullptr;
+  bool* computed_ = nullptr;
   std::vector<size_t> visible_;
 };
 
