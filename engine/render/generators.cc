@@ -119,6 +119,19 @@ absl::StatusOr<Resource> Generate(const Value& entry,
     }
   }
 
+  // kustomize refuses a key given twice (literals, files and env files
+  // together).
+  for (size_t i = 0; i < data.size(); ++i) {
+    const std::string& key = data[i].first;
+    for (size_t j = 0; j < i; ++j) {
+      if (data[j].first == key) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(secret ? "secret " : "configmap ", name,
+                         " illegally repeats the key `", key, "`"));
+      }
+    }
+  }
+
   Resource r;
   r.generated = true;
   r.origin =

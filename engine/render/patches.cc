@@ -103,6 +103,51 @@ std::string PatchId(const Value& patch) {
           : " in namespace " + patch.StringAt({"metadata", "namespace"}));
 }
 
+template <typename V>
+V* LabelAt(V& obj, const std::vector<std::string>& path,
+           const std::string& key) {
+  V* v = &obj;
+  for (const std::string& seg : path) {
+    if (seg[0] == '#') {
+      size_t n = std::stoul(seg.substr(1));
+      if (!v->IsList() || n >= v->list.size()) return nullptr;
+      v = &v->list[n];
+    } else {
+      auto it = v->map.find(seg);
+      if (!v->IsMap() || it == v->map.end()) return nullptr;
+      v = &it->second;
+    }
+  }
+  if (!v->IsMap()) return nullptr;
+  auto it = v->map.find(key);
+  return it == v->map.end() ? nullptr : &it->second;
+}
+
+// A strategic merge writes a scalar into the existing (kyaml) node: where
+// that node is a label value shared by several places (see AddLabels), the
+// new value shows at all of them.
+void PropagateSharedLabels(const Value& before, Resource* r) {
+  for (const LabelShare& share : r->label_shares) {
+    const Value* changed = nullptr;
+    const Value* old = nullptr;
+    for (const auto& p : share.paths) {
+      const Value* a = LabelAt(before, p, share.key);
+      const Value* b = LabelAt<const Value>(r->obj, p, share.key);
+      if (a != nullptr && b != nullptr && *a != *b) {
+        changed = b;
+        old = a;
+        break;
+      }
+    }
+    if (changed == nullptr) continue;
+    Value now = *changed, was = *old;
+    for (const auto& p : share.paths) {
+      Value* cur = LabelAt(r->obj, p, share.key);
+      if (cur != nullptr && *cur == was) *cur = now;
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<size_t>> SelectTargets(
@@ -167,14 +212,34 @@ absl::Status ApplyPatch(const std::vector<Value>& docs, const Value* target,
           absl::StrCat(where, ": a JSON 6902 patch needs a target"));
     }
     for (size_t i : selected) {
-      Value copy = (*resources)[i].obj;
+      Resource& r = (*resources)[i];
+      Value copy = r.obj;
+      // kustomize's objects always carry (internal) annotations while
+      // transformers run, so `add /metadata/annotations/KEY` needs no map.
+      Value* meta = copy.GetMutable("metadata");
+      if (meta != nullptr && meta->IsMap() &&
+          meta->Get("annotations") == nullptr) {
+        meta->map["annotations"] = Value::EmptyMap();
+      }
       absl::Status s = ApplyJsonPatch(docs[0], &copy);
       if (!s.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": JSON patch on ", (*resources)[i].IdString(),
-                         ": ", s.message()));
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": JSON patch on ", r.IdString(), ": ", s.message()));
       }
-      (*resources)[i].obj = std::move(copy);
+      meta = copy.GetMutable("metadata");
+      if (meta != nullptr && meta->IsMap()) {
+        const Value* ann = meta->Get("annotations");
+        if (ann != nullptr && ann->IsMap() && ann->map.empty()) {
+          meta->map.erase("annotations");
+        }
+      }
+      // A patch may rename (options.allowNameChange): keep the old name so
+      // references written against it still follow.
+      std::string old_name = r.Name(), old_ns = r.Namespace();
+      r.obj = std::move(copy);
+      r.label_shares.clear();  // the patch re-created every node
+      if (r.Name() != old_name) r.previous_names.push_back(old_name);
+      if (r.Namespace() != old_ns) r.previous_namespaces.push_back(old_ns);
     }
     return absl::OkStatus();
   }
@@ -222,8 +287,11 @@ absl::Status ApplyPatch(const std::vector<Value>& docs, const Value* target,
         meta->map.erase("name");
         meta->map.erase("namespace");
       }
-      if (!StrategicMerge(p, IsBuiltinKind(r.Kind()), &r.obj))
+      Value before = r.obj;
+      if (!StrategicMerge(p, IsBuiltinKind(r.Kind()), &r.obj)) {
         deleted[i] = true;
+      }
+      PropagateSharedLabels(before, &r);
     }
   }
   std::vector<Resource> kept;

@@ -21,6 +21,7 @@
 #include "engine/render/hash.h"
 #include "engine/render/patches.h"
 #include "engine/render/resource.h"
+#include "engine/render/schema.h"
 #include "engine/render/transforms.h"
 #include "engine/yaml/parse.h"
 
@@ -130,15 +131,19 @@ class Builder {
       return absl::NotFoundError(
           absl::StrCat("'", dir, "': no such directory"));
     }
+    std::vector<std::string> found;
     for (const char* name :
          {"kustomization.yaml", "kustomization.yml", "Kustomization"}) {
       std::string p = JoinPath(dir, name);
       struct stat st;
-      if (stat(p.c_str(), &st) == 0) {
-        k.file = p;
-        break;
-      }
+      if (stat(p.c_str(), &st) == 0) found.push_back(p);
     }
+    if (found.size() > 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "found multiple kustomization files: ", absl::StrJoin(found, ", "),
+          " (keep one)"));
+    }
+    if (!found.empty()) k.file = found[0];
     if (k.file.empty()) {
       return absl::NotFoundError(absl::StrCat(
           "unable to find one of 'kustomization.yaml', 'kustomization.yml' "
@@ -154,6 +159,8 @@ class Builder {
     absl::StatusOr<yaml::Node> node = yaml::Parse(*text, k.file);
     if (!node.ok()) return node.status();
     k.node = *std::move(node);
+    absl::Status valid = ValidateKustomization(k.node, k.file);
+    if (!valid.ok()) return valid;
     absl::StatusOr<Value> value = FromYaml(k.node, k.file);
     if (!value.ok()) return value.status();
     k.value = *std::move(value);
@@ -358,12 +365,15 @@ class Builder {
           obj.At("metadata").At(meta).At(key) = v;
         }
       }
+      // A hash suffix needs both layers to want one: a base that disabled
+      // it keeps its name through an overlay's merge, and vice versa.
+      existing->needs_hash = existing->generated
+                                 ? existing->needs_hash && gen->needs_hash
+                                 : gen->needs_hash;
       existing->generated = true;
-      existing->needs_hash = existing->needs_hash || gen->needs_hash;
       if (existing->hash_base_name.empty()) {
         existing->hash_base_name = gen->hash_base_name;
       }
-      if (!gen->needs_hash) existing->needs_hash = false;
     }
     return absl::OkStatus();
   }
@@ -384,11 +394,13 @@ class Builder {
 
   absl::Status Apply(const Kustomization& k, std::vector<Resource>* resources) {
     const Value& kv = k.value;
-    // resources
-    if (const Value* list = kv.Get("resources"); list && list->IsList()) {
+    // resources, then the legacy `bases:` (kustomize appends them).
+    for (const char* field : {"resources", "bases"}) {
+      const Value* list = kv.Get(field);
+      if (list == nullptr || !list->IsList()) continue;
       for (size_t i = 0; i < list->list.size(); ++i) {
         std::string entry = list->list[i].ScalarText();
-        std::string where = Where(k, "resources", i);
+        std::string where = Where(k, field, i);
         if (IsRemote(entry)) {
           return absl::UnimplementedError(
               absl::StrCat(where, ": remote resource '", entry,
@@ -512,7 +524,8 @@ absl::StatusOr<std::string> RenderKustomization(
     // kustomize hashes the generated object before it carries a name.
     r.SetName(r.Name() + "-" + ContentHash(r.obj, ""));
   }
-  FixNameReferences(&resources);
+  absl::Status fixed = FixNameReferences(&resources);
+  if (!fixed.ok()) return fixed;
   for (Resource& r : resources) {
     Value* meta = r.obj.GetMutable("metadata");
     if (meta == nullptr) continue;

@@ -12,6 +12,14 @@
 
 namespace kiln::render {
 
+// Places (paths to label maps; list items as "#N") where one transformer
+// run wrote one label key: kustomize shares the value among them (see
+// AddLabels in transforms.cc).
+struct LabelShare {
+  std::string key;
+  std::vector<std::vector<std::string>> paths;
+};
+
 struct Resource {
   Value obj;
   std::string origin;  // file (or generator) it came from, for messages
@@ -21,6 +29,10 @@ struct Resource {
   bool generated = false;      // by configMapGenerator / secretGenerator
   bool needs_hash = false;     // generated and the name suffix is pending
   std::string hash_base_name;  // the generator's name, before prefix/suffix
+  // namePrefix / nameSuffix values applied, innermost kustomization first
+  // (kustomize uses them to pick among same-named referral candidates).
+  std::vector<std::string> prefixes, suffixes;
+  std::vector<LabelShare> label_shares;
 
   std::string ApiVersion() const { return obj.StringAt({"apiVersion"}); }
   std::string Kind() const { return obj.StringAt({"kind"}); }

@@ -67,6 +67,91 @@ std::string MergeKey(const std::string& field, const Value& a, const Value& b) {
 
 void MergeMap(const Value& patch, bool builtin, Value* target);
 
+// A list of scalars merged as a set (metadata.finalizers): the patch's
+// items first, then the original items it did not repeat.
+void MergeScalarSet(const Value& patch, Value* target) {
+  for (const Value* l : {&patch, static_cast<const Value*>(target)}) {
+    for (const Value& item : l->list) {
+      if (!item.IsScalar()) {
+        *target = Clean(patch);
+        return;
+      }
+    }
+  }
+  Value out = Value::EmptyList();
+  auto has = [&](const Value& v) {
+    for (const Value& o : out.list) {
+      if (o == v) return true;
+    }
+    return false;
+  };
+  for (const Value& item : patch.list) {
+    if (!has(item)) out.list.push_back(item);
+  }
+  for (const Value& item : target->list) {
+    if (!has(item)) out.list.push_back(item);
+  }
+  *target = std::move(out);
+}
+
+// Container and Service ports are keyed by (port, protocol). When any item
+// on either side names a protocol, kustomize (kyaml) merges like this:
+//   - a patch item with the same port and the same protocol as an original
+//     is merged into it, where the original stands;
+//   - a patch item whose port matches an original's while either of them
+//     has no protocol is dropped;
+//   - any other patch item is new: new items go first, in patch order,
+//     before all the originals.
+// Returns false (nothing done) when no item has a protocol: then the port
+// alone is the key, as for any other list.
+bool MergePortsComposite(const std::string& key, const Value& patch,
+                         bool builtin, Value* target) {
+  if (!target->IsList()) return false;
+  bool any_protocol = false;
+  for (const Value* l : {&patch, static_cast<const Value*>(target)}) {
+    for (const Value& item : l->list) {
+      if (!item.IsMap()) return false;
+      if (item.Get("protocol") != nullptr) any_protocol = true;
+    }
+  }
+  if (!any_protocol) return false;
+  Value fresh = Value::EmptyList();
+  for (const Value& item : patch.list) {
+    const Value* port = item.Get(key);
+    const Value* proto = item.Get("protocol");
+    bool deleted = Directive(item) == "delete";
+    int exact = -1;
+    bool partial = false;
+    for (size_t i = 0; port != nullptr && i < target->list.size(); ++i) {
+      const Value& o = target->list[i];
+      const Value* op = o.Get(key);
+      if (op == nullptr || *op != *port) continue;
+      const Value* oproto = o.Get("protocol");
+      if (proto != nullptr && oproto != nullptr) {
+        if (*proto == *oproto) {
+          exact = static_cast<int>(i);
+          break;
+        }
+      } else {
+        partial = true;
+      }
+    }
+    if (exact >= 0) {
+      if (deleted) {
+        target->list.erase(target->list.begin() + exact);
+      } else {
+        MergeMap(item, builtin, &target->list[exact]);
+      }
+      continue;
+    }
+    if (partial || deleted) continue;
+    fresh.list.push_back(Clean(item));
+  }
+  for (Value& o : target->list) fresh.list.push_back(std::move(o));
+  *target = std::move(fresh);
+  return true;
+}
+
 void MergeList(const std::string& field, const Value& patch, bool builtin,
                Value* target) {
   for (const Value& item : patch.list) {
@@ -75,7 +160,14 @@ void MergeList(const std::string& field, const Value& patch, bool builtin,
       return;
     }
   }
+  if (builtin && field == "finalizers" && target->IsList()) {
+    MergeScalarSet(patch, target);
+    return;
+  }
   std::string key = builtin ? MergeKey(field, *target, patch) : "";
+  if (key == "containerPort" || key == "port") {
+    if (MergePortsComposite(key, patch, builtin, target)) return;
+  }
   bool maps = true;
   for (const Value& item : patch.list) maps = maps && item.IsMap();
   if (key.empty() || !maps || !target->IsList()) {

@@ -112,6 +112,102 @@ void ApplySpecs(const std::vector<FieldSpec>& specs, const StringPairs& pairs,
   }
 }
 
+// Like Visit, but also passes the concrete path (list items as "#N").
+void VisitConcrete(
+    Value* v, const std::vector<std::string>& segs, size_t i, bool create,
+    std::vector<std::string>* at,
+    const std::function<void(Value*, const std::vector<std::string>&)>& fn) {
+  if (i == segs.size()) {
+    fn(v, *at);
+    return;
+  }
+  if (v->IsList()) {
+    for (size_t n = 0; n < v->list.size(); ++n) {
+      at->push_back("#" + std::to_string(n));
+      VisitConcrete(&v->list[n], segs, i, create, at, fn);
+      at->pop_back();
+    }
+    return;
+  }
+  if (!v->IsMap()) {
+    if (!(create && v->IsNull())) return;
+  }
+  Value* next = v->GetMutable(segs[i]);
+  if (next == nullptr || next->IsNull()) {
+    if (!create) return;
+    next = &v->At(segs[i]);
+    *next = Value::EmptyMap();
+  }
+  at->push_back(segs[i]);
+  VisitConcrete(next, segs, i + 1, create, at, fn);
+  at->pop_back();
+}
+
+Value* AtConcrete(Value* v, const std::vector<std::string>& path) {
+  for (const std::string& seg : path) {
+    if (v == nullptr) return nullptr;
+    if (seg[0] == '#') {
+      size_t n = std::stoul(seg.substr(1));
+      if (!v->IsList() || n >= v->list.size()) return nullptr;
+      v = &v->list[n];
+    } else {
+      v = v->GetMutable(seg);
+    }
+  }
+  return v;
+}
+
+// One label key of a resource, set at several places by one transformer
+// run. kustomize (kyaml) writes one shared value node to every place a run
+// creates the key, and a later run that finds the key present overwrites
+// that node in place: so a later `labels:`/`commonLabels:` value for the key
+// reaches every place the earlier run wrote it (selectors and templates
+// too), whatever the later run's own field specs. A JSON patch on the
+// resource re-creates its nodes and ends the sharing.
+void SetLabel(const std::string& key, const std::string& value,
+              const std::vector<std::string>& map_path, Resource* r,
+              LabelShare* fresh) {
+  Value* map = AtConcrete(&r->obj, map_path);
+  if (map == nullptr) return;
+  if (!map->IsMap()) *map = Value::EmptyMap();
+  Value* existing = map->GetMutable(key);
+  if (existing == nullptr) {
+    map->map[key] = Value::Str(value);
+    fresh->paths.push_back(map_path);
+    return;
+  }
+  Value old = *existing;
+  *existing = Value::Str(value);
+  for (const LabelShare& share : r->label_shares) {
+    if (share.key != key) continue;
+    bool member = false;
+    for (const auto& p : share.paths) member = member || p == map_path;
+    if (!member) continue;
+    for (const auto& p : share.paths) {
+      Value* other = AtConcrete(&r->obj, p);
+      if (other == nullptr || !other->IsMap()) continue;
+      Value* v = other->GetMutable(key);
+      if (v != nullptr && *v == old) *v = Value::Str(value);
+    }
+  }
+}
+
+void ApplyLabelSpecs(const std::vector<FieldSpec>& specs,
+                     const std::string& key, const std::string& value,
+                     Resource* r, LabelShare* fresh) {
+  std::string kind = r->Kind();
+  for (const FieldSpec& spec : specs) {
+    if (spec.kind[0] != '\0' && kind != spec.kind) continue;
+    std::vector<std::string> segs = absl::StrSplit(spec.path, '/');
+    std::vector<std::string> at;
+    std::vector<std::vector<std::string>> found;
+    VisitConcrete(
+        &r->obj, segs, 0, spec.create, &at,
+        [&](Value*, const std::vector<std::string>& p) { found.push_back(p); });
+    for (const auto& p : found) SetLabel(key, value, p, r, fresh);
+  }
+}
+
 bool Unaffixed(const std::string& kind) {
   return kind == "CustomResourceDefinition" || kind == "APIService" ||
          kind == "Namespace";
@@ -166,13 +262,6 @@ void VisitPath(Value* v, const std::string& path, bool create,
 
 void SetNamespace(const std::string& ns, std::vector<Resource>* resources) {
   if (ns.empty()) return;
-  // ServiceAccounts before the move, to re-point RoleBinding subjects.
-  std::vector<std::pair<std::string, std::string>> accounts;
-  for (const Resource& r : *resources) {
-    if (r.Kind() == "ServiceAccount") {
-      accounts.emplace_back(r.Name(), r.Namespace());
-    }
-  }
   for (Resource& r : *resources) {
     std::string kind = r.Kind();
     if (kind == "Namespace") {
@@ -180,18 +269,14 @@ void SetNamespace(const std::string& ns, std::vector<Resource>* resources) {
       continue;
     }
     if (!IsClusterScopedKind(kind)) r.SetNamespace(ns);
+    // (Cluster)RoleBinding subjects: only those named `default` move here;
+    // the others follow their ServiceAccount by name reference.
     if (kind == "RoleBinding" || kind == "ClusterRoleBinding") {
       Value* subjects = r.obj.GetMutable("subjects");
       if (subjects == nullptr || !subjects->IsList()) continue;
       for (Value& s : subjects->list) {
-        if (s.StringAt({"kind"}) != "ServiceAccount") continue;
-        std::string name = s.StringAt({"name"});
-        std::string old_ns = s.StringAt({"namespace"});
-        bool move = name == "default";
-        for (const auto& [an, ans] : accounts) {
-          if (an == name && ans == old_ns) move = true;
-        }
-        if (move) s.At("namespace") = Value::Str(ns);
+        if (!s.IsMap() || s.StringAt({"name"}) != "default") continue;
+        s.At("namespace") = Value::Str(ns);
       }
     }
   }
@@ -203,20 +288,29 @@ void AddNameAffixes(const std::string& prefix, const std::string& suffix,
   for (Resource& r : *resources) {
     if (Unaffixed(r.Kind())) continue;
     r.SetName(prefix + r.Name() + suffix);
+    if (!prefix.empty()) r.prefixes.push_back(prefix);
+    if (!suffix.empty()) r.suffixes.push_back(suffix);
   }
 }
 
 void AddLabels(const StringPairs& labels, bool selectors, bool templates,
                std::vector<Resource>* resources) {
   if (labels.empty()) return;
+  static const std::vector<FieldSpec> meta = {{"", "metadata/labels", true}};
   for (Resource& r : *resources) {
-    VisitPath(&r.obj, "metadata/labels", true,
-              [&](Value* v) { SetPairs(labels, v); });
-    if (selectors) {
-      ApplySpecs(SelectorSpecs(), labels, &r);
-      ApplySpecs(AffinitySpecs(), labels, &r);
+    for (const auto& [key, value] : labels) {
+      LabelShare fresh;
+      fresh.key = key;
+      ApplyLabelSpecs(meta, key, value, &r, &fresh);
+      if (selectors) {
+        ApplyLabelSpecs(SelectorSpecs(), key, value, &r, &fresh);
+        ApplyLabelSpecs(AffinitySpecs(), key, value, &r, &fresh);
+      }
+      if (selectors || templates) {
+        ApplyLabelSpecs(TemplateSpecs(), key, value, &r, &fresh);
+      }
+      if (fresh.paths.size() > 1) r.label_shares.push_back(std::move(fresh));
     }
-    if (selectors || templates) ApplySpecs(TemplateSpecs(), labels, &r);
   }
 }
 

@@ -53,8 +53,9 @@ void SetReplicas(const std::string& name, const Value& count,
 
 // Points every reference (volumes, envFrom, env valueFrom, serviceAccountName,
 // roleRef, subjects, ingress backends, ...) at the current name of the
-// ConfigMap/Secret/ServiceAccount/... it named before renames.
-void FixNameReferences(std::vector<Resource>* resources);
+// ConfigMap/Secret/ServiceAccount/... it named before renames (see
+// name_reference.cc for the rules). Fails when a reference is ambiguous.
+absl::Status FixNameReferences(std::vector<Resource>* resources);
 
 }  // namespace kiln::render
 
