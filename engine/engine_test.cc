@@ -725,6 +725,42 @@ TEST_F(EngineTest, AnOutputFloodStaysBoundedInMemoryLogsAndRunStore) {
   EXPECT_LT(rss_after - rss_before, 256 * 1024) << "KiB of peak RSS growth";
 }
 
+TEST_F(EngineTest, LinesDroppedByAFullEventQueueAreCountedInAMarker) {
+  // A queue bound of zero drops every line from the stream, deterministically.
+  EngineOptions options;
+  options.store_dir = store_;
+  options.executor = executor_;
+  options.max_pending_log_events = 0;
+  auto engine = Engine::Create(options);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  executor_->On("talk", [](const v1::ExecRequest&) {
+    FakeScript s;
+    for (int i = 0; i < 5; ++i) s.Stdout(absl::StrCat("line ", i));
+    return s;
+  });
+  RunRequest req;
+  req.pipeline.set_name("talk");
+  v1::Task* t = req.pipeline.add_tasks();
+  t->set_name("talk");
+  t->mutable_run()->add_command("talk");
+  auto run = (*engine)->Submit(req);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ((*run)->Wait().state(), v1::RUN_SUCCEEDED);
+  std::vector<std::string> lines;
+  (*run)->Subscribe(0, [&](const v1::RunEvent& e) {
+    if (e.has_log()) lines.push_back(e.log().text());
+  });
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_TRUE(absl::StartsWith(lines[0], "[kiln: 5 log lines not streamed"))
+      << lines[0];
+  // The log file has them all.
+  auto logs = (*engine)->run_store().AttemptLogs((*run)->id(), "talk");
+  ASSERT_TRUE(logs.ok());
+  ASSERT_EQ(logs->size(), 1u);
+  EXPECT_TRUE(
+      absl::StrContains(ReadFile(store_ + "/" + (*logs)[0].path), "line 4"));
+}
+
 TEST_F(EngineTest, StoreFilesAreOwnerOnly) {
   Run(BuildTestPipeline());
   for (const char* f :
