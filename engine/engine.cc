@@ -26,6 +26,7 @@
 #include "engine/run/task_runner.h"
 #include "engine/scheduler/scheduler.h"
 #include "engine/store/action_cache.h"
+#include "engine/store/run_lease.h"
 #include "engine/store/run_store.h"
 
 namespace kiln {
@@ -113,14 +114,27 @@ class EngineImpl : public Engine {
       request.source_dir =
           std::filesystem::absolute(request.source_dir, ec).lexically_normal();
     }
-    auto created =
-        runs_->CreateRun(request.pipeline, request.trigger, request.source_dir,
-                         request.idempotency_key);
-    if (!created.ok()) return created.status();
-    if (!created->created) return Find(created->run_id);
-    return StartRun(created->run_id, std::move(request.pipeline),
-                    std::move(request.trigger), request.source_dir,
-                    request.keep_going, {});
+    // Recorded and leased under the shared creation lock, so that no
+    // resumer mistakes the new run for an abandoned one (run_lease.h).
+    std::unique_ptr<store::RunLease> lease;
+    std::string id;
+    {
+      auto creating = store::RunLease::LockCreation(options_.store_dir,
+                                                    /*exclusive=*/false);
+      if (!creating.ok()) return creating.status();
+      auto created =
+          runs_->CreateRun(request.pipeline, request.trigger,
+                           request.source_dir, request.idempotency_key);
+      if (!created.ok()) return created.status();
+      if (!created->created) return Find(created->run_id);
+      id = created->run_id;
+      auto leased = store::RunLease::Acquire(options_.store_dir, id);
+      if (!leased.ok()) return leased.status();
+      lease = std::move(*leased);
+    }
+    return StartRun(id, std::move(request.pipeline), std::move(request.trigger),
+                    request.source_dir, request.keep_going, {}, {},
+                    std::move(lease));
   }
 
   absl::StatusOr<std::shared_ptr<RunHandle>> Resume(
@@ -130,9 +144,29 @@ class EngineImpl : public Engine {
       auto it = live_.find(run_id);
       if (it != live_.end()) return std::shared_ptr<RunHandle>(it->second);
     }
+    {
+      auto run = runs_->GetRun(run_id);
+      if (!run.ok()) return run.status();
+      if (IsFinalRun(run->state())) {
+        return std::shared_ptr<RunHandle>(
+            std::make_shared<RecordedRun>(runs_.get(), run_id));
+      }
+    }
+    // One run, one owner: take the lease first (only a run whose owner is
+    // gone can be taken over), then read the state it left.
+    std::unique_ptr<store::RunLease> lease;
+    {
+      auto taking =
+          store::RunLease::LockCreation(options_.store_dir, /*exclusive=*/true);
+      if (!taking.ok()) return taking.status();
+      auto leased = store::RunLease::Acquire(options_.store_dir, run_id);
+      if (!leased.ok()) return leased.status();
+      lease = std::move(*leased);
+    }
     auto run = runs_->GetRun(run_id);
     if (!run.ok()) return run.status();
-    if (IsFinalRun(run->state())) {
+    if (IsFinalRun(run->state())) {  // its owner finished it meanwhile
+      lease->ReleaseFinished();
       return std::shared_ptr<RunHandle>(
           std::make_shared<RecordedRun>(runs_.get(), run_id));
     }
@@ -141,11 +175,19 @@ class EngineImpl : public Engine {
     auto source = runs_->GetSourceDir(run_id);
     if (!source.ok()) return source.status();
     std::map<std::string, v1::TaskStatus> prior;
+    // Attempts the earlier owner started: the next one gets a new number
+    // (and so a new log and workspace).
+    std::map<std::string, int> attempts_used;
     for (const auto& t : run->tasks()) {
-      if (IsFinal(t.state())) prior[t.name()] = t;
+      if (IsFinal(t.state())) {
+        prior[t.name()] = t;
+      } else if (t.attempts() > 0) {
+        attempts_used[t.name()] = static_cast<int>(t.attempts());
+      }
     }
     return StartRun(run_id, std::move(*pipeline), run->trigger(), *source,
-                    false, std::move(prior));
+                    false, std::move(prior), std::move(attempts_used),
+                    std::move(lease));
   }
 
   absl::StatusOr<std::vector<std::string>> ResumeUnfinished() override {
@@ -245,10 +287,13 @@ class EngineImpl : public Engine {
   absl::StatusOr<std::shared_ptr<RunHandle>> StartRun(
       const std::string& id, v1::Pipeline pipeline, v1::Trigger trigger,
       const std::string& source_dir, bool keep_going,
-      std::map<std::string, v1::TaskStatus> prior) {
-    auto run = std::make_shared<LiveRun>(Deps(), id, std::move(pipeline),
-                                         std::move(trigger), source_dir,
-                                         keep_going, std::move(prior));
+      std::map<std::string, v1::TaskStatus> prior,
+      std::map<std::string, int> attempts_used,
+      std::unique_ptr<store::RunLease> lease) {
+    auto run = std::make_shared<LiveRun>(
+        Deps(), id, std::move(pipeline), std::move(trigger), source_dir,
+        keep_going, std::move(prior), std::move(attempts_used),
+        std::move(lease));
     {
       MutexLock lock(&mu_);
       if (shutdown_) return absl::UnavailableError("engine is shutting down");

@@ -45,6 +45,20 @@ struct EngineOptions {
   absl::Duration retry_backoff = absl::Seconds(1);
   // Keep task workspaces after the task (for debugging).
   bool keep_workspaces = false;
+
+  // Bounds on task output: a task may print without end, and the engine's
+  // memory, the logs and the run store stay bounded all the same.
+  // An attempt's stored log file, unless the task sets max_log_bytes (the
+  // executor stops a task past max_log_bytes, or 64 MiB when unset).
+  int64_t max_log_file_bytes = 8 << 20;
+  // Log lines streamed as events (and so recorded in the run store) per
+  // attempt: past either bound, lines go only to the log file, and a
+  // "[kiln: N log lines not streamed ...]" event says how many.
+  int64_t max_log_events_per_attempt = 10000;
+  int64_t max_log_event_bytes_per_attempt = 1 << 20;
+  // Log events of a run waiting to be recorded; past it, further lines are
+  // dropped from the stream (and counted in that marker) until it drains.
+  int64_t max_pending_log_events = 10000;
 };
 
 struct RunRequest {

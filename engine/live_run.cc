@@ -19,14 +19,18 @@ bool IsFinalRun(v1::RunState s) {
 
 LiveRun::LiveRun(LiveRunDeps deps, std::string id, v1::Pipeline pipeline,
                  v1::Trigger trigger, std::string source_dir, bool keep_going,
-                 std::map<std::string, v1::TaskStatus> prior)
+                 std::map<std::string, v1::TaskStatus> prior,
+                 std::map<std::string, int> attempts_used,
+                 std::unique_ptr<store::RunLease> lease)
     : deps_(std::move(deps)),
       id_(std::move(id)),
       pipeline_(std::move(pipeline)),
       trigger_(std::move(trigger)),
       source_dir_(std::move(source_dir)),
       keep_going_(keep_going),
-      prior_(std::move(prior)) {}
+      prior_(std::move(prior)),
+      attempts_used_(std::move(attempts_used)),
+      lease_(std::move(lease)) {}
 
 LiveRun::~LiveRun() {
   if (thread_.joinable()) thread_.join();
@@ -99,9 +103,75 @@ void LiveRun::OnTaskEvent(const v1::TaskStateChanged& event) {
   Emit(std::move(e));
 }
 
+namespace {
+
+v1::RunEvent LogMarker(const std::string& task, uint32_t attempt,
+                       std::string text) {
+  v1::RunEvent e;
+  v1::LogLine* log = e.mutable_log();
+  log->set_task(task);
+  log->set_attempt(attempt);
+  log->set_stream(v1::LogLine::STDERR);
+  log->set_text(std::move(text));
+  return e;
+}
+
+}  // namespace
+
+void LiveRun::PushLocked(v1::RunEvent event) {
+  if (event.has_log()) ++pending_logs_;
+  pending_.push_back(std::move(event));
+}
+
+void LiveRun::EmitLogLocked(v1::RunEvent event) {
+  const EngineOptions& options = *deps_.options;
+  const v1::LogLine& log = event.log();
+  LogBudget& budget = log_budgets_[{log.task(), log.attempt()}];
+  const int64_t size = static_cast<int64_t>(log.text().size());
+  const bool over_budget =
+      budget.lines >= options.max_log_events_per_attempt ||
+      budget.bytes + size > options.max_log_event_bytes_per_attempt;
+  if (!over_budget && pending_logs_ < options.max_pending_log_events) {
+    ++budget.lines;
+    budget.bytes += size;
+    PushLocked(std::move(event));
+    return;
+  }
+  ++budget.dropped;
+  if (over_budget && !budget.noted) {
+    budget.noted = true;
+    PushLocked(LogMarker(
+        log.task(), log.attempt(),
+        absl::StrCat("[kiln: streaming limit of this attempt reached (",
+                     options.max_log_events_per_attempt, " lines, ",
+                     options.max_log_event_bytes_per_attempt,
+                     " bytes); further lines go only to its log file]")));
+  }
+}
+
 void LiveRun::Emit(v1::RunEvent event) {
   MutexLock lock(&mu_);
-  pending_.push_back(std::move(event));
+  if (event.has_log()) {
+    EmitLogLocked(std::move(event));
+    return;
+  }
+  if (event.has_task_state() &&
+      event.task_state().state() != v1::TASK_RUNNING) {
+    // The attempt is over: say how many of its lines were not streamed.
+    auto it = log_budgets_.find(
+        {event.task_state().task(), event.task_state().attempt()});
+    if (it != log_budgets_.end()) {
+      if (it->second.dropped > 0) {
+        PushLocked(LogMarker(
+            it->first.first, it->first.second,
+            absl::StrCat("[kiln: ", it->second.dropped,
+                         " log lines not streamed; the attempt's log file "
+                         "has them, up to its size cap (kiln logs)]")));
+      }
+      log_budgets_.erase(it);
+    }
+  }
+  PushLocked(std::move(event));
 }
 
 // Records pending events in batches (one transaction each) and delivers
@@ -120,6 +190,7 @@ void LiveRun::Pump() {
       stop = pump_stop_;
       size_t n = std::min<size_t>(pending_.size(), 2000);
       for (size_t i = 0; i < n; ++i) {
+        if (pending_.front().has_log()) --pending_logs_;
         batch.push_back(std::move(pending_.front()));
         pending_.pop_front();
       }
@@ -161,6 +232,12 @@ void LiveRun::FinishRun(v1::RunState state, const std::string& reason) {
     pump_stop_ = true;
   }
   if (pump_.joinable()) pump_.join();
+  // Every event is recorded: give up ownership (a drained run stays
+  // leasable, to be resumed by the next owner).
+  if (lease_ != nullptr) {
+    if (state != v1::RUN_RUNNING) lease_->ReleaseFinished();
+    lease_.reset();
+  }
   auto run = deps_.runs->GetRun(id_);
   MutexLock lock(&mu_);
   if (run.ok()) final_ = *run;
@@ -219,6 +296,7 @@ void LiveRun::Execute() {
   }
   ctx.hmac_key = deps_.hmac_key;
   ctx.keep_workspaces = options.keep_workspaces;
+  ctx.max_log_file_bytes = options.max_log_file_bytes;
   ctx.executor = options.executor.get();
   ctx.artifacts = deps_.artifacts;
   ctx.action_cache = deps_.cache;
@@ -249,6 +327,7 @@ void LiveRun::Execute() {
   SchedulerOptions sopts;
   sopts.parallelism = options.parallelism;
   sopts.retry_backoff = options.retry_backoff;
+  sopts.attempts_used = attempts_used_;
   sopts.on_failure =
       keep_going_ ? v1::CONTINUE : pipeline_.options().on_failure();
   const auto& popts = pipeline_.options();

@@ -8,12 +8,14 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "engine/base/mutex.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/engine.h"
 #include "engine/scheduler/scheduler.h"
 #include "engine/store/action_cache.h"
+#include "engine/store/run_lease.h"
 #include "engine/store/run_store.h"
 
 namespace kiln {
@@ -36,7 +38,9 @@ class LiveRun : public RunHandle, public EventSink {
  public:
   LiveRun(LiveRunDeps deps, std::string id, v1::Pipeline pipeline,
           v1::Trigger trigger, std::string source_dir, bool keep_going,
-          std::map<std::string, v1::TaskStatus> prior);
+          std::map<std::string, v1::TaskStatus> prior,
+          std::map<std::string, int> attempts_used,
+          std::unique_ptr<store::RunLease> lease);
   ~LiveRun() override;
 
   const std::string& id() const override { return id_; }
@@ -62,6 +66,10 @@ class LiveRun : public RunHandle, public EventSink {
   // (unless the pipeline asks to keep it).
   absl::StatusOr<cas::StashResult> StashSource() const;
   void Emit(v1::RunEvent event);
+  // Queues a log event within the attempt's budget and the queue bound, or
+  // counts it as dropped.
+  void EmitLogLocked(v1::RunEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PushLocked(v1::RunEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Pump();
   void FinishRun(v1::RunState state, const std::string& reason);
 
@@ -72,6 +80,11 @@ class LiveRun : public RunHandle, public EventSink {
   const std::string source_dir_;
   const bool keep_going_;
   std::map<std::string, v1::TaskStatus> prior_;
+  // Attempts of unfinished tasks started by an earlier process (resume).
+  std::map<std::string, int> attempts_used_;
+  // This process's ownership of the run; released when the run finishes
+  // or is drained.
+  std::unique_ptr<store::RunLease> lease_;
   std::thread thread_;
   std::thread pump_;
 
@@ -79,6 +92,17 @@ class LiveRun : public RunHandle, public EventSink {
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   bool pump_stop_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<v1::RunEvent> pending_ ABSL_GUARDED_BY(mu_);
+  // Log events in pending_ (bounded by max_pending_log_events).
+  int64_t pending_logs_ ABSL_GUARDED_BY(mu_) = 0;
+  // Streamed-log budget of each running attempt (task, attempt).
+  struct LogBudget {
+    int64_t lines = 0;
+    int64_t bytes = 0;
+    int64_t dropped = 0;
+    bool noted = false;  // the "limit reached" marker was emitted
+  };
+  std::map<std::pair<std::string, uint32_t>, LogBudget> log_budgets_
+      ABSL_GUARDED_BY(mu_);
   uint64_t appended_ ABSL_GUARDED_BY(mu_) = 0;  // last seq recorded
   v1::Run final_ ABSL_GUARDED_BY(mu_);
 

@@ -35,6 +35,12 @@ std::string RunStateName(v1::RunState state) {
       absl::StripPrefix(v1::RunState_Name(state), "RUN_"));
 }
 
+// The state to show: an unfinished run whose owner died is not running.
+std::string DisplayState(const v1::Run& run) {
+  if (run.owner_gone()) return "interrupted (owner gone)";
+  return RunStateName(run.state());
+}
+
 // Accepts "failed", "FAILED" or "RUN_FAILED".
 bool ParseRunState(const std::string& text, v1::RunState* state) {
   std::string upper = absl::AsciiStrToUpper(text);
@@ -236,7 +242,9 @@ int Runs(const std::vector<std::string>& argv) {
       nlohmann::json item = {
           {"id", run.id()},
           {"pipeline", run.pipeline_name()},
-          {"state", RunStateName(run.state())},
+          {"state", run.owner_gone() ? std::string("interrupted")
+                                     : RunStateName(run.state())},
+          {"owner_gone", run.owner_gone()},
           {"reason", run.reason()},
           {"created", Rfc3339(run.created())},
           {"duration_seconds", absl::ToDoubleSeconds(RunDuration(run, now))},
@@ -262,15 +270,20 @@ int Runs(const std::vector<std::string>& argv) {
   for (const v1::Run& run : found) {
     pipeline_width = std::max(pipeline_width, run.pipeline_name().size());
   }
-  std::printf("%-32s  %-*s  %-9s  %-19s  %8s  %s\n", "RUN",
-              static_cast<int>(pipeline_width), "PIPELINE", "STATE", "CREATED",
-              "DURATION", "TASKS ok/failed/skipped/cached");
+  size_t state_width = 9;
+  for (const v1::Run& run : found) {
+    state_width = std::max(state_width, DisplayState(run).size());
+  }
+  std::printf("%-32s  %-*s  %-*s  %-19s  %8s  %s\n", "RUN",
+              static_cast<int>(pipeline_width), "PIPELINE",
+              static_cast<int>(state_width), "STATE", "CREATED", "DURATION",
+              "TASKS ok/failed/skipped/cached");
   for (const v1::Run& run : found) {
     TaskCounts c = CountTasks(run);
-    std::printf("%-32s  %-*s  %-9s  %-19s  %8s  %d/%d/%d/%d\n",
+    std::printf("%-32s  %-*s  %-*s  %-19s  %8s  %d/%d/%d/%d\n",
                 run.id().c_str(), static_cast<int>(pipeline_width),
-                run.pipeline_name().c_str(), RunStateName(run.state()).c_str(),
-                LocalTime(run.created()).c_str(),
+                run.pipeline_name().c_str(), static_cast<int>(state_width),
+                DisplayState(run).c_str(), LocalTime(run.created()).c_str(),
                 HumanDuration(RunDuration(run, now)).c_str(), c.ok, c.failed,
                 c.skipped, c.cached);
   }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/escaping.h"
@@ -445,8 +446,14 @@ AttemptOutcome EngineTaskRunner::RunCommand(
     if (!s.ok()) return Failed(std::string(s.message()));
   }
 
+  store::AttemptLogFile::Options log_options;
+  log_options.max_bytes = task.hints().resources().max_log_bytes() > 0
+                              ? static_cast<int64_t>(std::min<uint64_t>(
+                                    task.hints().resources().max_log_bytes(),
+                                    std::numeric_limits<int64_t>::max()))
+                              : ctx_.max_log_file_bytes;
   auto log = store::AttemptLogFile::Open(ctx_.store_dir, ctx_.run_id,
-                                         task.name(), attempt);
+                                         task.name(), attempt, log_options);
   std::unique_ptr<store::AttemptLogFile> log_file;
   if (log.ok()) log_file = std::move(*log);
 

@@ -38,6 +38,8 @@ struct TaskRunnerContext {
   std::map<std::string, std::string> secrets;
   std::string hmac_key;
   bool keep_workspaces = false;
+  // An attempt's stored log file cap, unless the task sets max_log_bytes.
+  int64_t max_log_file_bytes = 8 << 20;
 
   Executor* executor = nullptr;
   cas::ArtifactStore* artifacts = nullptr;

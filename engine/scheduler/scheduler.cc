@@ -203,7 +203,10 @@ class Scheduler::Phase {
              "every task it needs was skipped");
       return true;
     }
-    Launch(task, 1);
+    auto used = s_->options_.attempts_used.find(task.name());
+    Launch(task, used == s_->options_.attempts_used.end()
+                     ? 1
+                     : std::max(0, used->second) + 1);
     return true;
   }
 
@@ -216,7 +219,7 @@ class Scheduler::Phase {
     st.set_name(task.name());
     st.set_state(v1::TASK_RUNNING);
     st.set_attempts(attempt);
-    if (attempt == 1) *st.mutable_started() = Now();
+    if (!st.has_started()) *st.mutable_started() = Now();
     Emit(task.name(), v1::TASK_RUNNING, attempt, 0, "");
     queue_.push_back(Work_{&task, attempt, Relevant(task), sig});
   }

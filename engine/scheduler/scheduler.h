@@ -67,6 +67,10 @@ struct SchedulerOptions {
   absl::Duration finally_timeout = absl::Minutes(10);
   absl::Duration retry_backoff = absl::Seconds(1);  // doubles per attempt
   absl::Duration max_retry_backoff = absl::Minutes(1);
+  // Attempts an earlier process already started, by task (resume): the
+  // task's next attempt is numbered after them (a new log, a new
+  // workspace), and they count against its retries (it always gets one).
+  std::map<std::string, int> attempts_used;
 };
 
 struct SchedulerResult {

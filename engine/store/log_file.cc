@@ -104,6 +104,12 @@ absl::StatusOr<std::unique_ptr<AttemptLogFile>> AttemptLogFile::Open(
     return absl::UnavailableError(
         absl::StrCat("creating log directory for ", path, ": ", ec.message()));
   }
+  // Logs are the owner's only: logs/ and logs/<run>/ are 0700.
+  for (const std::string& dir :
+       {absl::StrCat(store_dir, "/logs"),
+        std::filesystem::path(path).parent_path().string()}) {
+    if (chmod(dir.c_str(), 0700) != 0) return ErrnoError("restricting", dir);
+  }
   // O_NOFOLLOW: never append through a planted symlink.
   int fd = open(path.c_str(),
                 O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);

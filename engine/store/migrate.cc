@@ -1,5 +1,11 @@
 #include "engine/store/migrate.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 
@@ -22,6 +28,38 @@ absl::Status TooNew(Database& db, absl::string_view what, int64_t found,
 }
 
 }  // namespace
+
+absl::Status MakeOwnerOnly(const std::string& store_dir,
+                           const std::string& db_path) {
+  // The store holds run records, logs and keys: owner-only, whatever the
+  // umask and whatever an older kiln left.
+  if (chmod(store_dir.c_str(), 0700) != 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "restricting ", store_dir, " to its owner: ", std::strerror(errno)));
+  }
+  // Created owner-only before SQLite opens it; SQLite gives the -wal and
+  // -shm files the database file's mode.
+  int fd =
+      open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("opening ", db_path, ": ", std::strerror(errno)));
+  }
+  int rc = fchmod(fd, 0600);
+  close(fd);
+  if (rc != 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "restricting ", db_path, " to its owner: ", std::strerror(errno)));
+  }
+  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+    std::string side = db_path + suffix;
+    if (chmod(side.c_str(), 0600) != 0 && errno != ENOENT) {
+      return absl::UnavailableError(absl::StrCat(
+          "restricting ", side, " to its owner: ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status Migrate(Database& db, absl::string_view what,
                      absl::Span<const Migration> migrations) {
@@ -76,8 +114,11 @@ absl::StatusOr<std::unique_ptr<Database>> OpenMigrated(
     return absl::UnavailableError(absl::StrCat(
         what, ": creating store directory ", store_dir, ": ", ec.message()));
   }
-  absl::StatusOr<std::unique_ptr<Database>> db =
-      Database::Open(absl::StrCat(store_dir, "/", file_name));
+  const std::string path = absl::StrCat(store_dir, "/", file_name);
+  if (absl::Status s = MakeOwnerOnly(store_dir, path); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
+  }
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path);
   if (!db.ok()) return db.status();
   if (absl::Status s = Migrate(**db, what, migrations); !s.ok()) return s;
   return db;

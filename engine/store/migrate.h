@@ -37,6 +37,12 @@ absl::StatusOr<std::unique_ptr<Database>> OpenMigrated(
     const std::string& store_dir, absl::string_view file_name,
     absl::string_view what, absl::Span<const Migration> migrations);
 
+// Restricts `store_dir` to mode 0700 and the database at `db_path` (created
+// empty if missing, never through a symlink) and its -wal/-shm/-journal
+// side files to 0600. Called by OpenMigrated.
+absl::Status MakeOwnerOnly(const std::string& store_dir,
+                           const std::string& db_path);
+
 // The database's PRAGMA user_version.
 absl::StatusOr<int64_t> SchemaVersion(Database& db);
 

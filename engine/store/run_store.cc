@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/store/migrate.h"
 #include "engine/store/run_id.h"
+#include "engine/store/run_lease.h"
 #include "engine/store/run_store_schema.h"
 #include "engine/store/status_macros.h"
 #include "engine/store/time_codec.h"
@@ -198,7 +199,21 @@ absl::StatusOr<v1::Run> RunFromRow(const Statement& row) {
 
 }  // namespace
 
+void RunStore::MarkOwnerGone(v1::Run* run) {
+  if (run->state() != v1::RUN_QUEUED && run->state() != v1::RUN_RUNNING) {
+    return;
+  }
+  absl::StatusOr<bool> leased = RunLease::IsLeased(store_dir_, run->id());
+  run->set_owner_gone(leased.ok() && !*leased);
+}
+
 absl::StatusOr<v1::Run> RunStore::GetRun(absl::string_view run_id) {
+  KILN_STORE_ASSIGN_OR_RETURN(v1::Run run, GetRunRecord(run_id));
+  MarkOwnerGone(&run);
+  return run;
+}
+
+absl::StatusOr<v1::Run> RunStore::GetRunRecord(absl::string_view run_id) {
   kiln::MutexLock lock(&mu_);
   Transaction snapshot(db_.get());
   KILN_STORE_RETURN_IF_ERROR(snapshot.BeginRead());
@@ -216,6 +231,15 @@ absl::StatusOr<v1::Run> RunStore::GetRun(absl::string_view run_id) {
 absl::StatusOr<RunPage> RunStore::ListRuns(const RunFilter& filter,
                                            int page_size,
                                            absl::string_view page_token) {
+  KILN_STORE_ASSIGN_OR_RETURN(RunPage page,
+                              ListRunRecords(filter, page_size, page_token));
+  for (v1::Run& run : page.runs) MarkOwnerGone(&run);
+  return page;
+}
+
+absl::StatusOr<RunPage> RunStore::ListRunRecords(const RunFilter& filter,
+                                                 int page_size,
+                                                 absl::string_view page_token) {
   if (page_size <= 0) page_size = 100;
   page_size = std::min(page_size, 1000);
   if (!page_token.empty() && !IsValidRunId(page_token)) {

@@ -98,7 +98,9 @@ class RunStore {
   absl::StatusOr<std::vector<v1::RunEvent>> AppendEvents(
       absl::string_view run_id, std::vector<v1::RunEvent> events);
 
-  // The run with its task statuses (in pipeline order). NotFound if absent.
+  // The run with its task statuses (in pipeline order), and owner_gone set
+  // if it is unfinished and no live process holds its lease. NotFound if
+  // absent.
   absl::StatusOr<v1::Run> GetRun(absl::string_view run_id);
 
   // Runs matching `filter`, newest first. page_size <= 0 means 100; it is
@@ -154,6 +156,15 @@ class RunStore {
 
   absl::Status CheckRunExists(absl::string_view run_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // GetRun/ListRuns without the owner probe (they take mu_ themselves).
+  absl::StatusOr<v1::Run> GetRunRecord(absl::string_view run_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<RunPage> ListRunRecords(const RunFilter& filter, int page_size,
+                                         absl::string_view page_token)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Sets owner_gone for an unfinished run whose lease nobody holds
+  // (run_lease.h). Called without mu_: the probe takes file locks.
+  void MarkOwnerGone(v1::Run* run) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ApplyEvent(absl::string_view run_id, const v1::RunEvent& event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<uint64_t> LastSequenceLocked(absl::string_view run_id)

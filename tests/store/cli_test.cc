@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "engine/store/log_file.h"
+#include "engine/store/run_lease.h"
 #include "engine/store/run_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -122,6 +123,9 @@ TEST_F(CliTest, RunsListsATable) {
           ->AppendEvents(second, {RunStateEvent(v1::RUN_RUNNING),
                                   TaskEvent("build", v1::TASK_CACHED, 0)})
           .ok());
+  // This process owns the running run (as an engine would).
+  auto lease = RunLease::Acquire(dir_, second);
+  ASSERT_TRUE(lease.ok()) << lease.status();
 
   Output out = Kiln("runs --store " + dir_);
   ASSERT_EQ(out.exit_code, 0) << out.out;
@@ -154,6 +158,30 @@ TEST_F(CliTest, RunsListsATable) {
 
   EXPECT_EQ(Kiln("runs --state bogus --store " + dir_).exit_code, 2);
   EXPECT_EQ(Kiln("runs --limit 0 --store " + dir_).exit_code, 2);
+}
+
+TEST_F(CliTest, RunsShowsARunWithoutALiveOwnerAsInterrupted) {
+  // Recorded as running, but no process holds its lease (its owner was
+  // killed): not "running" forever.
+  std::string id = Create("kcow");
+  ASSERT_TRUE(store_->AppendEvents(id, {RunStateEvent(v1::RUN_RUNNING)}).ok());
+  Output out = Kiln("runs --store " + dir_);
+  ASSERT_EQ(out.exit_code, 0) << out.out;
+  EXPECT_THAT(out.out, HasSubstr("interrupted (owner gone)"));
+  out = Kiln("runs --json --store " + dir_);
+  ASSERT_EQ(out.exit_code, 0);
+  nlohmann::json json = nlohmann::json::parse(out.out);
+  ASSERT_EQ(json.size(), 1u);
+  EXPECT_EQ(json[0]["state"], "interrupted");
+  EXPECT_EQ(json[0]["owner_gone"], true);
+
+  // Owned again: running.
+  auto lease = RunLease::Acquire(dir_, id);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  out = Kiln("runs --store " + dir_);
+  ASSERT_EQ(out.exit_code, 0);
+  EXPECT_THAT(out.out, HasSubstr("running"));
+  EXPECT_THAT(out.out, Not(HasSubstr("interrupted")));
 }
 
 TEST_F(CliTest, StoreComesFromTheEnvironment) {

@@ -1,0 +1,55 @@
+// Test helper for engine_test: owns a run in a process of its own. Usage:
+//   engine_owner_helper STORE_DIR
+// Submits pipeline "owned" (task "block", which prints "blocking" and then
+// blocks) on a fake executor, prints the run id on stdout once "blocking"
+// is recorded, and then blocks until it is killed.
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "absl/synchronization/notification.h"
+#include "engine/engine.h"
+#include "executors/fake/fake_executor.h"
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: engine_owner_helper STORE_DIR\n");
+    return 2;
+  }
+  auto executor = std::make_shared<kiln::FakeExecutor>();
+  executor->On("block", [](const kiln::v1::ExecRequest&) {
+    kiln::FakeScript s;
+    s.Stdout("blocking").Delay(absl::Hours(1));
+    return s;
+  });
+  kiln::EngineOptions options;
+  options.store_dir = argv[1];
+  options.executor = executor;
+  auto engine = kiln::Engine::Create(options);
+  if (!engine.ok()) {
+    std::fprintf(stderr, "%s\n", engine.status().ToString().c_str());
+    return 1;
+  }
+  kiln::RunRequest request;
+  request.pipeline.set_name("owned");
+  kiln::v1::Task* task = request.pipeline.add_tasks();
+  task->set_name("block");
+  task->mutable_run()->add_command("block");
+  auto run = (*engine)->Submit(request);
+  if (!run.ok()) {
+    std::fprintf(stderr, "%s\n", run.status().ToString().c_str());
+    return 1;
+  }
+  absl::Notification blocking;
+  (*run)->Subscribe(0, [&](const kiln::v1::RunEvent& e) {
+    if (e.has_log() && e.log().text() == "blocking" &&
+        !blocking.HasBeenNotified()) {
+      blocking.Notify();
+    }
+  });
+  blocking.WaitForNotification();
+  std::printf("%s\n", (*run)->id().c_str());
+  std::fflush(stdout);
+  while (true) pause();
+}
