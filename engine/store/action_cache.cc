@@ -110,7 +110,7 @@ absl::Status ActionCache::RecoverLocked(const absl::Status& cause) {
 }
 
 template <typename Op>
-auto ActionCache::WithRecovery(Op op) -> decltype(op()) {
+std::invoke_result_t<Op&> ActionCache::WithRecovery(Op op) {
   auto result = op();
   if (result.ok() || !absl::IsDataLoss(StatusOf(result))) return result;
   if (absl::Status s = RecoverLocked(StatusOf(result)); !s.ok()) return s;

@@ -26,6 +26,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -117,7 +118,8 @@ class ActionCache {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `op` (under mu_); on DataLoss recovers and runs it once more.
   template <typename Op>
-  auto WithRecovery(Op op) -> decltype(op());
+  std::invoke_result_t<Op&> WithRecovery(Op op)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status PutLocked(absl::string_view key, const ActionResult& result,
                          absl::Time created) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::set<std::string>> PinnedKeysLocked(const CachePins& pins)
