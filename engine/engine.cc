@@ -26,6 +26,7 @@
 #include "engine/run/task_runner.h"
 #include "engine/scheduler/scheduler.h"
 #include "engine/store/action_cache.h"
+#include "engine/store/key_file.h"
 #include "engine/store/run_lease.h"
 #include "engine/store/run_store.h"
 
@@ -33,27 +34,13 @@ namespace kiln {
 namespace {
 
 // The store's HMAC key for secrets in cache keys: 32 random bytes, created
-// once (owner-only) and shared by every process on the store.
+// once (owner-only) and shared by every process on the store. A damaged key
+// is replaced with a warning (engine/store/key_file.h).
 absl::StatusOr<std::string> LoadHmacKey(const std::string& store_dir) {
-  std::string path = store_dir + "/secret.key";
-  std::ifstream in(path, std::ios::binary);
-  std::string key((std::istreambuf_iterator<char>(in)),
-                  std::istreambuf_iterator<char>());
-  if (key.size() == 32) return key;
-  std::string fresh(32, '\0');
-  std::ifstream rnd("/dev/urandom", std::ios::binary);
-  rnd.read(fresh.data(), fresh.size());
-  if (rnd.gcount() != 32) return absl::InternalError("reading /dev/urandom");
-  std::string tmp = absl::StrCat(path, ".tmp", getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return absl::InternalError("cannot create " + path);
-  bool ok = write(fd, fresh.data(), fresh.size()) == 32 && fsync(fd) == 0;
-  close(fd);
-  // link() fails if another process won the race; then use theirs.
-  if (ok && link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) ok = false;
-  unlink(tmp.c_str());
-  if (!ok) return absl::InternalError("cannot write " + path);
-  return LoadHmacKey(store_dir);
+  return store::LoadOrCreateKey(
+      store_dir + "/secret.key",
+      "cache keys of tasks that use secret params change, so those tasks "
+      "miss the cache once");
 }
 
 // Removes what engine processes that died left in the store's scratch
@@ -174,6 +161,9 @@ class EngineImpl : public Engine {
     if (!pipeline.ok()) return pipeline.status();
     auto source = runs_->GetSourceDir(run_id);
     if (!source.ok()) return source.status();
+    // The stored trigger shows placeholders for secrets; the run needs them.
+    auto trigger = runs_->GetTriggerWithSecrets(run_id);
+    if (!trigger.ok()) return trigger.status();
     std::map<std::string, v1::TaskStatus> prior;
     // Attempts the earlier owner started: the next one gets a new number
     // (and so a new log and workspace).
@@ -185,7 +175,7 @@ class EngineImpl : public Engine {
         attempts_used[t.name()] = static_cast<int>(t.attempts());
       }
     }
-    return StartRun(run_id, std::move(*pipeline), run->trigger(), *source,
+    return StartRun(run_id, std::move(*pipeline), std::move(*trigger), *source,
                     false, std::move(prior), std::move(attempts_used),
                     std::move(lease));
   }
@@ -212,9 +202,11 @@ class EngineImpl : public Engine {
     if (!pipeline.ok()) return pipeline.status();
     auto source = runs_->GetSourceDir(run_id);
     if (!source.ok()) return source.status();
+    auto trigger = runs_->GetTriggerWithSecrets(run_id);
+    if (!trigger.ok()) return trigger.status();
     RunRequest req;
     req.pipeline = std::move(*pipeline);
-    req.trigger = run->trigger();
+    req.trigger = std::move(*trigger);
     req.source_dir = *source;
     return Submit(std::move(req));
   }

@@ -9,9 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <system_error>
 #include <thread>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -173,6 +176,70 @@ absl::StatusOr<Digest> ArtifactStore::ArchiveOf(const Digest& tree) const {
   return *archive;
 }
 
+std::string ArtifactStore::ReversePath(const Digest& archive) const {
+  return absl::StrCat(store_dir_, "/artifacts/by-archive/", archive.Hex());
+}
+
+void ArtifactStore::RecordVerified(const Digest& tree,
+                                   const Digest& archive) const {
+  if (!MakeDirs(absl::StrCat(store_dir_, "/artifacts/by-archive")).ok()) {
+    return;
+  }
+  WriteFileAtomically(ReversePath(archive), tree.ToString() + "\n")
+      .IgnoreError();
+}
+
+absl::StatusOr<Digest> ArtifactStore::VerifiedArchiveOf(
+    const Digest& tree) const {
+  absl::StatusOr<Digest> archive = ArchiveOf(tree);
+  if (!archive.ok()) {
+    if (absl::IsDataLoss(archive.status())) {  // unparsable entry
+      unlink(IndexPath(tree).c_str());
+      return absl::NotFoundError(absl::StrCat(
+          "artifact ", tree.ToString(), ": dropped a damaged index entry"));
+    }
+    return archive;
+  }
+  if (!blobs_->Has(*archive)) {
+    return absl::NotFoundError(absl::StrCat("artifact ", tree.ToString(),
+                                            ": its archive blob is gone"));
+  }
+  absl::StatusOr<std::string> record = ReadSmallFile(ReversePath(*archive));
+  if (record.ok()) {
+    absl::StatusOr<Digest> holds =
+        Digest::Parse(absl::StripSuffix(*record, "\n"));
+    if (holds.ok() && *holds == tree) return archive;
+    if (holds.ok()) {
+      // The archive is another tree's: the index entry is wrong.
+      ForgetArchive(tree, *archive).IgnoreError();
+      return absl::NotFoundError(absl::StrCat(
+          "artifact ", tree.ToString(), ": dropped an index entry naming ",
+          archive->ToString(), ", the archive of ", holds->ToString()));
+    }
+  }
+  // No (usable) record: verify by extracting once. Unstash drops a wrong
+  // entry itself.
+  std::string scratch = absl::StrCat(store_dir_, "/artifacts/verify-XXXXXX");
+  if (mkdtemp(scratch.data()) == nullptr) {
+    return ErrnoStatus(errno, absl::StrCat("mkdtemp ", scratch));
+  }
+  absl::Status st = Unstash(tree, scratch + "/t");
+  std::error_code ec;
+  std::filesystem::remove_all(scratch, ec);
+  if (!st.ok()) {
+    if (absl::IsDataLoss(st) || absl::IsNotFound(st)) {
+      ForgetArchive(tree, *archive).IgnoreError();
+      return absl::NotFoundError(
+          absl::StrCat("artifact ", tree.ToString(),
+                       ": dropped an index entry that failed "
+                       "verification (",
+                       st.message(), ")"));
+    }
+    return st;
+  }
+  return archive;
+}
+
 absl::Status ArtifactStore::RegisterArchive(const Digest& tree,
                                             const Digest& archive) const {
   if (!blobs_->Has(archive)) {
@@ -183,6 +250,11 @@ absl::Status ArtifactStore::RegisterArchive(const Digest& tree,
   // or an earlier verified unstash, while the claim is unverified.
   absl::StatusOr<Digest> existing = ArchiveOf(tree);
   if (existing.ok() && blobs_->Has(*existing)) return absl::OkStatus();
+  return WriteIndex(tree, archive);
+}
+
+absl::Status ArtifactStore::WriteIndex(const Digest& tree,
+                                       const Digest& archive) const {
   std::string path = IndexPath(tree);
   absl::Status st = MakeDirs(path.substr(0, path.rfind('/')));
   if (!st.ok()) return st;
@@ -256,8 +328,11 @@ absl::StatusOr<StashResult> ArtifactStore::StashPaths(
   close(root_fd);
   if (!result.ok()) return result;
   if (!result->reused) {
-    absl::Status st = RegisterArchive(result->tree, result->archive);
+    // Made here from this tree: replaces whatever entry the tree had (a
+    // damaged one included).
+    absl::Status st = WriteIndex(result->tree, result->archive);
     if (!st.ok()) return st;
+    RecordVerified(result->tree, result->archive);
   }
   return result;
 }
@@ -323,7 +398,15 @@ absl::StatusOr<StashResult> StashEntries(
     if (index.ok()) {
       absl::StatusOr<Digest> archive =
           Digest::Parse(index->substr(0, index->find(' ')));
-      if (archive.ok() && blobs.Has(*archive)) {
+      // Reused only if the archive is not known to be another tree's.
+      absl::StatusOr<std::string> holds =
+          archive.ok()
+              ? ReadSmallFile(absl::StrCat(store_dir, "/artifacts/by-archive/",
+                                           archive->Hex()))
+              : absl::StatusOr<std::string>(archive.status());
+      bool other_tree =
+          holds.ok() && absl::StripSuffix(*holds, "\n") != digest->ToString();
+      if (archive.ok() && !other_tree && blobs.Has(*archive)) {
         result.tree = *digest;
         result.archive = *archive;
         result.reused = true;
@@ -458,10 +541,33 @@ absl::Status ArtifactStore::VerifiedUnstash(
     }
     return absl::OkStatus();
   };
+  bool wrong_tree = false;
+  auto checked = [&verify, &wrong_tree](const std::vector<TreeEntry>& e) {
+    absl::Status s = verify(e);
+    // Drained (the blob's hash held) but another tree: a wrong index entry.
+    if (absl::IsDataLoss(s) &&
+        absl::StartsWith(s.message(), "archive extracts to tree")) {
+      wrong_tree = true;
+    }
+    return s;
+  };
   absl::StatusOr<std::vector<TreeEntry>> entries =
-      extract(std::move(source), verify);
-  if (entries.ok()) return absl::OkStatus();
+      extract(std::move(source), checked);
+  if (entries.ok()) {
+    RecordVerified(tree, *archive);
+    return absl::OkStatus();
+  }
   absl::Status st = entries.status();
+  if (wrong_tree) {
+    // The blob is sound; the index entry names another tree's archive.
+    // Drop it so the artifact reads as absent (and is produced again)
+    // instead of failing every run.
+    ForgetArchive(tree, *archive).IgnoreError();
+    return absl::DataLossError(
+        absl::StrCat("artifact ", tree.ToString(),
+                     ": its index entry named archive ", archive->ToString(),
+                     ", which ", st.message(), "; the entry was dropped"));
+  }
   if (absl::IsDataLoss(st) || absl::IsInvalidArgument(st) ||
       absl::IsResourceExhausted(st)) {
     absl::Status blob_status = blobs_->Verify(*archive);

@@ -7,6 +7,10 @@
 // level (zstd_stream.h). The store keeps
 //   <store>/cas/...                         the archive blob (ContentStore)
 //   <store>/artifacts/<2 hex>/<62 hex>      tree digest -> archive digest
+//   <store>/artifacts/by-archive/<64 hex>   archive digest -> tree digest,
+//                                           written only when the archive
+//                                           was made from, or verified to
+//                                           extract to, that tree
 //   <store>/statcache/...                   stat cache (stat_cache.h)
 //
 // Stash never follows a symlink (it is stored as a link, wherever it
@@ -93,6 +97,14 @@ class ArtifactStore {
 
   // The archive blob of an artifact (NotFound if unknown).
   absl::StatusOr<Digest> ArchiveOf(const Digest& tree) const;
+  // The archive of `tree` if its index entry can be trusted: the blob is
+  // present and known to hold `tree` (its by-archive record names `tree`).
+  // An entry without a record (a remote claim, an older store) is verified
+  // once by extracting the archive into a scratch directory. An entry that
+  // names an archive of another tree, or fails verification, is damaged
+  // state: it is dropped (ForgetArchive) and NotFound returned, so the
+  // caller treats the artifact as absent and produces it again.
+  absl::StatusOr<Digest> VerifiedArchiveOf(const Digest& tree) const;
   // Records that `archive` (already in the blob store, e.g. received from a
   // remote) holds artifact `tree`, unless `tree` already has a usable entry
   // (never replaced by a claim). Unstash verifies the claim; a caller whose
@@ -118,6 +130,10 @@ class ArtifactStore {
       const std::function<absl::StatusOr<std::vector<TreeEntry>>(
           std::unique_ptr<archive::ByteSource>,
           const archive::ExtractVerifier&)>& extract) const;
+  std::string ReversePath(const Digest& archive) const;
+  absl::Status WriteIndex(const Digest& tree, const Digest& archive) const;
+  // Records that `archive` holds `tree` (best effort: only a cache).
+  void RecordVerified(const Digest& tree, const Digest& archive) const;
 
   const std::string store_dir_;
   const ArtifactStoreOptions options_;

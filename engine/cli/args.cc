@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace kiln::cli {
@@ -97,6 +98,19 @@ bool Args::Parse(const std::vector<std::string>& args, int* exit_code) {
 std::string Args::Get(const std::string& name, const std::string& def) const {
   auto it = values_.find(name);
   return it == values_.end() || it->second.empty() ? def : it->second.back();
+}
+
+absl::Status Args::IntFlag(const std::string& name, int64_t min, int64_t max,
+                           int64_t* out) const {
+  if (!Has(name)) return absl::OkStatus();
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(Get(name), &v) || v < min || v > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " must be a whole number from ", min, " to ",
+                     max, " (got '", Get(name), "')"));
+  }
+  *out = v;
+  return absl::OkStatus();
 }
 
 std::vector<std::string> Args::GetAll(const std::string& name) const {

@@ -3,6 +3,7 @@
 #ifndef KILN_ENGINE_CLI_ARGS_H_
 #define KILN_ENGINE_CLI_ARGS_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -10,6 +11,9 @@
 #include "absl/status/status.h"
 
 namespace kiln::cli {
+
+// Bounds of the numeric flags shared by several verbs.
+constexpr int64_t kMaxJobs = 256;  // task attempts at once, per run
 
 class Args {
  public:
@@ -30,6 +34,12 @@ class Args {
   std::string Get(const std::string& name, const std::string& def = "") const;
   std::vector<std::string> GetAll(const std::string& name) const;
   const std::vector<std::string>& positionals() const { return positionals_; }
+
+  // Flag `name` as a whole number in [min, max] into *out (left unchanged
+  // when the flag is absent). InvalidArgument naming the flag and the
+  // range otherwise: every numeric flag is bounded.
+  absl::Status IntFlag(const std::string& name, int64_t min, int64_t max,
+                       int64_t* out) const;
 
   // Prints "kiln: <message>" and the usage to stderr; returns 2.
   int UsageError(const std::string& message) const;

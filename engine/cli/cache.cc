@@ -48,6 +48,7 @@ bool ParseSize(std::string text, int64_t* out) {
       strip("g", 1000000000LL) || strip("t", 1000000000000LL);
   int64_t n;
   if (!absl::SimpleAtoi(text, &n) || n < 0) return false;
+  if (n > INT64_MAX / mult) return false;  // would overflow
   *out = n * mult;
   return true;
 }
@@ -253,10 +254,9 @@ int CacheVerb(const std::vector<std::string>& argv) {
   if (pos[0] == "gc") {
     if (pos.size() != 1) return args.UsageError("gc takes no arguments");
     gc::GcOptions options;
-    int days = 14;
-    if (args.Has("keep-days") &&
-        (!absl::SimpleAtoi(args.Get("keep-days"), &days) || days < 0)) {
-      return args.UsageError("--keep-days must be a number >= 0");
+    int64_t days = 14;
+    if (absl::Status s = args.IntFlag("keep-days", 0, 36500, &days); !s.ok()) {
+      return args.UsageError(std::string(s.message()));
     }
     options.keep = absl::Hours(24) * days;
     if (args.Has("max-size") &&

@@ -85,10 +85,9 @@ int RunVerb(const std::vector<std::string>& argv) {
   if (resume ? args.positionals().size() > 1 : args.positionals().size() != 1) {
     return args.UsageError("expected one pipeline FILE");
   }
-  int jobs = 2;
-  if (args.Has("jobs") &&
-      (!absl::SimpleAtoi(args.Get("jobs"), &jobs) || jobs < 1)) {
-    return args.UsageError("--jobs must be a positive number");
+  int64_t jobs = 2;
+  if (absl::Status s = args.IntFlag("jobs", 1, kMaxJobs, &jobs); !s.ok()) {
+    return args.UsageError(std::string(s.message()));
   }
   auto trigger = TriggerFromFlags(args);
   if (!trigger.ok())
@@ -111,7 +110,7 @@ int RunVerb(const std::vector<std::string>& argv) {
   }
 
   SignalWatcher::BlockSignals();
-  auto engine = MakeLocalEngine(args.Get("store"), jobs);
+  auto engine = MakeLocalEngine(args.Get("store"), static_cast<int>(jobs));
   if (!engine.ok()) {
     std::fprintf(stderr, "kiln: %s\n",
                  std::string(engine.status().message()).c_str());

@@ -1,9 +1,14 @@
 // `kiln runs` and `kiln logs`: read the run store (engine/store) of the
-// local store directory. They only read; a store that does not exist yet
-// has no runs and is not created.
+// local store directory. They only read; the default store that does not
+// exist yet has no runs and is not created, but a store named by --store or
+// $KILN_STORE must be an existing directory.
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <string>
@@ -111,6 +116,23 @@ std::unique_ptr<store::RunStore> OpenStore(const std::string& flag,
     *exit_code = kExitFailed;
     return nullptr;
   }
+  // A store named explicitly (--store or $KILN_STORE) must be a directory:
+  // a typo or a file is an error, not an empty history.
+  const char* env_store = std::getenv("KILN_STORE");
+  const bool named = !flag.empty() || (env_store != nullptr && *env_store);
+  struct stat st;
+  if (stat(dir->c_str(), &st) != 0) {
+    if (named || errno != ENOENT) {
+      std::fprintf(stderr, "kiln: store directory %s: %s\n", dir->c_str(),
+                   std::strerror(errno));
+      *exit_code = kExitFailed;
+      return nullptr;
+    }
+  } else if (!S_ISDIR(st.st_mode)) {
+    std::fprintf(stderr, "kiln: store %s is not a directory\n", dir->c_str());
+    *exit_code = kExitFailed;
+    return nullptr;
+  }
   if (access((*dir + "/runs.db").c_str(), F_OK) != 0) {
     if (missing_is_ok) {
       std::fprintf(stderr, "kiln: no runs recorded in %s\n", dir->c_str());
@@ -168,11 +190,11 @@ int Runs(const std::vector<std::string>& argv) {
   }
   const bool remote =
       args.Has("server") || args.Has("token-file") || args.Has("remote");
-  int limit = 20;
-  if (args.Has("limit") &&
-      (!absl::SimpleAtoi(args.Get("limit"), &limit) || limit <= 0)) {
-    return args.UsageError("--limit must be a positive number");
+  int64_t limit_flag = 20;
+  if (absl::Status s = args.IntFlag("limit", 1, 100000, &limit_flag); !s.ok()) {
+    return args.UsageError(std::string(s.message()));
   }
+  const int limit = static_cast<int>(limit_flag);
   store::RunFilter filter;
   if (args.Has("state")) {
     v1::RunState state;

@@ -59,14 +59,16 @@ int ServeVerb(const std::vector<std::string>& argv) {
   if (!args.positionals().empty()) {
     return args.UsageError("serve takes no positional arguments");
   }
-  int jobs = 2;
-  if (args.Has("jobs") &&
-      (!absl::SimpleAtoi(args.Get("jobs"), &jobs) || jobs < 1)) {
-    return args.UsageError("--jobs must be a positive number");
+  int64_t jobs = 2;
+  if (absl::Status s = args.IntFlag("jobs", 1, kMaxJobs, &jobs); !s.ok()) {
+    return args.UsageError(std::string(s.message()));
   }
   absl::Duration grace = absl::Seconds(30);
-  if (args.Has("grace") && !absl::ParseDuration(args.Get("grace"), &grace)) {
-    return args.UsageError("--grace must be a duration such as 30s");
+  if (args.Has("grace") &&
+      (!absl::ParseDuration(args.Get("grace"), &grace) ||
+       grace < absl::ZeroDuration() || grace > absl::Hours(1))) {
+    return args.UsageError(
+        "--grace must be a duration from 0s to 1h, such as 30s");
   }
   service::ServerOptions options;
   options.listen = args.Get("listen");
@@ -74,12 +76,13 @@ int ServeVerb(const std::vector<std::string>& argv) {
   options.tls_cert = args.Get("tls-cert");
   options.tls_key = args.Get("tls-key");
   options.client_ca = args.Get("client-ca");
-  if (args.Has("max-streams-per-client") &&
-      (!absl::SimpleAtoi(args.Get("max-streams-per-client"),
-                         &options.service.max_streams_per_client) ||
-       options.service.max_streams_per_client < 1)) {
-    return args.UsageError("--max-streams-per-client must be positive");
+  int64_t streams = options.service.max_streams_per_client;
+  if (absl::Status s =
+          args.IntFlag("max-streams-per-client", 1, 10000, &streams);
+      !s.ok()) {
+    return args.UsageError(std::string(s.message()));
   }
+  options.service.max_streams_per_client = static_cast<int>(streams);
   if (args.Has("max-streams")) {
     if (!absl::SimpleAtoi(args.Get("max-streams"),
                           &options.service.max_streams) ||
@@ -123,7 +126,7 @@ int ServeVerb(const std::vector<std::string>& argv) {
 
   absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
   if (!store.ok()) return Fail(store.status());
-  auto engine = MakeLocalEngine(*store, jobs);
+  auto engine = MakeLocalEngine(*store, static_cast<int>(jobs));
   if (!engine.ok()) return Fail(engine.status());
   auto server = service::KilnServer::Start(engine->get(), options);
   if (!server.ok()) return Fail(server.status());

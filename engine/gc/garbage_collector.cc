@@ -30,9 +30,21 @@ void AddRunRoots(const v1::Run& run, std::set<std::string>* roots) {
   }
 }
 
+// Live runs pin the cache entries they wrote (by run id) or read (the
+// cache keys of their tasks): a gc with any retention never takes an entry
+// from under a run in progress.
+void AddRunPins(const v1::Run& run, store::CachePins* pins) {
+  pins->run_ids.insert(run.id());
+  for (const auto& t : run.tasks()) {
+    if (!t.cache_key().empty()) pins->keys.insert(t.cache_key());
+    pins->tasks.emplace(run.pipeline_name(), t.name());
+  }
+}
+
 absl::Status CollectRoots(store::RunStore& runs, store::ActionCache& cache,
                           absl::Time since, std::set<std::string>* roots,
-                          std::set<std::string>* sources) {
+                          std::set<std::string>* sources,
+                          store::CachePins* pins) {
   std::string token;
   do {
     auto page = runs.ListRuns(store::RunFilter(), 1000, token);
@@ -42,12 +54,16 @@ absl::Status CollectRoots(store::RunStore& runs, store::ActionCache& cache,
       if (IsFinalRun(run.state()) && created < since) continue;
       auto full = runs.GetRun(run.id());
       if (full.ok()) AddRunRoots(*full, roots);
+      if (!IsFinalRun(run.state())) {
+        if (!full.ok()) return full.status();  // cannot tell what it pins
+        AddRunPins(*full, pins);
+      }
       auto source = runs.GetSourceDir(run.id());
       if (source.ok() && !source->empty()) sources->insert(*source);
     }
     token = page->next_page_token;
   } while (!token.empty());
-  auto referenced = cache.ReferencedDigests(since);
+  auto referenced = cache.ReferencedDigests(since, *pins);
   if (!referenced.ok()) return referenced.status();
   roots->insert(referenced->begin(), referenced->end());
   return absl::OkStatus();
@@ -78,8 +94,9 @@ absl::StatusOr<GcReport> CollectGarbage(const std::string& store_dir,
   while (true) {
     std::set<std::string> roots;
     std::set<std::string> sources;
+    store::CachePins pins;
     absl::Status s =
-        CollectRoots(**runs, **cache, now - keep, &roots, &sources);
+        CollectRoots(**runs, **cache, now - keep, &roots, &sources, &pins);
     if (!s.ok()) return s;
     // Sources unpacked for submitted runs (<store>/sources/*) live as long
     // as a retained or unfinished run uses them.
@@ -118,7 +135,7 @@ absl::StatusOr<GcReport> CollectGarbage(const std::string& store_dir,
       bytes -= std::max<int64_t>(0, d.size());
     }
     if (!options.dry_run) {
-      auto removed = (*cache)->RemoveOlderThan(now - keep);
+      auto removed = (*cache)->RemoveOlderThan(now - keep, pins);
       if (removed.ok()) report.cache_entries_deleted += *removed;
     }
     report.keep_used = keep;

@@ -8,7 +8,9 @@
 // action-cache entry created within it, and every blob younger than the
 // grace period (a concurrent writer may not have recorded it yet). An
 // artifact root keeps its archive blob. Everything else is deleted; expired
-// action-cache entries are removed with it.
+// action-cache entries are removed with it, except those an unfinished run
+// wrote or read (its cache hits): a live run pins its entries and their
+// blobs whatever --keep-days says.
 //
 // When the store is still larger than max_bytes, the window shrinks (halving,
 // down to zero days) and collection repeats; roots of unfinished runs and

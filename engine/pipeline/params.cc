@@ -14,6 +14,11 @@ std::string CheckParamValue(const v1::Param& param, const std::string& value) {
     return param.secret() ? std::string("(secret)")
                           : absl::StrCat("'", value, "'");
   };
+  // No command, variable or path can carry a NUL byte.
+  if (value.find('\0') != std::string::npos) {
+    return param.secret() ? "the value contains a NUL byte"
+                          : "the value contains a NUL byte (\\0)";
+  }
   switch (param.type()) {
     case v1::BOOL:
       if (value == "true" || value == "false") return "";

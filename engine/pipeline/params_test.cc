@@ -35,6 +35,9 @@ TEST(ParamsTest, CheckParamValue) {
   EXPECT_THAT(CheckParamValue(c, "prd"), HasSubstr("(did you mean 'prod'?)"));
   v1::Param s = MakeParam("s", v1::STRING);
   EXPECT_EQ(CheckParamValue(s, "; rm -rf / $(x) `y`\n"), "");
+  // A NUL byte (trigger params arrive over gRPC too) is refused up front.
+  EXPECT_THAT(CheckParamValue(s, std::string("a\0b", 3)),
+              HasSubstr("contains a NUL byte"));
   v1::Param secret = MakeParam("k", v1::INT);
   secret.set_secret(true);
   EXPECT_THAT(CheckParamValue(secret, "hunter2"), Not(HasSubstr("hunter2")));

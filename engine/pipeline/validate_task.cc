@@ -78,6 +78,12 @@ void Validator::CheckEnv(
             absl::StrCat(Who(t), ": environment variable '", name,
                          "' is set twice"));
     }
+    // A NUL byte cannot reach a process: execve() would cut the value.
+    if (env[i].value().find('\0') != std::string::npos) {
+      Error(Field(item, "value"),
+            absl::StrCat(Who(t), ": the value of environment variable '", name,
+                         "' contains a NUL byte (\\0)"));
+    }
   }
 }
 
@@ -93,6 +99,14 @@ void Validator::CheckKind(int t) {
         Error(Index(Field(p, "command"), 0),
               absl::StrCat(Who(t),
                            ": the command's program (command[0]) is empty"));
+      }
+      for (int i = 0; i < run.command_size(); ++i) {
+        if (run.command(i).find('\0') != std::string::npos) {
+          Error(Index(Field(p, "command"), i),
+                absl::StrCat(Who(t), ": command[", i,
+                             "] contains a NUL byte (\\0), which no "
+                             "program argument can hold"));
+        }
       }
       if (!run.workdir().empty()) {
         CheckRelativePath(Field(p, "workdir"), run.workdir(), "workdir", t);

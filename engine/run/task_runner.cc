@@ -273,14 +273,13 @@ absl::optional<store::ActionResult> EngineTaskRunner::Lookup(
     const std::string& key) {
   auto hit = ctx_.action_cache->Lookup(key);
   if (!hit.ok() || !hit->has_value()) return absl::nullopt;
-  // Every output must still be in the store, or the hit is worthless.
+  // Every output must still be in the store, or the hit is worthless. A
+  // damaged index entry is dropped here, so the task runs again now
+  // instead of its consumers failing in every run.
   for (const auto& [artifact, digest] : (*hit)->outputs) {
     auto d = cas::Digest::Parse(digest);
     if (!d.ok()) return absl::nullopt;
-    auto archive = ctx_.artifacts->ArchiveOf(*d);
-    if (!archive.ok() || !ctx_.artifacts->blobs().Has(*archive)) {
-      return absl::nullopt;
-    }
+    if (!ctx_.artifacts->VerifiedArchiveOf(*d).ok()) return absl::nullopt;
   }
   return std::move(**hit);
 }

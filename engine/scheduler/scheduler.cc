@@ -62,7 +62,11 @@ class Scheduler::Phase {
 
   // Runs every task of the phase; returns when all are final.
   void Run() {
-    int workers = std::max(1, s_->options_.parallelism);
+    // No more workers than tasks: a huge parallelism must not start a
+    // thread per slot.
+    int workers =
+        static_cast<int>(std::min<size_t>(std::max(1, s_->options_.parallelism),
+                                          std::max<size_t>(1, tasks_.size())));
     std::vector<std::thread> pool;
     pool.reserve(workers);
     for (int i = 0; i < workers; ++i) pool.emplace_back([this] { Work(); });

@@ -140,6 +140,22 @@ TEST(SchedulerTest, RunsDagInDependencyOrderWithinParallelism) {
   EXPECT_EQ(r.tasks.size(), 24u);
 }
 
+TEST(SchedulerTest, HugeParallelismStartsNoThreadPerSlot) {
+  // One thread per slot up front would need millions of threads (and abort
+  // with std::system_error); workers are bounded by the phase's tasks.
+  v1::Pipeline p;
+  AddTask(&p, "a");
+  AddTask(&p, "b", {"a"});
+  ScriptedRunner runner;
+  RecordingSink sink;
+  SchedulerOptions opts = Fast();
+  opts.parallelism = 50000000;
+  Scheduler s(p, {}, {}, &runner, &sink, opts);
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
+  EXPECT_EQ(r.tasks["b"].state(), v1::TASK_SUCCEEDED);
+}
+
 TEST(SchedulerTest, StaticSkipsPropagateUnlessOptedOut) {
   v1::Pipeline p;
   AddTask(&p, "a");

@@ -1,9 +1,17 @@
 #include "engine/store/action_cache.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <set>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "engine/store/action_cache_schema.h"
 #include "engine/store/migrate.h"
 #include "engine/store/status_macros.h"
@@ -12,6 +20,12 @@
 namespace kiln::store {
 
 namespace {
+
+const absl::Status& StatusOf(const absl::Status& s) { return s; }
+template <typename T>
+absl::Status StatusOf(const absl::StatusOr<T>& s) {
+  return s.status();
+}
 
 absl::Status ValidateKey(absl::string_view key) {
   if (key.empty() || key.size() > 256) {
@@ -27,19 +41,80 @@ absl::Status ValidateKey(absl::string_view key) {
   return absl::OkStatus();
 }
 
+constexpr char kFileName[] = "action_cache.db";
+
+absl::StatusOr<std::unique_ptr<Database>> OpenCacheDb(
+    const std::string& store_dir) {
+  return OpenMigrated(store_dir, kFileName, "action cache",
+                      ActionCacheMigrations());
+}
+
+// Moves <store_dir>/action_cache.db and its -wal aside (the -shm is
+// rebuilt by SQLite and simply removed) and says so on stderr.
+absl::Status MoveAside(const std::string& store_dir, const absl::Status& why) {
+  const std::string db = absl::StrCat(store_dir, "/", kFileName);
+  const std::string aside =
+      absl::StrCat(db, ".damaged-", absl::ToUnixSeconds(absl::Now()));
+  if (rename(db.c_str(), aside.c_str()) != 0 && errno != ENOENT) {
+    return absl::UnavailableError(absl::StrCat(
+        "action cache: ", why.message(), "; and moving ", db,
+        " aside failed: ", strerror(errno), " (delete it by hand)"));
+  }
+  if (rename((db + "-wal").c_str(), (aside + "-wal").c_str()) != 0 &&
+      errno != ENOENT) {
+    unlink((db + "-wal").c_str());
+  }
+  unlink((db + "-shm").c_str());
+  std::fprintf(stderr,
+               "kiln: WARNING: the action cache %s is damaged (%s); moved it "
+               "to %s and started an empty cache (tasks rerun once)\n",
+               db.c_str(), std::string(why.message()).c_str(), aside.c_str());
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-ActionCache::ActionCache(std::unique_ptr<Database> db) : db_(std::move(db)) {}
+ActionCache::ActionCache(std::string store_dir, std::unique_ptr<Database> db)
+    : store_dir_(std::move(store_dir)), db_(std::move(db)) {}
 
 ActionCache::~ActionCache() = default;
 
 absl::StatusOr<std::unique_ptr<ActionCache>> ActionCache::Open(
     const std::string& store_dir) {
-  KILN_STORE_ASSIGN_OR_RETURN(
-      std::unique_ptr<Database> db,
-      OpenMigrated(store_dir, "action_cache.db", "action cache",
-                   ActionCacheMigrations()));
-  return std::unique_ptr<ActionCache>(new ActionCache(std::move(db)));
+  absl::StatusOr<std::unique_ptr<Database>> db = OpenCacheDb(store_dir);
+  int recovered = 0;
+  if (!db.ok() && absl::IsDataLoss(db.status())) {
+    KILN_STORE_RETURN_IF_ERROR(MoveAside(store_dir, db.status()));
+    db = OpenCacheDb(store_dir);
+    recovered = 1;
+  }
+  if (!db.ok()) return db.status();
+  auto cache =
+      std::unique_ptr<ActionCache>(new ActionCache(store_dir, std::move(*db)));
+  kiln::MutexLock lock(&cache->mu_);
+  cache->recoveries_ = recovered;
+  return cache;
+}
+
+int ActionCache::recoveries() const {
+  kiln::MutexLock lock(&mu_);
+  return recoveries_;
+}
+
+absl::Status ActionCache::RecoverLocked(const absl::Status& cause) {
+  db_.reset();  // closes the damaged file first
+  KILN_STORE_RETURN_IF_ERROR(MoveAside(store_dir_, cause));
+  KILN_STORE_ASSIGN_OR_RETURN(db_, OpenCacheDb(store_dir_));
+  ++recoveries_;
+  return absl::OkStatus();
+}
+
+template <typename Op>
+std::invoke_result_t<Op&> ActionCache::WithRecovery(Op op) {
+  auto result = op();
+  if (result.ok() || !absl::IsDataLoss(StatusOf(result))) return result;
+  if (absl::Status s = RecoverLocked(StatusOf(result)); !s.ok()) return s;
+  return op();
 }
 
 absl::Status ActionCache::Put(absl::string_view key,
@@ -48,6 +123,14 @@ absl::Status ActionCache::Put(absl::string_view key,
   const absl::Time created =
       result.created == absl::InfinitePast() ? absl::Now() : result.created;
   kiln::MutexLock lock(&mu_);
+  return WithRecovery([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return PutLocked(key, result, created);
+  });
+}
+
+absl::Status ActionCache::PutLocked(absl::string_view key,
+                                    const ActionResult& result,
+                                    absl::Time created) {
   Transaction txn(db_.get());
   KILN_STORE_RETURN_IF_ERROR(txn.Begin());
   {
@@ -157,60 +240,144 @@ absl::StatusOr<absl::optional<ActionResult>> ActionCache::Lookup(
     absl::string_view key, bool with_components) {
   KILN_STORE_RETURN_IF_ERROR(ValidateKey(key));
   kiln::MutexLock lock(&mu_);
-  Transaction snapshot(db_.get());
-  KILN_STORE_RETURN_IF_ERROR(snapshot.BeginRead());
-  return LoadLocked(key, with_components);
+  return WithRecovery([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS
+                      -> absl::StatusOr<absl::optional<ActionResult>> {
+    Transaction snapshot(db_.get());
+    KILN_STORE_RETURN_IF_ERROR(snapshot.BeginRead());
+    return LoadLocked(key, with_components);
+  });
 }
 
 absl::StatusOr<absl::optional<ActionResult>> ActionCache::LatestForTask(
     absl::string_view pipeline_name, absl::string_view task_name) {
   kiln::MutexLock lock(&mu_);
-  Transaction snapshot(db_.get());
-  KILN_STORE_RETURN_IF_ERROR(snapshot.BeginRead());
-  std::string key;
-  {
-    KILN_STORE_ASSIGN_OR_RETURN(
-        Statement stmt,
-        db_->Prepare("SELECT key FROM actions WHERE pipeline_name = ?1 AND"
-                     " task_name = ?2 ORDER BY created_us DESC, key DESC"
-                     " LIMIT 1"));
-    stmt.BindText(1, pipeline_name).BindText(2, task_name);
-    KILN_STORE_ASSIGN_OR_RETURN(bool found, stmt.Step());
-    if (!found) return absl::optional<ActionResult>();
-    key = stmt.Text(0);
+  return WithRecovery([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS
+                      -> absl::StatusOr<absl::optional<ActionResult>> {
+    Transaction snapshot(db_.get());
+    KILN_STORE_RETURN_IF_ERROR(snapshot.BeginRead());
+    std::string key;
+    {
+      KILN_STORE_ASSIGN_OR_RETURN(
+          Statement stmt,
+          db_->Prepare("SELECT key FROM actions WHERE pipeline_name = ?1 AND"
+                       " task_name = ?2 ORDER BY created_us DESC, key DESC"
+                       " LIMIT 1"));
+      stmt.BindText(1, pipeline_name).BindText(2, task_name);
+      KILN_STORE_ASSIGN_OR_RETURN(bool found, stmt.Step());
+      if (!found) return absl::optional<ActionResult>();
+      key = stmt.Text(0);
+    }
+    return LoadLocked(key, /*with_components=*/true);
+  });
+}
+
+absl::StatusOr<std::set<std::string>> ActionCache::PinnedKeysLocked(
+    const CachePins& pins) {
+  std::set<std::string> keys = pins.keys;
+  KILN_STORE_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT key FROM actions WHERE run_id = ?1"));
+  for (const std::string& run : pins.run_ids) {
+    stmt.BindText(1, run);
+    while (true) {
+      KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      keys.insert(stmt.Text(0));
+    }
+    stmt.Reset();
   }
-  return LoadLocked(key, /*with_components=*/true);
+  KILN_STORE_ASSIGN_OR_RETURN(
+      Statement by_task,
+      db_->Prepare("SELECT key FROM actions WHERE pipeline_name = ?1 AND"
+                   " task_name = ?2"));
+  for (const auto& [pipeline, task] : pins.tasks) {
+    by_task.BindText(1, pipeline).BindText(2, task);
+    while (true) {
+      KILN_STORE_ASSIGN_OR_RETURN(bool row, by_task.Step());
+      if (!row) break;
+      keys.insert(by_task.Text(0));
+    }
+    by_task.Reset();
+  }
+  return keys;
 }
 
 absl::StatusOr<std::vector<std::string>> ActionCache::ReferencedDigests(
-    absl::Time since) {
+    absl::Time since, const CachePins& pins) {
   kiln::MutexLock lock(&mu_);
-  KILN_STORE_ASSIGN_OR_RETURN(
-      Statement stmt,
-      db_->Prepare("SELECT v.value FROM action_values v JOIN actions a"
-                   " ON a.key = v.key WHERE v.kind = 'output'"
-                   " AND a.created_us >= ?1"
-                   " UNION SELECT log_digest FROM actions"
-                   " WHERE log_digest != '' AND created_us >= ?1"
-                   " ORDER BY 1"));
-  stmt.Bind(1, since == absl::InfinitePast() ? INT64_MIN : ToMicros(since));
-  std::vector<std::string> digests;
-  while (true) {
-    KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    digests.push_back(stmt.Text(0));
-  }
-  return digests;
+  return WithRecovery([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS
+                      -> absl::StatusOr<std::vector<std::string>> {
+    Transaction snapshot(db_.get());
+    KILN_STORE_RETURN_IF_ERROR(snapshot.BeginRead());
+    std::set<std::string> digests;
+    {
+      KILN_STORE_ASSIGN_OR_RETURN(
+          Statement stmt,
+          db_->Prepare("SELECT v.value FROM action_values v JOIN actions a"
+                       " ON a.key = v.key WHERE v.kind = 'output'"
+                       " AND a.created_us >= ?1"
+                       " UNION SELECT log_digest FROM actions"
+                       " WHERE log_digest != '' AND created_us >= ?1"));
+      stmt.Bind(1, since == absl::InfinitePast() ? INT64_MIN : ToMicros(since));
+      while (true) {
+        KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+        if (!row) break;
+        digests.insert(stmt.Text(0));
+      }
+    }
+    // Pinned entries keep what they reference, whatever their age.
+    KILN_STORE_ASSIGN_OR_RETURN(std::set<std::string> pinned,
+                                PinnedKeysLocked(pins));
+    KILN_STORE_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_->Prepare("SELECT value FROM action_values WHERE key = ?1 AND"
+                     " kind = 'output' UNION SELECT log_digest FROM actions"
+                     " WHERE key = ?1 AND log_digest != ''"));
+    for (const std::string& key : pinned) {
+      stmt.BindText(1, key);
+      while (true) {
+        KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+        if (!row) break;
+        digests.insert(stmt.Text(0));
+      }
+      stmt.Reset();
+    }
+    return std::vector<std::string>(digests.begin(), digests.end());
+  });
 }
 
-absl::StatusOr<int64_t> ActionCache::RemoveOlderThan(absl::Time before) {
+absl::StatusOr<int64_t> ActionCache::RemoveOlderThan(absl::Time before,
+                                                     const CachePins& pins) {
   kiln::MutexLock lock(&mu_);
-  KILN_STORE_ASSIGN_OR_RETURN(
-      Statement stmt,
-      db_->Prepare("DELETE FROM actions WHERE created_us < ?1"));
-  stmt.Bind(1, ToMicros(before));
-  KILN_STORE_RETURN_IF_ERROR(stmt.Run());
-  return db_->Changes();
+  return WithRecovery(
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<int64_t> {
+        Transaction txn(db_.get());
+        KILN_STORE_RETURN_IF_ERROR(txn.Begin());
+        KILN_STORE_ASSIGN_OR_RETURN(std::set<std::string> pinned,
+                                    PinnedKeysLocked(pins));
+        std::vector<std::string> expired;
+        {
+          KILN_STORE_ASSIGN_OR_RETURN(
+              Statement stmt,
+              db_->Prepare("SELECT key FROM actions WHERE created_us < ?1"));
+          stmt.Bind(1, ToMicros(before));
+          while (true) {
+            KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+            if (!row) break;
+            std::string key = stmt.Text(0);
+            if (!pinned.count(key)) expired.push_back(std::move(key));
+          }
+        }
+        KILN_STORE_ASSIGN_OR_RETURN(
+            Statement remove,
+            db_->Prepare("DELETE FROM actions WHERE key = ?1"));
+        for (const std::string& key : expired) {
+          remove.BindText(1, key);
+          KILN_STORE_RETURN_IF_ERROR(remove.Run());
+        }
+        KILN_STORE_RETURN_IF_ERROR(txn.Commit());
+        return static_cast<int64_t>(expired.size());
+      });
 }
 
 std::vector<ComponentChange> DiffKeyComponents(

@@ -10,6 +10,12 @@
 // writers of one key record equivalent results; the newest entry's log and
 // run references are kept.
 //
+// It is only a cache: a damaged action_cache.db (not a database, truncated,
+// corrupt pages) never blocks a run. When opening or any operation reports
+// corruption (DataLoss), the file (with its -wal and -shm) is moved aside to
+// action_cache.db.damaged-<unix seconds>, a warning goes to stderr, an empty
+// cache is created in its place and the operation is retried once.
+//
 // Several processes may open one cache at once. Thread-safety: all methods
 // are thread-safe (one connection guarded by a mutex).
 #ifndef KILN_ENGINE_STORE_ACTION_CACHE_H_
@@ -18,7 +24,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -54,6 +63,16 @@ struct ActionResult {
   std::vector<KeyComponent> components;  // in key order
 };
 
+// Entries a garbage collector must keep whatever their age: those a live
+// (unfinished) run wrote (by run id) or read (by key, once the run recorded
+// it), and every entry of the live run's (pipeline, task) pairs, which
+// covers the hits a run has read but not recorded yet.
+struct CachePins {
+  std::set<std::string> keys;
+  std::set<std::string> run_ids;
+  std::set<std::pair<std::string, std::string>> tasks;  // (pipeline, task)
+};
+
 class ActionCache {
  public:
   // Opens or creates <store_dir>/action_cache.db (creating store_dir).
@@ -77,23 +96,42 @@ class ActionCache {
       absl::string_view pipeline_name, absl::string_view task_name);
 
   // Every digest (outputs and logs) referenced by entries created at or
-  // after `since`, sorted and without duplicates: what a CAS garbage
-  // collector must keep for the cache.
-  absl::StatusOr<std::vector<std::string>> ReferencedDigests(absl::Time since);
+  // after `since` or pinned by `pins`, sorted and without duplicates: what a
+  // CAS garbage collector must keep for the cache.
+  absl::StatusOr<std::vector<std::string>> ReferencedDigests(
+      absl::Time since, const CachePins& pins = {});
 
-  // Deletes entries created before `before`; returns how many.
-  absl::StatusOr<int64_t> RemoveOlderThan(absl::Time before);
+  // Deletes entries created before `before`, except pinned ones; returns
+  // how many.
+  absl::StatusOr<int64_t> RemoveOlderThan(absl::Time before,
+                                          const CachePins& pins = {});
+
+  // How many times this object replaced a damaged database (for tests).
+  int recoveries() const;
 
   ~ActionCache();
 
  private:
-  explicit ActionCache(std::unique_ptr<Database> db);
+  ActionCache(std::string store_dir, std::unique_ptr<Database> db);
+  // Moves the damaged database aside and opens an empty one.
+  absl::Status RecoverLocked(const absl::Status& cause)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `op` (under mu_); on DataLoss recovers and runs it once more.
+  template <typename Op>
+  std::invoke_result_t<Op&> WithRecovery(Op op)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PutLocked(absl::string_view key, const ActionResult& result,
+                         absl::Time created) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::set<std::string>> PinnedKeysLocked(const CachePins& pins)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<absl::optional<ActionResult>> LoadLocked(absl::string_view key,
                                                           bool with_components)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  kiln::Mutex mu_;
+  const std::string store_dir_;
+  mutable kiln::Mutex mu_;
   std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
+  int recoveries_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // How one component differs between an old (recorded) and a new key.

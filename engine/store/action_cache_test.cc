@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -220,6 +221,92 @@ TEST_F(ActionCacheTest, ConcurrentWritersAndReaders) {
     });
   }
   for (auto& th : threads) th.join();
+}
+
+}  // namespace
+}  // namespace kiln::store
+
+namespace kiln::store {
+namespace {
+
+// Corrupt pages behind an intact header and schema open fine and fail only
+// when read: the cache recovers there too, and the operation succeeds.
+TEST(ActionCacheRecoveryTest, CorruptPagesFoundMidUseAreMovedAsideAndRebuilt) {
+  std::string dir = FreshDir();
+  {
+    auto cache = ActionCache::Open(dir);
+    ASSERT_TRUE(cache.ok());
+    for (int i = 0; i < 400; ++i) {
+      ASSERT_TRUE((*cache)
+                      ->Put(absl::StrCat("key", i),
+                            Result(absl::StrCat("task", i), absl::Now(), {}))
+                      .ok());
+    }
+  }
+  const std::string db = dir + "/action_cache.db";
+  std::string bytes;
+  {
+    std::ifstream in(db, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_GT(bytes.size(), 4 * 4096u);
+  for (size_t i = 4096; i < bytes.size(); ++i) {
+    bytes[i] = static_cast<char>(0x5A ^ (i * 13));
+  }
+  std::ofstream(db, std::ios::binary | std::ios::trunc) << bytes;
+  std::filesystem::remove(db + "-wal");
+  std::filesystem::remove(db + "-shm");
+
+  auto cache = ActionCache::Open(dir);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  auto hit = (*cache)->Lookup("key7");
+  ASSERT_TRUE(hit.ok()) << hit.status();
+  EXPECT_FALSE(hit->has_value()) << "an empty, rebuilt cache";
+  EXPECT_EQ((*cache)->recoveries(), 1);
+  ASSERT_TRUE((*cache)->Put("key7", Result("task7", absl::Now(), {})).ok());
+  hit = (*cache)->Lookup("key7");
+  ASSERT_TRUE(hit.ok());
+  EXPECT_TRUE(hit->has_value());
+  int aside = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().filename().string().find("action_cache.db.damaged-") == 0) {
+      ++aside;
+    }
+  }
+  EXPECT_GE(aside, 1);
+}
+
+// Live runs pin what they wrote or read, whatever the retention.
+TEST(ActionCachePinsTest, PinnedEntriesSurviveRemovalAndKeepTheirDigests) {
+  std::string dir = FreshDir();
+  auto cache = ActionCache::Open(dir);
+  ASSERT_TRUE(cache.ok());
+  absl::Time old = absl::FromUnixSeconds(100);
+  ActionResult by_run = Result("a", old, {});
+  by_run.run_id = "live";
+  ASSERT_TRUE((*cache)->Put("k-run", by_run).ok());
+  ASSERT_TRUE((*cache)->Put("k-key", Result("b", old, {})).ok());
+  ActionResult by_task = Result("c", old, {});
+  by_task.pipeline_name = "other";
+  ASSERT_TRUE((*cache)->Put("k-task", by_task).ok());
+  ASSERT_TRUE((*cache)->Put("k-none", Result("d", old, {})).ok());
+  CachePins pins;
+  pins.run_ids = {"live"};
+  pins.keys = {"k-key"};
+  pins.tasks = {{"other", "c"}};
+  auto digests = (*cache)->ReferencedDigests(absl::Now(), pins);
+  ASSERT_TRUE(digests.ok());
+  EXPECT_THAT(*digests, ::testing::UnorderedElementsAre(
+                            "sha256:out-a", "sha256:log-a", "sha256:out-b",
+                            "sha256:log-b", "sha256:out-c", "sha256:log-c"));
+  auto removed = (*cache)->RemoveOlderThan(absl::Now(), pins);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(*removed, 1);
+  for (const char* k : {"k-run", "k-key", "k-task"}) {
+    auto hit = (*cache)->Lookup(k);
+    ASSERT_TRUE(hit.ok());
+    EXPECT_TRUE(hit->has_value()) << k;
+  }
 }
 
 }  // namespace

@@ -81,7 +81,8 @@ absl::StatusOr<CreatedRun> RunStore::CreateRun(
                               TaskNames(pipeline));
   std::string pipeline_bytes, trigger_bytes;
   if (!pipeline.SerializeToString(&pipeline_bytes) ||
-      !trigger.SerializeToString(&trigger_bytes)) {
+      !RedactSecretParams(pipeline, trigger)
+           .SerializeToString(&trigger_bytes)) {
     return absl::InvalidArgumentError("CreateRun: cannot serialize");
   }
 
@@ -132,6 +133,7 @@ absl::StatusOr<CreatedRun> RunStore::CreateRun(
         .Bind(4, v1::TASK_PENDING);
     KILN_STORE_RETURN_IF_ERROR(insert_task.Run());
   }
+  KILN_STORE_RETURN_IF_ERROR(SealSecretsLocked(id, pipeline, trigger));
   KILN_STORE_RETURN_IF_ERROR(txn.Commit());
   return CreatedRun{id, true};
 }

@@ -37,6 +37,11 @@
 
 namespace kiln::store {
 
+// `trigger` with the values of the pipeline's secret params replaced by
+// kSecretPlaceholder.
+v1::Trigger RedactSecretParams(const v1::Pipeline& pipeline,
+                               const v1::Trigger& trigger);
+
 struct CreatedRun {
   std::string run_id;
   // false: a run with the same idempotency key already existed; run_id is
@@ -67,6 +72,14 @@ struct TaskOutputs {
   std::map<std::string, std::string> outputs;  // artifact -> "sha256:..."
   std::map<std::string, std::string> results;  // key -> value
 };
+
+// Secret params at rest: CreateRun never writes a secret param's value
+// (a param the pipeline declares `secret: true`) in plaintext. The stored
+// trigger holds kSecretPlaceholder; the value is sealed with AES-256-GCM
+// (bound to run id and param name) under the store's own key
+// <store_dir>/params.key (0600, created atomically on first use, distinct
+// from the HMAC key secret.key) in the run_secrets table.
+constexpr char kSecretPlaceholder[] = "(secret)";
 
 class RunStore {
  public:
@@ -129,6 +142,13 @@ class RunStore {
   // oldest first.
   absl::StatusOr<std::vector<std::string>> UnfinishedRuns();
 
+  // The trigger the run was created with, secret param values included
+  // (decrypted): what resuming or retrying the run needs. GetRun's trigger
+  // shows kSecretPlaceholder instead. FailedPrecondition naming the key
+  // file if a secret cannot be decrypted (the store's params.key was
+  // replaced since the run was created).
+  absl::StatusOr<v1::Trigger> GetTriggerWithSecrets(absl::string_view run_id);
+
   // The pipeline and source directory the run was created with.
   absl::StatusOr<v1::Pipeline> GetPipeline(absl::string_view run_id);
   absl::StatusOr<std::string> GetSourceDir(absl::string_view run_id);
@@ -169,12 +189,20 @@ class RunStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<uint64_t> LastSequenceLocked(absl::string_view run_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // run_store_secrets.cc
+  absl::StatusOr<std::string> ParamsKeyLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SealSecretsLocked(absl::string_view run_id,
+                                 const v1::Pipeline& pipeline,
+                                 const v1::Trigger& trigger)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status LoadTasks(absl::string_view run_id, v1::Run* run)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string store_dir_;
   kiln::Mutex mu_;
   std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
+  std::string params_key_ ABSL_GUARDED_BY(mu_);  // loaded on first use
 
   // In-process wake-ups for WaitForEvents: bumped after every committed
   // append; waiters then re-read the database.

@@ -7,6 +7,17 @@ namespace {
 // Times are microseconds since the Unix epoch (UTC). States are the
 // kiln.v1 RunState/TaskState enum numbers. Proto payloads (pipeline,
 // trigger, events) are opaque records, never keys.
+// Secret param values, sealed (AES-256-GCM, run_store_secrets.cc): the
+// trigger blob holds a placeholder in their place.
+constexpr char kRunSecretsSchema[] = R"sql(
+CREATE TABLE run_secrets (
+  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  name   TEXT NOT NULL,
+  sealed BLOB NOT NULL,
+  PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, R"sql(
 CREATE TABLE runs (
@@ -74,6 +85,7 @@ CREATE TABLE events (
   PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 )sql"},
+    {2, kRunSecretsSchema},
 };
 
 }  // namespace

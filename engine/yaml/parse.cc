@@ -34,6 +34,29 @@ struct Abort {
   absl::Status status;
 };
 
+// yaml-cpp accepts a quoted scalar that the end of the input cuts off
+// ("abc<EOF>) as if it were closed. A quoted scalar starts at its quote;
+// unless a closing quote follows (\" escapes in double quotes, '' in single
+// quotes), the input ended inside it.
+bool QuotedScalarIsClosed(absl::string_view text, size_t start) {
+  if (start >= text.size()) return true;
+  const char q = text[start];
+  if (q != '"' && q != '\'') return true;  // block scalar: nothing to close
+  for (size_t i = start + 1; i < text.size(); ++i) {
+    if (q == '"' && text[i] == '\\') {
+      ++i;  // the escaped character
+      continue;
+    }
+    if (text[i] != q) continue;
+    if (q == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+      ++i;  // '' is an escaped quote
+      continue;
+    }
+    return true;
+  }
+  return false;
+}
+
 class TreeBuilder : public YAML::EventHandler {
  public:
   TreeBuilder(absl::string_view filename, const Limits& limits)
@@ -75,6 +98,7 @@ class TreeBuilder : public YAML::EventHandler {
            absl::StatusCode::kResourceExhausted);
     }
     bool quoted = tag == "!";
+    if (quoted) CheckQuoteClosed(mark, m);
     std::string explicit_tag = (tag == "!" || tag == "?") ? "" : tag;
     Add(Node::Scalar(m, value, quoted, explicit_tag), anchor);
   }
@@ -95,6 +119,9 @@ class TreeBuilder : public YAML::EventHandler {
   }
   void OnMapEnd() override { Close(); }
 
+  // The text being parsed (for checks yaml-cpp does not make).
+  void set_text(absl::string_view text) { text_ = text; }
+
   bool have_root() const { return have_root_; }
   Node TakeRoot() { return std::move(root_); }
 
@@ -106,6 +133,15 @@ class TreeBuilder : public YAML::EventHandler {
   }
 
  private:
+  void CheckQuoteClosed(const YAML::Mark& mark, Mark m) {
+    if (mark.pos < 0) return;
+    if (!QuotedScalarIsClosed(text_, static_cast<size_t>(mark.pos))) {
+      Fail(m, absl::StrCat("unterminated quoted string (no closing ",
+                           text_[mark.pos] == '"' ? "\"" : "'",
+                           " before the end of the file)"));
+    }
+  }
+
   struct Open_ {
     Node node;
     YAML::anchor_t anchor;
@@ -178,6 +214,7 @@ class TreeBuilder : public YAML::EventHandler {
 
   std::string filename_;
   const Limits& limits_;
+  absl::string_view text_;
   std::vector<Open_> stack_;
   std::vector<std::optional<Node>> keys_;
   std::map<YAML::anchor_t, std::pair<Node, size_t>> anchors_;
@@ -263,6 +300,7 @@ void RunJob(Job* job) {
   }
   std::istringstream in(text);
   TreeBuilder builder(job->filename, *job->limits);
+  builder.set_text(text);
   try {
     YAML::Parser parser(in);
     size_t docs = 0;

@@ -41,6 +41,24 @@ TEST(ParseTest, DuplicateKeyRejectedWithPosition) {
             "p.yaml:3:1: duplicate key \"a\" (first at line 1)");
 }
 
+TEST(ParseTest, UnterminatedQuoteAtEndOfFileRejectedWithPosition) {
+  // yaml-cpp alone takes both as complete scalars.
+  auto d = Parse("a: 1\nb: \"abc\n", "p.yaml");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().message(),
+            "p.yaml:2:4: unterminated quoted string (no closing \" before the "
+            "end of the file)");
+  auto s = Parse("a: 1\nb: 'it''s\n", "p.yaml");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("p.yaml:2:4: "), std::string::npos)
+      << s.status();
+  // Closed ones, with escaped quotes inside, still parse.
+  auto ok = Parse("a: \"x\\\"y\"\nb: 'it''s'\nc: |\n  \"\n", "p.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->Find("a")->value(), "x\"y");
+  EXPECT_EQ(ok->Find("b")->value(), "it's");
+}
+
 TEST(ParseTest, SecondDocumentRejected) {
   auto n = Parse("a: 1\n---\nb: 2\n", "p.yaml");
   ASSERT_FALSE(n.ok());
