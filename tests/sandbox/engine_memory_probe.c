@@ -58,6 +58,7 @@ int main(void) {
                           KEY_SPEC_SESSION_KEYRING, 0) >= 0);
   Print("userfaultfd", syscall(SYS_userfaultfd, 0) >= 0);
   // Tracing the task's own processes stays possible (debuggers, LSan).
+  fflush(stdout);  // the child must not write the buffered lines again
   pid_t child = fork();
   if (child == 0) {
     _exit(ptrace(PTRACE_TRACEME, 0, NULL, NULL) == 0 ? 0 : 1);
