@@ -126,6 +126,9 @@ class EngineImpl : public Engine {
 
   absl::StatusOr<std::shared_ptr<RunHandle>> Resume(
       const std::string& run_id) override {
+    // One Resume at a time in this engine: a concurrent one for the same
+    // run then finds it live instead of losing the lease race.
+    MutexLock resuming(&resume_mu_);
     {
       MutexLock lock(&mu_);
       auto it = live_.find(run_id);
@@ -306,6 +309,7 @@ class EngineImpl : public Engine {
   std::unique_ptr<cas::ArtifactStore> artifacts_;
   const std::string hmac_key_;
 
+  Mutex resume_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::shared_ptr<LiveRun>> live_ ABSL_GUARDED_BY(mu_);
