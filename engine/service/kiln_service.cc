@@ -120,6 +120,12 @@ absl::StatusOr<StreamLimiter::Slot> KilnService::AdmitStream(
 }
 
 void KilnService::PrepareRunReply(v1::Run* run) {
+  // Nothing that could hold a secret (a ListRuns summary without params):
+  // no need to read the pipeline.
+  if (run->trigger().params().empty() && run->tasks().empty()) {
+    FitRun(run, options_.max_reply_bytes);
+    return;
+  }
   absl::StatusOr<v1::Pipeline> pipeline =
       engine_->run_store().GetPipeline(run->id());
   if (pipeline.ok()) {
