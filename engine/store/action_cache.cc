@@ -213,6 +213,16 @@ absl::StatusOr<int64_t> ActionCache::RemoveOlderThan(absl::Time before) {
   return db_->Changes();
 }
 
+absl::StatusOr<int64_t> ActionCache::CountOlderThan(absl::Time before) {
+  kiln::MutexLock lock(&mu_);
+  KILN_STORE_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT count(*) FROM actions WHERE created_us < ?1"));
+  stmt.Bind(1, ToMicros(before));
+  KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  return row ? stmt.Int(0) : 0;
+}
+
 std::vector<ComponentChange> DiffKeyComponents(
     const std::vector<KeyComponent>& old_key,
     const std::vector<KeyComponent>& new_key) {

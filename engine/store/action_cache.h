@@ -83,6 +83,8 @@ class ActionCache {
 
   // Deletes entries created before `before`; returns how many.
   absl::StatusOr<int64_t> RemoveOlderThan(absl::Time before);
+  // How many entries RemoveOlderThan(before) would remove (GC dry run).
+  absl::StatusOr<int64_t> CountOlderThan(absl::Time before);
 
   ~ActionCache();
 
