@@ -290,9 +290,11 @@ TEST(SchedulerTest, SecondCancelStopsFinally) {
   AddTask(&p, "cleanup", {}, true);
   ScriptedRunner runner;
   absl::Notification in_finally;
-  CancelSignal* finally_signal = nullptr;
+  // Atomic: absl::Notification's ordering is invisible to TSan (Debian's
+  // Abseil is not instrumented).
+  std::atomic<CancelSignal*> finally_signal{nullptr};
   runner.Set("cleanup", [&](int, CancelSignal* c) {
-    finally_signal = c;  // published by the Notify below
+    finally_signal.store(c);
     in_finally.Notify();
     return WaitForCancel(c);
   });
@@ -303,7 +305,7 @@ TEST(SchedulerTest, SecondCancelStopsFinally) {
     in_finally.WaitForNotification();
     s.Cancel("first");  // graceful: finally keeps running
     // Cancel acts before it returns: the finally task was left alone.
-    cancelled_by_first = finally_signal->cancelled();
+    cancelled_by_first = finally_signal.load()->cancelled();
     s.Cancel("second");
   });
   SchedulerResult r = s.Run();
