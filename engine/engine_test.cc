@@ -14,8 +14,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "engine/base/mutex.h"
 #include "engine/cas/artifact_store.h"
@@ -23,6 +25,7 @@
 #include "engine/store/action_cache.h"
 #include "engine/store/run_store.h"
 #include "executors/fake/fake_executor.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace kiln {
@@ -96,6 +99,18 @@ class EngineTest : public ::testing::Test {
       if (target == "test" && req.env().count("TOKEN")) {
         s.Stdout(req.env().at("TOKEN"));
       }
+      if (target == "forms" && req.env().count("TOKEN")) {
+        // The secret as a task might print it: mid-line, encoded, escaped.
+        const std::string& v = req.env().at("TOKEN");
+        s.Stdout("before " + v + " after");
+        s.Stdout("b64=" + absl::Base64Escape(v) + ";");
+        s.Stdout("url=" + absl::WebSafeBase64Escape(v) + ";");
+        s.Stdout("{\"token\": \"" +
+                 absl::StrReplaceAll(
+                     v, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}}) +
+                 "\"}");
+      }
+      if (target == "hang") s.Delay(absl::Seconds(60));
       if (target == "fail") s.Exit(2);
       return s;
     });
@@ -286,6 +301,75 @@ TEST_F(EngineTest, SecretsAreMaskedInLogsAndHmacedInKeys) {
       EXPECT_EQ(ReadFile(entry.path()).find("s3cr3t-token"), std::string::npos);
     }
   }
+}
+
+TEST_F(EngineTest, EncodedSecretFormsAreMasked) {
+  v1::Pipeline p = BuildTestPipeline();
+  p.mutable_params(0)->set_secret(true);
+  p.mutable_tasks(1)->mutable_run()->set_command(1, "forms");
+  p.mutable_tasks(1)->mutable_run()->mutable_command()->RemoveLast();
+  auto* env = p.mutable_tasks(1)->mutable_run()->add_env();
+  env->set_name("TOKEN");
+  env->set_value("${params.greeting}");
+  // Quotes, a backslash and bytes whose base64 differs between the plain
+  // and URL-safe alphabets (">?>" encodes with '+' and '/').
+  const std::string secret = "s3\"cr\\et>?>~~tok";
+  ASSERT_NE(absl::Base64Escape(secret), absl::WebSafeBase64Escape(secret));
+  v1::Trigger t;
+  (*t.mutable_params())["greeting"] = secret;
+  std::vector<v1::RunEvent> events;
+  v1::Run run = Run(p, t, &events);
+  ASSERT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
+  std::vector<std::string> lines;
+  for (const auto& e : events) {
+    if (e.has_log() && e.log().task() == "test")
+      lines.push_back(e.log().text());
+  }
+  EXPECT_THAT(lines, ::testing::Contains("before *** after"));
+  EXPECT_THAT(lines, ::testing::Contains("b64=***;"));
+  EXPECT_THAT(lines, ::testing::Contains("url=***;"));
+  EXPECT_THAT(lines, ::testing::Contains("{\"token\": \"***\"}"));
+  for (const auto& e : events) {
+    std::string text = e.DebugString();
+    EXPECT_EQ(text.find("~~tok"), std::string::npos) << text;
+    EXPECT_EQ(text.find(absl::Base64Escape(secret)), std::string::npos);
+    EXPECT_EQ(text.find(absl::WebSafeBase64Escape(secret)), std::string::npos);
+  }
+}
+
+TEST_F(EngineTest, TaskTimeoutReachesTheExecutorAndTimesTheTaskOut) {
+  v1::Pipeline p = BuildTestPipeline();
+  p.mutable_tasks(1)->mutable_run()->set_command(1, "hang");
+  p.mutable_tasks(1)->mutable_hints()->mutable_timeout()->set_nanos(300000000);
+  absl::Time start = absl::Now();
+  v1::Run run = Run(p);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  EXPECT_EQ(run.state(), v1::RUN_FAILED);
+  EXPECT_EQ(Task(run, "test").state(), v1::TASK_TIMED_OUT);
+  EXPECT_THAT(Task(run, "test").reason(), ::testing::HasSubstr("timed out"));
+  auto reqs = executor_->requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[1].limits().timeout().nanos(), 300000000);
+  EXPECT_EQ(reqs[1].limits().timeout().seconds(), 0);
+  // The build task had no timeout: none is passed on.
+  EXPECT_FALSE(reqs[0].limits().has_timeout());
+}
+
+TEST_F(EngineTest, FinallyTimeoutBoundsTheFinallyTasks) {
+  v1::Pipeline p = BuildTestPipeline();
+  v1::Task* cleanup = p.add_finally();
+  cleanup->set_name("cleanup");
+  cleanup->mutable_run()->add_command("make");
+  cleanup->mutable_run()->add_command("hang");
+  p.mutable_options()->mutable_finally_timeout()->set_nanos(300000000);
+  absl::Time start = absl::Now();
+  v1::Run run = Run(p);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  EXPECT_EQ(Task(run, "build").state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(Task(run, "test").state(), v1::TASK_SUCCEEDED);
+  EXPECT_TRUE(Task(run, "cleanup").state() == v1::TASK_TIMED_OUT ||
+              Task(run, "cleanup").state() == v1::TASK_CANCELLED)
+      << v1::TaskState_Name(Task(run, "cleanup").state());
 }
 
 TEST_F(EngineTest, FailureFailsTheRunAndRetryReusesSuccesses) {

@@ -134,10 +134,11 @@ absl::StatusOr<GcReport> CollectGarbage(const std::string& store_dir,
       report.bytes_deleted += std::max<int64_t>(0, d.size());
       bytes -= std::max<int64_t>(0, d.size());
     }
-    if (!options.dry_run) {
-      auto removed = (*cache)->RemoveOlderThan(now - keep, pins);
-      if (removed.ok()) report.cache_entries_deleted += *removed;
-    }
+    // A dry run reports the entries it would remove (it used to say 0).
+    auto removed = options.dry_run
+                       ? (*cache)->CountOlderThan(now - keep, pins)
+                       : (*cache)->RemoveOlderThan(now - keep, pins);
+    if (removed.ok()) report.cache_entries_deleted += *removed;
     report.keep_used = keep;
     if (options.max_bytes <= 0 || bytes <= options.max_bytes ||
         keep <= absl::ZeroDuration() || options.dry_run) {

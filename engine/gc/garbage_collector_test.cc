@@ -137,5 +137,103 @@ TEST(GarbageCollectorTest, UnusedSubmittedSourcesAreDeleted) {
   EXPECT_FALSE(fs::exists(unused));
 }
 
+// Records an action-cache entry whose outputs are `tree` and whose log is
+// `log`, created `age` ago.
+void RecordCacheEntry(const std::string& store, const std::string& key,
+                      const std::string& tree, const std::string& log,
+                      absl::Duration age) {
+  auto cache = store::ActionCache::Open(store);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  store::ActionResult result;
+  result.outputs["a"] = tree;
+  result.log_digest = log;
+  result.pipeline_name = "gc";
+  result.task_name = "t";
+  result.created = absl::Now() - age;
+  ASSERT_TRUE((*cache)->Put(key, result).ok());
+}
+
+TEST(GarbageCollectorTest, ActionCacheRootsKeepOutputsAndLogsUntilExpired) {
+  std::string store = Tmp("store4");
+  auto artifacts = cas::ArtifactStore::Open(store);
+  ASSERT_TRUE(artifacts.ok());
+  auto fresh_out = StashText(**artifacts, Tmp("e"), "fresh cached output");
+  auto old_out = StashText(**artifacts, Tmp("f"), "expired cached output");
+  auto fresh_log = (*artifacts)->blobs().Put("fresh log\n");
+  auto old_log = (*artifacts)->blobs().Put("expired log\n");
+  ASSERT_TRUE(fresh_log.ok() && old_log.ok());
+  const std::string fresh_key = "sha256:" + std::string(64, '1');
+  const std::string old_key = "sha256:" + std::string(64, '2');
+  RecordCacheEntry(store, fresh_key, fresh_out.tree.ToString(),
+                   fresh_log->ToString(), absl::Hours(1));
+  RecordCacheEntry(store, old_key, old_out.tree.ToString(), old_log->ToString(),
+                   absl::Hours(24 * 30));
+  AgeBlobs(store);
+  auto report = CollectGarbage(store, GcOptions());  // keeps 14 days
+  ASSERT_TRUE(report.ok()) << report.status();
+  // The fresh entry's outputs and log are roots; the expired entry goes,
+  // with everything only it referenced.
+  EXPECT_TRUE((*artifacts)->blobs().Has(fresh_out.archive));
+  EXPECT_TRUE((*artifacts)->blobs().Has(*fresh_log));
+  EXPECT_FALSE((*artifacts)->blobs().Has(old_out.archive));
+  EXPECT_FALSE((*artifacts)->blobs().Has(*old_log));
+  EXPECT_EQ(report->cache_entries_deleted, 1);
+  auto cache = store::ActionCache::Open(store);
+  ASSERT_TRUE(cache.ok());
+  auto fresh = (*cache)->Lookup(fresh_key);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE(fresh->has_value());
+  auto old = (*cache)->Lookup(old_key);
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->has_value());
+}
+
+TEST(GarbageCollectorTest, DryRunReportsButDeletesNothing) {
+  std::string store = Tmp("store5");
+  std::string unused = store + "/sources/unused";
+  auto artifacts = cas::ArtifactStore::Open(store);
+  ASSERT_TRUE(artifacts.ok());
+  auto orphan = StashText(**artifacts, Tmp("g"), "unreferenced");
+  auto old_out = StashText(**artifacts, Tmp("h"), "expired cached output");
+  const std::string old_key = "sha256:" + std::string(64, '3');
+  RecordCacheEntry(store, old_key, old_out.tree.ToString(), "",
+                   absl::Hours(24 * 30));
+  fs::create_directories(unused);
+  struct timeval tv[2] = {{time(nullptr) - 7200, 0}, {time(nullptr) - 7200, 0}};
+  utimes(unused.c_str(), tv);
+  AgeBlobs(store);
+  auto before = (*artifacts)->blobs().ListBlobs();
+  ASSERT_TRUE(before.ok());
+
+  GcOptions options;
+  options.dry_run = true;
+  auto report = CollectGarbage(store, options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  // It says what a real collection would delete...
+  EXPECT_GE(report->blobs_deleted, 2);
+  EXPECT_GT(report->bytes_deleted, 0);
+  EXPECT_EQ(report->cache_entries_deleted, 1);
+  EXPECT_EQ(report->sources_deleted, 1);
+  // ...and deletes none of it.
+  auto after = (*artifacts)->blobs().ListBlobs();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->size(), before->size());
+  EXPECT_TRUE((*artifacts)->blobs().Has(orphan.archive));
+  EXPECT_TRUE((*artifacts)->Unstash(orphan.tree, Tmp("out3") + "/x").ok());
+  EXPECT_TRUE(fs::exists(unused));
+  auto cache = store::ActionCache::Open(store);
+  ASSERT_TRUE(cache.ok());
+  auto old = (*cache)->Lookup(old_key);
+  ASSERT_TRUE(old.ok());
+  EXPECT_TRUE(old->has_value());
+
+  // The real collection then deletes exactly what the dry run reported.
+  auto real = CollectGarbage(store, GcOptions());
+  ASSERT_TRUE(real.ok()) << real.status();
+  EXPECT_EQ(real->blobs_deleted, report->blobs_deleted);
+  EXPECT_EQ(real->cache_entries_deleted, report->cache_entries_deleted);
+  EXPECT_FALSE((*artifacts)->blobs().Has(orphan.archive));
+}
+
 }  // namespace
 }  // namespace kiln::gc

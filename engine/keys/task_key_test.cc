@@ -47,6 +47,20 @@ TEST(TaskKeyTest, StableAndVersioned) {
   EXPECT_EQ(a.key.size(), 7u + 64u);
 }
 
+// Golden keys: a key that changes across releases silently invalidates (or,
+// worse, aliases) every cached action. A deliberate change of the key format
+// must bump its version and update these values.
+TEST(TaskKeyTest, GoldenKeysAcrossReleases) {
+  EXPECT_EQ(Key(BaseTask()).key,
+            "sha256:"
+            "0e12afe8a85443ed56009dfeb46bd30d002e878b94af91e6c4e0f8859160554f");
+  v1::Task network = BaseTask();
+  network.mutable_run()->set_network(true);
+  EXPECT_EQ(Key(network, "sha256:bb", "linux/aarch64/v1").key,
+            "sha256:"
+            "2842401d6773908359184d670a9e2f89e19a16ea8c8b484af6117b1db6f22e7a");
+}
+
 TEST(TaskKeyTest, EveryIdentityDimensionMisses) {
   const std::string base = Key(BaseTask()).key;
   std::vector<std::pair<std::string, std::function<void(v1::Task*)>>> cases = {

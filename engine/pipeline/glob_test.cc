@@ -1,5 +1,6 @@
 #include "engine/pipeline/glob.h"
 
+#include "engine/base/testing/growth.h"
 #include "gtest/gtest.h"
 
 namespace kiln::pipeline {
@@ -55,6 +56,14 @@ TEST(GlobTest, LongInputsAreLinear) {
   std::string text(20000, 'a');
   EXPECT_FALSE(GlobMatch(pattern + "b", text));
   EXPECT_TRUE(GlobMatch(pattern, text));
+  // Doubling the text at most doubles the time (backtracking would not).
+  double ratio = growth::DoublingRatio(
+      [&](int n) {
+        std::string t(n, 'a');
+        EXPECT_FALSE(GlobMatch(pattern + "b", t));
+      },
+      3000);
+  EXPECT_LE(ratio, growth::kLinearDoublingBound);
 }
 
 }  // namespace

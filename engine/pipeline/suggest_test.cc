@@ -1,5 +1,8 @@
 #include "engine/pipeline/suggest.h"
 
+#include <string>
+
+#include "engine/base/testing/growth.h"
 #include "gtest/gtest.h"
 
 namespace kiln::pipeline {
@@ -28,6 +31,15 @@ TEST(SuggestTest, LongInputsAreBounded) {
   std::string long_word(100000, 'a');
   EXPECT_EQ(EditDistance(long_word, long_word), 0);
   EXPECT_EQ(ClosestMatch(long_word, {"a"}), "");
+  // Doubling the words at most doubles the time: no quadratic table.
+  double ratio = growth::DoublingRatio(
+      [](int n) {
+        std::string a(n, 'a'), b(n, 'b');
+        EditDistance(a, b);
+        ClosestMatch(a, {b});
+      },
+      100000);
+  EXPECT_LE(ratio, growth::kLinearDoublingBound);
 }
 
 }  // namespace

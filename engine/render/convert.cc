@@ -44,6 +44,9 @@ absl::StatusOr<Value> Convert(const yaml::Node& node,
                               absl::string_view filename) {
   switch (node.kind()) {
     case yaml::Node::Kind::kNull:
+      // kustomize reads an empty flow value (`{a: }`) as "", a block one
+      // (`a:`) as null.
+      if (node.empty_in_flow()) return Value::Str("");
       return Value::Null();
     case yaml::Node::Kind::kScalar: {
       if (node.quoted() || HasStrTag(node)) return Value::Str(node.value());
@@ -65,7 +68,10 @@ absl::StatusOr<Value> Convert(const yaml::Node& node,
       Value out = Value::EmptyMap();
       const yaml::Node* merge = nullptr;
       for (const auto& [key, value] : node.entries()) {
-        if (key.IsScalar() && !key.quoted() && key.value() == "<<") {
+        if (key.IsScalar() && key.value() == "<<") {
+          // kustomize v5.5.0 drops an entry whose key is a quoted "<<"
+          // (whatever its value); a plain one is a merge key.
+          if (key.quoted()) continue;
           merge = &value;
           continue;
         }

@@ -204,12 +204,24 @@ class Emitter {
         String(key, indent, /*simple_key=*/true);
         Put(":");
       } else {
-        // libyaml's explicit key: "? KEY" then ":" on a line of its own.
+        // libyaml's explicit key: "? KEY", then ":" on a line of its own;
+        // a block collection value starts on the ":" line, indented as a
+        // mapping value (kubectl kustomize v5.5.0).
         Put("? ");
         String(key, indent + kBestIndent, /*simple_key=*/false);
         EndLine();
         Indent(indent);
         Put(":");
+        if (value.IsMap() && !value.map.empty()) {
+          Put(" ");
+          Map(value, indent + 2, true);
+          continue;
+        }
+        if (value.IsList() && !value.list.empty()) {
+          Put(" ");
+          List(value, indent + 2, true);
+          continue;
+        }
       }
       Value_(value, indent);
     }

@@ -306,20 +306,27 @@ TEST(SchedulerTest, SecondCancelStopsFinally) {
   AddTask(&p, "cleanup", {}, true);
   ScriptedRunner runner;
   absl::Notification in_finally;
+  // Atomic: absl::Notification's ordering is invisible to TSan (Debian's
+  // Abseil is not instrumented).
+  std::atomic<CancelSignal*> finally_signal{nullptr};
   runner.Set("cleanup", [&](int, CancelSignal* c) {
+    finally_signal.store(c);
     in_finally.Notify();
     return WaitForCancel(c);
   });
   RecordingSink sink;
   Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  bool cancelled_by_first = true;
   std::thread canceller([&] {
     in_finally.WaitForNotification();
     s.Cancel("first");  // graceful: finally keeps running
-    absl::SleepFor(absl::Milliseconds(50));
+    // Cancel acts before it returns: the finally task was left alone.
+    cancelled_by_first = finally_signal.load()->cancelled();
     s.Cancel("second");
   });
   SchedulerResult r = s.Run();
   canceller.join();
+  EXPECT_FALSE(cancelled_by_first) << "a graceful cancel stopped finally";
   EXPECT_EQ(r.state, v1::RUN_CANCELLED);
   EXPECT_EQ(r.tasks["a"].state(), v1::TASK_SUCCEEDED);
   EXPECT_EQ(r.tasks["cleanup"].state(), v1::TASK_CANCELLED);
@@ -368,9 +375,12 @@ TEST(SchedulerTest, DrainLetsRunningFinishAndLeavesTheRestPending) {
   AddTask(&p, "cleanup", {}, true);
   ScriptedRunner runner;
   absl::Notification started;
+  absl::Notification drain_requested;
   runner.Set("running", [&](int, CancelSignal*) {
     started.Notify();
-    absl::SleepFor(absl::Milliseconds(50));
+    // Finishes only once the drain is in effect (Drain acts before it
+    // returns), well within the grace.
+    drain_requested.WaitForNotification();
     AttemptOutcome o;
     o.state = v1::TASK_SUCCEEDED;
     return o;
@@ -380,7 +390,10 @@ TEST(SchedulerTest, DrainLetsRunningFinishAndLeavesTheRestPending) {
   Scheduler s(p, {}, {}, &runner, &sink, Fast());
   std::thread drainer([&] {
     started.WaitForNotification();
-    s.Drain(absl::Milliseconds(200));
+    // The grace only bounds how long "stuck" runs on; "running" ends
+    // right after the drain request, however loaded the machine.
+    s.Drain(absl::Seconds(2));
+    drain_requested.Notify();
   });
   SchedulerResult r = s.Run();
   drainer.join();

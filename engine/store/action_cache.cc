@@ -346,6 +346,24 @@ absl::StatusOr<std::vector<std::string>> ActionCache::ReferencedDigests(
   });
 }
 
+absl::StatusOr<std::vector<std::string>> ActionCache::ExpiredKeysLocked(
+    absl::Time before, const CachePins& pins) {
+  KILN_STORE_ASSIGN_OR_RETURN(std::set<std::string> pinned,
+                              PinnedKeysLocked(pins));
+  std::vector<std::string> expired;
+  KILN_STORE_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT key FROM actions WHERE created_us < ?1"));
+  stmt.Bind(1, ToMicros(before));
+  while (true) {
+    KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    std::string key = stmt.Text(0);
+    if (!pinned.count(key)) expired.push_back(std::move(key));
+  }
+  return expired;
+}
+
 absl::StatusOr<int64_t> ActionCache::RemoveOlderThan(absl::Time before,
                                                      const CachePins& pins) {
   kiln::MutexLock lock(&mu_);
@@ -353,21 +371,8 @@ absl::StatusOr<int64_t> ActionCache::RemoveOlderThan(absl::Time before,
       [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<int64_t> {
         Transaction txn(db_.get());
         KILN_STORE_RETURN_IF_ERROR(txn.Begin());
-        KILN_STORE_ASSIGN_OR_RETURN(std::set<std::string> pinned,
-                                    PinnedKeysLocked(pins));
-        std::vector<std::string> expired;
-        {
-          KILN_STORE_ASSIGN_OR_RETURN(
-              Statement stmt,
-              db_->Prepare("SELECT key FROM actions WHERE created_us < ?1"));
-          stmt.Bind(1, ToMicros(before));
-          while (true) {
-            KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
-            if (!row) break;
-            std::string key = stmt.Text(0);
-            if (!pinned.count(key)) expired.push_back(std::move(key));
-          }
-        }
+        KILN_STORE_ASSIGN_OR_RETURN(std::vector<std::string> expired,
+                                    ExpiredKeysLocked(before, pins));
         KILN_STORE_ASSIGN_OR_RETURN(
             Statement remove,
             db_->Prepare("DELETE FROM actions WHERE key = ?1"));
@@ -376,6 +381,17 @@ absl::StatusOr<int64_t> ActionCache::RemoveOlderThan(absl::Time before,
           KILN_STORE_RETURN_IF_ERROR(remove.Run());
         }
         KILN_STORE_RETURN_IF_ERROR(txn.Commit());
+        return static_cast<int64_t>(expired.size());
+      });
+}
+
+absl::StatusOr<int64_t> ActionCache::CountOlderThan(absl::Time before,
+                                                    const CachePins& pins) {
+  kiln::MutexLock lock(&mu_);
+  return WithRecovery(
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<int64_t> {
+        KILN_STORE_ASSIGN_OR_RETURN(std::vector<std::string> expired,
+                                    ExpiredKeysLocked(before, pins));
         return static_cast<int64_t>(expired.size());
       });
 }

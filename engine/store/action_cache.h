@@ -106,6 +106,11 @@ class ActionCache {
   absl::StatusOr<int64_t> RemoveOlderThan(absl::Time before,
                                           const CachePins& pins = {});
 
+  // How many entries RemoveOlderThan(before, pins) would remove (GC dry
+  // run).
+  absl::StatusOr<int64_t> CountOlderThan(absl::Time before,
+                                         const CachePins& pins = {});
+
   // How many times this object replaced a damaged database (for tests).
   int recoveries() const;
 
@@ -123,6 +128,10 @@ class ActionCache {
   absl::Status PutLocked(absl::string_view key, const ActionResult& result,
                          absl::Time created) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::set<std::string>> PinnedKeysLocked(const CachePins& pins)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keys of the entries created before `before` that `pins` does not hold.
+  absl::StatusOr<std::vector<std::string>> ExpiredKeysLocked(
+      absl::Time before, const CachePins& pins)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<absl::optional<ActionResult>> LoadLocked(absl::string_view key,
                                                           bool with_components)

@@ -1,8 +1,12 @@
 #include "engine/store/sqlite.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "engine/store/migrate.h"
 #include "gmock/gmock.h"
@@ -224,6 +228,43 @@ TEST(MigrateTest, TwoConnectionsMigrateOnce) {
   // b read nothing yet; it must see a's version under the lock, not redo it.
   ASSERT_TRUE(Migrate(**b, "test store", kThreeSteps).ok());
   EXPECT_EQ(*SchemaVersion(**b), 3);
+}
+
+TEST(MigrateTest, ConcurrentConnectionsMigrateOnce) {
+  // Several connections (as several `kiln` processes would) migrate the same
+  // fresh file at the same moment. The steps are not idempotent (CREATE
+  // TABLE, ADD COLUMN): a step run twice fails, so every Migrate must
+  // succeed and each step must have run once.
+  std::string path = FreshPath("concurrent");
+  constexpr int kConnections = 4;
+  std::vector<std::unique_ptr<Database>> dbs;
+  for (int i = 0; i < kConnections; ++i) {
+    auto db = Database::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status();
+    dbs.push_back(*std::move(db));
+  }
+  std::atomic<int> ready{0};
+  std::vector<absl::Status> results(kConnections);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kConnections; ++i) {
+    threads.emplace_back([&, i] {
+      // Start together: every thread waits for all the others.
+      ready.fetch_add(1);
+      while (ready.load() < kConnections) std::this_thread::yield();
+      results[i] = Migrate(*dbs[i], "test store", kThreeSteps);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kConnections; ++i) {
+    EXPECT_TRUE(results[i].ok()) << "connection " << i << ": " << results[i];
+    EXPECT_EQ(*SchemaVersion(*dbs[i]), 3);
+  }
+  auto tables = dbs[0]->Prepare(
+      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+      "('a', 'b')");
+  ASSERT_TRUE(tables.ok());
+  ASSERT_TRUE(*tables->Step());
+  EXPECT_EQ(tables->Int(0), 2);
 }
 
 }  // namespace

@@ -9,6 +9,12 @@ Node Node::Null(Mark mark) {
   return n;
 }
 
+Node Node::EmptyInFlow(Mark mark) {
+  Node n = Null(mark);
+  n.empty_in_flow_ = true;
+  return n;
+}
+
 Node Node::Scalar(Mark mark, std::string value, bool quoted, std::string tag) {
   Node n;
   n.kind_ = Kind::kScalar;

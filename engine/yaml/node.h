@@ -24,6 +24,9 @@ class Node {
 
   Node() = default;
   static Node Null(Mark mark);
+  // A null written as nothing at all (no `~` or `null`) inside a flow
+  // collection, e.g. the value of `{a: }`: kustomize reads it as "".
+  static Node EmptyInFlow(Mark mark);
   static Node Scalar(Mark mark, std::string value, bool quoted,
                      std::string tag = "");
   static Node Sequence(Mark mark, bool flow = false);
@@ -44,6 +47,8 @@ class Node {
   const std::string& tag() const { return tag_; }
   // Written in flow style ([...] / {...}).
   bool flow() const { return flow_; }
+  // A null node made by EmptyInFlow.
+  bool empty_in_flow() const { return empty_in_flow_; }
 
   // Sequence items.
   const std::vector<Node>& items() const { return items_; }
@@ -66,6 +71,7 @@ class Node {
   std::string tag_;
   bool quoted_ = false;
   bool flow_ = false;
+  bool empty_in_flow_ = false;
   std::vector<Node> items_;
   std::vector<std::pair<Node, Node>> entries_;
 };

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "yaml-cpp/eventhandler.h"
@@ -59,11 +60,13 @@ bool QuotedScalarIsClosed(absl::string_view text, size_t start) {
 
 class TreeBuilder : public YAML::EventHandler {
  public:
-  TreeBuilder(absl::string_view filename, const Limits& limits)
-      : filename_(filename), limits_(limits) {}
+  TreeBuilder(absl::string_view filename, const Limits& limits,
+              absl::string_view text)
+      : filename_(filename), limits_(limits), text_(text) {}
 
   void OnDocumentStart(const YAML::Mark&) override {
     stack_.clear();
+    flow_depth_ = 0;
     keys_.clear();
     anchors_.clear();
     root_ = Node();
@@ -72,6 +75,12 @@ class TreeBuilder : public YAML::EventHandler {
   void OnDocumentEnd() override {}
 
   void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    // Inside a flow collection, a null that is not spelled `~`/`null` was
+    // written as nothing (`{a: }`, `{a}`, `[a: ]`).
+    if (flow_depth_ > 0 && !NullLiteralAt(mark.pos)) {
+      Add(Node::EmptyInFlow(ToMark(mark)), anchor);
+      return;
+    }
     Add(Node::Null(ToMark(mark)), anchor);
   }
 
@@ -108,6 +117,7 @@ class TreeBuilder : public YAML::EventHandler {
                        YAML::EmitterStyle::value style) override {
     Open(Node::Sequence(ToMark(mark), style == YAML::EmitterStyle::Flow),
          anchor);
+    if (style == YAML::EmitterStyle::Flow) ++flow_depth_;
   }
   void OnSequenceEnd() override { Close(); }
 
@@ -116,11 +126,11 @@ class TreeBuilder : public YAML::EventHandler {
                   YAML::EmitterStyle::value style) override {
     Open(Node::Mapping(ToMark(mark), style == YAML::EmitterStyle::Flow),
          anchor);
+    if (style == YAML::EmitterStyle::Flow) ++flow_depth_;
   }
   void OnMapEnd() override { Close(); }
 
   // The text being parsed (for checks yaml-cpp does not make).
-  void set_text(absl::string_view text) { text_ = text; }
 
   bool have_root() const { return have_root_; }
   Node TakeRoot() { return std::move(root_); }
@@ -170,8 +180,19 @@ class TreeBuilder : public YAML::EventHandler {
     keys_.emplace_back();
   }
 
+  // yaml-cpp's null spellings (IsNullString), at a byte offset of the text.
+  bool NullLiteralAt(int pos) const {
+    if (pos < 0 || static_cast<size_t>(pos) >= text_.size()) return false;
+    absl::string_view rest = text_.substr(pos);
+    for (absl::string_view lit : {"~", "null", "Null", "NULL"}) {
+      if (absl::StartsWith(rest, lit)) return true;
+    }
+    return false;
+  }
+
   void Close() {
     Open_ top = std::move(stack_.back());
+    if (top.node.flow() && flow_depth_ > 0) --flow_depth_;
     stack_.pop_back();
     keys_.pop_back();
     size_t size = nodes_ - top.nodes_at_start + 1;
@@ -215,6 +236,7 @@ class TreeBuilder : public YAML::EventHandler {
   std::string filename_;
   const Limits& limits_;
   absl::string_view text_;
+  int flow_depth_ = 0;  // open flow collections
   std::vector<Open_> stack_;
   std::vector<std::optional<Node>> keys_;
   std::map<YAML::anchor_t, std::pair<Node, size_t>> anchors_;
@@ -299,8 +321,7 @@ void RunJob(Job* job) {
     return;
   }
   std::istringstream in(text);
-  TreeBuilder builder(job->filename, *job->limits);
-  builder.set_text(text);
+  TreeBuilder builder(job->filename, *job->limits, text);
   try {
     YAML::Parser parser(in);
     size_t docs = 0;

@@ -199,6 +199,25 @@ TEST_P(ExecutorConformanceTest, CancelEndsWithCancelledAndIsIdempotent) {
   EXPECT_EQ(result.status(), v1::CANCELLED) << result.message();
 }
 
+TEST_P(ExecutorConformanceTest, CancelEscalatesToKillWhenTermIsIgnored) {
+  // The program (and the sleep it runs, which inherits the ignored
+  // disposition) survives SIGTERM: after kill_grace (0.5 s) the executor
+  // must SIGKILL it rather than wait out the 30 s sleep.
+  RecordingSink sink;
+  absl::StatusOr<std::unique_ptr<Execution>> execution =
+      harness_->executor()->Start(
+          Request({IgnoreTerm(), Print("started"), Sleep(absl::Seconds(30))}),
+          &sink);
+  ASSERT_TRUE(execution.ok()) << execution.status();
+  ASSERT_TRUE(sink.AwaitLines(1, absl::Seconds(20)));
+  absl::Time start = absl::Now();
+  (*execution)->Cancel();
+  v1::ExecResult result = (*execution)->Wait();
+  EXPECT_EQ(result.status(), v1::CANCELLED) << result.message();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(15))
+      << "SIGTERM was ignored and no SIGKILL followed";
+}
+
 TEST_P(ExecutorConformanceTest, CancelAfterCompletionKeepsTheResult) {
   RecordingSink sink;
   absl::StatusOr<std::unique_ptr<Execution>> execution =

@@ -170,9 +170,10 @@ TEST_F(HostileTaskTest, HostLoopbackIsUnreachableWithoutNetwork) {
 }
 
 TEST_F(HostileTaskTest, EachTaskHasItsOwnTmp) {
+  // The writer lives until cancelled, however slow the reader is.
   conformance::RecordingSink writer_sink;
   absl::StatusOr<std::unique_ptr<Execution>> writer = executor_->Start(
-      ShellRequest("echo mine > /tmp/kiln-private; echo written; sleep 5"),
+      ShellRequest("echo mine > /tmp/kiln-private; echo written; sleep 600"),
       &writer_sink);
   ASSERT_TRUE(writer.ok()) << writer.status();
   ASSERT_TRUE(writer_sink.AwaitLines(1, absl::Seconds(20)));

@@ -124,20 +124,40 @@ class RestartTest : public ::testing::Test {
       done = true;
     });
     // Wait until the run is under way (task a running), then stop.
-    for (int i = 0; i < 400; ++i) {
-      {
-        MutexLock lock(&mu);
-        if (seen->size() >= 3) break;
-      }
-      absl::SleepFor(absl::Milliseconds(10));
+    bool under_way;
+    {
+      MutexLock lock(&mu);
+      under_way = mu.AwaitWithDeadline([&] { return seen->size() >= 3; },
+                                       absl::Now() + absl::Seconds(60));
     }
-    Stop(sig);
-    absl::SleepFor(absl::Milliseconds(300));
+    if (!under_way) {
+      Stop(SIGKILL);
+      Start();
+      watcher.join();
+      FAIL() << "the run never got under way";
+    }
+    Stop(sig);  // returns once the server has exited
     EXPECT_FALSE(done) << "the watcher must outlive the server";
     Start();
     watcher.join();
     ASSERT_TRUE(state.ok()) << state.status();
     *final_state = *state;
+    // The watcher ended with the run's final, terminal state: it did not
+    // give up when the server went away.
+    {
+      v1::GetRunRequest get;
+      get.set_run_id(run_id);
+      v1::Run run;
+      KilnClient reader = Client();
+      auto context = reader.NewContext(absl::Seconds(30));
+      grpc::Status status = reader.stub().GetRun(context.get(), get, &run);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      EXPECT_EQ(run.state(), *final_state);
+      EXPECT_TRUE(*final_state == v1::RUN_SUCCEEDED ||
+                  *final_state == v1::RUN_FAILED ||
+                  *final_state == v1::RUN_CANCELLED)
+          << v1::RunState_Name(*final_state);
+    }
 
     // What the watcher saw is exactly the recorded stream.
     std::vector<v1::RunEvent> recorded;
@@ -175,8 +195,13 @@ TEST_F(RestartTest, GracefulRestartKeepsWatcherWhole) {
   v1::RunState final_state = v1::RUN_STATE_UNSPECIFIED;
   RestartUnderWatcher(SIGTERM, &seen, &final_state);
   // Whatever the engine does with live runs at shutdown (finish, cancel or
-  // leave them to resume), the watcher ends with the run's final state.
-  EXPECT_NE(final_state, v1::RUN_STATE_UNSPECIFIED);
+  // leave them to resume), the watcher ends with the run's final state
+  // (RestartUnderWatcher checks it is terminal and recorded), and that
+  // final event is in what it saw.
+  ASSERT_FALSE(seen.empty());
+  EXPECT_TRUE(final_state == v1::RUN_SUCCEEDED ||
+              final_state == v1::RUN_CANCELLED)
+      << v1::RunState_Name(final_state);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -247,7 +248,16 @@ void CheckLogs(const std::string& dir) {
 TEST(RunStoreCrashTest, KillNineAtRandomMomentsLeavesNothingTorn) {
   const std::string dir = StoreDir();
   std::filesystem::remove_all(dir);
-  std::mt19937 rng(std::random_device{}());
+  // Every random choice follows from one seed, printed so a failure can be
+  // replayed: KILN_TEST_SEED=N reruns with it.
+  uint32_t seed = std::random_device{}();
+  if (const char* env = std::getenv("KILN_TEST_SEED"); env != nullptr) {
+    seed = static_cast<uint32_t>(std::strtoul(env, nullptr, 10));
+  }
+  std::printf("crash_test seed: %u (rerun with KILN_TEST_SEED=%u)\n", seed,
+              seed);
+  SCOPED_TRACE(absl::StrCat("seed ", seed, " (KILN_TEST_SEED)"));
+  std::mt19937 rng(seed);
   uint64_t previous_events = 0;
   int progressed = 0;
   const absl::Time give_up = absl::Now() + absl::Seconds(200);
@@ -257,7 +267,26 @@ TEST(RunStoreCrashTest, KillNineAtRandomMomentsLeavesNothingTorn) {
     pid_t child = fork();
     ASSERT_GE(child, 0);
     if (child == 0) Writer(dir, static_cast<uint32_t>(rng()));
-    absl::SleepFor(absl::Milliseconds(30 + rng() % 250));
+    // Kill once the writer has committed something new (an event seen in the
+    // store, not a guessed delay: a loaded machine may be slow to start it),
+    // then a seeded random moment later.
+    {
+      const absl::Time deadline = absl::Now() + absl::Seconds(60);
+      uint64_t seen = 0;
+      while (absl::Now() < deadline) {
+        if (std::filesystem::exists(dir + "/runs.db")) {
+          auto reader = Database::Open(dir + "/runs.db");
+          if (reader.ok()) {
+            auto n = (*reader)->QueryInt("SELECT count(*) FROM events");
+            if (n.ok()) seen = static_cast<uint64_t>(*n);
+          }
+        }
+        if (seen > previous_events) break;
+        absl::SleepFor(absl::Milliseconds(5));
+      }
+      EXPECT_GT(seen, previous_events) << "the writer made no progress";
+    }
+    absl::SleepFor(absl::Milliseconds(rng() % 250));
     ASSERT_EQ(kill(child, SIGKILL), 0);
     int status = 0;
     ASSERT_EQ(waitpid(child, &status, 0), child);

@@ -1,0 +1,43 @@
+// Measures how a function's running time grows with its input, for tests
+// that claim "linear" or "bounded": a claim with no bound at all cannot
+// fail.
+#ifndef KILN_ENGINE_BASE_TESTING_GROWTH_H_
+#define KILN_ENGINE_BASE_TESTING_GROWTH_H_
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+
+namespace kiln::growth {
+
+// Best (least disturbed) of `repeats` timings of run(), in seconds.
+inline double BestSeconds(const std::function<void()>& run, int repeats = 3) {
+  double best = 1e30;
+  for (int i = 0; i < repeats; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    run();
+    std::chrono::duration<double> took =
+        std::chrono::steady_clock::now() - start;
+    best = std::min(best, took.count());
+  }
+  return best;
+}
+
+// The time of run(2n) over the time of run(n), from the best of several
+// runs each (which filters out a loaded machine's stalls). Linear work gives
+// about 2, quadratic about 4. Times under a millisecond are raised to one,
+// so a fast, constant-time function reads as ~1 rather than as noise.
+inline double DoublingRatio(const std::function<void(int)>& run, int n) {
+  run(n);  // warm up (allocator, caches)
+  double small = std::max(BestSeconds([&] { run(n); }), 1e-3);
+  double large = std::max(BestSeconds([&] { run(2 * n); }), 1e-3);
+  return large / small;
+}
+
+// The bound tests use for "grows linearly (or better)": between linear (2)
+// and quadratic (4), with room for timing noise.
+constexpr double kLinearDoublingBound = 3.0;
+
+}  // namespace kiln::growth
+
+#endif  // KILN_ENGINE_BASE_TESTING_GROWTH_H_

@@ -1,0 +1,35 @@
+#!/bin/bash
+# Proves the TSan pass over the gRPC service can fail: racy_service runs a
+# deliberately racy handler on gRPC's threads, with kiln's service
+# suppressions linked in, and ThreadSanitizer must report the race in
+# RacyIncrement; the same server with a locked handler must run clean.
+# Runs only under --config=tsan (tag tsan-only); elsewhere it fails, so it
+# cannot pass without checking anything.
+# usage: tsan_check_test.sh RACY_SERVICE_BINARY
+set -u
+bin=$1
+out=${TEST_TMPDIR:-$(mktemp -d)}
+export TSAN_OPTIONS="halt_on_error=1:exitcode=66"
+
+"$bin" --locked >"$out/locked.out" 2>"$out/locked.err"
+rc=$?
+if ! grep -qx 'tsan=1' "$out/locked.out"; then
+  echo "FAIL: racy_service is not built with ThreadSanitizer; run with --config=tsan"
+  exit 1
+fi
+if [ $rc -ne 0 ] || grep -q 'ThreadSanitizer' "$out/locked.err"; then
+  echo "FAIL: the locked handler did not run clean (exit $rc):"
+  head -60 "$out/locked.err"
+  exit 1
+fi
+echo "locked handler: clean ($(tail -1 "$out/locked.out"))"
+
+"$bin" >"$out/racy.out" 2>"$out/racy.err"
+rc=$?
+if [ $rc -ne 66 ] || ! grep -q 'WARNING: ThreadSanitizer: data race' "$out/racy.err" ||
+    ! grep -q 'RacyIncrement' "$out/racy.err"; then
+  echo "FAIL: the planted race in RacyIncrement was not reported (exit $rc):"
+  head -60 "$out/racy.err"
+  exit 1
+fi
+echo "racy handler: race reported, as it must be"

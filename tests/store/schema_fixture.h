@@ -1,0 +1,28 @@
+// The content of a populated store written by schema_fixture_main and
+// checked by schema_upgrade_test: every checked-in schema_fixtures/vN store
+// (made by the kiln whose schema was N) must open with today's code with
+// this content intact.
+#ifndef KILN_TESTS_STORE_SCHEMA_FIXTURE_H_
+#define KILN_TESTS_STORE_SCHEMA_FIXTURE_H_
+
+namespace kiln::store::fixture {
+
+constexpr char kPipeline[] = "fixture";
+constexpr char kBranch[] = "feature/fixture";
+constexpr char kParam[] = "registry";
+constexpr char kParamValue[] = "localhost:5000";
+constexpr char kSourceDir[] = "checkout";
+constexpr char kIdempotencyKey[] = "fixture-key";
+constexpr char kLogText[] = "hello from a v1 store";
+constexpr char kActionKey[] =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+constexpr char kArtifactDigest[] =
+    "sha256:00000000000000000000000000000000000000000000000000000000000000aa";
+constexpr char kResultKey[] = "version";
+constexpr char kResultValue[] = "1.2.3";
+constexpr char kComponent[] = "input.source";
+constexpr char kComponentDigest[] = "sha256:bb";
+
+}  // namespace kiln::store::fixture
+
+#endif  // KILN_TESTS_STORE_SCHEMA_FIXTURE_H_

@@ -1,0 +1,148 @@
+// Every checked-in store of an older (or the current) schema,
+// tests/store/schema_fixtures/vN, opens with today's code, is migrated to
+// today's schema, and keeps its content (schema_fixture.h). Today only v1
+// exists, so this checks that a populated v1 store opens as is; the next
+// schema change adds its migration and this test then runs it on real data.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/store/action_cache.h"
+#include "engine/store/run_store.h"
+#include "engine/store/sqlite.h"
+#include "gtest/gtest.h"
+#include "tests/store/schema_fixture.h"
+
+namespace kiln::store {
+namespace {
+
+namespace fs = std::filesystem;
+namespace f = fixture;
+
+std::string FixtureRoot() {
+  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
+                      std::getenv("TEST_WORKSPACE"),
+                      "/tests/store/schema_fixtures");
+}
+
+int64_t UserVersion(const std::string& db_path) {
+  auto db = Database::Open(db_path);
+  EXPECT_TRUE(db.ok()) << db.status();
+  if (!db.ok()) return -1;
+  auto v = (*db)->QueryInt("PRAGMA user_version");
+  EXPECT_TRUE(v.ok()) << v.status();
+  return v.ok() ? *v : -1;
+}
+
+// A writable copy of one fixture store (runfiles are read-only symlinks).
+std::string CopyFixture(const std::string& version) {
+  std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", version);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* db : {"runs.db", "action_cache.db"}) {
+    fs::copy_file(fs::canonical(FixtureRoot() + "/" + version + "/" + db),
+                  dir + "/" + db);
+    chmod((dir + "/" + db).c_str(), 0600);
+  }
+  return dir;
+}
+
+std::vector<std::string> FixtureVersions() {
+  std::vector<std::string> versions;
+  for (const auto& entry : fs::directory_iterator(FixtureRoot())) {
+    versions.push_back(entry.path().filename().string());
+  }
+  std::sort(versions.begin(), versions.end());
+  return versions;
+}
+
+TEST(SchemaUpgradeTest, EveryFixtureVersionIsPresent) {
+  // One fixture per schema version up to today's: a schema change without
+  // a fixture of the version before it fails here.
+  std::vector<std::string> want;
+  for (int64_t v = 1; v <= RunStore::SchemaVersion(); ++v) {
+    want.push_back(absl::StrCat("v", v));
+  }
+  EXPECT_EQ(FixtureVersions(), want);
+}
+
+TEST(SchemaUpgradeTest, PopulatedStoresOpenWithTheirData) {
+  for (const std::string& version : FixtureVersions()) {
+    SCOPED_TRACE(version);
+    std::string dir = CopyFixture(version);
+    // The fixture really is of that version.
+    EXPECT_EQ(absl::StrCat("v", UserVersion(dir + "/runs.db")), version);
+
+    auto runs = RunStore::Open(dir);
+    ASSERT_TRUE(runs.ok()) << runs.status();
+    EXPECT_EQ(UserVersion(dir + "/runs.db"), RunStore::SchemaVersion());
+    auto page = (*runs)->ListRuns({}, 10, "");
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_EQ(page->runs.size(), 1u);
+    const std::string id = page->runs[0].id();
+
+    auto run = (*runs)->GetRun(id);
+    ASSERT_TRUE(run.ok()) << run.status();
+    EXPECT_EQ(run->pipeline_name(), f::kPipeline);
+    EXPECT_EQ(run->state(), v1::RUN_RUNNING);
+    EXPECT_EQ(run->trigger().branch(), f::kBranch);
+    EXPECT_EQ(run->trigger().params().at(f::kParam), f::kParamValue);
+    ASSERT_EQ(run->tasks_size(), 3);
+    EXPECT_EQ(run->tasks(0).name(), "build");
+    EXPECT_EQ(run->tasks(0).state(), v1::TASK_SUCCEEDED);
+    EXPECT_EQ(run->tasks(0).outputs().at("app"), f::kArtifactDigest);
+    EXPECT_EQ(run->tasks(1).state(), v1::TASK_FAILED);
+    EXPECT_EQ(run->tasks(1).exit_code(), 2);
+    EXPECT_EQ(run->tasks(2).name(), "cleanup");
+    EXPECT_EQ(run->tasks(2).state(), v1::TASK_PENDING);
+    EXPECT_EQ(*(*runs)->GetSourceDir(id), f::kSourceDir);
+    auto pipeline = (*runs)->GetPipeline(id);
+    ASSERT_TRUE(pipeline.ok());
+    EXPECT_EQ(pipeline->tasks_size(), 2);
+
+    auto events = (*runs)->ReadEvents(id, 0, 100);
+    ASSERT_TRUE(events.ok()) << events.status();
+    ASSERT_EQ(events->size(), 5u);
+    for (size_t i = 0; i < events->size(); ++i) {
+      EXPECT_EQ((*events)[i].sequence(), i + 1);
+    }
+    EXPECT_EQ((*events)[2].log().text(), f::kLogText);
+    auto logs = (*runs)->AttemptLogs(id, "build");
+    ASSERT_TRUE(logs.ok()) << logs.status();
+    ASSERT_EQ(logs->size(), 1u);
+    EXPECT_EQ((*logs)[0].bytes, 42);
+
+    // The idempotency key still finds the run.
+    v1::Pipeline again;
+    again.set_name(f::kPipeline);
+    again.add_tasks()->set_name("build");
+    auto created =
+        (*runs)->CreateRun(again, v1::Trigger(), "x", f::kIdempotencyKey);
+    ASSERT_TRUE(created.ok()) << created.status();
+    EXPECT_FALSE(created->created);
+    EXPECT_EQ(created->run_id, id);
+
+    auto cache = ActionCache::Open(dir);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    auto hit = (*cache)->Lookup(f::kActionKey, /*with_components=*/true);
+    ASSERT_TRUE(hit.ok()) << hit.status();
+    ASSERT_TRUE(hit->has_value());
+    EXPECT_EQ((*hit)->outputs.at("app"), f::kArtifactDigest);
+    EXPECT_EQ((*hit)->results.at(f::kResultKey), f::kResultValue);
+    EXPECT_EQ((*hit)->run_id, id);
+    ASSERT_EQ((*hit)->components.size(), 1u);
+    EXPECT_EQ((*hit)->components[0].name, f::kComponent);
+    EXPECT_EQ((*hit)->components[0].value_digest, f::kComponentDigest);
+    auto latest = (*cache)->LatestForTask(f::kPipeline, "build");
+    ASSERT_TRUE(latest.ok());
+    EXPECT_TRUE(latest->has_value());
+  }
+}
+
+}  // namespace
+}  // namespace kiln::store
