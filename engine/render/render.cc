@@ -424,6 +424,12 @@ class Builder {
         }
       }
     }
+    // generators, then components (kustomize v5 runs a kustomization's
+    // generators before its components, so a component's transformers
+    // reach what the generators made).
+    absl::Status s = RunGenerators(k, false, resources);
+    if (s.ok()) s = RunGenerators(k, true, resources);
+    if (!s.ok()) return s;
     // components
     if (const Value* list = kv.Get("components"); list && list->IsList()) {
       for (size_t i = 0; i < list->list.size(); ++i) {
@@ -441,15 +447,12 @@ class Builder {
           }
         }
         stack_.push_back(c->root);
-        absl::Status s = Apply(*c, resources);
+        absl::Status applied = Apply(*c, resources);
         stack_.pop_back();
-        if (!s.ok()) return s;
+        if (!applied.ok()) return applied;
       }
     }
-    // generators
-    absl::Status s = RunGenerators(k, false, resources);
-    if (s.ok()) s = RunGenerators(k, true, resources);
-    if (s.ok()) s = CheckUniqueIds(*resources);
+    s = CheckUniqueIds(*resources);
     if (!s.ok()) return s;
     // transformers, in kustomize's order
     s = RunPatches(k, "patchesStrategicMerge", resources);
