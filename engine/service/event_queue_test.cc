@@ -102,13 +102,13 @@ TEST(EventQueueTest, PushNeverBlocksAndWakesPopper) {
   }
   producer.join();
   // Either every event arrived and then the close, or the producer outran
-  // the popper: then at least a full queue's worth (100) arrived, in order,
-  // followed by the overflow report. Never a timeout.
+  // the popper: then a gap-free prefix arrived (an overflowing queue drops
+  // what it holds at once), followed by the overflow report. Never a
+  // timeout.
   if (r == EventQueue::PopResult::kClosed) {
     EXPECT_EQ(got, 1000u);
   } else {
     EXPECT_EQ(r, EventQueue::PopResult::kOverflow);
-    EXPECT_GE(got, 100u);
     EXPECT_LT(got, 1000u);
   }
 }

@@ -191,12 +191,13 @@ TEST_F(CliTest, StoreComesFromTheEnvironment) {
   unsetenv("KILN_STORE");
   ASSERT_EQ(out.exit_code, 0);
   EXPECT_THAT(out.out, HasSubstr(id));
-  // A store directory without a run store: no runs, and nothing created.
-  std::string empty = dir_ + "-empty";
-  out = Kiln("runs --json --store " + empty);
-  EXPECT_EQ(out.exit_code, 0);
-  EXPECT_EQ(out.out, "[]\n");
-  EXPECT_FALSE(std::filesystem::exists(empty));
+  // A named store that does not exist is an error (a typo must not read as
+  // "no runs"), and nothing is created.
+  std::string missing = dir_ + "-missing";
+  out = Kiln("runs --json --store " + missing);
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_EQ(out.out, "");
+  EXPECT_FALSE(std::filesystem::exists(missing));
 }
 
 TEST_F(CliTest, LogsPrintsEveryTaskInOrder) {

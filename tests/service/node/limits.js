@@ -152,13 +152,19 @@ async function noReflectionOnTcp() {
 
 async function pausedWatchers() {
   freshClient();
-  // ~60 MB of 60 KB lines (under the 64 MiB log cap); four watchers that never read.
+  // Eight tasks of ~24 MB of 60 KB lines each; the engine streams at most
+  // 1 MiB of each attempt's log as events, so the run streams ~8 MiB: more
+  // than one watcher's 4 MiB queue. Four watchers that never read.
+  let tasks = '';
+  for (let t = 0; t < 8; ++t) {
+    tasks += `  - name: talk${t}
+    run:
+      command: [/bin/sh, -c, "l=$(head -c 60000 /dev/zero | tr '\\\\0' x); i=0; while [ $i -lt 400 ]; do echo $l; i=$((i+1)); done"]
+`;
+  }
   const yaml = `name: chatty
 tasks:
-  - name: talk
-    run:
-      command: [/bin/sh, -c, "l=$(head -c 60000 /dev/zero | tr '\\\\0' x); i=0; while [ $i -lt 1000 ]; do echo $l; i=$((i+1)); done"]
-`;
+${tasks}`;
   const run = await unary('SubmitRun', {yaml}, 'submitter');
   const before = rssMb();
   const watchers = [];
