@@ -156,3 +156,48 @@ INSTANTIATE_TEST_SUITE_P(Resolve, BeneathTest, ::testing::Bool(),
 
 }  // namespace
 }  // namespace kiln::cas
+
+namespace kiln::cas {
+namespace {
+
+// A task (not root in the engine's eyes when kiln runs unprivileged) can
+// leave directories of mode 0 and 0555 behind, and a symlink next to them:
+// RemoveTree removes all of it as that same unprivileged user, and never
+// changes the mode of what a symlink points to.
+TEST(RemoveTreeTest, UnreadableAndReadOnlyDirsAreRemovedWithoutRoot) {
+  char tmpl[] = "/tmp/kiln-rmtree-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string base = tmpl;
+  ASSERT_EQ(chmod(base.c_str(), 0777), 0);
+  const std::string outside = base + "-outside";
+  ASSERT_EQ(mkdir(outside.c_str(), 0500), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(10);
+    const std::string t = base + "/t";
+    if (mkdir(t.c_str(), 0755) != 0) _exit(11);
+    if (mkdir((t + "/locked").c_str(), 0755) != 0) _exit(12);
+    std::ofstream((t + "/locked/f").c_str()) << "x";
+    if (mkdir((t + "/ro").c_str(), 0755) != 0) _exit(13);
+    std::ofstream((t + "/ro/g").c_str()) << "y";
+    if (symlink(outside.c_str(), (t + "/link").c_str()) != 0) _exit(14);
+    if (chmod((t + "/locked").c_str(), 0) != 0) _exit(15);
+    if (chmod((t + "/ro").c_str(), 0555) != 0) _exit(16);
+    if (!RemoveTree(t).ok()) _exit(17);
+    struct stat st;
+    _exit(lstat(t.c_str(), &st) == 0 ? 18 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  struct stat st;
+  ASSERT_EQ(stat(outside.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0500u);  // the link's target is untouched
+  EXPECT_TRUE(RemoveTree(base).ok());
+  EXPECT_TRUE(RemoveTree(outside).ok());
+}
+
+}  // namespace
+}  // namespace kiln::cas

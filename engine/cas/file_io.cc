@@ -134,6 +134,25 @@ absl::Status MakeDirs(const std::string& dir) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Gives the owner full access to directory `name` under `parent_fd` without
+// following a symlink: the directory is opened with O_PATH|O_NOFOLLOW and
+// its mode changed through /proc/self/fd, which names that very inode.
+bool MakeOwnerAccessible(int parent_fd, const std::string& name) {
+  int path_fd = openat(parent_fd, name.c_str(),
+                       O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (path_fd < 0) return false;
+  std::string proc = absl::StrCat("/proc/self/fd/", path_fd);
+  bool ok = chmod(proc.c_str(), 0700) == 0;
+  int saved = errno;
+  close(path_fd);
+  errno = saved;
+  return ok;
+}
+
+}  // namespace
+
 absl::Status RemoveTreeAt(int parent_fd, const std::string& name) {
   struct stat st;
   if (fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -150,11 +169,17 @@ absl::Status RemoveTreeAt(int parent_fd, const std::string& name) {
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     // A directory we may not read (mode 0): make it readable and retry.
-    if (errno != EACCES || fchmodat(parent_fd, name.c_str(), 0700, 0) != 0 ||
+    // The mode is changed through an O_PATH descriptor of the directory
+    // itself (never by name, which a task could swap for a symlink).
+    if (errno != EACCES || !MakeOwnerAccessible(parent_fd, name) ||
         (fd = openat(parent_fd, name.c_str(),
                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
       return ErrnoStatus(errno, absl::StrCat("open ", name));
     }
+  } else if ((st.st_mode & 0700) != 0700) {
+    // Not writable or searchable by its owner (e.g. 0555): its entries
+    // could not be removed when the engine is not root.
+    fchmod(fd, 0700);
   }
   DIR* d = fdopendir(fd);
   if (d == nullptr) {
