@@ -2,6 +2,7 @@
 // the store always opens, finished tasks are never executed again, the run
 // completes, and no task process outlives the killed engine.
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,9 +78,16 @@ bool ProcessWithTokenExists(const std::string& token,
   bool found = false;
   while (dirent* e = readdir(d)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream in(absl::StrCat("/proc/", e->d_name, "/cmdline"));
-    std::string cmd((std::istreambuf_iterator<char>(in)),
-                    std::istreambuf_iterator<char>());
+    // Read with read(2): a process may exit mid-read (ESRCH), which an
+    // ifstream reports by throwing.
+    std::string cmd;
+    int fd = open(absl::StrCat("/proc/", e->d_name, "/cmdline").c_str(),
+                  O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) cmd.append(buf, n);
+    close(fd);
     if (cmd.find(token) != std::string::npos &&
         cmd.find(also) != std::string::npos) {
       found = true;
