@@ -20,8 +20,8 @@ namespace fs = std::filesystem;
 
 std::string TempDir(const std::string& name) {
   const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir = absl::StrCat(base ? base : "/tmp", "/run_lease_test_",
-                                 name, "_", getpid());
+  std::string dir = absl::StrCat(base ? base : "/tmp", "/run_lease_test_", name,
+                                 "_", getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
