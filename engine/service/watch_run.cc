@@ -19,6 +19,17 @@ bool EndsRun(const v1::RunEvent& event) {
   return event.has_run_state() && IsFinal(event.run_state().state());
 }
 
+// Why a watch stream that StreamOver() ended stops: the client left, or
+// the server is shutting down (the client resumes after `last_sent`).
+grpc::Status EndedStatus(grpc::ServerContext* context, uint64_t last_sent) {
+  if (context->IsCancelled()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  }
+  return grpc::Status(
+      grpc::StatusCode::UNAVAILABLE,
+      absl::StrCat("server shutting down; resume after sequence ", last_sent));
+}
+
 // Unsubscribes when the stream ends, however it ends.
 class Subscription {
  public:
@@ -58,15 +69,7 @@ grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
   uint64_t last_sent = request->after_sequence();
   constexpr int kCatchUpPage = 64;  // at most 64 lines of 64 KiB in memory
   while (true) {
-    if (StreamOver(context)) {
-      if (context->IsCancelled()) {
-        return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-      }
-      return grpc::Status(
-          grpc::StatusCode::UNAVAILABLE,
-          absl::StrCat("server shutting down; resume after sequence ",
-                       last_sent));
-    }
+    if (StreamOver(context)) return EndedStatus(context, last_sent);
     absl::StatusOr<std::vector<v1::RunEvent>> page =
         engine_->run_store().ReadEvents(request->run_id(), last_sent,
                                         kCatchUpPage);
@@ -98,15 +101,7 @@ grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
         queue->Push(event);
       }));
   while (true) {
-    if (StreamOver(context)) {
-      if (context->IsCancelled()) {
-        return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-      }
-      return grpc::Status(
-          grpc::StatusCode::UNAVAILABLE,
-          absl::StrCat("server shutting down; resume after sequence ",
-                       last_sent));
-    }
+    if (StreamOver(context)) return EndedStatus(context, last_sent);
     v1::RunEvent event;
     switch (queue->Pop(options_.poll, &event)) {
       case EventQueue::PopResult::kTimeout:
