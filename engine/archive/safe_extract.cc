@@ -470,7 +470,9 @@ absl::StatusOr<std::vector<TreeEntry>> ExtractArchiveAt(
   int64_t max_stream =
       limits.max_total_bytes + limits.max_entries * 3072 + (int64_t{1} << 20);
   std::unique_ptr<ByteSource> decompressed;
-  auto raw = std::make_unique<ZstdDecompressSource>(zstd_tar.get(), max_stream);
+  auto raw = std::make_unique<ZstdDecompressSource>(
+      zstd_tar.get(), max_stream, limits.max_expansion_ratio,
+      limits.expansion_grace_bytes);
   if (options.prefetch) {
     decompressed = std::make_unique<PrefetchSource>(std::move(raw));
   } else {

@@ -8,7 +8,8 @@
 //   - an entry below a symlink or a file created earlier (write-through);
 //   - duplicate entries;
 //   - more than max_entries entries, more than max_total_bytes of file
-//     content, or paths longer than max_path_length (ResourceExhausted);
+//     content, paths longer than max_path_length, or a zstd stream that
+//     expands past its bounds (ResourceExhausted);
 //   - truncated or corrupt streams (DataLoss).
 // Modes are not taken from the archive: files become 0644, or 0755 when the
 // entry's owner-execute bit is set; directories 0755 (exactly: the umask
@@ -38,6 +39,12 @@ struct ExtractLimits {
   int64_t max_total_bytes = int64_t{16} << 30;  // file content, 16 GiB
   int64_t max_entries = 1 << 20;
   size_t max_path_length = 4096;
+  // Decompressed bytes per compressed byte once the decompressed stream is
+  // past expansion_grace_bytes; 0: not checked. The decompressed stream is
+  // also bounded by max_total_bytes plus the headers of max_entries
+  // entries. Both stop a bomb while it streams (zstd_stream.h).
+  int64_t max_expansion_ratio = 0;
+  int64_t expansion_grace_bytes = int64_t{64} << 20;
 };
 
 struct ExtractOptions {

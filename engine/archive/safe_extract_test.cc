@@ -1,5 +1,6 @@
 #include "engine/archive/safe_extract.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -124,6 +125,44 @@ TEST_P(SafeExtractTest, ExtractAtReplacesWithoutFollowing) {
   EXPECT_NE(lstat((dir_ + "/host/a").c_str(), &st), 0);
   EXPECT_EQ(lstat((dir_ + "/host/keep").c_str(), &st), 0);
   EXPECT_EQ(*cas::ReadSmallFile(dir_ + "/parent/out/a/b/big"), "d");
+}
+
+// A small archive of zeros that expands far past its size is stopped while
+// it streams: the error says why, and nothing (no target, no temp) stays.
+TEST_P(SafeExtractTest, ExpansionBombStoppedAndNothingRemains) {
+  std::string bomb = Archive(std::string(48 << 20, '\0'));
+  ASSERT_LT(bomb.size(), 64u << 10);
+  ExtractOptions opts;
+  opts.prefetch = GetParam();
+  opts.limits.max_expansion_ratio = 100;
+  opts.limits.expansion_grace_bytes = 1 << 20;
+  auto entries = ExtractArchive(std::make_unique<StringSource>(bomb, 4096),
+                                dir_ + "/out", opts);
+  EXPECT_EQ(entries.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(entries.status().message().find("decompression bomb"),
+            absl::string_view::npos)
+      << entries.status();
+  DIR* d = opendir(dir_.c_str());
+  ASSERT_NE(d, nullptr);
+  int left = 0;
+  while (dirent* e = readdir(d)) {
+    if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") {
+      ADD_FAILURE() << "left behind: " << e->d_name;
+      ++left;
+    }
+  }
+  closedir(d);
+  EXPECT_EQ(left, 0);
+  // The content bound refuses a file larger than allowed before writing it.
+  ExtractOptions small;
+  small.prefetch = GetParam();
+  small.limits.max_total_bytes = 1 << 20;
+  auto refused = ExtractArchive(std::make_unique<StringSource>(bomb, 4096),
+                                dir_ + "/out", small);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("exceeds 1048576 bytes"),
+            absl::string_view::npos)
+      << refused.status();
 }
 
 INSTANTIATE_TEST_SUITE_P(Prefetch, SafeExtractTest, ::testing::Bool());

@@ -48,8 +48,14 @@ absl::Status ZstdCompressor::Write(absl::string_view data) {
 absl::Status ZstdCompressor::Finish() { return Drive("", ZSTD_e_end); }
 
 ZstdDecompressSource::ZstdDecompressSource(ByteSource* compressed,
-                                           int64_t max_output)
-    : in_(compressed), max_output_(max_output), dctx_(ZSTD_createDCtx()) {
+                                           int64_t max_output,
+                                           int64_t max_ratio,
+                                           int64_t ratio_grace)
+    : in_(compressed),
+      max_output_(max_output),
+      max_ratio_(max_ratio),
+      ratio_grace_(ratio_grace),
+      dctx_(ZSTD_createDCtx()) {
   ZSTD_DCtx_setParameter(dctx_, ZSTD_d_windowLogMax, 27);
   out_.resize(ZSTD_DStreamOutSize() * 8);
 }
@@ -75,16 +81,28 @@ absl::StatusOr<absl::string_view> ZstdDecompressSource::Next() {
       input_ = ZSTD_inBuffer{chunk->data(), chunk->size(), 0};
     }
     ZSTD_outBuffer out{out_.data(), out_.size(), 0};
+    size_t before = input_.pos;
     size_t hint = ZSTD_decompressStream(dctx_, &out, &input_);
     if (ZSTD_isError(hint)) return ZstdError("corrupt zstd stream", hint);
+    consumed_ += static_cast<int64_t>(input_.pos - before);
     last_hint_ = hint;
     // A full output buffer may mean the decoder holds more for us.
     output_pending_ = out.pos == out.size;
     if (out.pos > 0) {
       produced_ += static_cast<int64_t>(out.pos);
       if (produced_ > max_output_) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat("archive expands beyond ", max_output_, " bytes"));
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "archive expands beyond ", max_output_,
+            " bytes (the limit on its decompressed size); refused as a "
+            "decompression bomb after reading ",
+            consumed_, " compressed bytes"));
+      }
+      if (max_ratio_ > 0 && produced_ > ratio_grace_ &&
+          produced_ / max_ratio_ > consumed_) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "archive expands more than ", max_ratio_,
+            " times its compressed size (", produced_, " bytes from ",
+            consumed_, "); refused as a decompression bomb"));
       }
       return absl::string_view(out_.data(), out.pos);
     }

@@ -9,7 +9,11 @@
 //
 // ZstdDecompressSource: decompresses a ByteSource, at most `max_output`
 // bytes (ResourceExhausted beyond: a decompression bomb), window at most
-// 128 MiB; a truncated frame or trailing garbage is DataLoss.
+// 128 MiB; a truncated frame or trailing garbage is DataLoss. With
+// `max_ratio` > 0, output past `ratio_grace` bytes may be at most max_ratio
+// times the compressed bytes consumed so far (ResourceExhausted beyond).
+// Both are checked on every output buffer (at most 1 MiB), so a bomb is
+// stopped while it streams, before its output is written anywhere.
 // Neither is thread-safe.
 #ifndef KILN_ENGINE_ARCHIVE_ZSTD_STREAM_H_
 #define KILN_ENGINE_ARCHIVE_ZSTD_STREAM_H_
@@ -51,14 +55,20 @@ class ZstdCompressor {
 
 class ZstdDecompressSource : public ByteSource {
  public:
-  ZstdDecompressSource(ByteSource* compressed, int64_t max_output);
+  static constexpr int64_t kDefaultRatioGrace = int64_t{64} << 20;
+  ZstdDecompressSource(ByteSource* compressed, int64_t max_output,
+                       int64_t max_ratio = 0,
+                       int64_t ratio_grace = kDefaultRatioGrace);
   ~ZstdDecompressSource() override;
   absl::StatusOr<absl::string_view> Next() override;
 
  private:
   ByteSource* in_;
   int64_t max_output_;
+  int64_t max_ratio_;
+  int64_t ratio_grace_;
   int64_t produced_ = 0;
+  int64_t consumed_ = 0;  // compressed bytes fed to the decoder
   ZSTD_DCtx* dctx_;
   ZSTD_inBuffer input_{nullptr, 0, 0};
   size_t last_hint_ = 1;  // 0 after a complete frame

@@ -102,5 +102,56 @@ TEST(ZstdStreamTest, BombIsCapped) {
   EXPECT_EQ(back.status().code(), absl::StatusCode::kResourceExhausted);
 }
 
+// Pulls `d` to the end; returns the error and how many bytes came out
+// before it.
+absl::Status Drain(ZstdDecompressSource* d, int64_t* out_bytes) {
+  *out_bytes = 0;
+  while (true) {
+    absl::StatusOr<absl::string_view> b = d->Next();
+    if (!b.ok()) return b.status();
+    if (b->empty()) return absl::OkStatus();
+    *out_bytes += static_cast<int64_t>(b->size());
+  }
+}
+
+// The output bound stops the stream as it passes the limit: no more than
+// one output buffer past it is ever produced, and the error says why.
+TEST(ZstdStreamTest, BombStopsWhileStreaming) {
+  std::string frame = Compress(std::string(64 << 20, '\0'), 1, 1 << 20);
+  ASSERT_LT(frame.size(), 64u << 10);  // over a thousandfold
+  StringSource src(frame, 4096);
+  ZstdDecompressSource d(&src, 1 << 20);
+  int64_t out = 0;
+  absl::Status st = Drain(&d, &out);
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+  EXPECT_NE(st.message().find("decompression bomb"), absl::string_view::npos)
+      << st;
+  EXPECT_NE(st.message().find("beyond 1048576 bytes"), absl::string_view::npos)
+      << st;
+  EXPECT_LE(out, 1 << 20);
+}
+
+// The ratio bound: past the grace, output may be at most max_ratio times
+// the compressed input read so far.
+TEST(ZstdStreamTest, ExpansionRatioIsBounded) {
+  std::string frame = Compress(std::string(64 << 20, '\0'), 1, 1 << 20);
+  StringSource src(frame, 4096);
+  ZstdDecompressSource d(&src, int64_t{1} << 40, /*max_ratio=*/100,
+                         /*ratio_grace=*/1 << 20);
+  int64_t out = 0;
+  absl::Status st = Drain(&d, &out);
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+  EXPECT_NE(st.message().find("more than 100 times its compressed size"),
+            absl::string_view::npos)
+      << st;
+  EXPECT_LE(out, 2 << 20);  // the grace plus one output buffer at most
+  // Ordinary data (about 2:1) passes the same bound.
+  std::string mixed = MixedInput(8 << 20);
+  StringSource ok_src(Compress(mixed, 1, 1 << 20), 4096);
+  ZstdDecompressSource ok(&ok_src, int64_t{1} << 40, 100, 1 << 20);
+  ASSERT_TRUE(Drain(&ok, &out).ok());
+  EXPECT_EQ(out, 8 << 20);
+}
+
 }  // namespace
 }  // namespace kiln::archive
