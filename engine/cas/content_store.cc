@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "engine/cas/beneath.h"
 #include "engine/cas/file_io.h"
 
 namespace kiln::cas {
@@ -25,14 +26,15 @@ std::string ShardDir(const std::string& root, const std::string& hex) {
   return absl::StrCat(root, "/sha256/", hex.substr(0, 2));
 }
 
-// Removes temp files abandoned by crashed writers long ago. Young ones may
+// Removes temp files abandoned by crashed writers long ago, whatever their
+// name (also those of older versions, named without a pid). Young ones may
 // belong to a live writer in another process and are left alone.
 void SweepStaleTemps(const std::string& tmp_dir) {
   DIR* d = opendir(tmp_dir.c_str());
   if (d == nullptr) return;
   time_t now = time(nullptr);
   while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
     struct stat st;
     if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
         S_ISREG(st.st_mode) && now - st.st_mtime > kStaleTempSeconds) {
@@ -40,6 +42,16 @@ void SweepStaleTemps(const std::string& tmp_dir) {
     }
   }
   closedir(d);
+}
+
+void SweepDeadWriters(const std::string& tmp_dir) {
+  int fd =
+      open(tmp_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  // Best effort: a temp that cannot be removed now is tried at the next
+  // start, and the age sweep below catches what pid reuse hides.
+  SweepDeadTemps(fd).IgnoreError();
+  close(fd);
 }
 
 class FileBlobWriter : public BlobWriter {
@@ -169,6 +181,10 @@ absl::StatusOr<std::unique_ptr<ContentStore>> ContentStore::Open(
     absl::Status st = MakeDirs(absl::StrCat(root, sub));
     if (!st.ok()) return st;
   }
+  // Partial blobs of writers that died (kill -9 during an upload): each
+  // is named with its writer's pid, so they go at once, while a live
+  // writer's (a `kiln run` sharing the store) stays.
+  SweepDeadWriters(absl::StrCat(root, "/tmp"));
   SweepStaleTemps(absl::StrCat(root, "/tmp"));
   return std::unique_ptr<ContentStore>(new ContentStore(std::move(root)));
 }
@@ -179,7 +195,9 @@ std::string ContentStore::BlobPath(const Digest& digest) const {
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> ContentStore::NewWriter() const {
-  std::string tmp = absl::StrCat(root_, "/tmp/", RandomSuffix(), ".tmp");
+  // Named with this process's pid (TempName), so a dead writer's partial
+  // blob is recognized and swept when the store is next opened.
+  std::string tmp = absl::StrCat(root_, "/tmp/", TempName("blob"));
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
   return std::unique_ptr<BlobWriter>(new FileBlobWriter(this, tmp, fd));

@@ -8,7 +8,8 @@
 // Durability: every blob is written to a temp file, fsynced, renamed onto its
 // name, and the directory is fsynced. A crash (even SIGKILL mid-write) leaves
 // every blob either whole or absent; stale temp files are ignored by readers
-// and swept (older than a day) when a store is opened.
+// and swept when a store is opened: at once when their writer (its pid is in
+// the name, cas::TempName) is dead, else when older than a day.
 //
 // Integrity: reads verify. A blob whose bytes no longer hash to its name (bit
 // flip, truncation) is never served: the read that notices it moves the file

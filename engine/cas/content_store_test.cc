@@ -1,5 +1,6 @@
 #include "engine/cas/content_store.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -116,6 +117,59 @@ TEST_F(ContentStoreTest, AbandonedWriterLeavesNothing) {
   auto blobs = store_->ListBlobs();
   ASSERT_TRUE(blobs.ok());
   EXPECT_TRUE(blobs->empty());
+}
+
+std::vector<std::string> TempFiles(const std::string& store_dir) {
+  std::vector<std::string> names;
+  DIR* d = opendir((store_dir + "/cas/tmp").c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  closedir(d);
+  return names;
+}
+
+// A writer killed mid-upload leaves a partial blob; the next open of the
+// store (a server start) removes it at once, but never a live writer's.
+TEST_F(ContentStoreTest, DeadWritersTempsSweptAtOpenLiveOnesKept) {
+  int ready[2], hold[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(hold), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(ready[0]);
+    close(hold[1]);
+    auto w = store_->NewWriter();
+    bool ok = w.ok() && (*w)->Append(std::string(1 << 20, 'p')).ok();
+    char c = ok ? 'y' : 'n';
+    if (write(ready[1], &c, 1) != 1) _exit(1);
+    (void)read(hold[0], &c, 1);  // until killed
+    _exit(0);
+  }
+  close(ready[1]);
+  close(hold[0]);
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  ASSERT_EQ(c, 'y');
+  std::vector<std::string> temps = TempFiles(dir_);
+  ASSERT_EQ(temps.size(), 1u);
+  EXPECT_NE(temps[0].find(absl::StrCat("-", child, "-")), std::string::npos)
+      << temps[0];
+  // The writer is alive: reopening (another process starting) keeps it.
+  ASSERT_TRUE(ContentStore::Open(dir_).ok());
+  EXPECT_EQ(TempFiles(dir_), temps);
+  // kill -9: nothing of the writer runs; the next open sweeps its temp.
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  close(hold[1]);
+  EXPECT_EQ(TempFiles(dir_), temps);
+  ASSERT_TRUE(ContentStore::Open(dir_).ok());
+  EXPECT_TRUE(TempFiles(dir_).empty());
 }
 
 TEST_F(ContentStoreTest, BitFlipIsDetectedQuarantinedAndNeverServed) {
