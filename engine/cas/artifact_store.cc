@@ -577,9 +577,14 @@ absl::Status ArtifactStore::VerifiedUnstash(
                        archive->ToString(), " is corrupt and was quarantined (",
                        st.message(), ")"));
     }
-    return absl::DataLossError(absl::StrCat(
-        "artifact ", tree.ToString(), " cannot be extracted from archive ",
-        archive->ToString(), ": ", st.message()));
+    // A sound blob past the extraction limits (a decompression bomb) keeps
+    // its code: the caller's limit, not damage.
+    return absl::Status(absl::IsResourceExhausted(st)
+                            ? absl::StatusCode::kResourceExhausted
+                            : absl::StatusCode::kDataLoss,
+                        absl::StrCat("artifact ", tree.ToString(),
+                                     " cannot be extracted from archive ",
+                                     archive->ToString(), ": ", st.message()));
   }
   return st;
 }

@@ -85,7 +85,8 @@ class ArtifactStore {
 
   // Extracts artifact `tree` into `target` (new or empty directory; its
   // parent path is trusted). NotFound if the artifact is unknown; DataLoss
-  // if its archive is corrupt.
+  // if its archive is corrupt; ResourceExhausted if it passes the
+  // extraction limits (ArtifactStoreOptions.extract: a decompression bomb).
   absl::Status Unstash(const Digest& tree, const std::string& target) const;
   // Extracts artifact `tree` into the entry `name` of the directory open at
   // parent_fd; nothing outside parent_fd is touched and no symlink is

@@ -75,8 +75,13 @@ grpc::Status ToGrpc(const absl::Status& status) {
 
 absl::StatusOr<std::unique_ptr<KilnService>> KilnService::Create(
     Engine* engine, ServiceOptions options) {
+  // Source archives come from clients: their own, tighter bounds.
+  cas::ArtifactStoreOptions store_options;
+  store_options.extract.limits.max_total_bytes = options.max_source_bytes;
+  store_options.extract.limits.max_expansion_ratio =
+      options.max_source_expansion;
   absl::StatusOr<std::unique_ptr<cas::ArtifactStore>> artifacts =
-      cas::ArtifactStore::Open(engine->store_dir());
+      cas::ArtifactStore::Open(engine->store_dir(), store_options);
   if (!artifacts.ok()) return artifacts.status();
   return std::unique_ptr<KilnService>(
       new KilnService(engine, std::move(options), std::move(*artifacts)));

@@ -52,6 +52,12 @@ struct ServiceOptions {
   // temporary space they may take). Over either: RESOURCE_EXHAUSTED.
   int max_concurrent_uploads = 16;
   int64_t max_upload_bytes_in_flight = int64_t{32} << 30;
+  // A submitted source archive (SubmitRun.source) may hold at most this
+  // many bytes of file content, and its zstd stream may expand at most
+  // max_source_expansion times (past its first 64 MiB). Over either the
+  // extraction stops at once: RESOURCE_EXHAUSTED, nothing left on disk.
+  int64_t max_source_bytes = int64_t{4} << 30;
+  int64_t max_source_expansion = 1000;
   // Most digests in one FindMissingBlobs.
   int max_digests = 10000;
   // Largest run reply (GetRun, ListRuns page, GetRunTasks page); under the
