@@ -51,6 +51,13 @@ int ServeVerb(const std::vector<std::string>& argv) {
   args.Flag("max-reply-bytes",
             "largest run reply; bigger task lists are paged (default 4 MiB)");
   args.Flag("max-uploads", "blob uploads in progress at once (default 16)");
+  args.Flag("max-connections",
+            "TCP connections open at once, plain TCP only (default 512)");
+  args.Flag("max-source-bytes",
+            "file content of a submitted source archive (default 4 GiB)");
+  args.Flag("max-source-expansion",
+            "how many times a source archive may expand when decompressed, "
+            "past its first 64 MiB (default 1000)");
   args.Bool("reflection",
             "serve grpc.reflection on TCP too (unauthenticated; always on "
             "for a unix socket)");
@@ -107,6 +114,23 @@ int ServeVerb(const std::vector<std::string>& argv) {
                          &options.service.max_concurrent_uploads) ||
        options.service.max_concurrent_uploads < 1)) {
     return args.UsageError("--max-uploads must be positive");
+  }
+  int64_t connections = options.max_connections;
+  if (absl::Status s = args.IntFlag("max-connections", 1, 100000, &connections);
+      !s.ok()) {
+    return args.UsageError(std::string(s.message()));
+  }
+  options.max_connections = static_cast<int>(connections);
+  if (absl::Status s =
+          args.IntFlag("max-source-bytes", 1 << 20, int64_t{1} << 40,
+                       &options.service.max_source_bytes);
+      !s.ok()) {
+    return args.UsageError(std::string(s.message()));
+  }
+  if (absl::Status s = args.IntFlag("max-source-expansion", 10, 1000000,
+                                    &options.service.max_source_expansion);
+      !s.ok()) {
+    return args.UsageError(std::string(s.message()));
   }
   if (args.Has("max-reply-bytes")) {
     int64_t bytes = 0;

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/service/connection_cap.h"
 #include "engine/service/listen_address.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -161,8 +162,17 @@ absl::StatusOr<std::unique_ptr<KilnServer>> KilnServer::Start(
   builder.SetOption(std::make_unique<ReflectionOption>(
       address->unix_socket || options.reflection_on_tcp));
   int bound_port = 0;
-  builder.AddListeningPort(address->GrpcTarget(), *credentials,
-                           address->unix_socket ? nullptr : &bound_port);
+  if (server->plaintext_tcp_) {
+    // Plain TCP: kiln accepts and caps the connections (connection_cap.h).
+    absl::StatusOr<std::unique_ptr<CappedAcceptor>> acceptor =
+        CappedAcceptor::Listen(*address, options.max_connections);
+    if (!acceptor.ok()) return acceptor.status();
+    server->acceptor_ = std::move(*acceptor);
+    bound_port = server->acceptor_->port();
+  } else {
+    builder.AddListeningPort(address->GrpcTarget(), *credentials,
+                             address->unix_socket ? nullptr : &bound_port);
+  }
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(options.max_receive_message_bytes);
@@ -211,6 +221,9 @@ absl::StatusOr<std::unique_ptr<KilnServer>> KilnServer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address->GrpcTarget()));
   }
+  if (server->acceptor_ != nullptr) {
+    server->acceptor_->Start(server->server_.get());
+  }
   if (address->unix_socket) {
     if (chmod(address->path.c_str(), 0600) != 0) {
       server->server_->Shutdown();
@@ -229,6 +242,7 @@ absl::StatusOr<std::unique_ptr<KilnServer>> KilnServer::Start(
 void KilnServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  if (acceptor_ != nullptr) acceptor_->Stop();  // no new connections
   service_->BeginShutdown();
   if (auto* health = server_->GetHealthCheckService()) {
     health->Shutdown();

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/engine.h"
+#include "engine/service/connection_cap.h"
 #include "engine/service/kiln_service.h"
 #include "grpcpp/server.h"
 
@@ -44,6 +45,10 @@ struct ServerOptions {
   int max_threads = 1024;
   // Memory gRPC may use for connections and calls (resource quota).
   int64_t max_memory_bytes = int64_t{1} << 30;
+  // Connections open at once on plain TCP (connection_cap.h); more are
+  // closed as soon as they are accepted. gRPC 1.51 cannot cap TLS or unix
+  // socket connections.
+  int max_connections = 512;
   // A connection with no call open for this long is closed (GOAWAY).
   absl::Duration connection_idle = absl::Minutes(2);
   // A connection must finish its handshake (TLS) within this.
@@ -76,6 +81,7 @@ class KilnServer {
   KilnServer() = default;
 
   std::unique_ptr<KilnService> service_;
+  std::unique_ptr<CappedAcceptor> acceptor_;  // plain TCP only
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   std::string socket_path_;
