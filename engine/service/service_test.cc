@@ -7,6 +7,8 @@
 #include "engine/cas/artifact_store.h"
 #include "engine/service/service_test_fixture.h"
 #include "engine/store/run_store.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
 
 namespace kiln::service {
 namespace {
@@ -329,7 +331,12 @@ TEST_F(ServiceTest, ClientGoneMidStreamLeavesServerHealthy) {
   ExpectContiguous(events);
 }
 
-TEST_F(ServiceTest, SlowWatcherIsDroppedAndResumesWithoutLoss) {
+// A watcher that stops reading is cut off once its queue (4 events here)
+// overflows, while a reading watcher and the run go on. The cut-off is
+// forced: the slow client's HTTP/2 window is 1 KiB (no BDP growth), so the
+// server's writes to it block after a few events, and it subscribes to live
+// events before the run starts, so no backlog is paced from the store.
+TEST_F(ServiceTest, SlowWatcherIsCutOffAndResumesWithoutLoss) {
   ServerOptions options;
   options.service.watch_queue_events = 4;
   StartUnix(options);
@@ -340,22 +347,59 @@ TEST_F(ServiceTest, SlowWatcherIsDroppedAndResumesWithoutLoss) {
     absl::StrAppend(&yaml, "  - name: t", i, "\n    run: {command: [x]}\n");
   }
   v1::SubmitRunResponse submitted = Submit(*client, yaml);
-  // The whole run happens while nobody reads: the watcher overflows.
+  const size_t total = 1 + 2 * 40 + 1;
+
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  auto slow_stub = v1::Kiln::NewStub(grpc::CreateCustomChannel(
+      server_->address(), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext slow_context;
+  slow_context.set_deadline(
+      absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  v1::WatchRunRequest request;
+  request.set_run_id(submitted.run_id());
+  auto slow = slow_stub->WatchRun(&slow_context, request);
   std::vector<v1::RunEvent> events;
-  std::atomic<bool> first{true};
   std::thread watcher([&] {
-    absl::StatusOr<v1::RunState> state =
-        client->Watch(submitted.run_id(), 0, [&](const v1::RunEvent& e) {
-          if (first.exchange(false)) absl::SleepFor(absl::Milliseconds(300));
-          events.push_back(e);
-        });
-    EXPECT_TRUE(state.ok()) << state.status();
+    v1::RunState final_state;
+    events = WatchAll(*client, submitted.run_id(), &final_state);
+    EXPECT_EQ(final_state, v1::RUN_SUCCEEDED);
   });
-  absl::SleepFor(absl::Milliseconds(50));
+  // Both follow live events before anything else happens.
+  for (int i = 0; i < 3000 && engine_->subscribe_calls() < 2; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(engine_->subscribe_calls(), 2);
   engine_->Release();
   watcher.join();
+  // The reading watcher and the run were unaffected.
   ExpectContiguous(events);
-  EXPECT_EQ(events.size(), 1u + 2 * 40 + 1);
+  EXPECT_EQ(events.size(), total);
+
+  // The slow one was cut off: what reached it is a gap-free prefix, without
+  // the end, and the stream ends with the documented status.
+  std::vector<v1::RunEvent> got;
+  v1::RunEvent event;
+  while (slow->Read(&event)) got.push_back(event);
+  grpc::Status status = slow->Finish();
+  EXPECT_TRUE(status.error_code() == grpc::StatusCode::CANCELLED ||
+              status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << status.error_code() << " " << status.error_message();
+  ExpectContiguous(got);
+  EXPECT_LT(got.size(), total / 2);
+  // It resumes after the last event it got and loses nothing.
+  uint64_t last = got.empty() ? 0 : got.back().sequence();
+  std::vector<v1::RunEvent> rest;
+  absl::StatusOr<v1::RunState> state =
+      client->Watch(submitted.run_id(), last,
+                    [&](const v1::RunEvent& e) { rest.push_back(e); });
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, v1::RUN_SUCCEEDED);
+  ASSERT_EQ(got.size() + rest.size(), total);
+  for (size_t i = 0; i < rest.size(); ++i) {
+    EXPECT_EQ(rest[i].sequence(), last + i + 1);
+  }
 }
 
 TEST_F(ServiceTest, PerClientStreamLimit) {

@@ -82,6 +82,7 @@ class FakeRunHandle : public RunHandle {
   const std::string& id() const override { return id_; }
 
   int Subscribe(uint64_t after_seq, EventCallback callback) override {
+    engine_->CountSubscribe();
     MutexLock lock(&mu_);
     int id = next_++;
     subscriptions_[id] = std::make_unique<Subscription>(

@@ -40,6 +40,10 @@ class FakeEngine : public Engine {
 
   void Hold();
   void Release();
+  // How many subscriptions (Subscribe calls on any of its run handles) were
+  // made: a test waits for a watcher to follow live events.
+  int subscribe_calls() const { return subscribe_calls_.load(); }
+  void CountSubscribe() { ++subscribe_calls_; }
 
   absl::StatusOr<std::shared_ptr<RunHandle>> Submit(
       RunRequest request) override;
@@ -83,6 +87,7 @@ class FakeEngine : public Engine {
   std::map<std::string, std::unique_ptr<Runner>> runners_ ABSL_GUARDED_BY(mu_);
   bool held_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<int> subscribe_calls_{0};
 };
 
 }  // namespace kiln::service::testing
