@@ -85,10 +85,45 @@ grep -q "warning: TCP without TLS: traffic (tokens included) is unencrypted" \
 echo "ok: plaintext warning"
 
 KILN_ADDR="${ADDR}" KILN_PROTO_DIR="${PROTO_DIR}" KILN_PID="${SERVER_PID}" \
+  KILN_STORE="${WORK}/store" \
   KILN_ADMIN="${ADMIN}" KILN_SUBMITTER="${SUBMITTER}" \
   KILN_VIEWER1="${VIEWER1}" KILN_VIEWER2="${VIEWER2}" \
   timeout 600 node "${CLIENT}"
 
+kill -TERM "${SERVER_PID}"
+wait "${SERVER_PID}"
+SERVER_PID=""
+
+# 4. The connection cap, on a server of its own (default idle timeout, so
+# held connections stay for the test's length).
+"${KILN}" serve --store "${WORK}/store2" --listen 127.0.0.1:0 \
+  --token-file "${WORK}/tokens" --max-connections 8 \
+  >"${WORK}/serve2.out" 2>"${WORK}/serve2.err" &
+SERVER_PID=$!
+ADDR=""
+for _ in $(seq 1 300); do
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve2.out")"
+  [[ -n "${ADDR}" ]] && break
+  if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
+    echo "kiln serve exited:" >&2
+    cat "${WORK}/serve2.err" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+[[ -n "${ADDR}" ]] || { echo "kiln serve did not start" >&2; exit 1; }
+KILN_SECTION=connections KILN_ADDR="${ADDR}" KILN_PROTO_DIR="${PROTO_DIR}" \
+  KILN_PID="${SERVER_PID}" KILN_STORE="${WORK}/store2" \
+  KILN_ADMIN="${ADMIN}" KILN_SUBMITTER="${SUBMITTER}" \
+  KILN_VIEWER1="${VIEWER1}" KILN_VIEWER2="${VIEWER2}" \
+  timeout 300 node "${CLIENT}"
+grep -q "connections open (--max-connections); refusing new ones" \
+  "${WORK}/serve2.err" || {
+  echo "no warning about refused connections:" >&2
+  cat "${WORK}/serve2.err" >&2
+  exit 1
+}
+echo "ok: refused connections are reported"
 kill -TERM "${SERVER_PID}"
 wait "${SERVER_PID}"
 SERVER_PID=""

@@ -6,7 +6,7 @@
 // fitted and paged, and secret param values never returned.
 //
 // Environment: KILN_ADDR, KILN_PROTO_DIR, KILN_PID (the server, to read its
-// memory), KILN_ADMIN / KILN_SUBMITTER / KILN_VIEWER1 / KILN_VIEWER2
+// memory), KILN_STORE (its store directory), KILN_ADMIN / KILN_SUBMITTER / KILN_VIEWER1 / KILN_VIEWER2
 // (tokens). The server runs with --max-streams 16 (2 kept for admins),
 // --max-streams-per-client 8, --idle-timeout 2s, --max-reply-bytes 65536,
 // --max-uploads 1.
@@ -21,6 +21,7 @@ const protoLoader = require('@grpc/proto-loader');
 const addr = process.env.KILN_ADDR;
 const protoDir = process.env.KILN_PROTO_DIR;
 const serverPid = process.env.KILN_PID;
+const storeDir = process.env.KILN_STORE;
 const tokens = {
   admin: process.env.KILN_ADMIN,
   submitter: process.env.KILN_SUBMITTER,
@@ -153,14 +154,17 @@ async function noReflectionOnTcp() {
 async function pausedWatchers() {
   freshClient();
   // 32 tasks of ~2.4 MB of 60 KB lines each; the engine streams at most
-  // 1 MiB of each attempt's log as events, so the run streams ~32 MiB: far
-  // more than one watcher's 4 MiB queue and what gRPC's windows buffer.
-  // Four watchers that never read.
+  // 1 MiB of each attempt's log as events (17 lines, and two markers), so
+  // the run streams ~32 MiB: far more than one watcher's 4 MiB queue and
+  // what gRPC's windows buffer. Each command differs (`: N`): identical
+  // commands would be one action, and the other 31 tasks cache hits that
+  // stream no log at all (then the whole run was 104 events, ~2 MiB, and
+  // no watcher could fall behind). Four watchers that never read.
   let tasks = '';
   for (let t = 0; t < 32; ++t) {
     tasks += `  - name: talk${t}
     run:
-      command: [/bin/sh, -c, "l=$(head -c 60000 /dev/zero | tr '\\\\0' x); i=0; while [ $i -lt 40 ]; do echo $l; i=$((i+1)); done"]
+      command: [/bin/sh, -c, ": ${t}; l=$(head -c 60000 /dev/zero | tr '\\\\0' x); i=0; while [ $i -lt 40 ]; do echo $l; i=$((i+1)); done"]
 `;
   }
   const yaml = `name: chatty
@@ -172,9 +176,12 @@ ${tasks}`;
   for (let i = 0; i < 4; ++i) {
     const call = newClient().WatchRun({run_id: run.run_id, after_sequence: 0},
                                       md('viewer1'));
-    const w = {call, received: 0, last: 0, error: null, ended: false};
+    // `status` comes last, once, whether the stream ended or failed.
+    const w = {call, received: 0, last: 0, error: null, status: null,
+               ended: false};
     call.on('data', (e) => { w.received++; w.last = Number(e.sequence); });
     call.on('error', (e) => { w.error = e; });
+    call.on('status', (st) => { w.status = st; });
     call.on('end', () => { w.ended = true; });
     call.pause();
     watchers.push(w);
@@ -195,17 +202,21 @@ ${tasks}`;
   // Each paused watcher ends or is cut off (it resumes by sequence).
   for (const w of watchers) w.call.resume();
   for (const w of watchers) {
-    for (let i = 0; i < 300 && !w.error && !w.ended; ++i) {
+    // An OK stream's events are all delivered at 'end'.
+    for (let i = 0; i < 300 &&
+         (!w.status || (w.status.code === grpc.status.OK && !w.ended)); ++i) {
       await new Promise((res) => setTimeout(res, 100));
     }
-    // Since the engine bounds the log it streams per attempt, a run may no
-    // longer hold enough events to overflow a watcher: then it ends
-    // normally. Either way it never hangs, and a cut-off is a clean one.
-    assert.ok(w.error || w.ended,
+    // A watcher that was following live events when it fell 4 MiB behind
+    // is cut off (CANCELLED, or RESOURCE_EXHAUSTED if the server noticed
+    // first). One whose server side was still sending the backlog from the
+    // run store when the client's window filled waits at its page, paced
+    // by the client, and ends normally with every event. Never a hang.
+    assert.ok(w.status,
               `a paused watcher neither ended nor was cut off (${w.received} events)`);
-    if (w.error) {
+    if (w.status.code !== grpc.status.OK) {
       assert.ok([grpc.status.CANCELLED, grpc.status.RESOURCE_EXHAUSTED]
-                    .includes(w.error.code), `${w.error.code} ${w.error.details}`);
+                    .includes(w.status.code), `${w.status.code} ${w.status.details}`);
     }
   }
   // Resuming after the last sequence received reaches the end, gap-free.
@@ -221,7 +232,21 @@ ${tasks}`;
   });
   rest.forEach((e, i) => assert.equal(Number(e.sequence), from + i + 1));
   assert.equal(rest[rest.length - 1].run_state.state, 'RUN_SUCCEEDED');
-  console.log(`ok: paused watchers bounded (+${Math.round(peak - before)} MB)`);
+  const total = Number(rest[rest.length - 1].sequence);
+  // Every task ran and streamed its 1 MiB: 32 x (2 states + 17 lines + 2
+  // markers) + 2 run states.
+  assert.ok(total >= 32 * 21, `the run recorded only ${total} events`);
+  for (const w of watchers) {
+    if (w.status.code === grpc.status.OK) {
+      assert.equal(w.received, total, 'a watcher ended without every event');
+    } else {
+      assert.ok(w.received < total, 'a cut-off watcher had every event');
+    }
+  }
+  const outcomes = watchers.map((w) =>
+      `${w.received}/${total} ${w.status.code === grpc.status.OK ? 'ended' : `cut off (code ${w.status.code})`}`);
+  console.log(`ok: paused watchers bounded (+${Math.round(peak - before)} MB; ` +
+              `events received, of the run's: ${outcomes.join(', ')})`);
 }
 
 async function idleConnectionClosed() {
@@ -433,7 +458,164 @@ async function boundedUploads() {
   console.log('ok: concurrent uploads bounded');
 }
 
+// A forged source archive: a tar header announcing one 3 GiB file of
+// zeros, then zstd RLE blocks of zeros (4 bytes per 128 KiB): ~96 KiB that
+// expand 32,000-fold. Built by hand, so no zstd library is needed.
+function zstdBomb(fileBytes) {
+  const header = Buffer.alloc(512);
+  header.write('zeros', 0);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(fileBytes.toString(8).padStart(11, '0') + '\0', 124);
+  header.write('00000000000\0', 136);
+  header.write('        ', 148);  // checksum: spaces while summing
+  header.write('0', 156);
+  header.write('ustar\0', 257);
+  header.write('00', 263);
+  let sum = 0;
+  for (const b of header) sum += b;
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  const block = 128 << 10;
+  const blocks = fileBytes / block;
+  const parts = [Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38])];
+  const raw = (512 << 3) | (0 << 1);  // raw block of the header
+  parts.push(Buffer.from([raw & 0xff, (raw >> 8) & 0xff, raw >> 16]), header);
+  for (let i = 0; i < blocks; ++i) {
+    const h = (block << 3) | (1 << 1) | (i === blocks - 1 ? 1 : 0);  // RLE
+    parts.push(Buffer.from([h & 0xff, (h >> 8) & 0xff, h >> 16, 0x00]));
+  }
+  return Buffer.concat(parts);
+}
+
+function du(dir) {
+  let total = 0;
+  if (!fs.existsSync(dir)) return 0;
+  for (const e of fs.readdirSync(dir, {withFileTypes: true})) {
+    const p = `${dir}/${e.name}`;
+    total += e.isDirectory() ? du(p) : fs.lstatSync(p).size;
+  }
+  return total;
+}
+
+async function sourceBombStopped() {
+  freshClient();
+  const crypto = require('node:crypto');
+  const bomb = zstdBomb(3 * 1024 * 1024 * 1024);
+  assert.ok(bomb.length < 128 << 10, `${bomb.length} bytes`);
+  const digest = 'sha256:' + crypto.createHash('sha256').update(bomb).digest('hex');
+  assert.equal((await upload(client, digest, bomb.length, [bomb], true).done).digest,
+               digest);
+  const before = rssMb();
+  const t = Date.now();
+  // The tree digest is a forgery too: the bomb must be stopped before any
+  // check of the tree could run.
+  const tree = 'sha256:' + 'ab'.repeat(32);
+  await expectCode(unary('SubmitRun', {
+    yaml: SLEEPER, source: {tree_digest: tree, archive_digest: digest}},
+                         'submitter'),
+                   grpc.status.RESOURCE_EXHAUSTED, 'zstd bomb');
+  await assert.rejects(unary('SubmitRun', {
+    yaml: SLEEPER, source: {tree_digest: tree, archive_digest: digest}},
+                             'submitter'),
+                       (err) => /decompression bomb/.test(err.details) ||
+                           assert.fail(err.details));
+  const seconds = (Date.now() - t) / 1000;
+  const grown = rssMb() - before;
+  // Stopped after the first 64 MiB (the grace before the ratio applies),
+  // not after 3 GiB; nothing of it stays in the store's sources/.
+  const sources = `${storeDir}/sources`;
+  const left = fs.existsSync(sources) ? fs.readdirSync(sources) : [];
+  assert.deepEqual(left, [], 'extraction left files behind');
+  assert.ok(du(storeDir) < 32 << 20, `store holds ${du(storeDir)} bytes`);
+  assert.ok(grown < 64, `server grew ${Math.round(grown)} MB`);
+  console.log(`ok: zstd bomb stopped while streaming (${seconds.toFixed(1)} s ` +
+              `for two, +${Math.round(grown)} MB)`);
+}
+
+function fdCount() {
+  return fs.readdirSync(`/proc/${serverPid}/fd`).length;
+}
+
+// Opens a TCP connection and sends the HTTP/2 preface and SETTINGS.
+// Resolves 'served' when the server answers (gRPC took the connection), or
+// 'closed' when the server closes it without a word (refused at the cap).
+function rawConnection() {
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')),
+                        Number(addr.slice(addr.lastIndexOf(':') + 1))];
+  return new Promise((resolve) => {
+    const sock = net.connect(port, host.replace(/^\[|\]$/g, ''), () => {
+      sock.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+      sock.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]));  // SETTINGS
+    });
+    sock.once('data', () => resolve({sock, outcome: 'served'}));
+    sock.on('error', () => {});
+    sock.on('close', () => resolve({sock, outcome: 'closed'}));
+  });
+}
+
+// Run against a server started with --max-connections 8 (and the default
+// 2 min idle timeout): connections past the cap are closed at once, the
+// server's descriptors stay bounded, and a freed place is taken again.
+async function connectionCap() {
+  const cap = 8;
+  const fdsBefore = fdCount();
+  const held = [];
+  let refused = 0;
+  for (let i = 0; i < 200; ++i) {
+    const c = await rawConnection();
+    if (c.outcome === 'served') {
+      held.push(c.sock);
+    } else {
+      ++refused;
+    }
+  }
+  assert.equal(held.length, cap, `${held.length} connections served`);
+  assert.equal(refused, 200 - cap);
+  const fdsAt = fdCount();
+  assert.ok(fdsAt - fdsBefore <= cap + 4,
+            `server descriptors ${fdsBefore} -> ${fdsAt}`);
+  // A real client is refused too (UNAVAILABLE) while all places are taken.
+  const c = newClient();
+  await expectCode(unary('ListRuns', {page_size: 1}, 'viewer1', c, 5),
+                   grpc.status.UNAVAILABLE, 'client past the cap');
+  c.close();
+  // One connection leaves: its place is taken again (gRPC closes the
+  // socket when it sees the end, then the next accept finds it free).
+  held.pop().destroy();
+  let again = null;
+  for (let i = 0; i < 100 && !again; ++i) {
+    const r = await rawConnection();
+    if (r.outcome === 'served') again = r.sock;
+    else await new Promise((res) => setTimeout(res, 100));
+  }
+  assert.ok(again, 'a freed place was never taken again');
+  held.push(again);
+  for (const s of held) s.destroy();
+  // And real clients are served once the connections are gone.
+  let served = false;
+  for (let i = 0; i < 100 && !served; ++i) {
+    const d = newClient();
+    try {
+      await unary('ListRuns', {page_size: 1}, 'viewer1', d, 5);
+      served = true;
+    } catch (err) {
+      assert.equal(err.code, grpc.status.UNAVAILABLE, err.details);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    d.close();
+  }
+  assert.ok(served, 'no client served after the connections closed');
+  console.log(`ok: connections capped at ${cap} (${refused} refused, ` +
+              `descriptors ${fdsBefore} -> ${fdsAt})`);
+}
+
 async function main() {
+  if (process.env.KILN_SECTION === 'connections') {
+    await connectionCap();
+    return;
+  }
+  await sourceBombStopped();
   await boundedUploads();
   await noReflectionOnTcp();
   await idleConnectionClosed();
