@@ -130,7 +130,7 @@ TEST_P(SafeExtractTest, ExtractAtReplacesWithoutFollowing) {
 // A small archive of zeros that expands far past its size is stopped while
 // it streams: the error says why, and nothing (no target, no temp) stays.
 TEST_P(SafeExtractTest, ExpansionBombStoppedAndNothingRemains) {
-  std::string bomb = Archive(std::string(48 << 20, '\0'));
+  std::string bomb = Archive(std::string(16 << 20, '\0'));
   ASSERT_LT(bomb.size(), 64u << 10);
   ExtractOptions opts;
   opts.prefetch = GetParam();
