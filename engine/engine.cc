@@ -19,10 +19,9 @@
 #include "engine/cas/beneath.h"
 #include "engine/cas/content_store.h"
 #include "engine/live_run.h"
-#include "engine/pipeline/condition.h"
 #include "engine/pipeline/diagnostic.h"
-#include "engine/pipeline/plan.h"
 #include "engine/pipeline/validate.h"
+#include "engine/planned_run.h"
 #include "engine/run/task_runner.h"
 #include "engine/scheduler/scheduler.h"
 #include "engine/store/action_cache.h"
@@ -92,10 +91,12 @@ class EngineImpl : public Engine {
       MutexLock lock(&mu_);
       if (shutdown_) return absl::UnavailableError("engine is shutting down");
     }
+    // Validated and planned once: the run executes this plan.
     auto diags = pipeline::ValidatePipeline(request.pipeline, nullptr);
     if (!diags.empty()) return pipeline::DiagnosticsToStatus(diags);
-    auto plan = pipeline::ComputePlan(request.pipeline, request.trigger);
-    if (!plan.ok()) return plan.status();
+    absl::StatusOr<PlannedRun> planned =
+        PlanRun(std::move(request.pipeline), request.trigger);
+    if (!planned.ok()) return planned.status();
     if (!request.source_dir.empty()) {
       std::error_code ec;
       request.source_dir =
@@ -110,7 +111,7 @@ class EngineImpl : public Engine {
                                                     /*exclusive=*/false);
       if (!creating.ok()) return creating.status();
       auto created =
-          runs_->CreateRun(request.pipeline, request.trigger,
+          runs_->CreateRun(*planned->pipeline, request.trigger,
                            request.source_dir, request.idempotency_key);
       if (!created.ok()) return created.status();
       if (!created->created) return Find(created->run_id);
@@ -119,7 +120,7 @@ class EngineImpl : public Engine {
       if (!leased.ok()) return leased.status();
       lease = std::move(*leased);
     }
-    return StartRun(id, std::move(request.pipeline), std::move(request.trigger),
+    return StartRun(id, std::move(planned), std::move(request.trigger),
                     request.source_dir, request.keep_going, {}, {},
                     std::move(lease));
   }
@@ -178,7 +179,11 @@ class EngineImpl : public Engine {
         attempts_used[t.name()] = static_cast<int>(t.attempts());
       }
     }
-    return StartRun(run_id, std::move(*pipeline), std::move(*trigger), *source,
+    // Re-planned from what the run recorded (pipeline, trigger with secrets):
+    // the plan is a pure function of them, so it is the one Submit made.
+    absl::StatusOr<PlannedRun> planned =
+        PlanRun(std::move(*pipeline), *trigger);
+    return StartRun(run_id, std::move(planned), std::move(*trigger), *source,
                     false, std::move(prior), std::move(attempts_used),
                     std::move(lease));
   }
@@ -280,13 +285,13 @@ class EngineImpl : public Engine {
 
  private:
   absl::StatusOr<std::shared_ptr<RunHandle>> StartRun(
-      const std::string& id, v1::Pipeline pipeline, v1::Trigger trigger,
-      const std::string& source_dir, bool keep_going,
+      const std::string& id, absl::StatusOr<PlannedRun> planned,
+      v1::Trigger trigger, const std::string& source_dir, bool keep_going,
       std::map<std::string, v1::TaskStatus> prior,
       std::map<std::string, int> attempts_used,
       std::unique_ptr<store::RunLease> lease) {
     auto run = std::make_shared<LiveRun>(
-        Deps(), id, std::move(pipeline), std::move(trigger), source_dir,
+        Deps(), id, std::move(planned), std::move(trigger), source_dir,
         keep_going, std::move(prior), std::move(attempts_used),
         std::move(lease));
     {

@@ -22,6 +22,8 @@
 #include "engine/base/mutex.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/cas/digest.h"
+#include "engine/pipeline/condition.h"
+#include "engine/pipeline/plan.h"
 #include "engine/store/action_cache.h"
 #include "engine/store/run_store.h"
 #include "executors/fake/fake_executor.h"
@@ -435,6 +437,23 @@ TEST_F(EngineTest, InvalidPipelineIsRejectedBeforeAnythingRuns) {
   EXPECT_EQ(run.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(run.status().message().find("nope"), std::string::npos);
   EXPECT_EQ(Executed(), 0u);
+}
+
+// Submit validates and plans once; the run executes that plan: no second
+// plan, no `when` evaluated again when the run starts.
+TEST_F(EngineTest, ARunIsPlannedOnceAndItsWhensEvaluatedOnce) {
+  v1::Pipeline p = BuildTestPipeline();
+  p.mutable_tasks(1)->mutable_when()->mutable_branch()->set_pattern("main");
+  v1::Trigger trigger;
+  trigger.set_branch("feature");
+  const int64_t plans = pipeline::PlansComputedForTesting();
+  const int64_t whens = pipeline::ConditionsEvaluatedForTesting();
+  v1::Run run = Run(p, trigger);
+  ASSERT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
+  EXPECT_EQ(Task(run, "test").state(), v1::TASK_SKIPPED);
+  EXPECT_EQ(Task(run, "test").reason(), "branch 'feature' does not match main");
+  EXPECT_EQ(pipeline::PlansComputedForTesting() - plans, 1);
+  EXPECT_EQ(pipeline::ConditionsEvaluatedForTesting() - whens, 1);
 }
 
 TEST_F(EngineTest, IdempotencyKeyReturnsTheSameRun) {
