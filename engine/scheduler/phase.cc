@@ -63,9 +63,9 @@ std::vector<const v1::Task*> Scheduler::Phase::InitialPending() {
   for (const v1::Task* t : tasks_) {
     auto it = statuses_->find(t->name());
     if (it != statuses_->end() && IsFinal(it->second.state())) continue;
-    const pipeline::PlannedTask* planned = s_->plan_.Find(t->name());
-    if (planned != nullptr && planned->skipped) {
-      Finish(*t, v1::TASK_SKIPPED, 0, nullptr, planned->reason);
+    auto skip = s_->planned_skips_.find(t->name());
+    if (skip != s_->planned_skips_.end()) {
+      Finish(*t, v1::TASK_SKIPPED, 0, nullptr, skip->second);
       continue;
     }
     Status(t->name()).set_name(t->name());

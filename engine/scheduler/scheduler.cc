@@ -49,7 +49,11 @@ Scheduler::Scheduler(const pipeline::Plan& plan,
       prior_(std::move(prior)),
       runner_(runner),
       sink_(sink),
-      options_(options) {}
+      options_(options) {
+  for (const pipeline::PlannedTask& t : plan_.order) {
+    if (t.skipped) planned_skips_[t.task->name()] = t.reason;
+  }
+}
 
 Scheduler::~Scheduler() = default;
 

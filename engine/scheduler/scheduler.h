@@ -131,6 +131,8 @@ class Scheduler {
   bool RunFinally(SchedulerResult* result);
 
   const pipeline::Plan& plan_;
+  // The tasks the plan skips, name -> reason.
+  std::map<std::string, std::string> planned_skips_;
   std::map<std::string, v1::TaskStatus> prior_;
   TaskRunner* runner_;
   EventSink* sink_;
