@@ -36,8 +36,8 @@ TEST(StoreTest, OpensEveryPartOnceUnderOneNormalizedDirectory) {
   EXPECT_TRUE((*store)->artifacts().blobs().Has(*blob));
   EXPECT_EQ(&(*store)->blobs(), &(*store)->artifacts().blobs());
   EXPECT_EQ((*store)->SourcesDir(), root + "/sources");
-  EXPECT_EQ((*store)->AttemptLogPath("r1", "build", 2).rfind(root + "/logs/", 0),
-            0u);
+  EXPECT_EQ(
+      (*store)->AttemptLogPath("r1", "build", 2).rfind(root + "/logs/", 0), 0u);
   auto key = (*store)->HmacKey();
   ASSERT_TRUE(key.ok()) << key.status();
   auto again = (*store)->HmacKey();
