@@ -1,87 +1,32 @@
 #include "engine/engine.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <deque>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "engine/base/mutex.h"
-#include "engine/cas/artifact_store.h"
-#include "engine/cas/beneath.h"
-#include "engine/cas/content_store.h"
 #include "engine/live_run.h"
-#include "engine/pipeline/condition.h"
 #include "engine/pipeline/diagnostic.h"
-#include "engine/pipeline/plan.h"
 #include "engine/pipeline/validate.h"
+#include "engine/planned_run.h"
 #include "engine/run/task_runner.h"
 #include "engine/scheduler/scheduler.h"
-#include "engine/store/action_cache.h"
-#include "engine/store/key_file.h"
 #include "engine/store/run_lease.h"
 #include "engine/store/run_store.h"
+#include "engine/store/store.h"
 
 namespace kiln {
 namespace {
 
-// The store's HMAC key for secrets in cache keys: 32 random bytes, created
-// once (owner-only) and shared by every process on the store. A damaged key
-// is replaced with a warning (engine/store/key_file.h).
-absl::StatusOr<std::string> LoadHmacKey(const std::string& store_dir) {
-  return store::LoadOrCreateKey(
-      store_dir + "/secret.key",
-      "cache keys of tasks that use secret params change, so those tasks "
-      "miss the cache once");
-}
-
-// Removes what engine processes that died left in the store's scratch
-// directories: half-extracted artifacts and inputs being merged
-// (cas::TempName entries in work/, work/<run>/ and sources/). Entries of
-// live processes are kept.
-void SweepDeadTemps(const std::string& store_dir) {
-  absl::StatusOr<cas::UniqueFd> store = cas::OpenTrustedDir(store_dir);
-  if (!store.ok()) return;
-  for (const char* sub : {"sources", "work"}) {
-    absl::StatusOr<cas::UniqueFd> dir = cas::OpenDirBeneath(store->get(), sub);
-    if (!dir.ok()) continue;
-    cas::SweepDeadTemps(dir->get()).IgnoreError();
-    if (std::string(sub) != "work") continue;
-    DIR* d = fdopendir(fcntl(dir->get(), F_DUPFD_CLOEXEC, 0));
-    if (d == nullptr) continue;
-    std::vector<std::string> runs;
-    while (dirent* e = readdir(d)) {
-      if (e->d_name[0] != '.') runs.emplace_back(e->d_name);
-    }
-    closedir(d);
-    for (const std::string& run : runs) {
-      absl::StatusOr<cas::UniqueFd> run_dir =
-          cas::OpenDirBeneath(dir->get(), run);
-      if (run_dir.ok()) cas::SweepDeadTemps(run_dir->get()).IgnoreError();
-    }
-  }
-}
-
 class EngineImpl : public Engine {
  public:
-  EngineImpl(EngineOptions options, std::unique_ptr<store::RunStore> runs,
-             std::unique_ptr<store::ActionCache> cache,
-             std::unique_ptr<cas::ContentStore> blobs,
-             std::unique_ptr<cas::ArtifactStore> artifacts,
+  EngineImpl(EngineOptions options, std::unique_ptr<store::Store> store,
              std::string hmac_key)
       : options_(std::move(options)),
-        runs_(std::move(runs)),
-        cache_(std::move(cache)),
-        blobs_(std::move(blobs)),
-        artifacts_(std::move(artifacts)),
+        store_(std::move(store)),
+        runs_(&store_->runs()),
         hmac_key_(std::move(hmac_key)) {}
 
   ~EngineImpl() override { Shutdown(absl::Seconds(30)); }
@@ -92,10 +37,12 @@ class EngineImpl : public Engine {
       MutexLock lock(&mu_);
       if (shutdown_) return absl::UnavailableError("engine is shutting down");
     }
+    // Validated and planned once: the run executes this plan.
     auto diags = pipeline::ValidatePipeline(request.pipeline, nullptr);
     if (!diags.empty()) return pipeline::DiagnosticsToStatus(diags);
-    auto plan = pipeline::ComputePlan(request.pipeline, request.trigger);
-    if (!plan.ok()) return plan.status();
+    absl::StatusOr<PlannedRun> planned =
+        PlanRun(std::move(request.pipeline), request.trigger);
+    if (!planned.ok()) return planned.status();
     if (!request.source_dir.empty()) {
       std::error_code ec;
       request.source_dir =
@@ -110,7 +57,7 @@ class EngineImpl : public Engine {
                                                     /*exclusive=*/false);
       if (!creating.ok()) return creating.status();
       auto created =
-          runs_->CreateRun(request.pipeline, request.trigger,
+          runs_->CreateRun(*planned->pipeline, request.trigger,
                            request.source_dir, request.idempotency_key);
       if (!created.ok()) return created.status();
       if (!created->created) return Find(created->run_id);
@@ -119,7 +66,7 @@ class EngineImpl : public Engine {
       if (!leased.ok()) return leased.status();
       lease = std::move(*leased);
     }
-    return StartRun(id, std::move(request.pipeline), std::move(request.trigger),
+    return StartRun(id, std::move(planned), std::move(request.trigger),
                     request.source_dir, request.keep_going, {}, {},
                     std::move(lease));
   }
@@ -139,7 +86,7 @@ class EngineImpl : public Engine {
       if (!run.ok()) return run.status();
       if (IsFinalRun(run->state())) {
         return std::shared_ptr<RunHandle>(
-            std::make_shared<RecordedRun>(runs_.get(), run_id));
+            std::make_shared<RecordedRun>(runs_, run_id));
       }
     }
     // One run, one owner: take the lease first (only a run whose owner is
@@ -158,7 +105,7 @@ class EngineImpl : public Engine {
     if (IsFinalRun(run->state())) {  // its owner finished it meanwhile
       lease->ReleaseFinished();
       return std::shared_ptr<RunHandle>(
-          std::make_shared<RecordedRun>(runs_.get(), run_id));
+          std::make_shared<RecordedRun>(runs_, run_id));
     }
     auto pipeline = runs_->GetPipeline(run_id);
     if (!pipeline.ok()) return pipeline.status();
@@ -178,7 +125,11 @@ class EngineImpl : public Engine {
         attempts_used[t.name()] = static_cast<int>(t.attempts());
       }
     }
-    return StartRun(run_id, std::move(*pipeline), std::move(*trigger), *source,
+    // Re-planned from what the run recorded (pipeline, trigger with secrets):
+    // the plan is a pure function of them, so it is the one Submit made.
+    absl::StatusOr<PlannedRun> planned =
+        PlanRun(std::move(*pipeline), *trigger);
+    return StartRun(run_id, std::move(planned), std::move(*trigger), *source,
                     false, std::move(prior), std::move(attempts_used),
                     std::move(lease));
   }
@@ -224,7 +175,7 @@ class EngineImpl : public Engine {
     auto run = runs_->GetRun(run_id);
     if (!run.ok()) return run.status();
     return std::shared_ptr<RunHandle>(
-        std::make_shared<RecordedRun>(runs_.get(), run_id));
+        std::make_shared<RecordedRun>(runs_, run_id));
   }
 
   absl::StatusOr<v1::Run> GetRun(const std::string& run_id) override {
@@ -268,25 +219,22 @@ class EngineImpl : public Engine {
     live_.clear();
   }
 
-  store::RunStore& run_store() override { return *runs_; }
-  store::ActionCache& action_cache() override { return *cache_; }
-  cas::ContentStore& content_store() override { return *blobs_; }
-  const std::string& store_dir() const override { return options_.store_dir; }
+  store::Store& store() const override { return *store_; }
 
   LiveRunDeps Deps() {
-    return LiveRunDeps{&options_, runs_.get(), cache_.get(), artifacts_.get(),
+    return LiveRunDeps{&options_, runs_, &store_->cache(), &store_->artifacts(),
                        hmac_key_};
   }
 
  private:
   absl::StatusOr<std::shared_ptr<RunHandle>> StartRun(
-      const std::string& id, v1::Pipeline pipeline, v1::Trigger trigger,
-      const std::string& source_dir, bool keep_going,
+      const std::string& id, absl::StatusOr<PlannedRun> planned,
+      v1::Trigger trigger, const std::string& source_dir, bool keep_going,
       std::map<std::string, v1::TaskStatus> prior,
       std::map<std::string, int> attempts_used,
       std::unique_ptr<store::RunLease> lease) {
     auto run = std::make_shared<LiveRun>(
-        Deps(), id, std::move(pipeline), std::move(trigger), source_dir,
+        Deps(), id, std::move(planned), std::move(trigger), source_dir,
         keep_going, std::move(prior), std::move(attempts_used),
         std::move(lease));
     {
@@ -303,10 +251,9 @@ class EngineImpl : public Engine {
   }
 
   const EngineOptions options_;
-  std::unique_ptr<store::RunStore> runs_;
-  std::unique_ptr<store::ActionCache> cache_;
-  std::unique_ptr<cas::ContentStore> blobs_;
-  std::unique_ptr<cas::ArtifactStore> artifacts_;
+  // Every part of the store, opened once.
+  const std::unique_ptr<store::Store> store_;
+  store::RunStore* const runs_;  // store_->runs()
   const std::string hmac_key_;
 
   Mutex resume_mu_ ABSL_ACQUIRED_BEFORE(mu_);
@@ -324,27 +271,14 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineOptions options) {
   if (options.executor == nullptr) {
     return absl::InvalidArgumentError("EngineOptions.executor is required");
   }
-  std::error_code ec;
-  std::filesystem::create_directories(options.store_dir, ec);
-  options.store_dir =
-      std::filesystem::absolute(options.store_dir, ec).lexically_normal();
-  if (!options.store_dir.empty() && options.store_dir.back() == '/') {
-    options.store_dir.pop_back();
-  }
-  auto runs = store::RunStore::Open(options.store_dir);
-  if (!runs.ok()) return runs.status();
-  auto cache = store::ActionCache::Open(options.store_dir);
-  if (!cache.ok()) return cache.status();
-  auto blobs = cas::ContentStore::Open(options.store_dir);
-  if (!blobs.ok()) return blobs.status();
-  auto artifacts = cas::ArtifactStore::Open(options.store_dir);
-  if (!artifacts.ok()) return artifacts.status();
-  auto key = LoadHmacKey(options.store_dir);
+  auto store = store::Store::Open(options.store_dir);
+  if (!store.ok()) return store.status();
+  options.store_dir = (*store)->dir();
+  auto key = (*store)->HmacKey();
   if (!key.ok()) return key.status();
-  SweepDeadTemps(options.store_dir);
-  return std::unique_ptr<Engine>(new EngineImpl(
-      std::move(options), std::move(*runs), std::move(*cache),
-      std::move(*blobs), std::move(*artifacts), std::move(*key)));
+  (*store)->SweepDeadTemps();
+  return std::unique_ptr<Engine>(
+      new EngineImpl(std::move(options), std::move(*store), std::move(*key)));
 }
 
 }  // namespace kiln

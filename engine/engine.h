@@ -20,19 +20,17 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "engine/archive/safe_extract.h"
+#include "engine/cas/content_store.h"
+#include "engine/cas/digest.h"
+#include "engine/gc/garbage_collector.h"
+#include "engine/store/run_store.h"
+#include "engine/store/store.h"
 #include "executors/executor.h"
 #include "kiln/v1/pipeline.pb.h"
 #include "kiln/v1/run.pb.h"
 
 namespace kiln {
-
-namespace cas {
-class ContentStore;
-}
-namespace store {
-class RunStore;
-class ActionCache;
-}  // namespace store
 
 struct EngineOptions {
   // Where the content store, action cache, run store and logs live.
@@ -144,12 +142,59 @@ class Engine {
   // Unavailable.
   virtual void Shutdown(absl::Duration grace) = 0;
 
-  // The stores, for read-only queries (listing runs, reading events and
-  // logs) and blob transfer. Owned by the engine; valid while it lives.
-  virtual store::RunStore& run_store() = 0;
-  virtual store::ActionCache& action_cache() = 0;
-  virtual cas::ContentStore& content_store() = 0;
-  virtual const std::string& store_dir() const = 0;
+  const std::string& store_dir() const { return store().dir(); }
+
+  // --- Queries and transfers over the engine's store. The service and the
+  // CLI use these, never the stores themselves. Non-virtual: they read
+  // store(), so an engine (or a test double) provides only that.
+
+  // Recorded runs, newest first, a page at a time (RunStore::ListRuns).
+  absl::StatusOr<store::RunPage> ListRuns(const store::RunFilter& filter,
+                                          int page_size,
+                                          const std::string& page_token);
+  // A run's recorded events with sequence > after_seq, at most `limit`.
+  absl::StatusOr<std::vector<v1::RunEvent>> ReadEvents(
+      const std::string& run_id, uint64_t after_seq, int limit);
+  // Waits until the run records an event after `after_seq` or `timeout`
+  // passes; returns the highest sequence (RunStore::WaitForEvents).
+  absl::StatusOr<uint64_t> WaitForEvents(const std::string& run_id,
+                                         uint64_t after_seq,
+                                         absl::Duration timeout);
+  // The sequence of a run's last recorded event.
+  absl::StatusOr<uint64_t> LastSequence(const std::string& run_id);
+  // The pipeline a run was submitted with (secret defaults included: for
+  // redaction, never for a reply).
+  absl::StatusOr<v1::Pipeline> GetPipeline(const std::string& run_id);
+  // The directory a run's source was stashed from ("" for none).
+  absl::StatusOr<std::string> GetSourceDir(const std::string& run_id);
+  // The path of an attempt's log file (it may not exist yet).
+  std::string AttemptLogPath(const std::string& run_id, const std::string& task,
+                             uint32_t attempt) const;
+
+  // Blobs (the content store).
+  bool HasBlob(const cas::Digest& digest) const;
+  std::vector<cas::Digest> FindMissingBlobs(
+      const std::vector<cas::Digest>& digests) const;
+  absl::StatusOr<std::unique_ptr<cas::BlobWriter>> NewBlobWriter() const;
+  absl::StatusOr<std::unique_ptr<cas::BlobReader>> OpenBlob(
+      const cas::Digest& digest) const;
+
+  // Puts a source uploaded as artifact `tree` (its archive blob already
+  // uploaded) into a fresh directory under the store, to submit a run
+  // with. FailedPrecondition if the archive is not uploaded; a claim that
+  // fails verification is forgotten. Returns the directory. `limits` bound
+  // the extraction (a client's archive may be a decompression bomb).
+  absl::StatusOr<std::string> PutSource(const cas::Digest& tree,
+                                        const cas::Digest& archive,
+                                        const archive::ExtractLimits& limits);
+
+  // Garbage collection of the store (gc/garbage_collector.h), dry run
+  // included.
+  absl::StatusOr<gc::GcReport> CollectGarbage(const gc::GcOptions& options);
+
+  // The store the engine owns (valid while it lives), for embedding
+  // programs and tests; the service and the CLI use the methods above.
+  virtual store::Store& store() const = 0;
 };
 
 }  // namespace kiln

@@ -22,6 +22,8 @@
 #include "engine/base/mutex.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/cas/digest.h"
+#include "engine/pipeline/condition.h"
+#include "engine/pipeline/plan.h"
 #include "engine/store/action_cache.h"
 #include "engine/store/run_store.h"
 #include "executors/fake/fake_executor.h"
@@ -289,7 +291,7 @@ TEST_F(EngineTest, SecretsAreMaskedInLogsAndHmacedInKeys) {
     if (e.has_log() && e.log().text() == "***") masked = true;
   }
   EXPECT_TRUE(masked);
-  auto latest = engine_->action_cache().LatestForTask("demo", "test");
+  auto latest = engine_->store().cache().LatestForTask("demo", "test");
   ASSERT_TRUE(latest.ok());
   ASSERT_TRUE(latest->has_value());
   for (const auto& c : (*latest)->components) {
@@ -437,6 +439,23 @@ TEST_F(EngineTest, InvalidPipelineIsRejectedBeforeAnythingRuns) {
   EXPECT_EQ(Executed(), 0u);
 }
 
+// Submit validates and plans once; the run executes that plan: no second
+// plan, no `when` evaluated again when the run starts.
+TEST_F(EngineTest, ARunIsPlannedOnceAndItsWhensEvaluatedOnce) {
+  v1::Pipeline p = BuildTestPipeline();
+  p.mutable_tasks(1)->mutable_when()->mutable_branch()->set_pattern("main");
+  v1::Trigger trigger;
+  trigger.set_branch("feature");
+  const int64_t plans = pipeline::PlansComputedForTesting();
+  const int64_t whens = pipeline::ConditionsEvaluatedForTesting();
+  v1::Run run = Run(p, trigger);
+  ASSERT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
+  EXPECT_EQ(Task(run, "test").state(), v1::TASK_SKIPPED);
+  EXPECT_EQ(Task(run, "test").reason(), "branch 'feature' does not match main");
+  EXPECT_EQ(pipeline::PlansComputedForTesting() - plans, 1);
+  EXPECT_EQ(pipeline::ConditionsEvaluatedForTesting() - whens, 1);
+}
+
 TEST_F(EngineTest, IdempotencyKeyReturnsTheSameRun) {
   RunRequest req;
   req.pipeline = BuildTestPipeline();
@@ -455,7 +474,7 @@ TEST_F(EngineTest, ResumeContinuesAnUnfinishedRun) {
   // Record a run whose first task finished before the "crash".
   v1::Run first = Run(BuildTestPipeline());
   std::string app = Task(first, "build").outputs().at("app");
-  auto& runs = engine_->run_store();
+  auto& runs = engine_->store().runs();
   auto created =
       runs.CreateRun(BuildTestPipeline(), v1::Trigger(), source_, "");
   ASSERT_TRUE(created.ok());
@@ -577,7 +596,7 @@ TEST_F(EngineTest, ShutdownCheckpointsAndTheNextEngineResumes) {
   EXPECT_EQ(Task(result, "slow").attempts(), 2u);
   ASSERT_GE(executor_->requests().size(), 1u);
   EXPECT_EQ(executor_->requests().back().attempt(), 2u);
-  auto logs = (*next)->run_store().AttemptLogs(id, "slow");
+  auto logs = (*next)->store().runs().AttemptLogs(id, "slow");
   ASSERT_TRUE(logs.ok());
   ASSERT_EQ(logs->size(), 2u);
   EXPECT_EQ((*logs)[0].attempt, 1u);
@@ -611,7 +630,7 @@ TEST_F(EngineTest, TwoEnginesRacingToResumeARunOneRefuses) {
     s.Delay(absl::Hours(1));  // until cancelled
     return s;
   });
-  std::string id = RecordBlockRun(engine_->run_store());
+  std::string id = RecordBlockRun(engine_->store().runs());
   EngineOptions options;
   options.store_dir = store_;
   options.executor = executor_;
@@ -703,7 +722,7 @@ TEST_F(EngineTest, AKilledOwnersRunShowsInterruptedAndIsTakenOver) {
   ASSERT_TRUE(orphan.ok());
   EXPECT_EQ(orphan->state(), v1::RUN_RUNNING);
   EXPECT_TRUE(orphan->owner_gone());
-  auto page = engine_->run_store().ListRuns({}, 10, "");
+  auto page = engine_->store().runs().ListRuns({}, 10, "");
   ASSERT_TRUE(page.ok());
   ASSERT_EQ(page->runs.size(), 1u);
   EXPECT_TRUE(page->runs[0].owner_gone());
@@ -725,7 +744,7 @@ TEST_F(EngineTest, AKilledOwnersRunShowsInterruptedAndIsTakenOver) {
   EXPECT_EQ(Task(result, "block").attempts(), 2u);
   ASSERT_EQ(executor_->requests().size(), 1u);
   EXPECT_EQ(executor_->requests()[0].attempt(), 2u);
-  auto logs = engine_->run_store().AttemptLogs(id, "block");
+  auto logs = engine_->store().runs().AttemptLogs(id, "block");
   ASSERT_TRUE(logs.ok());
   ASSERT_EQ(logs->size(), 1u);
   EXPECT_EQ((*logs)[0].attempt, 2u);
@@ -786,7 +805,7 @@ TEST_F(EngineTest, AnOutputFloodStaysBoundedInMemoryLogsAndRunStore) {
 
   // The stored log is capped (the task sets no max_log_bytes: the engine's
   // default applies) and says so.
-  auto logs = engine_->run_store().AttemptLogs(run.id(), "yes");
+  auto logs = engine_->store().runs().AttemptLogs(run.id(), "yes");
   ASSERT_TRUE(logs.ok());
   ASSERT_EQ(logs->size(), 1u);
   std::string log = ReadFile(store_ + "/" + (*logs)[0].path);
@@ -838,7 +857,7 @@ TEST_F(EngineTest, LinesDroppedByAFullEventQueueAreCountedInAMarker) {
   EXPECT_TRUE(absl::StartsWith(lines[0], "[kiln: 5 log lines not streamed"))
       << lines[0];
   // The log file has them all.
-  auto logs = (*engine)->run_store().AttemptLogs((*run)->id(), "talk");
+  auto logs = (*engine)->store().runs().AttemptLogs((*run)->id(), "talk");
   ASSERT_TRUE(logs.ok());
   ASSERT_EQ(logs->size(), 1u);
   EXPECT_TRUE(

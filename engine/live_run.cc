@@ -2,13 +2,9 @@
 
 #include <utility>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/cas/beneath.h"
-#include "engine/pipeline/condition.h"
-#include "engine/pipeline/plan.h"
-#include "engine/run/task_runner.h"
 
 namespace kiln {
 
@@ -17,14 +13,15 @@ bool IsFinalRun(v1::RunState s) {
          s == v1::RUN_CANCELLED || s == v1::RUN_TIMED_OUT;
 }
 
-LiveRun::LiveRun(LiveRunDeps deps, std::string id, v1::Pipeline pipeline,
-                 v1::Trigger trigger, std::string source_dir, bool keep_going,
+LiveRun::LiveRun(LiveRunDeps deps, std::string id,
+                 absl::StatusOr<PlannedRun> planned, v1::Trigger trigger,
+                 std::string source_dir, bool keep_going,
                  std::map<std::string, v1::TaskStatus> prior,
                  std::map<std::string, int> attempts_used,
                  std::unique_ptr<store::RunLease> lease)
     : deps_(std::move(deps)),
       id_(std::move(id)),
-      pipeline_(std::move(pipeline)),
+      planned_(std::move(planned)),
       trigger_(std::move(trigger)),
       source_dir_(std::move(source_dir)),
       keep_going_(keep_going),
@@ -253,8 +250,8 @@ absl::StatusOr<cas::StashResult> LiveRun::StashSource() const {
   absl::StatusOr<cas::UniqueFd> root = cas::OpenTrustedDir(source_dir_);
   if (!root.ok()) return root.status();
   std::vector<std::string> exclude;
-  const std::string& file = pipeline_.file();
-  if (!pipeline_.options().source_includes_pipeline_file() && !file.empty()) {
+  const std::string& file = pipeline().file();
+  if (!pipeline().options().source_includes_pipeline_file() && !file.empty()) {
     // Anchored at the root, glob characters escaped: only this one file.
     std::string pattern = "/";
     for (char c : file) {
@@ -267,32 +264,20 @@ absl::StatusOr<cas::StashResult> LiveRun::StashSource() const {
                                      exclude);
 }
 
-void LiveRun::Execute() {
+absl::StatusOr<TaskRunnerContext> LiveRun::RunnerContext() {
   const EngineOptions& options = *deps_.options;
-  {
-    v1::RunEvent e;
-    e.mutable_run_state()->set_state(v1::RUN_RUNNING);
-    Emit(std::move(e));
-  }
-  auto plan = pipeline::ComputePlan(pipeline_, trigger_);
-  if (!plan.ok()) {
-    FinishRun(v1::RUN_FAILED, std::string(plan.status().message()));
-    return;
-  }
+  const pipeline::Plan& plan = planned_->plan;
   TaskRunnerContext ctx;
   ctx.run_id = id_;
-  ctx.pipeline_name = pipeline_.name();
+  ctx.pipeline_name = pipeline().name();
   ctx.store_dir = options.store_dir;
   ctx.source_dir = source_dir_;
-  ctx.substitution.params = plan->params;
+  ctx.substitution.params = plan.params;
   ctx.substitution.trigger = trigger_;
-  absl::flat_hash_set<std::string> secret_names;
-  for (const auto& p : pipeline_.params()) {
-    if (p.secret()) {
-      secret_names.insert(p.name());
-      auto it = plan->params.find(p.name());
-      if (it != plan->params.end()) ctx.secrets[p.name()] = it->second;
-    }
+  for (const auto& p : pipeline().params()) {
+    if (!p.secret()) continue;
+    auto it = plan.params.find(p.name());
+    if (it != plan.params.end()) ctx.secrets[p.name()] = it->second;
   }
   ctx.hmac_key = deps_.hmac_key;
   ctx.keep_workspaces = options.keep_workspaces;
@@ -305,41 +290,51 @@ void LiveRun::Execute() {
   if (!source_dir_.empty()) {
     auto stashed = StashSource();
     if (!stashed.ok()) {
-      FinishRun(v1::RUN_FAILED, absl::StrCat("stashing the source: ",
-                                             stashed.status().message()));
-      return;
+      return absl::Status(
+          stashed.status().code(),
+          absl::StrCat("stashing the source: ", stashed.status().message()));
     }
     ctx.source_digest = stashed->tree.ToString();
   }
+  return ctx;
+}
 
-  // `when` decides statically; the scheduler propagates skips.
-  v1::Trigger resolved = trigger_;
-  for (const auto& [k, v] : plan->params) (*resolved.mutable_params())[k] = v;
-  std::map<std::string, std::string> skips;
-  auto consider = [&](const v1::Task& t) {
-    if (!t.has_when()) return;
-    auto r = pipeline::EvaluateCondition(t.when(), resolved, secret_names);
-    if (!r.holds) skips[t.name()] = r.reason;
-  };
-  for (const auto& t : pipeline_.tasks()) consider(t);
-  for (const auto& t : pipeline_.finally()) consider(t);
-
+SchedulerOptions LiveRun::SchedOptions() const {
+  const EngineOptions& options = *deps_.options;
   SchedulerOptions sopts;
   sopts.parallelism = options.parallelism;
   sopts.retry_backoff = options.retry_backoff;
   sopts.attempts_used = attempts_used_;
-  sopts.on_failure =
-      keep_going_ ? v1::CONTINUE : pipeline_.options().on_failure();
-  const auto& popts = pipeline_.options();
+  const auto& popts = pipeline().options();
+  sopts.on_failure = keep_going_ ? v1::CONTINUE : popts.on_failure();
   sopts.timeout = absl::Seconds(popts.timeout().seconds()) +
                   absl::Nanoseconds(popts.timeout().nanos());
   if (popts.has_finally_timeout()) {
     sopts.finally_timeout = absl::Seconds(popts.finally_timeout().seconds()) +
                             absl::Nanoseconds(popts.finally_timeout().nanos());
   }
-  EngineTaskRunner runner(std::move(ctx));
-  Scheduler scheduler(pipeline_, std::move(skips), prior_, &runner, this,
-                      sopts);
+  return sopts;
+}
+
+void LiveRun::Execute() {
+  {
+    v1::RunEvent e;
+    e.mutable_run_state()->set_state(v1::RUN_RUNNING);
+    Emit(std::move(e));
+  }
+  if (!planned_.ok()) {
+    FinishRun(v1::RUN_FAILED, std::string(planned_.status().message()));
+    return;
+  }
+  absl::StatusOr<TaskRunnerContext> ctx = RunnerContext();
+  if (!ctx.ok()) {
+    FinishRun(v1::RUN_FAILED, std::string(ctx.status().message()));
+    return;
+  }
+  EngineTaskRunner runner(*std::move(ctx));
+  // The plan decided the skips (`when`, and needs all skipped); the
+  // scheduler consumes it.
+  Scheduler scheduler(planned_->plan, prior_, &runner, this, SchedOptions());
   {
     MutexLock lock(&sched_mu_);
     scheduler_ = &scheduler;

@@ -13,6 +13,8 @@
 #include "engine/base/mutex.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/engine.h"
+#include "engine/planned_run.h"
+#include "engine/run/task_runner.h"
 #include "engine/scheduler/scheduler.h"
 #include "engine/store/action_cache.h"
 #include "engine/store/run_lease.h"
@@ -36,7 +38,8 @@ struct LiveRunDeps {
 // that records events in batches and hands them to subscribers.
 class LiveRun : public RunHandle, public EventSink {
  public:
-  LiveRun(LiveRunDeps deps, std::string id, v1::Pipeline pipeline,
+  // `planned`: the run's one plan (an error fails the run when it starts).
+  LiveRun(LiveRunDeps deps, std::string id, absl::StatusOr<PlannedRun> planned,
           v1::Trigger trigger, std::string source_dir, bool keep_going,
           std::map<std::string, v1::TaskStatus> prior,
           std::map<std::string, int> attempts_used,
@@ -62,6 +65,10 @@ class LiveRun : public RunHandle, public EventSink {
 
  private:
   void Execute();
+  // What the task runner needs of this run (TaskRunnerContext).
+  absl::StatusOr<TaskRunnerContext> RunnerContext();
+  SchedulerOptions SchedOptions() const;
+  const v1::Pipeline& pipeline() const { return *planned_->pipeline; }
   // Stashes the source directory as `source`, without the pipeline file
   // (unless the pipeline asks to keep it).
   absl::StatusOr<cas::StashResult> StashSource() const;
@@ -75,7 +82,7 @@ class LiveRun : public RunHandle, public EventSink {
 
   LiveRunDeps deps_;
   const std::string id_;
-  const v1::Pipeline pipeline_;
+  const absl::StatusOr<PlannedRun> planned_;
   v1::Trigger trigger_;
   const std::string source_dir_;
   const bool keep_going_;

@@ -495,10 +495,17 @@ absl::StatusOr<StashResult> StashEntries(
 
 absl::Status ArtifactStore::Unstash(const Digest& tree,
                                     const std::string& target) const {
+  return Unstash(tree, target, options_.extract.limits);
+}
+
+absl::Status ArtifactStore::Unstash(
+    const Digest& tree, const std::string& target,
+    const archive::ExtractLimits& limits) const {
+  archive::ExtractOptions options = options_.extract;
+  options.limits = limits;
   return VerifiedUnstash(tree, [&](std::unique_ptr<archive::ByteSource> source,
                                    const archive::ExtractVerifier& verify) {
-    return archive::ExtractArchive(std::move(source), target, options_.extract,
-                                   verify);
+    return archive::ExtractArchive(std::move(source), target, options, verify);
   });
 }
 

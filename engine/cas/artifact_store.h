@@ -88,6 +88,10 @@ class ArtifactStore {
   // if its archive is corrupt; ResourceExhausted if it passes the
   // extraction limits (ArtifactStoreOptions.extract: a decompression bomb).
   absl::Status Unstash(const Digest& tree, const std::string& target) const;
+  // As Unstash, under `limits` instead of the store's (e.g. the tighter
+  // bounds of a source archive a client sent).
+  absl::Status Unstash(const Digest& tree, const std::string& target,
+                       const archive::ExtractLimits& limits) const;
   // Extracts artifact `tree` into the entry `name` of the directory open at
   // parent_fd; nothing outside parent_fd is touched and no symlink is
   // followed. With `replace`, an existing entry is replaced (see

@@ -14,6 +14,7 @@
 #include "engine/gc/garbage_collector.h"
 #include "engine/store/action_cache.h"
 #include "engine/store/run_store.h"
+#include "engine/store/store.h"
 
 namespace kiln::cli {
 namespace {
@@ -86,13 +87,11 @@ void NoteHostMode(const std::vector<store::KeyComponent>& components) {
   }
 }
 
-int Explain(const std::string& store_dir, const std::string& run_id,
+int Explain(const store::Store& parts, const std::string& run_id,
             const std::string& task) {
-  auto runs = store::RunStore::Open(store_dir);
-  if (!runs.ok()) return Fail(runs.status());
-  auto cache = store::ActionCache::Open(store_dir);
-  if (!cache.ok()) return Fail(cache.status());
-  auto run = (*runs)->GetRun(run_id);
+  store::RunStore* runs = &parts.runs();
+  store::ActionCache* cache = &parts.cache();
+  auto run = runs->GetRun(run_id);
   if (!run.ok()) return Fail(run.status());
   const v1::TaskStatus* st = FindTask(*run, task);
   if (st == nullptr) {
@@ -107,7 +106,7 @@ int Explain(const std::string& store_dir, const std::string& run_id,
         task.c_str(), run_id.c_str(), v1::TaskState_Name(st->state()).c_str());
     return kExitOk;
   }
-  auto now = (*cache)->Lookup(st->cache_key(), true);
+  auto now = cache->Lookup(st->cache_key(), true);
   if (!now.ok()) return Fail(now.status());
   if (st->state() == v1::TASK_CACHED) {
     std::printf("hit: %s matched key %s", task.c_str(),
@@ -126,7 +125,7 @@ int Explain(const std::string& store_dir, const std::string& run_id,
   do {
     store::RunFilter filter;
     filter.pipeline_name = run->pipeline_name();
-    auto page = (*runs)->ListRuns(filter, 200, token);
+    auto page = runs->ListRuns(filter, 200, token);
     if (!page.ok()) return Fail(page.status());
     for (const auto& r : page->runs) {  // newest first
       if (r.id() == run_id) {
@@ -134,11 +133,11 @@ int Explain(const std::string& store_dir, const std::string& run_id,
         continue;
       }
       if (!past_this) continue;
-      auto full = (*runs)->GetRun(r.id());
+      auto full = runs->GetRun(r.id());
       if (!full.ok()) continue;
       const v1::TaskStatus* prev = FindTask(*full, task);
       if (prev == nullptr || prev->cache_key().empty()) continue;
-      auto entry = (*cache)->Lookup(prev->cache_key(), true);
+      auto entry = cache->Lookup(prev->cache_key(), true);
       if (entry.ok() && entry->has_value()) {
         before = std::move(**entry);
         before_run = r.id();
@@ -194,21 +193,19 @@ int Explain(const std::string& store_dir, const std::string& run_id,
   return kExitOk;
 }
 
-int Stats(const std::string& store_dir) {
-  auto artifacts = cas::ArtifactStore::Open(store_dir);
-  if (!artifacts.ok()) return Fail(artifacts.status());
-  auto blobs = (*artifacts)->blobs().ListBlobs();
+int Stats(const store::Store& st, const std::string& store_dir) {
+  cas::ArtifactStore* artifacts = &st.artifacts();
+  auto blobs = artifacts->blobs().ListBlobs();
   if (!blobs.ok()) return Fail(blobs.status());
   int64_t bytes = 0;
   for (const auto& d : *blobs) bytes += std::max<int64_t>(0, d.size());
-  auto listed = (*artifacts)->ListArtifacts();
-  auto runs = store::RunStore::Open(store_dir);
-  if (!runs.ok()) return Fail(runs.status());
+  auto listed = artifacts->ListArtifacts();
+  store::RunStore* runs = &st.runs();
   std::map<v1::RunState, int> by_state;
   int total = 0;
   std::string token;
   do {
-    auto page = (*runs)->ListRuns(store::RunFilter(), 1000, token);
+    auto page = runs->ListRuns(store::RunFilter(), 1000, token);
     if (!page.ok()) return Fail(page.status());
     for (const auto& r : page->runs) {
       ++by_state[r.state()];
@@ -243,13 +240,20 @@ int CacheVerb(const std::vector<std::string>& argv) {
   if (pos.empty()) return args.UsageError("expected explain, stats or gc");
   auto store_dir = cas::ResolveStoreDir(args.Get("store"));
   if (!store_dir.ok()) return Fail(store_dir.status());
+  if (pos[0] != "explain" && pos[0] != "stats" && pos[0] != "gc") {
+    return args.UsageError(
+        absl::StrCat("unknown cache command '", pos[0], "'"));
+  }
+  // Every part of the store, opened once for the verb.
+  auto st = store::Store::Open(*store_dir);
+  if (!st.ok()) return Fail(st.status());
   if (pos[0] == "explain") {
     if (pos.size() != 3) return args.UsageError("explain takes RUN TASK");
-    return Explain(*store_dir, pos[1], pos[2]);
+    return Explain(**st, pos[1], pos[2]);
   }
   if (pos[0] == "stats") {
     if (pos.size() != 1) return args.UsageError("stats takes no arguments");
-    return Stats(*store_dir);
+    return Stats(**st, *store_dir);
   }
   if (pos[0] == "gc") {
     if (pos.size() != 1) return args.UsageError("gc takes no arguments");
@@ -264,7 +268,7 @@ int CacheVerb(const std::vector<std::string>& argv) {
       return args.UsageError("--max-size must be a size like 500M or 10Gi");
     }
     options.dry_run = args.Has("dry-run");
-    auto report = gc::CollectGarbage(*store_dir, options);
+    auto report = gc::CollectGarbage(**st, options);
     if (!report.ok()) return Fail(report.status());
     std::printf(
         "%s %lld of %lld blobs (%s of %s), %lld cache entries, %lld "

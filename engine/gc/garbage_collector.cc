@@ -11,6 +11,7 @@
 #include "engine/cas/content_store.h"
 #include "engine/store/action_cache.h"
 #include "engine/store/run_store.h"
+#include "engine/store/store.h"
 
 namespace kiln::gc {
 namespace {
@@ -73,13 +74,17 @@ absl::Status CollectRoots(store::RunStore& runs, store::ActionCache& cache,
 
 absl::StatusOr<GcReport> CollectGarbage(const std::string& store_dir,
                                         const GcOptions& options) {
-  auto runs = store::RunStore::Open(store_dir);
-  if (!runs.ok()) return runs.status();
-  auto cache = store::ActionCache::Open(store_dir);
-  if (!cache.ok()) return cache.status();
-  auto artifacts = cas::ArtifactStore::Open(store_dir);
-  if (!artifacts.ok()) return artifacts.status();
-  const cas::ContentStore& blobs = (*artifacts)->blobs();
+  auto store = store::Store::Open(store_dir);
+  if (!store.ok()) return store.status();
+  return CollectGarbage(**store, options);
+}
+
+absl::StatusOr<GcReport> CollectGarbage(const store::Store& store,
+                                        const GcOptions& options) {
+  store::RunStore* runs = &store.runs();
+  store::ActionCache* cache = &store.cache();
+  cas::ArtifactStore* artifacts = &store.artifacts();
+  const cas::ContentStore& blobs = store.blobs();
 
   GcReport report;
   auto all = blobs.ListBlobs();
@@ -96,13 +101,13 @@ absl::StatusOr<GcReport> CollectGarbage(const std::string& store_dir,
     std::set<std::string> sources;
     store::CachePins pins;
     absl::Status s =
-        CollectRoots(**runs, **cache, now - keep, &roots, &sources, &pins);
+        CollectRoots(*runs, *cache, now - keep, &roots, &sources, &pins);
     if (!s.ok()) return s;
     // Sources unpacked for submitted runs (<store>/sources/*) live as long
     // as a retained or unfinished run uses them.
     std::error_code ec;
     for (const auto& entry :
-         std::filesystem::directory_iterator(store_dir + "/sources", ec)) {
+         std::filesystem::directory_iterator(store.SourcesDir(), ec)) {
       std::string path = entry.path().lexically_normal().string();
       if (sources.count(path)) continue;
       struct stat st;
@@ -115,7 +120,7 @@ absl::StatusOr<GcReport> CollectGarbage(const std::string& store_dir,
     }
     // Artifact roots keep their archives.
     std::set<std::string> live = roots;
-    auto listed = (*artifacts)->ListArtifacts();
+    auto listed = artifacts->ListArtifacts();
     if (!listed.ok()) return listed.status();
     for (const auto& [tree, archive] : *listed) {
       if (roots.count(tree.ToString())) live.insert(archive.ToString());
@@ -135,9 +140,8 @@ absl::StatusOr<GcReport> CollectGarbage(const std::string& store_dir,
       bytes -= std::max<int64_t>(0, d.size());
     }
     // A dry run reports the entries it would remove (it used to say 0).
-    auto removed = options.dry_run
-                       ? (*cache)->CountOlderThan(now - keep, pins)
-                       : (*cache)->RemoveOlderThan(now - keep, pins);
+    auto removed = options.dry_run ? cache->CountOlderThan(now - keep, pins)
+                                   : cache->RemoveOlderThan(now - keep, pins);
     if (removed.ok()) report.cache_entries_deleted += *removed;
     report.keep_used = keep;
     if (options.max_bytes <= 0 || bytes <= options.max_bytes ||

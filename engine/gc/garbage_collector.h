@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "engine/store/store.h"
 
 namespace kiln::gc {
 
@@ -43,6 +44,9 @@ struct GcReport {
   bool over_max = false;        // still larger than max_bytes
 };
 
+absl::StatusOr<GcReport> CollectGarbage(const store::Store& store,
+                                        const GcOptions& options);
+// As above, on the store at `store_dir` (opened for the call).
 absl::StatusOr<GcReport> CollectGarbage(const std::string& store_dir,
                                         const GcOptions& options);
 

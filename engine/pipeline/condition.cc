@@ -1,5 +1,6 @@
 #include "engine/pipeline/condition.h"
 
+#include <atomic>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -170,9 +171,16 @@ std::string CheckStringMatch(const v1::StringMatch& match, bool is_message) {
   }
 }
 
+namespace {
+std::atomic<int64_t> conditions_evaluated{0};
+}  // namespace
+
+int64_t ConditionsEvaluatedForTesting() { return conditions_evaluated.load(); }
+
 ConditionResult EvaluateCondition(
     const v1::Condition& c, const v1::Trigger& trigger,
     const absl::flat_hash_set<std::string>& secret_params) {
+  conditions_evaluated.fetch_add(1, std::memory_order_relaxed);
   switch (c.kind_case()) {
     case v1::Condition::kBranch:
       return EvaluateStringMatch(c.branch(), "branch", trigger.branch(), false);

@@ -18,6 +18,7 @@
 #ifndef KILN_ENGINE_PIPELINE_CONDITION_H_
 #define KILN_ENGINE_PIPELINE_CONDITION_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
@@ -36,6 +37,10 @@ struct ConditionResult {
 ConditionResult EvaluateCondition(
     const v1::Condition& condition, const v1::Trigger& trigger,
     const absl::flat_hash_set<std::string>& secret_params = {});
+
+// EvaluateCondition calls made in this process, nested ones included (a
+// test hook: a run's `when`s are evaluated once, when it is planned).
+int64_t ConditionsEvaluatedForTesting();
 
 // "" if the match's pattern compiles (regex or glob), else the error.
 // `is_message` selects the default kind (REGEX) for KIND_UNSPECIFIED.

@@ -1,5 +1,6 @@
 #include "engine/pipeline/plan.h"
 
+#include <atomic>
 #include <queue>
 
 #include "absl/container/flat_hash_map.h"
@@ -11,6 +12,8 @@
 
 namespace kiln::pipeline {
 namespace {
+
+std::atomic<int64_t> plans_computed{0};
 
 // Appends `tasks` to plan->order topologically; needs resolve within `tasks`.
 absl::Status PlanPart(const google::protobuf::RepeatedPtrField<v1::Task>& tasks,
@@ -47,25 +50,24 @@ absl::Status PlanPart(const google::protobuf::RepeatedPtrField<v1::Task>& tasks,
     planned.task = &task;
     planned.is_finally = is_finally;
     planned.index = i;
-    std::vector<std::string> skipped_needs;
-    int known_needs = 0;
-    for (const std::string& need : task.needs()) {
-      auto it = by_name.find(need);
-      if (it == by_name.end()) continue;
-      ++known_needs;
-      if (plan->order[entry[it->second]].skipped) skipped_needs.push_back(need);
-    }
     if (task.has_when()) {
       ConditionResult r = EvaluateCondition(task.when(), trigger, secrets);
       planned.skipped = !r.holds;
       planned.reason = r.reason;
     }
-    if (!planned.skipped && known_needs > 0 &&
-        static_cast<int>(skipped_needs.size()) == known_needs &&
-        !task.run_if_needs_skipped()) {
-      planned.skipped = true;
-      planned.reason = absl::StrCat("every task it needs is skipped (",
-                                    absl::StrJoin(skipped_needs, ", "), ")");
+    if (!planned.skipped) {
+      std::optional<std::string> reason = SkippedByNeeds(
+          task, [&](const std::string& need) -> std::optional<bool> {
+            auto it = by_name.find(need);
+            if (it == by_name.end() || entry[it->second] < 0) {
+              return std::nullopt;
+            }
+            return plan->order[entry[it->second]].skipped;
+          });
+      if (reason.has_value()) {
+        planned.skipped = true;
+        planned.reason = *std::move(reason);
+      }
     }
     entry[i] = static_cast<int>(plan->order.size());
     plan->order.push_back(std::move(planned));
@@ -86,6 +88,27 @@ absl::Status PlanPart(const google::protobuf::RepeatedPtrField<v1::Task>& tasks,
 
 }  // namespace
 
+std::optional<std::string> SkippedByNeeds(
+    const v1::Task& task,
+    const std::function<std::optional<bool>(const std::string&)>&
+        need_skipped) {
+  if (task.run_if_needs_skipped()) return std::nullopt;
+  std::vector<std::string> skipped;
+  bool any = false;
+  for (const std::string& need : task.needs()) {
+    std::optional<bool> s = need_skipped(need);
+    if (!s.has_value()) continue;
+    if (!*s) return std::nullopt;
+    any = true;
+    skipped.push_back(need);
+  }
+  if (!any) return std::nullopt;
+  return absl::StrCat("every task it needs is skipped (",
+                      absl::StrJoin(skipped, ", "), ")");
+}
+
+int64_t PlansComputedForTesting() { return plans_computed.load(); }
+
 const PlannedTask* Plan::Find(const std::string& name) const {
   for (const PlannedTask& t : order) {
     if (t.task->name() == name) return &t;
@@ -95,6 +118,7 @@ const PlannedTask* Plan::Find(const std::string& name) const {
 
 absl::StatusOr<Plan> ComputePlan(const v1::Pipeline& pipeline,
                                  const v1::Trigger& trigger) {
+  plans_computed.fetch_add(1);
   Plan plan;
   absl::StatusOr<std::map<std::string, std::string>> params =
       ResolveParams(pipeline, trigger.params());

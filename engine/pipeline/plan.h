@@ -5,12 +5,19 @@
 // every one of them is skipped (unless run_if_needs_skipped). Tasks that
 // merely need a skipped task among others still run. Finally tasks follow
 // the same rules among themselves (they never depend on regular tasks).
-// The scheduler reuses the order and skip decisions; what happens at run
-// time (failures, cancellation) is not planned here.
+// Each run is planned once, when it is submitted (or, after a crash, once
+// when it is resumed, from the recorded pipeline and trigger: the plan is a
+// pure function of those); the scheduler consumes the plan. What happens at
+// run time (failures, cancellation, a task skipped when it runs) is not
+// planned here, but the scheduler applies the same needs rule
+// (SkippedByNeeds) to it.
 #ifndef KILN_ENGINE_PIPELINE_PLAN_H_
 #define KILN_ENGINE_PIPELINE_PLAN_H_
 
+#include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +54,20 @@ struct Plan {
 // outlive it.
 absl::StatusOr<Plan> ComputePlan(const v1::Pipeline& pipeline,
                                  const v1::Trigger& trigger);
+
+// The one home of the needs rule: a task that has needs, every one of them
+// skipped, is skipped too, unless it sets run_if_needs_skipped.
+// `need_skipped(name)` says whether a need is skipped, or nullopt for a name
+// that does not count (not in the task's part of the pipeline). Returns the
+// reason ("every task it needs is skipped (a, b)") when the task is skipped,
+// else nullopt.
+std::optional<std::string> SkippedByNeeds(
+    const v1::Task& task,
+    const std::function<std::optional<bool>(const std::string&)>& need_skipped);
+
+// ComputePlan calls made in this process (a test hook: a run is planned
+// once).
+int64_t PlansComputedForTesting();
 
 }  // namespace kiln::pipeline
 

@@ -100,6 +100,32 @@ tasks:
               ElementsAre("a(skipped)", "b(skipped)", "c(skipped)", "d", "e"));
 }
 
+// The needs rule's one home, used by the plan and (for tasks skipped when
+// they run) by the scheduler.
+TEST(PlanTest, SkippedByNeedsIsTheOneNeedsRule) {
+  v1::Task t;
+  t.set_name("t");
+  t.add_needs("a");
+  t.add_needs("b");
+  t.add_needs("elsewhere");
+  auto verdict = [&](bool a, bool b) {
+    return SkippedByNeeds(t, [&](const std::string& n) -> std::optional<bool> {
+      if (n == "a") return a;
+      if (n == "b") return b;
+      return std::nullopt;  // not in the task's part: does not count
+    });
+  };
+  EXPECT_EQ(verdict(true, true), "every task it needs is skipped (a, b)");
+  EXPECT_EQ(verdict(true, false), std::nullopt);
+  EXPECT_EQ(verdict(false, false), std::nullopt);
+  t.set_run_if_needs_skipped(true);
+  EXPECT_EQ(verdict(true, true), std::nullopt);
+  v1::Task none;
+  none.set_name("none");
+  EXPECT_EQ(SkippedByNeeds(none, [](const std::string&) { return true; }),
+            std::nullopt);
+}
+
 TEST(PlanTest, BadParamsAreRejected) {
   v1::Pipeline p = MustLoad(kDelivery);
   v1::Trigger trigger;

@@ -1,5 +1,6 @@
-// Runs one pipeline's DAG: a ready queue under a parallelism limit, `when`
-// skips and skip propagation, fail-fast or continue-on-failure, retries with
+// Runs one pipeline's DAG from its plan (pipeline/plan.h): a ready queue
+// under a parallelism limit, the plan's skips and skip propagation at run
+// time, fail-fast or continue-on-failure, retries with
 // exponential backoff, a pipeline timeout, cancellation (graceful, then
 // immediate), and `finally` tasks that always run with their own budget.
 //
@@ -17,6 +18,7 @@
 
 #include "absl/time/time.h"
 #include "engine/base/mutex.h"
+#include "engine/pipeline/plan.h"
 #include "engine/scheduler/cancel_signal.h"
 #include "kiln/v1/pipeline.pb.h"
 #include "kiln/v1/run.pb.h"
@@ -82,11 +84,12 @@ struct SchedulerResult {
 
 class Scheduler {
  public:
-  // `static_skips`: tasks the trigger skips (`when` false), name -> reason.
+  // `plan`: the run's plan (computed once, when the run was submitted or
+  // resumed); the tasks it skips are reported skipped with its reason, and
+  // it (and the pipeline it points into) must outlive the scheduler.
   // `prior`: tasks already finished in an earlier process (resume); those in
   // a final successful/skipped state are not run again.
-  Scheduler(const v1::Pipeline& pipeline,
-            std::map<std::string, std::string> static_skips,
+  Scheduler(const pipeline::Plan& plan,
             std::map<std::string, v1::TaskStatus> prior, TaskRunner* runner,
             EventSink* sink, SchedulerOptions options);
   ~Scheduler();
@@ -120,8 +123,16 @@ class Scheduler {
   // Artifact name -> the tasks whose final status lists it as an output.
   std::map<std::string, std::vector<std::string>> producers_;
 
-  const v1::Pipeline& pipeline_;
-  std::map<std::string, std::string> static_skips_;
+  // The tasks of one part (main or finally), in declaration order.
+  std::vector<const v1::Task*> PartOf(bool is_finally) const;
+  // Runs the main phase; false if the run was drained meanwhile.
+  bool RunMain(SchedulerResult* result, bool* timed_out);
+  // Runs `finally`; false if the run was drained meanwhile.
+  bool RunFinally(SchedulerResult* result);
+
+  const pipeline::Plan& plan_;
+  // The tasks the plan skips, name -> reason.
+  std::map<std::string, std::string> planned_skips_;
   std::map<std::string, v1::TaskStatus> prior_;
   TaskRunner* runner_;
   EventSink* sink_;

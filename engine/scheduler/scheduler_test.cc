@@ -1,5 +1,6 @@
 #include "engine/scheduler/scheduler.h"
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -10,6 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "engine/base/mutex.h"
+#include "engine/pipeline/plan.h"
 #include "gtest/gtest.h"
 
 namespace kiln {
@@ -106,6 +108,13 @@ AttemptOutcome WaitForCancel(CancelSignal* c) {
   return o;
 }
 
+// The run's plan, as the engine computes it once per run.
+pipeline::Plan PlanOf(const v1::Pipeline& p, const v1::Trigger& trigger = {}) {
+  absl::StatusOr<pipeline::Plan> plan = pipeline::ComputePlan(p, trigger);
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  return plan.ok() ? *std::move(plan) : pipeline::Plan();
+}
+
 SchedulerOptions Fast() {
   SchedulerOptions o;
   o.retry_backoff = absl::Milliseconds(1);
@@ -123,7 +132,8 @@ TEST(SchedulerTest, RunsDagInDependencyOrderWithinParallelism) {
   RecordingSink sink;
   SchedulerOptions opts = Fast();
   opts.parallelism = 3;
-  Scheduler s(p, {}, {}, &runner, &sink, opts);
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, opts);
   SchedulerResult r = s.Run();
   EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
   EXPECT_LE(runner.peak(), 3);
@@ -150,31 +160,65 @@ TEST(SchedulerTest, HugeParallelismStartsNoThreadPerSlot) {
   RecordingSink sink;
   SchedulerOptions opts = Fast();
   opts.parallelism = 50000000;
-  Scheduler s(p, {}, {}, &runner, &sink, opts);
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, opts);
   SchedulerResult r = s.Run();
   EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
   EXPECT_EQ(r.tasks["b"].state(), v1::TASK_SUCCEEDED);
 }
 
-TEST(SchedulerTest, StaticSkipsPropagateUnlessOptedOut) {
+TEST(SchedulerTest, PlannedSkipsPropagateUnlessOptedOut) {
   v1::Pipeline p;
-  AddTask(&p, "a");
+  AddTask(&p, "a")->mutable_when()->mutable_branch()->set_pattern("main");
   AddTask(&p, "b", {"a"});
   AddTask(&p, "c", {"a"})->set_run_if_needs_skipped(true);
   AddTask(&p, "d", {"a", "e"});
   AddTask(&p, "e");
   ScriptedRunner runner;
   RecordingSink sink;
-  Scheduler s(p, {{"a", "branch 'x' does not match main"}}, {}, &runner, &sink,
-              Fast());
+  v1::Trigger trigger;
+  trigger.set_branch("x");
+  pipeline::Plan plan = PlanOf(p, trigger);
+  Scheduler s(plan, {}, &runner, &sink, Fast());
   SchedulerResult r = s.Run();
   EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
   EXPECT_EQ(r.tasks["a"].state(), v1::TASK_SKIPPED);
   EXPECT_EQ(r.tasks["a"].reason(), "branch 'x' does not match main");
   EXPECT_EQ(r.tasks["b"].state(), v1::TASK_SKIPPED);
-  EXPECT_EQ(r.tasks["b"].reason(), "every task it needs was skipped");
+  EXPECT_EQ(r.tasks["b"].reason(), "every task it needs is skipped (a)");
   EXPECT_EQ(r.tasks["c"].state(), v1::TASK_SUCCEEDED);
   EXPECT_EQ(r.tasks["d"].state(), v1::TASK_SUCCEEDED);  // e ran
+  std::vector<std::string> started = runner.started();
+  std::sort(started.begin(), started.end());
+  EXPECT_EQ(started, (std::vector<std::string>{"c", "d", "e"}));
+}
+
+// A task skipped when it runs (not by the plan) propagates by the same rule.
+TEST(SchedulerTest, SkipsAtRunTimePropagateByTheSameRule) {
+  v1::Pipeline p;
+  AddTask(&p, "a");
+  AddTask(&p, "b", {"a"});
+  AddTask(&p, "c", {"a"})->set_run_if_needs_skipped(true);
+  AddTask(&p, "d", {"a", "e"});
+  AddTask(&p, "e");
+  AddTask(&p, "f", {"b"});
+  ScriptedRunner runner;
+  runner.Set("a", [](int, CancelSignal*) {
+    AttemptOutcome o;
+    o.state = v1::TASK_SKIPPED;
+    o.reason = "not implemented";
+    return o;
+  });
+  RecordingSink sink;
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, Fast());
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
+  EXPECT_EQ(r.tasks["b"].state(), v1::TASK_SKIPPED);
+  EXPECT_EQ(r.tasks["b"].reason(), "every task it needs is skipped (a)");
+  EXPECT_EQ(r.tasks["f"].state(), v1::TASK_SKIPPED);
+  EXPECT_EQ(r.tasks["c"].state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(r.tasks["d"].state(), v1::TASK_SUCCEEDED);
 }
 
 TEST(SchedulerTest, FailFastSkipsPendingAndCancelsRunning) {
@@ -191,7 +235,8 @@ TEST(SchedulerTest, FailFastSkipsPendingAndCancelsRunning) {
     return Fail(3);
   });
   RecordingSink sink;
-  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, Fast());
   SchedulerResult r = s.Run();
   EXPECT_EQ(r.state, v1::RUN_FAILED);
   EXPECT_EQ(r.tasks["bad"].state(), v1::TASK_FAILED);
@@ -214,7 +259,8 @@ TEST(SchedulerTest, ContinueOnFailureRunsIndependentTasks) {
   SchedulerOptions opts = Fast();
   opts.on_failure = v1::CONTINUE;
   opts.parallelism = 1;
-  Scheduler s(p, {}, {}, &runner, &sink, opts);
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, opts);
   SchedulerResult r = s.Run();
   EXPECT_EQ(r.state, v1::RUN_FAILED);
   EXPECT_EQ(r.tasks["after"].state(), v1::TASK_SKIPPED);
@@ -236,7 +282,8 @@ TEST(SchedulerTest, RetriesWithBackoffThenSucceeds) {
     return o;
   });
   RecordingSink sink;
-  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, Fast());
   SchedulerResult r = s.Run();
   EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
   EXPECT_EQ(attempts, (std::vector<int>{1, 2, 3}));
@@ -258,7 +305,8 @@ TEST(SchedulerTest, RetriesExhausted) {
     return Fail(7);
   });
   RecordingSink sink;
-  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, Fast());
   SchedulerResult r = s.Run();
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(r.tasks["bad"].state(), v1::TASK_FAILED);
@@ -286,7 +334,8 @@ TEST(SchedulerTest, CancelIsGracefulThenFinallyRuns) {
     return WaitForCancel(c);
   });
   RecordingSink sink;
-  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, Fast());
   std::thread canceller([&] {
     started.WaitForNotification();
     s.Cancel("cancelled by user");
@@ -315,7 +364,8 @@ TEST(SchedulerTest, SecondCancelStopsFinally) {
     return WaitForCancel(c);
   });
   RecordingSink sink;
-  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, Fast());
   bool cancelled_by_first = true;
   std::thread canceller([&] {
     in_finally.WaitForNotification();
@@ -342,7 +392,8 @@ TEST(SchedulerTest, PipelineTimeoutCancelsRunningAndSkipsPending) {
   RecordingSink sink;
   SchedulerOptions opts = Fast();
   opts.timeout = absl::Milliseconds(100);
-  Scheduler s(p, {}, {}, &runner, &sink, opts);
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, opts);
   SchedulerResult r = s.Run();
   EXPECT_EQ(r.state, v1::RUN_TIMED_OUT);
   EXPECT_EQ(r.tasks["hang"].state(), v1::TASK_TIMED_OUT);
@@ -360,7 +411,8 @@ TEST(SchedulerTest, ResumeSkipsTasksFinishedEarlier) {
   (*prior["a"].mutable_outputs())["app"] = "sha256:00";
   ScriptedRunner runner;
   RecordingSink sink;
-  Scheduler s(p, {}, prior, &runner, &sink, Fast());
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, prior, &runner, &sink, Fast());
   SchedulerResult r = s.Run();
   EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
   EXPECT_EQ(runner.started(), std::vector<std::string>{"b"});
@@ -387,7 +439,8 @@ TEST(SchedulerTest, DrainLetsRunningFinishAndLeavesTheRestPending) {
   });
   runner.Set("stuck", [](int, CancelSignal* c) { return WaitForCancel(c); });
   RecordingSink sink;
-  Scheduler s(p, {}, {}, &runner, &sink, Fast());
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, Fast());
   std::thread drainer([&] {
     started.WaitForNotification();
     // The grace only bounds how long "stuck" runs on; "running" ends
@@ -422,7 +475,8 @@ TEST(SchedulerTest, EveryTaskGetsExactlyOneFinalEvent) {
   RecordingSink sink;
   SchedulerOptions opts = Fast();
   opts.on_failure = v1::CONTINUE;
-  Scheduler s(p, {}, {}, &runner, &sink, opts);
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, opts);
   s.Run();
   std::map<std::string, int> finals;
   for (const auto& e : sink.events()) {

@@ -26,8 +26,7 @@ grpc::Status KilnService::FindMissingBlobs(
     if (!digest.ok()) return ToGrpc(digest.status());
     digests.push_back(*digest);
   }
-  for (const cas::Digest& missing :
-       engine_->content_store().FindMissing(digests)) {
+  for (const cas::Digest& missing : engine_->FindMissingBlobs(digests)) {
     response->add_missing(missing.ToString());
   }
   return grpc::Status::OK;
@@ -79,7 +78,7 @@ grpc::Status KilnService::UploadBlob(
   }
   reservation.bytes = message.size();
   absl::StatusOr<std::unique_ptr<cas::BlobWriter>> writer =
-      engine_->content_store().NewWriter();
+      engine_->NewBlobWriter();
   if (!writer.ok()) return ToGrpc(writer.status());
   int64_t received = 0;
   do {
@@ -118,7 +117,7 @@ grpc::Status KilnService::DownloadBlob(
   absl::StatusOr<cas::Digest> digest = cas::Digest::Parse(request->digest());
   if (!digest.ok()) return ToGrpc(digest.status());
   absl::StatusOr<std::unique_ptr<cas::BlobReader>> reader =
-      engine_->content_store().OpenBlob(*digest);
+      engine_->OpenBlob(*digest);
   if (!reader.ok()) return ToGrpc(reader.status());
   v1::DownloadBlobResponse response;
   response.set_size((*reader)->size());

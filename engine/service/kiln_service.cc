@@ -75,24 +75,14 @@ grpc::Status ToGrpc(const absl::Status& status) {
 
 absl::StatusOr<std::unique_ptr<KilnService>> KilnService::Create(
     Engine* engine, ServiceOptions options) {
-  // Source archives come from clients: their own, tighter bounds.
-  cas::ArtifactStoreOptions store_options;
-  store_options.extract.limits.max_total_bytes = options.max_source_bytes;
-  store_options.extract.limits.max_expansion_ratio =
-      options.max_source_expansion;
-  absl::StatusOr<std::unique_ptr<cas::ArtifactStore>> artifacts =
-      cas::ArtifactStore::Open(engine->store_dir(), store_options);
-  if (!artifacts.ok()) return artifacts.status();
   return std::unique_ptr<KilnService>(
-      new KilnService(engine, std::move(options), std::move(*artifacts)));
+      new KilnService(engine, std::move(options)));
 }
 
-KilnService::KilnService(Engine* engine, ServiceOptions options,
-                         std::unique_ptr<cas::ArtifactStore> artifacts)
+KilnService::KilnService(Engine* engine, ServiceOptions options)
     : engine_(engine),
       options_(std::move(options)),
       authorizer_(options_.tokens),
-      artifacts_(std::move(artifacts)),
       limiter_(StreamLimitsOf(options_)),
       upload_budget_(
           std::make_shared<ByteBudget>(options_.max_upload_bytes_in_flight)),
@@ -131,8 +121,7 @@ void KilnService::PrepareRunReply(v1::Run* run) {
     FitRun(run, options_.max_reply_bytes);
     return;
   }
-  absl::StatusOr<v1::Pipeline> pipeline =
-      engine_->run_store().GetPipeline(run->id());
+  absl::StatusOr<v1::Pipeline> pipeline = engine_->GetPipeline(run->id());
   if (pipeline.ok()) {
     RedactSecrets(*pipeline, run);
   } else {
@@ -194,29 +183,11 @@ absl::StatusOr<std::string> KilnService::MaterializeSource(
   absl::StatusOr<cas::Digest> archive =
       cas::Digest::Parse(source.archive_digest());
   if (!archive.ok()) return archive.status();
-  if (!engine_->content_store().Has(*archive)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("source archive ", archive->ToString(),
-                     " is not uploaded (UploadBlob it first)"));
-  }
-  if (absl::Status s = artifacts_->RegisterArchive(*tree, *archive); !s.ok()) {
-    return s;
-  }
-  // A fresh directory per run: `unstash` tasks write into their source.
-  std::string parent = absl::StrCat(engine_->store_dir(), "/sources");
-  if (absl::Status s = cas::MakeDirs(parent); !s.ok()) return s;
-  std::string dir =
-      absl::StrCat(parent, "/", tree->Hex().substr(0, 16), "-XXXXXX");
-  if (mkdtemp(dir.data()) == nullptr) {
-    return absl::InternalError(absl::StrCat("mkdtemp ", dir, " failed"));
-  }
-  if (absl::Status s = artifacts_->Unstash(*tree, dir); !s.ok()) {
-    (void)cas::RemoveTree(dir);
-    // A forged claim must not stay registered for this tree.
-    (void)artifacts_->ForgetArchive(*tree, *archive);
-    return s;
-  }
-  return dir;
+  // Source archives come from clients: their own, tighter bounds.
+  archive::ExtractLimits limits;
+  limits.max_total_bytes = options_.max_source_bytes;
+  limits.max_expansion_ratio = options_.max_source_expansion;
+  return engine_->PutSource(*tree, *archive, limits);
 }
 
 grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
@@ -264,8 +235,7 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
   const std::string& id = (*handle)->id();
   if (!source_dir.empty()) {
     // An idempotent resubmit returns the first run, with its own source.
-    absl::StatusOr<std::string> recorded =
-        engine_->run_store().GetSourceDir(id);
+    absl::StatusOr<std::string> recorded = engine_->GetSourceDir(id);
     if (recorded.ok() && *recorded != source_dir) {
       (void)cas::RemoveTree(source_dir);
     }
@@ -300,8 +270,7 @@ grpc::Status KilnService::GetRunTasks(grpc::ServerContext* context,
   }
   absl::StatusOr<v1::Run> run = engine_->GetRun(request->run_id());
   if (!run.ok()) return ToGrpc(run.status());
-  absl::StatusOr<v1::Pipeline> pipeline =
-      engine_->run_store().GetPipeline(run->id());
+  absl::StatusOr<v1::Pipeline> pipeline = engine_->GetPipeline(run->id());
   if (pipeline.ok()) RedactSecrets(*pipeline, &*run);
   absl::StatusOr<v1::GetRunTasksResponse> page =
       PageTasks(*run, request->page_size(), request->page_token(),
@@ -322,8 +291,8 @@ grpc::Status KilnService::ListRuns(grpc::ServerContext* context,
     filter.state = request->state();
   }
   filter.pipeline_name = request->pipeline_name();
-  absl::StatusOr<store::RunPage> page = engine_->run_store().ListRuns(
-      filter, request->page_size(), request->page_token());
+  absl::StatusOr<store::RunPage> page =
+      engine_->ListRuns(filter, request->page_size(), request->page_token());
   if (!page.ok()) return ToGrpc(page.status());
   // Summaries, and at most kMaxReplyBytes a page: a page cut short by bytes
   // continues after its last run (the store's token is the last id).

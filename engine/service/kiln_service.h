@@ -114,8 +114,7 @@ class KilnService final : public v1::Kiln::Service {
       grpc::ServerWriter<v1::DownloadBlobResponse>* writer) override;
 
  private:
-  KilnService(Engine* engine, ServiceOptions options,
-              std::unique_ptr<cas::ArtifactStore> artifacts);
+  KilnService(Engine* engine, ServiceOptions options);
 
   // Authorizes the call and refuses it during shutdown.
   absl::StatusOr<Principal> Admit(grpc::ServerContext* context,
@@ -134,7 +133,6 @@ class KilnService final : public v1::Kiln::Service {
   Engine* const engine_;
   const ServiceOptions options_;
   const Authorizer authorizer_;
-  std::unique_ptr<cas::ArtifactStore> artifacts_;
   StreamLimiter limiter_;
   // Uploads in progress and their announced bytes.
   std::atomic<int> uploads_{0};

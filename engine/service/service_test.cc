@@ -197,8 +197,8 @@ TEST_F(ServiceTest, BlobsVerifyDigests) {
   writer->Write(message);
   writer->WritesDone();
   EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_FALSE(engine_->content_store().Has(claimed));
-  EXPECT_FALSE(engine_->content_store().Has(cas::Digest::Of(other)));
+  EXPECT_FALSE(engine_->HasBlob(claimed));
+  EXPECT_FALSE(engine_->HasBlob(cas::Digest::Of(other)));
 
   v1::FindMissingBlobsRequest find;
   find.add_digests(digest.ToString());
@@ -467,8 +467,7 @@ TEST_F(ServiceTest, SubmitWithUploadedSource) {
   grpc::Status status =
       client->stub().SubmitRun(context.get(), request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  absl::StatusOr<std::string> source =
-      engine_->run_store().GetSourceDir(response.run_id());
+  absl::StatusOr<std::string> source = engine_->GetSourceDir(response.run_id());
   ASSERT_TRUE(source.ok());
   std::ifstream in(*source + "/hello.txt");
   std::string text;

@@ -78,7 +78,6 @@ grpc::Status KilnService::StreamLogs(
   absl::StatusOr<StreamLimiter::Slot> slot = AdmitStream(context, "StreamLogs");
   if (!slot.ok()) return ToGrpc(slot.status());
   const std::string& run_id = request->run_id();
-  store::RunStore& runs = engine_->run_store();
   uint32_t attempt = request->attempt();
   uint64_t offset = request->offset();
   uint64_t seen_seq = 0;
@@ -97,9 +96,8 @@ grpc::Status KilnService::StreamLogs(
     bool attempt_over = run_over || TaskOver(task->state()) ||
                         (attempt > 0 && task->attempts() > attempt);
     if (attempt > 0) {
-      std::string path = absl::StrCat(
-          engine_->store_dir(), "/",
-          store::AttemptLogRelativePath(run_id, request->task(), attempt));
+      std::string path =
+          engine_->AttemptLogPath(run_id, request->task(), attempt);
       // Drain what is there; after the attempt is over, the last partial
       // line too.
       while (true) {
@@ -144,7 +142,7 @@ grpc::Status KilnService::StreamLogs(
     }
     // Wake on the run's next event, or poll the file.
     absl::StatusOr<uint64_t> last =
-        runs.WaitForEvents(run_id, seen_seq, options_.poll);
+        engine_->WaitForEvents(run_id, seen_seq, options_.poll);
     if (last.ok()) seen_seq = *last;
   }
 }

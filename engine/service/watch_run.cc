@@ -57,8 +57,7 @@ grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
   absl::StatusOr<v1::Run> state = engine_->GetRun(request->run_id());
   if (!state.ok()) return ToGrpc(state.status());
   if (IsFinal(state->state())) {
-    absl::StatusOr<uint64_t> last =
-        engine_->run_store().LastSequence(request->run_id());
+    absl::StatusOr<uint64_t> last = engine_->LastSequence(request->run_id());
     if (last.ok() && *last <= request->after_sequence()) {
       return grpc::Status::OK;
     }
@@ -71,8 +70,7 @@ grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
   while (true) {
     if (StreamOver(context)) return EndedStatus(context, last_sent);
     absl::StatusOr<std::vector<v1::RunEvent>> page =
-        engine_->run_store().ReadEvents(request->run_id(), last_sent,
-                                        kCatchUpPage);
+        engine_->ReadEvents(request->run_id(), last_sent, kCatchUpPage);
     if (!page.ok()) return ToGrpc(page.status());
     if (page->empty()) break;
     for (const v1::RunEvent& event : *page) {

@@ -289,7 +289,7 @@ TEST_F(StateTest, GcDuringALiveRunKeepsItsEntries) {
   options.grace = absl::ZeroDuration();
   auto report = gc::CollectGarbage(store_, options);
   ASSERT_TRUE(report.ok()) << report.status();
-  auto entry = engine_->action_cache().Lookup(build_key);
+  auto entry = engine_->store().cache().Lookup(build_key);
   ASSERT_TRUE(entry.ok());
   EXPECT_TRUE(entry->has_value()) << "gc removed a live run's cache entry";
   gate_release_.Notify();
@@ -330,7 +330,7 @@ TEST_F(StateTest, SecretParamsAreSealedAtRestAndResumeStillWorks) {
   v1::Trigger t;
   (*t.mutable_params())["token"] = secret;
   // A recorded, unfinished run (as after a crash) resumed by the engine.
-  auto created = engine_->run_store().CreateRun(p, t, source_, "");
+  auto created = engine_->store().runs().CreateRun(p, t, source_, "");
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_FALSE(StoreBytesContain(store_, secret));
   auto stored = engine_->GetRun(created->run_id);

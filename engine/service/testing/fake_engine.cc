@@ -86,7 +86,7 @@ class FakeRunHandle : public RunHandle {
     MutexLock lock(&mu_);
     int id = next_++;
     subscriptions_[id] = std::make_unique<Subscription>(
-        &engine_->run_store(), id_, after_seq, std::move(callback));
+        &engine_->store().runs(), id_, after_seq, std::move(callback));
     return id;
   }
 
@@ -145,25 +145,17 @@ class FakeRunHandle : public RunHandle {
 
 absl::StatusOr<std::unique_ptr<FakeEngine>> FakeEngine::Create(
     FakeEngineOptions options) {
-  auto runs = store::RunStore::Open(options.store_dir);
-  if (!runs.ok()) return runs.status();
-  auto cache = store::ActionCache::Open(options.store_dir);
-  if (!cache.ok()) return cache.status();
-  auto blobs = cas::ContentStore::Open(options.store_dir);
-  if (!blobs.ok()) return blobs.status();
+  auto store = store::Store::Open(options.store_dir);
+  if (!store.ok()) return store.status();
   return std::unique_ptr<FakeEngine>(
-      new FakeEngine(std::move(options), std::move(*runs), std::move(*cache),
-                     std::move(*blobs)));
+      new FakeEngine(std::move(options), std::move(*store)));
 }
 
 FakeEngine::FakeEngine(FakeEngineOptions options,
-                       std::unique_ptr<store::RunStore> runs,
-                       std::unique_ptr<store::ActionCache> cache,
-                       std::unique_ptr<cas::ContentStore> blobs)
+                       std::unique_ptr<store::Store> store)
     : options_(std::move(options)),
-      runs_(std::move(runs)),
-      cache_(std::move(cache)),
-      blobs_(std::move(blobs)) {}
+      store_(std::move(store)),
+      runs_(&store_->runs()) {}
 
 FakeEngine::~FakeEngine() { Shutdown(absl::ZeroDuration()); }
 
@@ -229,8 +221,8 @@ void FakeEngine::Execute(const std::string& run_id, Runner* runner) {
     }
     uint32_t attempt = attempts + 1;
     append(TaskEvent(task.name(), v1::TASK_RUNNING, attempt, 0));
-    auto log = store::AttemptLogFile::Open(options_.store_dir, run_id,
-                                           task.name(), attempt);
+    auto log = store::AttemptLogFile::Open(store_->dir(), run_id, task.name(),
+                                           attempt);
     std::string command = absl::StrJoin(task.run().command(), " ");
     for (int i = 0; log.ok() && i < options_.log_lines; ++i) {
       (void)(*log)->AppendLine(

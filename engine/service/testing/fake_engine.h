@@ -58,10 +58,8 @@ class FakeEngine : public Engine {
   absl::Status Cancel(const std::string& run_id,
                       const std::string& reason) override;
   void Shutdown(absl::Duration grace) override;
-  store::RunStore& run_store() override { return *runs_; }
-  store::ActionCache& action_cache() override { return *cache_; }
-  cas::ContentStore& content_store() override { return *blobs_; }
-  const std::string& store_dir() const override { return options_.store_dir; }
+  // The facade's queries and transfers (engine.h) read this store.
+  store::Store& store() const override { return *store_; }
 
  private:
   struct Runner {
@@ -69,9 +67,7 @@ class FakeEngine : public Engine {
     std::atomic<bool> cancel{false};
     std::string reason;  // written before `cancel` is set
   };
-  FakeEngine(FakeEngineOptions options, std::unique_ptr<store::RunStore> runs,
-             std::unique_ptr<store::ActionCache> cache,
-             std::unique_ptr<cas::ContentStore> blobs);
+  FakeEngine(FakeEngineOptions options, std::unique_ptr<store::Store> store);
 
   // Starts executing a recorded run on its own thread.
   void StartRunner(const std::string& run_id);
@@ -80,9 +76,8 @@ class FakeEngine : public Engine {
   bool WaitWhileHeld(Runner* runner);
 
   const FakeEngineOptions options_;
-  std::unique_ptr<store::RunStore> runs_;
-  std::unique_ptr<store::ActionCache> cache_;
-  std::unique_ptr<cas::ContentStore> blobs_;
+  const std::unique_ptr<store::Store> store_;
+  store::RunStore* const runs_;  // store_->runs()
   Mutex mu_;
   std::map<std::string, std::unique_ptr<Runner>> runners_ ABSL_GUARDED_BY(mu_);
   bool held_ ABSL_GUARDED_BY(mu_) = false;

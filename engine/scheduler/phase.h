@@ -1,0 +1,143 @@
+// Scheduler::Phase — one list of tasks (the main tasks, or `finally`) run
+// to completion: a ready queue under the parallelism limit, retries, stop
+// (fail-fast, cancel, timeout) and drain. Internal to the scheduler.
+#ifndef KILN_ENGINE_SCHEDULER_PHASE_H_
+#define KILN_ENGINE_SCHEDULER_PHASE_H_
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/scheduler/scheduler.h"
+
+namespace kiln {
+
+// The current time as a proto timestamp.
+google::protobuf::Timestamp NowProto();
+// FAILED, CANCELLED or TIMED_OUT.
+bool IsFailure(v1::TaskState state);
+
+class Scheduler::Phase {
+ public:
+  // `tasks` in declaration order.
+  Phase(Scheduler* s, std::vector<const v1::Task*> tasks,
+        std::map<std::string, v1::TaskStatus>* statuses, absl::Time deadline,
+        bool is_finally)
+      : s_(s),
+        tasks_(std::move(tasks)),
+        statuses_(statuses),
+        deadline_(deadline),
+        is_finally_(is_finally) {}
+
+  // Runs every task of the phase; returns when all are final.
+  void Run();
+  // Stops the phase: running attempts cancelled, pending tasks skipped.
+  void Stop(v1::TaskState pending_state, const std::string& reason);
+  // Starts nothing new; running attempts still running at `deadline` are
+  // stopped and reported PENDING.
+  void Drain(absl::Time deadline);
+
+  bool is_finally() const { return is_finally_; }
+  bool drained() const {
+    MutexLock lock(&mu_);
+    return draining_;
+  }
+  bool timed_out() const {
+    MutexLock lock(&mu_);
+    return timed_out_;
+  }
+
+ private:
+  struct Work_ {
+    const v1::Task* task;
+    int attempt;
+    std::map<std::string, v1::TaskStatus> finished;
+    CancelSignal* cancel;
+  };
+  struct Done {
+    const v1::Task* task;
+    int attempt;
+    AttemptOutcome outcome;
+  };
+  struct Retry {
+    absl::Time when;
+    const v1::Task* task;
+    int attempt;
+  };
+
+  v1::TaskStatus& Status(const std::string& name) { return (*statuses_)[name]; }
+  void Emit(const std::string& task, v1::TaskState state, int attempt,
+            int exit_code, const std::string& reason);
+  void Finish(const v1::Task& task, v1::TaskState state, int attempt,
+              const AttemptOutcome* outcome, const std::string& reason);
+  // The final statuses a task may read (see Scheduler::Uses).
+  std::map<std::string, v1::TaskStatus> Relevant(const v1::Task& task);
+
+  // Decides what to do with a pending task whose needs may be final:
+  // returns true if it was resolved (skipped) or launched.
+  bool TryStart(const v1::Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  enum class NeedsVerdict { kWait, kRun, kSkip };
+  // What the needs of a pending task allow: wait (one is not final), skip
+  // (one failed, or every one was skipped: pipeline::SkippedByNeeds; the
+  // reason in *skip_reason) or run.
+  NeedsVerdict CheckNeeds(const v1::Task& task, std::string* skip_reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Launch(const v1::Task& task, int attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Work();
+  void HandleDone(Done d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A failed attempt that may run again: schedules the retry.
+  bool MaybeRetry(const Done& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StopLocked(v1::TaskState state, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // The loop, one step at a time.
+  std::vector<const v1::Task*> InitialPending()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Loop();
+  // true: the drain is complete and the loop ends.
+  bool DrainStep(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishStopped(std::vector<const v1::Task*>* pending)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartReady(absl::Time now, std::vector<const v1::Task*>* pending)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  bool HasWorkOrShutdown() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return shutting_down_ || !queue_.empty();
+  }
+  bool HasNews() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !done_.empty() || stop_pending_;
+  }
+  int Capacity() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return std::max(1, s_->options_.parallelism) -
+           static_cast<int>(running_.size());
+  }
+
+  Scheduler* s_;
+  const std::vector<const v1::Task*> tasks_;
+  std::map<std::string, v1::TaskStatus>* statuses_;
+  absl::Time deadline_;
+  bool is_finally_;
+
+  mutable Mutex mu_;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_pending_ ABSL_GUARDED_BY(mu_) = false;  // set by Stop()
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool drain_killed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time drain_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  bool timed_out_ ABSL_GUARDED_BY(mu_) = false;
+  v1::TaskState stop_state_ ABSL_GUARDED_BY(mu_) = v1::TASK_SKIPPED;
+  std::string stop_reason_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<CancelSignal>> running_
+      ABSL_GUARDED_BY(mu_);
+  std::deque<Work_> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Done> done_ ABSL_GUARDED_BY(mu_);
+  std::vector<Retry> retries_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace kiln
+
+#endif  // KILN_ENGINE_SCHEDULER_PHASE_H_

@@ -1,0 +1,193 @@
+// Scheduler::Phase: starting, finishing and retrying tasks (phase.h).
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/pipeline/plan.h"
+#include "engine/scheduler/phase.h"
+
+namespace kiln {
+
+void Scheduler::Phase::Emit(const std::string& task, v1::TaskState state,
+                            int attempt, int exit_code,
+                            const std::string& reason) {
+  v1::TaskStateChanged e;
+  e.set_task(task);
+  e.set_state(state);
+  e.set_attempt(attempt);
+  e.set_exit_code(exit_code);
+  e.set_reason(reason);
+  s_->sink_->OnTaskEvent(e);
+}
+
+void Scheduler::Phase::Finish(const v1::Task& task, v1::TaskState state,
+                              int attempt, const AttemptOutcome* outcome,
+                              const std::string& reason) {
+  v1::TaskStatus& st = Status(task.name());
+  st.set_name(task.name());
+  st.set_state(state);
+  st.set_reason(reason);
+  if (attempt > 0) st.set_attempts(attempt);
+  if (outcome != nullptr) {
+    st.set_exit_code(outcome->exit_code);
+    st.set_cache_key(outcome->cache_key);
+    for (const auto& [k, v] : outcome->outputs) {
+      (*st.mutable_outputs())[k] = v;
+      s_->producers_[k].push_back(task.name());
+    }
+    for (const auto& [k, v] : outcome->results) (*st.mutable_results())[k] = v;
+  }
+  *st.mutable_finished() = NowProto();
+  Emit(task.name(), state, attempt, st.exit_code(), reason);
+}
+
+// The producers of the artifacts the task consumes and the tasks its
+// ${tasks.T...} references name. (Validation guarantees those are
+// ancestors.) Bounded by what the task uses, not by the size of the graph.
+std::map<std::string, v1::TaskStatus> Scheduler::Phase::Relevant(
+    const v1::Task& task) {
+  std::map<std::string, v1::TaskStatus> out;
+  const Scheduler::Uses& uses = s_->UsesOf(task);
+  for (const std::string& artifact : uses.artifacts) {
+    auto it = s_->producers_.find(artifact);
+    if (it == s_->producers_.end()) continue;
+    for (const std::string& producer : it->second) {
+      auto st = statuses_->find(producer);
+      if (st != statuses_->end()) out[producer] = st->second;
+    }
+  }
+  for (const std::string& name : uses.tasks) {
+    auto st = statuses_->find(name);
+    if (st != statuses_->end()) out[name] = st->second;
+  }
+  return out;
+}
+
+Scheduler::Phase::NeedsVerdict Scheduler::Phase::CheckNeeds(
+    const v1::Task& task, std::string* skip_reason) {
+  for (const std::string& n : task.needs()) {
+    auto it = statuses_->find(n);
+    v1::TaskState st =
+        it == statuses_->end() ? v1::TASK_PENDING : it->second.state();
+    if (!IsFinal(st)) return NeedsVerdict::kWait;
+    if (IsFailure(st)) {
+      *skip_reason =
+          absl::StrCat("needs ", n, ", which ",
+                       st == v1::TASK_FAILED ? "failed" : "did not finish");
+      return NeedsVerdict::kSkip;
+    }
+  }
+  // Needs skipped when they ran count like those the plan skipped.
+  std::optional<std::string> skipped = pipeline::SkippedByNeeds(
+      task, [this](const std::string& need) -> std::optional<bool> {
+        auto it = statuses_->find(need);
+        if (it == statuses_->end()) return std::nullopt;
+        return it->second.state() == v1::TASK_SKIPPED;
+      });
+  if (!skipped.has_value()) return NeedsVerdict::kRun;
+  *skip_reason = *std::move(skipped);
+  return NeedsVerdict::kSkip;
+}
+
+bool Scheduler::Phase::TryStart(const v1::Task& task) {
+  std::string reason;
+  switch (CheckNeeds(task, &reason)) {
+    case NeedsVerdict::kWait:
+      return false;
+    case NeedsVerdict::kSkip:
+      Finish(task, v1::TASK_SKIPPED, 0, nullptr, reason);
+      return true;
+    case NeedsVerdict::kRun:
+      break;
+  }
+  auto used = s_->options_.attempts_used.find(task.name());
+  Launch(task, used == s_->options_.attempts_used.end()
+                   ? 1
+                   : std::max(0, used->second) + 1);
+  return true;
+}
+
+void Scheduler::Phase::Launch(const v1::Task& task, int attempt) {
+  auto signal = std::make_shared<CancelSignal>();
+  CancelSignal* sig = signal.get();
+  running_[task.name()] = std::move(signal);
+  v1::TaskStatus& st = Status(task.name());
+  st.set_name(task.name());
+  st.set_state(v1::TASK_RUNNING);
+  st.set_attempts(attempt);
+  if (!st.has_started()) *st.mutable_started() = NowProto();
+  Emit(task.name(), v1::TASK_RUNNING, attempt, 0, "");
+  queue_.push_back(Work_{&task, attempt, Relevant(task), sig});
+}
+
+void Scheduler::Phase::Work() {
+  while (true) {
+    Work_ w;
+    {
+      MutexLock lock(&mu_);
+      mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return HasWorkOrShutdown();
+      });
+      if (queue_.empty()) return;
+      w = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    AttemptOutcome outcome =
+        s_->runner_->RunAttempt(*w.task, w.attempt, w.finished, w.cancel);
+    MutexLock lock(&mu_);
+    done_.push_back(Done{w.task, w.attempt, std::move(outcome)});
+  }
+}
+
+bool Scheduler::Phase::MaybeRetry(const Done& d) {
+  const v1::Task& task = *d.task;
+  const AttemptOutcome& o = d.outcome;
+  uint32_t allowed = task.hints().retries() + 1;
+  if (stopped_ || !o.retryable || o.state == v1::TASK_CANCELLED ||
+      static_cast<uint32_t>(d.attempt) >= allowed) {
+    return false;
+  }
+  absl::Duration wait = RetryBackoff(d.attempt, s_->options_.retry_backoff,
+                                     s_->options_.max_retry_backoff);
+  std::string reason =
+      absl::StrCat("attempt ", d.attempt, " of ", allowed, " failed",
+                   o.reason.empty() ? "" : ": ", o.reason, "; retrying in ",
+                   absl::FormatDuration(wait));
+  Status(task.name()).set_state(v1::TASK_PENDING);
+  Emit(task.name(), v1::TASK_PENDING, d.attempt, o.exit_code, reason);
+  retries_.push_back({absl::Now() + wait, &task, d.attempt + 1});
+  return true;
+}
+
+void Scheduler::Phase::HandleDone(Done d) {
+  const v1::Task& task = *d.task;
+  running_.erase(task.name());
+  AttemptOutcome& o = d.outcome;
+  if (IsSuccess(o.state) || o.state == v1::TASK_SKIPPED) {
+    Finish(task, o.state, d.attempt, &o, o.reason);
+    return;
+  }
+  if (MaybeRetry(d)) return;
+  if (draining_ && (o.state == v1::TASK_CANCELLED || drain_killed_)) {
+    // Interrupted by a shutdown: it runs again when the run resumes.
+    Status(task.name()).set_state(v1::TASK_PENDING);
+    Emit(task.name(), v1::TASK_PENDING, d.attempt, 0,
+         "interrupted by shutdown; runs again on resume");
+    return;
+  }
+  v1::TaskState final_state = o.state;
+  std::string reason = o.reason;
+  if (o.state == v1::TASK_CANCELLED && stopped_) {
+    final_state = stop_state_ == v1::TASK_TIMED_OUT ? v1::TASK_TIMED_OUT
+                                                    : v1::TASK_CANCELLED;
+    if (reason.empty()) reason = stop_reason_;
+  }
+  Finish(task, final_state, d.attempt, &o, reason);
+  if (IsFailure(final_state) && !is_finally_ &&
+      s_->options_.on_failure != v1::CONTINUE && !stopped_) {
+    StopLocked(v1::TASK_SKIPPED,
+               absl::StrCat("skipped: ", task.name(), " failed (fail-fast)"));
+  }
+}
+
+}  // namespace kiln
