@@ -81,6 +81,12 @@ struct TaskOutputs {
 // from the HMAC key secret.key) in the run_secrets table.
 constexpr char kSecretPlaceholder[] = "(secret)";
 
+// Testing: called after every committed ReserveAttempt (crash tests kill
+// the process there). nullptr (the default) for none.
+using AttemptReservedHook = void (*)(absl::string_view run_id,
+                                     absl::string_view task, uint32_t attempt);
+void SetAttemptReservedHookForTesting(AttemptReservedHook hook);
+
 class RunStore {
  public:
   // Opens or creates <store_dir>/runs.db (creating store_dir if needed) and
@@ -163,6 +169,17 @@ class RunStore {
   absl::Status RecordAttemptLog(absl::string_view run_id,
                                 absl::string_view task, uint32_t attempt,
                                 absl::string_view log_path, int64_t bytes);
+
+  // Durably takes attempt number `attempt` of `task` before the attempt
+  // does anything (workspace, log file, executor): in one transaction the
+  // task's attempts count becomes at least `attempt` and the attempt's row
+  // exists. A process killed at any later point (even before its
+  // TASK_RUNNING event is recorded) leaves the number taken, so a resume
+  // starts attempt `attempt + 1` with a new log and workspace, never
+  // reusing or skipping one. Idempotent. InvalidArgument for attempt 0;
+  // NotFound if the run or task is unknown.
+  absl::Status ReserveAttempt(absl::string_view run_id, absl::string_view task,
+                              uint32_t attempt);
 
   // The recorded logs of one task (or of every task when `task` is empty),
   // in pipeline order, then by attempt. NotFound for an unknown run.
