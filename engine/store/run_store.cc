@@ -3,6 +3,7 @@
 #include "engine/store/run_store.h"
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -33,7 +34,17 @@ absl::StatusOr<std::unique_ptr<RunStore>> RunStore::Open(
   KILN_STORE_ASSIGN_OR_RETURN(
       std::unique_ptr<Database> db,
       OpenMigrated(store_dir, "runs.db", "run store", RunStoreMigrations()));
-  return std::unique_ptr<RunStore>(new RunStore(store_dir, std::move(db)));
+  std::unique_ptr<RunStore> store(new RunStore(store_dir, std::move(db)));
+  if (absl::Status s = store->ResealPlaintextSecrets(); !s.ok()) {
+    // Damaged state never blocks the store: the runs stay listed and are
+    // retried at the next open.
+    std::fprintf(stderr,
+                 "kiln: warning: %s/runs.db: could not seal the secret "
+                 "params of runs recorded by an older kiln (retried at the "
+                 "next start): %s\n",
+                 store_dir.c_str(), s.ToString().c_str());
+  }
+  return store;
 }
 
 absl::Status RunStore::CheckRunExists(absl::string_view run_id) {

@@ -78,7 +78,10 @@ struct TaskOutputs {
 // trigger holds kSecretPlaceholder; the value is sealed with AES-256-GCM
 // (bound to run id and param name) under the store's own key
 // <store_dir>/params.key (0600, created atomically on first use, distinct
-// from the HMAC key secret.key) in the run_secrets table.
+// from the HMAC key secret.key) in the run_secrets table. Runs recorded
+// by a kiln before sealing existed (schema 1) are sealed the same way
+// when a newer kiln first opens the store, and their plaintext is
+// overwritten in the database file (schema 3).
 constexpr char kSecretPlaceholder[] = "(secret)";
 
 // Testing: called after every committed ReserveAttempt (crash tests kill
@@ -212,6 +215,13 @@ class RunStore {
   absl::Status SealSecretsLocked(absl::string_view run_id,
                                  const v1::Pipeline& pipeline,
                                  const v1::Trigger& trigger)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Seals the plaintext secret params of runs recorded before schema 2
+  // (listed in reseal_pending by migration 3) and overwrites the
+  // plaintext (secure_delete, then a WAL checkpoint). Called by Open; a
+  // run that fails stays listed for the next Open.
+  absl::Status ResealPlaintextSecrets() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status ResealRunLocked(absl::string_view run_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status LoadTasks(absl::string_view run_id, v1::Run* run)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
