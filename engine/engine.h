@@ -87,7 +87,9 @@ class RunHandle {
   virtual int Subscribe(uint64_t after_seq, EventCallback callback) = 0;
   virtual void Unsubscribe(int subscription) = 0;
 
-  // Blocks until the run is final; returns it.
+  // Blocks until the run is final; returns it. For a run another process
+  // owns, also returns when that owner dies before finishing it: the run
+  // is then unfinished with owner_gone set ("interrupted (owner gone)").
   virtual v1::Run Wait() = 0;
   // As Wait, at most `timeout`; false if the run is still going.
   virtual bool WaitFor(absl::Duration timeout, v1::Run* run) = 0;

@@ -1,8 +1,13 @@
-// Test helper for engine_test: owns a run in a process of its own. Usage:
-//   engine_owner_helper STORE_DIR
+// Test helper for engine_test and owner_gone_test: owns a run in a process
+// of its own. Usage:
+//   engine_owner_helper STORE_DIR [--die-at-attempt-start]
 // Submits pipeline "owned" (task "block", which prints "blocking" and then
 // blocks) on a fake executor, prints the run id on stdout once "blocking"
-// is recorded, and then blocks until it is killed.
+// is recorded, and then blocks until it is killed. With
+// --die-at-attempt-start it SIGKILLs itself as soon as attempt 1 of
+// "block" is reserved in the run store, before the attempt does anything.
+#include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -10,11 +15,19 @@
 
 #include "absl/synchronization/notification.h"
 #include "engine/engine.h"
+#include "engine/store/run_store.h"
 #include "executors/fake/fake_executor.h"
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: engine_owner_helper STORE_DIR\n");
+  if (argc == 3 && strcmp(argv[2], "--die-at-attempt-start") == 0) {
+    kiln::store::SetAttemptReservedHookForTesting(
+        [](absl::string_view, absl::string_view task, uint32_t) {
+          if (task == "block") raise(SIGKILL);
+        });
+  } else if (argc != 2) {
+    std::fprintf(stderr,
+                 "usage: engine_owner_helper STORE_DIR "
+                 "[--die-at-attempt-start]\n");
     return 2;
   }
   auto executor = std::make_shared<kiln::FakeExecutor>();

@@ -161,7 +161,9 @@ class RecordedRun : public RunHandle {
     while (true) {
       auto r = runs_->GetRun(id_);
       if (r.ok()) *run = *r;
-      if (!r.ok() || IsFinalRun(r->state())) return true;
+      // A run whose owning process died stays unfinished until someone
+      // resumes it: waiting ends there too, with owner_gone set.
+      if (!r.ok() || IsFinalRun(r->state()) || r->owner_gone()) return true;
       if (absl::Now() >= deadline) return false;
       absl::SleepFor(absl::Milliseconds(100));
     }

@@ -24,6 +24,10 @@
 namespace kiln::cas {
 namespace {
 
+int OpenTrustedDirForTest(const std::string& dir) {
+  return open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 class ArtifactStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -151,6 +155,32 @@ TEST_F(ArtifactStoreTest, RestashHashesNothingAndWritesNothing) {
   auto fourth = store_->Stash(tmp_ + "/t");
   ASSERT_TRUE(fourth.ok());
   EXPECT_TRUE(fourth->reused);
+}
+
+// A task-made tree deeper than the walk's bound is refused with a clear
+// error naming it (before: one descriptor and stack frame per level, so a
+// deep enough tree failed with EMFILE or overflowed the stack).
+TEST_F(ArtifactStoreTest, TooDeepTreeIsRefusedClearly) {
+  const std::string dir = tmp_ + "/deep";
+  std::string path = dir;
+  for (int i = 0; i < kMaxWalkDepth + 1; ++i) path += "/d";
+  ASSERT_TRUE(MakeDirs(path).ok());
+  auto fd = OpenTrustedDirForTest(dir);
+  ASSERT_GE(fd, 0);
+  auto walked = WalkTree(fd, dir);
+  close(fd);
+  ASSERT_FALSE(walked.ok());
+  EXPECT_EQ(walked.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(walked.status().message().find("levels deep"), std::string::npos)
+      << walked.status();
+  // At the bound itself the walk succeeds.
+  ASSERT_TRUE(RemoveTree(path).ok());
+  fd = OpenTrustedDirForTest(dir);
+  ASSERT_GE(fd, 0);
+  walked = WalkTree(fd, dir);
+  close(fd);
+  ASSERT_TRUE(walked.ok()) << walked.status();
+  EXPECT_EQ(walked->size(), static_cast<size_t>(kMaxWalkDepth));
 }
 
 TEST(ExcludeTest, GlobSemantics) {

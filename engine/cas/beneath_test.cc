@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -197,6 +198,85 @@ TEST(RemoveTreeTest, UnreadableAndReadOnlyDirsAreRemovedWithoutRoot) {
   EXPECT_EQ(st.st_mode & 07777, 0500u);  // the link's target is untouched
   EXPECT_TRUE(RemoveTree(base).ok());
   EXPECT_TRUE(RemoveTree(outside).ok());
+}
+
+// Builds `levels` nested directories "d" below dir_fd holding only one
+// descriptor at a time (as a task can), with a file and a symlink to
+// `outside` at the bottom. False on failure.
+bool MakeDeepChain(int dir_fd, int levels, const std::string& outside) {
+  int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  for (int i = 0; i < levels && fd >= 0; ++i) {
+    int next = -1;
+    if (mkdirat(fd, "d", 0755) == 0) {
+      next = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    close(fd);
+    fd = next;
+  }
+  if (fd < 0) return false;
+  int file = openat(fd, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  bool ok = file >= 0 && symlinkat(outside.c_str(), fd, "out") == 0 &&
+            fchmod(fd, 0555) == 0;
+  if (file >= 0) close(file);
+  close(fd);
+  return ok;
+}
+
+// A task can make a tree deeper than the engine's descriptor limit (and
+// deeper than PATH_MAX allows to name): removal neither runs out of
+// descriptors nor follows the symlink at the bottom. Before, removal held
+// one descriptor per level and gave up at the limit, leaking the tree.
+TEST(RemoveTreeTest, TreeDeeperThanTheDescriptorLimitIsRemoved) {
+  const char* tmp = getenv("TEST_TMPDIR");
+  std::string base = absl::StrCat(tmp ? tmp : "/tmp", "/deep-XXXXXX");
+  ASSERT_NE(mkdtemp(base.data()), nullptr);
+  const std::string outside = base + "/outside";
+  ASSERT_EQ(mkdir(outside.c_str(), 0755), 0);
+  Touch(outside + "/keep");
+  ASSERT_EQ(mkdir((base + "/t").c_str(), 0755), 0);
+  auto t = OpenTrustedDir(base + "/t");
+  ASSERT_TRUE(t.ok()) << t.status();
+  constexpr int kLevels = 6000;
+  ASSERT_TRUE(MakeDeepChain(t->get(), kLevels, outside));
+  // A second deep branch, so that moved-up subtrees meet other entries.
+  ASSERT_EQ(mkdirat(t->get(), "e", 0755), 0);
+  {
+    auto e = OpenDirBeneath(t->get(), "e");
+    ASSERT_TRUE(e.ok()) << e.status();
+    ASSERT_TRUE(MakeDeepChain(e->get(), 300, outside));
+  }
+  t = UniqueFd();
+
+  struct rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  struct rlimit low = saved;
+  low.rlim_cur = 128;  // far fewer than the tree's levels
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  absl::Status removed = RemoveTree(base + "/t");
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_TRUE(removed.ok()) << removed;
+  EXPECT_FALSE(Exists(base + "/t"));
+  EXPECT_TRUE(Exists(outside + "/keep"));  // the links were not followed
+  EXPECT_TRUE(RemoveTree(base).ok());
+}
+
+// The same through RemoveTreeBeneath (workspace cleanup's entry point).
+TEST(RemoveTreeTest, DeepTreeBeneathARootIsRemoved) {
+  const char* tmp = getenv("TEST_TMPDIR");
+  std::string base = absl::StrCat(tmp ? tmp : "/tmp", "/deepb-XXXXXX");
+  ASSERT_NE(mkdtemp(base.data()), nullptr);
+  auto root = OpenTrustedDir(base);
+  ASSERT_TRUE(root.ok()) << root.status();
+  ASSERT_EQ(mkdirat(root->get(), "ws", 0755), 0);
+  {
+    auto ws = OpenDirBeneath(root->get(), "ws");
+    ASSERT_TRUE(ws.ok()) << ws.status();
+    ASSERT_TRUE(MakeDeepChain(ws->get(), 2 * kMaxRemovalDepth + 7, base));
+  }
+  EXPECT_TRUE(RemoveTreeBeneath(root->get(), "ws").ok());
+  EXPECT_FALSE(Exists(base + "/ws"));
+  EXPECT_TRUE(Exists(base));
+  EXPECT_TRUE(RemoveTree(base).ok());
 }
 
 }  // namespace

@@ -42,7 +42,11 @@ absl::Status WriteFileAtomically(const std::string& path,
 absl::Status MakeDirs(const std::string& dir);
 
 // Removes `path` and everything below it; symlinks are removed, never
-// followed. Missing `path` is OK.
+// followed. Missing `path` is OK. Works at any depth with at most
+// kMaxRemovalDepth directories open at once (deeper subtrees are moved up
+// into `path` with renameat and removed from there); neither the stack nor
+// the descriptors grow with the depth of the tree.
+constexpr int kMaxRemovalDepth = 64;
 absl::Status RemoveTree(const std::string& path);
 // Same, for the entry `name` inside the directory open at `dirfd`.
 absl::Status RemoveTreeAt(int dirfd, const std::string& name);

@@ -112,6 +112,13 @@ absl::Status AddEntry(int dir_fd, const std::string& name,
   }
   if (!S_ISDIR(st.st_mode)) return Unsupported(display, st.st_mode);
   e.type = EntryType::kDirectory;
+  // One descriptor and one stack frame per level: a task-made tree of any
+  // depth must end in a clear error, not in EMFILE or a stack overflow.
+  if (std::count(rel.begin(), rel.end(), '/') + 1 > kMaxWalkDepth) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        display, " is more than ", kMaxWalkDepth,
+        " directory levels deep; kiln does not stash trees that deep"));
+  }
   out->push_back(std::move(e));
   int fd = openat(dir_fd, name.c_str(),
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -39,6 +39,11 @@ bool ArchiveOrderLess(absl::string_view a, absl::string_view b);
 bool IsExcluded(const std::vector<std::string>& patterns,
                 absl::string_view rel_path);
 
+// The deepest directory WalkTree and WalkPaths descend into (the root is
+// level 0); a deeper one is InvalidArgument naming it. The walk holds one
+// descriptor per level, so this also bounds its descriptors.
+constexpr int kMaxWalkDepth = 256;
+
 // Lists everything below the directory open at `root_fd`, leaving out what
 // `exclude` matches (IsExcluded). `display_root` prefixes paths in error
 // messages.

@@ -331,6 +331,17 @@ AttemptOutcome EngineTaskRunner::RunAttempt(
     const v1::Task& task, int attempt,
     const std::map<std::string, v1::TaskStatus>& finished,
     CancelSignal* cancel) {
+  // The attempt number is durable before the attempt does anything, so a
+  // crash anywhere below never lets a resume reuse it (run_store.h).
+  if (ctx_.run_store != nullptr) {
+    absl::Status reserved =
+        ctx_.run_store->ReserveAttempt(ctx_.run_id, task.name(), attempt);
+    if (!reserved.ok()) {
+      return Failed(
+          absl::StrCat("recording attempt ", attempt, ": ", reserved.message()),
+          true);
+    }
+  }
   pipeline::SubstitutionContext subst = ctx_.substitution;
   for (const auto& [name, status] : finished) {
     for (const auto& [k, v] : status.results()) {

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/types/optional.h"
 #include "engine/service/event_queue.h"
 #include "engine/service/kiln_service.h"
 #include "engine/store/run_store.h"
@@ -65,23 +66,41 @@ grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
 
   // Catch up from the run store first, paced by the client (a backlog of
   // any size never passes through the bounded queue), then follow live.
+  // The same catch-up runs whenever the live queue is quiet: a run that
+  // another process executes reaches this one only through the store, and
+  // if that process died the run never ends by itself (it stays unfinished
+  // until resumed), so the stream ends with ABORTED "owner gone".
   uint64_t last_sent = request->after_sequence();
   constexpr int kCatchUpPage = 64;  // at most 64 lines of 64 KiB in memory
-  while (true) {
-    if (StreamOver(context)) return EndedStatus(context, last_sent);
-    absl::StatusOr<std::vector<v1::RunEvent>> page =
-        engine_->ReadEvents(request->run_id(), last_sent, kCatchUpPage);
-    if (!page.ok()) return ToGrpc(page.status());
-    if (page->empty()) break;
-    for (const v1::RunEvent& event : *page) {
-      if (event.sequence() <= last_sent) continue;
-      if (!writer->Write(event)) {
-        return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  auto catch_up = [&]() -> absl::optional<grpc::Status> {
+    while (true) {
+      if (StreamOver(context)) return EndedStatus(context, last_sent);
+      absl::StatusOr<std::vector<v1::RunEvent>> page =
+          engine_->ReadEvents(request->run_id(), last_sent, kCatchUpPage);
+      if (!page.ok()) return ToGrpc(page.status());
+      if (page->empty()) break;
+      for (const v1::RunEvent& event : *page) {
+        if (event.sequence() <= last_sent) continue;
+        if (!writer->Write(event)) {
+          return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+        }
+        last_sent = event.sequence();
+        if (EndsRun(event)) return grpc::Status::OK;
       }
-      last_sent = event.sequence();
-      if (EndsRun(event)) return grpc::Status::OK;
     }
-  }
+    absl::StatusOr<v1::Run> now = engine_->GetRun(request->run_id());
+    if (now.ok() && !IsFinal(now->state()) && now->owner_gone()) {
+      return grpc::Status(
+          grpc::StatusCode::ABORTED,
+          absl::StrCat("run ", request->run_id(),
+                       " is interrupted (owner gone): the process executing "
+                       "it died; resume it to continue (events up to "
+                       "sequence ",
+                       last_sent, " were sent)"));
+    }
+    return absl::nullopt;
+  };
+  if (absl::optional<grpc::Status> ended = catch_up()) return *ended;
 
   // The queue outlives the subscription's callbacks (shared ownership).
   auto queue = std::make_shared<EventQueue>(
@@ -103,6 +122,7 @@ grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
     v1::RunEvent event;
     switch (queue->Pop(options_.poll, &event)) {
       case EventQueue::PopResult::kTimeout:
+        if (absl::optional<grpc::Status> ended = catch_up()) return *ended;
         continue;
       case EventQueue::PopResult::kOverflow:
         return grpc::Status(

@@ -87,12 +87,27 @@ TEST_F(ActionCacheTest, RoundTrip) {
 }
 
 TEST_F(ActionCacheTest, SurvivesReopen) {
-  ASSERT_TRUE(cache_->Put("k", Result("t", absl::Now(), {})).ok());
+  absl::Time t = absl::FromUnixMicros(1700000000123456);
+  ActionResult in = Result("t", t, {{"version", "v1"}});
+  in.exit_code = 7;
+  ASSERT_TRUE(cache_->Put("k", in).ok());
   cache_.reset();
   auto reopened = ActionCache::Open(dir_);
-  ASSERT_TRUE(reopened.ok());
-  auto hit = (*reopened)->Lookup("k");
-  ASSERT_TRUE(hit.ok() && hit->has_value());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto hit = (*reopened)->Lookup("k", /*with_components=*/true);
+  ASSERT_TRUE(hit.ok()) << hit.status();
+  ASSERT_TRUE(hit->has_value());
+  // The whole entry, as written, not just "something is there".
+  EXPECT_EQ((*hit)->key, "k");
+  EXPECT_EQ((*hit)->exit_code, 7);
+  EXPECT_THAT((*hit)->outputs, ElementsAre(Pair("app", "sha256:out-t")));
+  EXPECT_THAT((*hit)->results, ElementsAre(Pair("digest", "sha256:img")));
+  EXPECT_EQ((*hit)->log_digest, "sha256:log-t");
+  EXPECT_EQ((*hit)->log_path, "logs/r1/t.1.log");
+  EXPECT_EQ((*hit)->created, t);
+  EXPECT_EQ((*hit)->task_name, "t");
+  EXPECT_EQ((*hit)->run_id, "r1");
+  EXPECT_THAT((*hit)->components, ElementsAre(KeyComponent{"version", "v1"}));
 }
 
 TEST_F(ActionCacheTest, LastWriterWins) {
@@ -193,7 +208,11 @@ TEST_F(ActionCacheTest, ReferencedDigestsAndRemoval) {
   ASSERT_TRUE(removed.ok());
   EXPECT_EQ(*removed, 2);
   EXPECT_FALSE(cache_->Lookup("old")->has_value());
-  EXPECT_TRUE(cache_->Lookup("new")->has_value());
+  EXPECT_FALSE(cache_->Lookup("mid")->has_value());
+  auto kept = cache_->Lookup("new");
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  EXPECT_EQ((*kept)->task_name, "c");
+  EXPECT_TRUE((*kept)->log_digest.empty());
   EXPECT_THAT(*cache_->ReferencedDigests(absl::InfinitePast()),
               ElementsAre("sha256:out-c"));
 }
@@ -265,8 +284,14 @@ TEST(ActionCacheRecoveryTest, CorruptPagesFoundMidUseAreMovedAsideAndRebuilt) {
   EXPECT_EQ((*cache)->recoveries(), 1);
   ASSERT_TRUE((*cache)->Put("key7", Result("task7", absl::Now(), {})).ok());
   hit = (*cache)->Lookup("key7");
-  ASSERT_TRUE(hit.ok());
-  EXPECT_TRUE(hit->has_value());
+  ASSERT_TRUE(hit.ok()) << hit.status();
+  ASSERT_TRUE(hit->has_value());
+  EXPECT_EQ((*hit)->task_name, "task7");
+  EXPECT_THAT((*hit)->outputs, ElementsAre(Pair("app", "sha256:out-task7")));
+  // Nothing of the damaged file came back.
+  auto other = (*cache)->Lookup("key8");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_FALSE(other->has_value());
   int aside = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     if (e.path().filename().string().find("action_cache.db.damaged-") == 0) {
@@ -300,13 +325,20 @@ TEST(ActionCachePinsTest, PinnedEntriesSurviveRemovalAndKeepTheirDigests) {
                             "sha256:out-a", "sha256:log-a", "sha256:out-b",
                             "sha256:log-b", "sha256:out-c", "sha256:log-c"));
   auto removed = (*cache)->RemoveOlderThan(absl::Now(), pins);
-  ASSERT_TRUE(removed.ok());
+  ASSERT_TRUE(removed.ok()) << removed.status();
   EXPECT_EQ(*removed, 1);
-  for (const char* k : {"k-run", "k-key", "k-task"}) {
+  const std::pair<const char*, const char*> kept[] = {
+      {"k-run", "a"}, {"k-key", "b"}, {"k-task", "c"}};
+  for (const auto& [k, task] : kept) {
     auto hit = (*cache)->Lookup(k);
-    ASSERT_TRUE(hit.ok());
-    EXPECT_TRUE(hit->has_value()) << k;
+    ASSERT_TRUE(hit.ok()) << hit.status();
+    ASSERT_TRUE(hit->has_value()) << k;
+    EXPECT_EQ((*hit)->task_name, task) << k;
+    EXPECT_EQ((*hit)->outputs.at("app"), absl::StrCat("sha256:out-", task));
   }
+  auto gone = (*cache)->Lookup("k-none");
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_FALSE(gone->has_value()) << "the one unpinned old entry is removed";
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // in run_store_events.cc.
 #include "engine/store/run_store.h"
 
+#include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -32,7 +34,17 @@ absl::StatusOr<std::unique_ptr<RunStore>> RunStore::Open(
   KILN_STORE_ASSIGN_OR_RETURN(
       std::unique_ptr<Database> db,
       OpenMigrated(store_dir, "runs.db", "run store", RunStoreMigrations()));
-  return std::unique_ptr<RunStore>(new RunStore(store_dir, std::move(db)));
+  std::unique_ptr<RunStore> store(new RunStore(store_dir, std::move(db)));
+  if (absl::Status s = store->ResealPlaintextSecrets(); !s.ok()) {
+    // Damaged state never blocks the store: the runs stay listed and are
+    // retried at the next open.
+    std::fprintf(stderr,
+                 "kiln: warning: %s/runs.db: could not seal the secret "
+                 "params of runs recorded by an older kiln (retried at the "
+                 "next start): %s\n",
+                 store_dir.c_str(), s.ToString().c_str());
+  }
+  return store;
 }
 
 absl::Status RunStore::CheckRunExists(absl::string_view run_id) {
@@ -366,6 +378,63 @@ absl::Status RunStore::SetTaskOutputs(absl::string_view run_id,
     }
   }
   return txn.Commit();
+}
+
+namespace {
+std::atomic<AttemptReservedHook> attempt_reserved_hook{nullptr};
+}  // namespace
+
+void SetAttemptReservedHookForTesting(AttemptReservedHook hook) {
+  attempt_reserved_hook.store(hook);
+}
+
+absl::Status RunStore::ReserveAttempt(absl::string_view run_id,
+                                      absl::string_view task,
+                                      uint32_t attempt) {
+  if (attempt == 0) {
+    return absl::InvalidArgumentError("ReserveAttempt: attempts count from 1");
+  }
+  {
+    kiln::MutexLock lock(&mu_);
+    Transaction txn(db_.get());
+    KILN_STORE_RETURN_IF_ERROR(txn.Begin());
+    KILN_STORE_ASSIGN_OR_RETURN(
+        Statement update,
+        db_->Prepare("UPDATE tasks SET attempts = MAX(attempts, ?3)"
+                     " WHERE run_id = ?1 AND name = ?2"));
+    update.BindText(1, run_id).BindText(2, task).Bind(3, attempt);
+    KILN_STORE_RETURN_IF_ERROR(update.Run());
+    if (db_->Changes() == 0) {
+      // A task the pipeline did not list (as ApplyEvent handles it).
+      KILN_STORE_RETURN_IF_ERROR(CheckRunExists(run_id));
+      KILN_STORE_ASSIGN_OR_RETURN(
+          Statement add,
+          db_->Prepare("INSERT INTO tasks (run_id, name, position, state,"
+                       " attempts) VALUES (?1, ?2, (SELECT"
+                       " COALESCE(MAX(position), -1) + 1 FROM tasks"
+                       " WHERE run_id = ?1), ?3, ?4)"));
+      add.BindText(1, run_id)
+          .BindText(2, task)
+          .Bind(3, v1::TASK_PENDING)
+          .Bind(4, attempt);
+      KILN_STORE_RETURN_IF_ERROR(add.Run());
+    }
+    KILN_STORE_ASSIGN_OR_RETURN(
+        Statement insert,
+        db_->Prepare("INSERT INTO attempts (run_id, task, attempt, state)"
+                     " VALUES (?1, ?2, ?3, ?4)"
+                     " ON CONFLICT (run_id, task, attempt) DO NOTHING"));
+    insert.BindText(1, run_id)
+        .BindText(2, task)
+        .Bind(3, attempt)
+        .Bind(4, v1::TASK_PENDING);
+    KILN_STORE_RETURN_IF_ERROR(insert.Run());
+    KILN_STORE_RETURN_IF_ERROR(txn.Commit());
+  }
+  if (AttemptReservedHook hook = attempt_reserved_hook.load()) {
+    hook(run_id, task, attempt);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RunStore::RecordAttemptLog(absl::string_view run_id,

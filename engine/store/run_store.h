@@ -78,8 +78,17 @@ struct TaskOutputs {
 // trigger holds kSecretPlaceholder; the value is sealed with AES-256-GCM
 // (bound to run id and param name) under the store's own key
 // <store_dir>/params.key (0600, created atomically on first use, distinct
-// from the HMAC key secret.key) in the run_secrets table.
+// from the HMAC key secret.key) in the run_secrets table. Runs recorded
+// by a kiln before sealing existed (schema 1) are sealed the same way
+// when a newer kiln first opens the store, and their plaintext is
+// overwritten in the database file (schema 3).
 constexpr char kSecretPlaceholder[] = "(secret)";
+
+// Testing: called after every committed ReserveAttempt (crash tests kill
+// the process there). nullptr (the default) for none.
+using AttemptReservedHook = void (*)(absl::string_view run_id,
+                                     absl::string_view task, uint32_t attempt);
+void SetAttemptReservedHookForTesting(AttemptReservedHook hook);
 
 class RunStore {
  public:
@@ -164,6 +173,17 @@ class RunStore {
                                 absl::string_view task, uint32_t attempt,
                                 absl::string_view log_path, int64_t bytes);
 
+  // Durably takes attempt number `attempt` of `task` before the attempt
+  // does anything (workspace, log file, executor): in one transaction the
+  // task's attempts count becomes at least `attempt` and the attempt's row
+  // exists. A process killed at any later point (even before its
+  // TASK_RUNNING event is recorded) leaves the number taken, so a resume
+  // starts attempt `attempt + 1` with a new log and workspace, never
+  // reusing or skipping one. Idempotent. InvalidArgument for attempt 0;
+  // NotFound if the run or task is unknown.
+  absl::Status ReserveAttempt(absl::string_view run_id, absl::string_view task,
+                              uint32_t attempt);
+
   // The recorded logs of one task (or of every task when `task` is empty),
   // in pipeline order, then by attempt. NotFound for an unknown run.
   absl::StatusOr<std::vector<AttemptLog>> AttemptLogs(absl::string_view run_id,
@@ -195,6 +215,13 @@ class RunStore {
   absl::Status SealSecretsLocked(absl::string_view run_id,
                                  const v1::Pipeline& pipeline,
                                  const v1::Trigger& trigger)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Seals the plaintext secret params of runs recorded before schema 2
+  // (listed in reseal_pending by migration 3) and overwrites the
+  // plaintext (secure_delete, then a WAL checkpoint). Called by Open; a
+  // run that fails stays listed for the next Open.
+  absl::Status ResealPlaintextSecrets() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status ResealRunLocked(absl::string_view run_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status LoadTasks(absl::string_view run_id, v1::Run* run)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

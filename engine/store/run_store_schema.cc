@@ -86,6 +86,16 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 )sql"},
     {2, kRunSecretsSchema},
+    // Runs recorded before schema 2 may hold secret param values in
+    // plaintext in their trigger. Every run that exists now is listed;
+    // RunStore::Open seals what it finds (run_store_secrets.cc), removes
+    // the plaintext and the run's row here, one run per transaction.
+    {3, R"sql(
+CREATE TABLE reseal_pending (
+  run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE
+) WITHOUT ROWID;
+INSERT INTO reseal_pending (run_id) SELECT id FROM runs;
+)sql"},
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 // RunStore: secret params at rest (see run_store.h).
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "engine/store/key_file.h"
@@ -61,6 +62,93 @@ absl::Status RunStore::SealSecretsLocked(absl::string_view run_id,
     KILN_STORE_RETURN_IF_ERROR(insert->Run());
   }
   return absl::OkStatus();
+}
+
+absl::Status RunStore::ResealPlaintextSecrets() {
+  kiln::MutexLock lock(&mu_);
+  std::vector<std::string> pending;
+  {
+    KILN_STORE_ASSIGN_OR_RETURN(
+        Statement stmt, db_->Prepare("SELECT run_id FROM reseal_pending"));
+    while (true) {
+      KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      pending.push_back(stmt.Text(0));
+    }
+  }
+  if (pending.empty()) return absl::OkStatus();
+  // Pages that held plaintext are zeroed when they are rewritten or freed,
+  // and the checkpoint below copies them over the old ones in runs.db.
+  KILN_STORE_RETURN_IF_ERROR(db_->Exec("PRAGMA secure_delete = ON"));
+  absl::Status first;
+  for (const std::string& run_id : pending) {
+    absl::Status s = ResealRunLocked(run_id);
+    if (!s.ok() && first.ok()) first = s;
+  }
+  // Blocked by another process's open read, the checkpoint copies what it
+  // can now and the rest at a later checkpoint.
+  absl::Status checkpoint = db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  KILN_STORE_RETURN_IF_ERROR(db_->Exec("PRAGMA secure_delete = OFF"));
+  if (first.ok()) first = checkpoint;
+  return first;
+}
+
+absl::Status RunStore::ResealRunLocked(absl::string_view run_id) {
+  Transaction txn(db_.get());
+  KILN_STORE_RETURN_IF_ERROR(txn.Begin());
+  KILN_STORE_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT pipeline, trigger FROM runs WHERE id = ?1"));
+  stmt.BindText(1, run_id);
+  KILN_STORE_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (found) {
+    v1::Pipeline pipeline;
+    v1::Trigger trigger;
+    if (!pipeline.ParseFromString(stmt.Blob(0)) ||
+        !trigger.ParseFromString(stmt.Blob(1))) {
+      return absl::DataLossError(
+          absl::StrCat("run ", run_id, ": unreadable pipeline or trigger"));
+    }
+    v1::Trigger redacted = RedactSecretParams(pipeline, trigger);
+    bool plaintext = false;
+    for (const v1::Param& p : pipeline.params()) {
+      auto it = trigger.params().find(p.name());
+      if (p.secret() && it != trigger.params().end() &&
+          it->second != kSecretPlaceholder) {
+        plaintext = true;
+      }
+    }
+    if (plaintext) {
+      // Seal what is not sealed yet (a sealed value is authoritative).
+      v1::Pipeline unsealed = pipeline;
+      unsealed.clear_params();
+      for (const v1::Param& p : pipeline.params()) {
+        if (!p.secret()) continue;
+        KILN_STORE_ASSIGN_OR_RETURN(
+            Statement has, db_->Prepare("SELECT 1 FROM run_secrets"
+                                        " WHERE run_id = ?1 AND name = ?2"));
+        has.BindText(1, run_id).BindText(2, p.name());
+        KILN_STORE_ASSIGN_OR_RETURN(bool sealed, has.Step());
+        if (!sealed) *unsealed.add_params() = p;
+      }
+      KILN_STORE_RETURN_IF_ERROR(SealSecretsLocked(run_id, unsealed, trigger));
+      std::string bytes;
+      if (!redacted.SerializeToString(&bytes)) {
+        return absl::InternalError("cannot serialize a trigger");
+      }
+      KILN_STORE_ASSIGN_OR_RETURN(
+          Statement update,
+          db_->Prepare("UPDATE runs SET trigger = ?2 WHERE id = ?1"));
+      update.BindText(1, run_id).BindBlob(2, bytes);
+      KILN_STORE_RETURN_IF_ERROR(update.Run());
+    }
+  }
+  KILN_STORE_ASSIGN_OR_RETURN(
+      Statement done,
+      db_->Prepare("DELETE FROM reseal_pending WHERE run_id = ?1"));
+  done.BindText(1, run_id);
+  KILN_STORE_RETURN_IF_ERROR(done.Run());
+  return txn.Commit();
 }
 
 absl::StatusOr<v1::Trigger> RunStore::GetTriggerWithSecrets(

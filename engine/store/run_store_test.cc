@@ -124,6 +124,49 @@ TEST_F(RunStoreTest, CreateAndGet) {
   EXPECT_EQ(*store_->LastSequence(created->run_id), 0u);
 }
 
+// ReserveAttempt makes an attempt number durable before any event: the
+// task's attempts count and the attempt's row, idempotently; the later
+// TASK_RUNNING event of the same attempt changes neither the count nor
+// the row's identity.
+TEST_F(RunStoreTest, ReserveAttemptIsDurableBeforeAnyEvent) {
+  std::string id = NewRun();
+  ASSERT_TRUE(store_->ReserveAttempt(id, "a", 1).ok());
+  ASSERT_TRUE(store_->ReserveAttempt(id, "a", 1).ok());  // idempotent
+  {
+    auto reopened = RunStore::Open(dir_);  // as a resumer would see it
+    ASSERT_TRUE(reopened.ok()) << reopened.status();
+    auto run = (*reopened)->GetRun(id);
+    ASSERT_TRUE(run.ok()) << run.status();
+    EXPECT_EQ(run->tasks(0).name(), "a");
+    EXPECT_EQ(run->tasks(0).attempts(), 1u);
+    EXPECT_EQ(run->tasks(0).state(), v1::TASK_PENDING);
+    EXPECT_EQ(run->tasks(1).attempts(), 0u);
+    EXPECT_EQ(*(*reopened)->LastSequence(id), 0u) << "no event was written";
+  }
+  ASSERT_TRUE(
+      store_->AppendEvents(id, {TaskState("a", v1::TASK_RUNNING, 1)}).ok());
+  ASSERT_TRUE(store_->ReserveAttempt(id, "a", 2).ok());
+  auto run = store_->GetRun(id);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->tasks(0).attempts(), 2u);
+  EXPECT_EQ(run->tasks(0).state(), v1::TASK_RUNNING);
+  // A lower number never lowers the count.
+  ASSERT_TRUE(store_->ReserveAttempt(id, "a", 1).ok());
+  EXPECT_EQ(store_->GetRun(id)->tasks(0).attempts(), 2u);
+  // A task the pipeline did not list is added, as events add it.
+  ASSERT_TRUE(store_->ReserveAttempt(id, "extra", 1).ok());
+  run = store_->GetRun(id);
+  ASSERT_TRUE(run.ok());
+  ASSERT_EQ(run->tasks_size(), 4);
+  EXPECT_EQ(run->tasks(3).name(), "extra");
+  EXPECT_EQ(run->tasks(3).attempts(), 1u);
+
+  EXPECT_EQ(store_->ReserveAttempt(id, "a", 0).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ReserveAttempt("r-nope", "a", 1).code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(RunStoreTest, UnknownRunIsNotFound) {
   EXPECT_EQ(store_->GetRun("r-nope").status().code(),
             absl::StatusCode::kNotFound);

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -154,8 +155,51 @@ bool Terminal(v1::RunState s) {
 uint64_t CheckRun(RunStore& store, Database& db, const v1::Run& run) {
   SCOPED_TRACE(run.id());
   auto pipeline = store.GetPipeline(run.id());
-  EXPECT_TRUE(pipeline.ok());
+  EXPECT_TRUE(pipeline.ok()) << pipeline.status();
+  if (pipeline.ok()) {
+    // The pipeline record as MakePipeline wrote it, whole.
+    EXPECT_TRUE(absl::StartsWith(pipeline->name(), "crash-"))
+        << pipeline->name();
+    EXPECT_EQ(pipeline->name(), run.pipeline_name());
+    EXPECT_EQ(pipeline->tasks_size(), kTasksPerRun);
+    EXPECT_EQ(pipeline->finally_size(), 1);
+    if (pipeline->finally_size() == 1) {
+      EXPECT_EQ(pipeline->finally(0).name(), "cleanup");
+    }
+  }
+  auto source = store.GetSourceDir(run.id());
+  EXPECT_TRUE(source.ok() && *source == "src");
   EXPECT_EQ(run.tasks_size(), kTasksPerRun + 1);  // created whole or not
+  for (const v1::TaskStatus& status : run.tasks()) {
+    // Outputs are written whole (SetTaskOutputs is one transaction): a
+    // cache key and its output, or neither; only t1 ever gets them.
+    if (status.name() != "t1") {
+      EXPECT_TRUE(status.cache_key().empty()) << status.name();
+      EXPECT_EQ(status.outputs_size(), 0) << status.name();
+      continue;
+    }
+    EXPECT_EQ(status.cache_key().empty(), status.outputs_size() == 0);
+    if (!status.cache_key().empty()) {
+      EXPECT_TRUE(absl::StartsWith(status.cache_key(), "key"));
+      EXPECT_EQ(status.outputs_size(), 1);
+      EXPECT_TRUE(status.outputs().count("app") == 1 &&
+                  absl::StartsWith(status.outputs().at("app"), "sha256:"));
+    }
+  }
+  // Every recorded log names a t2 attempt the writer opened, and the file
+  // exists (it was created before it was recorded).
+  auto logs = store.AttemptLogs(run.id(), "");
+  EXPECT_TRUE(logs.ok()) << logs.status();
+  if (logs.ok()) {
+    for (const AttemptLog& log : *logs) {
+      EXPECT_EQ(log.task, "t2");
+      EXPECT_GE(log.attempt, 1u);
+      EXPECT_LE(log.attempt, 3u);
+      EXPECT_TRUE(std::filesystem::exists(
+          absl::StrCat(store.store_dir(), "/", log.path)))
+          << log.path;
+    }
+  }
 
   auto events = store.ReadEvents(run.id(), 0, 1 << 30);
   EXPECT_TRUE(events.ok()) << events.status();

@@ -1,13 +1,14 @@
 // Every checked-in store of an older (or the current) schema,
 // tests/store/schema_fixtures/vN, opens with today's code, is migrated to
-// today's schema, and keeps its content (schema_fixture.h). Today only v1
-// exists, so this checks that a populated v1 store opens as is; the next
-// schema change adds its migration and this test then runs it on real data.
+// today's schema, and keeps its content (schema_fixture.h); a run recorded
+// with a plaintext secret param (before schema 2) is sealed on open.
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,84 @@ TEST(SchemaUpgradeTest, PopulatedStoresOpenWithTheirData) {
     ASSERT_TRUE(latest.ok());
     EXPECT_TRUE(latest->has_value());
   }
+}
+
+std::string ReadWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A run recorded before secret params were sealed (schema 1, then
+// migrated to 2 by SQL alone) keeps the value in plaintext in its stored
+// trigger. Made from the v2 fixture, whose trigger holds kParam's value as
+// any kiln of schema < 2 stored every param: its pipeline now declares the
+// param secret. Opening the store seals the value and overwrites the
+// plaintext in the database file. Before: GetRun (and `kiln runs`) showed
+// the value and runs.db held it.
+TEST(SchemaUpgradeTest, PlaintextSecretsOfOldRunsAreSealed) {
+  std::string dir = CopyFixture("v2");
+  {
+    auto db = Database::Open(dir + "/runs.db");
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto read = (*db)->Prepare("SELECT id, pipeline FROM runs");
+    ASSERT_TRUE(read.ok()) << read.status();
+    auto row = read->Step();
+    ASSERT_TRUE(row.ok() && *row);
+    std::string id = read->Text(0);
+    v1::Pipeline pipeline;
+    ASSERT_TRUE(pipeline.ParseFromString(read->Blob(1)));
+    read->Reset();
+    v1::Param* param = pipeline.add_params();
+    param->set_name(f::kParam);
+    param->set_secret(true);
+    std::string bytes;
+    ASSERT_TRUE(pipeline.SerializeToString(&bytes));
+    auto write = (*db)->Prepare("UPDATE runs SET pipeline = ?2 WHERE id = ?1");
+    ASSERT_TRUE(write.ok()) << write.status();
+    write->BindText(1, id).BindBlob(2, bytes);
+    ASSERT_TRUE(write->Run().ok());
+    ASSERT_TRUE((*db)->Exec("PRAGMA wal_checkpoint(TRUNCATE)").ok());
+  }
+  ASSERT_NE(ReadWhole(dir + "/runs.db").find(f::kParamValue), std::string::npos)
+      << "the fixture holds the value in plaintext";
+
+  std::string id;
+  {
+    auto runs = RunStore::Open(dir);
+    ASSERT_TRUE(runs.ok()) << runs.status();
+    auto page = (*runs)->ListRuns({}, 10, "");
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_EQ(page->runs.size(), 1u);
+    id = page->runs[0].id();
+    EXPECT_EQ(page->runs[0].trigger().params().at(f::kParam),
+              kSecretPlaceholder);
+    auto run = (*runs)->GetRun(id);
+    ASSERT_TRUE(run.ok()) << run.status();
+    EXPECT_EQ(run->trigger().params().at(f::kParam), kSecretPlaceholder);
+    EXPECT_EQ(run->trigger().branch(), f::kBranch);
+    // What resume needs is still there, decrypted.
+    auto trigger = (*runs)->GetTriggerWithSecrets(id);
+    ASSERT_TRUE(trigger.ok()) << trigger.status();
+    EXPECT_EQ(trigger->params().at(f::kParam), f::kParamValue);
+  }
+  // The plaintext is gone from the database file and its WAL.
+  EXPECT_EQ(ReadWhole(dir + "/runs.db").find(f::kParamValue),
+            std::string::npos);
+  EXPECT_EQ(ReadWhole(dir + "/runs.db-wal").find(f::kParamValue),
+            std::string::npos);
+  // Done once: the next open has nothing left to seal, and still decrypts.
+  auto again = RunStore::Open(dir);
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto trigger = (*again)->GetTriggerWithSecrets(id);
+  ASSERT_TRUE(trigger.ok()) << trigger.status();
+  EXPECT_EQ(trigger->params().at(f::kParam), f::kParamValue);
+  auto pending = Database::Open(dir + "/runs.db");
+  ASSERT_TRUE(pending.ok());
+  auto left = (*pending)->QueryInt("SELECT COUNT(*) FROM reseal_pending");
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_EQ(*left, 0);
 }
 
 }  // namespace

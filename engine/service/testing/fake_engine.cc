@@ -179,16 +179,28 @@ bool FakeEngine::WaitWhileHeld(Runner* runner) {
   return !stopping_;
 }
 
-void FakeEngine::StartRunner(const std::string& run_id) {
+void FakeEngine::StartRunner(const std::string& run_id,
+                             std::unique_ptr<store::RunLease> lease) {
+  if (lease == nullptr) {  // not under mu_: the creation lock may wait
+    absl::StatusOr<std::unique_ptr<store::FileLock>> taking =
+        store::RunLease::LockCreation(options_.store_dir, /*exclusive=*/true);
+    if (!taking.ok()) return;
+    absl::StatusOr<std::unique_ptr<store::RunLease>> taken =
+        store::RunLease::Acquire(options_.store_dir, run_id);
+    if (!taken.ok()) return;  // a live owner executes it
+    lease = std::move(*taken);
+  }
   MutexLock lock(&mu_);
   if (stopping_ || runners_.count(run_id) > 0) return;
   auto runner = std::make_unique<Runner>();
+  runner->lease = std::move(lease);
   Runner* raw = runner.get();
   runner->thread = std::thread([this, run_id, raw] { Execute(run_id, raw); });
   runners_[run_id] = std::move(runner);
 }
 
 void FakeEngine::Execute(const std::string& run_id, Runner* runner) {
+  std::unique_ptr<store::RunLease> lease = std::move(runner->lease);
   absl::StatusOr<v1::Pipeline> pipeline = runs_->GetPipeline(run_id);
   absl::StatusOr<v1::Run> run = runs_->GetRun(run_id);
   if (!pipeline.ok() || !run.ok()) return;
@@ -247,6 +259,7 @@ void FakeEngine::Execute(const std::string& run_id, Runner* runner) {
   } else {
     append(RunStateEvent(failed ? v1::RUN_FAILED : v1::RUN_SUCCEEDED, ""));
   }
+  lease->ReleaseFinished();
 }
 
 absl::StatusOr<std::shared_ptr<RunHandle>> FakeEngine::Submit(
@@ -258,11 +271,21 @@ absl::StatusOr<std::shared_ptr<RunHandle>> FakeEngine::Submit(
   std::vector<pipeline::Diagnostic> errors =
       pipeline::ValidatePipeline(request.pipeline);
   if (!errors.empty()) return pipeline::DiagnosticsToStatus(errors);
+  // As the real engine: creators hold the creation lock shared until they
+  // hold the new run's lease (run_lease.h).
+  absl::StatusOr<std::unique_ptr<store::FileLock>> creating =
+      store::RunLease::LockCreation(options_.store_dir, /*exclusive=*/false);
+  if (!creating.ok()) return creating.status();
   absl::StatusOr<store::CreatedRun> created =
       runs_->CreateRun(request.pipeline, request.trigger, request.source_dir,
                        request.idempotency_key);
   if (!created.ok()) return created.status();
-  if (created->created) StartRunner(created->run_id);
+  if (created->created) {
+    absl::StatusOr<std::unique_ptr<store::RunLease>> lease =
+        store::RunLease::Acquire(options_.store_dir, created->run_id);
+    if (!lease.ok()) return lease.status();
+    StartRunner(created->run_id, std::move(*lease));
+  }
   return std::shared_ptr<RunHandle>(
       std::make_shared<FakeRunHandle>(this, created->run_id));
 }

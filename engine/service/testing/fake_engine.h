@@ -7,6 +7,9 @@
 // first word is "false". Subscribe() replays the run store's events and
 // follows new ones, so watchers see exactly what the store holds.
 //
+// Like the real engine, it holds a run's lease (run_lease.h) while it
+// executes the run, so GetRun's owner_gone is as for a real engine.
+//
 // Hold() pauses every run before its next task until Release(); Shutdown()
 // stops runs where they are and leaves them unfinished, so a new FakeEngine
 // on the same store can ResumeUnfinished() them (restart tests).
@@ -23,6 +26,7 @@
 
 #include "engine/base/mutex.h"
 #include "engine/engine.h"
+#include "engine/store/run_lease.h"
 
 namespace kiln::service::testing {
 
@@ -63,14 +67,19 @@ class FakeEngine : public Engine {
 
  private:
   struct Runner {
+    // The run's lease (run_lease.h), as the real engine holds it while it
+    // executes the run; taken over by Execute.
+    std::unique_ptr<store::RunLease> lease;
     std::thread thread;
     std::atomic<bool> cancel{false};
     std::string reason;  // written before `cancel` is set
   };
   FakeEngine(FakeEngineOptions options, std::unique_ptr<store::Store> store);
 
-  // Starts executing a recorded run on its own thread.
-  void StartRunner(const std::string& run_id);
+  // Starts executing a recorded run on its own thread, holding `lease`
+  // (taken here if null; a run another owner holds is left alone).
+  void StartRunner(const std::string& run_id,
+                   std::unique_ptr<store::RunLease> lease = nullptr);
   void Execute(const std::string& run_id, Runner* runner);
   // Waits while held; false if the run should stop (cancel or shutdown).
   bool WaitWhileHeld(Runner* runner);
