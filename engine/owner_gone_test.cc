@@ -130,7 +130,7 @@ TEST_F(OwnerGoneTest, AttemptNumberTakenBeforeAKillIsNotReused) {
       << "the helper did not die at the attempt's start (status " << status
       << ")";
 
-  auto ids = engine_->run_store().UnfinishedRuns();
+  auto ids = engine_->store().runs().UnfinishedRuns();
   ASSERT_TRUE(ids.ok()) << ids.status();
   ASSERT_EQ(ids->size(), 1u);
   const std::string id = (*ids)[0];
@@ -146,7 +146,7 @@ TEST_F(OwnerGoneTest, AttemptNumberTakenBeforeAKillIsNotReused) {
   EXPECT_EQ(Task(result, "block").attempts(), 2u);
   ASSERT_EQ(executor_->requests().size(), 1u);
   EXPECT_EQ(executor_->requests()[0].attempt(), 2u);
-  auto logs = engine_->run_store().AttemptLogs(id, "block");
+  auto logs = engine_->store().runs().AttemptLogs(id, "block");
   ASSERT_TRUE(logs.ok()) << logs.status();
   ASSERT_EQ(logs->size(), 1u);
   EXPECT_EQ((*logs)[0].attempt, 2u);
