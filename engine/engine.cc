@@ -18,6 +18,7 @@
 #include "engine/cas/artifact_store.h"
 #include "engine/cas/beneath.h"
 #include "engine/cas/content_store.h"
+#include "engine/exec/executor_set.h"
 #include "engine/live_run.h"
 #include "engine/pipeline/condition.h"
 #include "engine/pipeline/diagnostic.h"
@@ -93,6 +94,10 @@ class EngineImpl : public Engine {
       if (shutdown_) return absl::UnavailableError("engine is shutting down");
     }
     auto diags = pipeline::ValidatePipeline(request.pipeline, nullptr);
+    if (diags.empty()) {
+      diags = ExecutorSet(options_.executors, options_.default_executor)
+                  .Check(request.pipeline);
+    }
     if (!diags.empty()) return pipeline::DiagnosticsToStatus(diags);
     auto plan = pipeline::ComputePlan(request.pipeline, request.trigger);
     if (!plan.ok()) return plan.status();
@@ -321,9 +326,19 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineOptions options) {
   if (options.store_dir.empty()) {
     return absl::InvalidArgumentError("EngineOptions.store_dir is required");
   }
-  if (options.executor == nullptr) {
-    return absl::InvalidArgumentError("EngineOptions.executor is required");
+  // The single `executor` joins `executors` (once) and is the default.
+  if (options.executor != nullptr) {
+    bool listed = false;
+    for (const auto& e : options.executors) listed |= e == options.executor;
+    if (!listed)
+      options.executors.insert(options.executors.begin(), options.executor);
+    if (options.default_executor.empty()) {
+      options.default_executor = options.executor->Name();
+    }
   }
+  ExecutorSet executors(options.executors, options.default_executor);
+  if (absl::Status s = executors.Validate(); !s.ok()) return s;
+  options.default_executor = executors.Default()->Name();
   std::error_code ec;
   std::filesystem::create_directories(options.store_dir, ec);
   options.store_dir =
