@@ -42,7 +42,9 @@ class ExecutorSet {
 
   // The executor of `task`; never null (see above).
   Executor* For(const v1::Task& task) const;
-  // The default executor, or null when the set is empty.
+  bool empty() const { return by_name_.empty(); }
+  // The default executor, or null when the set is empty or the default is
+  // unknown.
   Executor* Default() const;
   // By name; null if unknown.
   Executor* Find(const std::string& name) const;

@@ -53,6 +53,15 @@ TEST(ExecutorSetTest, AnUnknownNameNeverFallsBackToAnotherExecutor) {
   auto started = e->Start(request, nullptr);
   EXPECT_TRUE(absl::IsInvalidArgument(started.status()));
   EXPECT_TRUE(absl::StrContains(started.status().message(), "(known: a)"));
+  // Nor does an unknown pipeline default (a resumed run's pipeline).
+  v1::Pipeline p;
+  p.mutable_options()->set_executor("gone");
+  ExecutorSet run = set.ForPipeline(p);
+  EXPECT_FALSE(run.empty());
+  EXPECT_EQ(run.Default(), nullptr);
+  v1::Task plain;
+  ASSERT_NE(run.For(plain), nullptr);
+  EXPECT_NE(run.For(plain), a.get());
 }
 
 TEST(ExecutorSetTest, CheckNamesEveryUnknownExecutor) {

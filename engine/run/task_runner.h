@@ -84,8 +84,7 @@ class EngineTaskRunner : public TaskRunner {
   std::string PlatformFor(const v1::Task& task);
   // The executor that runs `task` (context.executors, else the single one).
   Executor* ExecutorFor(const v1::Task& task) const {
-    return ctx_.executors.Default() != nullptr ? ctx_.executors.For(task)
-                                               : ctx_.executor;
+    return !ctx_.executors.empty() ? ctx_.executors.For(task) : ctx_.executor;
   }
   // A cached result that is still usable (its artifacts are in the store).
   absl::optional<store::ActionResult> Lookup(const std::string& key);
