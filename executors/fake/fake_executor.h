@@ -111,7 +111,7 @@ class FakeExecutor : public Executor {
   absl::StatusOr<std::unique_ptr<Execution>> StartPrepared(
       const v1::ExecRequest& request, OutputSink* sink);
 
-  const HostWorkspaceOptions workspaces_;
+  HostWorkspaceOptions workspaces_;
   mutable Mutex mu_;
   std::map<std::string, FakeBehavior> behaviors_ ABSL_GUARDED_BY(mu_);
   FakeBehavior default_behavior_ ABSL_GUARDED_BY(mu_);
