@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "engine/base/mutex.h"
+#include "engine/exec/executor_set.h"
 #include "engine/live_run.h"
 #include "engine/pipeline/diagnostic.h"
 #include "engine/pipeline/validate.h"
@@ -39,6 +40,10 @@ class EngineImpl : public Engine {
     }
     // Validated and planned once: the run executes this plan.
     auto diags = pipeline::ValidatePipeline(request.pipeline, nullptr);
+    if (diags.empty()) {
+      diags = ExecutorSet(options_.executors, options_.default_executor)
+                  .Check(request.pipeline);
+    }
     if (!diags.empty()) return pipeline::DiagnosticsToStatus(diags);
     absl::StatusOr<PlannedRun> planned =
         PlanRun(std::move(request.pipeline), request.trigger);
@@ -268,9 +273,19 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineOptions options) {
   if (options.store_dir.empty()) {
     return absl::InvalidArgumentError("EngineOptions.store_dir is required");
   }
-  if (options.executor == nullptr) {
-    return absl::InvalidArgumentError("EngineOptions.executor is required");
+  // The single `executor` joins `executors` (once) and is the default.
+  if (options.executor != nullptr) {
+    bool listed = false;
+    for (const auto& e : options.executors) listed |= e == options.executor;
+    if (!listed)
+      options.executors.insert(options.executors.begin(), options.executor);
+    if (options.default_executor.empty()) {
+      options.default_executor = options.executor->Name();
+    }
   }
+  ExecutorSet executors(options.executors, options.default_executor);
+  if (absl::Status s = executors.Validate(); !s.ok()) return s;
+  options.default_executor = executors.Default()->Name();
   auto store = store::Store::Open(options.store_dir);
   if (!store.ok()) return store.status();
   options.store_dir = (*store)->dir();

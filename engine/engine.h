@@ -35,8 +35,13 @@ namespace kiln {
 struct EngineOptions {
   // Where the content store, action cache, run store and logs live.
   std::string store_dir;
-  // Runs `run` tasks. Required.
+  // Run `run` tasks: `executor` and/or `executors` (at least one), each
+  // under its Name(). A task picks one by Task.executor, else the pipeline's
+  // options.executor, else `default_executor` ("" = `executor`, or the
+  // first of `executors`). Unknown names are refused by Submit.
   std::shared_ptr<Executor> executor;
+  std::vector<std::shared_ptr<Executor>> executors;
+  std::string default_executor;
   // Task attempts running at once, per run.
   int parallelism = 2;
   // First retry delay; doubles per attempt.

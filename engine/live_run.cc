@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/cas/beneath.h"
+#include "engine/exec/executor_set.h"
+#include "engine/run/task_runner.h"
 
 namespace kiln {
 
@@ -282,7 +284,9 @@ absl::StatusOr<TaskRunnerContext> LiveRun::RunnerContext() {
   ctx.hmac_key = deps_.hmac_key;
   ctx.keep_workspaces = options.keep_workspaces;
   ctx.max_log_file_bytes = options.max_log_file_bytes;
-  ctx.executor = options.executor.get();
+  ctx.executors = ExecutorSet(options.executors, options.default_executor)
+                      .ForPipeline(pipeline_);
+  ctx.executor = ctx.executors.Default();
   ctx.artifacts = deps_.artifacts;
   ctx.action_cache = deps_.cache;
   ctx.run_store = deps_.runs;

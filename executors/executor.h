@@ -1,10 +1,24 @@
-// The executor interface: run one prepared command, stream its output, wait
-// for it, cancel it. Ninja's CommandRunner / BuildKit's Executor, reduced.
+// The executor interface: run one command, stream its output, wait for it,
+// cancel it. Ninja's CommandRunner / BuildKit's Executor, reduced.
 //
-// The engine prepares the workspace (inputs unstashed) before Start() and
-// collects outputs after Wait(); an executor never touches the engine's
-// stores. A command that fails, times out or is cancelled is a *result*
-// (ExecResult.status), never an error Status.
+// Two request modes (docs/executor-contract.md):
+//   - location-independent (request.workspace empty): the request carries
+//     the input artifacts by digest with their workspace paths and the
+//     declared outputs. The executor creates a fresh workspace wherever it
+//     runs the command, materializes the inputs in order (through an
+//     ArtifactAccess, artifact_access.h, for an executor on this host),
+//     runs the command, captures the outputs after a successful exit and
+//     returns their digests in ExecResult.outputs, then removes the
+//     workspace (unless keep_workspace; a failed removal is a warning in
+//     ExecResult.warnings, never silent). An input that cannot be
+//     materialized is INPUTS_FAILED (the command never ran); an output
+//     that cannot be captured is OUTPUTS_FAILED.
+//   - host workspace (request.workspace set; the engine's path until it is
+//     switched over): the engine prepared the workspace before Start() and
+//     collects the outputs after Wait(); inputs/outputs must be empty.
+// Either way an executor never touches the engine's stores except through
+// the ArtifactAccess it was given. A command that fails, times out or is
+// cancelled is a *result* (ExecResult.status), never an error Status.
 #ifndef KILN_EXECUTORS_EXECUTOR_H_
 #define KILN_EXECUTORS_EXECUTOR_H_
 
@@ -48,6 +62,14 @@ class Execution {
   virtual void Cancel() = 0;
 };
 
+// What an executor can do, so that validation can refuse (before anything
+// runs) a task it cannot execute.
+struct ExecutorCapabilities {
+  // Runs request.image (else only "" = the host's root filesystem).
+  bool images = false;
+  bool ImagesSupported() const { return images; }
+};
+
 class Executor {
  public:
   virtual ~Executor() = default;
@@ -59,10 +81,15 @@ class Executor {
   // architecture, rootfs policy, executor version). Part of every cache key.
   virtual std::string Platform() const = 0;
 
-  // Starts request.argv in request.workspace. `sink` must outlive the
-  // returned Execution. Returns an error only when nothing was started
-  // (InvalidArgument: a malformed request; Unavailable/ResourceExhausted:
-  // the executor cannot run anything now).
+  // What this executor supports (default: no images).
+  virtual ExecutorCapabilities Capabilities() const { return {}; }
+
+  // Starts request.argv in the workspace (request.workspace, or a fresh one
+  // the executor creates and stages; see the modes above). `sink` must
+  // outlive the returned Execution. Returns an error only when nothing was
+  // started (InvalidArgument: a malformed request, e.g. an image this
+  // executor cannot run, or the new mode without an ArtifactAccess;
+  // Unavailable/ResourceExhausted: the executor cannot run anything now).
   virtual absl::StatusOr<std::unique_ptr<Execution>> Start(
       const v1::ExecRequest& request, OutputSink* sink) = 0;
 };

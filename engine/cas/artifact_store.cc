@@ -337,6 +337,28 @@ absl::StatusOr<StashResult> ArtifactStore::StashPaths(
   return result;
 }
 
+absl::StatusOr<StashResult> ArtifactStore::StashPathsAt(
+    int root_fd, const std::string& display,
+    const std::vector<std::string>& paths) const {
+  int64_t stat_clock_ns = FileClockNowNs();
+  absl::StatusOr<std::vector<WalkedEntry>> walked =
+      paths.empty() ? WalkTree(root_fd, display)
+                    : WalkPaths(root_fd, display, paths);
+  if (!walked.ok()) return walked.status();
+  ArtifactStoreOptions options = options_;
+  options.use_stat_cache = false;
+  absl::StatusOr<StashResult> result =
+      StashEntries(*blobs_, store_dir_, options, root_fd, display, "", *walked,
+                   stat_clock_ns);
+  if (!result.ok()) return result;
+  if (!result->reused) {
+    absl::Status st = WriteIndex(result->tree, result->archive);
+    if (!st.ok()) return st;
+    RecordVerified(result->tree, result->archive);
+  }
+  return result;
+}
+
 absl::StatusOr<StashResult> ArtifactStore::StashDirAt(
     int dir_fd, const std::string& display, const std::string& stat_cache_root,
     const std::vector<std::string>& exclude) const {

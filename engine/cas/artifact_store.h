@@ -73,6 +73,14 @@ class ArtifactStore {
   absl::StatusOr<StashResult> StashPaths(
       const std::string& root, const std::vector<std::string>& paths) const;
 
+  // As StashPaths, with `paths` relative to the directory open at root_fd
+  // (resolved by the caller beneath its root; a task workspace). No symlink
+  // on the way to a path is followed; `display` names the root in errors.
+  // Without the stat cache (a workspace is fresh every time).
+  absl::StatusOr<StashResult> StashPathsAt(
+      int root_fd, const std::string& display,
+      const std::vector<std::string>& paths) const;
+
   // Stashes the tree below the directory open at dir_fd (resolved by the
   // caller beneath its root, e.g. with cas::OpenDirBeneath), leaving out
   // what `exclude` matches (tree_walk.h IsExcluded). `display` names it in

@@ -6,7 +6,8 @@
 namespace kiln::cli {
 
 absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(
-    const std::string& store_flag, int jobs) {
+    const std::string& store_flag, int jobs,
+    const std::string& default_executor) {
   auto store_dir = cas::ResolveStoreDir(store_flag);
   if (!store_dir.ok()) return store_dir.status();
   LocalSandboxOptions sandbox;
@@ -16,6 +17,7 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(
   EngineOptions options;
   options.store_dir = *store_dir;
   options.executor = std::move(*executor);
+  options.default_executor = default_executor;
   options.parallelism = jobs > 0 ? jobs : 2;
   return Engine::Create(std::move(options));
 }

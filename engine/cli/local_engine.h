@@ -12,8 +12,11 @@
 namespace kiln::cli {
 
 // `store_flag`: the --store value ("" for the default). `jobs` <= 0: 2.
+// `default_executor`: the --executor value ("" = local-sandbox); an unknown
+// name fails, listing the known ones.
 absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(
-    const std::string& store_flag, int jobs);
+    const std::string& store_flag, int jobs,
+    const std::string& default_executor = "");
 
 }  // namespace kiln::cli
 

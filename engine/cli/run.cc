@@ -71,9 +71,13 @@ class SignalWatcher {
 int RunVerb(const std::vector<std::string>& argv) {
   Args args(
       "kiln run FILE [--param k=v]... [--branch B] [--message M] [--event E] "
-      "[--jobs N] [--store DIR] [--keep-going] [--json] [--resume RUN]");
+      "[--jobs N] [--store DIR] [--keep-going] [--json] [--resume RUN] "
+      "[--executor NAME]");
   AddTriggerFlags(&args);
   args.Flag("jobs", "task attempts running at once (default 2)");
+  args.Flag("executor",
+            "the default executor of tasks and pipelines that name none "
+            "(default local-sandbox)");
   args.Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
   args.Bool("keep-going",
             "continue after a task fails (run what does not depend on it)");
@@ -110,7 +114,8 @@ int RunVerb(const std::vector<std::string>& argv) {
   }
 
   SignalWatcher::BlockSignals();
-  auto engine = MakeLocalEngine(args.Get("store"), static_cast<int>(jobs));
+  auto engine = MakeLocalEngine(args.Get("store"), static_cast<int>(jobs),
+                                args.Get("executor"));
   if (!engine.ok()) {
     std::fprintf(stderr, "kiln: %s\n",
                  std::string(engine.status().message()).c_str());

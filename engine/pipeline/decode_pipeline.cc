@@ -52,7 +52,10 @@ void DecodeOptions(Decoder* d, const Node& node, const std::string& path,
                    v1::PipelineOptions* out) {
   Fields f(d, node, path,
            {"on_failure", "timeout", "finally_timeout",
-            "source_includes_pipeline_file"});
+            "source_includes_pipeline_file", "executor"});
+  if (const Node* n = f.Get("executor")) {
+    d->String(*n, f.PathOf("executor"), out->mutable_executor());
+  }
   if (const Node* n = f.Get("on_failure")) {
     int policy = 0;
     if (d->Enum(*n, f.PathOf("on_failure"), FailurePolicies(), "failure policy",

@@ -256,11 +256,13 @@ void DecodeTask(Decoder* d, const Node& node, const std::string& path,
                 v1::Task* out) {
   std::vector<std::string> allowed = {
       "name",      "needs",  "when",    "retries", "timeout",
-      "resources", "inputs", "outputs", "cache",   "run_if_needs_skipped"};
+      "resources", "inputs", "outputs", "cache",   "run_if_needs_skipped",
+      "executor"};
   for (const char* k : kKinds) allowed.push_back(k);
   Fields f(d, node, path, allowed);
   if (!f.ok()) return;
   DecodeString(d, f, "name", out->mutable_name());
+  DecodeString(d, f, "executor", out->mutable_executor());
   DecodeList(d, f, "needs", out->mutable_needs());
   if (const Node* n = f.Get("when")) {
     DecodeCondition(d, *n, f.PathOf("when"), out->mutable_when());

@@ -234,7 +234,7 @@ absl::StatusOr<std::string> EngineTaskRunner::ArtifactDigest(
 
 std::string EngineTaskRunner::PlatformFor(const v1::Task& task) {
   std::string platform =
-      absl::StrCat(ctx_.executor->Platform(), ";", kRunnerVersion);
+      absl::StrCat(ExecutorFor(task)->Platform(), ";", kRunnerVersion);
   if (!task.has_run()) return platform;
   const v1::RunSpec& run = task.run();
   std::string image = run.image().empty() ? "host" : run.image();
@@ -497,7 +497,7 @@ AttemptOutcome EngineTaskRunner::RunCommand(
 
   LogSink sink(log_file.get(), ctx_, task.name(), attempt,
                [this](std::string l) { return Mask(std::move(l)); });
-  auto started = ctx_.executor->Start(req, &sink);
+  auto started = ExecutorFor(task)->Start(req, &sink);
   if (!started.ok()) {
     return Failed(absl::StrCat("executor: ", started.status().message()), true);
   }

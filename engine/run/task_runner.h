@@ -16,6 +16,7 @@
 #include "engine/base/mutex.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/cas/beneath.h"
+#include "engine/exec/executor_set.h"
 #include "engine/keys/task_key.h"
 #include "engine/pipeline/substitute.h"
 #include "engine/scheduler/scheduler.h"
@@ -41,7 +42,10 @@ struct TaskRunnerContext {
   // An attempt's stored log file cap, unless the task sets max_log_bytes.
   int64_t max_log_file_bytes = 8 << 20;
 
+  // The default executor (kept for callers that set only it).
   Executor* executor = nullptr;
+  // The executors, with the run's default; a task's comes from For(task).
+  ExecutorSet executors;
   cas::ArtifactStore* artifacts = nullptr;
   store::ActionCache* action_cache = nullptr;
   store::RunStore* run_store = nullptr;
@@ -78,6 +82,10 @@ class EngineTaskRunner : public TaskRunner {
   // The executor platform plus what identifies the environment (host OS
   // release, the invoked binary's digest).
   std::string PlatformFor(const v1::Task& task);
+  // The executor that runs `task` (context.executors, else the single one).
+  Executor* ExecutorFor(const v1::Task& task) const {
+    return !ctx_.executors.empty() ? ctx_.executors.For(task) : ctx_.executor;
+  }
   // A cached result that is still usable (its artifacts are in the store).
   absl::optional<store::ActionResult> Lookup(const std::string& key);
   // The CACHED outcome for a usable recorded result of `key`.

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "engine/base/mutex.h"
@@ -44,7 +45,19 @@ FakeScript ToScript(const Program& program, const v1::ExecRequest& request) {
         script.Flood("kiln-conformance-flood-line");
         break;
       case ProgramStep::Op::kIgnoreTerm:
-        break;  // the fake has no signals; Cancel always stops it
+        script.IgnoreTerm();
+        break;
+      case ProgramStep::Op::kPrintFile: {
+        // Inputs are materialized before the behaviour is asked.
+        std::ifstream in(absl::StrCat(request.workspace(), "/", step.path));
+        std::stringstream content;
+        content << in.rdbuf();
+        script.Stdout(in ? content.str() : "(missing)");
+        break;
+      }
+      case ProgramStep::Op::kBackgroundHolder:
+        ADD_FAILURE() << "the fake runs no processes";
+        break;
       case ProgramStep::Op::kExit:
         script.Exit(step.code);
         break;
@@ -55,7 +68,8 @@ FakeScript ToScript(const Program& program, const v1::ExecRequest& request) {
 
 class FakeHarness : public ExecutorHarness {
  public:
-  FakeHarness() {
+  explicit FakeHarness(const ConformanceEnv& env)
+      : fake_(HostWorkspaceOptions{env.work_root, env.artifacts}) {
     fake_.On("conformance-program", [this](const v1::ExecRequest& request) {
       MutexLock lock(&mu_);
       return ToScript(programs_.at(request.argv(1)), request);
@@ -78,7 +92,9 @@ class FakeHarness : public ExecutorHarness {
 INSTANTIATE_TEST_SUITE_P(Fake, ExecutorConformanceTest,
                          ::testing::Values(ExecutorFactory{
                              "fake",
-                             [] { return std::make_unique<FakeHarness>(); }}),
+                             [](const ConformanceEnv& env) {
+                               return std::make_unique<FakeHarness>(env);
+                             }}),
                          ExecutorFactoryName);
 
 }  // namespace

@@ -1,6 +1,9 @@
 #include "executors/fake/fake_executor.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <fstream>
 #include <thread>
 #include <utility>
 
@@ -38,6 +41,23 @@ FakeScript& FakeScript::Do(std::function<void(const v1::ExecRequest&)> effect) {
   Step step;
   step.kind = Step::Kind::kSideEffect;
   step.effect = std::move(effect);
+  steps_.push_back(std::move(step));
+  return *this;
+}
+
+FakeScript& FakeScript::WriteFile(std::string path, std::string content) {
+  return Do([path, content](const v1::ExecRequest& request) {
+    std::string full = absl::StrCat(request.workspace(), "/", path);
+    for (size_t i = request.workspace().size() + 1; i < full.size(); ++i) {
+      if (full[i] == '/') mkdir(full.substr(0, i).c_str(), 0755);
+    }
+    std::ofstream(full, std::ios::binary | std::ios::trunc) << content;
+  });
+}
+
+FakeScript& FakeScript::IgnoreTerm() {
+  Step step;
+  step.kind = Step::Kind::kIgnoreTerm;
   steps_.push_back(std::move(step));
   return *this;
 }
@@ -80,6 +100,9 @@ class FakeExecution : public Execution {
         script_(std::move(script)),
         sink_(sink),
         start_(absl::Now()) {
+    kill_grace_ = request_.limits().has_kill_grace()
+                      ? FromProto(request_.limits().kill_grace())
+                      : absl::Seconds(2);
     absl::Duration timeout = FromProto(request_.limits().timeout());
     deadline_ = timeout > absl::ZeroDuration() ? start_ + timeout
                                                : absl::InfiniteFuture();
@@ -111,6 +134,7 @@ class FakeExecution : public Execution {
 
   void Cancel() override {
     MutexLock lock(&mu_);
+    if (!cancelled_) kill_at_ = absl::Now() + kill_grace_;
     cancelled_ = true;
   }
 
@@ -118,9 +142,14 @@ class FakeExecution : public Execution {
   // Why the script must stop now, or UNSPECIFIED to go on.
   v1::ExecStatus Interruption() {
     MutexLock lock(&mu_);
-    if (cancelled_) return v1::CANCELLED;
+    if (Stopping()) return v1::CANCELLED;
     if (absl::Now() >= deadline_) return v1::TIMED_OUT;
     return v1::EXEC_STATUS_UNSPECIFIED;
+  }
+
+  // A cancel takes effect at once, or kill_grace later after IgnoreTerm.
+  bool Stopping() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return cancelled_ && (!ignore_term_ || absl::Now() >= kill_at_);
   }
 
   // Sleeps `delay` unless cancelled or the deadline passes first.
@@ -129,7 +158,11 @@ class FakeExecution : public Execution {
     MutexLock lock(&mu_);
     mu_.AwaitWithDeadline(
         [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return cancelled_; }, until);
-    if (cancelled_) return v1::CANCELLED;
+    if (cancelled_ && ignore_term_) {
+      // The ignored "SIGTERM": sleep on until the "SIGKILL".
+      mu_.AwaitWithDeadline([]() { return false; }, std::min(until, kill_at_));
+    }
+    if (Stopping()) return v1::CANCELLED;
     if (absl::Now() >= deadline_) return v1::TIMED_OUT;
     return v1::EXEC_STATUS_UNSPECIFIED;
   }
@@ -172,6 +205,11 @@ class FakeExecution : public Execution {
         case FakeScript::Step::Kind::kSideEffect:
           step.effect(request_);
           break;
+        case FakeScript::Step::Kind::kIgnoreTerm: {
+          MutexLock lock(&mu_);
+          ignore_term_ = true;
+          break;
+        }
         case FakeScript::Step::Kind::kFlood:
           for (;;) {
             if (!Emit(v1::LogLine::STDOUT, step.text)) {
@@ -203,7 +241,10 @@ class FakeExecution : public Execution {
   v1::ExecResult result_;
   std::thread runner_;
   Mutex mu_;
+  absl::Duration kill_grace_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool ignore_term_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time kill_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
 };
 
 void FakeExecutor::On(const std::string& argv0, FakeBehavior behavior) {
@@ -247,6 +288,22 @@ absl::StatusOr<std::unique_ptr<Execution>> FakeExecutor::Start(
   if (request.argv_size() == 0) {
     return absl::InvalidArgumentError("argv must not be empty");
   }
+  if (absl::Status mode = CheckRequestMode(request); !mode.ok()) return mode;
+  // Without workspace options, a request without a workspace and without
+  // inputs/outputs runs as before (scripts that touch no files).
+  if (!request.workspace().empty() ||
+      (workspaces_.artifacts == nullptr && request.inputs_size() == 0 &&
+       request.outputs_size() == 0 && request.report().empty())) {
+    return StartPrepared(request, sink);
+  }
+  return StartInHostWorkspace(request, workspaces_,
+                              [this, sink](const v1::ExecRequest& prepared) {
+                                return StartPrepared(prepared, sink);
+                              });
+}
+
+absl::StatusOr<std::unique_ptr<Execution>> FakeExecutor::StartPrepared(
+    const v1::ExecRequest& request, OutputSink* sink) {
   FakeBehavior behavior;
   {
     MutexLock lock(&mu_);

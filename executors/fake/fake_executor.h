@@ -9,7 +9,14 @@
 // Cancel() (status CANCELLED) or at the request's timeout, measured from
 // Start() (status TIMED_OUT); output past limits.max_log_bytes ends it with
 // LOG_LIMIT. A side effect is skipped if the script was stopped before reaching
-// it.
+// it. After an IgnoreTerm() step a Cancel() takes effect only after the
+// request's kill_grace (as SIGKILL after an ignored SIGTERM would).
+//
+// Both request modes of executor.h: with request.workspace the script works
+// there; without one (given HostWorkspaceOptions) the fake creates a fresh
+// workspace, materializes the inputs, hands the script a request whose
+// workspace is that directory (WriteFile/Do write there), captures the
+// declared outputs through the ArtifactAccess and removes the workspace.
 //
 // Thread-safety: every method may be called from any thread.
 #ifndef KILN_EXECUTORS_FAKE_FAKE_EXECUTOR_H_
@@ -26,13 +33,14 @@
 #include "absl/time/time.h"
 #include "engine/base/mutex.h"
 #include "executors/executor.h"
+#include "executors/host_workspace.h"
 
 namespace kiln {
 
 class FakeScript {
  public:
   struct Step {
-    enum class Kind { kLine, kDelay, kSideEffect, kFlood };
+    enum class Kind { kLine, kDelay, kSideEffect, kFlood, kIgnoreTerm };
     Kind kind = Kind::kLine;
     v1::LogLine::Stream stream = v1::LogLine::STDOUT;
     std::string text;
@@ -45,6 +53,10 @@ class FakeScript {
   FakeScript& Delay(absl::Duration delay);
   // Runs `effect` (e.g. writes a file in request.workspace) at this point.
   FakeScript& Do(std::function<void(const v1::ExecRequest&)> effect);
+  // Writes `content` to the workspace-relative `path` (parents created).
+  FakeScript& WriteFile(std::string path, std::string content);
+  // From here on, Cancel() stops the script only after kill_grace.
+  FakeScript& IgnoreTerm();
   // Prints `line` on stdout forever (until the log limit, cancel, timeout).
   FakeScript& Flood(std::string line);
   // Ends with EXITED and `code` (the default is 0).
@@ -69,6 +81,10 @@ using FakeBehavior = std::function<FakeScript(const v1::ExecRequest&)>;
 class FakeExecutor : public Executor {
  public:
   FakeExecutor() = default;
+  // Also runs location-independent requests (no workspace), in workspaces
+  // under workspaces.work_root.
+  explicit FakeExecutor(HostWorkspaceOptions workspaces)
+      : workspaces_(std::move(workspaces)) {}
 
   // The behaviour for requests whose argv[0] equals `argv0`.
   void On(const std::string& argv0, FakeBehavior behavior);
@@ -92,7 +108,10 @@ class FakeExecutor : public Executor {
  private:
   friend class FakeExecution;
   void Finished();
+  absl::StatusOr<std::unique_ptr<Execution>> StartPrepared(
+      const v1::ExecRequest& request, OutputSink* sink);
 
+  HostWorkspaceOptions workspaces_;
   mutable Mutex mu_;
   std::map<std::string, FakeBehavior> behaviors_ ABSL_GUARDED_BY(mu_);
   FakeBehavior default_behavior_ ABSL_GUARDED_BY(mu_);

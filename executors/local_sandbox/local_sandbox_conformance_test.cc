@@ -12,8 +12,10 @@ namespace {
 
 class LocalSandboxHarness : public ExecutorHarness {
  public:
-  LocalSandboxHarness() {
+  explicit LocalSandboxHarness(const ConformanceEnv& env) {
     LocalSandboxOptions options;
+    options.work_root = env.work_root;
+    options.artifacts = env.artifacts;
     options.hidden_paths = DefaultHiddenPaths("");
     options.cgroups = LocalSandboxOptions::Cgroups::kOff;
     absl::StatusOr<std::unique_ptr<LocalSandboxExecutor>> executor =
@@ -30,13 +32,16 @@ class LocalSandboxHarness : public ExecutorHarness {
   std::unique_ptr<LocalSandboxExecutor> executor_;
 };
 
+ExecutorFactory Factory() {
+  return ExecutorFactory{"local_sandbox", [](const ConformanceEnv& env) {
+                           return std::make_unique<LocalSandboxHarness>(env);
+                         }};
+}
+
 INSTANTIATE_TEST_SUITE_P(LocalSandbox, ExecutorConformanceTest,
-                         ::testing::Values(ExecutorFactory{
-                             "local_sandbox",
-                             [] {
-                               return std::make_unique<LocalSandboxHarness>();
-                             }}),
-                         ExecutorFactoryName);
+                         ::testing::Values(Factory()), ExecutorFactoryName);
+INSTANTIATE_TEST_SUITE_P(LocalSandbox, ProcessExecutorConformanceTest,
+                         ::testing::Values(Factory()), ExecutorFactoryName);
 
 }  // namespace
 }  // namespace conformance

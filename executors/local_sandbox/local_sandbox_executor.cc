@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "executors/host_workspace.h"
 #include "executors/local_sandbox/cgroup.h"
 #include "executors/local_sandbox/sandbox_child.h"
 #include "executors/local_sandbox/sandbox_execution.h"
@@ -237,6 +238,22 @@ std::string LocalSandboxExecutor::Platform() const {
 absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::Start(
     const v1::ExecRequest& request, OutputSink* sink) {
   if (sink == nullptr) return absl::InvalidArgumentError("sink is null");
+  if (absl::Status mode = CheckRequestMode(request); !mode.ok()) return mode;
+  if (!request.workspace().empty()) return StartPrepared(request, sink);
+  if (request.argv_size() == 0) {
+    return absl::InvalidArgumentError("argv must not be empty");
+  }
+  HostWorkspaceOptions workspaces;
+  workspaces.work_root = options_.work_root;
+  workspaces.artifacts = options_.artifacts;
+  return StartInHostWorkspace(request, workspaces,
+                              [this, sink](const v1::ExecRequest& prepared) {
+                                return StartPrepared(prepared, sink);
+                              });
+}
+
+absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
+    const v1::ExecRequest& request, OutputSink* sink) {
   const v1::ExecLimits& limits = request.limits();
   const LocalSandboxOptions::DefaultLimits& defaults = options_.default_limits;
   sandbox::PlanOptions plan_options;

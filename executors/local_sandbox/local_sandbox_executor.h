@@ -9,7 +9,10 @@
 //     hidden_paths inside those trees (e.g. /etc/shadow) are covered by an
 //     empty read-only tmpfs (files: by /dev/null);
 //   - rootfs mode: request.rootfs, recursively read-only, nosuid, nodev;
-//   - request.workspace is mounted read-write at the SAME path inside; it is
+//   - the workspace (request.workspace, or in the location-independent mode
+//     a fresh directory under work_root, staged through `artifacts` and
+//     removed afterwards: executors/host_workspace.h) is mounted read-write
+//     at the SAME path inside; it is
 //     the only writable place besides the private tmpfs /tmp, /var/tmp,
 //     /run and /dev/shm (each of at most tmp_bytes); the command runs in
 //     workspace/workdir with umask 022 (the host's umask does not leak in);
@@ -47,6 +50,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "executors/artifact_access.h"
 #include "executors/executor.h"
 
 namespace kiln {
@@ -84,6 +88,12 @@ struct LocalSandboxOptions {
   size_t max_line_bytes = 64 * 1024;
   // Used when a request leaves limits.kill_grace unset.
   absl::Duration default_kill_grace = absl::Seconds(2);
+  // Location-independent requests (no request.workspace): where their
+  // workspaces are made (absolute; created if missing) and how inputs are
+  // materialized and outputs captured (must outlive the executor). Without
+  // `artifacts`, such requests are refused with InvalidArgument.
+  std::string work_root;
+  ArtifactAccess* artifacts = nullptr;
 };
 
 // /usr, /bin, /sbin, /lib, /lib32, /lib64, /libx32, /etc.
@@ -120,6 +130,9 @@ class LocalSandboxExecutor : public Executor {
 
  private:
   explicit LocalSandboxExecutor(LocalSandboxOptions options);
+  // Starts a request whose workspace exists.
+  absl::StatusOr<std::unique_ptr<Execution>> StartPrepared(
+      const v1::ExecRequest& request, OutputSink* sink);
 
   LocalSandboxOptions options_;
   bool cgroups_active_ = false;

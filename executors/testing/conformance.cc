@@ -1,15 +1,22 @@
 #include "executors/testing/conformance.h"
 
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -58,26 +65,68 @@ ProgramStep Exit(int code) {
   return step;
 }
 
+ProgramStep PrintFile(std::string path) {
+  ProgramStep step = Step(ProgramStep::Op::kPrintFile);
+  step.path = std::move(path);
+  return step;
+}
+ProgramStep BackgroundHolder(std::string fifo) {
+  ProgramStep step = Step(ProgramStep::Op::kBackgroundHolder);
+  step.path = std::move(fifo);
+  return step;
+}
+
 std::string ExecutorFactoryName(
     const ::testing::TestParamInfo<ExecutorFactory>& info) {
   return info.param.name;
 }
 
-void ExecutorConformanceTest::SetUp() {
-  harness_ = GetParam().make();
-  ASSERT_NE(harness_, nullptr);
+namespace {
+std::string MakeTempDir(const std::string& prefix) {
   const char* base = getenv("TEST_TMPDIR");
   std::string pattern =
-      absl::StrCat(base != nullptr ? base : "/tmp", "/conformance-XXXXXX");
-  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+      absl::StrCat(base != nullptr ? base : "/tmp", "/", prefix, "-XXXXXX");
+  if (mkdtemp(pattern.data()) == nullptr) return "";
   char resolved[PATH_MAX];
-  ASSERT_NE(realpath(pattern.c_str(), resolved), nullptr);
-  workspace_ = resolved;
+  if (realpath(pattern.c_str(), resolved) == nullptr) return "";
+  return resolved;
+}
+}  // namespace
+
+void ExecutorConformanceTest::SetUp() {
+  workspace_ = MakeTempDir("conformance");
+  ASSERT_FALSE(workspace_.empty());
+  env_.work_root = MakeTempDir("conformance-work");
+  ASSERT_FALSE(env_.work_root.empty());
+  env_.artifacts = &artifacts_;
+  harness_ = GetParam().make(env_);
+  ASSERT_NE(harness_, nullptr);
 }
 
 void ExecutorConformanceTest::TearDown() {
+  harness_.reset();
   std::error_code ignored;
   if (!workspace_.empty()) std::filesystem::remove_all(workspace_, ignored);
+  if (!env_.work_root.empty()) {
+    std::filesystem::remove_all(env_.work_root, ignored);
+  }
+}
+
+v1::ExecRequest ExecutorConformanceTest::LocationFreeRequest(
+    const Program& program) {
+  v1::ExecRequest request = Request(program);
+  request.clear_workspace();
+  return request;
+}
+
+std::vector<std::string> ExecutorConformanceTest::WorkRootEntries() const {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(env_.work_root, ec)) {
+    names.push_back(entry.path().filename().string());
+  }
+  return names;
 }
 
 v1::ExecRequest ExecutorConformanceTest::Request(const Program& program) {
@@ -214,8 +263,11 @@ TEST_P(ExecutorConformanceTest, CancelEscalatesToKillWhenTermIsIgnored) {
   (*execution)->Cancel();
   v1::ExecResult result = (*execution)->Wait();
   EXPECT_EQ(result.status(), v1::CANCELLED) << result.message();
-  EXPECT_LT(absl::Now() - start, absl::Seconds(15))
+  absl::Duration took = absl::Now() - start;
+  EXPECT_LT(took, absl::Seconds(15))
       << "SIGTERM was ignored and no SIGKILL followed";
+  EXPECT_GE(took, absl::Milliseconds(450))
+      << "the kill came before kill_grace (0.5 s) had passed";
 }
 
 TEST_P(ExecutorConformanceTest, CancelAfterCompletionKeepsTheResult) {
@@ -279,6 +331,159 @@ TEST_P(ExecutorConformanceTest, ManyExecutionsRunConcurrently) {
     EXPECT_THAT(sinks[i]->Lines(v1::LogLine::STDOUT),
                 ElementsAreArray({absl::StrCat("task ", i)}));
   }
+}
+
+TEST_P(ExecutorConformanceTest, InputsAreMaterializedAtTheirPaths) {
+  v1::ExecRequest request = LocationFreeRequest(
+      {PrintFile("deps/a/a.txt"), PrintFile("lib/b.txt"), Exit(0)});
+  v1::ExecInput* a = request.add_inputs();
+  a->set_artifact("a");
+  a->set_digest(artifacts_.Put({{"a.txt", "from a"}}));
+  a->set_path("deps/a");
+  v1::ExecInput* b = request.add_inputs();
+  b->set_artifact("b");
+  b->set_digest(artifacts_.Put({{"lib/b.txt", "from b"}}));
+  RecordingSink sink;
+  v1::ExecResult result = Run(request, &sink);
+  EXPECT_EQ(result.status(), v1::EXITED) << result.message();
+  EXPECT_EQ(result.exit_code(), 0);
+  EXPECT_THAT(sink.Lines(v1::LogLine::STDOUT),
+              ElementsAreArray({"from a", "from b"}));
+  EXPECT_TRUE(WorkRootEntries().empty()) << "the workspace is removed";
+  EXPECT_TRUE(result.warnings().empty()) << result.warnings(0);
+}
+
+TEST_P(ExecutorConformanceTest, OutputsAreCapturedAsDigests) {
+  v1::ExecRequest request = LocationFreeRequest(
+      {WriteFile("bin.txt", "built"), WriteFile("extra.txt", "not declared"),
+       WriteFile("report.xml", "<ok/>"), Exit(0)});
+  v1::ExecOutput* out = request.add_outputs();
+  out->set_artifact("bin");
+  out->add_paths("bin.txt");
+  request.set_report("report.xml");
+  RecordingSink sink;
+  v1::ExecResult result = Run(request, &sink);
+  ASSERT_EQ(result.status(), v1::EXITED) << result.message();
+  ASSERT_EQ(result.outputs().count("bin"), 1u);
+  absl::StatusOr<MemoryArtifactAccess::Files> files =
+      artifacts_.Get(result.outputs().at("bin"));
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ(*files, (MemoryArtifactAccess::Files{{"bin.txt", "built"}}));
+  absl::StatusOr<MemoryArtifactAccess::Files> report =
+      artifacts_.Get(result.report_digest());
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(*report, (MemoryArtifactAccess::Files{{"report.xml", "<ok/>"}}));
+  EXPECT_TRUE(WorkRootEntries().empty()) << "the workspace is removed";
+}
+
+TEST_P(ExecutorConformanceTest, MissingOutputIsOutputsFailed) {
+  v1::ExecRequest request =
+      LocationFreeRequest({WriteFile("made.txt", "m"), Exit(0)});
+  v1::ExecOutput* out = request.add_outputs();
+  out->set_artifact("bin");
+  out->add_paths("made.txt");
+  out->add_paths("never.txt");
+  RecordingSink sink;
+  v1::ExecResult result = Run(request, &sink);
+  EXPECT_EQ(result.status(), v1::OUTPUTS_FAILED);
+  EXPECT_EQ(result.message(),
+            "output 'bin': path 'never.txt' was not produced");
+  EXPECT_TRUE(result.outputs().empty());
+  EXPECT_TRUE(WorkRootEntries().empty()) << "the workspace is removed";
+}
+
+TEST_P(ExecutorConformanceTest, AFailedCommandCapturesNothing) {
+  v1::ExecRequest request =
+      LocationFreeRequest({WriteFile("bin.txt", "half"), Exit(2)});
+  v1::ExecOutput* out = request.add_outputs();
+  out->set_artifact("bin");
+  out->add_paths("bin.txt");
+  RecordingSink sink;
+  v1::ExecResult result = Run(request, &sink);
+  EXPECT_EQ(result.status(), v1::EXITED) << result.message();
+  EXPECT_EQ(result.exit_code(), 2);
+  EXPECT_TRUE(result.outputs().empty());
+  EXPECT_TRUE(WorkRootEntries().empty()) << "the workspace is removed";
+}
+
+TEST_P(ExecutorConformanceTest, AnInputThatCannotBeMaterializedIsInputsFailed) {
+  v1::ExecRequest request = LocationFreeRequest({Print("ran"), Exit(0)});
+  v1::ExecInput* ok = request.add_inputs();
+  ok->set_artifact("fine");
+  ok->set_digest(artifacts_.Put({{"f.txt", "f"}}));
+  v1::ExecInput* clash = request.add_inputs();
+  clash->set_artifact("clash");
+  clash->set_digest(artifacts_.Put({{"f.txt", "other"}}));
+  RecordingSink sink;
+  v1::ExecResult result = Run(request, &sink);
+  EXPECT_EQ(result.status(), v1::INPUTS_FAILED);
+  EXPECT_TRUE(absl::StartsWith(result.message(), "input 'clash': "))
+      << result.message();
+  EXPECT_TRUE(sink.Lines(v1::LogLine::STDOUT).empty()) << "never ran";
+  EXPECT_TRUE(WorkRootEntries().empty()) << "the workspace is removed";
+}
+
+TEST_P(ExecutorConformanceTest, KeepWorkspaceIsHonoured) {
+  v1::ExecRequest request =
+      LocationFreeRequest({WriteFile("bin.txt", "kept"), Exit(0)});
+  request.set_keep_workspace(true);
+  RecordingSink sink;
+  v1::ExecResult result = Run(request, &sink);
+  EXPECT_EQ(result.status(), v1::EXITED) << result.message();
+  std::vector<std::string> left = WorkRootEntries();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(ReadFile(absl::StrCat(env_.work_root, "/", left[0], "/bin.txt")),
+            "kept");
+}
+
+TEST_P(ExecutorConformanceTest, MalformedRequestsAreRefusedAtStart) {
+  RecordingSink sink;
+  v1::ExecRequest image = LocationFreeRequest({Exit(0)});
+  image.set_image("golang:1.22");
+  absl::StatusOr<std::unique_ptr<Execution>> started =
+      harness_->executor()->Start(image, &sink);
+  EXPECT_TRUE(absl::IsInvalidArgument(started.status())) << started.status();
+  EXPECT_FALSE(harness_->executor()->Capabilities().images);
+  // A prepared workspace and inputs at once: the modes do not mix.
+  v1::ExecRequest mixed = Request({Exit(0)});
+  mixed.add_inputs()->set_digest(artifacts_.Put({}));
+  started = harness_->executor()->Start(mixed, &sink);
+  EXPECT_TRUE(absl::IsInvalidArgument(started.status())) << started.status();
+  EXPECT_TRUE(WorkRootEntries().empty());
+}
+
+// The fake instantiates only the general suite.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ProcessExecutorConformanceTest);
+
+TEST_P(ProcessExecutorConformanceTest, CancelKillsDescendantsToo) {
+  // A background grandchild that ignores SIGTERM holds the write end of a
+  // FIFO; once every writer is gone, a read of the FIFO sees end-of-file.
+  // This cannot race with pid reuse: the test holds the read end, and the
+  // kernel closes a process's files when it exits.
+  std::string fifo = workspace_ + "/alive";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0666), 0);
+  int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  RecordingSink sink;
+  absl::StatusOr<std::unique_ptr<Execution>> execution =
+      harness_->executor()->Start(
+          Request({BackgroundHolder("alive"), Sleep(absl::Seconds(30))}),
+          &sink);
+  ASSERT_TRUE(execution.ok()) << execution.status();
+  struct pollfd p = {reader, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 20000), 1) << "the grandchild never started";
+  char byte = 0;
+  ASSERT_EQ(read(reader, &byte, 1), 1);
+  EXPECT_EQ(byte, 'x');
+  (*execution)->Cancel();
+  v1::ExecResult result = (*execution)->Wait();
+  EXPECT_EQ(result.status(), v1::CANCELLED) << result.message();
+  // Every writer is gone: end-of-file, not EAGAIN (a writer still alive).
+  ssize_t n = read(reader, &byte, 1);
+  int error = errno;
+  EXPECT_EQ(n, 0) << (n < 0 ? std::strerror(error) : "data")
+                  << ": the grandchild survived Cancel + Wait";
+  close(reader);
 }
 
 }  // namespace conformance

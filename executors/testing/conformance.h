@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "executors/executor.h"
+#include "executors/testing/memory_artifact_access.h"
 #include "executors/testing/recording_sink.h"
 #include "gtest/gtest.h"
 
@@ -37,6 +38,11 @@ struct ProgramStep {
     kFlood,       // print lines forever
     kIgnoreTerm,  // ignore SIGTERM from here on
     kExit,        // exit with `code`
+    kPrintFile,   // print the content of `path` (one line, no newline in it)
+    // Only for executors running real processes: start a background
+    // process that ignores SIGTERM, opens the FIFO `path` for writing,
+    // writes one byte to it and then sleeps (holding it open) forever.
+    kBackgroundHolder,
   };
   Op op = Op::kExit;
   std::string text;
@@ -54,6 +60,8 @@ ProgramStep PrintEnv();
 ProgramStep Flood();
 ProgramStep IgnoreTerm();
 ProgramStep Exit(int code);
+ProgramStep PrintFile(std::string path);
+ProgramStep BackgroundHolder(std::string fifo);
 
 // What an implementation provides to the suite.
 class ExecutorHarness {
@@ -64,9 +72,17 @@ class ExecutorHarness {
   virtual std::vector<std::string> Argv(const Program& program) = 0;
 };
 
+// What the suite gives a harness: location-independent requests (no
+// workspace) make their workspaces under work_root (the suite checks it is
+// empty afterwards) and move artifacts through `artifacts`.
+struct ConformanceEnv {
+  std::string work_root;
+  MemoryArtifactAccess* artifacts = nullptr;
+};
+
 struct ExecutorFactory {
   std::string name;
-  std::function<std::unique_ptr<ExecutorHarness>()> make;
+  std::function<std::unique_ptr<ExecutorHarness>(const ConformanceEnv&)> make;
 };
 std::string ExecutorFactoryName(
     const ::testing::TestParamInfo<ExecutorFactory>& info);
@@ -78,12 +94,22 @@ class ExecutorConformanceTest
   void TearDown() override;
   // A request for `program` in a fresh workspace.
   v1::ExecRequest Request(const Program& program);
+  // A location-independent request (no workspace) for `program`.
+  v1::ExecRequest LocationFreeRequest(const Program& program);
+  // Entries of the work root (workspaces left behind).
+  std::vector<std::string> WorkRootEntries() const;
   // Starts and waits; fails the test if Start fails.
   v1::ExecResult Run(const v1::ExecRequest& request, RecordingSink* sink);
 
+  MemoryArtifactAccess artifacts_;
+  ConformanceEnv env_;
   std::unique_ptr<ExecutorHarness> harness_;
   std::string workspace_;
 };
+
+// Cases only executors running real processes can pass (signals,
+// descendants); instantiate it in addition to ExecutorConformanceTest.
+class ProcessExecutorConformanceTest : public ExecutorConformanceTest {};
 
 }  // namespace conformance
 }  // namespace kiln

@@ -47,6 +47,15 @@ std::vector<std::string> ShellArgv(const Program& program) {
       case ProgramStep::Op::kIgnoreTerm:
         absl::StrAppend(&script, "trap '' TERM\n");
         break;
+      case ProgramStep::Op::kPrintFile:
+        absl::StrAppend(&script, "cat ", ShellQuote(step.path),
+                        " && printf '\\n'\n");
+        break;
+      case ProgramStep::Op::kBackgroundHolder:
+        absl::StrAppend(&script,
+                        "( trap '' TERM; printf x >&3; exec sleep 1000 ) 3>",
+                        ShellQuote(step.path), " &\n");
+        break;
       case ProgramStep::Op::kExit:
         absl::StrAppend(&script, "exit ", step.code, "\n");
         break;

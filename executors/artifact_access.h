@@ -1,0 +1,38 @@
+// ArtifactAccess: how an executor running on this host moves artifacts
+// between the engine's store and a task workspace, without seeing the store.
+//
+// The engine implements it over its artifact store (engine/exec/
+// host_staging.h); a pod executor's agent will implement the same over the
+// blob API. The workspace is hostile (a task or an earlier input may have
+// put a symlink anywhere in it): every operation stays beneath workspace_fd
+// and never follows a symlink.
+//
+// Implementations are thread-safe: one instance serves concurrent tasks.
+#ifndef KILN_EXECUTORS_ARTIFACT_ACCESS_H_
+#define KILN_EXECUTORS_ARTIFACT_ACCESS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace kiln {
+
+class ArtifactAccess {
+ public:
+  virtual ~ArtifactAccess() = default;
+  // Unpacks artifact `digest` and merges it into `relative_path` beneath
+  // workspace_fd (never following a link; refusing to overwrite), as the
+  // engine does today for run inputs.
+  virtual absl::Status Materialize(const std::string& digest, int workspace_fd,
+                                   const std::string& relative_path) = 0;
+  // Stores `paths` (relative to workspace_fd, each must exist) as one artifact;
+  // returns its tree digest. Never follows a link out of the workspace.
+  virtual absl::StatusOr<std::string> Capture(
+      int workspace_fd, const std::vector<std::string>& paths) = 0;
+};
+
+}  // namespace kiln
+
+#endif  // KILN_EXECUTORS_ARTIFACT_ACCESS_H_

@@ -1,0 +1,55 @@
+// The location-independent request mode (executor.h) for executors that run
+// commands on this host: a fresh workspace directory under a work root,
+// inputs materialized and outputs captured through an ArtifactAccess, the
+// workspace removed afterwards. Shared by the local sandbox and the fake.
+//
+// The workspace is hostile once anything ran in it: it is created,
+// materialized into, captured from and removed through its directory fd,
+// and its removal never follows a symlink.
+#ifndef KILN_EXECUTORS_HOST_WORKSPACE_H_
+#define KILN_EXECUTORS_HOST_WORKSPACE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "executors/artifact_access.h"
+#include "executors/executor.h"
+#include "kiln/v1/exec.pb.h"
+
+namespace kiln {
+
+struct HostWorkspaceOptions {
+  // Directory (trusted, created if missing) under which workspaces are made
+  // as "<run>.<task>.<attempt>.<random>".
+  std::string work_root;
+  // Materializes inputs and captures outputs; must outlive the executions.
+  ArtifactAccess* artifacts = nullptr;
+};
+
+// InvalidArgument for a request mixing the modes (a workspace together
+// with inputs, outputs or a report) or naming an image, which no host
+// executor runs yet.
+absl::Status CheckRequestMode(const v1::ExecRequest& request);
+
+// Starts `request` (location-independent: no workspace) in a fresh host
+// workspace: creates it, materializes request.inputs in order, then calls
+// `start` with a copy of the request whose `workspace` is the new
+// directory's absolute path (and without inputs/outputs/report). The
+// returned Execution captures the outputs after a successful exit and
+// removes the workspace after Wait() (unless keep_workspace); failing
+// inputs give an Execution whose Wait() is INPUTS_FAILED. Errors as
+// Executor::Start (InvalidArgument without work_root or artifacts).
+absl::StatusOr<std::unique_ptr<Execution>> StartInHostWorkspace(
+    const v1::ExecRequest& request, const HostWorkspaceOptions& options,
+    const std::function<absl::StatusOr<std::unique_ptr<Execution>>(
+        const v1::ExecRequest&)>& start);
+
+// Removes the entry `name` of dir_fd and everything below it without
+// following a symlink (one found is removed itself).
+absl::Status RemoveWorkspaceTree(int dir_fd, const std::string& name);
+
+}  // namespace kiln
+
+#endif  // KILN_EXECUTORS_HOST_WORKSPACE_H_

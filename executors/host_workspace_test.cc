@@ -1,0 +1,81 @@
+#include "executors/host_workspace.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace kiln {
+namespace {
+
+class RemoveWorkspaceTreeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = std::string(getenv("TEST_TMPDIR")) + "/hw-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
+  std::string root_;
+};
+
+TEST_F(RemoveWorkspaceTreeTest, NeverFollowsALinkOutAndRemovesLockedDirs) {
+  std::filesystem::create_directories(root_ + "/host/keep");
+  std::ofstream(root_ + "/host/keep/file") << "precious";
+  std::filesystem::create_directories(root_ + "/ws/a/locked/deep");
+  std::ofstream(root_ + "/ws/a/locked/deep/f") << "x";
+  ASSERT_EQ(symlink((root_ + "/host").c_str(), (root_ + "/ws/out").c_str()), 0);
+  ASSERT_EQ(
+      symlink((root_ + "/host/keep").c_str(), (root_ + "/ws/a/in").c_str()), 0);
+  ASSERT_EQ(chmod((root_ + "/ws/a/locked").c_str(), 0), 0);
+  int dir = open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir, 0);
+  absl::Status removed = RemoveWorkspaceTree(dir, "ws");
+  close(dir);
+  EXPECT_TRUE(removed.ok()) << removed;
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/ws"));
+  std::ifstream in(root_ + "/host/keep/file");
+  std::string content;
+  in >> content;
+  EXPECT_EQ(content, "precious") << "the link's target is untouched";
+}
+
+TEST(CheckRequestModeTest, RefusesImagesAndMixedModes) {
+  v1::ExecRequest host;
+  host.set_workspace("/w");
+  EXPECT_TRUE(CheckRequestMode(host).ok());
+  v1::ExecRequest image;
+  image.set_image("golang:1.22");
+  EXPECT_TRUE(absl::IsInvalidArgument(CheckRequestMode(image)));
+  v1::ExecRequest mixed = host;
+  mixed.add_outputs()->set_artifact("o");
+  EXPECT_TRUE(absl::IsInvalidArgument(CheckRequestMode(mixed)));
+  v1::ExecRequest free;
+  free.add_inputs()->set_digest("d");
+  EXPECT_TRUE(CheckRequestMode(free).ok());
+}
+
+TEST(StartInHostWorkspaceTest, RefusedWithoutArtifactAccessOrWorkRoot) {
+  v1::ExecRequest request;
+  request.add_argv("x");
+  auto never =
+      [](const v1::ExecRequest&) -> absl::StatusOr<std::unique_ptr<Execution>> {
+    ADD_FAILURE() << "nothing may start";
+    return absl::InternalError("started");
+  };
+  HostWorkspaceOptions none;
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      StartInHostWorkspace(request, none, never).status()));
+}
+
+}  // namespace
+}  // namespace kiln
