@@ -285,7 +285,7 @@ absl::StatusOr<TaskRunnerContext> LiveRun::RunnerContext() {
   ctx.keep_workspaces = options.keep_workspaces;
   ctx.max_log_file_bytes = options.max_log_file_bytes;
   ctx.executors = ExecutorSet(options.executors, options.default_executor)
-                      .ForPipeline(pipeline_);
+                      .ForPipeline(pipeline());
   ctx.executor = ctx.executors.Default();
   ctx.artifacts = deps_.artifacts;
   ctx.action_cache = deps_.cache;
