@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "engine/pipeline/kind_spec.h"
 
 namespace kiln {
 
@@ -150,6 +151,7 @@ class Scheduler::Phase {
     if (attempt > 0) st.set_attempts(attempt);
     if (outcome != nullptr) {
       st.set_exit_code(outcome->exit_code);
+      st.set_error_code(static_cast<int32_t>(outcome->code));
       st.set_cache_key(outcome->cache_key);
       for (const auto& [k, v] : outcome->outputs) {
         (*st.mutable_outputs())[k] = v;
@@ -479,22 +481,13 @@ void Scheduler::Drain(absl::Duration grace) {
 
 namespace {
 
-// Artifacts a task consumes, by kind.
+// Artifacts a task consumes: its inputs and what its kind reads.
 void ConsumedArtifacts(const v1::Task& task, std::vector<std::string>* out) {
   for (const auto& input : task.inputs()) out->push_back(input.artifact());
-  if (task.has_unstash()) out->push_back(task.unstash().artifact());
-  if (task.has_render()) {
-    out->push_back(task.render().kustomization().artifact().empty()
-                       ? "source"
-                       : task.render().kustomization().artifact());
-  }
-  if (task.has_containerize()) {
-    for (const auto& layer : task.containerize().layers()) {
-      out->push_back(layer.artifact());
+  if (const pipeline::KindSpec* kind = pipeline::KindOf(task)) {
+    for (const auto& c : kind->Facts(task).consumed) {
+      out->push_back(c.artifact);
     }
-  }
-  if (task.has_deploy() && !task.deploy().manifests().empty()) {
-    out->push_back(task.deploy().manifests());
   }
 }
 
