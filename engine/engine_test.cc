@@ -456,6 +456,31 @@ TEST_F(EngineTest, ARunIsPlannedOnceAndItsWhensEvaluatedOnce) {
   EXPECT_EQ(pipeline::ConditionsEvaluatedForTesting() - whens, 1);
 }
 
+// No silent success: a task this kiln cannot execute refuses the run
+// before anything runs, unless the pipeline opts to skip such tasks.
+TEST_F(EngineTest, UnsupportedTasksAreRefusedUnlessThePipelineSkipsThem) {
+  v1::Pipeline p = BuildTestPipeline();
+  v1::Task* image = p.add_tasks();
+  image->set_name("image");
+  image->add_needs("test");
+  image->mutable_containerize()->set_base("scratch");
+  RunRequest req;
+  req.pipeline = p;
+  auto refused = engine_->Submit(req);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("containerize tasks are not implemented"));
+  EXPECT_EQ(Executed(), 0u);
+
+  p.mutable_options()->set_unsupported(v1::SKIP);
+  v1::Run run = Run(p);
+  EXPECT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
+  EXPECT_EQ(Task(run, "image").state(), v1::TASK_SKIPPED);
+  EXPECT_EQ(Task(run, "image").reason(),
+            "containerize tasks are not implemented yet");
+}
+
 TEST_F(EngineTest, IdempotencyKeyReturnsTheSameRun) {
   RunRequest req;
   req.pipeline = BuildTestPipeline();

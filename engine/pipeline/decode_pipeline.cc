@@ -52,7 +52,7 @@ void DecodeOptions(Decoder* d, const Node& node, const std::string& path,
                    v1::PipelineOptions* out) {
   Fields f(d, node, path,
            {"on_failure", "timeout", "finally_timeout",
-            "source_includes_pipeline_file", "executor"});
+            "source_includes_pipeline_file", "executor", "unsupported"});
   if (const Node* n = f.Get("executor")) {
     d->String(*n, f.PathOf("executor"), out->mutable_executor());
   }
@@ -69,6 +69,15 @@ void DecodeOptions(Decoder* d, const Node& node, const std::string& path,
   if (const Node* n = f.Get("finally_timeout")) {
     d->Duration(*n, f.PathOf("finally_timeout"),
                 out->mutable_finally_timeout());
+  }
+  if (const Node* n = f.Get("unsupported")) {
+    static const auto* policies =
+        new EnumNames{{"fail", v1::FAIL}, {"skip", v1::SKIP}};
+    int policy = 0;
+    if (d->Enum(*n, f.PathOf("unsupported"), *policies,
+                "policy for unsupported tasks", &policy)) {
+      out->set_unsupported(static_cast<v1::UnsupportedPolicy>(policy));
+    }
   }
   if (const Node* n = f.Get("source_includes_pipeline_file")) {
     bool include = false;

@@ -280,4 +280,73 @@ const Node* Fields::Get(absl::string_view key) const {
   return mapping_->Find(key);
 }
 
+void DecodeString(Decoder* d, const Fields& f, absl::string_view key,
+                  std::string* out) {
+  if (const Node* n = f.Get(key)) d->String(*n, f.PathOf(key), out);
+}
+
+void DecodeBool(Decoder* d, const Fields& f, absl::string_view key,
+                const std::function<void(bool)>& set) {
+  bool value = false;
+  if (const Node* n = f.Get(key); n && d->Bool(*n, f.PathOf(key), &value)) {
+    set(value);
+  }
+}
+
+void DecodeList(Decoder* d, const Fields& f, absl::string_view key,
+                google::protobuf::RepeatedPtrField<std::string>* out) {
+  if (const Node* n = f.Get(key)) d->StringList(*n, f.PathOf(key), out);
+}
+
+// `env: {NAME: value}` or `env: [{name: NAME, value: v}]`.
+void DecodeEnv(Decoder* d, const Fields& f,
+               google::protobuf::RepeatedPtrField<v1::EnvVar>* out) {
+  const Node* n = f.Get("env");
+  if (n == nullptr) return;
+  std::string path = f.PathOf("env");
+  if (n->IsSequence()) {
+    d->Record(path, *n);
+    for (size_t i = 0; i < n->items().size(); ++i) {
+      Fields e(d, n->items()[i], Index(path, i), {"name", "value"});
+      v1::EnvVar* var = out->Add();
+      DecodeString(d, e, "name", var->mutable_name());
+      DecodeString(d, e, "value", var->mutable_value());
+    }
+    return;
+  }
+  if (!n->IsMapping()) {
+    d->Record(path, *n);
+    d->Error(*n,
+             absl::StrCat(path, ": expected a mapping of NAME: value, got a ",
+                          n->KindName()));
+    return;
+  }
+  d->Record(path, *n);
+  for (size_t i = 0; i < n->entries().size(); ++i) {
+    const auto& [key, value] = n->entries()[i];
+    v1::EnvVar* var = out->Add();
+    std::string item = Index(path, i);
+    d->Record(item, key);
+    d->String(key, Field(item, "name"), var->mutable_name());
+    d->String(value, Field(item, "value"), var->mutable_value());
+  }
+}
+
+// `labels: {key: value}`.
+void DecodeLabels(Decoder* d, const Fields& f,
+                  google::protobuf::RepeatedPtrField<v1::Label>* out) {
+  const Node* n = f.Get("labels");
+  if (n == nullptr) return;
+  std::string path = f.PathOf("labels");
+  if (!d->ExpectMapping(*n, path)) return;
+  for (size_t i = 0; i < n->entries().size(); ++i) {
+    const auto& [key, value] = n->entries()[i];
+    v1::Label* label = out->Add();
+    std::string item = Index(path, i);
+    d->Record(item, key);
+    d->String(key, Field(item, "key"), label->mutable_key());
+    d->String(value, Field(item, "value"), label->mutable_value());
+  }
+}
+
 }  // namespace kiln::pipeline::internal

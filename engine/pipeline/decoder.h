@@ -8,6 +8,7 @@
 #define KILN_ENGINE_PIPELINE_DECODER_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "engine/yaml/node.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/repeated_field.h"
+#include "kiln/v1/pipeline.pb.h"
 
 namespace kiln::pipeline::internal {
 
@@ -79,6 +81,21 @@ class Fields {
   std::string path_;
   bool ok_;
 };
+
+// Field readers shared by the task decoders (engine/kinds/ and
+// decode_task.cc): each reads `key` of `f` if present.
+void DecodeString(Decoder* d, const Fields& f, absl::string_view key,
+                  std::string* out);
+void DecodeBool(Decoder* d, const Fields& f, absl::string_view key,
+                const std::function<void(bool)>& set);
+void DecodeList(Decoder* d, const Fields& f, absl::string_view key,
+                google::protobuf::RepeatedPtrField<std::string>* out);
+// `env: {NAME: value}` or `env: [{name: NAME, value: v}]`.
+void DecodeEnv(Decoder* d, const Fields& f,
+               google::protobuf::RepeatedPtrField<v1::EnvVar>* out);
+// `labels: {key: value}`.
+void DecodeLabels(Decoder* d, const Fields& f,
+                  google::protobuf::RepeatedPtrField<v1::Label>* out);
 
 // Parses a duration ("1h30m", "90s", "250ms", "0"); false if malformed.
 bool ParseDuration(absl::string_view text, int64_t* seconds, int32_t* nanos);

@@ -27,7 +27,7 @@ params:
   - {name: env, type: choice, choices: [dev, prod], default: dev}
   - {name: token, secret: true, default: ""}
   - {name: n, type: int, default: 3}
-options: {on_failure: continue, timeout: 1h30m, finally_timeout: 90s}
+options: {on_failure: continue, timeout: 1h30m, finally_timeout: 90s, unsupported: skip}
 tasks:
   - name: build
     run:
@@ -94,6 +94,7 @@ finally:
   EXPECT_EQ(pl.options().on_failure(), v1::CONTINUE);
   EXPECT_EQ(pl.options().timeout().seconds(), 5400);
   EXPECT_EQ(pl.options().finally_timeout().seconds(), 90);
+  EXPECT_EQ(pl.options().unsupported(), v1::SKIP);
   const v1::Task& build = pl.tasks(0);
   EXPECT_EQ(build.run().role(), v1::COMPILE);
   EXPECT_EQ(build.run().command_size(), 2);

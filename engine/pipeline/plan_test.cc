@@ -43,6 +43,7 @@ tasks:
 finally:
   - {name: notify, needs: [cleanup], run: {command: [x]}}
   - {name: cleanup, run: {command: [x]}}
+options: {unsupported: skip}
 )";
 
 TEST(PlanTest, TopologicalOrderAndSkips) {

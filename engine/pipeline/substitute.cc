@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "engine/pipeline/condition.h"
+#include "engine/pipeline/kind_spec.h"
 #include "engine/pipeline/task_strings.h"
 
 namespace kiln::pipeline {
@@ -113,14 +114,9 @@ absl::Status ParseReferences(absl::string_view text,
 }
 
 std::vector<std::string> OutputKeys(const v1::Task& task) {
-  switch (task.kind_case()) {
-    case v1::Task::kContainerize:
-      return {"digest", "image"};
-    case v1::Task::kRender:
-      return {"digest"};
-    default:
-      return {};
-  }
+  const KindSpec* kind = KindOf(task);
+  return kind == nullptr ? std::vector<std::string>{}
+                         : kind->Facts(task).output_keys;
 }
 
 std::string BranchSlug(absl::string_view branch) {

@@ -1,6 +1,7 @@
 // Every string field of a task, with whether `${...}` references in it are
-// substituted. One list shared by validation and run-time substitution so the
-// two never disagree.
+// substituted. The common fields are visited here, the kind's spec by its
+// kind (kind_spec.h). One list shared by validation and run-time substitution
+// so the two never disagree.
 //
 // Substituted fields: run.{image, command[], env[].value, workdir};
 // containerize.{base, entrypoint[], cmd[], env[].value, labels[].value,
@@ -26,6 +27,18 @@ enum class FieldUse {
 
 using TaskStringVisitor = std::function<void(const std::string& path,
                                              std::string* value, FieldUse use)>;
+
+// Helpers for the kinds' own strings: each item of a list; each env var's
+// name (literal) and value (`value_use`); each label's key (literal) and
+// value (substituted).
+void VisitList(google::protobuf::RepeatedPtrField<std::string>* values,
+               const std::string& path, FieldUse use,
+               const TaskStringVisitor& visit);
+void VisitEnv(google::protobuf::RepeatedPtrField<v1::EnvVar>* env,
+              const std::string& path, FieldUse value_use,
+              const TaskStringVisitor& visit);
+void VisitLabels(google::protobuf::RepeatedPtrField<v1::Label>* labels,
+                 const std::string& path, const TaskStringVisitor& visit);
 
 // Visits in a fixed order; `path` is the task's own path (e.g. "tasks[3]").
 void ForEachTaskString(v1::Task* task, const std::string& path,

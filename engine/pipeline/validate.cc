@@ -333,42 +333,23 @@ std::vector<Diagnostic> Validator::Run() {
 
 std::vector<Diagnostic> ValidatePipeline(const v1::Pipeline& pipeline,
                                          const SourceMap* source_map) {
-  return internal::Validator(pipeline, source_map).Run();
+  return ValidatePipeline(pipeline, source_map, ExecCapabilities());
+}
+
+std::vector<Diagnostic> ValidatePipeline(const v1::Pipeline& pipeline,
+                                         const SourceMap* source_map,
+                                         const ExecCapabilities& caps) {
+  return internal::Validator(pipeline, source_map, caps).Run();
 }
 
 const char* KindName(const v1::Task& task) {
-  switch (task.kind_case()) {
-    case v1::Task::kRun:
-      return "run";
-    case v1::Task::kStash:
-      return "stash";
-    case v1::Task::kUnstash:
-      return "unstash";
-    case v1::Task::kContainerize:
-      return "containerize";
-    case v1::Task::kRender:
-      return "render";
-    case v1::Task::kDeploy:
-      return "deploy";
-    default:
-      return "";
-  }
+  const KindSpec* kind = KindOf(task);
+  return kind == nullptr ? "" : kind->name().c_str();
 }
 
 std::string KindArtifact(const v1::Task& task) {
-  switch (task.kind_case()) {
-    case v1::Task::kStash:
-      return task.stash().artifact();
-    case v1::Task::kContainerize:
-      return task.containerize().artifact().empty()
-                 ? task.name()
-                 : task.containerize().artifact();
-    case v1::Task::kRender:
-      return task.render().artifact().empty() ? task.name()
-                                              : task.render().artifact();
-    default:
-      return "";
-  }
+  const KindSpec* kind = KindOf(task);
+  return kind == nullptr ? "" : kind->Facts(task).produced;
 }
 
 }  // namespace kiln::pipeline

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "engine/pipeline/diagnostic.h"
+#include "engine/pipeline/kind_spec.h"
 #include "kiln/v1/pipeline.pb.h"
 
 namespace kiln::pipeline {
@@ -32,11 +33,20 @@ inline constexpr char kSourceArtifact[] = "source";
 // Every problem found (empty: valid). With a source map (from the loader)
 // diagnostics carry FILE:LINE:COL; without one, only field paths such as
 // "tasks[2].needs[0]".
+//
+// A task this kiln cannot execute (its kind is not implemented, or it
+// needs what `caps` lacks, e.g. run.image without image support) is an
+// error unless the pipeline sets `options.unsupported: skip`. Without
+// `caps`: no executor capabilities beyond the host.
 std::vector<Diagnostic> ValidatePipeline(const v1::Pipeline& pipeline,
                                          const SourceMap* source_map = nullptr);
+std::vector<Diagnostic> ValidatePipeline(const v1::Pipeline& pipeline,
+                                         const SourceMap* source_map,
+                                         const ExecCapabilities& caps);
 
 // The name of the artifact a task produces by its kind (containerize and
 // render: `artifact` or the task's name; stash: its artifact), or "".
+// Both ask the kind registry (kind_spec.h).
 std::string KindArtifact(const v1::Task& task);
 
 // "run", "stash", "unstash", "containerize", "render", "deploy" or "" (unset).

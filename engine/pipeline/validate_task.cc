@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "engine/pipeline/condition.h"
+#include "engine/pipeline/kind_spec.h"
 #include "engine/pipeline/substitute.h"
 #include "engine/pipeline/suggest.h"
 #include "engine/pipeline/task_strings.h"
@@ -22,14 +23,6 @@ bool IsEnvName(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
     return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
   });
-}
-
-// True if `path` has no components but "." (it names its root).
-bool NamesRoot(const std::string& path) {
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    if (!part.empty() && part != ".") return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -87,129 +80,44 @@ void Validator::CheckEnv(
   }
 }
 
+// The per-task checks a kind runs, reported as task t's.
+class TaskChecks : public KindChecks {
+ public:
+  TaskChecks(Validator* v, int t) : v_(v), t_(t) {}
+  void Error(const std::string& path, const std::string& message) override {
+    v_->Error(path, absl::StrCat(v_->Who(t_), ": ", message));
+  }
+  void Require(bool present, const std::string& path,
+               const std::string& field) override {
+    v_->Require(present, path, field, t_);
+  }
+  void RelativePath(const std::string& path, const std::string& value,
+                    const std::string& what) override {
+    v_->CheckRelativePath(path, value, what, t_);
+  }
+  void Env(const google::protobuf::RepeatedPtrField<v1::EnvVar>& env,
+           const std::string& path) override {
+    v_->CheckEnv(env, path, t_);
+  }
+
+ private:
+  Validator* v_;
+  int t_;
+};
+
 void Validator::CheckKind(int t) {
   const v1::Task& task = *tasks_[t].task;
   const std::string& path = tasks_[t].path;
-  switch (task.kind_case()) {
-    case v1::Task::kRun: {
-      std::string p = Field(path, "run");
-      const v1::RunSpec& run = task.run();
-      Require(!run.command().empty(), p, "command", t);
-      if (!run.command().empty() && run.command(0).empty()) {
-        Error(Index(Field(p, "command"), 0),
-              absl::StrCat(Who(t),
-                           ": the command's program (command[0]) is empty"));
-      }
-      for (int i = 0; i < run.command_size(); ++i) {
-        if (run.command(i).find('\0') != std::string::npos) {
-          Error(Index(Field(p, "command"), i),
-                absl::StrCat(Who(t), ": command[", i,
-                             "] contains a NUL byte (\\0), which no "
-                             "program argument can hold"));
-        }
-      }
-      if (!run.workdir().empty()) {
-        CheckRelativePath(Field(p, "workdir"), run.workdir(), "workdir", t);
-      }
-      if (!run.report().empty()) {
-        CheckRelativePath(Field(p, "report"), run.report(), "report", t);
-      }
-      CheckEnv(run.env(), Field(p, "env"), t);
-      break;
-    }
-    case v1::Task::kStash: {
-      std::string p = Field(path, "stash");
-      Require(!task.stash().artifact().empty(), p, "artifact", t);
-      Require(!task.stash().from().empty(), p, "from", t);
-      if (!task.stash().from().empty()) {
-        CheckRelativePath(Field(p, "from"), task.stash().from(), "stash from",
-                          t);
-      }
-      for (int i = 0; i < task.stash().exclude_size(); ++i) {
-        const std::string& pattern = task.stash().exclude(i);
-        std::string item = Index(Field(p, "exclude"), i);
-        if (NamesRoot(pattern)) {
-          Error(item, absl::StrCat(Who(t), ": an exclude pattern is empty"));
-        } else {
-          CheckRelativePath(
-              item,
-              absl::StartsWith(pattern, "/") ? pattern.substr(1) : pattern,
-              "exclude pattern", t);
-        }
-      }
-      break;
-    }
-    case v1::Task::kUnstash: {
-      std::string p = Field(path, "unstash");
-      Require(!task.unstash().artifact().empty(), p, "artifact", t);
-      Require(!task.unstash().to().empty(), p, "to", t);
-      if (!task.unstash().to().empty()) {
-        const std::string& to = task.unstash().to();
-        if (NamesRoot(to)) {
-          Error(Field(p, "to"),
-                absl::StrCat(Who(t), ": unstash to '", to,
-                             "' names the source directory itself; name a "
-                             "directory below it"));
-        } else {
-          CheckRelativePath(Field(p, "to"), to, "unstash to", t);
-        }
-      }
-      break;
-    }
-    case v1::Task::kContainerize: {
-      std::string p = Field(path, "containerize");
-      const v1::ContainerizeSpec& c = task.containerize();
-      Require(!c.base().empty(), p, "base", t);
-      for (int i = 0; i < c.layers_size(); ++i) {
-        std::string item = Index(Field(p, "layers"), i);
-        Require(!c.layers(i).artifact().empty(), item, "artifact", t);
-        if (!absl::StartsWith(c.layers(i).to(), "/")) {
-          Error(item, absl::StrCat(Who(t),
-                                   ": layer 'to' must be an absolute "
-                                   "directory in the image, got '",
-                                   c.layers(i).to(), "'"));
-        }
-      }
-      CheckEnv(c.env(), Field(p, "env"), t);
-      break;
-    }
-    case v1::Task::kRender: {
-      std::string p = Field(path, "render");
-      const v1::RenderSpec& r = task.render();
-      std::string k = Field(p, "kustomization");
-      Require(r.has_kustomization(), p, "kustomization", t);
-      if (r.has_kustomization()) {
-        Require(!r.kustomization().artifact().empty(), k, "artifact", t);
-        Require(!r.kustomization().path().empty(), k, "path", t);
-        CheckRelativePath(Field(k, "path"), r.kustomization().path(),
-                          "kustomization path", t);
-      }
-      for (int i = 0; i < r.images_size(); ++i) {
-        Require(!r.images(i).name().empty(), Index(Field(p, "images"), i),
-                "name", t);
-      }
-      break;
-    }
-    case v1::Task::kDeploy: {
-      std::string p = Field(path, "deploy");
-      const v1::DeploySpec& d = task.deploy();
-      Require(!d.environment().empty(), p, "environment", t);
-      if (d.manifests().empty() == d.overlay().empty()) {
-        Error(p, absl::StrCat(Who(t),
-                              ": deploy needs exactly one of "
-                              "'manifests' (a render task or artifact) "
-                              "and 'overlay' (a directory in source)"));
-      }
-      if (!d.overlay().empty()) {
-        CheckRelativePath(Field(p, "overlay"), d.overlay(), "overlay", t);
-      }
-      break;
-    }
-    default:
-      Error(path, absl::StrCat(Who(t),
-                               " has no kind; set exactly one of run, "
-                               "stash, unstash, containerize, render, "
-                               "deploy"));
+  const KindSpec* kind = KindOf(task);
+  if (kind == nullptr) {
+    std::vector<std::string> names;
+    for (const KindSpec* k : RegisteredKinds()) names.push_back(k->name());
+    Error(path, absl::StrCat(Who(t), " has no kind; set exactly one of ",
+                             absl::StrJoin(names, ", ")));
+  } else {
+    TaskChecks checks(this, t);
+    kind->Validate(task, path, &checks);
+    CheckSupported(*kind, t);
   }
   for (int i = 0; i < task.outputs_size(); ++i) {
     std::string item = Index(Field(path, "outputs"), i);
@@ -375,29 +283,20 @@ void Validator::CheckArtifacts(int t) {
     CheckConsumed(task.inputs(i).artifact(),
                   Field(Index(Field(path, "inputs"), i), "artifact"), t);
   }
-  switch (task.kind_case()) {
-    case v1::Task::kUnstash:
-      CheckConsumed(task.unstash().artifact(), Field(path, "unstash.artifact"),
-                    t);
-      break;
-    case v1::Task::kContainerize:
-      for (int i = 0; i < task.containerize().layers_size(); ++i) {
-        CheckConsumed(
-            task.containerize().layers(i).artifact(),
-            Field(Index(Field(path, "containerize.layers"), i), "artifact"), t);
-      }
-      break;
-    case v1::Task::kRender:
-      CheckConsumed(task.render().kustomization().artifact(),
-                    Field(path, "render.kustomization.artifact"), t);
-      break;
-    case v1::Task::kDeploy:
-      CheckConsumed(task.deploy().manifests(), Field(path, "deploy.manifests"),
-                    t);
-      break;
-    default:
-      break;
+  if (const KindSpec* kind = KindOf(task)) {
+    for (const ConsumedArtifact& c : kind->Facts(task).consumed) {
+      CheckConsumed(c.artifact, Field(path, c.field), t);
+    }
   }
+}
+
+void Validator::CheckSupported(const KindSpec& kind, int t) {
+  if (p_.options().unsupported() == v1::SKIP) return;
+  absl::optional<Refusal> refusal = kind.Unsupported(*tasks_[t].task, caps_);
+  if (!refusal.has_value()) return;
+  Error(Field(tasks_[t].path, refusal->field),
+        absl::StrCat(Who(t), ": ", refusal->reason,
+                     " (set options.unsupported: skip to skip them)"));
 }
 
 void Validator::CheckReferences(int t) {

@@ -42,6 +42,9 @@ TEST_P(ValidateTest, FirstDiagnostic) {
 }
 
 #define T(body) "name: p\ntasks:\n" body
+// Tasks this kiln cannot execute, skipped: the checks of their fields are
+// tested here, the refusal itself below.
+#define TS(body) T(body) "options: {unsupported: skip}\n"
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, ValidateTest,
@@ -80,20 +83,20 @@ INSTANTIATE_TEST_SUITE_P(
                "\"a/../b\"]}}\n"),
              "3:62", "exclude pattern 'a/../b' escapes"},
         Case{"containerize_base",
-             T("  - {name: a, containerize: {entrypoint: [x]}}\n"), "3:29",
+             TS("  - {name: a, containerize: {entrypoint: [x]}}\n"), "3:29",
              "missing required field 'base'"},
         Case{"layer_relative",
-             T("  - {name: a, containerize: {base: scratch, layers: "
-               "[{artifact: source, to: bin}]}}\n"),
+             TS("  - {name: a, containerize: {base: scratch, layers: "
+                "[{artifact: source, to: bin}]}}\n"),
              "3:54", "layer 'to' must be an absolute directory"},
         Case{"render_no_kustomization",
              T("  - {name: a, render: {namespace: x}}\n"), "3:23",
              "missing required field 'kustomization'"},
         Case{"deploy_both",
-             T("  - {name: a, deploy: {environment: e, manifests: m, overlay: "
-               "o}}\n"),
+             TS("  - {name: a, deploy: {environment: e, manifests: m, overlay: "
+                "o}}\n"),
              "3:23", "deploy needs exactly one of 'manifests'"},
-        Case{"deploy_no_env", T("  - {name: a, deploy: {overlay: o}}\n"),
+        Case{"deploy_no_env", TS("  - {name: a, deploy: {overlay: o}}\n"),
              "3:23", "missing required field 'environment'"},
         Case{"unknown_needs",
              T("  - {name: build, run: {command: [x]}}\n  - {name: b, needs: "
@@ -170,14 +173,14 @@ INSTANTIATE_TEST_SUITE_P(
              T("  - {name: a, run: {command: [\"${trigger.brnch}\"]}}\n"),
              "3:31", "names unknown trigger field 'brnch'"},
         Case{"ref_not_ancestor",
-             T("  - {name: img, containerize: {base: scratch}}\n"
-               "  - {name: a, run: {command: "
-               "[\"${tasks.img.outputs.digest}\"]}}\n"),
+             TS("  - {name: img, containerize: {base: scratch}}\n"
+                "  - {name: a, run: {command: "
+                "[\"${tasks.img.outputs.digest}\"]}}\n"),
              "4:31", "which is not among the tasks it needs"},
         Case{"ref_unknown_key",
-             T("  - {name: img, containerize: {base: scratch}}\n"
-               "  - {name: a, needs: [img], run: {command: "
-               "[\"${tasks.img.outputs.sha}\"]}}\n"),
+             TS("  - {name: img, containerize: {base: scratch}}\n"
+                "  - {name: a, needs: [img], run: {command: "
+                "[\"${tasks.img.outputs.sha}\"]}}\n"),
              "4:45",
              "a containerize task has no output 'sha'; known: digest, image"},
         Case{"ref_in_literal_field",
@@ -239,7 +242,7 @@ INSTANTIATE_TEST_SUITE_P(
              "run: {command: [x]}}\n",
              "2:28", "duplicate param 'e'"},
         Case{"deploy_manifests_unknown",
-             T("  - {name: d, deploy: {environment: e, manifests: nope}}\n"),
+             TS("  - {name: d, deploy: {environment: e, manifests: nope}}\n"),
              "3:51", "no task produces artifact 'nope'"}));
 
 #undef T
@@ -277,8 +280,62 @@ finally:
   - name: f2
     needs: [f1]
     run: {command: [echo]}
+options: {unsupported: skip}
 )");
   EXPECT_TRUE(d.empty()) << JoinDiagnostics(d);
+}
+
+// No silent success: what this kiln cannot execute is refused before
+// anything runs, at the field, unless the pipeline opts to skip it.
+TEST(ValidateTest, RefusesUnsupportedKindsAndImages) {
+  const std::string yaml =
+      "name: p\ntasks:\n"
+      "  - {name: img, containerize: {base: scratch}}\n"
+      "  - {name: ship, deploy: {environment: e, overlay: o}}\n"
+      "  - {name: go, run: {image: 'golang:1.22', command: [go]}}\n"
+      "  - {name: host, run: {image: host, command: [make]}}\n";
+  std::vector<Diagnostic> d = Check(yaml);
+  ASSERT_EQ(d.size(), 3u) << JoinDiagnostics(d);
+  EXPECT_EQ(d[0].ToString(),
+            "v.yaml:3:31: task 'img': containerize tasks are not implemented "
+            "yet (set options.unsupported: skip to skip them)");
+  EXPECT_EQ(d[1].ToString(),
+            "v.yaml:4:26: task 'ship': deploy tasks are not implemented yet "
+            "(set options.unsupported: skip to skip them)");
+  EXPECT_THAT(d[2].ToString(),
+              HasSubstr("v.yaml:5:29: task 'go': run.image 'golang:1.22' "
+                        "cannot run here"));
+  EXPECT_THAT(d[2].ToString(),
+              HasSubstr("set options.unsupported: skip to skip them"));
+
+  // Opting in skips them instead (at run time, with the reason).
+  EXPECT_TRUE(Check(yaml + "options: {unsupported: skip}\n").empty());
+  // An explicit `fail` is the default.
+  EXPECT_EQ(Check(yaml + "options: {unsupported: fail}\n").size(), 3u);
+}
+
+TEST(ValidateTest, ImagesAreAcceptedWhenAnExecutorRunsThem) {
+  LoadOptions options;
+  options.validate = false;
+  LoadedPipeline p = LoadPipelineText(
+      "name: p\ntasks:\n  - {name: go, run: {image: 'golang:1.22', "
+      "command: [go]}}\n",
+      "v.yaml", options);
+  ASSERT_TRUE(p.ok()) << JoinDiagnostics(p.errors);
+  EXPECT_EQ(ValidatePipeline(p.pipeline, p.source_map.get()).size(), 1u);
+  ExecCapabilities caps;
+  caps.images = true;
+  EXPECT_TRUE(ValidatePipeline(p.pipeline, p.source_map.get(), caps).empty());
+}
+
+TEST(ValidateTest, BadUnsupportedPolicyIsAPositionedError) {
+  LoadedPipeline p = LoadPipelineText(
+      "name: p\noptions: {unsupported: ignore}\ntasks:\n"
+      "  - {name: a, run: {command: [x]}}\n",
+      "v.yaml");
+  ASSERT_FALSE(p.ok());
+  EXPECT_THAT(JoinDiagnostics(p.errors), HasSubstr("v.yaml:2:24: "));
+  EXPECT_THAT(JoinDiagnostics(p.errors), HasSubstr("fail, skip"));
 }
 
 TEST(ValidateTest, CollectsManyErrors) {

@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "engine/pipeline/diagnostic.h"
+#include "engine/pipeline/kind_spec.h"
 #include "kiln/v1/pipeline.pb.h"
 
 namespace kiln::pipeline::internal {
@@ -22,7 +23,9 @@ struct TaskRef {
 
 class Validator {
  public:
-  Validator(const v1::Pipeline& p, const SourceMap* map) : p_(p), map_(map) {}
+  Validator(const v1::Pipeline& p, const SourceMap* map,
+            const ExecCapabilities& caps)
+      : p_(p), map_(map), caps_(caps) {}
   std::vector<Diagnostic> Run();
 
   // validate.cc
@@ -37,6 +40,8 @@ class Validator {
 
   // validate_task.cc
   void CheckKind(int t);
+  // Refuses a task this kiln cannot execute unless `unsupported: skip`.
+  void CheckSupported(const KindSpec& kind, int t);
   void CheckCondition(const v1::Condition& c, const std::string& path, int t);
   void IndexArtifacts();
   void CheckArtifacts(int t);
@@ -54,6 +59,7 @@ class Validator {
 
   const v1::Pipeline& p_;
   const SourceMap* map_;
+  ExecCapabilities caps_;
   std::vector<Diagnostic> out_;
   std::vector<TaskRef> tasks_;
   absl::flat_hash_map<std::string, int> by_name_;  // first of each name

@@ -30,6 +30,7 @@ void Scheduler::Phase::Finish(const v1::Task& task, v1::TaskState state,
   if (attempt > 0) st.set_attempts(attempt);
   if (outcome != nullptr) {
     st.set_exit_code(outcome->exit_code);
+    st.set_error_code(static_cast<int32_t>(outcome->code));
     st.set_cache_key(outcome->cache_key);
     for (const auto& [k, v] : outcome->outputs) {
       (*st.mutable_outputs())[k] = v;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "engine/pipeline/kind_spec.h"
 #include "engine/scheduler/phase.h"
 
 namespace kiln {
@@ -77,22 +78,13 @@ void Scheduler::Drain(absl::Duration grace) {
 
 namespace {
 
-// Artifacts a task consumes, by kind.
+// Artifacts a task consumes: its inputs and what its kind reads.
 void ConsumedArtifacts(const v1::Task& task, std::vector<std::string>* out) {
   for (const auto& input : task.inputs()) out->push_back(input.artifact());
-  if (task.has_unstash()) out->push_back(task.unstash().artifact());
-  if (task.has_render()) {
-    out->push_back(task.render().kustomization().artifact().empty()
-                       ? "source"
-                       : task.render().kustomization().artifact());
-  }
-  if (task.has_containerize()) {
-    for (const auto& layer : task.containerize().layers()) {
-      out->push_back(layer.artifact());
+  if (const pipeline::KindSpec* kind = pipeline::KindOf(task)) {
+    for (const auto& c : kind->Facts(task).consumed) {
+      out->push_back(c.artifact);
     }
-  }
-  if (task.has_deploy() && !task.deploy().manifests().empty()) {
-    out->push_back(task.deploy().manifests());
   }
 }
 

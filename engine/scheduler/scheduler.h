@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "engine/base/mutex.h"
 #include "engine/pipeline/plan.h"
@@ -31,6 +32,9 @@ struct AttemptOutcome {
                                           // TIMED_OUT, CANCELLED, SKIPPED
   int exit_code = 0;
   std::string reason;
+  // The code of the error behind a failure the engine hit (kOk: none, e.g.
+  // a non-zero exit); `reason` holds its message.
+  absl::StatusCode code = absl::StatusCode::kOk;
   std::string cache_key;
   std::map<std::string, std::string> outputs;  // artifact -> digest
   std::map<std::string, std::string> results;  // ${tasks.T.outputs.KEY}

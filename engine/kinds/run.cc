@@ -1,0 +1,130 @@
+// The `run` kind: a command in a sandbox, memoized. Its execution on this
+// host is run_exec.cc.
+#include "absl/strings/str_cat.h"
+#include "engine/kinds/kind.h"
+#include "engine/kinds/kinds.h"
+#include "engine/kinds/memoizer.h"
+#include "engine/kinds/outcome.h"
+#include "engine/kinds/run_exec.h"
+
+namespace kiln::kinds {
+namespace {
+
+using pipeline::Field;
+using pipeline::Index;
+using pipeline::internal::Decoder;
+using pipeline::internal::Fields;
+
+class RunKind : public Kind {
+ public:
+  RunKind() : Kind("run", v1::Task::kRun) {}
+
+  void Decode(Decoder* d, const yaml::Node& node, const std::string& path,
+              v1::Task* task) const override {
+    using namespace pipeline::internal;  // NOLINT: the field readers
+    static const auto* roles =
+        new EnumNames{{"compile", v1::COMPILE}, {"test", v1::TEST}};
+    v1::RunSpec* out = task->mutable_run();
+    Fields f(
+        d, node, path,
+        {"role", "image", "command", "env", "workdir", "network", "report"});
+    if (const yaml::Node* n = f.Get("role")) {
+      int role = 0;
+      if (d->Enum(*n, f.PathOf("role"), *roles, "role", &role)) {
+        out->set_role(static_cast<v1::Role>(role));
+      }
+    }
+    DecodeString(d, f, "image", out->mutable_image());
+    DecodeList(d, f, "command", out->mutable_command());
+    DecodeEnv(d, f, out->mutable_env());
+    DecodeString(d, f, "workdir", out->mutable_workdir());
+    DecodeBool(d, f, "network", [out](bool v) { out->set_network(v); });
+    DecodeString(d, f, "report", out->mutable_report());
+  }
+
+  void Validate(const v1::Task& task, const std::string& path,
+                pipeline::KindChecks* checks) const override {
+    std::string p = Field(path, "run");
+    const v1::RunSpec& run = task.run();
+    checks->Require(!run.command().empty(), p, "command");
+    if (!run.command().empty() && run.command(0).empty()) {
+      checks->Error(Index(Field(p, "command"), 0),
+                    "the command's program (command[0]) is empty");
+    }
+    for (int i = 0; i < run.command_size(); ++i) {
+      if (run.command(i).find('\0') != std::string::npos) {
+        checks->Error(Index(Field(p, "command"), i),
+                      absl::StrCat("command[", i,
+                                   "] contains a NUL byte (\\0), which no "
+                                   "program argument can hold"));
+      }
+    }
+    if (!run.workdir().empty()) {
+      checks->RelativePath(Field(p, "workdir"), run.workdir(), "workdir");
+    }
+    if (!run.report().empty()) {
+      checks->RelativePath(Field(p, "report"), run.report(), "report");
+    }
+    checks->Env(run.env(), Field(p, "env"));
+  }
+
+  void ForEachString(v1::Task* task, const std::string& path,
+                     const pipeline::TaskStringVisitor& visit) const override {
+    using pipeline::FieldUse;
+    std::string p = Field(path, "run");
+    v1::RunSpec* run = task->mutable_run();
+    visit(Field(p, "image"), run->mutable_image(), FieldUse::kSubstituted);
+    pipeline::VisitList(run->mutable_command(), Field(p, "command"),
+                        FieldUse::kSubstituted, visit);
+    pipeline::VisitEnv(run->mutable_env(), Field(p, "env"),
+                       FieldUse::kSecretEnv, visit);
+    visit(Field(p, "workdir"), run->mutable_workdir(), FieldUse::kSubstituted);
+    visit(Field(p, "report"), run->mutable_report(), FieldUse::kLiteral);
+  }
+
+  pipeline::KindFacts Facts(const v1::Task&) const override {
+    pipeline::KindFacts facts;
+    facts.memoizable = true;
+    return facts;
+  }
+
+  // The one place that decides whether a run task's image can run here.
+  absl::optional<pipeline::Refusal> Unsupported(
+      const v1::Task& task,
+      const pipeline::ExecCapabilities& caps) const override {
+    const std::string& image = task.run().image();
+    if (image.empty() || image == "host" || caps.ImagesSupported()) {
+      return absl::nullopt;
+    }
+    return pipeline::Refusal{
+        "run.image",
+        absl::StrCat("run.image '", image,
+                     "' cannot run here: no executor of this kiln runs "
+                     "images yet")};
+  }
+
+  AttemptOutcome Execute(const KindCall& call) const override {
+    if (call.task.run().command_size() == 0) {
+      return Failed("run: empty command");
+    }
+    std::vector<std::pair<std::string, std::string>> inputs;
+    for (const auto& input : call.task.inputs()) {
+      auto digest = call.env->ArtifactDigest(input.artifact(), call.finished);
+      if (!digest.ok()) return Failed(digest.status());
+      inputs.emplace_back(input.artifact(), *digest);
+    }
+    return Memoize(*this, call, inputs,
+                   [&](const TaskKey& key, std::string* log_path) {
+                     return ExecuteRun(call, key, inputs, log_path);
+                   });
+  }
+};
+
+}  // namespace
+
+const Kind& Run() {
+  static const auto* kind = new RunKind();
+  return *kind;
+}
+
+}  // namespace kiln::kinds

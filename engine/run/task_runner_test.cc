@@ -1,0 +1,189 @@
+// The dispatcher over the kind registry: unsupported tasks are skipped with
+// the reason, durable-write failures fail the task with their status code,
+// a workspace that cannot be removed is reported on the task's log.
+#include "engine/run/task_runner.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "engine/base/mutex.h"
+#include "engine/cas/artifact_store.h"
+#include "engine/store/action_cache.h"
+#include "engine/store/run_store.h"
+#include "executors/fake/fake_executor.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class TaskRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = absl::StrCat(
+        std::getenv("TEST_TMPDIR"), "/runner_",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ + "/src/site");
+    std::ofstream(root_ + "/src/site/index.html") << "hello\n";
+    store_ = root_ + "/store";
+    auto artifacts = cas::ArtifactStore::Open(store_);
+    ASSERT_TRUE(artifacts.ok()) << artifacts.status();
+    artifacts_ = std::move(*artifacts);
+    auto cache = store::ActionCache::Open(store_);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    cache_ = std::move(*cache);
+    auto runs = store::RunStore::Open(store_);
+    ASSERT_TRUE(runs.ok()) << runs.status();
+    runs_ = std::move(*runs);
+    pipeline_.set_name("p");
+  }
+
+  v1::Task* AddStash() {
+    v1::Task* t = pipeline_.add_tasks();
+    t->set_name("site");
+    t->mutable_stash()->set_artifact("site");
+    t->mutable_stash()->set_from("site");
+    return t;
+  }
+
+  // A run of pipeline_ recorded in the run store (or an unrecorded id).
+  TaskRunnerContext Context(bool create_run) {
+    TaskRunnerContext ctx;
+    ctx.run_id = "r-unrecorded";
+    if (create_run) {
+      auto created = runs_->CreateRun(pipeline_, v1::Trigger(), ".", "");
+      EXPECT_TRUE(created.ok()) << created.status();
+      if (created.ok()) ctx.run_id = created->run_id;
+    }
+    ctx.pipeline_name = pipeline_.name();
+    ctx.store_dir = store_;
+    ctx.source_dir = root_ + "/src";
+    ctx.executor = &executor_;
+    ctx.artifacts = artifacts_.get();
+    ctx.action_cache = cache_.get();
+    ctx.run_store = runs_.get();
+    ctx.emit = [this](v1::RunEvent e) {
+      MutexLock lock(&mu_);
+      if (e.has_log()) lines_.push_back(e.log().text());
+    };
+    return ctx;
+  }
+
+  AttemptOutcome Run(EngineTaskRunner* runner, const v1::Task& task) {
+    CancelSignal cancel;
+    return runner->RunAttempt(task, 1, {}, &cancel);
+  }
+
+  std::vector<std::string> Lines() {
+    MutexLock lock(&mu_);
+    return lines_;
+  }
+
+  std::string root_, store_;
+  v1::Pipeline pipeline_;
+  FakeExecutor executor_;
+  std::unique_ptr<cas::ArtifactStore> artifacts_;
+  std::unique_ptr<store::ActionCache> cache_;
+  std::unique_ptr<store::RunStore> runs_;
+  Mutex mu_;
+  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(TaskRunnerTest, AStashIsRecordedWithTheRun) {
+  const v1::Task& task = *AddStash();
+  EngineTaskRunner runner(Context(/*create_run=*/true));
+  AttemptOutcome o = Run(&runner, task);
+  EXPECT_EQ(o.state, v1::TASK_SUCCEEDED) << o.reason;
+  EXPECT_EQ(o.code, absl::StatusCode::kOk);
+  EXPECT_EQ(o.outputs.count("site"), 1u);
+}
+
+TEST_F(TaskRunnerTest, AFailedOutputRecordFailsTheTaskWithItsCode) {
+  const v1::Task& task = *AddStash();
+  // The run is not in the run store: recording the outputs fails.
+  EngineTaskRunner runner(Context(/*create_run=*/false));
+  AttemptOutcome o = Run(&runner, task);
+  EXPECT_EQ(o.state, v1::TASK_FAILED);
+  EXPECT_EQ(o.code, absl::StatusCode::kNotFound);
+  EXPECT_THAT(o.reason, HasSubstr("recording the task's outputs with the run"));
+}
+
+TEST_F(TaskRunnerTest, UnsupportedTasksAreSkippedWithTheReason) {
+  v1::Task* image = pipeline_.add_tasks();
+  image->set_name("image");
+  image->mutable_containerize()->set_base("scratch");
+  v1::Task* deploy = pipeline_.add_tasks();
+  deploy->set_name("deploy");
+  deploy->mutable_deploy()->set_environment("e");
+  v1::Task* go = pipeline_.add_tasks();
+  go->set_name("go");
+  go->mutable_run()->set_image("golang:1.22");
+  go->mutable_run()->add_command("go");
+  EngineTaskRunner runner(Context(/*create_run=*/true));
+  AttemptOutcome o = Run(&runner, *image);
+  EXPECT_EQ(o.state, v1::TASK_SKIPPED);
+  EXPECT_EQ(o.reason, "containerize tasks are not implemented yet");
+  o = Run(&runner, *deploy);
+  EXPECT_EQ(o.state, v1::TASK_SKIPPED);
+  EXPECT_EQ(o.reason, "deploy tasks are not implemented yet");
+  o = Run(&runner, *go);
+  EXPECT_EQ(o.state, v1::TASK_SKIPPED);
+  EXPECT_THAT(o.reason, HasSubstr("run.image 'golang:1.22' cannot run here"));
+  // Nothing reached the executor: the image never silently ran on the host.
+  EXPECT_TRUE(executor_.requests().empty());
+}
+
+// Sets or clears the immutable flag (root cannot remove such a file).
+bool SetImmutable(const std::string& path, bool on) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  int flags = 0;
+  bool ok = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+  ok = ok && ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  close(fd);
+  return ok;
+}
+
+TEST_F(TaskRunnerTest, AWorkspaceThatCannotBeRemovedIsReported) {
+  v1::Task* task = pipeline_.add_tasks();
+  task->set_name("pin");
+  task->mutable_run()->add_command("pin");
+  std::string pinned;
+  bool immutable = false;
+  executor_.On("pin", [&](const v1::ExecRequest& req) {
+    return FakeScript()
+        .Do([&](const v1::ExecRequest& r) {
+          pinned = r.workspace() + "/pinned";
+          std::ofstream(pinned) << "x";
+          immutable = SetImmutable(pinned, true);
+        })
+        .Exit(0);
+  });
+  EngineTaskRunner runner(Context(/*create_run=*/true));
+  AttemptOutcome o = Run(&runner, *task);
+  ASSERT_TRUE(immutable) << "this test needs a file system with the "
+                            "immutable flag (ext4, xfs, btrfs) and root";
+  EXPECT_EQ(o.state, v1::TASK_SUCCEEDED) << o.reason;
+  std::vector<std::string> lines = Lines();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_THAT(lines.back(), HasSubstr("kiln: could not remove the work "
+                                      "directory"));
+  EXPECT_TRUE(SetImmutable(pinned, false));
+  fs::remove_all(fs::path(pinned).parent_path());
+}
+
+}  // namespace
+}  // namespace kiln
