@@ -18,6 +18,7 @@
 #include "engine/cas/artifact_store.h"
 #include "engine/store/action_cache.h"
 #include "engine/store/run_store.h"
+#include "engine/store/sqlite.h"
 #include "executors/fake/fake_executor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -111,10 +112,24 @@ TEST_F(TaskRunnerTest, AStashIsRecordedWithTheRun) {
 }
 
 TEST_F(TaskRunnerTest, AFailedOutputRecordFailsTheTaskWithItsCode) {
-  const v1::Task& task = *AddStash();
-  // The run is not in the run store: recording the outputs fails.
-  EngineTaskRunner runner(Context(/*create_run=*/false));
-  AttemptOutcome o = Run(&runner, task);
+  v1::Task* task = pipeline_.add_tasks();
+  task->set_name("build");
+  task->mutable_run()->add_command("build");
+  TaskRunnerContext ctx = Context(/*create_run=*/true);
+  const std::string run_id = ctx.run_id;
+  // While the command runs, the task's row disappears from the run store
+  // (as if the record were lost): recording the outputs afterwards fails.
+  executor_.On("build", [this, run_id](const v1::ExecRequest&) {
+    return FakeScript().Do([this, run_id](const v1::ExecRequest&) {
+      auto db = store::Database::Open(store_ + "/runs.db");
+      ASSERT_TRUE(db.ok()) << db.status();
+      ASSERT_TRUE((*db)->Exec(absl::StrCat("DELETE FROM tasks WHERE run_id = '",
+                                           run_id, "'"))
+                      .ok());
+    });
+  });
+  EngineTaskRunner runner(std::move(ctx));
+  AttemptOutcome o = Run(&runner, *task);
   EXPECT_EQ(o.state, v1::TASK_FAILED);
   EXPECT_EQ(o.code, absl::StatusCode::kNotFound);
   EXPECT_THAT(o.reason, HasSubstr("recording the task's outputs with the run"));
