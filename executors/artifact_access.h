@@ -33,6 +33,16 @@ class ArtifactAccess {
       int workspace_fd, const std::vector<std::string>& paths) = 0;
 };
 
+// Where an executor running on this host makes a task's workspace and how it
+// moves the task's artifacts (the location-independent request mode).
+struct HostWorkspaceOptions {
+  // Directory (trusted, created if missing) under which workspaces are made
+  // as "<run>.<task>.<attempt>.<random>".
+  std::string work_root;
+  // Materializes inputs and captures outputs; must outlive the executions.
+  ArtifactAccess* artifacts = nullptr;
+};
+
 }  // namespace kiln
 
 #endif  // KILN_EXECUTORS_ARTIFACT_ACCESS_H_

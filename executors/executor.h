@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "executors/artifact_access.h"
 #include "kiln/v1/exec.pb.h"
 #include "kiln/v1/run.pb.h"
 
@@ -92,6 +93,24 @@ class Executor {
   // Unavailable/ResourceExhausted: the executor cannot run anything now).
   virtual absl::StatusOr<std::unique_ptr<Execution>> Start(
       const v1::ExecRequest& request, OutputSink* sink) = 0;
+
+  // Starts a location-independent request (inputs by digest, declared
+  // outputs, no workspace) as the engine sends it. `host` says where an
+  // executor running on this host makes the workspace and how it moves the
+  // artifacts (the engine's store); an executor that runs elsewhere (a pod)
+  // ignores it and moves bytes through its own channel. The default refuses
+  // a request that carries artifacts and otherwise calls Start().
+  virtual absl::StatusOr<std::unique_ptr<Execution>> StartStaged(
+      const v1::ExecRequest& request, OutputSink* sink,
+      const HostWorkspaceOptions& host) {
+    if (request.workspace().empty() &&
+        (request.inputs_size() > 0 || request.outputs_size() > 0 ||
+         !request.report().empty())) {
+      return absl::InvalidArgumentError(
+          Name() + " cannot move artifacts (inputs/outputs by digest)");
+    }
+    return Start(request, sink);
+  }
 };
 
 }  // namespace kiln

@@ -215,6 +215,14 @@ absl::Status CheckRequestMode(const v1::ExecRequest& request) {
   return absl::OkStatus();
 }
 
+HostWorkspaceOptions MergeHostWorkspace(const HostWorkspaceOptions& given,
+                                        const HostWorkspaceOptions& fallback) {
+  HostWorkspaceOptions out = given;
+  if (out.work_root.empty()) out.work_root = fallback.work_root;
+  if (out.artifacts == nullptr) out.artifacts = fallback.artifacts;
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<Execution>> StartInHostWorkspace(
     const v1::ExecRequest& request, const HostWorkspaceOptions& options,
     const std::function<absl::StatusOr<std::unique_ptr<Execution>>(

@@ -20,13 +20,11 @@
 
 namespace kiln {
 
-struct HostWorkspaceOptions {
-  // Directory (trusted, created if missing) under which workspaces are made
-  // as "<run>.<task>.<attempt>.<random>".
-  std::string work_root;
-  // Materializes inputs and captures outputs; must outlive the executions.
-  ArtifactAccess* artifacts = nullptr;
-};
+// `given` (what the engine passed with a request) completed with
+// `fallback` (what the executor was constructed with): each field of
+// `given` wins when set.
+HostWorkspaceOptions MergeHostWorkspace(const HostWorkspaceOptions& given,
+                                        const HostWorkspaceOptions& fallback);
 
 // InvalidArgument for a request mixing the modes (a workspace together
 // with inputs, outputs or a report) or naming an image, which no host

@@ -8,11 +8,11 @@
 #include "absl/time/clock.h"
 #include "engine/cas/digest.h"
 #include "engine/cas/file_io.h"
+#include "engine/exec/host_staging.h"
 #include "engine/kinds/outcome.h"
 #include "engine/kinds/run_defaults.h"
 #include "engine/kinds/run_log.h"
-#include "engine/kinds/run_stage.h"
-#include "engine/kinds/workspace.h"
+#include "executors/artifact_access.h"
 
 namespace kiln::kinds {
 namespace {
@@ -28,8 +28,11 @@ absl::Duration FromProto(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
-v1::ExecRequest BuildRequest(const KindCall& call,
-                             const std::string& workspace) {
+// The location-independent request: inputs by digest with their mount
+// paths, the declared outputs; the executor makes the workspace.
+v1::ExecRequest BuildRequest(
+    const KindCall& call,
+    const std::vector<std::pair<std::string, std::string>>& inputs) {
   const v1::Task& task = call.task;
   const v1::RunSpec& run = task.run();
   const TaskRunnerContext& ctx = call.env->ctx();
@@ -47,7 +50,19 @@ v1::ExecRequest BuildRequest(const KindCall& call,
   env["KILN_TASK"] = task.name();
   env["KILN_ATTEMPT"] = absl::StrCat(call.attempt);
   for (const auto& e : run.env()) env[e.name()] = e.value();
-  req.set_workspace(workspace);
+  for (int i = 0; i < task.inputs_size(); ++i) {
+    v1::ExecInput* in = req.add_inputs();
+    in->set_artifact(task.inputs(i).artifact());
+    in->set_digest(inputs[i].second);
+    in->set_path(task.inputs(i).path());
+  }
+  for (const auto& output : task.outputs()) {
+    v1::ExecOutput* out = req.add_outputs();
+    out->set_artifact(output.artifact());
+    for (const auto& p : output.paths()) out->add_paths(p);
+  }
+  req.set_report(run.report());
+  req.set_keep_workspace(ctx.keep_workspaces);
   req.set_workdir(run.workdir());
   req.set_network(run.network());
   auto* limits = req.mutable_limits();
@@ -89,6 +104,12 @@ AttemptOutcome ToOutcome(const v1::Task& task, const v1::ExecResult& result,
       o.retryable = false;
       o.reason = "cancelled";
       break;
+    case v1::INPUTS_FAILED:
+    case v1::OUTPUTS_FAILED:
+      o.state = v1::TASK_FAILED;
+      o.retryable = false;
+      o.reason = result.message();
+      break;
     case v1::SETUP_FAILED:
       o.state = v1::TASK_FAILED;
       o.retryable = false;
@@ -106,34 +127,17 @@ AttemptOutcome ToOutcome(const v1::Task& task, const v1::ExecResult& result,
   return o;
 }
 
-// Stashes the declared outputs (and the report) into `o`.
-absl::optional<AttemptOutcome> CollectOutputs(const KindCall& call,
-                                              const ScopedWorkDir& ws,
-                                              AttemptOutcome* o) {
-  cas::ArtifactStore* artifacts = call.env->ctx().artifacts;
-  for (const auto& output : call.task.outputs()) {
-    for (const auto& p : output.paths()) {
-      absl::Status produced = CheckProduced(ws.fd(), p);
-      if (!produced.ok()) {
-        return Failed(absl::StrCat("output '", output.artifact(), "': path '",
-                                   p, "' ", produced.message()));
-      }
-    }
-    std::vector<std::string> paths(output.paths().begin(),
-                                   output.paths().end());
-    auto stashed = artifacts->StashPaths(ws.path(), paths);
-    if (!stashed.ok()) {
-      return Failed(stashed.status(), absl::StrCat("stashing output '",
-                                                   output.artifact(), "': "));
-    }
-    o->outputs[output.artifact()] = stashed->tree.ToString();
+// The outputs' digests (and the report's) from the result into `o`.
+void TakeOutputs(const v1::Task& task, const v1::ExecResult& result,
+                 AttemptOutcome* o) {
+  for (const auto& output : task.outputs()) {
+    auto it = result.outputs().find(output.artifact());
+    if (it != result.outputs().end())
+      o->outputs[output.artifact()] = it->second;
   }
-  const std::string& report = call.task.run().report();
-  if (!report.empty()) {
-    auto stashed = artifacts->StashPaths(ws.path(), {report});
-    if (stashed.ok()) o->results["report"] = stashed->tree.ToString();
+  if (!result.report_digest().empty()) {
+    o->results["report"] = result.report_digest();
   }
-  return absl::nullopt;
 }
 
 }  // namespace
@@ -144,30 +148,30 @@ AttemptOutcome ExecuteRun(
     std::string* log_path) {
   const v1::Task& task = call.task;
   const TaskRunnerContext& ctx = call.env->ctx();
-  // A fresh workspace with the inputs unstashed. Everything in it is
-  // task-made (other tasks' outputs, then this task's work): every engine
-  // operation on it stays beneath its fd and never follows a symlink.
-  ScopedWorkDir ws(call.env, task, call.attempt, ctx.keep_workspaces);
-  absl::Status created = ws.Create();
-  if (!created.ok()) return Failed(created, "creating workspace: ", true);
-  for (int i = 0; i < task.inputs_size(); ++i) {
-    absl::Status s = StageInput(ctx, ws, task.inputs(i), inputs[i].second);
-    if (!s.ok()) return Failed(s);
-  }
+  // The executor makes the workspace (under <store>/work/<run>/) and moves
+  // the artifacts through the engine's store, beneath the workspace and
+  // never following a symlink (engine/exec/host_staging.h).
+  HostStaging staging(ctx.artifacts);
+  HostWorkspaceOptions host;
+  host.work_root = absl::StrCat(ctx.store_dir, "/work/", ctx.run_id);
+  host.artifacts = &staging;
 
   RunLog log(call);
-  v1::ExecRequest req = BuildRequest(call, ws.path());
-  auto started = call.env->ExecutorFor(task)->Start(req, log.sink());
+  v1::ExecRequest req = BuildRequest(call, inputs);
+  auto started =
+      call.env->ExecutorFor(task)->StartStaged(req, log.sink(), host);
   if (!started.ok()) return Failed(started.status(), "executor: ", true);
   std::unique_ptr<Execution> exec = std::move(*started);
   int cb = call.cancel->OnCancel([&exec] { exec->Cancel(); });
   v1::ExecResult result = exec->Wait();
   call.cancel->RemoveCallback(cb);
+  for (const std::string& warning : result.warnings()) {
+    call.env->Warn(task.name(), call.attempt, warning);
+  }
   *log_path = log.Finish();
 
   AttemptOutcome o = ToOutcome(task, result, key);
-  if (o.state != v1::TASK_SUCCEEDED) return o;
-  if (auto failed = CollectOutputs(call, ws, &o)) return *failed;
+  if (o.state == v1::TASK_SUCCEEDED) TakeOutputs(task, result, &o);
   return o;
 }
 

@@ -194,8 +194,8 @@ TEST_F(TaskRunnerTest, AWorkspaceThatCannotBeRemovedIsReported) {
   EXPECT_EQ(o.state, v1::TASK_SUCCEEDED) << o.reason;
   std::vector<std::string> lines = Lines();
   ASSERT_FALSE(lines.empty());
-  EXPECT_THAT(lines.back(), HasSubstr("kiln: could not remove the work "
-                                      "directory"));
+  EXPECT_THAT(lines.back(), HasSubstr("kiln: workspace "));
+  EXPECT_THAT(lines.back(), HasSubstr("could not be removed"));
   EXPECT_TRUE(SetImmutable(pinned, false));
   fs::remove_all(fs::path(pinned).parent_path());
 }

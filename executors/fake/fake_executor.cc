@@ -288,15 +288,26 @@ absl::StatusOr<std::unique_ptr<Execution>> FakeExecutor::Start(
   if (request.argv_size() == 0) {
     return absl::InvalidArgumentError("argv must not be empty");
   }
+  return StartStaged(request, sink, HostWorkspaceOptions());
+}
+
+absl::StatusOr<std::unique_ptr<Execution>> FakeExecutor::StartStaged(
+    const v1::ExecRequest& request, OutputSink* sink,
+    const HostWorkspaceOptions& host) {
+  if (sink == nullptr) return absl::InvalidArgumentError("sink is null");
+  if (request.argv_size() == 0) {
+    return absl::InvalidArgumentError("argv must not be empty");
+  }
   if (absl::Status mode = CheckRequestMode(request); !mode.ok()) return mode;
+  HostWorkspaceOptions workspaces = MergeHostWorkspace(host, workspaces_);
   // Without workspace options, a request without a workspace and without
   // inputs/outputs runs as before (scripts that touch no files).
   if (!request.workspace().empty() ||
-      (workspaces_.artifacts == nullptr && request.inputs_size() == 0 &&
+      (workspaces.artifacts == nullptr && request.inputs_size() == 0 &&
        request.outputs_size() == 0 && request.report().empty())) {
     return StartPrepared(request, sink);
   }
-  return StartInHostWorkspace(request, workspaces_,
+  return StartInHostWorkspace(request, workspaces,
                               [this, sink](const v1::ExecRequest& prepared) {
                                 return StartPrepared(prepared, sink);
                               });

@@ -104,6 +104,9 @@ class FakeExecutor : public Executor {
   std::string Platform() const override { return "fake/v1"; }
   absl::StatusOr<std::unique_ptr<Execution>> Start(
       const v1::ExecRequest& request, OutputSink* sink) override;
+  absl::StatusOr<std::unique_ptr<Execution>> StartStaged(
+      const v1::ExecRequest& request, OutputSink* sink,
+      const HostWorkspaceOptions& host) override;
 
  private:
   friend class FakeExecution;

@@ -237,16 +237,22 @@ std::string LocalSandboxExecutor::Platform() const {
 
 absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::Start(
     const v1::ExecRequest& request, OutputSink* sink) {
+  return StartStaged(request, sink, HostWorkspaceOptions());
+}
+
+absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartStaged(
+    const v1::ExecRequest& request, OutputSink* sink,
+    const HostWorkspaceOptions& host) {
   if (sink == nullptr) return absl::InvalidArgumentError("sink is null");
   if (absl::Status mode = CheckRequestMode(request); !mode.ok()) return mode;
   if (!request.workspace().empty()) return StartPrepared(request, sink);
   if (request.argv_size() == 0) {
     return absl::InvalidArgumentError("argv must not be empty");
   }
-  HostWorkspaceOptions workspaces;
-  workspaces.work_root = options_.work_root;
-  workspaces.artifacts = options_.artifacts;
-  return StartInHostWorkspace(request, workspaces,
+  HostWorkspaceOptions own;
+  own.work_root = options_.work_root;
+  own.artifacts = options_.artifacts;
+  return StartInHostWorkspace(request, MergeHostWorkspace(host, own),
                               [this, sink](const v1::ExecRequest& prepared) {
                                 return StartPrepared(prepared, sink);
                               });

@@ -116,6 +116,9 @@ class LocalSandboxExecutor : public Executor {
   std::string Platform() const override;
   absl::StatusOr<std::unique_ptr<Execution>> Start(
       const v1::ExecRequest& request, OutputSink* sink) override;
+  absl::StatusOr<std::unique_ptr<Execution>> StartStaged(
+      const v1::ExecRequest& request, OutputSink* sink,
+      const HostWorkspaceOptions& host) override;
 
   // True when memory/pids limits are enforced by cgroups.
   bool cgroups_active() const { return cgroups_active_; }
