@@ -39,10 +39,11 @@ class EngineImpl : public Engine {
       if (shutdown_) return absl::UnavailableError("engine is shutting down");
     }
     // Validated and planned once: the run executes this plan.
-    auto diags = pipeline::ValidatePipeline(request.pipeline, nullptr);
+    ExecutorSet executors(options_.executors, options_.default_executor);
+    auto diags = pipeline::ValidatePipeline(request.pipeline, nullptr,
+                                            executors.Capabilities());
     if (diags.empty()) {
-      diags = ExecutorSet(options_.executors, options_.default_executor)
-                  .Check(request.pipeline);
+      diags = executors.Check(request.pipeline);
     }
     if (!diags.empty()) return pipeline::DiagnosticsToStatus(diags);
     absl::StatusOr<PlannedRun> planned =

@@ -287,6 +287,7 @@ absl::StatusOr<TaskRunnerContext> LiveRun::RunnerContext() {
   ctx.executors = ExecutorSet(options.executors, options.default_executor)
                       .ForPipeline(pipeline());
   ctx.executor = ctx.executors.Default();
+  ctx.capabilities = ctx.executors.Capabilities();
   ctx.artifacts = deps_.artifacts;
   ctx.action_cache = deps_.cache;
   ctx.run_store = deps_.runs;

@@ -79,6 +79,15 @@ Executor* ExecutorSet::For(const v1::Task& task) const {
 
 Executor* ExecutorSet::Default() const { return Find(default_name_); }
 
+pipeline::ExecCapabilities ExecutorSet::Capabilities() const {
+  pipeline::ExecCapabilities caps;
+  caps.images = !by_name_.empty();
+  for (const auto& [name, executor] : by_name_) {
+    caps.images = caps.images && executor->Capabilities().ImagesSupported();
+  }
+  return caps;
+}
+
 Executor* ExecutorSet::Find(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second.get();

@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "engine/pipeline/diagnostic.h"
+#include "engine/pipeline/kind_spec.h"
 #include "executors/executor.h"
 #include "kiln/v1/pipeline.pb.h"
 
@@ -50,6 +51,9 @@ class ExecutorSet {
   Executor* Find(const std::string& name) const;
   // Can the executor `task` runs on run images?
   bool ImagesSupported(const v1::Task& task) const;
+  // What every executor of the set can do (validation's view until the
+  // kinds ask per task: an image task is refused unless all run images).
+  pipeline::ExecCapabilities Capabilities() const;
 
   // A diagnostic for every unknown executor name in `pipeline` (its
   // options, every task and finally task), listing the known ones.
