@@ -129,7 +129,9 @@ void CappedAcceptor::Stop() {
   if (stopped_) return;
   stopped_ = true;
   char c = 0;
-  (void)write(wake_write_, &c, 1);
+  // A full pipe already wakes the loop: the result does not matter.
+  ssize_t woke = write(wake_write_, &c, 1);
+  (void)woke;
   if (thread_.joinable()) thread_.join();
   for (int fd : listeners_) close(fd);
 }
