@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/exec/executor_set.h"
 #include "engine/live_run.h"
 #include "engine/pipeline/diagnostic.h"

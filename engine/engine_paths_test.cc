@@ -18,7 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/engine.h"
 #include "executors/fake/fake_executor.h"
 #include "gtest/gtest.h"

@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/cas/digest.h"
 #include "engine/pipeline/condition.h"

@@ -10,7 +10,7 @@
 #include <thread>
 #include <utility>
 
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/engine.h"
 #include "engine/planned_run.h"

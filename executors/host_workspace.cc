@@ -15,19 +15,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status.h"
 
 namespace kiln {
 namespace {
-
-absl::Status Errno(int error, const std::string& what) {
-  return absl::Status(error == ENOENT ? absl::StatusCode::kNotFound
-                      : error == EACCES || error == EPERM
-                          ? absl::StatusCode::kPermissionDenied
-                      : error == ENOSPC || error == EMFILE || error == ENFILE
-                          ? absl::StatusCode::kResourceExhausted
-                          : absl::StatusCode::kInternal,
-                      absl::StrCat(what, ": ", std::strerror(error)));
-}
 
 // [A-Za-z0-9_-] kept, anything else '_', at most 40 characters.
 std::string SafePart(const std::string& text) {
@@ -55,7 +46,7 @@ absl::Status MakeTrustedDirs(const std::string& path) {
     if (i != path.size() && path[i] != '/') continue;
     std::string prefix = path.substr(0, i);
     if (mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
-      return Errno(errno, absl::StrCat("mkdir ", prefix));
+      return ErrnoStatus(errno, absl::StrCat("mkdir ", prefix));
     }
   }
   return absl::OkStatus();
@@ -95,24 +86,26 @@ absl::StatusOr<std::unique_ptr<Workspace>> CreateWorkspace(
   if (!made.ok()) return made;
   char resolved[PATH_MAX];
   if (realpath(work_root.c_str(), resolved) == nullptr) {
-    return Errno(errno, absl::StrCat("resolving ", work_root));
+    return ErrnoStatus(errno, absl::StrCat("resolving ", work_root));
   }
   auto ws = std::make_unique<Workspace>();
   ws->root_fd = open(resolved, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (ws->root_fd < 0) return Errno(errno, absl::StrCat("open ", resolved));
+  if (ws->root_fd < 0)
+    return ErrnoStatus(errno, absl::StrCat("open ", resolved));
   for (int tries = 0;; ++tries) {
     ws->name =
         absl::StrCat(SafePart(request.run_id()), ".", SafePart(request.task()),
                      ".", request.attempt(), ".", RandomHex());
     if (mkdirat(ws->root_fd, ws->name.c_str(), 0755) == 0) break;
     if (errno != EEXIST || tries > 8) {
-      return Errno(errno, absl::StrCat("creating a workspace in ", resolved));
+      return ErrnoStatus(errno,
+                         absl::StrCat("creating a workspace in ", resolved));
     }
   }
   // mkdirat is subject to the umask: the exact mode, as the engine does.
   ws->fd = openat(ws->root_fd, ws->name.c_str(),
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (ws->fd < 0) return Errno(errno, "opening the new workspace");
+  if (ws->fd < 0) return ErrnoStatus(errno, "opening the new workspace");
   fchmod(ws->fd, 0755);
   ws->path = absl::StrCat(resolved, "/", ws->name);
   return ws;
@@ -266,11 +259,11 @@ absl::Status RemoveWorkspaceTree(int dir_fd, const std::string& name) {
   struct stat st;
   if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     return errno == ENOENT ? absl::OkStatus()
-                           : Errno(errno, absl::StrCat("stat ", name));
+                           : ErrnoStatus(errno, absl::StrCat("stat ", name));
   }
   if (!S_ISDIR(st.st_mode)) {
     if (unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
-      return Errno(errno, absl::StrCat("unlink ", name));
+      return ErrnoStatus(errno, absl::StrCat("unlink ", name));
     }
     return absl::OkStatus();
   }
@@ -288,13 +281,13 @@ absl::Status RemoveWorkspaceTree(int dir_fd, const std::string& name) {
     fd = openat(dir_fd, name.c_str(),
                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   }
-  if (fd < 0) return Errno(errno, absl::StrCat("open ", name));
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", name));
   if ((st.st_mode & 0700) != 0700) fchmod(fd, 0700);
   DIR* d = fdopendir(fd);
   if (d == nullptr) {
     int error = errno;
     close(fd);
-    return Errno(error, absl::StrCat("opendir ", name));
+    return ErrnoStatus(error, absl::StrCat("opendir ", name));
   }
   std::vector<std::string> children;
   while (dirent* e = readdir(d)) {
@@ -311,7 +304,7 @@ absl::Status RemoveWorkspaceTree(int dir_fd, const std::string& name) {
   closedir(d);
   if (!result.ok()) return result;
   if (unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
-    return Errno(errno, absl::StrCat("rmdir ", name));
+    return ErrnoStatus(errno, absl::StrCat("rmdir ", name));
   }
   return absl::OkStatus();
 }

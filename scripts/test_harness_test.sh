@@ -2,7 +2,9 @@
 # Runs scripts/test against a fake `bazel` (canned query and test output) and
 # checks that it cannot pass on what it did not see: a target with no result
 # line, a FLAKY/NO STATUS target, an empty query, a missing fuzzer, a fuzzer
-# crash that reproduces; and that a partial run says what it skipped.
+# crash that reproduces; a broken layer rule (a planted dependency the fake
+# query reports, a planted kind switch); and that a partial run says what it
+# skipped.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 src="$here/test"
@@ -11,7 +13,8 @@ work=${TEST_TMPDIR:-$(mktemp -d)}/harness
 rm -rf "$work"
 mkdir -p "$work/repo/scripts" "$work/bin" "$work/fuzzbin/tests" "$work/tmp"
 cp "$src" "$work/repo/scripts/test"
-chmod +x "$work/repo/scripts/test"
+cp "$(dirname "$src")/check-layers" "$work/repo/scripts/check-layers"
+chmod +x "$work/repo/scripts/test" "$work/repo/scripts/check-layers"
 echo seed >"$work/repo/seed.txt"
 
 # The fake bazel: answers from files in $FAKE.
@@ -23,6 +26,12 @@ case "$cmd" in
     q="$*"
     if [[ "$q" == *'_fuzzer$'* ]]; then cat "$FAKE/fuzzers"
     elif [[ "$q" == *"labels(data"* ]]; then echo "//:seed.txt"
+    elif [[ "$q" == *"attr(testonly, 0,"* ]]; then
+      # A layer rule: reports $FAKE/layers only for the rule whose query
+      # contains $FAKE/layers_when (none by default).
+      if [[ -s "$FAKE/layers_when" && "$q" == *"$(cat "$FAKE/layers_when")"* ]]; then
+        cat "$FAKE/layers"
+      fi
     else cat "$FAKE/targets"; fi ;;
   test) cat "$FAKE/test_out"; exit "$(cat "$FAKE/test_rc")" ;;
   info) echo "$FAKE_FUZZBIN" ;;
@@ -84,7 +93,7 @@ echo 0 >"$FAKE/test_rc"
 printf '%s\n' '//a:one_test     PASSED in 0.1s' '//a:two_test     PASSED in 0.2s' \
   >"$FAKE/test_out"
 run all_pass 0 '^2 passed, 0 failed$' KILN_TEST_PASSES=unit
-grep -q 'NOT RUN: asan tsan fuzz' "$work/all_pass.out" ||
+grep -q 'NOT RUN: layers asan tsan fuzz' "$work/all_pass.out" ||
   { echo "FAIL all_pass: skipped passes not named"; failures=$((failures + 1)); }
 
 # The summary format changed (no line for a target): a failure, not 0/0.
@@ -125,6 +134,27 @@ if [ -z "$kept" ] || ! ls "$kept"/crash_fuzzer-crash-1 >/dev/null 2>&1; then
   echo "FAIL fuzz_finding: reproducer not kept (dir: '${kept}')"
   failures=$((failures + 1))
 fi
+
+# Layers: five rules pass on an empty answer; the allowed kind lookups (the
+# registry, a switch on another oneof) do not count as a kind switch.
+mkdir -p "$work/repo/engine/pipeline" "$work/repo/engine/kinds"
+printf 'const KindSpec* FindKind(v1::Task::KindCase k);\nreturn FindKind(task.kind_case());\n' \
+  >"$work/repo/engine/pipeline/kind_spec.h"
+printf 'switch (c.kind_case()) {\n  case v1::Condition::kAll:\n' \
+  >"$work/repo/engine/pipeline/condition.cc"
+printf 'case v1::Task::kRun:\n' >"$work/repo/engine/kinds/registry.cc"
+run layers_ok 0 '^5 passed, 0 failed$' KILN_TEST_PASSES=layers
+# A planted production edge from an executor into the engine.
+echo "kind('cc_library|cc_binary', //executors/...)" >"$FAKE/layers_when"
+echo "//engine/store:run_store" >"$FAKE/layers"
+run layers_edge 1 'layers: executors: BROKEN' KILN_TEST_PASSES=layers
+grep -qE '^4 passed, 1 failed$' "$work/layers_edge.out" ||
+  { echo "FAIL layers_edge: not counted as one failed rule"; failures=$((failures + 1)); }
+: >"$FAKE/layers_when"
+# A planted switch on the task kind outside engine/kinds/.
+printf 'switch (task.kind_case()) {\n' >"$work/repo/engine/pipeline/plan.cc"
+run layers_switch 1 'engine/pipeline/plan.cc:1:' KILN_TEST_PASSES=layers
+rm "$work/repo/engine/pipeline/plan.cc"
 
 echo "harness checks: $failures failed"
 [ "$failures" -eq 0 ]

@@ -30,7 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/cas/digest.h"
 #include "engine/service/client.h"
 #include "google/protobuf/util/time_util.h"

@@ -12,8 +12,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "base/mutex.h"
 #include "engine/archive/byte_source.h"
-#include "engine/base/mutex.h"
 
 namespace kiln::archive {
 

@@ -10,13 +10,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/status.h"
 
 namespace kiln::cas {
 
-// An error Status for a failed system call: "<what>: <strerror>", with a code
-// chosen from errno (ENOENT NotFound, EEXIST AlreadyExists, ENOSPC
-// ResourceExhausted, EACCES PermissionDenied, others Internal).
-absl::Status ErrnoStatus(int err, absl::string_view what);
+// An error Status for a failed system call (base/status.h has the mapping).
+using ::kiln::ErrnoStatus;
 
 // Writes all of `data` to fd (retrying short writes and EINTR).
 absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what);

@@ -26,7 +26,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/types/optional.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/cas/digest.h"
 
 namespace kiln::cas {

@@ -16,7 +16,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "kiln/v1/run.pb.h"
 
 namespace kiln::cli {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/exec/executor_set.h"
 #include "engine/pipeline/kind_spec.h"

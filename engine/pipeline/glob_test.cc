@@ -1,6 +1,6 @@
 #include "engine/pipeline/glob.h"
 
-#include "engine/base/testing/growth.h"
+#include "base/testing/growth.h"
 #include "gtest/gtest.h"
 
 namespace kiln::pipeline {

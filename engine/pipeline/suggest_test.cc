@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "engine/base/testing/growth.h"
+#include "base/testing/growth.h"
 #include "gtest/gtest.h"
 
 namespace kiln::pipeline {

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "engine/base/testing/growth.h"
+#include "base/testing/growth.h"
 #include "engine/pipeline/loader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -14,7 +14,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/store/action_cache.h"
 #include "engine/store/run_store.h"
@@ -123,8 +123,9 @@ TEST_F(TaskRunnerTest, AFailedOutputRecordFailsTheTaskWithItsCode) {
     return FakeScript().Do([this, run_id](const v1::ExecRequest&) {
       auto db = store::Database::Open(store_ + "/runs.db");
       ASSERT_TRUE(db.ok()) << db.status();
-      ASSERT_TRUE((*db)->Exec(absl::StrCat("DELETE FROM tasks WHERE run_id = '",
-                                           run_id, "'"))
+      ASSERT_TRUE((*db)
+                      ->Exec(absl::StrCat("DELETE FROM tasks WHERE run_id = '",
+                                          run_id, "'"))
                       .ok());
     });
   });

@@ -5,7 +5,7 @@
 #include <functional>
 #include <map>
 
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 
 namespace kiln {
 

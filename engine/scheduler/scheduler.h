@@ -18,7 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/pipeline/plan.h"
 #include "engine/scheduler/cancel_signal.h"
 #include "kiln/v1/pipeline.pb.h"

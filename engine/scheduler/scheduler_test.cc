@@ -10,7 +10,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/pipeline/plan.h"
 #include "gtest/gtest.h"
 

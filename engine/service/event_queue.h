@@ -23,7 +23,7 @@
 #include <memory>
 
 #include "absl/time/time.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "kiln/v1/run.pb.h"
 
 namespace kiln::service {

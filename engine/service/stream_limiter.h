@@ -13,7 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 
 namespace kiln::service {
 

@@ -12,9 +12,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/status_macros.h"
 #include "engine/store/action_cache_schema.h"
 #include "engine/store/migrate.h"
-#include "engine/store/status_macros.h"
 #include "engine/store/time_codec.h"
 
 namespace kiln::store {
@@ -84,7 +84,7 @@ absl::StatusOr<std::unique_ptr<ActionCache>> ActionCache::Open(
   absl::StatusOr<std::unique_ptr<Database>> db = OpenCacheDb(store_dir);
   int recovered = 0;
   if (!db.ok() && absl::IsDataLoss(db.status())) {
-    KILN_STORE_RETURN_IF_ERROR(MoveAside(store_dir, db.status()));
+    KILN_RETURN_IF_ERROR(MoveAside(store_dir, db.status()));
     db = OpenCacheDb(store_dir);
     recovered = 1;
   }
@@ -103,8 +103,8 @@ int ActionCache::recoveries() const {
 
 absl::Status ActionCache::RecoverLocked(const absl::Status& cause) {
   db_.reset();  // closes the damaged file first
-  KILN_STORE_RETURN_IF_ERROR(MoveAside(store_dir_, cause));
-  KILN_STORE_ASSIGN_OR_RETURN(db_, OpenCacheDb(store_dir_));
+  KILN_RETURN_IF_ERROR(MoveAside(store_dir_, cause));
+  KILN_ASSIGN_OR_RETURN(db_, OpenCacheDb(store_dir_));
   ++recoveries_;
   return absl::OkStatus();
 }
@@ -119,7 +119,7 @@ std::invoke_result_t<Op&> ActionCache::WithRecovery(Op op) {
 
 absl::Status ActionCache::Put(absl::string_view key,
                               const ActionResult& result) {
-  KILN_STORE_RETURN_IF_ERROR(ValidateKey(key));
+  KILN_RETURN_IF_ERROR(ValidateKey(key));
   const absl::Time created =
       result.created == absl::InfinitePast() ? absl::Now() : result.created;
   kiln::MutexLock lock(&mu_);
@@ -132,16 +132,16 @@ absl::Status ActionCache::PutLocked(absl::string_view key,
                                     const ActionResult& result,
                                     absl::Time created) {
   Transaction txn(db_.get());
-  KILN_STORE_RETURN_IF_ERROR(txn.Begin());
+  KILN_RETURN_IF_ERROR(txn.Begin());
   {
     // Children go with the row (ON DELETE CASCADE).
-    KILN_STORE_ASSIGN_OR_RETURN(
-        Statement remove, db_->Prepare("DELETE FROM actions WHERE key = ?1"));
+    KILN_ASSIGN_OR_RETURN(Statement remove,
+                          db_->Prepare("DELETE FROM actions WHERE key = ?1"));
     remove.BindText(1, key);
-    KILN_STORE_RETURN_IF_ERROR(remove.Run());
+    KILN_RETURN_IF_ERROR(remove.Run());
   }
   {
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement insert,
         db_->Prepare("INSERT INTO actions (key, exit_code, log_digest,"
                      " log_path, created_us, pipeline_name, task_name, run_id)"
@@ -154,10 +154,10 @@ absl::Status ActionCache::PutLocked(absl::string_view key,
         .BindText(6, result.pipeline_name)
         .BindText(7, result.task_name)
         .BindText(8, result.run_id);
-    KILN_STORE_RETURN_IF_ERROR(insert.Run());
+    KILN_RETURN_IF_ERROR(insert.Run());
   }
   {
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement insert,
         db_->Prepare("INSERT INTO action_values (key, kind, name, value)"
                      " VALUES (?1, ?2, ?3, ?4)"));
@@ -167,12 +167,12 @@ absl::Status ActionCache::PutLocked(absl::string_view key,
       for (const auto& [name, value] : *map) {
         insert.BindText(1, key).BindText(2, kind).BindText(3, name).BindText(
             4, value);
-        KILN_STORE_RETURN_IF_ERROR(insert.Run());
+        KILN_RETURN_IF_ERROR(insert.Run());
       }
     }
   }
   {
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement insert,
         db_->Prepare("INSERT INTO action_components (key, position, name,"
                      " value_digest) VALUES (?1, ?2, ?3, ?4)"));
@@ -181,7 +181,7 @@ absl::Status ActionCache::PutLocked(absl::string_view key,
           .Bind(2, static_cast<int64_t>(i))
           .BindText(3, result.components[i].name)
           .BindText(4, result.components[i].value_digest);
-      KILN_STORE_RETURN_IF_ERROR(insert.Run());
+      KILN_RETURN_IF_ERROR(insert.Run());
     }
   }
   return txn.Commit();
@@ -191,13 +191,13 @@ absl::StatusOr<absl::optional<ActionResult>> ActionCache::LoadLocked(
     absl::string_view key, bool with_components) {
   ActionResult result;
   {
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement stmt,
         db_->Prepare("SELECT exit_code, log_digest, log_path, created_us,"
                      " pipeline_name, task_name, run_id FROM actions"
                      " WHERE key = ?1"));
     stmt.BindText(1, key);
-    KILN_STORE_ASSIGN_OR_RETURN(bool found, stmt.Step());
+    KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
     if (!found) return absl::optional<ActionResult>();
     result.key = std::string(key);
     result.exit_code = static_cast<int32_t>(stmt.Int(0));
@@ -209,26 +209,26 @@ absl::StatusOr<absl::optional<ActionResult>> ActionCache::LoadLocked(
     result.run_id = stmt.Text(6);
   }
   {
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement stmt,
         db_->Prepare("SELECT kind, name, value FROM action_values"
                      " WHERE key = ?1"));
     stmt.BindText(1, key);
     while (true) {
-      KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
       auto& map = stmt.Text(0) == "output" ? result.outputs : result.results;
       map[stmt.Text(1)] = stmt.Text(2);
     }
   }
   if (with_components) {
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement stmt,
         db_->Prepare("SELECT name, value_digest FROM action_components"
                      " WHERE key = ?1 ORDER BY position"));
     stmt.BindText(1, key);
     while (true) {
-      KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
       result.components.push_back(KeyComponent{stmt.Text(0), stmt.Text(1)});
     }
@@ -238,12 +238,12 @@ absl::StatusOr<absl::optional<ActionResult>> ActionCache::LoadLocked(
 
 absl::StatusOr<absl::optional<ActionResult>> ActionCache::Lookup(
     absl::string_view key, bool with_components) {
-  KILN_STORE_RETURN_IF_ERROR(ValidateKey(key));
+  KILN_RETURN_IF_ERROR(ValidateKey(key));
   kiln::MutexLock lock(&mu_);
   return WithRecovery([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS
                       -> absl::StatusOr<absl::optional<ActionResult>> {
     Transaction snapshot(db_.get());
-    KILN_STORE_RETURN_IF_ERROR(snapshot.BeginRead());
+    KILN_RETURN_IF_ERROR(snapshot.BeginRead());
     return LoadLocked(key, with_components);
   });
 }
@@ -254,16 +254,16 @@ absl::StatusOr<absl::optional<ActionResult>> ActionCache::LatestForTask(
   return WithRecovery([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS
                       -> absl::StatusOr<absl::optional<ActionResult>> {
     Transaction snapshot(db_.get());
-    KILN_STORE_RETURN_IF_ERROR(snapshot.BeginRead());
+    KILN_RETURN_IF_ERROR(snapshot.BeginRead());
     std::string key;
     {
-      KILN_STORE_ASSIGN_OR_RETURN(
+      KILN_ASSIGN_OR_RETURN(
           Statement stmt,
           db_->Prepare("SELECT key FROM actions WHERE pipeline_name = ?1 AND"
                        " task_name = ?2 ORDER BY created_us DESC, key DESC"
                        " LIMIT 1"));
       stmt.BindText(1, pipeline_name).BindText(2, task_name);
-      KILN_STORE_ASSIGN_OR_RETURN(bool found, stmt.Step());
+      KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
       if (!found) return absl::optional<ActionResult>();
       key = stmt.Text(0);
     }
@@ -274,26 +274,26 @@ absl::StatusOr<absl::optional<ActionResult>> ActionCache::LatestForTask(
 absl::StatusOr<std::set<std::string>> ActionCache::PinnedKeysLocked(
     const CachePins& pins) {
   std::set<std::string> keys = pins.keys;
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("SELECT key FROM actions WHERE run_id = ?1"));
   for (const std::string& run : pins.run_ids) {
     stmt.BindText(1, run);
     while (true) {
-      KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
       keys.insert(stmt.Text(0));
     }
     stmt.Reset();
   }
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement by_task,
       db_->Prepare("SELECT key FROM actions WHERE pipeline_name = ?1 AND"
                    " task_name = ?2"));
   for (const auto& [pipeline, task] : pins.tasks) {
     by_task.BindText(1, pipeline).BindText(2, task);
     while (true) {
-      KILN_STORE_ASSIGN_OR_RETURN(bool row, by_task.Step());
+      KILN_ASSIGN_OR_RETURN(bool row, by_task.Step());
       if (!row) break;
       keys.insert(by_task.Text(0));
     }
@@ -308,10 +308,10 @@ absl::StatusOr<std::vector<std::string>> ActionCache::ReferencedDigests(
   return WithRecovery([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS
                       -> absl::StatusOr<std::vector<std::string>> {
     Transaction snapshot(db_.get());
-    KILN_STORE_RETURN_IF_ERROR(snapshot.BeginRead());
+    KILN_RETURN_IF_ERROR(snapshot.BeginRead());
     std::set<std::string> digests;
     {
-      KILN_STORE_ASSIGN_OR_RETURN(
+      KILN_ASSIGN_OR_RETURN(
           Statement stmt,
           db_->Prepare("SELECT v.value FROM action_values v JOIN actions a"
                        " ON a.key = v.key WHERE v.kind = 'output'"
@@ -320,15 +320,14 @@ absl::StatusOr<std::vector<std::string>> ActionCache::ReferencedDigests(
                        " WHERE log_digest != '' AND created_us >= ?1"));
       stmt.Bind(1, since == absl::InfinitePast() ? INT64_MIN : ToMicros(since));
       while (true) {
-        KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+        KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
         if (!row) break;
         digests.insert(stmt.Text(0));
       }
     }
     // Pinned entries keep what they reference, whatever their age.
-    KILN_STORE_ASSIGN_OR_RETURN(std::set<std::string> pinned,
-                                PinnedKeysLocked(pins));
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(std::set<std::string> pinned, PinnedKeysLocked(pins));
+    KILN_ASSIGN_OR_RETURN(
         Statement stmt,
         db_->Prepare("SELECT value FROM action_values WHERE key = ?1 AND"
                      " kind = 'output' UNION SELECT log_digest FROM actions"
@@ -336,7 +335,7 @@ absl::StatusOr<std::vector<std::string>> ActionCache::ReferencedDigests(
     for (const std::string& key : pinned) {
       stmt.BindText(1, key);
       while (true) {
-        KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+        KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
         if (!row) break;
         digests.insert(stmt.Text(0));
       }
@@ -348,15 +347,14 @@ absl::StatusOr<std::vector<std::string>> ActionCache::ReferencedDigests(
 
 absl::StatusOr<std::vector<std::string>> ActionCache::ExpiredKeysLocked(
     absl::Time before, const CachePins& pins) {
-  KILN_STORE_ASSIGN_OR_RETURN(std::set<std::string> pinned,
-                              PinnedKeysLocked(pins));
+  KILN_ASSIGN_OR_RETURN(std::set<std::string> pinned, PinnedKeysLocked(pins));
   std::vector<std::string> expired;
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("SELECT key FROM actions WHERE created_us < ?1"));
   stmt.Bind(1, ToMicros(before));
   while (true) {
-    KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) break;
     std::string key = stmt.Text(0);
     if (!pinned.count(key)) expired.push_back(std::move(key));
@@ -370,17 +368,17 @@ absl::StatusOr<int64_t> ActionCache::RemoveOlderThan(absl::Time before,
   return WithRecovery(
       [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<int64_t> {
         Transaction txn(db_.get());
-        KILN_STORE_RETURN_IF_ERROR(txn.Begin());
-        KILN_STORE_ASSIGN_OR_RETURN(std::vector<std::string> expired,
-                                    ExpiredKeysLocked(before, pins));
-        KILN_STORE_ASSIGN_OR_RETURN(
+        KILN_RETURN_IF_ERROR(txn.Begin());
+        KILN_ASSIGN_OR_RETURN(std::vector<std::string> expired,
+                              ExpiredKeysLocked(before, pins));
+        KILN_ASSIGN_OR_RETURN(
             Statement remove,
             db_->Prepare("DELETE FROM actions WHERE key = ?1"));
         for (const std::string& key : expired) {
           remove.BindText(1, key);
-          KILN_STORE_RETURN_IF_ERROR(remove.Run());
+          KILN_RETURN_IF_ERROR(remove.Run());
         }
-        KILN_STORE_RETURN_IF_ERROR(txn.Commit());
+        KILN_RETURN_IF_ERROR(txn.Commit());
         return static_cast<int64_t>(expired.size());
       });
 }
@@ -390,8 +388,8 @@ absl::StatusOr<int64_t> ActionCache::CountOlderThan(absl::Time before,
   kiln::MutexLock lock(&mu_);
   return WithRecovery(
       [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<int64_t> {
-        KILN_STORE_ASSIGN_OR_RETURN(std::vector<std::string> expired,
-                                    ExpiredKeysLocked(before, pins));
+        KILN_ASSIGN_OR_RETURN(std::vector<std::string> expired,
+                              ExpiredKeysLocked(before, pins));
         return static_cast<int64_t>(expired.size());
       });
 }

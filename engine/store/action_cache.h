@@ -36,7 +36,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/store/sqlite.h"
 
 namespace kiln::store {

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/status.h"
 
 namespace kiln::store {
 namespace {
@@ -22,17 +23,13 @@ namespace {
 constexpr size_t kNonceBytes = 12;
 constexpr size_t kTagBytes = 16;
 
-absl::Status Errno(int err, absl::string_view what) {
-  return absl::UnavailableError(absl::StrCat(what, ": ", strerror(err)));
-}
-
 // Reads the key file: the key, NotFound if absent, or FailedPrecondition
 // (with the size found) when it is not exactly kKeyBytes long.
 absl::StatusOr<std::string> ReadKey(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno == ENOENT) return absl::NotFoundError(path);
-    return Errno(errno, absl::StrCat("opening ", path));
+    return ErrnoStatus(errno, absl::StrCat("opening ", path));
   }
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -50,7 +47,7 @@ absl::StatusOr<std::string> ReadKey(const std::string& path) {
     if (n < 0) {
       int err = errno;
       close(fd);
-      return Errno(err, absl::StrCat("reading ", path));
+      return ErrnoStatus(err, absl::StrCat("reading ", path));
     }
     if (n == 0) break;
     got += static_cast<size_t>(n);
@@ -74,7 +71,7 @@ absl::Status CreateKey(const std::string& path) {
   }
   std::string tmp = absl::StrCat(path, ".tmp-XXXXXX");  // unique per call
   int fd = mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) return Errno(errno, absl::StrCat("creating ", tmp));
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("creating ", tmp));
   bool ok = fchmod(fd, 0600) == 0 &&
             write(fd, fresh.data(), fresh.size()) ==
                 static_cast<ssize_t>(fresh.size()) &&
@@ -86,7 +83,7 @@ absl::Status CreateKey(const std::string& path) {
     err = errno;
   }
   unlink(tmp.c_str());
-  if (!ok) return Errno(err, absl::StrCat("writing ", path));
+  if (!ok) return ErrnoStatus(err, absl::StrCat("writing ", path));
   return absl::OkStatus();
 }
 
@@ -117,7 +114,8 @@ absl::StatusOr<std::string> LoadOrCreateKey(const std::string& path,
     std::string lock_path = absl::StrCat(path, ".lock");
     int lock = open(lock_path.c_str(),
                     O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (lock < 0) return Errno(errno, absl::StrCat("opening ", lock_path));
+    if (lock < 0)
+      return ErrnoStatus(errno, absl::StrCat("opening ", lock_path));
     while (flock(lock, LOCK_EX) != 0 && errno == EINTR) {
     }
     absl::StatusOr<std::string> again = ReadKey(path);
@@ -126,7 +124,7 @@ absl::StatusOr<std::string> LoadOrCreateKey(const std::string& path,
       std::string aside =
           absl::StrCat(path, ".damaged-", absl::ToUnixSeconds(absl::Now()));
       if (rename(path.c_str(), aside.c_str()) != 0) {
-        repaired = Errno(errno, absl::StrCat("moving aside ", path));
+        repaired = ErrnoStatus(errno, absl::StrCat("moving aside ", path));
       } else {
         repaired = CreateKey(path);
         if (repaired.ok()) {

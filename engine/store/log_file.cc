@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "base/status.h"
 
 namespace kiln::store {
 
@@ -27,9 +28,9 @@ std::string FormatLineTime(absl::Time time) {
   return absl::FormatTime(kTimeFormat, time, absl::UTCTimeZone());
 }
 
+// "<what> <path>: <strerror(errno)>", coded by base/status.h's mapping.
 absl::Status ErrnoError(absl::string_view what, const std::string& path) {
-  return absl::UnavailableError(
-      absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+  return ::kiln::ErrnoStatus(errno, absl::StrCat(what, " ", path));
 }
 
 }  // namespace

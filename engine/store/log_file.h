@@ -25,7 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 
 namespace kiln::store {
 

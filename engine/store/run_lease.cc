@@ -11,15 +11,16 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
 #include "engine/store/log_file.h"
 
 namespace kiln::store {
 
 namespace {
 
+// "<what> <path>: <strerror(errno)>", coded by base/status.h's mapping.
 absl::Status ErrnoError(absl::string_view what, const std::string& path) {
-  return absl::UnavailableError(
-      absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+  return ::kiln::ErrnoStatus(errno, absl::StrCat(what, " ", path));
 }
 
 // Creates `dir` (mode 0700) if it is missing; refuses a symlink or a

@@ -11,11 +11,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/store/migrate.h"
 #include "engine/store/run_id.h"
 #include "engine/store/run_lease.h"
 #include "engine/store/run_store_schema.h"
-#include "engine/store/status_macros.h"
 #include "engine/store/time_codec.h"
 
 namespace kiln::store {
@@ -31,7 +31,7 @@ RunStore::~RunStore() = default;
 
 absl::StatusOr<std::unique_ptr<RunStore>> RunStore::Open(
     const std::string& store_dir) {
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       std::unique_ptr<Database> db,
       OpenMigrated(store_dir, "runs.db", "run store", RunStoreMigrations()));
   std::unique_ptr<RunStore> store(new RunStore(store_dir, std::move(db)));
@@ -48,10 +48,10 @@ absl::StatusOr<std::unique_ptr<RunStore>> RunStore::Open(
 }
 
 absl::Status RunStore::CheckRunExists(absl::string_view run_id) {
-  KILN_STORE_ASSIGN_OR_RETURN(Statement stmt,
-                              db_->Prepare("SELECT 1 FROM runs WHERE id = ?1"));
+  KILN_ASSIGN_OR_RETURN(Statement stmt,
+                        db_->Prepare("SELECT 1 FROM runs WHERE id = ?1"));
   stmt.BindText(1, run_id);
-  KILN_STORE_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
   if (!found) return absl::NotFoundError(absl::StrCat("no run ", run_id));
   return absl::OkStatus();
 }
@@ -89,8 +89,7 @@ absl::StatusOr<CreatedRun> RunStore::CreateRun(
   if (pipeline.name().empty()) {
     return absl::InvalidArgumentError("CreateRun: the pipeline has no name");
   }
-  KILN_STORE_ASSIGN_OR_RETURN(std::vector<std::string> tasks,
-                              TaskNames(pipeline));
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> tasks, TaskNames(pipeline));
   std::string pipeline_bytes, trigger_bytes;
   if (!pipeline.SerializeToString(&pipeline_bytes) ||
       !RedactSecretParams(pipeline, trigger)
@@ -100,13 +99,13 @@ absl::StatusOr<CreatedRun> RunStore::CreateRun(
 
   kiln::MutexLock lock(&mu_);
   Transaction txn(db_.get());
-  KILN_STORE_RETURN_IF_ERROR(txn.Begin());
+  KILN_RETURN_IF_ERROR(txn.Begin());
   if (!idempotency_key.empty()) {
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement find,
         db_->Prepare("SELECT id FROM runs WHERE idempotency_key = ?1"));
     find.BindText(1, idempotency_key);
-    KILN_STORE_ASSIGN_OR_RETURN(bool found, find.Step());
+    KILN_ASSIGN_OR_RETURN(bool found, find.Step());
     if (found) return CreatedRun{find.Text(0), false};
   }
 
@@ -116,7 +115,7 @@ absl::StatusOr<CreatedRun> RunStore::CreateRun(
   // but possible; pick another id then.
   for (int tries = 0;; ++tries) {
     id = NewRunId(now);
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement insert,
         db_->Prepare("INSERT INTO runs (id, pipeline_name, trigger, pipeline,"
                      " source_dir, state, created_us, idempotency_key)"
@@ -130,11 +129,11 @@ absl::StatusOr<CreatedRun> RunStore::CreateRun(
         .Bind(6, v1::RUN_QUEUED)
         .Bind(7, ToMicros(now))
         .BindTextOrNull(8, idempotency_key);
-    KILN_STORE_RETURN_IF_ERROR(insert.Run());
+    KILN_RETURN_IF_ERROR(insert.Run());
     if (db_->Changes() == 1) break;
     if (tries == 10) return absl::InternalError("CreateRun: no free run id");
   }
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement insert_task,
       db_->Prepare("INSERT INTO tasks (run_id, name, position, state)"
                    " VALUES (?1, ?2, ?3, ?4)"));
@@ -143,15 +142,15 @@ absl::StatusOr<CreatedRun> RunStore::CreateRun(
         .BindText(2, tasks[i])
         .Bind(3, static_cast<int64_t>(i))
         .Bind(4, v1::TASK_PENDING);
-    KILN_STORE_RETURN_IF_ERROR(insert_task.Run());
+    KILN_RETURN_IF_ERROR(insert_task.Run());
   }
-  KILN_STORE_RETURN_IF_ERROR(SealSecretsLocked(id, pipeline, trigger));
-  KILN_STORE_RETURN_IF_ERROR(txn.Commit());
+  KILN_RETURN_IF_ERROR(SealSecretsLocked(id, pipeline, trigger));
+  KILN_RETURN_IF_ERROR(txn.Commit());
   return CreatedRun{id, true};
 }
 
 absl::Status RunStore::LoadTasks(absl::string_view run_id, v1::Run* run) {
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement tasks,
       db_->Prepare("SELECT name, state, attempts, exit_code, reason,"
                    " cache_key, started_us, finished_us FROM tasks"
@@ -159,7 +158,7 @@ absl::Status RunStore::LoadTasks(absl::string_view run_id, v1::Run* run) {
   tasks.BindText(1, run_id);
   absl::flat_hash_map<std::string, v1::TaskStatus*> by_name;
   while (true) {
-    KILN_STORE_ASSIGN_OR_RETURN(bool row, tasks.Step());
+    KILN_ASSIGN_OR_RETURN(bool row, tasks.Step());
     if (!row) break;
     v1::TaskStatus* task = run->add_tasks();
     task->set_name(tasks.Text(0));
@@ -174,13 +173,13 @@ absl::Status RunStore::LoadTasks(absl::string_view run_id, v1::Run* run) {
     }
     by_name[task->name()] = task;
   }
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement values,
       db_->Prepare("SELECT task, kind, key, value FROM task_values"
                    " WHERE run_id = ?1"));
   values.BindText(1, run_id);
   while (true) {
-    KILN_STORE_ASSIGN_OR_RETURN(bool row, values.Step());
+    KILN_ASSIGN_OR_RETURN(bool row, values.Step());
     if (!row) break;
     auto it = by_name.find(values.Text(0));
     if (it == by_name.end()) continue;
@@ -222,7 +221,7 @@ void RunStore::MarkOwnerGone(v1::Run* run) {
 }
 
 absl::StatusOr<v1::Run> RunStore::GetRun(absl::string_view run_id) {
-  KILN_STORE_ASSIGN_OR_RETURN(v1::Run run, GetRunRecord(run_id));
+  KILN_ASSIGN_OR_RETURN(v1::Run run, GetRunRecord(run_id));
   MarkOwnerGone(&run);
   return run;
 }
@@ -230,23 +229,23 @@ absl::StatusOr<v1::Run> RunStore::GetRun(absl::string_view run_id) {
 absl::StatusOr<v1::Run> RunStore::GetRunRecord(absl::string_view run_id) {
   kiln::MutexLock lock(&mu_);
   Transaction snapshot(db_.get());
-  KILN_STORE_RETURN_IF_ERROR(snapshot.BeginRead());
-  KILN_STORE_ASSIGN_OR_RETURN(
-      Statement stmt, db_->Prepare(absl::StrCat("SELECT ", kRunColumns,
-                                                " FROM runs WHERE id = ?1")));
+  KILN_RETURN_IF_ERROR(snapshot.BeginRead());
+  KILN_ASSIGN_OR_RETURN(Statement stmt,
+                        db_->Prepare(absl::StrCat("SELECT ", kRunColumns,
+                                                  " FROM runs WHERE id = ?1")));
   stmt.BindText(1, run_id);
-  KILN_STORE_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
   if (!found) return absl::NotFoundError(absl::StrCat("no run ", run_id));
-  KILN_STORE_ASSIGN_OR_RETURN(v1::Run run, RunFromRow(stmt));
-  KILN_STORE_RETURN_IF_ERROR(LoadTasks(run_id, &run));
+  KILN_ASSIGN_OR_RETURN(v1::Run run, RunFromRow(stmt));
+  KILN_RETURN_IF_ERROR(LoadTasks(run_id, &run));
   return run;  // the snapshot ends when its statements are reset
 }
 
 absl::StatusOr<RunPage> RunStore::ListRuns(const RunFilter& filter,
                                            int page_size,
                                            absl::string_view page_token) {
-  KILN_STORE_ASSIGN_OR_RETURN(RunPage page,
-                              ListRunRecords(filter, page_size, page_token));
+  KILN_ASSIGN_OR_RETURN(RunPage page,
+                        ListRunRecords(filter, page_size, page_token));
   for (v1::Run& run : page.runs) MarkOwnerGone(&run);
   return page;
 }
@@ -271,8 +270,8 @@ absl::StatusOr<RunPage> RunStore::ListRunRecords(const RunFilter& filter,
 
   kiln::MutexLock lock(&mu_);
   Transaction snapshot(db_.get());
-  KILN_STORE_RETURN_IF_ERROR(snapshot.BeginRead());
-  KILN_STORE_ASSIGN_OR_RETURN(Statement stmt, db_->Prepare(sql));
+  KILN_RETURN_IF_ERROR(snapshot.BeginRead());
+  KILN_ASSIGN_OR_RETURN(Statement stmt, db_->Prepare(sql));
   if (filter.state.has_value()) stmt.Bind(1, *filter.state);
   if (!filter.pipeline_name.empty()) stmt.BindText(2, filter.pipeline_name);
   if (!page_token.empty()) stmt.BindText(3, page_token);
@@ -280,17 +279,17 @@ absl::StatusOr<RunPage> RunStore::ListRunRecords(const RunFilter& filter,
   RunPage page;
   bool more = false;
   while (true) {
-    KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) break;
     if (static_cast<int>(page.runs.size()) == page_size) {
       more = true;
       break;
     }
-    KILN_STORE_ASSIGN_OR_RETURN(v1::Run run, RunFromRow(stmt));
+    KILN_ASSIGN_OR_RETURN(v1::Run run, RunFromRow(stmt));
     page.runs.push_back(std::move(run));
   }
   for (v1::Run& run : page.runs) {
-    KILN_STORE_RETURN_IF_ERROR(LoadTasks(run.id(), &run));
+    KILN_RETURN_IF_ERROR(LoadTasks(run.id(), &run));
   }
   if (more) page.next_page_token = page.runs.back().id();
   return page;  // the snapshot ends when its statements are reset
@@ -298,13 +297,13 @@ absl::StatusOr<RunPage> RunStore::ListRunRecords(const RunFilter& filter,
 
 absl::StatusOr<std::vector<std::string>> RunStore::UnfinishedRuns() {
   kiln::MutexLock lock(&mu_);
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("SELECT id FROM runs WHERE state IN (?1, ?2) ORDER BY id"));
   stmt.Bind(1, v1::RUN_QUEUED).Bind(2, v1::RUN_RUNNING);
   std::vector<std::string> ids;
   while (true) {
-    KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) break;
     ids.push_back(stmt.Text(0));
   }
@@ -313,10 +312,10 @@ absl::StatusOr<std::vector<std::string>> RunStore::UnfinishedRuns() {
 
 absl::StatusOr<v1::Pipeline> RunStore::GetPipeline(absl::string_view run_id) {
   kiln::MutexLock lock(&mu_);
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement stmt, db_->Prepare("SELECT pipeline FROM runs WHERE id = ?1"));
   stmt.BindText(1, run_id);
-  KILN_STORE_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
   if (!found) return absl::NotFoundError(absl::StrCat("no run ", run_id));
   v1::Pipeline pipeline;
   if (!pipeline.ParseFromString(stmt.Blob(0))) {
@@ -328,11 +327,11 @@ absl::StatusOr<v1::Pipeline> RunStore::GetPipeline(absl::string_view run_id) {
 
 absl::StatusOr<std::string> RunStore::GetSourceDir(absl::string_view run_id) {
   kiln::MutexLock lock(&mu_);
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("SELECT source_dir FROM runs WHERE id = ?1"));
   stmt.BindText(1, run_id);
-  KILN_STORE_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
   if (!found) return absl::NotFoundError(absl::StrCat("no run ", run_id));
   return stmt.Text(0);
 }
@@ -342,27 +341,27 @@ absl::Status RunStore::SetTaskOutputs(absl::string_view run_id,
                                       const TaskOutputs& outputs) {
   kiln::MutexLock lock(&mu_);
   Transaction txn(db_.get());
-  KILN_STORE_RETURN_IF_ERROR(txn.Begin());
+  KILN_RETURN_IF_ERROR(txn.Begin());
   {
-    KILN_STORE_ASSIGN_OR_RETURN(
-        Statement update, db_->Prepare("UPDATE tasks SET cache_key = ?3"
+    KILN_ASSIGN_OR_RETURN(Statement update,
+                          db_->Prepare("UPDATE tasks SET cache_key = ?3"
                                        " WHERE run_id = ?1 AND name = ?2"));
     update.BindText(1, run_id).BindText(2, task).BindText(3, outputs.cache_key);
-    KILN_STORE_RETURN_IF_ERROR(update.Run());
+    KILN_RETURN_IF_ERROR(update.Run());
   }
   if (db_->Changes() == 0) {
     return absl::NotFoundError(
         absl::StrCat("run ", run_id, " has no task ", task));
   }
   {
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement clear,
         db_->Prepare(
             "DELETE FROM task_values WHERE run_id = ?1 AND task = ?2"));
     clear.BindText(1, run_id).BindText(2, task);
-    KILN_STORE_RETURN_IF_ERROR(clear.Run());
+    KILN_RETURN_IF_ERROR(clear.Run());
   }
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement insert,
       db_->Prepare("INSERT INTO task_values (run_id, task, kind, key, value)"
                    " VALUES (?1, ?2, ?3, ?4, ?5)"));
@@ -374,7 +373,7 @@ absl::Status RunStore::SetTaskOutputs(absl::string_view run_id,
           .BindText(3, kind)
           .BindText(4, key)
           .BindText(5, value);
-      KILN_STORE_RETURN_IF_ERROR(insert.Run());
+      KILN_RETURN_IF_ERROR(insert.Run());
     }
   }
   return txn.Commit();
@@ -397,17 +396,17 @@ absl::Status RunStore::ReserveAttempt(absl::string_view run_id,
   {
     kiln::MutexLock lock(&mu_);
     Transaction txn(db_.get());
-    KILN_STORE_RETURN_IF_ERROR(txn.Begin());
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_RETURN_IF_ERROR(txn.Begin());
+    KILN_ASSIGN_OR_RETURN(
         Statement update,
         db_->Prepare("UPDATE tasks SET attempts = MAX(attempts, ?3)"
                      " WHERE run_id = ?1 AND name = ?2"));
     update.BindText(1, run_id).BindText(2, task).Bind(3, attempt);
-    KILN_STORE_RETURN_IF_ERROR(update.Run());
+    KILN_RETURN_IF_ERROR(update.Run());
     if (db_->Changes() == 0) {
       // A task the pipeline did not list (as ApplyEvent handles it).
-      KILN_STORE_RETURN_IF_ERROR(CheckRunExists(run_id));
-      KILN_STORE_ASSIGN_OR_RETURN(
+      KILN_RETURN_IF_ERROR(CheckRunExists(run_id));
+      KILN_ASSIGN_OR_RETURN(
           Statement add,
           db_->Prepare("INSERT INTO tasks (run_id, name, position, state,"
                        " attempts) VALUES (?1, ?2, (SELECT"
@@ -417,9 +416,9 @@ absl::Status RunStore::ReserveAttempt(absl::string_view run_id,
           .BindText(2, task)
           .Bind(3, v1::TASK_PENDING)
           .Bind(4, attempt);
-      KILN_STORE_RETURN_IF_ERROR(add.Run());
+      KILN_RETURN_IF_ERROR(add.Run());
     }
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement insert,
         db_->Prepare("INSERT INTO attempts (run_id, task, attempt, state)"
                      " VALUES (?1, ?2, ?3, ?4)"
@@ -428,8 +427,8 @@ absl::Status RunStore::ReserveAttempt(absl::string_view run_id,
         .BindText(2, task)
         .Bind(3, attempt)
         .Bind(4, v1::TASK_PENDING);
-    KILN_STORE_RETURN_IF_ERROR(insert.Run());
-    KILN_STORE_RETURN_IF_ERROR(txn.Commit());
+    KILN_RETURN_IF_ERROR(insert.Run());
+    KILN_RETURN_IF_ERROR(txn.Commit());
   }
   if (AttemptReservedHook hook = attempt_reserved_hook.load()) {
     hook(run_id, task, attempt);
@@ -448,19 +447,19 @@ absl::Status RunStore::RecordAttemptLog(absl::string_view run_id,
   }
   kiln::MutexLock lock(&mu_);
   Transaction txn(db_.get());
-  KILN_STORE_RETURN_IF_ERROR(txn.Begin());
+  KILN_RETURN_IF_ERROR(txn.Begin());
   {
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement find,
         db_->Prepare("SELECT 1 FROM tasks WHERE run_id = ?1 AND name = ?2"));
     find.BindText(1, run_id).BindText(2, task);
-    KILN_STORE_ASSIGN_OR_RETURN(bool found, find.Step());
+    KILN_ASSIGN_OR_RETURN(bool found, find.Step());
     if (!found) {
       return absl::NotFoundError(
           absl::StrCat("run ", run_id, " has no task ", task));
     }
   }
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement upsert,
       db_->Prepare("INSERT INTO attempts (run_id, task, attempt, state,"
                    " log_path, log_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
@@ -473,15 +472,15 @@ absl::Status RunStore::RecordAttemptLog(absl::string_view run_id,
       .Bind(4, v1::TASK_PENDING)
       .BindText(5, log_path)
       .Bind(6, bytes);
-  KILN_STORE_RETURN_IF_ERROR(upsert.Run());
+  KILN_RETURN_IF_ERROR(upsert.Run());
   return txn.Commit();
 }
 
 absl::StatusOr<std::vector<AttemptLog>> RunStore::AttemptLogs(
     absl::string_view run_id, absl::string_view task) {
   kiln::MutexLock lock(&mu_);
-  KILN_STORE_RETURN_IF_ERROR(CheckRunExists(run_id));
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_RETURN_IF_ERROR(CheckRunExists(run_id));
+  KILN_ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("SELECT a.task, a.attempt, a.log_path, a.log_bytes"
                    " FROM attempts a JOIN tasks t"
@@ -492,7 +491,7 @@ absl::StatusOr<std::vector<AttemptLog>> RunStore::AttemptLogs(
   stmt.BindText(1, run_id).BindText(2, task);
   std::vector<AttemptLog> logs;
   while (true) {
-    KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) break;
     logs.push_back(AttemptLog{stmt.Text(0), static_cast<uint32_t>(stmt.Int(1)),
                               stmt.Text(2), stmt.Int(3)});

@@ -30,7 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/store/sqlite.h"
 #include "kiln/v1/pipeline.pb.h"
 #include "kiln/v1/run.pb.h"

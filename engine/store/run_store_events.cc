@@ -3,8 +3,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/store/run_store.h"
-#include "engine/store/status_macros.h"
 #include "engine/store/time_codec.h"
 
 namespace kiln::store {
@@ -58,7 +58,7 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
   const int64_t time = ToMicros(event.time());
   if (event.has_run_state()) {
     const v1::RunStateChanged& change = event.run_state();
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement update,
         db_->Prepare("UPDATE runs SET state = ?2, reason = ?3,"
                      " finished_us = ?4 WHERE id = ?1"));
@@ -79,7 +79,7 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
   const bool terminal = IsTerminal(change.state());
   {
     // started: the first time the task ran; finished: when it last ended.
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement update,
         db_->Prepare("UPDATE tasks SET state = ?3,"
                      " attempts = MAX(attempts, ?4), exit_code = ?5,"
@@ -93,11 +93,11 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
         .BindText(6, change.reason());
     running ? update.Bind(7, time) : update.BindNull(7);
     terminal ? update.Bind(8, time) : update.BindNull(8);
-    KILN_STORE_RETURN_IF_ERROR(update.Run());
+    KILN_RETURN_IF_ERROR(update.Run());
   }
   if (db_->Changes() == 0) {
     // A task the pipeline did not list (e.g. generated at run time).
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement insert,
         db_->Prepare(
             "INSERT INTO tasks (run_id, name, position, state,"
@@ -112,11 +112,11 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
         .BindText(6, change.reason());
     running ? insert.Bind(7, time) : insert.BindNull(7);
     terminal ? insert.Bind(8, time) : insert.BindNull(8);
-    KILN_STORE_RETURN_IF_ERROR(insert.Run());
+    KILN_RETURN_IF_ERROR(insert.Run());
   }
   if (change.attempt() == 0) return absl::OkStatus();  // e.g. skipped, cached
 
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement attempt,
       db_->Prepare("INSERT INTO attempts (run_id, task, attempt, state,"
                    " exit_code, reason, started_us, finished_us)"
@@ -139,10 +139,10 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
 
 absl::StatusOr<uint64_t> RunStore::LastSequenceLocked(
     absl::string_view run_id) {
-  KILN_STORE_ASSIGN_OR_RETURN(
+  KILN_ASSIGN_OR_RETURN(
       Statement stmt, db_->Prepare("SELECT last_seq FROM runs WHERE id = ?1"));
   stmt.BindText(1, run_id);
-  KILN_STORE_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
   if (!found) return absl::NotFoundError(absl::StrCat("no run ", run_id));
   return static_cast<uint64_t>(stmt.Int(0));
 }
@@ -155,14 +155,14 @@ absl::StatusOr<uint64_t> RunStore::LastSequence(absl::string_view run_id) {
 absl::StatusOr<std::vector<v1::RunEvent>> RunStore::AppendEvents(
     absl::string_view run_id, std::vector<v1::RunEvent> events) {
   for (size_t i = 0; i < events.size(); ++i) {
-    KILN_STORE_RETURN_IF_ERROR(ValidateEvent(run_id, events[i], i));
+    KILN_RETURN_IF_ERROR(ValidateEvent(run_id, events[i], i));
   }
   const google::protobuf::Timestamp now = ToTimestamp(ToMicros(absl::Now()));
   {
     kiln::MutexLock lock(&mu_);
     Transaction txn(db_.get());
-    KILN_STORE_RETURN_IF_ERROR(txn.Begin());
-    KILN_STORE_ASSIGN_OR_RETURN(uint64_t seq, LastSequenceLocked(run_id));
+    KILN_RETURN_IF_ERROR(txn.Begin());
+    KILN_ASSIGN_OR_RETURN(uint64_t seq, LastSequenceLocked(run_id));
     if (events.empty()) return events;
     std::string payload;
     for (v1::RunEvent& event : events) {
@@ -174,7 +174,7 @@ absl::StatusOr<std::vector<v1::RunEvent>> RunStore::AppendEvents(
         return absl::InvalidArgumentError("AppendEvents: cannot serialize");
       }
       {
-        KILN_STORE_ASSIGN_OR_RETURN(
+        KILN_ASSIGN_OR_RETURN(
             Statement insert,
             db_->Prepare("INSERT INTO events (run_id, seq, time_us, payload)"
                          " VALUES (?1, ?2, ?3, ?4)"));
@@ -182,18 +182,18 @@ absl::StatusOr<std::vector<v1::RunEvent>> RunStore::AppendEvents(
             .Bind(2, static_cast<int64_t>(seq))
             .Bind(3, ToMicros(event.time()))
             .BindBlob(4, payload);
-        KILN_STORE_RETURN_IF_ERROR(insert.Run());
+        KILN_RETURN_IF_ERROR(insert.Run());
       }
-      KILN_STORE_RETURN_IF_ERROR(ApplyEvent(run_id, event));
+      KILN_RETURN_IF_ERROR(ApplyEvent(run_id, event));
     }
     {
-      KILN_STORE_ASSIGN_OR_RETURN(
+      KILN_ASSIGN_OR_RETURN(
           Statement update,
           db_->Prepare("UPDATE runs SET last_seq = ?2 WHERE id = ?1"));
       update.BindText(1, run_id).Bind(2, static_cast<int64_t>(seq));
-      KILN_STORE_RETURN_IF_ERROR(update.Run());
+      KILN_RETURN_IF_ERROR(update.Run());
     }
-    KILN_STORE_RETURN_IF_ERROR(txn.Commit());
+    KILN_RETURN_IF_ERROR(txn.Commit());
   }
   kiln::MutexLock lock(&notify_mu_);
   ++append_generation_;
@@ -206,7 +206,7 @@ absl::StatusOr<std::vector<v1::RunEvent>> RunStore::ReadEvents(
   kiln::MutexLock lock(&mu_);
   std::vector<v1::RunEvent> events;
   {
-    KILN_STORE_ASSIGN_OR_RETURN(
+    KILN_ASSIGN_OR_RETURN(
         Statement stmt,
         db_->Prepare("SELECT seq, payload FROM events WHERE run_id = ?1"
                      " AND seq > ?2 ORDER BY seq LIMIT ?3"));
@@ -214,7 +214,7 @@ absl::StatusOr<std::vector<v1::RunEvent>> RunStore::ReadEvents(
         .Bind(2, static_cast<int64_t>(after_seq))
         .Bind(3, limit);
     while (true) {
-      KILN_STORE_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
       v1::RunEvent& event = events.emplace_back();
       if (!event.ParseFromString(stmt.Blob(1))) {
@@ -223,7 +223,7 @@ absl::StatusOr<std::vector<v1::RunEvent>> RunStore::ReadEvents(
       }
     }
   }
-  if (events.empty()) KILN_STORE_RETURN_IF_ERROR(CheckRunExists(run_id));
+  if (events.empty()) KILN_RETURN_IF_ERROR(CheckRunExists(run_id));
   return events;
 }
 
@@ -238,7 +238,7 @@ absl::StatusOr<uint64_t> RunStore::WaitForEvents(absl::string_view run_id,
       kiln::MutexLock lock(&notify_mu_);
       generation = append_generation_;
     }
-    KILN_STORE_ASSIGN_OR_RETURN(uint64_t last, LastSequence(run_id));
+    KILN_ASSIGN_OR_RETURN(uint64_t last, LastSequence(run_id));
     absl::Time now = absl::Now();
     if (last > after_seq || now >= deadline) return last;
     kiln::MutexLock lock(&notify_mu_);

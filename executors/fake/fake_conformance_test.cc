@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "executors/fake/fake_executor.h"
 #include "executors/testing/conformance.h"
 

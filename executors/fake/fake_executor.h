@@ -31,7 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "executors/executor.h"
 #include "executors/host_workspace.h"
 

@@ -15,14 +15,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/status.h"
 
 namespace kiln {
 namespace sandbox {
 namespace {
 
+// "<what> <path>: <strerror(errno)>", coded by base/status.h's mapping.
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
-  return absl::UnavailableError(
-      absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+  return ::kiln::ErrnoStatus(errno, absl::StrCat(what, " ", path));
 }
 
 absl::Status EnsureDirectory(const std::string& path) {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "executors/artifact_access.h"
 
 namespace kiln {

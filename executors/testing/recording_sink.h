@@ -10,7 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "executors/executor.h"
 
 namespace kiln {

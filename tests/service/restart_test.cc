@@ -17,7 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/service/client.h"
 #include "gtest/gtest.h"
 

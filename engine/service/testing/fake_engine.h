@@ -24,7 +24,7 @@
 #include <string>
 #include <thread>
 
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "engine/engine.h"
 #include "engine/store/run_lease.h"
 

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/base/mutex.h"
+#include "base/mutex.h"
 #include "proto/kiln/v1/service.grpc.pb.h"
 
 #if defined(__has_feature)

@@ -5,8 +5,8 @@
 // under --config=tsan its internal synchronization is invisible and every
 // access it guards looks racy. std::mutex goes through pthread, which TSan
 // intercepts. Clang's -Wthread-safety still checks ABSL_GUARDED_BY uses.
-#ifndef KILN_ENGINE_BASE_MUTEX_H_
-#define KILN_ENGINE_BASE_MUTEX_H_
+#ifndef KILN_BASE_MUTEX_H_
+#define KILN_BASE_MUTEX_H_
 
 #include <chrono>
 #include <condition_variable>
@@ -85,4 +85,4 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
 
 }  // namespace kiln
 
-#endif  // KILN_ENGINE_BASE_MUTEX_H_
+#endif  // KILN_BASE_MUTEX_H_

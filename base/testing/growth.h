@@ -1,8 +1,8 @@
 // Measures how a function's running time grows with its input, for tests
 // that claim "linear" or "bounded": a claim with no bound at all cannot
 // fail.
-#ifndef KILN_ENGINE_BASE_TESTING_GROWTH_H_
-#define KILN_ENGINE_BASE_TESTING_GROWTH_H_
+#ifndef KILN_BASE_TESTING_GROWTH_H_
+#define KILN_BASE_TESTING_GROWTH_H_
 
 #include <algorithm>
 #include <chrono>
@@ -40,4 +40,4 @@ constexpr double kLinearDoublingBound = 3.0;
 
 }  // namespace kiln::growth
 
-#endif  // KILN_ENGINE_BASE_TESTING_GROWTH_H_
+#endif  // KILN_BASE_TESTING_GROWTH_H_
