@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/remove_tree.h"
 #include "base/status.h"
 
 namespace kiln {
@@ -68,7 +69,7 @@ struct Workspace {
     if (keep || root_fd < 0) return;
     if (fd >= 0) close(fd);
     fd = -1;
-    absl::Status removed = RemoveWorkspaceTree(root_fd, name);
+    absl::Status removed = RemoveTreeAt(root_fd, name);
     if (!removed.ok()) {
       result->add_warnings(absl::StrCat(
           "workspace ", path, " could not be removed: ", removed.message()));
@@ -253,60 +254,6 @@ absl::StatusOr<std::unique_ptr<Execution>> StartInHostWorkspace(
   }
   return std::make_unique<StagedExecution>(std::move(*started), std::move(*ws),
                                            request, options.artifacts);
-}
-
-absl::Status RemoveWorkspaceTree(int dir_fd, const std::string& name) {
-  struct stat st;
-  if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    return errno == ENOENT ? absl::OkStatus()
-                           : ErrnoStatus(errno, absl::StrCat("stat ", name));
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    if (unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
-      return ErrnoStatus(errno, absl::StrCat("unlink ", name));
-    }
-    return absl::OkStatus();
-  }
-  int fd = openat(dir_fd, name.c_str(),
-                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 && errno == EACCES) {
-    // A directory its task made unreadable: fix the mode through an O_PATH
-    // descriptor of the directory itself (never by name), then retry.
-    int path_fd = openat(dir_fd, name.c_str(),
-                         O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (path_fd >= 0) {
-      chmod(absl::StrCat("/proc/self/fd/", path_fd).c_str(), 0700);
-      close(path_fd);
-    }
-    fd = openat(dir_fd, name.c_str(),
-                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  }
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", name));
-  if ((st.st_mode & 0700) != 0700) fchmod(fd, 0700);
-  DIR* d = fdopendir(fd);
-  if (d == nullptr) {
-    int error = errno;
-    close(fd);
-    return ErrnoStatus(error, absl::StrCat("opendir ", name));
-  }
-  std::vector<std::string> children;
-  while (dirent* e = readdir(d)) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    children.emplace_back(e->d_name);
-  }
-  absl::Status result;
-  for (const std::string& child : children) {
-    absl::Status s = RemoveWorkspaceTree(dirfd(d), child);
-    if (!s.ok() && result.ok()) {
-      result = absl::Status(s.code(), absl::StrCat(name, "/", s.message()));
-    }
-  }
-  closedir(d);
-  if (!result.ok()) return result;
-  if (unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
-    return ErrnoStatus(errno, absl::StrCat("rmdir ", name));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace kiln

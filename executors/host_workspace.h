@@ -44,10 +44,6 @@ absl::StatusOr<std::unique_ptr<Execution>> StartInHostWorkspace(
     const std::function<absl::StatusOr<std::unique_ptr<Execution>>(
         const v1::ExecRequest&)>& start);
 
-// Removes the entry `name` of dir_fd and everything below it without
-// following a symlink (one found is removed itself).
-absl::Status RemoveWorkspaceTree(int dir_fd, const std::string& name);
-
 }  // namespace kiln
 
 #endif  // KILN_EXECUTORS_HOST_WORKSPACE_H_

@@ -9,12 +9,13 @@
 #include <fstream>
 #include <string>
 
+#include "base/remove_tree.h"
 #include "gtest/gtest.h"
 
 namespace kiln {
 namespace {
 
-class RemoveWorkspaceTreeTest : public ::testing::Test {
+class RemoveTreeAtTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string pattern = std::string(getenv("TEST_TMPDIR")) + "/hw-XXXXXX";
@@ -28,7 +29,7 @@ class RemoveWorkspaceTreeTest : public ::testing::Test {
   std::string root_;
 };
 
-TEST_F(RemoveWorkspaceTreeTest, NeverFollowsALinkOutAndRemovesLockedDirs) {
+TEST_F(RemoveTreeAtTest, NeverFollowsALinkOutAndRemovesLockedDirs) {
   std::filesystem::create_directories(root_ + "/host/keep");
   std::ofstream(root_ + "/host/keep/file") << "precious";
   std::filesystem::create_directories(root_ + "/ws/a/locked/deep");
@@ -39,7 +40,7 @@ TEST_F(RemoveWorkspaceTreeTest, NeverFollowsALinkOutAndRemovesLockedDirs) {
   ASSERT_EQ(chmod((root_ + "/ws/a/locked").c_str(), 0), 0);
   int dir = open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ASSERT_GE(dir, 0);
-  absl::Status removed = RemoveWorkspaceTree(dir, "ws");
+  absl::Status removed = RemoveTreeAt(dir, "ws");
   close(dir);
   EXPECT_TRUE(removed.ok()) << removed;
   EXPECT_FALSE(std::filesystem::exists(root_ + "/ws"));

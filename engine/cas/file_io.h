@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/remove_tree.h"
 #include "base/status.h"
 
 namespace kiln::cas {
@@ -40,15 +41,12 @@ absl::Status WriteFileAtomically(const std::string& path,
 // Creates `dir` and its missing parents (mode 0755 minus umask).
 absl::Status MakeDirs(const std::string& dir);
 
-// Removes `path` and everything below it; symlinks are removed, never
-// followed. Missing `path` is OK. Works at any depth with at most
-// kMaxRemovalDepth directories open at once (deeper subtrees are moved up
-// into `path` with renameat and removed from there); neither the stack nor
-// the descriptors grow with the depth of the tree.
-constexpr int kMaxRemovalDepth = 64;
+// Removes `path` and everything below it (base/remove_tree.h: any depth,
+// symlinks removed, never followed). Missing `path` is OK.
 absl::Status RemoveTree(const std::string& path);
 // Same, for the entry `name` inside the directory open at `dirfd`.
-absl::Status RemoveTreeAt(int dirfd, const std::string& name);
+using ::kiln::kMaxRemovalDepth;
+using ::kiln::RemoveTreeAt;
 
 // A random 16-hex-digit string for temp names.
 std::string RandomSuffix();
