@@ -210,7 +210,8 @@ int Main(int argc, char** argv) {
     dup2(fd, 1);
     execl(flags.kiln.c_str(), flags.kiln.c_str(), "serve", "--store", "store",
           "--listen", "unix:kiln.sock", "--jobs", "2",
-          "--max-streams-per-client", "100000", static_cast<char*>(nullptr));
+          "--max-streams-per-client", "10000", "--max-streams", "10000",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   bool up = false;
