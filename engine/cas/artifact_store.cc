@@ -224,8 +224,9 @@ absl::StatusOr<Digest> ArtifactStore::VerifiedArchiveOf(
     return ErrnoStatus(errno, absl::StrCat("mkdtemp ", scratch));
   }
   absl::Status st = Unstash(tree, scratch + "/t");
-  std::error_code ec;
-  std::filesystem::remove_all(scratch, ec);
+  // The scratch tree came from an archive: removed beneath its parent,
+  // at any depth, never following a link; a leftover is swept as a temp.
+  RemoveTree(scratch).IgnoreError();
   if (!st.ok()) {
     if (absl::IsDataLoss(st) || absl::IsNotFound(st)) {
       ForgetArchive(tree, *archive).IgnoreError();
