@@ -93,9 +93,10 @@ absl::Status ListNames(int fd, const std::string& shown,
 // One open directory on RemoveTreeAt's path down the tree.
 struct RemovalFrame {
   int fd = -1;
-  std::string name;               // its name in the frame above
-  std::vector<std::string> todo;  // entries not yet removed
-  bool failed = false;            // something below could not be removed
+  std::string name;  // its name in the frame above
+  std::vector<std::string>
+      pending;          // entries of this directory still to remove
+  bool failed = false;  // something below could not be removed
 };
 
 }  // namespace
@@ -138,11 +139,11 @@ absl::Status RemoveTreeAt(int parent_fd, const std::string& name) {
     RemovalFrame f;
     f.fd = fd;
     f.name = child;
-    absl::Status listed = ListNames(fd, child, &f.todo);
+    absl::Status listed = ListNames(fd, child, &f.pending);
     if (!listed.ok()) {
       note(listed);
       f.failed = true;
-      f.todo.clear();
+      f.pending.clear();
     }
     stack.push_back(std::move(f));
     return true;
@@ -150,7 +151,7 @@ absl::Status RemoveTreeAt(int parent_fd, const std::string& name) {
   if (!push(parent_fd, name)) return result;
   while (!stack.empty()) {
     RemovalFrame& top = stack.back();
-    if (top.todo.empty()) {
+    if (top.pending.empty()) {
       // Everything below is gone (or failed): remove the directory itself.
       RemovalFrame done = std::move(top);
       stack.pop_back();
@@ -169,8 +170,8 @@ absl::Status RemoveTreeAt(int parent_fd, const std::string& name) {
       }
       continue;
     }
-    std::string child = std::move(top.todo.back());
-    top.todo.pop_back();
+    std::string child = std::move(top.pending.back());
+    top.pending.pop_back();
     if (fstatat(top.fd, child.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;
       const int err = errno;
@@ -199,7 +200,7 @@ absl::Status RemoveTreeAt(int parent_fd, const std::string& name) {
         top.failed = true;
         continue;
       }
-      stack.front().todo.push_back(std::move(moved));
+      stack.front().pending.push_back(std::move(moved));
       continue;
     }
     const size_t top_index = stack.size() - 1;
