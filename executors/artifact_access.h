@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "executors/image_access.h"
 
 namespace kiln {
 
@@ -41,6 +42,9 @@ struct HostWorkspaceOptions {
   std::string work_root;
   // Materializes inputs and captures outputs; must outlive the executions.
   ArtifactAccess* artifacts = nullptr;
+  // Prepares request.image on this host; null: this host runs no images.
+  // Must outlive the executions.
+  ImageAccess* images = nullptr;
 };
 
 }  // namespace kiln

@@ -214,6 +214,7 @@ HostWorkspaceOptions MergeHostWorkspace(const HostWorkspaceOptions& given,
   HostWorkspaceOptions out = given;
   if (out.work_root.empty()) out.work_root = fallback.work_root;
   if (out.artifacts == nullptr) out.artifacts = fallback.artifacts;
+  if (out.images == nullptr) out.images = fallback.images;
   return out;
 }
 
