@@ -6,6 +6,7 @@
 #ifndef KILN_ENGINE_OCI_SOURCE_H_
 #define KILN_ENGINE_OCI_SOURCE_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -47,6 +48,29 @@ struct ResolvedImage {
 absl::StatusOr<ResolvedImage> ResolveImage(ImageSource& source,
                                            const std::string& tag_or_digest,
                                            const Platform& platform);
+
+// A reference opened to its source: the repository's ImageSource plus what
+// to ask it for.
+struct OpenedReference {
+  std::unique_ptr<ImageSource> source;
+  // "host[:port]/path/repo": the reference without tag or digest, in the
+  // canonical form a pinned reference is written in ("NAME@sha256:…").
+  std::string name;
+  std::string tag_or_digest;  // "latest" when the reference names neither
+};
+
+// Opens references ("host:5000/app:1.0", "app@sha256:…", "debian" →
+// docker.io/library/debian:latest) to their registry repositories, with the
+// configured credentials, CA and insecure-registry list. The registry client
+// implements it; tests may use an implementation over OCI layouts.
+// Thread-safe.
+class ImageSources {
+ public:
+  virtual ~ImageSources() = default;
+  // InvalidArgument for a malformed reference (naming it and why).
+  virtual absl::StatusOr<OpenedReference> Open(
+      const std::string& reference) = 0;
+};
 
 }  // namespace kiln::oci
 
