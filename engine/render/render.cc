@@ -498,7 +498,11 @@ class Builder {
   std::vector<std::string> display_stack_;
 };
 
-void ApplyOverrides(const RenderOverrides& o, std::vector<Resource>* res) {
+// The pipeline's overrides, after the kustomization's own transforms. An
+// image override that matches no container image is an error: it would
+// otherwise leave a manifest that does not run what the pipeline built.
+absl::Status ApplyOverrides(const RenderOverrides& o,
+                            std::vector<Resource>* res) {
   SetNamespace(o.namespace_, res);
   AddNameAffixes(o.name_prefix, o.name_suffix, res);
   AddLabels(o.labels, true, true, res);
@@ -509,8 +513,15 @@ void ApplyOverrides(const RenderOverrides& o, std::vector<Resource>* res) {
     rule.has_tag = !img.new_tag().empty();
     rule.new_tag = img.new_tag();
     rule.digest = img.digest();
-    SetImage(rule, res);
+    if (SetImage(rule, res) == 0) {
+      return absl::NotFoundError(absl::StrCat(
+          "image override '", img.name(),
+          "' matches no container image in the rendered manifests (an image "
+          "is matched by its name after the kustomization's own images: "
+          "entries, without tag or digest)"));
+    }
   }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -521,7 +532,9 @@ absl::StatusOr<std::string> RenderKustomization(
   absl::StatusOr<std::vector<Resource>> built = builder.BuildDir(dir, false);
   if (!built.ok()) return built.status();
   std::vector<Resource> resources = *std::move(built);
-  ApplyOverrides(overrides, &resources);
+  if (absl::Status s = ApplyOverrides(overrides, &resources); !s.ok()) {
+    return s;
+  }
   for (Resource& r : resources) {
     if (!r.needs_hash) continue;
     // kustomize hashes the generated object before it carries a name.

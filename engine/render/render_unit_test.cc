@@ -1,14 +1,18 @@
 // Unit tests for the YAML model, emitter quoting, scalar typing, strategic
 // merge, JSON patch, the generator hash and resource ordering.
+#include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include "engine/render/convert.h"
 #include "engine/render/emit.h"
 #include "engine/render/hash.h"
 #include "engine/render/json_patch.h"
+#include "engine/render/render.h"
 #include "engine/render/resource.h"
 #include "engine/render/scalar.h"
 #include "engine/render/strategic_merge.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace kiln::render {
@@ -176,6 +180,39 @@ TEST(Ordering, LegacyOrder) {
   std::string order;
   for (const Resource& r : rs) order += r.Kind() + "/" + r.Name() + " ";
   EXPECT_EQ(order, "ConfigMap/b ConfigMap/a Deployment/d Job/j Pod/p ");
+}
+
+// The pipeline's image overrides apply to the rendered images; one that
+// matches nothing fails instead of leaving the old image in place.
+TEST(Overrides, ImageDigestAppliesAndAnUnmatchedOverrideFails) {
+  std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/overrides";
+  ASSERT_EQ(system(("mkdir -p " + dir).c_str()), 0);
+  std::ofstream(dir + "/kustomization.yaml") << "resources: [pod.yaml]\n";
+  std::ofstream(dir + "/pod.yaml")
+      << "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n"
+         "  containers:\n  - name: c\n    image: hello:latest\n";
+  const std::string digest =
+      "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  RenderOverrides ok;
+  v1::ImageOverride image;
+  image.set_name("hello");
+  image.set_new_name("127.0.0.1:5000/hello");
+  image.set_digest(digest);
+  ok.images.push_back(image);
+  auto out = RenderKustomization(dir, ok);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(*out,
+              ::testing::HasSubstr("image: 127.0.0.1:5000/hello@" + digest));
+
+  RenderOverrides missing;
+  image.set_name("127.0.0.1:5000/other");
+  missing.images.push_back(image);
+  auto refused = RenderKustomization(dir, missing);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(
+      refused.status().message(),
+      ::testing::HasSubstr("image override '127.0.0.1:5000/other' matches no "
+                           "container image"));
 }
 
 }  // namespace

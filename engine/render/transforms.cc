@@ -232,11 +232,11 @@ void SplitImage(const std::string& image, std::string* name, std::string* tag,
   *name = rest;
 }
 
-void UpdateImage(const ImageRule& rule, Value* image) {
-  if (!image->IsString()) return;
+bool UpdateImage(const ImageRule& rule, Value* image) {
+  if (!image->IsString()) return false;
   std::string name, tag, digest;
   SplitImage(image->text, &name, &tag, &digest);
-  if (name != rule.name) return;
+  if (name != rule.name) return false;
   if (!rule.new_name.empty()) name = rule.new_name;
   if (rule.has_tag) {
     tag = rule.new_tag;
@@ -250,6 +250,7 @@ void UpdateImage(const ImageRule& rule, Value* image) {
   if (!tag.empty()) out += ":" + tag;
   if (!digest.empty()) out += "@" + digest;
   image->text = out;
+  return true;
 }
 
 }  // namespace
@@ -331,7 +332,7 @@ void AddAnnotations(const StringPairs& annotations,
   for (Resource& r : *resources) ApplySpecs(specs, annotations, &r);
 }
 
-void SetImage(const ImageRule& rule, std::vector<Resource>* resources) {
+int SetImage(const ImageRule& rule, std::vector<Resource>* resources) {
   static const char* paths[] = {
       "spec/containers/image",
       "spec/initContainers/image",
@@ -340,11 +341,14 @@ void SetImage(const ImageRule& rule, std::vector<Resource>* resources) {
       "spec/jobTemplate/spec/template/spec/containers/image",
       "spec/jobTemplate/spec/template/spec/initContainers/image",
   };
+  int matched = 0;
   for (Resource& r : *resources) {
     for (const char* path : paths) {
-      VisitPath(&r.obj, path, false, [&](Value* v) { UpdateImage(rule, v); });
+      VisitPath(&r.obj, path, false,
+                [&](Value* v) { matched += UpdateImage(rule, v) ? 1 : 0; });
     }
   }
+  return matched;
 }
 
 void SetReplicas(const std::string& name, const Value& count,

@@ -45,7 +45,8 @@ struct ImageRule {
   bool has_tag = false;  // newTag given (even "")
 };
 // One `images:` entry over containers and initContainers of every kind.
-void SetImage(const ImageRule& rule, std::vector<Resource>* resources);
+// Returns how many container images the rule matched.
+int SetImage(const ImageRule& rule, std::vector<Resource>* resources);
 
 // One `replicas:` entry (name matches current or earlier names).
 void SetReplicas(const std::string& name, const Value& count,
