@@ -25,6 +25,7 @@
 #include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
 #include "engine/cli/client_connect.h"
+#include "engine/cli/git_trigger.h"
 #include "engine/cli/progress.h"
 #include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
@@ -125,7 +126,9 @@ int SubmitVerb(const std::vector<std::string>& argv) {
   if (!trigger.ok()) {
     return args.UsageError(std::string(trigger.status().message()));
   }
-  const std::string& file = args.positionals()[0];
+  auto git = GitSource::Resolve(args, args.positionals()[0], &*trigger);
+  if (!git.ok()) return args.UsageError(std::string(git.status().message()));
+  const std::string& file = git->pipeline_file();
   pipeline::LoadedPipeline loaded = pipeline::LoadPipelineFile(file);
   if (!loaded.ok()) {
     for (const auto& d : loaded.errors) {
@@ -154,7 +157,7 @@ int SubmitVerb(const std::vector<std::string>& argv) {
 
   v1::SubmitRunRequest request;
   request.set_yaml(yaml.str());
-  request.set_filename(file);
+  request.set_filename(args.positionals()[0]);
   *request.mutable_trigger() = *trigger;
   request.mutable_source()->set_tree_digest(stashed->tree.ToString());
   request.mutable_source()->set_archive_digest(stashed->archive.ToString());

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/cli/args.h"
+#include "engine/cli/git_trigger.h"
 #include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
 #include "engine/pipeline/condition.h"
@@ -101,8 +102,15 @@ int RunGraph(const std::vector<std::string>& argv) {
     return args.UsageError(std::string(trigger.status().message()));
   }
 
+  absl::StatusOr<GitSource> git =
+      GitSource::Resolve(args, args.positionals()[0], &*trigger);
+  if (!git.ok()) {
+    std::fprintf(stderr, "kiln: %s\n",
+                 std::string(git.status().message()).c_str());
+    return kExitUsage;
+  }
   pipeline::LoadedPipeline loaded =
-      pipeline::LoadPipelineFile(args.positionals()[0]);
+      pipeline::LoadPipelineFile(git->pipeline_file());
   if (!loaded.ok()) {
     for (const pipeline::Diagnostic& d : loaded.errors) {
       std::fprintf(stderr, "%s\n", d.ToString().c_str());

@@ -5,11 +5,13 @@
 
 #include <atomic>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/cli/args.h"
+#include "engine/cli/git_trigger.h"
 #include "engine/cli/local_engine.h"
 #include "engine/cli/progress.h"
 #include "engine/cli/trigger_flags.h"
@@ -98,9 +100,18 @@ int RunVerb(const std::vector<std::string>& argv) {
     return args.UsageError(std::string(trigger.status().message()));
 
   RunRequest request;
+  // Lives until the run ends: with --rev it holds the exported source.
+  std::optional<GitSource> git;
   if (!resume) {
+    auto resolved = GitSource::Resolve(args, args.positionals()[0], &*trigger);
+    if (!resolved.ok()) {
+      std::fprintf(stderr, "kiln: %s\n",
+                   std::string(resolved.status().message()).c_str());
+      return kExitUsage;
+    }
+    git.emplace(*std::move(resolved));
     pipeline::LoadedPipeline loaded =
-        pipeline::LoadPipelineFile(args.positionals()[0]);
+        pipeline::LoadPipelineFile(git->pipeline_file());
     if (!loaded.ok()) {
       for (const auto& d : loaded.errors) {
         std::fprintf(stderr, "%s\n", d.ToString().c_str());
@@ -132,8 +143,10 @@ int RunVerb(const std::vector<std::string>& argv) {
   ProgressView view(args.Has("json") ? ProgressView::Mode::kJson
                                      : ProgressView::Mode::kAuto);
   if (!args.Has("json")) {
-    std::fprintf(stderr, "kiln: run %s%s\n", (*run)->id().c_str(),
-                 resume ? " (resumed)" : "");
+    std::string note =
+        git && !git->note().empty() ? absl::StrCat(" (", git->note(), ")") : "";
+    std::fprintf(stderr, "kiln: run %s%s%s\n", (*run)->id().c_str(),
+                 resume ? " (resumed)" : "", note.c_str());
   }
   int sub =
       (*run)->Subscribe(0, [&view](const v1::RunEvent& e) { view.OnEvent(e); });

@@ -11,6 +11,10 @@ void AddTriggerFlags(Args* args) {
   args->Flag("event", "push, pull_request, tag or manual (default: push)");
   args->Flag("revision", "the commit revision");
   args->Repeated("param", "a pipeline parameter, k=v");
+  args->Flag("rev",
+             "run this committed git revision (its exact tree) instead of "
+             "the work tree");
+  args->Bool("no-git", "do not fill the trigger from git");
 }
 
 absl::StatusOr<v1::Trigger> TriggerFromFlags(const Args& args) {

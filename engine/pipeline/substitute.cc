@@ -99,7 +99,7 @@ absl::Status Scan(absl::string_view text, OnLiteral on_literal, OnRef on_ref) {
 
 const std::vector<std::string>& TriggerFields() {
   static const auto* fields = new std::vector<std::string>{
-      "branch", "branch_slug", "event", "revision"};
+      "branch", "branch_slug", "event", "revision", "author", "commit_time"};
   return *fields;
 }
 
@@ -172,6 +172,10 @@ absl::StatusOr<std::string> Substitute(absl::string_view text,
               out += t.revision();
             } else if (ref.name == "event") {
               out += EventName(t.event());
+            } else if (ref.name == "author") {
+              out += t.author();
+            } else if (ref.name == "commit_time") {
+              out += std::to_string(t.commit_time());
             } else {
               return absl::InvalidArgumentError(
                   absl::StrCat("unknown trigger field in ", ref.text));

@@ -1,0 +1,47 @@
+// The pipeline file a verb works on and its trigger, filled from git: when
+// the pipeline lives in a git work tree, the trigger's branch, revision,
+// message, author and commit time come from its HEAD (flags still win) and
+// a dirty tree is marked; `--rev REV` runs a committed revision instead of
+// the work tree (the pipeline and its source are that commit's exact tree,
+// exported from the object database into a temporary directory that lives
+// as long as the GitSource). `--no-git` turns all of it off.
+#ifndef KILN_ENGINE_CLI_GIT_TRIGGER_H_
+#define KILN_ENGINE_CLI_GIT_TRIGGER_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "engine/cli/args.h"
+#include "kiln/v1/pipeline.pb.h"
+
+namespace kiln::cli {
+
+class GitSource {
+ public:
+  GitSource() = default;
+  GitSource(GitSource&& other) noexcept;
+  GitSource& operator=(GitSource&&) = delete;
+  GitSource(const GitSource&) = delete;
+  ~GitSource();  // removes the export of --rev
+
+  // The pipeline file to load (inside the export with --rev).
+  const std::string& pipeline_file() const { return pipeline_file_; }
+  // E.g. "main@1a2b3c4d5e6f (uncommitted changes)"; "" outside git.
+  const std::string& note() const { return note_; }
+
+  // `trigger` holds what the flags gave (TriggerFromFlags); the fields they
+  // left empty are filled from git. Errors: --rev outside a repository, an
+  // unknown revision, a pipeline file the revision does not have.
+  static absl::StatusOr<GitSource> Resolve(const Args& args,
+                                           const std::string& pipeline_file,
+                                           v1::Trigger* trigger);
+
+ private:
+  std::string pipeline_file_;
+  std::string note_;
+  std::string export_dir_;  // "" unless --rev
+};
+
+}  // namespace kiln::cli
+
+#endif  // KILN_ENGINE_CLI_GIT_TRIGGER_H_
