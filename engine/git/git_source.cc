@@ -32,9 +32,6 @@ using Object =
     std::unique_ptr<git_object, Deleter<git_object, git_object_free>>;
 using Tree = std::unique_ptr<git_tree, Deleter<git_tree, git_tree_free>>;
 using Blob = std::unique_ptr<git_blob, Deleter<git_blob, git_blob_free>>;
-using StatusList =
-    std::unique_ptr<git_status_list,
-                    Deleter<git_status_list, git_status_list_free>>;
 
 void InitOnce() {
   static std::once_flag once;
@@ -88,17 +85,24 @@ Commit FromCommit(git_commit* c) {
   return out;
 }
 
+// Stops at the first change: a dirty tree costs no more than finding one.
 absl::StatusOr<bool> IsDirty(git_repository* repo) {
   git_status_options opts = GIT_STATUS_OPTIONS_INIT;
   opts.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
   opts.flags =
       GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
-  git_status_list* raw = nullptr;
-  if (int rc = git_status_list_new(&raw, repo, &opts); rc != 0) {
-    return GitError(rc, "reading the work tree's status");
-  }
-  StatusList list(raw);
-  return git_status_list_entrycount(list.get()) > 0;
+  constexpr int kFound = 1;
+  int rc = git_status_foreach_ext(
+      repo, &opts,
+      [](const char*, unsigned int flags, void*) -> int {
+        return flags == GIT_STATUS_CURRENT || (flags & GIT_STATUS_IGNORED) != 0
+                   ? 0
+                   : kFound;
+      },
+      nullptr);
+  if (rc == kFound) return true;
+  if (rc != 0) return GitError(rc, "reading the work tree's status");
+  return false;
 }
 
 // An entry name that stays inside its directory and is not git's own.
