@@ -78,6 +78,28 @@ ConditionResult EvaluateStringMatch(const v1::StringMatch& m,
                               DescribeMatch(m, is_message))};
 }
 
+// Holds when any changelog message matches (negated: when none does).
+ConditionResult EvaluateChangelog(const v1::StringMatch& m,
+                                  const v1::Trigger& trigger) {
+  std::vector<std::string> messages(trigger.changelog().begin(),
+                                    trigger.changelog().end());
+  if (messages.empty()) messages.push_back(trigger.commit_message());
+  v1::StringMatch positive = m;
+  positive.set_negate(false);
+  for (const std::string& message : messages) {
+    ConditionResult r =
+        EvaluateStringMatch(positive, "changelog entry", message, true);
+    if (r.holds) {
+      return {!m.negate(),
+              m.negate() ? absl::StrCat(r.reason, ", but must not") : r.reason};
+    }
+  }
+  bool holds = m.negate();
+  return {holds, absl::StrCat("no changelog entry (", messages.size(),
+                              messages.size() == 1 ? " commit" : " commits",
+                              ") matches ", DescribeMatch(positive, true))};
+}
+
 ConditionResult EvaluateEvents(const v1::EventSet& set, v1::EventKind event) {
   std::vector<std::string> names;
   bool holds = false;
@@ -187,6 +209,8 @@ ConditionResult EvaluateCondition(
     case v1::Condition::kMessage:
       return EvaluateStringMatch(c.message(), "message",
                                  trigger.commit_message(), true);
+    case v1::Condition::kChangelog:
+      return EvaluateChangelog(c.changelog(), trigger);
     case v1::Condition::kEvent:
       return EvaluateEvents(c.event(), trigger.event());
     case v1::Condition::kParam:

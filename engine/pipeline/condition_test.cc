@@ -153,3 +153,40 @@ TEST(ConditionTest, CheckStringMatch) {
 
 }  // namespace
 }  // namespace kiln::pipeline
+
+namespace kiln::pipeline {
+namespace {
+
+TEST(ChangelogTest, AnyMessageOfTheChangelogMatches) {
+  v1::Trigger t = Trigger("feature/x", "fix: typo");
+  t.add_changelog("fix: typo");
+  t.add_changelog("feat: new page\n\nshipit");
+  t.add_changelog("chore: deps");
+  ConditionResult r = EvaluateCondition(When("{changelog: '^shipit'}"), t, {});
+  EXPECT_TRUE(r.holds) << r.reason;
+  EXPECT_THAT(r.reason, HasSubstr("changelog entry"));
+  // `message:` still looks at the head commit only.
+  EXPECT_FALSE(EvaluateCondition(When("{message: '^shipit'}"), t, {}).holds);
+  ConditionResult none =
+      EvaluateCondition(When("{changelog: '^release'}"), t, {});
+  EXPECT_FALSE(none.holds);
+  EXPECT_THAT(none.reason, HasSubstr("no changelog entry (3 commits) matches"));
+  EXPECT_FALSE(
+      EvaluateCondition(When("{changelog: {not: '^shipit'}}"), t, {}).holds);
+  EXPECT_TRUE(
+      EvaluateCondition(When("{changelog: {not: '^release'}}"), t, {}).holds);
+}
+
+TEST(ChangelogTest, WithoutAChangelogTheHeadMessageCounts) {
+  v1::Trigger t = Trigger("main", "shipit: now");
+  EXPECT_TRUE(EvaluateCondition(When("{changelog: '^shipit'}"), t, {}).holds);
+  LoadedPipeline bad = LoadPipelineText(
+      "name: c\ntasks:\n  - name: t\n    run: {command: [x]}\n    when: "
+      "{changelog: '(unclosed'}\n",
+      "c.yaml");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_THAT(JoinDiagnostics(bad.errors), HasSubstr("c.yaml:5:"));
+}
+
+}  // namespace
+}  // namespace kiln::pipeline

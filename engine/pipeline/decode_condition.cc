@@ -13,7 +13,7 @@ namespace {
 
 const std::vector<std::string>& ConditionKeys() {
   static const auto* keys = new std::vector<std::string>{
-      "branch", "message", "event", "param", "all", "any", "not"};
+      "branch", "message", "changelog", "event", "param", "all", "any", "not"};
   return *keys;
 }
 
@@ -114,6 +114,8 @@ void DecodeOne(Decoder* d, const Node& key, const Node& value,
   if (k == "branch") DecodeStringMatch(d, value, child, out->mutable_branch());
   if (k == "message")
     DecodeStringMatch(d, value, child, out->mutable_message());
+  if (k == "changelog")
+    DecodeStringMatch(d, value, child, out->mutable_changelog());
   if (k == "event") DecodeEvents(d, value, child, out->mutable_event());
   if (k == "param") DecodeParamMatch(d, value, child, out->mutable_param());
   if (k == "all") DecodeList(d, value, child, out->mutable_all());

@@ -147,10 +147,20 @@ void Validator::CheckCondition(const v1::Condition& c, const std::string& path,
                                int t) {
   switch (c.kind_case()) {
     case v1::Condition::kBranch:
-    case v1::Condition::kMessage: {
-      bool is_message = c.kind_case() == v1::Condition::kMessage;
-      const v1::StringMatch& m = is_message ? c.message() : c.branch();
-      std::string p = Field(path, is_message ? "message" : "branch");
+    case v1::Condition::kMessage:
+    case v1::Condition::kChangelog: {
+      bool is_branch = c.kind_case() == v1::Condition::kBranch;
+      bool is_message = !is_branch;
+      const char* name = is_branch ? "branch"
+                         : c.kind_case() == v1::Condition::kMessage
+                             ? "message"
+                             : "changelog";
+      const v1::StringMatch& m =
+          is_branch
+              ? c.branch()
+              : (c.kind_case() == v1::Condition::kMessage ? c.message()
+                                                          : c.changelog());
+      std::string p = Field(path, name);
       std::string error = CheckStringMatch(m, is_message);
       if (!error.empty())
         Error(Field(p, "pattern"), absl::StrCat(Who(t), ": ", error));
