@@ -127,3 +127,30 @@ echo "ok: refused connections are reported"
 kill -TERM "${SERVER_PID}"
 wait "${SERVER_PID}"
 SERVER_PID=""
+
+# 5. The global budget of uploads and extractions, on a server of its own.
+"${KILN}" serve --store "${WORK}/store3" --listen 127.0.0.1:0 \
+  --token-file "${WORK}/tokens" --max-uploads 3 \
+  --max-upload-temp-bytes 4194304 --max-source-bytes 1048576 \
+  >"${WORK}/serve3.out" 2>"${WORK}/serve3.err" &
+SERVER_PID=$!
+ADDR=""
+for _ in $(seq 1 300); do
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve3.out")"
+  [[ -n "${ADDR}" ]] && break
+  if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
+    echo "kiln serve exited:" >&2
+    cat "${WORK}/serve3.err" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+[[ -n "${ADDR}" ]] || { echo "kiln serve did not start" >&2; exit 1; }
+KILN_SECTION=budget KILN_ADDR="${ADDR}" KILN_PROTO_DIR="${PROTO_DIR}" \
+  KILN_PID="${SERVER_PID}" KILN_STORE="${WORK}/store3" \
+  KILN_ADMIN="${ADMIN}" KILN_SUBMITTER="${SUBMITTER}" \
+  KILN_VIEWER1="${VIEWER1}" KILN_VIEWER2="${VIEWER2}" \
+  timeout 300 node "${CLIENT}"
+kill -TERM "${SERVER_PID}"
+wait "${SERVER_PID}"
+SERVER_PID=""

@@ -610,9 +610,135 @@ async function connectionCap() {
               `descriptors ${fdsBefore} -> ${fdsAt})`);
 }
 
+function blobTemps() {
+  const dir = `${storeDir}/cas/tmp`;
+  return fs.existsSync(dir) ?
+      fs.readdirSync(dir).filter((n) => n.startsWith('.kiln-blob-')) : [];
+}
+
+async function until(what, cond, seconds = 30) {
+  const end = Date.now() + seconds * 1000;
+  while (!cond()) {
+    assert.ok(Date.now() < end, `timed out waiting for ${what}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+// A zstd frame of one raw block: a tar holding `name` with `content`.
+function tarZst(name, content) {
+  const header = Buffer.alloc(512);
+  header.write(name, 0);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(content.length.toString(8).padStart(11, '0') + '\0', 124);
+  header.write('00000000000\0', 136);
+  header.write('        ', 148);
+  header.write('0', 156);
+  header.write('ustar\0', 257);
+  header.write('00', 263);
+  let sum = 0;
+  for (const b of header) sum += b;
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  const body = Buffer.alloc(Math.ceil(content.length / 512) * 512);
+  content.copy(body);
+  const tar = Buffer.concat([header, body, Buffer.alloc(1024)]);
+  const h = (tar.length << 3) | 1;  // raw, last block
+  return Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]),
+                        Buffer.from([h & 0xff, (h >> 8) & 0xff, h >> 16]), tar]);
+}
+
+// Run against a server started with --max-uploads 3,
+// --max-upload-temp-bytes 4 MiB and --max-source-bytes 1 MiB: the budget
+// holds over all clients at once (each upload on its own connection),
+// refused requests leave nothing behind, and the admitted ones succeed.
+async function uploadBudget() {
+  const crypto = require('node:crypto');
+  const sha = (b) => 'sha256:' + crypto.createHash('sha256').update(b).digest('hex');
+  const MiB = 1 << 20;
+  // A small source archive, uploaded while nothing else is in progress.
+  const archive = tarZst('hello.txt', Buffer.from('hello\n'));
+  const archiveDigest = sha(archive);
+  assert.equal((await upload(newClient(), archiveDigest, archive.length,
+                             [archive], true).done).digest, archiveDigest);
+  assert.deepEqual(blobTemps(), []);
+  // Two clients each announce 1.6 MiB and send part of it: 3.2 MiB of the
+  // 4 MiB are reserved (each is admitted once its temp file exists).
+  const blobs = [crypto.randomBytes(1.6 * MiB), crypto.randomBytes(1.6 * MiB)];
+  const held = [];
+  for (const b of blobs) {
+    held.push(upload(newClient(), sha(b), b.length, [b.subarray(0, MiB)], false));
+    await until(`upload ${held.length} admitted`,
+                () => blobTemps().length === held.length);
+  }
+  // A third client's 1 MiB would pass the budget: refused at once.
+  const third = crypto.randomBytes(MiB);
+  await assert.rejects(upload(newClient(), sha(third), third.length, [third],
+                              true).done, (err) => {
+    assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED, err.details);
+    assert.match(err.details, /temporary space \(limit 4194304, --max-upload-temp-bytes\)/);
+    return true;
+  });
+  // So is a source extraction (it reserves up to --max-source-bytes).
+  const tree = 'sha256:' + 'cd'.repeat(32);
+  await assert.rejects(unary('SubmitRun', {
+    yaml: SLEEPER, source: {tree_digest: tree, archive_digest: archiveDigest}},
+                             'submitter', newClient()), (err) => {
+    assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED, err.details);
+    assert.match(err.details, /source extraction refused: it may take 1048576 bytes/);
+    return true;
+  });
+  // A small upload fits beside them and succeeds.
+  const small = crypto.randomBytes(512 << 10);
+  assert.equal((await upload(newClient(), sha(small), small.length, [small],
+                             true).done).digest, sha(small));
+  // A third upload in progress, then a fourth is refused by count.
+  const tiny = crypto.randomBytes(1000);
+  const third2 = upload(newClient(), sha(tiny), tiny.length,
+                        [tiny.subarray(0, 10)], false);
+  await until('third upload admitted', () => blobTemps().length === 3);
+  const extra = crypto.randomBytes(100);
+  await assert.rejects(upload(newClient(), sha(extra), extra.length, [extra],
+                              true).done, (err) => {
+    assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED, err.details);
+    assert.match(err.details, /too many uploads in progress \(limit 3, --max-uploads\)/);
+    return true;
+  });
+  // Nothing of the refused requests is on disk: only the three in progress.
+  assert.equal(blobTemps().length, 3);
+  const sources = `${storeDir}/sources`;
+  assert.deepEqual(fs.existsSync(sources) ? fs.readdirSync(sources) : [], []);
+  // The admitted uploads complete with their digests.
+  third2.call.write({data: tiny.subarray(10)});
+  third2.call.end();
+  held.forEach((h, i) => {
+    h.call.write({data: blobs[i].subarray(MiB)});
+    h.call.end();
+  });
+  assert.equal((await third2.done).digest, sha(tiny));
+  for (let i = 0; i < held.length; ++i) {
+    assert.equal((await held[i].done).digest, sha(blobs[i]));
+  }
+  await until('temps gone', () => blobTemps().length === 0);
+  // With the space free again, the extraction is admitted: it runs and
+  // fails on the forged tree digest, not on the budget.
+  await assert.rejects(unary('SubmitRun', {
+    yaml: SLEEPER, source: {tree_digest: tree, archive_digest: archiveDigest}},
+                             'submitter', newClient()), (err) => {
+    assert.doesNotMatch(err.details, /temporary space|in progress/);
+    return true;
+  });
+  console.log('ok: uploads and extractions share a global budget ' +
+              '(count and temporary space); refused ones leave nothing');
+}
+
 async function main() {
   if (process.env.KILN_SECTION === 'connections') {
     await connectionCap();
+    return;
+  }
+  if (process.env.KILN_SECTION === 'budget') {
+    await uploadBudget();
     return;
   }
   await sourceBombStopped();
