@@ -56,7 +56,7 @@ int ServeVerb(const std::vector<std::string>& argv) {
             "temporary space of all uploads and extractions in progress "
             "(default 32 GiB)");
   args.Flag("max-connections",
-            "TCP connections open at once, plain TCP only (default 512)");
+            "connections open at once, per listener (default 512)");
   args.Flag("max-source-bytes",
             "file content of a submitted source archive (default 4 GiB)");
   args.Flag("max-source-expansion",

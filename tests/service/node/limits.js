@@ -3,7 +3,11 @@
 // client and in all with an admin reserve, no reflection on TCP, paused
 // watchers bounded in memory and cut off, idle connections closed,
 // protobuf pipelines bounded and validated in linear memory, run replies
-// fitted and paged, and secret param values never returned.
+// fitted and paged, and secret param values never returned. Sections run
+// against servers of their own (KILN_SECTION): the plain-TCP connection cap
+// ('connections'), the cap on TLS and unix-socket listeners ('gated';
+// KILN_CERT: the server's certificate), and the global upload/extraction
+// budget ('budget').
 //
 // Environment: KILN_ADDR, KILN_PROTO_DIR, KILN_PID (the server, to read its
 // memory), KILN_STORE (its store directory), KILN_ADMIN / KILN_SUBMITTER / KILN_VIEWER1 / KILN_VIEWER2
@@ -610,6 +614,88 @@ async function connectionCap() {
               `descriptors ${fdsBefore} -> ${fdsAt})`);
 }
 
+// The cap on a listener gRPC accepts itself (TLS over TCP, or the unix
+// socket), against a server started with --max-connections 4. A held
+// connection finishes its TLS handshake and HTTP/2 start, so only the
+// gate (not the handshake timeout) can close it; a refused one is closed
+// before a byte of TLS or HTTP/2 is answered.
+const tls = require('node:tls');
+function gatedConnection() {
+  return new Promise((resolve) => {
+    const preface = (sock) => {
+      sock.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+      sock.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]));  // SETTINGS
+    };
+    let sock;
+    if (addr.startsWith('unix:')) {
+      sock = net.connect(addr.slice(5), () => preface(sock));
+    } else {
+      const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+      sock = tls.connect({host: '127.0.0.1', port, servername: 'localhost',
+                          ca: fs.readFileSync(process.env.KILN_CERT),
+                          ALPNProtocols: ['h2']}, () => preface(sock));
+    }
+    sock.once('data', () => resolve({sock, outcome: 'served'}));
+    sock.on('error', () => {});
+    sock.on('close', () => resolve({sock, outcome: 'closed'}));
+  });
+}
+
+function gatedClient() {
+  if (addr.startsWith('unix:')) {
+    return new kiln.Kiln(addr, grpc.credentials.createInsecure(),
+                         {'grpc.use_local_subchannel_pool': 1});
+  }
+  return new kiln.Kiln(
+      addr, grpc.credentials.createSsl(fs.readFileSync(process.env.KILN_CERT)),
+      {'grpc.use_local_subchannel_pool': 1,
+       'grpc.ssl_target_name_override': 'localhost'});
+}
+
+async function gatedConnectionCap() {
+  const cap = 4;
+  const kind = addr.startsWith('unix:') ? 'unix socket' : 'TLS';
+  const who = addr.startsWith('unix:') ? 'admin' : 'viewer1';
+  const held = [];
+  let refused = 0;
+  for (let i = 0; i < 40; ++i) {
+    const c = await gatedConnection();
+    if (c.outcome === 'served') held.push(c.sock);
+    else ++refused;
+  }
+  assert.equal(held.length, cap, `${kind}: ${held.length} connections served`);
+  assert.equal(refused, 40 - cap);
+  // A real client is refused too while all places are taken.
+  const c = gatedClient();
+  await expectCode(unary('ListRuns', {page_size: 1}, who, c, 5),
+                   grpc.status.UNAVAILABLE, `${kind} client past the cap`);
+  c.close();
+  // One leaves: its place is taken again.
+  held.pop().destroy();
+  let again = null;
+  for (let i = 0; i < 100 && !again; ++i) {
+    const r = await gatedConnection();
+    if (r.outcome === 'served') again = r.sock;
+    else await new Promise((res) => setTimeout(res, 100));
+  }
+  assert.ok(again, `${kind}: a freed place was never taken again`);
+  held.push(again);
+  for (const s of held) s.destroy();
+  let served = false;
+  for (let i = 0; i < 100 && !served; ++i) {
+    const d = gatedClient();
+    try {
+      await unary('ListRuns', {page_size: 1}, who, d, 5);
+      served = true;
+    } catch (err) {
+      assert.equal(err.code, grpc.status.UNAVAILABLE, err.details);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    d.close();
+  }
+  assert.ok(served, `${kind}: no client served after the connections closed`);
+  console.log(`ok: ${kind} connections capped at ${cap} (${refused} refused)`);
+}
 function blobTemps() {
   const dir = `${storeDir}/cas/tmp`;
   return fs.existsSync(dir) ?
@@ -735,6 +821,10 @@ async function uploadBudget() {
 async function main() {
   if (process.env.KILN_SECTION === 'connections') {
     await connectionCap();
+    return;
+  }
+  if (process.env.KILN_SECTION === 'gated') {
+    await gatedConnectionCap();
     return;
   }
   if (process.env.KILN_SECTION === 'budget') {
