@@ -191,14 +191,19 @@ absl::StatusOr<std::string> KilnService::MaterializeSource(
   limits.max_expansion_ratio = options_.max_source_expansion;
   // Extractions at once and their temporary space, over all clients: the
   // most this archive can expand to is reserved before anything is written.
+  // (An archive not uploaded yet reserves the most; PutSource then says
+  // what is missing.)
+  int64_t reserve = limits.max_total_bytes;
   absl::StatusOr<std::unique_ptr<cas::BlobReader>> blob =
       engine_->OpenBlob(*archive);
-  if (!blob.ok()) return blob.status();
-  const int64_t compressed = (*blob)->size();
-  blob->reset();
-  const int64_t reserve = ExtractionReserve(compressed, limits.max_total_bytes,
-                                            limits.max_expansion_ratio,
-                                            limits.expansion_grace_bytes);
+  if (blob.ok()) {
+    reserve = ExtractionReserve((*blob)->size(), limits.max_total_bytes,
+                                limits.max_expansion_ratio,
+                                limits.expansion_grace_bytes);
+    blob->reset();
+  } else if (!absl::IsNotFound(blob.status())) {
+    return blob.status();
+  }
   struct Reservation {
     std::atomic<int>* extractions;
     ByteBudget* budget;
