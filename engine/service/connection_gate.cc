@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <cstddef>
 #include <cstdio>
 
 #include "grpc/support/sync.h"
