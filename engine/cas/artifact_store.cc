@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <system_error>
@@ -21,6 +22,7 @@
 #include "engine/archive/chunk_pipe.h"
 #include "engine/archive/tar_writer.h"
 #include "engine/archive/zstd_stream.h"
+#include "engine/cas/beneath.h"
 #include "engine/cas/file_io.h"
 #include "engine/cas/stat_cache.h"
 #include "engine/cas/tree_walk.h"
@@ -125,6 +127,36 @@ absl::StatusOr<StashResult> StashEntries(
     const std::string& abs_root, const std::string& cache_key,
     const std::vector<WalkedEntry>& walked, int64_t stat_clock_ns);
 
+// Leftovers of processes killed while they wrote to artifacts/: index temp
+// files (artifacts/tmp) and verification scratch trees (artifacts/), both
+// named with cas::TempName, go as soon as their creator is gone; a live
+// creator's stay. Scratch trees of older versions ("verify-XXXXXX", no
+// owner) go once untouched for a day.
+void SweepArtifactTemps(const std::string& artifacts) {
+  for (const std::string& dir : {artifacts, artifacts + "/tmp"}) {
+    int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    SweepDeadTemps(fd).IgnoreError();
+    close(fd);
+  }
+  DIR* d = opendir(artifacts.c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> stale;
+  const time_t now = time(nullptr);
+  while (dirent* e = readdir(d)) {
+    struct stat st;
+    if (absl::StartsWith(e->d_name, "verify-") &&
+        fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISDIR(st.st_mode) && now - st.st_mtime > 24 * 3600) {
+      stale.emplace_back(e->d_name);
+    }
+  }
+  closedir(d);
+  for (const std::string& name : stale) {
+    RemoveTree(absl::StrCat(artifacts, "/", name)).IgnoreError();
+  }
+}
+
 }  // namespace
 
 ArtifactStore::ArtifactStore(std::string store_dir,
@@ -139,11 +171,16 @@ absl::StatusOr<std::unique_ptr<ArtifactStore>> ArtifactStore::Open(
   absl::StatusOr<std::unique_ptr<ContentStore>> blobs =
       ContentStore::Open(store_dir);
   if (!blobs.ok()) return blobs.status();
-  absl::Status st = MakeDirs(absl::StrCat(store_dir, "/artifacts"));
+  absl::Status st = MakeDirs(absl::StrCat(store_dir, "/artifacts/tmp"));
   if (!st.ok()) return st;
+  SweepArtifactTemps(absl::StrCat(store_dir, "/artifacts"));
   if (options.compression_workers < 1) options.compression_workers = 1;
   return std::unique_ptr<ArtifactStore>(
       new ArtifactStore(store_dir, std::move(options), std::move(*blobs)));
+}
+
+std::string ArtifactStore::TempPath(absl::string_view kind) const {
+  return absl::StrCat(store_dir_, "/artifacts/tmp/", TempName(kind));
 }
 
 std::string ArtifactStore::IndexPath(const Digest& tree) const {
@@ -184,7 +221,8 @@ void ArtifactStore::RecordVerified(const Digest& tree,
   if (!MakeDirs(absl::StrCat(store_dir_, "/artifacts/by-archive")).ok()) {
     return;
   }
-  WriteFileAtomically(ReversePath(archive), tree.ToString() + "\n")
+  WriteFileAtomically(ReversePath(archive), tree.ToString() + "\n",
+                      TempPath("index"))
       .IgnoreError();
 }
 
@@ -218,9 +256,11 @@ absl::StatusOr<Digest> ArtifactStore::VerifiedArchiveOf(
   }
   // No (usable) record: verify by extracting once. Unstash drops a wrong
   // entry itself.
-  std::string scratch = absl::StrCat(store_dir_, "/artifacts/verify-XXXXXX");
-  if (mkdtemp(scratch.data()) == nullptr) {
-    return ErrnoStatus(errno, absl::StrCat("mkdtemp ", scratch));
+  // Named with our pid and start time: a kill -9 leftover is swept at Open.
+  std::string scratch =
+      absl::StrCat(store_dir_, "/artifacts/", TempName("verify"));
+  if (mkdir(scratch.c_str(), 0700) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("mkdir ", scratch));
   }
   absl::Status st = Unstash(tree, scratch + "/t");
   // The scratch tree came from an archive: removed beneath its parent,
@@ -264,7 +304,8 @@ absl::Status ArtifactStore::WriteIndex(const Digest& tree,
     if (stat(blobs_->BlobPath(archive).c_str(), &sb) == 0) size = sb.st_size;
   }
   return WriteFileAtomically(path,
-                             absl::StrCat(archive.ToString(), " ", size, "\n"));
+                             absl::StrCat(archive.ToString(), " ", size, "\n"),
+                             TempPath("index"));
 }
 
 absl::Status ArtifactStore::ForgetArchive(const Digest& tree,

@@ -11,6 +11,9 @@
 //                                           written only when the archive
 //                                           was made from, or verified to
 //                                           extract to, that tree
+//   <store>/artifacts/tmp/.kiln-index-...   index files being written
+//   <store>/artifacts/.kiln-verify-...      a claim being verified
+// (temps named with cas::TempName: a dead creator's are swept at Open)
 //   <store>/statcache/...                   stat cache (stat_cache.h)
 //
 // Stash never follows a symlink (it is stored as a link, wherever it
@@ -136,6 +139,9 @@ class ArtifactStore {
   ArtifactStore(std::string store_dir, ArtifactStoreOptions options,
                 std::unique_ptr<ContentStore> blobs);
   std::string IndexPath(const Digest& tree) const;
+  // A fresh temp file name in artifacts/tmp (swept at Open once its
+  // creator is gone).
+  std::string TempPath(absl::string_view kind) const;
   // Extracts with `extract` (one of the archive::ExtractArchive* calls),
   // verifying the tree and classifying a failure.
   absl::Status VerifiedUnstash(

@@ -6,8 +6,11 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -17,6 +20,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "engine/cas/beneath.h"
 #include "engine/cas/file_io.h"
 #include "engine/cas/tree_walk.h"
 #include "gtest/gtest.h"
@@ -359,6 +363,113 @@ TEST_F(ArtifactStoreTest, ListArtifacts) {
   EXPECT_EQ((*all)[0].first, r->tree);
   EXPECT_EQ((*all)[0].second, r->archive);
   EXPECT_EQ(*store_->ArchiveOf(r->tree), r->archive);
+}
+
+std::vector<std::string> Names(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A process killed while it verified a claim or wrote an index entry leaves
+// a scratch tree in artifacts/ and a temp file in artifacts/tmp. The next
+// Open (a server start) removes them, but never a live process's; an entry
+// whose pid now belongs to another process (pid reuse: other start time)
+// goes too, and an unnamed scratch tree of an older version once a day old.
+TEST_F(ArtifactStoreTest, KilledWritersLeftoversSweptAtOpenLiveOnesKept) {
+  const std::string artifacts = tmp_ + "/store/artifacts";
+  int ready[2], hold[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(hold), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(ready[0]);
+    close(hold[1]);
+    // As VerifiedArchiveOf and WriteIndex name them, mid-way.
+    std::string verify = artifacts + "/" + TempName("verify");
+    bool ok = mkdir(verify.c_str(), 0700) == 0 &&
+              mkdir((verify + "/" + TempName("unstash")).c_str(), 0700) == 0;
+    int fd = open((artifacts + "/tmp/" + TempName("index")).c_str(),
+                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    ok = ok && fd >= 0 && write(fd, "sha256:", 7) == 7;
+    char c = ok ? 'y' : 'n';
+    if (write(ready[1], &c, 1) != 1) _exit(1);
+    (void)read(hold[0], &c, 1);  // until killed
+    _exit(0);
+  }
+  close(ready[1]);
+  close(hold[0]);
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  ASSERT_EQ(c, 'y');
+  // Another live process's pid (our parent's) with a start time that is
+  // not its own: the creator is gone and the pid was reused.
+  const pid_t other = getppid();
+  const uint64_t other_start = ProcessStartTime(other);
+  ASSERT_NE(other_start, 0u);
+  const std::string reused = absl::StrCat(".kiln-verify-", other, "-",
+                                          other_start + 1, "-0123456789abcdef");
+  ASSERT_EQ(mkdir((artifacts + "/" + reused).c_str(), 0700), 0);
+  // An older version's unnamed scratch trees: one a day old, one fresh.
+  ASSERT_EQ(mkdir((artifacts + "/verify-OldOne").c_str(), 0700), 0);
+  Write(artifacts + "/verify-OldOne/t/f", "x");
+  struct timespec old_times[2] = {{time(nullptr) - 2 * 86400, 0},
+                                  {time(nullptr) - 2 * 86400, 0}};
+  ASSERT_EQ(
+      utimensat(AT_FDCWD, (artifacts + "/verify-OldOne").c_str(), old_times, 0),
+      0);
+  ASSERT_EQ(mkdir((artifacts + "/verify-NewOne").c_str(), 0700), 0);
+
+  const std::string child_tag = absl::StrCat("-", child, "-");
+  std::vector<std::string> top = Names(artifacts);
+  std::vector<std::string> tmp = Names(artifacts + "/tmp");
+  ASSERT_EQ(tmp.size(), 1u);
+  EXPECT_NE(tmp[0].find(absl::StrCat(".kiln-index", child_tag)),
+            std::string::npos)
+      << tmp[0];
+  // The writer is alive: opening the store keeps its entries.
+  Open(tmp_ + "/store");
+  std::vector<std::string> live_top;
+  for (const std::string& n : top) {
+    if (n != reused && n != "verify-OldOne") live_top.push_back(n);
+  }
+  EXPECT_EQ(Names(artifacts), live_top);
+  EXPECT_EQ(Names(artifacts + "/tmp"), tmp);
+  ASSERT_EQ(live_top.size(), 3u);  // tmp, verify-NewOne, the child's
+  // kill -9: the next open sweeps what it left.
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  close(hold[1]);
+  Open(tmp_ + "/store");
+  EXPECT_EQ(Names(artifacts),
+            (std::vector<std::string>{"tmp", "verify-NewOne"}));
+  EXPECT_TRUE(Names(artifacts + "/tmp").empty());
+}
+
+// The store's own temps are named as the sweep expects and never linger.
+TEST_F(ArtifactStoreTest, VerificationAndIndexLeaveNoTemps) {
+  Write(tmp_ + "/a/f", "claimed");
+  auto a = store_->Stash(tmp_ + "/a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  // Drop the record so the claim is verified by extracting once.
+  ASSERT_EQ(
+      unlink(
+          (tmp_ + "/store/artifacts/by-archive/" + a->archive.Hex()).c_str()),
+      0);
+  auto verified = store_->VerifiedArchiveOf(a->tree);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(*verified, a->archive);
+  std::vector<std::string> top = Names(tmp_ + "/store/artifacts");
+  for (const std::string& n : top) {
+    EXPECT_TRUE(n == "tmp" || n == "by-archive" || n.size() == 2) << n;
+  }
+  EXPECT_TRUE(Names(tmp_ + "/store/artifacts/tmp").empty());
 }
 
 }  // namespace

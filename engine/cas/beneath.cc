@@ -248,31 +248,87 @@ absl::Status RemoveTreeBeneath(int root_fd, absl::string_view path) {
   return RemoveTreeAt(parent->get(), name);
 }
 
+uint64_t ProcessStartTime(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  // "pid (comm) state ppid ...": comm may hold anything, so fields are
+  // counted from its last ')'; starttime is field 22, the 20th after it.
+  absl::string_view text(buf, static_cast<size_t>(n));
+  size_t paren = text.rfind(')');
+  if (paren == absl::string_view::npos) return 0;
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(text.substr(paren + 1), ' ', absl::SkipEmpty());
+  uint64_t start = 0;
+  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &start)) return 0;
+  return start;
+}
+
 std::string TempName(absl::string_view kind) {
-  return absl::StrCat(".kiln-", kind, "-", getpid(), "-", RandomSuffix());
+  // The start time tells a reused pid from the creator (fork: recomputed).
+  static std::atomic<pid_t> cached_pid{0};
+  static std::atomic<uint64_t> cached_start{0};
+  const pid_t pid = getpid();
+  uint64_t start = cached_start.load();
+  if (cached_pid.load() != pid) {
+    start = ProcessStartTime(pid);
+    cached_start.store(start);
+    cached_pid.store(pid);
+  }
+  return absl::StrCat(".kiln-", kind, "-", pid, "-", start, "-",
+                      RandomSuffix());
 }
 
 namespace {
 
-// The pid of a temp entry's creator, or 0 if `name` is not a temp name.
-pid_t TempOwner(absl::string_view name) {
+struct Owner {
+  pid_t pid = 0;       // 0: not a temp name
+  uint64_t start = 0;  // the creator's start time; 0 if not recorded
+};
+
+bool AllDigits(absl::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+// The creator of a temp entry, pid 0 if `name` is not a temp name.
+Owner TempOwner(absl::string_view name) {
+  Owner owner;
   absl::string_view pid_text;
   if (absl::ConsumePrefix(&name, ".kiln-")) {
-    // <kind>-<pid>-<16 hex>
+    // <kind>-<pid>-<start>-<16 hex>, or (older) <kind>-<pid>-<16 hex>
     size_t dash = name.find('-');
-    if (dash == 0 || dash == absl::string_view::npos) return 0;
+    if (dash == 0 || dash == absl::string_view::npos) return owner;
     for (char c : name.substr(0, dash)) {
-      if (!absl::ascii_islower(static_cast<unsigned char>(c))) return 0;
+      if (!absl::ascii_islower(static_cast<unsigned char>(c))) return owner;
     }
     name.remove_prefix(dash + 1);
-    dash = name.find('-');
-    if (dash == absl::string_view::npos) return 0;
+    dash = name.rfind('-');
+    if (dash == absl::string_view::npos) return owner;
     absl::string_view hex = name.substr(dash + 1);
-    if (hex.size() != 16) return 0;
+    if (hex.size() != 16) return owner;
     for (char c : hex) {
-      if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return 0;
+      if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return owner;
     }
     pid_text = name.substr(0, dash);
+    size_t second = pid_text.find('-');
+    if (second != absl::string_view::npos) {
+      absl::string_view start_text = pid_text.substr(second + 1);
+      if (!AllDigits(start_text) ||
+          !absl::SimpleAtoi(start_text, &owner.start)) {
+        return owner;
+      }
+      pid_text = pid_text.substr(0, second);
+    }
+    if (!AllDigits(pid_text)) return owner;
   } else {
     // The forms older engines left: <name>.kiln-unstash-<pid>, .kiln-old-<pid>.
     size_t at = name.rfind(".kiln-unstash-");
@@ -281,14 +337,25 @@ pid_t TempOwner(absl::string_view name) {
       at = name.rfind(".kiln-old-");
       len = sizeof(".kiln-old-") - 1;
     }
-    if (at == absl::string_view::npos || at == 0) return 0;
+    if (at == absl::string_view::npos || at == 0) return owner;
     pid_text = name.substr(at + len);
   }
   int pid = 0;
   if (pid_text.empty() || !absl::SimpleAtoi(pid_text, &pid) || pid <= 0) {
-    return 0;
+    return Owner{};
   }
-  return pid;
+  owner.pid = pid;
+  return owner;
+}
+
+// True when the creator recorded in `owner` is certainly gone: no process
+// has its pid, or the one that has it started at another time (the pid was
+// reused). A process we cannot see the start of counts as alive.
+bool OwnerGone(const Owner& owner) {
+  if (kill(owner.pid, 0) != 0 && errno == ESRCH) return true;
+  if (owner.start == 0) return false;
+  const uint64_t now = ProcessStartTime(owner.pid);
+  return now != 0 && now != owner.start;
 }
 
 }  // namespace
@@ -303,9 +370,17 @@ absl::StatusOr<int> SweepDeadTemps(int dir_fd) {
   }
   std::vector<std::string> dead;
   while (dirent* e = readdir(d)) {
-    pid_t pid = TempOwner(e->d_name);
-    if (pid == 0 || pid == getpid()) continue;
-    if (kill(pid, 0) != 0 && errno == ESRCH) dead.emplace_back(e->d_name);
+    Owner owner = TempOwner(e->d_name);
+    if (owner.pid == 0) continue;
+    if (owner.pid == getpid()) {
+      // Ours, unless a process before us had our pid.
+      if (owner.start == 0 || owner.start == ProcessStartTime(getpid())) {
+        continue;
+      }
+      dead.emplace_back(e->d_name);
+    } else if (OwnerGone(owner)) {
+      dead.emplace_back(e->d_name);
+    }
   }
   closedir(d);
   int removed = 0;

@@ -22,6 +22,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -89,14 +90,21 @@ absl::Status ExchangeAt(int dir_fd, const std::string& a, const std::string& b);
 absl::Status RemoveTreeBeneath(int root_fd, absl::string_view path);
 
 // Temp entries the engine creates inside directories it does not own (the
-// source, a workspace's parent) are named ".kiln-<kind>-<pid>-<16 hex>", so
-// that leftovers of a dead process can be recognized and swept.
+// source, a workspace's parent) are named
+// ".kiln-<kind>-<pid>-<start>-<16 hex>" (<start>: the creator's start time
+// in clock ticks after boot, /proc/PID/stat), so that leftovers of a dead
+// process can be recognized and swept, even when its pid was reused.
 std::string TempName(absl::string_view kind);
 
-// Removes every entry of dir_fd named by TempName whose process is dead
-// (also the older "<name>.kiln-unstash-<pid>" and "<name>.kiln-old-<pid>"
-// forms). Processes sharing a store share a pid namespace. Returns how many
-// were removed.
+// The start time of process `pid` (clock ticks after boot); 0 if unknown.
+uint64_t ProcessStartTime(pid_t pid);
+
+// Removes every entry of dir_fd named by TempName whose process is gone: no
+// process has its pid, or the one that has it started at another time than
+// the name records (also the older ".kiln-<kind>-<pid>-<16 hex>",
+// "<name>.kiln-unstash-<pid>" and "<name>.kiln-old-<pid>" forms, by pid
+// alone). A live creator's entries are never removed. Processes sharing a
+// store share a pid namespace. Returns how many were removed.
 absl::StatusOr<int> SweepDeadTemps(int dir_fd);
 
 // Testing: resolve with the O_NOFOLLOW walk even when openat2 exists.

@@ -150,6 +150,37 @@ TEST_P(BeneathTest, SweepRemovesOnlyTempsOfDeadProcesses) {
   EXPECT_TRUE(Exists(root_ + "/.kiln-notes"));
 }
 
+// A name records its creator's start time: a live process that merely
+// reuses the pid does not keep a dead creator's leftover forever, while the
+// creator itself (same pid, same start) keeps its own.
+TEST_P(BeneathTest, SweepTellsAReusedPidFromTheCreator) {
+  const pid_t other = getppid();  // alive for the whole test
+  const uint64_t start = ProcessStartTime(other);
+  ASSERT_NE(start, 0u);
+  std::string creator =
+      absl::StrCat(".kiln-unstash-", other, "-", start, "-0123456789abcdef");
+  std::string reused = absl::StrCat(".kiln-unstash-", other, "-", start + 7,
+                                    "-0123456789abcdef");
+  std::string older_mine =
+      absl::StrCat(".kiln-unstash-", getpid(), "-",
+                   ProcessStartTime(getpid()) - 1, "-0123456789abcdef");
+  std::string mine = TempName("unstash");
+  EXPECT_NE(mine.find(absl::StrCat("-", getpid(), "-",
+                                   ProcessStartTime(getpid()), "-")),
+            std::string::npos)
+      << mine;
+  for (const std::string& n : {creator, reused, older_mine, mine}) {
+    ASSERT_EQ(mkdir((root_ + "/" + n).c_str(), 0755), 0) << n;
+  }
+  auto swept = SweepDeadTemps(root_fd_.get());
+  ASSERT_TRUE(swept.ok()) << swept.status();
+  EXPECT_EQ(*swept, 2);
+  EXPECT_TRUE(Exists(root_ + "/" + creator));
+  EXPECT_FALSE(Exists(root_ + "/" + reused));
+  EXPECT_FALSE(Exists(root_ + "/" + older_mine));
+  EXPECT_TRUE(Exists(root_ + "/" + mine));
+}
+
 INSTANTIATE_TEST_SUITE_P(Resolve, BeneathTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "ComponentWalk" : "Openat2";

@@ -72,9 +72,15 @@ absl::Status SyncDir(const std::string& dir) {
 
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents) {
+  return WriteFileAtomically(path, contents,
+                             absl::StrCat(path, ".tmp-", RandomSuffix()));
+}
+
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents,
+                                 const std::string& tmp) {
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  std::string tmp = absl::StrCat(path, ".tmp-", RandomSuffix());
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
   absl::Status st = WriteAll(fd, contents, tmp);

@@ -37,6 +37,11 @@ absl::Status SyncDir(const std::string& dir);
 // the old or the new contents, never a mix.
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents);
+// As above, with the temp file at `tmp_path` (same filesystem; e.g. a
+// dedicated directory the owner sweeps, named with cas::TempName).
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents,
+                                 const std::string& tmp_path);
 
 // Creates `dir` and its missing parents (mode 0755 minus umask).
 absl::Status MakeDirs(const std::string& dir);

@@ -51,8 +51,12 @@ int ServeVerb(const std::vector<std::string>& argv) {
   args.Flag("max-reply-bytes",
             "largest run reply; bigger task lists are paged (default 4 MiB)");
   args.Flag("max-uploads", "blob uploads in progress at once (default 16)");
+  args.Flag("max-extractions", "source archives extracted at once (default 4)");
+  args.Flag("max-upload-temp-bytes",
+            "temporary space of all uploads and extractions in progress "
+            "(default 32 GiB)");
   args.Flag("max-connections",
-            "TCP connections open at once, plain TCP only (default 512)");
+            "connections open at once, per listener (default 512)");
   args.Flag("max-source-bytes",
             "file content of a submitted source archive (default 4 GiB)");
   args.Flag("max-source-expansion",
@@ -114,6 +118,18 @@ int ServeVerb(const std::vector<std::string>& argv) {
                          &options.service.max_concurrent_uploads) ||
        options.service.max_concurrent_uploads < 1)) {
     return args.UsageError("--max-uploads must be positive");
+  }
+  int64_t extractions = options.service.max_concurrent_extractions;
+  if (absl::Status s = args.IntFlag("max-extractions", 1, 1000, &extractions);
+      !s.ok()) {
+    return args.UsageError(std::string(s.message()));
+  }
+  options.service.max_concurrent_extractions = static_cast<int>(extractions);
+  if (absl::Status s =
+          args.IntFlag("max-upload-temp-bytes", 1 << 20, int64_t{1} << 50,
+                       &options.service.max_upload_temp_bytes);
+      !s.ok()) {
+    return args.UsageError(std::string(s.message()));
   }
   int64_t connections = options.max_connections;
   if (absl::Status s = args.IntFlag("max-connections", 1, 100000, &connections);

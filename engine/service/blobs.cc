@@ -62,19 +62,22 @@ grpc::Status KilnService::UploadBlob(
       uploads->fetch_sub(1);
       budget->Give(bytes);
     }
-  } reservation{&uploads_, upload_budget_.get()};
+  } reservation{&uploads_, temp_budget_.get()};
   if (uploads_.fetch_add(1) >= options_.max_concurrent_uploads) {
-    return grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat("too many uploads in progress (limit ",
-                     options_.max_concurrent_uploads, "); retry later"));
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("too many uploads in progress (limit ",
+                                     options_.max_concurrent_uploads,
+                                     ", --max-uploads); retry later"));
   }
-  if (!upload_budget_->Take(message.size())) {
+  if (!temp_budget_->Take(message.size())) {
     return grpc::Status(
         grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat("uploads in progress already take ",
-                     upload_budget_->used(), " bytes (limit ",
-                     options_.max_upload_bytes_in_flight, "); retry later"));
+        absl::StrCat("upload of ", message.size(),
+                     " bytes refused: uploads and extractions in progress "
+                     "already reserve ",
+                     temp_budget_->used(), " bytes of temporary space (limit ",
+                     options_.max_upload_temp_bytes,
+                     ", --max-upload-temp-bytes); retry later"));
   }
   reservation.bytes = message.size();
   absl::StatusOr<std::unique_ptr<cas::BlobWriter>> writer =

@@ -12,7 +12,8 @@
 // left, the idle timeout, keepalive), which frees its place.
 //
 // TLS cannot be served this way (gRPC takes only insecure credentials for
-// an accepted descriptor): a TLS listener has no connection cap.
+// an accepted descriptor): TLS and unix-socket listeners are capped by
+// ConnectionGate (connection_gate.h) instead.
 //
 // Thread-safety: Start and Stop from one thread; open_connections() and
 // refused() from any.

@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -84,8 +86,8 @@ KilnService::KilnService(Engine* engine, ServiceOptions options)
       options_(std::move(options)),
       authorizer_(options_.tokens),
       limiter_(StreamLimitsOf(options_)),
-      upload_budget_(
-          std::make_shared<ByteBudget>(options_.max_upload_bytes_in_flight)),
+      temp_budget_(
+          std::make_shared<ByteBudget>(options_.max_upload_temp_bytes)),
       watch_budget_(std::make_shared<ByteBudget>(
           static_cast<int64_t>(options_.watch_total_bytes))) {}
 
@@ -187,7 +189,56 @@ absl::StatusOr<std::string> KilnService::MaterializeSource(
   archive::ExtractLimits limits;
   limits.max_total_bytes = options_.max_source_bytes;
   limits.max_expansion_ratio = options_.max_source_expansion;
+  // Extractions at once and their temporary space, over all clients: the
+  // most this archive can expand to is reserved before anything is written.
+  // (An archive not uploaded yet reserves the most; PutSource then says
+  // what is missing.)
+  int64_t reserve = limits.max_total_bytes;
+  absl::StatusOr<std::unique_ptr<cas::BlobReader>> blob =
+      engine_->OpenBlob(*archive);
+  if (blob.ok()) {
+    reserve = ExtractionReserve((*blob)->size(), limits.max_total_bytes,
+                                limits.max_expansion_ratio,
+                                limits.expansion_grace_bytes);
+    blob->reset();
+  } else if (!absl::IsNotFound(blob.status())) {
+    return blob.status();
+  }
+  struct Reservation {
+    std::atomic<int>* extractions;
+    ByteBudget* budget;
+    int64_t bytes = 0;
+    ~Reservation() {
+      extractions->fetch_sub(1);
+      budget->Give(bytes);
+    }
+  } reservation{&extractions_, temp_budget_.get()};
+  if (extractions_.fetch_add(1) >= options_.max_concurrent_extractions) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many source extractions in progress (limit ",
+                     options_.max_concurrent_extractions,
+                     ", --max-extractions); retry later"));
+  }
+  if (!temp_budget_->Take(reserve)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "source extraction refused: it may take ", reserve,
+        " bytes, and uploads and extractions in progress already reserve ",
+        temp_budget_->used(), " bytes of temporary space (limit ",
+        options_.max_upload_temp_bytes,
+        ", --max-upload-temp-bytes); retry later"));
+  }
+  reservation.bytes = reserve;
   return engine_->PutSource(*tree, *archive, limits);
+}
+
+int64_t ExtractionReserve(int64_t compressed, int64_t max_total,
+                          int64_t max_ratio, int64_t grace) {
+  if (max_ratio <= 0) return max_total;
+  // Past `grace`, output is at most max_ratio x input (checked every MiB).
+  const int64_t cap = std::numeric_limits<int64_t>::max() / max_ratio;
+  const int64_t by_ratio =
+      compressed >= cap ? max_total : compressed * max_ratio;
+  return std::min(max_total, std::max(grace, by_ratio) + (int64_t{1} << 20));
 }
 
 grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,

@@ -48,10 +48,16 @@ struct ServiceOptions {
   size_t chunk_bytes = 1 << 20;
   // Largest blob accepted by UploadBlob.
   int64_t max_blob_bytes = int64_t{16} << 30;
-  // Uploads in progress at once, and the sum of their announced sizes (the
-  // temporary space they may take). Over either: RESOURCE_EXHAUSTED.
+  // Uploads in progress at once, and source extractions (SubmitRun.source)
+  // at once, over all clients. Over either: RESOURCE_EXHAUSTED.
   int max_concurrent_uploads = 16;
-  int64_t max_upload_bytes_in_flight = int64_t{32} << 30;
+  int max_concurrent_extractions = 4;
+  // Temporary space of all uploads and extractions in progress together:
+  // an upload reserves its announced size, an extraction the most its
+  // archive may expand to (min(max_source_bytes, max(64 MiB, archive size
+  // x max_source_expansion)). A request that would pass it is refused
+  // (RESOURCE_EXHAUSTED) before anything is written.
+  int64_t max_upload_temp_bytes = int64_t{32} << 30;
   // A submitted source archive (SubmitRun.source) may hold at most this
   // many bytes of file content, and its zstd stream may expand at most
   // max_source_expansion times (past its first 64 MiB). Over either the
@@ -134,9 +140,11 @@ class KilnService final : public v1::Kiln::Service {
   const ServiceOptions options_;
   const Authorizer authorizer_;
   StreamLimiter limiter_;
-  // Uploads in progress and their announced bytes.
+  // Uploads and extractions in progress, and the temporary space reserved
+  // by both.
   std::atomic<int> uploads_{0};
-  const std::shared_ptr<ByteBudget> upload_budget_;
+  std::atomic<int> extractions_{0};
+  const std::shared_ptr<ByteBudget> temp_budget_;
   // Bytes queued for all watchers.
   const std::shared_ptr<ByteBudget> watch_budget_;
   std::atomic<bool> shutting_down_{false};
@@ -147,6 +155,12 @@ inline constexpr int kMaxPipelineTasks = 10000;
 // The loader's bounds applied to a pipeline sent as a protobuf message
 // (size, task count, `needs` entries). ResourceExhausted naming the bound.
 absl::Status CheckMessageBounds(const v1::Pipeline& pipeline);
+
+// The temporary space a source extraction reserves: the most an archive of
+// `compressed` bytes may expand to under ExtractLimits (max_total bytes of
+// content, max_ratio past `grace` bytes, checked every MiB).
+int64_t ExtractionReserve(int64_t compressed, int64_t max_total,
+                          int64_t max_ratio, int64_t grace);
 
 // absl -> grpc status (codes map 1:1).
 grpc::Status ToGrpc(const absl::Status& status);

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/service/connection_cap.h"
+#include "engine/service/connection_gate.h"
 #include "engine/service/listen_address.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -170,6 +171,10 @@ absl::StatusOr<std::unique_ptr<KilnServer>> KilnServer::Start(
     server->acceptor_ = std::move(*acceptor);
     bound_port = server->acceptor_->port();
   } else {
+    // TLS and the unix socket: gRPC accepts, the gate caps
+    // (connection_gate.h).
+    server->gate_ = std::make_shared<ConnectionGate>(options.max_connections);
+    builder.SetOption(server->gate_->Option());
     builder.AddListeningPort(address->GrpcTarget(), *credentials,
                              address->unix_socket ? nullptr : &bound_port);
   }

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "engine/engine.h"
 #include "engine/service/connection_cap.h"
+#include "engine/service/connection_gate.h"
 #include "engine/service/kiln_service.h"
 #include "grpcpp/server.h"
 
@@ -45,9 +46,9 @@ struct ServerOptions {
   int max_threads = 1024;
   // Memory gRPC may use for connections and calls (resource quota).
   int64_t max_memory_bytes = int64_t{1} << 30;
-  // Connections open at once on plain TCP (connection_cap.h); more are
-  // closed as soon as they are accepted. gRPC 1.51 cannot cap TLS or unix
-  // socket connections.
+  // Connections open at once (plain TCP: connection_cap.h; TLS and the
+  // unix socket: connection_gate.h); more are closed as soon as they are
+  // accepted.
   int max_connections = 512;
   // A connection with no call open for this long is closed (GOAWAY).
   absl::Duration connection_idle = absl::Minutes(2);
@@ -82,6 +83,7 @@ class KilnServer {
 
   std::unique_ptr<KilnService> service_;
   std::unique_ptr<CappedAcceptor> acceptor_;  // plain TCP only
+  std::shared_ptr<ConnectionGate> gate_;      // TLS, unix socket
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   std::string socket_path_;

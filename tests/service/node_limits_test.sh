@@ -127,3 +127,88 @@ echo "ok: refused connections are reported"
 kill -TERM "${SERVER_PID}"
 wait "${SERVER_PID}"
 SERVER_PID=""
+
+# 5. The global budget of uploads and extractions, on a server of its own.
+"${KILN}" serve --store "${WORK}/store3" --listen 127.0.0.1:0 \
+  --token-file "${WORK}/tokens" --max-uploads 3 \
+  --max-upload-temp-bytes 4194304 --max-source-bytes 1048576 \
+  >"${WORK}/serve3.out" 2>"${WORK}/serve3.err" &
+SERVER_PID=$!
+ADDR=""
+for _ in $(seq 1 300); do
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve3.out")"
+  [[ -n "${ADDR}" ]] && break
+  if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
+    echo "kiln serve exited:" >&2
+    cat "${WORK}/serve3.err" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+[[ -n "${ADDR}" ]] || { echo "kiln serve did not start" >&2; exit 1; }
+KILN_SECTION=budget KILN_ADDR="${ADDR}" KILN_PROTO_DIR="${PROTO_DIR}" \
+  KILN_PID="${SERVER_PID}" KILN_STORE="${WORK}/store3" \
+  KILN_ADMIN="${ADMIN}" KILN_SUBMITTER="${SUBMITTER}" \
+  KILN_VIEWER1="${VIEWER1}" KILN_VIEWER2="${VIEWER2}" \
+  timeout 300 node "${CLIENT}"
+kill -TERM "${SERVER_PID}"
+wait "${SERVER_PID}"
+SERVER_PID=""
+
+# 6. The connection cap on the listeners gRPC accepts itself: TLS, and the
+# unix socket (connection_gate.h), each on a server of its own.
+start_server() {  # NAME, serve arguments...
+  local name="$1"
+  shift
+  "${KILN}" serve --store "${WORK}/${name}" "$@" \
+    >"${WORK}/${name}.out" 2>"${WORK}/${name}.err" &
+  SERVER_PID=$!
+  ADDR=""
+  for _ in $(seq 1 300); do
+    ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/${name}.out")"
+    [[ -n "${ADDR}" ]] && break
+    if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
+      echo "kiln serve exited:" >&2
+      cat "${WORK}/${name}.err" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  [[ -n "${ADDR}" ]] || { echo "kiln serve did not start" >&2; exit 1; }
+}
+stop_server() {  # NAME: the server printed the cap's warning
+  grep -q "connections open (--max-connections); refusing new ones" \
+    "${WORK}/$1.err" || {
+    echo "no warning about refused connections:" >&2
+    cat "${WORK}/$1.err" >&2
+    exit 1
+  }
+  kill -TERM "${SERVER_PID}"
+  wait "${SERVER_PID}"
+  SERVER_PID=""
+}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout "${WORK}/tls-key.pem" -out "${WORK}/tls-cert.pem" -days 2 \
+  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  2>/dev/null
+chmod 600 "${WORK}/tls-key.pem"
+start_server tls --listen 127.0.0.1:0 --token-file "${WORK}/tokens" \
+  --tls-cert "${WORK}/tls-cert.pem" --tls-key "${WORK}/tls-key.pem" \
+  --max-connections 4
+KILN_SECTION=gated KILN_ADDR="${ADDR}" KILN_PROTO_DIR="${PROTO_DIR}" \
+  KILN_PID="${SERVER_PID}" KILN_STORE="${WORK}/tls" \
+  KILN_CERT="${WORK}/tls-cert.pem" \
+  KILN_ADMIN="${ADMIN}" KILN_SUBMITTER="${SUBMITTER}" \
+  KILN_VIEWER1="${VIEWER1}" KILN_VIEWER2="${VIEWER2}" \
+  timeout 300 node "${CLIENT}"
+stop_server tls
+# A socket path must be short (108 bytes): not under TEST_TMPDIR.
+SOCK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/kiln-cap.XXXXXX")"
+trap 'cleanup; rm -rf "${SOCK_DIR}"' EXIT
+start_server unix --listen "unix:${SOCK_DIR}/s" --max-connections 4
+KILN_SECTION=gated KILN_ADDR="${ADDR}" KILN_PROTO_DIR="${PROTO_DIR}" \
+  KILN_PID="${SERVER_PID}" KILN_STORE="${WORK}/unix" \
+  KILN_ADMIN="${ADMIN}" KILN_SUBMITTER="${SUBMITTER}" \
+  KILN_VIEWER1="${VIEWER1}" KILN_VIEWER2="${VIEWER2}" \
+  timeout 300 node "${CLIENT}"
+stop_server unix

@@ -3,7 +3,11 @@
 // client and in all with an admin reserve, no reflection on TCP, paused
 // watchers bounded in memory and cut off, idle connections closed,
 // protobuf pipelines bounded and validated in linear memory, run replies
-// fitted and paged, and secret param values never returned.
+// fitted and paged, and secret param values never returned. Sections run
+// against servers of their own (KILN_SECTION): the plain-TCP connection cap
+// ('connections'), the cap on TLS and unix-socket listeners ('gated';
+// KILN_CERT: the server's certificate), and the global upload/extraction
+// budget ('budget').
 //
 // Environment: KILN_ADDR, KILN_PROTO_DIR, KILN_PID (the server, to read its
 // memory), KILN_STORE (its store directory), KILN_ADMIN / KILN_SUBMITTER / KILN_VIEWER1 / KILN_VIEWER2
@@ -610,9 +614,221 @@ async function connectionCap() {
               `descriptors ${fdsBefore} -> ${fdsAt})`);
 }
 
+// The cap on a listener gRPC accepts itself (TLS over TCP, or the unix
+// socket), against a server started with --max-connections 4. A held
+// connection finishes its TLS handshake and HTTP/2 start, so only the
+// gate (not the handshake timeout) can close it; a refused one is closed
+// before a byte of TLS or HTTP/2 is answered.
+const tls = require('node:tls');
+function gatedConnection() {
+  return new Promise((resolve) => {
+    const preface = (sock) => {
+      sock.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+      sock.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]));  // SETTINGS
+    };
+    let sock;
+    if (addr.startsWith('unix:')) {
+      sock = net.connect(addr.slice(5), () => preface(sock));
+    } else {
+      const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+      sock = tls.connect({host: '127.0.0.1', port, servername: 'localhost',
+                          ca: fs.readFileSync(process.env.KILN_CERT),
+                          ALPNProtocols: ['h2']}, () => preface(sock));
+    }
+    sock.once('data', () => resolve({sock, outcome: 'served'}));
+    sock.on('error', () => {});
+    sock.on('close', () => resolve({sock, outcome: 'closed'}));
+  });
+}
+
+function gatedClient() {
+  if (addr.startsWith('unix:')) {
+    return new kiln.Kiln(addr, grpc.credentials.createInsecure(),
+                         {'grpc.use_local_subchannel_pool': 1});
+  }
+  return new kiln.Kiln(
+      addr, grpc.credentials.createSsl(fs.readFileSync(process.env.KILN_CERT)),
+      {'grpc.use_local_subchannel_pool': 1,
+       'grpc.ssl_target_name_override': 'localhost'});
+}
+
+async function gatedConnectionCap() {
+  const cap = 4;
+  const kind = addr.startsWith('unix:') ? 'unix socket' : 'TLS';
+  const who = addr.startsWith('unix:') ? 'admin' : 'viewer1';
+  const held = [];
+  let refused = 0;
+  for (let i = 0; i < 40; ++i) {
+    const c = await gatedConnection();
+    if (c.outcome === 'served') held.push(c.sock);
+    else ++refused;
+  }
+  assert.equal(held.length, cap, `${kind}: ${held.length} connections served`);
+  assert.equal(refused, 40 - cap);
+  // A real client is refused too while all places are taken.
+  const c = gatedClient();
+  await expectCode(unary('ListRuns', {page_size: 1}, who, c, 5),
+                   grpc.status.UNAVAILABLE, `${kind} client past the cap`);
+  c.close();
+  // One leaves: its place is taken again.
+  held.pop().destroy();
+  let again = null;
+  for (let i = 0; i < 100 && !again; ++i) {
+    const r = await gatedConnection();
+    if (r.outcome === 'served') again = r.sock;
+    else await new Promise((res) => setTimeout(res, 100));
+  }
+  assert.ok(again, `${kind}: a freed place was never taken again`);
+  held.push(again);
+  for (const s of held) s.destroy();
+  let served = false;
+  for (let i = 0; i < 100 && !served; ++i) {
+    const d = gatedClient();
+    try {
+      await unary('ListRuns', {page_size: 1}, who, d, 5);
+      served = true;
+    } catch (err) {
+      assert.equal(err.code, grpc.status.UNAVAILABLE, err.details);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    d.close();
+  }
+  assert.ok(served, `${kind}: no client served after the connections closed`);
+  console.log(`ok: ${kind} connections capped at ${cap} (${refused} refused)`);
+}
+function blobTemps() {
+  const dir = `${storeDir}/cas/tmp`;
+  return fs.existsSync(dir) ?
+      fs.readdirSync(dir).filter((n) => n.startsWith('.kiln-blob-')) : [];
+}
+
+async function until(what, cond, seconds = 30) {
+  const end = Date.now() + seconds * 1000;
+  while (!cond()) {
+    assert.ok(Date.now() < end, `timed out waiting for ${what}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+// A zstd frame of one raw block: a tar holding `name` with `content`.
+function tarZst(name, content) {
+  const header = Buffer.alloc(512);
+  header.write(name, 0);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(content.length.toString(8).padStart(11, '0') + '\0', 124);
+  header.write('00000000000\0', 136);
+  header.write('        ', 148);
+  header.write('0', 156);
+  header.write('ustar\0', 257);
+  header.write('00', 263);
+  let sum = 0;
+  for (const b of header) sum += b;
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  const body = Buffer.alloc(Math.ceil(content.length / 512) * 512);
+  content.copy(body);
+  const tar = Buffer.concat([header, body, Buffer.alloc(1024)]);
+  const h = (tar.length << 3) | 1;  // raw, last block
+  return Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]),
+                        Buffer.from([h & 0xff, (h >> 8) & 0xff, h >> 16]), tar]);
+}
+
+// Run against a server started with --max-uploads 3,
+// --max-upload-temp-bytes 4 MiB and --max-source-bytes 1 MiB: the budget
+// holds over all clients at once (each upload on its own connection),
+// refused requests leave nothing behind, and the admitted ones succeed.
+async function uploadBudget() {
+  const crypto = require('node:crypto');
+  const sha = (b) => 'sha256:' + crypto.createHash('sha256').update(b).digest('hex');
+  const MiB = 1 << 20;
+  // A small source archive, uploaded while nothing else is in progress.
+  const archive = tarZst('hello.txt', Buffer.from('hello\n'));
+  const archiveDigest = sha(archive);
+  assert.equal((await upload(newClient(), archiveDigest, archive.length,
+                             [archive], true).done).digest, archiveDigest);
+  assert.deepEqual(blobTemps(), []);
+  // Two clients each announce 1.6 MiB and send part of it: 3.2 MiB of the
+  // 4 MiB are reserved (each is admitted once its temp file exists).
+  const blobs = [crypto.randomBytes(1.6 * MiB), crypto.randomBytes(1.6 * MiB)];
+  const held = [];
+  for (const b of blobs) {
+    held.push(upload(newClient(), sha(b), b.length, [b.subarray(0, MiB)], false));
+    await until(`upload ${held.length} admitted`,
+                () => blobTemps().length === held.length);
+  }
+  // A third client's 1 MiB would pass the budget: refused at once.
+  const third = crypto.randomBytes(MiB);
+  await assert.rejects(upload(newClient(), sha(third), third.length, [third],
+                              true).done, (err) => {
+    assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED, err.details);
+    assert.match(err.details, /temporary space \(limit 4194304, --max-upload-temp-bytes\)/);
+    return true;
+  });
+  // So is a source extraction (it reserves up to --max-source-bytes).
+  const tree = 'sha256:' + 'cd'.repeat(32);
+  await assert.rejects(unary('SubmitRun', {
+    yaml: SLEEPER, source: {tree_digest: tree, archive_digest: archiveDigest}},
+                             'submitter', newClient()), (err) => {
+    assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED, err.details);
+    assert.match(err.details, /source extraction refused: it may take 1048576 bytes/);
+    return true;
+  });
+  // A small upload fits beside them and succeeds.
+  const small = crypto.randomBytes(512 << 10);
+  assert.equal((await upload(newClient(), sha(small), small.length, [small],
+                             true).done).digest, sha(small));
+  // A third upload in progress, then a fourth is refused by count.
+  const tiny = crypto.randomBytes(1000);
+  const third2 = upload(newClient(), sha(tiny), tiny.length,
+                        [tiny.subarray(0, 10)], false);
+  await until('third upload admitted', () => blobTemps().length === 3);
+  const extra = crypto.randomBytes(100);
+  await assert.rejects(upload(newClient(), sha(extra), extra.length, [extra],
+                              true).done, (err) => {
+    assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED, err.details);
+    assert.match(err.details, /too many uploads in progress \(limit 3, --max-uploads\)/);
+    return true;
+  });
+  // Nothing of the refused requests is on disk: only the three in progress.
+  assert.equal(blobTemps().length, 3);
+  const sources = `${storeDir}/sources`;
+  assert.deepEqual(fs.existsSync(sources) ? fs.readdirSync(sources) : [], []);
+  // The admitted uploads complete with their digests.
+  third2.call.write({data: tiny.subarray(10)});
+  third2.call.end();
+  held.forEach((h, i) => {
+    h.call.write({data: blobs[i].subarray(MiB)});
+    h.call.end();
+  });
+  assert.equal((await third2.done).digest, sha(tiny));
+  for (let i = 0; i < held.length; ++i) {
+    assert.equal((await held[i].done).digest, sha(blobs[i]));
+  }
+  await until('temps gone', () => blobTemps().length === 0);
+  // With the space free again, the extraction is admitted: it runs and
+  // fails on the forged tree digest, not on the budget.
+  await assert.rejects(unary('SubmitRun', {
+    yaml: SLEEPER, source: {tree_digest: tree, archive_digest: archiveDigest}},
+                             'submitter', newClient()), (err) => {
+    assert.doesNotMatch(err.details, /temporary space|in progress/);
+    return true;
+  });
+  console.log('ok: uploads and extractions share a global budget ' +
+              '(count and temporary space); refused ones leave nothing');
+}
+
 async function main() {
   if (process.env.KILN_SECTION === 'connections') {
     await connectionCap();
+    return;
+  }
+  if (process.env.KILN_SECTION === 'gated') {
+    await gatedConnectionCap();
+    return;
+  }
+  if (process.env.KILN_SECTION === 'budget') {
+    await uploadBudget();
     return;
   }
   await sourceBombStopped();
