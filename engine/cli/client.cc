@@ -21,13 +21,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
-#include "engine/cas/artifact_store.h"
 #include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
 #include "engine/cli/client_connect.h"
 #include "engine/cli/progress.h"
 #include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
+#include "engine/engine.h"
 #include "engine/pipeline/loader.h"
 #include "engine/service/listen_address.h"
 
@@ -140,14 +140,13 @@ int SubmitVerb(const std::vector<std::string>& argv) {
   // Stash the pipeline's directory in the local store, upload its archive.
   absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
   if (!store.ok()) return Fail(store.status());
-  auto artifacts = cas::ArtifactStore::Open(*store);
-  if (!artifacts.ok()) return Fail(artifacts.status());
-  auto stashed = (*artifacts)->Stash(loaded.base_dir);
+  auto local = Engine::OpenStore(*store);
+  if (!local.ok()) return Fail(local.status());
+  auto stashed = (*local)->StashDirectory(loaded.base_dir);
   if (!stashed.ok()) return Fail(stashed.status());
   auto client = Connect(args);
   if (!client.ok()) return Fail(client.status());
-  if (absl::Status s =
-          (*client)->EnsureBlob((*artifacts)->blobs(), stashed->archive);
+  if (absl::Status s = (*client)->EnsureBlob(**local, stashed->archive);
       !s.ok()) {
     return Fail(s);
   }

@@ -1,7 +1,7 @@
-// `kiln runs` and `kiln logs`: read the run store (engine/store) of the
-// local store directory. They only read; the default store that does not
-// exist yet has no runs and is not created, but a store named by --store or
-// $KILN_STORE must be an existing directory.
+// `kiln runs` and `kiln logs`: read the runs of the local store directory
+// through kiln::Engine (Engine::OpenStore). They only read; the default store
+// that does not exist yet has no runs and is not created, but a store named by
+// --store or $KILN_STORE must be an existing directory.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,8 +25,8 @@
 #include "engine/cli/args.h"
 #include "engine/cli/client_connect.h"
 #include "engine/cli/verb.h"
+#include "engine/engine.h"
 #include "engine/store/log_file.h"
-#include "engine/store/run_store.h"
 #include "kiln/v1/run.pb.h"
 #include "kiln/v1/service.grpc.pb.h"
 #include "nlohmann/json.hpp"
@@ -107,8 +107,8 @@ TaskCounts CountTasks(const v1::Run& run) {
 
 // Opens the store read-mostly: a missing store is reported, not created.
 // Returns nullptr (with *exit_code set) when there is nothing to open.
-std::unique_ptr<store::RunStore> OpenStore(const std::string& flag,
-                                           bool missing_is_ok, int* exit_code) {
+std::unique_ptr<Engine> OpenStore(const std::string& flag, bool missing_is_ok,
+                                  int* exit_code) {
   absl::StatusOr<std::string> dir = cas::ResolveStoreDir(flag);
   if (!dir.ok()) {
     std::fprintf(stderr, "kiln: %s\n",
@@ -133,7 +133,7 @@ std::unique_ptr<store::RunStore> OpenStore(const std::string& flag,
     *exit_code = kExitFailed;
     return nullptr;
   }
-  if (access((*dir + "/runs.db").c_str(), F_OK) != 0) {
+  if (!Engine::HasRunStore(*dir)) {
     if (missing_is_ok) {
       std::fprintf(stderr, "kiln: no runs recorded in %s\n", dir->c_str());
       *exit_code = kExitOk;
@@ -143,8 +143,7 @@ std::unique_ptr<store::RunStore> OpenStore(const std::string& flag,
     }
     return nullptr;
   }
-  absl::StatusOr<std::unique_ptr<store::RunStore>> opened =
-      store::RunStore::Open(*dir);
+  absl::StatusOr<std::unique_ptr<Engine>> opened = Engine::OpenStore(*dir);
   if (!opened.ok()) {
     std::fprintf(stderr, "kiln: %s\n", opened.status().ToString().c_str());
     *exit_code = kExitFailed;
@@ -237,7 +236,7 @@ int Runs(const std::vector<std::string>& argv) {
       token = response.next_page_token();
     } while (!token.empty() && static_cast<int>(found.size()) < limit);
   }
-  std::unique_ptr<store::RunStore> runs =
+  std::unique_ptr<Engine> runs =
       remote ? nullptr
              : OpenStore(args.Get("store"), /*missing_is_ok=*/true, &exit_code);
   if (runs == nullptr && !remote) {
@@ -434,7 +433,7 @@ int Logs(const std::vector<std::string>& argv) {
     return args.UsageError("--attempt must be a number >= 1");
   }
 
-  std::unique_ptr<store::RunStore> runs =
+  std::unique_ptr<Engine> runs =
       OpenStore(args.Get("store"), /*missing_is_ok=*/false, &exit_code);
   if (runs == nullptr) return exit_code;
   absl::StatusOr<v1::Run> run = runs->GetRun(run_id);
@@ -478,9 +477,7 @@ int Logs(const std::vector<std::string>& argv) {
   const bool timestamps = args.Has("timestamps");
   int result = kExitOk;
   for (const store::AttemptLog& log : chosen) {
-    std::string path = absl::StartsWith(log.path, "/")
-                           ? log.path
-                           : absl::StrCat(runs->store_dir(), "/", log.path);
+    const std::string& path = log.path;  // absolute (Engine::AttemptLogs)
     std::string prefix;
     if (task.empty()) {
       prefix = log.attempt > 1

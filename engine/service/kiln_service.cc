@@ -6,12 +6,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "engine/cas/content_store.h"
 #include "engine/cas/file_io.h"
 #include "engine/pipeline/loader.h"
 #include "engine/pipeline/validate.h"
 #include "engine/service/run_replies.h"
-#include "engine/store/run_store.h"
 
 namespace kiln::service {
 namespace {
