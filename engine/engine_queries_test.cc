@@ -168,6 +168,48 @@ TEST_F(EngineQueriesTest, AStoreOnlyEngineAnswersQueriesAndRunsNothing) {
   EXPECT_EQ(executor_->requests().size(), 1u);
 }
 
+// A failure the engine hits (here: stashing a directory that does not
+// exist) keeps its absl::StatusCode in the task's result, live and as
+// recorded. Before the run store kept it (schema 4), Wait() and GetRun
+// said 0.
+TEST_F(EngineQueriesTest, ATasksErrorCodeSurvivesToTheRunsResult) {
+  v1::Pipeline p;
+  p.set_name("codes");
+  v1::Task* stash = p.add_tasks();
+  stash->set_name("pack");
+  stash->mutable_stash()->set_artifact("bundle");
+  stash->mutable_stash()->set_from("missing");
+  RunRequest req;
+  req.pipeline = p;
+  req.source_dir = source_;
+  auto handle = engine_->Submit(std::move(req));
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  v1::Run run = (*handle)->Wait();
+  ASSERT_EQ(run.tasks_size(), 1);
+  EXPECT_EQ(run.tasks(0).state(), v1::TASK_FAILED);
+  EXPECT_THAT(run.tasks(0).reason(), HasSubstr("stash missing"));
+  EXPECT_EQ(run.tasks(0).error_code(),
+            static_cast<int>(absl::StatusCode::kNotFound));
+  auto reader = Engine::OpenStore(store_);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  auto recorded = (*reader)->GetRun(run.id());
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(recorded->tasks(0).error_code(),
+            static_cast<int>(absl::StatusCode::kNotFound));
+  // The event stream carries it too.
+  auto events = engine_->ReadEvents(run.id(), 0, 100);
+  ASSERT_TRUE(events.ok()) << events.status();
+  int failed_events = 0;
+  for (const v1::RunEvent& e : *events) {
+    if (e.has_task_state() && e.task_state().state() == v1::TASK_FAILED) {
+      ++failed_events;
+      EXPECT_EQ(e.task_state().error_code(),
+                static_cast<int>(absl::StatusCode::kNotFound));
+    }
+  }
+  EXPECT_EQ(failed_events, 1);
+}
+
 TEST(EngineStoreTest, StashUnstashAndBlobsGoThroughTheFacade) {
   const std::string store = TempDir("stash_store");
   EXPECT_FALSE(Engine::HasRunStore(store));
