@@ -34,6 +34,10 @@
 
 namespace kiln {
 
+namespace pipeline {
+class SourceMap;  // engine/pipeline/diagnostic.h
+}  // namespace pipeline
+
 struct EngineOptions {
   // Where the content store, action cache, run store and logs live.
   std::string store_dir;
@@ -76,6 +80,10 @@ struct RunRequest {
   std::string idempotency_key;
   // Overrides the pipeline's failure policy with CONTINUE.
   bool keep_going = false;
+  // Where the pipeline's fields are in the file it was loaded from
+  // (pipeline::LoadedPipeline::source_map), or null: Submit's diagnostics
+  // then say FILE:LINE:COL instead of a field path.
+  std::shared_ptr<const pipeline::SourceMap> source_map;
 };
 
 using EventCallback = std::function<void(const v1::RunEvent&)>;

@@ -203,6 +203,7 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
         return ToGrpc(pipeline::DiagnosticsToStatus(loaded.errors));
       }
       run.pipeline = std::move(loaded.pipeline);
+      run.source_map = loaded.source_map;
       break;
     }
     case v1::SubmitRunRequest::kMessage:
