@@ -24,6 +24,7 @@
 #include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
 #include "engine/cli/client_connect.h"
+#include "engine/cli/kiln_client.h"
 #include "engine/cli/verb.h"
 #include "engine/engine.h"
 #include "engine/store/log_file.h"
@@ -206,54 +207,40 @@ int Runs(const std::vector<std::string>& argv) {
   filter.pipeline_name = args.Get("pipeline");
   const bool json = args.Has("json");
 
-  std::vector<v1::Run> found;
-  std::string token;
+  // The same listing in both forms: over gRPC, or in-process over the
+  // local store (cli::Client, kiln_client.h).
+  std::unique_ptr<Engine> local;
+  std::unique_ptr<Client> client;
   if (remote) {
-    auto client = Connect(args);
-    if (!client.ok()) {
+    auto connected = ConnectClient(args);
+    if (!connected.ok()) {
       std::fprintf(stderr, "kiln: %s\n",
-                   std::string(client.status().message()).c_str());
+                   std::string(connected.status().message()).c_str());
       return kExitFailed;
     }
-    do {
-      v1::ListRunsRequest request;
-      if (filter.state.has_value()) request.set_state(*filter.state);
-      request.set_pipeline_name(filter.pipeline_name);
-      request.set_page_size(
-          std::min(limit - static_cast<int>(found.size()), 1000));
-      request.set_page_token(token);
-      v1::ListRunsResponse response;
-      auto context = (*client)->NewContext(absl::Seconds(30));
-      grpc::Status status =
-          (*client)->stub().ListRuns(context.get(), request, &response);
-      if (!status.ok()) {
-        std::fprintf(stderr, "kiln: %s\n", status.error_message().c_str());
-        return kExitFailed;
-      }
-      for (v1::Run& run : *response.mutable_runs()) {
-        found.push_back(std::move(run));
-      }
-      token = response.next_page_token();
-    } while (!token.empty() && static_cast<int>(found.size()) < limit);
+    client = std::move(*connected);
+  } else {
+    local = OpenStore(args.Get("store"), /*missing_is_ok=*/true, &exit_code);
+    if (local == nullptr) {
+      if (json && exit_code == kExitOk) std::puts("[]");
+      return exit_code;
+    }
+    client = NewLocalClient(local.get());
   }
-  std::unique_ptr<Engine> runs =
-      remote ? nullptr
-             : OpenStore(args.Get("store"), /*missing_is_ok=*/true, &exit_code);
-  if (runs == nullptr && !remote) {
-    if (json && exit_code == kExitOk) std::puts("[]");
-    return exit_code;
-  }
-  while (!remote) {
-    absl::StatusOr<store::RunPage> page = runs->ListRuns(
+  std::vector<v1::Run> found;
+  std::string token;
+  do {
+    absl::StatusOr<store::RunPage> page = client->ListRuns(
         filter, std::min(limit - static_cast<int>(found.size()), 1000), token);
     if (!page.ok()) {
-      std::fprintf(stderr, "kiln: %s\n", page.status().ToString().c_str());
+      std::fprintf(stderr, "kiln: %s\n",
+                   remote ? std::string(page.status().message()).c_str()
+                          : page.status().ToString().c_str());
       return kExitFailed;
     }
     for (v1::Run& run : page->runs) found.push_back(std::move(run));
     token = page->next_page_token;
-    if (token.empty() || static_cast<int>(found.size()) >= limit) break;
-  }
+  } while (!token.empty() && static_cast<int>(found.size()) < limit);
 
   const absl::Time now = absl::Now();
   if (json) {
@@ -335,28 +322,27 @@ bool PrintLog(const std::string& path, const std::string& prefix,
 
 // `kiln logs` against a server: StreamLogs per task (following with -f).
 int RemoteLogs(const Args& args) {
-  auto client = Connect(args);
-  if (!client.ok()) {
+  auto connected = Connect(args);
+  if (!connected.ok()) {
     std::fprintf(stderr, "kiln: %s\n",
-                 std::string(client.status().message()).c_str());
+                 std::string(connected.status().message()).c_str());
     return kExitFailed;
   }
+  // StreamLogs (following a live attempt) is the server's alone; the run's
+  // tasks come through cli::Client as in the local form.
+  std::shared_ptr<service::KilnClient> client = std::move(*connected);
   const std::string run_id = args.positionals()[0];
   std::vector<std::string> tasks;
   if (args.positionals().size() == 2) {
     tasks.push_back(args.positionals()[1]);
   } else {
-    v1::GetRunRequest request;
-    request.set_run_id(run_id);
-    v1::Run run;
-    auto context = (*client)->NewContext(absl::Seconds(30));
-    grpc::Status status =
-        (*client)->stub().GetRun(context.get(), request, &run);
-    if (!status.ok()) {
-      std::fprintf(stderr, "kiln: %s\n", status.error_message().c_str());
+    absl::StatusOr<v1::Run> run = NewRemoteClient(client, "")->GetRun(run_id);
+    if (!run.ok()) {
+      std::fprintf(stderr, "kiln: %s\n",
+                   std::string(run.status().message()).c_str());
       return kExitFailed;
     }
-    for (const auto& t : run.tasks()) {
+    for (const auto& t : run->tasks()) {
       if (t.attempts() > 0) tasks.push_back(t.name());
     }
   }
@@ -372,8 +358,8 @@ int RemoteLogs(const Args& args) {
     request.set_task(task);
     request.set_attempt(attempt);
     request.set_follow(follow);
-    auto context = (*client)->NewContext();
-    auto reader = (*client)->stub().StreamLogs(context.get(), request);
+    auto context = client->NewContext();
+    auto reader = client->stub().StreamLogs(context.get(), request);
     v1::StreamLogsResponse response;
     while (reader->Read(&response)) {
       for (const auto& line : response.lines()) {
@@ -436,7 +422,7 @@ int Logs(const std::vector<std::string>& argv) {
   std::unique_ptr<Engine> runs =
       OpenStore(args.Get("store"), /*missing_is_ok=*/false, &exit_code);
   if (runs == nullptr) return exit_code;
-  absl::StatusOr<v1::Run> run = runs->GetRun(run_id);
+  absl::StatusOr<v1::Run> run = NewLocalClient(runs.get())->GetRun(run_id);
   if (!run.ok()) {
     std::fprintf(stderr, "kiln: %s\n",
                  std::string(run.status().message()).c_str());
