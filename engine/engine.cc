@@ -40,10 +40,11 @@ class EngineImpl : public Engine {
     }
     // Validated and planned once: the run executes this plan.
     ExecutorSet executors(options_.executors, options_.default_executor);
-    auto diags = pipeline::ValidatePipeline(request.pipeline, nullptr,
+    const pipeline::SourceMap* map = request.source_map.get();
+    auto diags = pipeline::ValidatePipeline(request.pipeline, map,
                                             executors.Capabilities());
     if (diags.empty()) {
-      diags = executors.Check(request.pipeline);
+      diags = executors.Check(request.pipeline, map);
     }
     if (!diags.empty()) return pipeline::DiagnosticsToStatus(diags);
     absl::StatusOr<PlannedRun> planned =

@@ -21,8 +21,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/archive/safe_extract.h"
+#include "engine/cas/artifact_store.h"
 #include "engine/cas/content_store.h"
 #include "engine/cas/digest.h"
+#include "engine/engine_queries.h"
 #include "engine/gc/garbage_collector.h"
 #include "engine/store/run_store.h"
 #include "engine/store/store.h"
@@ -31,6 +33,10 @@
 #include "kiln/v1/run.pb.h"
 
 namespace kiln {
+
+namespace pipeline {
+class SourceMap;  // engine/pipeline/diagnostic.h
+}  // namespace pipeline
 
 struct EngineOptions {
   // Where the content store, action cache, run store and logs live.
@@ -74,6 +80,10 @@ struct RunRequest {
   std::string idempotency_key;
   // Overrides the pipeline's failure policy with CONTINUE.
   bool keep_going = false;
+  // Where the pipeline's fields are in the file it was loaded from
+  // (pipeline::LoadedPipeline::source_map), or null: Submit's diagnostics
+  // then say FILE:LINE:COL instead of a field path.
+  std::shared_ptr<const pipeline::SourceMap> source_map;
 };
 
 using EventCallback = std::function<void(const v1::RunEvent&)>;
@@ -202,6 +212,38 @@ class Engine {
   // The store the engine owns (valid while it lives), for embedding
   // programs and tests; the service and the CLI use the methods above.
   virtual store::Store& store() const = 0;
+
+  // --- For the CLI's offline verbs (runs, logs, stash, unstash, cas,
+  // cache), which reach the store only through these.
+
+  // An engine over the store at `store_dir` (created if needed) for the
+  // queries and transfers above and below, with no executor: Submit,
+  // Resume, ResumeUnfinished, Retry, Find and Cancel fail with
+  // FailedPrecondition; GetRun reads the run store.
+  static absl::StatusOr<std::unique_ptr<Engine>> OpenStore(
+      const std::string& store_dir);
+  // Whether `store_dir` holds a run store (creates nothing).
+  static bool HasRunStore(const std::string& store_dir);
+
+  // A run's attempt logs in pipeline order (only `task`'s unless ""), each
+  // path absolute.
+  absl::StatusOr<std::vector<store::AttemptLog>> AttemptLogs(
+      const std::string& run_id, const std::string& task);
+  // Stores the tree below `dir` (only `paths` in it, relative, unless
+  // empty) as an artifact.
+  absl::StatusOr<cas::StashResult> StashDirectory(
+      const std::string& dir, const std::vector<std::string>& paths = {});
+  // Extracts artifact `tree` into `dir` (new or empty), verified.
+  absl::Status UnstashArtifact(const cas::Digest& tree, const std::string& dir);
+  // Stores the file at `path` as a blob.
+  absl::StatusOr<cas::Digest> PutBlobFile(const std::string& path);
+  // Counts of blobs, artifacts and runs.
+  absl::StatusOr<StoreStats> GetStoreStats();
+  // Why `task` of `run_id` hit or missed the cache: its key, the key's
+  // inputs and what changed since the last earlier run (engine_queries.h).
+  // NotFound for an unknown run or task.
+  absl::StatusOr<CacheExplanation> ExplainCacheKey(const std::string& run_id,
+                                                   const std::string& task);
 };
 
 }  // namespace kiln

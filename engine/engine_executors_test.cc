@@ -183,6 +183,48 @@ tasks:
   EXPECT_TRUE(fake_->requests().empty()) << "nothing ran";
 }
 
+// A pipeline loaded from a file: the unknown names are reported at their
+// place in it, FILE:LINE:COL, as every other validation error (they were
+// reported by field path, `tasks[1].executor: ...`).
+TEST_F(EngineExecutorsTest, UnknownExecutorNamesArePlacedInTheFile) {
+  MakeEngine("local-sandbox");
+  pipeline::LoadedPipeline loaded = pipeline::LoadPipelineText(R"(name: typo
+options: {executor: pod}
+tasks:
+  - name: produce
+    executor: fake
+    run: {command: [produce]}
+  - name: other
+    executor: k8s
+    run: {command: [produce]}
+)",
+                                                               "p.yaml");
+  ASSERT_TRUE(loaded.ok()) << loaded.errors[0].ToString();
+  RunRequest req;
+  req.pipeline = loaded.pipeline;
+  req.source_map = loaded.source_map;
+  auto run = engine_->Submit(req);
+  ASSERT_TRUE(absl::IsInvalidArgument(run.status())) << run.status();
+  EXPECT_TRUE(absl::StrContains(run.status().message(),
+                                "p.yaml:2:21: unknown executor 'pod'"))
+      << run.status();
+  EXPECT_TRUE(absl::StrContains(
+      run.status().message(),
+      "p.yaml:8:15: task 'other': unknown executor 'k8s' (known: fake, "
+      "local-sandbox)"))
+      << run.status();
+  EXPECT_FALSE(absl::StrContains(run.status().message(), "tasks[1]"))
+      << run.status();
+  EXPECT_TRUE(fake_->requests().empty()) << "nothing ran";
+
+  // Without a source map (a pipeline sent as a message), the field path.
+  req.source_map = nullptr;
+  run = engine_->Submit(req);
+  EXPECT_TRUE(absl::StrContains(run.status().message(),
+                                "tasks[1].executor: task 'other'"))
+      << run.status();
+}
+
 TEST_F(EngineExecutorsTest, AnExecutorFieldOfTheWrongTypeIsADecodeError) {
   pipeline::LoadedPipeline loaded = pipeline::LoadPipelineText(R"(name: bad
 tasks:

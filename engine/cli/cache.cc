@@ -7,14 +7,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "engine/cas/artifact_store.h"
 #include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
 #include "engine/cli/verb.h"
-#include "engine/gc/garbage_collector.h"
-#include "engine/store/action_cache.h"
-#include "engine/store/run_store.h"
-#include "engine/store/store.h"
+#include "engine/engine.h"
 
 namespace kiln::cli {
 namespace {
@@ -59,13 +55,6 @@ int Fail(const absl::Status& s) {
   return kExitFailed;
 }
 
-const v1::TaskStatus* FindTask(const v1::Run& run, const std::string& name) {
-  for (const auto& t : run.tasks()) {
-    if (t.name() == name) return &t;
-  }
-  return nullptr;
-}
-
 std::string Summary(const std::string& value_digest) {
   size_t sp = value_digest.find(' ');
   return sp == std::string::npos ? value_digest.substr(0, 12)
@@ -75,104 +64,15 @@ std::string Summary(const std::string& value_digest) {
 // A task on `image: host` is keyed by argv[0] and /etc/os-release only:
 // say so, since tools it reaches otherwise (through `sh -c`, PATH lookups
 // in scripts, libraries) can change without changing the key.
-void NoteHostMode(const std::vector<store::KeyComponent>& components) {
-  for (const auto& c : components) {
-    if (c.name == "platform" &&
-        c.value_digest.find(";image=host") != std::string::npos) {
-      std::printf(
-          "host mode: tools not tracked (the key covers the command's "
-          "argv[0] binary and /etc/os-release, not what it runs)\n");
-      return;
-    }
-  }
+void NoteHostMode(const CacheExplanation& e) {
+  if (!e.host_tools_untracked) return;
+  std::printf(
+      "host mode: tools not tracked (the key covers the command's "
+      "argv[0] binary and /etc/os-release, not what it runs)\n");
 }
 
-int Explain(const store::Store& parts, const std::string& run_id,
-            const std::string& task) {
-  store::RunStore* runs = &parts.runs();
-  store::ActionCache* cache = &parts.cache();
-  auto run = runs->GetRun(run_id);
-  if (!run.ok()) return Fail(run.status());
-  const v1::TaskStatus* st = FindTask(*run, task);
-  if (st == nullptr) {
-    return Fail(absl::NotFoundError(
-        absl::StrCat("run ", run_id, " has no task '", task, "'")));
-  }
-  if (st->cache_key().empty()) {
-    std::printf(
-        "%s has no cache key in run %s (state %s): it did not reach "
-        "execution, or its kind is never memoized (deploy, stash, unstash) "
-        "or it says cache: false\n",
-        task.c_str(), run_id.c_str(), v1::TaskState_Name(st->state()).c_str());
-    return kExitOk;
-  }
-  auto now = cache->Lookup(st->cache_key(), true);
-  if (!now.ok()) return Fail(now.status());
-  if (st->state() == v1::TASK_CACHED) {
-    std::printf("hit: %s matched key %s", task.c_str(),
-                st->cache_key().c_str());
-    if (now->has_value())
-      std::printf(" (recorded by run %s)", (*now)->run_id.c_str());
-    std::printf("\n");
-    if (now->has_value()) NoteHostMode((*now)->components);
-    return kExitOk;
-  }
-  // The previous run of the same pipeline in which this task had a key.
-  std::string token;
-  absl::optional<store::ActionResult> before;
-  std::string before_run;
-  bool past_this = false;
-  do {
-    store::RunFilter filter;
-    filter.pipeline_name = run->pipeline_name();
-    auto page = runs->ListRuns(filter, 200, token);
-    if (!page.ok()) return Fail(page.status());
-    for (const auto& r : page->runs) {  // newest first
-      if (r.id() == run_id) {
-        past_this = true;
-        continue;
-      }
-      if (!past_this) continue;
-      auto full = runs->GetRun(r.id());
-      if (!full.ok()) continue;
-      const v1::TaskStatus* prev = FindTask(*full, task);
-      if (prev == nullptr || prev->cache_key().empty()) continue;
-      auto entry = cache->Lookup(prev->cache_key(), true);
-      if (entry.ok() && entry->has_value()) {
-        before = std::move(**entry);
-        before_run = r.id();
-        break;
-      }
-    }
-    token = before.has_value() ? "" : page->next_page_token;
-  } while (!token.empty());
-  if (!before.has_value()) {
-    std::printf("miss: no earlier run of %s in pipeline %s is recorded\n",
-                task.c_str(), run->pipeline_name().c_str());
-    if (now->has_value()) NoteHostMode((*now)->components);
-    return kExitOk;
-  }
-  if (!now->has_value()) {
-    std::printf(
-        "miss: %s (%s) did not record its key components (it did not "
-        "succeed); the previous key was %s from run %s\n",
-        task.c_str(), v1::TaskState_Name(st->state()).c_str(),
-        before->key.c_str(), before_run.c_str());
-    NoteHostMode(before->components);
-    return kExitOk;
-  }
-  if (before->key == st->cache_key()) {
-    std::printf(
-        "the key equals run %s's; the task executed because that result "
-        "was missing or unusable then (e.g. collected outputs)\n",
-        before_run.c_str());
-    NoteHostMode((*now)->components);
-    return kExitOk;
-  }
-  std::printf("miss: %s's key changed since run %s:\n", task.c_str(),
-              before_run.c_str());
-  for (const auto& c :
-       store::DiffKeyComponents(before->components, (*now)->components)) {
+void PrintChanges(const CacheExplanation& e) {
+  for (const auto& c : e.changes) {
     switch (c.kind) {
       case store::ComponentChange::Kind::kChanged:
         std::printf("  %s changed: %s -> %s\n", c.name.c_str(),
@@ -189,37 +89,67 @@ int Explain(const store::Store& parts, const std::string& run_id,
         break;
     }
   }
-  NoteHostMode((*now)->components);
+}
+
+int Explain(Engine& engine, const std::string& run_id,
+            const std::string& task) {
+  absl::StatusOr<CacheExplanation> e = engine.ExplainCacheKey(run_id, task);
+  if (!e.ok()) return Fail(e.status());
+  const char* name = task.c_str();
+  using Verdict = CacheExplanation::Verdict;
+  switch (e->verdict) {
+    case Verdict::kNoKey:
+      std::printf(
+          "%s has no cache key in run %s (state %s): it did not reach "
+          "execution, or its kind is never memoized (deploy, stash, unstash) "
+          "or it says cache: false\n",
+          name, run_id.c_str(), v1::TaskState_Name(e->state).c_str());
+      return kExitOk;
+    case Verdict::kHit:
+      std::printf("hit: %s matched key %s", name, e->key.c_str());
+      if (!e->recorded_by_run.empty()) {
+        std::printf(" (recorded by run %s)", e->recorded_by_run.c_str());
+      }
+      std::printf("\n");
+      break;
+    case Verdict::kNoEarlierRun:
+      std::printf("miss: no earlier run of %s in pipeline %s is recorded\n",
+                  name, e->pipeline_name.c_str());
+      break;
+    case Verdict::kNotRecorded:
+      std::printf(
+          "miss: %s (%s) did not record its key components (it did not "
+          "succeed); the previous key was %s from run %s\n",
+          name, v1::TaskState_Name(e->state).c_str(), e->previous_key.c_str(),
+          e->previous_run.c_str());
+      break;
+    case Verdict::kSameKey:
+      std::printf(
+          "the key equals run %s's; the task executed because that result "
+          "was missing or unusable then (e.g. collected outputs)\n",
+          e->previous_run.c_str());
+      break;
+    case Verdict::kChanged:
+      std::printf("miss: %s's key changed since run %s:\n", name,
+                  e->previous_run.c_str());
+      PrintChanges(*e);
+      break;
+  }
+  NoteHostMode(*e);
   return kExitOk;
 }
 
-int Stats(const store::Store& st, const std::string& store_dir) {
-  cas::ArtifactStore* artifacts = &st.artifacts();
-  auto blobs = artifacts->blobs().ListBlobs();
-  if (!blobs.ok()) return Fail(blobs.status());
-  int64_t bytes = 0;
-  for (const auto& d : *blobs) bytes += std::max<int64_t>(0, d.size());
-  auto listed = artifacts->ListArtifacts();
-  store::RunStore* runs = &st.runs();
-  std::map<v1::RunState, int> by_state;
-  int total = 0;
-  std::string token;
-  do {
-    auto page = runs->ListRuns(store::RunFilter(), 1000, token);
-    if (!page.ok()) return Fail(page.status());
-    for (const auto& r : page->runs) {
-      ++by_state[r.state()];
-      ++total;
-    }
-    token = page->next_page_token;
-  } while (!token.empty());
+int Stats(Engine& engine, const std::string& store_dir) {
+  absl::StatusOr<StoreStats> stats = engine.GetStoreStats();
+  if (!stats.ok()) return Fail(stats.status());
   std::printf("store:     %s\n", store_dir.c_str());
-  std::printf("blobs:     %zu (%s)\n", blobs->size(),
-              HumanBytes(bytes).c_str());
-  std::printf("artifacts: %zu\n", listed.ok() ? listed->size() : 0);
-  std::printf("runs:      %d", total);
-  for (const auto& [state, n] : by_state) {
-    std::printf(" %s=%d", v1::RunState_Name(state).c_str(), n);
+  std::printf("blobs:     %lld (%s)\n", static_cast<long long>(stats->blobs),
+              HumanBytes(stats->blob_bytes).c_str());
+  std::printf("artifacts: %lld\n", static_cast<long long>(stats->artifacts));
+  std::printf("runs:      %lld", static_cast<long long>(stats->runs));
+  for (const auto& [state, n] : stats->runs_by_state) {
+    std::printf(" %s=%lld", v1::RunState_Name(state).c_str(),
+                static_cast<long long>(n));
   }
   std::printf("\n");
   return kExitOk;
@@ -244,16 +174,16 @@ int CacheVerb(const std::vector<std::string>& argv) {
     return args.UsageError(
         absl::StrCat("unknown cache command '", pos[0], "'"));
   }
-  // Every part of the store, opened once for the verb.
-  auto st = store::Store::Open(*store_dir);
-  if (!st.ok()) return Fail(st.status());
+  // The store, through the facade, opened once for the verb.
+  auto engine = Engine::OpenStore(*store_dir);
+  if (!engine.ok()) return Fail(engine.status());
   if (pos[0] == "explain") {
     if (pos.size() != 3) return args.UsageError("explain takes RUN TASK");
-    return Explain(**st, pos[1], pos[2]);
+    return Explain(**engine, pos[1], pos[2]);
   }
   if (pos[0] == "stats") {
     if (pos.size() != 1) return args.UsageError("stats takes no arguments");
-    return Stats(**st, *store_dir);
+    return Stats(**engine, *store_dir);
   }
   if (pos[0] == "gc") {
     if (pos.size() != 1) return args.UsageError("gc takes no arguments");
@@ -268,7 +198,7 @@ int CacheVerb(const std::vector<std::string>& argv) {
       return args.UsageError("--max-size must be a size like 500M or 10Gi");
     }
     options.dry_run = args.Has("dry-run");
-    auto report = gc::CollectGarbage(**st, options);
+    auto report = (*engine)->CollectGarbage(options);
     if (!report.ok()) return Fail(report.status());
     std::printf(
         "%s %lld of %lld blobs (%s of %s), %lld cache entries, %lld "

@@ -1,4 +1,5 @@
-// Client verbs over `kiln serve`: submit, watch, cancel, retry.
+// Client verbs over `kiln serve`: submit, watch, cancel, retry, written
+// against cli::Client (kiln_client.h).
 //
 // Each takes --server ADDR (default: the local store's socket,
 // unix:STORE/kiln.sock, with the store from --store / $KILN_STORE /
@@ -21,11 +22,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
-#include "engine/cas/artifact_store.h"
 #include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
 #include "engine/cli/client_connect.h"
 #include "engine/cli/git_trigger.h"
+#include "engine/cli/kiln_client.h"
 #include "engine/cli/progress.h"
 #include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
@@ -76,7 +77,7 @@ void PrintEvent(const v1::RunEvent& event) {
 
 // On a terminal: the live progress view of `kiln run`; otherwise plain
 // lines (PrintEvent).
-int WatchToEnd(service::KilnClient& client, const std::string& run_id) {
+int WatchToEnd(Client& client, const std::string& run_id) {
   const char* term = std::getenv("TERM");
   bool live = isatty(STDERR_FILENO) && std::getenv("NO_COLOR") == nullptr &&
               !(term != nullptr && std::strcmp(term, "dumb") == 0);
@@ -89,12 +90,8 @@ int WatchToEnd(service::KilnClient& client, const std::string& run_id) {
   absl::StatusOr<v1::RunState> state = client.Watch(
       run_id, 0, [&view](const v1::RunEvent& e) { view.OnEvent(e); });
   if (!state.ok()) return Fail(state.status());
-  v1::GetRunRequest request;
-  request.set_run_id(run_id);
-  v1::Run run;
-  auto context = client.NewContext(absl::Seconds(30));
-  if (client.stub().GetRun(context.get(), request, &run).ok()) {
-    view.Finish(run);
+  if (absl::StatusOr<v1::Run> run = client.GetRun(run_id); run.ok()) {
+    view.Finish(*run);
   }
   return *state == v1::RUN_SUCCEEDED ? kExitOk : kExitFailed;
 }
@@ -143,45 +140,29 @@ int SubmitVerb(const std::vector<std::string>& argv) {
   // Stash the pipeline's directory in the local store, upload its archive.
   absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
   if (!store.ok()) return Fail(store.status());
-  auto artifacts = cas::ArtifactStore::Open(*store);
-  if (!artifacts.ok()) return Fail(artifacts.status());
-  auto stashed = (*artifacts)->Stash(loaded.base_dir);
-  if (!stashed.ok()) return Fail(stashed.status());
-  auto client = Connect(args);
+  auto client = ConnectClient(args);
   if (!client.ok()) return Fail(client.status());
-  if (absl::Status s =
-          (*client)->EnsureBlob((*artifacts)->blobs(), stashed->archive);
-      !s.ok()) {
-    return Fail(s);
-  }
+  absl::StatusOr<UploadedSource> source =
+      (*client)->UploadSource(loaded.base_dir);
+  if (!source.ok()) return Fail(source.status());
 
-  v1::SubmitRunRequest request;
-  request.set_yaml(yaml.str());
-  request.set_filename(args.positionals()[0]);
-  *request.mutable_trigger() = *trigger;
-  request.mutable_source()->set_tree_digest(stashed->tree.ToString());
-  request.mutable_source()->set_archive_digest(stashed->archive.ToString());
-  request.set_idempotency_key(args.Get("idempotency-key", RandomKey()));
-  request.set_keep_going(args.Has("keep-going"));
-  v1::SubmitRunResponse response;
-  grpc::Status status;
-  // Retried while the server is briefly unavailable; the key makes it safe.
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    auto context = (*client)->NewContext(absl::Seconds(60));
-    context->set_wait_for_ready(true);
-    status = (*client)->stub().SubmitRun(context.get(), request, &response);
-    if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+  SubmitSpec spec;
+  spec.yaml = yaml.str();
+  spec.filename = args.positionals()[0];
+  spec.source = *source;
+  spec.trigger = *trigger;
+  spec.idempotency_key = args.Get("idempotency-key", RandomKey());
+  spec.keep_going = args.Has("keep-going");
+  absl::StatusOr<std::string> run_id = (*client)->Submit(spec);
+  if (!run_id.ok()) {
+    std::fprintf(stderr, "%s\n",
+                 std::string(run_id.status().message()).c_str());
+    return absl::IsInvalidArgument(run_id.status()) ? kExitUsage : kExitFailed;
   }
-  if (!status.ok()) {
-    std::fprintf(stderr, "%s\n", status.error_message().c_str());
-    return status.error_code() == grpc::StatusCode::INVALID_ARGUMENT
-               ? kExitUsage
-               : kExitFailed;
-  }
-  std::printf("%s\n", response.run_id().c_str());
+  std::printf("%s\n", run_id->c_str());
   std::fflush(stdout);
   if (!args.Has("watch")) return kExitOk;
-  return WatchToEnd(**client, response.run_id());
+  return WatchToEnd(**client, *run_id);
 }
 
 int WatchVerb(const std::vector<std::string>& argv) {
@@ -193,7 +174,7 @@ int WatchVerb(const std::vector<std::string>& argv) {
   int code;
   if (!args.Parse(argv, &code)) return code;
   if (args.positionals().size() != 1) return args.UsageError("expected RUN");
-  auto client = Connect(args);
+  auto client = ConnectClient(args);
   if (!client.ok()) return Fail(client.status());
   return WatchToEnd(**client, args.positionals()[0]);
 }
@@ -205,17 +186,13 @@ int CancelVerb(const std::vector<std::string>& argv) {
   int code;
   if (!args.Parse(argv, &code)) return code;
   if (args.positionals().size() != 1) return args.UsageError("expected RUN");
-  auto client = Connect(args);
+  auto client = ConnectClient(args);
   if (!client.ok()) return Fail(client.status());
-  v1::CancelRunRequest request;
-  request.set_run_id(args.positionals()[0]);
-  request.set_reason(args.Get("reason"));
-  v1::CancelRunResponse response;
-  auto context = (*client)->NewContext(absl::Seconds(30));
-  grpc::Status status =
-      (*client)->stub().CancelRun(context.get(), request, &response);
-  if (!status.ok()) return Fail(service::FromGrpc(status));
-  std::printf("cancelling %s\n", request.run_id().c_str());
+  const std::string& run_id = args.positionals()[0];
+  if (absl::Status s = (*client)->Cancel(run_id, args.Get("reason")); !s.ok()) {
+    return Fail(s);
+  }
+  std::printf("cancelling %s\n", run_id.c_str());
   return kExitOk;
 }
 
@@ -229,19 +206,14 @@ int RetryVerb(const std::vector<std::string>& argv) {
   int code;
   if (!args.Parse(argv, &code)) return code;
   if (args.positionals().size() != 1) return args.UsageError("expected RUN");
-  auto client = Connect(args);
+  auto client = ConnectClient(args);
   if (!client.ok()) return Fail(client.status());
-  v1::RetryRunRequest request;
-  request.set_run_id(args.positionals()[0]);
-  v1::SubmitRunResponse response;
-  auto context = (*client)->NewContext(absl::Seconds(60));
-  grpc::Status status =
-      (*client)->stub().RetryRun(context.get(), request, &response);
-  if (!status.ok()) return Fail(service::FromGrpc(status));
-  std::printf("%s\n", response.run_id().c_str());
+  absl::StatusOr<std::string> run_id = (*client)->Retry(args.positionals()[0]);
+  if (!run_id.ok()) return Fail(run_id.status());
+  std::printf("%s\n", run_id->c_str());
   std::fflush(stdout);
   if (!args.Has("watch")) return kExitOk;
-  return WatchToEnd(**client, response.run_id());
+  return WatchToEnd(**client, *run_id);
 }
 
 }  // namespace

@@ -43,4 +43,13 @@ absl::StatusOr<std::unique_ptr<service::KilnClient>> Connect(const Args& args) {
   return std::make_unique<service::KilnClient>(options);
 }
 
+absl::StatusOr<std::unique_ptr<Client>> ConnectClient(const Args& args) {
+  absl::StatusOr<std::unique_ptr<service::KilnClient>> connection =
+      Connect(args);
+  if (!connection.ok()) return connection.status();
+  // Only UploadSource needs the local store: its error waits until then.
+  absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
+  return NewRemoteClient(std::move(*connection), store.ok() ? *store : "");
+}
+
 }  // namespace kiln::cli

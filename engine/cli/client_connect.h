@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/cli/args.h"
+#include "engine/cli/kiln_client.h"
 #include "engine/service/client.h"
 
 namespace kiln::cli {
@@ -16,6 +17,10 @@ namespace kiln::cli {
 void AddClientFlags(Args* args);
 
 absl::StatusOr<std::unique_ptr<service::KilnClient>> Connect(const Args& args);
+
+// Connect, as a cli::Client (kiln_client.h) whose UploadSource stashes in
+// the store of --store / $KILN_STORE / ~/.cache/kiln.
+absl::StatusOr<std::unique_ptr<Client>> ConnectClient(const Args& args);
 
 }  // namespace kiln::cli
 

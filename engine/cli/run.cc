@@ -120,6 +120,7 @@ int RunVerb(const std::vector<std::string>& argv) {
     }
     request.pipeline = std::move(loaded.pipeline);
     request.source_dir = loaded.base_dir;
+    request.source_map = loaded.source_map;
     request.trigger = *trigger;
     request.keep_going = args.Has("keep-going");
   }

@@ -1,7 +1,7 @@
-// `kiln runs` and `kiln logs`: read the run store (engine/store) of the
-// local store directory. They only read; the default store that does not
-// exist yet has no runs and is not created, but a store named by --store or
-// $KILN_STORE must be an existing directory.
+// `kiln runs` and `kiln logs`: read the runs of the local store directory
+// through kiln::Engine (Engine::OpenStore). They only read; the default store
+// that does not exist yet has no runs and is not created, but a store named by
+// --store or $KILN_STORE must be an existing directory.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,9 +24,10 @@
 #include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
 #include "engine/cli/client_connect.h"
+#include "engine/cli/kiln_client.h"
 #include "engine/cli/verb.h"
+#include "engine/engine.h"
 #include "engine/store/log_file.h"
-#include "engine/store/run_store.h"
 #include "kiln/v1/run.pb.h"
 #include "kiln/v1/service.grpc.pb.h"
 #include "nlohmann/json.hpp"
@@ -107,8 +108,8 @@ TaskCounts CountTasks(const v1::Run& run) {
 
 // Opens the store read-mostly: a missing store is reported, not created.
 // Returns nullptr (with *exit_code set) when there is nothing to open.
-std::unique_ptr<store::RunStore> OpenStore(const std::string& flag,
-                                           bool missing_is_ok, int* exit_code) {
+std::unique_ptr<Engine> OpenStore(const std::string& flag, bool missing_is_ok,
+                                  int* exit_code) {
   absl::StatusOr<std::string> dir = cas::ResolveStoreDir(flag);
   if (!dir.ok()) {
     std::fprintf(stderr, "kiln: %s\n",
@@ -133,7 +134,7 @@ std::unique_ptr<store::RunStore> OpenStore(const std::string& flag,
     *exit_code = kExitFailed;
     return nullptr;
   }
-  if (access((*dir + "/runs.db").c_str(), F_OK) != 0) {
+  if (!Engine::HasRunStore(*dir)) {
     if (missing_is_ok) {
       std::fprintf(stderr, "kiln: no runs recorded in %s\n", dir->c_str());
       *exit_code = kExitOk;
@@ -143,8 +144,7 @@ std::unique_ptr<store::RunStore> OpenStore(const std::string& flag,
     }
     return nullptr;
   }
-  absl::StatusOr<std::unique_ptr<store::RunStore>> opened =
-      store::RunStore::Open(*dir);
+  absl::StatusOr<std::unique_ptr<Engine>> opened = Engine::OpenStore(*dir);
   if (!opened.ok()) {
     std::fprintf(stderr, "kiln: %s\n", opened.status().ToString().c_str());
     *exit_code = kExitFailed;
@@ -207,54 +207,40 @@ int Runs(const std::vector<std::string>& argv) {
   filter.pipeline_name = args.Get("pipeline");
   const bool json = args.Has("json");
 
-  std::vector<v1::Run> found;
-  std::string token;
+  // The same listing in both forms: over gRPC, or in-process over the
+  // local store (cli::Client, kiln_client.h).
+  std::unique_ptr<Engine> local;
+  std::unique_ptr<Client> client;
   if (remote) {
-    auto client = Connect(args);
-    if (!client.ok()) {
+    auto connected = ConnectClient(args);
+    if (!connected.ok()) {
       std::fprintf(stderr, "kiln: %s\n",
-                   std::string(client.status().message()).c_str());
+                   std::string(connected.status().message()).c_str());
       return kExitFailed;
     }
-    do {
-      v1::ListRunsRequest request;
-      if (filter.state.has_value()) request.set_state(*filter.state);
-      request.set_pipeline_name(filter.pipeline_name);
-      request.set_page_size(
-          std::min(limit - static_cast<int>(found.size()), 1000));
-      request.set_page_token(token);
-      v1::ListRunsResponse response;
-      auto context = (*client)->NewContext(absl::Seconds(30));
-      grpc::Status status =
-          (*client)->stub().ListRuns(context.get(), request, &response);
-      if (!status.ok()) {
-        std::fprintf(stderr, "kiln: %s\n", status.error_message().c_str());
-        return kExitFailed;
-      }
-      for (v1::Run& run : *response.mutable_runs()) {
-        found.push_back(std::move(run));
-      }
-      token = response.next_page_token();
-    } while (!token.empty() && static_cast<int>(found.size()) < limit);
+    client = std::move(*connected);
+  } else {
+    local = OpenStore(args.Get("store"), /*missing_is_ok=*/true, &exit_code);
+    if (local == nullptr) {
+      if (json && exit_code == kExitOk) std::puts("[]");
+      return exit_code;
+    }
+    client = NewLocalClient(local.get());
   }
-  std::unique_ptr<store::RunStore> runs =
-      remote ? nullptr
-             : OpenStore(args.Get("store"), /*missing_is_ok=*/true, &exit_code);
-  if (runs == nullptr && !remote) {
-    if (json && exit_code == kExitOk) std::puts("[]");
-    return exit_code;
-  }
-  while (!remote) {
-    absl::StatusOr<store::RunPage> page = runs->ListRuns(
+  std::vector<v1::Run> found;
+  std::string token;
+  do {
+    absl::StatusOr<store::RunPage> page = client->ListRuns(
         filter, std::min(limit - static_cast<int>(found.size()), 1000), token);
     if (!page.ok()) {
-      std::fprintf(stderr, "kiln: %s\n", page.status().ToString().c_str());
+      std::fprintf(stderr, "kiln: %s\n",
+                   remote ? std::string(page.status().message()).c_str()
+                          : page.status().ToString().c_str());
       return kExitFailed;
     }
     for (v1::Run& run : page->runs) found.push_back(std::move(run));
     token = page->next_page_token;
-    if (token.empty() || static_cast<int>(found.size()) >= limit) break;
-  }
+  } while (!token.empty() && static_cast<int>(found.size()) < limit);
 
   const absl::Time now = absl::Now();
   if (json) {
@@ -336,28 +322,27 @@ bool PrintLog(const std::string& path, const std::string& prefix,
 
 // `kiln logs` against a server: StreamLogs per task (following with -f).
 int RemoteLogs(const Args& args) {
-  auto client = Connect(args);
-  if (!client.ok()) {
+  auto connected = Connect(args);
+  if (!connected.ok()) {
     std::fprintf(stderr, "kiln: %s\n",
-                 std::string(client.status().message()).c_str());
+                 std::string(connected.status().message()).c_str());
     return kExitFailed;
   }
+  // StreamLogs (following a live attempt) is the server's alone; the run's
+  // tasks come through cli::Client as in the local form.
+  std::shared_ptr<service::KilnClient> client = std::move(*connected);
   const std::string run_id = args.positionals()[0];
   std::vector<std::string> tasks;
   if (args.positionals().size() == 2) {
     tasks.push_back(args.positionals()[1]);
   } else {
-    v1::GetRunRequest request;
-    request.set_run_id(run_id);
-    v1::Run run;
-    auto context = (*client)->NewContext(absl::Seconds(30));
-    grpc::Status status =
-        (*client)->stub().GetRun(context.get(), request, &run);
-    if (!status.ok()) {
-      std::fprintf(stderr, "kiln: %s\n", status.error_message().c_str());
+    absl::StatusOr<v1::Run> run = NewRemoteClient(client, "")->GetRun(run_id);
+    if (!run.ok()) {
+      std::fprintf(stderr, "kiln: %s\n",
+                   std::string(run.status().message()).c_str());
       return kExitFailed;
     }
-    for (const auto& t : run.tasks()) {
+    for (const auto& t : run->tasks()) {
       if (t.attempts() > 0) tasks.push_back(t.name());
     }
   }
@@ -373,8 +358,8 @@ int RemoteLogs(const Args& args) {
     request.set_task(task);
     request.set_attempt(attempt);
     request.set_follow(follow);
-    auto context = (*client)->NewContext();
-    auto reader = (*client)->stub().StreamLogs(context.get(), request);
+    auto context = client->NewContext();
+    auto reader = client->stub().StreamLogs(context.get(), request);
     v1::StreamLogsResponse response;
     while (reader->Read(&response)) {
       for (const auto& line : response.lines()) {
@@ -434,10 +419,10 @@ int Logs(const std::vector<std::string>& argv) {
     return args.UsageError("--attempt must be a number >= 1");
   }
 
-  std::unique_ptr<store::RunStore> runs =
+  std::unique_ptr<Engine> runs =
       OpenStore(args.Get("store"), /*missing_is_ok=*/false, &exit_code);
   if (runs == nullptr) return exit_code;
-  absl::StatusOr<v1::Run> run = runs->GetRun(run_id);
+  absl::StatusOr<v1::Run> run = NewLocalClient(runs.get())->GetRun(run_id);
   if (!run.ok()) {
     std::fprintf(stderr, "kiln: %s\n",
                  std::string(run.status().message()).c_str());
@@ -478,9 +463,7 @@ int Logs(const std::vector<std::string>& argv) {
   const bool timestamps = args.Has("timestamps");
   int result = kExitOk;
   for (const store::AttemptLog& log : chosen) {
-    std::string path = absl::StartsWith(log.path, "/")
-                           ? log.path
-                           : absl::StrCat(runs->store_dir(), "/", log.path);
+    const std::string& path = log.path;  // absolute (Engine::AttemptLogs)
     std::string prefix;
     if (task.empty()) {
       prefix = log.attempt > 1

@@ -1,5 +1,5 @@
 // `kiln stash`, `kiln unstash` and `kiln cas`: artifacts and blobs in the
-// local store (ArtifactStore / ContentStore). Translation only.
+// local store, through kiln::Engine (Engine::OpenStore). Translation only.
 #include <unistd.h>
 
 #include <cstdio>
@@ -7,11 +7,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/cas/artifact_store.h"
-#include "engine/cas/content_store.h"
 #include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
 #include "engine/cli/verb.h"
+#include "engine/engine.h"
 
 namespace kiln::cli {
 namespace {
@@ -24,11 +23,11 @@ int Fail(const absl::Status& status) {
   return kExitFailed;
 }
 
-absl::StatusOr<std::unique_ptr<cas::ArtifactStore>> OpenArtifacts(
-    const Args& args) {
+// The store named by --store, through the facade.
+absl::StatusOr<std::unique_ptr<Engine>> OpenStore(const Args& args) {
   absl::StatusOr<std::string> dir = cas::ResolveStoreDir(args.Get("store"));
   if (!dir.ok()) return dir.status();
-  return cas::ArtifactStore::Open(*dir);
+  return Engine::OpenStore(*dir);
 }
 
 int RunStash(const std::vector<std::string>& argv) {
@@ -43,10 +42,10 @@ int RunStash(const std::vector<std::string>& argv) {
   if (args.positionals().size() != 1) {
     return args.UsageError("stash takes exactly one DIR");
   }
-  auto store = OpenArtifacts(args);
-  if (!store.ok()) return Fail(store.status());
+  auto engine = OpenStore(args);
+  if (!engine.ok()) return Fail(engine.status());
   absl::StatusOr<cas::StashResult> result =
-      (*store)->StashPaths(args.positionals()[0], args.GetAll("path"));
+      (*engine)->StashDirectory(args.positionals()[0], args.GetAll("path"));
   if (!result.ok()) return Fail(result.status());
   std::printf("%s\n", result->tree.ToString().c_str());
   return kExitOk;
@@ -67,24 +66,24 @@ int RunUnstash(const std::vector<std::string>& argv) {
       cas::Digest::Parse(args.positionals()[0]);
   if (!digest.ok())
     return args.UsageError(std::string(digest.status().message()));
-  auto store = OpenArtifacts(args);
-  if (!store.ok()) return Fail(store.status());
-  absl::Status st = (*store)->Unstash(*digest, args.positionals()[1]);
+  auto engine = OpenStore(args);
+  if (!engine.ok()) return Fail(engine.status());
+  absl::Status st = (*engine)->UnstashArtifact(*digest, args.positionals()[1]);
   if (!st.ok()) return Fail(st);
   return kExitOk;
 }
 
-int CasPut(const Args& args, const cas::ContentStore& store) {
+int CasPut(const Args& args, Engine& store) {
   if (args.positionals().size() != 2) {
     return args.UsageError("cas put takes one FILE");
   }
-  absl::StatusOr<cas::Digest> d = store.PutFile(args.positionals()[1]);
+  absl::StatusOr<cas::Digest> d = store.PutBlobFile(args.positionals()[1]);
   if (!d.ok()) return Fail(d.status());
   std::printf("%s\n", d->ToString().c_str());
   return kExitOk;
 }
 
-int CasGet(const Args& args, const cas::ContentStore& store) {
+int CasGet(const Args& args, const Engine& store) {
   if (args.positionals().size() != 2) {
     return args.UsageError("cas get takes one DIGEST");
   }
@@ -133,10 +132,7 @@ int RunCas(const std::vector<std::string>& argv) {
   if (args.positionals().empty()) {
     return args.UsageError("cas needs a subcommand: put or get");
   }
-  absl::StatusOr<std::string> dir = cas::ResolveStoreDir(args.Get("store"));
-  if (!dir.ok()) return Fail(dir.status());
-  absl::StatusOr<std::unique_ptr<cas::ContentStore>> store =
-      cas::ContentStore::Open(*dir);
+  absl::StatusOr<std::unique_ptr<Engine>> store = OpenStore(args);
   if (!store.ok()) return Fail(store.status());
   const std::string& sub = args.positionals()[0];
   if (sub == "put") return CasPut(args, **store);

@@ -10,13 +10,14 @@ namespace kiln {
 
 void Scheduler::Phase::Emit(const std::string& task, v1::TaskState state,
                             int attempt, int exit_code,
-                            const std::string& reason) {
+                            const std::string& reason, int error_code) {
   v1::TaskStateChanged e;
   e.set_task(task);
   e.set_state(state);
   e.set_attempt(attempt);
   e.set_exit_code(exit_code);
   e.set_reason(reason);
+  e.set_error_code(error_code);
   s_->sink_->OnTaskEvent(e);
 }
 
@@ -39,7 +40,7 @@ void Scheduler::Phase::Finish(const v1::Task& task, v1::TaskState state,
     for (const auto& [k, v] : outcome->results) (*st.mutable_results())[k] = v;
   }
   *st.mutable_finished() = NowProto();
-  Emit(task.name(), state, attempt, st.exit_code(), reason);
+  Emit(task.name(), state, attempt, st.exit_code(), reason, st.error_code());
 }
 
 // The producers of the artifacts the task consumes and the tasks its

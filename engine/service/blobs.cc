@@ -3,7 +3,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/cas/content_store.h"
 #include "engine/service/kiln_service.h"
 
 namespace kiln::service {

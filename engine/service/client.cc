@@ -110,10 +110,10 @@ absl::Status KilnClient::UploadBytes(absl::string_view bytes) {
   return FromGrpc(writer->Finish());
 }
 
-absl::Status KilnClient::UploadBlob(const cas::ContentStore& store,
+absl::Status KilnClient::UploadBlob(const Engine& local,
                                     const cas::Digest& digest) {
   absl::StatusOr<std::unique_ptr<cas::BlobReader>> reader =
-      store.OpenBlob(digest);
+      local.OpenBlob(digest);
   if (!reader.ok()) return reader.status();
   auto context = NewContext();
   v1::UploadBlobResponse response;
@@ -140,7 +140,7 @@ absl::Status KilnClient::UploadBlob(const cas::ContentStore& store,
   return FromGrpc(writer->Finish());
 }
 
-absl::Status KilnClient::EnsureBlob(const cas::ContentStore& store,
+absl::Status KilnClient::EnsureBlob(const Engine& local,
                                     const cas::Digest& digest) {
   auto context = NewContext(absl::Seconds(60));
   v1::FindMissingBlobsRequest request;
@@ -150,7 +150,7 @@ absl::Status KilnClient::EnsureBlob(const cas::ContentStore& store,
       FromGrpc(stub_->FindMissingBlobs(context.get(), request, &response));
   if (!s.ok()) return s;
   if (response.missing_size() == 0) return absl::OkStatus();
-  return UploadBlob(store, digest);
+  return UploadBlob(local, digest);
 }
 
 absl::StatusOr<std::string> KilnClient::DownloadBlob(

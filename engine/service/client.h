@@ -14,8 +14,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "engine/cas/content_store.h"
 #include "engine/cas/digest.h"
+#include "engine/engine.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "kiln/v1/service.grpc.pb.h"
@@ -50,13 +50,11 @@ class KilnClient {
   std::unique_ptr<grpc::ClientContext> NewContext(
       absl::Duration timeout = absl::InfiniteDuration()) const;
 
-  // Uploads bytes / a stored blob under `digest`.
+  // Uploads bytes / a blob of the local store under `digest`.
   absl::Status UploadBytes(absl::string_view bytes);
-  absl::Status UploadBlob(const cas::ContentStore& store,
-                          const cas::Digest& digest);
-  // Uploads `digest` from `store` unless the server has it already.
-  absl::Status EnsureBlob(const cas::ContentStore& store,
-                          const cas::Digest& digest);
+  absl::Status UploadBlob(const Engine& local, const cas::Digest& digest);
+  // Uploads `digest` from the local store unless the server has it already.
+  absl::Status EnsureBlob(const Engine& local, const cas::Digest& digest);
   // The whole blob (in memory).
   absl::StatusOr<std::string> DownloadBlob(const cas::Digest& digest);
 

@@ -8,12 +8,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "engine/cas/content_store.h"
 #include "engine/cas/file_io.h"
 #include "engine/pipeline/loader.h"
 #include "engine/pipeline/validate.h"
 #include "engine/service/run_replies.h"
-#include "engine/store/run_store.h"
 
 namespace kiln::service {
 namespace {
@@ -256,6 +254,7 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
         return ToGrpc(pipeline::DiagnosticsToStatus(loaded.errors));
       }
       run.pipeline = std::move(loaded.pipeline);
+      run.source_map = loaded.source_map;
       break;
     }
     case v1::SubmitRunRequest::kMessage:

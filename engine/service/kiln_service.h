@@ -20,7 +20,6 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "engine/cas/artifact_store.h"
 #include "engine/engine.h"
 #include "engine/service/auth.h"
 #include "engine/service/event_queue.h"

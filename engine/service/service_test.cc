@@ -4,9 +4,8 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "engine/cas/artifact_store.h"
+#include "engine/engine.h"
 #include "engine/service/service_test_fixture.h"
-#include "engine/store/run_store.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 
@@ -447,9 +446,9 @@ TEST_F(ServiceTest, SubmitWithUploadedSource) {
   std::string src = dir_ + "/src";
   mkdir(src.c_str(), 0700);
   { std::ofstream(src + "/hello.txt") << "hi\n"; }
-  auto local = cas::ArtifactStore::Open(dir_ + "/client-store");
+  auto local = Engine::OpenStore(dir_ + "/client-store");
   ASSERT_TRUE(local.ok()) << local.status();
-  auto stashed = (*local)->Stash(src);
+  auto stashed = (*local)->StashDirectory(src);
   ASSERT_TRUE(stashed.ok()) << stashed.status();
 
   v1::SubmitRunRequest request;
@@ -462,7 +461,7 @@ TEST_F(ServiceTest, SubmitWithUploadedSource) {
       client->stub().SubmitRun(context.get(), request, &response).error_code(),
       grpc::StatusCode::FAILED_PRECONDITION);  // not uploaded yet
 
-  ASSERT_TRUE(client->EnsureBlob((*local)->blobs(), stashed->archive).ok());
+  ASSERT_TRUE(client->EnsureBlob(**local, stashed->archive).ok());
   context = client->NewContext(absl::Seconds(10));
   grpc::Status status =
       client->stub().SubmitRun(context.get(), request, &response);

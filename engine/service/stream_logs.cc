@@ -11,7 +11,6 @@
 #include "engine/cas/file_io.h"
 #include "engine/service/kiln_service.h"
 #include "engine/store/log_file.h"
-#include "engine/store/run_store.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace kiln::service {

@@ -6,7 +6,6 @@
 #include "absl/types/optional.h"
 #include "engine/service/event_queue.h"
 #include "engine/service/kiln_service.h"
-#include "engine/store/run_store.h"
 
 namespace kiln::service {
 namespace {

@@ -153,7 +153,7 @@ absl::Status RunStore::LoadTasks(absl::string_view run_id, v1::Run* run) {
   KILN_ASSIGN_OR_RETURN(
       Statement tasks,
       db_->Prepare("SELECT name, state, attempts, exit_code, reason,"
-                   " cache_key, started_us, finished_us FROM tasks"
+                   " cache_key, started_us, finished_us, error_code FROM tasks"
                    " WHERE run_id = ?1 ORDER BY position"));
   tasks.BindText(1, run_id);
   absl::flat_hash_map<std::string, v1::TaskStatus*> by_name;
@@ -167,6 +167,7 @@ absl::Status RunStore::LoadTasks(absl::string_view run_id, v1::Run* run) {
     task->set_exit_code(static_cast<int32_t>(tasks.Int(3)));
     task->set_reason(tasks.Text(4));
     task->set_cache_key(tasks.Text(5));
+    task->set_error_code(static_cast<int32_t>(tasks.Int(8)));
     if (!tasks.IsNull(6)) *task->mutable_started() = ToTimestamp(tasks.Int(6));
     if (!tasks.IsNull(7)) {
       *task->mutable_finished() = ToTimestamp(tasks.Int(7));

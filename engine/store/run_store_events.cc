@@ -84,13 +84,15 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
         db_->Prepare("UPDATE tasks SET state = ?3,"
                      " attempts = MAX(attempts, ?4), exit_code = ?5,"
                      " reason = ?6, started_us = COALESCE(started_us, ?7),"
-                     " finished_us = ?8 WHERE run_id = ?1 AND name = ?2"));
+                     " finished_us = ?8, error_code = ?9"
+                     " WHERE run_id = ?1 AND name = ?2"));
     update.BindText(1, run_id)
         .BindText(2, change.task())
         .Bind(3, change.state())
         .Bind(4, change.attempt())
         .Bind(5, change.exit_code())
-        .BindText(6, change.reason());
+        .BindText(6, change.reason())
+        .Bind(9, change.error_code());
     running ? update.Bind(7, time) : update.BindNull(7);
     terminal ? update.Bind(8, time) : update.BindNull(8);
     KILN_RETURN_IF_ERROR(update.Run());
@@ -101,15 +103,17 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
         Statement insert,
         db_->Prepare(
             "INSERT INTO tasks (run_id, name, position, state,"
-            " attempts, exit_code, reason, started_us, finished_us)"
+            " attempts, exit_code, reason, started_us, finished_us,"
+            " error_code)"
             " VALUES (?1, ?2, (SELECT COALESCE(MAX(position), -1) + 1"
-            " FROM tasks WHERE run_id = ?1), ?3, ?4, ?5, ?6, ?7, ?8)"));
+            " FROM tasks WHERE run_id = ?1), ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
     insert.BindText(1, run_id)
         .BindText(2, change.task())
         .Bind(3, change.state())
         .Bind(4, change.attempt())
         .Bind(5, change.exit_code())
-        .BindText(6, change.reason());
+        .BindText(6, change.reason())
+        .Bind(9, change.error_code());
     running ? insert.Bind(7, time) : insert.BindNull(7);
     terminal ? insert.Bind(8, time) : insert.BindNull(8);
     KILN_RETURN_IF_ERROR(insert.Run());

@@ -96,6 +96,11 @@ CREATE TABLE reseal_pending (
 ) WITHOUT ROWID;
 INSERT INTO reseal_pending (run_id) SELECT id FROM runs;
 )sql"},
+    // TaskStatus.error_code: the absl::StatusCode of an error the engine
+    // hit running the task (0 when none). Tasks recorded before have 0.
+    {4, R"sql(
+ALTER TABLE tasks ADD COLUMN error_code INTEGER NOT NULL DEFAULT 0;
+)sql"},
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <utility>
@@ -29,6 +30,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
   return std::unique_ptr<Store>(new Store(std::move(abs), std::move(*runs),
                                           std::move(*cache),
                                           std::move(*artifacts)));
+}
+
+bool Store::HasRunStore(const std::string& dir) {
+  return access((dir + "/runs.db").c_str(), F_OK) == 0;
 }
 
 Store::Store(std::string dir, std::unique_ptr<RunStore> runs,

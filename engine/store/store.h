@@ -36,6 +36,9 @@ class Store {
   // normalized.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& dir);
 
+  // Whether `dir` holds a run store (runs.db). Creates nothing.
+  static bool HasRunStore(const std::string& dir);
+
   // The absolute store directory, without a trailing slash.
   const std::string& dir() const { return dir_; }
   RunStore& runs() const { return *runs_; }

@@ -22,6 +22,10 @@ constexpr char kResultKey[] = "version";
 constexpr char kResultValue[] = "1.2.3";
 constexpr char kComponent[] = "input.source";
 constexpr char kComponentDigest[] = "sha256:bb";
+// The failed task's TaskStatus.error_code (absl::StatusCode::kDataLoss),
+// recorded from schema 4 on; stores of older schemas read 0.
+constexpr int kErrorCode = 15;
+constexpr int kFirstVersionWithErrorCode = 4;
 
 }  // namespace kiln::store::fixture
 

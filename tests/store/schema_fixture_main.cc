@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   events[4].mutable_task_state()->set_state(kiln::v1::TASK_FAILED);
   events[4].mutable_task_state()->set_attempt(1);
   events[4].mutable_task_state()->set_exit_code(2);
+  events[4].mutable_task_state()->set_error_code(f::kErrorCode);
   auto appended = (*runs)->AppendEvents(created->run_id, events);
   if (!appended.ok()) {
     std::fprintf(stderr, "%s\n", appended.status().ToString().c_str());

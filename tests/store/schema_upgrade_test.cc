@@ -53,6 +53,11 @@ std::string CopyFixture(const std::string& version) {
   return dir;
 }
 
+// 3 for "v3".
+int64_t UserVersionOf(const std::string& version) {
+  return std::stoll(version.substr(1));
+}
+
 std::vector<std::string> FixtureVersions() {
   std::vector<std::string> versions;
   for (const auto& entry : fs::directory_iterator(FixtureRoot())) {
@@ -99,6 +104,9 @@ TEST(SchemaUpgradeTest, PopulatedStoresOpenWithTheirData) {
     EXPECT_EQ(run->tasks(0).outputs().at("app"), f::kArtifactDigest);
     EXPECT_EQ(run->tasks(1).state(), v1::TASK_FAILED);
     EXPECT_EQ(run->tasks(1).exit_code(), 2);
+    const int64_t schema = UserVersionOf(version);
+    EXPECT_EQ(run->tasks(1).error_code(),
+              schema >= f::kFirstVersionWithErrorCode ? f::kErrorCode : 0);
     EXPECT_EQ(run->tasks(2).name(), "cleanup");
     EXPECT_EQ(run->tasks(2).state(), v1::TASK_PENDING);
     EXPECT_EQ(*(*runs)->GetSourceDir(id), f::kSourceDir);
@@ -143,6 +151,50 @@ TEST(SchemaUpgradeTest, PopulatedStoresOpenWithTheirData) {
     ASSERT_TRUE(latest.ok());
     EXPECT_TRUE(latest->has_value());
   }
+}
+
+// Schema 4 records TaskStatus.error_code. A v3 store is upgraded in place:
+// its tasks read error code 0, and events recorded after the upgrade keep
+// theirs (before schema 4 the code was dropped: GetRun, and so a run's
+// final result, always said 0).
+TEST(SchemaUpgradeTest, AV3StoreUpgradesAndThenKeepsErrorCodes) {
+  std::string dir = CopyFixture("v3");
+  ASSERT_EQ(UserVersion(dir + "/runs.db"), 3);
+  auto runs = RunStore::Open(dir);
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_GE(UserVersion(dir + "/runs.db"), 4);
+  auto page = (*runs)->ListRuns({}, 10, "");
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->runs.size(), 1u);
+  const std::string id = page->runs[0].id();
+  auto before = (*runs)->GetRun(id);
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->tasks(1).error_code(), 0);
+
+  std::vector<v1::RunEvent> events(1);
+  v1::TaskStateChanged* change = events[0].mutable_task_state();
+  change->set_task("cleanup");
+  change->set_state(v1::TASK_FAILED);
+  change->set_error_code(static_cast<int>(absl::StatusCode::kUnavailable));
+  ASSERT_TRUE((*runs)->AppendEvents(id, events).ok());
+  // A task the pipeline did not list is inserted with its code too.
+  change->set_task("generated");
+  change->set_error_code(static_cast<int>(absl::StatusCode::kNotFound));
+  ASSERT_TRUE((*runs)->AppendEvents(id, events).ok());
+  runs->reset();  // reopened: the code is durable
+
+  auto reopened = RunStore::Open(dir);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto after = (*reopened)->GetRun(id);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_EQ(after->tasks_size(), 4);
+  EXPECT_EQ(after->tasks(2).name(), "cleanup");
+  EXPECT_EQ(after->tasks(2).error_code(),
+            static_cast<int>(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(after->tasks(3).name(), "generated");
+  EXPECT_EQ(after->tasks(3).error_code(),
+            static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_EQ(after->tasks(1).error_code(), 0);
 }
 
 std::string ReadWhole(const std::string& path) {

@@ -1,0 +1,135 @@
+// cli::Client over gRPC, against `kiln serve` (kiln_client.h).
+#include <utility>
+
+#include "engine/cli/kiln_client.h"
+#include "kiln/v1/service.grpc.pb.h"
+
+namespace kiln::cli {
+namespace {
+
+class RemoteClient : public Client {
+ public:
+  RemoteClient(std::shared_ptr<service::KilnClient> connection,
+               std::string local_store_dir)
+      : c_(std::move(connection)),
+        local_store_dir_(std::move(local_store_dir)) {}
+
+  absl::StatusOr<UploadedSource> UploadSource(const std::string& dir) override {
+    // Stash the source in the local store, upload what the server lacks.
+    if (local_ == nullptr) {
+      absl::StatusOr<std::unique_ptr<Engine>> local =
+          Engine::OpenStore(local_store_dir_);
+      if (!local.ok()) return local.status();
+      local_ = std::move(*local);
+    }
+    absl::StatusOr<cas::StashResult> stashed = local_->StashDirectory(dir);
+    if (!stashed.ok()) return stashed.status();
+    if (absl::Status s = c_->EnsureBlob(*local_, stashed->archive); !s.ok()) {
+      return s;
+    }
+    UploadedSource source;
+    source.tree_digest = stashed->tree.ToString();
+    source.archive_digest = stashed->archive.ToString();
+    return source;
+  }
+
+  absl::StatusOr<std::string> Submit(const SubmitSpec& spec) override {
+    v1::SubmitRunRequest request;
+    request.set_yaml(spec.yaml);
+    request.set_filename(spec.filename);
+    *request.mutable_trigger() = spec.trigger;
+    if (!spec.source.tree_digest.empty()) {
+      request.mutable_source()->set_tree_digest(spec.source.tree_digest);
+      request.mutable_source()->set_archive_digest(spec.source.archive_digest);
+    }
+    request.set_idempotency_key(spec.idempotency_key);
+    request.set_keep_going(spec.keep_going);
+    v1::SubmitRunResponse response;
+    grpc::Status status;
+    // Retried while the server is briefly unavailable; the idempotency key
+    // makes that safe.
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      auto context = c_->NewContext(absl::Seconds(60));
+      context->set_wait_for_ready(true);
+      status = c_->stub().SubmitRun(context.get(), request, &response);
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+    }
+    if (!status.ok()) return service::FromGrpc(status);
+    return response.run_id();
+  }
+
+  absl::StatusOr<v1::RunState> Watch(const std::string& run_id,
+                                     uint64_t after_seq,
+                                     const EventHandler& on_event) override {
+    return c_->Watch(run_id, after_seq, on_event);
+  }
+
+  absl::StatusOr<v1::Run> GetRun(const std::string& run_id) override {
+    v1::GetRunRequest request;
+    request.set_run_id(run_id);
+    v1::Run run;
+    auto context = c_->NewContext(absl::Seconds(30));
+    grpc::Status status = c_->stub().GetRun(context.get(), request, &run);
+    if (!status.ok()) return service::FromGrpc(status);
+    return run;
+  }
+
+  absl::StatusOr<store::RunPage> ListRuns(
+      const store::RunFilter& filter, int page_size,
+      const std::string& page_token) override {
+    v1::ListRunsRequest request;
+    if (filter.state.has_value()) request.set_state(*filter.state);
+    request.set_pipeline_name(filter.pipeline_name);
+    request.set_page_size(page_size);
+    request.set_page_token(page_token);
+    v1::ListRunsResponse response;
+    auto context = c_->NewContext(absl::Seconds(30));
+    grpc::Status status =
+        c_->stub().ListRuns(context.get(), request, &response);
+    if (!status.ok()) return service::FromGrpc(status);
+    store::RunPage page;
+    for (v1::Run& run : *response.mutable_runs()) {
+      page.runs.push_back(std::move(run));
+    }
+    page.next_page_token = response.next_page_token();
+    return page;
+  }
+
+  absl::Status Cancel(const std::string& run_id,
+                      const std::string& reason) override {
+    v1::CancelRunRequest request;
+    request.set_run_id(run_id);
+    request.set_reason(reason);
+    v1::CancelRunResponse response;
+    auto context = c_->NewContext(absl::Seconds(30));
+    return service::FromGrpc(
+        c_->stub().CancelRun(context.get(), request, &response));
+  }
+
+  absl::StatusOr<std::string> Retry(const std::string& run_id) override {
+    v1::RetryRunRequest request;
+    request.set_run_id(run_id);
+    v1::SubmitRunResponse response;
+    auto context = c_->NewContext(absl::Seconds(60));
+    grpc::Status status =
+        c_->stub().RetryRun(context.get(), request, &response);
+    if (!status.ok()) return service::FromGrpc(status);
+    return response.run_id();
+  }
+
+ private:
+  const std::shared_ptr<service::KilnClient> c_;
+  const std::string local_store_dir_;
+  std::unique_ptr<Engine> local_;  // the local store, for Submit's source
+};
+
+}  // namespace
+
+std::unique_ptr<Client> NewRemoteClient(
+    std::shared_ptr<service::KilnClient> connection,
+    std::string local_store_dir) {
+  return std::make_unique<RemoteClient>(std::move(connection),
+                                        std::move(local_store_dir));
+}
+
+}  // namespace kiln::cli
