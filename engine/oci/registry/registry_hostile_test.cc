@@ -587,3 +587,67 @@ TEST(RegistryHostileTest, ChunkedUploadResumesAfterAFailedChunk) {
 
 }  // namespace
 }  // namespace kiln::oci::registry
+
+namespace kiln::oci::registry {
+namespace {
+
+TEST(RegistryTransportTest, PlainHttpOnlyForLoopbackOrListedRegistries) {
+  auto server = FakeHttpServer::Start(
+      [](const FakeRequest&) { return ManifestResponse(kManifest); });
+  ASSERT_TRUE(server.ok());
+  const std::string addr = (*server)->address();
+  // Loopback without the loopback allowance: HTTPS is spoken, and fails
+  // against a plain-HTTP server (never falling back).
+  RegistryOptions strict = FastOptions();
+  strict.plain_http_loopback = false;
+  strict.retry.max_attempts = 1;
+  auto sources = Sources(strict);
+  auto m = OpenRepo(*sources, addr + "/x/app:1")->GetManifest("1");
+  ASSERT_FALSE(m.ok());
+  EXPECT_THAT(m.status().message(), HasSubstr("https://" + addr));
+  for (const FakeRequest& r : (*server)->Requests()) {
+    EXPECT_NE(r.method, "GET") << "a plain-HTTP request reached the server";
+  }
+  // Listed as insecure: plain HTTP.
+  strict.insecure_registries = {addr};
+  auto listed = Sources(strict);
+  auto ok = OpenRepo(*listed, addr + "/x/app:1")->GetManifest("1");
+  EXPECT_TRUE(ok.ok()) << ok.status();
+}
+
+TEST(RegistryTransportTest, CredentialsAreNotSentToARedirectTarget) {
+  std::string blob = Blob();
+  auto storage = FakeHttpServer::Start([&](const FakeRequest&) {
+    FakeResponse r;
+    r.body = blob;
+    return r;
+  });
+  ASSERT_TRUE(storage.ok());
+  std::string storage_addr = (*storage)->address();
+  auto server = FakeHttpServer::Start([&](const FakeRequest& req) {
+    FakeResponse r;
+    if (req.Header("authorization").empty()) {
+      r.status = 401;
+      r.headers = {{"WWW-Authenticate", R"(Basic realm="r")"}};
+      return r;
+    }
+    r.status = 307;
+    r.headers = {{"Location", "http://" + storage_addr + "/blob"}};
+    return r;
+  });
+  ASSERT_TRUE(server.ok());
+  RegistryOptions o = FastOptions();
+  o.credentials[(*server)->address()] = {"alice", "s3cret", ""};
+  auto sources = Sources(o);
+  auto repo = OpenRepo(*sources, (*server)->address() + "/x/app:1");
+  MemFile out;
+  absl::Status s = repo->FetchBlob(BlobDescriptor(blob), out.fd);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(out.Contents(), blob);
+  auto reqs = (*storage)->Requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].Header("authorization"), "");
+}
+
+}  // namespace
+}  // namespace kiln::oci::registry

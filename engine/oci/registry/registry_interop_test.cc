@@ -384,7 +384,10 @@ TEST_F(RegistryInteropTest, ChunkedUpload) {
 }
 
 TEST_F(RegistryInteropTest, BasicAuthWithHtpasswd) {
-  StartRegistry({"alice", "s3cret-pw"});
+  RegistryServerOptions basic;
+  basic.username = "alice";
+  basic.password = "s3cret-pw";
+  StartRegistry(basic);
   std::string lay = BusyboxLayout();
   LayoutDir layout(lay);
 
@@ -428,6 +431,49 @@ TEST_F(RegistryInteropTest, BasicAuthWithHtpasswd) {
   ASSERT_EQ(raw.exit_code, 0) << raw.output;
   EXPECT_EQ(cas::Digest::Of(raw.output).ToString(), *digest);
   auto opened = authed->Open(Ref("auth/app:1"));
+  ASSERT_TRUE(opened.ok());
+  auto image = ResolveImage(*opened->source, "1", {"linux", "amd64", ""});
+  ASSERT_TRUE(image.ok()) << image.status();
+  EXPECT_EQ(image->manifest.digest, *digest);
+}
+
+// HTTPS with a private CA: verified with `ca_file`, refused without it.
+TEST_F(RegistryInteropTest, TlsWithCustomCa) {
+  std::string cert = tmp_.path() + "/cert.pem";
+  std::string key = tmp_.path() + "/key.pem";
+  CommandResult gen =
+      Run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+           "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+           "-addext", "subjectAltName=IP:127.0.0.1"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  RegistryServerOptions tls;
+  tls.tls_certificate = cert;
+  tls.tls_key = key;
+  StartRegistry(tls);
+  std::string lay = BusyboxLayout();
+  LayoutDir layout(lay);
+
+  RegistryOptions untrusted;
+  untrusted.plain_http_loopback = false;
+  untrusted.retry.max_attempts = 1;
+  auto refused = PushFromSource(*Sources(untrusted), layout, "1",
+                                Ref("tls/app:1"), tmp_.path());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("certificate"));
+
+  RegistryOptions trusted = untrusted;
+  trusted.ca_file = cert;
+  auto sources = Sources(trusted);
+  auto digest =
+      PushFromSource(*sources, layout, "1", Ref("tls/app:1"), tmp_.path());
+  ASSERT_TRUE(digest.ok()) << digest.status();
+  CommandResult raw =
+      Run({"skopeo", "inspect", "--raw", "--cert-dir", tmp_.path() + "/certs",
+           "--tls-verify=false", "docker://" + Ref("tls/app:1")});
+  ASSERT_EQ(raw.exit_code, 0) << raw.output;
+  EXPECT_EQ(cas::Digest::Of(raw.output).ToString(), *digest);
+  auto opened = sources->Open(Ref("tls/app:1"));
   ASSERT_TRUE(opened.ok());
   auto image = ResolveImage(*opened->source, "1", {"linux", "amd64", ""});
   ASSERT_TRUE(image.ok()) << image.status();

@@ -53,6 +53,11 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
       "storage:\n  filesystem:\n    rootdirectory: ",
       dir, "/storage\n  delete:\n    enabled: true\n",
       "http:\n  addr: 127.0.0.1:0\n  secret: kiln-test-secret\n");
+  if (!options.tls_certificate.empty()) {
+    absl::StrAppend(&config,
+                    "  tls:\n    certificate: ", options.tls_certificate,
+                    "\n    key: ", options.tls_key, "\n");
+  }
   if (!options.username.empty()) {
     absl::StatusOr<CommandResult> h =
         RunCommand({"htpasswd", "-Bbn", options.username, options.password});

@@ -29,6 +29,9 @@ struct RegistryServerOptions {
   // When set, the registry requires basic auth with this user (htpasswd -B).
   std::string username;
   std::string password;
+  // When set, the registry serves HTTPS with this PEM certificate and key.
+  std::string tls_certificate;
+  std::string tls_key;
   absl::Duration start_timeout = absl::Seconds(30);
 };
 
