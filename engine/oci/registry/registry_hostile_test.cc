@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -601,6 +603,7 @@ TEST(RegistryTransportTest, PlainHttpOnlyForLoopbackOrListedRegistries) {
   RegistryOptions strict = FastOptions();
   strict.plain_http_loopback = false;
   strict.retry.max_attempts = 1;
+  strict.connect_timeout = absl::Seconds(1);  // the TLS handshake stalls
   auto sources = Sources(strict);
   auto m = OpenRepo(*sources, addr + "/x/app:1")->GetManifest("1");
   ASSERT_FALSE(m.ok());
@@ -613,6 +616,43 @@ TEST(RegistryTransportTest, PlainHttpOnlyForLoopbackOrListedRegistries) {
   auto listed = Sources(strict);
   auto ok = OpenRepo(*listed, addr + "/x/app:1")->GetManifest("1");
   EXPECT_TRUE(ok.ok()) << ok.status();
+}
+
+// One RegistrySources shared by threads: one token per scope is enough,
+// every pull verified.
+TEST(RegistryTransportTest, ConcurrentPullsShareOneSources) {
+  TokenRegistry reg;
+  std::string blob = Blob();
+  auto server = FakeHttpServer::Start([&](const FakeRequest& req) {
+    if (req.Path().find("/blobs/") != std::string::npos &&
+        req.Header("authorization") == "Bearer tok-123") {
+      FakeResponse r;
+      r.body = blob;
+      return r;
+    }
+    return reg.Handle(req);
+  });
+  ASSERT_TRUE(server.ok());
+  reg.address = (*server)->address();
+  RegistryOptions o = FastOptions();
+  o.credentials[reg.address] = {"alice", "s3cret", ""};
+  auto sources = Sources(o);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      auto opened = sources->Open(reg.address + "/team/app:1");
+      if (!opened.ok()) return;
+      auto m = opened->source->GetManifest("1");
+      MemFile out;
+      absl::Status s = opened->source->FetchBlob(BlobDescriptor(blob), out.fd);
+      if (m.ok() && s.ok() && out.Contents() == blob) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 4);
+  EXPECT_GE(reg.token_requests.load(), 1);
+  EXPECT_LE(reg.token_requests.load(), 4);
 }
 
 TEST(RegistryTransportTest, CredentialsAreNotSentToARedirectTarget) {
