@@ -20,6 +20,7 @@
 #include "engine/cas/digest.h"
 #include "engine/oci/registry/push.h"
 #include "engine/oci/registry/registry.h"
+#include "engine/oci/registry/testing/layout_dir.h"
 #include "engine/oci/registry/testing/registry_fixture.h"
 #include "engine/oci/registry/testing/subprocess.h"
 #include "engine/oci/source.h"
@@ -33,6 +34,7 @@ namespace {
 
 using testing::CommandResult;
 using ::testing::HasSubstr;
+using testing::LayoutDir;
 using ::testing::Not;
 using testing::RegistryServer;
 using testing::RegistryServerOptions;
@@ -40,15 +42,11 @@ using testing::RunCommand;
 using testing::TempDir;
 
 std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return testing::ReadWholeFile(path);
 }
 
 void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
+  ASSERT_TRUE(testing::WriteWholeFile(path, bytes)) << path;
 }
 
 int CountOf(const std::string& haystack, const std::string& needle) {
@@ -59,51 +57,6 @@ int CountOf(const std::string& haystack, const std::string& needle) {
   }
   return n;
 }
-
-// An ImageSource over an OCI image layout directory (test-only; reads whole
-// files, trusts the directory).
-class LayoutDir : public ImageSource {
- public:
-  explicit LayoutDir(std::string dir) : dir_(std::move(dir)) {}
-  std::string Describe() const override { return "layout " + dir_; }
-  absl::StatusOr<FetchedManifest> GetManifest(
-      const std::string& tag_or_digest) override {
-    std::string digest = tag_or_digest;
-    std::string media_type;
-    nlohmann::json index =
-        nlohmann::json::parse(ReadFile(dir_ + "/index.json"));
-    for (const auto& m : index["manifests"]) {
-      std::string name = m.value("annotations", nlohmann::json::object())
-                             .value("org.opencontainers.image.ref.name", "");
-      if (name == tag_or_digest || m["digest"] == tag_or_digest) {
-        digest = m["digest"];
-        media_type = m["mediaType"];
-      }
-    }
-    if (media_type.empty()) return absl::NotFoundError(tag_or_digest);
-    FetchedManifest out;
-    out.bytes = Blob(digest);
-    out.digest = digest;
-    out.media_type = media_type;
-    return out;
-  }
-  absl::Status FetchBlob(const Descriptor& blob, int out_fd) override {
-    std::string bytes = Blob(blob.digest);
-    if (cas::Digest::Of(bytes).ToString() != blob.digest) {
-      return absl::DataLossError("layout blob mismatch");
-    }
-    return write(out_fd, bytes.data(), bytes.size()) ==
-                   static_cast<ssize_t>(bytes.size())
-               ? absl::OkStatus()
-               : absl::InternalError("write");
-  }
-  std::string Blob(const std::string& digest) const {
-    return ReadFile(dir_ + "/blobs/sha256/" + digest.substr(7));
-  }
-
- private:
-  std::string dir_;
-};
 
 // Blobs from memory.
 class MemoryBlobs : public BlobProvider {
