@@ -1,6 +1,7 @@
 #include "engine/oci/registry/push.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +9,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "engine/cas/beneath.h"
 #include "engine/cas/digest.h"
 #include "engine/cas/file_io.h"
 
@@ -59,6 +62,36 @@ class SourceBlobs : public BlobProvider {
  private:
   ImageSource* const source_;
   const std::string temp_dir_;
+};
+
+class LayoutBlobs : public BlobProvider {
+ public:
+  explicit LayoutBlobs(int dir_fd) : dir_fd_(dir_fd) {}
+
+  absl::StatusOr<int> OpenBlob(const Descriptor& blob) override {
+    absl::StatusOr<cas::Digest> digest = cas::Digest::Parse(blob.digest);
+    if (!digest.ok()) return digest.status();
+    absl::StatusOr<cas::UniqueFd> dir =
+        cas::OpenDirBeneath(dir_fd_, "blobs/sha256");
+    if (!dir.ok()) return dir.status();
+    int fd = openat(dir->get(), digest->Hex().c_str(),
+                    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+      return ErrnoStatus(errno, absl::StrCat("OCI layout blob ", blob.digest));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size != blob.size) {
+      close(fd);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "OCI layout blob ", blob.digest,
+          ": not a regular file of the descriptor's size ", blob.size));
+    }
+    return fd;
+  }
+
+ private:
+  const int dir_fd_;
 };
 
 absl::Status PushBlobFrom(RegistrySource& target, BlobProvider& blobs,
@@ -151,6 +184,10 @@ absl::StatusOr<std::string> BlobProvider::ReadManifest(
         "manifest ", manifest.digest, ": the provided bytes do not match"));
   }
   return bytes;
+}
+
+std::unique_ptr<BlobProvider> BlobsFromLayout(int layout_dir_fd) {
+  return std::make_unique<LayoutBlobs>(layout_dir_fd);
 }
 
 std::unique_ptr<BlobProvider> BlobsFromSource(ImageSource* source,

@@ -39,6 +39,13 @@ class BlobProvider {
 std::unique_ptr<BlobProvider> BlobsFromSource(ImageSource* source,
                                               std::string temp_dir);
 
+// Blobs read in place from an OCI image layout directory open at
+// `layout_dir_fd` (borrowed; must outlive the provider): blobs/sha256/<hex>
+// opened beneath it without following any symlink, and required to be a
+// regular file of the descriptor's size. No copy is made; the registry
+// checks the digest at the final PUT (and ReadManifest checks it here).
+std::unique_ptr<BlobProvider> BlobsFromLayout(int layout_dir_fd);
+
 struct PushOptions {
   // More tags to point at the pushed manifest.
   std::vector<std::string> extra_tags;

@@ -312,6 +312,52 @@ TEST_F(RegistryInteropTest, PushSkipsPresentBlobsAndMountsAcrossRepositories) {
   EXPECT_EQ(cas::Digest::Of(inspect.output).ToString(), *first);
 }
 
+// The layout pushed in place (no copies); a symlinked or resized blob in a
+// layout is refused.
+TEST_F(RegistryInteropTest, PushLayoutInPlace) {
+  std::string lay = BusyboxLayout();
+  LayoutDir layout(lay);
+  auto top = layout.GetManifest("1");
+  ASSERT_TRUE(top.ok()) << top.status();
+  int dir = open(lay.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir, 0);
+  auto blobs = BlobsFromLayout(dir);
+  auto sources = Sources();
+  auto digest = PushImage(*sources, Ref("inplace/app:1"), top->bytes,
+                          top->media_type, *blobs);
+  ASSERT_TRUE(digest.ok()) << digest.status();
+  EXPECT_EQ(*digest, top->digest);
+  CommandResult raw = Run({"skopeo", "inspect", "--raw", "--tls-verify=false",
+                           "docker://" + Ref("inplace/app:1")});
+  ASSERT_EQ(raw.exit_code, 0) << raw.output;
+  EXPECT_EQ(raw.output, top->bytes);
+
+  auto manifest = ParseManifest(top->bytes, top->media_type);
+  ASSERT_TRUE(manifest.ok());
+  const Descriptor& layer = manifest->layers[0];
+  std::string path = lay + "/blobs/sha256/" + layer.digest.substr(7);
+  std::string moved = tmp_.path() + "/moved-layer";
+  ASSERT_EQ(rename(path.c_str(), moved.c_str()), 0);
+  ASSERT_EQ(symlink(moved.c_str(), path.c_str()), 0);
+  auto linked = blobs->OpenBlob(layer);
+  EXPECT_FALSE(linked.ok());
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  WriteFile(path, "short");
+  auto resized = blobs->OpenBlob(layer);
+  ASSERT_FALSE(resized.ok());
+  EXPECT_THAT(resized.status().message(), HasSubstr("not a regular file of"));
+  // A layout whose blobs/ is a symlink is refused too.
+  std::string lay2 = tmp_.path() + "/linked-layout";
+  mkdir(lay2.c_str(), 0755);
+  ASSERT_EQ(symlink((lay + "/blobs").c_str(), (lay2 + "/blobs").c_str()), 0);
+  int dir2 = open(lay2.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir2, 0);
+  auto via_link = BlobsFromLayout(dir2)->OpenBlob(manifest->config);
+  EXPECT_FALSE(via_link.ok());
+  close(dir2);
+  close(dir);
+}
+
 TEST_F(RegistryInteropTest, ChunkedUpload) {
   std::string lay = BusyboxLayout();
   LayoutDir layout(lay);
