@@ -220,15 +220,19 @@ absl::Status ChownTree(int dir_fd, uint32_t uid, uint32_t gid, int depth) {
   return status;
 }
 
-// Writes kImageIdMap to the child's uid_map and gid_map; returns 0 or the
-// errno.
-int WriteIdMaps(pid_t pid) {
-  for (const char* file : {"uid_map", "gid_map"}) {
+// Writes the image-mode id maps to the child's uid_map and gid_map;
+// returns 0 or the errno.
+int WriteIdMaps(pid_t pid, const std::string& uid_map,
+                const std::string& gid_map) {
+  for (const auto& [file, map] :
+       {std::pair<const char*, const std::string*>{"uid_map", &uid_map},
+        {"gid_map", &gid_map}}) {
+    if (map->empty()) return EINVAL;
     std::string path = absl::StrCat("/proc/", pid, "/", file);
     int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) return errno;
-    const size_t n = sizeof(sandbox::kImageIdMap) - 1;
-    ssize_t written = write(fd, sandbox::kImageIdMap, n);
+    const size_t n = map->size();
+    ssize_t written = write(fd, map->data(), n);
     int error = errno;
     close(fd);
     if (written != static_cast<ssize_t>(n)) return written < 0 ? error : EIO;
@@ -280,6 +284,8 @@ LocalSandboxExecutor::Create(LocalSandboxOptions options) {
   if (!init_fd.ok()) return init_fd.status();
   executor->init_binary_fd_ = *init_fd;
   executor->last_capability_ = ReadLastCapability();
+  executor->image_uid_map_ = sandbox::ImageIdMap("/proc/self/uid_map");
+  executor->image_gid_map_ = sandbox::ImageIdMap("/proc/self/gid_map");
   if (o.cgroups == LocalSandboxOptions::Cgroups::kOff) {
     executor->cgroup_fallback_reason_ = "cgroups disabled by options";
   } else {
@@ -543,7 +549,7 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   if (plan.image) {
     close(maps[0]);
     if (pid > 0) {
-      int32_t error = WriteIdMaps(pid);
+      int32_t error = WriteIdMaps(pid, image_uid_map_, image_gid_map_);
       // The child reads it (or sees end-of-file if this write fails).
       if (write(maps[1], &error, sizeof(error)) < 0) {
         // The child has failed already; its report says why.

@@ -161,6 +161,9 @@ class LocalSandboxExecutor : public Executor {
   int init_binary_fd_ = -1;  // O_PATH
   int stale_cgroups_removed_ = 0;
   unsigned long last_capability_ = 40;
+  // Image mode's uid/gid maps: every id this process has, identically.
+  std::string image_uid_map_;
+  std::string image_gid_map_;
   std::atomic<uint64_t> next_id_{0};
 };
 

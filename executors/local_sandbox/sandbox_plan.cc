@@ -1,5 +1,6 @@
 #include "executors/local_sandbox/sandbox_plan.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -145,6 +146,25 @@ absl::StatusOr<std::string> ImageWorkdir(const std::string& workdir) {
   return clean;
 }
 
+std::string ImageIdMap(const std::string& own_map_file) {
+  int fd = open(own_map_file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buffer[4096];
+  ssize_t n = read(fd, buffer, sizeof(buffer) - 1);
+  close(fd);
+  if (n <= 0) return "";
+  std::string map;
+  for (absl::string_view line :
+       absl::StrSplit(absl::string_view(buffer, static_cast<size_t>(n)), '\n',
+                      absl::SkipWhitespace())) {
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.size() != 3) return "";
+    absl::StrAppend(&map, fields[0], " ", fields[0], " ", fields[2], "\n");
+  }
+  return map;
+}
+
 std::vector<std::string> DefaultRootPaths() {
   return {"/bin",   "/etc",    "/lib",  "/lib32",
           "/lib64", "/libx32", "/sbin", "/usr"};
@@ -202,7 +222,7 @@ absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
   if (!cwd.ok()) return cwd.status();
   plan->cwd = *cwd;
   plan->root_is_tmpfs = request.rootfs().empty() && !plan->image;
-  if (!plan->root_is_tmpfs) {
+  if (!request.rootfs().empty()) {
     absl::StatusOr<std::string> rootfs =
         RealDirectory(request.rootfs(), "rootfs");
     if (!rootfs.ok()) return rootfs.status();

@@ -126,8 +126,10 @@ std::vector<std::string> DefaultRootPaths();
 // relative, with "..", or under /proc or /dev.
 absl::StatusOr<std::string> ImageWorkdir(const std::string& workdir);
 
-// The identity maps the executor writes for an image-mode sandbox.
-inline constexpr char kImageIdMap[] = "0 0 4294967295\n";
+// The identity map the executor writes for an image-mode sandbox, from its
+// own /proc/self/uid_map or gid_map ("first first count" per range it
+// has; on a host's root user namespace "0 0 4294967295"). "" on error.
+std::string ImageIdMap(const std::string& own_map_file);
 
 // Validates `request` and builds the plan. InvalidArgument for a malformed
 // request (empty argv, relative or missing workspace, workdir escaping the
