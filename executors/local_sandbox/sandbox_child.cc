@@ -521,15 +521,17 @@ KILN_SANDBOX_CHILD void BuildImageFilesystem(const Child& c) {
           MakeDirectories(target, true);
         }
         if (syscall(SYS_move_mount, binds[i], "", AT_FDCWD, target,
-                    MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS) != 0) {
           Fail(c, "bind", target);
         }
         syscall(SYS_close, binds[i]);
         break;
       case MountOp::Kind::kWorkspace:
         MakeDirectories(target, true);
+        // A symlink of the image is followed, inside the image (the
+        // host's root is gone).
         if (syscall(SYS_move_mount, workspace, "", AT_FDCWD, target,
-                    MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS) != 0) {
           Fail(c, "mount workspace at", target);
         }
         syscall(SYS_close, workspace);
