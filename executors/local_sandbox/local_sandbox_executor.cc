@@ -16,9 +16,11 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -508,30 +510,49 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   plan.report_fd = report[1];
   plan.init_binary_fd = init_binary_fd_;
 
-  // Image mode: the child waits for its uid/gid maps on this pipe.
-  int maps[2] = {-1, -1};
+  // Image mode: the child's uid/gid maps must be written by a process
+  // outside its user namespace (only then may they map more than one id).
+  // The calling thread is suspended (CLONE_VFORK) until the child execs, so
+  // a helper thread does it: the child writes its pid (as the host sees it)
+  // to `ready` and waits for the errno of writing the maps on `go`.
+  int ready[2] = {-1, -1}, go[2] = {-1, -1};
+  std::thread mapper;
   if (plan.image) {
-    if (pipe2(maps, O_CLOEXEC) != 0) {
+    if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0) {
       int error = errno;
       munmap(stack, kSetupStackBytes);
-      CloseAll(
-          {out[0], out[1], err[0], err[1], report[0], report[1], dev_null});
+      CloseAll({out[0], out[1], err[0], err[1], report[0], report[1], dev_null,
+                ready[0], ready[1], go[0], go[1]});
       return absl::ResourceExhaustedError(
           absl::StrCat("pipe: ", std::strerror(error)));
     }
-    plan.map_wait_fd = maps[0];
+    plan.map_ready_fd = ready[1];
+    plan.map_wait_fd = go[0];
+    mapper = std::thread([this, ready_fd = ready[0], go_fd = go[1]] {
+      char text[32];
+      ssize_t n;
+      do {
+        n = read(ready_fd, text, sizeof(text) - 1);
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0) return;  // the child failed before; its report says why
+      int pid = 0;
+      int32_t error =
+          absl::SimpleAtoi(absl::string_view(text, static_cast<size_t>(n)),
+                           &pid) &&
+                  pid > 0
+              ? WriteIdMaps(pid, image_uid_map_, image_gid_map_)
+              : EINVAL;
+      if (write(go_fd, &error, sizeof(error)) < 0) {
+        // The child is gone; its report says why.
+      }
+    });
   }
 
   // CLONE_VM | CLONE_VFORK: no copy of the engine's page tables (the cost
   // of a sandboxed `true` does not grow with the engine), and this thread
-  // waits until the child has exec'd kiln-sandbox-init (or failed). Image
-  // mode leaves out CLONE_VFORK: this thread must write the child's
-  // uid/gid maps while it runs (only a process outside its user namespace
-  // may map more than one id); the child's stack and plan then stay
-  // allocated until init is reaped (ExecutionSetup).
-  uint64_t flags = CLONE_VM | CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID |
-                   CLONE_NEWIPC | CLONE_NEWUTS;
-  if (!plan.image) flags |= CLONE_VFORK;
+  // waits until the child has exec'd kiln-sandbox-init (or failed).
+  uint64_t flags = CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWNS |
+                   CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
   if (!request.network()) flags |= CLONE_NEWNET;
   // The child starts with every signal blocked, so a SIGTERM sent before
   // init is ready waits instead of being dropped (pid 1 ignores default
@@ -547,23 +568,15 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (plan.image) {
-    close(maps[0]);
-    if (pid > 0) {
-      int32_t error = WriteIdMaps(pid, image_uid_map_, image_gid_map_);
-      // The child reads it (or sees end-of-file if this write fails).
-      if (write(maps[1], &error, sizeof(error)) < 0) {
-        // The child has failed already; its report says why.
-      }
-    }
-    close(maps[1]);
+    // The child has exec'd or exited: the helper's read ends now at the
+    // latest (this was the last other copy of the write end).
+    close(ready[1]);
+    close(go[0]);
+    mapper.join();
+    close(ready[0]);
+    close(go[1]);
   }
-  if (plan.image && pid > 0) {
-    setup.child_stack = stack;
-    setup.child_stack_bytes = kSetupStackBytes;
-    setup.child_plan = std::shared_ptr<const void>(std::move(*plan_or));
-  } else {
-    munmap(stack, kSetupStackBytes);
-  }
+  munmap(stack, kSetupStackBytes);
   CloseAll({out[1], err[1], report[1], dev_null});
   if (setup.cgroup) setup.cgroup->CloseProcsFds();
   if (pid < 0) {

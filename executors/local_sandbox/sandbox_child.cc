@@ -548,6 +548,18 @@ KILN_SANDBOX_CHILD void BuildImageFilesystem(const Child& c) {
 // Image mode: the executor (outside the namespace) writes the uid/gid maps
 // and then the errno of that (0 = done).
 KILN_SANDBOX_CHILD void WaitForMaps(const Child& c) {
+  // This mount namespace still shows the host's /proc: "self" names this
+  // process by its pid outside the new pid namespace.
+  char pid[32];
+  long length =
+      syscall(SYS_readlinkat, AT_FDCWD, "/proc/self", pid, sizeof(pid));
+  if (length <= 0 || length >= static_cast<long>(sizeof(pid))) {
+    Fail(c, "readlink /proc/self");
+  }
+  if (syscall(SYS_write, c.plan->map_ready_fd, pid, length) != length) {
+    Fail(c, "ask for the uid/gid maps");
+  }
+  syscall(SYS_close, c.plan->map_ready_fd);
   int32_t error = 0;
   long n = syscall(SYS_read, c.plan->map_wait_fd, &error, sizeof(error));
   if (n != static_cast<long>(sizeof(error))) {

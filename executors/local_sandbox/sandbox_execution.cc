@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -57,11 +56,6 @@ SandboxExecution::~SandboxExecution() {
     Cancel();
     supervisor_.join();
   }
-  // init has been reaped: nothing runs on the setup child's memory now.
-  if (setup_.child_stack != nullptr) {
-    munmap(setup_.child_stack, setup_.child_stack_bytes);
-  }
-  setup_.child_plan.reset();
   CloseFd(&wake_fd_);
 }
 

@@ -36,12 +36,6 @@ struct ExecutionSetup {
   std::unique_ptr<TaskCgroup> cgroup;  // null: no cgroup limits
   std::string limits_note;  // appended to the result message when not empty
   absl::Time start;
-  // Image mode (no CLONE_VFORK: the executor writes the child's uid/gid
-  // maps while it runs): the memory the setup child runs on, released only
-  // once init has been reaped.
-  void* child_stack = nullptr;
-  size_t child_stack_bytes = 0;
-  std::shared_ptr<const void> child_plan;
 };
 
 class SandboxExecution : public Execution {

@@ -90,14 +90,16 @@ struct SandboxPlan {
   std::string gid_map;
   // Image mode: the layers (host paths, TOP first), the options of the
   // tmpfs holding the writable layer, the workspace's mount target inside,
-  // and the task's identity. The executor writes the uid/gid maps (an
-  // identity map of all ids, which only a process outside the namespace
-  // may write) and then a 4-byte errno (0 = written) to map_wait_fd, which
-  // the child reads before it goes on.
+  // and the task's identity. The child writes its pid (decimal, as the
+  // host sees it) to map_ready_fd; the executor then writes the uid/gid
+  // maps (an identity map of its ids, which only a process outside the
+  // namespace may write) and a 4-byte errno (0 = written) to map_wait_fd,
+  // which the child reads before it goes on.
   bool image = false;
   std::vector<std::string> layer_paths;
   std::string upper_tmpfs_data;
   std::string workspace_target;
+  int map_ready_fd = -1;
   int map_wait_fd = -1;
   uint32_t uid = 0;
   uint32_t gid = 0;
