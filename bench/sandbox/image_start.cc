@@ -4,7 +4,10 @@
 // init) against `crun run` of an OCI bundle whose rootfs is the same layer
 // directory (read-only, crun's default namespaces), and the host mode of the
 // sandbox for reference, interleaved round by round. Prints medians and
-// writes bench/results/image_start.json.
+// writes bench/results/image_start.json. Both run without cgroups (kiln:
+// Cgroups::kOff; crun: --cgroup-manager=disabled). crun refuses a host with
+// cgroups in hybrid mode; run_image_start.sh then runs this binary in a
+// private mount namespace with an empty tmpfs at /sys/fs/cgroup.
 //
 //   bazel run -c opt //bench/sandbox:image_start -- [--n=100] [--out=PATH]
 #include <spawn.h>
@@ -159,9 +162,9 @@ int Main(int argc, char** argv) {
   int crun_id = 0;
   auto run_crun = [&]() {
     absl::Time t0 = absl::Now();
-    int status =
-        SpawnAndWait({"crun", "run", "--bundle", bundle,
-                      absl::StrCat("kiln-bench-", getpid(), "-", crun_id++)});
+    int status = SpawnAndWait(
+        {"crun", "--cgroup-manager=disabled", "run", "--bundle", bundle,
+         absl::StrCat("kiln-bench-", getpid(), "-", crun_id++)});
     double ms = Ms(absl::Now() - t0);
     if (status != 0) ++failures;
     return ms;
