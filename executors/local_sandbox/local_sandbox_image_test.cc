@@ -136,6 +136,16 @@ TEST_F(LocalSandboxImageTest, CapabilitiesFollowTheImageAccess) {
   absl::StatusOr<std::unique_ptr<Execution>> started =
       (*plain)->Start(Request(AddImage("plain"), "echo ran"), &sink);
   EXPECT_TRUE(absl::IsInvalidArgument(started.status())) << started.status();
+  // "host" is the host's root filesystem, as "" is, with or without images.
+  for (LocalSandboxExecutor* executor : {plain->get(), executor_.get()}) {
+    RecordingSink host_sink;
+    v1::ExecRequest on_host = Request("host", "test -d /usr/lib && echo host");
+    absl::StatusOr<std::unique_ptr<Execution>> ran =
+        executor->Start(on_host, &host_sink);
+    ASSERT_TRUE(ran.ok()) << ran.status();
+    EXPECT_EQ((*ran)->Wait().status(), v1::EXITED);
+    EXPECT_THAT(host_sink.Lines(v1::LogLine::STDOUT), ElementsAre("host"));
+  }
   // ... unless the engine passes its own with the request.
   HostWorkspaceOptions host;
   host.images = images_.get();
