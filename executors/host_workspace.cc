@@ -113,10 +113,9 @@ absl::StatusOr<std::unique_ptr<Workspace>> CreateWorkspace(
 }
 
 // Wait() returns the result fixed at construction (inputs failed).
-class FinishedExecution : public Execution {
+class FixedExecution : public Execution {
  public:
-  explicit FinishedExecution(v1::ExecResult result)
-      : result_(std::move(result)) {}
+  explicit FixedExecution(v1::ExecResult result) : result_(std::move(result)) {}
   v1::ExecResult Wait() override { return result_; }
   void Cancel() override {}
 
@@ -192,12 +191,17 @@ class StagedExecution : public Execution {
 
 }  // namespace
 
-absl::Status CheckRequestMode(const v1::ExecRequest& request) {
-  if (!request.image().empty()) {
+std::unique_ptr<Execution> FinishedExecution(v1::ExecResult result) {
+  return std::make_unique<FixedExecution>(std::move(result));
+}
+
+absl::Status CheckRequestMode(const v1::ExecRequest& request,
+                              bool images_supported) {
+  if (!request.image().empty() && !images_supported) {
     return absl::InvalidArgumentError(absl::StrCat(
         "image '", request.image(),
-        "': this executor runs only on the host's root filesystem (images are "
-        "not supported yet)"));
+        "': this executor runs only on the host's root filesystem (no image "
+        "access configured)"));
   }
   if (!request.workspace().empty() &&
       (request.inputs_size() > 0 || request.outputs_size() > 0 ||
@@ -239,7 +243,7 @@ absl::StatusOr<std::unique_ptr<Execution>> StartInHostWorkspace(
       result.set_message(
           absl::StrCat("input '", input.artifact(), "': ", s.message()));
       (*ws)->Finish(request.keep_workspace(), &result);
-      return std::make_unique<FinishedExecution>(std::move(result));
+      return FinishedExecution(std::move(result));
     }
   }
   v1::ExecRequest inner = request;

@@ -27,9 +27,14 @@ HostWorkspaceOptions MergeHostWorkspace(const HostWorkspaceOptions& given,
                                         const HostWorkspaceOptions& fallback);
 
 // InvalidArgument for a request mixing the modes (a workspace together
-// with inputs, outputs or a report) or naming an image, which no host
-// executor runs yet.
-absl::Status CheckRequestMode(const v1::ExecRequest& request);
+// with inputs, outputs or a report) or naming an image when the executor
+// runs none (`images_supported` false).
+absl::Status CheckRequestMode(const v1::ExecRequest& request,
+                              bool images_supported = false);
+
+// An Execution that ran nothing: Wait() returns `result` (e.g. an image or
+// an input that could not be prepared), Cancel() does nothing.
+std::unique_ptr<Execution> FinishedExecution(v1::ExecResult result);
 
 // Starts `request` (location-independent: no workspace) in a fresh host
 // workspace: creates it, materializes request.inputs in order, then calls

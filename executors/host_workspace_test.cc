@@ -63,6 +63,11 @@ TEST(CheckRequestModeTest, RefusesImagesAndMixedModes) {
   v1::ExecRequest free;
   free.add_inputs()->set_digest("d");
   EXPECT_TRUE(CheckRequestMode(free).ok());
+  // An executor with images accepts one; the modes still do not mix.
+  EXPECT_TRUE(CheckRequestMode(image, /*images_supported=*/true).ok());
+  mixed.set_image("golang:1.22");
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      CheckRequestMode(mixed, /*images_supported=*/true)));
 }
 
 TEST(StartInHostWorkspaceTest, RefusedWithoutArtifactAccessOrWorkRoot) {

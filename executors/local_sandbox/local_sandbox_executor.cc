@@ -1,5 +1,6 @@
 #include "executors/local_sandbox/local_sandbox_executor.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/sched.h>
@@ -15,14 +16,18 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "base/status.h"
 #include "executors/host_workspace.h"
 #include "executors/local_sandbox/cgroup.h"
+#include "executors/local_sandbox/image_user.h"
 #include "executors/local_sandbox/sandbox_child.h"
 #include "executors/local_sandbox/sandbox_execution.h"
 #include "executors/local_sandbox/sandbox_plan.h"
@@ -170,7 +175,79 @@ pid_t StartChild(int (*fn)(void*), void* plan, char* stack, size_t size,
 #endif
 }
 
+// Makes the tree at `dir_fd` (the workspace, before the task runs) owned
+// by uid:gid, so that an image's non-root user can write it. Never follows
+// a symlink (a link itself is re-owned).
+absl::Status ChownTree(int dir_fd, uint32_t uid, uint32_t gid, int depth) {
+  if (fchown(dir_fd, uid, gid) != 0) return ErrnoStatus(errno, "chown");
+  if (depth > 256) {
+    return absl::FailedPreconditionError("the workspace is nested too deeply");
+  }
+  int list_fd = dup(dir_fd);
+  if (list_fd < 0) return ErrnoStatus(errno, "dup");
+  DIR* dir = fdopendir(list_fd);
+  if (dir == nullptr) {
+    int error = errno;
+    close(list_fd);
+    return ErrnoStatus(error, "fdopendir");
+  }
+  absl::Status status;
+  while (status.ok()) {
+    errno = 0;
+    struct dirent* entry = readdir(dir);
+    if (entry == nullptr) {
+      if (errno != 0) status = ErrnoStatus(errno, "readdir");
+      break;
+    }
+    const std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat st;
+    if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      status = ErrnoStatus(errno, absl::StrCat("stat ", name));
+    } else if (S_ISDIR(st.st_mode)) {
+      int child = openat(dir_fd, name.c_str(),
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (child < 0) {
+        status = ErrnoStatus(errno, absl::StrCat("open ", name));
+      } else {
+        status = ChownTree(child, uid, gid, depth + 1);
+        close(child);
+      }
+    } else if (fchownat(dir_fd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) !=
+               0) {
+      status = ErrnoStatus(errno, absl::StrCat("chown ", name));
+    }
+  }
+  closedir(dir);
+  return status;
+}
+
+// Writes the image-mode id maps to the child's uid_map and gid_map;
+// returns 0 or the errno.
+int WriteIdMaps(pid_t pid, const std::string& uid_map,
+                const std::string& gid_map) {
+  for (const auto& [file, map] :
+       {std::pair<const char*, const std::string*>{"uid_map", &uid_map},
+        {"gid_map", &gid_map}}) {
+    if (map->empty()) return EINVAL;
+    std::string path = absl::StrCat("/proc/", pid, "/", file);
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    const size_t n = map->size();
+    ssize_t written = write(fd, map->data(), n);
+    int error = errno;
+    close(fd);
+    if (written != static_cast<ssize_t>(n)) return written < 0 ? error : EIO;
+  }
+  return 0;
+}
+
 }  // namespace
+
+struct LocalSandboxExecutor::Image {
+  PreparedImage prepared;
+  sandbox::ImageIdentity identity;
+};
 
 std::vector<std::string> DefaultRootPaths() {
   return sandbox::DefaultRootPaths();
@@ -209,6 +286,8 @@ LocalSandboxExecutor::Create(LocalSandboxOptions options) {
   if (!init_fd.ok()) return init_fd.status();
   executor->init_binary_fd_ = *init_fd;
   executor->last_capability_ = ReadLastCapability();
+  executor->image_uid_map_ = sandbox::ImageIdMap("/proc/self/uid_map");
+  executor->image_gid_map_ = sandbox::ImageIdMap("/proc/self/gid_map");
   if (o.cgroups == LocalSandboxOptions::Cgroups::kOff) {
     executor->cgroup_fallback_reason_ = "cgroups disabled by options";
   } else {
@@ -240,26 +319,82 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::Start(
   return StartStaged(request, sink, HostWorkspaceOptions());
 }
 
+ExecutorCapabilities LocalSandboxExecutor::Capabilities() const {
+  ExecutorCapabilities capabilities;
+  capabilities.images = options_.images != nullptr;
+  return capabilities;
+}
+
 absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartStaged(
     const v1::ExecRequest& request, OutputSink* sink,
     const HostWorkspaceOptions& host) {
   if (sink == nullptr) return absl::InvalidArgumentError("sink is null");
-  if (absl::Status mode = CheckRequestMode(request); !mode.ok()) return mode;
-  if (!request.workspace().empty()) return StartPrepared(request, sink);
+  ImageAccess* images = host.images != nullptr ? host.images : options_.images;
+  // "host" is the host's root filesystem, as "" is.
+  const bool image_mode = !request.image().empty() && request.image() != "host";
+  if (absl::Status mode =
+          CheckRequestMode(request, images != nullptr || !image_mode);
+      !mode.ok()) {
+    return mode;
+  }
   if (request.argv_size() == 0) {
     return absl::InvalidArgumentError("argv must not be empty");
+  }
+  // The image is prepared before a workspace exists; failing, the task is
+  // the result INPUTS_FAILED and nothing runs (never on the host).
+  std::unique_ptr<Image> image;
+  if (image_mode) {
+    absl::Status prepared = [&]() -> absl::Status {
+      absl::StatusOr<PreparedImage> p = images->Prepare(request.image());
+      if (!p.ok()) return p.status();
+      image = std::make_unique<Image>();
+      image->prepared = std::move(*p);
+      if (image->prepared.layer_dirs.empty()) {
+        return absl::FailedPreconditionError("the image has no layers");
+      }
+      for (const std::string& entry : image->prepared.env) {
+        size_t eq = entry.find('=');
+        if (eq == std::string::npos || eq == 0 ||
+            entry.find('\0') != std::string::npos) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "the image's environment entry '", entry, "' is not KEY=VALUE"));
+        }
+      }
+      absl::StatusOr<std::string> workdir =
+          sandbox::ImageWorkdir(image->prepared.workdir);
+      if (!workdir.ok()) return workdir.status();
+      absl::StatusOr<sandbox::ImageIdentity> identity =
+          sandbox::ResolveImageUser(image->prepared.layer_dirs,
+                                    image->prepared.user);
+      if (!identity.ok()) return identity.status();
+      image->identity = std::move(*identity);
+      return absl::OkStatus();
+    }();
+    if (!prepared.ok()) {
+      v1::ExecResult result;
+      result.set_status(v1::INPUTS_FAILED);
+      result.set_message(
+          absl::StrCat("image '", request.image(), "': ", prepared.message()));
+      return FinishedExecution(std::move(result));
+    }
+  }
+  const Image* image_ptr = image.get();
+  if (!request.workspace().empty()) {
+    return StartPrepared(request, sink, image_ptr);
   }
   HostWorkspaceOptions own;
   own.work_root = options_.work_root;
   own.artifacts = options_.artifacts;
-  return StartInHostWorkspace(request, MergeHostWorkspace(host, own),
-                              [this, sink](const v1::ExecRequest& prepared) {
-                                return StartPrepared(prepared, sink);
-                              });
+  own.images = options_.images;
+  return StartInHostWorkspace(
+      request, MergeHostWorkspace(host, own),
+      [this, sink, image_ptr](const v1::ExecRequest& prepared) {
+        return StartPrepared(prepared, sink, image_ptr);
+      });
 }
 
 absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
-    const v1::ExecRequest& request, OutputSink* sink) {
+    const v1::ExecRequest& request, OutputSink* sink, const Image* image) {
   const v1::ExecLimits& limits = request.limits();
   const LocalSandboxOptions::DefaultLimits& defaults = options_.default_limits;
   sandbox::PlanOptions plan_options;
@@ -281,10 +416,36 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
     // pid 1 of the sandbox counts too.
     plan_options.rlimit_nproc = max_pids > 0 ? uint64_t{max_pids} + 1 : 0;
   }
+  if (image != nullptr) {
+    plan_options.image = true;
+    plan_options.layer_dirs = image->prepared.layer_dirs;
+    plan_options.image_env = image->prepared.env;
+    plan_options.image_workdir = image->prepared.workdir;
+    plan_options.uid = image->identity.uid;
+    plan_options.gid = image->identity.gid;
+    plan_options.groups = image->identity.groups;
+  }
   absl::StatusOr<std::unique_ptr<sandbox::SandboxPlan>> plan_or =
       sandbox::BuildSandboxPlan(request, plan_options);
   if (!plan_or.ok()) return plan_or.status();
   sandbox::SandboxPlan& plan = **plan_or;
+  if (image != nullptr &&
+      (image->identity.uid != 0 || image->identity.gid != 0)) {
+    // The image's user must be able to write its workspace.
+    int fd = open(plan.workspace.c_str(),
+                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    absl::Status owned =
+        fd < 0 ? ErrnoStatus(errno, "open workspace")
+               : ChownTree(fd, image->identity.uid, image->identity.gid, 0);
+    if (fd >= 0) close(fd);
+    if (!owned.ok()) {
+      return absl::Status(
+          owned.code(),
+          absl::StrCat("giving the workspace to the image's user ",
+                       image->identity.uid, ":", image->identity.gid, ": ",
+                       owned.message()));
+    }
+  }
 
   sandbox::ExecutionSetup setup;
   setup.sink = sink;
@@ -349,6 +510,44 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   plan.report_fd = report[1];
   plan.init_binary_fd = init_binary_fd_;
 
+  // Image mode: the child's uid/gid maps must be written by a process
+  // outside its user namespace (only then may they map more than one id).
+  // The calling thread is suspended (CLONE_VFORK) until the child execs, so
+  // a helper thread does it: the child writes its pid (as the host sees it)
+  // to `ready` and waits for the errno of writing the maps on `go`.
+  int ready[2] = {-1, -1}, go[2] = {-1, -1};
+  std::thread mapper;
+  if (plan.image) {
+    if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0) {
+      int error = errno;
+      munmap(stack, kSetupStackBytes);
+      CloseAll({out[0], out[1], err[0], err[1], report[0], report[1], dev_null,
+                ready[0], ready[1], go[0], go[1]});
+      return absl::ResourceExhaustedError(
+          absl::StrCat("pipe: ", std::strerror(error)));
+    }
+    plan.map_ready_fd = ready[1];
+    plan.map_wait_fd = go[0];
+    mapper = std::thread([this, ready_fd = ready[0], go_fd = go[1]] {
+      char text[32];
+      ssize_t n;
+      do {
+        n = read(ready_fd, text, sizeof(text) - 1);
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0) return;  // the child failed before; its report says why
+      int pid = 0;
+      int32_t error =
+          absl::SimpleAtoi(absl::string_view(text, static_cast<size_t>(n)),
+                           &pid) &&
+                  pid > 0
+              ? WriteIdMaps(pid, image_uid_map_, image_gid_map_)
+              : EINVAL;
+      if (write(go_fd, &error, sizeof(error)) < 0) {
+        // The child is gone; its report says why.
+      }
+    });
+  }
+
   // CLONE_VM | CLONE_VFORK: no copy of the engine's page tables (the cost
   // of a sandboxed `true` does not grow with the engine), and this thread
   // waits until the child has exec'd kiln-sandbox-init (or failed).
@@ -368,6 +567,15 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
                  kSetupStackBytes, flags, &pidfd);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  if (plan.image) {
+    // The child has exec'd or exited: the helper's read ends now at the
+    // latest (this was the last other copy of the write end).
+    close(ready[1]);
+    close(go[0]);
+    mapper.join();
+    close(ready[0]);
+    close(go[1]);
+  }
   munmap(stack, kSetupStackBytes);
   CloseAll({out[1], err[1], report[1], dev_null});
   if (setup.cgroup) setup.cgroup->CloseProcsFds();

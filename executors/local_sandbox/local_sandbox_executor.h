@@ -9,6 +9,16 @@
 //     hidden_paths inside those trees (e.g. /etc/shadow) are covered by an
 //     empty read-only tmpfs (files: by /dev/null);
 //   - rootfs mode: request.rootfs, recursively read-only, nosuid, nodev;
+//   - image mode (request.image, docs/image-sandbox.md): the image is
+//     prepared through an ImageAccess (LocalSandboxOptions.images, or
+//     HostWorkspaceOptions.images per request); the root is an overlay of
+//     its layer directories (read-only) under a per-task writable layer on
+//     a private tmpfs (of tmp_bytes) that vanishes with the sandbox; the
+//     workspace is mounted at the image's working directory (default
+//     /workspace), the image's env is under the request's, and the task
+//     runs as the image's user. An image that cannot be prepared is the
+//     result INPUTS_FAILED ("image 'REF': ..."): nothing runs, never on the
+//     host;
 //   - the workspace (request.workspace, or in the location-independent mode
 //     a fresh directory under work_root, staged through `artifacts` and
 //     removed afterwards: executors/host_workspace.h) is mounted read-write
@@ -94,6 +104,10 @@ struct LocalSandboxOptions {
   // `artifacts`, such requests are refused with InvalidArgument.
   std::string work_root;
   ArtifactAccess* artifacts = nullptr;
+  // Prepares request.image (must outlive the executor). Without it (and
+  // without HostWorkspaceOptions.images), requests naming an image are
+  // refused with InvalidArgument. Capabilities().images is true when set.
+  ImageAccess* images = nullptr;
 };
 
 // /usr, /bin, /sbin, /lib, /lib32, /lib64, /libx32, /etc.
@@ -114,6 +128,8 @@ class LocalSandboxExecutor : public Executor {
   std::string Name() const override { return "local-sandbox"; }
   // "linux/<arch>/local-sandbox/v2".
   std::string Platform() const override;
+  // images: true when LocalSandboxOptions.images is set.
+  ExecutorCapabilities Capabilities() const override;
   absl::StatusOr<std::unique_ptr<Execution>> Start(
       const v1::ExecRequest& request, OutputSink* sink) override;
   absl::StatusOr<std::unique_ptr<Execution>> StartStaged(
@@ -133,9 +149,10 @@ class LocalSandboxExecutor : public Executor {
 
  private:
   explicit LocalSandboxExecutor(LocalSandboxOptions options);
-  // Starts a request whose workspace exists.
+  struct Image;
+  // Starts a request whose workspace exists (`image`: null in host mode).
   absl::StatusOr<std::unique_ptr<Execution>> StartPrepared(
-      const v1::ExecRequest& request, OutputSink* sink);
+      const v1::ExecRequest& request, OutputSink* sink, const Image* image);
 
   LocalSandboxOptions options_;
   bool cgroups_active_ = false;
@@ -144,6 +161,9 @@ class LocalSandboxExecutor : public Executor {
   int init_binary_fd_ = -1;  // O_PATH
   int stale_cgroups_removed_ = 0;
   unsigned long last_capability_ = 40;
+  // Image mode's uid/gid maps: every id this process has, identically.
+  std::string image_uid_map_;
+  std::string image_gid_map_;
   std::atomic<uint64_t> next_id_{0};
 };
 

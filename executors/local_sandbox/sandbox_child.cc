@@ -238,16 +238,32 @@ KILN_SANDBOX_CHILD void Remount(const Child& c, const char* target,
   }
 }
 
-KILN_SANDBOX_CHILD void BuildDev(const Child& c, const int* device_trees) {
+// Appends the decimal `value` to the NUL-terminated `buf` of `cap` bytes.
+KILN_SANDBOX_CHILD void AppendNumber(char* buf, size_t cap, unsigned value) {
+  char digits[16];
+  size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0 && n < sizeof(digits));
+  char text[17];
+  for (size_t i = 0; i < n; ++i) text[i] = digits[n - 1 - i];
+  text[n] = '\0';
+  Append(buf, cap, text);
+}
+
+// /dev under `root` (the assembly point, or "" once inside the new root).
+KILN_SANDBOX_CHILD void BuildDev(const Child& c, const int* device_trees,
+                                 const char* root = kAssemblyPoint) {
   char path[PATH_MAX];
-  JoinPath(path, sizeof(path), kAssemblyPoint, "/dev");
+  JoinPath(path, sizeof(path), root, "/dev");
   MakeDirectories(path, true);
   if (Mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NOEXEC,
             "mode=755,size=64k") != 0) {
     Fail(c, "mount tmpfs", "/dev");
   }
   for (int i = 0; i < kDeviceCount; ++i) {
-    JoinPath(path, sizeof(path), kAssemblyPoint, "/dev/");
+    JoinPath(path, sizeof(path), root, "/dev/");
     Append(path, sizeof(path), kDevices[i]);
     int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path,
                                       O_CREAT | O_WRONLY | O_CLOEXEC, 0666));
@@ -260,12 +276,12 @@ KILN_SANDBOX_CHILD void BuildDev(const Child& c, const int* device_trees) {
                                   {"/proc/self/fd/1", "/dev/stdout"},
                                   {"/proc/self/fd/2", "/dev/stderr"}};
   for (const auto& link : links) {
-    JoinPath(path, sizeof(path), kAssemblyPoint, link[1]);
+    JoinPath(path, sizeof(path), root, link[1]);
     if (syscall(SYS_symlinkat, link[0], AT_FDCWD, path) != 0) {
       Fail(c, "symlink", link[1]);
     }
   }
-  JoinPath(path, sizeof(path), kAssemblyPoint, "/dev/shm");
+  JoinPath(path, sizeof(path), root, "/dev/shm");
   if (syscall(SYS_mkdirat, AT_FDCWD, path, 01777) != 0) {
     Fail(c, "mkdir", "/dev/shm");
   }
@@ -375,6 +391,188 @@ KILN_SANDBOX_CHILD void BuildFilesystem(const Child& c) {
   if (syscall(SYS_chdir, "/") != 0) Fail(c, "chdir /");
 }
 
+// Image mode. The layers are opened here, in the sandbox's own mount
+// namespace (overlayfs refuses a layer reached through a descriptor of
+// another namespace), and named to overlayfs as /proc/self/fd/N, so no
+// mount made below can shadow a layer path. The writable layer lives on a
+// private tmpfs that disappears with the sandbox. Everything inside the
+// image (mountpoints, /dev, /proc, the workspace) is made after pivot_root,
+// where a symlink of the image resolves within the image, never on the host.
+KILN_SANDBOX_CHILD void BuildImageFilesystem(const Child& c) {
+  const SandboxPlan& p = *c.plan;
+  syscall(SYS_umask, 022);
+  if (Mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    Fail(c, "make mounts private");
+  }
+  int layers[kMaxImageLayers];
+  const size_t layer_count = p.layer_paths.size();
+  if (layer_count == 0 || layer_count > kMaxImageLayers) {
+    errno = EINVAL;
+    Fail(c, "image layer count");
+  }
+  for (size_t i = 0; i < layer_count; ++i) {
+    layers[i] =
+        static_cast<int>(syscall(SYS_openat, AT_FDCWD, p.layer_paths[i].c_str(),
+                                 O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (layers[i] < 0) Fail(c, "open image layer", p.layer_paths[i].c_str());
+  }
+  int workspace =
+      CloneTree(c, p.workspace.c_str(), AT_RECURSIVE, "clone workspace");
+  SetAttributes(c, workspace, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                "set workspace nosuid");
+  int devices[kDeviceCount];
+  char path[PATH_MAX];
+  for (int i = 0; i < kDeviceCount; ++i) {
+    JoinPath(path, sizeof(path), "/dev/", kDevices[i]);
+    devices[i] = CloneTree(c, path, 0, "clone device");
+  }
+  int binds[kMaxMounts];
+  const size_t mount_count = p.mounts.size();
+  for (size_t i = 0; i < mount_count; ++i) {
+    const MountOp& op = p.mounts[i];
+    binds[i] = -1;
+    if (op.kind != MountOp::Kind::kBind) continue;
+    binds[i] =
+        CloneTree(c, op.source.c_str(), op.is_file ? 0 : AT_RECURSIVE, "clone");
+    SetAttributes(c, binds[i],
+                  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                  "make bind read-only");
+  }
+  // /proc of the new pid namespace, made while the host's /proc is still
+  // visible in this mount namespace (the kernel requires one) and attached
+  // inside the image later.
+  int proc_context =
+      static_cast<int>(syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC));
+  if (proc_context < 0) Fail(c, "fsopen proc");
+  if (syscall(SYS_fsconfig, proc_context, FSCONFIG_CMD_CREATE, nullptr, nullptr,
+              0) != 0) {
+    Fail(c, "create proc");
+  }
+  int proc = static_cast<int>(
+      syscall(SYS_fsmount, proc_context, FSMOUNT_CLOEXEC,
+              MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+  if (proc < 0) Fail(c, "mount proc");
+  syscall(SYS_close, proc_context);
+
+  if (Mount("tmpfs", kAssemblyPoint, "tmpfs", MS_NOSUID | MS_NODEV,
+            p.upper_tmpfs_data.c_str()) != 0) {
+    Fail(c, "mount tmpfs", "for the writable layer");
+  }
+  char upper[PATH_MAX], work[PATH_MAX];
+  JoinPath(upper, sizeof(upper), kAssemblyPoint, "/upper");
+  JoinPath(work, sizeof(work), kAssemblyPoint, "/work");
+  if (syscall(SYS_mkdirat, AT_FDCWD, upper, 0755) != 0 ||
+      syscall(SYS_mkdirat, AT_FDCWD, work, 0755) != 0) {
+    Fail(c, "mkdir writable layer");
+  }
+  // lowerdir lists the top layer first.
+  char data[4096];
+  data[0] = '\0';
+  Append(data, sizeof(data), "lowerdir=");
+  for (size_t i = 0; i < layer_count; ++i) {
+    if (i > 0) Append(data, sizeof(data), ":");
+    Append(data, sizeof(data), "/proc/self/fd/");
+    AppendNumber(data, sizeof(data), static_cast<unsigned>(layers[i]));
+  }
+  Append(data, sizeof(data), ",upperdir=");
+  Append(data, sizeof(data), upper);
+  Append(data, sizeof(data), ",workdir=");
+  Append(data, sizeof(data), work);
+  // In a user namespace overlayfs keeps its whiteout/opaque marks in
+  // user.overlay.* xattrs (the layers carry them, see image_access.h).
+  Append(data, sizeof(data), ",userxattr");
+  if (Length(data) + 1 >= sizeof(data)) {
+    errno = E2BIG;
+    Fail(c, "overlay options");
+  }
+  if (Mount("overlay", kAssemblyPoint, "overlay", MS_NOSUID | MS_NODEV, data) !=
+      0) {
+    Fail(c, "mount overlay of the image layers");
+  }
+  for (size_t i = 0; i < layer_count; ++i) syscall(SYS_close, layers[i]);
+
+  if (syscall(SYS_chdir, kAssemblyPoint) != 0) Fail(c, "chdir new root");
+  if (syscall(SYS_pivot_root, ".", ".") != 0) Fail(c, "pivot_root");
+  if (syscall(SYS_umount2, ".", MNT_DETACH) != 0) Fail(c, "detach old root");
+  if (syscall(SYS_chdir, "/") != 0) Fail(c, "chdir /");
+
+  // Inside the image from here on.
+  BuildDev(c, devices, "");
+  MakeDirectories("/proc", true);
+  if (syscall(SYS_move_mount, proc, "", AT_FDCWD, "/proc",
+              MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    Fail(c, "attach proc at", "/proc");
+  }
+  syscall(SYS_close, proc);
+  for (size_t i = 0; i < mount_count; ++i) {
+    const MountOp& op = p.mounts[i];
+    const char* target = op.target.c_str();
+    switch (op.kind) {
+      case MountOp::Kind::kTmpfs:
+        MakeDirectories(target, true);
+        if (Mount("tmpfs", target, "tmpfs", op.flags, op.data.c_str()) != 0) {
+          Fail(c, "mount tmpfs", target);
+        }
+        break;
+      case MountOp::Kind::kBind:
+        if (op.is_file) {
+          MakeFile(target);
+        } else {
+          MakeDirectories(target, true);
+        }
+        if (syscall(SYS_move_mount, binds[i], "", AT_FDCWD, target,
+                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS) != 0) {
+          Fail(c, "bind", target);
+        }
+        syscall(SYS_close, binds[i]);
+        break;
+      case MountOp::Kind::kWorkspace:
+        MakeDirectories(target, true);
+        // A symlink of the image is followed, inside the image (the
+        // host's root is gone).
+        if (syscall(SYS_move_mount, workspace, "", AT_FDCWD, target,
+                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS) != 0) {
+          Fail(c, "mount workspace at", target);
+        }
+        syscall(SYS_close, workspace);
+        break;
+      case MountOp::Kind::kSymlink:
+      case MountOp::Kind::kDevNullFile:
+        errno = EINVAL;
+        Fail(c, "unexpected mount in image mode", target);
+    }
+  }
+  Remount(c, "/dev", MS_NOSUID | MS_NOEXEC);
+}
+
+// Image mode: the executor (outside the namespace) writes the uid/gid maps
+// and then the errno of that (0 = done).
+KILN_SANDBOX_CHILD void WaitForMaps(const Child& c) {
+  // This mount namespace still shows the host's /proc: "self" names this
+  // process by its pid outside the new pid namespace.
+  char pid[32];
+  long length =
+      syscall(SYS_readlinkat, AT_FDCWD, "/proc/self", pid, sizeof(pid));
+  if (length <= 0 || length >= static_cast<long>(sizeof(pid))) {
+    Fail(c, "readlink /proc/self");
+  }
+  if (syscall(SYS_write, c.plan->map_ready_fd, pid, length) != length) {
+    Fail(c, "ask for the uid/gid maps");
+  }
+  syscall(SYS_close, c.plan->map_ready_fd);
+  int32_t error = 0;
+  long n = syscall(SYS_read, c.plan->map_wait_fd, &error, sizeof(error));
+  if (n != static_cast<long>(sizeof(error))) {
+    errno = n < 0 ? errno : EPIPE;
+    Fail(c, "wait for the uid/gid maps");
+  }
+  if (error != 0) {
+    errno = error;
+    Fail(c, "write uid/gid maps (by the executor)");
+  }
+  syscall(SYS_close, c.plan->map_wait_fd);
+}
+
 KILN_SANDBOX_CHILD void BringUpLoopback(const Child& c) {
   int fd = static_cast<int>(
       syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -406,6 +604,16 @@ KILN_SANDBOX_CHILD void DropPrivileges(const Child& c) {
           0 &&
       errno != EINVAL) {
     Fail(c, "clear ambient capabilities");
+  }
+  if (c.plan->image) {
+    // The image's user; the capabilities still held allow it, and going
+    // to a non-zero uid clears them (the capset below clears them for 0).
+    const SandboxPlan& p = *c.plan;
+    if (syscall(SYS_setgroups, p.groups.size(), p.groups.data()) != 0) {
+      Fail(c, "setgroups");
+    }
+    if (syscall(SYS_setresgid, p.gid, p.gid, p.gid) != 0) Fail(c, "setresgid");
+    if (syscall(SYS_setresuid, p.uid, p.uid, p.uid) != 0) Fail(c, "setresuid");
   }
   struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2] = {};
@@ -439,9 +647,17 @@ KILN_SANDBOX_CHILD int SandboxSetupMain(void* arg) {
   ResetSignals();
   WatchEngine(c);
   JoinCgroups(c);
-  MapIdentity(c);
+  if (c.plan->image) {
+    WaitForMaps(c);
+  } else {
+    MapIdentity(c);
+  }
   ArrangeFds(c);
-  BuildFilesystem(c);
+  if (c.plan->image) {
+    BuildImageFilesystem(c);
+  } else {
+    BuildFilesystem(c);
+  }
   if (syscall(SYS_sethostname, "kiln-sandbox", 12) != 0) Fail(c, "sethostname");
   if (c.plan->new_network) BringUpLoopback(c);
   if (syscall(SYS_chdir, c.plan->cwd.c_str()) != 0) {

@@ -1,5 +1,6 @@
 #include "executors/local_sandbox/sandbox_plan.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -76,11 +78,13 @@ absl::StatusOr<std::string> ResolveWorkdir(const std::string& workspace,
   return cwd;
 }
 
-std::vector<std::string> ExecCandidates(const v1::ExecRequest& request) {
+std::vector<std::string> ExecCandidates(
+    const v1::ExecRequest& request,
+    const std::map<std::string, std::string>& env) {
   const std::string& name = request.argv(0);
   if (name.find('/') != std::string::npos) return {name};
-  auto it = request.env().find("PATH");
-  std::string path = it == request.env().end() ? kDefaultPath : it->second;
+  auto it = env.find("PATH");
+  std::string path = it == env.end() ? kDefaultPath : it->second;
   std::vector<std::string> candidates;
   for (absl::string_view dir : absl::StrSplit(path, ':')) {
     if (dir.empty()) dir = ".";
@@ -118,6 +122,49 @@ std::string InsidePath(const std::string& real,
 
 }  // namespace
 
+absl::StatusOr<std::string> ImageWorkdir(const std::string& workdir) {
+  if (!workdir.empty() && workdir[0] != '/') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the image's working directory must be absolute: '", workdir, "'"));
+  }
+  std::string clean;
+  for (absl::string_view part : absl::StrSplit(workdir, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the image's working directory must not contain '..': '",
+                       workdir, "'"));
+    }
+    absl::StrAppend(&clean, "/", part);
+  }
+  if (clean.empty()) return std::string(kDefaultImageWorkdir);
+  if (IsUnder(clean, "/proc") || IsUnder(clean, "/dev")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the image's working directory cannot be under /proc or /dev: '",
+        workdir, "'"));
+  }
+  return clean;
+}
+
+std::string ImageIdMap(const std::string& own_map_file) {
+  int fd = open(own_map_file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buffer[4096];
+  ssize_t n = read(fd, buffer, sizeof(buffer) - 1);
+  close(fd);
+  if (n <= 0) return "";
+  std::string map;
+  for (absl::string_view line :
+       absl::StrSplit(absl::string_view(buffer, static_cast<size_t>(n)), '\n',
+                      absl::SkipWhitespace())) {
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.size() != 3) return "";
+    absl::StrAppend(&map, fields[0], " ", fields[0], " ", fields[2], "\n");
+  }
+  return map;
+}
+
 std::vector<std::string> DefaultRootPaths() {
   return {"/bin",   "/etc",    "/lib",  "/lib32",
           "/lib64", "/libx32", "/sbin", "/usr"};
@@ -138,22 +185,61 @@ absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
       RealDirectory(request.workspace(), "workspace");
   if (!workspace.ok()) return workspace.status();
   plan->workspace = *workspace;
+  plan->image = options.image;
+  if (plan->image) {
+    if (!request.rootfs().empty()) {
+      return absl::InvalidArgumentError(
+          "a request cannot name both an image and a rootfs");
+    }
+    if (options.layer_dirs.empty()) {
+      return absl::InvalidArgumentError("the image has no layers");
+    }
+    if (options.layer_dirs.size() > kMaxImageLayers) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the image has ", options.layer_dirs.size(),
+                       " layers (at most ", kMaxImageLayers, ")"));
+    }
+    for (auto it = options.layer_dirs.rbegin(); it != options.layer_dirs.rend();
+         ++it) {
+      absl::StatusOr<std::string> layer = RealDirectory(*it, "image layer");
+      if (!layer.ok()) return layer.status();
+      plan->layer_paths.push_back(*layer);
+    }
+    absl::StatusOr<std::string> target = ImageWorkdir(options.image_workdir);
+    if (!target.ok()) return target.status();
+    plan->workspace_target = *target;
+    plan->upper_tmpfs_data =
+        options.tmp_bytes > 0
+            ? absl::StrCat("mode=755,size=", options.tmp_bytes)
+            : std::string("mode=755");
+    plan->uid = options.uid;
+    plan->gid = options.gid;
+    plan->groups.assign(options.groups.begin(), options.groups.end());
+  }
   absl::StatusOr<std::string> cwd =
-      ResolveWorkdir(plan->workspace, request.workdir());
+      ResolveWorkdir(plan->image ? plan->workspace_target : plan->workspace,
+                     request.workdir());
   if (!cwd.ok()) return cwd.status();
   plan->cwd = *cwd;
-  plan->root_is_tmpfs = request.rootfs().empty();
-  if (!plan->root_is_tmpfs) {
+  plan->root_is_tmpfs = request.rootfs().empty() && !plan->image;
+  if (!request.rootfs().empty()) {
     absl::StatusOr<std::string> rootfs =
         RealDirectory(request.rootfs(), "rootfs");
     if (!rootfs.ok()) return rootfs.status();
     plan->root_source = *rootfs;
   }
 
-  // Environment: exactly the request's.
-  std::vector<std::pair<std::string, std::string>> env(request.env().begin(),
-                                                       request.env().end());
-  std::sort(env.begin(), env.end());
+  // Environment: exactly the request's (image mode: over the image's).
+  std::map<std::string, std::string> env;
+  for (const std::string& entry : options.image_env) {
+    size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the image's environment entry '", entry, "' is not KEY=VALUE"));
+    }
+    env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  for (const auto& [key, value] : request.env()) env[key] = value;
   for (const auto& [key, value] : env) {
     if (key.empty() || key.find('=') != std::string::npos ||
         key.find('\0') != std::string::npos ||
@@ -164,7 +250,7 @@ absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
     plan->env_storage.push_back(absl::StrCat(key, "=", value));
   }
   plan->argv_storage.assign(request.argv().begin(), request.argv().end());
-  std::vector<std::string> candidates = ExecCandidates(request);
+  std::vector<std::string> candidates = ExecCandidates(request, env);
   plan->init_argv_storage.push_back(kInitBinaryName);
   plan->init_argv_storage.push_back(absl::StrCat(candidates.size()));
   for (std::string& c : candidates) plan->init_argv_storage.push_back(c);
@@ -177,6 +263,45 @@ absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
   plan->init_argv.push_back(nullptr);
   for (std::string& var : plan->env_storage) plan->envp.push_back(var.data());
   plan->envp.push_back(nullptr);
+
+  if (plan->image) {
+    // Image mode: the mounts are made after pivot_root, inside the new root
+    // (so that a symlink in the image resolves within it): a private /tmp,
+    // the workspace at the image's working directory, and the resolver
+    // configuration when the task has the network. /dev and /proc are
+    // made by the child as in every mode.
+    const std::string tmp_options =
+        options.tmp_bytes > 0
+            ? absl::StrCat("mode=1777,size=", options.tmp_bytes)
+            : std::string("mode=1777");
+    std::vector<MountOp> mounts;
+    mounts.push_back(
+        Op(MountOp::Kind::kTmpfs, "/tmp", tmp_options, MS_NOSUID | MS_NODEV));
+    mounts.push_back(Op(MountOp::Kind::kTmpfs, "/dev/shm", tmp_options,
+                        MS_NOSUID | MS_NODEV));
+    if (request.network()) {
+      std::string resolv = RealPath("/etc/resolv.conf");
+      if (!resolv.empty()) {
+        MountOp op = Op(MountOp::Kind::kBind, "/etc/resolv.conf");
+        op.source = resolv;
+        op.is_file = true;
+        mounts.push_back(std::move(op));
+      }
+    }
+    mounts.push_back(Op(MountOp::Kind::kWorkspace, plan->workspace_target));
+    std::stable_sort(mounts.begin(), mounts.end(),
+                     [](const MountOp& a, const MountOp& b) {
+                       return a.target.size() < b.target.size();
+                     });
+    plan->mounts = std::move(mounts);
+    // Only a process outside the new user namespace may write a map of
+    // more than its own id: the executor writes kImageIdMap.
+    plan->new_network = !request.network();
+    plan->last_capability = options.last_capability;
+    plan->rlimit_as = options.rlimit_as;
+    plan->rlimit_nproc = options.rlimit_nproc;
+    return plan;
+  }
 
   // Mounts under the new root. Ancestors must be mounted before descendants,
   // so the list is ordered by path length; the workspace goes last among

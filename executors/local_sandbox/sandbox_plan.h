@@ -24,6 +24,12 @@ inline constexpr char kAssemblyPoint[] = "/tmp";
 // At most this many mounts under the new root (the child keeps one fd per
 // mount on its stack).
 inline constexpr size_t kMaxMounts = 64;
+// At most this many layers in an image (the child keeps one fd per layer on
+// its stack and names them all in one overlay mount option page).
+inline constexpr size_t kMaxImageLayers = 128;
+// Where the workspace appears in image mode when the image names no working
+// directory (or "/").
+inline constexpr char kDefaultImageWorkdir[] = "/workspace";
 
 // One mount made under the new root, in order.
 struct MountOp {
@@ -56,6 +62,16 @@ struct PlanOptions {
   uint64_t tmp_bytes = 0;              // size of each private tmpfs; 0 = none
   uint64_t rlimit_as = 0;              // fallback limits (0 = none)
   uint64_t rlimit_nproc = 0;
+  // Image mode (request.image set): the root is an overlay of these layer
+  // directories (host paths, bottom first; read-only lower layers) under a
+  // per-task writable layer on a private tmpfs of tmp_bytes.
+  bool image = false;
+  std::vector<std::string> layer_dirs;
+  std::vector<std::string> image_env;  // "KEY=VALUE", under request.env
+  std::string image_workdir;           // absolute; "" = kDefaultImageWorkdir
+  uint32_t uid = 0;                    // the task's identity in the image
+  uint32_t gid = 0;
+  std::vector<uint32_t> groups;  // supplementary groups
 };
 
 struct SandboxPlan {
@@ -72,6 +88,22 @@ struct SandboxPlan {
   std::vector<MountOp> mounts;   // at most kMaxMounts
   std::string uid_map;           // "UID UID 1"
   std::string gid_map;
+  // Image mode: the layers (host paths, TOP first), the options of the
+  // tmpfs holding the writable layer, the workspace's mount target inside,
+  // and the task's identity. The child writes its pid (decimal, as the
+  // host sees it) to map_ready_fd; the executor then writes the uid/gid
+  // maps (an identity map of its ids, which only a process outside the
+  // namespace may write) and a 4-byte errno (0 = written) to map_wait_fd,
+  // which the child reads before it goes on.
+  bool image = false;
+  std::vector<std::string> layer_paths;
+  std::string upper_tmpfs_data;
+  std::string workspace_target;
+  int map_ready_fd = -1;
+  int map_wait_fd = -1;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<gid_t> groups;
   bool new_network = true;
   unsigned long last_capability = 40;
   // rlimit fallback (0 = none).
@@ -90,6 +122,16 @@ struct SandboxPlan {
 // The host trees visible in the host-root mode by default: /usr, /bin,
 // /sbin, /lib* and /etc.
 std::vector<std::string> DefaultRootPaths();
+
+// The image's working directory (where the workspace is mounted) as a clean
+// absolute path; "" or "/" gives kDefaultImageWorkdir. InvalidArgument when
+// relative, with "..", or under /proc or /dev.
+absl::StatusOr<std::string> ImageWorkdir(const std::string& workdir);
+
+// The identity map the executor writes for an image-mode sandbox, from its
+// own /proc/self/uid_map or gid_map ("first first count" per range it
+// has; on a host's root user namespace "0 0 4294967295"). "" on error.
+std::string ImageIdMap(const std::string& own_map_file);
 
 // Validates `request` and builds the plan. InvalidArgument for a malformed
 // request (empty argv, relative or missing workspace, workdir escaping the

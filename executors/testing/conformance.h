@@ -70,6 +70,9 @@ class ExecutorHarness {
   virtual Executor* executor() = 0;
   // argv that makes the executor run `program`.
   virtual std::vector<std::string> Argv(const Program& program) = 0;
+  // The image every request of the suite names ("" = the host's root
+  // filesystem). An executor with images runs the suite once per mode.
+  virtual std::string Image() { return ""; }
 };
 
 // What the suite gives a harness: location-independent requests (no
