@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "engine/cas/digest.h"
 #include "engine/cas/file_io.h"
 #include "nlohmann/json.hpp"

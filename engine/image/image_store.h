@@ -37,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "base/mutex.h"
 #include "engine/cas/beneath.h"
+#include "engine/cas/digest.h"
 #include "engine/image/layer_unpack.h"
 #include "engine/oci/source.h"
 #include "engine/oci/spec.h"

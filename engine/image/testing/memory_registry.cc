@@ -220,10 +220,10 @@ class MemoryRegistry::Source : public oci::ImageSource {
     {
       MutexLock lock(&registry_->mu_);
       registry_->fetches_[blob.digest]++;
-      if (registry_->held_ == blob.digest) {
-        registry_->blocked_++;
-        registry_->mu_.Await([this] { return registry_->held_.empty(); });
-        registry_->blocked_--;
+      if (!registry_->held_.empty() && registry_->held_ == blob.digest) {
+        registry_->held_.clear();  // only this fetch waits
+        registry_->blocked_ = true;
+        registry_->mu_.Await([this] { return registry_->released_; });
       }
       auto it = registry_->blobs_.find(blob.digest);
       if (it == registry_->blobs_.end()) {
@@ -344,16 +344,18 @@ void MemoryRegistry::Corrupt(const std::string& digest,
 void MemoryRegistry::Hold(const std::string& digest) {
   MutexLock lock(&mu_);
   held_ = digest;
+  blocked_ = false;
+  released_ = false;
 }
 
 void MemoryRegistry::Release() {
   MutexLock lock(&mu_);
-  held_.clear();
+  released_ = true;
 }
 
-void MemoryRegistry::AwaitBlocked(int n) {
+void MemoryRegistry::AwaitBlocked() {
   MutexLock lock(&mu_);
-  mu_.Await([this, n] { return blocked_ >= n; });
+  mu_.Await([this] { return blocked_; });
 }
 
 int MemoryRegistry::Fetches(const std::string& digest) const {

@@ -89,11 +89,11 @@ class MemoryRegistry : public oci::ImageSources {
   // Serves `bytes` for `digest` from now on, without verifying them (a
   // lying registry); the store must catch it.
   void Corrupt(const std::string& digest, const std::string& bytes);
-  // Blocks every FetchBlob of `digest` until Release(); Blocked() is how
-  // many are waiting.
+  // Blocks the next FetchBlob of `digest` (only that one) until Release();
+  // AwaitBlocked() returns once it is blocked.
   void Hold(const std::string& digest);
   void Release();
-  void AwaitBlocked(int n);
+  void AwaitBlocked();
 
   int Fetches(const std::string& digest) const;
   int Opens() const;
@@ -116,7 +116,8 @@ class MemoryRegistry : public oci::ImageSources {
   std::map<std::string, int> fetches_ ABSL_GUARDED_BY(mu_);
   int opens_ ABSL_GUARDED_BY(mu_) = 0;
   std::string held_ ABSL_GUARDED_BY(mu_);
-  int blocked_ ABSL_GUARDED_BY(mu_) = 0;
+  bool blocked_ ABSL_GUARDED_BY(mu_) = false;
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace kiln::image::testing
