@@ -223,7 +223,9 @@ class MemoryRegistry::Source : public oci::ImageSource {
       if (!registry_->held_.empty() && registry_->held_ == blob.digest) {
         registry_->held_.clear();  // only this fetch waits
         registry_->blocked_ = true;
-        registry_->mu_.Await([this] { return registry_->released_; });
+        registry_->mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return registry_->released_;
+        });
       }
       auto it = registry_->blobs_.find(blob.digest);
       if (it == registry_->blobs_.end()) {
@@ -355,7 +357,7 @@ void MemoryRegistry::Release() {
 
 void MemoryRegistry::AwaitBlocked() {
   MutexLock lock(&mu_);
-  mu_.Await([this] { return blocked_; });
+  mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return blocked_; });
 }
 
 int MemoryRegistry::Fetches(const std::string& digest) const {
