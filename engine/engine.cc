@@ -39,7 +39,9 @@ class EngineImpl : public Engine {
       if (shutdown_) return absl::UnavailableError("engine is shutting down");
     }
     // Validated and planned once: the run executes this plan.
-    ExecutorSet executors(options_.executors, options_.default_executor);
+    ExecutorSet executors =
+        ExecutorSet(options_.executors, options_.default_executor)
+            .ForPipeline(request.pipeline);
     const pipeline::SourceMap* map = request.source_map.get();
     auto diags = pipeline::ValidatePipeline(request.pipeline, map,
                                             executors.Capabilities());
@@ -294,6 +296,14 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineOptions options) {
   auto key = (*store)->HmacKey();
   if (!key.ok()) return key.status();
   (*store)->SweepDeadTemps();
+  if (options.image_store == nullptr) {
+    image::ImageStoreOptions images;
+    images.dir = (*store)->dir() + "/images";
+    images.sources = options.image_sources;
+    auto opened = image::ImageStore::Open(std::move(images));
+    if (!opened.ok()) return opened.status();
+    options.image_store = std::move(*opened);
+  }
   return std::unique_ptr<Engine>(
       new EngineImpl(std::move(options), std::move(*store), std::move(*key)));
 }

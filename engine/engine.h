@@ -26,6 +26,8 @@
 #include "engine/cas/digest.h"
 #include "engine/engine_queries.h"
 #include "engine/gc/garbage_collector.h"
+#include "engine/image/image_store.h"
+#include "engine/oci/source.h"
 #include "engine/store/run_store.h"
 #include "engine/store/store.h"
 #include "executors/executor.h"
@@ -68,6 +70,18 @@ struct EngineOptions {
   // Log events of a run waiting to be recorded; past it, further lines are
   // dropped from the stream (and counted in that marker) until it drains.
   int64_t max_pending_log_events = 10000;
+
+  // Image-mode runs (`run.image`, docs/image-store.md). How references
+  // reach their registries (the registry client's RegistrySources). Null:
+  // no registry access — a tag cannot be pinned and only images already in
+  // the store run (a task that needs more fails saying so).
+  std::shared_ptr<oci::ImageSources> image_sources;
+  // The store's images (pins, pulls, the layer cache), given to executors
+  // as HostWorkspaceOptions.images. Null: the engine opens one at
+  // <store>/images over image_sources with default limits. Set it to share
+  // one with executors built before the engine (e.g. a sandbox whose
+  // Capabilities().images depends on having an ImageAccess).
+  std::shared_ptr<image::ImageStore> image_store;
 };
 
 struct RunRequest {

@@ -292,6 +292,7 @@ absl::StatusOr<TaskRunnerContext> LiveRun::RunnerContext() {
   ctx.action_cache = deps_.cache;
   ctx.run_store = deps_.runs;
   ctx.emit = [this](v1::RunEvent e) { Emit(std::move(e)); };
+  ctx.images = options.image_store.get();
   if (!source_dir_.empty()) {
     auto stashed = StashSource();
     if (!stashed.ok()) {

@@ -85,6 +85,13 @@ pipeline::ExecCapabilities ExecutorSet::Capabilities() const {
   for (const auto& [name, executor] : by_name_) {
     caps.images = caps.images && executor->Capabilities().ImagesSupported();
   }
+  // The executor each task runs on decides. An unknown name is not
+  // refused here (Check() names it).
+  caps.images_for_task = [set = *this](const v1::Task& task) {
+    Executor* e =
+        set.Find(task.executor().empty() ? set.default_name_ : task.executor());
+    return e == nullptr || e->Capabilities().ImagesSupported();
+  };
   return caps;
 }
 

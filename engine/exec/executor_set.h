@@ -51,8 +51,8 @@ class ExecutorSet {
   Executor* Find(const std::string& name) const;
   // Can the executor `task` runs on run images?
   bool ImagesSupported(const v1::Task& task) const;
-  // What every executor of the set can do (validation's view until the
-  // kinds ask per task: an image task is refused unless all run images).
+  // What the executors of the set can do: `images` when all run images,
+  // and per task (images_for_task) whether the one chosen for it does.
   pipeline::ExecCapabilities Capabilities() const;
 
   // A diagnostic for every unknown executor name in `pipeline` (its

@@ -13,6 +13,7 @@
 #include "base/mutex.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/exec/executor_set.h"
+#include "engine/image/image_store.h"
 #include "engine/pipeline/kind_spec.h"
 #include "engine/pipeline/substitute.h"
 #include "engine/store/action_cache.h"
@@ -50,6 +51,9 @@ struct TaskRunnerContext {
   store::RunStore* run_store = nullptr;
   // Emits a log line event (thread-safe).
   std::function<void(v1::RunEvent)> emit;
+  // Pins run.image before the key and prepares images for executors on
+  // this host (HostWorkspaceOptions.images). Null: image tasks fail.
+  image::ImageStore* images = nullptr;
 };
 
 namespace kinds {

@@ -93,14 +93,14 @@ class RunKind : public Kind {
       const v1::Task& task,
       const pipeline::ExecCapabilities& caps) const override {
     const std::string& image = task.run().image();
-    if (image.empty() || image == "host" || caps.ImagesSupported()) {
+    if (image.empty() || image == "host" || caps.ImagesSupported(task)) {
       return absl::nullopt;
     }
     return pipeline::Refusal{
         "run.image",
         absl::StrCat("run.image '", image,
-                     "' cannot run here: no executor of this kiln runs "
-                     "images yet")};
+                     "' cannot run here: the executor this task runs on does "
+                     "not run images")};
   }
 
   AttemptOutcome Execute(const KindCall& call) const override {
@@ -113,9 +113,37 @@ class RunKind : public Kind {
       if (!digest.ok()) return Failed(digest.status());
       inputs.emplace_back(input.artifact(), *digest);
     }
-    return Memoize(*this, call, inputs,
+    const std::string& image = call.task.run().image();
+    if (image.empty() || image == "host") {
+      return Memoize(*this, call, inputs,
+                     [&](const TaskKey& key, std::string* log_path) {
+                       return ExecuteRun(call, key, inputs, log_path);
+                     });
+    }
+    // The image is pinned before the key: the digest enters the key (and
+    // the request), never the tag, so a moved tag is a new key.
+    image::ImageStore* images = call.env->ctx().images;
+    if (images == nullptr) {
+      return Failed(absl::FailedPreconditionError(absl::StrCat(
+          "run.image '", image, "': this engine has no image store")));
+    }
+    absl::StatusOr<std::string> pinned = images->Pin(image);
+    if (!pinned.ok()) {
+      // A registry that is down or slow may answer on a retry.
+      bool transient = absl::IsUnavailable(pinned.status()) ||
+                       absl::IsDeadlineExceeded(pinned.status()) ||
+                       absl::IsResourceExhausted(pinned.status());
+      return Failed(pinned.status(), "run.image: ", transient);
+    }
+    v1::Task task = call.task;
+    v1::Task key_view = call.key_view;
+    task.mutable_run()->set_image(*pinned);
+    key_view.mutable_run()->set_image(*pinned);
+    KindCall pinned_call{task,          key_view,    call.attempt,
+                         call.finished, call.cancel, call.env};
+    return Memoize(*this, pinned_call, inputs,
                    [&](const TaskKey& key, std::string* log_path) {
-                     return ExecuteRun(call, key, inputs, log_path);
+                     return ExecuteRun(pinned_call, key, inputs, log_path);
                    });
   }
 };

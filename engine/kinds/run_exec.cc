@@ -61,6 +61,10 @@ v1::ExecRequest BuildRequest(
     out->set_artifact(output.artifact());
     for (const auto& p : output.paths()) out->add_paths(p);
   }
+  // Pinned by the run kind ("name@sha256:…"); "" and "host": the host.
+  if (!run.image().empty() && run.image() != "host") {
+    req.set_image(run.image());
+  }
   req.set_report(run.report());
   req.set_keep_workspace(ctx.keep_workspaces);
   req.set_workdir(run.workdir());
@@ -155,6 +159,7 @@ AttemptOutcome ExecuteRun(
   HostWorkspaceOptions host;
   host.work_root = absl::StrCat(ctx.store_dir, "/work/", ctx.run_id);
   host.artifacts = &staging;
+  host.images = ctx.images;
 
   RunLog log(call);
   v1::ExecRequest req = BuildRequest(call, inputs);

@@ -6,6 +6,7 @@
 #ifndef KILN_ENGINE_PIPELINE_KIND_SPEC_H_
 #define KILN_ENGINE_PIPELINE_KIND_SPEC_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,12 @@ namespace kiln::pipeline {
 struct ExecCapabilities {
   bool images = false;  // a run task may name an image other than the host
   bool ImagesSupported() const { return images; }
+  // Per task, when set: can the executor chosen for `task` run images?
+  // (ExecutorSet::Capabilities() sets it; `images` is then "all can".)
+  std::function<bool(const v1::Task&)> images_for_task;
+  bool ImagesSupported(const v1::Task& task) const {
+    return images_for_task ? images_for_task(task) : images;
+  }
 };
 
 // Checks a kind runs on one task; every error is about that task and is

@@ -81,7 +81,9 @@ LoadedPipeline LoadPipelineText(absl::string_view text,
                             std::make_pair(b.line, b.column);
                    });
   if (out.errors.empty() && options.validate) {
-    out.errors = ValidatePipeline(out.pipeline, map.get());
+    ExecCapabilities caps;
+    caps.images = options.images_supported;
+    out.errors = ValidatePipeline(out.pipeline, map.get(), caps);
   }
   return out;
 }

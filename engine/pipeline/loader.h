@@ -39,6 +39,11 @@ struct LoadOptions {
   size_t max_nodes = 100000;  // after alias expansion
   size_t max_scalar_bytes = 64 << 10;
   bool validate = true;  // run ValidatePipeline after a clean decode
+  // Whether that validation accepts run.image. The loader does not know
+  // which executors will run the pipeline (a local engine, a server):
+  // by default an image is accepted here, and Engine::Submit validates
+  // again with its executors' capabilities (per task).
+  bool images_supported = true;
 };
 
 struct LoadedPipeline {

@@ -14,6 +14,8 @@
 //   secret.key         HMAC key for secrets in cache keys (HmacKey)
 //   sources/           sources of submitted runs, unpacked (SourcesDir)
 //   work/<run>/        task workspaces
+//   images/            image manifests/configs and the unpacked layer
+//                      cache (image::ImageStore, opened by the engine)
 //
 // Thread-safety: as thread-safe as its parts (all of them are).
 #ifndef KILN_ENGINE_STORE_STORE_H_
