@@ -9,15 +9,18 @@ cd "$(dirname "$0")/../.."
 # shellcheck source=bench/engine/lib.sh
 source bench/engine/lib.sh
 RUNS="${B7_RUNS:-3}"
+# Compilation flags of the driver (default optimized; B7_BAZEL_FLAGS= for the
+# default fastbuild, e.g. to reuse a test build).
+read -r -a FLAGS <<<"${B7_BAZEL_FLAGS--c opt}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"; stop_bazel' EXIT
 
-if ! bazel --output_base="$OUTPUT_BASE" build -c opt //bench/oci:b7_image \
+if ! bazel --output_base="$OUTPUT_BASE" build "${FLAGS[@]}" //bench/oci:b7_image \
   >"$WORK/build.log" 2>&1; then
   tail -30 "$WORK/build.log" >&2
   exit 1
 fi
-BIN="$(bazel --output_base="$OUTPUT_BASE" info -c opt bazel-bin 2>/dev/null)/bench/oci/b7_image"
+BIN="$(bazel --output_base="$OUTPUT_BASE" info "${FLAGS[@]}" bazel-bin 2>/dev/null)/bench/oci/b7_image"
 
 python3 bench/oci/gen_tree.py "$WORK/tree"
 TREE_MB="$(du -sm "$WORK/tree" | cut -f1)"
@@ -69,4 +72,5 @@ python3 bench/engine/write_result.py bench/results/b7.json \
   engine_cold_s="$COLD_S" rebuild_state="$HIT_STATE" \
   rebuild_task_ms="$HIT_TASK_MS" rebuild_run_ms="$HIT_RUN_MS" \
   distinct_digests="$DIGESTS" \
+  build="${FLAGS[*]:-fastbuild}" \
   notes="median of $RUNS; 2 gzip workers; see bench/README.md B7"
