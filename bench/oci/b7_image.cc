@@ -16,12 +16,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "engine/cas/beneath.h"
 #include "engine/engine.h"
 #include "engine/oci/builder.h"
-#include "engine/pipeline/loader.h"
-#include "google/protobuf/util/time_util.h"
 #include "executors/fake/fake_executor.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace {
 
@@ -37,7 +35,6 @@ int Layer(const std::string& tree, const std::string& out, int repeat) {
     std::fprintf(stderr, "cannot open %s or %s\n", tree.c_str(), out.c_str());
     return 1;
   }
-  kiln::cas::UniqueFd t(tree_fd), o(out_fd);
   for (int i = 0; i < repeat; ++i) {
     kiln::oci::BuildRequest req;
     req.layers.push_back(
@@ -54,6 +51,8 @@ int Layer(const std::string& tree, const std::string& out, int repeat) {
     std::printf("%.4f %s %lld\n", s, img->manifest_digest.c_str(),
                 static_cast<long long>(img->layer_bytes));
   }
+  close(tree_fd);
+  close(out_fd);
   return 0;
 }
 
@@ -66,19 +65,21 @@ int EngineRuns(const std::string& tree, const std::string& store) {
     std::fprintf(stderr, "%s\n", engine.status().ToString().c_str());
     return 1;
   }
-  auto loaded = kiln::pipeline::LoadPipelineText(R"(name: b7
-tasks:
-  - name: image
-    containerize:
-      base: scratch
-      layers: [{artifact: source, to: /data}]
-      entrypoint: [/data/run]
-)",
-                                                 "b7.yaml");
-  if (!loaded.ok()) return 1;
+  // name: b7; tasks: [{name: image, containerize: {base: scratch,
+  //   layers: [{artifact: source, to: /data}], entrypoint: [/data/run]}}]
+  kiln::v1::Pipeline pipeline;
+  pipeline.set_name("b7");
+  kiln::v1::Task* task = pipeline.add_tasks();
+  task->set_name("image");
+  kiln::v1::ContainerizeSpec* spec = task->mutable_containerize();
+  spec->set_base("scratch");
+  kiln::v1::ImageLayer* layer = spec->add_layers();
+  layer->set_artifact("source");
+  layer->set_to("/data");
+  spec->add_entrypoint("/data/run");
   for (int i = 0; i < 2; ++i) {
     kiln::RunRequest req;
-    req.pipeline = loaded.pipeline;
+    req.pipeline = pipeline;
     req.source_dir = tree;
     auto start = std::chrono::steady_clock::now();
     auto run = (*engine)->Submit(req);
