@@ -1,5 +1,6 @@
 #include "engine/oci/layer.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -194,8 +195,18 @@ absl::StatusOr<BuiltLayer> WriteLayer(const LayerSource& source,
   }
   absl::StatusOr<std::string> to = NormalizeImagePath(source.to);
   if (!to.ok()) return to.status();
+  // A fresh open file description of the root: walking reads directory
+  // entries from its offset, and the caller's fd may have been walked
+  // before (a second build from the same fd must see the whole tree).
+  // (A dup would share the offset: open "." for a description of its own.)
+  int fresh = openat(source.root_fd, ".",
+                     O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fresh < 0) {
+    return cas::ErrnoStatus(errno, absl::StrCat("open ", source.display));
+  }
+  cas::UniqueFd root(fresh);
   absl::StatusOr<std::vector<cas::WalkedEntry>> entries =
-      cas::WalkTree(source.root_fd, source.display);
+      cas::WalkTree(root.get(), source.display);
   if (!entries.ok()) return entries.status();
 
   BlobOut blob(out_fd);
