@@ -464,13 +464,14 @@ TEST_F(EngineTest, UnsupportedTasksAreRefusedUnlessThePipelineSkipsThem) {
   image->set_name("image");
   image->add_needs("test");
   image->mutable_containerize()->set_base("scratch");
+  image->mutable_containerize()->set_push("registry.test/x");
   RunRequest req;
   req.pipeline = p;
   auto refused = engine_->Submit(req);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(refused.status().message()),
-              ::testing::HasSubstr("containerize tasks are not implemented"));
+              ::testing::HasSubstr("containerize push is not implemented"));
   EXPECT_EQ(Executed(), 0u);
 
   p.mutable_options()->set_unsupported(v1::SKIP);
@@ -478,7 +479,7 @@ TEST_F(EngineTest, UnsupportedTasksAreRefusedUnlessThePipelineSkipsThem) {
   EXPECT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
   EXPECT_EQ(Task(run, "image").state(), v1::TASK_SKIPPED);
   EXPECT_EQ(Task(run, "image").reason(),
-            "containerize tasks are not implemented yet");
+            "containerize push is not implemented yet");
 }
 
 TEST_F(EngineTest, IdempotencyKeyReturnsTheSameRun) {

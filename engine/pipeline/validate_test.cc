@@ -290,14 +290,14 @@ options: {unsupported: skip}
 TEST(ValidateTest, RefusesUnsupportedKindsAndImages) {
   const std::string yaml =
       "name: p\ntasks:\n"
-      "  - {name: img, containerize: {base: scratch}}\n"
+      "  - {name: img, containerize: {base: scratch, push: r/x}}\n"
       "  - {name: ship, deploy: {environment: e, overlay: o}}\n"
       "  - {name: go, run: {image: 'golang:1.22', command: [go]}}\n"
       "  - {name: host, run: {image: host, command: [make]}}\n";
   std::vector<Diagnostic> d = Check(yaml);
   ASSERT_EQ(d.size(), 3u) << JoinDiagnostics(d);
   EXPECT_EQ(d[0].ToString(),
-            "v.yaml:3:31: task 'img': containerize tasks are not implemented "
+            "v.yaml:3:53: task 'img': containerize push is not implemented "
             "yet (set options.unsupported: skip to skip them)");
   EXPECT_EQ(d[1].ToString(),
             "v.yaml:4:26: task 'ship': deploy tasks are not implemented yet "

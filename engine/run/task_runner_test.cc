@@ -140,6 +140,7 @@ TEST_F(TaskRunnerTest, UnsupportedTasksAreSkippedWithTheReason) {
   v1::Task* image = pipeline_.add_tasks();
   image->set_name("image");
   image->mutable_containerize()->set_base("scratch");
+  image->mutable_containerize()->set_push("registry.test/x");
   v1::Task* deploy = pipeline_.add_tasks();
   deploy->set_name("deploy");
   deploy->mutable_deploy()->set_environment("e");
@@ -150,7 +151,7 @@ TEST_F(TaskRunnerTest, UnsupportedTasksAreSkippedWithTheReason) {
   EngineTaskRunner runner(Context(/*create_run=*/true));
   AttemptOutcome o = Run(&runner, *image);
   EXPECT_EQ(o.state, v1::TASK_SKIPPED);
-  EXPECT_EQ(o.reason, "containerize tasks are not implemented yet");
+  EXPECT_EQ(o.reason, "containerize push is not implemented yet");
   o = Run(&runner, *deploy);
   EXPECT_EQ(o.state, v1::TASK_SKIPPED);
   EXPECT_EQ(o.reason, "deploy tasks are not implemented yet");
