@@ -293,6 +293,7 @@ absl::StatusOr<TaskRunnerContext> LiveRun::RunnerContext() {
   ctx.run_store = deps_.runs;
   ctx.emit = [this](v1::RunEvent e) { Emit(std::move(e)); };
   ctx.images = options.image_store.get();
+  ctx.image_sources = options.image_sources.get();
   if (!source_dir_.empty()) {
     auto stashed = StashSource();
     if (!stashed.ok()) {

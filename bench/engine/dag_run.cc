@@ -71,7 +71,10 @@ int Main(int argc, char** argv) {
   double load_s = SecondsSince(start);
 
   Clock::time_point engine_start = Clock::now();
-  auto engine = kiln::cli::MakeLocalEngine(store, jobs);
+  kiln::cli::LocalEngineOptions local;
+  local.store_flag = store;
+  local.jobs = jobs;
+  auto engine = kiln::cli::MakeLocalEngine(local);
   if (!engine.ok()) {
     std::fprintf(stderr, "dag_run: %s\n",
                  std::string(engine.status().message()).c_str());

@@ -1,22 +1,34 @@
 // Builds a kiln::Engine over the local store and the local sandbox
-// executor, as the `run` and `serve` verbs use it.
+// executor, as the `run` and `serve` verbs use it, with the registry
+// client (images for run.image, containerize bases and pushes).
 #ifndef KILN_ENGINE_CLI_LOCAL_ENGINE_H_
 #define KILN_ENGINE_CLI_LOCAL_ENGINE_H_
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
 
 namespace kiln::cli {
 
-// `store_flag`: the --store value ("" for the default). `jobs` <= 0: 2.
-// `default_executor`: the --executor value ("" = local-sandbox); an unknown
-// name fails, listing the known ones.
+struct LocalEngineOptions {
+  std::string store_flag;  // the --store value ("" for the default)
+  int jobs = 2;            // <= 0: 2
+  // The --executor value ("" = local-sandbox); an unknown name fails,
+  // listing the known ones.
+  std::string default_executor;
+  // The registry client's configuration (engine/cli/registry_flags.h).
+  std::string registry_ca;  // "" = the system's CAs
+  std::vector<std::string> insecure_registries;
+  // A docker config.json; "" = $DOCKER_CONFIG/config.json or
+  // ~/.docker/config.json when it exists.
+  std::string registry_config;
+};
+
 absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(
-    const std::string& store_flag, int jobs,
-    const std::string& default_executor = "");
+    const LocalEngineOptions& options);
 
 }  // namespace kiln::cli
 

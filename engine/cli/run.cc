@@ -14,6 +14,7 @@
 #include "engine/cli/git_trigger.h"
 #include "engine/cli/local_engine.h"
 #include "engine/cli/progress.h"
+#include "engine/cli/registry_flags.h"
 #include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
 #include "engine/pipeline/loader.h"
@@ -85,6 +86,7 @@ int RunVerb(const std::vector<std::string>& argv) {
             "continue after a task fails (run what does not depend on it)");
   args.Bool("json", "print one JSON event per line on stdout");
   args.Flag("resume", "continue the recorded, unfinished run RUN");
+  AddRegistryFlags(&args);
   int code;
   if (!args.Parse(argv, &code)) return code;
   bool resume = args.Has("resume");
@@ -126,8 +128,12 @@ int RunVerb(const std::vector<std::string>& argv) {
   }
 
   SignalWatcher::BlockSignals();
-  auto engine = MakeLocalEngine(args.Get("store"), static_cast<int>(jobs),
-                                args.Get("executor"));
+  LocalEngineOptions local;
+  local.store_flag = args.Get("store");
+  local.jobs = static_cast<int>(jobs);
+  local.default_executor = args.Get("executor");
+  ReadRegistryFlags(args, &local);
+  auto engine = MakeLocalEngine(local);
   if (!engine.ok()) {
     std::fprintf(stderr, "kiln: %s\n",
                  std::string(engine.status().message()).c_str());

@@ -16,6 +16,7 @@
 #include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
 #include "engine/cli/local_engine.h"
+#include "engine/cli/registry_flags.h"
 #include "engine/cli/verb.h"
 #include "engine/service/server.h"
 
@@ -34,6 +35,7 @@ int ServeVerb(const std::vector<std::string>& argv) {
       "[--token-file F] [--tls-cert C --tls-key K [--client-ca CA]] "
       "[--jobs N] [--grace DURATION]");
   args.Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
+  AddRegistryFlags(&args);
   args.Flag("listen", "unix:PATH or HOST:PORT (default: unix:STORE/kiln.sock)");
   args.Flag("token-file", "TOKEN ROLE [NAME] lines; required for TCP");
   args.Flag("tls-cert", "PEM certificate chain (TLS)");
@@ -166,7 +168,11 @@ int ServeVerb(const std::vector<std::string>& argv) {
 
   absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
   if (!store.ok()) return Fail(store.status());
-  auto engine = MakeLocalEngine(*store, static_cast<int>(jobs));
+  LocalEngineOptions local;
+  local.store_flag = *store;
+  local.jobs = static_cast<int>(jobs);
+  ReadRegistryFlags(args, &local);
+  auto engine = MakeLocalEngine(local);
   if (!engine.ok()) return Fail(engine.status());
   auto server = service::KilnServer::Start(engine->get(), options);
   if (!server.ok()) return Fail(server.status());

@@ -28,6 +28,8 @@
 #include "engine/kinds/workspace.h"
 #include "engine/oci/builder.h"
 #include "engine/oci/layout.h"
+#include "engine/oci/registry/push.h"
+#include "engine/oci/registry/registry.h"
 #include "engine/oci/source.h"
 
 namespace kiln::kinds {
@@ -39,40 +41,13 @@ using pipeline::Index;
 using pipeline::internal::Decoder;
 using pipeline::internal::Fields;
 
-constexpr char kPushNotImplemented[] =
-    "containerize push is not implemented yet";
 constexpr char kLayoutPrefix[] = "oci-layout:";
 
-// ====================================================================
-// LEAD (after the merge of branch `registry`): the two functions below are
-// where the registry client plugs in. Nothing else in this file changes.
-//
-// RegistryAccess: the engine's oci::ImageSources (registry client) for
-// this run, or nullptr when none is configured. Registry-reference bases
-// fail the task with "no registry access configured" while it is null.
+// The engine's registry access (oci::ImageSources) for this run, or null
+// when none is configured: registry bases and pushes then fail clearly.
 oci::ImageSources* RegistryAccess(const KindCall& call) {
-  (void)call;  // e.g. return call.env->ctx().image_sources;
-  return nullptr;
+  return call.env->ctx().image_sources;
 }
-//
-// PushLayout: pushes the image `manifest_digest` of the OCI layout
-// artifact `layout_tree` (open it with OpenLayoutArtifact below) to
-// `target` ("host[:port]/repo[:tag]", the task's `push:`), and returns the
-// pushed manifest digest (equal to manifest_digest). Until it is wired, it
-// fails the task with a clear message: never a silent success.
-// Also remove the push refusal in ContainerizeKind::Unsupported.
-absl::StatusOr<std::string> PushLayout(const KindCall& call,
-                                       const std::string& layout_tree,
-                                       const std::string& manifest_digest,
-                                       const std::string& target) {
-  (void)call;
-  (void)layout_tree;
-  (void)manifest_digest;
-  return absl::UnimplementedError(
-      absl::StrCat(kPushNotImplemented, ": cannot push to '", target,
-                   "' (this kiln has no registry client wired in)"));
-}
-// ====================================================================
 
 // A base image reference, parsed.
 struct BaseRef {
@@ -153,7 +128,7 @@ absl::StatusOr<int> ParseMode(const std::string& text) {
 }
 
 // The layer mtime: the task's source_date_epoch, else the pipeline's
-// SOURCE_DATE_EPOCH param, else 0.
+// SOURCE_DATE_EPOCH param, else the trigger's commit time (git), else 0.
 absl::StatusOr<int64_t> Epoch(const KindCall& call) {
   const v1::ContainerizeSpec& c = call.task.containerize();
   if (!c.source_date_epoch().empty()) {
@@ -164,7 +139,8 @@ absl::StatusOr<int64_t> Epoch(const KindCall& call) {
   if (it != params.end() && !it->second.empty()) {
     return ParseEpoch(it->second, "param SOURCE_DATE_EPOCH");
   }
-  return 0;
+  return std::max<int64_t>(0,
+                           call.env->ctx().substitution.trigger.commit_time());
 }
 
 std::string ProducedArtifact(const v1::Task& task) {
@@ -189,6 +165,44 @@ absl::StatusOr<std::unique_ptr<oci::LayoutSource>> OpenLayoutArtifact(
   absl::StatusOr<cas::UniqueFd> root = cas::OpenDirBeneath(dir_fd, name);
   if (!root.ok()) return root.status();
   return oci::LayoutSource::Open(root->get(), display);
+}
+
+// Pushes image `manifest_digest` of the layout artifact `layout_tree` to
+// `target` (the task's push:, "host[:port]/repo[:tag]") with the registry
+// client: blobs the registry has are skipped (HEAD), so a push after a
+// cache hit only re-checks. Returns the pushed manifest digest.
+absl::StatusOr<std::string> PushLayout(const KindCall& call,
+                                       const std::string& layout_tree,
+                                       const std::string& manifest_digest,
+                                       const std::string& target) {
+  auto* registry =
+      dynamic_cast<oci::registry::RegistrySources*>(RegistryAccess(call));
+  if (registry == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot push to '", target,
+                     "': no registry client is configured for this kiln"));
+  }
+  ScopedWorkDir work(call.env, call.task, call.attempt, /*keep=*/false);
+  if (absl::Status s = work.Create(); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<oci::LayoutSource>> layout =
+      OpenLayoutArtifact(call, layout_tree, work.fd(), "push", work.path(),
+                         "the image to push");
+  if (!layout.ok()) return layout.status();
+  absl::StatusOr<oci::FetchedManifest> manifest =
+      (*layout)->GetManifest(manifest_digest);
+  if (!manifest.ok()) return manifest.status();
+  absl::StatusOr<cas::UniqueFd> root = cas::OpenDirBeneath(work.fd(), "push");
+  if (!root.ok()) return root.status();
+  std::unique_ptr<oci::registry::BlobProvider> blobs =
+      oci::registry::BlobsFromLayout(root->get());
+  absl::StatusOr<std::string> pushed = oci::registry::PushImage(
+      *registry, target, manifest->bytes, manifest->media_type, *blobs);
+  if (!pushed.ok()) return pushed.status();
+  if (*pushed != manifest_digest) {
+    return absl::DataLossError(absl::StrCat("the registry stored ", *pushed,
+                                            " for image ", manifest_digest));
+  }
+  return pushed;
 }
 
 // The manifest digest a layout base names: its tag or digest, or, without
@@ -359,10 +373,6 @@ class ContainerizeKind : public Kind {
 
   absl::optional<pipeline::Refusal> Unsupported(
       const v1::Task& task, const pipeline::ExecCapabilities&) const override {
-    // LEAD: remove once PushLayout is wired.
-    if (!task.containerize().push().empty()) {
-      return pipeline::Refusal{"containerize.push", kPushNotImplemented};
-    }
     return absl::nullopt;
   }
 

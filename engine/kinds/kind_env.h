@@ -54,6 +54,8 @@ struct TaskRunnerContext {
   // Pins run.image before the key and prepares images for executors on
   // this host (HostWorkspaceOptions.images). Null: image tasks fail.
   image::ImageStore* images = nullptr;
+  // Registry access for containerize bases and pushes (null: none).
+  oci::ImageSources* image_sources = nullptr;
 };
 
 namespace kinds {
