@@ -568,6 +568,14 @@ TEST_F(EngineTest, RenderTaskRendersAnOverlayAsAnArtifact) {
   // Memoized like any task.
   v1::Run again = Run(p, trigger);
   EXPECT_EQ(Task(again, "manifests").state(), v1::TASK_CACHED);
+  // The kustomization's artifact is part of the key: a changed overlay is
+  // rendered again, never served the old manifests.
+  WriteFile(source_ + "/deploy/kustomization.yaml",
+            "resources: [deployment.yaml]\nnamePrefix: new-\n");
+  v1::Run changed = Run(p, trigger);
+  const v1::TaskStatus& re = Task(changed, "manifests");
+  ASSERT_EQ(re.state(), v1::TASK_SUCCEEDED) << re.reason();
+  EXPECT_NE(re.outputs().at("manifests"), st.outputs().at("manifests"));
 }
 
 TEST_F(EngineTest, ShutdownCheckpointsAndTheNextEngineResumes) {

@@ -116,7 +116,16 @@ class RenderKind : public Kind {
     std::string artifact = KustomizationArtifact(call.task.render());
     auto digest = call.env->ArtifactDigest(artifact, call.finished);
     if (!digest.ok()) return Failed(digest.status());
-    return Memoize(*this, call, {{artifact, *digest}},
+    // The key hashes the digests of the task's declared inputs; the
+    // kustomization's artifact is one, named in the key view so that a
+    // changed overlay is a new key.
+    v1::Task key_task = call.key_view;
+    v1::ArtifactInput* in = key_task.add_inputs();
+    in->set_artifact(artifact);
+    in->set_path("render.kustomization");
+    KindCall keyed{call.task,     key_task,    call.attempt,
+                   call.finished, call.cancel, call.env};
+    return Memoize(*this, keyed, {{artifact, *digest}},
                    [&](const TaskKey& key, std::string*) {
                      return RenderIn(call, key, *digest);
                    });
