@@ -1,0 +1,120 @@
+#!/bin/bash
+# See BUILD.bazel. Everything runs against a registry this test starts on
+# loopback and stops by its pid.
+set -u
+root="$TEST_SRCDIR/kiln"
+kiln="$root/kiln"
+work="$TEST_TMPDIR/e2e"
+rm -rf "$work" && mkdir -p "$work"
+fail=0
+expect() {  # DESCRIPTION FILE PATTERN
+  grep -qE -- "$3" "$2" || { echo "FAIL $1: no line matching /$3/ in:"; cat "$2"; fail=1; }
+}
+for tool in docker-registry skopeo umoci; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (scripts/install-deps)"; exit 1; }
+done
+registry=$("$root/scripts/local-registry" start "$work/registry") || exit 1
+trap '"$root/scripts/local-registry" stop "$work/registry"' EXIT
+echo "registry at $registry"
+
+# A busybox image made apart from kiln (umoci), pushed by skopeo.
+layout="$work/layout" bundle="$work/bundle"
+umoci init --layout "$layout" &&
+  umoci new --image "$layout:bb" &&
+  umoci unpack --rootless --image "$layout:bb" "$bundle" >/dev/null || exit 1
+mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/etc"
+cp /bin/busybox "$bundle/rootfs/bin/busybox"
+for c in sh ls cat echo test head grep; do ln -s busybox "$bundle/rootfs/bin/$c"; done
+echo "root:x:0:0:root:/root:/bin/sh" >"$bundle/rootfs/etc/passwd"
+umoci repack --image "$layout:bb" "$bundle" &&
+  umoci config --image "$layout:bb" --config.env PATH=/bin --config.workingdir /work &&
+  skopeo copy -q --dest-tls-verify=false "oci:$layout:bb" "docker://$registry/bb:1" || exit 1
+
+src="$work/src"
+mkdir -p "$src/deploy"
+cat >"$src/deploy/kustomization.yaml" <<'YAML'
+resources: [pod.yaml]
+YAML
+cat >"$src/deploy/pod.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+spec:
+  containers:
+  - name: app
+    image: app
+YAML
+cat >"$src/pipeline.yaml" <<'YAML'
+name: images
+params:
+  - name: registry
+tasks:
+  - name: plain
+    run:
+      image: ${params.registry}/bb:1
+      command: [sh, -c, 'test ! -e /etc/debian_version && echo "plain image in $(pwd)"']
+  - name: app
+    run:
+      image: host
+      command: [sh, -c, 'mkdir -p out && printf "#!/bin/sh\necho from-app\n" >out/app && chmod 755 out/app']
+    outputs: [{artifact: app, paths: [out]}]
+  - name: image
+    needs: [app]
+    containerize:
+      base: ${params.registry}/bb:1
+      layers: [{artifact: app, to: /opt}]
+      entrypoint: [/opt/out/app]
+      push: ${params.registry}/app:1
+  - name: inside
+    needs: [image]
+    run:
+      image: ${tasks.image.outputs.image}
+      command: [sh, -c, 'test ! -e /etc/debian_version && /opt/out/app && echo in-built-image']
+  - name: manifests
+    needs: [image]
+    render:
+      kustomization: deploy
+      images:
+        - {name: app, new_name: "${params.registry}/app", digest: "${tasks.image.outputs.digest}"}
+  - name: show
+    needs: [manifests]
+    run:
+      image: host
+      command: [cat, manifests.yaml]
+    inputs: [manifests]
+YAML
+out="$work/out"
+"$kiln" run "$src/pipeline.yaml" --store "$work/store" --no-git --param "registry=$registry" >"$out" 2>&1 ||
+  { echo "FAIL: the image pipeline failed"; cat "$out"; fail=1; }
+expect "run.image runs in the pulled image" "$out" '^plain \| plain image in /work$'
+expect "the built image runs" "$out" '^inside \| from-app$'
+expect "the built image runs" "$out" '^inside \| in-built-image$'
+digest=$(skopeo inspect --tls-verify=false "docker://$registry/app:1" | sed -n 's/.*"Digest": "\(sha256:[0-9a-f]*\)".*/\1/p')
+[ -n "$digest" ] || { echo "FAIL: skopeo sees no app:1"; fail=1; }
+expect "manifests pinned to the pushed digest" "$out" "^show \|   - image: $registry/app@$digest\$"
+skopeo copy -q --src-tls-verify=false "docker://$registry/app:1" "oci:$work/pulled:app" &&
+  umoci unpack --rootless --image "$work/pulled:app" "$work/unpacked" >/dev/null ||
+  { echo "FAIL: skopeo/umoci cannot take kiln's image"; fail=1; }
+[ -x "$work/unpacked/rootfs/opt/out/app" ] || { echo "FAIL: the layer's file is not in the image"; fail=1; }
+grep -q '"/opt/out/app"' "$work/unpacked/config.json" || { echo "FAIL: entrypoint not in the config"; fail=1; }
+
+# Again: every task from the cache, the push re-checked (nothing changes).
+"$kiln" run "$src/pipeline.yaml" --store "$work/store" --no-git --param "registry=$registry" >"$out" 2>&1 || fail=1
+expect "cached second run" "$out" 'succeeded in .* 0 succeeded, [0-9]+ cached'
+
+# An image that does not exist fails the task, naming it; nothing runs on the host.
+sed -i "s#/bb:1#/nothing:here#" "$src/pipeline.yaml"
+"$kiln" run "$src/pipeline.yaml" --store "$work/store" --no-git --param "registry=$registry" >"$out" 2>&1 &&
+  { echo "FAIL: a missing image succeeded"; fail=1; }
+expect "missing image named" "$out" "nothing"
+
+# examples/hello: its image is built and pushed, the renders pinned to it.
+cp -rL "$root/examples/hello" "$work/hello" && chmod -R u+w "$work/hello"
+"$kiln" run "$work/hello/pipeline.yaml" --store "$work/store" --no-git --branch feature/x \
+  --message "shipit: e2e" --param "registry=$registry" >"$out" 2>&1 ||
+  { echo "FAIL: hello failed"; cat "$out"; fail=1; }
+expect "hello image" "$out" '^image: succeeded'
+skopeo inspect --tls-verify=false "docker://$registry/hello:latest" >"$work/hello.json" ||
+  { echo "FAIL: hello:latest was not pushed"; fail=1; }
+exit $fail
