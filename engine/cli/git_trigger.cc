@@ -37,7 +37,20 @@ void Fill(const git::Commit& commit, const std::string& branch, bool dirty,
 GitSource::GitSource(GitSource&& other) noexcept
     : pipeline_file_(std::move(other.pipeline_file_)),
       note_(std::move(other.note_)),
-      export_dir_(std::exchange(other.export_dir_, "")) {}
+      export_dir_(std::exchange(other.export_dir_, "")),
+      root_(std::move(other.root_)),
+      revision_(std::move(other.revision_)) {}
+
+absl::Status GitSource::FillChangelog(const std::string& since_revision,
+                                      v1::Trigger* trigger) const {
+  if (root_.empty()) return absl::OkStatus();
+  auto log = git::Changelog(root_, revision_, since_revision,
+                            {"main", "master", "origin/HEAD"});
+  if (!log.ok()) return log.status();
+  trigger->clear_changelog();
+  for (std::string& m : *log) trigger->add_changelog(std::move(m));
+  return absl::OkStatus();
+}
 
 GitSource::~GitSource() {
   if (export_dir_.empty()) return;
@@ -75,8 +88,11 @@ absl::StatusOr<GitSource> GitSource::Resolve(const Args& args,
     return out;
   }
   const git::WorkTreeHead& h = **head;
+  out.root_ = h.root;
   if (rev.empty()) {
     Fill(h.commit, h.branch, h.dirty, trigger);
+    out.revision_ = h.commit.revision;
+    if (absl::Status s = out.FillChangelog("", trigger); !s.ok()) return s;
     out.note_ = absl::StrCat(h.branch.empty() ? "detached" : h.branch, "@",
                              h.commit.revision.substr(0, 12),
                              h.dirty ? " (uncommitted changes)" : "");
@@ -109,6 +125,8 @@ absl::StatusOr<GitSource> GitSource::Resolve(const Args& args,
                                             "' is not a file in that commit"));
   }
   Fill(*commit, commit->branch, false, trigger);
+  out.revision_ = commit->revision;
+  if (absl::Status s = out.FillChangelog("", trigger); !s.ok()) return s;
   out.note_ = absl::StrCat(commit->branch.empty() ? rev : commit->branch, "@",
                            commit->revision.substr(0, 12), " (committed tree)");
   return out;

@@ -32,6 +32,13 @@ class GitSource {
   // `trigger` holds what the flags gave (TriggerFromFlags); the fields they
   // left empty are filled from git. Errors: --rev outside a repository, an
   // unknown revision, a pipeline file the revision does not have.
+  // Sets trigger->changelog to the messages since `since_revision` (the
+  // last successful run's revision; "" or unknown: since the merge base
+  // with the default branch). A no-op outside git. Resolve already set it
+  // with no since_revision.
+  absl::Status FillChangelog(const std::string& since_revision,
+                             v1::Trigger* trigger) const;
+
   static absl::StatusOr<GitSource> Resolve(const Args& args,
                                            const std::string& pipeline_file,
                                            v1::Trigger* trigger);
@@ -40,6 +47,8 @@ class GitSource {
   std::string pipeline_file_;
   std::string note_;
   std::string export_dir_;  // "" unless --rev
+  std::string root_;        // the work tree; "" outside git
+  std::string revision_;    // the commit the trigger names
 };
 
 }  // namespace kiln::cli

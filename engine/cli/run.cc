@@ -71,6 +71,28 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+// The revision of the newest successful run of `pipeline` on `branch` ("":
+// none recorded); the changelog starts after it. Looks at the newest 1000.
+std::string LastSucceededRevision(Engine& engine, const std::string& pipeline,
+                                  const std::string& branch) {
+  store::RunFilter filter;
+  filter.state = v1::RUN_SUCCEEDED;
+  filter.pipeline_name = pipeline;
+  std::string token;
+  for (int page = 0; page < 10; ++page) {
+    auto runs = engine.ListRuns(filter, 100, token);
+    if (!runs.ok()) return "";
+    for (const v1::Run& r : runs->runs) {
+      if (r.trigger().branch() == branch && !r.trigger().revision().empty()) {
+        return r.trigger().revision();
+      }
+    }
+    token = runs->next_page_token;
+    if (token.empty()) break;
+  }
+  return "";
+}
+
 int RunVerb(const std::vector<std::string>& argv) {
   Args args(
       "kiln run FILE [--param k=v]... [--branch B] [--message M] [--event E] "
@@ -138,6 +160,15 @@ int RunVerb(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "kiln: %s\n",
                  std::string(engine.status().message()).c_str());
     return kExitFailed;
+  }
+  if (git) {
+    std::string since = LastSucceededRevision(**engine, request.pipeline.name(),
+                                              request.trigger.branch());
+    if (absl::Status s = git->FillChangelog(since, &request.trigger); !s.ok()) {
+      std::fprintf(stderr, "kiln: the changelog: %s\n",
+                   std::string(s.message()).c_str());
+      return kExitFailed;
+    }
   }
   auto run = resume ? (*engine)->Resume(args.Get("resume"))
                     : (*engine)->Submit(std::move(request));

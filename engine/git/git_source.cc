@@ -334,4 +334,74 @@ absl::Status ExportTree(const std::string& path, const std::string& revision,
   return s;
 }
 
+namespace {
+
+using Walk =
+    std::unique_ptr<git_revwalk, Deleter<git_revwalk, git_revwalk_free>>;
+
+// The oid `rev` names (peeled to a commit), or nullopt when it names none.
+std::optional<git_oid> CommitOid(git_repository* repo, const std::string& rev) {
+  if (rev.empty()) return std::nullopt;
+  absl::StatusOr<Object> c = PeelCommit(repo, rev);
+  if (!c.ok()) return std::nullopt;
+  return *git_object_id(c->get());
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> Changelog(
+    const std::string& path, const std::string& head, const std::string& since,
+    const std::vector<std::string>& default_branches, int max) {
+  absl::StatusOr<Repo> repo = Open(path, nullptr);
+  if (!repo.ok()) return repo.status();
+  std::optional<git_oid> head_oid = CommitOid(repo->get(), head);
+  if (!head_oid) {
+    return absl::NotFoundError(
+        absl::StrCat("revision '", head, "' is not a commit"));
+  }
+  std::optional<git_oid> base;
+  if (std::optional<git_oid> s = CommitOid(repo->get(), since);
+      s && (git_oid_equal(&*s, &*head_oid) ||
+            git_graph_descendant_of(repo->get(), &*head_oid, &*s) == 1)) {
+    base = s;
+  }
+  for (size_t i = 0; !base && i < default_branches.size(); ++i) {
+    std::optional<git_oid> tip = CommitOid(repo->get(), default_branches[i]);
+    if (!tip) continue;
+    git_oid merge_base;
+    if (git_merge_base(&merge_base, repo->get(), &*head_oid, &*tip) == 0 &&
+        !git_oid_equal(&merge_base, &*head_oid)) {
+      base = merge_base;
+    }
+    break;  // the first default branch that exists decides
+  }
+  std::vector<std::string> out;
+  git_revwalk* raw = nullptr;
+  if (int rc = git_revwalk_new(&raw, repo->get()); rc != 0) {
+    return GitError(rc, "walking the history");
+  }
+  Walk walk(raw);
+  git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+  if (int rc = git_revwalk_push(walk.get(), &*head_oid); rc != 0) {
+    return GitError(rc, "walking the history");
+  }
+  if (base && git_revwalk_hide(walk.get(), &*base) != 0) {
+    return GitError(-1, "walking the history");
+  }
+  // Without a base: only head itself.
+  int limit = base ? max : 1;
+  git_oid oid;
+  while (static_cast<int>(out.size()) < limit &&
+         git_revwalk_next(&oid, walk.get()) == 0) {
+    git_commit* c = nullptr;
+    if (int rc = git_commit_lookup(&c, repo->get(), &oid); rc != 0) {
+      return GitError(rc, "reading a commit");
+    }
+    const char* msg = git_commit_message(c);
+    out.emplace_back(absl::StripTrailingAsciiWhitespace(msg ? msg : ""));
+    git_commit_free(c);
+  }
+  return out;
+}
+
 }  // namespace kiln::git

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -63,6 +64,15 @@ struct ExportLimits {
 absl::Status ExportTree(const std::string& path, const std::string& revision,
                         const std::string& dir,
                         const ExportLimits& limits = {});
+
+// The commit messages of `head` back to (not including) a base, newest
+// first, at most `max`: the base is `since` when it is an ancestor of head
+// (the revision of the last successful run), else the merge base of head
+// with the first of `default_branches` that exists and is not head's own
+// branch; with neither, just head's own message. Merges count as commits.
+absl::StatusOr<std::vector<std::string>> Changelog(
+    const std::string& path, const std::string& head, const std::string& since,
+    const std::vector<std::string>& default_branches, int max = 1000);
 
 }  // namespace kiln::git
 

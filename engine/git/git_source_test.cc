@@ -185,3 +185,37 @@ TEST_F(GitSourceTest, ExportLimitsHold) {
 
 }  // namespace
 }  // namespace kiln::git
+
+namespace kiln::git {
+namespace {
+
+TEST_F(GitSourceTest, ChangelogSinceTheLastRunOrTheMergeBase) {
+  Write("f", "0");
+  Git("add f && git commit -q -m base");
+  Git("checkout -q -b feature");
+  for (const char* m : {"one", "two: shipit", "three"}) {
+    Write("f", m);
+    Git(std::string("commit -q -am '") + m + "'");
+  }
+  std::string two = Git("rev-parse HEAD~1");
+  // A new branch: everything since the merge base with main.
+  auto log = Changelog(repo_, "HEAD", "", {"main"});
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(*log, (std::vector<std::string>{"three", "two: shipit", "one"}));
+  // Since the last successful run's revision.
+  log = Changelog(repo_, "HEAD", two, {"main"});
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(*log, (std::vector<std::string>{"three"}));
+  // A since that is not an ancestor (a rewritten history) falls back.
+  EXPECT_EQ(Changelog(repo_, "HEAD", "no-such-rev", {"main"})->size(), 3u);
+  // On the default branch with no earlier run: head alone.
+  Git("checkout -q main");
+  EXPECT_EQ(*Changelog(repo_, "HEAD", "", {"main"}),
+            std::vector<std::string>{"base"});
+  // Bounded.
+  Git("checkout -q feature");
+  EXPECT_EQ(Changelog(repo_, "HEAD", "", {"main"}, 2)->size(), 2u);
+}
+
+}  // namespace
+}  // namespace kiln::git

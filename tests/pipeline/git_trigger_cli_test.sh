@@ -74,4 +74,25 @@ expect "outside git" "$out" "is not inside a git work tree"
 
 "$kiln" graph ci/pipeline.yaml --rev HEAD~2 >"$out" 2>&1 || { echo "FAIL: graph --rev"; cat "$out"; fail=1; }
 expect "graph --rev" "$out" '^show \[run\]$'
+
+# The changelog: a new branch's commits since the merge base with main, then
+# only the commits since the last successful run on that branch.
+repo2="$TEST_TMPDIR/repo2"
+mkdir -p "$repo2" && cd "$repo2" && git init -q -b main
+cat >pipeline.yaml <<'YAML'
+name: changelog
+tasks:
+  - name: gated
+    when: {changelog: '^shipit'}
+    run: {image: host, command: [echo, gated ran]}
+YAML
+git add -A && git commit -q -m base
+git checkout -q -b feature
+git commit -q --allow-empty -m "shipit: first on the branch"
+git commit -q --allow-empty -m "more work"
+"$kiln" run pipeline.yaml --store "$store" >"$out" 2>&1 || { echo "FAIL: changelog run 1"; cat "$out"; fail=1; }
+expect "changelog since the merge base" "$out" '^gated \| gated ran$'
+git commit -q --allow-empty -m "later, no shipit"
+"$kiln" run pipeline.yaml --store "$store" >"$out" 2>&1 || { echo "FAIL: changelog run 2"; cat "$out"; fail=1; }
+expect "changelog since the last successful run" "$out" "gated: skipped \(no changelog entry \(1 commit\) matches"
 exit $fail
