@@ -463,15 +463,15 @@ TEST_F(EngineTest, UnsupportedTasksAreRefusedUnlessThePipelineSkipsThem) {
   v1::Task* image = p.add_tasks();
   image->set_name("image");
   image->add_needs("test");
-  image->mutable_containerize()->set_base("scratch");
-  image->mutable_containerize()->set_push("registry.test/x");
+  image->mutable_deploy()->set_environment("stage");
+  image->mutable_deploy()->set_overlay("deploy");
   RunRequest req;
   req.pipeline = p;
   auto refused = engine_->Submit(req);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(refused.status().message()),
-              ::testing::HasSubstr("containerize push is not implemented"));
+              ::testing::HasSubstr("deploy tasks are not implemented"));
   EXPECT_EQ(Executed(), 0u);
 
   p.mutable_options()->set_unsupported(v1::SKIP);
@@ -479,7 +479,7 @@ TEST_F(EngineTest, UnsupportedTasksAreRefusedUnlessThePipelineSkipsThem) {
   EXPECT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
   EXPECT_EQ(Task(run, "image").state(), v1::TASK_SKIPPED);
   EXPECT_EQ(Task(run, "image").reason(),
-            "containerize push is not implemented yet");
+            "deploy tasks are not implemented yet");
 }
 
 TEST_F(EngineTest, IdempotencyKeyReturnsTheSameRun) {

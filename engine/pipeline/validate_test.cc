@@ -295,23 +295,21 @@ TEST(ValidateTest, RefusesUnsupportedKindsAndImages) {
       "  - {name: go, run: {image: 'golang:1.22', command: [go]}}\n"
       "  - {name: host, run: {image: host, command: [make]}}\n";
   std::vector<Diagnostic> d = Check(yaml);
-  ASSERT_EQ(d.size(), 3u) << JoinDiagnostics(d);
+  // containerize (push included) is supported now.
+  ASSERT_EQ(d.size(), 2u) << JoinDiagnostics(d);
   EXPECT_EQ(d[0].ToString(),
-            "v.yaml:3:53: task 'img': containerize push is not implemented "
-            "yet (set options.unsupported: skip to skip them)");
-  EXPECT_EQ(d[1].ToString(),
             "v.yaml:4:26: task 'ship': deploy tasks are not implemented yet "
             "(set options.unsupported: skip to skip them)");
-  EXPECT_THAT(d[2].ToString(),
+  EXPECT_THAT(d[1].ToString(),
               HasSubstr("v.yaml:5:29: task 'go': run.image 'golang:1.22' "
                         "cannot run here"));
-  EXPECT_THAT(d[2].ToString(),
+  EXPECT_THAT(d[1].ToString(),
               HasSubstr("set options.unsupported: skip to skip them"));
 
   // Opting in skips them instead (at run time, with the reason).
   EXPECT_TRUE(Check(yaml + "options: {unsupported: skip}\n").empty());
   // An explicit `fail` is the default.
-  EXPECT_EQ(Check(yaml + "options: {unsupported: fail}\n").size(), 3u);
+  EXPECT_EQ(Check(yaml + "options: {unsupported: fail}\n").size(), 2u);
 }
 
 TEST(ValidateTest, ImagesAreAcceptedWhenAnExecutorRunsThem) {
