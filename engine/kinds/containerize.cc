@@ -28,9 +28,11 @@
 #include "engine/kinds/workspace.h"
 #include "engine/oci/builder.h"
 #include "engine/oci/layout.h"
+#include "engine/oci/registry/auth.h"
 #include "engine/oci/registry/push.h"
 #include "engine/oci/registry/registry.h"
 #include "engine/oci/source.h"
+#include "re2/re2.h"
 
 namespace kiln::kinds {
 namespace {
@@ -43,10 +45,43 @@ using pipeline::internal::Fields;
 
 constexpr char kLayoutPrefix[] = "oci-layout:";
 
-// The engine's registry access (oci::ImageSources) for this run, or null
-// when none is configured: registry bases and pushes then fail clearly.
-oci::ImageSources* RegistryAccess(const KindCall& call) {
-  return call.env->ctx().image_sources;
+// The registry access of one attempt: the engine's (null when none is
+// configured: registry bases and pushes then fail clearly), or with `auth:`
+// a client like it that also holds those credentials for the registries of
+// `push` and of a registry `base`. The password must be a secret's value.
+absl::StatusOr<std::shared_ptr<oci::ImageSources>> RegistryAccess(
+    const KindCall& call) {
+  oci::ImageSources* engine = call.env->ctx().image_sources;
+  std::shared_ptr<oci::ImageSources> shared(engine, [](oci::ImageSources*) {});
+  const v1::ContainerizeSpec& spec = call.task.containerize();
+  if (!spec.has_auth() || engine == nullptr) return shared;
+  auto* registry = dynamic_cast<oci::registry::RegistrySources*>(engine);
+  if (registry == nullptr) {
+    return absl::FailedPreconditionError(
+        "containerize.auth: this kiln's registry access takes no credentials");
+  }
+  bool secret = false;
+  for (const auto& [name, value] : call.env->ctx().secrets) {
+    secret = secret || (!value.empty() && value == spec.auth().password());
+  }
+  if (!secret) {
+    return absl::InvalidArgumentError(
+        "containerize.auth.password: the value is not a secret param's (write "
+        "${params.NAME} with NAME declared secret: true)");
+  }
+  oci::registry::RegistryOptions options = registry->options();
+  for (const std::string& ref : {spec.push(), spec.base()}) {
+    auto parsed = oci::registry::ParseReference(ref);
+    if (ref.empty() || !parsed.ok()) continue;
+    oci::registry::Credentials& c =
+        options
+            .credentials[oci::registry::NormalizeRegistryKey(parsed->registry)];
+    c.username = spec.auth().username();
+    c.password = spec.auth().password();
+  }
+  auto own = oci::registry::RegistrySources::Create(std::move(options));
+  if (!own.ok()) return own.status();
+  return std::shared_ptr<oci::ImageSources>(std::move(*own));
 }
 
 // A base image reference, parsed.
@@ -175,8 +210,10 @@ absl::StatusOr<std::string> PushLayout(const KindCall& call,
                                        const std::string& layout_tree,
                                        const std::string& manifest_digest,
                                        const std::string& target) {
-  auto* registry =
-      dynamic_cast<oci::registry::RegistrySources*>(RegistryAccess(call));
+  absl::StatusOr<std::shared_ptr<oci::ImageSources>> access =
+      RegistryAccess(call);
+  if (!access.ok()) return access.status();
+  auto* registry = dynamic_cast<oci::registry::RegistrySources*>(access->get());
   if (registry == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot push to '", target,
@@ -235,7 +272,7 @@ class ContainerizeKind : public Kind {
     Fields f(d, node, path,
              {"base", "layers", "entrypoint", "cmd", "env", "labels", "workdir",
               "user", "push", "artifact", "platform", "expose",
-              "source_date_epoch", "compression"});
+              "source_date_epoch", "compression", "auth"});
     DecodeString(d, f, "base", out->mutable_base());
     if (const yaml::Node* n = f.Get("layers");
         n && d->ExpectSequence(*n, f.PathOf("layers"))) {
@@ -269,6 +306,11 @@ class ContainerizeKind : public Kind {
     DecodeList(d, f, "expose", out->mutable_expose());
     DecodeString(d, f, "source_date_epoch", out->mutable_source_date_epoch());
     DecodeString(d, f, "compression", out->mutable_compression());
+    if (const yaml::Node* a = f.Get("auth")) {
+      Fields af(d, *a, f.PathOf("auth"), {"username", "password"});
+      DecodeString(d, af, "username", out->mutable_auth()->mutable_username());
+      DecodeString(d, af, "password", out->mutable_auth()->mutable_password());
+    }
   }
 
   void Validate(const v1::Task& task, const std::string& path,
@@ -298,6 +340,16 @@ class ContainerizeKind : public Kind {
       }
     }
     checks->Env(c.env(), Field(p, "env"));
+    if (c.has_auth()) {
+      static const LazyRE2 kSecretRef = {
+          R"(\$\{params\.[A-Za-z_][A-Za-z0-9_]*\})"};
+      if (!RE2::FullMatch(c.auth().password(), *kSecretRef)) {
+        checks->Error(Field(Field(p, "auth"), "password"),
+                      "must be a secret param, written ${params.NAME}");
+      }
+      checks->Require(!c.auth().username().empty(), Field(p, "auth"),
+                      "username");
+    }
     for (int i = 0; i < c.expose_size(); ++i) {
       if (Substituted(c.expose(i))) continue;
       if (auto port = oci::NormalizePort(c.expose(i)); !port.ok()) {
@@ -344,6 +396,12 @@ class ContainerizeKind : public Kind {
     visit(Field(p, "workdir"), c->mutable_workdir(), sub);
     visit(Field(p, "user"), c->mutable_user(), sub);
     visit(Field(p, "push"), c->mutable_push(), sub);
+    if (c->has_auth()) {
+      visit(Field(Field(p, "auth"), "username"),
+            c->mutable_auth()->mutable_username(), sub);
+      visit(Field(Field(p, "auth"), "password"),
+            c->mutable_auth()->mutable_password(), FieldUse::kSecretEnv);
+    }
     visit(Field(p, "artifact"), c->mutable_artifact(), lit);
     visit(Field(p, "platform"), c->mutable_platform(), lit);
     pipeline::VisitList(c->mutable_expose(), Field(p, "expose"), sub, visit);
@@ -406,6 +464,8 @@ AttemptOutcome ContainerizeKind::Execute(const KindCall& call) const {
   // What the key covers beyond the spec: the layer artifacts' digests, the
   // base's identity and the mtime actually used.
   v1::Task key_task = call.key_view;
+  // Credentials do not change the image.
+  key_task.mutable_containerize()->clear_auth();
   key_task.mutable_containerize()->set_source_date_epoch(absl::StrCat(*epoch));
   std::vector<std::pair<std::string, std::string>> inputs;
   for (int i = 0; i < spec.layers_size(); ++i) {
@@ -431,7 +491,10 @@ AttemptOutcome ContainerizeKind::Execute(const KindCall& call) const {
     in->set_path("containerize.base");
     inputs.emplace_back(base->artifact, *digest);
   } else if (base->kind == BaseRef::kRegistry) {
-    oci::ImageSources* sources = RegistryAccess(call);
+    absl::StatusOr<std::shared_ptr<oci::ImageSources>> access =
+        RegistryAccess(call);
+    if (!access.ok()) return Failed(access.status(), "containerize base: ");
+    oci::ImageSources* sources = access->get();
     if (sources == nullptr) {
       return Failed(absl::FailedPreconditionError(absl::StrCat(
           "containerize: base '", base->reference,

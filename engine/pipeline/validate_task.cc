@@ -341,7 +341,8 @@ void Validator::CheckReferences(int t) {
               } else if (it->second->secret() && use != FieldUse::kSecretEnv) {
                 Error(path,
                       absl::StrCat(Who(t), ": secret param '", ref.name,
-                                   "' may only be used in run.env values"));
+                                   "' may only be used in run.env values and "
+                                   "containerize.auth.password"));
               }
               break;
             }

@@ -190,7 +190,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"secret_in_argv",
              "name: p\nparams: [{name: tok, secret: true}]\ntasks:\n  - {name: "
              "a, run: {command: [\"${params.tok}\"]}}\n",
-             "4:31", "secret param 'tok' may only be used in run.env values"},
+             "4:31",
+             "secret param 'tok' may only be used in run.env values and "
+             "containerize.auth.password"},
         Case{"artifact_unproduced",
              T("  - {name: a, inputs: [app], run: {command: [x]}}\n"), "3:24",
              "no task produces artifact 'app'"},

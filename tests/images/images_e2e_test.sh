@@ -109,6 +109,40 @@ sed -i "s#/bb:1#/nothing:here#" "$src/pipeline.yaml"
   { echo "FAIL: a missing image succeeded"; fail=1; }
 expect "missing image named" "$out" "nothing"
 
+# A registry that requires a password: the push takes credentials from a
+# secret param (never shown), and refuses a password that is not a secret.
+authreg=$("$root/scripts/local-registry" start "$work/authreg" pusher s3cr3t-pw) || exit 1
+trap '"$root/scripts/local-registry" stop "$work/registry"; "$root/scripts/local-registry" stop "$work/authreg"' EXIT
+mkdir -p "$work/auth"
+cat >"$work/auth/pipeline.yaml" <<'YAML'
+name: authpush
+params:
+  - name: registry
+  - name: regpass
+    secret: true
+  - name: plain
+tasks:
+  - name: image
+    containerize:
+      base: scratch
+      layers: [{artifact: source, to: /src}]
+      push: ${params.registry}/secure:1
+      auth: {username: pusher, password: "${params.regpass}"}
+YAML
+"$kiln" run "$work/auth/pipeline.yaml" --store "$work/store" --no-git --param "registry=$authreg" \
+  --param regpass=s3cr3t-pw --param plain=x >"$out" 2>&1 || { echo "FAIL: authenticated push"; cat "$out"; fail=1; }
+skopeo inspect --tls-verify=false --creds pusher:s3cr3t-pw "docker://$authreg/secure:1" >/dev/null ||
+  { echo "FAIL: the authenticated push is not in the registry"; fail=1; }
+if grep -rqa s3cr3t-pw "$out" "$work/store"; then echo "FAIL: the password was written out"; fail=1; fi
+sed 's/password: "${params.regpass}"/password: "${params.plain}"/' "$work/auth/pipeline.yaml" >"$work/auth/plain.yaml"
+"$kiln" run "$work/auth/plain.yaml" --store "$work/store" --no-git --param "registry=$authreg" \
+  --param regpass=unused --param plain=s3cr3t-pw >"$out" 2>&1 && { echo "FAIL: a non-secret password was used"; fail=1; }
+expect "non-secret password refused" "$out" "not a secret param"
+sed '/auth:/d' "$work/auth/pipeline.yaml" >"$work/auth/noauth.yaml"
+"$kiln" run "$work/auth/noauth.yaml" --store "$work/store" --no-git --param "registry=$authreg" \
+  --param regpass=x --param plain=x >"$out" 2>&1 && { echo "FAIL: an unauthenticated push succeeded"; fail=1; }
+expect "unauthenticated push says why" "$out" "requires credentials \(basic auth\)"
+
 # examples/hello: its image is built and pushed, the renders pinned to it.
 cp -rL "$root/examples/hello" "$work/hello" && chmod -R u+w "$work/hello"
 "$kiln" run "$work/hello/pipeline.yaml" --store "$work/store" --no-git --branch feature/x \
