@@ -87,7 +87,8 @@ Commit FromCommit(git_commit* c) {
 
 // Stops at the first change: a dirty tree costs no more than finding one.
 absl::StatusOr<bool> IsDirty(git_repository* repo) {
-  git_status_options opts = GIT_STATUS_OPTIONS_INIT;
+  git_status_options opts;
+  git_status_options_init(&opts, GIT_STATUS_OPTIONS_VERSION);
   opts.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
   opts.flags =
       GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_EXCLUDE_SUBMODULES;

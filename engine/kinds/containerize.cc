@@ -341,8 +341,8 @@ class ContainerizeKind : public Kind {
     }
     checks->Env(c.env(), Field(p, "env"));
     if (c.has_auth()) {
-      static const LazyRE2 kSecretRef = {
-          R"(\$\{params\.[A-Za-z_][A-Za-z0-9_]*\})"};
+      static const RE2* const kSecretRef =
+          new RE2(R"(\$\{params\.[A-Za-z_][A-Za-z0-9_]*\})");
       if (!RE2::FullMatch(c.auth().password(), *kSecretRef)) {
         checks->Error(Field(Field(p, "auth"), "password"),
                       "must be a secret param, written ${params.NAME}");
