@@ -57,6 +57,10 @@ int ServeVerb(const std::vector<std::string>& argv) {
   args.Flag("max-upload-temp-bytes",
             "temporary space of all uploads and extractions in progress "
             "(default 32 GiB)");
+  args.Flag("min-free-bytes",
+            "free space the store's filesystem keeps: uploads and source "
+            "extractions that would go below it are refused (default 1 GiB; "
+            "0 = no check)");
   args.Flag("max-connections",
             "connections open at once, per listener (default 512)");
   args.Flag("max-source-bytes",
@@ -130,6 +134,11 @@ int ServeVerb(const std::vector<std::string>& argv) {
   if (absl::Status s =
           args.IntFlag("max-upload-temp-bytes", 1 << 20, int64_t{1} << 50,
                        &options.service.max_upload_temp_bytes);
+      !s.ok()) {
+    return args.UsageError(std::string(s.message()));
+  }
+  if (absl::Status s = args.IntFlag("min-free-bytes", 0, int64_t{1} << 60,
+                                    &options.service.min_free_bytes);
       !s.ok()) {
     return args.UsageError(std::string(s.message()));
   }

@@ -79,6 +79,11 @@ grpc::Status KilnService::UploadBlob(
                      ", --max-upload-temp-bytes); retry later"));
   }
   reservation.bytes = message.size();
+  if (absl::Status s = CheckFreeSpace(
+          absl::StrCat("upload of ", message.size(), " bytes"));
+      !s.ok()) {
+    return ToGrpc(s);
+  }
   absl::StatusOr<std::unique_ptr<cas::BlobWriter>> writer =
       engine_->NewBlobWriter();
   if (!writer.ok()) return ToGrpc(writer.status());

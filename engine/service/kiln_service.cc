@@ -2,6 +2,9 @@
 #include "engine/service/kiln_service.h"
 
 #include <stdlib.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <limits>
@@ -226,7 +229,38 @@ absl::StatusOr<std::string> KilnService::MaterializeSource(
         ", --max-upload-temp-bytes); retry later"));
   }
   reservation.bytes = reserve;
+  if (absl::Status s = CheckFreeSpace(
+          absl::StrCat("source extraction (up to ", reserve, " bytes)"));
+      !s.ok()) {
+    return s;
+  }
   return engine_->PutSource(*tree, *archive, limits);
+}
+
+absl::Status KilnService::CheckFreeSpace(absl::string_view what) const {
+  if (options_.min_free_bytes <= 0) return absl::OkStatus();
+  absl::StatusOr<int64_t> available = AvailableBytes(engine_->store_dir());
+  if (!available.ok()) return available.status();
+  const int64_t reserved = temp_budget_->used();
+  if (*available - reserved >= options_.min_free_bytes) {
+    return absl::OkStatus();
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      what, " refused: the store's filesystem has ", *available,
+      " bytes available, requests in progress reserve ", reserved,
+      " of them, and it must keep ", options_.min_free_bytes,
+      " free (--min-free-bytes); retry later"));
+}
+
+absl::StatusOr<int64_t> AvailableBytes(const std::string& dir) {
+  struct statvfs fs;
+  if (statvfs(dir.c_str(), &fs) != 0) {
+    return absl::InternalError(
+        absl::StrCat("statvfs ", dir, ": ", strerror(errno)));
+  }
+  const uint64_t bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  return static_cast<int64_t>(
+      std::min<uint64_t>(bytes, std::numeric_limits<int64_t>::max()));
 }
 
 int64_t ExtractionReserve(int64_t compressed, int64_t max_total,

@@ -57,6 +57,11 @@ struct ServiceOptions {
   // x max_source_expansion)). A request that would pass it is refused
   // (RESOURCE_EXHAUSTED) before anything is written.
   int64_t max_upload_temp_bytes = int64_t{32} << 30;
+  // Free space the store's filesystem keeps: an upload or extraction is
+  // refused (RESOURCE_EXHAUSTED) when the filesystem's available bytes,
+  // less everything reserved by requests in progress (this one included),
+  // would fall below it. 0 turns the check off.
+  int64_t min_free_bytes = int64_t{1} << 30;
   // A submitted source archive (SubmitRun.source) may hold at most this
   // many bytes of file content, and its zstd stream may expand at most
   // max_source_expansion times (past its first 64 MiB). Over either the
@@ -130,6 +135,10 @@ class KilnService final : public v1::Kiln::Service {
   // Unpacks an uploaded source artifact into a fresh directory.
   absl::StatusOr<std::string> MaterializeSource(
       const v1::SourceArtifact& source);
+  // OK when the store's filesystem keeps options_.min_free_bytes free with
+  // every reservation in progress written out (`what` names the request in
+  // the error).
+  absl::Status CheckFreeSpace(absl::string_view what) const;
   // `run` as any reply may carry it: secrets redacted, size fitted.
   void PrepareRunReply(v1::Run* run);
   // True when the stream should stop (client gone or shutting down).
@@ -160,6 +169,9 @@ absl::Status CheckMessageBounds(const v1::Pipeline& pipeline);
 // content, max_ratio past `grace` bytes, checked every MiB).
 int64_t ExtractionReserve(int64_t compressed, int64_t max_total,
                           int64_t max_ratio, int64_t grace);
+
+// Bytes available to an unprivileged writer on the filesystem of `dir`.
+absl::StatusOr<int64_t> AvailableBytes(const std::string& dir);
 
 // absl -> grpc status (codes map 1:1).
 grpc::Status ToGrpc(const absl::Status& status);

@@ -155,6 +155,33 @@ kill -TERM "${SERVER_PID}"
 wait "${SERVER_PID}"
 SERVER_PID=""
 
+# 5b. Free space kept on the store's filesystem, on a server of its own
+# that must keep more than any filesystem has.
+"${KILN}" serve --store "${WORK}/store4" --listen 127.0.0.1:0 \
+  --token-file "${WORK}/tokens" --min-free-bytes 1152921504606846976 \
+  >"${WORK}/serve4.out" 2>"${WORK}/serve4.err" &
+SERVER_PID=$!
+ADDR=""
+for _ in $(seq 1 300); do
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve4.out")"
+  [[ -n "${ADDR}" ]] && break
+  if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
+    echo "kiln serve exited:" >&2
+    cat "${WORK}/serve4.err" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+[[ -n "${ADDR}" ]] || { echo "kiln serve did not start" >&2; exit 1; }
+KILN_SECTION=diskfree KILN_ADDR="${ADDR}" KILN_PROTO_DIR="${PROTO_DIR}" \
+  KILN_PID="${SERVER_PID}" KILN_STORE="${WORK}/store4" \
+  KILN_ADMIN="${ADMIN}" KILN_SUBMITTER="${SUBMITTER}" \
+  KILN_VIEWER1="${VIEWER1}" KILN_VIEWER2="${VIEWER2}" \
+  timeout 120 node "${CLIENT}"
+kill -TERM "${SERVER_PID}"
+wait "${SERVER_PID}"
+SERVER_PID=""
+
 # 6. The connection cap on the listeners gRPC accepts itself: TLS, and the
 # unix socket (connection_gate.h), each on a server of its own.
 start_server() {  # NAME, serve arguments...

@@ -818,7 +818,44 @@ async function uploadBudget() {
               '(count and temporary space); refused ones leave nothing');
 }
 
+// Run against a server started with --min-free-bytes 2^60 (more than any
+// filesystem has): every upload and source extraction is refused before
+// anything is written, naming the flag; reads still work.
+async function freeSpaceKept() {
+  const crypto = require('node:crypto');
+  const sha = (b) => 'sha256:' + crypto.createHash('sha256').update(b).digest('hex');
+  const blob = crypto.randomBytes(4096);
+  await assert.rejects(upload(newClient(), sha(blob), blob.length, [blob],
+                              true).done, (err) => {
+    assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED, err.details);
+    assert.match(err.details, /^upload of 4096 bytes refused: the store's filesystem has \d+ bytes available, requests in progress reserve 4096 of them, and it must keep 1152921504606846976 free \(--min-free-bytes\)/);
+    return true;
+  });
+  assert.deepEqual(blobTemps(), []);
+  const tree = 'sha256:' + 'cd'.repeat(32);
+  const archive = 'sha256:' + 'ef'.repeat(32);
+  await assert.rejects(unary('SubmitRun', {
+    yaml: SLEEPER, source: {tree_digest: tree, archive_digest: archive}},
+                             'submitter', newClient()), (err) => {
+    assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED, err.details);
+    assert.match(err.details, /^source extraction \(up to \d+ bytes\) refused: .*--min-free-bytes/);
+    return true;
+  });
+  const sources = `${storeDir}/sources`;
+  assert.deepEqual(fs.existsSync(sources) ? fs.readdirSync(sources) : [], []);
+  // Reading is not affected.
+  const missing = await unary('FindMissingBlobs', {digests: [sha(blob)]},
+                              'viewer1', newClient());
+  assert.deepEqual(missing.missing, [sha(blob)]);
+  console.log('ok: uploads and extractions keep --min-free-bytes free on ' +
+              'the store\'s filesystem');
+}
+
 async function main() {
+  if (process.env.KILN_SECTION === 'diskfree') {
+    await freeSpaceKept();
+    return;
+  }
   if (process.env.KILN_SECTION === 'connections') {
     await connectionCap();
     return;
