@@ -342,16 +342,17 @@ TEST_F(TlsTest, ServerNameMustMatchTheCertificate) {
   ClusterConfig config = Config();
   config.tls_server_name = "";  // 127.0.0.1 is not in the certificate
   absl::Status s = Get(config);
-  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
   config.tls_server_name = "other.test";
-  EXPECT_TRUE(absl::IsUnavailable(Get(config)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(Get(config)));
 }
 
 TEST_F(TlsTest, UnknownCaIsRefusedUnlessVerificationIsOff) {
   ClusterConfig config = Config();
   config.ca_pem = "";  // the system's trust store does not know this CA
   absl::Status s = Get(config);
-  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("certificate"));
   config.insecure_skip_tls_verify = true;
   config.tls_server_name = "";
   s = Get(config);

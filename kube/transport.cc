@@ -308,6 +308,11 @@ absl::StatusOr<TransportResponse> Transport::Do(
   if (result == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(absl::StrCat(what, ": ", detail));
   }
+  if (result == CURLE_PEER_FAILED_VERIFICATION ||
+      result == CURLE_SSL_CACERT_BADFILE || result == CURLE_SSL_CERTPROBLEM) {
+    // Trust or certificate configuration: retrying cannot help.
+    return absl::FailedPreconditionError(absl::StrCat(what, ": ", detail));
+  }
   return absl::UnavailableError(absl::StrCat(what, ": ", detail));
 }
 

@@ -62,7 +62,9 @@ class Transport {
   Transport& operator=(const Transport&) = delete;
 
   // Any HTTP status is OK. Transport failures: Unavailable (connect, reset,
-  // TLS, a stream cut mid-body), DeadlineExceeded (timeout or stall),
+  // a TLS handshake failure, a stream cut mid-body), FailedPrecondition (the
+  // server's certificate is not trusted / does not match, or the client
+  // certificate is unusable), DeadlineExceeded (timeout or stall),
   // ResourceExhausted (body over the limit). A cancelled or sink-stopped
   // transfer is OK with `cancelled` / `stopped` set. Messages name the
   // method and the URL without its query, never a credential.
