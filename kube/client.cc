@@ -145,17 +145,28 @@ void AddQuery(std::string* path, absl::string_view key,
                   Escape(value));
 }
 
+// object[key] when `object` is an object holding `key`, else null.
+const nlohmann::json* Member(const nlohmann::json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+// object[key] as a string ("" when absent or not a string).
+std::string StringMember(const nlohmann::json* object, const char* key) {
+  if (object == nullptr) return "";
+  const nlohmann::json* v = Member(*object, key);
+  return v != nullptr && v->is_string() ? v->get<std::string>() : "";
+}
+
 std::string ObjectKey(const nlohmann::json& object) {
-  const nlohmann::json& meta =
-      object.value("metadata", nlohmann::json::object());
-  return absl::StrCat(meta.value("namespace", ""), "/", meta.value("name", ""));
+  const nlohmann::json* meta = Member(object, "metadata");
+  return absl::StrCat(StringMember(meta, "namespace"), "/",
+                      StringMember(meta, "name"));
 }
 
 std::string ObjectVersion(const nlohmann::json& object) {
-  const nlohmann::json& meta =
-      object.value("metadata", nlohmann::json::object());
-  auto it = meta.find("resourceVersion");
-  return it != meta.end() && it->is_string() ? it->get<std::string>() : "";
+  return StringMember(Member(object, "metadata"), "resourceVersion");
 }
 
 // Splits a byte stream into lines for `on_line`; false stops.
@@ -425,21 +436,19 @@ absl::StatusOr<nlohmann::json> Client::List(const std::string& collection,
         return absl::InternalError(absl::StrCat(
             "GET ", collection, ": the list response is not an object"));
       }
-      nlohmann::json items = page->value("items", nlohmann::json::array());
+      nlohmann::json items = nlohmann::json::array();
+      if (const nlohmann::json* got = Member(*page, "items");
+          got != nullptr && got->is_array()) {
+        items = *got;
+      }
+      next = StringMember(Member(*page, "metadata"), "continue");
       if (all.is_null()) {
         all = *std::move(page);
         all["items"] = nlohmann::json::array();
-      } else if (page->contains("metadata")) {
-        all["metadata"] = (*page)["metadata"];
+      } else if (const nlohmann::json* meta = Member(*page, "metadata")) {
+        all["metadata"] = *meta;
       }
-      if (items.is_array()) {
-        for (auto& item : items) all["items"].push_back(std::move(item));
-      }
-      const nlohmann::json& meta =
-          all.value("metadata", nlohmann::json::object());
-      next = meta.contains("continue") && meta["continue"].is_string()
-                 ? meta["continue"].get<std::string>()
-                 : "";
+      for (auto& item : items) all["items"].push_back(std::move(item));
     } while (!next.empty());
     if (restart) continue;
     if (all.contains("metadata") && all["metadata"].is_object()) {
@@ -544,9 +553,9 @@ absl::Status Client::Watch(
     absl::StatusOr<nlohmann::json> list = List(collection, list_options);
     if (!list.ok()) return list.status();
     std::map<std::string, nlohmann::json> now;
-    for (const nlohmann::json& item :
-         list->value("items", nlohmann::json::array())) {
-      now[ObjectKey(item)] = item;
+    if (const nlohmann::json* items = Member(*list, "items");
+        items != nullptr && items->is_array()) {
+      for (const nlohmann::json& item : *items) now[ObjectKey(item)] = item;
     }
     for (const auto& [key, object] : now) {
       auto old = known.find(key);
@@ -562,8 +571,7 @@ absl::Status Client::Watch(
       }
     }
     known = std::move(now);
-    version = list->value("metadata", nlohmann::json::object())
-                  .value("resourceVersion", "");
+    version = StringMember(Member(*list, "metadata"), "resourceVersion");
     return absl::OkStatus();
   };
 
@@ -602,11 +610,13 @@ absl::Status Client::Watch(
             absl::StrCat("watch ", collection, ": a malformed event"));
         return false;
       }
-      std::string type = doc.value("type", "");
-      nlohmann::json object = doc.value("object", nlohmann::json::object());
+      std::string type = StringMember(&doc, "type");
+      const nlohmann::json* got = Member(doc, "object");
+      nlohmann::json object = got != nullptr ? *got : nlohmann::json::object();
       got_event = true;
       if (type == "ERROR") {
-        long code = object.value("code", 0);
+        const nlohmann::json* c = Member(object, "code");
+        long code = c != nullptr && c->is_number_integer() ? c->get<long>() : 0;
         if (code == 410) {
           gone = true;
         } else {
@@ -625,6 +635,7 @@ absl::Status Client::Watch(
       return emit(type, object);
     });
     call.sink = [&](absl::string_view chunk) { return lines.Feed(chunk); };
+    absl::Time started = absl::Now();
     absl::StatusOr<TransportResponse> r = impl_->Send(call);
     if (user_stopped) return absl::OkStatus();
     if (r.ok() && r->cancelled) return absl::OkStatus();
@@ -637,6 +648,9 @@ absl::Status Client::Watch(
     if (!stream_error.ok()) {
       if (!absl::IsUnavailable(stream_error)) return stream_error;
       last_error = stream_error;
+    } else if (!r.ok() && absl::IsDeadlineExceeded(r.status()) &&
+               absl::Now() - started >= absl::Seconds(seconds)) {
+      continue;  // a quiet watch outlived its own bound: reconnect
     } else if (!r.ok()) {
       last_error = r.status();
     } else if (r->status < 200 || r->status >= 300) {

@@ -223,10 +223,10 @@ TEST(ClientTest, ListFollowsContinueAndEscapesSelectors) {
         nlohmann::json list = {{"kind", "PodList"},
                                {"metadata", {{"resourceVersion", "30"}}}};
         if (req.get_param_value("continue").empty()) {
-          list["items"] = {Pod("a", "1"), Pod("b", "2")};
+          list["items"] = nlohmann::json::array({Pod("a", "1"), Pod("b", "2")});
           list["metadata"]["continue"] = "page2";
         } else if (req.get_param_value("continue") == "page2") {
-          list["items"] = {Pod("c", "3")};
+          list["items"] = nlohmann::json::array({Pod("c", "3")});
         } else {
           Reply(res, 400, StatusBody(400, "BadRequest", "bad continue"));
           return;
@@ -239,7 +239,7 @@ TEST(ClientTest, ListFollowsContinueAndEscapesSelectors) {
   options.label_selector = "kiln.dev/run=r1,app in (x y)";
   auto list = client->List(PodsPath("ns"), options);
   ASSERT_TRUE(list.ok()) << list.status();
-  ASSERT_EQ((*list)["items"].size(), 3u);
+  ASSERT_EQ((*list)["items"].size(), 3u) << list->dump();
   EXPECT_EQ((*list)["items"][2]["metadata"]["name"], "c");
   EXPECT_EQ((*list)["metadata"]["resourceVersion"], "30");
   EXPECT_FALSE((*list)["metadata"].contains("continue"));
@@ -406,61 +406,61 @@ std::string Event(const std::string& type, const nlohmann::json& object) {
 TEST(ClientTest, WatchListsBookmarksReconnectsAndRelistsOnGone) {
   TestServer server;
   WatchScript script;
-  server.http().Get(
-      "/api/v1/namespaces/ns/pods",
-      [&](const httplib::Request& req, httplib::Response& res) {
-        MutexLock lock(&script.mu);
-        if (req.get_param_value("watch") != "1") {
-          ++script.lists;
-          nlohmann::json list = {{"kind", "PodList"}, {"metadata", {}}};
-          if (script.lists == 1) {
-            list["items"] = {Pod("a", "5"), Pod("b", "6")};
-            list["metadata"]["resourceVersion"] = "10";
-          } else {
-            // After the 410: a changed, b gone, c new.
-            list["items"] = {Pod("a", "20"), Pod("c", "19")};
-            list["metadata"]["resourceVersion"] = "21";
+  server.http().Get("/api/v1/namespaces/ns/pods", [&](const httplib::Request&
+                                                          req,
+                                                      httplib::Response& res) {
+    MutexLock lock(&script.mu);
+    if (req.get_param_value("watch") != "1") {
+      ++script.lists;
+      nlohmann::json list = {{"kind", "PodList"}, {"metadata", {}}};
+      if (script.lists == 1) {
+        list["items"] = nlohmann::json::array({Pod("a", "5"), Pod("b", "6")});
+        list["metadata"]["resourceVersion"] = "10";
+      } else {
+        // After the 410: a changed, b gone, c new.
+        list["items"] = nlohmann::json::array({Pod("a", "20"), Pod("c", "19")});
+        list["metadata"]["resourceVersion"] = "21";
+      }
+      Reply(res, 200, list);
+      return;
+    }
+    script.watch_versions.push_back(req.get_param_value("resourceVersion"));
+    script.watch_queries.push_back(
+        absl::StrCat(req.get_param_value("allowWatchBookmarks"), " ",
+                     req.get_param_value("timeoutSeconds")));
+    size_t n = script.watch_versions.size();
+    if (n == 4) {  // an HTTP 410 for the watch itself
+      Reply(res, 410, StatusBody(410, "Expired", "too old"));
+      return;
+    }
+    res.set_chunked_content_provider(
+        "application/json", [&server, n](size_t, httplib::DataSink& sink) {
+          std::string out;
+          if (n == 1) {
+            out =
+                Event("MODIFIED", Pod("a", "11")) +
+                Event("BOOKMARK", {{"kind", "Pod"},
+                                   {"metadata", {{"resourceVersion", "15"}}}});
+            sink.write(out.data(), out.size());
+            return false;  // drops the connection mid-stream
           }
-          Reply(res, 200, list);
-          return;
-        }
-        script.watch_versions.push_back(req.get_param_value("resourceVersion"));
-        script.watch_queries.push_back(
-            absl::StrCat(req.get_param_value("allowWatchBookmarks"), " ",
-                         req.get_param_value("timeoutSeconds")));
-        size_t n = script.watch_versions.size();
-        if (n == 4) {  // an HTTP 410 for the watch itself
-          Reply(res, 410, StatusBody(410, "Expired", "too old"));
-          return;
-        }
-        res.set_chunked_content_provider(
-            "application/json", [&server, n](size_t, httplib::DataSink& sink) {
-              std::string out;
-              if (n == 1) {
-                out = Event("MODIFIED", Pod("a", "11")) +
-                      Event("BOOKMARK",
-                            {{"kind", "Pod"},
-                             {"metadata", {{"resourceVersion", "15"}}}});
-                sink.write(out.data(), out.size());
-                return false;  // drops the connection mid-stream
-              }
-              if (n == 2) {
-                out = Event("ERROR", StatusBody(410, "Expired", "compacted"));
-                sink.write(out.data(), out.size());
-                sink.done();
-                return true;
-              }
-              if (n == 3) {
-                sink.done();  // the server's timeoutSeconds ended it cleanly
-                return true;
-              }
-              out = Event("ADDED", Pod("d", "30"));
-              sink.write(out.data(), out.size());
-              server.Nap(5000);
-              sink.done();
-              return true;
-            });
-      });
+          if (n == 2) {
+            out = Event("ERROR", StatusBody(410, "Expired", "compacted"));
+            sink.write(out.data(), out.size());
+            sink.done();
+            return true;
+          }
+          if (n == 3) {
+            sink.done();  // the server's timeoutSeconds ended it cleanly
+            return true;
+          }
+          out = Event("ADDED", Pod("d", "30"));
+          sink.write(out.data(), out.size());
+          server.Nap(5000);
+          sink.done();
+          return true;
+        });
+  });
   server.Serve();
   auto client = MakeClient(server);
   std::vector<std::string> seen;
