@@ -527,7 +527,13 @@ absl::Status Client::Delete(const std::string& path,
   }
   call.body = body.dump();
   call.content_type = "application/json";
-  return impl_->Json(call).status();
+  // The body (the object being deleted, or a Status) is not needed.
+  absl::StatusOr<TransportResponse> r = impl_->Send(call);
+  if (!r.ok()) return r.status();
+  if (r->status < 200 || r->status >= 300) {
+    return ApiError(call.method, call.path, r->status, r->body);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Client::Watch(

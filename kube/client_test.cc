@@ -174,7 +174,7 @@ TEST(ClientTest, PatchAndDeleteSendTheirTypesAndOptions) {
       [&](const httplib::Request& req, httplib::Response& res) {
         MutexLock lock(&mu);
         delete_body = req.body;
-        Reply(res, 200, Pod("p", "3"));
+        res.status = 202;  // accepted; some servers send no body at all
       });
   server.Serve();
   auto client = MakeClient(server);
