@@ -443,7 +443,7 @@ class ConnectionPool : public httplib::TaskQueue {
   void enqueue(std::function<void()> fn) override {
     MutexLock l(&mu_);
     jobs_.push_back(std::move(fn));
-    if (idle_ == 0 && threads_.size() < max_) {
+    if (jobs_.size() > idle_ && threads_.size() < max_) {
       threads_.emplace_back([this] { Work(); });
     }
   }
@@ -787,7 +787,7 @@ Reply FakeApiServer::Impl::Route(const Request& r, httplib::Response& res,
       if (absl::StrContains(accept, "protobuf")) {
         res.status = 200;
         res.set_content(OpenApiV2Protobuf(),
-                        "application/com.github.proto-openapi.spec.v2@v1.0+"
+                        "application/com.github.proto-openapi.spec.v2.v1.0+"
                         "protobuf");
       } else {
         res.status = 200;
@@ -1062,6 +1062,21 @@ std::vector<std::pair<std::string, std::string>> ValidatePod(const json& pod) {
   return causes;
 }
 
+// The pod spec with the fields an update may change blanked out.
+json MutablePodSpec(json spec) {
+  if (!spec.is_object()) return spec;
+  for (const char* list : {"containers", "initContainers"}) {
+    if (!spec.contains(list) || !spec[list].is_array()) continue;
+    for (json& c : spec[list]) {
+      if (c.is_object()) c.erase("image");
+    }
+  }
+  spec.erase("activeDeadlineSeconds");
+  spec.erase("tolerations");
+  spec.erase("terminationGracePeriodSeconds");
+  return spec;
+}
+
 json SecretWithStringData(json obj, std::string* error) {
   if (obj.contains("stringData")) {
     if (!obj["stringData"].is_object()) {
@@ -1265,6 +1280,16 @@ Reply FakeApiServer::Impl::StoreUpdate(const Resource& r, const std::string& ns,
     if (r.plural == "pods") {
       auto causes = ValidatePod(next);
       if (!causes.empty()) return Invalid(r, name, causes);
+      if (MutablePodSpec(next["spec"]) != MutablePodSpec(old["spec"])) {
+        return Invalid(
+            r, name,
+            {{"spec",
+              "Forbidden: pod updates may not change fields other than "
+              "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+              "`spec.activeDeadlineSeconds`, `spec.tolerations` (only "
+              "additions to existing tolerations), "
+              "`spec.terminationGracePeriodSeconds`"}});
+      }
     }
     if (r.has_generation && old.contains("spec") &&
         next.value("spec", json()) != old["spec"]) {
