@@ -715,8 +715,10 @@ class FakeApiServer::Impl {
       return http->has_param(k.c_str()) ? http->get_param_value(k.c_str()) : "";
     }
     bool flag(const std::string& k) const {
+      // Go's strconv.ParseBool, as the real server parses query flags.
       std::string v = param(k);
-      return v == "true" || v == "1";
+      return v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" ||
+             v == "True";
     }
   };
 
