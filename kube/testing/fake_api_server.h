@@ -50,7 +50,7 @@ struct FakeApiServerOptions {
   // picks a random 30..60 min; a small bound keeps test threads bounded).
   absl::Duration default_watch_timeout = absl::Minutes(5);
   // Concurrent connections served (each holds a thread); more queue.
-  int max_connections = 256;
+  int max_connections = 1024;
   // When set, requests must carry "Authorization: Bearer <token>" (401
   // otherwise); WriteKubeconfig writes it. Empty: any credentials pass.
   std::string bearer_token;
