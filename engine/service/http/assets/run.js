@@ -14,7 +14,7 @@
   let logStream = null;
   let drawPending = false;
 
-  const NODE_W = 180, NODE_H = 34, GAP_X = 56, GAP_Y = 14, PAD = 10;
+  const NODE_W = 150, NODE_H = 34, GAP_X = 36, GAP_Y = 14, PAD = 10;
 
   // Layer = longest chain of needs before a task; `finally` tasks after all.
   function layout() {
@@ -91,7 +91,7 @@
       g.dataset.state = state;
       g.append(kiln.svg('rect', {width: NODE_W, height: NODE_H, rx: 6}));
       const label = kiln.svg('text', {x: 10, y: NODE_H / 2 + 5});
-      label.textContent = t.name.length > 22 ? t.name.slice(0, 21) + '…' : t.name;
+      label.textContent = t.name.length > 18 ? t.name.slice(0, 17) + '…' : t.name;
       const title = kiln.svg('title', {});
       title.textContent = t.name + ' — ' + state;
       g.append(title, label);
@@ -127,11 +127,15 @@
     document.getElementById('live').hidden = final;
   }
 
+  function done(status) {
+    return !['TASK_PENDING', 'TASK_RUNNING', 'TASK_STATE_UNSPECIFIED', undefined].includes(status.state);
+  }
+
   function info(status) {
     const dl = document.getElementById('task-info');
     const rows = [
       ['attempts', status.attempts || 0],
-      ['exit code', status.attempts ? status.exit_code : ''],
+      ['exit code', done(status) ? status.exit_code : ''],
       ['started', kiln.time(status.started)],
       ['duration', kiln.duration(status.started, status.finished)],
       ['reason', status.reason],
@@ -316,5 +320,11 @@
       line.hidden = needle !== '' && !line.dataset.text.includes(needle);
     }
   });
+  // Durations of what is still running grow every second.
+  setInterval(() => {
+    if (!run || kiln.runIsFinal(run.state)) return;
+    header();
+    if (selected) info(tasks.get(selected) || {});
+  }, 1000);
   kiln.start().then(() => load(true)).catch((e) => kiln.showError(e.message));
 })();
