@@ -79,6 +79,11 @@ absl::StatusOr<std::unique_ptr<DashboardServer>> DashboardServer::Start(
     return absl::InvalidArgumentError(
         "TLS for the dashboard needs both --tls-cert and --tls-key");
   }
+  if (have_tls) {
+    if (absl::Status key = CheckTlsKeyFile(options.tls_key); !key.ok()) {
+      return key;
+    }
+  }
   if (options.token_file.empty()) {
     return absl::FailedPreconditionError(
         "--http-listen needs --token-file: the dashboard always asks for a "

@@ -155,6 +155,48 @@ TEST_F(DashboardTest, RefusesUnsafeListening) {
   EXPECT_TRUE(absl::StartsWith((*server)->url(), "http://127.0.0.1:"));
 }
 
+TEST_F(DashboardTest, ServesHttpsWithSecureCookies) {
+  std::string key = dir_ + "/key.pem", cert = dir_ + "/cert.pem";
+  std::string cmd = absl::StrCat(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-keyout ",
+      key, " -out ", cert, " >/dev/null 2>&1");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl failed";
+  DashboardOptions options;
+  options.listen = "127.0.0.1:0";
+  options.token_file = tokens_;
+  options.tls_cert = cert;
+  options.tls_key = key;
+  chmod(key.c_str(), 0644);
+  EXPECT_EQ(DashboardServer::Start(engine_.get(), options).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // a readable key
+  chmod(key.c_str(), 0600);
+  auto server = DashboardServer::Start(engine_.get(), options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(absl::StartsWith((*server)->url(), "https://127.0.0.1:"));
+  httplib::SSLClient client(
+      "127.0.0.1",
+      std::stoi((*server)->url().substr((*server)->url().rfind(':') + 1)));
+  client.set_ca_cert_path(cert.c_str());
+  client.enable_server_certificate_verification(false);
+  auto res = client.Post("/login", absl::StrCat("token=", kViewer),
+                         "application/x-www-form-urlencoded");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 303);
+  EXPECT_TRUE(
+      absl::StrContains(res->get_header_value("Set-Cookie"), "; Secure"));
+  auto runs = client.Get("/api/runs", Bearer(kViewer));
+  ASSERT_TRUE(runs);
+  EXPECT_EQ(runs->status, 200);
+  // Plain HTTP to the TLS port gets nothing.
+  std::string plain_url = (*server)->url();
+  plain_url.replace(0, 5, "http");
+  httplib::Client plain(plain_url);
+  plain.set_read_timeout(5, 0);
+  auto refused = plain.Get("/login");
+  EXPECT_TRUE(!refused || refused->status != 200);
+}
+
 TEST_F(DashboardTest, UnauthenticatedGetsTheLoginPage) {
   Start();
   auto client = Client();
