@@ -5,6 +5,8 @@
 // resumed at start. SIGINT/SIGTERM: stop accepting, end streams (watchers
 // resume elsewhere or after a restart), shut the engine down within
 // --grace. Prints "kiln: serving on ADDRESS" on stdout once listening.
+// --http-listen also serves the web dashboard (engine/service/http) with
+// the same tokens and TLS; it prints "kiln: dashboard on URL".
 #include <signal.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include "engine/cli/local_engine.h"
 #include "engine/cli/registry_flags.h"
 #include "engine/cli/verb.h"
+#include "engine/service/http/dashboard_server.h"
 #include "engine/service/server.h"
 
 namespace kiln::cli {
@@ -33,7 +36,7 @@ int ServeVerb(const std::vector<std::string>& argv) {
   Args args(
       "kiln serve [--store DIR] [--listen unix:PATH | HOST:PORT] "
       "[--token-file F] [--tls-cert C --tls-key K [--client-ca CA]] "
-      "[--jobs N] [--grace DURATION]");
+      "[--http-listen [HOST]:PORT] [--jobs N] [--grace DURATION]");
   args.Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
   AddRegistryFlags(&args);
   args.Flag("listen", "unix:PATH or HOST:PORT (default: unix:STORE/kiln.sock)");
@@ -41,6 +44,13 @@ int ServeVerb(const std::vector<std::string>& argv) {
   args.Flag("tls-cert", "PEM certificate chain (TLS)");
   args.Flag("tls-key", "PEM private key (TLS)");
   args.Flag("client-ca", "PEM CA that client certificates must chain to");
+  args.Flag("http-listen",
+            "also serve the web dashboard on HOST:PORT (:PORT = loopback; "
+            "needs --token-file; TLS as for --listen)");
+  args.Flag("http-threads",
+            "dashboard connections served at once (default 32)");
+  args.Flag("http-max-streams",
+            "dashboard live streams (events, logs) at once (default 24)");
   args.Flag("jobs", "task attempts running at once, per run (default 2)");
   args.Flag("grace", "how long shutdown waits for runs (default 30s)");
   args.Flag("max-streams-per-client",
@@ -168,6 +178,29 @@ int ServeVerb(const std::vector<std::string>& argv) {
     options.service.max_reply_bytes = static_cast<size_t>(bytes);
   }
 
+  service::http::DashboardOptions dashboard;
+  dashboard.listen = args.Get("http-listen");
+  dashboard.token_file = options.token_file;
+  dashboard.tls_cert = options.tls_cert;
+  dashboard.tls_key = options.tls_key;
+  if (args.Has("http-listen") && dashboard.listen.empty()) {
+    return args.UsageError("--http-listen needs [HOST]:PORT");
+  }
+  int64_t http_threads = dashboard.threads;
+  if (absl::Status s = args.IntFlag("http-threads", 4, 1024, &http_threads);
+      !s.ok()) {
+    return args.UsageError(std::string(s.message()));
+  }
+  dashboard.threads = static_cast<int>(http_threads);
+  int64_t http_streams =
+      std::min<int64_t>(dashboard.max_streams, dashboard.threads * 3 / 4);
+  if (absl::Status s = args.IntFlag("http-max-streams", 1,
+                                    dashboard.threads - 2, &http_streams);
+      !s.ok()) {
+    return args.UsageError(std::string(s.message()));
+  }
+  dashboard.max_streams = static_cast<int>(http_streams);
+
   // Signals are taken by sigwait below; every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
@@ -185,6 +218,16 @@ int ServeVerb(const std::vector<std::string>& argv) {
   if (!engine.ok()) return Fail(engine.status());
   auto server = service::KilnServer::Start(engine->get(), options);
   if (!server.ok()) return Fail(server.status());
+  std::unique_ptr<service::http::DashboardServer> web;
+  if (!dashboard.listen.empty()) {
+    auto started =
+        service::http::DashboardServer::Start(engine->get(), dashboard);
+    if (!started.ok()) {
+      (*server)->Shutdown(absl::Seconds(1));
+      return Fail(started.status());
+    }
+    web = std::move(*started);
+  }
   auto resumed = (*engine)->ResumeUnfinished();
   if (!resumed.ok()) {
     std::fprintf(stderr, "kiln serve: resuming runs: %s\n",
@@ -199,12 +242,21 @@ int ServeVerb(const std::vector<std::string>& argv) {
                  "included) is unencrypted; pass --tls-cert/--tls-key\n");
   }
   std::printf("kiln: serving on %s\n", (*server)->address().c_str());
+  if (web != nullptr) {
+    if (web->url().rfind("http://", 0) == 0) {
+      std::fprintf(stderr,
+                   "kiln serve: warning: the dashboard is plain HTTP "
+                   "(loopback only); pass --tls-cert/--tls-key for HTTPS\n");
+    }
+    std::printf("kiln: dashboard on %s\n", web->url().c_str());
+  }
   std::fflush(stdout);
 
   int sig = 0;
   sigwait(&signals, &sig);
   std::fprintf(stderr, "kiln serve: %s, shutting down\n",
                sig == SIGINT ? "interrupted" : "terminated");
+  if (web != nullptr) web->Shutdown();
   (*server)->Shutdown(absl::Seconds(2));
   (*engine)->Shutdown(grace);
   return kExitOk;

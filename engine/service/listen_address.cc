@@ -1,6 +1,7 @@
 #include "engine/service/listen_address.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -84,6 +85,18 @@ absl::Status CheckListenPolicy(const ListenAddress& address, bool have_tokens,
 
 std::string DefaultSocketPath(absl::string_view store_dir) {
   return absl::StrCat(store_dir, "/kiln.sock");
+}
+
+absl::Status CheckTlsKeyFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, ": TLS key is accessible by group or others (chmod 600)"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace kiln::service

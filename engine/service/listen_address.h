@@ -37,6 +37,10 @@ bool IsLoopbackHost(absl::string_view host);
 absl::Status CheckListenPolicy(const ListenAddress& address, bool have_tokens,
                                bool have_tls);
 
+// A TLS private key must be as private as the token file (auth.h):
+// FailedPrecondition if group or others may access it, NotFound if absent.
+absl::Status CheckTlsKeyFile(const std::string& path);
+
 // The default socket of a store: "<store_dir>/kiln.sock".
 std::string DefaultSocketPath(absl::string_view store_dir);
 

@@ -53,19 +53,6 @@ class ReflectionOption : public grpc::ServerBuilderOption {
   const bool enable_;
 };
 
-// The private key must be as private as the token file (auth.h).
-absl::Status CheckKeyFile(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
-    return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  }
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": TLS key is accessible by group or others (chmod 600)"));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::string> ReadPem(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
@@ -87,7 +74,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   }
   absl::StatusOr<std::string> cert = ReadPem(options.tls_cert);
   if (!cert.ok()) return cert.status();
-  if (absl::Status s = CheckKeyFile(options.tls_key); !s.ok()) return s;
+  if (absl::Status s = CheckTlsKeyFile(options.tls_key); !s.ok()) return s;
   absl::StatusOr<std::string> key = ReadPem(options.tls_key);
   if (!key.ok()) return key.status();
   grpc::SslServerCredentialsOptions ssl;
