@@ -64,6 +64,7 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(
   options.executor = std::move(*executor);
   options.default_executor = local.default_executor;
   options.parallelism = local.jobs > 0 ? local.jobs : 2;
+  options.trace = local.trace;
   options.image_sources = *std::move(sources);
   options.image_store = std::move(shared_images);
   return Engine::Create(std::move(options));
