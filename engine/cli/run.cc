@@ -144,7 +144,7 @@ int RunVerb(const std::vector<std::string>& argv) {
     }
     trace = std::make_shared<TraceRecorder>();
   }
-  const int run_track = trace != nullptr ? trace->Track("run") : 0;
+  const int run_track = trace != nullptr ? trace->Track("kiln run") : 0;
 
   RunRequest request;
   // Lives until the run ends: with --rev it holds the exported source.
