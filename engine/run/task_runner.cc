@@ -64,6 +64,12 @@ absl::Status EngineTaskRunner::Resolve(
   }
   auto r = pipeline::SubstituteTask(task, subst);
   if (!r.ok()) return r.status();
+  if (ctx.secrets.empty()) {
+    // No secret params: the key view is the resolved task.
+    *key_view = *r;
+    *resolved = *std::move(r);
+    return absl::OkStatus();
+  }
   // The key sees secrets only as HMACs.
   pipeline::SubstitutionContext key_subst = std::move(subst);
   for (const auto& [name, value] : ctx.secrets) {
