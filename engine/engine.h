@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/trace.h"
 #include "engine/archive/safe_extract.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/cas/content_store.h"
@@ -82,6 +83,11 @@ struct EngineOptions {
   // one with executors built before the engine (e.g. a sandbox whose
   // Capabilities().images depends on having an ImageAccess).
   std::shared_ptr<image::ImageStore> image_store;
+
+  // Where runs record their profile (`kiln run --profile`, docs/profile.md):
+  // per task, queueing, key, cache lookup, input staging, sandbox start,
+  // command, output stashing and recording; null: no profile.
+  std::shared_ptr<TraceRecorder> trace;
 };
 
 struct RunRequest {

@@ -195,7 +195,12 @@ void LiveRun::Pump() {
       }
     }
     if (!batch.empty()) {
+      TraceRecorder* trace = deps_.options->trace.get();
+      ScopedSpan span(trace, trace != nullptr ? trace->Track("event pump") : 0,
+                      "record events");
+      span.Arg("events", absl::StrCat(batch.size()));
       auto recorded = deps_.runs->AppendEvents(id_, std::move(batch));
+      span.End();
       if (recorded.ok() && !recorded->empty()) {
         {
           MutexLock lock(&mu_);
@@ -294,7 +299,11 @@ absl::StatusOr<TaskRunnerContext> LiveRun::RunnerContext() {
   ctx.emit = [this](v1::RunEvent e) { Emit(std::move(e)); };
   ctx.images = options.image_store.get();
   ctx.image_sources = options.image_sources.get();
+  ctx.trace = options.trace.get();
   if (!source_dir_.empty()) {
+    ScopedSpan span(ctx.trace,
+                    ctx.trace != nullptr ? ctx.trace->Track("run") : 0,
+                    "stash source");
     auto stashed = StashSource();
     if (!stashed.ok()) {
       return absl::Status(
@@ -312,6 +321,7 @@ SchedulerOptions LiveRun::SchedOptions() const {
   sopts.parallelism = options.parallelism;
   sopts.retry_backoff = options.retry_backoff;
   sopts.attempts_used = attempts_used_;
+  sopts.trace = options.trace.get();
   const auto& popts = pipeline().options();
   sopts.on_failure = keep_going_ ? v1::CONTINUE : popts.on_failure();
   sopts.timeout = absl::Seconds(popts.timeout().seconds()) +
@@ -348,7 +358,13 @@ void LiveRun::Execute() {
     for (int i = 0; i < cancels_; ++i) scheduler.Cancel(cancel_reason_);
     if (draining_) scheduler.Drain(drain_grace_);
   }
-  SchedulerResult result = scheduler.Run();
+  SchedulerResult result;
+  {
+    TraceRecorder* trace = deps_.options->trace.get();
+    ScopedSpan span(trace, trace != nullptr ? trace->Track("run") : 0,
+                    "schedule");
+    result = scheduler.Run();
+  }
   {
     MutexLock lock(&sched_mu_);
     scheduler_ = nullptr;

@@ -41,31 +41,42 @@ absl::StatusOr<std::shared_ptr<oci::ImageSources>> Registries(
 
 absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(
     const LocalEngineOptions& local) {
+  // Profile: each step within the caller's "open store" span.
+  TraceRecorder* trace = local.trace.get();
+  const int track = trace != nullptr ? trace->Track("kiln run") : 0;
   auto store_dir = cas::ResolveStoreDir(local.store_flag);
   if (!store_dir.ok()) return store_dir.status();
+  ScopedSpan registries_span(trace, track, "registry configuration");
   auto sources = Registries(local);
+  registries_span.End();
   if (!sources.ok()) return sources.status();
   // One image store, shared by the engine (pins, containerize bases) and the
   // sandbox (image-mode runs).
   image::ImageStoreOptions images;
   images.dir = *store_dir + "/images";
   images.sources = *sources;
+  ScopedSpan images_span(trace, track, "image store");
   auto image_store = image::ImageStore::Open(std::move(images));
+  images_span.End();
   if (!image_store.ok()) return image_store.status();
   std::shared_ptr<image::ImageStore> shared_images = std::move(*image_store);
 
   LocalSandboxOptions sandbox;
   sandbox.hidden_paths = DefaultHiddenPaths(*store_dir);
   sandbox.images = shared_images.get();
+  ScopedSpan executor_span(trace, track, "sandbox executor");
   auto executor = LocalSandboxExecutor::Create(sandbox);
+  executor_span.End();
   if (!executor.ok()) return executor.status();
   EngineOptions options;
   options.store_dir = *store_dir;
   options.executor = std::move(*executor);
   options.default_executor = local.default_executor;
   options.parallelism = local.jobs > 0 ? local.jobs : 2;
+  options.trace = local.trace;
   options.image_sources = *std::move(sources);
   options.image_store = std::move(shared_images);
+  ScopedSpan engine_span(trace, track, "engine (stores)");
   return Engine::Create(std::move(options));
 }
 

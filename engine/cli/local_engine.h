@@ -25,6 +25,8 @@ struct LocalEngineOptions {
   // A docker config.json; "" = $DOCKER_CONFIG/config.json or
   // ~/.docker/config.json when it exists.
   std::string registry_config;
+  // The run's profile (--profile), or null.
+  std::shared_ptr<TraceRecorder> trace;
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(

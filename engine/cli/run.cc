@@ -2,6 +2,7 @@
 // progress view. Exit 0: the run succeeded; 1: it failed (or was cancelled);
 // 2: usage or pipeline errors.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cstdio>
@@ -10,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/trace.h"
 #include "engine/cli/args.h"
 #include "engine/cli/git_trigger.h"
 #include "engine/cli/local_engine.h"
@@ -97,7 +99,7 @@ int RunVerb(const std::vector<std::string>& argv) {
   Args args(
       "kiln run FILE [--param k=v]... [--branch B] [--message M] [--event E] "
       "[--jobs N] [--store DIR] [--keep-going] [--json] [--resume RUN] "
-      "[--executor NAME]");
+      "[--executor NAME] [--profile FILE]");
   AddTriggerFlags(&args);
   args.Flag("jobs", "task attempts running at once (default 2)");
   args.Flag("executor",
@@ -108,6 +110,9 @@ int RunVerb(const std::vector<std::string>& argv) {
             "continue after a task fails (run what does not depend on it)");
   args.Bool("json", "print one JSON event per line on stdout");
   args.Flag("resume", "continue the recorded, unfinished run RUN");
+  args.Flag("profile",
+            "write a trace of the run to FILE (Chrome trace-event JSON: open "
+            "it in ui.perfetto.dev or chrome://tracing; docs/profile.md)");
   AddRegistryFlags(&args);
   int code;
   if (!args.Parse(argv, &code)) return code;
@@ -123,6 +128,24 @@ int RunVerb(const std::vector<std::string>& argv) {
   if (!trigger.ok())
     return args.UsageError(std::string(trigger.status().message()));
 
+  std::shared_ptr<TraceRecorder> trace;
+  std::string profile_path = args.Get("profile");
+  if (args.Has("profile")) {
+    if (profile_path.empty()) return args.UsageError("--profile needs a FILE");
+    // Refused before anything runs: a profile that cannot be written.
+    size_t slash = profile_path.rfind('/');
+    std::string parent = slash == std::string::npos ? "."
+                         : slash == 0               ? "/"
+                                      : profile_path.substr(0, slash);
+    struct stat st;
+    if (stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return args.UsageError(absl::StrCat("--profile ", profile_path, ": ",
+                                          parent, " is not a directory"));
+    }
+    trace = std::make_shared<TraceRecorder>();
+  }
+  const int run_track = trace != nullptr ? trace->Track("kiln run") : 0;
+
   RunRequest request;
   // Lives until the run ends: with --rev it holds the exported source.
   std::optional<GitSource> git;
@@ -134,8 +157,10 @@ int RunVerb(const std::vector<std::string>& argv) {
       return kExitUsage;
     }
     git.emplace(*std::move(resolved));
+    ScopedSpan load_span(trace.get(), run_track, "load pipeline");
     pipeline::LoadedPipeline loaded =
         pipeline::LoadPipelineFile(git->pipeline_file());
+    load_span.End();
     if (!loaded.ok()) {
       for (const auto& d : loaded.errors) {
         std::fprintf(stderr, "%s\n", d.ToString().c_str());
@@ -155,7 +180,10 @@ int RunVerb(const std::vector<std::string>& argv) {
   local.jobs = static_cast<int>(jobs);
   local.default_executor = args.Get("executor");
   ReadRegistryFlags(args, &local);
+  local.trace = trace;
+  ScopedSpan open_span(trace.get(), run_track, "open store");
   auto engine = MakeLocalEngine(local);
+  open_span.End();
   if (!engine.ok()) {
     std::fprintf(stderr, "kiln: %s\n",
                  std::string(engine.status().message()).c_str());
@@ -170,8 +198,11 @@ int RunVerb(const std::vector<std::string>& argv) {
       return kExitFailed;
     }
   }
+  ScopedSpan submit_span(trace.get(), run_track,
+                         resume ? "resume" : "submit (validate, plan, record)");
   auto run = resume ? (*engine)->Resume(args.Get("resume"))
                     : (*engine)->Submit(std::move(request));
+  submit_span.End();
   if (!run.ok()) {
     std::fprintf(stderr, "%s\n", std::string(run.status().message()).c_str());
     return run.status().code() == absl::StatusCode::kInvalidArgument
@@ -195,6 +226,17 @@ int RunVerb(const std::vector<std::string>& argv) {
   }
   (*run)->Unsubscribe(sub);
   view.Finish(result);
+  if (trace != nullptr) {
+    if (absl::Status s = trace->WriteFile(profile_path); !s.ok()) {
+      std::fprintf(stderr, "kiln: writing the profile: %s\n",
+                   std::string(s.message()).c_str());
+      return kExitFailed;
+    }
+    if (!args.Has("json")) {
+      std::fprintf(stderr, "kiln: profile written to %s (%zu spans)\n",
+                   profile_path.c_str(), trace->span_count());
+    }
+  }
   return result.state() == v1::RUN_SUCCEEDED ? kExitOk : kExitFailed;
 }
 

@@ -8,7 +8,10 @@
 
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/types/optional.h"
 #include "engine/kinds/kind_env.h"
 #include "engine/pipeline/kind_spec.h"
 #include "engine/scheduler/scheduler.h"
@@ -33,6 +36,15 @@ class Kind : public pipeline::KindSpec {
   // Never called for a task Unsupported() refuses (the dispatcher skips
   // it). Failures carry their absl::StatusCode in the outcome.
   virtual AttemptOutcome Execute(const KindCall& call) const = 0;
+  // For the no-op path (memoizer.h ProbeKey): the (artifact, digest) inputs
+  // Execute would key this call with, if Execute would key it by Memoize
+  // with exactly those inputs and nothing else to do first (no registry,
+  // no pinning, no side effect). nullopt (the default): the task always
+  // goes through Execute.
+  virtual absl::optional<std::vector<std::pair<std::string, std::string>>>
+  CacheInputs(const KindCall&) const {
+    return absl::nullopt;
+  }
 };
 
 }  // namespace kiln::kinds

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "base/mutex.h"
+#include "base/trace.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/exec/executor_set.h"
 #include "engine/image/image_store.h"
@@ -56,6 +57,8 @@ struct TaskRunnerContext {
   image::ImageStore* images = nullptr;
   // Registry access for containerize bases and pushes (null: none).
   oci::ImageSources* image_sources = nullptr;
+  // The run's profile (null: none): spans on each task's track.
+  TraceRecorder* trace = nullptr;
 };
 
 namespace kinds {

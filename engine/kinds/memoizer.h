@@ -27,6 +27,17 @@ AttemptOutcome Memoize(const Kind& kind, const KindCall& call,
                        std::vector<std::pair<std::string, std::string>> inputs,
                        const MemoizedWork& work);
 
+// The no-op path: the key Memoize would look up for `call`, computed
+// without running anything — nullopt unless the kind offers its inputs
+// (Kind::CacheInputs) and the task is cacheable.
+absl::optional<TaskKey> ProbeKey(const Kind& kind, const KindCall& call);
+// A looked-up entry whose artifacts are all still in the store, as the
+// CACHED outcome Memoize returns for it; nullopt if it is not usable (a
+// damaged index entry is dropped, as in Memoize).
+absl::optional<AttemptOutcome> UsableHit(const TaskRunnerContext& ctx,
+                                         const std::string& key,
+                                         const store::ActionResult& hit);
+
 }  // namespace kiln::kinds
 
 #endif  // KILN_ENGINE_KINDS_MEMOIZER_H_

@@ -103,6 +103,24 @@ class RunKind : public Kind {
                      "not run images")};
   }
 
+  // Host tasks only: an image task pins its image (a registry round trip)
+  // before its key, so it always goes through Execute.
+  absl::optional<std::vector<std::pair<std::string, std::string>>> CacheInputs(
+      const KindCall& call) const override {
+    const std::string& image = call.task.run().image();
+    if (call.task.run().command_size() == 0 ||
+        !(image.empty() || image == "host")) {
+      return absl::nullopt;
+    }
+    std::vector<std::pair<std::string, std::string>> inputs;
+    for (const auto& input : call.task.inputs()) {
+      auto digest = call.env->ArtifactDigest(input.artifact(), call.finished);
+      if (!digest.ok()) return absl::nullopt;
+      inputs.emplace_back(input.artifact(), *digest);
+    }
+    return inputs;
+  }
+
   AttemptOutcome Execute(const KindCall& call) const override {
     if (call.task.run().command_size() == 0) {
       return Failed("run: empty command");

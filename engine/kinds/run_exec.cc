@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/mutex.h"
+#include "base/trace.h"
 #include "engine/cas/digest.h"
 #include "engine/cas/file_io.h"
 #include "engine/exec/host_staging.h"
@@ -144,6 +146,79 @@ void TakeOutputs(const v1::Task& task, const v1::ExecResult& result,
   }
 }
 
+// The profile's view of one execution: when the executor staged inputs
+// and captured outputs through the engine's store (possibly from another
+// thread), around which the sandbox start and the command are placed.
+class TimedAccess : public ArtifactAccess {
+ public:
+  explicit TimedAccess(ArtifactAccess* inner) : inner_(inner) {}
+
+  absl::Status Materialize(const std::string& digest, int workspace_fd,
+                           const std::string& relative_path) override {
+    absl::Time begin = absl::Now();
+    absl::Status s = inner_->Materialize(digest, workspace_fd, relative_path);
+    Mark(&staged_, begin, absl::Now());
+    return s;
+  }
+  absl::StatusOr<std::string> Capture(
+      int workspace_fd, const std::vector<std::string>& paths) override {
+    absl::Time begin = absl::Now();
+    absl::StatusOr<std::string> s = inner_->Capture(workspace_fd, paths);
+    Mark(&captured_, begin, absl::Now());
+    return s;
+  }
+
+  struct Interval {
+    absl::Time first = absl::InfiniteFuture();
+    absl::Time last = absl::InfinitePast();
+    int count = 0;
+  };
+  Interval staged() const {
+    MutexLock lock(&mu_);
+    return staged_;
+  }
+  Interval captured() const {
+    MutexLock lock(&mu_);
+    return captured_;
+  }
+
+ private:
+  void Mark(Interval* interval, absl::Time begin, absl::Time end) {
+    MutexLock lock(&mu_);
+    interval->first = std::min(interval->first, begin);
+    interval->last = std::max(interval->last, end);
+    ++interval->count;
+  }
+  ArtifactAccess* inner_;
+  mutable Mutex mu_;
+  Interval staged_ ABSL_GUARDED_BY(mu_);
+  Interval captured_ ABSL_GUARDED_BY(mu_);
+};
+
+// Spans of one execution on the task's track: t0 the executor is called,
+// t1 it returned (started), t2 the execution ended.
+void TraceExecution(TraceRecorder* trace, int track, const TimedAccess& access,
+                    absl::Time t0, absl::Time t1, absl::Time t2) {
+  TimedAccess::Interval in = access.staged();
+  TimedAccess::Interval out = access.captured();
+  absl::Time started = t0;
+  if (in.count > 0 && in.first >= t0 && in.last <= t1) {
+    // Workspace creation before the first input counts as staging.
+    trace->Span(track, "stage inputs", t0, in.last,
+                {{"inputs", absl::StrCat(in.count)}});
+    started = in.last;
+  }
+  trace->Span(track, "sandbox start", started, t1);
+  absl::Time command_end = t2;
+  if (out.count > 0 && out.first >= t1 && out.last <= t2) {
+    command_end = out.first;
+    trace->Span(track, "stash outputs", out.first, out.last,
+                {{"outputs", absl::StrCat(out.count)}});
+    trace->Span(track, "workspace cleanup", out.last, t2);
+  }
+  trace->Span(track, "command", t1, command_end);
+}
+
 }  // namespace
 
 AttemptOutcome ExecuteRun(
@@ -156,20 +231,28 @@ AttemptOutcome ExecuteRun(
   // the artifacts through the engine's store, beneath the workspace and
   // never following a symlink (engine/exec/host_staging.h).
   HostStaging staging(ctx.artifacts);
+  TimedAccess timed(&staging);
   HostWorkspaceOptions host;
   host.work_root = absl::StrCat(ctx.store_dir, "/work/", ctx.run_id);
-  host.artifacts = &staging;
+  host.artifacts =
+      ctx.trace != nullptr ? static_cast<ArtifactAccess*>(&timed) : &staging;
   host.images = ctx.images;
 
   RunLog log(call);
   v1::ExecRequest req = BuildRequest(call, inputs);
+  absl::Time t0 = absl::Now();
   auto started =
       call.env->ExecutorFor(task)->StartStaged(req, log.sink(), host);
   if (!started.ok()) return Failed(started.status(), "executor: ", true);
+  absl::Time t1 = absl::Now();
   std::unique_ptr<Execution> exec = std::move(*started);
   int cb = call.cancel->OnCancel([&exec] { exec->Cancel(); });
   v1::ExecResult result = exec->Wait();
   call.cancel->RemoveCallback(cb);
+  if (ctx.trace != nullptr) {
+    TraceExecution(ctx.trace, ctx.trace->TaskTrack(task.name()), timed, t0, t1,
+                   absl::Now());
+  }
   for (const std::string& warning : result.warnings()) {
     call.env->Warn(task.name(), call.attempt, warning);
   }

@@ -1,7 +1,11 @@
 #include "engine/run/task_runner.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/trace.h"
 #include "engine/keys/task_key.h"
 #include "engine/kinds/kinds.h"
+#include "engine/kinds/memoizer.h"
 #include "engine/kinds/outcome.h"
 #include "engine/pipeline/substitute.h"
 
@@ -18,9 +22,12 @@ AttemptOutcome EngineTaskRunner::RunAttempt(
     const std::map<std::string, v1::TaskStatus>& finished,
     CancelSignal* cancel) {
   const TaskRunnerContext& ctx = env_.ctx();
+  const int track =
+      ctx.trace != nullptr ? ctx.trace->TaskTrack(task.name()) : 0;
   // The attempt number is durable before the attempt does anything, so a
   // crash anywhere below never lets a resume reuse it (run_store.h).
   if (ctx.run_store != nullptr) {
+    ScopedSpan span(ctx.trace, track, "reserve attempt");
     absl::Status reserved =
         ctx.run_store->ReserveAttempt(ctx.run_id, task.name(), attempt);
     if (!reserved.ok()) {
@@ -28,29 +35,132 @@ AttemptOutcome EngineTaskRunner::RunAttempt(
                     true);
     }
   }
+  v1::Task resolved;
+  v1::Task key_view;
+  {
+    ScopedSpan span(ctx.trace, track, "resolve");
+    absl::Status s = Resolve(task, finished, &resolved, &key_view);
+    if (!s.ok()) return Failed(s);
+  }
+
+  const kinds::Kind* kind = kinds::Find(task);
+  if (kind == nullptr) return Failed("task has no kind");
+  if (auto refusal = kind->Unsupported(resolved, ctx.capabilities)) {
+    return Outcome(v1::TASK_SKIPPED, refusal->reason);
+  }
+  kinds::KindCall call{resolved, key_view, attempt, finished, cancel, &env_};
+  return RecordOutputs(task, kind->Execute(call));
+}
+
+absl::Status EngineTaskRunner::Resolve(
+    const v1::Task& task, const std::map<std::string, v1::TaskStatus>& finished,
+    v1::Task* resolved, v1::Task* key_view) const {
+  const TaskRunnerContext& ctx = env_.ctx();
   pipeline::SubstitutionContext subst = ctx.substitution;
   for (const auto& [name, status] : finished) {
     for (const auto& [k, v] : status.results()) {
       subst.task_outputs[name][k] = v;
     }
   }
-  auto resolved = pipeline::SubstituteTask(task, subst);
-  if (!resolved.ok()) return Failed(resolved.status());
+  auto r = pipeline::SubstituteTask(task, subst);
+  if (!r.ok()) return r.status();
+  if (ctx.secrets.empty()) {
+    // No secret params: the key view is the resolved task.
+    *key_view = *r;
+    *resolved = *std::move(r);
+    return absl::OkStatus();
+  }
   // The key sees secrets only as HMACs.
-  pipeline::SubstitutionContext key_subst = subst;
+  pipeline::SubstitutionContext key_subst = std::move(subst);
   for (const auto& [name, value] : ctx.secrets) {
     key_subst.params[name] = HmacToken(ctx.hmac_key, value);
   }
-  auto key_view = pipeline::SubstituteTask(task, key_subst);
-  if (!key_view.ok()) return Failed(key_view.status());
+  auto k = pipeline::SubstituteTask(task, key_subst);
+  if (!k.ok()) return k.status();
+  *resolved = *std::move(r);
+  *key_view = *std::move(k);
+  return absl::OkStatus();
+}
 
-  const kinds::Kind* kind = kinds::Find(task);
-  if (kind == nullptr) return Failed("task has no kind");
-  if (auto refusal = kind->Unsupported(*resolved, ctx.capabilities)) {
-    return Outcome(v1::TASK_SKIPPED, refusal->reason);
+std::vector<std::optional<AttemptOutcome>> EngineTaskRunner::TryCached(
+    const std::vector<ReadyTask>& ready) {
+  std::vector<std::optional<AttemptOutcome>> out(ready.size());
+  const TaskRunnerContext& ctx = env_.ctx();
+  if (ctx.action_cache == nullptr || ctx.artifacts == nullptr) return out;
+  TraceRecorder* trace = ctx.trace;
+  // The tasks whose key is known without running anything.
+  std::vector<size_t> candidates;
+  std::vector<std::string> keys;
+  std::vector<int> tracks(ready.size(), 0);
+  for (size_t i = 0; i < ready.size(); ++i) {
+    const v1::Task& task = *ready[i].task;
+    if (trace != nullptr) tracks[i] = trace->TaskTrack(task.name());
+    ScopedSpan span(trace, tracks[i], "key");
+    v1::Task resolved;
+    v1::Task key_view;
+    // Whatever fails here fails the same way in RunAttempt, which reports
+    // it: such a task is simply not a candidate.
+    if (!Resolve(task, ready[i].finished, &resolved, &key_view).ok()) continue;
+    const kinds::Kind* kind = kinds::Find(task);
+    if (kind == nullptr || kind->Unsupported(resolved, ctx.capabilities)) {
+      continue;
+    }
+    kinds::KindCall call{resolved,          key_view, ready[i].attempt,
+                         ready[i].finished, nullptr,  &env_};
+    absl::optional<TaskKey> key = kinds::ProbeKey(*kind, call);
+    if (!key.has_value()) continue;
+    candidates.push_back(i);
+    keys.push_back(std::move(key->key));
   }
-  kinds::KindCall call{*resolved, *key_view, attempt, finished, cancel, &env_};
-  return RecordOutputs(task, kind->Execute(call));
+  if (candidates.empty()) return out;
+
+  absl::Time lookup_begin = absl::Now();
+  auto found = ctx.action_cache->LookupMany(keys);
+  if (!found.ok()) return out;  // the workers look up (and report) again
+  std::vector<store::CachedTask> hits;
+  std::vector<size_t> hit_index;
+  for (size_t c = 0; c < candidates.size(); ++c) {
+    if (!(*found)[c].has_value()) continue;
+    absl::optional<AttemptOutcome> hit =
+        kinds::UsableHit(ctx, keys[c], *(*found)[c]);
+    if (!hit.has_value()) continue;
+    const ReadyTask& r = ready[candidates[c]];
+    store::CachedTask record;
+    record.task = r.task->name();
+    record.attempt = static_cast<uint32_t>(r.attempt);
+    record.outputs.cache_key = hit->cache_key;
+    record.outputs.outputs = hit->outputs;
+    record.outputs.results = hit->results;
+    hits.push_back(std::move(record));
+    hit_index.push_back(candidates[c]);
+    out[candidates[c]] = *std::move(hit);
+  }
+  absl::Time lookup_end = absl::Now();
+  if (trace != nullptr) {
+    std::string batch = absl::StrCat(candidates.size());
+    for (size_t i : candidates) {
+      trace->Span(tracks[i], "cache lookup", lookup_begin, lookup_end,
+                  {{"batch", batch}});
+    }
+  }
+  if (hits.empty() || ctx.run_store == nullptr) return out;
+  // The attempts and outputs are durable before any CACHED event is
+  // recorded (as RunAttempt's ReserveAttempt and RecordOutputs are).
+  absl::Status recorded = ctx.run_store->RecordCachedTasks(ctx.run_id, hits);
+  absl::Time record_end = absl::Now();
+  if (trace != nullptr) {
+    std::string batch = absl::StrCat(hits.size());
+    for (size_t i : hit_index) {
+      trace->Span(tracks[i], "record", lookup_end, record_end,
+                  {{"batch", batch}});
+    }
+  }
+  if (!recorded.ok()) {
+    // Not recorded: no hit is reported; the workers run them one by one
+    // (and report a store that keeps failing).
+    return std::vector<std::optional<AttemptOutcome>>(ready.size());
+  }
+  return out;
 }
 
 AttemptOutcome EngineTaskRunner::RecordOutputs(const v1::Task& task,
@@ -60,6 +170,9 @@ AttemptOutcome EngineTaskRunner::RecordOutputs(const v1::Task& task,
       ctx.run_store == nullptr) {
     return out;
   }
+  ScopedSpan span(ctx.trace,
+                  ctx.trace != nullptr ? ctx.trace->TaskTrack(task.name()) : 0,
+                  "record (run)");
   store::TaskOutputs rec;
   rec.cache_key = out.cache_key;
   rec.outputs = out.outputs;

@@ -24,7 +24,18 @@ class EngineTaskRunner : public TaskRunner {
       const std::map<std::string, v1::TaskStatus>& finished,
       CancelSignal* cancel) override;
 
+  // Keys of every offered task whose kind can say it without running
+  // anything (Kind::CacheInputs), one action-cache read transaction for
+  // all, and one run-store write transaction (RunStore::RecordCachedTasks:
+  // attempt and outputs) for the hits. Events follow through the sink.
+  std::vector<std::optional<AttemptOutcome>> TryCached(
+      const std::vector<ReadyTask>& ready) override;
+
  private:
+  // The task with ${...} substituted, and its key view (secrets as HMACs).
+  absl::Status Resolve(const v1::Task& task,
+                       const std::map<std::string, v1::TaskStatus>& finished,
+                       v1::Task* resolved, v1::Task* key_view) const;
   // Stores a successful outcome's outputs with the run.
   AttemptOutcome RecordOutputs(const v1::Task& task, AttemptOutcome out);
 

@@ -148,7 +148,8 @@ void Scheduler::Phase::StartReady(absl::Time now,
   // Start ready tasks in pipeline order, within the parallelism limit.
   bool progress = true;
   while (progress) {
-    progress = false;
+    // Cache hits first: they need no slot, and finishing them readies more.
+    progress = FinishCached(pending);
     for (auto it = pending->begin(); it != pending->end();) {
       std::string ignored;
       if (Capacity() <= 0 && CheckNeeds(**it, &ignored) == NeedsVerdict::kRun) {

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,11 +56,13 @@ class Scheduler::Phase {
     int attempt;
     std::map<std::string, v1::TaskStatus> finished;
     CancelSignal* cancel;
+    absl::Time queued;
   };
   struct Done {
     const v1::Task* task;
     int attempt;
     AttemptOutcome outcome;
+    absl::Time returned;
   };
   struct Retry {
     absl::Time when;
@@ -71,7 +74,8 @@ class Scheduler::Phase {
   void Emit(const std::string& task, v1::TaskState state, int attempt,
             int exit_code, const std::string& reason, int error_code = 0);
   void Finish(const v1::Task& task, v1::TaskState state, int attempt,
-              const AttemptOutcome* outcome, const std::string& reason);
+              const AttemptOutcome* outcome, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The final statuses a task may read (see Scheduler::Uses).
   std::map<std::string, v1::TaskStatus> Relevant(const v1::Task& task);
 
@@ -86,6 +90,26 @@ class Scheduler::Phase {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Launch(const v1::Task& task, int attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The attempt a task's first start in this run gets (after those an
+  // earlier process used).
+  int FirstAttempt(const v1::Task& task) const;
+  // Marks the task running and emits TASK_RUNNING.
+  void MarkRunning(const v1::Task& task, int attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Offers the ready pending tasks not offered yet to TaskRunner::TryCached
+  // and finishes the hits, batch after batch while there are hits (the
+  // first call looks at every pending task, later ones only at the
+  // dependents of tasks that became final since), then removes the hits
+  // from *pending. true if any hit.
+  bool FinishCached(std::vector<const v1::Task*>* pending)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The ready, never offered tasks among `candidates`.
+  std::vector<ReadyTask> Offerable(
+      const std::vector<const v1::Task*>& candidates)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Profile: the task's track, and the start of its "task" span.
+  int Track(const v1::Task& task) const;
+  void BeginTask(const v1::Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Work();
   void HandleDone(Done d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A failed attempt that may run again: schedules the retry.
@@ -136,6 +160,17 @@ class Scheduler::Phase {
   std::deque<Work_> queue_ ABSL_GUARDED_BY(mu_);
   std::deque<Done> done_ ABSL_GUARDED_BY(mu_);
   std::vector<Retry> retries_ ABSL_GUARDED_BY(mu_);
+  // Tasks already offered to TryCached (a miss is not offered again).
+  std::set<const v1::Task*> offered_ ABSL_GUARDED_BY(mu_);
+  // For FinishCached: tasks that became final since it last looked, the
+  // phase's tasks by need, and their declaration order.
+  bool offered_all_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::string> newly_final_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<const v1::Task*>> dependents_
+      ABSL_GUARDED_BY(mu_);
+  std::map<const v1::Task*, size_t> position_ ABSL_GUARDED_BY(mu_);
+  // Profile: when each task's "task" span began.
+  std::map<const v1::Task*, absl::Time> task_begin_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kiln

@@ -40,7 +40,23 @@ void Scheduler::Phase::Finish(const v1::Task& task, v1::TaskState state,
     for (const auto& [k, v] : outcome->results) (*st.mutable_results())[k] = v;
   }
   *st.mutable_finished() = NowProto();
+  newly_final_.push_back(task.name());
   Emit(task.name(), state, attempt, st.exit_code(), reason, st.error_code());
+  if (TraceRecorder* trace = s_->options_.trace) {
+    absl::Time now = absl::Now();
+    auto begin = task_begin_.find(&task);
+    trace->Span(Track(task), "task",
+                begin != task_begin_.end() ? begin->second : now, now,
+                {{"state", v1::TaskState_Name(state)}});
+  }
+}
+
+int Scheduler::Phase::Track(const v1::Task& task) const {
+  return s_->options_.trace->TaskTrack(task.name());
+}
+
+void Scheduler::Phase::BeginTask(const v1::Task& task) {
+  if (s_->options_.trace != nullptr) task_begin_.emplace(&task, absl::Now());
 }
 
 // The producers of the artifacts the task consumes and the tasks its
@@ -102,24 +118,105 @@ bool Scheduler::Phase::TryStart(const v1::Task& task) {
     case NeedsVerdict::kRun:
       break;
   }
-  auto used = s_->options_.attempts_used.find(task.name());
-  Launch(task, used == s_->options_.attempts_used.end()
-                   ? 1
-                   : std::max(0, used->second) + 1);
+  Launch(task, FirstAttempt(task));
   return true;
 }
 
-void Scheduler::Phase::Launch(const v1::Task& task, int attempt) {
-  auto signal = std::make_shared<CancelSignal>();
-  CancelSignal* sig = signal.get();
-  running_[task.name()] = std::move(signal);
+int Scheduler::Phase::FirstAttempt(const v1::Task& task) const {
+  auto used = s_->options_.attempts_used.find(task.name());
+  return used == s_->options_.attempts_used.end()
+             ? 1
+             : std::max(0, used->second) + 1;
+}
+
+void Scheduler::Phase::MarkRunning(const v1::Task& task, int attempt) {
   v1::TaskStatus& st = Status(task.name());
   st.set_name(task.name());
   st.set_state(v1::TASK_RUNNING);
   st.set_attempts(attempt);
   if (!st.has_started()) *st.mutable_started() = NowProto();
   Emit(task.name(), v1::TASK_RUNNING, attempt, 0, "");
-  queue_.push_back(Work_{&task, attempt, Relevant(task), sig});
+}
+
+void Scheduler::Phase::Launch(const v1::Task& task, int attempt) {
+  auto signal = std::make_shared<CancelSignal>();
+  CancelSignal* sig = signal.get();
+  running_[task.name()] = std::move(signal);
+  BeginTask(task);
+  MarkRunning(task, attempt);
+  queue_.push_back(Work_{&task, attempt, Relevant(task), sig, absl::Now()});
+}
+
+std::vector<ReadyTask> Scheduler::Phase::Offerable(
+    const std::vector<const v1::Task*>& candidates) {
+  std::vector<ReadyTask> ready;
+  for (const v1::Task* t : candidates) {
+    if (offered_.count(t) > 0) continue;
+    auto st = statuses_->find(t->name());
+    if (st == statuses_->end() || st->second.state() != v1::TASK_PENDING) {
+      continue;
+    }
+    std::string ignored;
+    if (CheckNeeds(*t, &ignored) != NeedsVerdict::kRun) continue;
+    offered_.insert(t);
+    BeginTask(*t);
+    ready.push_back(ReadyTask{t, FirstAttempt(*t), Relevant(*t)});
+  }
+  return ready;
+}
+
+bool Scheduler::Phase::FinishCached(std::vector<const v1::Task*>* pending) {
+  std::set<const v1::Task*> finished;
+  while (true) {
+    std::vector<const v1::Task*> candidates;
+    if (!offered_all_) {
+      offered_all_ = true;
+      for (size_t i = 0; i < tasks_.size(); ++i) {
+        position_[tasks_[i]] = i;
+        for (const std::string& need : tasks_[i]->needs()) {
+          dependents_[need].push_back(tasks_[i]);
+        }
+      }
+      candidates = *pending;
+    } else {
+      std::set<const v1::Task*> seen;
+      for (const std::string& name : newly_final_) {
+        auto it = dependents_.find(name);
+        if (it == dependents_.end()) continue;
+        for (const v1::Task* t : it->second) {
+          if (seen.insert(t).second) candidates.push_back(t);
+        }
+      }
+      std::sort(candidates.begin(), candidates.end(),
+                [this](const v1::Task* a, const v1::Task* b)
+                    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                      return position_[a] < position_[b];
+                    });
+    }
+    newly_final_.clear();
+    std::vector<ReadyTask> ready = Offerable(candidates);
+    if (ready.empty()) break;
+    std::vector<std::optional<AttemptOutcome>> hits =
+        s_->runner_->TryCached(ready);
+    bool any = false;
+    for (size_t i = 0; i < ready.size() && i < hits.size(); ++i) {
+      if (!hits[i].has_value() || hits[i]->state != v1::TASK_CACHED) continue;
+      const v1::Task& task = *ready[i].task;
+      // The same events as a hit found by a worker: RUNNING, then CACHED.
+      MarkRunning(task, ready[i].attempt);
+      Finish(task, v1::TASK_CACHED, ready[i].attempt, &*hits[i],
+             hits[i]->reason);
+      finished.insert(&task);
+      any = true;
+    }
+    if (!any) break;
+  }
+  if (finished.empty()) return false;
+  pending->erase(
+      std::remove_if(pending->begin(), pending->end(),
+                     [&](const v1::Task* t) { return finished.count(t) > 0; }),
+      pending->end());
+  return true;
 }
 
 void Scheduler::Phase::Work() {
@@ -134,10 +231,19 @@ void Scheduler::Phase::Work() {
       w = std::move(queue_.front());
       queue_.pop_front();
     }
+    TraceRecorder* trace = s_->options_.trace;
+    absl::Time picked = absl::Now();
     AttemptOutcome outcome =
         s_->runner_->RunAttempt(*w.task, w.attempt, w.finished, w.cancel);
+    absl::Time returned = absl::Now();
+    if (trace != nullptr) {
+      int track = Track(*w.task);
+      trace->Span(track, "queued", w.queued, picked);
+      trace->Span(track, absl::StrCat("attempt ", w.attempt), picked, returned,
+                  {{"state", v1::TaskState_Name(outcome.state)}});
+    }
     MutexLock lock(&mu_);
-    done_.push_back(Done{w.task, w.attempt, std::move(outcome)});
+    done_.push_back(Done{w.task, w.attempt, std::move(outcome), returned});
   }
 }
 
@@ -163,6 +269,9 @@ bool Scheduler::Phase::MaybeRetry(const Done& d) {
 
 void Scheduler::Phase::HandleDone(Done d) {
   const v1::Task& task = *d.task;
+  if (TraceRecorder* trace = s_->options_.trace) {
+    trace->Span(Track(task), "hand-back", d.returned, absl::Now());
+  }
   running_.erase(task.name());
   AttemptOutcome& o = d.outcome;
   if (IsSuccess(o.state) || o.state == v1::TASK_SKIPPED) {

@@ -13,12 +13,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "base/mutex.h"
+#include "base/trace.h"
 #include "engine/pipeline/plan.h"
 #include "engine/scheduler/cancel_signal.h"
 #include "kiln/v1/pipeline.pb.h"
@@ -43,6 +45,15 @@ struct AttemptOutcome {
   bool retryable = true;
 };
 
+// A task whose needs are met, offered to TaskRunner::TryCached before it
+// is given to a worker.
+struct ReadyTask {
+  const v1::Task* task;
+  int attempt;
+  // As RunAttempt's `finished`.
+  std::map<std::string, v1::TaskStatus> finished;
+};
+
 // Runs one task attempt, blocking. Called on scheduler worker threads,
 // concurrently for different tasks. `cancel` fires when the attempt must stop
 // (fail-fast, run cancelled, pipeline timeout); the runner then returns
@@ -57,6 +68,17 @@ class TaskRunner {
       const v1::Task& task, int attempt,
       const std::map<std::string, v1::TaskStatus>& finished,
       CancelSignal* cancel) = 0;
+
+  // The no-op path, called on the scheduler's own thread with every task
+  // that became ready (once per task and run of the phase, before any
+  // worker sees it): for each, a CACHED outcome — its key found in the
+  // action cache and the hit already recorded with the run — or nullopt,
+  // and the task then goes through RunAttempt as usual. A hit never
+  // occupies a worker or a parallelism slot. Default: no hits.
+  virtual std::vector<std::optional<AttemptOutcome>> TryCached(
+      const std::vector<ReadyTask>& ready) {
+    return std::vector<std::optional<AttemptOutcome>>(ready.size());
+  }
 };
 
 // Receives every event, in order, from one scheduler thread at a time.
@@ -77,6 +99,9 @@ struct SchedulerOptions {
   // task's next attempt is numbered after them (a new log, a new
   // workspace), and they count against its retries (it always gets one).
   std::map<std::string, int> attempts_used;
+  // Where the run's profile goes (null: none): per task "task", "queued",
+  // "attempt N" and "hand-back" spans on the task's track.
+  TraceRecorder* trace = nullptr;
 };
 
 struct SchedulerResult {

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -484,6 +486,153 @@ TEST(SchedulerTest, EveryTaskGetsExactlyOneFinalEvent) {
   }
   EXPECT_EQ(finals.size(), 200u);
   for (const auto& [t, n] : finals) EXPECT_EQ(n, 1) << t;
+}
+
+// A runner whose TryCached reports the tasks in `cached` as hits (with an
+// output), recording each batch it was offered and the thread it ran on.
+class CachingRunner : public ScriptedRunner {
+ public:
+  explicit CachingRunner(std::set<std::string> cached)
+      : cached_(std::move(cached)) {}
+
+  std::vector<std::optional<AttemptOutcome>> TryCached(
+      const std::vector<ReadyTask>& ready) override {
+    std::vector<std::optional<AttemptOutcome>> out(ready.size());
+    std::vector<std::string> batch;
+    MutexLock lock(&cmu_);
+    for (size_t i = 0; i < ready.size(); ++i) {
+      const std::string& name = ready[i].task->name();
+      batch.push_back(name);
+      ++offers_[name];
+      attempts_[name] = ready[i].attempt;
+      finished_seen_[name] = ready[i].finished.size();
+      threads_.insert(std::this_thread::get_id());
+      if (cached_.count(name) == 0) continue;
+      AttemptOutcome o;
+      o.state = v1::TASK_CACHED;
+      o.reason = "cache hit";
+      o.cache_key = "key-" + name;
+      o.outputs["art-" + name] = "sha256:" + name;
+      out[i] = std::move(o);
+    }
+    batches_.push_back(std::move(batch));
+    return out;
+  }
+
+  Mutex cmu_;
+  std::set<std::string> cached_;
+  std::map<std::string, int> offers_;
+  std::map<std::string, int> attempts_;
+  std::map<std::string, size_t> finished_seen_;
+  std::set<std::thread::id> threads_;
+  std::vector<std::vector<std::string>> batches_;
+};
+
+TEST(SchedulerTest, CachedTasksNeverReachAWorker) {
+  // A chain and a fan-out, all cached: each layer is offered as one batch
+  // once its needs are final, no attempt runs, and the events are those of
+  // a worker's hit (RUNNING, then CACHED, attempt 1).
+  v1::Pipeline p;
+  AddTask(&p, "a");
+  AddTask(&p, "b", {"a"});
+  AddTask(&p, "c", {"a"});
+  AddTask(&p, "d", {"b", "c"});
+  p.mutable_tasks(3)->add_inputs()->set_artifact("art-b");
+  CachingRunner runner({"a", "b", "c", "d"});
+  RecordingSink sink;
+  SchedulerOptions opts = Fast();
+  opts.parallelism = 1;
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, opts);
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
+  EXPECT_TRUE(runner.started().empty());
+  MutexLock lock(&runner.cmu_);
+  ASSERT_EQ(runner.batches_.size(), 3u);
+  EXPECT_EQ(runner.batches_[0], std::vector<std::string>({"a"}));
+  EXPECT_EQ(runner.batches_[1], std::vector<std::string>({"b", "c"}));
+  EXPECT_EQ(runner.batches_[2], std::vector<std::string>({"d"}));
+  // The offer carries what the task reads: d consumes b's artifact.
+  EXPECT_EQ(runner.finished_seen_["d"], 1u);
+  EXPECT_EQ(runner.threads_.size(), 1u);
+  for (const std::string t : {"a", "b", "c", "d"}) {
+    EXPECT_EQ(r.tasks[t].state(), v1::TASK_CACHED) << t;
+    EXPECT_EQ(r.tasks[t].attempts(), 1u) << t;
+    EXPECT_EQ(r.tasks[t].cache_key(), "key-" + t) << t;
+    EXPECT_EQ(r.tasks[t].outputs().at("art-" + t), "sha256:" + t) << t;
+    EXPECT_EQ(runner.offers_[t], 1) << t;
+  }
+  std::map<std::string, std::vector<v1::TaskState>> seen;
+  for (const auto& e : sink.events()) {
+    seen[e.task()].push_back(e.state());
+    EXPECT_EQ(e.attempt(), 1u);
+  }
+  for (const std::string t : {"a", "b", "c", "d"}) {
+    EXPECT_EQ(seen[t],
+              std::vector<v1::TaskState>({v1::TASK_RUNNING, v1::TASK_CACHED}))
+        << t;
+  }
+}
+
+TEST(SchedulerTest, CacheMissesRunOnWorkersAndAreOfferedOnce) {
+  // b misses: it runs on a worker (after one offer); c, which needs b, is
+  // offered when b is done and hits. A resumed task's offer carries the
+  // attempt after those an earlier process used.
+  v1::Pipeline p;
+  AddTask(&p, "a");
+  AddTask(&p, "b", {"a"});
+  AddTask(&p, "c", {"b"});
+  AddTask(&p, "slow");
+  CachingRunner runner({"a", "c"});
+  runner.Set("slow", [](int, CancelSignal*) {
+    absl::SleepFor(absl::Milliseconds(50));
+    AttemptOutcome o;
+    o.state = v1::TASK_SUCCEEDED;
+    return o;
+  });
+  RecordingSink sink;
+  SchedulerOptions opts = Fast();
+  opts.parallelism = 1;
+  opts.attempts_used["c"] = 2;
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, opts);
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
+  std::vector<std::string> started = runner.started();
+  std::sort(started.begin(), started.end());
+  EXPECT_EQ(started, std::vector<std::string>({"b", "slow"}));
+  EXPECT_EQ(r.tasks["a"].state(), v1::TASK_CACHED);
+  EXPECT_EQ(r.tasks["b"].state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(r.tasks["c"].state(), v1::TASK_CACHED);
+  EXPECT_EQ(r.tasks["c"].attempts(), 3u);
+  MutexLock lock(&runner.cmu_);
+  EXPECT_EQ(runner.offers_["b"], 1);
+  EXPECT_EQ(runner.offers_["slow"], 1);
+  EXPECT_EQ(runner.attempts_["c"], 3);
+}
+
+TEST(SchedulerTest, ProfileSpansNestOnEachTasksTrack) {
+  v1::Pipeline p;
+  AddTask(&p, "a");
+  AddTask(&p, "b", {"a"});
+  CachingRunner runner({"a"});
+  RecordingSink sink;
+  TraceRecorder trace;
+  SchedulerOptions opts = Fast();
+  opts.trace = &trace;
+  pipeline::Plan plan = PlanOf(p);
+  Scheduler s(plan, {}, &runner, &sink, opts);
+  EXPECT_EQ(s.Run().state, v1::RUN_SUCCEEDED);
+  std::string json = trace.ToJson();
+  // a: a hit (a task span, no attempt); b: queued, attempt 1, hand-back.
+  EXPECT_NE(json.find("\"task a\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"task b\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"attempt 1\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"queued\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"hand-back\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"TASK_CACHED\""), std::string::npos) << json;
+  // a, b: task; b: queued, attempt 1, hand-back.
+  EXPECT_EQ(trace.span_count(), 5u) << json;
 }
 
 }  // namespace

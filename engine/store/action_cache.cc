@@ -248,6 +248,26 @@ absl::StatusOr<absl::optional<ActionResult>> ActionCache::Lookup(
   });
 }
 
+absl::StatusOr<std::vector<absl::optional<ActionResult>>>
+ActionCache::LookupMany(const std::vector<std::string>& keys) {
+  for (const std::string& key : keys) KILN_RETURN_IF_ERROR(ValidateKey(key));
+  kiln::MutexLock lock(&mu_);
+  return WithRecovery(
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS
+      -> absl::StatusOr<std::vector<absl::optional<ActionResult>>> {
+        Transaction snapshot(db_.get());
+        KILN_RETURN_IF_ERROR(snapshot.BeginRead());
+        std::vector<absl::optional<ActionResult>> out;
+        out.reserve(keys.size());
+        for (const std::string& key : keys) {
+          KILN_ASSIGN_OR_RETURN(absl::optional<ActionResult> r,
+                                LoadLocked(key, /*with_components=*/false));
+          out.push_back(std::move(r));
+        }
+        return out;
+      });
+}
+
 absl::StatusOr<absl::optional<ActionResult>> ActionCache::LatestForTask(
     absl::string_view pipeline_name, absl::string_view task_name) {
   kiln::MutexLock lock(&mu_);

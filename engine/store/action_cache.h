@@ -85,6 +85,12 @@ class ActionCache {
   absl::StatusOr<absl::optional<ActionResult>> Lookup(
       absl::string_view key, bool with_components = false);
 
+  // Lookup of many keys in one read transaction (one snapshot): the result
+  // for keys[i] at [i], nullopt on a miss. Without components. An invalid
+  // key is InvalidArgument for the whole call.
+  absl::StatusOr<std::vector<absl::optional<ActionResult>>> LookupMany(
+      const std::vector<std::string>& keys);
+
   // Records `result` under `key`, replacing any entry (last writer wins).
   // InvalidArgument for a key that is empty, longer than 256 bytes, or not
   // printable ASCII without spaces.

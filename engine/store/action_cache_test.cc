@@ -124,6 +124,29 @@ TEST_F(ActionCacheTest, LastWriterWins) {
   EXPECT_EQ((*hit)->components.size(), 1u);
 }
 
+TEST_F(ActionCacheTest, LookupManyAnswersEachKeyInOrder) {
+  ASSERT_TRUE(cache_->Put("k1", Result("one", absl::Now(), {{"a", "1"}})).ok());
+  ASSERT_TRUE(cache_->Put("k2", Result("two", absl::Now(), {{"a", "2"}})).ok());
+  auto got = cache_->LookupMany({"k2", "missing", "k1", "k2"});
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 4u);
+  ASSERT_TRUE((*got)[0].has_value());
+  EXPECT_EQ((*got)[0]->key, "k2");
+  EXPECT_EQ((*got)[0]->task_name, "two");
+  EXPECT_THAT((*got)[0]->outputs, ElementsAre(Pair("app", "sha256:out-two")));
+  EXPECT_TRUE((*got)[0]->components.empty());  // not asked for
+  EXPECT_FALSE((*got)[1].has_value());
+  ASSERT_TRUE((*got)[2].has_value());
+  EXPECT_EQ((*got)[2]->task_name, "one");
+  ASSERT_TRUE((*got)[3].has_value());
+  EXPECT_EQ((*got)[3]->key, "k2");
+  auto none = cache_->LookupMany({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  EXPECT_EQ(cache_->LookupMany({"k1", "a b"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(ActionCacheTest, RejectsBadKeys) {
   ActionResult r = Result("t", absl::Now(), {});
   EXPECT_EQ(cache_->Put("", r).code(), absl::StatusCode::kInvalidArgument);

@@ -343,6 +343,13 @@ absl::Status RunStore::SetTaskOutputs(absl::string_view run_id,
   kiln::MutexLock lock(&mu_);
   Transaction txn(db_.get());
   KILN_RETURN_IF_ERROR(txn.Begin());
+  KILN_RETURN_IF_ERROR(SetTaskOutputsLocked(run_id, task, outputs));
+  return txn.Commit();
+}
+
+absl::Status RunStore::SetTaskOutputsLocked(absl::string_view run_id,
+                                            absl::string_view task,
+                                            const TaskOutputs& outputs) {
   {
     KILN_ASSIGN_OR_RETURN(Statement update,
                           db_->Prepare("UPDATE tasks SET cache_key = ?3"
@@ -377,7 +384,7 @@ absl::Status RunStore::SetTaskOutputs(absl::string_view run_id,
       KILN_RETURN_IF_ERROR(insert.Run());
     }
   }
-  return txn.Commit();
+  return absl::OkStatus();
 }
 
 namespace {
@@ -398,6 +405,43 @@ absl::Status RunStore::ReserveAttempt(absl::string_view run_id,
     kiln::MutexLock lock(&mu_);
     Transaction txn(db_.get());
     KILN_RETURN_IF_ERROR(txn.Begin());
+    KILN_RETURN_IF_ERROR(ReserveAttemptLocked(run_id, task, attempt));
+    KILN_RETURN_IF_ERROR(txn.Commit());
+  }
+  if (AttemptReservedHook hook = attempt_reserved_hook.load()) {
+    hook(run_id, task, attempt);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunStore::RecordCachedTasks(absl::string_view run_id,
+                                         const std::vector<CachedTask>& tasks) {
+  for (const CachedTask& t : tasks) {
+    if (t.attempt == 0) {
+      return absl::InvalidArgumentError(
+          "RecordCachedTasks: attempts count from 1");
+    }
+  }
+  {
+    kiln::MutexLock lock(&mu_);
+    Transaction txn(db_.get());
+    KILN_RETURN_IF_ERROR(txn.Begin());
+    for (const CachedTask& t : tasks) {
+      KILN_RETURN_IF_ERROR(ReserveAttemptLocked(run_id, t.task, t.attempt));
+      KILN_RETURN_IF_ERROR(SetTaskOutputsLocked(run_id, t.task, t.outputs));
+    }
+    KILN_RETURN_IF_ERROR(txn.Commit());
+  }
+  if (AttemptReservedHook hook = attempt_reserved_hook.load()) {
+    for (const CachedTask& t : tasks) hook(run_id, t.task, t.attempt);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunStore::ReserveAttemptLocked(absl::string_view run_id,
+                                            absl::string_view task,
+                                            uint32_t attempt) {
+  {
     KILN_ASSIGN_OR_RETURN(
         Statement update,
         db_->Prepare("UPDATE tasks SET attempts = MAX(attempts, ?3)"
@@ -429,10 +473,6 @@ absl::Status RunStore::ReserveAttempt(absl::string_view run_id,
         .Bind(3, attempt)
         .Bind(4, v1::TASK_PENDING);
     KILN_RETURN_IF_ERROR(insert.Run());
-    KILN_RETURN_IF_ERROR(txn.Commit());
-  }
-  if (AttemptReservedHook hook = attempt_reserved_hook.load()) {
-    hook(run_id, task, attempt);
   }
   return absl::OkStatus();
 }

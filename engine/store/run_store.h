@@ -73,6 +73,13 @@ struct TaskOutputs {
   std::map<std::string, std::string> results;  // key -> value
 };
 
+// A cache hit recorded by RecordCachedTasks.
+struct CachedTask {
+  std::string task;
+  uint32_t attempt = 0;
+  TaskOutputs outputs;
+};
+
 // Secret params at rest: CreateRun never writes a secret param's value
 // (a param the pipeline declares `secret: true`) in plaintext. The stored
 // trigger holds kSecretPlaceholder; the value is sealed with AES-256-GCM
@@ -184,6 +191,14 @@ class RunStore {
   absl::Status ReserveAttempt(absl::string_view run_id, absl::string_view task,
                               uint32_t attempt);
 
+  // For tasks found in the action cache: in ONE transaction, each task's
+  // ReserveAttempt and SetTaskOutputs (all or nothing; a task the pipeline
+  // did not list is added, as ReserveAttempt adds it). What a no-op run
+  // writes for a batch of cached tasks before their events (whose append is
+  // a second, batched transaction). InvalidArgument for attempt 0 (nothing
+  // written); NotFound if the run is unknown.
+  absl::Status RecordCachedTasks(absl::string_view run_id,
+                                 const std::vector<CachedTask>& tasks);
   // The recorded logs of one task (or of every task when `task` is empty),
   // in pipeline order, then by attempt. NotFound for an unknown run.
   absl::StatusOr<std::vector<AttemptLog>> AttemptLogs(absl::string_view run_id,
@@ -205,6 +220,15 @@ class RunStore {
   // Sets owner_gone for an unfinished run whose lease nobody holds
   // (run_lease.h). Called without mu_: the probe takes file locks.
   void MarkOwnerGone(v1::Run* run) ABSL_LOCKS_EXCLUDED(mu_);
+  // The bodies of SetTaskOutputs and ReserveAttempt, inside the caller's
+  // transaction.
+  absl::Status SetTaskOutputsLocked(absl::string_view run_id,
+                                    absl::string_view task,
+                                    const TaskOutputs& outputs)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ReserveAttemptLocked(absl::string_view run_id,
+                                    absl::string_view task, uint32_t attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ApplyEvent(absl::string_view run_id, const v1::RunEvent& event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<uint64_t> LastSequenceLocked(absl::string_view run_id)

@@ -389,6 +389,54 @@ TEST_F(RunStoreTest, TaskOutputsReplaceEarlierOnes) {
             absl::StatusCode::kNotFound);
 }
 
+// RecordCachedTasks: every task's attempt and outputs in one transaction,
+// durable before any event.
+TEST_F(RunStoreTest, RecordCachedTasksRecordsAttemptsAndOutputs) {
+  std::string id = NewRun();
+  CachedTask a;
+  a.task = "a";
+  a.attempt = 1;
+  a.outputs.cache_key = "ka";
+  a.outputs.outputs["app"] = "sha256:aa";
+  CachedTask b;
+  b.task = "b";
+  b.attempt = 3;
+  b.outputs.cache_key = "kb";
+  b.outputs.results["r"] = "v";
+  ASSERT_TRUE(store_->RecordCachedTasks(id, {a, b}).ok());
+  auto reopened = RunStore::Open(dir_);  // durable, as a resumer sees it
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto run = (*reopened)->GetRun(id);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->tasks(0).attempts(), 1u);
+  EXPECT_EQ(run->tasks(0).cache_key(), "ka");
+  EXPECT_THAT(run->tasks(0).outputs(),
+              UnorderedElementsAre(Pair("app", "sha256:aa")));
+  EXPECT_EQ(run->tasks(1).attempts(), 3u);
+  EXPECT_EQ(run->tasks(1).cache_key(), "kb");
+  EXPECT_THAT(run->tasks(1).results(), UnorderedElementsAre(Pair("r", "v")));
+  EXPECT_EQ(run->tasks(0).state(), v1::TASK_PENDING) << "events set states";
+  EXPECT_EQ(*(*reopened)->LastSequence(id), 0u) << "no event was written";
+  // Recording again (a resumed run's hit) replaces the outputs and never
+  // lowers the attempts count.
+  a.attempt = 1;
+  a.outputs.outputs = {{"lib", "sha256:dd"}};
+  b.attempt = 2;
+  ASSERT_TRUE(store_->RecordCachedTasks(id, {a, b}).ok());
+  run = store_->GetRun(id);
+  ASSERT_TRUE(run.ok());
+  EXPECT_THAT(run->tasks(0).outputs(),
+              UnorderedElementsAre(Pair("lib", "sha256:dd")));
+  EXPECT_EQ(run->tasks(1).attempts(), 3u);
+
+  CachedTask zero = a;
+  zero.attempt = 0;
+  EXPECT_EQ(store_->RecordCachedTasks(id, {zero}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->RecordCachedTasks("r-nope", {a}).code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(RunStoreTest, AttemptLogsInPipelineOrder) {
   std::string id = NewRun();
   ASSERT_TRUE(store_->RecordAttemptLog(id, "z", 1, "logs/z.1", 5).ok());

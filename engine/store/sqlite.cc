@@ -176,8 +176,16 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
         absl::StrCat(path, ": cannot use WAL journal mode (got '", journal,
                      "'); is the store on a network file system?"));
   }
+  // The -wal and -shm files stay between connections (a clean close
+  // checkpoints the WAL and truncates it to zero bytes instead of deleting
+  // both files), so a short-lived process does not create and delete two
+  // files per database each time. journal_size_limit >= 0 is what makes
+  // the close truncate; it also bounds a WAL left after a checkpoint.
+  int persist = 1;
+  sqlite3_file_control(raw, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   if (absl::Status s =
-          db->Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+          db->Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                   " PRAGMA journal_size_limit=67108864;");
       !s.ok()) {
     return s;
   }
@@ -186,8 +194,8 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
 
 Database::~Database() {
   for (auto& [sql, cached] : statements_) sqlite3_finalize(cached.stmt);
-  // A clean close checkpoints the WAL and removes the -wal/-shm files when
-  // this is the last connection.
+  // A clean close of the last connection checkpoints the WAL and
+  // truncates it (persistent WAL: the -wal/-shm files stay, see Open).
   sqlite3_close_v2(db_);
 }
 
