@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "engine/cas/artifact_store.h"
+#include "engine/exec/workspace_merge.h"
 #include "executors/artifact_access.h"
 
 namespace kiln {
@@ -48,17 +49,6 @@ class HostStaging : public ArtifactAccess, public ArchiveAccess {
  private:
   const cas::ArtifactStore* artifacts_;
 };
-
-// Moves every entry of the directory `tmp` of parent_fd into the directory
-// `path` beneath ws_fd (created as needed, never through a symlink), never
-// replacing an entry, then removes `tmp` (also on failure). `artifact`
-// names the input in errors ("" = the caller names it).
-absl::Status MergeInput(int parent_fd, const std::string& tmp, int ws_fd,
-                        const std::string& path, const std::string& artifact);
-
-// OK if `path` exists beneath ws_fd (reached without following a symlink;
-// the entry itself may be one). NotFound "was not produced" if missing.
-absl::Status CheckProduced(int ws_fd, const std::string& path);
 
 }  // namespace kiln
 
