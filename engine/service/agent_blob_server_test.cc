@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "engine/service/service_test_fixture.h"
 
 namespace kiln::service {

@@ -1,6 +1,7 @@
 // The pod agent (engine/agent) as a subprocess against a real kiln gRPC
 // blob endpoint (StartAgentBlobServer over a FakeEngine's store), with temp
 // directories in place of the pod's mounts.
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -18,7 +20,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/cas/artifact_store.h"
-#include "engine/cas/file_io.h"
 #include "engine/service/agent_blob_server.h"
 #include "engine/service/testing/fake_engine.h"
 #include "gtest/gtest.h"
@@ -38,9 +39,22 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
+void MakeDirs(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  ASSERT_FALSE(ec) << path << ": " << ec.message();
+}
+
 void WriteFile(const std::string& path, const std::string& content) {
-  ASSERT_TRUE(cas::MakeDirs(path.substr(0, path.rfind('/'))).ok());
+  MakeDirs(path.substr(0, path.rfind('/')));
   std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+}
+
+// Never follows a symlink (std::filesystem::remove_all removes links).
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  ASSERT_FALSE(ec) << path << ": " << ec.message();
 }
 
 bool IsLink(const std::string& path) {
@@ -59,9 +73,9 @@ class AgentTest : public ::testing::Test {
   void SetUp() override {
     static int counter = 0;
     dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/a", counter++);
-    ASSERT_TRUE(cas::MakeDirs(dir_ + "/kiln/agent/bin").ok());
-    ASSERT_TRUE(cas::MakeDirs(dir_ + "/kiln-out").ok());
-    ASSERT_TRUE(cas::MakeDirs(dir_ + "/ws").ok());
+    MakeDirs(dir_ + "/kiln/agent/bin");
+    MakeDirs(dir_ + "/kiln-out");
+    MakeDirs(dir_ + "/ws");
     WriteFile(dir_ + "/kiln/agent/bin/kiln-agent", "the bundle's binary");
     chmod((dir_ + "/kiln/agent/bin/kiln-agent").c_str(), 0755);
     service::testing::FakeEngineOptions options;
@@ -253,7 +267,7 @@ TEST_F(AgentTest, AForgedOrCorruptInputIsRefused) {
     // Nothing of it is left in the workspace.
     struct stat st;
     EXPECT_NE(lstat((dir_ + "/ws/in/f").c_str(), &st), 0);
-    ASSERT_TRUE(cas::RemoveTree(dir_ + "/kiln-out/agent").ok());
+    RemoveTree(dir_ + "/kiln-out/agent");
   }
 }
 
@@ -314,7 +328,7 @@ TEST_F(AgentTest, ASymlinkOutputIsNeverFollowed) {
   EXPECT_TRUE(IsLink(dir_ + "/back/out"));
   // A path through the link is refused, not read from the host.
   spec["outputs"] = {{{"artifact", "o"}, {"paths", {"out/secret"}}}};
-  ASSERT_TRUE(cas::RemoveTree(dir_ + "/ws/out").ok());
+  RemoveTree(dir_ + "/ws/out");
   run = RunTask(absl::StrCat("ln -s ", dir_, "/host out"), spec);
   EXPECT_EQ(run.exit_code, 125);
   EXPECT_EQ(Result()["status"], "OUTPUTS_FAILED");
