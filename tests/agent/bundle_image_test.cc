@@ -92,7 +92,11 @@ class BundleImageTest : public ::testing::Test {
     request.add_argv("/bin/sh");
     request.add_argv("-c");
     request.add_argv(script);
-    for (const std::string& e : env) request.add_env(e);
+    (*request.mutable_env())["PATH"] = "/bin:/usr/bin";
+    for (const std::string& e : env) {
+      size_t eq = e.find('=');
+      (*request.mutable_env())[e.substr(0, eq)] = e.substr(eq + 1);
+    }
     request.set_network(true);  // the blob endpoint is on the host's loopback
     request.set_workspace(root_ + "/ws");
     request.mutable_limits()->mutable_timeout()->set_seconds(60);
