@@ -31,6 +31,7 @@ STORE_VISIBILITY = ENGINE_CORE + [
     "//engine/service/testing:__pkg__",
     "//bench/service:__pkg__",
     "//bench/storage:__pkg__",
+    "//tests/agent:__pkg__",
     "//tests/archive:__pkg__",
     "//tests/engine:__pkg__",
     "//tests/state:__pkg__",

@@ -25,6 +25,7 @@
 #include "engine/cas/beneath.h"
 #include "engine/cas/file_io.h"
 #include "engine/cas/stat_cache.h"
+#include "engine/cas/tree_archive.h"
 #include "engine/cas/tree_walk.h"
 
 namespace kiln::cas {
@@ -55,62 +56,6 @@ class BlobSource : public archive::ByteSource {
   std::unique_ptr<BlobReader> reader_;
   std::string buf_;
 };
-
-// Reads one file into the archive, hashing it; fails if the file is not the
-// one the walk saw, or changes while being read.
-absl::StatusOr<Digest> ArchiveFile(int root_fd, const std::string& display,
-                                   const WalkedEntry& e,
-                                   archive::TarWriter* tar, std::string* buf) {
-  absl::StatusOr<int> fd = OpenFileBeneath(root_fd, e.path);
-  if (!fd.ok()) return fd.status();
-  auto changed = [&](absl::string_view how) {
-    close(*fd);
-    return absl::FailedPreconditionError(absl::StrCat(
-        display, "/", e.path, " changed while being stashed (", how, ")"));
-  };
-  struct stat before;
-  if (fstat(*fd, &before) != 0 || !S_ISREG(before.st_mode)) {
-    return changed("no longer a regular file");
-  }
-  if (FileStat::From(before) != e.stat) return changed("stat differs");
-  bool executable = (e.stat.mode & S_IXUSR) != 0;
-  absl::Status st = tar->BeginFile(e.path, e.stat.size, executable);
-  if (!st.ok()) {
-    close(*fd);
-    return st;
-  }
-  Sha256 hasher;
-  int64_t remaining = e.stat.size;
-  while (remaining > 0) {
-    size_t want = static_cast<size_t>(
-        std::min<int64_t>(remaining, static_cast<int64_t>(buf->size())));
-    absl::StatusOr<size_t> n = ReadFull(*fd, buf->data(), want, e.path);
-    if (!n.ok()) {
-      close(*fd);
-      return n.status();
-    }
-    if (*n < want) return changed("shrank");
-    absl::string_view data(buf->data(), *n);
-    hasher.Update(data);
-    st = tar->FileData(data);
-    if (!st.ok()) {
-      close(*fd);
-      return st;
-    }
-    remaining -= static_cast<int64_t>(*n);
-  }
-  char extra;
-  absl::StatusOr<size_t> more = ReadFull(*fd, &extra, 1, e.path);
-  if (!more.ok() || *more != 0) return changed("grew");
-  struct stat after;
-  if (fstat(*fd, &after) != 0 || FileStat::From(after) != e.stat) {
-    return changed("modified during the read");
-  }
-  close(*fd);
-  st = tar->EndFile();
-  if (!st.ok()) return st;
-  return hasher.Finish();
-}
 
 absl::StatusOr<std::string> AbsolutePath(const std::string& dir) {
   char* real = realpath(dir.c_str(), nullptr);
@@ -291,6 +236,60 @@ absl::Status ArtifactStore::RegisterArchive(const Digest& tree,
   absl::StatusOr<Digest> existing = ArchiveOf(tree);
   if (existing.ok() && blobs_->Has(*existing)) return absl::OkStatus();
   return WriteIndex(tree, archive);
+}
+
+absl::Status ArtifactStore::AdoptArchive(const Digest& tree,
+                                         const Digest& archive) const {
+  if (!blobs_->Has(archive)) {
+    return absl::NotFoundError(absl::StrCat("archive ", archive.ToString(),
+                                            " is not in the blob store"));
+  }
+  absl::StatusOr<Digest> existing = ArchiveOf(tree);
+  if (existing.ok() && blobs_->Has(*existing)) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<BlobReader>> reader =
+      blobs_->OpenBlob(archive);
+  if (!reader.ok()) return reader.status();
+  auto source = std::make_unique<BlobSource>(std::move(*reader));
+  BlobSource* blob_source = source.get();
+  auto verify = [&tree, blob_source](const std::vector<TreeEntry>& entries) {
+    absl::Status drained = blob_source->Drain();
+    if (!drained.ok()) return drained;
+    absl::StatusOr<Digest> got = ComputeTreeDigest(entries);
+    if (!got.ok()) return got.status();
+    if (*got != tree) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "it extracts to tree ", got->ToString(), ", not ", tree.ToString()));
+    }
+    return absl::OkStatus();
+  };
+  // Named with our pid and start time: a kill -9 leftover is swept at Open.
+  std::string scratch =
+      absl::StrCat(store_dir_, "/artifacts/", TempName("verify"));
+  if (mkdir(scratch.c_str(), 0700) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("mkdir ", scratch));
+  }
+  absl::StatusOr<std::vector<TreeEntry>> entries = archive::ExtractArchive(
+      std::move(source), scratch + "/t", options_.extract, verify);
+  // The scratch tree came from an untrusted archive: removed beneath its
+  // parent, never following a link.
+  RemoveTree(scratch).IgnoreError();
+  if (!entries.ok()) {
+    const absl::Status& st = entries.status();
+    if (absl::IsDataLoss(st) && !blobs_->Verify(archive).ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("archive ", archive.ToString(),
+                       " is corrupt in the blob store and was quarantined (",
+                       st.message(), ")"));
+    }
+    if (absl::IsInternal(st) || absl::IsUnavailable(st)) return st;
+    return absl::InvalidArgumentError(
+        absl::StrCat("archive ", archive.ToString(), " does not hold tree ",
+                     tree.ToString(), ": ", st.message()));
+  }
+  absl::Status written = WriteIndex(tree, archive);
+  if (!written.ok()) return written;
+  RecordVerified(tree, archive);
+  return absl::OkStatus();
 }
 
 absl::Status ArtifactStore::WriteIndex(const Digest& tree,
@@ -479,68 +478,22 @@ absl::StatusOr<StashResult> StashEntries(
     }
   }
 
-  // Write the archive. A producer thread reads and hashes the files into a
-  // tar stream; this thread compresses it (zstd worker threads) into the
-  // blob writer, which hashes and writes the compressed bytes.
+  // Write the archive (tree_archive.h) into the blob writer, which hashes
+  // and writes the compressed bytes.
   absl::StatusOr<std::unique_ptr<BlobWriter>> writer = blobs.NewWriter();
   if (!writer.ok()) return writer.status();
   BlobWriter* blob = writer->get();
-  archive::ZstdCompressor zstd(
+  absl::StatusOr<std::vector<TreeEntry>> written = WriteTreeArchive(
+      root_fd, abs_root, walked, options.compression_workers,
       [blob](absl::string_view b) { return blob->Append(b); },
-      options.compression_workers);
-  archive::ChunkPipe pipe;
-  absl::Status produced;
-  std::thread producer([&] {
-    archive::TarWriter tar(
-        [&pipe](absl::string_view b) { return pipe.Write(b); });
-    std::string buf(kReadChunk, '\0');
-    absl::Status st;
-    for (size_t i = 0; i < walked.size() && st.ok(); ++i) {
-      const WalkedEntry& w = walked[i];
-      switch (w.type) {
-        case EntryType::kDirectory:
-          st = tar.AddDirectory(w.path);
-          break;
-        case EntryType::kSymlink:
-          st = tar.AddSymlink(w.path, w.link_target);
-          break;
-        case EntryType::kFile: {
-          absl::StatusOr<Digest> d =
-              ArchiveFile(root_fd, abs_root, w, &tar, &buf);
-          if (!d.ok()) {
-            st = d.status();
-            break;
-          }
-          result.hashed_bytes += w.stat.size;
-          tree[i].digest = *d;
-          if (cache) cache->Record(w.path, w.stat, *d, stat_clock_ns);
-          break;
-        }
-      }
-    }
-    if (st.ok()) st = tar.Finish();
-    produced = st;
-    pipe.Close(st);
-  });
+      [&](size_t i, const Digest& d) {
+        result.hashed_bytes += walked[i].stat.size;
+        if (cache)
+          cache->Record(walked[i].path, walked[i].stat, d, stat_clock_ns);
+      });
+  if (!written.ok()) return written.status();
+  tree = std::move(*written);
   absl::Status st;
-  while (true) {
-    absl::StatusOr<absl::string_view> chunk = pipe.Next();
-    if (!chunk.ok()) {
-      st = chunk.status();
-      break;
-    }
-    if (chunk->empty()) break;
-    st = zstd.Write(*chunk);
-    if (!st.ok()) {
-      pipe.Abandon(st);
-      break;
-    }
-  }
-  producer.join();
-  if (!produced.ok()) return produced;  // the precise cause
-  if (!st.ok()) return st;
-  st = zstd.Finish();
-  if (!st.ok()) return st;
   absl::StatusOr<Digest> archive = blob->Commit();
   if (!archive.ok()) return archive.status();
   absl::StatusOr<Digest> digest = ComputeTreeDigest(std::move(tree));

@@ -35,12 +35,16 @@ int Fail(const absl::Status& status) {
 int ServeVerb(const std::vector<std::string>& argv) {
   Args args(
       "kiln serve [--store DIR] [--listen unix:PATH | HOST:PORT] "
-      "[--token-file F] [--tls-cert C --tls-key K [--client-ca CA]] "
+      "[--token-file F] [--agent-token-file F] "
+      "[--tls-cert C --tls-key K [--client-ca CA]] "
       "[--http-listen [HOST]:PORT] [--jobs N] [--grace DURATION]");
   args.Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
   AddRegistryFlags(&args);
   args.Flag("listen", "unix:PATH or HOST:PORT (default: unix:STORE/kiln.sock)");
   args.Flag("token-file", "TOKEN ROLE [NAME] lines; required for TCP");
+  args.Flag("agent-token-file",
+            "file whose first field is the token of role agent (pods' kiln "
+            "agents: blob transfer only)");
   args.Flag("tls-cert", "PEM certificate chain (TLS)");
   args.Flag("tls-key", "PEM private key (TLS)");
   args.Flag("client-ca", "PEM CA that client certificates must chain to");
@@ -100,6 +104,7 @@ int ServeVerb(const std::vector<std::string>& argv) {
   service::ServerOptions options;
   options.listen = args.Get("listen");
   options.token_file = args.Get("token-file");
+  options.agent_token_file = args.Get("agent-token-file");
   options.tls_cert = args.Get("tls-cert");
   options.tls_key = args.Get("tls-key");
   options.client_ca = args.Get("client-ca");

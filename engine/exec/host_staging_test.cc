@@ -10,10 +10,13 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "engine/archive/tar_writer.h"
+#include "engine/archive/zstd_stream.h"
 #include "engine/cas/beneath.h"
 #include "engine/cas/file_io.h"
 #include "gtest/gtest.h"
@@ -165,6 +168,149 @@ TEST_F(HostStagingTest, AnOutputSymlinkToAHostDirIsCapturedAsALink) {
   EXPECT_TRUE(absl::IsInvalidArgument(through.status())) << through.status();
   EXPECT_TRUE(absl::StrContains(through.status().message(), "out/secret"))
       << through.status();
+}
+
+// A remote store (the agent's side): stashes trees whose archive blobs are
+// then "uploaded" into the engine's blob store.
+class ArchiveAccessTest : public HostStagingTest {
+ protected:
+  void SetUp() override {
+    HostStagingTest::SetUp();
+    auto remote = cas::ArtifactStore::Open(tmp_ + "/remote");
+    ASSERT_TRUE(remote.ok()) << remote.status();
+    remote_ = std::move(*remote);
+  }
+  // Stashes tmp_/name in the remote store; returns {tree, archive} and
+  // copies the archive blob into the engine's blob store.
+  std::pair<std::string, std::string> Upload(const std::string& name) {
+    auto r = remote_->Stash(tmp_ + "/" + name);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return {};
+    auto bytes = remote_->blobs().Get(r->archive);
+    EXPECT_TRUE(bytes.ok());
+    auto put = store_->blobs().Put(*bytes);
+    EXPECT_TRUE(put.ok());
+    EXPECT_EQ(put->ToString(), r->archive.ToString());
+    return {r->tree.ToString(), r->archive.ToString()};
+  }
+  std::string PutBlob(const std::string& bytes) {
+    auto put = store_->blobs().Put(bytes);
+    EXPECT_TRUE(put.ok());
+    return put.ok() ? put->ToString() : "";
+  }
+  // The engine's store has no record of `tree`.
+  void ExpectUnrecorded(const std::string& tree) {
+    auto digest = cas::Digest::Parse(tree);
+    ASSERT_TRUE(digest.ok());
+    EXPECT_TRUE(absl::IsNotFound(store_->ArchiveOf(*digest).status()));
+    EXPECT_TRUE(absl::IsNotFound(staging_->ArchiveOf(tree).status()));
+    EXPECT_FALSE(staging_->Materialize(tree, ws_.get(), "x").ok());
+  }
+  std::unique_ptr<cas::ArtifactStore> remote_;
+};
+
+TEST_F(ArchiveAccessTest, AGoodClaimIsAdoptedAndUnstashes) {
+  Write(tmp_ + "/a/bin/tool", "tool");
+  Write(tmp_ + "/a/README", "read me");
+  auto [tree, archive] = Upload("a");
+  ExpectUnrecorded(tree);
+  absl::Status adopted = staging_->AdoptArchive(tree, archive);
+  ASSERT_TRUE(adopted.ok()) << adopted;
+  auto of = staging_->ArchiveOf(tree);
+  ASSERT_TRUE(of.ok()) << of.status();
+  EXPECT_EQ(*of, archive);
+  ASSERT_TRUE(staging_->Materialize(tree, ws_.get(), "in").ok());
+  EXPECT_EQ(List(tmp_ + "/ws/in"), (std::vector<std::string>{"README", "bin"}));
+  // Adopting again changes nothing.
+  EXPECT_TRUE(staging_->AdoptArchive(tree, archive).ok());
+  // No scratch directory is left beneath the store.
+  for (const std::string& name : List(tmp_ + "/store/artifacts")) {
+    EXPECT_FALSE(absl::StrContains(name, "verify")) << name;
+  }
+}
+
+TEST_F(ArchiveAccessTest, ArchiveOfAnEngineArtifactIsItsStashedArchive) {
+  Write(tmp_ + "/a/f", "f");
+  auto stashed = store_->Stash(tmp_ + "/a");
+  ASSERT_TRUE(stashed.ok());
+  auto of = staging_->ArchiveOf(stashed->tree.ToString());
+  ASSERT_TRUE(of.ok()) << of.status();
+  EXPECT_EQ(*of, stashed->archive.ToString());
+  EXPECT_TRUE(store_->blobs().Has(stashed->archive));
+  EXPECT_TRUE(absl::IsNotFound(
+      staging_->ArchiveOf(cas::Digest::Of("x").ToString()).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(staging_->ArchiveOf("sha256:no").status()));
+}
+
+TEST_F(ArchiveAccessTest, AnotherTreesArchiveIsRefusedAndNotRecorded) {
+  Write(tmp_ + "/a/f", "real");
+  Write(tmp_ + "/b/f", "forged");
+  auto [tree_a, archive_a] = Upload("a");
+  auto [tree_b, archive_b] = Upload("b");
+  absl::Status s = staging_->AdoptArchive(tree_a, archive_b);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), tree_a)) << s;
+  ExpectUnrecorded(tree_a);
+  // The honest claim still works afterwards.
+  EXPECT_TRUE(staging_->AdoptArchive(tree_a, archive_a).ok());
+  EXPECT_EQ(*staging_->ArchiveOf(tree_a), archive_a);
+}
+
+TEST_F(ArchiveAccessTest, ACorruptArchiveIsRefusedAndNotRecorded) {
+  Write(tmp_ + "/a/f", "content");
+  auto [tree, archive] = Upload("a");
+  std::string garbage = PutBlob("this is not a zstd frame at all");
+  absl::Status s = staging_->AdoptArchive(tree, garbage);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  ExpectUnrecorded(tree);
+  // A truncated archive.
+  std::string whole = *store_->blobs().Get(*cas::Digest::Parse(archive));
+  std::string cut = PutBlob(whole.substr(0, whole.size() / 2));
+  s = staging_->AdoptArchive(tree, cut);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  ExpectUnrecorded(tree);
+}
+
+TEST_F(ArchiveAccessTest, AHostileArchiveIsRefusedAndWritesNothingOutside) {
+  // A symlink to a host directory, then a file written through it.
+  std::string tar;
+  archive::TarWriter writer([&tar](absl::string_view d) {
+    tar.append(d.data(), d.size());
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(writer.AddSymlink("l", tmp_ + "/host").ok());
+  ASSERT_TRUE(writer.BeginFile("l/pwned", 5, false).ok());
+  ASSERT_TRUE(writer.FileData("pwned").ok());
+  ASSERT_TRUE(writer.EndFile().ok());
+  ASSERT_TRUE(writer.Finish().ok());
+  std::string zst;
+  archive::ZstdCompressor zstd(
+      [&zst](absl::string_view d) {
+        zst.append(d.data(), d.size());
+        return absl::OkStatus();
+      },
+      1);
+  ASSERT_TRUE(zstd.Write(tar).ok());
+  ASSERT_TRUE(zstd.Finish().ok());
+  std::string hostile = PutBlob(zst);
+  Write(tmp_ + "/a/l", "claimed");
+  auto [tree, archive] = Upload("a");
+  absl::Status s = staging_->AdoptArchive(tree, hostile);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  ExpectUnrecorded(tree);
+  EXPECT_TRUE(List(tmp_ + "/host").empty());
+}
+
+TEST_F(ArchiveAccessTest, MissingBlobsAndBadDigests) {
+  Write(tmp_ + "/a/f", "x");
+  auto [tree, archive] = Upload("a");
+  absl::Status s =
+      staging_->AdoptArchive(tree, cas::Digest::Of("absent").ToString());
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  EXPECT_TRUE(absl::IsInvalidArgument(staging_->AdoptArchive("x", archive)));
+  EXPECT_TRUE(absl::IsInvalidArgument(staging_->AdoptArchive(tree, "sha1:x")));
+  ExpectUnrecorded(tree);
 }
 
 }  // namespace

@@ -236,6 +236,7 @@ AttemptOutcome ExecuteRun(
   host.work_root = absl::StrCat(ctx.store_dir, "/work/", ctx.run_id);
   host.artifacts =
       ctx.trace != nullptr ? static_cast<ArtifactAccess*>(&timed) : &staging;
+  host.archives = &staging;
   host.images = ctx.images;
 
   RunLog log(call);

@@ -33,8 +33,9 @@ absl::StatusOr<Role> ParseRole(absl::string_view name) {
   if (name == "viewer") return Role::kViewer;
   if (name == "submitter") return Role::kSubmitter;
   if (name == "admin") return Role::kAdmin;
+  if (name == "agent") return Role::kAgent;
   return absl::InvalidArgumentError(absl::StrCat(
-      "unknown role \"", name, "\" (want viewer, submitter or admin)"));
+      "unknown role \"", name, "\" (want viewer, submitter, admin or agent)"));
 }
 
 const char* RoleName(Role role) {
@@ -45,6 +46,8 @@ const char* RoleName(Role role) {
       return "submitter";
     case Role::kAdmin:
       return "admin";
+    case Role::kAgent:
+      return "agent";
   }
   return "?";
 }
@@ -114,6 +117,40 @@ absl::StatusOr<TokenTable> TokenTable::ReadFile(const std::string& path) {
   return Parse(text.str(), path);
 }
 
+absl::StatusOr<TokenTable> TokenTable::Single(absl::string_view token,
+                                              Role role,
+                                              absl::string_view name) {
+  TokenTable table;
+  absl::Status st = table.Add(token, role, name);
+  if (!st.ok()) return st;
+  return table;
+}
+
+absl::Status TokenTable::Add(absl::string_view token, Role role,
+                             absl::string_view name) {
+  if (token.size() < kMinTokenBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("token shorter than ", kMinTokenBytes, " bytes"));
+  }
+  for (char c : token) {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c)) || c == '\0') {
+      return absl::InvalidArgumentError("token contains whitespace");
+    }
+  }
+  Entry entry;
+  entry.token_hash = HashToken(token);
+  for (const Entry& other : entries_) {
+    if (other.token_hash == entry.token_hash) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("duplicate token (", name, ")"));
+    }
+  }
+  entry.principal.role = role;
+  entry.principal.name = std::string(name);
+  entries_.push_back(std::move(entry));
+  return absl::OkStatus();
+}
+
 absl::optional<Principal> TokenTable::Find(absl::string_view token) const {
   const std::array<unsigned char, 32> hash = HashToken(token);
   const Entry* found = nullptr;
@@ -141,6 +178,14 @@ Role RequiredRole(absl::string_view method) {
   return Role::kAdmin;
 }
 
+bool RoleMayCall(Role role, absl::string_view method) {
+  if (role == Role::kAgent) {
+    return method == "FindMissingBlobs" || method == "UploadBlob" ||
+           method == "DownloadBlob";
+  }
+  return static_cast<int>(role) >= static_cast<int>(RequiredRole(method));
+}
+
 absl::StatusOr<Principal> Authorizer::Authorize(
     absl::string_view authorization, absl::string_view method) const {
   if (tokens_ == nullptr) return Principal{"local", Role::kAdmin};
@@ -152,11 +197,16 @@ absl::StatusOr<Principal> Authorizer::Authorize(
   absl::optional<Principal> who = tokens_->Find(
       absl::StripAsciiWhitespace(authorization.substr(kBearer.size())));
   if (!who.has_value()) return absl::UnauthenticatedError("unknown token");
-  Role needed = RequiredRole(method);
-  if (static_cast<int>(who->role) < static_cast<int>(needed)) {
+  if (!RoleMayCall(who->role, method)) {
+    if (who->role == Role::kAgent) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          method, " is not allowed to an agent token (", who->name,
+          "): agents may only call FindMissingBlobs, UploadBlob and "
+          "DownloadBlob"));
+    }
     return absl::PermissionDeniedError(
-        absl::StrCat(method, " needs role ", RoleName(needed), "; ", who->name,
-                     " is ", RoleName(who->role)));
+        absl::StrCat(method, " needs role ", RoleName(RequiredRole(method)),
+                     "; ", who->name, " is ", RoleName(who->role)));
   }
   return *who;
 }

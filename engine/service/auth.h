@@ -3,7 +3,10 @@
 // A token file has one `TOKEN ROLE [NAME]` per line (blank lines and lines
 // starting with '#' ignored). Roles are ordered viewer < submitter < admin:
 // viewers read and watch, submitters also submit, cancel, retry and upload,
-// admins may do everything. Tokens are at least 16 bytes; the file must not
+// admins may do everything. The role `agent` (a pod's kiln agent,
+// docs/kubernetes-agent.md) stands outside that order: it may call exactly
+// FindMissingBlobs, UploadBlob and DownloadBlob, nothing else, and no other
+// role's methods accept it. Tokens are at least 16 bytes; the file must not
 // be readable by group or others.
 //
 // Token lookup compares against every entry in constant time (SHA-256 of the
@@ -26,9 +29,9 @@
 
 namespace kiln::service {
 
-enum class Role { kViewer = 1, kSubmitter = 2, kAdmin = 3 };
+enum class Role { kViewer = 1, kSubmitter = 2, kAdmin = 3, kAgent = 4 };
 
-// "viewer", "submitter", "admin"; InvalidArgument otherwise.
+// "viewer", "submitter", "admin", "agent"; InvalidArgument otherwise.
 absl::StatusOr<Role> ParseRole(absl::string_view name);
 const char* RoleName(Role role);
 
@@ -46,6 +49,13 @@ class TokenTable {
   // Reads and parses a file; FailedPrecondition if group/others may read it.
   static absl::StatusOr<TokenTable> ReadFile(const std::string& path);
 
+  // One token given in memory (e.g. a fresh agent token): at least 16 bytes,
+  // no whitespace; InvalidArgument otherwise.
+  static absl::StatusOr<TokenTable> Single(absl::string_view token, Role role,
+                                           absl::string_view name);
+  // Adds one token (as Single); InvalidArgument for a duplicate.
+  absl::Status Add(absl::string_view token, Role role, absl::string_view name);
+
   // The principal holding `token`, if any (constant time per entry).
   absl::optional<Principal> Find(absl::string_view token) const;
   size_t size() const { return entries_.size(); }
@@ -61,6 +71,10 @@ class TokenTable {
 // The role a kiln.v1.Kiln method needs, by its short name ("SubmitRun").
 // Unknown methods need admin.
 Role RequiredRole(absl::string_view method);
+
+// True if a holder of `role` may call `method`: the ordered roles as
+// RequiredRole says; an agent only the three blob methods.
+bool RoleMayCall(Role role, absl::string_view method);
 
 // Decides calls. Without a token table (a unix socket governed by its file
 // permissions) every caller is the admin "local".

@@ -18,12 +18,17 @@ constexpr char kTokens[] =
     "\n"
     "viewer-token-0123456789 viewer alice\n"
     "submitter-token-0123456 submitter bob\n"
-    "admin-token-01234567890 admin\n";
+    "admin-token-01234567890 admin\n"
+    "agent-token-01234567890 agent pods\n";
 
 TEST(TokenTableTest, ParsesRolesAndNames) {
   absl::StatusOr<TokenTable> table = TokenTable::Parse(kTokens, "tokens");
   ASSERT_TRUE(table.ok()) << table.status();
-  EXPECT_EQ(table->size(), 3u);
+  EXPECT_EQ(table->size(), 4u);
+  auto pods = table->Find("agent-token-01234567890");
+  ASSERT_TRUE(pods.has_value());
+  EXPECT_EQ(pods->role, Role::kAgent);
+  EXPECT_STREQ(RoleName(Role::kAgent), "agent");
   auto alice = table->Find("viewer-token-0123456789");
   ASSERT_TRUE(alice.has_value());
   EXPECT_EQ(alice->name, "alice");
@@ -70,7 +75,11 @@ TEST(TokenTableTest, ReadFileRefusesGroupReadableFile) {
   ASSERT_EQ(chmod(path.c_str(), 0600), 0);
   table = TokenTable::ReadFile(path);
   ASSERT_TRUE(table.ok()) << table.status();
-  EXPECT_EQ(table->size(), 3u);
+  EXPECT_EQ(table->size(), 4u);
+  auto pods = table->Find("agent-token-01234567890");
+  ASSERT_TRUE(pods.has_value());
+  EXPECT_EQ(pods->role, Role::kAgent);
+  EXPECT_STREQ(RoleName(Role::kAgent), "agent");
   unlink(path.c_str());
 }
 
@@ -100,6 +109,7 @@ TEST(AuthorizerTest, EveryMethodRoleAndCredential) {
       {"Bearer viewer-token-0123456789", Role::kViewer},
       {"bearer submitter-token-0123456", Role::kSubmitter},
       {"Bearer admin-token-01234567890", Role::kAdmin},
+      {"Bearer agent-token-01234567890", Role::kAgent},
   };
   for (const Method& m : methods) {
     EXPECT_EQ(RequiredRole(m.name), m.needs) << m.name;
@@ -108,6 +118,18 @@ TEST(AuthorizerTest, EveryMethodRoleAndCredential) {
       SCOPED_TRACE(std::string(m.name) + " / " + c.authorization);
       if (!c.role.has_value()) {
         EXPECT_EQ(who.status().code(), absl::StatusCode::kUnauthenticated);
+      } else if (*c.role == Role::kAgent) {
+        // Outside the order: exactly the three blob methods.
+        std::string name = m.name;
+        if (name == "FindMissingBlobs" || name == "UploadBlob" ||
+            name == "DownloadBlob") {
+          ASSERT_TRUE(who.ok()) << who.status();
+          EXPECT_EQ(who->role, Role::kAgent);
+        } else {
+          EXPECT_EQ(who.status().code(), absl::StatusCode::kPermissionDenied);
+          EXPECT_NE(who.status().message().find("agent"), std::string::npos)
+              << who.status();
+        }
       } else if (static_cast<int>(*c.role) < static_cast<int>(m.needs)) {
         EXPECT_EQ(who.status().code(), absl::StatusCode::kPermissionDenied);
       } else {
@@ -116,6 +138,21 @@ TEST(AuthorizerTest, EveryMethodRoleAndCredential) {
       }
     }
   }
+}
+
+TEST(AuthorizerTest, AgentIsNotOrderedWithTheOtherRoles) {
+  // An admin may call the blob methods; an agent may call nothing an admin
+  // alone may, nor a viewer's reads.
+  EXPECT_TRUE(RoleMayCall(Role::kAdmin, "UploadBlob"));
+  EXPECT_TRUE(RoleMayCall(Role::kViewer, "DownloadBlob"));
+  EXPECT_FALSE(RoleMayCall(Role::kViewer, "UploadBlob"));
+  EXPECT_TRUE(RoleMayCall(Role::kAgent, "UploadBlob"));
+  EXPECT_FALSE(RoleMayCall(Role::kAgent, "GetRun"));
+  EXPECT_FALSE(RoleMayCall(Role::kAgent, "SubmitRun"));
+  EXPECT_FALSE(RoleMayCall(Role::kAgent, "SomethingNew"));
+  EXPECT_FALSE(RoleMayCall(Role::kAgent, ""));
+  EXPECT_EQ(*ParseRole("agent"), Role::kAgent);
+  EXPECT_FALSE(ParseRole("agents").ok());
 }
 
 TEST(AuthorizerTest, WithoutTokensEveryoneIsLocalAdmin) {

@@ -10,7 +10,9 @@
 #include <sstream>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "engine/service/connection_cap.h"
 #include "engine/service/connection_gate.h"
@@ -89,6 +91,35 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   return grpc::SslServerCredentials(ssl);
 }
 
+// The agent token: the first field of the first line that is not blank or
+// a comment, from an owner-only file.
+absl::StatusOr<std::string> ReadAgentToken(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path,
+                     ": agent token file is accessible by group or others "
+                     "(chmod 600)"));
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size > (1 << 16)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a regular file of at most 64 KiB"));
+  }
+  absl::StatusOr<std::string> text = ReadPem(path);
+  if (!text.ok()) return text.status();
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    return std::string(fields[0]);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(path, ": no token"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KilnServer>> KilnServer::Start(
@@ -99,8 +130,11 @@ absl::StatusOr<std::unique_ptr<KilnServer>> KilnServer::Start(
           : options.listen;
   absl::StatusOr<ListenAddress> address = ParseListenAddress(listen);
   if (!address.ok()) return address.status();
-  if (absl::Status s = CheckListenPolicy(*address, !options.token_file.empty(),
-                                         !options.tls_cert.empty());
+  const bool have_tokens = !options.token_file.empty() ||
+                           !options.agent_token_file.empty() ||
+                           options.tokens != nullptr;
+  if (absl::Status s =
+          CheckListenPolicy(*address, have_tokens, !options.tls_cert.empty());
       !s.ok()) {
     return s;
   }
@@ -110,14 +144,26 @@ absl::StatusOr<std::unique_ptr<KilnServer>> KilnServer::Start(
         "socket path ", address->path, " is longer than ", kMaxSocketPath,
         " bytes; pass --listen unix:SHORTER_PATH"));
   }
-  if (!options.token_file.empty()) {
-    absl::StatusOr<TokenTable> tokens =
-        TokenTable::ReadFile(options.token_file);
-    if (!tokens.ok()) return tokens.status();
+  if (!options.token_file.empty() || !options.agent_token_file.empty()) {
+    absl::StatusOr<TokenTable> tokens = TokenTable();
+    if (!options.token_file.empty()) {
+      tokens = TokenTable::ReadFile(options.token_file);
+      if (!tokens.ok()) return tokens.status();
+    }
+    if (!options.agent_token_file.empty()) {
+      absl::StatusOr<std::string> agent =
+          ReadAgentToken(options.agent_token_file);
+      if (!agent.ok()) return agent.status();
+      absl::Status added = tokens->Add(*agent, Role::kAgent, "agent");
+      if (!added.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(options.agent_token_file, ": ", added.message()));
+      }
+    }
     options.service.tokens =
         std::make_shared<const TokenTable>(std::move(*tokens));
   } else {
-    options.service.tokens = nullptr;
+    options.service.tokens = options.tokens;
   }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       Credentials(options);

@@ -33,6 +33,12 @@ struct ServerOptions {
   std::string listen;
   // Required for TCP: `TOKEN ROLE [NAME]` lines (auth.h).
   std::string token_file;
+  // A file whose first field is a token given role `agent` (auth.h; pods'
+  // kiln agents: blob RPCs only), in addition to token_file's. Owner-only.
+  std::string agent_token_file;
+  // Tokens given in memory (used when token_file and agent_token_file are
+  // empty; e.g. StartAgentBlobServer's fresh agent token).
+  std::shared_ptr<const TokenTable> tokens;
   // TLS (required for a non-loopback host); with client_ca, clients must
   // present a certificate signed by it.
   std::string tls_cert, tls_key, client_ca;

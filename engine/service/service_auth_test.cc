@@ -18,6 +18,8 @@ struct Rpc {
   const char* name;
   Role needs;
   Call call;
+  // An agent token (auth.h) may call exactly the three blob RPCs.
+  bool agent_may = false;
 };
 
 std::vector<Rpc> AllRpcs() {
@@ -91,7 +93,8 @@ std::vector<Rpc> AllRpcs() {
          req.add_digests(cas::Digest::Of("x").ToString());
          v1::FindMissingBlobsResponse resp;
          return s.FindMissingBlobs(c, req, &resp);
-       }},
+       },
+       true},
       {"UploadBlob", Role::kSubmitter,
        [](v1::Kiln::Stub& s, grpc::ClientContext* c) {
          v1::UploadBlobResponse resp;
@@ -103,7 +106,8 @@ std::vector<Rpc> AllRpcs() {
          writer->Write(req);
          writer->WritesDone();
          return writer->Finish();
-       }},
+       },
+       true},
       {"GetRunTasks", Role::kViewer,
        [](v1::Kiln::Stub& s, grpc::ClientContext* c) {
          v1::GetRunTasksRequest req;
@@ -120,7 +124,8 @@ std::vector<Rpc> AllRpcs() {
          while (reader->Read(&resp)) {
          }
          return reader->Finish();
-       }},
+       },
+       true},
   };
 }
 
@@ -137,6 +142,7 @@ TEST_F(ServiceTest, EveryRpcChecksTokenAndRole) {
       {"viewer", kViewerToken, Role::kViewer},
       {"submitter", kSubmitterToken, Role::kSubmitter},
       {"admin", kAdminToken, Role::kAdmin},
+      {"agent", kAgentToken, Role::kAgent},
   };
   std::vector<Rpc> rpcs = AllRpcs();
   ASSERT_EQ(rpcs.size(), static_cast<size_t>(
@@ -146,6 +152,7 @@ TEST_F(ServiceTest, EveryRpcChecksTokenAndRole) {
       << "a new RPC needs a row here";
   for (const Rpc& rpc : rpcs) {
     EXPECT_EQ(RequiredRole(rpc.name), rpc.needs) << rpc.name;
+    EXPECT_EQ(RoleMayCall(Role::kAgent, rpc.name), rpc.agent_may) << rpc.name;
     for (const Caller& caller : callers) {
       SCOPED_TRACE(absl::StrCat(rpc.name, " as ", caller.label));
       auto client = TcpClient(caller.token);
@@ -154,7 +161,10 @@ TEST_F(ServiceTest, EveryRpcChecksTokenAndRole) {
       if (!caller.role.has_value()) {
         EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
             << status.error_message();
-      } else if (static_cast<int>(*caller.role) < static_cast<int>(rpc.needs)) {
+      } else if (*caller.role == Role::kAgent
+                     ? !rpc.agent_may
+                     : static_cast<int>(*caller.role) <
+                           static_cast<int>(rpc.needs)) {
         EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
             << status.error_message();
       } else {

@@ -21,6 +21,7 @@ namespace kiln::service {
 inline constexpr char kViewerToken[] = "viewer-token-0123456789";
 inline constexpr char kSubmitterToken[] = "submitter-token-0123456";
 inline constexpr char kAdminToken[] = "admin-token-01234567890";
+inline constexpr char kAgentToken[] = "agent-token-01234567890";
 
 inline constexpr char kTwoTaskPipeline[] =
     "name: hello\n"
@@ -59,14 +60,15 @@ class ServiceTest : public ::testing::Test {
     server_ = std::move(*server);
   }
 
-  // Serves the engine on loopback TCP with the three test tokens.
+  // Serves the engine on loopback TCP with the four test tokens.
   void StartTcp(ServerOptions options = {}) {
     std::string tokens = dir_ + "/tokens";
     {
       std::ofstream out(tokens);
       out << kViewerToken << " viewer v\n"
           << kSubmitterToken << " submitter s\n"
-          << kAdminToken << " admin a\n";
+          << kAdminToken << " admin a\n"
+          << kAgentToken << " agent pod\n";
     }
     chmod(tokens.c_str(), 0600);
     options.listen = "127.0.0.1:0";
