@@ -13,6 +13,7 @@
 #include "engine/cli/args.h"
 #include "engine/cli/git_trigger.h"
 #include "engine/cli/local_engine.h"
+#include "engine/cli/pipeline_limits.h"
 #include "engine/cli/progress.h"
 #include "engine/cli/registry_flags.h"
 #include "engine/cli/trigger_flags.h"
@@ -109,8 +110,13 @@ int RunVerb(const std::vector<std::string>& argv) {
   args.Bool("json", "print one JSON event per line on stdout");
   args.Flag("resume", "continue the recorded, unfinished run RUN");
   AddRegistryFlags(&args);
+  AddPipelineLimitFlags(&args);
   int code;
   if (!args.Parse(argv, &code)) return code;
+  absl::StatusOr<pipeline::LoadOptions> limits = PipelineLimitsFromFlags(args);
+  if (!limits.ok()) {
+    return args.UsageError(std::string(limits.status().message()));
+  }
   bool resume = args.Has("resume");
   if (resume ? args.positionals().size() > 1 : args.positionals().size() != 1) {
     return args.UsageError("expected one pipeline FILE");
@@ -135,7 +141,7 @@ int RunVerb(const std::vector<std::string>& argv) {
     }
     git.emplace(*std::move(resolved));
     pipeline::LoadedPipeline loaded =
-        pipeline::LoadPipelineFile(git->pipeline_file());
+        pipeline::LoadPipelineFile(git->pipeline_file(), *limits);
     if (!loaded.ok()) {
       for (const auto& d : loaded.errors) {
         std::fprintf(stderr, "%s\n", d.ToString().c_str());
