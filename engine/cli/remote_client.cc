@@ -186,6 +186,11 @@ class RemoteClient : public Client {
         }
       }
     }
+    if (first) {  // no message: the server refused the call
+      grpc::Status status = reader->Finish();
+      if (!status.ok()) return service::FromGrpc(status);
+      return info.status();
+    }
     if (!info.ok()) {
       context->TryCancel();
       reader->Finish().ok();

@@ -321,27 +321,22 @@ TEST(LoaderTest, LimitsAreEnforced) {
               HasSubstr("nodes (after expanding aliases)"));
 }
 
-// A pipeline of `tasks` tasks in the bench's shape (B1/B2): each needs
-// three of the previous layer and outputs an artifact.
-std::string LayeredPipeline(int tasks) {
-  std::string y = "name: dag\ntasks:\n";
+// A pipeline of `tasks` independent tasks of ~30 nodes and ~330 bytes.
+std::string WidePipeline(int tasks) {
+  const std::string pad(200, 'p');
+  std::string y = "name: wide\ntasks:\n";
   for (int i = 0; i < tasks; ++i) {
-    absl::StrAppend(&y, "  - {name: t", i, ", run: {command: [/bin/sh, -c, ",
-                    "\"echo ", i, " > out\"]}, outputs: [{artifact: a", i,
-                    ", paths: [out]}]");
-    if (i >= 100) {
-      const int base = (i / 100 - 1) * 100;
-      absl::StrAppend(&y, ", needs: [t", base + i % 100, ", t",
-                      base + (i + 1) % 100, ", t", base + (i + 3) % 100, "]");
-    }
-    y += "}\n";
+    absl::StrAppend(&y, "  - {name: t", i, ", run: {env: {PAD: ", pad,
+                    "}, command: [/bin/echo");
+    for (int a = 0; a < 20; ++a) absl::StrAppend(&y, ", a", a);
+    y += "]}}\n";
   }
   return y;
 }
 
 TEST(LoaderTest, LocalFilesGetGenerousBoundsTheNetworkTightOnes) {
-  // 10,000 tasks: ~1.5 MB and ~250,000 nodes, over the network bounds.
-  const std::string big = LayeredPipeline(10000);
+  // 4,000 tasks: ~1.3 MB and ~120,000 nodes, over the network bounds.
+  const std::string big = WidePipeline(4000);
   ASSERT_GT(big.size(), size_t{1} << 20);
   LoadedPipeline network = LoadPipelineText(big, "dag.yaml");
   ASSERT_FALSE(network.ok());
@@ -356,14 +351,14 @@ TEST(LoaderTest, LocalFilesGetGenerousBoundsTheNetworkTightOnes) {
   LoadedPipeline local =
       LoadPipelineText(big, "dag.yaml", LoadOptions::LocalFile());
   ASSERT_TRUE(local.ok()) << local.errors[0].ToString();
-  EXPECT_EQ(local.pipeline.tasks_size(), 10000);
+  EXPECT_EQ(local.pipeline.tasks_size(), 4000);
 
   // Still bounded: the local bounds are finite, and lowered they refuse.
   LoadOptions lowered = LoadOptions::LocalFile();
-  lowered.max_nodes = 200000;
+  lowered.max_nodes = 110000;
   local = LoadPipelineText(big, "dag.yaml", lowered);
   ASSERT_FALSE(local.ok());
-  EXPECT_THAT(local.errors[0].message, HasSubstr("more than 200000 nodes"));
+  EXPECT_THAT(local.errors[0].message, HasSubstr("more than 110000 nodes"));
   lowered = LoadOptions::LocalFile();
   lowered.max_file_bytes = big.size() - 1;
   local = LoadPipelineText(big, "dag.yaml", lowered);
@@ -387,7 +382,7 @@ TEST(LoaderTest, AliasBombsStopEarlyUnderLocalBounds) {
       LoadPipelineText(laughs, "lol.yaml", LoadOptions::LocalFile());
   ASSERT_FALSE(bomb.ok());
   EXPECT_THAT(bomb.errors[0].ToString(),
-              HasSubstr("lol.yaml:6:47: aliases expand to more than 100000 "
+              HasSubstr("lol.yaml:6:45: aliases expand to more than 100000 "
                         "nodes"));
 }
 
