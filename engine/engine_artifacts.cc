@@ -3,6 +3,7 @@
 // The run record names each output (task, name -> tree digest); the store
 // says whether it still holds it. Names come from the caller and are only
 // ever compared with the recorded ones: they never become paths.
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +50,50 @@ absl::StatusOr<std::vector<v1::TaskStatus>> OutputTasks(
   return out;
 }
 
+// Describes output `artifact` (recorded as `digest`) of `task` from the
+// store: NotFound if the store no longer holds it.
+absl::StatusOr<ArtifactInfo> DescribeArtifact(store::Store& store,
+                                              const std::string& run_id,
+                                              const std::string& task,
+                                              const std::string& artifact,
+                                              const std::string& digest) {
+  absl::StatusOr<cas::Digest> tree = cas::Digest::Parse(digest);
+  if (!tree.ok()) {
+    return absl::DataLossError(absl::StrCat("run ", run_id, " task ", task,
+                                            ": recorded output \"", artifact,
+                                            "\" has no valid digest"));
+  }
+  absl::StatusOr<cas::Digest> archive =
+      store.artifacts().VerifiedArchiveOf(*tree);
+  if (!archive.ok()) {
+    if (archive.status().code() != absl::StatusCode::kNotFound) {
+      return archive.status();
+    }
+    return absl::NotFoundError(absl::StrCat(
+        "output \"", artifact, "\" of task \"", task, "\" (run ", run_id, ", ",
+        tree->ToString(), ") is no longer in the store (collected by gc?)"));
+  }
+  absl::StatusOr<std::unique_ptr<cas::BlobReader>> reader =
+      store.blobs().OpenBlob(*archive);
+  if (!reader.ok()) return reader.status();
+  archive->set_size((*reader)->size());
+  BlobByteSource source(std::move(*reader));
+  absl::StatusOr<archive::ArchiveSummary> summary =
+      archive::SummarizeArchive(&source, archive::ExtractLimits());
+  if (!summary.ok()) return summary.status();
+  ArtifactInfo info;
+  info.task = task;
+  info.name = artifact;
+  info.tree = *tree;
+  info.stored = true;
+  info.archive = *archive;
+  info.files = summary->files;
+  info.file_bytes = summary->file_bytes;
+  info.directories = summary->directories;
+  info.symlinks = summary->symlinks;
+  return info;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<ArtifactInfo>> Engine::ListArtifacts(
@@ -63,7 +108,8 @@ absl::StatusOr<std::vector<ArtifactInfo>> Engine::ListArtifacts(
     std::map<std::string, std::string> sorted(t.outputs().begin(),
                                               t.outputs().end());
     for (const auto& [name, digest] : sorted) {
-      absl::StatusOr<ArtifactInfo> info = GetArtifact(run_id, t.name(), name);
+      absl::StatusOr<ArtifactInfo> info =
+          DescribeArtifact(store(), run_id, t.name(), name, digest);
       if (info.ok()) {
         out.push_back(*std::move(info));
         continue;
@@ -105,41 +151,7 @@ absl::StatusOr<ArtifactInfo> Engine::GetArtifact(const std::string& run_id,
         known.empty() ? " (it recorded no outputs)"
                       : absl::StrCat(" (its outputs: ", known, ")")));
   }
-  absl::StatusOr<cas::Digest> tree = cas::Digest::Parse(it->second);
-  if (!tree.ok()) {
-    return absl::DataLossError(absl::StrCat("run ", run_id, " task ", task,
-                                            ": recorded output \"", artifact,
-                                            "\" has no valid digest"));
-  }
-  absl::StatusOr<cas::Digest> archive =
-      store().artifacts().VerifiedArchiveOf(*tree);
-  if (!archive.ok()) {
-    if (archive.status().code() != absl::StatusCode::kNotFound) {
-      return archive.status();
-    }
-    return absl::NotFoundError(absl::StrCat(
-        "output \"", artifact, "\" of task \"", task, "\" (run ", run_id, ", ",
-        tree->ToString(), ") is no longer in the store (collected by gc?)"));
-  }
-  absl::StatusOr<std::unique_ptr<cas::BlobReader>> reader =
-      store().blobs().OpenBlob(*archive);
-  if (!reader.ok()) return reader.status();
-  archive->set_size((*reader)->size());
-  BlobByteSource source(std::move(*reader));
-  absl::StatusOr<archive::ArchiveSummary> summary =
-      archive::SummarizeArchive(&source, archive::ExtractLimits());
-  if (!summary.ok()) return summary.status();
-  ArtifactInfo info;
-  info.task = task;
-  info.name = artifact;
-  info.tree = *tree;
-  info.stored = true;
-  info.archive = *archive;
-  info.files = summary->files;
-  info.file_bytes = summary->file_bytes;
-  info.directories = summary->directories;
-  info.symlinks = summary->symlinks;
-  return info;
+  return DescribeArtifact(store(), run_id, task, artifact, it->second);
 }
 
 absl::StatusOr<std::unique_ptr<archive::ByteSource>> Engine::OpenArtifact(
