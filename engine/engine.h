@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/trace.h"
+#include "engine/archive/byte_source.h"
 #include "engine/archive/safe_extract.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/cas/content_store.h"
@@ -255,6 +256,40 @@ class Engine {
       const std::string& dir, const std::vector<std::string>& paths = {});
   // Extracts artifact `tree` into `dir` (new or empty), verified.
   absl::Status UnstashArtifact(const cas::Digest& tree, const std::string& dir);
+
+  // --- Task outputs (engine_artifacts.cc): what `kiln artifacts`, `kiln
+  // unstash RUN/TASK/ARTIFACT` and Kiln.ListArtifacts/DownloadArtifact use.
+
+  // The output artifacts of `run_id`'s tasks (only `task`'s unless ""), in
+  // the run's task order, each described from its stored archive's headers.
+  // NotFound for an unknown run or task.
+  absl::StatusOr<std::vector<ArtifactInfo>> ListArtifacts(
+      const std::string& run_id, const std::string& task);
+  // One output: NotFound also when `task` has no output `artifact`, or the
+  // store no longer holds it.
+  absl::StatusOr<ArtifactInfo> GetArtifact(const std::string& run_id,
+                                           const std::string& task,
+                                           const std::string& artifact);
+  // The bytes of a stored artifact: its archive as stored (zstd-compressed
+  // deterministic tar), or with `tar` the tar stream (decompressed, bounded
+  // as an unstash is). A corrupt blob makes Next() fail DataLoss at the
+  // latest at its end.
+  absl::StatusOr<std::unique_ptr<archive::ByteSource>> OpenArtifact(
+      const ArtifactInfo& artifact, bool tar);
+  // Extracts artifact `tree` into `dir`, verified against `tree`. `dir`
+  // must be new or an empty directory, unless `replace`: then whatever is
+  // at `dir` is replaced once the extraction succeeded (a symlink at `dir`
+  // is replaced, never followed; nothing is written through it). `dir`'s
+  // parent is the caller's (created if missing, followed like any path).
+  absl::Status UnstashArtifactInto(const cas::Digest& tree,
+                                   const std::string& dir, bool replace);
+  // As UnstashArtifactInto for an archive blob that came from elsewhere
+  // (already in this store, e.g. downloaded from a server): the claim that
+  // `archive` holds `tree` is recorded, verified by the extraction, and
+  // forgotten if the extraction fails.
+  absl::Status UnstashDownloadedArtifact(const cas::Digest& tree,
+                                         const cas::Digest& archive,
+                                         const std::string& dir, bool replace);
   // Stores the file at `path` as a blob.
   absl::StatusOr<cas::Digest> PutBlobFile(const std::string& path);
   // Counts of blobs, artifacts and runs.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cas/digest.h"
 #include "engine/store/action_cache.h"
 #include "kiln/v1/run.pb.h"
 
@@ -22,6 +23,22 @@ struct StoreStats {
   int64_t artifacts = 0;
   int64_t runs = 0;
   std::map<v1::RunState, int64_t> runs_by_state;
+};
+
+// A task's output artifact as the run recorded it and the store holds it
+// (Engine::ListArtifacts).
+struct ArtifactInfo {
+  std::string task;
+  std::string name;  // the artifact's name in the pipeline
+  cas::Digest tree;  // its identity
+  // False: the run recorded the artifact but the store no longer holds it
+  // (collected by gc); the fields below are then unset.
+  bool stored = false;
+  cas::Digest archive;  // the stored archive; size() is its byte count
+  int64_t files = 0;    // regular files in the tree
+  int64_t file_bytes = 0;
+  int64_t directories = 0;
+  int64_t symlinks = 0;
 };
 
 // Why a task of a recorded run hit or missed the action cache

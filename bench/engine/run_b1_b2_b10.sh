@@ -110,7 +110,7 @@ if ! "$KILN" validate "$dag/kiln/pipeline.yaml" >/dev/null 2>"$tmp/validate.err"
   RUNNER=dag_run
   echo "bench/engine: kiln run refuses the $TASKS-task file ($(head -c 200 "$tmp/validate.err")); using dag_run" >&2
 fi
-runner_note="runner: $([[ $RUNNER == kiln ]] && echo 'kiln run --json' || echo 'bench/engine:dag_run (kiln run refuses the file: loader limits of 1 MiB / 100k YAML nodes)')"
+runner_note="runner: $([[ $RUNNER == kiln ]] && echo 'kiln run --json' || echo 'bench/engine:dag_run (kiln validate refused the file)')"
 echo "bench/engine: $TASKS tasks (width $WIDTH, fan-in $FANIN), jobs $JOBS, $runner_note" >&2
 
 # --- cold runs (B2) ---

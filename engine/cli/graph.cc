@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "engine/cli/args.h"
 #include "engine/cli/git_trigger.h"
+#include "engine/cli/pipeline_limits.h"
 #include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
 #include "engine/pipeline/condition.h"
@@ -88,10 +89,15 @@ int RunGraph(const std::vector<std::string>& argv) {
       "that would run for a trigger, in order; skipped ones say why.");
   args.Flag("format", "text (default) or dot");
   AddTriggerFlags(&args);
+  AddPipelineLimitFlags(&args);
   int exit_code = 0;
   if (!args.Parse(argv, &exit_code)) return exit_code;
   if (args.positionals().size() != 1) {
     return args.UsageError("graph takes exactly one FILE");
+  }
+  absl::StatusOr<pipeline::LoadOptions> limits = PipelineLimitsFromFlags(args);
+  if (!limits.ok()) {
+    return args.UsageError(std::string(limits.status().message()));
   }
   std::string format = args.Get("format", "text");
   if (format != "text" && format != "dot") {
@@ -110,7 +116,7 @@ int RunGraph(const std::vector<std::string>& argv) {
     return kExitUsage;
   }
   pipeline::LoadedPipeline loaded =
-      pipeline::LoadPipelineFile(git->pipeline_file());
+      pipeline::LoadPipelineFile(git->pipeline_file(), *limits);
   if (!loaded.ok()) {
     for (const pipeline::Diagnostic& d : loaded.errors) {
       std::fprintf(stderr, "%s\n", d.ToString().c_str());

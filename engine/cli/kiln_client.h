@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -68,6 +69,18 @@ class Client {
                               const std::string& reason) = 0;
   // Starts a new run like `run_id`; returns the new run's id.
   virtual absl::StatusOr<std::string> Retry(const std::string& run_id) = 0;
+
+  // The output artifacts of the run's tasks (only `task`'s unless "").
+  // NotFound for an unknown run or task.
+  virtual absl::StatusOr<std::vector<ArtifactInfo>> ListArtifacts(
+      const std::string& run_id, const std::string& task) = 0;
+  // Extracts output `artifact` of `task` into the local directory `dir`
+  // (new or empty, unless `replace`: Engine::UnstashArtifactInto), verified
+  // against its tree digest. Over gRPC the archive is downloaded into the
+  // local store first. NotFound for an unknown run, task or artifact.
+  virtual absl::StatusOr<ArtifactInfo> UnstashOutput(
+      const std::string& run_id, const std::string& task,
+      const std::string& artifact, const std::string& dir, bool replace) = 0;
 };
 
 // In-process, over `engine` (not owned; it outlives the client). Submit,

@@ -31,6 +31,16 @@ tasks:
     run: {command: [make, build]}
 )";
 
+constexpr char kProducing[] = R"(name: produce
+tasks:
+  - name: build
+    run: {command: [make, app]}
+    outputs: [{artifact: app, paths: [out]}]
+  - name: test
+    needs: [build]
+    run: {command: [make, test]}
+)";
+
 constexpr char kHanging[] = R"(name: slow
 tasks:
   - name: wait
@@ -53,6 +63,10 @@ class ClientEnv {
       FakeScript s;
       s.Stdout("made " + req.argv(1));
       if (req.argv(1) == "hang") s.Delay(absl::Seconds(60));
+      if (req.argv(1) == "app") {
+        s.WriteFile("out/bin/app", "#!/bin/sh\necho hi\n");
+        s.WriteFile("out/README", "the app\n");
+      }
       return s;
     });
     EngineOptions options;
@@ -235,6 +249,110 @@ tasks:
                                 "executor 'nowhere'"))
       << id.status();
   EXPECT_TRUE(this->env_.executor().requests().empty());
+}
+
+// Reads a whole file ("" if it cannot).
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TYPED_TEST(ClientTest, OutputsOnEventsListedAndUnstashed) {
+  Client& client = this->env_.client();
+  absl::StatusOr<std::string> id = this->Submit(kProducing);
+  ASSERT_TRUE(id.ok()) << id.status();
+  std::string event_digest;
+  absl::StatusOr<v1::RunState> state =
+      client.Watch(*id, 0, [&](const v1::RunEvent& e) {
+        if (e.has_task_state() && e.task_state().task() == "build" &&
+            e.task_state().state() == v1::TASK_SUCCEEDED) {
+          auto it = e.task_state().outputs().find("app");
+          if (it != e.task_state().outputs().end()) event_digest = it->second;
+        }
+      });
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_EQ(*state, v1::RUN_SUCCEEDED);
+  // The task-finished event carries the output's tree digest, the same
+  // the run records.
+  ASSERT_FALSE(event_digest.empty());
+  absl::StatusOr<v1::Run> run = client.GetRun(*id);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->tasks(0).outputs().at("app"), event_digest);
+
+  absl::StatusOr<std::vector<ArtifactInfo>> listed =
+      client.ListArtifacts(*id, "");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);  // `test` outputs nothing
+  const ArtifactInfo app = (*listed)[0];
+  EXPECT_EQ(app.task, "build");
+  EXPECT_EQ(app.name, "app");
+  EXPECT_EQ(app.tree.ToString(), event_digest);
+  EXPECT_TRUE(app.stored);
+  EXPECT_EQ(app.files, 2);
+  EXPECT_EQ(app.file_bytes, 18 + 8);
+  EXPECT_EQ(app.directories, 2);  // out, out/bin
+  EXPECT_GT(app.archive.size(), 0);
+  listed = client.ListArtifacts(*id, "test");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_TRUE(listed->empty());
+
+  const std::string dest = this->env_.dir() + "/dest";
+  absl::StatusOr<ArtifactInfo> got =
+      client.UnstashOutput(*id, "build", "app", dest, false);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->tree, app.tree);
+  EXPECT_EQ(Slurp(dest + "/out/bin/app"), "#!/bin/sh\necho hi\n");
+  EXPECT_EQ(Slurp(dest + "/out/README"), "the app\n");
+
+  // A non-empty target is refused unless replaced explicitly.
+  absl::Status again =
+      client.UnstashOutput(*id, "build", "app", dest, false).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(again)) << again;
+  std::ofstream(dest + "/extra") << "x";
+  ASSERT_TRUE(client.UnstashOutput(*id, "build", "app", dest, true).ok());
+  EXPECT_FALSE(fs::exists(dest + "/extra"));
+  EXPECT_EQ(Slurp(dest + "/out/README"), "the app\n");
+
+  // A symlink at the target is never followed: refused, or with replace
+  // the link itself is replaced and what it pointed at is untouched.
+  const std::string victim = this->env_.dir() + "/victim";
+  fs::create_directories(victim);
+  std::ofstream(victim + "/keep") << "keep";
+  const std::string link = this->env_.dir() + "/link";
+  fs::create_directory_symlink(victim, link);
+  EXPECT_FALSE(client.UnstashOutput(*id, "build", "app", link, false).ok());
+  ASSERT_TRUE(client.UnstashOutput(*id, "build", "app", link, true).ok());
+  EXPECT_FALSE(fs::is_symlink(link));
+  EXPECT_EQ(Slurp(link + "/out/README"), "the app\n");
+  EXPECT_EQ(Slurp(victim + "/keep"), "keep");
+  EXPECT_FALSE(fs::exists(victim + "/out"));
+}
+
+TYPED_TEST(ClientTest, HostileOutputRequestsAreRefused) {
+  Client& client = this->env_.client();
+  absl::StatusOr<std::string> id = this->Submit(kProducing);
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE(client.Watch(*id, 0, [](const v1::RunEvent&) {}).ok());
+  const std::string dest = this->env_.dir() + "/dest";
+  EXPECT_TRUE(
+      absl::IsNotFound(client.ListArtifacts("no-such-run", "").status()));
+  EXPECT_TRUE(absl::IsNotFound(client.ListArtifacts(*id, "nope").status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      client.UnstashOutput("no-such-run", "build", "app", dest, false)
+          .status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      client.UnstashOutput(*id, "nope", "app", dest, false).status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      client.UnstashOutput(*id, "build", "nope", dest, false).status()));
+  // Names are looked up, never used as paths.
+  for (const char* name : {"../../../etc", "/etc/passwd", "app/../app", ".."}) {
+    absl::Status st =
+        client.UnstashOutput(*id, "build", name, dest, false).status();
+    EXPECT_TRUE(absl::IsNotFound(st)) << name << ": " << st;
+    st = client.UnstashOutput(*id, name, "app", dest, false).status();
+    EXPECT_TRUE(absl::IsNotFound(st)) << name << ": " << st;
+  }
+  EXPECT_FALSE(fs::exists(dest));
 }
 
 }  // namespace

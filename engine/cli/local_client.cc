@@ -96,6 +96,23 @@ class LocalClient : public Client {
     if (!run.ok()) return run.status();
     return (*run)->id();
   }
+  absl::StatusOr<std::vector<ArtifactInfo>> ListArtifacts(
+      const std::string& run_id, const std::string& task) override {
+    return engine_->ListArtifacts(run_id, task);
+  }
+
+  absl::StatusOr<ArtifactInfo> UnstashOutput(const std::string& run_id,
+                                             const std::string& task,
+                                             const std::string& artifact,
+                                             const std::string& dir,
+                                             bool replace) override {
+    absl::StatusOr<ArtifactInfo> info =
+        engine_->GetArtifact(run_id, task, artifact);
+    if (!info.ok()) return info.status();
+    absl::Status st = engine_->UnstashArtifactInto(info->tree, dir, replace);
+    if (!st.ok()) return st;
+    return info;
+  }
 
  private:
   Engine* const engine_;

@@ -1,6 +1,7 @@
 // cli::Client over gRPC, against `kiln serve` (kiln_client.h).
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "engine/cli/kiln_client.h"
 #include "kiln/v1/service.grpc.pb.h"
 
@@ -16,12 +17,7 @@ class RemoteClient : public Client {
 
   absl::StatusOr<UploadedSource> UploadSource(const std::string& dir) override {
     // Stash the source in the local store, upload what the server lacks.
-    if (local_ == nullptr) {
-      absl::StatusOr<std::unique_ptr<Engine>> local =
-          Engine::OpenStore(local_store_dir_);
-      if (!local.ok()) return local.status();
-      local_ = std::move(*local);
-    }
+    if (absl::Status s = OpenLocal(); !s.ok()) return s;
     absl::StatusOr<cas::StashResult> stashed = local_->StashDirectory(dir);
     if (!stashed.ok()) return stashed.status();
     if (absl::Status s = c_->EnsureBlob(*local_, stashed->archive); !s.ok()) {
@@ -117,7 +113,133 @@ class RemoteClient : public Client {
     return response.run_id();
   }
 
+  absl::StatusOr<std::vector<ArtifactInfo>> ListArtifacts(
+      const std::string& run_id, const std::string& task) override {
+    v1::ListArtifactsRequest request;
+    request.set_run_id(run_id);
+    request.set_task(task);
+    v1::ListArtifactsResponse response;
+    auto context = c_->NewContext(absl::Seconds(60));
+    grpc::Status status =
+        c_->stub().ListArtifacts(context.get(), request, &response);
+    if (!status.ok()) return service::FromGrpc(status);
+    std::vector<ArtifactInfo> out;
+    for (const v1::Artifact& a : response.artifacts()) {
+      absl::StatusOr<ArtifactInfo> info = FromProto(a);
+      if (!info.ok()) return info.status();
+      out.push_back(*std::move(info));
+    }
+    return out;
+  }
+
+  absl::StatusOr<ArtifactInfo> UnstashOutput(const std::string& run_id,
+                                             const std::string& task,
+                                             const std::string& artifact,
+                                             const std::string& dir,
+                                             bool replace) override {
+    if (absl::Status s = OpenLocal(); !s.ok()) return s;
+    v1::DownloadArtifactRequest request;
+    request.set_run_id(run_id);
+    request.set_task(task);
+    request.set_artifact(artifact);
+    request.set_format(v1::DownloadArtifactRequest::ZSTD_TAR);
+    auto context = c_->NewContext();
+    auto reader = c_->stub().DownloadArtifact(context.get(), request);
+    v1::DownloadArtifactResponse message;
+    absl::StatusOr<ArtifactInfo> info =
+        absl::UnavailableError("the server sent nothing");
+    std::unique_ptr<cas::BlobWriter> writer;
+    // The archive goes into the local store, checked against the digest
+    // the server announced; the unstash then checks the tree.
+    bool first = true;
+    int64_t received = 0;
+    while (reader->Read(&message)) {
+      if (first) {
+        first = false;
+        info = FromProto(message.artifact());
+        if (!info.ok()) break;
+        if (!info->stored) {
+          info = absl::DataLossError("the server sent an unstored artifact");
+          break;
+        }
+        if (!local_->HasBlob(info->archive)) {
+          absl::StatusOr<std::unique_ptr<cas::BlobWriter>> w =
+              local_->NewBlobWriter();
+          if (!w.ok()) {
+            info = w.status();
+            break;
+          }
+          writer = std::move(*w);
+        }
+      }
+      received += static_cast<int64_t>(message.data().size());
+      if (received > info->archive.size()) {
+        info = absl::DataLossError(
+            absl::StrCat("the server sent more than the announced ",
+                         info->archive.size(), " bytes"));
+        break;
+      }
+      if (writer != nullptr) {
+        if (absl::Status s = writer->Append(message.data()); !s.ok()) {
+          info = s;
+          break;
+        }
+      }
+    }
+    if (first) {  // no message: the server refused the call
+      grpc::Status status = reader->Finish();
+      if (!status.ok()) return service::FromGrpc(status);
+      return info.status();
+    }
+    if (!info.ok()) {
+      context->TryCancel();
+      reader->Finish().ok();
+      return info.status();
+    }
+    grpc::Status status = reader->Finish();
+    if (!status.ok()) return service::FromGrpc(status);
+    if (writer != nullptr) {
+      absl::StatusOr<cas::Digest> stored = writer->Commit(&info->archive);
+      if (!stored.ok()) return stored.status();
+    }
+    absl::Status st = local_->UnstashDownloadedArtifact(
+        info->tree, info->archive, dir, replace);
+    if (!st.ok()) return st;
+    return info;
+  }
+
  private:
+  // The local store, opened on first use.
+  absl::Status OpenLocal() {
+    if (local_ != nullptr) return absl::OkStatus();
+    absl::StatusOr<std::unique_ptr<Engine>> local =
+        Engine::OpenStore(local_store_dir_);
+    if (!local.ok()) return local.status();
+    local_ = std::move(*local);
+    return absl::OkStatus();
+  }
+
+  static absl::StatusOr<ArtifactInfo> FromProto(const v1::Artifact& a) {
+    ArtifactInfo info;
+    info.task = a.task();
+    info.name = a.name();
+    absl::StatusOr<cas::Digest> tree = cas::Digest::Parse(a.tree_digest());
+    if (!tree.ok()) return tree.status();
+    info.tree = *tree;
+    info.stored = a.stored();
+    if (!info.stored) return info;
+    absl::StatusOr<cas::Digest> archive =
+        cas::Digest::Parse(a.archive_digest());
+    if (!archive.ok()) return archive.status();
+    info.archive = *archive;
+    info.archive.set_size(a.archive_size());
+    info.files = a.files();
+    info.file_bytes = a.file_bytes();
+    info.directories = a.directories();
+    info.symlinks = a.symlinks();
+    return info;
+  }
+
   const std::shared_ptr<service::KilnClient> c_;
   const std::string local_store_dir_;
   std::unique_ptr<Engine> local_;  // the local store, for Submit's source

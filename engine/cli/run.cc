@@ -15,6 +15,7 @@
 #include "engine/cli/args.h"
 #include "engine/cli/git_trigger.h"
 #include "engine/cli/local_engine.h"
+#include "engine/cli/pipeline_limits.h"
 #include "engine/cli/progress.h"
 #include "engine/cli/registry_flags.h"
 #include "engine/cli/trigger_flags.h"
@@ -114,8 +115,13 @@ int RunVerb(const std::vector<std::string>& argv) {
             "write a trace of the run to FILE (Chrome trace-event JSON: open "
             "it in ui.perfetto.dev or chrome://tracing; docs/profile.md)");
   AddRegistryFlags(&args);
+  AddPipelineLimitFlags(&args);
   int code;
   if (!args.Parse(argv, &code)) return code;
+  absl::StatusOr<pipeline::LoadOptions> limits = PipelineLimitsFromFlags(args);
+  if (!limits.ok()) {
+    return args.UsageError(std::string(limits.status().message()));
+  }
   bool resume = args.Has("resume");
   if (resume ? args.positionals().size() > 1 : args.positionals().size() != 1) {
     return args.UsageError("expected one pipeline FILE");
@@ -159,7 +165,7 @@ int RunVerb(const std::vector<std::string>& argv) {
     git.emplace(*std::move(resolved));
     ScopedSpan load_span(trace.get(), run_track, "load pipeline");
     pipeline::LoadedPipeline loaded =
-        pipeline::LoadPipelineFile(git->pipeline_file());
+        pipeline::LoadPipelineFile(git->pipeline_file(), *limits);
     load_span.End();
     if (!loaded.ok()) {
       for (const auto& d : loaded.errors) {

@@ -167,12 +167,90 @@ std::string Rfc3339(const google::protobuf::Timestamp& ts) {
   return Utc(FromTimestamp(ts));
 }
 
+// "succeeded" for TASK_SUCCEEDED.
+std::string TaskStateName(v1::TaskState state) {
+  return absl::AsciiStrToLower(
+      absl::StripPrefix(v1::TaskState_Name(state), "TASK_"));
+}
+
+// The summary fields of a run, as `kiln runs --json` prints them.
+nlohmann::json RunJson(const v1::Run& run, absl::Time now) {
+  TaskCounts c = CountTasks(run);
+  nlohmann::json item = {
+      {"id", run.id()},
+      {"pipeline", run.pipeline_name()},
+      {"state", run.owner_gone() ? std::string("interrupted")
+                                 : RunStateName(run.state())},
+      {"owner_gone", run.owner_gone()},
+      {"reason", run.reason()},
+      {"created", Rfc3339(run.created())},
+      {"duration_seconds", absl::ToDoubleSeconds(RunDuration(run, now))},
+      {"tasks",
+       {{"total", c.total},
+        {"succeeded", c.ok},
+        {"failed", c.failed},
+        {"skipped", c.skipped},
+        {"cached", c.cached}}}};
+  item["finished"] = run.has_finished()
+                         ? nlohmann::json(Rfc3339(run.finished()))
+                         : nlohmann::json(nullptr);
+  return item;
+}
+
+// `kiln runs RUN`: one run with its tasks and their outputs.
+int ShowRun(const v1::Run& run, bool json) {
+  const absl::Time now = absl::Now();
+  if (json) {
+    nlohmann::json item = RunJson(run, now);
+    nlohmann::json tasks = nlohmann::json::array();
+    for (const v1::TaskStatus& t : run.tasks()) {
+      // Sorted by name (the proto map's order is not stable).
+      std::map<std::string, std::string> outputs(t.outputs().begin(),
+                                                 t.outputs().end());
+      std::map<std::string, std::string> results(t.results().begin(),
+                                                 t.results().end());
+      nlohmann::json task = {
+          {"name", t.name()},         {"state", TaskStateName(t.state())},
+          {"attempts", t.attempts()}, {"exit_code", t.exit_code()},
+          {"reason", t.reason()},     {"cache_key", t.cache_key()},
+          {"outputs", outputs},       {"results", results}};
+      task["started"] = t.has_started() ? nlohmann::json(Rfc3339(t.started()))
+                                        : nlohmann::json(nullptr);
+      task["finished"] = t.has_finished()
+                             ? nlohmann::json(Rfc3339(t.finished()))
+                             : nlohmann::json(nullptr);
+      tasks.push_back(std::move(task));
+    }
+    item["task_list"] = std::move(tasks);
+    std::puts(item.dump(2).c_str());
+    return kExitOk;
+  }
+  std::printf("run %s (%s): %s in %s\n", run.id().c_str(),
+              run.pipeline_name().c_str(), DisplayState(run).c_str(),
+              HumanDuration(RunDuration(run, now)).c_str());
+  if (!run.reason().empty()) std::printf("  %s\n", run.reason().c_str());
+  for (const v1::TaskStatus& t : run.tasks()) {
+    std::printf("  %-24s %-10s%s%s\n", t.name().c_str(),
+                TaskStateName(t.state()).c_str(), t.reason().empty() ? "" : " ",
+                t.reason().c_str());
+    std::map<std::string, std::string> outputs(t.outputs().begin(),
+                                               t.outputs().end());
+    for (const auto& [name, digest] : outputs) {
+      std::printf("    output %s %s\n", name.c_str(), digest.c_str());
+    }
+  }
+  return kExitOk;
+}
+
 int Runs(const std::vector<std::string>& argv) {
   Args args(
       "kiln runs [--store DIR] [--limit N] [--state S] [--pipeline NAME] "
-      "[--json]\n\n"
+      "[--json]\n"
+      "kiln runs RUN [--json]\n\n"
       "Lists recorded runs, newest first. TASKS counts ok/failed/skipped/"
-      "cached\n(failed includes timed out and cancelled tasks).");
+      "cached\n(failed includes timed out and cancelled tasks). With RUN,\n"
+      "shows that run's tasks and their output artifacts (name -> digest;\n"
+      "with --json under task_list[].outputs).");
   args.Flag("store",
             "store directory (default $KILN_STORE, $HOME/.cache/kiln)");
   args.Flag("limit", "at most N runs (default 20)");
@@ -185,8 +263,8 @@ int Runs(const std::vector<std::string>& argv) {
   args.Bool("remote", "ask the server (implied by --server/--token-file)");
   int exit_code = kExitOk;
   if (!args.Parse(argv, &exit_code)) return exit_code;
-  if (!args.positionals().empty()) {
-    return args.UsageError("runs takes no arguments");
+  if (args.positionals().size() > 1) {
+    return args.UsageError("runs takes at most one RUN");
   }
   const bool remote =
       args.Has("server") || args.Has("token-file") || args.Has("remote");
@@ -220,12 +298,29 @@ int Runs(const std::vector<std::string>& argv) {
     }
     client = std::move(*connected);
   } else {
-    local = OpenStore(args.Get("store"), /*missing_is_ok=*/true, &exit_code);
+    const bool one_run = args.positionals().size() == 1;
+    local =
+        OpenStore(args.Get("store"), /*missing_is_ok=*/!one_run, &exit_code);
     if (local == nullptr) {
       if (json && exit_code == kExitOk) std::puts("[]");
       return exit_code;
     }
     client = NewLocalClient(local.get());
+  }
+  if (args.positionals().size() == 1) {
+    absl::StatusOr<v1::Run> run = client->GetRun(args.positionals()[0]);
+    if (!run.ok()) {
+      std::fprintf(stderr, "kiln: %s\n",
+                   std::string(run.status().message()).c_str());
+      return kExitFailed;
+    }
+    if (run->tasks_omitted()) {
+      std::fprintf(stderr,
+                   "kiln: run %s has too many tasks for one reply; its task "
+                   "list is left out (use `kiln artifacts %s`)\n",
+                   run->id().c_str(), run->id().c_str());
+    }
+    return ShowRun(*run, json);
   }
   std::vector<v1::Run> found;
   std::string token;
@@ -245,28 +340,7 @@ int Runs(const std::vector<std::string>& argv) {
   const absl::Time now = absl::Now();
   if (json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const v1::Run& run : found) {
-      TaskCounts c = CountTasks(run);
-      nlohmann::json item = {
-          {"id", run.id()},
-          {"pipeline", run.pipeline_name()},
-          {"state", run.owner_gone() ? std::string("interrupted")
-                                     : RunStateName(run.state())},
-          {"owner_gone", run.owner_gone()},
-          {"reason", run.reason()},
-          {"created", Rfc3339(run.created())},
-          {"duration_seconds", absl::ToDoubleSeconds(RunDuration(run, now))},
-          {"tasks",
-           {{"total", c.total},
-            {"succeeded", c.ok},
-            {"failed", c.failed},
-            {"skipped", c.skipped},
-            {"cached", c.cached}}}};
-      item["finished"] = run.has_finished()
-                             ? nlohmann::json(Rfc3339(run.finished()))
-                             : nlohmann::json(nullptr);
-      out.push_back(std::move(item));
-    }
+    for (const v1::Run& run : found) out.push_back(RunJson(run, now));
     std::puts(out.dump(2).c_str());
     return kExitOk;
   }

@@ -1,5 +1,6 @@
-// `kiln stash`, `kiln unstash` and `kiln cas`: artifacts and blobs in the
-// local store, through kiln::Engine (Engine::OpenStore). Translation only.
+// `kiln stash` and `kiln cas`: artifacts and blobs in the
+// local store, through kiln::Engine (Engine::OpenStore); `kiln unstash` is
+// in artifacts.cc. Translation only.
 #include <unistd.h>
 
 #include <cstdio>
@@ -48,28 +49,6 @@ int RunStash(const std::vector<std::string>& argv) {
       (*engine)->StashDirectory(args.positionals()[0], args.GetAll("path"));
   if (!result.ok()) return Fail(result.status());
   std::printf("%s\n", result->tree.ToString().c_str());
-  return kExitOk;
-}
-
-int RunUnstash(const std::vector<std::string>& argv) {
-  Args args(
-      "kiln unstash DIGEST DIR [--store S]\n\n"
-      "Extracts artifact DIGEST into DIR, which must be new or empty; the\n"
-      "extracted tree is verified against DIGEST.");
-  args.Flag("store", kStoreHelp);
-  int code = 0;
-  if (!args.Parse(argv, &code)) return code;
-  if (args.positionals().size() != 2) {
-    return args.UsageError("unstash takes DIGEST and DIR");
-  }
-  absl::StatusOr<cas::Digest> digest =
-      cas::Digest::Parse(args.positionals()[0]);
-  if (!digest.ok())
-    return args.UsageError(std::string(digest.status().message()));
-  auto engine = OpenStore(args);
-  if (!engine.ok()) return Fail(engine.status());
-  absl::Status st = (*engine)->UnstashArtifact(*digest, args.positionals()[1]);
-  if (!st.ok()) return Fail(st);
   return kExitOk;
 }
 
@@ -144,8 +123,6 @@ int RunCas(const std::vector<std::string>& argv) {
 
 KILN_CLI_VERB(stash, "stash", "store a directory tree as an artifact",
               RunStash);
-KILN_CLI_VERB(unstash, "unstash", "extract an artifact into a new directory",
-              RunUnstash);
 KILN_CLI_VERB(cas, "cas", "put or get a blob in the content store", RunCas);
 
 }  // namespace kiln::cli

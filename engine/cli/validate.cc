@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "engine/cli/args.h"
+#include "engine/cli/pipeline_limits.h"
 #include "engine/cli/verb.h"
 #include "engine/pipeline/loader.h"
 
@@ -18,15 +19,21 @@ int RunValidate(const std::vector<std::string>& argv) {
   // (ulimit -v) although little of it is used. One arena is plenty here.
   mallopt(M_ARENA_MAX, 1);
   Args args(
-      "kiln validate FILE\n\nChecks a pipeline file; prints every "
-      "problem as FILE:LINE:COL: message.");
+      "kiln validate FILE [--max-pipeline-bytes N] [--max-pipeline-nodes N]"
+      "\n\nChecks a pipeline file; prints every problem as FILE:LINE:COL: "
+      "message.");
+  AddPipelineLimitFlags(&args);
   int exit_code = 0;
   if (!args.Parse(argv, &exit_code)) return exit_code;
   if (args.positionals().size() != 1) {
     return args.UsageError("validate takes exactly one FILE");
   }
+  absl::StatusOr<pipeline::LoadOptions> limits = PipelineLimitsFromFlags(args);
+  if (!limits.ok()) {
+    return args.UsageError(std::string(limits.status().message()));
+  }
   pipeline::LoadedPipeline loaded =
-      pipeline::LoadPipelineFile(args.positionals()[0]);
+      pipeline::LoadPipelineFile(args.positionals()[0], *limits);
   if (!loaded.ok()) {
     for (const pipeline::Diagnostic& d : loaded.errors) {
       std::fprintf(stderr, "%s\n", d.ToString().c_str());

@@ -62,6 +62,7 @@ LoadedPipeline LoadPipelineText(absl::string_view text,
   limits.max_bytes = options.max_file_bytes;
   limits.max_depth = options.max_depth;
   limits.max_nodes = options.max_nodes;
+  limits.max_alias_nodes = options.max_alias_nodes;
   limits.max_scalar_bytes = options.max_scalar_bytes;
   limits.allow_aliases = true;  // expanded within max_nodes
   absl::StatusOr<yaml::Node> root = yaml::Parse(text, filename, limits);

@@ -33,10 +33,16 @@
 
 namespace kiln::pipeline {
 
+// The defaults are the bounds for a pipeline that arrives over the network
+// (Kiln.SubmitRun, Kiln.ValidatePipeline): 1 MiB, 100,000 nodes. A file the
+// user runs locally is trusted more: LocalFile() (64 MiB, 10 M nodes, the
+// CLI's --max-pipeline-bytes/--max-pipeline-nodes change them). Both keep
+// alias expansion to 100,000 nodes, the depth and the scalar size.
 struct LoadOptions {
   size_t max_file_bytes = 1 << 20;  // 1 MiB
   int max_depth = 64;
-  size_t max_nodes = 100000;  // after alias expansion
+  size_t max_nodes = 100000;        // after alias expansion
+  size_t max_alias_nodes = 100000;  // of those, added by aliases
   size_t max_scalar_bytes = 64 << 10;
   bool validate = true;  // run ValidatePipeline after a clean decode
   // Whether that validation accepts run.image. The loader does not know
@@ -44,6 +50,19 @@ struct LoadOptions {
   // by default an image is accepted here, and Engine::Submit validates
   // again with its executors' capabilities (per task).
   bool images_supported = true;
+
+  // Generous bounds for a trusted local file (`kiln run`, `validate`,
+  // `graph`): a 10,000-task pipeline (1.4 MB, ~230,000 nodes) loads with
+  // room to spare (`kiln validate`: 89 MB peak RSS). Memory stays bounded
+  // by the node budget: ~300 bytes a node, so ~3 GB at 10 M nodes.
+  static LoadOptions LocalFile() {
+    LoadOptions options;
+    options.max_file_bytes = kLocalMaxFileBytes;
+    options.max_nodes = kLocalMaxNodes;
+    return options;
+  }
+  static constexpr size_t kLocalMaxFileBytes = size_t{64} << 20;
+  static constexpr size_t kLocalMaxNodes = 10 * 1000 * 1000;
 };
 
 struct LoadedPipeline {

@@ -321,6 +321,71 @@ TEST(LoaderTest, LimitsAreEnforced) {
               HasSubstr("nodes (after expanding aliases)"));
 }
 
+// A pipeline of `tasks` independent tasks of ~30 nodes and ~330 bytes.
+std::string WidePipeline(int tasks) {
+  const std::string pad(200, 'p');
+  std::string y = "name: wide\ntasks:\n";
+  for (int i = 0; i < tasks; ++i) {
+    absl::StrAppend(&y, "  - {name: t", i, ", run: {env: {PAD: ", pad,
+                    "}, command: [/bin/echo");
+    for (int a = 0; a < 20; ++a) absl::StrAppend(&y, ", a", a);
+    y += "]}}\n";
+  }
+  return y;
+}
+
+TEST(LoaderTest, LocalFilesGetGenerousBoundsTheNetworkTightOnes) {
+  // 4,000 tasks: ~1.3 MB and ~120,000 nodes, over the network bounds.
+  const std::string big = WidePipeline(4000);
+  ASSERT_GT(big.size(), size_t{1} << 20);
+  LoadedPipeline network = LoadPipelineText(big, "dag.yaml");
+  ASSERT_FALSE(network.ok());
+  EXPECT_THAT(network.errors[0].ToString(),
+              HasSubstr("dag.yaml:1:1: file of "));
+  LoadOptions nodes_only;  // the network's node budget alone
+  nodes_only.max_file_bytes = LoadOptions::kLocalMaxFileBytes;
+  network = LoadPipelineText(big, "dag.yaml", nodes_only);
+  ASSERT_FALSE(network.ok());
+  EXPECT_THAT(network.errors[0].message, HasSubstr("more than 100000 nodes"));
+
+  LoadedPipeline local =
+      LoadPipelineText(big, "dag.yaml", LoadOptions::LocalFile());
+  ASSERT_TRUE(local.ok()) << local.errors[0].ToString();
+  EXPECT_EQ(local.pipeline.tasks_size(), 4000);
+
+  // Still bounded: the local bounds are finite, and lowered they refuse.
+  LoadOptions lowered = LoadOptions::LocalFile();
+  lowered.max_nodes = 110000;
+  local = LoadPipelineText(big, "dag.yaml", lowered);
+  ASSERT_FALSE(local.ok());
+  EXPECT_THAT(local.errors[0].message, HasSubstr("more than 110000 nodes"));
+  lowered = LoadOptions::LocalFile();
+  lowered.max_file_bytes = big.size() - 1;
+  local = LoadPipelineText(big, "dag.yaml", lowered);
+  ASSERT_FALSE(local.ok());
+  EXPECT_THAT(local.errors[0].ToString(), HasSubstr("dag.yaml:1:1: file of "));
+}
+
+TEST(LoaderTest, AliasBombsStopEarlyUnderLocalBounds) {
+  // Ten levels of ten: 10^10 nodes. With a 10 M node budget the alias
+  // budget (100,000) stops it, at the alias that passes it.
+  std::string laughs = "name: lol\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int level = 1; level < 10; ++level) {
+    absl::StrAppend(&laughs, "a", level, ": &a", level, " [");
+    for (int i = 0; i < 10; ++i) {
+      absl::StrAppend(&laughs, i ? ", " : "", "*a", level - 1);
+    }
+    laughs += "]\n";
+  }
+  laughs += "tasks: *a9\n";
+  LoadedPipeline bomb =
+      LoadPipelineText(laughs, "lol.yaml", LoadOptions::LocalFile());
+  ASSERT_FALSE(bomb.ok());
+  EXPECT_THAT(bomb.errors[0].ToString(),
+              HasSubstr("lol.yaml:6:45: aliases expand to more than 100000 "
+                        "nodes"));
+}
+
 TEST(LoaderTest, AliasesWithinBudgetWork) {
   LoadedPipeline p = Load(
       "name: x\n"

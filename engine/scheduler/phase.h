@@ -71,8 +71,11 @@ class Scheduler::Phase {
   };
 
   v1::TaskStatus& Status(const std::string& name) { return (*statuses_)[name]; }
-  void Emit(const std::string& task, v1::TaskState state, int attempt,
-            int exit_code, const std::string& reason, int error_code = 0);
+  // `outputs` (a final state's artifacts, name -> tree digest) may be null.
+  void Emit(
+      const std::string& task, v1::TaskState state, int attempt, int exit_code,
+      const std::string& reason, int error_code = 0,
+      const google::protobuf::Map<std::string, std::string>* outputs = nullptr);
   void Finish(const v1::Task& task, v1::TaskState state, int attempt,
               const AttemptOutcome* outcome, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -168,7 +168,8 @@ Role RequiredRole(absl::string_view method) {
   if (method == "ValidatePipeline" || method == "GetRun" ||
       method == "ListRuns" || method == "GetRunTasks" || method == "WatchRun" ||
       method == "StreamLogs" || method == "FindMissingBlobs" ||
-      method == "DownloadBlob") {
+      method == "DownloadBlob" || method == "ListArtifacts" ||
+      method == "DownloadArtifact") {
     return Role::kViewer;
   }
   if (method == "SubmitRun" || method == "CancelRun" || method == "RetryRun" ||

@@ -94,7 +94,8 @@ TEST(AuthorizerTest, EveryMethodRoleAndCredential) {
       {"ValidatePipeline", Role::kViewer}, {"GetRun", Role::kViewer},
       {"ListRuns", Role::kViewer},         {"WatchRun", Role::kViewer},
       {"StreamLogs", Role::kViewer},       {"FindMissingBlobs", Role::kViewer},
-      {"DownloadBlob", Role::kViewer},     {"SubmitRun", Role::kSubmitter},
+      {"DownloadBlob", Role::kViewer},     {"ListArtifacts", Role::kViewer},
+      {"DownloadArtifact", Role::kViewer}, {"SubmitRun", Role::kSubmitter},
       {"CancelRun", Role::kSubmitter},     {"RetryRun", Role::kSubmitter},
       {"UploadBlob", Role::kSubmitter},    {"SomethingNew", Role::kAdmin},
   };

@@ -122,6 +122,12 @@ class KilnService final : public v1::Kiln::Service {
   grpc::Status DownloadBlob(
       grpc::ServerContext* context, const v1::DownloadBlobRequest* request,
       grpc::ServerWriter<v1::DownloadBlobResponse>* writer) override;
+  grpc::Status ListArtifacts(grpc::ServerContext* context,
+                             const v1::ListArtifactsRequest* request,
+                             v1::ListArtifactsResponse* response) override;
+  grpc::Status DownloadArtifact(
+      grpc::ServerContext* context, const v1::DownloadArtifactRequest* request,
+      grpc::ServerWriter<v1::DownloadArtifactResponse>* writer) override;
 
  private:
   KilnService(Engine* engine, ServiceOptions options);

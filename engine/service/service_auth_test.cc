@@ -126,6 +126,25 @@ std::vector<Rpc> AllRpcs() {
          return reader->Finish();
        },
        true},
+      {"ListArtifacts", Role::kViewer,
+       [](v1::Kiln::Stub& s, grpc::ClientContext* c) {
+         v1::ListArtifactsRequest req;
+         req.set_run_id("missing");
+         v1::ListArtifactsResponse resp;
+         return s.ListArtifacts(c, req, &resp);
+       }},
+      {"DownloadArtifact", Role::kViewer,
+       [](v1::Kiln::Stub& s, grpc::ClientContext* c) {
+         v1::DownloadArtifactRequest req;
+         req.set_run_id("missing");
+         req.set_task("build");
+         req.set_artifact("app");
+         auto reader = s.DownloadArtifact(c, req);
+         v1::DownloadArtifactResponse resp;
+         while (reader->Read(&resp)) {
+         }
+         return reader->Finish();
+       }},
   };
 }
 

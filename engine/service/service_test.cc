@@ -247,6 +247,33 @@ TEST_F(ServiceTest, MalformedAndOversizedRequests) {
     ASSERT_TRUE(status.ok()) << status.error_message();
     EXPECT_FALSE(response.valid());
   }
+  {  // Under 1 MiB but over the network's node budget (100,000): the
+     // generous bounds of local files (`kiln run`) never apply here.
+    std::string yaml = "name: many\ntasks: [";
+    for (int i = 0; i < 150000; ++i) yaml += i ? ",x" : "x";
+    yaml += "]\n";
+    ASSERT_LT(yaml.size(), size_t{1} << 20);
+    v1::ValidatePipelineRequest request;
+    request.set_yaml(yaml);
+    v1::ValidatePipelineResponse response;
+    auto context = client->NewContext(absl::Seconds(10));
+    status = client->stub().ValidatePipeline(context.get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_FALSE(response.valid());
+    ASSERT_GT(response.diagnostics_size(), 0);
+    EXPECT_NE(response.diagnostics(0).text().find("more than 100000 nodes"),
+              std::string::npos)
+        << response.diagnostics(0).text();
+    v1::SubmitRunRequest submit;
+    submit.set_yaml(yaml);
+    v1::SubmitRunResponse submitted;
+    auto context2 = client->NewContext(absl::Seconds(10));
+    status = client->stub().SubmitRun(context2.get(), submit, &submitted);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("more than 100000 nodes"),
+              std::string::npos)
+        << status.error_message();
+  }
   {  // Deeply nested protobuf (conditions): refused by the parser.
     v1::SubmitRunRequest request;
     v1::Pipeline* p = request.mutable_message();

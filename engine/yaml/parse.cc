@@ -92,6 +92,13 @@ class TreeBuilder : public YAML::EventHandler {
       Fail(m, "alias refers to an anchor that is not complete (recursive)");
     }
     Charge(m, it->second.second);
+    alias_nodes_ += it->second.second;
+    if (alias_nodes_ > limits_.max_alias_nodes) {
+      Fail(m,
+           absl::StrCat("aliases expand to more than ", limits_.max_alias_nodes,
+                        " nodes"),
+           absl::StatusCode::kResourceExhausted);
+    }
     Node copy = it->second.first;
     Add(std::move(copy), 0, /*counted=*/true);
   }
@@ -243,6 +250,7 @@ class TreeBuilder : public YAML::EventHandler {
   Node root_;
   bool have_root_ = false;
   size_t nodes_ = 0;
+  size_t alias_nodes_ = 0;  // of nodes_, added by aliases
 };
 
 // YAML's printable set (c-printable): tab, LF, CR, x20-x7E, x85,

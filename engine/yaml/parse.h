@@ -21,9 +21,13 @@
 namespace kiln::yaml {
 
 struct Limits {
-  size_t max_bytes = 4 << 20;         // input size
-  int max_depth = 64;                 // nesting of sequences/mappings
-  size_t max_nodes = 200000;          // after alias expansion
+  size_t max_bytes = 4 << 20;  // input size
+  int max_depth = 64;          // nesting of sequences/mappings
+  size_t max_nodes = 200000;   // after alias expansion
+  // Of those, the nodes aliases add (their copies); the default leaves
+  // only max_nodes. A lower bound stops alias bombs (billion laughs) early
+  // when max_nodes is generous (a large trusted file).
+  size_t max_alias_nodes = static_cast<size_t>(-1);
   size_t max_scalar_bytes = 1 << 20;  // one scalar
   size_t max_documents = 10000;       // ParseAll only
   bool allow_aliases = true;          // false: any alias is an error

@@ -47,10 +47,28 @@ for yaml in "$root"/tests/pipeline/bad/*.yaml; do
 done
 [ "$count" -ge 17 ] || { echo "FAIL: only $count corpus files"; fail=1; }
 
-# Too large to commit: generated here.
-big="$TEST_TMPDIR/oversize.yaml"
+# Too large to commit: generated here. A local file may hold 64 MiB
+# (LoadOptions::LocalFile); 65 MiB is refused before it is parsed.
+over="$TEST_TMPDIR/oversize.yaml"
+head -c $((65 << 20)) /dev/zero | tr '\0' '#' >"$over"
+check "$over" "1:1: file of "
+rm -f "$over"
+# 40,000 tasks (1.4 MB, ~200,000 nodes): over the network's bounds (1 MiB,
+# 100,000 nodes), within a local file's; the flags lower them again.
+big="$TEST_TMPDIR/big.yaml"
 { echo "name: big"; echo "tasks:"; for i in $(seq 1 40000); do echo "  - {name: t$i, run: {command: [x]}}"; done; } >"$big"
-check "$big" "1:1: file of "
+out=$(timeout 60 "$kiln" validate "$big" 2>&1)
+[ "$out" = "ok: 40000 tasks" ] || { echo "FAIL: 40,000-task local file: $out"; fail=1; }
+out=$(timeout 60 "$kiln" validate --max-pipeline-bytes 1048576 "$big" 2>&1)
+case "$out" in "$big:1:1: file of "*) echo "ok   --max-pipeline-bytes: $out";;
+  *) echo "FAIL: --max-pipeline-bytes 1048576: $out"; fail=1;; esac
+out=$(timeout 60 "$kiln" validate --max-pipeline-nodes 100000 "$big" 2>&1)
+case "$out" in "$big:"*"more than 100000 nodes"*) echo "ok   --max-pipeline-nodes: ${out:0:120}";;
+  *) echo "FAIL: --max-pipeline-nodes 100000: $out"; fail=1;; esac
+"$kiln" validate --max-pipeline-nodes 0 "$big" >/dev/null 2>&1
+[ $? -eq 2 ] || { echo "FAIL: --max-pipeline-nodes 0 should exit 2"; fail=1; }
+"$kiln" validate --max-pipeline-bytes $((2 << 30)) "$big" >/dev/null 2>&1
+[ $? -eq 2 ] || { echo "FAIL: --max-pipeline-bytes 2 GiB should exit 2"; fail=1; }
 huge="$TEST_TMPDIR/huge_scalar.yaml"
 { printf 'name: h\ntasks:\n  - name: a\n    run: {command: ["'; head -c 100000 /dev/zero | tr '\0' x; printf '"]}\n'; } >"$huge"
 check "$huge" "4:21: scalar of 100000 bytes exceeds the limit"

@@ -162,12 +162,11 @@ void DashboardServer::Api() {
                                  httplib::Response& res) {
     Caller caller;
     if (!Authenticate(req, &res, "ListRuns", false, &caller)) return;
-    SendJson(&res, nlohmann::json{
-                       {"name", caller.principal.name},
-                       {"role", RoleName(caller.principal.role)},
-                       {"can_act", static_cast<int>(caller.principal.role) >=
-                                       static_cast<int>(Role::kSubmitter)},
-                       {"csrf_token", caller.csrf_token}});
+    SendJson(&res, nlohmann::json{{"name", caller.principal.name},
+                                  {"role", RoleName(caller.principal.role)},
+                                  {"can_act", RoleMayCall(caller.principal.role,
+                                                          "CancelRun")},
+                                  {"csrf_token", caller.csrf_token}});
   });
 
   svr.Get(

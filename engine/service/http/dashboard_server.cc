@@ -182,7 +182,7 @@ bool DashboardServer::Authenticate(const httplib::Request& req,
     return false;
   }
   Role needed = RequiredRole(method);
-  if (static_cast<int>(session->principal.role) < static_cast<int>(needed)) {
+  if (!RoleMayCall(session->principal.role, method)) {
     SendError(res, absl::PermissionDeniedError(
                        absl::StrCat(method, " needs role ", RoleName(needed),
                                     "; ", session->principal.name, " is ",
