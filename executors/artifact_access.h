@@ -36,6 +36,21 @@ class ArtifactAccess {
 
 // Where an executor running on this host makes a task's workspace and how it
 // moves the task's artifacts (the location-independent request mode).
+// How an executor that runs elsewhere moves artifacts: its agent transfers
+// archive blobs through the blob API; the engine maps trees to archives.
+class ArchiveAccess {
+ public:
+  virtual ~ArchiveAccess() = default;
+  // The archive blob (sha256:...) holding tree `tree`, present in the store
+  // the blob API serves (NotFound otherwise).
+  virtual absl::StatusOr<std::string> ArchiveOf(const std::string& tree) = 0;
+  // Records that uploaded blob `archive` holds tree `tree`; verifies it
+  // (safe extraction into a scratch dir, tree digest equal) before returning
+  // OK; a forged claim is InvalidArgument and is not recorded.
+  virtual absl::Status AdoptArchive(const std::string& tree,
+                                    const std::string& archive) = 0;
+};
+
 struct HostWorkspaceOptions {
   // Directory (trusted, created if missing) under which workspaces are made
   // as "<run>.<task>.<attempt>.<random>".
@@ -45,6 +60,9 @@ struct HostWorkspaceOptions {
   // Prepares request.image on this host; null: this host runs no images.
   // Must outlive the executions.
   ImageAccess* images = nullptr;
+  // For an executor that runs elsewhere (a pod): archives of the inputs,
+  // adoption of the uploaded outputs. Must outlive the executions.
+  ArchiveAccess* archives = nullptr;
 };
 
 }  // namespace kiln

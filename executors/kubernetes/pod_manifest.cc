@@ -1,5 +1,7 @@
 #include "executors/kubernetes/pod_manifest.h"
 
+#include <openssl/sha.h>
+
 #include <cmath>
 
 #include "absl/strings/escaping.h"
@@ -65,6 +67,38 @@ json StringMap(const std::map<std::string, std::string>& m) {
 
 }  // namespace
 
+std::string RequestFingerprint(const v1::ExecRequest& request) {
+  json j = json::object();
+  j["argv"] =
+      std::vector<std::string>(request.argv().begin(), request.argv().end());
+  j["env"] = std::map<std::string, std::string>(request.env().begin(),
+                                                request.env().end());
+  j["image"] = request.image();
+  j["workdir"] = request.workdir();
+  j["network"] = request.network();
+  j["report"] = request.report();
+  j["timeout_ms"] = request.limits().timeout().seconds() * 1000 +
+                    request.limits().timeout().nanos() / 1000000;
+  json inputs = json::array();
+  for (const auto& in : request.inputs())
+    inputs.push_back({in.artifact(), in.digest(), in.path()});
+  j["inputs"] = inputs;
+  json outputs = json::array();
+  for (const auto& out : request.outputs()) {
+    outputs.push_back(
+        {out.artifact(),
+         std::vector<std::string>(out.paths().begin(), out.paths().end())});
+  }
+  j["outputs"] = outputs;
+  std::string text = j.dump();
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(),
+         digest);
+  return absl::StrCat(
+      "sha256:", absl::BytesToHexString(absl::string_view(
+                     reinterpret_cast<const char*>(digest), sizeof(digest))));
+}
+
 std::string BuildAgentSpec(const v1::ExecRequest& request,
                            const std::vector<std::string>& input_archives,
                            absl::Duration timeout) {
@@ -107,6 +141,7 @@ json BuildPodManifest(const v1::ExecRequest& request,
   for (const auto& [k, v] : PodAnnotations(request.run_id(), request.task())) {
     annotations[k] = v;
   }
+  annotations[kAnnotationRequest] = RequestFingerprint(request);
 
   json volume_mounts_fetch =
       json::array({{{"name", "kiln"}, {"mountPath", "/kiln-out"}},

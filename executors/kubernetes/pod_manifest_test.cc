@@ -1,5 +1,7 @@
 #include "executors/kubernetes/pod_manifest.h"
 
+#include <functional>
+
 #include "gtest/gtest.h"
 
 namespace kiln {
@@ -63,8 +65,10 @@ TEST(BuildPodManifest, FieldByField) {
   EXPECT_EQ(pod["metadata"]["labels"], json::parse(R"({
       "kiln.dev/run":"r1","kiln.dev/task":"build","kiln.dev/attempt":"2",
       "app.kubernetes.io/managed-by":"kiln"})"));
-  EXPECT_EQ(pod["metadata"]["annotations"], json::parse(R"({
-      "kiln.dev/run-id":"r1","kiln.dev/task-name":"build"})"));
+  EXPECT_EQ(pod["metadata"]["annotations"],
+            json({{"kiln.dev/run-id", "r1"},
+                  {"kiln.dev/task-name", "build"},
+                  {"kiln.dev/request", RequestFingerprint(Request())}}));
 
   const json& spec = pod["spec"];
   EXPECT_EQ(spec["restartPolicy"], "Never");
@@ -164,6 +168,32 @@ TEST(BuildPodManifest, ShapeAndCa) {
       "requests":{"cpu":"500m"},"limits":{"memory":"2Gi"}})"));
   EXPECT_EQ(spec["initContainers"][0]["env"][3], json::parse(R"({
       "name":"KILN_AGENT_CA","value":"-----BEGIN CERTIFICATE-----"})"));
+}
+
+TEST(RequestFingerprint, WhatTheAttemptComputes) {
+  v1::ExecRequest a = Request();
+  std::string f = RequestFingerprint(a);
+  EXPECT_EQ(f.substr(0, 7), "sha256:");
+  EXPECT_EQ(f.size(), 7u + 64u);
+  // Identity of the attempt is not in it: a later attempt matches.
+  v1::ExecRequest later = a;
+  later.set_attempt(7);
+  EXPECT_EQ(RequestFingerprint(later), f);
+  // Anything the command computes from is.
+  std::vector<std::function<void(v1::ExecRequest*)>> edits = {
+      [](v1::ExecRequest* r) { r->set_argv(0, "bash"); },
+      [](v1::ExecRequest* r) { (*r->mutable_env())["A"] = "x"; },
+      [](v1::ExecRequest* r) { r->set_image("other@sha256:1"); },
+      [](v1::ExecRequest* r) { r->set_workdir(""); },
+      [](v1::ExecRequest* r) { r->mutable_inputs(0)->set_digest("sha256:t2"); },
+      [](v1::ExecRequest* r) { r->mutable_outputs(0)->add_paths("more"); },
+      [](v1::ExecRequest* r) { r->set_network(true); },
+  };
+  for (size_t i = 0; i < edits.size(); ++i) {
+    v1::ExecRequest b = a;
+    edits[i](&b);
+    EXPECT_NE(RequestFingerprint(b), f) << i;
+  }
 }
 
 TEST(BuildTokenSecret, Base64Token) {

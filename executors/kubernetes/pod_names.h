@@ -12,13 +12,7 @@
 namespace kiln {
 namespace kubernetes {
 
-// A DNS-1123 label (<= 63 characters, [a-z0-9-], alphanumeric at both ends)
-// for `base`: `base` itself when it already is one; otherwise lowercased,
-// other characters as '-', truncated, plus '-' and 10 hex digits of
-// SHA-256(base), so distinct bases never share a label by construction.
-std::string DnsLabel(absl::string_view base);
-
-// "kiln-<run>-<task>-<attempt>" as a DnsLabel.
+// "kiln-<run>-<task>-<attempt>" as a kube::DnsLabel.
 std::string PodName(absl::string_view run_id, absl::string_view task,
                     uint32_t attempt);
 // The token Secret of one executor instance's agents in its namespace.

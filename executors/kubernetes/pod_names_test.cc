@@ -18,37 +18,6 @@ bool IsDns1123Label(const std::string& s) {
   return true;
 }
 
-TEST(DnsLabel, KeepsAValidLabel) {
-  EXPECT_EQ(DnsLabel("kiln-r1-build-1"), "kiln-r1-build-1");
-}
-
-TEST(DnsLabel, CleansAndHashesOtherNames) {
-  std::string a = DnsLabel("kiln-Run_1-Build.Step-1");
-  EXPECT_TRUE(IsDns1123Label(a)) << a;
-  EXPECT_EQ(a.substr(0, 24), "kiln-run-1-build-step-1-");
-  EXPECT_EQ(a.size(), 24u + 10u);
-  // Deterministic, and names that clean to the same text stay distinct.
-  EXPECT_EQ(a, DnsLabel("kiln-Run_1-Build.Step-1"));
-  EXPECT_NE(a, DnsLabel("kiln-run-1-build-step-1_"));
-}
-
-TEST(DnsLabel, TruncatesLongNamesWithAHashedSuffix) {
-  std::string long_task(200, 'a');
-  std::string x = DnsLabel("kiln-run-" + long_task + "-1");
-  std::string y = DnsLabel("kiln-run-" + long_task + "-2");
-  EXPECT_TRUE(IsDns1123Label(x)) << x;
-  EXPECT_EQ(x.size(), 63u);
-  EXPECT_NE(x, y);  // differ only beyond the truncation: the hash tells
-}
-
-TEST(DnsLabel, NothingUsable) {
-  std::string s = DnsLabel("___");
-  EXPECT_TRUE(IsDns1123Label(s)) << s;
-  EXPECT_EQ(s.substr(0, 2), "x-");
-  EXPECT_TRUE(IsDns1123Label(DnsLabel("")));
-  EXPECT_TRUE(IsDns1123Label(DnsLabel("-a-")));
-}
-
 TEST(PodName, DeterministicPerAttempt) {
   EXPECT_EQ(PodName("r1", "build", 1), "kiln-r1-build-1");
   EXPECT_NE(PodName("r1", "build", 1), PodName("r1", "build", 2));
