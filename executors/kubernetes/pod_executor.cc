@@ -48,6 +48,8 @@ std::string Annotation(const json& pod, const char* key) {
   return (*m)[key].get<std::string>();
 }
 
+constexpr char kAnnotationCollected[] = "kiln.dev/collected";
+
 bool IsTerminating(const json& pod) {
   return pod.contains("metadata") &&
          pod["metadata"].contains("deletionTimestamp") &&
@@ -87,13 +89,18 @@ class PodExecution : public Execution {
   void Collect(const PodView& view);
   void DeletePod(std::optional<int64_t> grace);
   std::string PendingMessage(const PodView& view);
+  // A pod of an earlier attempt of this task that ran this very request
+  // and whose result no engine collected (its engine was killed): the
+  // attempt adopts it instead of starting the work again. Deletes the
+  // task's other uncollected earlier pods (orphans).
+  std::optional<std::string> FindEarlierAttempt();
 
   PodExecutor* const executor_;
   const v1::ExecRequest request_;
   OutputSink* const sink_;
   ArchiveAccess* const archives_;
   const json manifest_;
-  const std::string name_;
+  std::string name_;  // set before the threads start (adoption)
   const absl::Duration kill_grace_;
   const absl::Time started_ = absl::Now();
 
@@ -416,6 +423,57 @@ std::string PodExecution::PendingMessage(const PodView& view) {
   return message;
 }
 
+std::optional<std::string> PodExecution::FindEarlierAttempt() {
+  const std::string& ns = executor_->options().namespace_name;
+  kube::ListOptions options;
+  std::map<std::string, std::string> labels = kubernetes::PodLabels(
+      request_.run_id(), request_.task(), request_.attempt());
+  options.label_selector = absl::StrCat(
+      kubernetes::kLabelRun, "=", labels[kubernetes::kLabelRun], ",",
+      kubernetes::kLabelTask, "=", labels[kubernetes::kLabelTask], ",",
+      kubernetes::kLabelManagedBy, "=kiln");
+  absl::StatusOr<json> pods =
+      executor_->client().List(kube::PodsPath(ns), options);
+  if (!pods.ok() || !pods->contains("items")) return std::nullopt;
+  const std::string fingerprint = kubernetes::RequestFingerprint(request_);
+  std::optional<std::string> best;
+  uint32_t best_attempt = 0;
+  std::vector<std::string> orphans;
+  for (const json& pod : (*pods)["items"]) {
+    std::string name = pod["metadata"].value("name", "");
+    uint32_t attempt = 0;
+    std::string attempt_label = pod["metadata"]
+                                    .value("labels", json::object())
+                                    .value(kubernetes::kLabelAttempt, "");
+    if (name.empty() || name == name_ ||
+        !absl::SimpleAtoi(attempt_label, &attempt) ||
+        attempt >= request_.attempt() ||
+        Annotation(pod, kAnnotationCollected) == "true" ||
+        Annotation(pod, kubernetes::kAnnotationTaskName) != request_.task() ||
+        IsTerminating(pod)) {
+      continue;
+    }
+    if (IsPodFor(pod, request_, fingerprint) &&
+        (!best.has_value() || attempt > best_attempt)) {
+      if (best.has_value()) orphans.push_back(*best);
+      best = name;
+      best_attempt = attempt;
+    } else {
+      orphans.push_back(name);
+    }
+  }
+  for (const std::string& orphan : orphans) {
+    kube::DeleteOptions del;
+    del.grace_period_seconds = 0;
+    absl::Status s = executor_->client().Delete(kube::PodPath(ns, orphan), del);
+    if (!s.ok() && !absl::IsNotFound(s)) {
+      result_.add_warnings(
+          absl::StrCat("deleting orphaned pod ", orphan, ": ", s.message()));
+    }
+  }
+  return best;
+}
+
 void PodExecution::Drive() {
   const PodExecutorOptions& options = executor_->options();
   const std::string& ns = options.namespace_name;
@@ -424,15 +482,27 @@ void PodExecution::Drive() {
     result_.set_message(std::move(message));
   };
 
+  if (request_.attempt() > 1) {
+    if (std::optional<std::string> earlier = FindEarlierAttempt()) {
+      name_ = *earlier;
+      result_.add_warnings(absl::StrCat(
+          "kiln: re-attached to pod ", name_,
+          " of an earlier attempt that ran this request (its engine stopped)"));
+    }
+  }
+
   // Create the pod, or adopt the one this attempt (or an engine that ran
   // this very request before it was killed) already made.
-  absl::StatusOr<json> created =
-      executor_->client().Create(kube::PodsPath(ns), manifest_);
-  if (!created.ok()) {
+  const bool adopted_earlier =
+      name_ != manifest_["metadata"]["name"].get<std::string>();
+  absl::StatusOr<json> created = absl::AlreadyExistsError("not created");
+  if (!adopted_earlier) {
+    created = executor_->client().Create(kube::PodsPath(ns), manifest_);
+  }
+  if (!adopted_earlier && !created.ok()) {
     if (kube::ApiReason(created.status()) != "AlreadyExists") {
       finish(v1::INFRA_FAILED, absl::StrCat("creating pod ", name_, ": ",
                                             created.status().message()));
-      result_.set_exit_code(-1);
       return;
     }
     absl::StatusOr<json> existing =
@@ -574,6 +644,16 @@ void PodExecution::Drive() {
 
   if (!deleting && !deleted_by_other && !pending_timeout) {
     if (options.keep_finished_pods > 0) {
+      // Marked, so that no later attempt adopts a pod whose result is taken.
+      absl::StatusOr<json> marked = executor_->client().Patch(
+          kube::PodPath(ns, name_),
+          json{{"metadata",
+                {{"annotations", {{kAnnotationCollected, "true"}}}}}},
+          kube::PatchType::kMerge);
+      if (!marked.ok()) {
+        result_.add_warnings(absl::StrCat(
+            "marking pod ", name_, " collected: ", marked.status().message()));
+      }
       for (const std::string& drop : executor_->KeepFinished(name_)) {
         absl::Status s = executor_->client().Delete(kube::PodPath(ns, drop));
         if (!s.ok() && !absl::IsNotFound(s)) {
