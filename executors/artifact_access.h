@@ -34,23 +34,32 @@ class ArtifactAccess {
       int workspace_fd, const std::vector<std::string>& paths) = 0;
 };
 
-// Where an executor running on this host makes a task's workspace and how it
-// moves the task's artifacts (the location-independent request mode).
-// How an executor that runs elsewhere moves artifacts: its agent transfers
-// archive blobs through the blob API; the engine maps trees to archives.
+// How an executor whose tasks run elsewhere (a pod executor) moves
+// artifacts: its agent transfers archive blobs (sha256:... of the zstd tar
+// stream, engine/cas/artifact_store.h) through the blob API, and the engine
+// maps tree digests to archive blobs and back. The agent's uploads are
+// hostile: a claim that an archive holds a tree is verified before it is
+// believed.
+//
+// Implementations are thread-safe.
 class ArchiveAccess {
  public:
   virtual ~ArchiveAccess() = default;
   // The archive blob (sha256:...) holding tree `tree`, present in the store
-  // the blob API serves (NotFound otherwise).
+  // the blob API serves. NotFound if the artifact is unknown or its archive
+  // is missing; InvalidArgument for a malformed digest.
   virtual absl::StatusOr<std::string> ArchiveOf(const std::string& tree) = 0;
-  // Records that uploaded blob `archive` holds tree `tree`; verifies it
-  // (safe extraction into a scratch dir, tree digest equal) before returning
-  // OK; a forged claim is InvalidArgument and is not recorded.
+  // Records that the uploaded blob `archive` holds tree `tree`. Verifies it
+  // first (safe extraction into a scratch directory beneath the store, the
+  // extracted tree's digest equal to `tree`); a forged or corrupt claim is
+  // InvalidArgument and nothing is recorded. NotFound if `archive` is not in
+  // the store. OK (nothing changed) if `tree` is already stored.
   virtual absl::Status AdoptArchive(const std::string& tree,
                                     const std::string& archive) = 0;
 };
 
+// Where an executor running on this host makes a task's workspace and how it
+// moves the task's artifacts (the location-independent request mode).
 struct HostWorkspaceOptions {
   // Directory (trusted, created if missing) under which workspaces are made
   // as "<run>.<task>.<attempt>.<random>".
@@ -60,8 +69,9 @@ struct HostWorkspaceOptions {
   // Prepares request.image on this host; null: this host runs no images.
   // Must outlive the executions.
   ImageAccess* images = nullptr;
-  // For an executor that runs elsewhere (a pod): archives of the inputs,
-  // adoption of the uploaded outputs. Must outlive the executions.
+  // Maps trees to archive blobs and adopts uploaded ones, for executors
+  // whose tasks run elsewhere; null: not available. Must outlive the
+  // executions.
   ArchiveAccess* archives = nullptr;
 };
 

@@ -219,6 +219,7 @@ HostWorkspaceOptions MergeHostWorkspace(const HostWorkspaceOptions& given,
   if (out.work_root.empty()) out.work_root = fallback.work_root;
   if (out.artifacts == nullptr) out.artifacts = fallback.artifacts;
   if (out.images == nullptr) out.images = fallback.images;
+  if (out.archives == nullptr) out.archives = fallback.archives;
   return out;
 }
 

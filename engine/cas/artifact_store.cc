@@ -293,6 +293,60 @@ absl::Status ArtifactStore::RegisterArchive(const Digest& tree,
   return WriteIndex(tree, archive);
 }
 
+absl::Status ArtifactStore::AdoptArchive(const Digest& tree,
+                                         const Digest& archive) const {
+  if (!blobs_->Has(archive)) {
+    return absl::NotFoundError(absl::StrCat("archive ", archive.ToString(),
+                                            " is not in the blob store"));
+  }
+  absl::StatusOr<Digest> existing = ArchiveOf(tree);
+  if (existing.ok() && blobs_->Has(*existing)) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<BlobReader>> reader =
+      blobs_->OpenBlob(archive);
+  if (!reader.ok()) return reader.status();
+  auto source = std::make_unique<BlobSource>(std::move(*reader));
+  BlobSource* blob_source = source.get();
+  auto verify = [&tree, blob_source](const std::vector<TreeEntry>& entries) {
+    absl::Status drained = blob_source->Drain();
+    if (!drained.ok()) return drained;
+    absl::StatusOr<Digest> got = ComputeTreeDigest(entries);
+    if (!got.ok()) return got.status();
+    if (*got != tree) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "it extracts to tree ", got->ToString(), ", not ", tree.ToString()));
+    }
+    return absl::OkStatus();
+  };
+  // Named with our pid and start time: a kill -9 leftover is swept at Open.
+  std::string scratch =
+      absl::StrCat(store_dir_, "/artifacts/", TempName("verify"));
+  if (mkdir(scratch.c_str(), 0700) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("mkdir ", scratch));
+  }
+  absl::StatusOr<std::vector<TreeEntry>> entries = archive::ExtractArchive(
+      std::move(source), scratch + "/t", options_.extract, verify);
+  // The scratch tree came from an untrusted archive: removed beneath its
+  // parent, never following a link.
+  RemoveTree(scratch).IgnoreError();
+  if (!entries.ok()) {
+    const absl::Status& st = entries.status();
+    if (absl::IsDataLoss(st) && !blobs_->Verify(archive).ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("archive ", archive.ToString(),
+                       " is corrupt in the blob store and was quarantined (",
+                       st.message(), ")"));
+    }
+    if (absl::IsInternal(st) || absl::IsUnavailable(st)) return st;
+    return absl::InvalidArgumentError(
+        absl::StrCat("archive ", archive.ToString(), " does not hold tree ",
+                     tree.ToString(), ": ", st.message()));
+  }
+  absl::Status written = WriteIndex(tree, archive);
+  if (!written.ok()) return written;
+  RecordVerified(tree, archive);
+  return absl::OkStatus();
+}
+
 absl::Status ArtifactStore::WriteIndex(const Digest& tree,
                                        const Digest& archive) const {
   std::string path = IndexPath(tree);

@@ -126,6 +126,15 @@ class ArtifactStore {
   // (never replaced by a claim). Unstash verifies the claim; a caller whose
   // Unstash of an unverified claim fails calls ForgetArchive.
   absl::Status RegisterArchive(const Digest& tree, const Digest& archive) const;
+  // Records that `archive` (in the blob store, uploaded by someone this
+  // store does not trust: a remote agent) holds artifact `tree`, after
+  // verifying it: the blob is extracted safely into a scratch directory
+  // beneath the store (under the store's extraction limits) and the
+  // extracted tree's digest must equal `tree`. Nothing is recorded unless
+  // that holds. InvalidArgument for a forged, corrupt or hostile archive
+  // (and for one past the limits); NotFound if `archive` is not stored. OK
+  // without change if `tree` already has a usable entry.
+  absl::Status AdoptArchive(const Digest& tree, const Digest& archive) const;
   // Drops the index entry of `tree` if it still names `archive` (after the
   // claim failed verification). OK if it names another or none.
   absl::Status ForgetArchive(const Digest& tree, const Digest& archive) const;

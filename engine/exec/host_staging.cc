@@ -120,4 +120,33 @@ absl::StatusOr<std::string> HostStaging::Capture(
   return stashed->tree.ToString();
 }
 
+absl::StatusOr<std::string> HostStaging::ArchiveOf(const std::string& tree) {
+  absl::StatusOr<cas::Digest> digest = cas::Digest::Parse(tree);
+  if (!digest.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tree '", tree, "': ", digest.status().message()));
+  }
+  // Verified: an index entry naming another tree's archive (or a claim
+  // that fails extraction) is dropped and reads as NotFound, never handed
+  // to an agent as the input.
+  absl::StatusOr<cas::Digest> archive = artifacts_->VerifiedArchiveOf(*digest);
+  if (!archive.ok()) return archive.status();
+  return archive->ToString();
+}
+
+absl::Status HostStaging::AdoptArchive(const std::string& tree,
+                                       const std::string& archive) {
+  absl::StatusOr<cas::Digest> t = cas::Digest::Parse(tree);
+  if (!t.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tree '", tree, "': ", t.status().message()));
+  }
+  absl::StatusOr<cas::Digest> a = cas::Digest::Parse(archive);
+  if (!a.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("archive '", archive, "': ", a.status().message()));
+  }
+  return artifacts_->AdoptArchive(*t, *a);
+}
+
 }  // namespace kiln

@@ -7,6 +7,11 @@
 //     two inputs providing the same entry are an error, and a symlink on the
 //     target path (put there by an earlier input) is refused, never followed.
 //     The temp directory is removed, also on failure.
+//   ArchiveOf / AdoptArchive (ArchiveAccess, for executors whose agent
+//     moves archive blobs through the blob API): the verified archive of a
+//     tree; an uploaded archive recorded only after it was extracted into a
+//     scratch directory beneath the store and found to hold the tree
+//     (cas::ArtifactStore::AdoptArchive).
 //   Capture: checks that every path exists (without following a symlink on
 //     the way), then stashes exactly those paths as one artifact. A symlink
 //     among the outputs is stored as a link, never followed.
@@ -25,7 +30,7 @@
 
 namespace kiln {
 
-class HostStaging : public ArtifactAccess {
+class HostStaging : public ArtifactAccess, public ArchiveAccess {
  public:
   // `artifacts` must outlive this object.
   explicit HostStaging(const cas::ArtifactStore* artifacts)
@@ -35,6 +40,10 @@ class HostStaging : public ArtifactAccess {
                            const std::string& relative_path) override;
   absl::StatusOr<std::string> Capture(
       int workspace_fd, const std::vector<std::string>& paths) override;
+
+  absl::StatusOr<std::string> ArchiveOf(const std::string& tree) override;
+  absl::Status AdoptArchive(const std::string& tree,
+                            const std::string& archive) override;
 
  private:
   const cas::ArtifactStore* artifacts_;

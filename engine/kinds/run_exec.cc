@@ -159,6 +159,7 @@ AttemptOutcome ExecuteRun(
   HostWorkspaceOptions host;
   host.work_root = absl::StrCat(ctx.store_dir, "/work/", ctx.run_id);
   host.artifacts = &staging;
+  host.archives = &staging;
   host.images = ctx.images;
 
   RunLog log(call);
