@@ -443,7 +443,7 @@ class ConnectionPool : public httplib::TaskQueue {
   void enqueue(std::function<void()> fn) override {
     MutexLock l(&mu_);
     jobs_.push_back(std::move(fn));
-    if (idle_ == 0 && threads_.size() < max_) {
+    if (jobs_.size() > idle_ && threads_.size() < max_) {
       threads_.emplace_back([this] { Work(); });
     }
   }
@@ -483,6 +483,146 @@ class ConnectionPool : public httplib::TaskQueue {
   size_t idle_ ABSL_GUARDED_BY(mu_) = 0;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
+
+// Go's duration.HumanDuration, as kubectl's AGE column prints it.
+std::string HumanDuration(absl::Duration d) {
+  int64_t s = absl::ToInt64Seconds(d);
+  if (s < 0) s = 0;
+  if (s < 120) return absl::StrCat(s, "s");
+  int64_t m = s / 60;
+  if (m < 10) {
+    return s % 60 == 0 ? absl::StrCat(m, "m")
+                       : absl::StrCat(m, "m", s % 60, "s");
+  }
+  if (m < 180) return absl::StrCat(m, "m");
+  int64_t h = m / 60;
+  if (h < 8) {
+    return m % 60 == 0 ? absl::StrCat(h, "h")
+                       : absl::StrCat(h, "h", m % 60, "m");
+  }
+  if (h < 48) return absl::StrCat(h, "h");
+  int64_t days = h / 24;
+  if (h < 24 * 8) {
+    return h % 24 == 0 ? absl::StrCat(days, "d")
+                       : absl::StrCat(days, "d", h % 24, "h");
+  }
+  if (days < 365 * 2) return absl::StrCat(days, "d");
+  return absl::StrCat(days / 365, "y");
+}
+
+std::string Age(const json& obj) {
+  absl::StatusOr<absl::Time> t =
+      ParseTime(MetaString(obj, "creationTimestamp"));
+  return t.ok() ? HumanDuration(absl::Now() - *t) : "<unknown>";
+}
+
+// The STATUS column of `kubectl get pods`.
+std::string PodStatusColumn(const json& pod) {
+  const json& st = pod.contains("status") ? pod["status"] : json::object();
+  std::string reason = st.value("reason", st.value("phase", "Unknown"));
+  if (st.contains("containerStatuses")) {
+    for (const json& cs : st["containerStatuses"]) {
+      if (!cs.contains("state")) continue;
+      const json& state = cs["state"];
+      if (state.contains("waiting") &&
+          !state["waiting"].value("reason", "").empty()) {
+        reason = state["waiting"]["reason"];
+      } else if (state.contains("terminated")) {
+        std::string r = state["terminated"].value("reason", "");
+        if (!r.empty()) reason = r;
+      }
+    }
+  }
+  if (pod["metadata"].contains("deletionTimestamp")) reason = "Terminating";
+  return reason;
+}
+
+json Column(const std::string& name, const std::string& type,
+            const std::string& format = "") {
+  return {{"name", name},
+          {"type", type},
+          {"format", format},
+          {"description", name},
+          {"priority", 0}};
+}
+
+json TableColumns(const Resource& r) {
+  json cols = json::array({Column("Name", "string", "name")});
+  if (r.plural == "pods") {
+    cols.push_back(Column("Ready", "string"));
+    cols.push_back(Column("Status", "string"));
+    cols.push_back(Column("Restarts", "string"));
+  } else if (r.plural == "secrets") {
+    cols.push_back(Column("Type", "string"));
+    cols.push_back(Column("Data", "string"));
+  } else if (r.plural == "configmaps") {
+    cols.push_back(Column("Data", "string"));
+  } else if (r.plural == "namespaces") {
+    cols.push_back(Column("Status", "string"));
+  }
+  cols.push_back(Column("Age", "string"));
+  return cols;
+}
+
+json TableRow(const Resource& r, const json& obj, const std::string& include) {
+  json cells = json::array({MetaString(obj, "name")});
+  if (r.plural == "pods") {
+    int total = obj.contains("spec") && obj["spec"].contains("containers")
+                    ? static_cast<int>(obj["spec"]["containers"].size())
+                    : 0;
+    int ready = 0, restarts = 0;
+    if (obj.contains("status") && obj["status"].contains("containerStatuses")) {
+      for (const json& cs : obj["status"]["containerStatuses"]) {
+        if (cs.value("ready", false)) ++ready;
+        restarts += cs.value("restartCount", 0);
+      }
+    }
+    cells.push_back(absl::StrCat(ready, "/", total));
+    cells.push_back(PodStatusColumn(obj));
+    cells.push_back(absl::StrCat(restarts));
+  } else if (r.plural == "secrets") {
+    cells.push_back(obj.value("type", ""));
+    cells.push_back(
+        absl::StrCat(obj.contains("data") ? obj["data"].size() : 0));
+  } else if (r.plural == "configmaps") {
+    cells.push_back(
+        absl::StrCat(obj.contains("data") ? obj["data"].size() : 0));
+  } else if (r.plural == "namespaces") {
+    cells.push_back(obj.contains("status") ? obj["status"].value("phase", "")
+                                           : "");
+  }
+  cells.push_back(Age(obj));
+  json row = {{"cells", cells}};
+  if (include == "Object") {
+    json full = obj;
+    full["kind"] = r.kind;
+    full["apiVersion"] = r.api_version();
+    row["object"] = full;
+  } else if (include != "None") {
+    row["object"] = {{"kind", "PartialObjectMetadata"},
+                     {"apiVersion", "meta.k8s.io/v1"},
+                     {"metadata", obj.value("metadata", json::object())}};
+  }
+  return row;
+}
+
+// A Table (meta.k8s.io/v1) of objects, as `kubectl get` asks for.
+json ToTable(const Resource& r, const std::vector<json>& objects,
+             const json& list_meta, bool with_columns,
+             const std::string& include) {
+  json rows = json::array();
+  for (const json& o : objects) rows.push_back(TableRow(r, o, include));
+  json t = {{"kind", "Table"},
+            {"apiVersion", "meta.k8s.io/v1"},
+            {"metadata", list_meta},
+            {"rows", rows}};
+  if (with_columns) t["columnDefinitions"] = TableColumns(r);
+  return t;
+}
+
+bool WantsTable(const httplib::Request& req) {
+  return absl::StrContains(req.get_header_value("Accept"), "as=Table");
+}
 
 }  // namespace
 
@@ -542,6 +682,9 @@ class FakeApiServer::Impl {
     LabelSelector labels;
     FieldSelector fields;
     bool bookmarks = false;
+    bool table = false;  // events carry Tables (kubectl get --watch)
+    bool table_columns_sent = false;
+    std::string include_object;
     absl::Time deadline;
     absl::Time next_bookmark;
     std::deque<std::shared_ptr<const Change>> queue;
@@ -572,8 +715,10 @@ class FakeApiServer::Impl {
       return http->has_param(k.c_str()) ? http->get_param_value(k.c_str()) : "";
     }
     bool flag(const std::string& k) const {
+      // Go's strconv.ParseBool, as the real server parses query flags.
       std::string v = param(k);
-      return v == "true" || v == "1";
+      return v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" ||
+             v == "True";
     }
   };
 
@@ -621,7 +766,7 @@ class FakeApiServer::Impl {
             const json& obj, const json& old)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool WatcherSees(const Watcher& w, const json& obj) const;
-  void AppendEvent(const Watcher& w, const Change& c, std::string* out) const;
+  void AppendEvent(Watcher& w, const Change& c, std::string* out) const;
   std::string LogKey(const std::string& ns, const std::string& pod,
                      const std::string& c) const {
     return ns + "/" + pod + "/" + c;
@@ -657,6 +802,10 @@ absl::Status FakeApiServer::Impl::Start() {
   // Idle keep-alive connections hold a thread until this expires; Stop()
   // waits for them, so keep it short.
   svr_.set_keep_alive_timeout(1);
+  // One request per connection: with Debian's cpp-httplib 0.11 a streamed
+  // (chunked) response to the second request on a kept-alive connection
+  // never reaches the client. Clients reconnect transparently.
+  svr_.set_keep_alive_max_count(1);
   svr_.set_read_timeout(10, 0);
   svr_.set_write_timeout(10, 0);
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
@@ -710,6 +859,11 @@ void FakeApiServer::Impl::Stop() {
 void FakeApiServer::Impl::Handle(const httplib::Request& req,
                                  httplib::Response& res) {
   requests_.fetch_add(1);
+  // cpp-httplib gzips responses for clients that accept it (Go's transport
+  // always does) and its compressor holds back streamed chunks, which would
+  // stall watches and log follows. The request object is httplib's own
+  // non-const local, handed to handlers as const.
+  const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
   Request r;
   r.method = req.method;
   r.path = req.path;
@@ -787,7 +941,7 @@ Reply FakeApiServer::Impl::Route(const Request& r, httplib::Response& res,
       if (absl::StrContains(accept, "protobuf")) {
         res.status = 200;
         res.set_content(OpenApiV2Protobuf(),
-                        "application/com.github.proto-openapi.spec.v2@v1.0+"
+                        "application/com.github.proto-openapi.spec.v2.v1.0+"
                         "protobuf");
       } else {
         res.status = 200;
@@ -825,11 +979,21 @@ Reply FakeApiServer::Impl::Route(const Request& r, httplib::Response& res,
     return Logs(t, r, res, streamed);
   }
   if (r.method == "GET") {
-    if (t.name.empty()) {
-      if (watch) return Watch(t, r, res, streamed);
-      return List(t, r);
+    if (t.name.empty() && watch) return Watch(t, r, res, streamed);
+    Reply got = t.name.empty() ? List(t, r) : Get(t);
+    if (got.code == 200 && WantsTable(req)) {
+      std::vector<json> objects;
+      json meta = json::object();
+      if (t.name.empty()) {
+        for (const json& i : got.body["items"]) objects.push_back(i);
+        meta = got.body["metadata"];
+      } else {
+        objects.push_back(got.body);
+        meta["resourceVersion"] = MetaString(got.body, "resourceVersion");
+      }
+      got.body = ToTable(*t.res, objects, meta, true, r.param("includeObject"));
     }
-    return Get(t);
+    return got;
   }
   if (r.method == "POST") {
     if (!t.name.empty()) return Err(405, "POST to a named object");
@@ -1062,6 +1226,21 @@ std::vector<std::pair<std::string, std::string>> ValidatePod(const json& pod) {
   return causes;
 }
 
+// The pod spec with the fields an update may change blanked out.
+json MutablePodSpec(json spec) {
+  if (!spec.is_object()) return spec;
+  for (const char* list : {"containers", "initContainers"}) {
+    if (!spec.contains(list) || !spec[list].is_array()) continue;
+    for (json& c : spec[list]) {
+      if (c.is_object()) c.erase("image");
+    }
+  }
+  spec.erase("activeDeadlineSeconds");
+  spec.erase("tolerations");
+  spec.erase("terminationGracePeriodSeconds");
+  return spec;
+}
+
 json SecretWithStringData(json obj, std::string* error) {
   if (obj.contains("stringData")) {
     if (!obj["stringData"].is_object()) {
@@ -1265,6 +1444,16 @@ Reply FakeApiServer::Impl::StoreUpdate(const Resource& r, const std::string& ns,
     if (r.plural == "pods") {
       auto causes = ValidatePod(next);
       if (!causes.empty()) return Invalid(r, name, causes);
+      if (MutablePodSpec(next["spec"]) != MutablePodSpec(old["spec"])) {
+        return Invalid(
+            r, name,
+            {{"spec",
+              "Forbidden: pod updates may not change fields other than "
+              "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+              "`spec.activeDeadlineSeconds`, `spec.tolerations` (only "
+              "additions to existing tolerations), "
+              "`spec.terminationGracePeriodSeconds`"}});
+      }
     }
     if (r.has_generation && old.contains("spec") &&
         next.value("spec", json()) != old["spec"]) {
@@ -1372,7 +1561,7 @@ bool FakeApiServer::Impl::WatcherSees(const Watcher& w, const json& obj) const {
   return w.labels.Matches(labels) && w.fields.Matches(obj);
 }
 
-void FakeApiServer::Impl::AppendEvent(const Watcher& w, const Change& c,
+void FakeApiServer::Impl::AppendEvent(Watcher& w, const Change& c,
                                       std::string* out) const {
   bool now = WatcherSees(w, c.object);
   bool before = c.type == "MODIFIED" && WatcherSees(w, c.old);
@@ -1384,7 +1573,15 @@ void FakeApiServer::Impl::AppendEvent(const Watcher& w, const Change& c,
   } else if (!now) {
     return;
   }
-  json ev = {{"type", type}, {"object", c.object}};
+  json object = c.object;
+  if (w.table) {
+    object =
+        ToTable(*c.res, {c.object},
+                {{"resourceVersion", MetaString(c.object, "resourceVersion")}},
+                !w.table_columns_sent, w.include_object);
+    w.table_columns_sent = true;
+  }
+  json ev = {{"type", type}, {"object", object}};
   absl::StrAppend(out, ev.dump(), "\n");
 }
 
@@ -1508,6 +1705,8 @@ Reply FakeApiServer::Impl::Watch(const Target& t, const Request& r,
   w->labels = *ls;
   w->fields = *fs;
   w->bookmarks = r.flag("allowWatchBookmarks");
+  w->table = WantsTable(*r.http);
+  w->include_object = r.param("includeObject");
   w->deadline = absl::Now() + timeout;
   w->next_bookmark = absl::Now() + opts_.bookmark_interval;
   {
