@@ -66,6 +66,8 @@ v1::ExecRequest BuildRequest(
     req.set_image(run.image());
   }
   req.set_report(run.report());
+  // Hints for a pod executor (not in the key); others ignore them.
+  *req.mutable_pod() = task.hints().pod();
   req.set_keep_workspace(ctx.keep_workspaces);
   req.set_workdir(run.workdir());
   req.set_network(run.network());

@@ -99,7 +99,17 @@ void DecodePodShape(Decoder* d, const Node& node, const std::string& path,
             "runtime_class"});
   if (!f.ok()) return;
   if (const Node* n = f.Get("node_selector")) {
-    DecodeStringMap(d, *n, f.PathOf("node_selector"), ValidateLabelKey,
+    // The architecture changes what a task computes: it belongs to the
+    // executor, whose Platform() (and so every cache key) carries it.
+    auto key_check = [](absl::string_view key) {
+      if (key == "kubernetes.io/arch") {
+        return absl::InvalidArgumentError(
+            "kubernetes.io/arch is the executor's (it enters the cache key "
+            "through its platform): configure it on the executor");
+      }
+      return ValidateLabelKey(key);
+    };
+    DecodeStringMap(d, *n, f.PathOf("node_selector"), key_check,
                     ValidateLabelValue, out->mutable_node_selector());
   }
   if (const Node* n = f.Get("tolerations")) {
