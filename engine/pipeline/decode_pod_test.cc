@@ -101,7 +101,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "tasks[0].pod.tolerations[0]: effect 'NoScheduel' is "
                 "invalid: must be NoSchedule, PreferNoSchedule or NoExecute"},
         BadCase{"      tolerations:\n        - {key: x, efect: NoSchedule}\n",
-                "9:19", "unknown field 'efect'"},
+                "9:20", "unknown field 'efect'"},
         BadCase{"      affinity: {nodeAfinity: {}}\n", "8:17",
                 "affinity: unknown field 'nodeAfinity'"},
         BadCase{"      requests: {cpu: lots}\n", "8:23",
