@@ -116,6 +116,13 @@ AttemptOutcome ToOutcome(const v1::Task& task, const v1::ExecResult& result,
       o.retryable = false;
       o.reason = result.message();
       break;
+    case v1::INFRA_FAILED:
+      // Where it ran failed under it (pod evicted, node lost, image not
+      // pullable, not scheduled): the task's retries apply.
+      o.state = v1::TASK_FAILED;
+      o.retryable = true;
+      o.reason = absl::StrCat("infrastructure failure: ", result.message());
+      break;
     case v1::SETUP_FAILED:
       o.state = v1::TASK_FAILED;
       o.retryable = false;
