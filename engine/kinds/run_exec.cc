@@ -68,6 +68,8 @@ v1::ExecRequest BuildRequest(
     req.set_image(run.image());
   }
   req.set_report(run.report());
+  // Hints for a pod executor (not in the key); others ignore them.
+  *req.mutable_pod() = task.hints().pod();
   req.set_keep_workspace(ctx.keep_workspaces);
   req.set_workdir(run.workdir());
   req.set_network(run.network());
@@ -115,6 +117,13 @@ AttemptOutcome ToOutcome(const v1::Task& task, const v1::ExecResult& result,
       o.state = v1::TASK_FAILED;
       o.retryable = false;
       o.reason = result.message();
+      break;
+    case v1::INFRA_FAILED:
+      // Where it ran failed under it (pod evicted, node lost, image not
+      // pullable, not scheduled): the task's retries apply.
+      o.state = v1::TASK_FAILED;
+      o.retryable = true;
+      o.reason = absl::StrCat("infrastructure failure: ", result.message());
       break;
     case v1::SETUP_FAILED:
       o.state = v1::TASK_FAILED;

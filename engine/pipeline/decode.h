@@ -13,6 +13,9 @@ namespace kiln::pipeline::internal {
 void DecodePipeline(Decoder* d, const Node& root, v1::Pipeline* out);
 void DecodeTask(Decoder* d, const Node& node, const std::string& path,
                 v1::Task* out);
+// `pod:` of a task (hints.pod), each value checked at its position.
+void DecodePodShape(Decoder* d, const Node& node, const std::string& path,
+                    v1::PodShape* out);
 void DecodeCondition(Decoder* d, const Node& node, const std::string& path,
                      v1::Condition* out);
 

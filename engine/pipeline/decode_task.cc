@@ -65,7 +65,7 @@ void DecodeTask(Decoder* d, const Node& node, const std::string& path,
   std::vector<std::string> allowed = {
       "name",      "needs",  "when",    "retries", "timeout",
       "resources", "inputs", "outputs", "cache",   "run_if_needs_skipped",
-      "executor"};
+      "executor",  "pod"};
   for (const KindSpec* k : RegisteredKinds()) allowed.push_back(k->name());
   Fields f(d, node, path, allowed);
   if (!f.ok()) return;
@@ -90,6 +90,10 @@ void DecodeTask(Decoder* d, const Node& node, const std::string& path,
     d->Record(Field(path, "hints.resources"), *n);
     DecodeResources(d, *n, f.PathOf("resources"),
                     out->mutable_hints()->mutable_resources());
+  }
+  if (const Node* n = f.Get("pod")) {
+    d->Record(Field(path, "hints.pod"), *n);
+    DecodePodShape(d, *n, f.PathOf("pod"), out->mutable_hints()->mutable_pod());
   }
   if (const Node* n = f.Get("inputs"))
     DecodeInputs(d, *n, f.PathOf("inputs"), out);
