@@ -25,6 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "base/mutex.h"
 #include "kube/testing/api_objects.h"
 #include "kube/testing/openapi.h"
@@ -843,6 +844,17 @@ absl::Status FakeApiServer::Impl::Start() {
     return absl::UnavailableError("cannot bind a loopback port for the double");
   }
   listen_thread_ = std::thread([this] { svr_.listen_after_bind(); });
+  // httplib's stop() does nothing to a server whose listen loop has not
+  // started yet (the loop would then run forever and Stop() would hang in
+  // join): return only once it runs.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!svr_.is_running()) {
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          "the double's listen loop did not start within 30 s");
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
   return absl::OkStatus();
 }
 
