@@ -53,6 +53,10 @@ class TestServer {
   void Serve() {
     if (thread_.joinable()) return;
     thread_ = std::thread([this] { server_->listen_after_bind(); });
+    // httplib's stop() misses a listen loop that has not started yet.
+    while (!server_->is_running()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
   }
 
  private:

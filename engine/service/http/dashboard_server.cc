@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "engine/service/http/assets.h"
 #include "engine/service/http/bounded_pool.h"
 #include "engine/service/http/dashboard_internal.h"
@@ -148,6 +149,17 @@ absl::StatusOr<std::unique_ptr<DashboardServer>> DashboardServer::Start(
       absl::StrCat(server->tls_ ? "https://" : "http://", host, ":", port);
   server->listener_ =
       std::thread([s = server.get()] { s->server_->listen_after_bind(); });
+  // httplib's stop() does nothing to a server whose listen loop has not
+  // started yet (Shutdown would then wait forever in join): return only
+  // once the loop runs.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!server->server_->is_running()) {
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          "dashboard: the listen loop did not start within 30 s");
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
   return server;
 }
 
