@@ -1,5 +1,5 @@
 // A task's `pod:` (hints for a pod executor, proto kiln.v1.PodShape): each
-// value checked with the Kubernetes API's rules (executors/pod_shape.h) at
+// value checked with the Kubernetes API's rules (kube/pod_shape.h) at
 // its own position, so a bad label key or toleration effect is
 // FILE:LINE:COL before anything runs.
 #include <limits>
@@ -7,7 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/pipeline/decode.h"
-#include "executors/pod_shape.h"
+#include "kube/pod_shape.h"
 #include "nlohmann/json.hpp"
 
 namespace kiln::pipeline::internal {

@@ -14,7 +14,7 @@
 #include "executors/kubernetes/pod_manifest.h"
 #include "executors/kubernetes/pod_names.h"
 #include "executors/kubernetes/pod_result.h"
-#include "executors/pod_shape.h"
+#include "kube/pod_shape.h"
 #include "kube/client.h"
 
 namespace kiln {

@@ -1,4 +1,4 @@
-#include "executors/pod_shape.h"
+#include "kube/pod_shape.h"
 
 #include "gtest/gtest.h"
 

@@ -4,8 +4,8 @@
 // and by the pod executor for its per-executor defaults. Each check returns
 // OK or InvalidArgument with a message naming the offending value (never a
 // position: the caller adds that).
-#ifndef KILN_EXECUTORS_POD_SHAPE_H_
-#define KILN_EXECUTORS_POD_SHAPE_H_
+#ifndef KILN_KUBE_POD_SHAPE_H_
+#define KILN_KUBE_POD_SHAPE_H_
 
 #include <string>
 
@@ -49,4 +49,4 @@ v1::PodShape MergePodShapes(const v1::PodShape& base,
 
 }  // namespace kiln
 
-#endif  // KILN_EXECUTORS_POD_SHAPE_H_
+#endif  // KILN_KUBE_POD_SHAPE_H_
