@@ -34,8 +34,8 @@ def compile_protos():
     plugin = shutil.which("grpc_python_plugin")
     if plugin is None:
         sys.exit("grpc_python_plugin not found (protobuf-compiler-grpc)")
-    protos = ["kiln/v1/pipeline.proto", "kiln/v1/run.proto",
-              "kiln/v1/service.proto"]
+    protos = ["kiln/v1/pod.proto", "kiln/v1/pipeline.proto",
+              "kiln/v1/run.proto", "kiln/v1/service.proto"]
     subprocess.run(
         ["protoc", "-I", PROTO_DIR, "--python_out", out,
          "--grpc_python_out", out,
