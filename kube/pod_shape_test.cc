@@ -10,8 +10,8 @@ TEST(PodShape, LabelKeys) {
                          "kubernetes.io/arch", "A1"}) {
     EXPECT_TRUE(ValidateLabelKey(ok).ok()) << ok;
   }
-  for (const char* bad : {"", "-a", "a-", "Example.com/x", "a/b/c", "/x",
-                          "x/", "a b", "x@y"}) {
+  for (const char* bad :
+       {"", "-a", "a-", "Example.com/x", "a/b/c", "/x", "x/", "a b", "x@y"}) {
     EXPECT_FALSE(ValidateLabelKey(bad).ok()) << bad;
   }
   EXPECT_FALSE(ValidateLabelKey(std::string(64, 'a')).ok());
@@ -40,19 +40,19 @@ TEST(PodShape, Names) {
 }
 
 TEST(PodShape, Resources) {
-  for (const char* ok : {"cpu", "memory", "ephemeral-storage",
-                         "hugepages-2Mi", "nvidia.com/gpu"}) {
+  for (const char* ok : {"cpu", "memory", "ephemeral-storage", "hugepages-2Mi",
+                         "nvidia.com/gpu"}) {
     EXPECT_TRUE(ValidateResourceName(ok).ok()) << ok;
   }
   for (const char* bad : {"gpu", "CPU", "hugepages-", "a b/c"}) {
     EXPECT_FALSE(ValidateResourceName(bad).ok()) << bad;
   }
-  for (const char* ok : {"1", "500m", "1.5Gi", "0.5", ".5", "1e3", "2E-2",
-                         "+3", "128974848", "129M", "1Ki"}) {
+  for (const char* ok : {"1", "500m", "1.5Gi", "0.5", ".5", "1e3", "2E-2", "+3",
+                         "128974848", "129M", "1Ki"}) {
     EXPECT_TRUE(ValidateQuantity(ok).ok()) << ok;
   }
-  for (const char* bad : {"", "-1", "1.5.5", "1g", "Gi", "1 Gi", "1e", "1KiB",
-                          "abc", "."}) {
+  for (const char* bad :
+       {"", "-1", "1.5.5", "1g", "Gi", "1 Gi", "1e", "1KiB", "abc", "."}) {
     EXPECT_FALSE(ValidateQuantity(bad).ok()) << bad;
   }
 }

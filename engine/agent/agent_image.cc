@@ -86,8 +86,7 @@ absl::StatusOr<std::string> BuildAgentImage(const std::string& registry_host) {
       auto it = task.results().find("image");
       if (it != task.results().end()) image = it->second;
     }
-    if (task.state() != v1::TASK_SUCCEEDED &&
-        task.state() != v1::TASK_CACHED) {
+    if (task.state() != v1::TASK_SUCCEEDED && task.state() != v1::TASK_CACHED) {
       absl::StrAppend(&failures, " ", task.name(), ": ", task.reason());
     }
   }

@@ -79,8 +79,8 @@ grpc::Status KilnService::UploadBlob(
                      ", --max-upload-temp-bytes); retry later"));
   }
   reservation.bytes = message.size();
-  if (absl::Status s = CheckFreeSpace(
-          absl::StrCat("upload of ", message.size(), " bytes"));
+  if (absl::Status s =
+          CheckFreeSpace(absl::StrCat("upload of ", message.size(), " bytes"));
       !s.ok()) {
     return ToGrpc(s);
   }

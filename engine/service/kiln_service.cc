@@ -1,8 +1,8 @@
 // KilnService: admission and the unary run RPCs.
 #include "engine/service/kiln_service.h"
 
-#include <stdlib.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -245,11 +245,11 @@ absl::Status KilnService::CheckFreeSpace(absl::string_view what) const {
   if (*available - reserved >= options_.min_free_bytes) {
     return absl::OkStatus();
   }
-  return absl::ResourceExhaustedError(absl::StrCat(
-      what, " refused: the store's filesystem has ", *available,
-      " bytes available, requests in progress reserve ", reserved,
-      " of them, and it must keep ", options_.min_free_bytes,
-      " free (--min-free-bytes); retry later"));
+  return absl::ResourceExhaustedError(
+      absl::StrCat(what, " refused: the store's filesystem has ", *available,
+                   " bytes available, requests in progress reserve ", reserved,
+                   " of them, and it must keep ", options_.min_free_bytes,
+                   " free (--min-free-bytes); retry later"));
 }
 
 absl::StatusOr<int64_t> AvailableBytes(const std::string& dir) {

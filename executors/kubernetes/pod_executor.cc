@@ -14,8 +14,8 @@
 #include "executors/kubernetes/pod_manifest.h"
 #include "executors/kubernetes/pod_names.h"
 #include "executors/kubernetes/pod_result.h"
-#include "kube/pod_shape.h"
 #include "kube/client.h"
+#include "kube/pod_shape.h"
 
 namespace kiln {
 namespace {
