@@ -58,8 +58,18 @@ class KubectlTest : public ::testing::Test {
     kubeconfig_ = dir_ + "/kubeconfig";
     ASSERT_TRUE(server_->WriteKubeconfig(kubeconfig_, "default").ok());
   }
+  // Joins every kubelet thread, including any a late delete started while
+  // the earlier ones were being joined.
   void TearDown() override {
-    for (std::thread& t : kubelet_threads_) t.join();
+    for (;;) {
+      std::vector<std::thread> threads;
+      {
+        MutexLock l(&mu_);
+        threads.swap(kubelet_threads_);
+      }
+      if (threads.empty()) break;
+      for (std::thread& t : threads) t.join();
+    }
   }
 
   std::string Write(const std::string& name, const std::string& text) {
