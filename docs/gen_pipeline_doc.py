@@ -31,13 +31,21 @@ docs/pipeline.md`).
 A pipeline file is YAML whose fields mirror these messages (snake_case
 names, as below). Shorthands the loader accepts (engine/pipeline/loader.h):
 
-- a task's `retries`, `timeout`, `resources` go to `hints`;
+- a task's `retries`, `timeout`, `resources`, `pod` go to `hints`;
+- `resources: {memory: 512Mi}` is `memory_bytes`; `pod: {affinity: {...}}`
+  (a mapping) is stored as `affinity_json`;
+- `render: {kustomization: DIR}` is `{artifact: source, path: DIR}`;
 - `env: {NAME: value}` and `labels: {k: v}` for the repeated EnvVar / Label;
 - `inputs: [source]` for `[{artifact: source}]`;
 - durations are `"90s"`, `"10m"`, `"1h30m"`, `"500ms"` (or `"0"`); sizes are
   bytes or `"512Mi"` / `"2G"`;
 - enum values are written as their names (`on_failure: continue` or
   `CONTINUE`).
+
+Editors validate and complete pipeline files with the JSON Schema
+`docs/pipeline.schema.json` (generated from the same protos by
+`docs/gen_pipeline_schema.py`; start a file with
+`# yaml-language-server: $schema=PATH/TO/docs/pipeline.schema.json`).
 
 Every error in a file is reported as `FILE:LINE:COL: message`. Examples:
 `examples/hello/pipeline.yaml`, and the inline pipelines of
@@ -57,17 +65,19 @@ TYPE_NAMES = {
 }
 
 
-def load_file(proto_root):
+def load_files(proto_root):
+    """pipeline.proto, then the kiln.v1 files it imports (pod.proto)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "set.pb")
         subprocess.run(["protoc", "-I", proto_root, "--include_source_info",
-                        "--descriptor_set_out=" + out, PROTO], check=True)
+                        "--include_imports", "--descriptor_set_out=" + out,
+                        PROTO], check=True)
         with open(out, "rb") as f:
             fds = descriptor_pb2.FileDescriptorSet.FromString(f.read())
-    for f in fds.file:
-        if f.name == PROTO:
-            return f
-    sys.exit("protoc returned no " + PROTO)
+    files = [f for f in fds.file if f.package == "kiln.v1"]
+    if not any(f.name == PROTO for f in files):
+        sys.exit("protoc returned no " + PROTO)
+    return sorted(files, key=lambda f: f.name != PROTO)
 
 
 def comments(file, path):
@@ -101,10 +111,10 @@ def field_type(field):
     return base
 
 
-def reachable(file):
-    """Messages and enums reachable from the root, in declaration order."""
-    messages = {m.name: (i, m) for i, m in enumerate(file.message_type)}
-    enums = {e.name for e in file.enum_type}
+def reachable(files):
+    """Messages and enums reachable from the root."""
+    messages = {m.name: m for f in files for m in f.message_type}
+    enums = {e.name for f in files for e in f.enum_type}
     seen, todo = set(), [ROOT_MESSAGE]
     while todo:
         name = todo.pop()
@@ -112,16 +122,17 @@ def reachable(file):
             continue
         seen.add(name)
         if name in messages:
-            for field in messages[name][1].field:
+            for field in messages[name].field:
                 if field.type_name.startswith(".kiln.v1."):
                     todo.append(short(field.type_name))
     return seen & (set(messages) | enums)
 
 
-def render(file):
+def render(files):
     out = [HEADER]
-    wanted = reachable(file)
-    for i, message in enumerate(file.message_type):
+    wanted = reachable(files)
+    for file, i, message in [(f, i, m) for f in files
+                             for i, m in enumerate(f.message_type)]:
         if message.name not in wanted:
             continue
         out.append("\n## %s\n" % message.name)
@@ -141,7 +152,8 @@ def render(file):
             doc = comments(file, [4, i, 2, j]).replace("|", "\\|")
             out.append("| `%s` | %s | %s |\n" % (field.name, field_type(field),
                                               doc))
-    for i, enum in enumerate(file.enum_type):
+    for file, i, enum in [(f, i, e) for f in files
+                          for i, e in enumerate(f.enum_type)]:
         if enum.name not in wanted:
             continue
         out.append("\n## %s\n" % enum.name)
@@ -157,12 +169,12 @@ def render(file):
 
 def main(argv):
     if len(argv) == 3:
-        text = render(load_file(argv[1]))
+        text = render(load_files(argv[1]))
         with open(argv[2], "w") as f:
             f.write(text)
         return 0
     if len(argv) == 4 and argv[2] == "--check":
-        text = render(load_file(argv[1]))
+        text = render(load_files(argv[1]))
         with open(argv[3]) as f:
             current = f.read()
         if current != text:
