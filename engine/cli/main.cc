@@ -21,6 +21,7 @@ void PrintHelp(FILE* out) {
                "kiln: a declarative build and delivery engine\n\n"
                "usage: kiln VERB [flags] [args]\n\nverbs:\n");
   for (const Verb& v : Verbs()) {
+    if (v.name[0] == '_') continue;  // __complete: the scripts' helper
     std::fprintf(out, "  %-10s %s\n", v.name, v.summary);
   }
   std::fprintf(out, "\n`kiln VERB --help` describes a verb.\n");
