@@ -1,0 +1,7 @@
+#include "api/version.h"
+
+namespace kiln {
+
+const char* Version() { return KILN_VERSION_STRING; }
+
+}  // namespace kiln
