@@ -1,6 +1,7 @@
 #include "executors/local_sandbox/local_sandbox_executor.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/sched.h>
@@ -82,9 +83,27 @@ std::vector<std::string> InitBinaryCandidates() {
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   std::string self = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
+  // Set by whoever starts the program (a statically linked embedder that
+  // does not live in PREFIX/bin: kiln.pc's `sandbox_init` variable).
+  if (const char* env = getenv("KILN_SANDBOX_INIT");
+      env != nullptr && env[0] == '/') {
+    candidates.push_back(env);
+  }
+  // An installed kiln (docs/embedding.md): PREFIX/libexec/kiln/, seen from
+  // PREFIX/bin/ (the kiln executable, or a program linking libkiln.a) and
+  // from PREFIX/lib/ (libkiln.so, wherever the program lives).
+  const std::string installed =
+      absl::StrCat("/../libexec/kiln/", sandbox::kInitBinaryName);
   if (!self.empty()) {
     candidates.push_back(
         absl::StrCat(Dirname(self), "/", sandbox::kInitBinaryName));
+    candidates.push_back(absl::StrCat(Dirname(self), installed));
+  }
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&InitBinaryCandidates), &info) != 0 &&
+      info.dli_fname != nullptr && info.dli_fname[0] == '/' &&
+      info.dli_fname != self) {
+    candidates.push_back(absl::StrCat(Dirname(info.dli_fname), installed));
   }
   for (const char* var : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
     if (const char* dir = getenv(var); dir != nullptr && dir[0] != '\0') {

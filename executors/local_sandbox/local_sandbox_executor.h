@@ -91,8 +91,11 @@ struct LocalSandboxOptions {
   Cgroups cgroups = Cgroups::kAuto;
   std::string cgroup_root = "/sys/fs/cgroup";
   std::string cgroup_parent = "kiln";
-  // The kiln-sandbox-init binary. Empty: next to the running executable,
-  // then in its Bazel runfiles; Create() fails when it is not found.
+  // The kiln-sandbox-init binary. Empty: $KILN_SANDBOX_INIT (an absolute
+  // path), next to the running executable,
+  // then in an install tree's libexec/kiln/ (seen from the executable and
+  // from libkiln.so), then in Bazel runfiles; Create() fails when it is not
+  // found.
   std::string init_binary;
   // Lines longer than this are split.
   size_t max_line_bytes = 64 * 1024;
