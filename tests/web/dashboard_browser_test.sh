@@ -29,7 +29,8 @@ cat >"${WORK}/pipeline.yaml" <<'YAML'
 name: dashboard-demo
 tasks:
   - name: warm-up
-    run: {command: [/bin/sh, -c, "echo warming up; sleep 8; echo warm"]}
+    run: {command: [/bin/sh, -c, "echo warming up; echo warm > warm.txt; sleep 8; echo warm"]}
+    outputs: [{artifact: warm, paths: [warm.txt]}]
   - name: slow
     needs: [warm-up]
     run:

@@ -232,6 +232,7 @@ void DashboardServer::Routes() {
   Pages();
   Api();
   Streams();
+  Artifacts();
 }
 
 void DashboardServer::Pages() {

@@ -79,6 +79,11 @@ class DashboardServer {
   void Pages();
   void Api();
   void Streams();
+  void Artifacts();
+  // A live-stream slot (at most options_.max_streams), or false after
+  // filling `res` with 503; ReleaseStreamSlot gives it back.
+  bool TakeStreamSlot(httplib::Response* res);
+  void ReleaseStreamSlot();
 
   // The caller of `req` allowed to call the gRPC method `method` (its
   // role), or false after filling `res` with 401/403 (or, for a page, a

@@ -470,3 +470,41 @@ TEST_F(DashboardTest, RunsListFiltersAndPages) {
 
 }  // namespace
 }  // namespace kiln::service::http
+
+namespace kiln::service::http {
+namespace {
+
+// The artifacts endpoints' refusals and the empty list (FakeEngine runs no
+// commands, so it records no outputs; the download itself is driven from a
+// browser against a real server in //tests/web:dashboard_browser_test).
+TEST_F(DashboardTest, ArtifactsListAndDownloadRefusals) {
+  Start();
+  auto run = Submit("main");
+  run->Wait();
+  auto client = Client();
+  const std::string base = absl::StrCat("/api/runs/", run->id(), "/artifacts");
+
+  EXPECT_EQ(client->Get(base.c_str())->status, 401);
+  auto listed = client->Get(base.c_str(), Bearer(kViewer));
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->status, 200) << listed->body;
+  EXPECT_EQ(nlohmann::json::parse(listed->body)["artifacts"],
+            nlohmann::json::array());
+  EXPECT_EQ(
+      client->Get("/api/runs/no-such-run/artifacts", Bearer(kViewer))->status,
+      404);
+  auto task_filter =
+      client->Get((base + "?task=nope").c_str(), Bearer(kViewer));
+  EXPECT_EQ(task_filter->status, 404) << task_filter->body;
+
+  const std::string one = base + "/greet/nothing";
+  EXPECT_EQ(client->Get(one.c_str())->status, 401);
+  auto missing = client->Get(one.c_str(), Bearer(kViewer));
+  EXPECT_EQ(missing->status, 404) << missing->body;
+  auto format = client->Get((one + "?format=zip").c_str(), Bearer(kViewer));
+  EXPECT_EQ(format->status, 400);
+  EXPECT_TRUE(absl::StrContains(format->body, "format must be zstd or tar"));
+}
+
+}  // namespace
+}  // namespace kiln::service::http

@@ -120,21 +120,24 @@ const v1::TaskStatus* FindTask(const v1::Run& run, const std::string& name) {
 
 }  // namespace
 
+bool DashboardServer::TakeStreamSlot(httplib::Response* res) {
+  if (open_streams_.fetch_add(1) >= options_.max_streams) {
+    open_streams_.fetch_sub(1);
+    SendError(res, absl::UnavailableError(absl::StrCat(
+                       "the dashboard serves at most ", options_.max_streams,
+                       " live streams at once; try again later")));
+    return false;
+  }
+  return true;
+}
+
+void DashboardServer::ReleaseStreamSlot() { open_streams_.fetch_sub(1); }
+
 void DashboardServer::Streams() {
   httplib::Server& svr = *server_;
 
-  // Takes a stream slot or fills `res` with 503; the releaser gives it back.
-  auto admit = [this](httplib::Response* res) {
-    if (open_streams_.fetch_add(1) >= options_.max_streams) {
-      open_streams_.fetch_sub(1);
-      SendError(res, absl::UnavailableError(absl::StrCat(
-                         "the dashboard serves at most ", options_.max_streams,
-                         " live streams at once; try again later")));
-      return false;
-    }
-    return true;
-  };
-  auto release = [this](bool) { open_streams_.fetch_sub(1); };
+  auto admit = [this](httplib::Response* res) { return TakeStreamSlot(res); };
+  auto release = [this](bool) { ReleaseStreamSlot(); };
 
   svr.Get(R"(/api/runs/([^/]+)/events)", [this, admit, release](
                                              const httplib::Request& req,

@@ -92,6 +92,40 @@ async function assertInert(page) {
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'updated live, not reloaded');
     assert.match(await page.$eval('#run-state', (s) => s.textContent), /running/);
 
+    step("a finished task's output is listed and downloads (tar.zst and tar)");
+    await page.waitForSelector('#artifact-list tr[data-task="warm-up"][data-name="warm"]', {timeout: 15000});
+    assert.equal(await page.$eval('#artifacts', (s) => s.hidden), false);
+    const got = await page.evaluate(async (id) => {
+      const list = await (await fetch('/api/runs/' + encodeURIComponent(id) + '/artifacts')).json();
+      const row = document.querySelector('#artifact-list tr[data-task="warm-up"]');
+      const zstd = await fetch(row.querySelector('a.dl-zstd').href);
+      const zbytes = new Uint8Array(await zstd.arrayBuffer());
+      const tar = await fetch(row.querySelector('a.dl-tar').href);
+      const tbytes = new Uint8Array(await tar.arrayBuffer());
+      const text = new TextDecoder('latin1').decode(tbytes);
+      return {
+        listed: list.artifacts.filter((a) => a.task === 'warm-up'),
+        zstdStatus: zstd.status, zstdSize: zbytes.length,
+        zstdMagic: Array.from(zbytes.slice(0, 4)),
+        zstdDisposition: zstd.headers.get('content-disposition'),
+        archiveHeader: zstd.headers.get('x-kiln-archive-digest'),
+        tarStatus: tar.status, ustar: text.slice(257, 262),
+        hasFile: text.includes('warm.txt'), hasContent: text.includes('warm\n'),
+      };
+    }, runId);
+    assert.equal(got.listed.length, 1, JSON.stringify(got.listed));
+    const listed = got.listed[0];
+    assert.equal(listed.name, 'warm');
+    assert.equal(listed.files, 1);
+    assert.equal(got.zstdStatus, 200);
+    assert.equal(got.zstdSize, listed.archive_size, 'the stored archive, whole');
+    assert.deepEqual(got.zstdMagic, [0x28, 0xb5, 0x2f, 0xfd], 'zstd frame');
+    assert.equal(got.zstdDisposition, 'attachment; filename="warm-up-warm.tar.zst"');
+    assert.equal(got.archiveHeader, listed.archive_digest);
+    assert.equal(got.tarStatus, 200);
+    assert.equal(got.ustar, 'ustar', 'a tar stream');
+    assert.ok(got.hasFile && got.hasContent, 'the tar holds warm.txt and its bytes');
+
     step('the log view follows new lines');
     await page.click('#dag g.node[data-task="slow"]');
     await page.waitForFunction(() => document.querySelectorAll('#log .line').length >= 2, {timeout: 15000});

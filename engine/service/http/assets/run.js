@@ -265,6 +265,10 @@
       status.reason = ts.reason;
       tasks.set(ts.task, status);
       redraw();
+      // A task that finished well may have new outputs.
+      if (ts.state === 'TASK_SUCCEEDED' || ts.state === 'TASK_CACHED') {
+        loadArtifacts().catch(() => {});
+      }
       if (ts.task === selected) {
         showTask();
         // A new attempt started: follow it.
@@ -287,6 +291,36 @@
     });
   }
 
+  function bytes(n) {
+    if (n === undefined || n === null) return '';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    let v = Number(n);
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+    return (i === 0 ? String(v) : v.toFixed(1)) + ' ' + units[i];
+  }
+
+  // The run's output artifacts, each downloadable as stored (tar.zst) or
+  // as a plain tar.
+  async function loadArtifacts() {
+    const reply = await kiln.api('/api/runs/' + enc(runId) + '/artifacts');
+    const body = document.querySelector('#artifact-list tbody');
+    body.replaceChildren();
+    for (const a of reply.artifacts) {
+      const base = '/api/runs/' + enc(runId) + '/artifacts/' + enc(a.task) + '/' + enc(a.name);
+      const links = a.stored
+        ? kiln.el('td', {},
+            kiln.el('a', {href: base + '?format=zstd', class: 'dl-zstd', download: ''}, 'tar.zst'), ' ',
+            kiln.el('a', {href: base + '?format=tar', class: 'dl-tar', download: ''}, 'tar'))
+        : kiln.el('td', {title: 'no longer in the store'}, 'collected');
+      body.append(kiln.el('tr', {'data-task': a.task, 'data-name': a.name, title: a.tree_digest},
+          kiln.el('td', {}, a.task), kiln.el('td', {}, a.name),
+          kiln.el('td', {}, a.stored ? a.files : ''),
+          kiln.el('td', {}, a.stored ? bytes(a.archive_size) : ''), links));
+    }
+    document.getElementById('artifacts').hidden = reply.artifacts.length === 0;
+  }
+
   async function load(andFollow) {
     const reply = await kiln.api('/api/runs/' + enc(runId));
     run = reply.run;
@@ -297,6 +331,7 @@
     header();
     redraw();
     showTask();
+    loadArtifacts().catch((e) => kiln.showError('artifacts: ' + e.message));
     if (andFollow && !kiln.runIsFinal(run.state)) follow(reply.last_sequence);
   }
 
