@@ -118,17 +118,21 @@ class RemoteClient : public Client {
     v1::ListArtifactsRequest request;
     request.set_run_id(run_id);
     request.set_task(task);
-    v1::ListArtifactsResponse response;
-    auto context = c_->NewContext(absl::Seconds(60));
-    grpc::Status status =
-        c_->stub().ListArtifacts(context.get(), request, &response);
-    if (!status.ok()) return service::FromGrpc(status);
     std::vector<ArtifactInfo> out;
-    for (const v1::Artifact& a : response.artifacts()) {
-      absl::StatusOr<ArtifactInfo> info = FromProto(a);
-      if (!info.ok()) return info.status();
-      out.push_back(*std::move(info));
-    }
+    // Every page (a run of thousands of tasks spans several).
+    do {
+      v1::ListArtifactsResponse response;
+      auto context = c_->NewContext(absl::Seconds(60));
+      grpc::Status status =
+          c_->stub().ListArtifacts(context.get(), request, &response);
+      if (!status.ok()) return service::FromGrpc(status);
+      for (const v1::Artifact& a : response.artifacts()) {
+        absl::StatusOr<ArtifactInfo> info = FromProto(a);
+        if (!info.ok()) return info.status();
+        out.push_back(*std::move(info));
+      }
+      request.set_page_token(response.next_page_token());
+    } while (!request.page_token().empty());
     return out;
   }
 

@@ -1,8 +1,12 @@
 // KilnService task outputs: ListArtifacts, DownloadArtifact (role viewer).
 // Translation over Engine::ListArtifacts / GetArtifact / OpenArtifact: the
 // names in a request are only compared with the run's recorded outputs.
+#include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "engine/cas/digest.h"
 #include "engine/service/kiln_service.h"
@@ -24,7 +28,52 @@ void ToProto(const ArtifactInfo& info, v1::Artifact* out) {
   out->set_symlinks(info.symlinks);
 }
 
+constexpr int kDefaultArtifactPage = 1000;
+constexpr int kMaxArtifactPage = 5000;
+
+// A page token names the last artifact sent (task, NUL, name), web-safe
+// base64: opaque to clients, and stable while a run records more outputs.
+std::string PageToken(const ArtifactInfo& last) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(last.task, std::string(1, '\0'), last.name));
+}
+
 }  // namespace
+
+absl::StatusOr<ArtifactPage> PageArtifacts(std::vector<ArtifactInfo> all,
+                                           int page_size,
+                                           const std::string& page_token) {
+  if (page_size < 0 || page_size > kMaxArtifactPage) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size must be 0..", kMaxArtifactPage));
+  }
+  if (page_size == 0) page_size = kDefaultArtifactPage;
+  size_t start = 0;
+  if (!page_token.empty()) {
+    std::string decoded;
+    if (!absl::WebSafeBase64Unescape(page_token, &decoded) ||
+        decoded.find('\0') == std::string::npos) {
+      return absl::InvalidArgumentError("malformed page_token");
+    }
+    size_t nul = decoded.find('\0');
+    std::string task = decoded.substr(0, nul), name = decoded.substr(nul + 1);
+    size_t i = 0;
+    while (i < all.size() && !(all[i].task == task && all[i].name == name)) ++i;
+    if (i == all.size()) {
+      return absl::InvalidArgumentError(
+          "page_token names no artifact of this listing (another run or "
+          "task?)");
+    }
+    start = i + 1;
+  }
+  ArtifactPage page;
+  size_t end = std::min(all.size(), start + static_cast<size_t>(page_size));
+  for (size_t i = start; i < end; ++i) {
+    page.artifacts.push_back(std::move(all[i]));
+  }
+  if (end < all.size()) page.next_page_token = PageToken(page.artifacts.back());
+  return page;
+}
 
 grpc::Status KilnService::ListArtifacts(grpc::ServerContext* context,
                                         const v1::ListArtifactsRequest* request,
@@ -35,9 +84,13 @@ grpc::Status KilnService::ListArtifacts(grpc::ServerContext* context,
   absl::StatusOr<std::vector<ArtifactInfo>> listed =
       engine_->ListArtifacts(request->run_id(), request->task());
   if (!listed.ok()) return ToGrpc(listed.status());
-  for (const ArtifactInfo& info : *listed) {
+  absl::StatusOr<ArtifactPage> page = PageArtifacts(
+      std::move(*listed), request->page_size(), request->page_token());
+  if (!page.ok()) return ToGrpc(page.status());
+  for (const ArtifactInfo& info : page->artifacts) {
     ToProto(info, response->add_artifacts());
   }
+  response->set_next_page_token(page->next_page_token);
   return grpc::Status::OK;
 }
 

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -178,6 +179,17 @@ int64_t ExtractionReserve(int64_t compressed, int64_t max_total,
 
 // Bytes available to an unprivileged writer on the filesystem of `dir`.
 absl::StatusOr<int64_t> AvailableBytes(const std::string& dir);
+
+// One page of a run's artifacts (ListArtifacts): at most `page_size`
+// (0 = 1000, at most 5000) after the artifact `page_token` names.
+// InvalidArgument for a bad size or a token naming nothing in `all`.
+struct ArtifactPage {
+  std::vector<ArtifactInfo> artifacts;
+  std::string next_page_token;  // empty: the last page
+};
+absl::StatusOr<ArtifactPage> PageArtifacts(std::vector<ArtifactInfo> all,
+                                           int page_size,
+                                           const std::string& page_token);
 
 // absl -> grpc status (codes map 1:1).
 grpc::Status ToGrpc(const absl::Status& status);

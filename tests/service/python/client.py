@@ -71,7 +71,9 @@ tasks:
             printf "$BYTES"; i=$((i+1)); done > dist/data/blob.bin
           printf 'made by kiln for python\\n' > dist/notes.txt
       env: {BYTES: "PLACEHOLDER"}
-    outputs: [{artifact: app, paths: [dist]}]
+    outputs:
+      - {artifact: app, paths: [dist]}
+      - {artifact: notes, paths: [dist/notes.txt]}
 """
 # printf in sh takes octal escapes: all 256 byte values, in order.
 _ESCAPED = "".join("\\\\%03o" % b for b in range(256))
@@ -138,7 +140,31 @@ def main():
     listed = stub.ListArtifacts(
         service_pb2.ListArtifactsRequest(run_id=run_id), metadata=view,
         timeout=30)
-    check(len(listed.artifacts) == 1, "ListArtifacts lists one artifact")
+    check([a.name for a in listed.artifacts] == ["app", "notes"],
+          "ListArtifacts lists app and notes")
+    check(listed.next_page_token == "", "one page holds both")
+    # Pages of one: each has a token to the next, the last none.
+    paged, token, pages = [], "", 0
+    while True:
+        page = stub.ListArtifacts(
+            service_pb2.ListArtifactsRequest(run_id=run_id, page_size=1,
+                                             page_token=token),
+            metadata=view, timeout=30)
+        paged += [a.name for a in page.artifacts]
+        pages += 1
+        token = page.next_page_token
+        if not token or pages > 5:
+            break
+    check(paged == ["app", "notes"] and pages == 2,
+          "pages of one: %s in %d pages" % (paged, pages))
+    expect_code(lambda: stub.ListArtifacts(
+        service_pb2.ListArtifactsRequest(run_id=run_id, page_size=-1),
+        metadata=view, timeout=30), grpc.StatusCode.INVALID_ARGUMENT,
+        "a negative page_size")
+    expect_code(lambda: stub.ListArtifacts(
+        service_pb2.ListArtifactsRequest(run_id=run_id, page_token="@@"),
+        metadata=view, timeout=30), grpc.StatusCode.INVALID_ARGUMENT,
+        "a malformed page_token")
     art = listed.artifacts[0]
     check(art.task == "build" and art.name == "app" and art.stored,
           "the artifact is build/app, stored")
