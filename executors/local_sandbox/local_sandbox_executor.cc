@@ -424,6 +424,14 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
     plan_options.uid = image->identity.uid;
     plan_options.gid = image->identity.gid;
     plan_options.groups = image->identity.groups;
+    for (const LocalSandboxOptions::Volume& v : options_.volumes) {
+      plan_options.volumes.push_back({v.host, v.target});
+    }
+  }
+  if (image == nullptr && !options_.volumes.empty()) {
+    return absl::InvalidArgumentError(
+        "this sandbox has volumes, which only image mode mounts: the request "
+        "names no image");
   }
   absl::StatusOr<std::unique_ptr<sandbox::SandboxPlan>> plan_or =
       sandbox::BuildSandboxPlan(request, plan_options);
