@@ -600,4 +600,13 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   return std::make_unique<sandbox::SandboxExecution>(std::move(setup));
 }
 
+void CancelWithGrace(Execution* execution, absl::Duration grace) {
+  auto* sandboxed = dynamic_cast<sandbox::SandboxExecution*>(execution);
+  if (sandboxed != nullptr) {
+    sandboxed->CancelWithGrace(grace);
+  } else {
+    execution->Cancel();
+  }
+}
+
 }  // namespace kiln

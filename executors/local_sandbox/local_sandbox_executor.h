@@ -127,6 +127,11 @@ std::vector<std::string> DefaultRootPaths();
 // sudoers), $HOME, /root, /home and `store_dir` (when not empty).
 std::vector<std::string> DefaultHiddenPaths(const std::string& store_dir);
 
+// Cancels `execution` (started by a LocalSandboxExecutor) with `grace`
+// between SIGTERM and SIGKILL instead of the request's kill_grace, as a
+// kubelet honours a deletion's grace period. Other executions: Cancel().
+void CancelWithGrace(Execution* execution, absl::Duration grace);
+
 class LocalSandboxExecutor : public Executor {
  public:
   // Fails (Unavailable) when cgroups are required but not usable, and

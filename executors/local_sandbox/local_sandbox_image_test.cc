@@ -433,5 +433,24 @@ TEST_F(LocalSandboxImageTest, VolumesAreWritableBindsAtTheirTargets) {
   EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
 }
 
+// CancelWithGrace: the SIGKILL comes after the given grace, not the
+// request's kill_grace (a kubelet honours a deletion's grace period).
+TEST_F(LocalSandboxImageTest, CancelWithGraceReplacesTheKillGrace) {
+  v1::ExecRequest request =
+      Request(AddImage("grace"), "trap '' TERM; echo started; sleep 60");
+  request.mutable_limits()->mutable_kill_grace()->set_seconds(40);
+  RecordingSink sink;
+  auto execution = executor_->Start(request, &sink);
+  ASSERT_TRUE(execution.ok()) << execution.status();
+  ASSERT_TRUE(sink.AwaitLines(1, absl::Seconds(20)));
+  absl::Time start = absl::Now();
+  CancelWithGrace(execution->get(), absl::Milliseconds(500));
+  v1::ExecResult result = (*execution)->Wait();
+  absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(result.status(), v1::CANCELLED) << result.message();
+  EXPECT_GE(took, absl::Milliseconds(450));
+  EXPECT_LT(took, absl::Seconds(20)) << "the request's 40 s grace was used";
+}
+
 }  // namespace
 }  // namespace kiln
