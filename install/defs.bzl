@@ -163,7 +163,7 @@ while read -r src dest; do
   cp "$src" "$all/$dest"
 done < {manifest}
 {cxx} -x c++ -std=c++17 {defines} -I"$all" -M -MT deps "$all/api/kiln.h" > "$all/.deps"
-tr ' \\' '\n\n' < "$all/.deps" | grep "^$all/" | sort -u | while read -r h; do
+tr ' \\\\' '\\n\\n' < "$all/.deps" | grep "^$all/" | sort -u | while read -r h; do
   rel=${{h#$all/}}
   mkdir -p "$stage/include/kiln/$(dirname "$rel")"
   cp "$h" "$stage/include/kiln/$rel"
