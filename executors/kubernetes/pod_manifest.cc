@@ -136,6 +136,7 @@ json BuildPodManifest(const v1::ExecRequest& request,
        PodLabels(request.run_id(), request.task(), request.attempt())) {
     labels[k] = v;  // kiln's own labels win (the loader refuses them too)
   }
+  if (!p.instance.empty()) labels[kLabelInstance] = p.instance;
   std::map<std::string, std::string> annotations(shape.annotations().begin(),
                                                  shape.annotations().end());
   for (const auto& [k, v] : PodAnnotations(request.run_id(), request.task())) {

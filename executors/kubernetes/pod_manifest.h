@@ -34,6 +34,7 @@ struct PodManifestParams {
   std::string agent_server;
   std::string agent_ca_pem;
   std::string token_secret;  // Secret holding the agent token under "token"
+  std::string instance;      // label kiln.dev/instance ("" = none)
   std::string agent_spec;    // KILN_AGENT_SPEC
   v1::PodShape shape;        // executor defaults merged with the task's
   absl::Duration timeout = absl::Hours(4);
