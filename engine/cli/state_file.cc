@@ -10,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace kiln::cli {
 namespace {
@@ -51,8 +52,15 @@ absl::StatusOr<std::string> ReadExisting(const std::string& path) {
     if (text.size() > 4096) break;
   }
   close(fd);
-  std::string first = text.substr(0, text.find('\n'));
-  absl::StripAsciiWhitespace(&first);
+  // The first field of the first line that is neither empty nor a comment
+  // (the format of `kiln serve --agent-token-file`).
+  std::string first;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == '#') continue;
+    first = std::string(line.substr(0, line.find_first_of(" \t")));
+    break;
+  }
   if (first.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat(path, " is empty; remove it to make a new one"));
@@ -85,7 +93,8 @@ absl::StatusOr<std::string> ReadOrCreateStateFile(
   bool written = write(fd, line.data(), line.size()) ==
                      static_cast<ssize_t>(line.size()) &&
                  fsync(fd) == 0;
-  absl::Status write_error = written ? absl::OkStatus() : Errno("writing", temp);
+  absl::Status write_error =
+      written ? absl::OkStatus() : Errno("writing", temp);
   close(fd);
   if (!written) {
     unlink(temp.c_str());

@@ -14,7 +14,8 @@
 
 namespace kiln::cli {
 
-// The first line of `path`, creating the file with `make()` (and its
+// The first field of the first line of `path` that is neither empty nor a
+// `#` comment, creating the file with `make()` (and its
 // directory, 0700) when it does not exist. FailedPrecondition when the
 // file is not a regular file owned by this user with mode 0600 (or
 // stricter), or is empty: a secret others may read or replace is refused,

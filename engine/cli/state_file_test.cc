@@ -55,16 +55,15 @@ TEST(StateFileTest, ConcurrentCreatorsAgreeOnOneValue) {
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] {
-      auto v = ReadOrCreateStateFile(
-          path, [&]() -> absl::StatusOr<std::string> {
+      auto v =
+          ReadOrCreateStateFile(path, [&]() -> absl::StatusOr<std::string> {
             return absl::StrCat("value-", counter++);
           });
       got[i] = v.ok() ? *v : std::string(v.status().message());
     });
   }
   for (auto& t : threads) t.join();
-  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()).size(), 1u)
-      << got[0];
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()).size(), 1u) << got[0];
   EXPECT_EQ(got[0].rfind("value-", 0), 0u) << got[0];
 }
 

@@ -4,9 +4,9 @@
 // pods {address they dial, token, CA}.
 //
 // It is a KilnServer (server.h) on TCP whose only credential is a token
-// of role `agent` (fresh and random unless given) (auth.h): holders may call FindMissingBlobs,
-// UploadBlob and DownloadBlob and nothing else (every other RPC is
-// PERMISSION_DENIED), so it is a blob-only endpoint over the engine's
+// of role `agent` (fresh and random unless given) (auth.h): holders may call
+// FindMissingBlobs, UploadBlob and DownloadBlob and nothing else (every other
+// RPC is PERMISSION_DENIED), so it is a blob-only endpoint over the engine's
 // store. The listening policy of `kiln serve` applies: a non-loopback
 // address needs TLS.
 //

@@ -89,23 +89,22 @@ TEST_F(OrphanPodsTest, DeletesPodsOfFinishedAndUnknownRunsOnly) {
   CreatePod("not-kiln", "run-finished", "me", /*managed=*/false);
   std::map<std::string, int> asked;
   auto sweep = DeleteOrphanedPods(
-      *client_, kNs, "me",
-      [&](const std::string& run) -> absl::StatusOr<bool> {
+      *client_, kNs, "me", [&](const std::string& run) -> absl::StatusOr<bool> {
         ++asked[run];
         return run == "run-live";
       });
   ASSERT_TRUE(sweep.ok()) << sweep.status();
   std::vector<std::string> deleted = sweep->deleted;
   std::sort(deleted.begin(), deleted.end());
-  EXPECT_EQ(deleted, (std::vector<std::string>{"finished-a", "finished-b",
-                                               "unknown"}));
+  EXPECT_EQ(deleted,
+            (std::vector<std::string>{"finished-a", "finished-b", "unknown"}));
   EXPECT_EQ(sweep->kept, std::vector<std::string>{"live"});
   EXPECT_EQ(PodNames(), (std::set<std::string>{"live", "other-kiln",
                                                "no-instance", "not-kiln"}));
   // One question per run.
-  EXPECT_EQ(asked, (std::map<std::string, int>{
-                       {"run-finished", 1}, {"run-live", 1},
-                       {"run-unknown", 1}}));
+  EXPECT_EQ(asked,
+            (std::map<std::string, int>{
+                {"run-finished", 1}, {"run-live", 1}, {"run-unknown", 1}}));
 }
 
 TEST_F(OrphanPodsTest, AnErrorAboutARunDeletesNothingOfIt) {
@@ -123,9 +122,8 @@ TEST_F(OrphanPodsTest, AnErrorAboutARunDeletesNothingOfIt) {
 TEST_F(OrphanPodsTest, AnEmptyInstanceIsRefused) {
   CreatePod("mine", "run-x", "");
   auto sweep = DeleteOrphanedPods(
-      *client_, kNs, "", [](const std::string&) -> absl::StatusOr<bool> {
-        return false;
-      });
+      *client_, kNs, "",
+      [](const std::string&) -> absl::StatusOr<bool> { return false; });
   EXPECT_EQ(sweep.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(PodNames(), std::set<std::string>{"mine"});
 }
@@ -133,9 +131,8 @@ TEST_F(OrphanPodsTest, AnEmptyInstanceIsRefused) {
 TEST_F(OrphanPodsTest, AnUnreachableApiServerIsAnError) {
   server_.reset();
   auto sweep = DeleteOrphanedPods(
-      *client_, kNs, "me", [](const std::string&) -> absl::StatusOr<bool> {
-        return false;
-      });
+      *client_, kNs, "me",
+      [](const std::string&) -> absl::StatusOr<bool> { return false; });
   EXPECT_FALSE(sweep.ok());
 }
 

@@ -729,11 +729,10 @@ absl::StatusOr<std::unique_ptr<Executor>> CreatePodExecutor(
     return absl::InvalidArgumentError(
         "pod executor: the agents' blob server address and token are needed");
   }
-  if (!options.instance.empty() &&
-      !ValidateLabelValue(options.instance).ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("pod executor: instance '", options.instance,
-                     "' is not a label value"));
+  if (!options.instance.empty() && !ValidateLabelValue(options.instance).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("pod executor: instance '",
+                                                   options.instance,
+                                                   "' is not a label value"));
   }
   if (options.pending_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
