@@ -23,7 +23,9 @@ std::string TempDir() {
 }
 
 TEST(StateFileTest, CreatedOnceOwnerOnlyThenReadBack) {
-  const std::string path = TempDir() + "/kubernetes/agent-token";
+  const std::string store = TempDir();
+  ASSERT_EQ(mkdir(store.c_str(), 0700), 0);
+  const std::string path = store + "/kubernetes/agent-token";
   int made = 0;
   auto make = [&]() -> absl::StatusOr<std::string> {
     ++made;

@@ -106,7 +106,9 @@ TEST_F(KubeRestartTest, KillNineMidTaskReattachesThePodAndFinishesTheRun) {
   ASSERT_NO_FATAL_FAILURE(StartServe());
   // The restarted server kept the pod of the unfinished run and its token.
   EXPECT_EQ(ReadText(token_file), token);
-  EXPECT_FALSE(absl::StrContains(ReadText(serve_err_), "deleted"))
+  EXPECT_TRUE(absl::StrContains(
+      ReadText(serve_err_),
+      "0 pod(s) of finished runs deleted, 1 of unfinished runs kept"))
       << ReadText(serve_err_);
   ASSERT_EQ(PodNames().size(), 1u);
   // The pod's agent reaches the restarted server with the token it has.
@@ -136,7 +138,8 @@ TEST_F(KubeRestartTest, KillNineMidTaskReattachesThePodAndFinishesTheRun) {
   // Exactly one pod for the task, whose log both servers followed: the
   // line it printed before the kill and the one after, each once.
   std::vector<json> pods = kubelet_->created();
-  ASSERT_EQ(pods.size(), 1u);
+  ASSERT_EQ(pods.size(), 1u) << pods[0]["metadata"].dump() << "\n"
+                             << pods.back()["metadata"].dump();
   const std::string pod = pods[0]["metadata"]["name"];
   EXPECT_EQ(std::count(lines.begin(), lines.end(), "finished in " + pod), 1)
       << ::testing::PrintToString(lines);

@@ -25,7 +25,9 @@ class KubeRunTest : public KubeCliTest {
   std::string Pipeline() {
     std::string text = kPipeline;
     text.replace(text.find("%IMAGE%"), 7, kTaskImage);
-    std::string path = dir_ + "/p.yaml";
+    // Its own directory: the run stashes it as the source.
+    mkdir((dir_ + "/src").c_str(), 0700);
+    std::string path = dir_ + "/src/p.yaml";
     WriteText(path, text);
     return path;
   }
