@@ -34,6 +34,7 @@ STORE_VISIBILITY = ENGINE_CORE + [
     "//tests/agent:__pkg__",
     "//tests/archive:__pkg__",
     "//tests/engine:__pkg__",
+    "//tests/kube:__pkg__",
     "//tests/state:__pkg__",
     "//tests/store:__pkg__",
 ]

@@ -424,6 +424,14 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
     plan_options.uid = image->identity.uid;
     plan_options.gid = image->identity.gid;
     plan_options.groups = image->identity.groups;
+    for (const LocalSandboxOptions::Volume& v : options_.volumes) {
+      plan_options.volumes.push_back({v.host, v.target});
+    }
+  }
+  if (image == nullptr && !options_.volumes.empty()) {
+    return absl::InvalidArgumentError(
+        "this sandbox has volumes, which only image mode mounts: the request "
+        "names no image");
   }
   absl::StatusOr<std::unique_ptr<sandbox::SandboxPlan>> plan_or =
       sandbox::BuildSandboxPlan(request, plan_options);
@@ -590,6 +598,15 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   setup.stderr_fd = err[0];
   setup.report_fd = report[0];
   return std::make_unique<sandbox::SandboxExecution>(std::move(setup));
+}
+
+void CancelWithGrace(Execution* execution, absl::Duration grace) {
+  auto* sandboxed = dynamic_cast<sandbox::SandboxExecution*>(execution);
+  if (sandboxed != nullptr) {
+    sandboxed->CancelWithGrace(grace);
+  } else {
+    execution->Cancel();
+  }
 }
 
 }  // namespace kiln

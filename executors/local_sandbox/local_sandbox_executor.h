@@ -108,6 +108,17 @@ struct LocalSandboxOptions {
   // without HostWorkspaceOptions.images), requests naming an image are
   // refused with InvalidArgument. Capabilities().images is true when set.
   ImageAccess* images = nullptr;
+  // Image mode only: host directories bound read-write at absolute paths
+  // inside every task, after the workspace, ancestors first (a pod's
+  // emptyDir volumes, for a kubelet running containers with this
+  // sandbox). Each host path must be a directory reached without a symlink
+  // (the bind never follows one). A request in host or rootfs mode is
+  // refused when volumes are set.
+  struct Volume {
+    std::string host;
+    std::string target;
+  };
+  std::vector<Volume> volumes;
 };
 
 // /usr, /bin, /sbin, /lib, /lib32, /lib64, /libx32, /etc.
@@ -115,6 +126,11 @@ std::vector<std::string> DefaultRootPaths();
 // Secrets under /etc (shadow files, ssh host keys, TLS private keys,
 // sudoers), $HOME, /root, /home and `store_dir` (when not empty).
 std::vector<std::string> DefaultHiddenPaths(const std::string& store_dir);
+
+// Cancels `execution` (started by a LocalSandboxExecutor) with `grace`
+// between SIGTERM and SIGKILL instead of the request's kill_grace, as a
+// kubelet honours a deletion's grace period. Other executions: Cancel().
+void CancelWithGrace(Execution* execution, absl::Duration grace);
 
 class LocalSandboxExecutor : public Executor {
  public:

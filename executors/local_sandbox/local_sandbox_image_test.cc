@@ -376,5 +376,81 @@ TEST_F(LocalSandboxImageTest, ImageSymlinksNeverReachTheHost) {
   EXPECT_THAT(result.message(), HasSubstr("symlink"));
 }
 
+// Volumes (LocalSandboxOptions.volumes): host directories bound read-write
+// at their targets, after the workspace (a volume above the working
+// directory covers it); a symlinked source and host mode are refused.
+TEST_F(LocalSandboxImageTest, VolumesAreWritableBindsAtTheirTargets) {
+  ASSERT_EQ(mkdir((root_ + "/vol-a").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((root_ + "/vol-b").c_str(), 0755), 0);
+  std::ofstream(root_ + "/vol-a/in.txt") << "from the host";
+  LocalSandboxOptions options;
+  options.work_root = root_ + "/work";
+  options.hidden_paths = DefaultHiddenPaths("");
+  options.cgroups = LocalSandboxOptions::Cgroups::kOff;
+  options.images = images_.get();
+  options.volumes = {{root_ + "/vol-b", "/workspace"},
+                     {root_ + "/vol-a", "/data/a"}};
+  auto executor = LocalSandboxExecutor::Create(options);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  RecordingSink sink;
+  v1::ExecRequest request =
+      Request(AddImage("vol"),
+              "cat /data/a/in.txt && echo && echo out > /data/a/out.txt && "
+              "echo cwd > here.txt && pwd");
+  auto execution = (*executor)->Start(request, &sink);
+  ASSERT_TRUE(execution.ok()) << execution.status();
+  v1::ExecResult result = (*execution)->Wait();
+  ASSERT_EQ(result.status(), v1::EXITED) << result.message();
+  EXPECT_EQ(result.exit_code(), 0);
+  EXPECT_THAT(sink.Lines(v1::LogLine::STDOUT),
+              ElementsAre("from the host", "/workspace"));
+  EXPECT_EQ(ReadFile(root_ + "/vol-a/out.txt"), "out\n");
+  // The volume at /workspace covers the workspace mounted there.
+  EXPECT_EQ(ReadFile(root_ + "/vol-b/here.txt"), "cwd\n");
+  EXPECT_FALSE(std::filesystem::exists(workspace_ + "/here.txt"));
+
+  // A source reached through a symlink is refused before anything runs.
+  ASSERT_EQ(symlink(root_.c_str(), (root_ + "/link").c_str()), 0);
+  options.volumes = {{root_ + "/link/vol-a", "/data"}};
+  auto linked = LocalSandboxExecutor::Create(options);
+  ASSERT_TRUE(linked.ok()) << linked.status();
+  auto refused = (*linked)->Start(Request(AddImage("vol2"), "true"), &sink);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("without symlinks"));
+  // A target under /proc is refused too.
+  options.volumes = {{root_ + "/vol-a", "/proc/x"}};
+  auto proc = LocalSandboxExecutor::Create(options);
+  ASSERT_TRUE(proc.ok());
+  refused = (*proc)->Start(Request(AddImage("vol3"), "true"), &sink);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
+  // Host mode never mounts volumes: refused.
+  options.volumes = {{root_ + "/vol-a", "/data"}};
+  auto host = LocalSandboxExecutor::Create(options);
+  ASSERT_TRUE(host.ok());
+  v1::ExecRequest host_request = Request("", "true");
+  refused = (*host)->Start(host_request, &sink);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
+}
+
+// CancelWithGrace: the SIGKILL comes after the given grace, not the
+// request's kill_grace (a kubelet honours a deletion's grace period).
+TEST_F(LocalSandboxImageTest, CancelWithGraceReplacesTheKillGrace) {
+  v1::ExecRequest request =
+      Request(AddImage("grace"), "trap '' TERM; echo started; sleep 60");
+  request.mutable_limits()->mutable_kill_grace()->set_seconds(40);
+  RecordingSink sink;
+  auto execution = executor_->Start(request, &sink);
+  ASSERT_TRUE(execution.ok()) << execution.status();
+  ASSERT_TRUE(sink.AwaitLines(1, absl::Seconds(20)));
+  absl::Time start = absl::Now();
+  CancelWithGrace(execution->get(), absl::Milliseconds(500));
+  v1::ExecResult result = (*execution)->Wait();
+  absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(result.status(), v1::CANCELLED) << result.message();
+  EXPECT_GE(took, absl::Milliseconds(450));
+  EXPECT_LT(took, absl::Seconds(20)) << "the request's 40 s grace was used";
+}
+
 }  // namespace
 }  // namespace kiln

@@ -432,6 +432,14 @@ KILN_SANDBOX_CHILD void BuildImageFilesystem(const Child& c) {
     const MountOp& op = p.mounts[i];
     binds[i] = -1;
     if (op.kind != MountOp::Kind::kBind) continue;
+    if (op.writable) {
+      // A volume: read-write, never reached through a symlink.
+      binds[i] = CloneTree(c, op.source.c_str(),
+                           AT_RECURSIVE | AT_SYMLINK_NOFOLLOW, "clone volume");
+      SetAttributes(c, binds[i], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    "set volume nosuid");
+      continue;
+    }
     binds[i] =
         CloneTree(c, op.source.c_str(), op.is_file ? 0 : AT_RECURSIVE, "clone");
     SetAttributes(c, binds[i],

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -69,6 +70,16 @@ void SandboxExecution::Cancel() {
   }
 }
 
+void SandboxExecution::CancelWithGrace(absl::Duration grace) {
+  MutexLock lock(&mu_);
+  cancel_requested_ = true;
+  cancel_grace_ = std::min(cancel_grace_, grace);
+  uint64_t one = 1;
+  if (write(wake_fd_, &one, sizeof(one)) < 0) {
+    // As in Cancel().
+  }
+}
+
 v1::ExecResult SandboxExecution::Wait() {
   waited_ = true;
   supervisor_.join();
@@ -92,6 +103,7 @@ void SandboxExecution::Supervise() {
                                   ? setup_.start + setup_.timeout
                                   : absl::InfiniteFuture();
   absl::Time kill_at = absl::InfiniteFuture();
+  absl::Time cancel_at = absl::InfiniteFuture();
   absl::Time drain_until = absl::InfiniteFuture();
   bool init_exited = false;
   std::vector<char> buffer(64 * 1024);
@@ -166,12 +178,23 @@ void SandboxExecution::Supervise() {
       uint64_t value;
       if (read(wake_fd_, &value, sizeof(value)) < 0) value = 0;
       bool cancel;
+      absl::Duration grace;
       {
         MutexLock lock(&mu_);
         cancel = cancel_requested_;
+        grace = cancel_grace_;
       }
+      absl::Time cancel_now = absl::Now();
       if (cancel && !init_exited && reason_ == v1::EXEC_STATUS_UNSPECIFIED) {
-        terminate(v1::CANCELLED, absl::Now());
+        terminate(v1::CANCELLED, cancel_now);
+        cancel_at = cancel_now;
+      }
+      if (cancel && !init_exited && grace != absl::InfiniteDuration()) {
+        // The SIGKILL comes `grace` after the cancel (or the timeout's
+        // SIGTERM), if that is sooner than planned.
+        absl::Time from =
+            cancel_at != absl::InfiniteFuture() ? cancel_at : cancel_now;
+        kill_at = std::min(kill_at, from + grace);
       }
     }
     if (out_index >= 0 && fds[out_index].revents != 0) {

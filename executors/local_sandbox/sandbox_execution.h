@@ -47,6 +47,10 @@ class SandboxExecution : public Execution {
 
   v1::ExecResult Wait() override;
   void Cancel() override;
+  // Cancel() with `grace` between SIGTERM and SIGKILL instead of the
+  // request's kill_grace (a kubelet's deletion grace period); a shorter
+  // grace after an earlier cancel brings the SIGKILL forward.
+  void CancelWithGrace(absl::Duration grace);
 
  private:
   void Supervise();
@@ -57,6 +61,7 @@ class SandboxExecution : public Execution {
   int wake_fd_ = -1;  // eventfd; Cancel() writes it
   Mutex mu_;
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration cancel_grace_ ABSL_GUARDED_BY(mu_) = absl::InfiniteDuration();
   std::thread supervisor_;
   bool waited_ = false;
   v1::ExecResult result_;  // written by the supervisor before it ends

@@ -120,6 +120,44 @@ std::string InsidePath(const std::string& real,
   return "";
 }
 
+// The volumes as mounts after the workspace, ancestors first.
+absl::StatusOr<std::vector<MountOp>> VolumeMounts(
+    const std::vector<VolumeMount>& volumes) {
+  std::vector<MountOp> mounts;
+  for (const VolumeMount& volume : volumes) {
+    struct stat st;
+    if (volume.host.empty() || volume.host[0] != '/' ||
+        lstat(volume.host.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+        RealPath(volume.host) != volume.host) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("volume source '", volume.host,
+                       "' is not a directory reached without symlinks"));
+    }
+    absl::StatusOr<std::string> target = ImageWorkdir(volume.target);
+    if (!target.ok() || volume.target.empty() || volume.target == "/") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("volume target '", volume.target,
+                       "' must be a clean absolute path below /, not under "
+                       "/proc or /dev"));
+    }
+    for (const MountOp& other : mounts) {
+      if (other.target == *target) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("two volumes are mounted at '", *target, "'"));
+      }
+    }
+    MountOp op = Op(MountOp::Kind::kBind, *target);
+    op.source = volume.host;
+    op.writable = true;
+    mounts.push_back(std::move(op));
+  }
+  std::stable_sort(mounts.begin(), mounts.end(),
+                   [](const MountOp& a, const MountOp& b) {
+                     return a.target.size() < b.target.size();
+                   });
+  return mounts;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ImageWorkdir(const std::string& workdir) {
@@ -179,6 +217,9 @@ absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
     if (arg.find('\0') != std::string::npos) {
       return absl::InvalidArgumentError("argv element contains a NUL byte");
     }
+  }
+  if (!options.volumes.empty() && !options.image) {
+    return absl::InvalidArgumentError("volumes are for image mode only");
   }
   auto plan = std::make_unique<SandboxPlan>();
   absl::StatusOr<std::string> workspace =
@@ -293,6 +334,15 @@ absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
                      [](const MountOp& a, const MountOp& b) {
                        return a.target.size() < b.target.size();
                      });
+    absl::StatusOr<std::vector<MountOp>> volumes =
+        VolumeMounts(options.volumes);
+    if (!volumes.ok()) return volumes.status();
+    for (MountOp& op : *volumes) mounts.push_back(std::move(op));
+    if (mounts.size() > kMaxMounts) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the sandbox would need ", mounts.size(),
+                       " mounts (at most ", kMaxMounts, ")"));
+    }
     plan->mounts = std::move(mounts);
     // Only a process outside the new user namespace may write a map of
     // more than its own id: the executor writes kImageIdMap.

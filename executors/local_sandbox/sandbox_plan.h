@@ -47,6 +47,16 @@ struct MountOp {
   bool remount_read_only = false;  // after everything is mounted
   std::string source;              // kBind, kSymlink
   bool is_file = false;            // kBind of a single file
+  bool writable = false;           // kBind of a volume: read-write
+};
+
+// Image mode: a host directory bound read-write (nosuid, nodev) at an
+// absolute path inside, after the workspace (ancestors first), e.g. a pod's
+// emptyDir volumes. `host` must be a real directory path (no symlink in
+// it); the bind never follows a symlink.
+struct VolumeMount {
+  std::string host;
+  std::string target;
 };
 
 // Host paths and options that shape the sandbox; built by the executor.
@@ -71,7 +81,8 @@ struct PlanOptions {
   std::string image_workdir;           // absolute; "" = kDefaultImageWorkdir
   uint32_t uid = 0;                    // the task's identity in the image
   uint32_t gid = 0;
-  std::vector<uint32_t> groups;  // supplementary groups
+  std::vector<uint32_t> groups;      // supplementary groups
+  std::vector<VolumeMount> volumes;  // image mode only
 };
 
 struct SandboxPlan {
@@ -135,7 +146,8 @@ std::string ImageIdMap(const std::string& own_map_file);
 
 // Validates `request` and builds the plan. InvalidArgument for a malformed
 // request (empty argv, relative or missing workspace, workdir escaping the
-// workspace, bad env names).
+// workspace, bad env names) or volume (host path not a real directory,
+// target not a clean absolute path, under /proc or /dev, or twice).
 absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
     const v1::ExecRequest& request, const PlanOptions& options);
 

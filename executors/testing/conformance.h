@@ -63,6 +63,35 @@ ProgramStep Exit(int code);
 ProgramStep PrintFile(std::string path);
 ProgramStep BackgroundHolder(std::string fifo);
 
+// Where artifacts of the suite's location-independent requests live: the
+// inputs the suite puts and the outputs it reads back by digest.
+class ConformanceArtifacts {
+ public:
+  using Files = MemoryArtifactAccess::Files;
+  virtual ~ConformanceArtifacts() = default;
+  virtual std::string Put(Files files) = 0;
+  virtual absl::StatusOr<Files> Get(const std::string& digest) = 0;
+};
+
+// What an executor is, as far as the suite's cases differ. Each case that
+// depends on one of these asserts the executor's behaviour for both values
+// (never a skip).
+struct HarnessTraits {
+  // Runs requests in a workspace prepared on this host (request.workspace).
+  // Otherwise (a pod) every request of the suite is location-independent:
+  // files are put as inputs and read back as outputs, and nothing of a
+  // workspace is ever left on this host (keep_workspace keeps nothing here).
+  bool host_workspace = true;
+  // stdout and stderr reach the sink as separate streams. Otherwise (a
+  // container log merges them) every line arrives as STDOUT, each stream's
+  // lines in their order.
+  bool separate_streams = true;
+  // An image that cannot be prepared is INPUTS_FAILED before anything runs
+  // ("image 'REF': ..."). Otherwise (a node pulls it, and the pull is
+  // retried) it is INFRA_FAILED naming the image, which the engine retries.
+  bool images_prepared_locally = true;
+};
+
 // What an implementation provides to the suite.
 class ExecutorHarness {
  public:
@@ -73,6 +102,9 @@ class ExecutorHarness {
   // The image every request of the suite names ("" = the host's root
   // filesystem). An executor with images runs the suite once per mode.
   virtual std::string Image() { return ""; }
+  virtual HarnessTraits Traits() { return {}; }
+  // Null: the suite's MemoryArtifactAccess (ConformanceEnv.artifacts).
+  virtual ConformanceArtifacts* Artifacts() { return nullptr; }
 };
 
 // What the suite gives a harness: location-independent requests (no
@@ -101,6 +133,11 @@ class ExecutorConformanceTest
   v1::ExecRequest LocationFreeRequest(const Program& program);
   // Entries of the work root (workspaces left behind).
   std::vector<std::string> WorkRootEntries() const;
+  // Stores files as an artifact / reads one back (through the harness's
+  // Artifacts() when it has its own).
+  std::string PutFiles(MemoryArtifactAccess::Files files);
+  absl::StatusOr<MemoryArtifactAccess::Files> GetFiles(
+      const std::string& digest);
   // Starts and waits; fails the test if Start fails.
   v1::ExecResult Run(const v1::ExecRequest& request, RecordingSink* sink);
 
@@ -110,8 +147,10 @@ class ExecutorConformanceTest
   std::string workspace_;
 };
 
-// Cases only executors running real processes can pass (signals,
-// descendants); instantiate it in addition to ExecutorConformanceTest.
+// Cases only executors running real processes in a workspace on this host
+// can pass (signals, descendants, a FIFO in the workspace): instantiate it
+// in addition to ExecutorConformanceTest; it requires
+// Traits().host_workspace.
 class ProcessExecutorConformanceTest : public ExecutorConformanceTest {};
 
 }  // namespace conformance
