@@ -1,5 +1,6 @@
-// `kiln run FILE`: runs a pipeline locally in the sandbox, with a live
-// progress view. Exit 0: the run succeeded; 1: it failed (or was cancelled);
+// `kiln run FILE`: runs a pipeline in this process, with a live progress
+// view: on the local sandbox, or as pods with `--executor kubernetes`
+// (engine/cli/kube_executor.h; docs/kubernetes-executor.md, "Usage"). Exit 0: the run succeeded; 1: it failed (or was cancelled);
 // 2: usage or pipeline errors.
 #include <signal.h>
 #include <sys/stat.h>
@@ -286,6 +287,9 @@ int RunVerb(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-KILN_CLI_VERB(run, "run", "run a pipeline locally in the sandbox", RunVerb);
+KILN_CLI_VERB(run, "run",
+              "run a pipeline in this process (local sandbox, or pods with "
+              "--executor kubernetes)",
+              RunVerb);
 
 }  // namespace kiln::cli
