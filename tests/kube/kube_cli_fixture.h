@@ -89,9 +89,9 @@ class PlayingKubelet {
     hooks.on_pod_deleting = [this](const json& pod) {
       // The containers stop at once.
       std::string name = pod["metadata"]["name"];
-      std::thread([this, name] {
-        (void)server_->FinalizePodDeletion(kNs, name);
-      }).detach();
+      MutexLock lock(&mu_);
+      threads_.emplace_back(
+          [this, name] { (void)server_->FinalizePodDeletion(kNs, name); });
     };
     server_->SetKubelet(hooks);
   }

@@ -5,7 +5,10 @@
 // image from the test registry fetching inputs from and uploading outputs
 // to the run's own agent blob endpoint) gives the same output artifacts
 // (tree digests), the same task logs and the same unstashed files.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,7 +26,9 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "engine/service/client.h"
 #include "gtest/gtest.h"
+#include "kube/names.h"
 #include "nlohmann/json.hpp"
 #include "tests/kube/pod_cluster.h"
 
@@ -216,6 +221,170 @@ TEST_F(KubeEndToEndTest, PodsGiveTheSameArtifactsAndLogsAsTheLocalSandbox) {
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(cluster_->kubelet()->pods_started(), pods_after);
   EXPECT_EQ(again.outputs["shout"], local.outputs["shout"]);
+}
+
+// kill -9 of `kiln serve` while its task's pod really runs (the simulated
+// kubelet, the agent image): the restarted server (same store, so the same
+// agent token, at the same --agent-listen port) keeps and re-attaches the
+// pod, whose agent then uploads its output to it; a downstream pod fetches
+// that output; the run succeeds, and the slow task had exactly one pod.
+constexpr char kSlowPipeline[] = R"(name: slow
+options: {executor: kubernetes}
+tasks:
+  - name: slow
+    run:
+      image: BUSYBOX
+      command: [/bin/sh, -c, 'echo started; sleep 8; mkdir -p out && echo made across a restart > out/made.txt; echo finished']
+    outputs:
+      - {artifact: made, paths: [out]}
+  - name: check
+    needs: [slow]
+    run:
+      image: BUSYBOX
+      command: [/bin/sh, -c, 'cat out/made.txt']
+    inputs: [made]
+)";
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+class KubeServeKillTest : public KubeEndToEndTest {
+ protected:
+  void TearDown() override {
+    if (serve_ > 0) {
+      kill(serve_, SIGKILL);
+      waitpid(serve_, nullptr, 0);
+    }
+    KubeEndToEndTest::TearDown();
+  }
+  void StartServe() {
+    std::string out = absl::StrCat(dir_, "/serve.out.", starts_);
+    err_ = absl::StrCat(dir_, "/serve.err.", starts_);
+    ++starts_;
+    std::vector<std::string> args = {kiln_,
+                                     "serve",
+                                     "--store",
+                                     dir_ + "/store",
+                                     "--listen",
+                                     "unix:" + dir_ + "/kiln.sock",
+                                     "--grace",
+                                     "5s",
+                                     "--insecure-registry",
+                                     registry_,
+                                     "--kube-agent-image",
+                                     cluster_->agent_image(),
+                                     "--kubeconfig",
+                                     kubeconfig_,
+                                     "--agent-listen",
+                                     absl::StrCat("127.0.0.1:", port_)};
+    serve_ = fork();
+    if (serve_ == 0) {
+      int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int e = open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(o, 1);
+      dup2(e, 2);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(kiln_.c_str(), argv.data());
+      _exit(127);
+    }
+    for (int i = 0; i < 600; ++i) {
+      if (absl::StrContains(ReadText(out), "serving on")) return;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    FAIL() << "kiln serve did not start: " << ReadText(err_);
+  }
+  service::KilnClient Client() {
+    service::ClientOptions options;
+    options.server = "unix:" + dir_ + "/kiln.sock";
+    return service::KilnClient(options);
+  }
+  // Whether a pod of task `task` has its task container running.
+  bool TaskRunning(const std::string& task) {
+    auto pods = cluster_->Client()->List(kube::PodsPath("ci"), {});
+    if (!pods.ok()) return false;
+    for (const json& p : (*pods)["items"]) {
+      if (p["metadata"]["labels"].value("kiln.dev/task", "") != task) continue;
+      for (const json& c :
+           p["status"].value("containerStatuses", json::array())) {
+        if (c.value("name", "") == "task" && c.contains("state") &&
+            c["state"].contains("running")) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  pid_t serve_ = -1;
+  int starts_ = 0;
+  int port_ = FreePort();
+  std::string err_;
+};
+
+TEST_F(KubeServeKillTest, KillNineWhileAPodRunsThenTheRestartedServerFinishes) {
+  ASSERT_NO_FATAL_FAILURE(StartServe());
+  const int pods_before = cluster_->kubelet()->pods_started();
+  v1::SubmitRunRequest submit;
+  submit.set_yaml(absl::StrReplaceAll(
+      kSlowPipeline, {{"BUSYBOX", cluster_->busybox_image()}}));
+  std::string run_id;
+  {
+    service::KilnClient client = Client();
+    v1::SubmitRunResponse response;
+    auto context = client.NewContext(absl::Seconds(30));
+    grpc::Status status =
+        client.stub().SubmitRun(context.get(), submit, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    run_id = response.run_id();
+  }
+  bool running = false;
+  for (int i = 0; i < 600 && !running; ++i) {
+    running = TaskRunning("slow");
+    if (!running) absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(running) << ReadText(err_);
+  absl::SleepFor(absl::Milliseconds(500));  // "started" is printed
+  kill(serve_, SIGKILL);
+  waitpid(serve_, nullptr, 0);
+  serve_ = -1;
+  ASSERT_NO_FATAL_FAILURE(StartServe());
+
+  std::vector<std::string> lines;
+  absl::StatusOr<v1::RunState> state;
+  {
+    service::KilnClient client = Client();
+    state = client.Watch(
+        run_id, 0,
+        [&](const v1::RunEvent& e) {
+          if (e.has_log()) {
+            lines.push_back(absl::StrCat(e.log().task(), ": ", e.log().text()));
+          }
+        },
+        absl::Seconds(120));
+  }
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, v1::RUN_SUCCEEDED)
+      << ReadText(err_) << ::testing::PrintToString(lines);
+  // One pod for `slow` (adopted, not made again), one for `check`.
+  EXPECT_EQ(cluster_->kubelet()->pods_started() - pods_before, 2)
+      << ReadText(err_);
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), "slow: finished"), 1)
+      << ::testing::PrintToString(lines);
+  // The output the pod uploaded to the restarted server reached `check`.
+  EXPECT_EQ(
+      std::count(lines.begin(), lines.end(), "check: made across a restart"), 1)
+      << ::testing::PrintToString(lines);
 }
 
 }  // namespace
