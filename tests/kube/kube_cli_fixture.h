@@ -74,8 +74,9 @@ inline int FreePort() {
 
 // Plays every pod the executor creates: scheduled, kiln-fetch done, task
 // running, "started in <pod>"; with the agent's env it uploads a blob to
-// the endpoint the pod names with the token of the Secret it names (as
-// the agent would); then waits for Release() and ends with "finished in
+// the endpoint the pod names with the token of the Secret it names (over
+// TLS verified with KILN_AGENT_CA when the pod has it, as the agent
+// would); then waits for Release() and ends with "finished in
 // <pod>" and the agent's EXITED 0 result.
 class PlayingKubelet {
  public:
@@ -182,6 +183,7 @@ class PlayingKubelet {
       service::ClientOptions options;
       options.server = Env(pod, "KILN_AGENT_SERVER");
       options.token = SecretToken(pod);
+      options.tls_roots = Env(pod, "KILN_AGENT_CA");
       service::KilnClient agent(options);
       absl::Status up = agent.UploadBytes(absl::StrCat("uploaded by ", name));
       MutexLock lock(&mu_);

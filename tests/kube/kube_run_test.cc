@@ -5,6 +5,7 @@
 // of its Secret, and its log and result are the run's; at start, pods of
 // runs that are no longer running are deleted.
 #include <algorithm>
+#include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "tests/kube/kube_cli_fixture.h"
@@ -172,6 +173,38 @@ TEST_F(KubeRunTest, AnAgentEndpointHalfConfiguredIsRefused) {
   Result r = Kiln(Args({"--agent-tls-cert", dir_ + "/cert.pem"}));
   EXPECT_EQ(r.exit_code, 2);
   ExpectRefused(r, "--agent-tls-cert and --agent-tls-key go together");
+}
+
+// --agent-tls-cert/--agent-tls-key/--agent-ca: the pods get the CA and
+// reach the endpoint over TLS verified with it.
+TEST_F(KubeRunTest, TheAgentEndpointServesTlsWithTheGivenCa) {
+  const std::string d = dir_ + "/tls";
+  ASSERT_EQ(mkdir(d.c_str(), 0700), 0);
+  WriteText(d + "/server.ext", "subjectAltName=IP:127.0.0.1\n");
+  std::string script = absl::StrCat(
+      "set -e; cd '", d, "'; exec >openssl.log 2>&1;",
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt"
+      " -days 2 -subj /CN=kiln-agent-test-ca;",
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr"
+      " -subj /CN=127.0.0.1;",
+      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key"
+      " -CAcreateserial -out server.crt -days 2 -extfile server.ext;");
+  ASSERT_EQ(system(("/bin/sh -c \"" + script + "\"").c_str()), 0)
+      << ReadText(d + "/openssl.log");
+  kubelet_->Release();
+  Result r =
+      Kiln(Args({"--agent-tls-cert", d + "/server.crt", "--agent-tls-key",
+                 d + "/server.key", "--agent-ca", d + "/ca.crt"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<json> pods = kubelet_->created();
+  ASSERT_EQ(pods.size(), 1u);
+  std::string ca;
+  for (const json& e : pods[0]["spec"]["containers"][0]["env"]) {
+    if (e["name"] == "KILN_AGENT_CA") ca = e["value"];
+  }
+  EXPECT_EQ(ca, ReadText(d + "/ca.crt"));
+  // The pod's upload went over TLS verified with that CA.
+  EXPECT_EQ(kubelet_->uploads(), std::vector<std::string>{""});
 }
 
 TEST_F(KubeRunTest, PodsOfRunsNoLongerRunningAreDeletedAtStart) {
