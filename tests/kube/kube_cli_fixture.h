@@ -295,6 +295,7 @@ class KubeCliTest : public ::testing::Test {
       int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       dup2(o, 1);
       dup2(e, 2);
+      for (const auto& [k, v] : child_env_) setenv(k.c_str(), v.c_str(), 1);
       std::vector<char*> argv;
       argv.push_back(const_cast<char*>(kiln_.c_str()));
       for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -344,6 +345,8 @@ class KubeCliTest : public ::testing::Test {
   }
 
   std::string kiln_, dir_, kubeconfig_;
+  // Set in the environment of the kiln processes started.
+  std::vector<std::pair<std::string, std::string>> child_env_;
   std::unique_ptr<FakeApiServer> server_;
   std::unique_ptr<PlayingKubelet> kubelet_;
 };
