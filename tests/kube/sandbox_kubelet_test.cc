@@ -6,6 +6,7 @@
 // ErrImagePull/ImagePullBackOff with Warning events, DeadlineExceeded) and
 // its termination-message rules (truncated to 4096 bytes, never read
 // through a symlink).
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -282,6 +283,48 @@ TEST_F(SandboxKubeletTest, TerminationMessagesAreTruncatedAndNeverFollowLinks) {
   const json main = MainState(done)["terminated"];
   EXPECT_EQ(main.value("exitCode", 0), 1);
   EXPECT_FALSE(main.contains("message")) << "followed the symlink: " << main;
+}
+
+// fake_api_server_main --kubelet=sandbox as a process (how an end-to-end
+// test starts the double): kubectl applies a pod, waits for it to succeed
+// and reads its log.
+TEST_F(SandboxKubeletTest, TheServerBinaryRunsPodsWithKubeletSandbox) {
+  std::string binary =
+      absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
+                   "/kube/testing/fake_api_server_main");
+  std::string kubeconfig = dir_ + "/process-kubeconfig";
+  // stdin stays open (the binary stops when it closes): a pipe from sleep.
+  auto server = kube::testing::TestProcess::Start(
+      {"/bin/sh", "-c",
+       absl::StrCat("sleep 600 | exec ", binary,
+                    " --kubelet=sandbox --kubelet-dir=", dir_, "/process-node ",
+                    kubeconfig, " work")});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->WaitForOutput(kubeconfig + " http://127.0.0.1:",
+                                       absl::Seconds(30)))
+      << (*server)->output();
+  auto kubectl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"kubectl", "--kubeconfig", kubeconfig,
+                                     "--cache-dir", dir_ + "/kube-cache-2"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r =
+        kube::testing::RunProcess(argv, {{"HOME", dir_}}, absl::Seconds(90));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : std::make_pair(-1, std::string());
+  };
+  std::string manifest = dir_ + "/process-pod.json";
+  json pod = Pod("from-process", "echo hello from a process");
+  pod["metadata"]["namespace"] = "default";
+  std::ofstream(manifest) << pod.dump();
+  auto [applied, apply_out] = kubectl({"apply", "-f", manifest});
+  ASSERT_EQ(applied, 0) << apply_out;
+  auto [waited, wait_out] =
+      kubectl({"wait", "-n", "default", "pod/from-process",
+               "--for=jsonpath={.status.phase}=Succeeded", "--timeout=60s"});
+  EXPECT_EQ(waited, 0) << wait_out << (*server)->output();
+  auto [logged, log] = kubectl({"logs", "-n", "default", "from-process"});
+  EXPECT_EQ(logged, 0);
+  EXPECT_EQ(log, "hello from a process\n");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -161,6 +162,8 @@ class SandboxKubelet::Core::PodRun {
   void Launch() {
     worker_ = std::thread([this] { Run(); });
   }
+  // The worker has done everything (joining it does not block).
+  bool finished() const { return finished_.load(); }
   bool Is(const json& pod) const {
     return Str(pod["metadata"], "namespace") == ns_ &&
            Str(pod["metadata"], "name") == name_ &&
@@ -229,6 +232,7 @@ class SandboxKubelet::Core::PodRun {
   std::map<std::string, std::string> volume_dirs_;
   absl::Time deadline_ = absl::InfiniteFuture();
   std::thread worker_;
+  std::atomic<bool> finished_{false};
 
   Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -644,12 +648,16 @@ void SandboxKubelet::Core::PodRun::Run() {
     absl::Status s = core_->server_->FinalizePodDeletion(ns_, name_);
     (void)s;  // NotFound: removed meanwhile (a forced delete)
   }
+  finished_ = true;
 }
 
 void SandboxKubelet::Core::OnCreated(const json& pod) {
   MutexLock lock(&mu_);
   if (stopped_) return;
   ++started_;
+  // Pods whose work is over are forgotten (their threads joined).
+  pods_.remove_if(
+      [](const std::unique_ptr<PodRun>& run) { return run->finished(); });
   pods_.push_back(std::make_unique<PodRun>(this, pod));
   pods_.back()->Launch();
 }
