@@ -71,6 +71,7 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(
   EngineOptions options;
   options.store_dir = *store_dir;
   options.executor = std::move(*executor);
+  options.executors = local.more_executors;
   options.default_executor = local.default_executor;
   options.parallelism = local.jobs > 0 ? local.jobs : 2;
   options.trace = local.trace;

@@ -25,6 +25,9 @@ struct LocalEngineOptions {
   // A docker config.json; "" = $DOCKER_CONFIG/config.json or
   // ~/.docker/config.json when it exists.
   std::string registry_config;
+  // Executors beside the local sandbox (e.g. the kubernetes executor,
+  // kube_executor.h); a task picks one by name.
+  std::vector<std::shared_ptr<Executor>> more_executors;
   // The run's profile (--profile), or null.
   std::shared_ptr<TraceRecorder> trace;
 };

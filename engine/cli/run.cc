@@ -1,5 +1,6 @@
-// `kiln run FILE`: runs a pipeline locally in the sandbox, with a live
-// progress view. Exit 0: the run succeeded; 1: it failed (or was cancelled);
+// `kiln run FILE`: runs a pipeline in this process, with a live progress
+// view: on the local sandbox, or as pods with `--executor kubernetes`
+// (engine/cli/kube_executor.h; docs/kubernetes-executor.md, "Usage"). Exit 0: the run succeeded; 1: it failed (or was cancelled);
 // 2: usage or pipeline errors.
 #include <signal.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include "base/trace.h"
 #include "engine/cli/args.h"
 #include "engine/cli/git_trigger.h"
+#include "engine/cli/kube_executor.h"
 #include "engine/cli/local_engine.h"
 #include "engine/cli/pipeline_limits.h"
 #include "engine/cli/progress.h"
@@ -100,12 +102,17 @@ int RunVerb(const std::vector<std::string>& argv) {
   Args args(
       "kiln run FILE [--param k=v]... [--branch B] [--message M] [--event E] "
       "[--jobs N] [--store DIR] [--keep-going] [--json] [--resume RUN] "
-      "[--executor NAME] [--profile FILE]");
+      "[--executor NAME] [--profile FILE]\n"
+      "         [--executor kubernetes --kube-agent-image REF@sha256:DIGEST\n"
+      "          [--kubeconfig F] [--kube-context C] [--namespace N]\n"
+      "          [--agent-listen HOST:PORT] [--agent-endpoint HOST:PORT]\n"
+      "          [--agent-tls-cert C --agent-tls-key K [--agent-ca CA]]]");
   AddTriggerFlags(&args);
   args.Flag("jobs", "task attempts running at once (default 2)");
   args.Flag("executor",
-            "the default executor of tasks and pipelines that name none "
-            "(default local-sandbox)");
+            "the default executor of tasks and pipelines that name none: "
+            "local-sandbox (default) or kubernetes (tasks run as pods; "
+            "docs/kubernetes-executor.md)");
   args.Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
   args.Bool("keep-going",
             "continue after a task fails (run what does not depend on it)");
@@ -116,8 +123,13 @@ int RunVerb(const std::vector<std::string>& argv) {
             "it in ui.perfetto.dev or chrome://tracing; docs/profile.md)");
   AddRegistryFlags(&args);
   AddPipelineLimitFlags(&args);
+  AddKubeFlags(&args);
   int code;
   if (!args.Parse(argv, &code)) return code;
+  absl::StatusOr<KubeFlags> kube_flags = ReadKubeFlags(args);
+  if (!kube_flags.ok()) {
+    return args.UsageError(std::string(kube_flags.status().message()));
+  }
   absl::StatusOr<pipeline::LoadOptions> limits = PipelineLimitsFromFlags(args);
   if (!limits.ok()) {
     return args.UsageError(std::string(limits.status().message()));
@@ -181,7 +193,20 @@ int RunVerb(const std::vector<std::string>& argv) {
   }
 
   SignalWatcher::BlockSignals();
+  // The kubernetes executor is checked (cluster reachable, namespace there)
+  // before the engine exists: a misconfiguration fails before any task.
+  std::unique_ptr<KubeExecutorWiring> kube;
+  if (kube_flags->enabled) {
+    auto prepared = KubeExecutorWiring::Prepare(*kube_flags);
+    if (!prepared.ok()) {
+      std::fprintf(stderr, "kiln: %s\n",
+                   std::string(prepared.status().message()).c_str());
+      return kExitFailed;
+    }
+    kube = *std::move(prepared);
+  }
   LocalEngineOptions local;
+  if (kube != nullptr) local.more_executors.push_back(kube->executor());
   local.store_flag = args.Get("store");
   local.jobs = static_cast<int>(jobs);
   local.default_executor = args.Get("executor");
@@ -194,6 +219,20 @@ int RunVerb(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "kiln: %s\n",
                  std::string(engine.status().message()).c_str());
     return kExitFailed;
+  }
+  // The agents' blob endpoint serves the engine's store: it stops first.
+  struct StopFirst {
+    KubeExecutorWiring* kube;
+    ~StopFirst() {
+      if (kube != nullptr) kube->Stop();
+    }
+  } stop_kube{kube.get()};
+  if (kube != nullptr) {
+    if (absl::Status s = StartKubernetes(kube.get(), engine->get(), "");
+        !s.ok()) {
+      std::fprintf(stderr, "kiln: %s\n", std::string(s.message()).c_str());
+      return kExitFailed;
+    }
   }
   if (git) {
     std::string since = LastSucceededRevision(**engine, request.pipeline.name(),
@@ -248,6 +287,9 @@ int RunVerb(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-KILN_CLI_VERB(run, "run", "run a pipeline locally in the sandbox", RunVerb);
+KILN_CLI_VERB(run, "run",
+              "run a pipeline in this process (local sandbox, or pods with "
+              "--executor kubernetes)",
+              RunVerb);
 
 }  // namespace kiln::cli

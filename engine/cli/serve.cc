@@ -12,14 +12,18 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
+#include "engine/cli/kube_executor.h"
 #include "engine/cli/local_engine.h"
 #include "engine/cli/registry_flags.h"
+#include "engine/cli/state_file.h"
 #include "engine/cli/verb.h"
+#include "engine/service/agent_blob_server.h"
 #include "engine/service/http/dashboard_server.h"
 #include "engine/service/server.h"
 
@@ -37,14 +41,23 @@ int ServeVerb(const std::vector<std::string>& argv) {
       "kiln serve [--store DIR] [--listen unix:PATH | HOST:PORT] "
       "[--token-file F] [--agent-token-file F] "
       "[--tls-cert C --tls-key K [--client-ca CA]] "
-      "[--http-listen [HOST]:PORT] [--jobs N] [--grace DURATION]");
+      "[--http-listen [HOST]:PORT] [--jobs N] [--grace DURATION]\n"
+      "         [--executor NAME] [--kube-agent-image REF@sha256:DIGEST\n"
+      "          [--kubeconfig F] [--kube-context C] [--namespace N]\n"
+      "          --agent-listen HOST:PORT [--agent-endpoint HOST:PORT]\n"
+      "          [--agent-tls-cert C --agent-tls-key K [--agent-ca CA]]]");
   args.Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
   AddRegistryFlags(&args);
   args.Flag("listen", "unix:PATH or HOST:PORT (default: unix:STORE/kiln.sock)");
   args.Flag("token-file", "TOKEN ROLE [NAME] lines; required for TCP");
   args.Flag("agent-token-file",
             "file whose first field is the token of role agent (pods' kiln "
-            "agents: blob transfer only)");
+            "agents: blob transfer only); with the kubernetes executor the "
+            "default is STORE/kubernetes/agent-token, made once");
+  args.Flag("executor",
+            "the default executor of tasks and pipelines that name none: "
+            "local-sandbox (default) or kubernetes");
+  AddKubeFlags(&args);
   args.Flag("tls-cert", "PEM certificate chain (TLS)");
   args.Flag("tls-key", "PEM private key (TLS)");
   args.Flag("client-ca", "PEM CA that client certificates must chain to");
@@ -93,6 +106,17 @@ int ServeVerb(const std::vector<std::string>& argv) {
   int64_t jobs = 2;
   if (absl::Status s = args.IntFlag("jobs", 1, kMaxJobs, &jobs); !s.ok()) {
     return args.UsageError(std::string(s.message()));
+  }
+  absl::StatusOr<KubeFlags> kube_flags = ReadKubeFlags(args);
+  if (!kube_flags.ok()) {
+    return args.UsageError(std::string(kube_flags.status().message()));
+  }
+  if (kube_flags->enabled && (!args.Has("agent-listen") ||
+                              absl::EndsWith(kube_flags->agent_listen, ":0"))) {
+    return args.UsageError(
+        "the kubernetes executor of kiln serve needs --agent-listen "
+        "HOST:PORT with a fixed port: pods of a run dial it again after a "
+        "restart");
   }
   absl::Duration grace = absl::Seconds(30);
   if (args.Has("grace") &&
@@ -215,12 +239,49 @@ int ServeVerb(const std::vector<std::string>& argv) {
 
   absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
   if (!store.ok()) return Fail(store.status());
+  // The kubernetes executor is checked before the engine exists.
+  std::unique_ptr<KubeExecutorWiring> kube;
+  if (kube_flags->enabled) {
+    auto prepared = KubeExecutorWiring::Prepare(*kube_flags);
+    if (!prepared.ok()) return Fail(prepared.status());
+    kube = *std::move(prepared);
+  }
   LocalEngineOptions local;
   local.store_flag = *store;
   local.jobs = static_cast<int>(jobs);
+  local.default_executor = args.Get("executor");
+  if (kube != nullptr) local.more_executors.push_back(kube->executor());
   ReadRegistryFlags(args, &local);
   auto engine = MakeLocalEngine(local);
   if (!engine.ok()) return Fail(engine.status());
+  // The agents' blob endpoint serves the engine's store: it stops first.
+  struct StopFirst {
+    KubeExecutorWiring* kube;
+    ~StopFirst() {
+      if (kube != nullptr) kube->Stop();
+    }
+  } stop_kube{kube.get()};
+  if (kube != nullptr) {
+    // One agent token for the life of the store, so that the pods of a run
+    // still reach this server after a restart.
+    absl::StatusOr<std::string> token = ReadOrCreateStateFile(
+        options.agent_token_file.empty()
+            ? absl::StrCat(*store, "/kubernetes/agent-token")
+            : options.agent_token_file,
+        [&]() -> absl::StatusOr<std::string> {
+          if (!options.agent_token_file.empty()) {
+            return absl::NotFoundError(absl::StrCat("--agent-token-file ",
+                                                    options.agent_token_file,
+                                                    ": no such file"));
+          }
+          return service::NewRandomToken();
+        });
+    if (!token.ok()) return Fail(token.status());
+    if (absl::Status s = StartKubernetes(kube.get(), engine->get(), *token);
+        !s.ok()) {
+      return Fail(s);
+    }
+  }
   auto server = service::KilnServer::Start(engine->get(), options);
   if (!server.ok()) return Fail(server.status());
   std::unique_ptr<service::http::DashboardServer> web;

@@ -39,8 +39,14 @@ absl::StatusOr<std::unique_ptr<AgentBlobServer>> StartAgentBlobServer(
     return absl::InvalidArgumentError(
         "agent blob endpoint: max_streams must be positive");
   }
-  absl::StatusOr<std::string> token = NewRandomToken();
-  if (!token.ok()) return token.status();
+  absl::StatusOr<std::string> token = options.token;
+  if (options.token.empty()) {
+    token = NewRandomToken();
+    if (!token.ok()) return token.status();
+  } else if (options.token.size() < 16) {
+    return absl::InvalidArgumentError(
+        "agent blob endpoint: a given token needs at least 16 characters");
+  }
   absl::StatusOr<TokenTable> table =
       TokenTable::Single(*token, Role::kAgent, "kiln-agent");
   if (!table.ok()) return table.status();

@@ -3,10 +3,10 @@
 // engine when a task runs on a kubernetes executor; the executor hands the
 // pods {address they dial, token, CA}.
 //
-// It is a KilnServer (server.h) on TCP whose only credential is a fresh
-// random token of role `agent` (auth.h): holders may call FindMissingBlobs,
-// UploadBlob and DownloadBlob and nothing else (every other RPC is
-// PERMISSION_DENIED), so it is a blob-only endpoint over the engine's
+// It is a KilnServer (server.h) on TCP whose only credential is a token
+// of role `agent` (fresh and random unless given) (auth.h): holders may call
+// FindMissingBlobs, UploadBlob and DownloadBlob and nothing else (every other
+// RPC is PERMISSION_DENIED), so it is a blob-only endpoint over the engine's
 // store. The listening policy of `kiln serve` applies: a non-loopback
 // address needs TLS.
 //
@@ -40,6 +40,10 @@ struct AgentBlobServerOptions {
   // TLS (required for a non-loopback host): PEM files; agents verify the
   // server with the certificate's CA (KILN_AGENT_CA).
   std::string tls_cert, tls_key;
+  // The agent token; "" = a fresh random one (NewRandomToken). `kiln serve`
+  // gives its persisted token, so that pods of a run still reach it after a
+  // restart. At least 16 characters when given.
+  std::string token;
   // Transfers at once (every agent holds the same token, so this is also
   // the per-client limit).
   int max_streams = 256;
@@ -52,7 +56,7 @@ class AgentBlobServer {
   ~AgentBlobServer();
   // "HOST:PORT" actually bound.
   const std::string& address() const { return server_->address(); }
-  // The agent token (64 hex characters from the kernel's CSPRNG).
+  // The agent token (by default 64 hex characters from the kernel's CSPRNG).
   const std::string& token() const { return token_; }
   // Stops serving (idempotent).
   void Stop();

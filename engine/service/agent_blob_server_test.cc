@@ -92,6 +92,23 @@ TEST_F(AgentBlobServerTest, EveryServerHasAFreshToken) {
   EXPECT_EQ(tokens.size(), 3u);
 }
 
+// `kiln serve` gives its persisted token: it is the one credential, and a
+// short one is refused.
+TEST_F(AgentBlobServerTest, AGivenTokenIsTheCredential) {
+  AgentBlobServerOptions options;
+  options.token = "persisted-agent-token-0123456789";
+  auto blobs = StartAgentBlobServer(engine_.get(), options);
+  ASSERT_TRUE(blobs.ok()) << blobs.status();
+  EXPECT_EQ((*blobs)->token(), options.token);
+  auto agent = Client((*blobs)->address(), options.token);
+  ASSERT_TRUE(agent->UploadBytes("bytes of a pod").ok());
+  auto stranger = Client((*blobs)->address(), "another-token-0123456789");
+  EXPECT_FALSE(stranger->UploadBytes("bytes of a stranger").ok());
+  options.token = "short";
+  EXPECT_EQ(StartAgentBlobServer(engine_.get(), options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(AgentBlobServerTest, RefusesUnsafeListening) {
   AgentBlobServerOptions options;
   options.listen = "0.0.0.0:0";  // not loopback, no TLS

@@ -283,6 +283,7 @@ absl::StatusOr<std::unique_ptr<Execution>> PodExecutor::StartStaged(
   params.agent_server = options_.agent_server;
   params.agent_ca_pem = options_.agent_ca_pem;
   params.token_secret = kubernetes::AgentSecretName(options_.name);
+  params.instance = options_.instance;
   params.agent_spec = kubernetes::BuildAgentSpec(request, archives, timeout);
   params.shape = shape;
   params.timeout = timeout;
@@ -727,6 +728,11 @@ absl::StatusOr<std::unique_ptr<Executor>> CreatePodExecutor(
   if (options.agent_server.empty() || options.agent_token.empty()) {
     return absl::InvalidArgumentError(
         "pod executor: the agents' blob server address and token are needed");
+  }
+  if (!options.instance.empty() && !ValidateLabelValue(options.instance).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("pod executor: instance '",
+                                                   options.instance,
+                                                   "' is not a label value"));
   }
   if (options.pending_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(

@@ -37,6 +37,11 @@ struct PodExecutorOptions {
   // host:port of the blob API the agent dials, its token, its CA (PEM,
   // empty = plain connection).
   std::string agent_server, agent_token, agent_ca_pem;
+  // Names this kiln (one store) on every pod as the label
+  // kiln.dev/instance, so that DeleteOrphanedPods (orphan_pods.h) never
+  // touches another kiln's pods in a shared namespace. "" = no label. A
+  // label value: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends.
+  std::string instance;
   // Per-executor pod shape; a task's `pod:` hints are merged over it.
   v1::PodShape defaults;
   // A pod not Running within this bound fails (INFRA_FAILED) with the
@@ -53,7 +58,8 @@ struct PodExecutorOptions {
 
 // Creates the executor. InvalidArgument when the options are incomplete
 // (no client, namespace or agent image; an agent image not pinned by
-// digest) or the default pod shape is invalid.
+// digest; an instance that is not a label value) or the default pod shape
+// is invalid.
 absl::StatusOr<std::unique_ptr<Executor>> CreatePodExecutor(
     PodExecutorOptions options);
 

@@ -71,8 +71,13 @@ std::string RequestFingerprint(const v1::ExecRequest& request) {
   json j = json::object();
   j["argv"] =
       std::vector<std::string>(request.argv().begin(), request.argv().end());
-  j["env"] = std::map<std::string, std::string>(request.env().begin(),
-                                                request.env().end());
+  // KILN_ATTEMPT is the one variable that differs between attempts of the
+  // same work: a restarted engine's next attempt must still match (and
+  // adopt) the pod its predecessor started.
+  std::map<std::string, std::string> env(request.env().begin(),
+                                         request.env().end());
+  env.erase("KILN_ATTEMPT");
+  j["env"] = env;
   j["image"] = request.image();
   j["workdir"] = request.workdir();
   j["network"] = request.network();
@@ -136,6 +141,7 @@ json BuildPodManifest(const v1::ExecRequest& request,
        PodLabels(request.run_id(), request.task(), request.attempt())) {
     labels[k] = v;  // kiln's own labels win (the loader refuses them too)
   }
+  if (!p.instance.empty()) labels[kLabelInstance] = p.instance;
   std::map<std::string, std::string> annotations(shape.annotations().begin(),
                                                  shape.annotations().end());
   for (const auto& [k, v] : PodAnnotations(request.run_id(), request.task())) {

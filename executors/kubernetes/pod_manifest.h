@@ -34,6 +34,7 @@ struct PodManifestParams {
   std::string agent_server;
   std::string agent_ca_pem;
   std::string token_secret;  // Secret holding the agent token under "token"
+  std::string instance;      // label kiln.dev/instance ("" = none)
   std::string agent_spec;    // KILN_AGENT_SPEC
   v1::PodShape shape;        // executor defaults merged with the task's
   absl::Duration timeout = absl::Hours(4);
@@ -45,8 +46,9 @@ std::string BuildAgentSpec(const v1::ExecRequest& request,
                            const std::vector<std::string>& input_archives,
                            absl::Duration timeout);
 
-// A digest of what the attempt computes (argv, env, image, workdir,
-// network, inputs, outputs, report, timeout): annotation kiln.dev/request.
+// A digest of what the attempt computes (argv, env but KILN_ATTEMPT, image,
+// workdir, network, inputs, outputs, report, timeout): annotation
+// kiln.dev/request.
 // A restarted engine adopts an earlier attempt's pod only when it matches.
 std::string RequestFingerprint(const v1::ExecRequest& request);
 inline constexpr char kAnnotationRequest[] = "kiln.dev/request";

@@ -176,8 +176,13 @@ TEST(RequestFingerprint, WhatTheAttemptComputes) {
   EXPECT_EQ(f.substr(0, 7), "sha256:");
   EXPECT_EQ(f.size(), 7u + 64u);
   // Identity of the attempt is not in it: a later attempt matches.
+  // The engine sets KILN_ATTEMPT per attempt: a later attempt (after an
+  // engine restart) still matches.
+  (*a.mutable_env())["KILN_ATTEMPT"] = "1";
+  f = RequestFingerprint(a);
   v1::ExecRequest later = a;
   later.set_attempt(7);
+  (*later.mutable_env())["KILN_ATTEMPT"] = "7";
   EXPECT_EQ(RequestFingerprint(later), f);
   // Anything the command computes from is.
   std::vector<std::function<void(v1::ExecRequest*)>> edits = {

@@ -22,6 +22,9 @@ inline constexpr char kLabelRun[] = "kiln.dev/run";
 inline constexpr char kLabelTask[] = "kiln.dev/task";
 inline constexpr char kLabelAttempt[] = "kiln.dev/attempt";
 inline constexpr char kLabelManagedBy[] = "app.kubernetes.io/managed-by";
+// Which kiln (one store) made the pod: PodExecutorOptions.instance. The
+// orphan sweep (orphan_pods.h) deletes only pods carrying its own value.
+inline constexpr char kLabelInstance[] = "kiln.dev/instance";
 inline constexpr char kAnnotationRunId[] = "kiln.dev/run-id";
 inline constexpr char kAnnotationTaskName[] = "kiln.dev/task-name";
 
