@@ -63,7 +63,7 @@ tasks:
     needs: [version]
     run: {command: [echo, "${tasks.version.results.tga}"]}
 )");
-  EXPECT_THAT(e, HasSubstr("r.yaml:7:26: "));
+  EXPECT_THAT(e, HasSubstr("r.yaml:7:27: "));
   EXPECT_THAT(e, HasSubstr("task 'version' declares no result 'tga'"));
   EXPECT_THAT(e, HasSubstr("did you mean 'tag'"));
 }
@@ -105,7 +105,7 @@ tasks:
     when: {result: {task: version, name: tags, equals: x}}
     run: {command: [x]}
 )");
-  EXPECT_THAT(e, HasSubstr("r.yaml:7:45: "));
+  EXPECT_THAT(e, HasSubstr("r.yaml:7:42: "));
   EXPECT_THAT(e, HasSubstr("declares no result 'tags'"));
   EXPECT_THAT(e, HasSubstr("did you mean 'tag'"));
 
@@ -118,7 +118,7 @@ tasks:
     when: {result: {task: verson, name: tag, equals: x}}
     run: {command: [x]}
 )");
-  EXPECT_THAT(e, HasSubstr("r.yaml:7:29: "));
+  EXPECT_THAT(e, HasSubstr("r.yaml:7:27: "));
   EXPECT_THAT(e, HasSubstr("names unknown task 'verson'"));
 
   e = FirstError(R"(name: r
