@@ -4,6 +4,7 @@
 // event; a cache hit yields the same results; a bad result fails the task.
 #include <stdlib.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,8 +47,9 @@ class EngineResultsTest : public ::testing::Test {
     ASSERT_TRUE(cas::RemoveTree(root_).ok());
   }
 
-  absl::StatusOr<v1::Run> Run(const std::string& yaml,
-                              std::vector<v1::RunEvent>* events = nullptr) {
+  absl::StatusOr<v1::Run> Run(
+      const std::string& yaml, std::vector<v1::RunEvent>* events = nullptr,
+      const std::map<std::string, std::string>& params = {}) {
     pipeline::LoadedPipeline loaded =
         pipeline::LoadPipelineText(yaml, "pipeline.yaml");
     if (!loaded.ok()) {
@@ -56,6 +58,7 @@ class EngineResultsTest : public ::testing::Test {
     RunRequest req;
     req.pipeline = std::move(loaded.pipeline);
     req.source_dir = root_ + "/src";
+    for (const auto& [k, v] : params) (*req.trigger.mutable_params())[k] = v;
     auto run = engine_->Submit(std::move(req));
     if (!run.ok()) return run.status();
     absl::StatusOr<v1::Run> done = (*run)->Wait();
@@ -177,6 +180,27 @@ tasks:
   ASSERT_EQ(b->state(), v1::RUN_SUCCEEDED) << b->reason();
   EXPECT_EQ(Task(*b, "use").state(), v1::TASK_SUCCEEDED);
   EXPECT_NE(Task(*a, "use").cache_key(), Task(*b, "use").cache_key());
+}
+
+TEST_F(EngineResultsTest, AResultHoldingASecretIsRefused) {
+  absl::StatusOr<v1::Run> run = Run(R"(
+name: secret
+params: [{name: token, secret: true}]
+tasks:
+  - name: leak
+    run:
+      command: [/bin/sh, -c, "echo \"tag-$TOKEN\" > $KILN_RESULTS/tag"]
+      env: {TOKEN: "${params.token}"}
+      results: [tag]
+)",
+                                    nullptr, {{"token", "hunter2-s3cret"}});
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state(), v1::RUN_FAILED);
+  const v1::TaskStatus& leak = Task(*run, "leak");
+  EXPECT_EQ(leak.state(), v1::TASK_FAILED);
+  EXPECT_THAT(leak.reason(), HasSubstr("contains the value of a secret"));
+  EXPECT_THAT(leak.reason(), ::testing::Not(HasSubstr("hunter2")));
+  EXPECT_TRUE(leak.results().empty());
 }
 
 struct BadCase {

@@ -160,12 +160,26 @@ void TakeOutputs(const v1::Task& task, const v1::ExecResult& result,
 }
 
 // The declared results into `o` (as "results.NAME"); a result the command
-// got wrong fails the task (not retried: it would fail the same way).
-void TakeResults(const v1::Task& task, const v1::ExecResult& result,
+// got wrong fails the task (not retried: it would fail the same way). A
+// result holding a secret (in any form the log mask knows) is refused, not
+// masked: it would be stored, cached and substituted into other tasks.
+void TakeResults(const KindCall& call, const v1::ExecResult& result,
                  AttemptOutcome* o) {
+  const v1::Task& task = call.task;
   if (task.run().results().empty()) return;
   absl::StatusOr<std::map<std::string, std::string>> checked =
       CheckTaskResults(task.run().results(), result.results());
+  if (checked.ok()) {
+    for (const auto& [name, value] : *checked) {
+      if (call.env->Mask(value) != value) {
+        checked = absl::InvalidArgumentError(absl::StrCat(
+            "result '", name,
+            "' contains the value of a secret param (results are recorded "
+            "and passed on in clear)"));
+        break;
+      }
+    }
+  }
   if (!checked.ok()) {
     std::string cache_key = o->cache_key;
     int exit_code = o->exit_code;
@@ -294,7 +308,7 @@ AttemptOutcome ExecuteRun(
 
   AttemptOutcome o = ToOutcome(task, result, key);
   if (o.state == v1::TASK_SUCCEEDED) TakeOutputs(task, result, &o);
-  if (o.state == v1::TASK_SUCCEEDED) TakeResults(task, result, &o);
+  if (o.state == v1::TASK_SUCCEEDED) TakeResults(call, result, &o);
   return o;
 }
 
