@@ -47,7 +47,7 @@ Attempt PostOnce(const std::string& url, const std::string& body,
   headers = curl_slist_append(headers, "Content-Type: application/json");
   long ms = std::max<long>(1, absl::ToInt64Milliseconds(timeout));
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, ms);
