@@ -1,6 +1,11 @@
 // PostWebhook against a receiver this test starts on loopback.
 #include "engine/notify/webhook.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <string>
 #include <thread>
@@ -129,18 +134,51 @@ TEST(WebhookTest, AClientErrorIsNotRetried) {
 }
 
 TEST(WebhookTest, ConnectionRefusedIsRetriedThenReported) {
-  int port;
-  {
-    // A port that was just free: nothing listens there any more.
-    httplib::Server s;
-    port = s.bind_to_any_port("127.0.0.1");
-  }
+  // A loopback port that was free a moment ago: nothing listens there.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  close(fd);
   WebhookOptions o = Fast();
   o.max_attempts = 3;
-  auto d = PostWebhook(absl::StrCat("http://127.0.0.1:", port, "/hooks/k3y"),
-                       TextBody("hi"), o);
+  absl::Time start = absl::Now();
+  auto d = PostWebhook(
+      absl::StrCat("http://127.0.0.1:", ntohs(addr.sin_port), "/hooks/k3y"),
+      TextBody("hi"), o);
   ASSERT_TRUE(absl::IsUnavailable(d.status())) << d.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
   EXPECT_EQ(d.status().message().find("k3y"), std::string::npos);
+}
+
+TEST(WebhookTest, ASilentReceiverIsBoundedByTheBudget) {
+  // Accepts connections (the kernel's backlog) but never answers.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 16), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  WebhookOptions o = Fast();
+  o.total_timeout = absl::Milliseconds(900);
+  o.attempt_timeout = absl::Milliseconds(300);
+  o.max_attempts = 100;
+  absl::Time start = absl::Now();
+  auto d = PostWebhook(
+      absl::StrCat("http://127.0.0.1:", ntohs(addr.sin_port), "/hooks/k3y"),
+      TextBody("hi"), o);
+  absl::Duration took = absl::Now() - start;
+  close(fd);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(d.status())) << d.status();
+  EXPECT_LT(took, absl::Seconds(2));
+  EXPECT_GE(took, absl::Milliseconds(800));
 }
 
 TEST(WebhookTest, OnlyHttpAndHttps) {
