@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "base/remove_tree.h"
 #include "base/status.h"
+#include "executors/results_dir.h"
 
 namespace kiln {
 namespace {
@@ -146,7 +148,7 @@ class StagedExecution : public Execution {
     waited_ = true;
     v1::ExecResult result = inner_->Wait();
     if (result.status() == v1::EXITED && result.exit_code() == 0) {
-      Capture(&result);
+      if (ReadResults(&result)) Capture(&result);
     }
     workspace_->Finish(request_.keep_workspace(), &result);
     return result;
@@ -155,6 +157,24 @@ class StagedExecution : public Execution {
   void Cancel() override { inner_->Cancel(); }
 
  private:
+  // The declared results into `result`; false (OUTPUTS_FAILED) if they
+  // cannot be read.
+  bool ReadResults(v1::ExecResult* result) {
+    if (request_.results_dir().empty()) return true;
+    absl::StatusOr<std::map<std::string, std::string>> read =
+        ReadResultsDir(workspace_->fd, request_.results_dir());
+    if (!read.ok()) {
+      result->set_status(v1::OUTPUTS_FAILED);
+      result->set_message(
+          absl::StrCat("$KILN_RESULTS: ", read.status().message()));
+      return false;
+    }
+    for (auto& [name, value] : *read) {
+      (*result->mutable_results())[name] = std::move(value);
+    }
+    return true;
+  }
+
   void Capture(v1::ExecResult* result) {
     for (const v1::ExecOutput& output : request_.outputs()) {
       std::vector<std::string> paths(output.paths().begin(),
@@ -243,6 +263,16 @@ absl::StatusOr<std::unique_ptr<Execution>> StartInHostWorkspace(
       result.set_status(v1::INPUTS_FAILED);
       result.set_message(
           absl::StrCat("input '", input.artifact(), "': ", s.message()));
+      (*ws)->Finish(request.keep_workspace(), &result);
+      return FinishedExecution(std::move(result));
+    }
+  }
+  if (!request.results_dir().empty()) {
+    absl::Status made = MakeResultsDir((*ws)->fd, request.results_dir());
+    if (!made.ok()) {
+      v1::ExecResult result;
+      result.set_status(v1::SETUP_FAILED);
+      result.set_message(made.ToString());
       (*ws)->Finish(request.keep_workspace(), &result);
       return FinishedExecution(std::move(result));
     }

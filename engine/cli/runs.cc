@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -238,6 +240,15 @@ int ShowRun(const v1::Run& run, bool json) {
     for (const auto& [name, digest] : outputs) {
       std::printf("    output %s %s\n", name.c_str(), digest.c_str());
     }
+    // Declared results (run.results), escaped onto one line each.
+    std::map<std::string, std::string> results(t.results().begin(),
+                                               t.results().end());
+    for (const auto& [key, value] : results) {
+      if (!absl::StartsWith(key, "results.")) continue;
+      std::printf("    result %s = %s\n",
+                  key.substr(sizeof("results.") - 1).c_str(),
+                  absl::CHexEscape(value).c_str());
+    }
   }
   return kExitOk;
 }
@@ -249,8 +260,10 @@ int Runs(const std::vector<std::string>& argv) {
       "kiln runs RUN [--json]\n\n"
       "Lists recorded runs, newest first. TASKS counts ok/failed/skipped/"
       "cached\n(failed includes timed out and cancelled tasks). With RUN,\n"
-      "shows that run's tasks and their output artifacts (name -> digest;\n"
-      "with --json under task_list[].outputs).");
+      "shows that run's tasks, their output artifacts (name -> digest;\n"
+      "with --json under task_list[].outputs) and declared results\n"
+      "(`result NAME = VALUE`; with --json under task_list[].results as\n"
+      "\"results.NAME\").");
   args.Flag("store",
             "store directory (default $KILN_STORE, $HOME/.cache/kiln)");
   args.Flag("limit", "at most N runs (default 20)");

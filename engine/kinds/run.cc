@@ -6,6 +6,7 @@
 #include "engine/kinds/memoizer.h"
 #include "engine/kinds/outcome.h"
 #include "engine/kinds/run_exec.h"
+#include "engine/pipeline/substitute.h"
 
 namespace kiln::kinds {
 namespace {
@@ -25,9 +26,9 @@ class RunKind : public Kind {
     static const auto* roles =
         new EnumNames{{"compile", v1::COMPILE}, {"test", v1::TEST}};
     v1::RunSpec* out = task->mutable_run();
-    Fields f(
-        d, node, path,
-        {"role", "image", "command", "env", "workdir", "network", "report"});
+    Fields f(d, node, path,
+             {"role", "image", "command", "env", "workdir", "network", "report",
+              "results"});
     if (const yaml::Node* n = f.Get("role")) {
       int role = 0;
       if (d->Enum(*n, f.PathOf("role"), *roles, "role", &role)) {
@@ -40,6 +41,7 @@ class RunKind : public Kind {
     DecodeString(d, f, "workdir", out->mutable_workdir());
     DecodeBool(d, f, "network", [out](bool v) { out->set_network(v); });
     DecodeString(d, f, "report", out->mutable_report());
+    DecodeList(d, f, "results", out->mutable_results());
   }
 
   void Validate(const v1::Task& task, const std::string& path,
@@ -66,6 +68,8 @@ class RunKind : public Kind {
       checks->RelativePath(Field(p, "report"), run.report(), "report");
     }
     checks->Env(run.env(), Field(p, "env"));
+    std::string error = pipeline::CheckResultNames(run.results());
+    if (!error.empty()) checks->Error(Field(p, "results"), error);
   }
 
   void ForEachString(v1::Task* task, const std::string& path,
@@ -82,9 +86,11 @@ class RunKind : public Kind {
     visit(Field(p, "report"), run->mutable_report(), FieldUse::kLiteral);
   }
 
-  pipeline::KindFacts Facts(const v1::Task&) const override {
+  pipeline::KindFacts Facts(const v1::Task& task) const override {
     pipeline::KindFacts facts;
     facts.memoizable = true;
+    facts.results.assign(task.run().results().begin(),
+                         task.run().results().end());
     return facts;
   }
 

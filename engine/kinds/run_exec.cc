@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,8 @@
 #include "engine/kinds/outcome.h"
 #include "engine/kinds/run_defaults.h"
 #include "engine/kinds/run_log.h"
+#include "engine/kinds/task_results.h"
+#include "engine/pipeline/substitute.h"
 #include "executors/artifact_access.h"
 
 namespace kiln::kinds {
@@ -68,6 +71,7 @@ v1::ExecRequest BuildRequest(
     req.set_image(run.image());
   }
   req.set_report(run.report());
+  if (!run.results().empty()) req.set_results_dir(kResultsDir);
   // Hints for a pod executor (not in the key); others ignore them.
   *req.mutable_pod() = task.hints().pod();
   req.set_keep_workspace(ctx.keep_workspaces);
@@ -152,6 +156,40 @@ void TakeOutputs(const v1::Task& task, const v1::ExecResult& result,
   }
   if (!result.report_digest().empty()) {
     o->results["report"] = result.report_digest();
+  }
+}
+
+// The declared results into `o` (as "results.NAME"); a result the command
+// got wrong fails the task (not retried: it would fail the same way). A
+// result holding a secret (in any form the log mask knows) is refused, not
+// masked: it would be stored, cached and substituted into other tasks.
+void TakeResults(const KindCall& call, const v1::ExecResult& result,
+                 AttemptOutcome* o) {
+  const v1::Task& task = call.task;
+  if (task.run().results().empty()) return;
+  absl::StatusOr<std::map<std::string, std::string>> checked =
+      CheckTaskResults(task.run().results(), result.results());
+  if (checked.ok()) {
+    for (const auto& [name, value] : *checked) {
+      if (call.env->Mask(value) != value) {
+        checked = absl::InvalidArgumentError(absl::StrCat(
+            "result '", name,
+            "' contains the value of a secret param (results are recorded "
+            "and passed on in clear)"));
+        break;
+      }
+    }
+  }
+  if (!checked.ok()) {
+    std::string cache_key = o->cache_key;
+    int exit_code = o->exit_code;
+    *o = Failed(checked.status(), "results: ");
+    o->cache_key = cache_key;
+    o->exit_code = exit_code;
+    return;
+  }
+  for (const auto& [name, value] : *checked) {
+    o->results[pipeline::ResultKey(name)] = value;
   }
 }
 
@@ -270,6 +308,7 @@ AttemptOutcome ExecuteRun(
 
   AttemptOutcome o = ToOutcome(task, result, key);
   if (o.state == v1::TASK_SUCCEEDED) TakeOutputs(task, result, &o);
+  if (o.state == v1::TASK_SUCCEEDED) TakeResults(call, result, &o);
   return o;
 }
 

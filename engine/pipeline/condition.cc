@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/pipeline/glob.h"
+#include "engine/pipeline/substitute.h"
 #include "re2/re2.h"
 
 namespace kiln::pipeline {
@@ -151,7 +152,77 @@ ConditionResult EvaluateParam(const v1::ParamMatch& m,
   }
 }
 
+ConditionResult EvaluateResult(const v1::ResultMatch& m,
+                               const TaskResultValues* results) {
+  std::string prefix =
+      absl::StrCat("result ", m.name(), " of task ", m.task(), " ");
+  const std::string* value = nullptr;
+  if (results != nullptr) {
+    auto task = results->find(m.task());
+    if (task != results->end()) {
+      auto it = task->second.find(ResultKey(m.name()));
+      if (it != task->second.end()) value = &it->second;
+    }
+  }
+  if (value == nullptr) {
+    return {false, absl::StrCat(prefix, "is absent (the task did not run)")};
+  }
+  std::string shown = absl::StrCat("'", Shorten(*value), "'");
+  switch (m.test_case()) {
+    case v1::ResultMatch::kEquals: {
+      bool holds = *value == m.equals();
+      return {holds, holds ? absl::StrCat(prefix, "is '", m.equals(), "'")
+                           : absl::StrCat(prefix, shown, " is not '",
+                                          m.equals(), "'")};
+    }
+    case v1::ResultMatch::kNotEquals: {
+      bool holds = *value != m.not_equals();
+      return {holds, holds ? absl::StrCat(prefix, shown, " is not '",
+                                          m.not_equals(), "'")
+                           : absl::StrCat(prefix, "is '", m.not_equals(), "'")};
+    }
+    case v1::ResultMatch::kMatches: {
+      bool holds = Search(m.matches(), *value, false);
+      return {holds, absl::StrCat(prefix, shown,
+                                  holds ? " matches" : " does not match",
+                                  " regex /", m.matches(), "/")};
+    }
+    default:
+      return {true, absl::StrCat(prefix, "has no test")};
+  }
+}
+
 }  // namespace
+
+void ResultConditionTasks(const v1::Condition& c,
+                          std::vector<std::string>* tasks) {
+  switch (c.kind_case()) {
+    case v1::Condition::kResult:
+      tasks->push_back(c.result().task());
+      break;
+    case v1::Condition::kAll:
+      for (const v1::Condition& child : c.all().conditions()) {
+        ResultConditionTasks(child, tasks);
+      }
+      break;
+    case v1::Condition::kAny:
+      for (const v1::Condition& child : c.any().conditions()) {
+        ResultConditionTasks(child, tasks);
+      }
+      break;
+    case v1::Condition::kNot:
+      ResultConditionTasks(c.not_(), tasks);
+      break;
+    default:
+      break;
+  }
+}
+
+bool DependsOnResults(const v1::Condition& c) {
+  std::vector<std::string> tasks;
+  ResultConditionTasks(c, &tasks);
+  return !tasks.empty();
+}
 
 std::string EventName(v1::EventKind event) {
   switch (event) {
@@ -201,7 +272,8 @@ int64_t ConditionsEvaluatedForTesting() { return conditions_evaluated.load(); }
 
 ConditionResult EvaluateCondition(
     const v1::Condition& c, const v1::Trigger& trigger,
-    const absl::flat_hash_set<std::string>& secret_params) {
+    const absl::flat_hash_set<std::string>& secret_params,
+    const TaskResultValues* results) {
   conditions_evaluated.fetch_add(1, std::memory_order_relaxed);
   switch (c.kind_case()) {
     case v1::Condition::kBranch:
@@ -216,10 +288,13 @@ ConditionResult EvaluateCondition(
     case v1::Condition::kParam:
       return EvaluateParam(c.param(), trigger,
                            secret_params.contains(c.param().name()));
+    case v1::Condition::kResult:
+      return EvaluateResult(c.result(), results);
     case v1::Condition::kAll: {
       std::vector<std::string> reasons;
       for (const v1::Condition& child : c.all().conditions()) {
-        ConditionResult r = EvaluateCondition(child, trigger, secret_params);
+        ConditionResult r =
+            EvaluateCondition(child, trigger, secret_params, results);
         if (!r.holds) return r;
         reasons.push_back(std::move(r.reason));
       }
@@ -228,7 +303,8 @@ ConditionResult EvaluateCondition(
     case v1::Condition::kAny: {
       std::vector<std::string> reasons;
       for (const v1::Condition& child : c.any().conditions()) {
-        ConditionResult r = EvaluateCondition(child, trigger, secret_params);
+        ConditionResult r =
+            EvaluateCondition(child, trigger, secret_params, results);
         if (r.holds) return r;
         reasons.push_back(std::move(r.reason));
       }
@@ -237,7 +313,8 @@ ConditionResult EvaluateCondition(
               absl::StrCat("none holds: ", absl::StrJoin(reasons, "; "))};
     }
     case v1::Condition::kNot: {
-      ConditionResult r = EvaluateCondition(c.not_(), trigger, secret_params);
+      ConditionResult r =
+          EvaluateCondition(c.not_(), trigger, secret_params, results);
       return {!r.holds, absl::StrCat("not(", r.reason, ")")};
     }
     default:

@@ -11,6 +11,11 @@
 //   event    Trigger.event is one of the set.
 //   param    the trigger's value of the param (with defaults applied; see
 //            params.h) equals / does not equal / matches (RE2 search) a value.
+//   result   a declared result of an earlier task (run.results) equals /
+//            does not equal / matches a value. Known only at run time:
+//            a `when` with a result condition is decided when its task is
+//            ready to start (DependsOnResults), not when the run is planned;
+//            a result that is absent (its task was skipped) does not hold.
 //   all/any  every / at least one child holds (empty all: true, empty any:
 //            false; validation rejects empty lists). not: inverts.
 //   unset    true.
@@ -19,7 +24,9 @@
 #define KILN_ENGINE_PIPELINE_CONDITION_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
@@ -33,10 +40,25 @@ struct ConditionResult {
   std::string reason;
 };
 
-// `secret_params`: names whose values never appear in a reason.
+// task name -> result key -> value (the finished tasks' TaskStatus.results;
+// declared results under ResultKey(NAME), substitute.h).
+using TaskResultValues =
+    std::map<std::string, std::map<std::string, std::string>>;
+
+// `secret_params`: names whose values never appear in a reason. `results`:
+// what result conditions see (nullptr: none is known, every one fails).
 ConditionResult EvaluateCondition(
     const v1::Condition& condition, const v1::Trigger& trigger,
-    const absl::flat_hash_set<std::string>& secret_params = {});
+    const absl::flat_hash_set<std::string>& secret_params = {},
+    const TaskResultValues* results = nullptr);
+
+// True if `condition` has a result condition anywhere (then it can only be
+// decided at run time).
+bool DependsOnResults(const v1::Condition& condition);
+
+// Appends the task of every result condition in `condition` to *tasks.
+void ResultConditionTasks(const v1::Condition& condition,
+                          std::vector<std::string>* tasks);
 
 // EvaluateCondition calls made in this process, nested ones included (a
 // test hook: a run's `when`s are evaluated once, when it is planned).

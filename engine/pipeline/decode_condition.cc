@@ -3,6 +3,7 @@
 //   {branch: {glob: "feature/*"}}  {branch: {exact: main}}
 //   {message: "^shipit"}  {event: pull_request}  {event: [push, tag]}
 //   {param: {name: env, equals: prod}}  (or not_equals / matches)
+//   {result: {task: version, name: tag, equals: v1}}  (or not_equals / matches)
 //   {all: [...]}  {any: [...]}  {not: {...}}
 // Several keys in one mapping mean all of them (in the order written).
 #include "absl/strings/str_cat.h"
@@ -13,7 +14,8 @@ namespace {
 
 const std::vector<std::string>& ConditionKeys() {
   static const auto* keys = new std::vector<std::string>{
-      "branch", "message", "changelog", "event", "param", "all", "any", "not"};
+      "branch", "message", "changelog", "event", "param",
+      "result", "all",     "any",       "not"};
   return *keys;
 }
 
@@ -98,6 +100,33 @@ void DecodeParamMatch(Decoder* d, const Node& node, const std::string& path,
   }
 }
 
+void DecodeResultMatch(Decoder* d, const Node& node, const std::string& path,
+                       v1::ResultMatch* out) {
+  Fields f(d, node, path, {"task", "name", "equals", "not_equals", "matches"});
+  if (!f.ok()) return;
+  if (const Node* n = f.Get("task"))
+    d->String(*n, f.PathOf("task"), out->mutable_task());
+  if (const Node* n = f.Get("name"))
+    d->String(*n, f.PathOf("name"), out->mutable_name());
+  int tests = 0;
+  for (const char* key : {"equals", "not_equals", "matches"}) {
+    const Node* n = f.Get(key);
+    if (n == nullptr) continue;
+    if (++tests > 1) {
+      d->Error(*n, absl::StrCat(path,
+                                ": expected exactly one of equals, "
+                                "not_equals or matches"));
+      continue;
+    }
+    std::string value;
+    if (!d->String(*n, f.PathOf(key), &value)) continue;
+    absl::string_view k = key;
+    if (k == "equals") out->set_equals(value);
+    if (k == "not_equals") out->set_not_equals(value);
+    if (k == "matches") out->set_matches(value);
+  }
+}
+
 void DecodeList(Decoder* d, const Node& node, const std::string& path,
                 v1::ConditionList* out) {
   if (!d->ExpectSequence(node, path)) return;
@@ -118,6 +147,7 @@ void DecodeOne(Decoder* d, const Node& key, const Node& value,
     DecodeStringMatch(d, value, child, out->mutable_changelog());
   if (k == "event") DecodeEvents(d, value, child, out->mutable_event());
   if (k == "param") DecodeParamMatch(d, value, child, out->mutable_param());
+  if (k == "result") DecodeResultMatch(d, value, child, out->mutable_result());
   if (k == "all") DecodeList(d, value, child, out->mutable_all());
   if (k == "any") DecodeList(d, value, child, out->mutable_any());
   if (k == "not") DecodeCondition(d, value, child, out->mutable_not_());

@@ -63,6 +63,7 @@ struct KindFacts {
   std::vector<ConsumedArtifact> consumed;
   std::string produced;                  // artifact made by the kind, or ""
   std::vector<std::string> output_keys;  // ${tasks.T.outputs.KEY}
+  std::vector<std::string> results;      // declared: ${tasks.T.results.NAME}
   bool memoizable = false;               // may a recorded result stand in?
 };
 

@@ -50,7 +50,10 @@ absl::Status PlanPart(const google::protobuf::RepeatedPtrField<v1::Task>& tasks,
     planned.task = &task;
     planned.is_finally = is_finally;
     planned.index = i;
-    if (task.has_when()) {
+    if (task.has_when() && DependsOnResults(task.when())) {
+      // Decided when the task is ready (the results exist by then).
+      planned.reason = "when: decided when it starts (it reads task results)";
+    } else if (task.has_when()) {
       ConditionResult r = EvaluateCondition(task.when(), trigger, secrets);
       planned.skipped = !r.holds;
       planned.reason = r.reason;

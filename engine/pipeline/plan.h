@@ -1,10 +1,11 @@
 // The static part of a run: which tasks would run for a trigger, which are
 // skipped and why, in a topological order.
 //
-// A task is skipped when its `when` does not hold, or when it has needs and
-// every one of them is skipped (unless run_if_needs_skipped). Tasks that
-// merely need a skipped task among others still run. Finally tasks follow
-// the same rules among themselves (they never depend on regular tasks).
+// A task is skipped when its `when` does not hold (a `when` that reads task
+// results is left to the task runner: DependsOnResults, condition.h), or when
+// it has needs and every one of them is skipped (unless run_if_needs_skipped).
+// Tasks that merely need a skipped task among others still run. Finally tasks
+// follow the same rules among themselves (they never depend on regular tasks).
 // Each run is planned once, when it is submitted (or, after a crash, once
 // when it is resumed, from the recorded pipeline and trigger: the plan is a
 // pure function of those); the scheduler consumes the plan. What happens at

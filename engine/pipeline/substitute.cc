@@ -1,8 +1,11 @@
 #include "engine/pipeline/substitute.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -41,6 +44,12 @@ bool ParseInner(absl::string_view inner, Reference* ref) {
   if (parts.size() == 2 && parts[0] == "trigger") {
     ref->kind = Reference::Kind::kTrigger;
     ref->name = std::string(parts[1]);
+    return true;
+  }
+  if (parts.size() == 4 && parts[0] == "tasks" && parts[2] == "results") {
+    ref->kind = Reference::Kind::kTaskResult;
+    ref->name = std::string(parts[1]);
+    ref->key = std::string(parts[3]);
     return true;
   }
   if (parts.size() == 4 && parts[0] == "tasks" && parts[2] == "outputs") {
@@ -85,8 +94,9 @@ absl::Status Scan(absl::string_view text, OnLiteral on_literal, OnRef on_ref) {
     if (!ParseInner(rest.substr(2, close - 2), &ref)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown reference '", ref.text,
-          "'; expected ${params.NAME}, ${trigger.FIELD} or "
-          "${tasks.TASK.outputs.KEY} (write $${ for a literal ${)"));
+          "'; expected ${params.NAME}, ${trigger.FIELD}, "
+          "${tasks.TASK.outputs.KEY} or ${tasks.TASK.results.NAME} (write "
+          "$${ for a literal ${)"));
     }
     absl::Status s = on_ref(ref);
     if (!s.ok()) return s;
@@ -117,6 +127,38 @@ std::vector<std::string> OutputKeys(const v1::Task& task) {
   const KindSpec* kind = KindOf(task);
   return kind == nullptr ? std::vector<std::string>{}
                          : kind->Facts(task).output_keys;
+}
+
+std::vector<std::string> DeclaredResults(const v1::Task& task) {
+  const KindSpec* kind = KindOf(task);
+  if (kind == nullptr) return {};
+  std::vector<std::string> names = kind->Facts(task).results;
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string ResultKey(absl::string_view name) {
+  return absl::StrCat(kResultKeyPrefix, name);
+}
+
+std::string CheckResultNames(
+    const google::protobuf::RepeatedPtrField<std::string>& names) {
+  if (names.size() > kMaxDeclaredResults) {
+    return absl::StrCat(names.size(), " results declared; at most ",
+                        kMaxDeclaredResults);
+  }
+  std::set<std::string> seen;
+  for (const std::string& name : names) {
+    if (!IsName(name) || name.size() > kMaxResultNameBytes) {
+      return absl::StrCat("result name '", absl::CHexEscape(name.substr(0, 80)),
+                          "' is not 1 to ", kMaxResultNameBytes,
+                          " characters of [A-Za-z0-9_-]");
+    }
+    if (!seen.insert(name).second) {
+      return absl::StrCat("result '", name, "' is declared twice");
+    }
+  }
+  return "";
 }
 
 std::string BranchSlug(absl::string_view branch) {
@@ -194,6 +236,19 @@ absl::StatusOr<std::string> Substitute(absl::string_view text,
             return absl::FailedPreconditionError(
                 absl::StrCat("no value for ", ref.text,
                              " (the task has not produced that output)"));
+          }
+          case Reference::Kind::kTaskResult: {
+            auto task = context.task_outputs.find(ref.name);
+            if (task != context.task_outputs.end()) {
+              auto value = task->second.find(ResultKey(ref.key));
+              if (value != task->second.end()) {
+                out += value->second;
+                return absl::OkStatus();
+              }
+            }
+            return absl::FailedPreconditionError(
+                absl::StrCat("no value for ", ref.text,
+                             " (the task did not run, so it has no results)"));
           }
         }
         return absl::OkStatus();

@@ -12,6 +12,9 @@
 //                                 "REPO@sha256:...", or the digest if not
 //                                 pushed);
 //                               render: digest (of the rendered manifests).
+//   ${tasks.T.results.NAME}   a result task T declared (run.results) and
+//                             wrote to $KILN_RESULTS/NAME; T must be an
+//                             ancestor via `needs`, as for outputs.
 //   $${                       a literal "${" (any other '$' is literal).
 // Which fields are substituted: task_strings.h.
 //
@@ -34,10 +37,10 @@
 namespace kiln::pipeline {
 
 struct Reference {
-  enum class Kind { kParam, kTrigger, kTaskOutput };
+  enum class Kind { kParam, kTrigger, kTaskOutput, kTaskResult };
   Kind kind = Kind::kParam;
   std::string name;  // param name, trigger field, or task name
-  std::string key;   // kTaskOutput: the output key
+  std::string key;   // kTaskOutput: the output key; kTaskResult: the result
   std::string text;  // as written, e.g. "${params.registry}"
 };
 
@@ -48,6 +51,25 @@ absl::Status ParseReferences(absl::string_view text,
 
 // The output keys a task of this kind provides (sorted; may be empty).
 std::vector<std::string> OutputKeys(const v1::Task& task);
+
+// The results a task declares (sorted; may be empty).
+std::vector<std::string> DeclaredResults(const v1::Task& task);
+
+// Where a declared result lives among a task's results
+// (TaskStatus.results, SubstitutionContext.task_outputs): "results.NAME".
+// Output keys never contain a dot, so the two never collide.
+std::string ResultKey(absl::string_view name);
+inline constexpr char kResultKeyPrefix[] = "results.";
+
+// Bounds of run.results (the values' bounds are the executor's,
+// executors/results_dir.h).
+inline constexpr int kMaxDeclaredResults = 32;
+inline constexpr size_t kMaxResultNameBytes = 64;
+
+// "" if `names` are valid result names ([A-Za-z0-9_-], 1..64 bytes),
+// distinct and at most kMaxDeclaredResults; else the first problem.
+std::string CheckResultNames(
+    const google::protobuf::RepeatedPtrField<std::string>& names);
 
 // The trigger fields ${trigger.X} may name.
 const std::vector<std::string>& TriggerFields();
@@ -63,7 +85,8 @@ std::string BranchSlug(absl::string_view branch);
 struct SubstitutionContext {
   std::map<std::string, std::string> params;  // resolved (params.h)
   v1::Trigger trigger;
-  // task name -> output key -> value, for finished tasks.
+  // task name -> output key -> value, for finished tasks (declared
+  // results under ResultKey(NAME)).
   std::map<std::string, std::map<std::string, std::string>> task_outputs;
 };
 

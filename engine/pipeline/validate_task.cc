@@ -220,6 +220,29 @@ void Validator::CheckCondition(const v1::Condition& c, const std::string& path,
     case v1::Condition::kNot:
       CheckCondition(c.not_(), Field(path, "not"), t);
       break;
+    case v1::Condition::kResult: {
+      std::string p = Field(path, "result");
+      const v1::ResultMatch& m = c.result();
+      if (m.task().empty()) Require(false, p, "task", t);
+      if (m.name().empty()) Require(false, p, "name", t);
+      if (!m.task().empty() && !m.name().empty()) {
+        CheckResultReference(m.task(), m.name(),
+                             absl::StrCat("condition on result '", m.name(),
+                                          "' of task '", m.task(), "'"),
+                             Field(p, "task"), Field(p, "name"), t);
+      }
+      if (m.test_case() == v1::ResultMatch::TEST_NOT_SET) {
+        Error(p, absl::StrCat(Who(t),
+                              ": a result condition needs one of equals, "
+                              "not_equals or matches"));
+      } else if (m.test_case() == v1::ResultMatch::kMatches) {
+        std::string error = CheckRegex(m.matches());
+        if (!error.empty()) {
+          Error(Field(p, "matches"), absl::StrCat(Who(t), ": ", error));
+        }
+      }
+      break;
+    }
     default:
       break;
   }
@@ -309,6 +332,45 @@ void Validator::CheckSupported(const KindSpec& kind, int t) {
                      " (set options.unsupported: skip to skip them)"));
 }
 
+void Validator::CheckResultReference(const std::string& producer_name,
+                                     const std::string& result,
+                                     const std::string& what,
+                                     const std::string& task_path,
+                                     const std::string& result_path, int t) {
+  auto it = by_name_.find(producer_name);
+  if (it == by_name_.end()) {
+    std::vector<std::string> names;
+    for (const TaskRef& r : tasks_) names.push_back(r.task->name());
+    Error(task_path,
+          absl::StrCat(Who(t), ": ", what, " names unknown task '",
+                       producer_name, "'", DidYouMean(producer_name, names)));
+    return;
+  }
+  int producer = it->second;
+  bool visible =
+      producer != t && (IsAncestor(producer, t) ||
+                        (tasks_[t].is_finally && !tasks_[producer].is_finally));
+  if (!visible) {
+    Error(task_path,
+          absl::StrCat(Who(t), ": ", what, " refers to task '", producer_name,
+                       "', which is not among the tasks it needs (directly "
+                       "or indirectly; add '",
+                       producer_name, "' to its needs)"));
+    return;
+  }
+  std::vector<std::string> declared = DeclaredResults(*tasks_[producer].task);
+  if (std::find(declared.begin(), declared.end(), result) == declared.end()) {
+    Error(result_path,
+          absl::StrCat(
+              Who(t), ": ", what, ": task '", producer_name,
+              "' declares no result '", result, "'",
+              declared.empty()
+                  ? std::string("; it declares none (run.results)")
+                  : absl::StrCat("; declared: ", absl::StrJoin(declared, ", "),
+                                 DidYouMean(result, declared))));
+  }
+}
+
 void Validator::CheckReferences(int t) {
   v1::Task copy = *tasks_[t].task;
   std::vector<std::string> param_names;
@@ -356,6 +418,9 @@ void Validator::CheckReferences(int t) {
                           "'; known: ", absl::StrJoin(TriggerFields(), ", "),
                           DidYouMean(ref.name, TriggerFields())));
               }
+              break;
+            case Reference::Kind::kTaskResult:
+              CheckResultReference(ref.name, ref.key, ref.text, path, path, t);
               break;
             case Reference::Kind::kTaskOutput: {
               auto it = by_name_.find(ref.name);

@@ -46,6 +46,14 @@ class Validator {
   void IndexArtifacts();
   void CheckArtifacts(int t);
   void CheckReferences(int t);
+  // A reference by task t to result `result` of task `producer` (as
+  // written: `what`): the task exists, is among t's needs (directly or
+  // indirectly) and declares the result. Errors at task_path (an unknown or
+  // unneeded task) or result_path (an undeclared result).
+  void CheckResultReference(const std::string& producer,
+                            const std::string& result, const std::string& what,
+                            const std::string& task_path,
+                            const std::string& result_path, int t);
   void CheckRelativePath(const std::string& path, const std::string& value,
                          const std::string& what, int t);
   void CheckEnv(const google::protobuf::RepeatedPtrField<v1::EnvVar>& env,

@@ -1,5 +1,6 @@
 #include "engine/run/task_runner.h"
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/trace.h"
@@ -7,6 +8,7 @@
 #include "engine/kinds/kinds.h"
 #include "engine/kinds/memoizer.h"
 #include "engine/kinds/outcome.h"
+#include "engine/pipeline/condition.h"
 #include "engine/pipeline/substitute.h"
 
 namespace kiln {
@@ -35,6 +37,9 @@ AttemptOutcome EngineTaskRunner::RunAttempt(
                     true);
     }
   }
+  if (std::optional<std::string> skip = SkippedByResults(task, finished)) {
+    return Outcome(v1::TASK_SKIPPED, *std::move(skip), false);
+  }
   v1::Task resolved;
   v1::Task key_view;
   {
@@ -50,6 +55,31 @@ AttemptOutcome EngineTaskRunner::RunAttempt(
   }
   kinds::KindCall call{resolved, key_view, attempt, finished, cancel, &env_};
   return RecordOutputs(task, kind->Execute(call));
+}
+
+std::optional<std::string> EngineTaskRunner::SkippedByResults(
+    const v1::Task& task,
+    const std::map<std::string, v1::TaskStatus>& finished) const {
+  if (!task.has_when() || !pipeline::DependsOnResults(task.when())) {
+    return std::nullopt;
+  }
+  const TaskRunnerContext& ctx = env_.ctx();
+  // As the plan evaluates conditions: over the resolved params.
+  v1::Trigger trigger = ctx.substitution.trigger;
+  trigger.mutable_params()->clear();
+  for (const auto& [name, value] : ctx.substitution.params) {
+    (*trigger.mutable_params())[name] = value;
+  }
+  absl::flat_hash_set<std::string> secrets;
+  for (const auto& [name, value] : ctx.secrets) secrets.insert(name);
+  pipeline::TaskResultValues results;
+  for (const auto& [name, status] : finished) {
+    results[name].insert(status.results().begin(), status.results().end());
+  }
+  pipeline::ConditionResult r =
+      pipeline::EvaluateCondition(task.when(), trigger, secrets, &results);
+  if (r.holds) return std::nullopt;
+  return r.reason;
 }
 
 absl::Status EngineTaskRunner::Resolve(
@@ -95,6 +125,8 @@ std::vector<std::optional<AttemptOutcome>> EngineTaskRunner::TryCached(
   for (size_t i = 0; i < ready.size(); ++i) {
     const v1::Task& task = *ready[i].task;
     if (trace != nullptr) tracks[i] = trace->TaskTrack(task.name());
+    // A task its results-dependent `when` skips is RunAttempt's to report.
+    if (SkippedByResults(task, ready[i].finished).has_value()) continue;
     ScopedSpan span(trace, tracks[i], "key");
     v1::Task resolved;
     v1::Task key_view;

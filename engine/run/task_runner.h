@@ -8,6 +8,7 @@
 #define KILN_ENGINE_RUN_TASK_RUNNER_H_
 
 #include <map>
+#include <optional>
 #include <string>
 
 #include "engine/kinds/kind_env.h"
@@ -36,6 +37,11 @@ class EngineTaskRunner : public TaskRunner {
   absl::Status Resolve(const v1::Task& task,
                        const std::map<std::string, v1::TaskStatus>& finished,
                        v1::Task* resolved, v1::Task* key_view) const;
+  // A `when` that reads task results (pipeline::DependsOnResults), decided
+  // now from the finished tasks: the skip reason if it does not hold.
+  std::optional<std::string> SkippedByResults(
+      const v1::Task& task,
+      const std::map<std::string, v1::TaskStatus>& finished) const;
   // Stores a successful outcome's outputs with the run.
   AttemptOutcome RecordOutputs(const v1::Task& task, AttemptOutcome out);
 

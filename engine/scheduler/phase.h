@@ -75,7 +75,8 @@ class Scheduler::Phase {
   void Emit(
       const std::string& task, v1::TaskState state, int attempt, int exit_code,
       const std::string& reason, int error_code = 0,
-      const google::protobuf::Map<std::string, std::string>* outputs = nullptr);
+      const google::protobuf::Map<std::string, std::string>* outputs = nullptr,
+      const google::protobuf::Map<std::string, std::string>* results = nullptr);
   void Finish(const v1::Task& task, v1::TaskState state, int attempt,
               const AttemptOutcome* outcome, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

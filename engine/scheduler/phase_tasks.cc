@@ -11,7 +11,8 @@ namespace kiln {
 void Scheduler::Phase::Emit(
     const std::string& task, v1::TaskState state, int attempt, int exit_code,
     const std::string& reason, int error_code,
-    const google::protobuf::Map<std::string, std::string>* outputs) {
+    const google::protobuf::Map<std::string, std::string>* outputs,
+    const google::protobuf::Map<std::string, std::string>* results) {
   v1::TaskStateChanged e;
   e.set_task(task);
   e.set_state(state);
@@ -20,6 +21,7 @@ void Scheduler::Phase::Emit(
   e.set_reason(reason);
   e.set_error_code(error_code);
   if (outputs != nullptr) *e.mutable_outputs() = *outputs;
+  if (results != nullptr) *e.mutable_results() = *results;
   s_->sink_->OnTaskEvent(e);
 }
 
@@ -44,7 +46,7 @@ void Scheduler::Phase::Finish(const v1::Task& task, v1::TaskState state,
   *st.mutable_finished() = NowProto();
   newly_final_.push_back(task.name());
   Emit(task.name(), state, attempt, st.exit_code(), reason, st.error_code(),
-       &st.outputs());
+       &st.outputs(), &st.results());
   if (TraceRecorder* trace = s_->options_.trace) {
     absl::Time now = absl::Now();
     auto begin = task_begin_.find(&task);

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "engine/pipeline/condition.h"
 #include "engine/pipeline/kind_spec.h"
 #include "engine/scheduler/phase.h"
 
@@ -109,6 +110,7 @@ const Scheduler::Uses& Scheduler::UsesOf(const v1::Task& task) {
   Uses& uses = uses_[&task];
   ConsumedArtifacts(task, &uses.artifacts);
   ReferencedTasks(task, &uses.tasks);
+  pipeline::ResultConditionTasks(task.when(), &uses.tasks);
   return uses;
 }
 

@@ -63,7 +63,8 @@ class TaskRunner {
   virtual ~TaskRunner() = default;
   // `finished` holds the final statuses this task may read: those of the
   // tasks producing the artifacts it consumes and of the tasks its
-  // ${tasks.T.outputs.KEY} references name.
+  // ${tasks.T.outputs.KEY} / ${tasks.T.results.NAME} references and
+  // `when: {result: ...}` conditions name.
   virtual AttemptOutcome RunAttempt(
       const v1::Task& task, int attempt,
       const std::map<std::string, v1::TaskStatus>& finished,

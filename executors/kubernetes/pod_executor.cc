@@ -235,6 +235,14 @@ absl::StatusOr<std::unique_ptr<Execution>> PodExecutor::StartStaged(
   if (request.argv_size() == 0) {
     return absl::InvalidArgumentError("empty argv");
   }
+  if (!request.results_dir().empty()) {
+    // The in-pod agent does not collect $KILN_RESULTS yet: refused, never
+    // run without them.
+    return absl::InvalidArgumentError(absl::StrCat(
+        Name(), ": task '", request.task(),
+        "' declares results ($KILN_RESULTS), which pods do not support yet; "
+        "run it on a local executor"));
+  }
   bool moves_artifacts = request.inputs_size() > 0 ||
                          request.outputs_size() > 0 ||
                          !request.report().empty();

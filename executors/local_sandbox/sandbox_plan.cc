@@ -281,6 +281,13 @@ absl::StatusOr<std::unique_ptr<SandboxPlan>> BuildSandboxPlan(
     env[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
   for (const auto& [key, value] : request.env()) env[key] = value;
+  if (!request.results_dir().empty()) {
+    // The results directory (made by the host workspace) as the command
+    // sees the workspace: at its host path, or at the image's workdir.
+    env["KILN_RESULTS"] =
+        absl::StrCat(plan->image ? plan->workspace_target : plan->workspace,
+                     "/", request.results_dir());
+  }
   for (const auto& [key, value] : env) {
     if (key.empty() || key.find('=') != std::string::npos ||
         key.find('\0') != std::string::npos ||

@@ -109,6 +109,36 @@ sed -i "s#/bb:1#/nothing:here#" "$src/pipeline.yaml"
   { echo "FAIL: a missing image succeeded"; fail=1; }
 expect "missing image named" "$out" "nothing"
 
+# A task result feeds the pushed image's tag: `version` writes it to
+# $KILN_RESULTS, `image` pushes app:<it>; `kiln runs RUN` shows it.
+mkdir -p "$work/tagged"
+cat >"$work/tagged/pipeline.yaml" <<'YAML'
+name: tagged
+params:
+  - name: registry
+tasks:
+  - name: version
+    run:
+      image: host
+      command: [sh, -c, 'echo 7.1.$((6 * 7)) >"$KILN_RESULTS/tag"']
+      results: [tag]
+  - name: image
+    needs: [version]
+    containerize:
+      base: scratch
+      layers: [{artifact: source, to: /src}]
+      labels: {version: "${tasks.version.results.tag}"}
+      push: ${params.registry}/tagged:v${tasks.version.results.tag}
+YAML
+"$kiln" run "$work/tagged/pipeline.yaml" --store "$work/store" --no-git --param "registry=$registry" >"$out" 2>&1 ||
+  { echo "FAIL: the tagged pipeline failed"; cat "$out"; fail=1; }
+skopeo inspect --tls-verify=false "docker://$registry/tagged:v7.1.42" >"$work/tagged.json" ||
+  { echo "FAIL: no image tagged with the task's result"; cat "$out"; fail=1; }
+expect "the result is the image's label" "$work/tagged.json" '"version": "7.1.42"'
+run_id=$("$kiln" runs --store "$work/store" --pipeline tagged --limit 1 --json | sed -n 's/.*"id": "\([^"]*\)".*/\1/p' | head -1)
+"$kiln" runs "$run_id" --store "$work/store" >"$out" 2>&1 || { echo "FAIL: kiln runs $run_id"; cat "$out"; fail=1; }
+expect "kiln runs shows the result" "$out" '^    result tag = 7\.1\.42$'
+
 # A registry that requires a password: the push takes credentials from a
 # secret param (never shown), and refuses a password that is not a secret.
 authreg=$("$root/scripts/local-registry" start "$work/authreg" pusher s3cr3t-pw) || exit 1
