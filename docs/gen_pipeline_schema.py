@@ -95,6 +95,7 @@ CUSTOM = {
             "changelog": {"$ref": "#/definitions/StringMatch"},
             "event": {"$ref": "#/definitions/EventSet"},
             "param": {"$ref": "#/definitions/ParamMatch"},
+            "result": {"$ref": "#/definitions/ResultMatch"},
             "all": {"type": "array",
                     "items": {"$ref": "#/definitions/Condition"}},
             "any": {"type": "array",
@@ -124,6 +125,17 @@ CUSTOM = {
         "additionalProperties": False,
         "required": ["name"],
         "properties": {"name": SCALAR, "equals": SCALAR,
+                       "not_equals": SCALAR, "matches": SCALAR},
+        "oneOf": [{"required": ["equals"]}, {"required": ["not_equals"]},
+                  {"required": ["matches"]}],
+    },
+    "ResultMatch": {
+        "description": ("A result of a task this one needs "
+                        "(docs/task-results.md)."),
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["task", "name"],
+        "properties": {"task": SCALAR, "name": SCALAR, "equals": SCALAR,
                        "not_equals": SCALAR, "matches": SCALAR},
         "oneOf": [{"required": ["equals"]}, {"required": ["not_equals"]},
                   {"required": ["matches"]}],
@@ -220,7 +232,8 @@ class Generator:
         if name in CUSTOM:
             self.definitions[name] = CUSTOM[name]
             if name == "Condition":
-                for ref in ("StringMatch", "EventSet", "ParamMatch"):
+                for ref in ("StringMatch", "EventSet", "ParamMatch",
+                            "ResultMatch"):
                     self.need(ref)
             if name == "EventSet":
                 self.need_enum("EventKind")

@@ -133,6 +133,7 @@ const OBJECT_PROBES = {
   Condition: ['tasks', 5, 'when'],
   StringMatch: ['tasks', 5, 'when', 'branch'],
   ParamMatch: ['tasks', 5, 'when', 'param'],
+  ResultMatch: ['tasks', 5, 'when', 'result'],
 };
 const ENUM_PROBES = {
   ParamType: ['params', 0, 'type'],
