@@ -7,6 +7,8 @@
 // --grace. Prints "kiln: serving on ADDRESS" on stdout once listening.
 // --http-listen also serves the web dashboard (engine/service/http) with
 // the same tokens and TLS; it prints "kiln: dashboard on URL".
+// --webhook-listen serves git webhooks (docs/webhooks.md); it prints
+// "kiln: webhooks on URL".
 #include <signal.h>
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include "engine/cli/args.h"
 #include "engine/cli/local_engine.h"
 #include "engine/cli/registry_flags.h"
+#include "engine/cli/serve_git_flags.h"
 #include "engine/cli/verb.h"
 #include "engine/service/http/dashboard_server.h"
 #include "engine/service/server.h"
@@ -40,6 +43,7 @@ int ServeVerb(const std::vector<std::string>& argv) {
       "[--http-listen [HOST]:PORT] [--jobs N] [--grace DURATION]");
   args.Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
   AddRegistryFlags(&args);
+  AddServeGitFlags(&args);
   args.Flag("listen", "unix:PATH or HOST:PORT (default: unix:STORE/kiln.sock)");
   args.Flag("token-file", "TOKEN ROLE [NAME] lines; required for TCP");
   args.Flag("agent-token-file",
@@ -219,10 +223,19 @@ int ServeVerb(const std::vector<std::string>& argv) {
   local.store_flag = *store;
   local.jobs = static_cast<int>(jobs);
   ReadRegistryFlags(args, &local);
+  absl::StatusOr<ServeGit> git =
+      ReadServeGitFlags(args, *store, options.service.max_source_bytes);
+  if (!git.ok()) return args.UsageError(std::string(git.status().message()));
+  options.service.git = git->fetcher;
   auto engine = MakeLocalEngine(local);
   if (!engine.ok()) return Fail(engine.status());
   auto server = service::KilnServer::Start(engine->get(), options);
   if (!server.ok()) return Fail(server.status());
+  auto hooks = StartWebhooks(args, engine->get(), *git, *store);
+  if (!hooks.ok()) {
+    (*server)->Shutdown(absl::Seconds(1));
+    return Fail(hooks.status());
+  }
   std::unique_ptr<service::http::DashboardServer> web;
   if (!dashboard.listen.empty()) {
     auto started =
@@ -255,12 +268,16 @@ int ServeVerb(const std::vector<std::string>& argv) {
     }
     std::printf("kiln: dashboard on %s\n", web->url().c_str());
   }
+  if (*hooks != nullptr) {
+    std::printf("kiln: webhooks on %s\n", (*hooks)->url().c_str());
+  }
   std::fflush(stdout);
 
   int sig = 0;
   sigwait(&signals, &sig);
   std::fprintf(stderr, "kiln serve: %s, shutting down\n",
                sig == SIGINT ? "interrupted" : "terminated");
+  if (*hooks != nullptr) (*hooks)->Shutdown();
   if (web != nullptr) web->Shutdown();
   (*server)->Shutdown(absl::Seconds(2));
   (*engine)->Shutdown(grace);
