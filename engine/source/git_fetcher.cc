@@ -244,9 +244,11 @@ absl::Status CheckGitUrl(const std::string& url, bool allow_local) {
     }
     return absl::OkStatus();
   }
-  // scp-style [USER@]HOST:PATH (ssh); never "ext::" or "fd::".
+  // scp-style [USER@]HOST:PATH (ssh); never another scheme://, "ext::",
+  // "fd::" or something an argument parser could take for an option.
   size_t colon = url.find(':');
-  if (colon != std::string::npos && colon > 0 &&
+  if (url.find("://") == std::string::npos && url[0] != '-' &&
+      colon != std::string::npos && colon > 0 &&
       url.find("::") == std::string::npos && url.find('/') > colon &&
       colon + 1 < url.size()) {
     absl::string_view host = absl::string_view(url).substr(0, colon);
