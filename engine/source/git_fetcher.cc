@@ -321,9 +321,8 @@ absl::StatusOr<std::unique_ptr<GitFetcher>> GitFetcher::Create(
   if (options.cache_dir.empty()) {
     return absl::InvalidArgumentError("git fetcher: no cache directory");
   }
-  if (mkdir(options.cache_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoStatus(errno, absl::StrCat("creating ", options.cache_dir));
-  }
+  if (absl::Status s = cas::MakeDirs(options.cache_dir); !s.ok()) return s;
+  chmod(options.cache_dir.c_str(), 0700);  // clones may hold private code
   if (options.max_cached_clones < 1 || options.max_fetch_bytes < 1) {
     return absl::InvalidArgumentError("git fetcher: limits must be positive");
   }

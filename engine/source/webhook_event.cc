@@ -213,6 +213,19 @@ absl::StatusOr<Provider> DetectProvider(const Headers& headers) {
       "X-Gitlab-Event or X-Gitea-Event header)");
 }
 
+bool HasSignature(Provider provider, const Headers& headers) {
+  switch (provider) {
+    case Provider::kGitHub:
+      return absl::StartsWith(Header(headers, "x-hub-signature-256"),
+                              "sha256=");
+    case Provider::kGitea:
+      return !Header(headers, "x-gitea-signature").empty();
+    case Provider::kGitLab:
+      return !Header(headers, "x-gitlab-token").empty();
+  }
+  return false;
+}
+
 std::string HmacSha256Hex(absl::string_view secret, absl::string_view body) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

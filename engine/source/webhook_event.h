@@ -37,6 +37,10 @@ absl::StatusOr<Provider> DetectProvider(const Headers& headers);
 absl::Status VerifySignature(Provider provider, const Headers& headers,
                              absl::string_view body, absl::string_view secret);
 
+// Whether the request carries its provider's signature or token header at
+// all (what is checked before anything else is done with a delivery).
+bool HasSignature(Provider provider, const Headers& headers);
+
 // Hex HMAC-SHA256 of `body` (for tests and senders).
 std::string HmacSha256Hex(absl::string_view secret, absl::string_view body);
 

@@ -393,6 +393,30 @@ TEST_F(WebhookTest, UnknownRepositoryAndRateLimit) {
   EXPECT_FALSE(third->get_header_value("Retry-After").empty());
 }
 
+// Every file kiln wrote (run store, events, logs, delivery records, the git
+// cache, sources): no secret value in any of them.
+TEST_F(WebhookTest, NoSecretReachesTheStore) {
+  StartHooks();
+  auto push = GitHub("push", Payload("github_push.json"), "d-s1");
+  ASSERT_TRUE(push);
+  ASSERT_EQ(push->status, 201) << push->body;
+  const std::string mr = Payload("gitlab_merge_request_open.json");
+  auto gl = Post(mr, {{"X-Gitlab-Event", "Merge Request Hook"},
+                      {"X-Gitlab-Event-UUID", "s2"},
+                      {"X-Gitlab-Token", kGitLabSecret}});
+  ASSERT_TRUE(gl);
+  ASSERT_EQ(gl->status, 201) << gl->body;
+  auto bad = GitHub("push", Payload("github_push.json"), "d-s3", "wrong");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 401);
+  RunOf(push);
+  engine_->Shutdown(absl::Seconds(5));  // runs finished, files flushed
+  std::string found = Run(
+      absl::StrCat("grep -rlaF -e '", kGitHubSecret, "' -e '", kGitLabSecret,
+                   "' -e '", kGiteaSecret, "' '", root_, "/store' || true"));
+  EXPECT_EQ(found, "");
+}
+
 TEST_F(WebhookTest, SubmitRunWithAGitSource) {
   std::string tokens = root_ + "/tokens";
   std::ofstream(tokens) << kViewer << " viewer v\n"
