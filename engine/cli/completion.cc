@@ -2,9 +2,11 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "kiln/v1/pipeline.pb.h"
 
 namespace kiln::cli {
 namespace {
@@ -18,6 +20,18 @@ bool TaskIsSecondPositional(absl::string_view verb) {
 bool FileIsFirstPositional(absl::string_view verb) {
   return verb == "run" || verb == "validate" || verb == "graph" ||
          verb == "submit";
+}
+
+// The trigger events, as `--event` and `when: {event: ...}` spell them: the
+// kiln.v1.EventKind names in lower case.
+std::vector<std::string> EventNames() {
+  std::vector<std::string> names;
+  const google::protobuf::EnumDescriptor* kinds = v1::EventKind_descriptor();
+  for (int i = 0; i < kinds->value_count(); ++i) {
+    if (kinds->value(i)->number() == 0) continue;  // unspecified
+    names.push_back(absl::AsciiStrToLower(kinds->value(i)->name()));
+  }
+  return names;
 }
 
 void AddMatching(const std::vector<std::string>& all, absl::string_view prefix,
@@ -107,7 +121,7 @@ std::vector<std::string> Complete(const std::vector<std::string>& words,
 
   if (!pending_flag.empty()) {
     if (pending_flag == "event") {
-      AddMatching({"manual", "pull_request", "push", "tag"}, current, &out);
+      AddMatching(EventNames(), current, &out);
     } else if (pending_flag == "param") {
       std::string file = pipeline_file();
       if (!file.empty()) {

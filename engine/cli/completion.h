@@ -6,7 +6,7 @@
 //   - the verb (word 1);
 //   - a verb's flags, taken from `kiln VERB --help` (so they are never out
 //     of date with the verb's own parser);
-//   - values of a few flags: --event (push, pull_request, tag, manual),
+//   - values of a few flags: --event (kiln.v1.EventKind's names),
 //     --param (NAME= of the pipeline's params);
 //   - the TASK of `kiln logs RUN TASK` and `kiln artifacts RUN TASK`: the
 //     task names of the pipeline in the current directory.

@@ -42,7 +42,7 @@ in_bash() {  # in_bash CWORD WORD...
 }
 check "bash verbs" "run runs " "$(in_bash 1 ru)"
 check "bash flags" "--jobs --json " "$(in_bash 2 run --j)"
-check "bash event" "pull_request push " "$(in_bash 3 run --event p)"
+check "bash event" "pull_request pull_request_closed push " "$(in_bash 3 run --event p)"
 check "bash param" "region= registry= " "$(in_bash 3 run --param re)"
 check "bash tasks" "build bundle " "$(in_bash 3 logs r-1 b)"
 check "bash finally task" "report " "$(in_bash 3 artifacts r-1 re)"

@@ -98,7 +98,10 @@ TEST_F(CompletionTest, FlagsOfTheVerb) {
 
 TEST_F(CompletionTest, FlagValues) {
   EXPECT_EQ(At({"kiln", "run", "--event", "p"}, 3),
-            (Words{"pull_request", "push"}));
+            (Words{"pull_request", "pull_request_closed", "push"}));
+  EXPECT_EQ(At({"kiln", "run", "--event", ""}, 3),
+            (Words{"branch_deleted", "manual", "pull_request",
+                   "pull_request_closed", "push", "tag"}));
   // --param offers the params of the FILE on the line...
   EXPECT_EQ(At({"kiln", "run", "other.yaml", "--param", ""}, 4),
             (Words{"flavour="}));

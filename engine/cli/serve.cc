@@ -7,6 +7,8 @@
 // --grace. Prints "kiln: serving on ADDRESS" on stdout once listening.
 // --http-listen also serves the web dashboard (engine/service/http) with
 // the same tokens and TLS; it prints "kiln: dashboard on URL".
+// --webhook-listen serves git webhooks (docs/webhooks.md); it prints
+// "kiln: webhooks on URL".
 #include <signal.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include "engine/cli/kube_executor.h"
 #include "engine/cli/local_engine.h"
 #include "engine/cli/registry_flags.h"
+#include "engine/cli/serve_git_flags.h"
 #include "engine/cli/state_file.h"
 #include "engine/cli/verb.h"
 #include "engine/service/agent_blob_server.h"
@@ -48,6 +51,7 @@ int ServeVerb(const std::vector<std::string>& argv) {
       "          [--agent-tls-cert C --agent-tls-key K [--agent-ca CA]]]");
   args.Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
   AddRegistryFlags(&args);
+  AddServeGitFlags(&args);
   args.Flag("listen", "unix:PATH or HOST:PORT (default: unix:STORE/kiln.sock)");
   args.Flag("token-file", "TOKEN ROLE [NAME] lines; required for TCP");
   args.Flag("agent-token-file",
@@ -252,6 +256,10 @@ int ServeVerb(const std::vector<std::string>& argv) {
   local.default_executor = args.Get("executor");
   if (kube != nullptr) local.more_executors.push_back(kube->executor());
   ReadRegistryFlags(args, &local);
+  absl::StatusOr<ServeGit> git =
+      ReadServeGitFlags(args, *store, options.service.max_source_bytes);
+  if (!git.ok()) return args.UsageError(std::string(git.status().message()));
+  options.service.git = git->fetcher;
   auto engine = MakeLocalEngine(local);
   if (!engine.ok()) return Fail(engine.status());
   // The agents' blob endpoint serves the engine's store: it stops first.
@@ -284,6 +292,11 @@ int ServeVerb(const std::vector<std::string>& argv) {
   }
   auto server = service::KilnServer::Start(engine->get(), options);
   if (!server.ok()) return Fail(server.status());
+  auto hooks = StartWebhooks(args, engine->get(), *git, *store);
+  if (!hooks.ok()) {
+    (*server)->Shutdown(absl::Seconds(1));
+    return Fail(hooks.status());
+  }
   std::unique_ptr<service::http::DashboardServer> web;
   if (!dashboard.listen.empty()) {
     auto started =
@@ -316,12 +329,16 @@ int ServeVerb(const std::vector<std::string>& argv) {
     }
     std::printf("kiln: dashboard on %s\n", web->url().c_str());
   }
+  if (*hooks != nullptr) {
+    std::printf("kiln: webhooks on %s\n", (*hooks)->url().c_str());
+  }
   std::fflush(stdout);
 
   int sig = 0;
   sigwait(&signals, &sig);
   std::fprintf(stderr, "kiln serve: %s, shutting down\n",
                sig == SIGINT ? "interrupted" : "terminated");
+  if (*hooks != nullptr) (*hooks)->Shutdown();
   if (web != nullptr) web->Shutdown();
   (*server)->Shutdown(absl::Seconds(2));
   (*engine)->Shutdown(grace);

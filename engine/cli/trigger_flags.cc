@@ -8,7 +8,9 @@ namespace kiln::cli {
 void AddTriggerFlags(Args* args) {
   args->Flag("branch", "the branch that triggered the run");
   args->Flag("message", "the commit message");
-  args->Flag("event", "push, pull_request, tag or manual (default: push)");
+  args->Flag("event",
+             "push, pull_request, pull_request_closed, branch_deleted, tag or "
+             "manual (default: push)");
   args->Flag("revision", "the commit revision");
   args->Repeated("param", "a pipeline parameter, k=v");
   args->Flag("rev",
@@ -31,9 +33,15 @@ absl::StatusOr<v1::Trigger> TriggerFromFlags(const Args& args) {
     t.set_event(v1::TAG);
   } else if (event == "manual") {
     t.set_event(v1::MANUAL);
+  } else if (event == "pull_request_closed") {
+    t.set_event(v1::PULL_REQUEST_CLOSED);
+  } else if (event == "branch_deleted") {
+    t.set_event(v1::BRANCH_DELETED);
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown --event '", event, "' (push, pull_request, tag, manual)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown --event '", event,
+                     "' (push, pull_request, pull_request_closed, "
+                     "branch_deleted, tag, manual)"));
   }
   for (const std::string& p : args.GetAll("param")) {
     size_t eq = p.find('=');

@@ -234,6 +234,10 @@ std::string EventName(v1::EventKind event) {
       return "tag";
     case v1::MANUAL:
       return "manual";
+    case v1::PULL_REQUEST_CLOSED:
+      return "pull_request_closed";
+    case v1::BRANCH_DELETED:
+      return "branch_deleted";
     default:
       return "unspecified";
   }

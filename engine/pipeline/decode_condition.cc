@@ -20,10 +20,13 @@ const std::vector<std::string>& ConditionKeys() {
 }
 
 const EnumNames& EventNames() {
-  static const auto* names = new EnumNames{{"push", v1::PUSH},
-                                           {"pull_request", v1::PULL_REQUEST},
-                                           {"tag", v1::TAG},
-                                           {"manual", v1::MANUAL}};
+  static const auto* names =
+      new EnumNames{{"push", v1::PUSH},
+                    {"pull_request", v1::PULL_REQUEST},
+                    {"tag", v1::TAG},
+                    {"manual", v1::MANUAL},
+                    {"pull_request_closed", v1::PULL_REQUEST_CLOSED},
+                    {"branch_deleted", v1::BRANCH_DELETED}};
   return *names;
 }
 

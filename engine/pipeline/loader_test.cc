@@ -232,7 +232,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{
             "bad_event",
             "name: x\ntasks:\n  - name: a\n    when: {event: merge}\n", "4:19",
-            "unknown event 'merge'; allowed: push, pull_request, tag, manual"},
+            "unknown event 'merge'; allowed: push, pull_request, tag, manual, "
+            "pull_request_closed, branch_deleted"},
         BadCase{
             "bad_param_type", "name: x\nparams: [{name: a, type: float}]\n",
             "2:26",

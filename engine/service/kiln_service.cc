@@ -15,6 +15,7 @@
 #include "engine/pipeline/loader.h"
 #include "engine/pipeline/validate.h"
 #include "engine/service/run_replies.h"
+#include "engine/source/git_run_source.h"
 
 namespace kiln::service {
 namespace {
@@ -280,7 +281,57 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
     return ToGrpc(who.status());
   }
   RunRequest run;
+  run.trigger = request->trigger();
+  std::string git_dir;
+  if (request->has_git_source()) {
+    if (request->has_source()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "set source or git_source, not both");
+    }
+    source::GitSourceSpec spec;
+    spec.url = request->git_source().url();
+    spec.ref = request->git_source().ref();
+    spec.credentials_secret = request->git_source().credentials_secret();
+    if (absl::Status s = CheckFreeSpace("git source fetch"); !s.ok()) {
+      return ToGrpc(s);
+    }
+    absl::StatusOr<source::GitRunSource> git = source::CheckoutGitSource(
+        options_.git.get(), engine_->store_dir(), spec);
+    if (!git.ok()) return ToGrpc(git.status());
+    git_dir = git->dir;
+    source::FillTriggerFromGit(git->checkout, &run.trigger);
+    run.source_dir = git_dir;
+    if (request->pipeline_case() == v1::SubmitRunRequest::PIPELINE_NOT_SET) {
+      absl::StatusOr<std::string> text =
+          source::ReadPipelineFromTree(git_dir, FilenameOr(request->filename()),
+                                       git->checkout.commit.revision,
+                                       pipeline::LoadOptions().max_file_bytes);
+      if (!text.ok()) {
+        (void)cas::RemoveTree(git_dir);
+        return ToGrpc(text.status());
+      }
+      pipeline::LoadedPipeline loaded =
+          pipeline::LoadPipelineText(*text, FilenameOr(request->filename()));
+      if (!loaded.ok()) {
+        (void)cas::RemoveTree(git_dir);
+        return ToGrpc(pipeline::DiagnosticsToStatus(loaded.errors));
+      }
+      run.pipeline = std::move(loaded.pipeline);
+      run.source_map = loaded.source_map;
+    }
+  }
+  // Any early return below leaves no git export behind.
+  struct RemoveUnless {
+    std::string* dir;
+    ~RemoveUnless() {
+      if (!dir->empty()) (void)cas::RemoveTree(*dir);
+    }
+  } remove_git_dir{&git_dir};
   switch (request->pipeline_case()) {
+    case v1::SubmitRunRequest::PIPELINE_NOT_SET:
+      if (!git_dir.empty()) break;  // read from the repository above
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "set yaml or message (or git_source)");
     case v1::SubmitRunRequest::kYaml: {
       pipeline::LoadedPipeline loaded = pipeline::LoadPipelineText(
           request->yaml(), FilenameOr(request->filename()));
@@ -297,11 +348,7 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
       }
       run.pipeline = request->message();
       break;
-    default:
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "set yaml or message");
   }
-  run.trigger = request->trigger();
   run.idempotency_key = request->idempotency_key();
   run.keep_going = request->keep_going();
   if (request->has_source()) {
@@ -310,6 +357,7 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
     run.source_dir = *dir;
   }
   std::string source_dir = run.source_dir;
+  git_dir.clear();  // from here on, source_dir's rules below apply
   absl::StatusOr<std::shared_ptr<RunHandle>> handle =
       engine_->Submit(std::move(run));
   if (!handle.ok()) {

@@ -26,6 +26,7 @@
 #include "engine/service/event_queue.h"
 #include "engine/service/run_replies.h"
 #include "engine/service/stream_limiter.h"
+#include "engine/source/git_fetcher.h"
 #include "kiln/v1/service.grpc.pb.h"
 
 namespace kiln::service {
@@ -74,6 +75,9 @@ struct ServiceOptions {
   // Largest run reply (GetRun, ListRuns page, GetRunTasks page); under the
   // 8 MiB send limit (run_replies.h).
   size_t max_reply_bytes = kMaxReplyBytes;
+  // Fetches SubmitRun.git_source (null: such submissions fail
+  // FAILED_PRECONDITION). Its own bounds and URL policy (git_fetcher.h).
+  std::shared_ptr<source::GitFetcher> git;
   // How often streams re-check cancellation and shutdown.
   absl::Duration poll = absl::Milliseconds(200);
 };
