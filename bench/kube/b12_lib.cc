@@ -327,7 +327,12 @@ json PhaseJson(const B12Phase& phase, double rtt_ms) {
   json overhead = {{"median", Percentile(phase.task_ms, 0.5) - double_ms},
                    {"p90", Percentile(phase.task_ms, 0.9) - double_ms},
                    {"p99", Percentile(phase.task_ms, 0.99) - double_ms}};
+  // Tasks that took 100 ms or more: the transport notices a cancelled idle
+  // stream (the pod's watch) only at its next 100 ms poll (README, B12).
+  int slow = 0;
+  for (double ms : phase.task_ms) slow += ms >= 100 ? 1 : 0;
   return {{"tasks", phase.tasks},
+          {"tasks_ge_100ms", slow},
           {"concurrency", phase.concurrency},
           {"succeeded", phase.succeeded},
           {"failures", phase.failures},
