@@ -384,6 +384,36 @@ struct Target {
   std::string sub;   // subresource ("log", "status")
 };
 
+bool ParseTarget(const std::string& path, Target* t, std::string* why);
+
+// The Kubernetes verb and resource of a request (request_counts()).
+std::string RequestKind(const httplib::Request& req) {
+  Target t;
+  std::string why;
+  if (!ParseTarget(req.path, &t, &why)) {
+    return absl::StrCat(req.method, " nonresource");
+  }
+  std::string verb = req.method;
+  const std::string w =
+      req.has_param("watch") ? req.get_param_value("watch") : "";
+  bool watch = w == "1" || w == "t" || w == "T" || w == "true" || w == "TRUE" ||
+               w == "True";
+  if (req.method == "GET") {
+    verb = !t.name.empty() ? "get" : watch ? "watch" : "list";
+  } else if (req.method == "POST") {
+    verb = "create";
+  } else if (req.method == "PUT") {
+    verb = "update";
+  } else if (req.method == "PATCH") {
+    verb = "patch";
+  } else if (req.method == "DELETE") {
+    verb = t.name.empty() ? "deletecollection" : "delete";
+  }
+  std::string res = t.res->plural;
+  if (!t.sub.empty()) absl::StrAppend(&res, "/", t.sub);
+  return absl::StrCat(verb, " ", res);
+}
+
 // Parses /api/v1/... and /apis/G/V/... resource paths. Returns false when
 // the path names no resource (discovery paths, unknown resources).
 bool ParseTarget(const std::string& path, Target* t, std::string* why) {
@@ -663,6 +693,10 @@ class FakeApiServer::Impl {
   void CompactHistory();
   void ExpireWatches();
   int64_t request_count() const { return requests_.load(); }
+  std::map<std::string, int64_t> request_counts() const {
+    MutexLock l(&mu_);
+    return request_kinds_;
+  }
   int64_t resource_version() const {
     MutexLock l(&mu_);
     return rv_;
@@ -780,6 +814,8 @@ class FakeApiServer::Impl {
   std::atomic<int64_t> requests_{0};
 
   mutable Mutex mu_;
+  // request_counts(): "verb resource[/sub]" -> requests.
+  std::map<std::string, int64_t> request_kinds_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t rv_ ABSL_GUARDED_BY(mu_) = 1;
   // resourceVersions <= compacted_rv_ (but < rv_) answer 410.
@@ -871,6 +907,11 @@ void FakeApiServer::Impl::Stop() {
 void FakeApiServer::Impl::Handle(const httplib::Request& req,
                                  httplib::Response& res) {
   requests_.fetch_add(1);
+  {
+    std::string kind = RequestKind(req);
+    MutexLock l(&mu_);
+    ++request_kinds_[kind];
+  }
   // cpp-httplib gzips responses for clients that accept it (Go's transport
   // always does) and its compressor holds back streamed chunks, which would
   // stall watches and log follows. The request object is httplib's own
@@ -2396,6 +2437,9 @@ void FakeApiServer::DropLogStreams() { impl_->DropLogStreams(); }
 void FakeApiServer::CompactHistory() { impl_->CompactHistory(); }
 void FakeApiServer::ExpireWatches() { impl_->ExpireWatches(); }
 int64_t FakeApiServer::request_count() const { return impl_->request_count(); }
+std::map<std::string, int64_t> FakeApiServer::request_counts() const {
+  return impl_->request_counts();
+}
 int64_t FakeApiServer::resource_version() const {
   return impl_->resource_version();
 }

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -145,6 +146,13 @@ class FakeApiServer {
 
   // Requests served (every HTTP request, faults included).
   int64_t request_count() const;
+  // The same requests by kind, keyed "VERB RESOURCE[/SUBRESOURCE]" with the
+  // Kubernetes verbs: "get pods", "list pods", "watch pods", "create pods",
+  // "update pods/status", "patch pods", "delete pods", "deletecollection
+  // pods", "get pods/log" (a follow included); a request naming no resource
+  // (discovery, /version, /openapi, an unknown path) counts as
+  // "METHOD nonresource". Faults included. Sums to request_count().
+  std::map<std::string, int64_t> request_counts() const;
   // The current global resourceVersion.
   int64_t resource_version() const;
 

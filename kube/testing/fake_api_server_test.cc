@@ -8,6 +8,7 @@
 #include <atomic>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -487,6 +488,59 @@ TEST_F(FakeApiServerTest, HistoryWindowIsBounded) {
                     absl::StrCat((*s)->resource_version() - 2));
   ASSERT_TRUE(recent.WaitDone());
   EXPECT_EQ(recent.Events().size(), 2u) << recent.data();
+}
+
+TEST_F(FakeApiServerTest, RequestCountsByVerbAndResource) {
+  auto before = server_->request_counts();
+  int64_t total_before = server_->request_count();
+  std::string a = std::string(kPods) + "/a";
+  ASSERT_EQ(http_->Do("GET", "/version").code, 200);
+  ASSERT_EQ(http_->Do("POST", kPods, Pod("a").dump()).code, 201);
+  ASSERT_EQ(http_->Do("GET", a).code, 200);
+  ASSERT_EQ(http_->Do("GET", a).code, 200);
+  ASSERT_EQ(http_->Do("GET", kPods).code, 200);
+  ASSERT_EQ(http_
+                ->Do("PATCH", a, R"({"metadata":{"labels":{"b":"2"}}})",
+                     "application/merge-patch+json")
+                .code,
+            200);
+  ASSERT_EQ(
+      http_
+          ->Do("PATCH", a + "/status", R"({"status":{"phase":"Running"}})",
+               "application/merge-patch+json")
+          .code,
+      200);
+  server_->AppendLog("default", "a", "main", "one", absl::Now());
+  ASSERT_EQ(http_->Do("GET", a + "/log").code, 200);
+  Stream w(server_->url(), std::string(kPods) + "?watch=1&timeoutSeconds=1");
+  ASSERT_TRUE(w.WaitDone());
+  ASSERT_EQ(http_->Do("GET", "/api/v1/namespaces/default/secrets").code, 200);
+  ASSERT_EQ(http_->Do("DELETE", a).code, 200);
+  // A fault is counted under the request it answered.
+  server_->InjectFault("DELETE", ".*", 500, 1);
+  ASSERT_EQ(http_->Do("DELETE", a).code, 500);
+  auto after = server_->request_counts();
+  std::map<std::string, int64_t> delta;
+  int64_t sum = 0;
+  for (const auto& [k, v] : after) {
+    auto it = before.find(k);
+    int64_t d = v - (it == before.end() ? 0 : it->second);
+    if (d != 0) delta[k] = d;
+    sum += d;
+  }
+  EXPECT_EQ(delta, (std::map<std::string, int64_t>{
+                       {"GET nonresource", 1},
+                       {"create pods", 1},
+                       {"get pods", 2},
+                       {"list pods", 1},
+                       {"patch pods", 1},
+                       {"patch pods/status", 1},
+                       {"get pods/log", 1},
+                       {"watch pods", 1},
+                       {"list secrets", 1},
+                       {"delete pods", 2},
+                   }));
+  EXPECT_EQ(sum, server_->request_count() - total_before);
 }
 
 TEST_F(FakeApiServerTest, Faults) {
