@@ -209,6 +209,19 @@ std::string ApiReason(const absl::Status& status) {
 void CancelFlag::Cancel() {
   MutexLock lock(&mu_);
   cancelled_.store(true, std::memory_order_release);
+  for (auto& [id, wake] : wakers_) wake();
+}
+
+int CancelFlag::AddWaker(std::function<void()> wake) {
+  MutexLock lock(&mu_);
+  int id = next_waker_++;
+  wakers_.emplace(id, std::move(wake));
+  return id;
+}
+
+void CancelFlag::RemoveWaker(int id) {
+  MutexLock lock(&mu_);
+  wakers_.erase(id);
 }
 
 bool CancelFlag::WaitFor(absl::Duration d) {

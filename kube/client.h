@@ -25,6 +25,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,7 +48,8 @@ std::string ApiReason(const absl::Status& status);
 
 // A shared, thread-safe "stop now" for streaming calls: Cancel() makes an
 // in-flight transfer (and any backoff wait) of a call given this flag return
-// within about 100 ms.
+// at once: it wakes the transfer's poll rather than waiting for it to time
+// out (an idle watch would otherwise hold its caller up to a poll slice).
 class CancelFlag {
  public:
   CancelFlag() = default;
@@ -59,9 +61,17 @@ class CancelFlag {
   // Waits up to `d`; returns true when cancelled (at once if already).
   bool WaitFor(absl::Duration d);
 
+  // For the transport: `wake` is called (under the flag's lock, so it never
+  // runs after RemoveWaker returns) when Cancel() fires. Check cancelled()
+  // after adding: a Cancel() before AddWaker calls nothing.
+  int AddWaker(std::function<void()> wake);
+  void RemoveWaker(int id);
+
  private:
   std::atomic<bool> cancelled_{false};
   Mutex mu_;
+  std::map<int, std::function<void()>> wakers_;  // guarded by mu_
+  int next_waker_ = 0;                           // guarded by mu_
 };
 
 struct ClientOptions {

@@ -751,5 +751,20 @@ TEST(CancelFlagTest, WaitForReturnsWhenCancelled) {
   EXPECT_TRUE(flag.cancelled());
 }
 
+TEST(CancelFlagTest, CancelWakesRegisteredTransfersOnce) {
+  CancelFlag flag;
+  int woken = 0, removed_woken = 0;
+  int id = flag.AddWaker([&] { ++woken; });
+  int gone = flag.AddWaker([&] { ++removed_woken; });
+  flag.RemoveWaker(gone);
+  EXPECT_EQ(woken, 0);
+  flag.Cancel();
+  EXPECT_EQ(woken, 1);
+  EXPECT_EQ(removed_woken, 0);
+  flag.RemoveWaker(id);
+  flag.Cancel();  // again: nothing registered any more
+  EXPECT_EQ(woken, 1);
+}
+
 }  // namespace
 }  // namespace kiln::kube

@@ -266,6 +266,13 @@ absl::StatusOr<TransportResponse> Transport::Do(
 
   sent_.fetch_add(1);
   curl_multi_add_handle(slot->multi, h);
+  // Cancel() wakes the poll below (curl_multi_wakeup may be called from
+  // any thread); the loop then sees the flag at once.
+  int waker = -1;
+  if (request.cancel != nullptr) {
+    waker = request.cancel->AddWaker(
+        [multi = slot->multi] { curl_multi_wakeup(multi); });
+  }
   CURLcode result = CURLE_OK;
   bool done = false;
   while (!done) {
@@ -293,6 +300,7 @@ absl::StatusOr<TransportResponse> Transport::Do(
     }
     curl_multi_poll(slot->multi, nullptr, 0, 100, nullptr);
   }
+  if (waker >= 0) request.cancel->RemoveWaker(waker);
   curl_multi_remove_handle(slot->multi, h);
   curl_slist_free_all(headers);
   curl_slist_free_all(connect_list);

@@ -1,6 +1,7 @@
 // One HTTP exchange with the API server over libcurl (internal to the
 // client). Each transfer runs in its own curl multi handle, polled in short
-// slices, so a CancelFlag stops it within ~100 ms; handles are pooled so
+// slices and woken by a CancelFlag (curl_multi_wakeup), so a cancelled
+// transfer stops at once; handles are pooled so
 // connections (and TLS sessions) are reused. No retries, no authentication
 // policy here: client.cc adds both.
 #ifndef KILN_KUBE_TRANSPORT_H_
