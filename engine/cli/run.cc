@@ -1,7 +1,8 @@
 // `kiln run FILE`: runs a pipeline in this process, with a live progress
 // view: on the local sandbox, or as pods with `--executor kubernetes`
-// (engine/cli/kube_executor.h; docs/kubernetes-executor.md, "Usage"). Exit 0: the run succeeded; 1: it failed (or was cancelled);
-// 2: usage or pipeline errors.
+// (engine/cli/kube_executor.h; docs/kubernetes-executor.md, "Usage"). Exit 0:
+// the run succeeded; 1: it failed (or was cancelled); 2: usage or pipeline
+// errors.
 #include <signal.h>
 #include <sys/stat.h>
 
