@@ -192,8 +192,13 @@ absl::Status FetchInput(BlobClient& client, int ws_fd, const InputSpec& in) {
       archive::ExtractArchiveAt(std::move(*download), ws_fd, tmp, "workspace",
                                 options, verify);
   if (!extracted.ok()) {
-    cas::RemoveTreeBeneath(ws_fd, tmp).IgnoreError();
-    return extracted.status();
+    absl::Status removed = cas::RemoveTreeBeneath(ws_fd, tmp);
+    if (removed.ok()) return extracted.status();
+    return absl::Status(
+        extracted.status().code(),
+        absl::StrCat(extracted.status().message(),
+                     " (and its scratch directory was not removed: ",
+                     removed.message(), ")"));
   }
   return MergeInput(ws_fd, tmp, ws_fd, in.path, "");
 }

@@ -17,13 +17,12 @@
 
 namespace kiln {
 
-absl::Status MergeInput(int parent_fd, const std::string& tmp, int ws_fd,
-                        const std::string& path, const std::string& artifact) {
-  struct RemoveTmp {
-    int parent_fd;
-    const std::string& tmp;
-    ~RemoveTmp() { cas::RemoveTreeAt(parent_fd, tmp).IgnoreError(); }
-  } remove_tmp{parent_fd, tmp};
+namespace {
+
+// Moves the entries of `tmp` (beneath parent_fd) into `path` of the
+// workspace; MergeInput removes `tmp` afterwards, whatever happened.
+absl::Status MoveEntries(int parent_fd, const std::string& tmp, int ws_fd,
+                         const std::string& path, const std::string& artifact) {
   absl::StatusOr<cas::UniqueFd> into = cas::MakeDirsBeneath(ws_fd, path, 0755);
   if (!into.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -60,6 +59,21 @@ absl::Status MergeInput(int parent_fd, const std::string& tmp, int ws_fd,
     }
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status MergeInput(int parent_fd, const std::string& tmp, int ws_fd,
+                        const std::string& path, const std::string& artifact) {
+  absl::Status merged = MoveEntries(parent_fd, tmp, ws_fd, path, artifact);
+  absl::Status removed = cas::RemoveTreeAt(parent_fd, tmp);
+  // The merge's own error comes first; a scratch directory left behind
+  // after a good merge would sit in the task's workspace, so it is one too.
+  if (merged.ok() && !removed.ok()) {
+    return absl::InternalError(absl::StrCat(
+        "removing the scratch directory of an input: ", removed.message()));
+  }
+  return merged;
 }
 
 absl::Status CheckProduced(int ws_fd, const std::string& path) {
