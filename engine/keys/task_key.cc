@@ -20,7 +20,7 @@ using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
 
-constexpr char kKeyVersion[] = "kiln.task-key.v1";
+constexpr char kKeyVersion[] = "kiln.task-key.v2";
 constexpr size_t kSummaryMax = 200;
 
 // Canonical encoding: every value is prefixed with a type byte and, for
@@ -161,14 +161,13 @@ void EncodeMessage(const Message& m, Encoder* e, std::string* summary) {
   bool first = true;
   for (int i = 0; i < d->field_count(); ++i) {
     const FieldDescriptor* f = d->field(i);
+    // Set: a repeated field with elements, a singular one with a value
+    // (for a proto3 scalar without presence, HasField means "not the
+    // default").
     bool present = f->is_repeated() ? m.GetReflection()->FieldSize(m, f) > 0
-                                    : m.GetReflection()->HasField(m, f) ||
-                                          !f->has_presence();
+                                    : m.GetReflection()->HasField(m, f);
+    if (!present) continue;  // unset fields add nothing (format v2)
     e->Int(f->number());
-    if (!present) {
-      e->String("");
-      continue;
-    }
     if (!first) Summarize(summary, ", ");
     first = false;
     Summarize(summary, absl::StrCat(f->name(), ": "));
@@ -206,11 +205,11 @@ TaskKey ComputeTaskKey(const TaskKeyInputs& in) {
       const FieldDescriptor* f = d->field(i);
       Encoder e;
       std::string summary;
-      bool present =
-          f->is_repeated()
-              ? spec.GetReflection()->FieldSize(spec, f) > 0
-              : spec.GetReflection()->HasField(spec, f) || !f->has_presence();
-      if (present) EncodeField(spec, f, &e, &summary);
+      bool present = f->is_repeated()
+                         ? spec.GetReflection()->FieldSize(spec, f) > 0
+                         : spec.GetReflection()->HasField(spec, f);
+      if (!present) continue;  // unset fields add nothing (format v2)
+      EncodeField(spec, f, &e, &summary);
       add(absl::StrCat(kind, ".", f->name()), e, summary);
     }
   }

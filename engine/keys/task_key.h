@@ -3,9 +3,15 @@
 //
 // Components, each hashed on its own so a miss can be explained:
 //   kind              "run", "render", ...
-//   <kind>.<field>    every field of the task's kind spec, in field-number
-//                     order, canonically encoded (strings length-prefixed,
-//                     repeated fields counted; env sorted by name)
+//   <kind>.<field>    every field of the task's kind spec that is set (not
+//                     at its default), in field-number order, canonically
+//                     encoded (strings length-prefixed, repeated fields
+//                     counted; env sorted by name); nested messages encode
+//                     their set fields the same way. A field left unset
+//                     contributes nothing, so adding a field to a kind's
+//                     proto changes no existing task's key (format v2; v1
+//                     encoded unset fields too, and the `results` field of
+//                     RunSpec would have changed every run task's key).
 //   inputs            each input: artifact name, mount path, tree digest
 //   outputs           each output: artifact name and its paths
 //   platform          the executor's Platform() and the environment identity

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -53,12 +54,31 @@ TEST(TaskKeyTest, StableAndVersioned) {
 TEST(TaskKeyTest, GoldenKeysAcrossReleases) {
   EXPECT_EQ(Key(BaseTask()).key,
             "sha256:"
-            "0e12afe8a85443ed56009dfeb46bd30d002e878b94af91e6c4e0f8859160554f");
+            "a42c6cac76c049b6beb786a9003b21418e38dca07edcfda45240797e5115516e");
   v1::Task network = BaseTask();
   network.mutable_run()->set_network(true);
   EXPECT_EQ(Key(network, "sha256:bb", "linux/aarch64/v1").key,
             "sha256:"
-            "2842401d6773908359184d670a9e2f89e19a16ea8c8b484af6117b1db6f22e7a");
+            "8bfc371a517588603cbe8adca856d09f66f613615cd78a7553220aba23d6cdc6");
+}
+
+// Format v2: an unset field of the kind spec adds no component, so a field
+// added to the proto later changes no existing task's key; setting it does.
+TEST(TaskKeyTest, UnsetFieldsAddNothing) {
+  std::vector<std::string> names;
+  for (const KeyComponent& c : Key(BaseTask()).components) {
+    names.push_back(c.name);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"kind", "run.role", "run.image",
+                                             "run.command", "run.env",
+                                             "inputs", "outputs",
+                                             "platform"}));
+  v1::Task with_result = BaseTask();
+  with_result.mutable_run()->add_results("version");
+  EXPECT_NE(Key(with_result).key, Key(BaseTask()).key);
+  v1::Task with_workdir = BaseTask();
+  with_workdir.mutable_run()->set_workdir("src");
+  EXPECT_NE(Key(with_workdir).key, Key(BaseTask()).key);
 }
 
 TEST(TaskKeyTest, EveryIdentityDimensionMisses) {
