@@ -25,7 +25,10 @@ printf '%s viewer vera\n%s submitter sam\n' "${VIEWER}" "${SUBMITTER}" >"${WORK}
 printf '%s\n' "${SUBMITTER}" >"${WORK}/submitter.token"
 chmod 600 "${WORK}/tokens" "${WORK}/submitter.token"
 
-cat >"${WORK}/pipeline.yaml" <<'YAML'
+# The pipeline's directory is the run's `source`, stashed at submit: keep it
+# apart from the browser profile, which chromium writes to meanwhile.
+mkdir -p "${WORK}/src"
+cat >"${WORK}/src/pipeline.yaml" <<'YAML'
 name: dashboard-demo
 tasks:
   - name: warm-up
@@ -75,7 +78,7 @@ done
 [[ -n "${URL}" ]] || { echo "kiln serve did not start the dashboard" >&2; exit 1; }
 
 KILN_URL="${URL}" KILN_BIN="${KILN}" KILN_GRPC="${ADDR}" \
-  KILN_PIPELINE="${WORK}/pipeline.yaml" KILN_TOKEN_FILE="${WORK}/submitter.token" \
+  KILN_PIPELINE="${WORK}/src/pipeline.yaml" KILN_TOKEN_FILE="${WORK}/submitter.token" \
   KILN_STORE="${WORK}/store" KILN_VIEWER="${VIEWER}" \
   KILN_SUBMITTER="${SUBMITTER}" KILN_CHROMIUM="${CHROMIUM}" \
   KILN_OUT="${OUT}" KILN_PROFILE="${WORK}/profile" \
