@@ -70,9 +70,8 @@ TEST(TaskKeyTest, UnsetFieldsAddNothing) {
     names.push_back(c.name);
   }
   EXPECT_EQ(names, (std::vector<std::string>{"kind", "run.role", "run.image",
-                                             "run.command", "run.env",
-                                             "inputs", "outputs",
-                                             "platform"}));
+                                             "run.command", "run.env", "inputs",
+                                             "outputs", "platform"}));
   v1::Task with_result = BaseTask();
   with_result.mutable_run()->add_results("version");
   EXPECT_NE(Key(with_result).key, Key(BaseTask()).key);

@@ -78,12 +78,11 @@ void DecodeEvents(Decoder* d, const Node& node, const std::string& path,
   }
 }
 
-void DecodeParamMatch(Decoder* d, const Node& node, const std::string& path,
-                      v1::ParamMatch* out) {
-  Fields f(d, node, path, {"name", "equals", "not_equals", "matches"});
-  if (!f.ok()) return;
-  if (const Node* n = f.Get("name"))
-    d->String(*n, f.PathOf("name"), out->mutable_name());
+// The one test of a param or result match: exactly one of equals,
+// not_equals or matches (ParamMatch and ResultMatch share the fields).
+template <typename Match>
+void DecodeValueTest(Decoder* d, const Fields& f, const std::string& path,
+                     Match* out) {
   int tests = 0;
   for (const char* key : {"equals", "not_equals", "matches"}) {
     const Node* n = f.Get(key);
@@ -103,6 +102,15 @@ void DecodeParamMatch(Decoder* d, const Node& node, const std::string& path,
   }
 }
 
+void DecodeParamMatch(Decoder* d, const Node& node, const std::string& path,
+                      v1::ParamMatch* out) {
+  Fields f(d, node, path, {"name", "equals", "not_equals", "matches"});
+  if (!f.ok()) return;
+  if (const Node* n = f.Get("name"))
+    d->String(*n, f.PathOf("name"), out->mutable_name());
+  DecodeValueTest(d, f, path, out);
+}
+
 void DecodeResultMatch(Decoder* d, const Node& node, const std::string& path,
                        v1::ResultMatch* out) {
   Fields f(d, node, path, {"task", "name", "equals", "not_equals", "matches"});
@@ -111,23 +119,7 @@ void DecodeResultMatch(Decoder* d, const Node& node, const std::string& path,
     d->String(*n, f.PathOf("task"), out->mutable_task());
   if (const Node* n = f.Get("name"))
     d->String(*n, f.PathOf("name"), out->mutable_name());
-  int tests = 0;
-  for (const char* key : {"equals", "not_equals", "matches"}) {
-    const Node* n = f.Get(key);
-    if (n == nullptr) continue;
-    if (++tests > 1) {
-      d->Error(*n, absl::StrCat(path,
-                                ": expected exactly one of equals, "
-                                "not_equals or matches"));
-      continue;
-    }
-    std::string value;
-    if (!d->String(*n, f.PathOf(key), &value)) continue;
-    absl::string_view k = key;
-    if (k == "equals") out->set_equals(value);
-    if (k == "not_equals") out->set_not_equals(value);
-    if (k == "matches") out->set_matches(value);
-  }
+  DecodeValueTest(d, f, path, out);
 }
 
 void DecodeList(Decoder* d, const Node& node, const std::string& path,
