@@ -600,9 +600,9 @@ void PodExecution::Drive() {
 
   // The log: a task container that ran before we saw it running still has
   // its whole log to read.
-  bool task_ran =
-      final_view && (final_view->agent.has_value() ||
-                     final_view->result.status() == v1::OUT_OF_MEMORY);
+  bool task_ran = final_view &&
+                  (final_view->agent.has_value() || final_view->task_started ||
+                   final_view->result.status() == v1::OUT_OF_MEMORY);
   if (!log_started && task_ran) {
     log_started = true;
     logger_ = std::thread([this] { FollowLog(false); });

@@ -482,6 +482,27 @@ TEST_F(PodExecutorTest, EvictionMidTaskIsAnInfrastructureFailure) {
             std::vector<std::string>{"working"});
 }
 
+// The pod ends before the executor has seen its task container running
+// (no pause between the two updates): the log is still read.
+TEST_F(PodExecutorTest, APodEndedBeforeItWasSeenRunningStillHasItsLogRead) {
+  kubelet_->SetScript([](PodControl& c) {
+    c.Schedule();
+    c.TaskRunning();
+    c.Log("working");
+    c.server->EndLog(kNs, c.name, "task");
+    c.Mutate([](json& p) {
+      p["status"]["phase"] = "Failed";
+      p["status"]["reason"] = "Evicted";
+      p["status"]["message"] = "The node was low on resource: memory.";
+    });
+  });
+  conformance::RecordingSink sink;
+  v1::ExecResult result = Run(Request(), &sink);
+  EXPECT_EQ(result.status(), v1::INFRA_FAILED);
+  EXPECT_EQ(sink.Lines(v1::LogLine::STDOUT),
+            std::vector<std::string>{"working"});
+}
+
 TEST_F(PodExecutorTest, ImagePullFailure) {
   kubelet_->SetScript([](PodControl& c) {
     c.Schedule();

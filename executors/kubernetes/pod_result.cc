@@ -127,7 +127,9 @@ absl::StatusOr<AgentReport> ParseAgentReport(absl::string_view text) {
   return r;
 }
 
-PodView ViewPod(const json& pod) {
+namespace {
+
+PodView ViewPodStage(const json& pod) {
   static const json kEmpty = json::object();
   const json& status = pod.contains("status") && pod["status"].is_object()
                            ? pod["status"]
@@ -253,6 +255,20 @@ PodView ViewPod(const json& pod) {
     }
   }
   return v;
+}
+
+}  // namespace
+
+PodView ViewPod(const json& pod) {
+  PodView view = ViewPodStage(pod);
+  static const json kEmpty = json::object();
+  const json& status = pod.contains("status") && pod["status"].is_object()
+                           ? pod["status"]
+                           : kEmpty;
+  const json* task = ContainerStatus(status, "containerStatuses", "task");
+  view.task_started =
+      State(task, "running") != nullptr || State(task, "terminated") != nullptr;
+  return view;
 }
 
 std::string LatestEventMessage(const json& events) {

@@ -51,6 +51,9 @@ struct PodView {
   // While pending: the latest reason/message the pod itself shows (a
   // waiting container's or an unschedulable condition's), for messages.
   std::string pending_reason;
+  // The task container has started (runs or ran): it has a log to read,
+  // also when the pod ended (evicted, say) before it was seen running.
+  bool task_started = false;
 };
 
 // Where the pod stands. An image that cannot be pulled (ImagePullBackOff,

@@ -94,6 +94,11 @@ std::string MakeTempDir(const std::string& prefix) {
 }  // namespace
 
 void ExecutorConformanceTest::SetUp() {
+  // Each case is its own run: an executor that names what it creates after
+  // the run (pods) must not meet the previous case's object, which may still
+  // be terminating after a cancel.
+  static std::atomic<int> cases{0};
+  run_id_ = absl::StrCat("run-", ++cases);
   workspace_ = MakeTempDir("conformance");
   ASSERT_FALSE(workspace_.empty());
   env_.work_root = MakeTempDir("conformance-work");
@@ -144,7 +149,7 @@ absl::StatusOr<MemoryArtifactAccess::Files> ExecutorConformanceTest::GetFiles(
 
 v1::ExecRequest ExecutorConformanceTest::Request(const Program& program) {
   v1::ExecRequest request;
-  request.set_run_id("run-1");
+  request.set_run_id(run_id_);
   request.set_task("task");
   request.set_attempt(1);
   for (const std::string& arg : harness_->Argv(program)) {

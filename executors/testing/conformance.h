@@ -144,6 +144,7 @@ class ExecutorConformanceTest
   MemoryArtifactAccess artifacts_;
   ConformanceEnv env_;
   std::unique_ptr<ExecutorHarness> harness_;
+  std::string run_id_;  // unique per case
   std::string workspace_;
 };
 
