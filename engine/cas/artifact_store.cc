@@ -13,6 +13,7 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -102,6 +103,56 @@ void SweepArtifactTemps(const std::string& artifacts) {
   }
 }
 
+// Index temp files of versions before artifacts/tmp existed:
+// "artifacts/XX/<rest>.tmp-<random>" and "artifacts/by-archive/<hex>.tmp-
+// <random>", beside the index file they were to replace, with no owner in
+// the name. Once untouched for an hour they cannot belong to a live writer
+// (an index write takes milliseconds) and go. One pass per store: a marker
+// records that no such file is left, so later opens cost
+// one stat; this version never writes such files again. (The marker sits
+// in by-archive/, which only ever holds files named by a digest's hex.)
+void SweepLegacyIndexTemps(const std::string& artifacts) {
+  const std::string marker =
+      artifacts + "/by-archive/.legacy-index-temps-swept";
+  struct stat st;
+  if (lstat(marker.c_str(), &st) == 0) return;
+  const time_t now = time(nullptr);
+  bool young_left = false;
+  std::vector<std::string> dirs = {"by-archive"};
+  for (int i = 0; i < 256; ++i) {
+    dirs.push_back(absl::StrCat(absl::Hex(i, absl::kZeroPad2)));
+  }
+  for (const std::string& name : dirs) {
+    int fd = open((artifacts + "/" + name).c_str(),
+                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    DIR* d = fdopendir(fd);
+    if (d == nullptr) {
+      close(fd);
+      continue;
+    }
+    std::vector<std::string> stale;
+    while (dirent* e = readdir(d)) {
+      if (strstr(e->d_name, ".tmp-") == nullptr) continue;
+      if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+          !S_ISREG(st.st_mode)) {
+        continue;
+      }
+      if (now - st.st_mtime > 3600) {
+        stale.emplace_back(e->d_name);
+      } else {
+        young_left = true;
+      }
+    }
+    for (const std::string& n : stale) unlinkat(fd, n.c_str(), 0);
+    closedir(d);  // closes fd
+  }
+  if (!young_left && MakeDirs(artifacts + "/by-archive").ok()) {
+    int fd = open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+  }
+}
+
 }  // namespace
 
 ArtifactStore::ArtifactStore(std::string store_dir,
@@ -119,6 +170,7 @@ absl::StatusOr<std::unique_ptr<ArtifactStore>> ArtifactStore::Open(
   absl::Status st = MakeDirs(absl::StrCat(store_dir, "/artifacts/tmp"));
   if (!st.ok()) return st;
   SweepArtifactTemps(absl::StrCat(store_dir, "/artifacts"));
+  SweepLegacyIndexTemps(absl::StrCat(store_dir, "/artifacts"));
   if (options.compression_workers < 1) options.compression_workers = 1;
   return std::unique_ptr<ArtifactStore>(
       new ArtifactStore(store_dir, std::move(options), std::move(*blobs)));

@@ -440,7 +440,8 @@ TEST_F(ArtifactStoreTest, KilledWritersLeftoversSweptAtOpenLiveOnesKept) {
   }
   EXPECT_EQ(Names(artifacts), live_top);
   EXPECT_EQ(Names(artifacts + "/tmp"), tmp);
-  ASSERT_EQ(live_top.size(), 3u);  // tmp, verify-NewOne, the child's
+  // by-archive (the sweep's marker), tmp, verify-NewOne, the child's
+  ASSERT_EQ(live_top.size(), 4u);
   // kill -9: the next open sweeps what it left.
   ASSERT_EQ(kill(child, SIGKILL), 0);
   int status = 0;
@@ -448,8 +449,45 @@ TEST_F(ArtifactStoreTest, KilledWritersLeftoversSweptAtOpenLiveOnesKept) {
   close(hold[1]);
   Open(tmp_ + "/store");
   EXPECT_EQ(Names(artifacts),
-            (std::vector<std::string>{"tmp", "verify-NewOne"}));
+            (std::vector<std::string>{"by-archive", "tmp", "verify-NewOne"}));
   EXPECT_TRUE(Names(artifacts + "/tmp").empty());
+}
+
+// Index temp files of older versions ("<index>.tmp-<random>" beside the
+// index, no owner in the name) go once an hour old; a young one stays (its
+// writer may live) and the pass repeats at the next open until none is left,
+// then a marker ends it. Nothing else in those directories is touched.
+TEST_F(ArtifactStoreTest, OlderVersionsIndexTempsSweptOnceOld) {
+  const std::string artifacts = tmp_ + "/store/artifacts";
+  const std::string old_tmp = artifacts + "/ab/cdef.tmp-Xy12Zq";
+  const std::string young_tmp = artifacts + "/by-archive/0123.tmp-Ab34Cd";
+  const std::string index = artifacts + "/ab/cdef";
+  const std::string marker =
+      artifacts + "/by-archive/.legacy-index-temps-swept";
+  Write(old_tmp, "sha256:partial");
+  Write(young_tmp, "sha256:partial");
+  Write(index, "kept");
+  ASSERT_EQ(symlink("/etc/passwd", (artifacts + "/ab/link.tmp-1").c_str()), 0);
+  auto age = [](const std::string& path) {
+    struct timespec t[2] = {{time(nullptr) - 7200, 0},
+                            {time(nullptr) - 7200, 0}};
+    return utimensat(AT_FDCWD, path.c_str(), t, AT_SYMLINK_NOFOLLOW) == 0;
+  };
+  ASSERT_TRUE(age(old_tmp));
+  ASSERT_TRUE(age(index));
+  unlink(marker.c_str());  // the fixture's open already made it
+  Open(tmp_ + "/store");
+  struct stat st;
+  EXPECT_NE(lstat(old_tmp.c_str(), &st), 0);
+  EXPECT_EQ(lstat(young_tmp.c_str(), &st), 0);
+  EXPECT_EQ(lstat(index.c_str(), &st), 0);
+  EXPECT_EQ(lstat((artifacts + "/ab/link.tmp-1").c_str(), &st), 0);
+  EXPECT_NE(lstat(marker.c_str(), &st), 0) << "a young temp is left";
+  ASSERT_TRUE(age(young_tmp));
+  Open(tmp_ + "/store");
+  EXPECT_NE(lstat(young_tmp.c_str(), &st), 0);
+  EXPECT_EQ(lstat(marker.c_str(), &st), 0);
+  EXPECT_EQ(lstat("/etc/passwd", &st), 0);
 }
 
 // The store's own temps are named as the sweep expects and never linger.
