@@ -16,10 +16,15 @@ def kiln_proto_library(name, srcs, deps = [], grpc = False, proto_deps = []):
         outs += [base + ".pb.h", base + ".pb.cc"]
         if grpc:
             outs += [base + ".grpc.pb.h", base + ".grpc.pb.cc"]
-    cmd = "protoc -I%s -I/usr/include " % native.package_name()
-    cmd += "--cpp_out=$(GENDIR)/proto "
+    # Inside another workspace (kiln as an external repository, e.g. through
+    # local_repository) sources and outputs live under external/kiln/.
+    repo = native.repository_name()
+    root = "" if repo == "@" else "external/%s/" % repo[1:]
+    pkg = root + native.package_name()
+    cmd = "protoc -I%s -I/usr/include " % pkg
+    cmd += "--cpp_out=$(GENDIR)/%s " % pkg
     if grpc:
-        cmd += "--grpc_out=$(GENDIR)/proto --plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin) "
+        cmd += "--grpc_out=$(GENDIR)/%s --plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin) " % pkg
     cmd += " ".join(["$(location %s)" % s for s in srcs])
     native.genrule(
         name = name + "_gen",

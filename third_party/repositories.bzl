@@ -1,0 +1,46 @@
+"""The repositories kiln's build needs, for kiln's own WORKSPACE and for a
+workspace that uses kiln as an external repository (docs/embedding.md):
+
+    local_repository(name = "kiln", path = "/path/to/kiln")
+    load("@kiln//third_party:repositories.bzl", "kiln_repositories")
+    kiln_repositories(kiln_path = "/path/to/kiln")
+
+Bazel 4.2.3 (Debian's bazel-bootstrap) would download rules_cc, rules_java
+and the coverage tools; kiln carries them, so builds stay offline. The
+system libraries come from Debian's -dev packages through pkg-config.
+"""
+
+load("//third_party:system_libs.bzl", "system_libs")
+
+KILN_SYSTEM_LIBS = {
+    "absl": "absl_status absl_statusor absl_strings absl_str_format absl_synchronization absl_time absl_flat_hash_map absl_flat_hash_set absl_flags absl_flags_parse",
+    "protobuf": "protobuf",
+    "grpc": "grpc++ grpc -lgrpc++_reflection",
+    "yaml_cpp": "yaml-cpp",
+    "re2": "re2",
+    "libarchive": "libarchive",
+    "gtest": "gtest gmock -lpthread",
+    "gtest_main": "gtest_main gmock -lpthread",
+    "openssl": "openssl",
+    "sqlite": "sqlite3",
+    "curl": "libcurl",
+    "zstd": "libzstd",
+    "libdeflate": "libdeflate",
+    "nlohmann_json": "nlohmann_json",
+    "libgit2": "libgit2",
+    "cpp_httplib": "cpp-httplib",
+}
+
+def kiln_repositories(kiln_path = "."):
+    """Declares @rules_cc, @rules_java, @remote_coverage_tools and @sys.
+
+    Args:
+      kiln_path: kiln's source directory, relative to the calling
+        workspace's root or absolute ("." in kiln's own WORKSPACE).
+    """
+    for name in ["rules_cc", "rules_java", "remote_coverage_tools"]:
+        native.local_repository(
+            name = name,
+            path = "%s/third_party/bazel/%s" % (kiln_path, name),
+        )
+    system_libs(name = "sys", libs = KILN_SYSTEM_LIBS)
