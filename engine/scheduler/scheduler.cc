@@ -70,6 +70,17 @@ void Scheduler::Cancel(const std::string& reason) {
   phase->Stop(v1::TASK_CANCELLED, reason);
 }
 
+absl::StatusOr<v1::ApprovalStatus> Scheduler::Decide(
+    const std::string& task, const ApprovalDecision& decision,
+    const ApprovalRecorder& record) {
+  MutexLock lock(&mu_);
+  if (active_phase_ == nullptr || active_phase_->is_finally()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task, " is not waiting for approval"));
+  }
+  return active_phase_->Decide(task, decision, record);
+}
+
 void Scheduler::Drain(absl::Duration grace) {
   MutexLock lock(&mu_);
   draining_ = true;
