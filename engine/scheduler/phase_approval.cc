@@ -122,8 +122,27 @@ absl::StatusOr<v1::ApprovalStatus> Scheduler::Phase::Decide(
   auto it = waiting_.begin();
   while (it != waiting_.end() && it->first->name() != task) ++it;
   if (draining_) {
-    return absl::UnavailableError(
+    return absl::FailedPreconditionError(
         "the run is being stopped for a shutdown; decide once it resumes");
+  }
+  if (it == waiting_.end() && !stopped_) {
+    // Waiting before a restart and not reached again yet: the decision is
+    // recorded now and acted on when the task is reached (Gate).
+    auto recorded = s_->options_.approvals.find(task);
+    auto st = statuses_->find(task);
+    if (recorded != s_->options_.approvals.end() &&
+        !recorded->second.decided() && st != statuses_->end() &&
+        st->second.state() == v1::TASK_PENDING) {
+      v1::ApprovalStatus approval = recorded->second;
+      approval.set_decided(true);
+      approval.set_approved(decision.approve);
+      approval.set_principal(decision.principal);
+      approval.set_comment(decision.comment);
+      *approval.mutable_decided_at() = ToProto(absl::Now());
+      if (absl::Status s = record(task, approval); !s.ok()) return s;
+      recorded->second = approval;
+      return approval;
+    }
   }
   if (it == waiting_.end() || stopped_) {
     auto st = statuses_->find(task);

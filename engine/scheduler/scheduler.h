@@ -161,8 +161,11 @@ class Scheduler {
   // (TASK_WAITING_FOR_APPROVAL): `record` stores the decision first, then
   // an approved task runs (when a slot is free) and a rejected one fails
   // with "rejected by PRINCIPAL: COMMENT" (fail-fast applies as to any
-  // failure). FailedPrecondition if the task is not waiting (not reached,
-  // decided, finished). Returns the gate's record. Thread-safe.
+  // failure). A task that was waiting before a restart (its record in
+  // SchedulerOptions::approvals) may be decided before it is reached
+  // again. FailedPrecondition if the task is not waiting (not reached,
+  // decided, finished); Unavailable before Run() has begun (try again).
+  // Returns the gate's record. Thread-safe.
   absl::StatusOr<v1::ApprovalStatus> Decide(const std::string& task,
                                             const ApprovalDecision& decision,
                                             const ApprovalRecorder& record);
@@ -202,6 +205,7 @@ class Scheduler {
   absl::Time drain_grace_deadline_ ABSL_GUARDED_BY(mu_);
   std::string cancel_reason_ ABSL_GUARDED_BY(mu_);
   Phase* active_phase_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool main_begun_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // "attempt N of M, next in 2s" style backoff: base * 2^(attempt-1), capped.

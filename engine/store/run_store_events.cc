@@ -22,6 +22,7 @@ bool IsTerminal(v1::TaskState state) {
          state == v1::TASK_CANCELLED || state == v1::TASK_TIMED_OUT;
 }
 
+
 absl::Status ValidateEvent(absl::string_view run_id, const v1::RunEvent& e,
                            size_t index) {
   auto bad = [&](absl::string_view why) {
@@ -117,6 +118,10 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
     running ? insert.Bind(7, time) : insert.BindNull(7);
     terminal ? insert.Bind(8, time) : insert.BindNull(8);
     KILN_RETURN_IF_ERROR(insert.Run());
+  }
+  if (change.has_approval()) {
+    KILN_RETURN_IF_ERROR(
+        RecordApprovalLocked(run_id, change.task(), change.approval()));
   }
   if (change.attempt() == 0) return absl::OkStatus();  // e.g. skipped, cached
 
