@@ -265,12 +265,11 @@ class EngineImpl : public Engine {
           absl::StrCat("task ", task, " has no approval gate"));
     }
     const auto& approvers = gated->approval().approvers();
-    if (!approvers.empty() &&
-        std::find(approvers.begin(), approvers.end(), principal) ==
-            approvers.end()) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "'", principal, "' may not decide task ", task, " (approvers: ",
-          absl::StrJoin(approvers, ", "), ")"));
+    if (!approvers.empty() && std::find(approvers.begin(), approvers.end(),
+                                        principal) == approvers.end()) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("'", principal, "' may not decide task ", task,
+                       " (approvers: ", absl::StrJoin(approvers, ", "), ")"));
     }
     std::shared_ptr<LiveRun> run;
     {
@@ -279,9 +278,11 @@ class EngineImpl : public Engine {
       if (it != live_.end()) run = it->second;
     }
     if (run == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "run ", run_id, " is not executing in this engine (finished, or "
-          "owned by another process): task ", task, " is not waiting here"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("run ", run_id,
+                       " is not executing in this engine (finished, or "
+                       "owned by another process): task ",
+                       task, " is not waiting here"));
     }
     ApprovalDecision decision;
     decision.approve = approve;

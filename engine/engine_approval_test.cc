@@ -26,11 +26,10 @@ class EngineApprovalTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const char* base = std::getenv("TEST_TMPDIR");
-    store_ = absl::StrCat(base ? base : "/tmp", "/approval_",
-                          ::testing::UnitTest::GetInstance()
-                              ->current_test_info()
-                              ->name(),
-                          "_", getpid());
+    store_ = absl::StrCat(
+        base ? base : "/tmp", "/approval_",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name(), "_",
+        getpid());
     fs::remove_all(store_);
     fs::create_directories(store_);
     executor_ = std::make_shared<FakeExecutor>();
@@ -137,8 +136,8 @@ TEST_F(EngineApprovalTest, WaitsWithoutASlotUntilApprovedThenRuns) {
   // lint (after deploy in declaration order) finishes although the one
   // slot's worth of parallelism is taken by nothing: the gate holds none.
   AwaitTask(engine_.get(), id, "lint", v1::TASK_SUCCEEDED);
-  v1::Run run = AwaitTask(engine_.get(), id, "deploy",
-                          v1::TASK_WAITING_FOR_APPROVAL);
+  v1::Run run =
+      AwaitTask(engine_.get(), id, "deploy", v1::TASK_WAITING_FOR_APPROVAL);
   EXPECT_EQ(run.state(), v1::RUN_RUNNING);
   const v1::TaskStatus& deploy = Task(run, "deploy");
   EXPECT_EQ(deploy.approval().message(), "ship to prod?");

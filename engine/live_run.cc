@@ -104,9 +104,9 @@ absl::StatusOr<v1::ApprovalStatus> LiveRun::DecideApproval(
   // decision arriving then waits for the scheduler, a bounded while.
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (true) {
-    absl::StatusOr<v1::ApprovalStatus> result = absl::FailedPreconditionError(
-        absl::StrCat("task ", task, " of run ", id_,
-                     " is not waiting for approval"));
+    absl::StatusOr<v1::ApprovalStatus> result =
+        absl::FailedPreconditionError(absl::StrCat(
+            "task ", task, " of run ", id_, " is not waiting for approval"));
     bool started = false;
     {
       MutexLock lock(&sched_mu_);

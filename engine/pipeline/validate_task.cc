@@ -62,8 +62,9 @@ void Validator::CheckApproval(int t) {
     if (d.seconds() < 0 || d.nanos() < 0 ||
         (d.seconds() == 0 && d.nanos() == 0)) {
       Error(Field(path, "timeout"),
-            absl::StrCat(Who(t), ": the approval timeout must be positive "
-                                 "(leave it out for the default, 24h)"));
+            absl::StrCat(Who(t),
+                         ": the approval timeout must be positive "
+                         "(leave it out for the default, 24h)"));
     } else if (d.seconds() > kMaxApprovalTimeoutSeconds ||
                (d.seconds() == kMaxApprovalTimeoutSeconds && d.nanos() > 0)) {
       Error(Field(path, "timeout"),

@@ -160,8 +160,7 @@ class Scheduler::Phase {
     return shutting_down_ || !queue_.empty();
   }
   bool HasNews() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !done_.empty() || stop_pending_ || !released_.empty() ||
-           gate_news_;
+    return !done_.empty() || stop_pending_ || !released_.empty() || gate_news_;
   }
   int Capacity() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return std::max(1, s_->options_.parallelism) -

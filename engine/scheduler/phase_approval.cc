@@ -48,7 +48,8 @@ bool Scheduler::Phase::Gate(const v1::Task& task) {
   if (recorded != s_->options_.approvals.end()) record = recorded->second;
   record.set_message(task.approval().message());
   absl::Time now = absl::Now();
-  if (!record.has_waiting_since()) *record.mutable_waiting_since() = ToProto(now);
+  if (!record.has_waiting_since())
+    *record.mutable_waiting_since() = ToProto(now);
   *record.mutable_deadline() = ToProto(FromProto(record.waiting_since()) +
                                        ApprovalTimeout(task.approval()));
   BeginTask(task);
@@ -64,13 +65,11 @@ bool Scheduler::Phase::Gate(const v1::Task& task) {
   st.set_name(task.name());
   st.set_state(v1::TASK_WAITING_FOR_APPROVAL);
   *st.mutable_approval() = record;
-  std::string reason =
-      absl::StrCat("waiting for approval until ",
-                   absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                                    FromProto(record.deadline()),
-                                    absl::UTCTimeZone()),
-                   task.approval().message().empty() ? "" : ": ",
-                   task.approval().message());
+  std::string reason = absl::StrCat(
+      "waiting for approval until ",
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", FromProto(record.deadline()),
+                       absl::UTCTimeZone()),
+      task.approval().message().empty() ? "" : ": ", task.approval().message());
   st.set_reason(reason);
   Emit(task.name(), v1::TASK_WAITING_FOR_APPROVAL, 0, 0, reason, 0, nullptr,
        nullptr, &record);
@@ -146,11 +145,10 @@ absl::StatusOr<v1::ApprovalStatus> Scheduler::Phase::Decide(
   }
   if (it == waiting_.end() || stopped_) {
     auto st = statuses_->find(task);
-    std::string now =
-        st == statuses_->end() ? "not reached"
-        : st->second.approval().decided()
-            ? DecisionReason(st->second.approval())
-            : v1::TaskState_Name(st->second.state());
+    std::string now = st == statuses_->end() ? "not reached"
+                      : st->second.approval().decided()
+                          ? DecisionReason(st->second.approval())
+                          : v1::TaskState_Name(st->second.state());
     return absl::FailedPreconditionError(absl::StrCat(
         "task ", task, " is not waiting for approval (", now, ")"));
   }

@@ -311,8 +311,7 @@ void Scheduler::Phase::HandleDone(Done d) {
   AfterFailure(task, final_state);
 }
 
-void Scheduler::Phase::AfterFailure(const v1::Task& task,
-                                    v1::TaskState state) {
+void Scheduler::Phase::AfterFailure(const v1::Task& task, v1::TaskState state) {
   if (IsFailure(state) && !is_finally_ &&
       s_->options_.on_failure != v1::CONTINUE && !stopped_) {
     StopLocked(v1::TASK_SKIPPED,

@@ -35,8 +35,9 @@ absl::StatusOr<Role> ParseRole(absl::string_view name) {
   if (name == "admin") return Role::kAdmin;
   if (name == "agent") return Role::kAgent;
   if (name == "approver") return Role::kApprover;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown role \"", name, "\" (want viewer, submitter, approver, admin or agent)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown role \"", name,
+                   "\" (want viewer, submitter, approver, admin or agent)"));
 }
 
 const char* RoleName(Role role) {

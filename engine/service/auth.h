@@ -8,8 +8,8 @@
 // FindMissingBlobs, UploadBlob and DownloadBlob, nothing else, and no other
 // role's methods accept it. The role `approver` stands outside it too: what
 // a viewer may, plus DecideApproval (approving or rejecting a task's
-// approval gate), which otherwise only admins may call. Tokens are at least 16 bytes; the file must not
-// be readable by group or others.
+// approval gate), which otherwise only admins may call. Tokens are at least 16
+// bytes; the file must not be readable by group or others.
 //
 // Token lookup compares against every entry in constant time (SHA-256 of the
 // presented token vs. each stored hash, CRYPTO_memcmp, no early exit), so the

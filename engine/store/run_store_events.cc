@@ -22,7 +22,6 @@ bool IsTerminal(v1::TaskState state) {
          state == v1::TASK_CANCELLED || state == v1::TASK_TIMED_OUT;
 }
 
-
 absl::Status ValidateEvent(absl::string_view run_id, const v1::RunEvent& e,
                            size_t index) {
   auto bad = [&](absl::string_view why) {

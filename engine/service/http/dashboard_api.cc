@@ -173,8 +173,7 @@ absl::StatusOr<nlohmann::json> RunsPage(Engine* engine,
   // never over page_size and the next token loses nothing.
   for (int scanned = 0; scanned < kMaxScannedPages; ++scanned) {
     int want = page_size - static_cast<int>(runs.size());
-    absl::StatusOr<store::RunPage> page =
-        engine->ListRuns(filter, want, token);
+    absl::StatusOr<store::RunPage> page = engine->ListRuns(filter, want, token);
     if (!page.ok()) return page.status();
     for (v1::Run& run : page->runs) {
       if (!branch.empty() && run.trigger().branch() != branch) continue;
@@ -198,24 +197,24 @@ void DashboardServer::Api() {
                                  httplib::Response& res) {
     Caller caller;
     if (!Authenticate(req, &res, "ListRuns", false, &caller)) return;
-    SendJson(&res, nlohmann::json{{"name", caller.principal.name},
-                                  {"role", RoleName(caller.principal.role)},
-                                  {"can_act", RoleMayCall(caller.principal.role,
-                                                          "CancelRun")},
-                                  {"can_approve",
-                                   RoleMayCall(caller.principal.role,
-                                               "DecideApproval")},
-                                  {"csrf_token", caller.csrf_token}});
+    SendJson(&res,
+             nlohmann::json{
+                 {"name", caller.principal.name},
+                 {"role", RoleName(caller.principal.role)},
+                 {"can_act", RoleMayCall(caller.principal.role, "CancelRun")},
+                 {"can_approve",
+                  RoleMayCall(caller.principal.role, "DecideApproval")},
+                 {"csrf_token", caller.csrf_token}});
   });
 
-  svr.Get(
-      "/api/runs", [this](const httplib::Request& req, httplib::Response& res) {
-        Caller caller;
-        if (!Authenticate(req, &res, "ListRuns", false, &caller)) return;
-        absl::StatusOr<nlohmann::json> page = RunsPage(engine_, req);
-        if (!page.ok()) return SendError(&res, page.status());
-        SendJson(&res, *page);
-      });
+  svr.Get("/api/runs",
+          [this](const httplib::Request& req, httplib::Response& res) {
+            Caller caller;
+            if (!Authenticate(req, &res, "ListRuns", false, &caller)) return;
+            absl::StatusOr<nlohmann::json> page = RunsPage(engine_, req);
+            if (!page.ok()) return SendError(&res, page.status());
+            SendJson(&res, *page);
+          });
 
   svr.Get(R"(/api/runs/([^/]+))", [this](const httplib::Request& req,
                                          httplib::Response& res) {
@@ -299,34 +298,32 @@ void DashboardServer::Api() {
 
   // Approval gates: {"comment": "..."} optional; the decision is the
   // session's principal's (Engine::DecideApproval checks `approvers:`).
-  svr.Post(R"(/api/runs/([^/]+)/tasks/([^/]+)/(approve|reject))",
-           [this](const httplib::Request& req, httplib::Response& res) {
-             Caller caller;
-             if (!Authenticate(req, &res, "DecideApproval", true, &caller)) {
-               return;
-             }
-             std::string comment;
-             if (!req.body.empty()) {
-               nlohmann::json body =
-                   nlohmann::json::parse(req.body, nullptr, false);
-               if (body.is_discarded() || !body.is_object() ||
-                   (body.contains("comment") &&
-                    !body["comment"].is_string())) {
-                 return SendError(&res, absl::InvalidArgumentError(
-                                            "the body must be a JSON object "
-                                            "{\"comment\": \"...\"}"));
-               }
-               if (body.contains("comment")) {
-                 comment = body["comment"].get<std::string>();
-               }
-             }
-             absl::StatusOr<v1::ApprovalStatus> decided =
-                 engine_->DecideApproval(req.matches[1], req.matches[2],
-                                         req.matches[3] == "approve",
-                                         caller.principal.name, comment);
-             if (!decided.ok()) return SendError(&res, decided.status());
-             SendJson(&res, nlohmann::json{{"ok", true}});
-           });
+  svr.Post(
+      R"(/api/runs/([^/]+)/tasks/([^/]+)/(approve|reject))",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        Caller caller;
+        if (!Authenticate(req, &res, "DecideApproval", true, &caller)) {
+          return;
+        }
+        std::string comment;
+        if (!req.body.empty()) {
+          nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+          if (body.is_discarded() || !body.is_object() ||
+              (body.contains("comment") && !body["comment"].is_string())) {
+            return SendError(&res, absl::InvalidArgumentError(
+                                       "the body must be a JSON object "
+                                       "{\"comment\": \"...\"}"));
+          }
+          if (body.contains("comment")) {
+            comment = body["comment"].get<std::string>();
+          }
+        }
+        absl::StatusOr<v1::ApprovalStatus> decided = engine_->DecideApproval(
+            req.matches[1], req.matches[2], req.matches[3] == "approve",
+            caller.principal.name, comment);
+        if (!decided.ok()) return SendError(&res, decided.status());
+        SendJson(&res, nlohmann::json{{"ok", true}});
+      });
 
   svr.Post(R"(/api/runs/([^/]+)/retry)",
            [this](const httplib::Request& req, httplib::Response& res) {
