@@ -35,7 +35,7 @@ tasks:
     run: {command: [/bin/sh, -c, "echo built"]}
   - name: deploy
     needs: [build]
-    approval: {message: ship it?}
+    approval: {message: "ship it?"}
     run: {command: [/bin/sh, -c, "echo deployed"]}
   - name: done
     needs: [deploy]
