@@ -69,6 +69,6 @@ done
 
 KILN_URL="${URL}" KILN_BIN="${KILN}" KILN_GRPC="${ADDR}" \
   KILN_PIPELINE="${WORK}/src/pipeline.yaml" KILN_TOKEN_FILE="${WORK}/submitter.token" \
-  KILN_APPROVER="${APPROVER}" KILN_VIEWER="${VIEWER}" KILN_CHROMIUM="${CHROMIUM}" \
+  KILN_STORE="${WORK}/client-store" KILN_APPROVER="${APPROVER}" KILN_VIEWER="${VIEWER}" KILN_CHROMIUM="${CHROMIUM}" \
   KILN_OUT="${OUT}" KILN_PROFILE="${WORK}/profile" \
   timeout 150 node "${SCRIPT}"
