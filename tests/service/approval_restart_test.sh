@@ -103,6 +103,22 @@ PY
   fail "${task} never became ${state}: $(cat "${WORK}/run.json")"
 }
 
+# A local `kiln run` has nobody to ask: refused before anything runs
+# (positioned at the gate), unless the gate is approved with --approve.
+refused "pipeline.yaml:9:7: task deploy waits for approval" \
+  "${KILN}" run "${WORK}/proj/pipeline.yaml" --store "${WORK}/local-store"
+[[ ! -e "${WORK}/proj/marker" ]] || fail "a refused run ran something"
+refused "no task nope with an approval gate" \
+  "${KILN}" run "${WORK}/proj/pipeline.yaml" --store "${WORK}/local-store" \
+  --approve deploy --approve nope
+"${KILN}" run "${WORK}/proj/pipeline.yaml" --store "${WORK}/local-store" \
+  --approve deploy >"${WORK}/local.out" 2>&1 ||
+  fail "kiln run --approve deploy: $(cat "${WORK}/local.out")"
+"${KILN}" runs --store "${WORK}/local-store" --json >"${WORK}/local.json"
+grep -q '"state": "succeeded"' "${WORK}/local.json" ||
+  fail "local run: $(cat "${WORK}/local.json")"
+ok "kiln run: refused without --approve, runs with it"
+
 start_server
 RUN="$(as SUB submit "${WORK}/proj/pipeline.yaml")"
 [[ -n "${RUN}" ]] || fail "no run id"
