@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -20,6 +21,18 @@
 
 namespace kiln {
 namespace {
+
+// The task named `name` (tasks, then finally), or null.
+const v1::Task* FindTask(const v1::Pipeline& pipeline,
+                         const std::string& name) {
+  for (const auto& t : pipeline.tasks()) {
+    if (t.name() == name) return &t;
+  }
+  for (const auto& t : pipeline.finally()) {
+    if (t.name() == name) return &t;
+  }
+  return nullptr;
+}
 
 class EngineImpl : public Engine {
  public:
@@ -49,6 +62,20 @@ class EngineImpl : public Engine {
       diags = executors.Check(request.pipeline, map);
     }
     if (!diags.empty()) return pipeline::DiagnosticsToStatus(diags);
+    std::map<std::string, v1::ApprovalStatus> approvals;
+    for (const auto& [task, principal] : request.approved_in_advance) {
+      const v1::Task* gated = FindTask(request.pipeline, task);
+      if (gated == nullptr || !gated->has_approval()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "cannot approve task '", task, "' in advance: the pipeline has ",
+            gated == nullptr ? "no such task" : "it without an approval gate"));
+      }
+      v1::ApprovalStatus& a = approvals[task];
+      a.set_decided(true);
+      a.set_approved(true);
+      a.set_principal(principal);
+      a.set_comment("approved in advance");
+    }
     absl::StatusOr<PlannedRun> planned =
         PlanRun(std::move(request.pipeline), request.trigger);
     if (!planned.ok()) return planned.status();
@@ -77,7 +104,7 @@ class EngineImpl : public Engine {
     }
     return StartRun(id, std::move(planned), std::move(request.trigger),
                     request.source_dir, request.keep_going, {}, {},
-                    std::move(lease));
+                    std::move(approvals), std::move(lease));
   }
 
   absl::StatusOr<std::shared_ptr<RunHandle>> Resume(
@@ -127,7 +154,13 @@ class EngineImpl : public Engine {
     // Attempts the earlier owner started: the next one gets a new number
     // (and so a new log and workspace).
     std::map<std::string, int> attempts_used;
+    // Approval gates as recorded: a task keeps waiting from when it began,
+    // and a decision made before the restart is acted on.
+    std::map<std::string, v1::ApprovalStatus> approvals;
     for (const auto& t : run->tasks()) {
+      if (t.has_approval() && !IsFinal(t.state())) {
+        approvals[t.name()] = t.approval();
+      }
       if (IsFinal(t.state())) {
         prior[t.name()] = t;
       } else if (t.attempts() > 0) {
@@ -140,7 +173,7 @@ class EngineImpl : public Engine {
         PlanRun(std::move(*pipeline), *trigger);
     return StartRun(run_id, std::move(planned), std::move(*trigger), *source,
                     false, std::move(prior), std::move(attempts_used),
-                    std::move(lease));
+                    std::move(approvals), std::move(lease));
   }
 
   absl::StatusOr<std::vector<std::string>> ResumeUnfinished() override {
@@ -212,6 +245,52 @@ class EngineImpl : public Engine {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<v1::ApprovalStatus> DecideApproval(
+      const std::string& run_id, const std::string& task, bool approve,
+      const std::string& principal, const std::string& comment) override {
+    if (comment.size() > pipeline::kMaxApprovalMessageBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the comment is longer than ",
+                       pipeline::kMaxApprovalMessageBytes, " bytes"));
+    }
+    auto pipeline = runs_->GetPipeline(run_id);
+    if (!pipeline.ok()) return pipeline.status();
+    const v1::Task* gated = FindTask(*pipeline, task);
+    if (gated == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat("run ", run_id, " has no task '", task, "'"));
+    }
+    if (!gated->has_approval()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("task ", task, " has no approval gate"));
+    }
+    const auto& approvers = gated->approval().approvers();
+    if (!approvers.empty() && std::find(approvers.begin(), approvers.end(),
+                                        principal) == approvers.end()) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("'", principal, "' may not decide task ", task,
+                       " (approvers: ", absl::StrJoin(approvers, ", "), ")"));
+    }
+    std::shared_ptr<LiveRun> run;
+    {
+      MutexLock lock(&mu_);
+      auto it = live_.find(run_id);
+      if (it != live_.end()) run = it->second;
+    }
+    if (run == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("run ", run_id,
+                       " is not executing in this engine (finished, or "
+                       "owned by another process): task ",
+                       task, " is not waiting here"));
+    }
+    ApprovalDecision decision;
+    decision.approve = approve;
+    decision.principal = principal;
+    decision.comment = comment;
+    return run->DecideApproval(task, decision);
+  }
+
   void Shutdown(absl::Duration grace) override {
     std::vector<std::shared_ptr<LiveRun>> runs;
     {
@@ -241,11 +320,12 @@ class EngineImpl : public Engine {
       v1::Trigger trigger, const std::string& source_dir, bool keep_going,
       std::map<std::string, v1::TaskStatus> prior,
       std::map<std::string, int> attempts_used,
+      std::map<std::string, v1::ApprovalStatus> approvals,
       std::unique_ptr<store::RunLease> lease) {
     auto run = std::make_shared<LiveRun>(
         Deps(), id, std::move(planned), std::move(trigger), source_dir,
         keep_going, std::move(prior), std::move(attempts_used),
-        std::move(lease));
+        std::move(approvals), std::move(lease));
     {
       MutexLock lock(&mu_);
       if (shutdown_) return absl::UnavailableError("engine is shutting down");

@@ -99,6 +99,11 @@ struct RunRequest {
   v1::Trigger trigger;
   // A retried submission with the same key returns the first run.
   std::string idempotency_key;
+  // Approval gates decided before the run starts (a local run's
+  // `--approve TASK`): task -> the approving principal. Each must name a
+  // task with `approval:` (InvalidArgument otherwise); the decision is
+  // recorded with the run when the task is reached.
+  std::map<std::string, std::string> approved_in_advance;
   // Overrides the pipeline's failure policy with CONTINUE.
   bool keep_going = false;
   // Where the pipeline's fields are in the file it was loaded from
@@ -172,6 +177,18 @@ class Engine {
   // not executing in this engine.
   virtual absl::Status Cancel(const std::string& run_id,
                               const std::string& reason) = 0;
+
+  // Approves (the task then runs) or rejects (it fails "rejected by
+  // PRINCIPAL: COMMENT") a task of a live run that is waiting for approval
+  // (TASK_WAITING_FOR_APPROVAL); the decision is recorded durably before
+  // this returns, and survives a restart. NotFound for an unknown run or
+  // task; PermissionDenied if the task's `approvers:` does not list
+  // `principal`; FailedPrecondition if the task has no gate, is not
+  // waiting, or the run is not executing in this engine; InvalidArgument
+  // for a comment over 4096 bytes. Returns the gate's record.
+  virtual absl::StatusOr<v1::ApprovalStatus> DecideApproval(
+      const std::string& run_id, const std::string& task, bool approve,
+      const std::string& principal, const std::string& comment) = 0;
 
   // Stops for a restart: nothing new starts, running tasks get `grace` to
   // finish (then they are stopped and will run again), and every live run

@@ -44,6 +44,11 @@ class StoreEngine : public Engine {
   absl::Status Cancel(const std::string&, const std::string&) override {
     return NoExecutor();
   }
+  absl::StatusOr<v1::ApprovalStatus> DecideApproval(
+      const std::string&, const std::string&, bool, const std::string&,
+      const std::string&) override {
+    return NoExecutor();
+  }
   void Shutdown(absl::Duration) override {}
   store::Store& store() const override { return *store_; }
 

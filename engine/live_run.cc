@@ -20,6 +20,7 @@ LiveRun::LiveRun(LiveRunDeps deps, std::string id,
                  std::string source_dir, bool keep_going,
                  std::map<std::string, v1::TaskStatus> prior,
                  std::map<std::string, int> attempts_used,
+                 std::map<std::string, v1::ApprovalStatus> approvals,
                  std::unique_ptr<store::RunLease> lease)
     : deps_(std::move(deps)),
       id_(std::move(id)),
@@ -29,6 +30,7 @@ LiveRun::LiveRun(LiveRunDeps deps, std::string id,
       keep_going_(keep_going),
       prior_(std::move(prior)),
       attempts_used_(std::move(attempts_used)),
+      approvals_(std::move(approvals)),
       lease_(std::move(lease)) {}
 
 LiveRun::~LiveRun() {
@@ -94,6 +96,32 @@ void LiveRun::Drain(absl::Duration grace) {
   draining_ = true;
   drain_grace_ = grace;
   if (scheduler_ != nullptr) scheduler_->Drain(grace);
+}
+
+absl::StatusOr<v1::ApprovalStatus> LiveRun::DecideApproval(
+    const std::string& task, const ApprovalDecision& decision) {
+  // A run just resumed (or submitted) prepares before it schedules: a
+  // decision arriving then waits for the scheduler, a bounded while.
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (true) {
+    absl::StatusOr<v1::ApprovalStatus> result =
+        absl::FailedPreconditionError(absl::StrCat(
+            "task ", task, " of run ", id_, " is not waiting for approval"));
+    bool started = false;
+    {
+      MutexLock lock(&sched_mu_);
+      if (scheduler_ != nullptr) {
+        result = scheduler_->Decide(
+            task, decision,
+            [this](const std::string& name, const v1::ApprovalStatus& a) {
+              return deps_.runs->RecordApproval(id_, name, a);
+            });
+        started = result.status().code() != absl::StatusCode::kUnavailable;
+      }
+    }
+    if (started || done() || absl::Now() >= deadline) return result;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
 }
 
 void LiveRun::OnTaskEvent(const v1::TaskStateChanged& event) {
@@ -321,6 +349,7 @@ SchedulerOptions LiveRun::SchedOptions() const {
   sopts.parallelism = options.parallelism;
   sopts.retry_backoff = options.retry_backoff;
   sopts.attempts_used = attempts_used_;
+  sopts.approvals = approvals_;
   sopts.trace = options.trace.get();
   const auto& popts = pipeline().options();
   sopts.on_failure = keep_going_ ? v1::CONTINUE : popts.on_failure();

@@ -43,6 +43,7 @@ class LiveRun : public RunHandle, public EventSink {
           v1::Trigger trigger, std::string source_dir, bool keep_going,
           std::map<std::string, v1::TaskStatus> prior,
           std::map<std::string, int> attempts_used,
+          std::map<std::string, v1::ApprovalStatus> approvals,
           std::unique_ptr<store::RunLease> lease);
   ~LiveRun() override;
 
@@ -55,6 +56,10 @@ class LiveRun : public RunHandle, public EventSink {
   // Checkpoint for shutdown (Scheduler::Drain): the run stays unfinished in
   // the store and resumes later.
   void Drain(absl::Duration grace);
+  // Scheduler::Decide, the decision recorded in the run store first.
+  // FailedPrecondition when the scheduler is not running (yet / any more).
+  absl::StatusOr<v1::ApprovalStatus> DecideApproval(
+      const std::string& task, const ApprovalDecision& decision);
 
   void OnTaskEvent(const v1::TaskStateChanged& event) override;
   void Start();
@@ -89,6 +94,8 @@ class LiveRun : public RunHandle, public EventSink {
   std::map<std::string, v1::TaskStatus> prior_;
   // Attempts of unfinished tasks started by an earlier process (resume).
   std::map<std::string, int> attempts_used_;
+  // Recorded approval gates (SchedulerOptions::approvals).
+  std::map<std::string, v1::ApprovalStatus> approvals_;
   // This process's ownership of the run; released when the run finishes
   // or is drained.
   std::unique_ptr<store::RunLease> lease_;

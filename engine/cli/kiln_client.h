@@ -67,6 +67,12 @@ class Client {
       const std::string& page_token) = 0;
   virtual absl::Status Cancel(const std::string& run_id,
                               const std::string& reason) = 0;
+  // Approves or rejects a task waiting for approval (Engine::DecideApproval;
+  // over gRPC the server's principal for the caller's token decides).
+  // Returns the gate's record.
+  virtual absl::StatusOr<v1::ApprovalStatus> DecideApproval(
+      const std::string& run_id, const std::string& task, bool approve,
+      const std::string& comment) = 0;
   // Starts a new run like `run_id`; returns the new run's id.
   virtual absl::StatusOr<std::string> Retry(const std::string& run_id) = 0;
 

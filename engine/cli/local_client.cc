@@ -86,6 +86,14 @@ class LocalClient : public Client {
     return engine_->ListRuns(filter, page_size, page_token);
   }
 
+  absl::StatusOr<v1::ApprovalStatus> DecideApproval(
+      const std::string& run_id, const std::string& task, bool approve,
+      const std::string& comment) override {
+    // Only runs this process executes can be decided; a local `kiln run`
+    // decides its gates in advance with --approve.
+    return engine_->DecideApproval(run_id, task, approve, "local", comment);
+  }
+
   absl::Status Cancel(const std::string& run_id,
                       const std::string& reason) override {
     return engine_->Cancel(run_id, reason);

@@ -46,6 +46,8 @@ const char* TaskStateWord(v1::TaskState s) {
       return "cancelled";
     case v1::TASK_TIMED_OUT:
       return "TIMED OUT";
+    case v1::TASK_WAITING_FOR_APPROVAL:
+      return "waiting for approval";
     default:
       return "?";
   }

@@ -102,6 +102,22 @@ class RemoteClient : public Client {
         c_->stub().CancelRun(context.get(), request, &response));
   }
 
+  absl::StatusOr<v1::ApprovalStatus> DecideApproval(
+      const std::string& run_id, const std::string& task, bool approve,
+      const std::string& comment) override {
+    v1::DecideApprovalRequest request;
+    request.set_run_id(run_id);
+    request.set_task(task);
+    request.set_approve(approve);
+    request.set_comment(comment);
+    v1::DecideApprovalResponse response;
+    auto context = c_->NewContext(absl::Seconds(30));
+    grpc::Status status =
+        c_->stub().DecideApproval(context.get(), request, &response);
+    if (!status.ok()) return service::FromGrpc(status);
+    return response.approval();
+  }
+
   absl::StatusOr<std::string> Retry(const std::string& run_id) override {
     v1::RetryRunRequest request;
     request.set_run_id(run_id);

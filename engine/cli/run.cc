@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdio>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -23,10 +24,51 @@
 #include "engine/cli/registry_flags.h"
 #include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
+#include "engine/pipeline/diagnostic.h"
 #include "engine/pipeline/loader.h"
 
 namespace kiln::cli {
 namespace {
+
+// A local run has nobody to ask for approval: every gate (Task.approval)
+// must be approved up front with --approve TASK. Prints why and returns
+// false otherwise (nothing has run).
+bool ApproveInAdvance(const std::vector<std::string>& approve,
+                      RunRequest* request) {
+  std::set<std::string> wanted(approve.begin(), approve.end());
+  bool ok = true;
+  for (int i = 0; i < request->pipeline.tasks_size(); ++i) {
+    const v1::Task& t = request->pipeline.tasks(i);
+    if (!t.has_approval()) continue;
+    if (wanted.erase(t.name()) > 0) {
+      request->approved_in_advance[t.name()] = "local (--approve)";
+      continue;
+    }
+    ok = false;
+    std::fprintf(
+        stderr, "%s\n",
+        pipeline::MakeDiagnostic(
+            request->source_map.get(),
+            pipeline::Field(pipeline::Index("tasks", i), "approval"),
+            absl::StrCat("task ", t.name(),
+                         " waits for approval, which a local run cannot ask "
+                         "for: pass --approve ",
+                         t.name(),
+                         " to approve it for this run, or submit the run to "
+                         "a kiln server (kiln submit) and decide with kiln "
+                         "approve"))
+            .ToString()
+            .c_str());
+  }
+  for (const std::string& name : wanted) {
+    ok = false;
+    std::fprintf(stderr,
+                 "kiln: --approve %s: the pipeline has no task %s with an "
+                 "approval gate\n",
+                 name.c_str(), name.c_str());
+  }
+  return ok;
+}
 
 // Turns SIGINT/SIGTERM into cancellation: the first is graceful (`finally`
 // still runs), the second immediate. Signals are blocked in every thread
@@ -103,7 +145,7 @@ int RunVerb(const std::vector<std::string>& argv) {
   Args args(
       "kiln run FILE [--param k=v]... [--branch B] [--message M] [--event E] "
       "[--jobs N] [--store DIR] [--keep-going] [--json] [--resume RUN] "
-      "[--executor NAME] [--profile FILE]\n"
+      "[--executor NAME] [--profile FILE] [--approve TASK]...\n"
       "         [--executor kubernetes --kube-agent-image REF@sha256:DIGEST\n"
       "          [--kubeconfig F] [--kube-context C] [--namespace N]\n"
       "          [--agent-listen HOST:PORT] [--agent-endpoint HOST:PORT]\n"
@@ -119,6 +161,10 @@ int RunVerb(const std::vector<std::string>& argv) {
             "continue after a task fails (run what does not depend on it)");
   args.Bool("json", "print one JSON event per line on stdout");
   args.Flag("resume", "continue the recorded, unfinished run RUN");
+  args.Repeated("approve",
+                "approve the approval gate of TASK for this run (a local run "
+                "has nobody to ask: a gate not approved so is refused before "
+                "anything runs)");
   args.Flag("profile",
             "write a trace of the run to FILE (Chrome trace-event JSON: open "
             "it in ui.perfetto.dev or chrome://tracing; docs/profile.md)");
@@ -191,6 +237,7 @@ int RunVerb(const std::vector<std::string>& argv) {
     request.source_map = loaded.source_map;
     request.trigger = *trigger;
     request.keep_going = args.Has("keep-going");
+    if (!ApproveInAdvance(args.GetAll("approve"), &request)) return kExitUsage;
   }
 
   SignalWatcher::BlockSignals();

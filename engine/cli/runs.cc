@@ -221,6 +221,20 @@ int ShowRun(const v1::Run& run, bool json) {
       task["finished"] = t.has_finished()
                              ? nlohmann::json(Rfc3339(t.finished()))
                              : nlohmann::json(nullptr);
+      if (t.has_approval()) {
+        const v1::ApprovalStatus& a = t.approval();
+        task["approval"] = {{"message", a.message()},
+                            {"decided", a.decided()},
+                            {"approved", a.approved()},
+                            {"principal", a.principal()},
+                            {"comment", a.comment()}};
+        task["approval"]["waiting_since"] =
+            a.has_waiting_since() ? nlohmann::json(Rfc3339(a.waiting_since()))
+                                  : nlohmann::json(nullptr);
+        task["approval"]["deadline"] =
+            a.has_deadline() ? nlohmann::json(Rfc3339(a.deadline()))
+                             : nlohmann::json(nullptr);
+      }
       tasks.push_back(std::move(task));
     }
     item["task_list"] = std::move(tasks);
@@ -235,6 +249,13 @@ int ShowRun(const v1::Run& run, bool json) {
     std::printf("  %-24s %-10s%s%s\n", t.name().c_str(),
                 TaskStateName(t.state()).c_str(), t.reason().empty() ? "" : " ",
                 t.reason().c_str());
+    if (t.approval().decided()) {
+      std::printf("    approval: %s by %s%s%s\n",
+                  t.approval().approved() ? "approved" : "rejected",
+                  t.approval().principal().c_str(),
+                  t.approval().comment().empty() ? "" : ": ",
+                  t.approval().comment().c_str());
+    }
     std::map<std::string, std::string> outputs(t.outputs().begin(),
                                                t.outputs().end());
     for (const auto& [name, digest] : outputs) {

@@ -58,6 +58,17 @@ void DecodeResources(Decoder* d, const Node& node, const std::string& path,
   }
 }
 
+void DecodeApproval(Decoder* d, const Node& node, const std::string& path,
+                    v1::Approval* out) {
+  Fields f(d, node, path, {"message", "approvers", "timeout"});
+  if (!f.ok()) return;
+  DecodeString(d, f, "message", out->mutable_message());
+  DecodeList(d, f, "approvers", out->mutable_approvers());
+  if (const Node* n = f.Get("timeout")) {
+    d->Duration(*n, f.PathOf("timeout"), out->mutable_timeout());
+  }
+}
+
 }  // namespace
 
 void DecodeTask(Decoder* d, const Node& node, const std::string& path,
@@ -65,7 +76,7 @@ void DecodeTask(Decoder* d, const Node& node, const std::string& path,
   std::vector<std::string> allowed = {
       "name",      "needs",  "when",    "retries", "timeout",
       "resources", "inputs", "outputs", "cache",   "run_if_needs_skipped",
-      "executor",  "pod"};
+      "executor",  "pod",    "approval"};
   for (const KindSpec* k : RegisteredKinds()) allowed.push_back(k->name());
   Fields f(d, node, path, allowed);
   if (!f.ok()) return;
@@ -94,6 +105,12 @@ void DecodeTask(Decoder* d, const Node& node, const std::string& path,
   if (const Node* n = f.Get("pod")) {
     d->Record(Field(path, "hints.pod"), *n);
     DecodePodShape(d, *n, f.PathOf("pod"), out->mutable_hints()->mutable_pod());
+  }
+  if (const Node* n = f.Get("approval")) {
+    // `approval: {}` (every default) still makes the task a gate.
+    if (d->ExpectMapping(*n, f.PathOf("approval"))) {
+      DecodeApproval(d, *n, f.PathOf("approval"), out->mutable_approval());
+    }
   }
   if (const Node* n = f.Get("inputs"))
     DecodeInputs(d, *n, f.PathOf("inputs"), out);

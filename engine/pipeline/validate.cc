@@ -318,6 +318,7 @@ std::vector<Diagnostic> Validator::Run() {
     }
     CheckArtifacts(t);
     CheckReferences(t);
+    if (tasks_[t].task->has_approval()) CheckApproval(t);
   }
   if (map_ != nullptr) {
     std::stable_sort(out_.begin(), out_.end(),

@@ -20,6 +20,8 @@
 #ifndef KILN_ENGINE_PIPELINE_VALIDATE_H_
 #define KILN_ENGINE_PIPELINE_VALIDATE_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "engine/pipeline/diagnostic.h"
@@ -29,6 +31,12 @@
 namespace kiln::pipeline {
 
 inline constexpr char kSourceArtifact[] = "source";
+
+// Approval gates (Task.approval): limits the validator enforces, and the
+// wait when `timeout` is unset.
+inline constexpr size_t kMaxApprovalMessageBytes = 4096;
+inline constexpr int64_t kMaxApprovalTimeoutSeconds = 30 * 86400;
+inline constexpr int64_t kDefaultApprovalTimeoutSeconds = 86400;
 
 // Every problem found (empty: valid). With a source map (from the loader)
 // diagnostics carry FILE:LINE:COL; without one, only field paths such as

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -26,6 +27,52 @@ bool IsEnvName(const std::string& s) {
 }
 
 }  // namespace
+
+void Validator::CheckApproval(int t) {
+  const v1::Approval& a = tasks_[t].task->approval();
+  const std::string path = Field(tasks_[t].path, "approval");
+  if (tasks_[t].is_finally) {
+    Error(path, absl::StrCat(Who(t),
+                             ": a finally task cannot wait for approval (it "
+                             "runs within the finally budget, after failure "
+                             "and cancellation too)"));
+  }
+  if (a.message().size() > kMaxApprovalMessageBytes) {
+    Error(Field(path, "message"),
+          absl::StrCat(Who(t), ": the approval message is longer than ",
+                       kMaxApprovalMessageBytes, " bytes"));
+  }
+  absl::flat_hash_set<std::string> seen;
+  for (int i = 0; i < a.approvers_size(); ++i) {
+    const std::string& who = a.approvers(i);
+    std::string at = Index(Field(path, "approvers"), i);
+    if (who.empty() || who.size() > 256 ||
+        !std::all_of(who.begin(), who.end(), [](char c) {
+          return absl::ascii_isgraph(static_cast<unsigned char>(c));
+        })) {
+      Error(at, absl::StrCat(Who(t), ": approver '", absl::CHexEscape(who),
+                             "' is not a principal name (1 to 256 printable "
+                             "characters, no spaces)"));
+    } else if (!seen.insert(who).second) {
+      Error(at, absl::StrCat(Who(t), ": approver '", who, "' is listed twice"));
+    }
+  }
+  if (a.has_timeout()) {
+    const auto& d = a.timeout();
+    if (d.seconds() < 0 || d.nanos() < 0 ||
+        (d.seconds() == 0 && d.nanos() == 0)) {
+      Error(Field(path, "timeout"),
+            absl::StrCat(Who(t),
+                         ": the approval timeout must be positive "
+                         "(leave it out for the default, 24h)"));
+    } else if (d.seconds() > kMaxApprovalTimeoutSeconds ||
+               (d.seconds() == kMaxApprovalTimeoutSeconds && d.nanos() > 0)) {
+      Error(Field(path, "timeout"),
+            absl::StrCat(Who(t), ": the approval timeout is longer than ",
+                         kMaxApprovalTimeoutSeconds / 86400, " days"));
+    }
+  }
+}
 
 void Validator::Require(bool present, const std::string& path,
                         const std::string& field, int t) {

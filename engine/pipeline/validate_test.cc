@@ -53,6 +53,23 @@ INSTANTIATE_TEST_SUITE_P(
              "missing required field 'name'"},
         Case{"no_tasks", "name: p\ntasks: []\n", "1:1",
              "the pipeline has no tasks"},
+        Case{"approval_timeout_too_long",
+             T("  - name: a\n    run: {command: [x]}\n"
+               "    approval: {timeout: 745h}\n"),
+             "5:25", "the approval timeout is longer than 30 days"},
+        Case{"approval_timeout_zero",
+             T("  - name: a\n    run: {command: [x]}\n"
+               "    approval: {timeout: 0s}\n"),
+             "5:25", "the approval timeout must be positive"},
+        Case{"approval_approver_twice",
+             T("  - name: a\n    run: {command: [x]}\n"
+               "    approval: {approvers: [al, al]}\n"),
+             "5:32", "approver 'al' is listed twice"},
+        Case{"approval_in_finally",
+             "name: p\ntasks:\n  - {name: a, run: {command: [x]}}\n"
+             "finally:\n  - name: f\n    run: {command: [x]}\n"
+             "    approval: {}\n",
+             "7:15", "a finally task cannot wait for approval"},
         Case{"bad_task_name", T("  - {name: a.b, run: {command: [x]}}\n"),
              "3:12", "invalid task name 'a.b'"},
         Case{"missing_task_name", T("  - run: {command: [x]}\n"), "3:5",

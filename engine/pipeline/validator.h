@@ -45,6 +45,7 @@ class Validator {
   void CheckCondition(const v1::Condition& c, const std::string& path, int t);
   void IndexArtifacts();
   void CheckArtifacts(int t);
+  void CheckApproval(int t);
   void CheckReferences(int t);
   // A reference by task t to result `result` of task `producer` (as
   // written: `what`): the task exists, is among t's needs (directly or

@@ -94,13 +94,18 @@ void Scheduler::Phase::Loop() {
       if (DrainStep(now)) return;
       continue;
     }
+    gate_news_ = false;
+    // Approved gates go back to pending (they start like any ready task).
+    pending.insert(pending.end(), released_.begin(), released_.end());
+    released_.clear();
     if (stopped_) FinishStopped(&pending);
+    absl::Time next_expiry = ExpireApprovals(now);
     StartReady(now, &pending);
     if (pending.empty() && retries_.empty() && running_.empty() &&
-        done_.empty()) {
+        done_.empty() && waiting_.empty()) {
       return;
     }
-    absl::Time wake = deadline_;
+    absl::Time wake = std::min(deadline_, next_expiry);
     for (const Retry& r : retries_) wake = std::min(wake, r.when);
     mu_.AwaitWithDeadline(
         [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return HasNews(); }, wake);
@@ -128,6 +133,13 @@ void Scheduler::Phase::FinishStopped(std::vector<const v1::Task*>* pending) {
            0, nullptr, stop_reason_);
   }
   pending->clear();
+  for (auto& [task, approval] : waiting_) {
+    gates_[task->name()] = approval;
+    Finish(*task,
+           stop_state_ == v1::TASK_TIMED_OUT ? v1::TASK_SKIPPED : stop_state_,
+           0, nullptr, stop_reason_);
+  }
+  waiting_.clear();
   for (const Retry& r : retries_) {
     Finish(*r.task, v1::TASK_CANCELLED, r.attempt - 1, nullptr, stop_reason_);
   }
@@ -152,7 +164,9 @@ void Scheduler::Phase::StartReady(absl::Time now,
     progress = FinishCached(pending);
     for (auto it = pending->begin(); it != pending->end();) {
       std::string ignored;
-      if (Capacity() <= 0 && CheckNeeds(**it, &ignored) == NeedsVerdict::kRun) {
+      // A gate that is not passed yet needs no slot (it starts waiting).
+      if (Capacity() <= 0 && PassedGate(**it) &&
+          CheckNeeds(**it, &ignored) == NeedsVerdict::kRun) {
         break;
       }
       if (TryStart(**it)) {

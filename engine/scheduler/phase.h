@@ -40,6 +40,11 @@ class Scheduler::Phase {
   // stopped and reported PENDING.
   void Drain(absl::Time deadline);
 
+  // Scheduler::Decide for a task of this phase.
+  absl::StatusOr<v1::ApprovalStatus> Decide(const std::string& task,
+                                            const ApprovalDecision& decision,
+                                            const ApprovalRecorder& record);
+
   bool is_finally() const { return is_finally_; }
   bool drained() const {
     MutexLock lock(&mu_);
@@ -76,7 +81,8 @@ class Scheduler::Phase {
       const std::string& task, v1::TaskState state, int attempt, int exit_code,
       const std::string& reason, int error_code = 0,
       const google::protobuf::Map<std::string, std::string>* outputs = nullptr,
-      const google::protobuf::Map<std::string, std::string>* results = nullptr);
+      const google::protobuf::Map<std::string, std::string>* results = nullptr,
+      const v1::ApprovalStatus* approval = nullptr);
   void Finish(const v1::Task& task, v1::TaskState state, int attempt,
               const AttemptOutcome* outcome, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -93,6 +99,24 @@ class Scheduler::Phase {
   NeedsVerdict CheckNeeds(const v1::Task& task, std::string* skip_reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Launch(const v1::Task& task, int attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // phase_approval.cc: a gated task whose needs are done and which was not
+  // approved yet: acts on a recorded decision or starts waiting. true
+  // (the task leaves `pending`).
+  bool Gate(const v1::Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether `task` may start now (no gate, or approved).
+  bool PassedGate(const v1::Task& task) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !task.has_approval() || approved_.count(&task) > 0;
+  }
+  // Acts on a decision: approved -> PENDING (to start), else FAILED.
+  void ApplyDecision(const v1::Task& task, const v1::ApprovalStatus& approval)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waiting tasks past their deadline time out; returns the earliest
+  // deadline of those still waiting.
+  absl::Time ExpireApprovals(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fail-fast after a task failed (unless continuing on failure).
+  void AfterFailure(const v1::Task& task, v1::TaskState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The attempt a task's first start in this run gets (after those an
   // earlier process used).
@@ -136,7 +160,7 @@ class Scheduler::Phase {
     return shutting_down_ || !queue_.empty();
   }
   bool HasNews() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !done_.empty() || stop_pending_;
+    return !done_.empty() || stop_pending_ || !released_.empty() || gate_news_;
   }
   int Capacity() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return std::max(1, s_->options_.parallelism) -
@@ -173,6 +197,14 @@ class Scheduler::Phase {
   std::map<std::string, std::vector<const v1::Task*>> dependents_
       ABSL_GUARDED_BY(mu_);
   std::map<const v1::Task*, size_t> position_ ABSL_GUARDED_BY(mu_);
+  // Approval gates: tasks waiting for a decision (their records), approved
+  // tasks (they pass the gate), approved tasks to move back to pending,
+  // and the latest record of every gate (sent with the task's events).
+  std::map<const v1::Task*, v1::ApprovalStatus> waiting_ ABSL_GUARDED_BY(mu_);
+  std::set<const v1::Task*> approved_ ABSL_GUARDED_BY(mu_);
+  std::vector<const v1::Task*> released_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::ApprovalStatus> gates_ ABSL_GUARDED_BY(mu_);
+  bool gate_news_ ABSL_GUARDED_BY(mu_) = false;  // a decision; wakes Loop
   // Profile: when each task's "task" span began.
   std::map<const v1::Task*, absl::Time> task_begin_ ABSL_GUARDED_BY(mu_);
 };

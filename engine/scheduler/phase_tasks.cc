@@ -12,7 +12,8 @@ void Scheduler::Phase::Emit(
     const std::string& task, v1::TaskState state, int attempt, int exit_code,
     const std::string& reason, int error_code,
     const google::protobuf::Map<std::string, std::string>* outputs,
-    const google::protobuf::Map<std::string, std::string>* results) {
+    const google::protobuf::Map<std::string, std::string>* results,
+    const v1::ApprovalStatus* approval) {
   v1::TaskStateChanged e;
   e.set_task(task);
   e.set_state(state);
@@ -22,6 +23,7 @@ void Scheduler::Phase::Emit(
   e.set_error_code(error_code);
   if (outputs != nullptr) *e.mutable_outputs() = *outputs;
   if (results != nullptr) *e.mutable_results() = *results;
+  if (approval != nullptr) *e.mutable_approval() = *approval;
   s_->sink_->OnTaskEvent(e);
 }
 
@@ -45,8 +47,11 @@ void Scheduler::Phase::Finish(const v1::Task& task, v1::TaskState state,
   }
   *st.mutable_finished() = NowProto();
   newly_final_.push_back(task.name());
+  auto gate = gates_.find(task.name());
+  if (gate != gates_.end()) *st.mutable_approval() = gate->second;
   Emit(task.name(), state, attempt, st.exit_code(), reason, st.error_code(),
-       &st.outputs(), &st.results());
+       &st.outputs(), &st.results(),
+       gate != gates_.end() ? &gate->second : nullptr);
   if (TraceRecorder* trace = s_->options_.trace) {
     absl::Time now = absl::Now();
     auto begin = task_begin_.find(&task);
@@ -123,6 +128,7 @@ bool Scheduler::Phase::TryStart(const v1::Task& task) {
     case NeedsVerdict::kRun:
       break;
   }
+  if (!PassedGate(task)) return Gate(task);
   Launch(task, FirstAttempt(task));
   return true;
 }
@@ -163,6 +169,9 @@ std::vector<ReadyTask> Scheduler::Phase::Offerable(
     }
     std::string ignored;
     if (CheckNeeds(*t, &ignored) != NeedsVerdict::kRun) continue;
+    // A gate comes before the cache: an approved task is offered when it
+    // is released (see Loop), by RunAttempt's own lookup.
+    if (!PassedGate(*t)) continue;
     offered_.insert(t);
     BeginTask(*t);
     ready.push_back(ReadyTask{t, FirstAttempt(*t), Relevant(*t)});
@@ -299,7 +308,11 @@ void Scheduler::Phase::HandleDone(Done d) {
     if (reason.empty()) reason = stop_reason_;
   }
   Finish(task, final_state, d.attempt, &o, reason);
-  if (IsFailure(final_state) && !is_finally_ &&
+  AfterFailure(task, final_state);
+}
+
+void Scheduler::Phase::AfterFailure(const v1::Task& task, v1::TaskState state) {
+  if (IsFailure(state) && !is_finally_ &&
       s_->options_.on_failure != v1::CONTINUE && !stopped_) {
     StopLocked(v1::TASK_SKIPPED,
                absl::StrCat("skipped: ", task.name(), " failed (fail-fast)"));

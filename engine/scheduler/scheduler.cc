@@ -70,6 +70,22 @@ void Scheduler::Cancel(const std::string& reason) {
   phase->Stop(v1::TASK_CANCELLED, reason);
 }
 
+absl::StatusOr<v1::ApprovalStatus> Scheduler::Decide(
+    const std::string& task, const ApprovalDecision& decision,
+    const ApprovalRecorder& record) {
+  MutexLock lock(&mu_);
+  if (!main_begun_) {
+    return absl::UnavailableError(
+        absl::StrCat("the run has not started scheduling yet; decide task ",
+                     task, " again in a moment"));
+  }
+  if (active_phase_ == nullptr || active_phase_->is_finally()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task, " is not waiting for approval"));
+  }
+  return active_phase_->Decide(task, decision, record);
+}
+
 void Scheduler::Drain(absl::Duration grace) {
   MutexLock lock(&mu_);
   draining_ = true;
@@ -139,6 +155,7 @@ bool Scheduler::RunMain(SchedulerResult* result, bool* timed_out) {
   {
     MutexLock lock(&mu_);
     active_phase_ = &main;
+    main_begun_ = true;
     cancelled = cancel_count_ > 0;
     reason = cancel_reason_;
   }

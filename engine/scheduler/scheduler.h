@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/mutex.h"
 #include "base/trace.h"
@@ -82,6 +83,18 @@ class TaskRunner {
   }
 };
 
+// A decision on a task waiting for approval (Task.approval).
+struct ApprovalDecision {
+  bool approve = false;
+  std::string principal;
+  std::string comment;
+};
+
+// Records a decision durably before it takes effect (called with the
+// scheduler's locks held; keep it short); an error refuses the decision.
+using ApprovalRecorder = std::function<absl::Status(
+    const std::string& task, const v1::ApprovalStatus& approval)>;
+
 // Receives every event, in order, from one scheduler thread at a time.
 class EventSink {
  public:
@@ -100,6 +113,11 @@ struct SchedulerOptions {
   // task's next attempt is numbered after them (a new log, a new
   // workspace), and they count against its retries (it always gets one).
   std::map<std::string, int> attempts_used;
+  // Approval gates as recorded by an earlier process (resume: when the
+  // task started waiting, and a decision it did not act on) or decided in
+  // advance (a local run's `--approve`), by task. A gate without an entry
+  // starts waiting when its needs are done.
+  std::map<std::string, v1::ApprovalStatus> approvals;
   // Where the run's profile goes (null: none): per task "task", "queued",
   // "attempt N" and "hand-back" spans on the task's track.
   TraceRecorder* trace = nullptr;
@@ -139,6 +157,19 @@ class Scheduler {
   // Run() then returns state RUN_RUNNING. Thread-safe.
   void Drain(absl::Duration grace);
 
+  // Decides the approval gate of `task`, which must be waiting
+  // (TASK_WAITING_FOR_APPROVAL): `record` stores the decision first, then
+  // an approved task runs (when a slot is free) and a rejected one fails
+  // with "rejected by PRINCIPAL: COMMENT" (fail-fast applies as to any
+  // failure). A task that was waiting before a restart (its record in
+  // SchedulerOptions::approvals) may be decided before it is reached
+  // again. FailedPrecondition if the task is not waiting (not reached,
+  // decided, finished); Unavailable before Run() has begun (try again).
+  // Returns the gate's record. Thread-safe.
+  absl::StatusOr<v1::ApprovalStatus> Decide(const std::string& task,
+                                            const ApprovalDecision& decision,
+                                            const ApprovalRecorder& record);
+
  private:
   class Phase;
 
@@ -174,6 +205,7 @@ class Scheduler {
   absl::Time drain_grace_deadline_ ABSL_GUARDED_BY(mu_);
   std::string cancel_reason_ ABSL_GUARDED_BY(mu_);
   Phase* active_phase_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool main_begun_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // "attempt N of M, next in 2s" style backoff: base * 2^(attempt-1), capped.
@@ -182,6 +214,9 @@ absl::Duration RetryBackoff(int attempt, absl::Duration base,
 
 // True for states that count as success for `needs`.
 bool IsSuccess(v1::TaskState state);
+// How long `approval` lets a task wait (its timeout, or the default).
+absl::Duration ApprovalTimeout(const v1::Approval& approval);
+
 // True for states after which a task never runs again in this run.
 bool IsFinal(v1::TaskState state);
 

@@ -34,8 +34,10 @@ absl::StatusOr<Role> ParseRole(absl::string_view name) {
   if (name == "submitter") return Role::kSubmitter;
   if (name == "admin") return Role::kAdmin;
   if (name == "agent") return Role::kAgent;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown role \"", name, "\" (want viewer, submitter, admin or agent)"));
+  if (name == "approver") return Role::kApprover;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown role \"", name,
+                   "\" (want viewer, submitter, approver, admin or agent)"));
 }
 
 const char* RoleName(Role role) {
@@ -46,6 +48,8 @@ const char* RoleName(Role role) {
       return "submitter";
     case Role::kAdmin:
       return "admin";
+    case Role::kApprover:
+      return "approver";
     case Role::kAgent:
       return "agent";
   }
@@ -184,6 +188,9 @@ bool RoleMayCall(Role role, absl::string_view method) {
     return method == "FindMissingBlobs" || method == "UploadBlob" ||
            method == "DownloadBlob";
   }
+  if (role == Role::kApprover) {
+    return method == "DecideApproval" || RequiredRole(method) == Role::kViewer;
+  }
   return static_cast<int>(role) >= static_cast<int>(RequiredRole(method));
 }
 
@@ -205,9 +212,11 @@ absl::StatusOr<Principal> Authorizer::Authorize(
           "): agents may only call FindMissingBlobs, UploadBlob and "
           "DownloadBlob"));
     }
-    return absl::PermissionDeniedError(
-        absl::StrCat(method, " needs role ", RoleName(RequiredRole(method)),
-                     "; ", who->name, " is ", RoleName(who->role)));
+    return absl::PermissionDeniedError(absl::StrCat(
+        method, " needs role ",
+        method == "DecideApproval" ? "approver or admin"
+                                   : RoleName(RequiredRole(method)),
+        "; ", who->name, " is ", RoleName(who->role)));
   }
   return *who;
 }

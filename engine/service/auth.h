@@ -6,8 +6,10 @@
 // admins may do everything. The role `agent` (a pod's kiln agent,
 // docs/kubernetes-agent.md) stands outside that order: it may call exactly
 // FindMissingBlobs, UploadBlob and DownloadBlob, nothing else, and no other
-// role's methods accept it. Tokens are at least 16 bytes; the file must not
-// be readable by group or others.
+// role's methods accept it. The role `approver` stands outside it too: what
+// a viewer may, plus DecideApproval (approving or rejecting a task's
+// approval gate), which otherwise only admins may call. Tokens are at least 16
+// bytes; the file must not be readable by group or others.
 //
 // Token lookup compares against every entry in constant time (SHA-256 of the
 // presented token vs. each stored hash, CRYPTO_memcmp, no early exit), so the
@@ -29,9 +31,16 @@
 
 namespace kiln::service {
 
-enum class Role { kViewer = 1, kSubmitter = 2, kAdmin = 3, kAgent = 4 };
+enum class Role {
+  kViewer = 1,
+  kSubmitter = 2,
+  kAdmin = 3,
+  kAgent = 4,
+  kApprover = 5
+};
 
-// "viewer", "submitter", "admin", "agent"; InvalidArgument otherwise.
+// "viewer", "submitter", "admin", "agent", "approver"; InvalidArgument
+// otherwise.
 absl::StatusOr<Role> ParseRole(absl::string_view name);
 const char* RoleName(Role role);
 
@@ -73,7 +82,8 @@ class TokenTable {
 Role RequiredRole(absl::string_view method);
 
 // True if a holder of `role` may call `method`: the ordered roles as
-// RequiredRole says; an agent only the three blob methods.
+// RequiredRole says; an agent only the three blob methods; an approver
+// what a viewer may and DecideApproval.
 bool RoleMayCall(Role role, absl::string_view method);
 
 // Decides calls. Without a token table (a unix socket governed by its file

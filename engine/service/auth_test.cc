@@ -156,6 +156,23 @@ TEST(AuthorizerTest, AgentIsNotOrderedWithTheOtherRoles) {
   EXPECT_FALSE(ParseRole("agents").ok());
 }
 
+TEST(AuthorizerTest, ApproverReadsAndDecidesApprovalsOnly) {
+  EXPECT_EQ(*ParseRole("approver"), Role::kApprover);
+  EXPECT_STREQ(RoleName(Role::kApprover), "approver");
+  EXPECT_TRUE(RoleMayCall(Role::kApprover, "DecideApproval"));
+  EXPECT_TRUE(RoleMayCall(Role::kApprover, "GetRun"));
+  EXPECT_TRUE(RoleMayCall(Role::kApprover, "WatchRun"));
+  EXPECT_FALSE(RoleMayCall(Role::kApprover, "SubmitRun"));
+  EXPECT_FALSE(RoleMayCall(Role::kApprover, "CancelRun"));
+  EXPECT_FALSE(RoleMayCall(Role::kApprover, "UploadBlob"));
+  EXPECT_FALSE(RoleMayCall(Role::kApprover, "SomethingNew"));
+  // Deciding is not part of the viewer < submitter order: admin only.
+  EXPECT_FALSE(RoleMayCall(Role::kViewer, "DecideApproval"));
+  EXPECT_FALSE(RoleMayCall(Role::kSubmitter, "DecideApproval"));
+  EXPECT_TRUE(RoleMayCall(Role::kAdmin, "DecideApproval"));
+  EXPECT_FALSE(RoleMayCall(Role::kAgent, "DecideApproval"));
+}
+
 TEST(AuthorizerTest, WithoutTokensEveryoneIsLocalAdmin) {
   Authorizer auth(nullptr);
   EXPECT_FALSE(auth.requires_token());

@@ -457,6 +457,20 @@ grpc::Status KilnService::CancelRun(grpc::ServerContext* context,
   return ToGrpc(engine_->Cancel(request->run_id(), reason));
 }
 
+grpc::Status KilnService::DecideApproval(
+    grpc::ServerContext* context, const v1::DecideApprovalRequest* request,
+    v1::DecideApprovalResponse* response) {
+  absl::StatusOr<Principal> who = Admit(context, "DecideApproval");
+  if (!who.ok()) return ToGrpc(who.status());
+  // The decision names the caller's principal, never a name it sent.
+  absl::StatusOr<v1::ApprovalStatus> approval = engine_->DecideApproval(
+      request->run_id(), request->task(), request->approve(), who->name,
+      request->comment());
+  if (!approval.ok()) return ToGrpc(approval.status());
+  *response->mutable_approval() = std::move(*approval);
+  return grpc::Status::OK;
+}
+
 grpc::Status KilnService::RetryRun(grpc::ServerContext* context,
                                    const v1::RetryRunRequest* request,
                                    v1::SubmitRunResponse* response) {

@@ -112,6 +112,9 @@ class KilnService final : public v1::Kiln::Service {
   grpc::Status RetryRun(grpc::ServerContext* context,
                         const v1::RetryRunRequest* request,
                         v1::SubmitRunResponse* response) override;
+  grpc::Status DecideApproval(grpc::ServerContext* context,
+                              const v1::DecideApprovalRequest* request,
+                              v1::DecideApprovalResponse* response) override;
   grpc::Status WatchRun(grpc::ServerContext* context,
                         const v1::WatchRunRequest* request,
                         grpc::ServerWriter<v1::RunEvent>* writer) override;

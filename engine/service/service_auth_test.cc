@@ -133,6 +133,16 @@ std::vector<Rpc> AllRpcs() {
          v1::ListArtifactsResponse resp;
          return s.ListArtifacts(c, req, &resp);
        }},
+      // Admin in the ordered roles (approvers too: auth_test).
+      {"DecideApproval", Role::kAdmin,
+       [](v1::Kiln::Stub& s, grpc::ClientContext* c) {
+         v1::DecideApprovalRequest req;
+         req.set_run_id("missing");
+         req.set_task("deploy");
+         req.set_approve(true);
+         v1::DecideApprovalResponse resp;
+         return s.DecideApproval(c, req, &resp);
+       }},
       {"DownloadArtifact", Role::kViewer,
        [](v1::Kiln::Stub& s, grpc::ClientContext* c) {
          v1::DownloadArtifactRequest req;

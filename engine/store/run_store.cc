@@ -188,7 +188,7 @@ absl::Status RunStore::LoadTasks(absl::string_view run_id, v1::Run* run) {
                                            : it->second->mutable_results();
     (*map)[values.Text(2)] = values.Text(3);
   }
-  return absl::OkStatus();
+  return LoadApprovals(run_id, by_name);
 }
 
 namespace {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -199,6 +200,13 @@ class RunStore {
   // written); NotFound if the run is unknown.
   absl::Status RecordCachedTasks(absl::string_view run_id,
                                  const std::vector<CachedTask>& tasks);
+  // Records the approval gate of `task` (run_store_approvals.cc): its
+  // decision, durably, before the scheduler acts on it. A record with a
+  // decision replaces any earlier one; one without never replaces a
+  // decided one. NotFound if the run or task is unknown.
+  absl::Status RecordApproval(absl::string_view run_id, absl::string_view task,
+                              const v1::ApprovalStatus& approval);
+
   // The recorded logs of one task (or of every task when `task` is empty),
   // in pipeline order, then by attempt. NotFound for an unknown run.
   absl::StatusOr<std::vector<AttemptLog>> AttemptLogs(absl::string_view run_id,
@@ -230,6 +238,14 @@ class RunStore {
                                     absl::string_view task, uint32_t attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ApplyEvent(absl::string_view run_id, const v1::RunEvent& event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status RecordApprovalLocked(absl::string_view run_id,
+                                    absl::string_view task,
+                                    const v1::ApprovalStatus& approval)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LoadApprovals(
+      absl::string_view run_id,
+      const absl::flat_hash_map<std::string, v1::TaskStatus*>& by_name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<uint64_t> LastSequenceLocked(absl::string_view run_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

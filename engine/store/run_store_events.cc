@@ -118,6 +118,10 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
     terminal ? insert.Bind(8, time) : insert.BindNull(8);
     KILN_RETURN_IF_ERROR(insert.Run());
   }
+  if (change.has_approval()) {
+    KILN_RETURN_IF_ERROR(
+        RecordApprovalLocked(run_id, change.task(), change.approval()));
+  }
   if (change.attempt() == 0) return absl::OkStatus();  // e.g. skipped, cached
 
   KILN_ASSIGN_OR_RETURN(

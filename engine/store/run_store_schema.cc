@@ -101,6 +101,19 @@ INSERT INTO reseal_pending (run_id) SELECT id FROM runs;
     {4, R"sql(
 ALTER TABLE tasks ADD COLUMN error_code INTEGER NOT NULL DEFAULT 0;
 )sql"},
+    // Approval gates (TaskStatus.approval): record is the serialized
+    // kiln.v1.ApprovalStatus; decided mirrors its `decided` (a decision is
+    // never overwritten by an undecided record).
+    {5, R"sql(
+CREATE TABLE approvals (
+  run_id  TEXT NOT NULL,
+  task    TEXT NOT NULL,
+  decided INTEGER NOT NULL,
+  record  BLOB NOT NULL,
+  PRIMARY KEY (run_id, task),
+  FOREIGN KEY (run_id, task) REFERENCES tasks(run_id, name) ON DELETE CASCADE
+) WITHOUT ROWID;
+)sql"},
 };
 
 }  // namespace

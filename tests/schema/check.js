@@ -130,6 +130,7 @@ const OBJECT_PROBES = {
   ArtifactPath: ['tasks', 4, 'render', 'kustomization'],
   ImageOverride: ['tasks', 4, 'render', 'images', 0],
   DeploySpec: ['tasks', 5, 'deploy'],
+  Approval: ['tasks', 5, 'approval'],
   Condition: ['tasks', 5, 'when'],
   StringMatch: ['tasks', 5, 'when', 'branch'],
   ParamMatch: ['tasks', 5, 'when', 'param'],

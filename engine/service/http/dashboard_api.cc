@@ -150,9 +150,44 @@ bool RunIsFinal(v1::RunState state) {
          state == v1::RUN_CANCELLED || state == v1::RUN_TIMED_OUT;
 }
 
+absl::StatusOr<nlohmann::json> RunsPage(Engine* engine,
+                                        const httplib::Request& req) {
+  store::RunFilter filter;
+  filter.pipeline_name = req.get_param_value("pipeline");
+  if (std::string state = req.get_param_value("state"); !state.empty()) {
+    absl::StatusOr<v1::RunState> parsed = ParseRunState(state);
+    if (!parsed.ok()) return parsed.status();
+    filter.state = *parsed;
+  }
+  int page_size = kDefaultPageSize;
+  if (req.has_param("page_size") &&
+      (!absl::SimpleAtoi(req.get_param_value("page_size"), &page_size) ||
+       page_size < 1 || page_size > kMaxPageSize)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size must be 1..", kMaxPageSize));
+  }
+  std::string branch = req.get_param_value("branch");
+  std::string token = req.get_param_value("page_token");
+  nlohmann::json runs = nlohmann::json::array();
+  // Each store page asks only for what is still missing, so a reply is
+  // never over page_size and the next token loses nothing.
+  for (int scanned = 0; scanned < kMaxScannedPages; ++scanned) {
+    int want = page_size - static_cast<int>(runs.size());
+    absl::StatusOr<store::RunPage> page = engine->ListRuns(filter, want, token);
+    if (!page.ok()) return page.status();
+    for (v1::Run& run : page->runs) {
+      if (!branch.empty() && run.trigger().branch() != branch) continue;
+      runs.push_back(RunSummary(engine, std::move(run)));
+    }
+    token = page->next_page_token;
+    if (token.empty() || static_cast<int>(runs.size()) >= page_size) break;
+  }
+  return nlohmann::json{{"runs", std::move(runs)}, {"next_page_token", token}};
+}
+
 bool TaskIsOver(v1::TaskState state) {
   return state != v1::TASK_STATE_UNSPECIFIED && state != v1::TASK_PENDING &&
-         state != v1::TASK_RUNNING;
+         state != v1::TASK_RUNNING && state != v1::TASK_WAITING_FOR_APPROVAL;
 }
 
 void DashboardServer::Api() {
@@ -162,52 +197,24 @@ void DashboardServer::Api() {
                                  httplib::Response& res) {
     Caller caller;
     if (!Authenticate(req, &res, "ListRuns", false, &caller)) return;
-    SendJson(&res, nlohmann::json{{"name", caller.principal.name},
-                                  {"role", RoleName(caller.principal.role)},
-                                  {"can_act", RoleMayCall(caller.principal.role,
-                                                          "CancelRun")},
-                                  {"csrf_token", caller.csrf_token}});
+    SendJson(&res,
+             nlohmann::json{
+                 {"name", caller.principal.name},
+                 {"role", RoleName(caller.principal.role)},
+                 {"can_act", RoleMayCall(caller.principal.role, "CancelRun")},
+                 {"can_approve",
+                  RoleMayCall(caller.principal.role, "DecideApproval")},
+                 {"csrf_token", caller.csrf_token}});
   });
 
-  svr.Get(
-      "/api/runs", [this](const httplib::Request& req, httplib::Response& res) {
-        Caller caller;
-        if (!Authenticate(req, &res, "ListRuns", false, &caller)) return;
-        store::RunFilter filter;
-        filter.pipeline_name = req.get_param_value("pipeline");
-        if (std::string state = req.get_param_value("state"); !state.empty()) {
-          absl::StatusOr<v1::RunState> parsed = ParseRunState(state);
-          if (!parsed.ok()) return SendError(&res, parsed.status());
-          filter.state = *parsed;
-        }
-        int page_size = kDefaultPageSize;
-        if (req.has_param("page_size") &&
-            (!absl::SimpleAtoi(req.get_param_value("page_size"), &page_size) ||
-             page_size < 1 || page_size > kMaxPageSize)) {
-          return SendError(&res, absl::InvalidArgumentError(absl::StrCat(
-                                     "page_size must be 1..", kMaxPageSize)));
-        }
-        std::string branch = req.get_param_value("branch");
-        std::string token = req.get_param_value("page_token");
-        nlohmann::json runs = nlohmann::json::array();
-        // Each store page asks only for what is still missing, so a reply is
-        // never over page_size and the next token loses nothing.
-        for (int scanned = 0; scanned < kMaxScannedPages; ++scanned) {
-          int want = page_size - static_cast<int>(runs.size());
-          absl::StatusOr<store::RunPage> page =
-              engine_->ListRuns(filter, want, token);
-          if (!page.ok()) return SendError(&res, page.status());
-          for (v1::Run& run : page->runs) {
-            if (!branch.empty() && run.trigger().branch() != branch) continue;
-            runs.push_back(RunSummary(engine_, std::move(run)));
-          }
-          token = page->next_page_token;
-          if (token.empty() || static_cast<int>(runs.size()) >= page_size)
-            break;
-        }
-        SendJson(&res, nlohmann::json{{"runs", std::move(runs)},
-                                      {"next_page_token", token}});
-      });
+  svr.Get("/api/runs",
+          [this](const httplib::Request& req, httplib::Response& res) {
+            Caller caller;
+            if (!Authenticate(req, &res, "ListRuns", false, &caller)) return;
+            absl::StatusOr<nlohmann::json> page = RunsPage(engine_, req);
+            if (!page.ok()) return SendError(&res, page.status());
+            SendJson(&res, *page);
+          });
 
   svr.Get(R"(/api/runs/([^/]+))", [this](const httplib::Request& req,
                                          httplib::Response& res) {
@@ -288,6 +295,35 @@ void DashboardServer::Api() {
     if (!cancelled.ok()) return SendError(&res, cancelled);
     SendJson(&res, nlohmann::json{{"ok", true}});
   });
+
+  // Approval gates: {"comment": "..."} optional; the decision is the
+  // session's principal's (Engine::DecideApproval checks `approvers:`).
+  svr.Post(
+      R"(/api/runs/([^/]+)/tasks/([^/]+)/(approve|reject))",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        Caller caller;
+        if (!Authenticate(req, &res, "DecideApproval", true, &caller)) {
+          return;
+        }
+        std::string comment;
+        if (!req.body.empty()) {
+          nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+          if (body.is_discarded() || !body.is_object() ||
+              (body.contains("comment") && !body["comment"].is_string())) {
+            return SendError(&res, absl::InvalidArgumentError(
+                                       "the body must be a JSON object "
+                                       "{\"comment\": \"...\"}"));
+          }
+          if (body.contains("comment")) {
+            comment = body["comment"].get<std::string>();
+          }
+        }
+        absl::StatusOr<v1::ApprovalStatus> decided = engine_->DecideApproval(
+            req.matches[1], req.matches[2], req.matches[3] == "approve",
+            caller.principal.name, comment);
+        if (!decided.ok()) return SendError(&res, decided.status());
+        SendJson(&res, nlohmann::json{{"ok", true}});
+      });
 
   svr.Post(R"(/api/runs/([^/]+)/retry)",
            [this](const httplib::Request& req, httplib::Response& res) {

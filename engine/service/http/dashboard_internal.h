@@ -41,6 +41,10 @@ void RedactEvent(const v1::Pipeline& pipeline, const v1::Run& raw_run,
 
 bool RunIsFinal(v1::RunState state);
 bool TaskIsOver(v1::TaskState state);
+// GET /api/runs's reply for the request's filters (pipeline, state,
+// branch, page_size, page_token): {runs: [summary...], next_page_token}.
+absl::StatusOr<nlohmann::json> RunsPage(Engine* engine,
+                                        const httplib::Request& req);
 
 }  // namespace kiln::service::http
 

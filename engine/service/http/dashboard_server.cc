@@ -230,8 +230,10 @@ void DashboardServer::Routes() {
         SendError(&res, absl::InternalError("internal error"));
       });
   Pages();
-  Api();
+  // Streams first: "/api/runs/stream" must not be taken for a run id by
+  // Api's "/api/runs/ID".
   Streams();
+  Api();
   Artifacts();
 }
 

@@ -139,6 +139,51 @@ void DashboardServer::Streams() {
   auto admit = [this](httplib::Response* res) { return TakeStreamSlot(res); };
   auto release = [this](bool) { ReleaseStreamSlot(); };
 
+  // The runs list, live: `event: runs` with GET /api/runs's reply (same
+  // filters) at once and whenever it changes (the store is looked at
+  // every `poll`, and at once when a run this process executes records an
+  // event); keep-alive comments in between.
+  svr.Get("/api/runs/stream", [this, admit, release](
+                                  const httplib::Request& req,
+                                  httplib::Response& res) {
+    Caller caller;
+    if (!Authenticate(req, &res, "ListRuns", false, &caller)) return;
+    absl::StatusOr<nlohmann::json> first = RunsPage(engine_, req);
+    if (!first.ok()) return SendError(&res, first.status());
+    if (!admit(&res)) return;
+    res.set_header("Cache-Control", "no-store");
+    res.set_header("X-Accel-Buffering", "no");
+    auto request = std::make_shared<httplib::Request>(req);
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, request](size_t, httplib::DataSink& sink) {
+          absl::Time next_ping = absl::Now() + options_.keepalive;
+          if (!Write(sink, "retry: 2000\n\n")) return false;
+          std::string last;
+          while (!stopping_.load()) {
+            absl::StatusOr<nlohmann::json> page = RunsPage(engine_, *request);
+            if (!page.ok()) {
+              Write(sink, SseEvent("", "stream-error",
+                                   {{"error", page.status().message()}}));
+              sink.done();
+              return true;
+            }
+            std::string text = DumpJson(*page);
+            if (text != last) {
+              if (!Write(sink, SseEvent("", "runs", *page))) return false;
+              last = std::move(text);
+              next_ping = absl::Now() + options_.keepalive;
+            } else if (absl::Now() >= next_ping) {
+              if (!Write(sink, ": keep-alive\n\n")) return false;
+              next_ping = absl::Now() + options_.keepalive;
+            }
+            absl::SleepFor(options_.poll);
+          }
+          return false;  // shutting down: the browser reconnects
+        },
+        release);
+  });
+
   svr.Get(R"(/api/runs/([^/]+)/events)", [this, admit, release](
                                              const httplib::Request& req,
                                              httplib::Response& res) {

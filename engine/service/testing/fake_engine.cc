@@ -333,6 +333,15 @@ absl::StatusOr<v1::Run> FakeEngine::GetRun(const std::string& run_id) {
   return runs_->GetRun(run_id);
 }
 
+absl::StatusOr<v1::ApprovalStatus> FakeEngine::DecideApproval(
+    const std::string& run_id, const std::string& task, bool,
+    const std::string&, const std::string&) {
+  absl::StatusOr<v1::Run> run = runs_->GetRun(run_id);
+  if (!run.ok()) return run.status();
+  return absl::FailedPreconditionError(
+      absl::StrCat("task ", task, " is not waiting for approval"));
+}
+
 absl::Status FakeEngine::Cancel(const std::string& run_id,
                                 const std::string& reason) {
   absl::StatusOr<v1::Run> run = runs_->GetRun(run_id);

@@ -61,6 +61,10 @@ class FakeEngine : public Engine {
   absl::StatusOr<v1::Run> GetRun(const std::string& run_id) override;
   absl::Status Cancel(const std::string& run_id,
                       const std::string& reason) override;
+  // The fake executes no gates: FailedPrecondition.
+  absl::StatusOr<v1::ApprovalStatus> DecideApproval(
+      const std::string& run_id, const std::string& task, bool approve,
+      const std::string& principal, const std::string& comment) override;
   void Shutdown(absl::Duration grace) override;
   // The facade's queries and transfers (engine.h) read this store.
   store::Store& store() const override { return *store_; }

@@ -4,7 +4,7 @@
 
 const kiln = {};
 
-// The session: {name, role, can_act, csrf_token}.
+// The session: {name, role, can_act, can_approve, csrf_token}.
 kiln.session = null;
 
 // fetch() of the JSON API; actions (POST) carry the CSRF token. Throws an

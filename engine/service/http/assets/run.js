@@ -128,7 +128,7 @@
   }
 
   function done(status) {
-    return !['TASK_PENDING', 'TASK_RUNNING', 'TASK_STATE_UNSPECIFIED', undefined].includes(status.state);
+    return !['TASK_PENDING', 'TASK_RUNNING', 'TASK_WAITING_FOR_APPROVAL', 'TASK_STATE_UNSPECIFIED', undefined].includes(status.state);
   }
 
   function info(status) {
@@ -159,6 +159,12 @@
     badge.className = 'state state-' + state;
     document.getElementById('task-name').textContent = selected;
     info(status);
+    // An approval gate waiting for a decision: the buttons, for approvers.
+    const waiting = status.state === 'TASK_WAITING_FOR_APPROVAL';
+    const canApprove = kiln.session && kiln.session.can_approve;
+    document.getElementById('approval').hidden = !waiting || !canApprove;
+    document.getElementById('approval-message').textContent =
+        waiting ? ((status.approval && status.approval.message) || 'approve this task?') : '';
     const attempt = document.getElementById('attempt');
     const n = status.attempts || 0;
     if (attempt.options.length !== n) {
@@ -260,9 +266,10 @@
       status.state = ts.state;
       if (ts.attempt) status.attempts = Math.max(wasAttempts, ts.attempt);
       if (ts.state === 'TASK_RUNNING') { status.started = event.time; status.finished = null; }
-      else if (ts.state !== 'TASK_PENDING') status.finished = event.time;
+      else if (ts.state !== 'TASK_PENDING' && ts.state !== 'TASK_WAITING_FOR_APPROVAL') status.finished = event.time;
       status.exit_code = ts.exit_code;
       status.reason = ts.reason;
+      if (ts.approval) status.approval = ts.approval;
       tasks.set(ts.task, status);
       redraw();
       // A task that finished well may have new outputs.
@@ -345,6 +352,22 @@
     }
   }
 
+  async function decide(verdict) {
+    kiln.showError('');
+    try {
+      await kiln.api('/api/runs/' + enc(runId) + '/tasks/' + enc(selected) + '/' + verdict, {
+        method: 'POST',
+        headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({comment: document.getElementById('approval-comment').value}),
+      });
+      document.getElementById('approval').hidden = true;
+    } catch (e) {
+      kiln.showError(verdict + ' refused: ' + e.message);
+    }
+  }
+
+  document.getElementById('approve').addEventListener('click', () => decide('approve'));
+  document.getElementById('reject').addEventListener('click', () => decide('reject'));
   document.getElementById('cancel').addEventListener('click', () => act('cancel'));
   document.getElementById('retry').addEventListener('click', () => act('retry'));
   document.getElementById('attempt').addEventListener('change', () => openLog().catch((e) => kiln.showError(e.message)));

@@ -1,4 +1,6 @@
-// The runs list: newest first, filtered, refreshed every 2 seconds.
+// The runs list: newest first, filtered, live: the server pushes the list
+// whenever it changes (Server-Sent Events, /api/runs/stream); if the stream
+// cannot be kept open, the list is polled every 2 seconds instead.
 'use strict';
 
 (function () {
@@ -42,20 +44,57 @@
         kiln.el('td', {class: 'counts'}, counts(run)));
   }
 
+  function show(page) {
+    tbody.replaceChildren(...page.runs.map(row));
+    nextToken = page.next_page_token;
+    more.hidden = !nextToken;
+    kiln.showError('');
+  }
+
   async function refresh() {
     try {
-      const page = await kiln.api(query(''));
-      tbody.replaceChildren(...page.runs.map(row));
-      nextToken = page.next_page_token;
-      more.hidden = !nextToken;
-      kiln.showError('');
+      show(await kiln.api(query('')));
     } catch (e) {
       kiln.showError('Could not load runs: ' + e.message);
     }
   }
 
-  form.addEventListener('submit', (e) => { e.preventDefault(); pages = 1; refresh(); });
-  more.addEventListener('click', () => { pages += 1; refresh(); });
-  kiln.start().then(refresh).then(() => setInterval(refresh, 2000))
+  let source = null;
+  let poller = null;
+  let failures = 0;
+  document.body.dataset.live = 'connecting';
+
+  function poll() {
+    if (poller) return;
+    document.body.dataset.live = 'polling';
+    refresh();
+    poller = setInterval(refresh, 2000);
+  }
+
+  // (Re)opens the live list for the current filters and pages.
+  function listen() {
+    if (source) source.close();
+    if (typeof EventSource === 'undefined') return poll();
+    source = new EventSource(query('').replace('/api/runs?', '/api/runs/stream?'));
+    source.addEventListener('runs', (e) => {
+      failures = 0;
+      if (poller) { clearInterval(poller); poller = null; }
+      document.body.dataset.live = 'live';
+      show(JSON.parse(e.data));
+    });
+    source.addEventListener('stream-error', (e) => {
+      kiln.showError('live list: ' + JSON.parse(e.data).error);
+    });
+    source.onerror = () => {
+      // The browser retries by itself; after a few failures in a row (or
+      // once it gave up) the list falls back to polling.
+      failures += 1;
+      if (failures >= 3 || source.readyState === EventSource.CLOSED) poll();
+    };
+  }
+
+  form.addEventListener('submit', (e) => { e.preventDefault(); pages = 1; refresh(); listen(); });
+  more.addEventListener('click', () => { pages += 1; refresh(); listen(); });
+  kiln.start().then(refresh).then(listen)
       .catch((e) => kiln.showError(e.message));
 })();
