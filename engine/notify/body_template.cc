@@ -1,5 +1,6 @@
 #include "engine/notify/body_template.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
@@ -35,6 +36,14 @@ absl::Status Scan(absl::string_view text, Literal literal, Variable variable) {
     }
     absl::string_view name = text.substr(dollar + 2, close - dollar - 2);
     if (name.empty()) return absl::InvalidArgumentError("empty \"${}\"");
+    for (char c : name) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' &&
+          c != '_' && c != '-') {
+        return absl::InvalidArgumentError(
+            absl::StrCat("malformed \"${...}\" at offset ", dollar,
+                         " (names are letters, digits, '.', '_' and '-')"));
+      }
+    }
     absl::Status s = variable(name);
     if (!s.ok()) return s;
     i = close + 1;
