@@ -18,7 +18,7 @@ namespace {
 
 constexpr char kMasked[] = "(secret)";
 
-bool Has(const v1::Notification& n, v1::NotifyOn on) {
+bool Has(const v1::Notification& n, v1::Notification::Outcome on) {
   return std::find(n.on().begin(), n.on().end(), on) != n.on().end();
 }
 
@@ -181,17 +181,17 @@ v1::NotificationSent Post(const v1::Pipeline& pipeline, int index,
 
 }  // namespace
 
-const char* OutcomeName(v1::NotifyOn on) {
+const char* OutcomeName(v1::Notification::Outcome on) {
   switch (on) {
-    case v1::NOTIFY_FAILED:
+    case v1::Notification::FAILED:
       return "failed";
-    case v1::NOTIFY_SUCCEEDED:
+    case v1::Notification::SUCCEEDED:
       return "succeeded";
-    case v1::NOTIFY_FIXED:
+    case v1::Notification::FIXED:
       return "fixed";
-    case v1::NOTIFY_BROKEN:
+    case v1::Notification::BROKEN:
       return "broken";
-    case v1::NOTIFY_CANCELLED:
+    case v1::Notification::CANCELLED:
       return "cancelled";
     default:
       return "unspecified";
@@ -200,15 +200,15 @@ const char* OutcomeName(v1::NotifyOn on) {
 
 std::string MatchingOutcome(const v1::Notification& n, const FinishedRun& run) {
   if (run.state == v1::RUN_SUCCEEDED) {
-    if (Has(n, v1::NOTIFY_FIXED) && Failed(run.previous)) return "fixed";
-    if (Has(n, v1::NOTIFY_SUCCEEDED)) return "succeeded";
+    if (Has(n, v1::Notification::FIXED) && Failed(run.previous)) return "fixed";
+    if (Has(n, v1::Notification::SUCCEEDED)) return "succeeded";
   } else if (Failed(run.state)) {
-    if (Has(n, v1::NOTIFY_BROKEN) && run.previous == v1::RUN_SUCCEEDED) {
+    if (Has(n, v1::Notification::BROKEN) && run.previous == v1::RUN_SUCCEEDED) {
       return "broken";
     }
-    if (Has(n, v1::NOTIFY_FAILED)) return "failed";
+    if (Has(n, v1::Notification::FAILED)) return "failed";
   } else if (run.state == v1::RUN_CANCELLED) {
-    if (Has(n, v1::NOTIFY_CANCELLED)) return "cancelled";
+    if (Has(n, v1::Notification::CANCELLED)) return "cancelled";
   }
   return "";
 }

@@ -38,7 +38,7 @@ struct FinishedRun {
 };
 
 // "failed", "succeeded", "fixed", "broken", "cancelled".
-const char* OutcomeName(v1::NotifyOn on);
+const char* OutcomeName(v1::Notification::Outcome on);
 
 // The outcome of `run` that `notification` posts on, most specific first
 // (fixed before succeeded, broken before failed); "" when none matches.

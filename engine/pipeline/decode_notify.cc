@@ -8,11 +8,12 @@ namespace kiln::pipeline::internal {
 namespace {
 
 const EnumNames& NotifyOutcomes() {
-  static const auto* names = new EnumNames{{"failed", v1::NOTIFY_FAILED},
-                                           {"succeeded", v1::NOTIFY_SUCCEEDED},
-                                           {"fixed", v1::NOTIFY_FIXED},
-                                           {"broken", v1::NOTIFY_BROKEN},
-                                           {"cancelled", v1::NOTIFY_CANCELLED}};
+  static const auto* names =
+      new EnumNames{{"failed", v1::Notification::FAILED},
+                    {"succeeded", v1::Notification::SUCCEEDED},
+                    {"fixed", v1::Notification::FIXED},
+                    {"broken", v1::Notification::BROKEN},
+                    {"cancelled", v1::Notification::CANCELLED}};
   return *names;
 }
 
@@ -28,14 +29,14 @@ void DecodeNotification(Decoder* d, const Node& node, const std::string& path,
     if (n->IsScalar()) {
       int on = 0;
       if (d->Enum(*n, on_path, NotifyOutcomes(), "notification outcome", &on)) {
-        out->add_on(static_cast<v1::NotifyOn>(on));
+        out->add_on(static_cast<v1::Notification::Outcome>(on));
       }
     } else if (d->ExpectSequence(*n, on_path)) {
       for (size_t i = 0; i < n->items().size(); ++i) {
         int on = 0;
         if (d->Enum(n->items()[i], Index(on_path, i), NotifyOutcomes(),
                     "notification outcome", &on)) {
-          out->add_on(static_cast<v1::NotifyOn>(on));
+          out->add_on(static_cast<v1::Notification::Outcome>(on));
         }
       }
     }

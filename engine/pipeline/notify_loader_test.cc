@@ -39,17 +39,17 @@ TEST(NotifyLoaderTest, LoadsEveryField) {
   const v1::Notification& n = p.pipeline.notify(0);
   EXPECT_EQ(n.url(), "https://chat.example/hooks/abc");
   ASSERT_EQ(n.on_size(), 5);
-  EXPECT_EQ(n.on(0), v1::NOTIFY_FAILED);
-  EXPECT_EQ(n.on(1), v1::NOTIFY_SUCCEEDED);
-  EXPECT_EQ(n.on(2), v1::NOTIFY_FIXED);
-  EXPECT_EQ(n.on(3), v1::NOTIFY_BROKEN);
-  EXPECT_EQ(n.on(4), v1::NOTIFY_CANCELLED);
+  EXPECT_EQ(n.on(0), v1::Notification::FAILED);
+  EXPECT_EQ(n.on(1), v1::Notification::SUCCEEDED);
+  EXPECT_EQ(n.on(2), v1::Notification::FIXED);
+  EXPECT_EQ(n.on(3), v1::Notification::BROKEN);
+  EXPECT_EQ(n.on(4), v1::Notification::CANCELLED);
   EXPECT_EQ(n.timeout().seconds(), 20);
   ASSERT_TRUE(n.has_retries());
   EXPECT_EQ(n.retries(), 2u);
   EXPECT_FALSE(p.pipeline.notify(1).has_retries());
   ASSERT_EQ(p.pipeline.notify(1).on_size(), 1);
-  EXPECT_EQ(p.pipeline.notify(1).on(0), v1::NOTIFY_FAILED);
+  EXPECT_EQ(p.pipeline.notify(1).on(0), v1::Notification::FAILED);
 }
 
 TEST(NotifyLoaderTest, UnknownOutcomeSuggests) {

@@ -84,8 +84,8 @@ void Validator::CheckNotify() {
                                "cancelled)"));
     }
     for (int k = 0; k < n.on_size(); ++k) {
-      if (n.on(k) == v1::NOTIFY_ON_UNSPECIFIED ||
-          !v1::NotifyOn_IsValid(n.on(k))) {
+      if (n.on(k) == v1::Notification::OUTCOME_UNSPECIFIED ||
+          !v1::Notification::Outcome_IsValid(n.on(k))) {
         Error(Index(Field(path, "on"), k),
               absl::StrCat(who, ": unspecified outcome in 'on'"));
       }

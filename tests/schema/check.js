@@ -134,6 +134,7 @@ const OBJECT_PROBES = {
   StringMatch: ['tasks', 5, 'when', 'branch'],
   ParamMatch: ['tasks', 5, 'when', 'param'],
   ResultMatch: ['tasks', 5, 'when', 'result'],
+  Notification: ['notify', 0],
 };
 const ENUM_PROBES = {
   ParamType: ['params', 0, 'type'],
@@ -142,6 +143,7 @@ const ENUM_PROBES = {
   Role: ['tasks', 0, 'run', 'role'],
   EnvironmentKind: ['tasks', 5, 'deploy', 'kind'],
   EventKind: ['tasks', 5, 'when', 'event', 0],
+  'Notification.Outcome': ['notify', 0, 'on', 0],
 };
 // Definitions that are neither an object nor an enum (a list-or-one form).
 const NO_PROBE = {EventSet: 'one EventKind or a list (probed as EventKind)'};
