@@ -87,7 +87,8 @@ if (!loaded.ok) fail(`kiln validate refuses ${everyForm}: ${loaded.out}`);
 const MUST_REJECT = ['unknown_field.yaml', 'wrong_types.yaml', 'bad_enum.yaml',
                      'bad_duration.yaml', 'duplicate_keys.yaml',
                      'second_document.yaml', 'unterminated_quote.yaml',
-                     'junk_after_document.yaml', 'empty_file.yaml'];
+                     'junk_after_document.yaml', 'empty_file.yaml',
+                     'notify_unknown_outcome.yaml'];
 const badFiles = fs.readdirSync(badDir).filter((f) => f.endsWith('.yaml'));
 for (const m of MUST_REJECT) {
   if (!badFiles.includes(m)) fail(`${m} is missing from ${badDir}`);
