@@ -37,7 +37,7 @@ TEST(BodyTemplateTest, RefusesUnknownVariablesAndInvalidJson) {
   EXPECT_THAT(RenderBody(R"({"text": "${nope}"})", {}).status().message(),
               HasSubstr("unknown variable ${nope}"));
   EXPECT_THAT(
-      RenderBody(R"({"n": ${run.id}})", {{"run.id", "1"}}).status().message(),
+      RenderBody(R"({"n": ${run.id}})", {{"run.id", "r1"}}).status().message(),
       HasSubstr("not valid JSON"));
   EXPECT_THAT(
       RenderBody(R"("${run.id}")", {{"run.id", "1"}}).status().message(),
