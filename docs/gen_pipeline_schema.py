@@ -74,6 +74,12 @@ SURFACE = {
     },
     "RenderSpec": {"types": {"kustomization": {"anyOf": [
         SCALAR, {"$ref": "#/definitions/ArtifactPath"}]}}},
+    "Notification": {"types": {
+        "on": {"anyOf": [
+            {"$ref": "#/definitions/Notification.Outcome"},
+            {"type": "array",
+             "items": {"$ref": "#/definitions/Notification.Outcome"}}]},
+        "retries": {"type": "integer", "minimum": 0, "maximum": 10}}},
     "PodShape": {
         "rename": {"affinity_json": "affinity"},
         "types": {"affinity": {"type": "object"}},

@@ -89,6 +89,11 @@ struct EngineOptions {
   // per task, queueing, key, cache lookup, input staging, sandbox start,
   // command, output stashing and recording; null: no profile.
   std::shared_ptr<TraceRecorder> trace;
+
+  // The dashboard's base URL as the pipeline's notifications link to it
+  // (`kiln serve --public-url`): ${run.url} is "<public_url>/run?id=<id>";
+  // "" (local runs): ${run.url} is empty.
+  std::string public_url;
 };
 
 struct RunRequest {

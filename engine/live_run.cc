@@ -7,6 +7,7 @@
 #include "engine/cas/beneath.h"
 #include "engine/exec/executor_set.h"
 #include "engine/run/task_runner.h"
+#include "engine/run_notifications.h"
 
 namespace kiln {
 
@@ -31,7 +32,10 @@ LiveRun::LiveRun(LiveRunDeps deps, std::string id,
       prior_(std::move(prior)),
       attempts_used_(std::move(attempts_used)),
       approvals_(std::move(approvals)),
-      lease_(std::move(lease)) {}
+      lease_(std::move(lease)) {
+  MutexLock lock(&mu_);
+  for (const auto& [name, status] : prior_) task_states_[name] = status.state();
+}
 
 LiveRun::~LiveRun() {
   if (thread_.joinable()) thread_.join();
@@ -182,6 +186,9 @@ void LiveRun::Emit(v1::RunEvent event) {
     EmitLogLocked(std::move(event));
     return;
   }
+  if (event.has_task_state()) {
+    task_states_[event.task_state().task()] = event.task_state().state();
+  }
   if (event.has_task_state() &&
       event.task_state().state() != v1::TASK_RUNNING) {
     // The attempt is over: say how many of its lines were not streamed.
@@ -254,6 +261,7 @@ void LiveRun::FinishRun(v1::RunState state, const std::string& reason) {
   // RUN_RUNNING: drained for a shutdown; the run is not over and gets no
   // final event (a later process resumes it).
   if (state != v1::RUN_RUNNING) {
+    Notify(state, reason);
     v1::RunEvent e;
     e.mutable_run_state()->set_state(state);
     e.mutable_run_state()->set_reason(reason);
@@ -279,6 +287,29 @@ void LiveRun::FinishRun(v1::RunState state, const std::string& reason) {
     final_.set_reason(reason);
   }
   done_ = true;
+}
+
+void LiveRun::Notify(v1::RunState state, const std::string& reason) {
+  // Without a plan there are no resolved params to send with.
+  if (!planned_.ok() || pipeline().notify().empty()) return;
+  notify::FinishedRun run;
+  run.run_id = id_;
+  run.state = state;
+  run.reason = reason;
+  run.trigger = trigger_;
+  run.params = planned_->plan.params;
+  run.public_url = deps_.options->public_url;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [task, task_state] : task_states_) {
+      if (task_state == v1::TASK_FAILED || task_state == v1::TASK_TIMED_OUT) {
+        run.failed_tasks.push_back(task);
+      }
+    }
+  }
+  for (v1::RunEvent& e : NotifyRunEnd(deps_.runs, pipeline(), std::move(run))) {
+    Emit(std::move(e));
+  }
 }
 
 absl::StatusOr<cas::StashResult> LiveRun::StashSource() const {

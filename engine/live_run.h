@@ -84,6 +84,9 @@ class LiveRun : public RunHandle, public EventSink {
   void PushLocked(v1::RunEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Pump();
   void FinishRun(v1::RunState state, const std::string& reason);
+  // Posts the pipeline's matching notifications (bounded) and emits one
+  // event each, before the final RunStateChanged.
+  void Notify(v1::RunState state, const std::string& reason);
 
   LiveRunDeps deps_;
   const std::string id_;
@@ -119,6 +122,9 @@ class LiveRun : public RunHandle, public EventSink {
       ABSL_GUARDED_BY(mu_);
   uint64_t appended_ ABSL_GUARDED_BY(mu_) = 0;  // last seq recorded
   v1::Run final_ ABSL_GUARDED_BY(mu_);
+  // The last state of each task, from prior_ and emitted events (for the
+  // notifications' failed tasks).
+  std::map<std::string, v1::TaskState> task_states_ ABSL_GUARDED_BY(mu_);
 
   // Cancel/Drain requests and the scheduler they go to. A lock of its own:
   // the scheduler calls back into Emit (mu_) while holding its locks, so

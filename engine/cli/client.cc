@@ -71,6 +71,8 @@ void PrintEvent(const v1::RunEvent& event) {
   } else if (event.has_log()) {
     std::printf("%s| %s\n", event.log().task().c_str(),
                 event.log().text().c_str());
+  } else if (event.has_notification()) {
+    std::printf("%s\n", NotificationLine(event.notification()).c_str());
   }
   std::fflush(stdout);
 }

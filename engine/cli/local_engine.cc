@@ -75,6 +75,7 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(
   options.default_executor = local.default_executor;
   options.parallelism = local.jobs > 0 ? local.jobs : 2;
   options.trace = local.trace;
+  options.public_url = local.public_url;
   options.image_sources = *std::move(sources);
   options.image_store = std::move(shared_images);
   ScopedSpan engine_span(trace, track, "engine (stores)");

@@ -30,6 +30,8 @@ struct LocalEngineOptions {
   std::vector<std::shared_ptr<Executor>> more_executors;
   // The run's profile (--profile), or null.
   std::shared_ptr<TraceRecorder> trace;
+  // The dashboard's base URL for notifications (serve --public-url).
+  std::string public_url;
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(

@@ -209,6 +209,8 @@ void ProgressView::OnEvent(const v1::RunEvent& e) {
     if (mode_ == Mode::kPlain) {
       permanent = absl::StrCat(e.log().task(), " | ", e.log().text());
     }
+  } else if (e.has_notification()) {
+    permanent = NotificationLine(e.notification());
   } else if (e.has_run_state() && mode_ == Mode::kPlain &&
              e.run_state().state() == v1::RUN_RUNNING) {
     permanent = absl::StrCat("run ", e.run_id(), ": running");
@@ -221,6 +223,18 @@ void ProgressView::OnEvent(const v1::RunEvent& e) {
     std::fprintf(out_, "%s\n", permanent.c_str());
     std::fflush(out_);
   }
+}
+
+std::string NotificationLine(const v1::NotificationSent& sent) {
+  std::string line = absl::StrCat("notification ", sent.index() + 1, " (",
+                                  sent.on(), ") to ", sent.target());
+  if (sent.delivered()) {
+    absl::StrAppend(&line, ": delivered (HTTP ", sent.http_status(), ")");
+  } else {
+    absl::StrAppend(&line, ": WARNING: not delivered after ", sent.attempts(),
+                    " attempts: ", sent.error());
+  }
+  return line;
 }
 
 void ProgressView::Finish(const v1::Run& run) {

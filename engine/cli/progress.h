@@ -57,6 +57,10 @@ class ProgressView {
 // "succeeded", "failed", ... for messages.
 const char* TaskStateWord(v1::TaskState state);
 const char* RunStateWord(v1::RunState state);
+// One line for a notification the run posted: "notification N (on) to
+// TARGET: delivered (HTTP 200)" or "... NOT delivered after K attempts:
+// why" (a warning).
+std::string NotificationLine(const v1::NotificationSent& sent);
 
 }  // namespace kiln::cli
 

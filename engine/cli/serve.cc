@@ -44,7 +44,8 @@ int ServeVerb(const std::vector<std::string>& argv) {
       "kiln serve [--store DIR] [--listen unix:PATH | HOST:PORT] "
       "[--token-file F] [--agent-token-file F] "
       "[--tls-cert C --tls-key K [--client-ca CA]] "
-      "[--http-listen [HOST]:PORT] [--jobs N] [--grace DURATION]\n"
+      "[--http-listen [HOST]:PORT [--public-url URL]] [--jobs N] "
+      "[--grace DURATION]\n"
       "         [--executor NAME] [--kube-agent-image REF@sha256:DIGEST\n"
       "          [--kubeconfig F] [--kube-context C] [--namespace N]\n"
       "          --agent-listen HOST:PORT [--agent-endpoint HOST:PORT]\n"
@@ -68,6 +69,9 @@ int ServeVerb(const std::vector<std::string>& argv) {
   args.Flag("http-listen",
             "also serve the web dashboard on HOST:PORT (:PORT = loopback; "
             "needs --token-file; TLS as for --listen)");
+  args.Flag("public-url",
+            "the dashboard's address as people reach it (http(s)://...), "
+            "for the run links of pipeline notifications (${run.url})");
   args.Flag("http-threads",
             "dashboard connections served at once (default 32)");
   args.Flag("http-max-streams",
@@ -254,6 +258,12 @@ int ServeVerb(const std::vector<std::string>& argv) {
   local.store_flag = *store;
   local.jobs = static_cast<int>(jobs);
   local.default_executor = args.Get("executor");
+  local.public_url = args.Get("public-url");
+  if (args.Has("public-url") &&
+      !absl::StartsWith(local.public_url, "http://") &&
+      !absl::StartsWith(local.public_url, "https://")) {
+    return args.UsageError("--public-url must start with http:// or https://");
+  }
   if (kube != nullptr) local.more_executors.push_back(kube->executor());
   ReadRegistryFlags(args, &local);
   absl::StatusOr<ServeGit> git =

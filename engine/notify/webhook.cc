@@ -100,7 +100,11 @@ std::string TextBody(const std::string& text) {
 
 absl::StatusOr<WebhookDelivery> PostWebhook(const std::string& url,
                                             const std::string& json_body,
-                                            const WebhookOptions& options) {
+                                            const WebhookOptions& options,
+                                            WebhookDelivery* tried) {
+  WebhookDelivery ignored;
+  if (tried == nullptr) tried = &ignored;
+  *tried = WebhookDelivery();
   if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
     return absl::InvalidArgumentError(absl::StrCat(
         "webhook URL ", RedactedUrl(url), " is not http:// or https://"));
@@ -121,6 +125,7 @@ absl::StatusOr<WebhookDelivery> PostWebhook(const std::string& url,
     last = PostOnce(url, json_body, std::min(left, options.attempt_timeout));
     ++delivery.attempts;
     delivery.http_status = last.status;
+    *tried = delivery;
     if (last.code == CURLE_OK && last.status >= 200 && last.status < 300) {
       return delivery;
     }

@@ -37,9 +37,11 @@ struct WebhookDelivery {
 // ran out (connection errors, 429, 5xx); DeadlineExceeded when the budget
 // ran out; FailedPrecondition for another status (e.g. 404: a removed
 // webhook). Messages name RedactedUrl(url), the status and the attempts.
+// `tried`, if given, receives the attempts and last status also on failure.
 absl::StatusOr<WebhookDelivery> PostWebhook(
     const std::string& url, const std::string& json_body,
-    const WebhookOptions& options = WebhookOptions());
+    const WebhookOptions& options = WebhookOptions(),
+    WebhookDelivery* tried = nullptr);
 
 // "scheme://host[:port]/…" (no user info, path or query), for messages.
 std::string RedactedUrl(const std::string& url);

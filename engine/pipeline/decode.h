@@ -16,6 +16,9 @@ void DecodeTask(Decoder* d, const Node& node, const std::string& path,
 // `pod:` of a task (hints.pod), each value checked at its position.
 void DecodePodShape(Decoder* d, const Node& node, const std::string& path,
                     v1::PodShape* out);
+// `notify:` of the pipeline (Pipeline.notify).
+void DecodeNotify(Decoder* d, const Node& node, const std::string& path,
+                  google::protobuf::RepeatedPtrField<v1::Notification>* out);
 void DecodeCondition(Decoder* d, const Node& node, const std::string& path,
                      v1::Condition* out);
 

@@ -1,4 +1,5 @@
-// Top level of the pipeline file: name, params, options, tasks, finally.
+// Top level of the pipeline file: name, params, options, tasks, finally,
+// notify.
 #include <limits>
 
 #include "engine/pipeline/decode.h"
@@ -105,7 +106,8 @@ void DecodePipeline(Decoder* d, const Node& root, v1::Pipeline* out) {
              "'name' and 'tasks'");
     return;
   }
-  Fields f(d, root, "", {"name", "params", "options", "tasks", "finally"});
+  Fields f(d, root, "",
+           {"name", "params", "options", "tasks", "finally", "notify"});
   if (!f.ok()) return;
   if (const Node* n = f.Get("name")) d->String(*n, "name", out->mutable_name());
   if (const Node* n = f.Get("params")) {
@@ -122,6 +124,9 @@ void DecodePipeline(Decoder* d, const Node& root, v1::Pipeline* out) {
     DecodeTasks(d, *n, "tasks", out->mutable_tasks());
   if (const Node* n = f.Get("finally")) {
     DecodeTasks(d, *n, "finally", out->mutable_finally());
+  }
+  if (const Node* n = f.Get("notify")) {
+    DecodeNotify(d, *n, "notify", out->mutable_notify());
   }
 }
 

@@ -306,6 +306,7 @@ bool Validator::IsAncestor(int ancestor, int of) const {
 std::vector<Diagnostic> Validator::Run() {
   CheckPipeline();
   CheckParams();
+  CheckNotify();
   IndexTasks();
   for (int t = 0; t < static_cast<int>(tasks_.size()); ++t) CheckNeeds(t);
   FindCycles();

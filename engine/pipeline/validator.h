@@ -38,6 +38,9 @@ class Validator {
   void ComputeAncestors();
   bool IsAncestor(int ancestor, int of) const;
 
+  // validate_notify.cc: the pipeline's `notify:` entries.
+  void CheckNotify();
+
   // validate_task.cc
   void CheckKind(int t);
   // Refuses a task this kiln cannot execute unless `unsupported: skip`.

@@ -44,6 +44,7 @@ absl::Status ValidateEvent(absl::string_view run_id, const v1::RunEvent& e,
       }
       return absl::OkStatus();
     case v1::RunEvent::kLog:
+    case v1::RunEvent::kNotification:
       return absl::OkStatus();
     case v1::RunEvent::KIND_NOT_SET:
       break;
@@ -72,7 +73,8 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
     }
     return update.Run();
   }
-  if (!event.has_task_state()) return absl::OkStatus();  // log lines
+  // Log lines and notifications change no table.
+  if (!event.has_task_state()) return absl::OkStatus();
 
   const v1::TaskStateChanged& change = event.task_state();
   const bool running = change.state() == v1::TASK_RUNNING;

@@ -87,7 +87,8 @@ if (!loaded.ok) fail(`kiln validate refuses ${everyForm}: ${loaded.out}`);
 const MUST_REJECT = ['unknown_field.yaml', 'wrong_types.yaml', 'bad_enum.yaml',
                      'bad_duration.yaml', 'duplicate_keys.yaml',
                      'second_document.yaml', 'unterminated_quote.yaml',
-                     'junk_after_document.yaml', 'empty_file.yaml'];
+                     'junk_after_document.yaml', 'empty_file.yaml',
+                     'notify_unknown_outcome.yaml'];
 const badFiles = fs.readdirSync(badDir).filter((f) => f.endsWith('.yaml'));
 for (const m of MUST_REJECT) {
   if (!badFiles.includes(m)) fail(`${m} is missing from ${badDir}`);
@@ -135,6 +136,7 @@ const OBJECT_PROBES = {
   StringMatch: ['tasks', 5, 'when', 'branch'],
   ParamMatch: ['tasks', 5, 'when', 'param'],
   ResultMatch: ['tasks', 5, 'when', 'result'],
+  Notification: ['notify', 0],
 };
 const ENUM_PROBES = {
   ParamType: ['params', 0, 'type'],
@@ -143,6 +145,7 @@ const ENUM_PROBES = {
   Role: ['tasks', 0, 'run', 'role'],
   EnvironmentKind: ['tasks', 5, 'deploy', 'kind'],
   EventKind: ['tasks', 5, 'when', 'event', 0],
+  'Notification.Outcome': ['notify', 0, 'on', 0],
 };
 // Definitions that are neither an object nor an enum (a list-or-one form).
 const NO_PROBE = {EventSet: 'one EventKind or a list (probed as EventKind)'};
