@@ -306,6 +306,7 @@ bool Validator::IsAncestor(int ancestor, int of) const {
 std::vector<Diagnostic> Validator::Run() {
   CheckPipeline();
   CheckParams();
+  CheckEnvironments();
   IndexTasks();
   for (int t = 0; t < static_cast<int>(tasks_.size()); ++t) CheckNeeds(t);
   FindCycles();
@@ -313,6 +314,9 @@ std::vector<Diagnostic> Validator::Run() {
   IndexArtifacts();
   for (int t = 0; t < static_cast<int>(tasks_.size()); ++t) {
     CheckKind(t);
+    if (const KindSpec* kind = KindOf(*tasks_[t].task)) {
+      CheckEnvironmentUse(t, kind->Facts(*tasks_[t].task));
+    }
     if (tasks_[t].task->has_when()) {
       CheckCondition(tasks_[t].task->when(), Field(tasks_[t].path, "when"), t);
     }
