@@ -113,6 +113,7 @@ const OBJECT_PROBES = {
   Pipeline: [],
   Param: ['params', 0],
   PipelineOptions: ['options'],
+  Environment: ['environments', 0],
   Task: ['tasks', 0],
   RunSpec: ['tasks', 0, 'run'],
   EnvVar: ['tasks', 0, 'run', 'env', 0],
@@ -140,7 +141,7 @@ const ENUM_PROBES = {
   FailurePolicy: ['options', 'on_failure'],
   UnsupportedPolicy: ['options', 'unsupported'],
   Role: ['tasks', 0, 'run', 'role'],
-  EnvironmentKind: ['tasks', 5, 'deploy', 'kind'],
+  EnvironmentKind: ['environments', 0, 'kind'],
   EventKind: ['tasks', 5, 'when', 'event', 0],
 };
 // Definitions that are neither an object nor an enum (a list-or-one form).
