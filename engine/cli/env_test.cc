@@ -77,7 +77,9 @@ class EnvCliTest : public ::testing::Test {
   }
   bool Exists(const std::string& ns) {
     auto [code, out] = Kubectl({"get", "ns", ns, "-o", "json"});
-    if (code != 0) EXPECT_THAT(out, HasSubstr("NotFound")) << out;
+    if (code != 0) {
+      EXPECT_THAT(out, HasSubstr("NotFound")) << out;
+    }
     return code == 0;
   }
 
