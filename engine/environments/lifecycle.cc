@@ -224,4 +224,49 @@ absl::StatusOr<std::vector<GcEntry>> Gc(kube::Client& client,
   return out;
 }
 
+absl::StatusOr<std::vector<std::string>> DestroyBranchPreviews(
+    const ClientForContext& client_for, const v1::Pipeline& pipeline,
+    const v1::Trigger& trigger, const LifecycleOptions& options) {
+  if (pipeline.environments().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "pipeline '", pipeline.name(), "' declares no environments"));
+  }
+  if (trigger.branch().empty()) {
+    return absl::InvalidArgumentError("the teardown of a branch needs one");
+  }
+  pipeline::SubstitutionContext context;
+  context.trigger = trigger;
+  for (const v1::Param& p : pipeline.params()) {
+    if (p.has_default_()) context.params[p.name()] = p.default_();
+  }
+  PermanentGuard guard(pipeline);
+  std::vector<std::string> done;
+  std::vector<std::string> errors;
+  for (const v1::Environment& env : pipeline.environments()) {
+    if (env.kind() != v1::PREVIEW) continue;
+    absl::StatusOr<std::string> name = pipeline::Substitute(env.name(), context);
+    absl::StatusOr<Target> target =
+        name.ok() ? ResolveEnvironment(pipeline, *name, context)
+                  : absl::StatusOr<Target>(name.status());
+    absl::StatusOr<kube::Client*> client =
+        target.ok() ? client_for(target->context)
+                    : absl::StatusOr<kube::Client*>(target.status());
+    absl::StatusOr<DestroyResult> r =
+        client.ok() ? Destroy(**client, *target, guard, options)
+                    : absl::StatusOr<DestroyResult>(client.status());
+    if (!r.ok()) {
+      errors.push_back(absl::StrCat("environment '", env.name(),
+                                    "': ", r.status().message()));
+      continue;
+    }
+    done.push_back(absl::StrCat(
+        *r == DestroyResult::kDeleted ? "destroyed " : "absent ",
+        target->namespace_name));
+  }
+  if (!errors.empty()) {
+    return absl::InternalError(absl::StrJoin(errors, "; "));
+  }
+  return done;
+}
+
 }  // namespace kiln::environments

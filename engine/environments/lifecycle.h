@@ -8,6 +8,7 @@
 #ifndef KILN_ENGINE_ENVIRONMENTS_LIFECYCLE_H_
 #define KILN_ENGINE_ENVIRONMENTS_LIFECYCLE_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,19 @@ absl::StatusOr<std::vector<GcEntry>> Gc(kube::Client& client,
                                         const PermanentGuard& guard,
                                         bool dry_run,
                                         const LifecycleOptions& options);
+
+// The teardown of a branch (a pull request closed, a branch deleted): every
+// preview environment of `pipeline`, resolved for `trigger` (its branch;
+// params at their defaults), is destroyed. Permanent environments are never
+// touched. `client_for` gives the client of a kube context ("" = the
+// default). One line per preview ("destroyed NS", "absent NS"); the first
+// error stops nothing: all are tried, and the errors are joined.
+// FailedPrecondition when the pipeline declares no environments.
+using ClientForContext =
+    std::function<absl::StatusOr<kube::Client*>(const std::string& context)>;
+absl::StatusOr<std::vector<std::string>> DestroyBranchPreviews(
+    const ClientForContext& client_for, const v1::Pipeline& pipeline,
+    const v1::Trigger& trigger, const LifecycleOptions& options);
 
 }  // namespace kiln::environments
 

@@ -299,6 +299,36 @@ TEST_F(LifecycleTest, PermanentIsNeverDeleted) {
   }
 }
 
+// What `kiln serve` does for a pull_request_closed / branch_deleted event.
+TEST_F(LifecycleTest, BranchTeardownDestroysOnlyThatBranchsPreviews) {
+  PermanentGuard guard(pipeline_);
+  ASSERT_TRUE(EnsureNamespace(*client_, Resolve("preview", "feature/a"), guard,
+                              options_)
+                  .ok());
+  ASSERT_TRUE(EnsureNamespace(*client_, Resolve("preview", "feature/b"), guard,
+                              options_)
+                  .ok());
+  ASSERT_TRUE(EnsureNamespace(*client_, Resolve("stage", "feature/a"), guard,
+                              options_)
+                  .ok());
+  v1::Trigger closed;
+  closed.set_branch("feature/a");
+  closed.set_event(v1::PULL_REQUEST_CLOSED);
+  std::vector<std::string> contexts;
+  auto done = DestroyBranchPreviews(
+      [&](const std::string& context) -> absl::StatusOr<kube::Client*> {
+        contexts.push_back(context);
+        return client_.get();
+      },
+      pipeline_, closed, options_);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_THAT(*done, ::testing::ElementsAre("destroyed kcow-feature-a"));
+  EXPECT_THAT(contexts, ::testing::ElementsAre(""));
+  EXPECT_TRUE(KubectlNamespace("kcow-feature-a").is_null());
+  EXPECT_TRUE(KubectlNamespace("kcow-feature-b").is_object());
+  EXPECT_TRUE(KubectlNamespace("kcow-stage").is_object());
+}
+
 TEST(GuardTest, EachRuleOnItsOwn) {
   pipeline::LoadedPipeline p = pipeline::LoadPipelineText(kPipeline, "p.yaml", {});
   ASSERT_TRUE(p.ok());
