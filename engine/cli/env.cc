@@ -70,8 +70,8 @@ absl::StatusOr<std::unique_ptr<kube::Client>> Connect(
     }
     load.kubeconfig_paths = {args.Get("kubeconfig")};
   }
-  load.context = args.Has("kube-context") ? args.Get("kube-context")
-                                          : env_context;
+  load.context =
+      args.Has("kube-context") ? args.Get("kube-context") : env_context;
   absl::StatusOr<kube::ClusterConfig> config = kube::LoadClusterConfig(load);
   if (!config.ok()) return config.status();
   return kube::Client::Create(*config);
@@ -80,8 +80,8 @@ absl::StatusOr<std::unique_ptr<kube::Client>> Connect(
 bool ReadOptions(const Args& args, environments::LifecycleOptions* options) {
   if (!args.Has("timeout")) return true;
   absl::Duration d;
-  if (!absl::ParseDuration(args.Get("timeout"), &d) || d <= absl::ZeroDuration() ||
-      d > absl::Hours(1)) {
+  if (!absl::ParseDuration(args.Get("timeout"), &d) ||
+      d <= absl::ZeroDuration() || d > absl::Hours(1)) {
     std::fprintf(stderr, "kiln: --timeout: a duration in (0, 1h], e.g. 90s\n");
     return false;
   }
@@ -135,11 +135,11 @@ int RunDestroy(const std::vector<std::string>& argv) {
   absl::StatusOr<environments::DestroyResult> r =
       environments::Destroy(**client, *target, guard, options);
   if (!r.ok()) return Fail(r.status());
-  std::printf("%s %s (environment %s, branch %s)\n",
-              *r == environments::DestroyResult::kDeleted ? "destroyed"
-                                                          : "absent",
-              target->namespace_name.c_str(), target->environment.c_str(),
-              target->branch.c_str());
+  std::printf(
+      "%s %s (environment %s, branch %s)\n",
+      *r == environments::DestroyResult::kDeleted ? "destroyed" : "absent",
+      target->namespace_name.c_str(), target->environment.c_str(),
+      target->branch.c_str());
   return kExitOk;
 }
 
@@ -175,10 +175,18 @@ int RunGc(const std::vector<std::string>& argv) {
   for (const environments::GcEntry& e : *entries) {
     const char* action = "kept";
     switch (e.action) {
-      case environments::GcEntry::kDeleted: action = "deleted"; break;
-      case environments::GcEntry::kWouldDelete: action = "would-delete"; break;
-      case environments::GcEntry::kFailed: action = "failed"; failed = true; break;
-      case environments::GcEntry::kKept: break;
+      case environments::GcEntry::kDeleted:
+        action = "deleted";
+        break;
+      case environments::GcEntry::kWouldDelete:
+        action = "would-delete";
+        break;
+      case environments::GcEntry::kFailed:
+        action = "failed";
+        failed = true;
+        break;
+      case environments::GcEntry::kKept:
+        break;
     }
     std::printf("%s %s: %s\n", action, e.namespace_name.c_str(),
                 e.reason.c_str());

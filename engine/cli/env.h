@@ -21,9 +21,9 @@ bool RegisterEnvSubcommand(const EnvSubcommand& sub);
 
 }  // namespace kiln::cli
 
-#define KILN_ENV_SUBCOMMAND(ident, name, summary, fn)           \
-  static const bool kiln_env_sub_##ident [[maybe_unused]] =     \
-      ::kiln::cli::RegisterEnvSubcommand(                       \
+#define KILN_ENV_SUBCOMMAND(ident, name, summary, fn)       \
+  static const bool kiln_env_sub_##ident [[maybe_unused]] = \
+      ::kiln::cli::RegisterEnvSubcommand(                   \
           ::kiln::cli::EnvSubcommand{name, summary, fn})
 
 #endif  // KILN_ENGINE_CLI_ENV_H_

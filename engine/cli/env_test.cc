@@ -72,7 +72,8 @@ class EnvCliTest : public ::testing::Test {
     if (!expires.empty()) {
       ns["metadata"]["annotations"] = {{"kiln.dev/expires-at", expires}};
     }
-    auto [code, out] = Kubectl({"apply", "-f", Write(name + ".json", ns.dump())});
+    auto [code, out] =
+        Kubectl({"apply", "-f", Write(name + ".json", ns.dump())});
     ASSERT_EQ(code, 0) << out;
   }
   bool Exists(const std::string& ns) {

@@ -38,9 +38,9 @@ void PermanentGuard::Protect(const std::string& ns, const std::string& why) {
 absl::Status PermanentGuard::CheckNotProtected(const std::string& ns) const {
   auto it = protected_.find(ns);
   if (it == protected_.end()) return absl::OkStatus();
-  return absl::PermissionDeniedError(absl::StrCat(
-      "refusing to delete namespace '", ns, "': it is ", it->second,
-      " (permanent environments are never deleted)"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("refusing to delete namespace '", ns, "': it is ",
+                   it->second, " (permanent environments are never deleted)"));
 }
 
 absl::Status PermanentGuard::CheckDeletable(const std::string& ns,
@@ -58,10 +58,10 @@ absl::Status PermanentGuard::CheckDeletable(const std::string& ns,
         "=permanent (environment '", Label(*live, kEnvironmentLabel), "')"));
   }
   if (kind != "preview") {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "refusing to delete namespace '", ns,
-        "': kiln did not create it as a preview environment (no ", kKindLabel,
-        "=preview label)"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("refusing to delete namespace '", ns,
+                     "': kiln did not create it as a preview environment (no ",
+                     kKindLabel, "=preview label)"));
   }
   std::string owner = Label(*live, kAppLabel);
   if (owner != LabelValue(app)) {

@@ -77,10 +77,10 @@ absl::StatusOr<DestroyResult> DeleteAndWait(kube::Client& client,
     if (absl::IsNotFound(now.status())) return DestroyResult::kDeleted;
     if (!now.ok()) return now.status();
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "namespace '", ns, "' is still ",
-          (*now)["status"].value("phase", "present"), " after ",
-          absl::FormatDuration(options.destroy_timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrCat("namespace '", ns, "' is still ",
+                       (*now)["status"].value("phase", "present"), " after ",
+                       absl::FormatDuration(options.destroy_timeout)));
     }
     absl::SleepFor(options.poll_interval);
   }
@@ -103,7 +103,8 @@ absl::StatusOr<json> EnsureNamespace(kube::Client& client, const Target& target,
   json meta = Metadata(target, options);
   absl::StatusOr<json> live = client.Get(kube::NamespacePath(ns));
   if (absl::IsNotFound(live.status())) {
-    json body = {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", meta}};
+    json body = {
+        {"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", meta}};
     body["metadata"]["name"] = ns;
     absl::StatusOr<json> created = client.Create(kube::NamespacesPath(), body);
     if (created.ok() || !absl::IsAlreadyExists(created.status())) {
@@ -123,10 +124,9 @@ absl::StatusOr<json> EnsureNamespace(kube::Client& client, const Target& target,
     // that allows deleting it.
     if (absl::Status s = guard.CheckDeletable(ns, target.app, &*live);
         !s.ok()) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("preview environment '", target.environment,
-                       "' cannot use existing namespace '", ns,
-                       "': ", s.message()));
+      return absl::PermissionDeniedError(absl::StrCat(
+          "preview environment '", target.environment,
+          "' cannot use existing namespace '", ns, "': ", s.message()));
     }
   }
   return client.Patch(kube::NamespacePath(ns), json{{"metadata", meta}},
@@ -167,8 +167,8 @@ absl::StatusOr<std::vector<GcEntry>> Gc(kube::Client& client,
                                         bool dry_run,
                                         const LifecycleOptions& options) {
   kube::ListOptions list;
-  list.label_selector =
-      absl::StrCat(kAppLabel, "=", LabelValue(app), ",", kKindLabel, "=preview");
+  list.label_selector = absl::StrCat(kAppLabel, "=", LabelValue(app), ",",
+                                     kKindLabel, "=preview");
   absl::StatusOr<json> namespaces = client.List(kube::NamespacesPath(), list);
   if (!namespaces.ok()) return namespaces.status();
   std::vector<GcEntry> out;
@@ -194,8 +194,8 @@ absl::StatusOr<std::vector<GcEntry>> Gc(kube::Client& client,
     std::string error;
     if (expires.empty() ||
         !absl::ParseTime(absl::RFC3339_full, expires, &at, &error)) {
-      e.reason = absl::StrCat("no readable ", kExpiresAnnotation,
-                              " annotation; kept");
+      e.reason =
+          absl::StrCat("no readable ", kExpiresAnnotation, " annotation; kept");
       out.push_back(std::move(e));
       continue;
     }
@@ -244,7 +244,8 @@ absl::StatusOr<std::vector<std::string>> DestroyBranchPreviews(
   std::vector<std::string> errors;
   for (const v1::Environment& env : pipeline.environments()) {
     if (env.kind() != v1::PREVIEW) continue;
-    absl::StatusOr<std::string> name = pipeline::Substitute(env.name(), context);
+    absl::StatusOr<std::string> name =
+        pipeline::Substitute(env.name(), context);
     absl::StatusOr<Target> target =
         name.ok() ? ResolveEnvironment(pipeline, *name, context)
                   : absl::StatusOr<Target>(name.status());
@@ -259,9 +260,9 @@ absl::StatusOr<std::vector<std::string>> DestroyBranchPreviews(
                                     "': ", r.status().message()));
       continue;
     }
-    done.push_back(absl::StrCat(
-        *r == DestroyResult::kDeleted ? "destroyed " : "absent ",
-        target->namespace_name));
+    done.push_back(
+        absl::StrCat(*r == DestroyResult::kDeleted ? "destroyed " : "absent ",
+                     target->namespace_name));
   }
   if (!errors.empty()) {
     return absl::InternalError(absl::StrJoin(errors, "; "));

@@ -74,8 +74,7 @@ class LifecycleTest : public ::testing::Test {
                                      "--cache-dir", dir_ + "/kube-cache"};
     argv.insert(argv.end(), args.begin(), args.end());
     auto r = kube::testing::RunProcess(
-        argv, {{"HOME", dir_}, {"KUBECONFIG", kubeconfig_}},
-        absl::Seconds(60));
+        argv, {{"HOME", dir_}, {"KUBECONFIG", kubeconfig_}}, absl::Seconds(60));
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : std::make_pair(-1, std::string());
   }
@@ -86,11 +85,10 @@ class LifecycleTest : public ::testing::Test {
   }
   // A namespace made by hand: no labels.
   std::string NamespaceFile(const std::string& name) {
-    return Write(name + ".json",
-                 json{{"apiVersion", "v1"},
-                      {"kind", "Namespace"},
-                      {"metadata", {{"name", name}}}}
-                     .dump());
+    return Write(name + ".json", json{{"apiVersion", "v1"},
+                                      {"kind", "Namespace"},
+                                      {"metadata", {{"name", name}}}}
+                                     .dump());
   }
   // The namespace as kubectl sees it; null when kubectl says NotFound.
   json KubectlNamespace(const std::string& ns) {
@@ -137,10 +135,11 @@ TEST_F(LifecycleTest, CreateRefreshDestroyThroughTerminating) {
 
   // Content, then destroy: Destroy returns only once the namespace is gone,
   // and it was Terminating in between (seen by a watcher of the namespace).
-  ASSERT_TRUE(client_
-                  ->Create(kube::ConfigMapsPath(t.namespace_name),
-                           {{"metadata", {{"name", "c"}}}, {"data", json::object()}})
-                  .ok());
+  ASSERT_TRUE(
+      client_
+          ->Create(kube::ConfigMapsPath(t.namespace_name),
+                   {{"metadata", {{"name", "c"}}}, {"data", json::object()}})
+          .ok());
   bool saw_terminating = false;
   kube::CancelFlag cancel;
   std::thread watcher([&] {
@@ -177,7 +176,8 @@ TEST_F(LifecycleTest, KubectlSeesTerminatingAndDeployIsRefusedMeanwhile) {
   Target t = Resolve("preview", "wip");
   PermanentGuard guard(pipeline_);
   ASSERT_TRUE(EnsureNamespace(*client_, t, guard, options_).ok());
-  auto [code, out] = Kubectl({"delete", "ns", t.namespace_name, "--wait=false"});
+  auto [code, out] =
+      Kubectl({"delete", "ns", t.namespace_name, "--wait=false"});
   ASSERT_EQ(code, 0) << out;
   json ns = KubectlNamespace(t.namespace_name);
   ASSERT_TRUE(ns.is_object());
@@ -191,11 +191,11 @@ TEST_F(LifecycleTest, KubectlSeesTerminatingAndDeployIsRefusedMeanwhile) {
   auto ensured = EnsureNamespace(*client_, t, guard, options_);
   EXPECT_TRUE(absl::IsUnavailable(ensured.status())) << ensured.status();
   // `kubectl delete --wait` returns once it is gone.
-  ASSERT_TRUE(EnsureNamespace(*client_, Resolve("preview", "other"), guard,
-                              options_)
-                  .ok());
-  auto [c3, o3] = Kubectl({"delete", "ns", "kcow-other", "--wait=true",
-                           "--timeout=20s"});
+  ASSERT_TRUE(
+      EnsureNamespace(*client_, Resolve("preview", "other"), guard, options_)
+          .ok());
+  auto [c3, o3] =
+      Kubectl({"delete", "ns", "kcow-other", "--wait=true", "--timeout=20s"});
   EXPECT_EQ(c3, 0) << o3;
   EXPECT_TRUE(KubectlNamespace("kcow-other").is_null());
 }
@@ -204,28 +204,28 @@ TEST_F(LifecycleTest, GcRemovesOnlyExpiredPreviews) {
   PermanentGuard guard(pipeline_);
   const absl::Time t0 = absl::FromUnixSeconds(1800000000);
   options_.now = t0;
-  ASSERT_TRUE(EnsureNamespace(*client_, Resolve("preview", "old"), guard,
-                              options_)
-                  .ok());
+  ASSERT_TRUE(
+      EnsureNamespace(*client_, Resolve("preview", "old"), guard, options_)
+          .ok());
   options_.now = t0 + absl::Minutes(50);
-  ASSERT_TRUE(EnsureNamespace(*client_, Resolve("preview", "fresh"), guard,
-                              options_)
-                  .ok());
-  ASSERT_TRUE(EnsureNamespace(*client_, Resolve("stage", "main"), guard,
-                              options_)
-                  .ok());
+  ASSERT_TRUE(
+      EnsureNamespace(*client_, Resolve("preview", "fresh"), guard, options_)
+          .ok());
+  ASSERT_TRUE(
+      EnsureNamespace(*client_, Resolve("stage", "main"), guard, options_)
+          .ok());
   // Another app's expired preview and a hand-made namespace.
-  ASSERT_TRUE(client_
-                  ->Create(kube::NamespacesPath(),
-                           {{"metadata",
-                             {{"name", "other-app-x"},
-                              {"labels",
-                               {{"kiln.dev/app", "other"},
-                                {"kiln.dev/environment-kind", "preview"}}},
-                              {"annotations",
-                               {{"kiln.dev/expires-at",
-                                 "2000-01-01T00:00:00Z"}}}}}})
-                  .ok());
+  ASSERT_TRUE(
+      client_
+          ->Create(kube::NamespacesPath(),
+                   {{"metadata",
+                     {{"name", "other-app-x"},
+                      {"labels",
+                       {{"kiln.dev/app", "other"},
+                        {"kiln.dev/environment-kind", "preview"}}},
+                      {"annotations",
+                       {{"kiln.dev/expires-at", "2000-01-01T00:00:00Z"}}}}}})
+          .ok());
   ASSERT_EQ(Kubectl({"apply", "-f", NamespaceFile("by-hand")}).first, 0);
 
   options_.now = t0 + absl::Minutes(70);  // "old" expired, "fresh" not
@@ -257,9 +257,10 @@ TEST_F(LifecycleTest, PermanentIsNeverDeleted) {
   PermanentGuard guard(pipeline_);
   Target stage = Resolve("stage", "main");
   ASSERT_TRUE(EnsureNamespace(*client_, stage, guard, options_).ok());
-  EXPECT_EQ(KubectlNamespace("kcow-stage")["metadata"]["labels"]
-                            ["kiln.dev/environment-kind"],
-            "permanent");
+  EXPECT_EQ(
+      KubectlNamespace(
+          "kcow-stage")["metadata"]["labels"]["kiln.dev/environment-kind"],
+      "permanent");
   // destroy refuses a permanent environment before any request.
   int64_t requests = server_->request_count();
   auto refused = Destroy(*client_, stage, guard, options_);
@@ -274,8 +275,7 @@ TEST_F(LifecycleTest, PermanentIsNeverDeleted) {
   sneaky.namespace_name = "prod";
   auto no = Destroy(*client_, sneaky, guard, options_);
   EXPECT_EQ(no.status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_THAT(no.status().message(),
-              HasSubstr("permanent environment 'prod'"));
+  EXPECT_THAT(no.status().message(), HasSubstr("permanent environment 'prod'"));
   auto no_ensure = EnsureNamespace(*client_, sneaky, guard, options_);
   EXPECT_EQ(no_ensure.status().code(), absl::StatusCode::kPermissionDenied);
   // Even labelled as an expired preview of this app, gc keeps it.
@@ -308,9 +308,9 @@ TEST_F(LifecycleTest, BranchTeardownDestroysOnlyThatBranchsPreviews) {
   ASSERT_TRUE(EnsureNamespace(*client_, Resolve("preview", "feature/b"), guard,
                               options_)
                   .ok());
-  ASSERT_TRUE(EnsureNamespace(*client_, Resolve("stage", "feature/a"), guard,
-                              options_)
-                  .ok());
+  ASSERT_TRUE(
+      EnsureNamespace(*client_, Resolve("stage", "feature/a"), guard, options_)
+          .ok());
   v1::Trigger closed;
   closed.set_branch("feature/a");
   closed.set_event(v1::PULL_REQUEST_CLOSED);
@@ -330,7 +330,8 @@ TEST_F(LifecycleTest, BranchTeardownDestroysOnlyThatBranchsPreviews) {
 }
 
 TEST(GuardTest, EachRuleOnItsOwn) {
-  pipeline::LoadedPipeline p = pipeline::LoadPipelineText(kPipeline, "p.yaml", {});
+  pipeline::LoadedPipeline p =
+      pipeline::LoadPipelineText(kPipeline, "p.yaml", {});
   ASSERT_TRUE(p.ok());
   PermanentGuard guard(p.pipeline);
   json preview = {{"metadata",

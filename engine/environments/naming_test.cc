@@ -28,7 +28,9 @@ TEST(NamespaceNameTest, LeadingDigitsAreKept) {
 
 TEST(NamespaceNameTest, UnicodeBecomesDashes) {
   // "café-ünïcode" in UTF-8: every non-ASCII byte is outside [a-z0-9].
-  EXPECT_EQ(NamespaceName("caf\xc3\xa9-\xc3\xbcn\xc3\xaf" "code"), "caf-n-code");
+  EXPECT_EQ(NamespaceName("caf\xc3\xa9-\xc3\xbcn\xc3\xaf"
+                          "code"),
+            "caf-n-code");
   std::string only_unicode = "\xe6\x97\xa5\xe6\x9c\xac";  // 日本
   std::string name = NamespaceName(only_unicode);
   EXPECT_TRUE(IsNamespaceName(name)) << name;

@@ -36,10 +36,10 @@ absl::StatusOr<Target> ResolveEnvironment(
     const v1::Pipeline& pipeline, absl::string_view environment,
     const pipeline::SubstitutionContext& context) {
   if (pipeline.environments().empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "pipeline '", pipeline.name(),
-        "' declares no environments (add 'environments:'; "
-        "docs/environments.md)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("pipeline '", pipeline.name(),
+                     "' declares no environments (add 'environments:'; "
+                     "docs/environments.md)"));
   }
   std::vector<std::string> names;
   for (const v1::Environment& env : pipeline.environments()) {
@@ -58,7 +58,8 @@ absl::StatusOr<Target> ResolveEnvironment(
     t.branch = context.trigger.branch();
     if (t.permanent()) {
       // Literal by validation: used exactly as written.
-      t.namespace_name = env.namespace_().empty() ? env.name() : env.namespace_();
+      t.namespace_name =
+          env.namespace_().empty() ? env.name() : env.namespace_();
       t.context = env.context();
       if (!IsNamespaceName(t.namespace_name)) {
         return absl::InvalidArgumentError(
@@ -70,8 +71,9 @@ absl::StatusOr<Target> ResolveEnvironment(
     absl::StatusOr<std::string> ns =
         pipeline::Substitute(env.namespace_(), context);
     if (!ns.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "environment '", env.name(), "': namespace: ", ns.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("environment '", env.name(),
+                       "': namespace: ", ns.status().message()));
     }
     t.namespace_name = NamespaceName(*ns);
     absl::StatusOr<std::string> kube_context =

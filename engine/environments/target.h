@@ -28,9 +28,9 @@ struct Target {
   std::string app;          // the pipeline's name
   std::string environment;  // the declared name, substituted
   v1::EnvironmentKind kind = v1::PREVIEW;
-  std::string namespace_name;  // a DNS-1123 label
-  std::string context;         // kubeconfig context; "" = current
-  std::string branch;          // the trigger's branch (may be "")
+  std::string namespace_name;               // a DNS-1123 label
+  std::string context;                      // kubeconfig context; "" = current
+  std::string branch;                       // the trigger's branch (may be "")
   absl::Duration ttl = kDefaultPreviewTtl;  // previews
 
   bool permanent() const { return kind == v1::PERMANENT; }

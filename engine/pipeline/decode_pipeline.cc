@@ -130,7 +130,8 @@ void DecodePipeline(Decoder* d, const Node& root, v1::Pipeline* out) {
              "'name' and 'tasks'");
     return;
   }
-  Fields f(d, root, "", {"name", "params", "options", "environments", "tasks", "finally"});
+  Fields f(d, root, "",
+           {"name", "params", "options", "environments", "tasks", "finally"});
   if (!f.ok()) return;
   if (const Node* n = f.Get("name")) d->String(*n, "name", out->mutable_name());
   if (const Node* n = f.Get("params")) {

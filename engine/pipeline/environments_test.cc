@@ -23,17 +23,17 @@ constexpr char kTasks[] =
     "options: {unsupported: skip}\n";
 
 TEST(EnvironmentsTest, DecodesEveryField) {
-  LoadedPipeline p = Load(absl::StrCat(
-      "name: kcow\n"
-      "environments:\n"
-      "  - name: preview\n"
-      "    kind: preview\n"
-      "    namespace: kcow-${trigger.branch_slug}\n"
-      "    context: dev\n"
-      "    ttl: 48h\n"
-      "  - {name: prod, kind: permanent, namespace: kcow-prod}\n"
-      "  - {name: stage, kind: permanent}\n",
-      kTasks));
+  LoadedPipeline p = Load(
+      absl::StrCat("name: kcow\n"
+                   "environments:\n"
+                   "  - name: preview\n"
+                   "    kind: preview\n"
+                   "    namespace: kcow-${trigger.branch_slug}\n"
+                   "    context: dev\n"
+                   "    ttl: 48h\n"
+                   "  - {name: prod, kind: permanent, namespace: kcow-prod}\n"
+                   "  - {name: stage, kind: permanent}\n",
+                   kTasks));
   ASSERT_TRUE(p.ok()) << JoinDiagnostics(p.errors);
   ASSERT_EQ(p.pipeline.environments_size(), 3);
   const v1::Environment& e = p.pipeline.environments(0);
@@ -64,8 +64,8 @@ TEST_P(EnvironmentErrorTest, FirstDiagnostic) {
   EXPECT_THAT(first, HasSubstr(c.message)) << JoinDiagnostics(p.errors);
 }
 
-#define TASKS                                                    \
-  "tasks:\n"                                                     \
+#define TASKS                                                   \
+  "tasks:\n"                                                    \
   "  - {name: d, deploy: {environment: preview, overlay: o}}\n" \
   "options: {unsupported: skip}\n"
 

@@ -55,9 +55,9 @@ void Validator::CheckEnvironmentString(const std::string& path,
       case Reference::Kind::kParam: {
         auto it = params_.find(ref.name);
         if (it == params_.end()) {
-          Error(path, absl::StrCat(who, ": ", ref.text,
-                                   " names unknown param '", ref.name, "'",
-                                   DidYouMean(ref.name, param_names)));
+          Error(path,
+                absl::StrCat(who, ": ", ref.text, " names unknown param '",
+                             ref.name, "'", DidYouMean(ref.name, param_names)));
         } else if (it->second->secret()) {
           Error(path, absl::StrCat(who, ": secret param '", ref.name,
                                    "' may not name an environment"));
@@ -67,11 +67,11 @@ void Validator::CheckEnvironmentString(const std::string& path,
       case Reference::Kind::kTrigger:
         if (std::find(TriggerFields().begin(), TriggerFields().end(),
                       ref.name) == TriggerFields().end()) {
-          Error(path, absl::StrCat(who, ": ", ref.text,
-                                   " names unknown trigger field '", ref.name,
-                                   "'; known: ",
-                                   absl::StrJoin(TriggerFields(), ", "),
-                                   DidYouMean(ref.name, TriggerFields())));
+          Error(path,
+                absl::StrCat(who, ": ", ref.text,
+                             " names unknown trigger field '", ref.name,
+                             "'; known: ", absl::StrJoin(TriggerFields(), ", "),
+                             DidYouMean(ref.name, TriggerFields())));
         }
         break;
       case Reference::Kind::kTaskOutput:

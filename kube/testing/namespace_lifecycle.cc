@@ -25,9 +25,9 @@ void MarkNamespaceTerminating(json& ns, absl::Time now) {
   }
   ns["status"]["phase"] = "Terminating";
   ns["status"]["conditions"] = json::array();
-  for (const char* type :
-       {"NamespaceDeletionDiscoveryFailure", "NamespaceDeletionGroupVersionParsingFailure",
-        "NamespaceDeletionContentFailure"}) {
+  for (const char* type : {"NamespaceDeletionDiscoveryFailure",
+                           "NamespaceDeletionGroupVersionParsingFailure",
+                           "NamespaceDeletionContentFailure"}) {
     ns["status"]["conditions"].push_back(
         {{"type", type},
          {"status", "False"},
@@ -42,25 +42,25 @@ json NamespaceTerminatingStatus(const std::string& plural,
                                 const std::string& name,
                                 const std::string& ns) {
   std::string qualified = group.empty() ? plural : plural + "." + group;
-  return {{"kind", "Status"},
-          {"apiVersion", "v1"},
-          {"metadata", json::object()},
-          {"status", "Failure"},
-          {"message",
-           absl::StrCat(qualified, " \"", name,
-                        "\" is forbidden: unable to create new content in "
-                        "namespace ",
-                        ns, " because it is being terminated")},
-          {"reason", "Forbidden"},
-          {"details",
-           {{"name", name},
-            {"kind", plural},
-            {"causes",
-             {{{"reason", "NamespaceTerminating"},
-               {"message",
-                absl::StrCat("namespace ", ns, " is being terminated")},
-               {"field", "metadata.namespace"}}}}}},
-          {"code", 403}};
+  return {
+      {"kind", "Status"},
+      {"apiVersion", "v1"},
+      {"metadata", json::object()},
+      {"status", "Failure"},
+      {"message",
+       absl::StrCat(qualified, " \"", name,
+                    "\" is forbidden: unable to create new content in "
+                    "namespace ",
+                    ns, " because it is being terminated")},
+      {"reason", "Forbidden"},
+      {"details",
+       {{"name", name},
+        {"kind", plural},
+        {"causes",
+         {{{"reason", "NamespaceTerminating"},
+           {"message", absl::StrCat("namespace ", ns, " is being terminated")},
+           {"field", "metadata.namespace"}}}}}},
+      {"code", 403}};
 }
 
 NamespaceReaper::NamespaceReaper(absl::Duration delay,
