@@ -64,7 +64,7 @@ class DeployKind : public Kind {
     const FieldUse lit = FieldUse::kLiteral, sub = FieldUse::kSubstituted;
     std::string p = Field(path, "deploy");
     v1::DeploySpec* d = task->mutable_deploy();
-    visit(Field(p, "environment"), d->mutable_environment(), lit);
+    visit(Field(p, "environment"), d->mutable_environment(), sub);
     visit(Field(p, "manifests"), d->mutable_manifests(), lit);
     visit(Field(p, "overlay"), d->mutable_overlay(), lit);
     visit(Field(p, "namespace"), d->mutable_namespace_(), sub);
@@ -77,6 +77,18 @@ class DeployKind : public Kind {
       facts.consumed.push_back({task.deploy().manifests(), "deploy.manifests"});
     }
     facts.memoizable = false;
+    const v1::DeploySpec& d = task.deploy();
+    facts.environment = d.environment();
+    facts.environment_field = "deploy.environment";
+    if (d.kind() != v1::ENVIRONMENT_KIND_UNSPECIFIED) {
+      facts.environment_overrides.push_back("deploy.kind");
+    }
+    if (!d.namespace_().empty()) {
+      facts.environment_overrides.push_back("deploy.namespace");
+    }
+    if (!d.context().empty()) {
+      facts.environment_overrides.push_back("deploy.context");
+    }
     return facts;
   }
 

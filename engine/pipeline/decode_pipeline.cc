@@ -1,5 +1,5 @@
-// Top level of the pipeline file: name, params, options, tasks, finally,
-// notify.
+// Top level of the pipeline file: name, params, options, environments,
+// tasks, finally, notify.
 #include <limits>
 
 #include "engine/pipeline/decode.h"
@@ -88,6 +88,30 @@ void DecodeOptions(Decoder* d, const Node& node, const std::string& path,
   }
 }
 
+void DecodeEnvironment(Decoder* d, const Node& node, const std::string& path,
+                       v1::Environment* out) {
+  static const auto* kinds =
+      new EnumNames{{"preview", v1::PREVIEW}, {"permanent", v1::PERMANENT}};
+  Fields f(d, node, path, {"name", "kind", "namespace", "context", "ttl"});
+  if (const Node* n = f.Get("name"))
+    d->String(*n, f.PathOf("name"), out->mutable_name());
+  if (const Node* n = f.Get("kind")) {
+    int kind = 0;
+    if (d->Enum(*n, f.PathOf("kind"), *kinds, "environment kind", &kind)) {
+      out->set_kind(static_cast<v1::EnvironmentKind>(kind));
+    }
+  }
+  if (const Node* n = f.Get("namespace")) {
+    d->String(*n, f.PathOf("namespace"), out->mutable_namespace_());
+  }
+  if (const Node* n = f.Get("context")) {
+    d->String(*n, f.PathOf("context"), out->mutable_context());
+  }
+  if (const Node* n = f.Get("ttl")) {
+    d->Duration(*n, f.PathOf("ttl"), out->mutable_ttl());
+  }
+}
+
 void DecodeTasks(Decoder* d, const Node& node, const std::string& path,
                  google::protobuf::RepeatedPtrField<v1::Task>* out) {
   if (!d->ExpectSequence(node, path)) return;
@@ -107,7 +131,8 @@ void DecodePipeline(Decoder* d, const Node& root, v1::Pipeline* out) {
     return;
   }
   Fields f(d, root, "",
-           {"name", "params", "options", "tasks", "finally", "notify"});
+           {"name", "params", "options", "environments", "tasks", "finally",
+            "notify"});
   if (!f.ok()) return;
   if (const Node* n = f.Get("name")) d->String(*n, "name", out->mutable_name());
   if (const Node* n = f.Get("params")) {
@@ -119,6 +144,14 @@ void DecodePipeline(Decoder* d, const Node& root, v1::Pipeline* out) {
   }
   if (const Node* n = f.Get("options")) {
     DecodeOptions(d, *n, "options", out->mutable_options());
+  }
+  if (const Node* n = f.Get("environments")) {
+    if (d->ExpectSequence(*n, "environments")) {
+      for (size_t i = 0; i < n->items().size(); ++i) {
+        DecodeEnvironment(d, n->items()[i], Index("environments", i),
+                          out->add_environments());
+      }
+    }
   }
   if (const Node* n = f.Get("tasks"))
     DecodeTasks(d, *n, "tasks", out->mutable_tasks());

@@ -65,6 +65,13 @@ struct KindFacts {
   std::vector<std::string> output_keys;  // ${tasks.T.outputs.KEY}
   std::vector<std::string> results;      // declared: ${tasks.T.results.NAME}
   bool memoizable = false;               // may a recorded result stand in?
+  // A kind deploying to an environment: its name as written (may hold
+  // references) and the field naming it; and the fields the task sets that
+  // a declared environment owns (kind, namespace, context), all relative to
+  // the task. Checked against Pipeline.environments (docs/environments.md).
+  std::string environment;
+  std::string environment_field;
+  std::vector<std::string> environment_overrides;
 };
 
 class KindSpec {

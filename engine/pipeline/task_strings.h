@@ -6,9 +6,9 @@
 // Substituted fields: run.{image, command[], env[].value, workdir};
 // containerize.{base, entrypoint[], cmd[], env[].value, labels[].value,
 // workdir, user, push}; render.{namespace, images[].{new_name, new_tag,
-// digest}, labels[].value, name_prefix, name_suffix}; deploy.{namespace,
-// context}. Every other string (names, needs, artifacts, paths, keys) is
-// literal and may not contain "${".
+// digest}, labels[].value, name_prefix, name_suffix}; deploy.{environment,
+// namespace, context}. Every other string (names, needs, artifacts, paths,
+// keys) is literal and may not contain "${".
 #ifndef KILN_ENGINE_PIPELINE_TASK_STRINGS_H_
 #define KILN_ENGINE_PIPELINE_TASK_STRINGS_H_
 

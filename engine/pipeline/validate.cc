@@ -307,6 +307,7 @@ std::vector<Diagnostic> Validator::Run() {
   CheckPipeline();
   CheckParams();
   CheckNotify();
+  CheckEnvironments();
   IndexTasks();
   for (int t = 0; t < static_cast<int>(tasks_.size()); ++t) CheckNeeds(t);
   FindCycles();
@@ -314,6 +315,9 @@ std::vector<Diagnostic> Validator::Run() {
   IndexArtifacts();
   for (int t = 0; t < static_cast<int>(tasks_.size()); ++t) {
     CheckKind(t);
+    if (const KindSpec* kind = KindOf(*tasks_[t].task)) {
+      CheckEnvironmentUse(t, kind->Facts(*tasks_[t].task));
+    }
     if (tasks_[t].task->has_when()) {
       CheckCondition(tasks_[t].task->when(), Field(tasks_[t].path, "when"), t);
     }

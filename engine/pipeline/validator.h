@@ -40,6 +40,13 @@ class Validator {
 
   // validate_notify.cc: the pipeline's `notify:` entries.
   void CheckNotify();
+  // validate_environments.cc
+  void CheckEnvironments();
+  // Task t's environment (facts: its kind's) against the declared ones.
+  void CheckEnvironmentUse(int t, const KindFacts& facts);
+  // ${...} in an environment field: params (not secret) and trigger only.
+  void CheckEnvironmentString(const std::string& path, const std::string& value,
+                              const std::string& who);
 
   // validate_task.cc
   void CheckKind(int t);
@@ -76,6 +83,7 @@ class Validator {
   std::vector<TaskRef> tasks_;
   absl::flat_hash_map<std::string, int> by_name_;  // first of each name
   absl::flat_hash_map<std::string, const v1::Param*> params_;
+  absl::flat_hash_map<std::string, int> environments_;  // name -> index
   bool acyclic_ = true;
   // Reachability (valid if acyclic_), in memory linear in the graph:
   // parents_[t] are the distinct tasks t needs; rank_[t] is t's position in

@@ -28,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "base/mutex.h"
 #include "kube/testing/api_objects.h"
+#include "kube/testing/namespace_lifecycle.h"
 #include "kube/testing/openapi.h"
 #include "re2/re2.h"
 
@@ -797,6 +798,8 @@ class FakeApiServer::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Remove(const Resource& r, const std::string& ns, const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveNamespaceContents(const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Emit(const Resource& r, const std::string& ns, const std::string& type,
             const json& obj, const json& old)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -829,6 +832,9 @@ class FakeApiServer::Impl {
   std::vector<Fault> faults_ ABSL_GUARDED_BY(mu_);
   KubeletHooks hooks_ ABSL_GUARDED_BY(mu_);
   int64_t event_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // Removes Terminating namespaces (namespace_lifecycle.h); set by Start().
+  std::unique_ptr<NamespaceReaper> reaper_;
+  void FinishNamespace(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 };
 
 absl::Status FakeApiServer::Impl::Start() {
@@ -875,6 +881,9 @@ absl::Status FakeApiServer::Impl::Start() {
       }
     }
   }
+  reaper_ = std::make_unique<NamespaceReaper>(
+      opts_.namespace_termination,
+      [this](const std::string& name) { FinishNamespace(name); });
   port_ = svr_.bind_to_any_port("127.0.0.1");
   if (port_ <= 0) {
     return absl::UnavailableError("cannot bind a loopback port for the double");
@@ -902,6 +911,15 @@ void FakeApiServer::Impl::Stop() {
   }
   svr_.stop();
   if (listen_thread_.joinable()) listen_thread_.join();
+  if (reaper_ != nullptr) reaper_->Stop();
+}
+
+void FakeApiServer::Impl::FinishNamespace(const std::string& name) {
+  MutexLock l(&mu_);
+  json* cur = Find(NamespacesResource(), "", name);
+  if (cur != nullptr && IsNamespaceTerminating(*cur)) {
+    Remove(NamespacesResource(), "", name);
+  }
 }
 
 void FakeApiServer::Impl::Handle(const httplib::Request& req,
@@ -1361,6 +1379,13 @@ Reply FakeApiServer::Impl::StoreNew(const Resource& r, const std::string& ns,
     if (!NamespaceExists(ns)) {
       return NotFound(NamespacesResource(), ns);
     }
+    if (IsNamespaceTerminating(*Find(NamespacesResource(), "", ns))) {
+      Reply refused;
+      refused.code = 403;
+      refused.body = NamespaceTerminatingStatus(r.plural, r.group,
+                                                MetaString(obj, "name"), ns);
+      return refused;
+    }
   } else {
     meta.erase("namespace");
   }
@@ -1565,16 +1590,18 @@ void FakeApiServer::Impl::Remove(const Resource& r, const std::string& ns,
       l = logs_.erase(l);
     }
   }
-  if (r.plural == "namespaces") {
-    for (const Resource& other : Resources()) {
-      if (!other.namespaced) continue;
-      std::vector<std::string> names;
-      for (const auto& [k, v] : Bucket(other)) {
-        if (absl::StartsWith(k, name + "/"))
-          names.push_back(k.substr(name.size() + 1));
-      }
-      for (const std::string& n : names) Remove(other, name, n);
+  if (r.plural == "namespaces") RemoveNamespaceContents(name);
+}
+
+void FakeApiServer::Impl::RemoveNamespaceContents(const std::string& name) {
+  for (const Resource& other : Resources()) {
+    if (!other.namespaced) continue;
+    std::vector<std::string> names;
+    for (const auto& [k, v] : Bucket(other)) {
+      if (absl::StartsWith(k, name + "/"))
+        names.push_back(k.substr(name.size() + 1));
     }
+    for (const std::string& n : names) Remove(other, name, n);
   }
 }
 
@@ -1939,6 +1966,22 @@ Reply FakeApiServer::Impl::Delete(const Target& t, const Request& r,
           pre["resourceVersion"] != (*cur)["metadata"]["resourceVersion"]) {
         return Conflict(*t.res, t.name);
       }
+    }
+    if (t.res->plural == "namespaces" &&
+        opts_.namespace_termination > absl::ZeroDuration()) {
+      // The namespace controller's work: Terminating, content deleted,
+      // gone later (namespace_lifecycle.h).
+      if (!IsNamespaceTerminating(*cur)) {
+        json prev = *cur;
+        MarkNamespaceTerminating(*cur, absl::Now());
+        ++rv_;
+        (*cur)["metadata"]["resourceVersion"] = absl::StrCat(rv_);
+        Emit(*t.res, t.ns, "MODIFIED", *cur, prev);
+        RemoveNamespaceContents(t.name);
+        reaper_->Schedule(t.name);
+      }
+      rep.body = *cur;
+      return rep;
     }
     json& meta = (*cur)["metadata"];
     bool is_pod = t.res->plural == "pods";

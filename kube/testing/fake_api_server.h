@@ -58,6 +58,9 @@ struct FakeApiServerOptions {
   // The namespaces that exist at start (a real cluster has these).
   std::vector<std::string> initial_namespaces = {"default", "kube-system",
                                                  "kube-public"};
+  // A deleted namespace stays Terminating this long (its content is deleted
+  // at once) before it disappears (namespace_lifecycle.h). Zero: at once.
+  absl::Duration namespace_termination = absl::Milliseconds(500);
 };
 
 class FakeApiServer {

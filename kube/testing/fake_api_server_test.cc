@@ -332,10 +332,32 @@ TEST_F(FakeApiServerTest, SecretsConfigMapsNamespacesServiceAccounts) {
   auto typed = http_->Do(
       "GET", "/api/v1/namespaces/team/secrets?fieldSelector=type%3DOpaque");
   EXPECT_EQ(typed.body["items"].size(), 1u);
-  // Deleting the namespace deletes what it holds.
-  EXPECT_EQ(http_->Do("DELETE", "/api/v1/namespaces/team").code, 200);
+  // Deleting the namespace deletes what it holds; the namespace stays
+  // Terminating (refusing new content, 403) for a while, then is gone.
+  auto deleted = http_->Do("DELETE", "/api/v1/namespaces/team");
+  EXPECT_EQ(deleted.code, 200);
+  EXPECT_EQ(deleted.body["status"]["phase"], "Terminating");
+  EXPECT_TRUE(deleted.body["metadata"].contains("deletionTimestamp"));
   EXPECT_EQ(http_->Do("GET", "/api/v1/namespaces/team/secrets/s").code, 404);
-  EXPECT_EQ(http_->Do("GET", "/api/v1/namespaces/team").code, 404);
+  auto terminating = http_->Do("GET", "/api/v1/namespaces/team");
+  EXPECT_EQ(terminating.code, 200);
+  EXPECT_EQ(terminating.body["status"]["phase"], "Terminating");
+  auto refused = http_->Do(
+      "POST", "/api/v1/namespaces/team/configmaps",
+      json{{"metadata", {{"name", "late"}}}, {"data", {{"k", "v"}}}}.dump());
+  EXPECT_EQ(refused.code, 403);
+  EXPECT_EQ(refused.body["reason"], "Forbidden");
+  EXPECT_EQ(refused.body["details"]["causes"][0]["reason"],
+            "NamespaceTerminating");
+  EXPECT_THAT(refused.body["message"].get<std::string>(),
+              ::testing::HasSubstr("unable to create new content in namespace "
+                                   "team because it is being terminated"));
+  int code = 200;
+  for (int i = 0; i < 100 && code == 200; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    code = http_->Do("GET", "/api/v1/namespaces/team").code;
+  }
+  EXPECT_EQ(code, 404);
 }
 
 TEST_F(FakeApiServerTest, Patches) {

@@ -114,6 +114,7 @@ const OBJECT_PROBES = {
   Pipeline: [],
   Param: ['params', 0],
   PipelineOptions: ['options'],
+  Environment: ['environments', 0],
   Task: ['tasks', 0],
   RunSpec: ['tasks', 0, 'run'],
   EnvVar: ['tasks', 0, 'run', 'env', 0],
@@ -143,7 +144,7 @@ const ENUM_PROBES = {
   FailurePolicy: ['options', 'on_failure'],
   UnsupportedPolicy: ['options', 'unsupported'],
   Role: ['tasks', 0, 'run', 'role'],
-  EnvironmentKind: ['tasks', 5, 'deploy', 'kind'],
+  EnvironmentKind: ['environments', 0, 'kind'],
   EventKind: ['tasks', 5, 'when', 'event', 0],
   'Notification.Outcome': ['notify', 0, 'on', 0],
 };
