@@ -712,6 +712,13 @@ class FakeApiServer::Impl {
   absl::StatusOr<json> GetObject(const std::string& api_path);
   absl::Status MutatePod(const std::string& ns, const std::string& name,
                          const std::function<void(json&)>& fn);
+  absl::StatusOr<std::vector<json>> ListObjects(const std::string& path);
+  absl::Status MutateObject(const std::string& api_path,
+                            const std::function<void(json&)>& fn);
+  absl::StatusOr<json> CreateObject(const std::string& path, json object);
+  void RecordObjectEvent(const json& object, const std::string& type,
+                         const std::string& reason, const std::string& message,
+                         const std::string& component);
   void AppendLog(const std::string& ns, const std::string& pod,
                  const std::string& container, absl::string_view line,
                  absl::Time time);
@@ -2360,6 +2367,102 @@ absl::Status FakeApiServer::Impl::MutatePod(
   return absl::OkStatus();
 }
 
+// ---- In-process access for simulated controllers. ----
+absl::StatusOr<std::vector<json>> FakeApiServer::Impl::ListObjects(
+    const std::string& path) {
+  Target t;
+  std::string why;
+  if (!ParseTarget(path, &t, &why) || !t.name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a collection path: ", path, " ", why));
+  }
+  MutexLock l(&mu_);
+  std::vector<json> out;
+  for (const auto& [key, obj] : Bucket(*t.res)) {
+    if (!t.ns.empty() && MetaString(obj, "namespace") != t.ns) continue;
+    out.push_back(obj);
+  }
+  return out;
+}
+
+absl::Status FakeApiServer::Impl::MutateObject(
+    const std::string& api_path, const std::function<void(json&)>& fn) {
+  Target t;
+  std::string why;
+  if (!ParseTarget(api_path, &t, &why) || t.name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not an object path: ", api_path, " ", why));
+  }
+  MutexLock l(&mu_);
+  json* cur = Find(*t.res, t.ns, t.name);
+  if (cur == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat(t.res->plural, " \"", t.name, "\" not found in ", t.ns));
+  }
+  json prev = *cur;
+  fn(*cur);
+  json& meta = (*cur)["metadata"];
+  for (const char* f : {"name", "namespace", "uid", "creationTimestamp",
+                        "resourceVersion", "generation"}) {
+    if (prev["metadata"].contains(f)) meta[f] = prev["metadata"][f];
+  }
+  (*cur)["kind"] = t.res->kind;
+  (*cur)["apiVersion"] = t.res->api_version();
+  if (*cur == prev) return absl::OkStatus();
+  ++rv_;
+  meta["resourceVersion"] = absl::StrCat(rv_);
+  Emit(*t.res, t.ns, "MODIFIED", *cur, prev);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<json> FakeApiServer::Impl::CreateObject(const std::string& path,
+                                                       json object) {
+  Target t;
+  std::string why;
+  if (!ParseTarget(path, &t, &why) || !t.name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a collection path: ", path, " ", why));
+  }
+  Reply r = Create(t, std::move(object), false, "");
+  if (r.code >= 300) {
+    return absl::FailedPreconditionError(r.body.value("message", path));
+  }
+  return r.body;
+}
+
+void FakeApiServer::Impl::RecordObjectEvent(const json& object,
+                                            const std::string& type,
+                                            const std::string& reason,
+                                            const std::string& message,
+                                            const std::string& component) {
+  std::string ns = MetaString(object, "namespace");
+  std::string name = MetaString(object, "name");
+  std::string now = FormatTimeSeconds(absl::Now());
+  MutexLock l(&mu_);
+  json ev = {
+      {"metadata",
+       {{"name",
+         absl::StrFormat("%s.%x", name,
+                         absl::ToUnixNanos(absl::Now()) + ++event_seq_)}}},
+      {"involvedObject",
+       {{"kind", object.value("kind", "")},
+        {"namespace", ns},
+        {"name", name},
+        {"uid", MetaString(object, "uid")},
+        {"apiVersion", object.value("apiVersion", "")}}},
+      {"reason", reason},
+      {"message", message},
+      {"type", type},
+      {"count", 1},
+      {"firstTimestamp", now},
+      {"lastTimestamp", now},
+      {"source", {{"component", component}}},
+      {"reportingComponent", component},
+  };
+  json stored;
+  StoreNew(*FindResource("", "v1", "events"), ns, ev, false, &stored);
+}
+
 void FakeApiServer::Impl::AppendLog(const std::string& ns,
                                     const std::string& pod,
                                     const std::string& container,
@@ -2540,6 +2643,25 @@ void FakeApiServer::AppendLog(const std::string& ns, const std::string& pod,
 void FakeApiServer::EndLog(const std::string& ns, const std::string& pod,
                            const std::string& container) {
   impl_->EndLog(ns, pod, container);
+}
+absl::StatusOr<std::vector<json>> FakeApiServer::ListObjects(
+    const std::string& collection_path) const {
+  return impl_->ListObjects(collection_path);
+}
+absl::Status FakeApiServer::MutateObject(const std::string& api_path,
+                                         const std::function<void(json&)>& fn) {
+  return impl_->MutateObject(api_path, fn);
+}
+absl::StatusOr<json> FakeApiServer::CreateObject(
+    const std::string& collection_path, json object) {
+  return impl_->CreateObject(collection_path, std::move(object));
+}
+void FakeApiServer::RecordObjectEvent(const json& object,
+                                      const std::string& type,
+                                      const std::string& reason,
+                                      const std::string& message,
+                                      const std::string& component) {
+  impl_->RecordObjectEvent(object, type, reason, message, component);
 }
 void FakeApiServer::RecordEvent(const std::string& ns, const std::string& pod,
                                 const std::string& type,

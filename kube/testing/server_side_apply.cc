@@ -61,7 +61,9 @@ json CollectChild(const json& child, int depth) {
 json Collect(const json& v, int depth) {
   json fields = json::object();
   for (const auto& [k, child] : v.items()) {
-    if (depth == 0 && (k == "apiVersion" || k == "kind" || k == "status")) {
+    // stringData is write-only (folded into data on write).
+    if (depth == 0 && (k == "apiVersion" || k == "kind" || k == "status" ||
+                       k == "stringData")) {
       continue;
     }
     if (depth == 0 && k == "metadata" && child.is_object()) {
