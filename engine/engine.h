@@ -89,6 +89,13 @@ struct EngineOptions {
   // per task, queueing, key, cache lookup, input staging, sandbox start,
   // command, output stashing and recording; null: no profile.
   std::shared_ptr<TraceRecorder> trace;
+
+  // Deploy tasks (docs/deploy.md): the cluster a deploy task without its
+  // own `context` applies to. Empty paths: $KUBECONFIG, else
+  // ~/.kube/config, else the in-cluster service account; "" context: the
+  // kubeconfig's current-context.
+  std::vector<std::string> kubeconfig_paths;
+  std::string kube_context;
 };
 
 struct RunRequest {

@@ -75,6 +75,8 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(
   options.default_executor = local.default_executor;
   options.parallelism = local.jobs > 0 ? local.jobs : 2;
   options.trace = local.trace;
+  options.kubeconfig_paths = local.kubeconfig_paths;
+  options.kube_context = local.kube_context;
   options.image_sources = *std::move(sources);
   options.image_store = std::move(shared_images);
   ScopedSpan engine_span(trace, track, "engine (stores)");

@@ -30,6 +30,9 @@ struct LocalEngineOptions {
   std::vector<std::shared_ptr<Executor>> more_executors;
   // The run's profile (--profile), or null.
   std::shared_ptr<TraceRecorder> trace;
+  // Deploy tasks' cluster (EngineOptions::kubeconfig_paths/kube_context).
+  std::vector<std::string> kubeconfig_paths;
+  std::string kube_context;
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(
