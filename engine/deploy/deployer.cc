@@ -331,28 +331,4 @@ void Deployer::Diagnose(const AppliedObject& o, const json& live) {
   }
 }
 
-absl::Status Deployer::Delete(const std::vector<AppliedObject>& objects,
-                              const std::string& namespace_name) {
-  for (const AppliedObject& o : objects) {
-    if (o.kind == "Namespace" || o.namespace_name != namespace_name ||
-        namespace_name.empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "refusing to delete ", Describe(o),
-          ": a deploy deletes only objects inside its environment's "
-          "namespace, never a Namespace"));
-    }
-  }
-  for (const AppliedObject& o : objects) {
-    kube::DeleteOptions opts;
-    opts.propagation_policy = "Background";
-    absl::Status s = client_->Delete(o.path, opts);
-    if (!s.ok() && !absl::IsNotFound(s)) {
-      return absl::Status(
-          s.code(), absl::StrCat("deleting ", Describe(o), ": ", s.message()));
-    }
-    log_(absl::StrCat(Describe(o), " deleted (no longer rendered)"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace kiln::deploy

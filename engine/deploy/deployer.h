@@ -64,11 +64,6 @@ class Deployer {
   absl::Status Wait(const std::vector<AppliedObject>& objects,
                     const DeployTarget& target);
 
-  // Deletes objects (prune). Refuses Namespaces and objects outside
-  // `namespace_name`; NotFound is fine.
-  absl::Status Delete(const std::vector<AppliedObject>& objects,
-                      const std::string& namespace_name);
-
  private:
   absl::Status EnsureNamespace(const DeployTarget& target);
   void Diagnose(const AppliedObject& obj, const nlohmann::json& live);
