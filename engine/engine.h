@@ -94,6 +94,12 @@ struct EngineOptions {
   // (`kiln serve --public-url`): ${run.url} is "<public_url>/run?id=<id>";
   // "" (local runs): ${run.url} is empty.
   std::string public_url;
+  // Deploy tasks (docs/deploy.md): the cluster a deploy task without its
+  // own `context` applies to. Empty paths: $KUBECONFIG, else
+  // ~/.kube/config, else the in-cluster service account; "" context: the
+  // kubeconfig's current-context.
+  std::vector<std::string> kubeconfig_paths;
+  std::string kube_context;
 };
 
 struct RunRequest {

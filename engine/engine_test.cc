@@ -471,15 +471,15 @@ TEST_F(EngineTest, UnsupportedTasksAreRefusedUnlessThePipelineSkipsThem) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(refused.status().message()),
-              ::testing::HasSubstr("deploy tasks are not implemented"));
+              ::testing::HasSubstr("deploy.overlay is not implemented"));
   EXPECT_EQ(Executed(), 0u);
 
   p.mutable_options()->set_unsupported(v1::SKIP);
   v1::Run run = Run(p);
   EXPECT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
   EXPECT_EQ(Task(run, "image").state(), v1::TASK_SKIPPED);
-  EXPECT_EQ(Task(run, "image").reason(),
-            "deploy tasks are not implemented yet");
+  EXPECT_THAT(Task(run, "image").reason(),
+              ::testing::HasSubstr("deploy.overlay is not implemented yet"));
 }
 
 TEST_F(EngineTest, IdempotencyKeyReturnsTheSameRun) {

@@ -359,6 +359,8 @@ absl::StatusOr<TaskRunnerContext> LiveRun::RunnerContext() {
   ctx.images = options.image_store.get();
   ctx.image_sources = options.image_sources.get();
   ctx.trace = options.trace.get();
+  ctx.kubeconfig_paths = options.kubeconfig_paths;
+  ctx.kube_context = options.kube_context;
   if (!source_dir_.empty()) {
     ScopedSpan span(ctx.trace,
                     ctx.trace != nullptr ? ctx.trace->Track("run") : 0,

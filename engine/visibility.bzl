@@ -18,6 +18,7 @@ ENGINE_CORE = [
     "//engine/kinds:__subpackages__",
     "//engine/oci:__subpackages__",
     "//engine/pipeline:__subpackages__",
+    "//engine/deploy:__pkg__",
     "//engine/render:__pkg__",
     "//engine/run:__pkg__",
     "//engine/scheduler:__pkg__",

@@ -526,6 +526,15 @@ absl::StatusOr<nlohmann::json> Client::Patch(const std::string& path,
   return impl_->Json(call);
 }
 
+absl::StatusOr<nlohmann::json> Client::Apply(const std::string& path,
+                                             const nlohmann::json& object,
+                                             const ApplyOptions& options) {
+  PatchOptions patch;
+  patch.field_manager = options.field_manager;
+  patch.force = options.force;
+  return Patch(path, object, PatchType::kApply, patch);
+}
+
 absl::Status Client::Delete(const std::string& path,
                             const DeleteOptions& options) {
   Impl::Call call;

@@ -122,6 +122,13 @@ struct PatchOptions {
   bool force = false;
 };
 
+// Server-side apply: the manager owns the fields it sends; `force` takes
+// over fields other managers own instead of failing with a conflict.
+struct ApplyOptions {
+  std::string field_manager;  // required
+  bool force = false;
+};
+
 struct DeleteOptions {
   std::optional<int64_t> grace_period_seconds;
   std::string propagation_policy;  // "", Foreground, Background, Orphan
@@ -153,6 +160,12 @@ class Client {
                                        const nlohmann::json& body,
                                        PatchType type,
                                        const PatchOptions& options = {});
+  // Server-side apply of `object` at its object path (created when
+  // missing). A conflict with another field manager is Aborted (reason
+  // "Conflict") whose message names the manager and the fields.
+  absl::StatusOr<nlohmann::json> Apply(const std::string& path,
+                                       const nlohmann::json& object,
+                                       const ApplyOptions& options);
   // 404 is NotFound (callers decide whether that is fine).
   absl::Status Delete(const std::string& path,
                       const DeleteOptions& options = {});

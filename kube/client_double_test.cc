@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "kube/client.h"
 #include "kube/kubeconfig.h"
+#include "kube/resources.h"
 #include "kube/testing/fake_api_server.h"
 
 namespace kiln::kube {
@@ -348,6 +349,45 @@ TEST_F(ClientDoubleTest, LogsFollowResumeDropAndCancel) {
   cancelled.join();
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   EXPECT_TRUE(result.ok()) << result;
+}
+
+}  // namespace
+}  // namespace kiln::kube
+
+namespace kiln::kube {
+namespace {
+
+TEST_F(ClientDoubleTest, ServerSideApplyCreatesUpdatesAndConflicts) {
+  ResourceMapper mapper(client_.get());
+  auto res = mapper.Find("v1", "ConfigMap");
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_EQ(res->ObjectPath("kc", "c"), "/api/v1/namespaces/kc/configmaps/c");
+  auto deploy = mapper.Find("apps/v1", "Deployment");
+  ASSERT_TRUE(deploy.ok()) << deploy.status();
+  EXPECT_EQ(deploy->plural, "deployments");
+  EXPECT_TRUE(absl::IsNotFound(mapper.Find("apps/v1", "Nope").status()));
+  EXPECT_TRUE(absl::IsNotFound(mapper.Find("nope.io/v1", "X").status()));
+
+  nlohmann::json cm = {{"apiVersion", "v1"},
+                       {"kind", "ConfigMap"},
+                       {"metadata", {{"name", "c"}}},
+                       {"data", {{"mode", "fast"}}}};
+  const std::string path = res->ObjectPath("kc", "c");
+  EXPECT_TRUE(absl::IsInvalidArgument(client_->Apply(path, cm, {}).status()));
+  auto created = client_->Apply(path, cm, {"kiln", false});
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ((*created)["metadata"]["managedFields"][0]["manager"], "kiln");
+
+  nlohmann::json other = cm;
+  other["data"]["mode"] = "slow";
+  auto conflict = client_->Apply(path, other, {"someone-else", false});
+  ASSERT_TRUE(absl::IsAborted(conflict.status())) << conflict.status();
+  EXPECT_EQ(ApiReason(conflict.status()), "Conflict");
+  EXPECT_THAT(std::string(conflict.status().message()),
+              HasSubstr("conflict with \"kiln\": .data.mode"));
+  auto forced = client_->Apply(path, other, {"someone-else", true});
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  EXPECT_EQ((*forced)["data"]["mode"], "slow");
 }
 
 }  // namespace

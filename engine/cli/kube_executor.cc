@@ -21,11 +21,11 @@
 namespace kiln::cli {
 namespace {
 
-// The flags that only mean something with the kubernetes executor.
+// The flags that only mean something with the kubernetes executor
+// (--kubeconfig and --kube-context also choose deploy tasks' cluster).
 constexpr const char* kKubeOnlyFlags[] = {
-    "kubeconfig",           "kube-context",   "namespace",     "agent-listen",
-    "agent-endpoint",       "agent-tls-cert", "agent-tls-key", "agent-ca",
-    "kube-pending-timeout", "kube-keep-pods"};
+    "namespace",     "agent-listen", "agent-endpoint",       "agent-tls-cert",
+    "agent-tls-key", "agent-ca",     "kube-pending-timeout", "kube-keep-pods"};
 
 bool IsPinnedByDigest(const std::string& ref) {
   size_t at = ref.rfind("@sha256:");
@@ -117,9 +117,12 @@ void AddKubeFlags(Args* args) {
              "the kiln agent image pods run, pinned by digest "
              "(REF@sha256:<64 hex>); turns the kubernetes executor on");
   args->Flag("kubeconfig",
-             "kubeconfig file (default $KUBECONFIG, ~/.kube/config, else the "
-             "in-cluster service account)");
-  args->Flag("kube-context", "kubeconfig context (default current-context)");
+             "kubeconfig file of the kubernetes executor and of deploy tasks "
+             "(default $KUBECONFIG, ~/.kube/config, else the in-cluster "
+             "service account)");
+  args->Flag("kube-context",
+             "kubeconfig context (default current-context; a deploy task's "
+             "own `context` wins)");
   args->Flag("namespace",
              "namespace of the task pods (default the context's; one is "
              "required)");
@@ -142,6 +145,11 @@ void AddKubeFlags(Args* args) {
 
 absl::StatusOr<KubeFlags> ReadKubeFlags(const Args& args) {
   KubeFlags flags;
+  flags.kubeconfig = args.Get("kubeconfig");
+  if (args.Has("kubeconfig") && flags.kubeconfig.empty()) {
+    return absl::InvalidArgumentError("--kubeconfig needs a FILE");
+  }
+  flags.context = args.Get("kube-context");
   const bool executor_named = args.Get("executor") == kKubernetesExecutor;
   flags.enabled = executor_named || args.Has("kube-agent-image");
   if (!flags.enabled) {
@@ -168,11 +176,6 @@ absl::StatusOr<KubeFlags> ReadKubeFlags(const Args& args) {
         "move under running pods and the digest is part of every task's "
         "cache key"));
   }
-  flags.kubeconfig = args.Get("kubeconfig");
-  if (args.Has("kubeconfig") && flags.kubeconfig.empty()) {
-    return absl::InvalidArgumentError("--kubeconfig needs a FILE");
-  }
-  flags.context = args.Get("kube-context");
   flags.namespace_name = args.Get("namespace");
   if (args.Has("namespace") && !kube::IsDnsLabel(flags.namespace_name)) {
     return absl::InvalidArgumentError(

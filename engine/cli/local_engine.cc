@@ -76,6 +76,8 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(
   options.parallelism = local.jobs > 0 ? local.jobs : 2;
   options.trace = local.trace;
   options.public_url = local.public_url;
+  options.kubeconfig_paths = local.kubeconfig_paths;
+  options.kube_context = local.kube_context;
   options.image_sources = *std::move(sources);
   options.image_store = std::move(shared_images);
   ScopedSpan engine_span(trace, track, "engine (stores)");

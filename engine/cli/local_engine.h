@@ -32,6 +32,9 @@ struct LocalEngineOptions {
   std::shared_ptr<TraceRecorder> trace;
   // The dashboard's base URL for notifications (serve --public-url).
   std::string public_url;
+  // Deploy tasks' cluster (EngineOptions::kubeconfig_paths/kube_context).
+  std::vector<std::string> kubeconfig_paths;
+  std::string kube_context;
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> MakeLocalEngine(

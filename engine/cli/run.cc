@@ -258,6 +258,10 @@ int RunVerb(const std::vector<std::string>& argv) {
   local.store_flag = args.Get("store");
   local.jobs = static_cast<int>(jobs);
   local.default_executor = args.Get("executor");
+  if (!kube_flags->kubeconfig.empty()) {
+    local.kubeconfig_paths = {kube_flags->kubeconfig};
+  }
+  local.kube_context = kube_flags->context;
   ReadRegistryFlags(args, &local);
   local.trace = trace;
   ScopedSpan open_span(trace.get(), run_track, "open store");

@@ -265,6 +265,10 @@ int ServeVerb(const std::vector<std::string>& argv) {
     return args.UsageError("--public-url must start with http:// or https://");
   }
   if (kube != nullptr) local.more_executors.push_back(kube->executor());
+  if (!kube_flags->kubeconfig.empty()) {
+    local.kubeconfig_paths = {kube_flags->kubeconfig};
+  }
+  local.kube_context = kube_flags->context;
   ReadRegistryFlags(args, &local);
   absl::StatusOr<ServeGit> git =
       ReadServeGitFlags(args, *store, options.service.max_source_bytes);

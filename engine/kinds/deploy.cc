@@ -1,10 +1,29 @@
-// The `deploy` kind: manifests applied to an environment. Decoded and
-// validated; this kiln has no Kubernetes executor yet (Unsupported). Never
-// memoizable: a deploy must happen when asked, not be replayed.
+// The `deploy` kind: a render task's manifests server-side-applied to an
+// environment's namespace (engine/deploy, docs/deploy.md), optionally
+// waiting for the rollouts. Never memoizable: a deploy changes a cluster
+// whose state kiln does not own (another manager may have changed the
+// objects since), so it must happen when asked, not be replayed.
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/cas/beneath.h"
+#include "engine/cas/digest.h"
+#include "engine/cas/file_io.h"
+#include "engine/cas/tree_walk.h"
+#include "engine/deploy/deployer.h"
+#include "engine/deploy/manifests.h"
 #include "engine/kinds/kind.h"
 #include "engine/kinds/kinds.h"
 #include "engine/kinds/outcome.h"
+#include "engine/kinds/run_log.h"
+#include "engine/kinds/workspace.h"
+#include "kube/kubeconfig.h"
+#include "kube/names.h"
 
 namespace kiln::kinds {
 namespace {
@@ -14,7 +33,78 @@ using pipeline::FieldUse;
 using pipeline::internal::Decoder;
 using pipeline::internal::Fields;
 
-constexpr char kNotImplemented[] = "deploy tasks are not implemented yet";
+constexpr char kOverlayNotImplemented[] =
+    "deploy.overlay is not implemented yet: render the overlay with a render "
+    "task and deploy its output with `manifests:`";
+// The manifests a deploy reads: all files together.
+constexpr int64_t kMaxManifestBytes = 16 << 20;
+constexpr absl::Duration kDefaultWaitTimeout = absl::Minutes(5);
+constexpr absl::Duration kMaxWaitTimeout = absl::Hours(6);
+
+absl::Duration WaitTimeout(const v1::DeploySpec& d) {
+  if (!d.has_wait_timeout()) return kDefaultWaitTimeout;
+  return absl::Seconds(d.wait_timeout().seconds()) +
+         absl::Nanoseconds(d.wait_timeout().nanos());
+}
+
+bool IsManifestFile(const std::string& path) {
+  return absl::EndsWith(path, ".yaml") || absl::EndsWith(path, ".yml") ||
+         absl::EndsWith(path, ".json");
+}
+
+// Every *.yaml/*.yml/*.json regular file of the unstashed artifact beneath
+// dir_fd/name, in path order. A symlink anywhere is refused (the artifact
+// is a task's output: hostile); the bytes read are bounded.
+absl::StatusOr<std::vector<deploy::Manifest>> ReadManifests(
+    int dir_fd, const std::string& name) {
+  absl::StatusOr<cas::UniqueFd> root = cas::OpenDirBeneath(dir_fd, name);
+  if (!root.ok()) return root.status();
+  absl::StatusOr<std::vector<cas::WalkedEntry>> entries =
+      cas::WalkTree(root->get(), "");
+  if (!entries.ok()) return entries.status();
+  std::sort(entries->begin(), entries->end(),
+            [](const cas::WalkedEntry& a, const cas::WalkedEntry& b) {
+              return a.path < b.path;
+            });
+  std::vector<deploy::Manifest> out;
+  int64_t total = 0;
+  for (const cas::WalkedEntry& e : *entries) {
+    if (e.type == cas::EntryType::kSymlink) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the manifests hold a symlink (", e.path, " -> ",
+                       e.link_target, "); a deploy reads regular files only"));
+    }
+    if (e.type != cas::EntryType::kFile || !IsManifestFile(e.path)) continue;
+    total += e.stat.size;
+    if (total > kMaxManifestBytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the manifests exceed ", kMaxManifestBytes >> 20,
+                       " MiB; a deploy reads at most that much"));
+    }
+    absl::StatusOr<int> fd = cas::OpenFileBeneath(root->get(), e.path);
+    if (!fd.ok()) return fd.status();
+    cas::UniqueFd owned(*fd);
+    std::string text(static_cast<size_t>(e.stat.size) + 1, '\0');
+    absl::StatusOr<size_t> n =
+        cas::ReadFull(owned.get(), text.data(), text.size(), e.path);
+    if (!n.ok()) return n.status();
+    if (*n > static_cast<size_t>(e.stat.size)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(e.path, " grew while it was read"));
+    }
+    text.resize(*n);
+    absl::StatusOr<std::vector<deploy::Manifest>> parsed =
+        deploy::ParseManifests(text, e.path);
+    if (!parsed.ok()) return parsed.status();
+    for (deploy::Manifest& m : *parsed) out.push_back(std::move(m));
+  }
+  if (out.empty()) {
+    return absl::FailedPreconditionError(
+        "the manifests artifact holds no Kubernetes object (*.yaml, *.yml or "
+        "*.json files)");
+  }
+  return out;
+}
 
 class DeployKind : public Kind {
  public:
@@ -28,7 +118,7 @@ class DeployKind : public Kind {
     v1::DeploySpec* out = task->mutable_deploy();
     Fields f(d, node, path,
              {"environment", "kind", "manifests", "overlay", "namespace",
-              "context", "wait"});
+              "context", "wait", "force", "wait_timeout"});
     DecodeString(d, f, "environment", out->mutable_environment());
     if (const yaml::Node* n = f.Get("kind")) {
       int kind = 0;
@@ -41,6 +131,10 @@ class DeployKind : public Kind {
     DecodeString(d, f, "namespace", out->mutable_namespace_());
     DecodeString(d, f, "context", out->mutable_context());
     DecodeBool(d, f, "wait", [out](bool v) { out->set_wait(v); });
+    DecodeBool(d, f, "force", [out](bool v) { out->set_force(v); });
+    if (const yaml::Node* n = f.Get("wait_timeout")) {
+      d->Duration(*n, f.PathOf("wait_timeout"), out->mutable_wait_timeout());
+    }
   }
 
   void Validate(const v1::Task& task, const std::string& path,
@@ -56,6 +150,16 @@ class DeployKind : public Kind {
     }
     if (!d.overlay().empty()) {
       checks->RelativePath(Field(p, "overlay"), d.overlay(), "overlay");
+    }
+    if (d.has_wait_timeout()) {
+      absl::Duration t = WaitTimeout(d);
+      if (t <= absl::ZeroDuration() || t > kMaxWaitTimeout) {
+        checks->Error(Field(p, "wait_timeout"),
+                      "wait_timeout must be more than 0 and at most 6h");
+      } else if (!d.wait()) {
+        checks->Error(Field(p, "wait_timeout"),
+                      "wait_timeout needs 'wait: true'");
+      }
     }
   }
 
@@ -93,12 +197,97 @@ class DeployKind : public Kind {
   }
 
   absl::optional<pipeline::Refusal> Unsupported(
-      const v1::Task&, const pipeline::ExecCapabilities&) const override {
-    return pipeline::Refusal{"deploy", kNotImplemented};
+      const v1::Task& task, const pipeline::ExecCapabilities&) const override {
+    if (!task.deploy().overlay().empty()) {
+      return pipeline::Refusal{"deploy", kOverlayNotImplemented};
+    }
+    return absl::nullopt;
   }
 
-  AttemptOutcome Execute(const KindCall&) const override {
-    return Outcome(v1::TASK_SKIPPED, kNotImplemented);
+  AttemptOutcome Execute(const KindCall& call) const override {
+    RunLog log(call);
+    auto say = [&log](const std::string& line) {
+      log.OnLine(v1::LogLine::STDOUT, line, absl::Now());
+    };
+    AttemptOutcome o = Deploy(call, say);
+    if (o.state != v1::TASK_SUCCEEDED) say("deploy failed: " + o.reason);
+    log.Finish();
+    return o;
+  }
+
+ private:
+  AttemptOutcome Deploy(const KindCall& call, const deploy::LogFn& say) const {
+    const v1::DeploySpec& spec = call.task.deploy();
+    const TaskRunnerContext& ctx = call.env->ctx();
+    deploy::DeployTarget target;
+    target.environment = spec.environment();
+    target.namespace_name =
+        spec.namespace_().empty() ? spec.environment() : spec.namespace_();
+    if (!kube::IsDnsLabel(target.namespace_name)) {
+      return Failed(
+          absl::StrCat("deploy: namespace \"", target.namespace_name,
+                       "\" is not a namespace name (a DNS-1123 label); set "
+                       "deploy.namespace"));
+    }
+    target.create_namespace = spec.kind() != v1::PERMANENT;
+    target.force = spec.force();
+    target.wait = spec.wait();
+    target.timeout = WaitTimeout(spec);
+
+    // The manifests, read beneath a fresh scratch directory.
+    auto digest_text =
+        call.env->ArtifactDigest(spec.manifests(), call.finished);
+    if (!digest_text.ok()) return Failed(digest_text.status(), "deploy: ");
+    auto digest = cas::Digest::Parse(*digest_text);
+    if (!digest.ok()) return Failed(digest.status(), "deploy: ");
+    std::vector<deploy::Manifest> manifests;
+    {
+      ScopedWorkDir work(call.env, call.task, call.attempt, /*keep=*/false);
+      absl::Status s = work.Create();
+      if (!s.ok()) return Failed(s, "deploy: ", true);
+      s = ctx.artifacts->UnstashAt(*digest, work.fd(), "in", work.path(),
+                                   false);
+      if (!s.ok()) return Failed(s, "deploy: unstash: ");
+      auto read = ReadManifests(work.fd(), "in");
+      if (!read.ok()) return Failed(read.status(), "deploy: manifests: ");
+      manifests = *std::move(read);
+    }
+    say(absl::StrCat("deploying ", manifests.size(), " objects of ",
+                     spec.manifests(), " (", *digest_text, ") to environment ",
+                     target.environment, ", namespace ",
+                     target.namespace_name));
+
+    // The cluster: the task's context, else the run's.
+    kube::LoadOptions load;
+    load.kubeconfig_paths = ctx.kubeconfig_paths;
+    load.context = spec.context().empty() ? ctx.kube_context : spec.context();
+    absl::StatusOr<kube::ClusterConfig> config = kube::LoadClusterConfig(load);
+    if (!config.ok()) return Failed(config.status(), "deploy: cluster: ");
+    say(absl::StrCat("cluster: context ",
+                     config->context.empty() ? "in-cluster" : config->context));
+    absl::StatusOr<std::unique_ptr<kube::Client>> client =
+        kube::Client::Create(*config);
+    if (!client.ok()) return Failed(client.status(), "deploy: cluster: ");
+
+    deploy::Deployer deployer(client->get(), say, [&call] {
+      return call.cancel != nullptr && call.cancel->cancelled();
+    });
+    absl::StatusOr<std::vector<deploy::AppliedObject>> applied =
+        deployer.Apply(std::move(manifests), target);
+    if (!applied.ok()) {
+      return Failed(applied.status(),
+                    "deploy: ", absl::IsUnavailable(applied.status()));
+    }
+    if (target.wait) {
+      absl::Status s = deployer.Wait(*applied, target);
+      if (!s.ok()) {
+        if (absl::IsCancelled(s)) return Outcome(v1::TASK_CANCELLED, "", false);
+        return Failed(s, "deploy: ");
+      }
+    }
+    say(absl::StrCat("deployed ", applied->size(), " objects to ",
+                     target.namespace_name));
+    return Outcome(v1::TASK_SUCCEEDED, "");
   }
 };
 

@@ -59,6 +59,11 @@ struct TaskRunnerContext {
   oci::ImageSources* image_sources = nullptr;
   // The run's profile (null: none): spans on each task's track.
   TraceRecorder* trace = nullptr;
+  // Deploy tasks' cluster: kubeconfig files (empty: $KUBECONFIG, else
+  // ~/.kube/config, else in-cluster) and context ("" = current-context)
+  // when the task names none.
+  std::vector<std::string> kubeconfig_paths;
+  std::string kube_context;
 };
 
 namespace kinds {

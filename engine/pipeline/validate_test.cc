@@ -317,8 +317,9 @@ TEST(ValidateTest, RefusesUnsupportedKindsAndImages) {
   // containerize (push included) is supported now.
   ASSERT_EQ(d.size(), 2u) << JoinDiagnostics(d);
   EXPECT_EQ(d[0].ToString(),
-            "v.yaml:4:26: task 'ship': deploy tasks are not implemented yet "
-            "(set options.unsupported: skip to skip them)");
+            "v.yaml:4:26: task 'ship': deploy.overlay is not implemented "
+            "yet: render the overlay with a render task and deploy its output "
+            "with `manifests:` (set options.unsupported: skip to skip them)");
   EXPECT_THAT(d[1].ToString(),
               HasSubstr("v.yaml:5:29: task 'go': run.image 'golang:1.22' "
                         "cannot run here"));

@@ -144,6 +144,7 @@ TEST_F(TaskRunnerTest, UnsupportedTasksAreSkippedWithTheReason) {
   v1::Task* deploy = pipeline_.add_tasks();
   deploy->set_name("deploy");
   deploy->mutable_deploy()->set_environment("e");
+  deploy->mutable_deploy()->set_overlay("o");
   v1::Task* go = pipeline_.add_tasks();
   go->set_name("go");
   go->mutable_run()->set_image("golang:1.22");
@@ -155,7 +156,7 @@ TEST_F(TaskRunnerTest, UnsupportedTasksAreSkippedWithTheReason) {
   EXPECT_THAT(o.reason, HasSubstr("no registry client is configured"));
   o = Run(&runner, *deploy);
   EXPECT_EQ(o.state, v1::TASK_SKIPPED);
-  EXPECT_EQ(o.reason, "deploy tasks are not implemented yet");
+  EXPECT_THAT(o.reason, HasSubstr("deploy.overlay is not implemented yet"));
   o = Run(&runner, *go);
   EXPECT_EQ(o.state, v1::TASK_SKIPPED);
   EXPECT_THAT(o.reason, HasSubstr("run.image 'golang:1.22' cannot run here"));

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -30,6 +31,7 @@
 #include "kube/testing/api_objects.h"
 #include "kube/testing/namespace_lifecycle.h"
 #include "kube/testing/openapi.h"
+#include "kube/testing/server_side_apply.h"
 #include "re2/re2.h"
 
 namespace kiln {
@@ -129,6 +131,26 @@ const std::vector<Resource>& Resources() {
        false,
        {"sa"},
        {}},
+      {"",
+       "v1",
+       "services",
+       "service",
+       "Service",
+       true,
+       true,
+       false,
+       {"svc"},
+       {}},
+      {"networking.k8s.io",
+       "v1",
+       "ingresses",
+       "ingress",
+       "Ingress",
+       true,
+       true,
+       true,
+       {"ing"},
+       {}},
       {"apps",
        "v1",
        "deployments",
@@ -202,6 +224,20 @@ const Resource* FindResource(const std::string& group,
     }
   }
   return nullptr;
+}
+
+// The named API groups the resources belong to, in first-seen order.
+const std::vector<std::string>& ApiGroups() {
+  static const auto* groups = [] {
+    auto* g = new std::vector<std::string>();
+    for (const Resource& r : Resources()) {
+      if (!r.group.empty() && !absl::c_linear_search(*g, r.group)) {
+        g->push_back(r.group);
+      }
+    }
+    return g;
+  }();
+  return *groups;
 }
 
 const Resource& PodsResource() { return *FindResource("", "v1", "pods"); }
@@ -386,6 +422,10 @@ struct Target {
 };
 
 bool ParseTarget(const std::string& path, Target* t, std::string* why);
+
+bool IsApplyPatch(const std::string& content_type) {
+  return absl::StartsWith(content_type, "application/apply-patch");
+}
 
 // The Kubernetes verb and resource of a request (request_counts()).
 std::string RequestKind(const httplib::Request& req) {
@@ -673,6 +713,13 @@ class FakeApiServer::Impl {
   absl::StatusOr<json> GetObject(const std::string& api_path);
   absl::Status MutatePod(const std::string& ns, const std::string& name,
                          const std::function<void(json&)>& fn);
+  absl::StatusOr<std::vector<json>> ListObjects(const std::string& path);
+  absl::Status MutateObject(const std::string& api_path,
+                            const std::function<void(json&)>& fn);
+  absl::StatusOr<json> CreateObject(const std::string& path, json object);
+  void RecordObjectEvent(const json& object, const std::string& type,
+                         const std::string& reason, const std::string& message,
+                         const std::string& component);
   void AppendLog(const std::string& ns, const std::string& pod,
                  const std::string& container, absl::string_view line,
                  absl::Time time);
@@ -767,12 +814,18 @@ class FakeApiServer::Impl {
   Reply List(const Target& t, const Request& r) ABSL_LOCKS_EXCLUDED(mu_);
   Reply Watch(const Target& t, const Request& r, httplib::Response& res,
               bool* streamed) ABSL_LOCKS_EXCLUDED(mu_);
-  Reply Create(const Target& t, json obj, bool dry_run)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  Reply Update(const Target& t, json obj, bool dry_run)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // `manager`: the fieldManager parameter ("" = no ownership recorded).
+  Reply Create(const Target& t, json obj, bool dry_run,
+               const std::string& manager) ABSL_LOCKS_EXCLUDED(mu_);
+  Reply Update(const Target& t, json obj, bool dry_run,
+               const std::string& manager) ABSL_LOCKS_EXCLUDED(mu_);
   Reply Patch(const Target& t, const std::string& content_type,
-              const json& patch, bool dry_run) ABSL_LOCKS_EXCLUDED(mu_);
+              const json& patch, bool dry_run, const std::string& manager)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Server-side apply (server_side_apply.h); creates a missing object.
+  Reply ApplyPatch(const Target& t, const json& applied, bool dry_run,
+                   const std::string& manager, bool force)
+      ABSL_LOCKS_EXCLUDED(mu_);
   Reply Delete(const Target& t, const Request& r, const json& options)
       ABSL_LOCKS_EXCLUDED(mu_);
   Reply Logs(const Target& t, const Request& r, httplib::Response& res,
@@ -1034,9 +1087,15 @@ Reply FakeApiServer::Impl::Route(const Request& r, httplib::Response& res,
   json body;
   if (r.method == "POST" || r.method == "PUT" || r.method == "PATCH" ||
       (r.method == "DELETE" && !req.body.empty())) {
-    body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded()) {
-      return Err(400, "the request body is not valid JSON");
+    if (r.method == "PATCH" && IsApplyPatch(ctype)) {
+      absl::StatusOr<json> parsed = ParseApplyBody(req.body);
+      if (!parsed.ok()) return Err(400, std::string(parsed.status().message()));
+      body = *std::move(parsed);
+    } else {
+      body = json::parse(req.body, nullptr, false);
+      if (body.is_discarded()) {
+        return Err(400, "the request body is not valid JSON");
+      }
     }
   }
   if (!t.sub.empty() && t.sub != "status" &&
@@ -1071,15 +1130,25 @@ Reply FakeApiServer::Impl::Route(const Request& r, httplib::Response& res,
     if (t.res->namespaced && t.ns.empty()) {
       return Err(405, "POST needs a namespace in the path");
     }
-    return Create(t, std::move(body), dry_run);
+    return Create(t, std::move(body), dry_run, r.param("fieldManager"));
   }
   if (r.method == "PUT") {
     if (t.name.empty()) return Err(405, "PUT to a collection");
-    return Update(t, std::move(body), dry_run);
+    return Update(t, std::move(body), dry_run, r.param("fieldManager"));
   }
   if (r.method == "PATCH") {
     if (t.name.empty()) return Err(405, "PATCH to a collection");
-    return Patch(t, ctype, body, dry_run);
+    if (IsApplyPatch(ctype)) {
+      return ApplyPatch(t, body, dry_run, r.param("fieldManager"),
+                        r.flag("force"));
+    }
+    if (r.flag("force")) {
+      return Err(422,
+                 "force: Forbidden: may not be specified for non-apply "
+                 "patch",
+                 "Invalid");
+    }
+    return Patch(t, ctype, body, dry_run, r.param("fieldManager"));
   }
   if (r.method == "DELETE") {
     if (t.name.empty()) {
@@ -1160,7 +1229,7 @@ Reply FakeApiServer::Impl::Discovery(const std::string& path, bool* found) {
   }
   if (path == "/apis") {
     json groups = json::array();
-    for (const char* g : {"apps", "batch"}) {
+    for (const std::string& g : ApiGroups()) {
       json gv = {{"groupVersion", std::string(g) + "/v1"}, {"version", "v1"}};
       groups.push_back(
           {{"name", g}, {"versions", {gv}}, {"preferredVersion", gv}});
@@ -1173,7 +1242,7 @@ Reply FakeApiServer::Impl::Discovery(const std::string& path, bool* found) {
   std::vector<std::string> seg = absl::StrSplit(path, '/', absl::SkipEmpty());
   if (seg.size() == 3 && seg[0] == "apis") return ResourceList(seg[1], seg[2]);
   if (seg.size() == 2 && seg[0] == "apis" &&
-      (seg[1] == "apps" || seg[1] == "batch")) {
+      absl::c_linear_search(ApiGroups(), seg[1])) {
     json gv = {{"groupVersion", seg[1] + "/v1"}, {"version", "v1"}};
     rep.body = {{"kind", "APIGroup"},
                 {"apiVersion", "v1"},
@@ -1877,12 +1946,14 @@ Reply FakeApiServer::Impl::Watch(const Target& t, const Request& r,
   return Reply();
 }
 
-Reply FakeApiServer::Impl::Create(const Target& t, json obj, bool dry_run) {
+Reply FakeApiServer::Impl::Create(const Target& t, json obj, bool dry_run,
+                                  const std::string& manager) {
   json stored;
   Reply rep;
   std::function<void(const json&)> hook;
   {
     MutexLock l(&mu_);
+    TrackUpdate(json(), &obj, manager, t.res->api_version(), absl::Now());
     rep = StoreNew(*t.res, t.ns, std::move(obj), dry_run, &stored);
     if (rep.code < 300 && !dry_run && t.res->plural == "pods") {
       hook = hooks_.on_pod_created;
@@ -1892,16 +1963,21 @@ Reply FakeApiServer::Impl::Create(const Target& t, json obj, bool dry_run) {
   return rep;
 }
 
-Reply FakeApiServer::Impl::Update(const Target& t, json obj, bool dry_run) {
+Reply FakeApiServer::Impl::Update(const Target& t, json obj, bool dry_run,
+                                  const std::string& manager) {
   json stored;
   MutexLock l(&mu_);
+  if (const json* cur = Find(*t.res, t.ns, t.name); cur && t.sub.empty()) {
+    TrackUpdate(*cur, &obj, manager, t.res->api_version(), absl::Now());
+  }
   return StoreUpdate(*t.res, t.ns, t.name, t.sub, std::move(obj), dry_run,
                      &stored);
 }
 
 Reply FakeApiServer::Impl::Patch(const Target& t,
                                  const std::string& content_type,
-                                 const json& patch, bool dry_run) {
+                                 const json& patch, bool dry_run,
+                                 const std::string& manager) {
   std::string ct(absl::StripAsciiWhitespace(
       std::string(content_type.substr(0, content_type.find(';')))));
   MutexLock l(&mu_);
@@ -1928,8 +2004,66 @@ Reply FakeApiServer::Impl::Patch(const Target& t,
     if (RvOf(body) > 0) return Conflict(*t.res, t.name);
   }
   body["metadata"]["resourceVersion"] = (*cur)["metadata"]["resourceVersion"];
+  if (t.sub.empty()) {
+    TrackUpdate(*cur, &body, manager, t.res->api_version(), absl::Now());
+  }
   json stored;
   return StoreUpdate(*t.res, t.ns, t.name, t.sub, std::move(body), dry_run,
+                     &stored);
+}
+
+Reply FakeApiServer::Impl::ApplyPatch(const Target& t, const json& applied,
+                                      bool dry_run, const std::string& manager,
+                                      bool force) {
+  if (manager.empty()) {
+    return Err(400,
+               "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
+               "Required value: is required for apply patch",
+               "BadRequest");
+  }
+  if (!t.sub.empty()) return Err(405, "apply to a subresource");
+  if (!applied.is_object()) return Err(400, "the apply body must be an object");
+  std::string kind = applied.value("kind", "");
+  std::string av = applied.value("apiVersion", "");
+  if (kind != t.res->kind || av != t.res->api_version()) {
+    return Err(400, absl::StrCat("the API version in the data (", av, " ", kind,
+                                 ") does not match the expected API version (",
+                                 t.res->api_version(), " ", t.res->kind, ")"));
+  }
+  if (MetaString(applied, "name") != t.name) {
+    return Err(400, absl::StrCat(
+                        "the name of the object (", MetaString(applied, "name"),
+                        ") does not match the name on the URL (", t.name, ")"));
+  }
+  json cur_copy;
+  {
+    MutexLock l(&mu_);
+    if (const json* cur = Find(*t.res, t.ns, t.name)) cur_copy = *cur;
+  }
+  ApplyResult a = ServerSideApply(cur_copy, applied, manager, force,
+                                  t.res->api_version(), absl::Now());
+  if (a.code == 409) {
+    return Err(409, a.message, "Conflict",
+               json{{"name", t.name},
+                    {"group", t.res->group},
+                    {"kind", t.res->plural},
+                    {"causes", a.causes}});
+  }
+  if (a.code != 200) return Err(a.code, a.message);
+  if (cur_copy.is_null()) {
+    return Create(t, std::move(a.object), dry_run, "");
+  }
+  MutexLock l(&mu_);
+  json* cur = Find(*t.res, t.ns, t.name);
+  if (cur == nullptr || (*cur)["metadata"]["resourceVersion"] !=
+                            cur_copy["metadata"]["resourceVersion"]) {
+    return Err(409,
+               "Operation cannot be fulfilled: the object changed during "
+               "the apply; retry",
+               "Conflict");
+  }
+  json stored;
+  return StoreUpdate(*t.res, t.ns, t.name, "", std::move(a.object), dry_run,
                      &stored);
 }
 
@@ -2276,6 +2410,102 @@ absl::Status FakeApiServer::Impl::MutatePod(
   return absl::OkStatus();
 }
 
+// ---- In-process access for simulated controllers. ----
+absl::StatusOr<std::vector<json>> FakeApiServer::Impl::ListObjects(
+    const std::string& path) {
+  Target t;
+  std::string why;
+  if (!ParseTarget(path, &t, &why) || !t.name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a collection path: ", path, " ", why));
+  }
+  MutexLock l(&mu_);
+  std::vector<json> out;
+  for (const auto& [key, obj] : Bucket(*t.res)) {
+    if (!t.ns.empty() && MetaString(obj, "namespace") != t.ns) continue;
+    out.push_back(obj);
+  }
+  return out;
+}
+
+absl::Status FakeApiServer::Impl::MutateObject(
+    const std::string& api_path, const std::function<void(json&)>& fn) {
+  Target t;
+  std::string why;
+  if (!ParseTarget(api_path, &t, &why) || t.name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not an object path: ", api_path, " ", why));
+  }
+  MutexLock l(&mu_);
+  json* cur = Find(*t.res, t.ns, t.name);
+  if (cur == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat(t.res->plural, " \"", t.name, "\" not found in ", t.ns));
+  }
+  json prev = *cur;
+  fn(*cur);
+  json& meta = (*cur)["metadata"];
+  for (const char* f : {"name", "namespace", "uid", "creationTimestamp",
+                        "resourceVersion", "generation"}) {
+    if (prev["metadata"].contains(f)) meta[f] = prev["metadata"][f];
+  }
+  (*cur)["kind"] = t.res->kind;
+  (*cur)["apiVersion"] = t.res->api_version();
+  if (*cur == prev) return absl::OkStatus();
+  ++rv_;
+  meta["resourceVersion"] = absl::StrCat(rv_);
+  Emit(*t.res, t.ns, "MODIFIED", *cur, prev);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<json> FakeApiServer::Impl::CreateObject(const std::string& path,
+                                                       json object) {
+  Target t;
+  std::string why;
+  if (!ParseTarget(path, &t, &why) || !t.name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a collection path: ", path, " ", why));
+  }
+  Reply r = Create(t, std::move(object), false, "");
+  if (r.code >= 300) {
+    return absl::FailedPreconditionError(r.body.value("message", path));
+  }
+  return r.body;
+}
+
+void FakeApiServer::Impl::RecordObjectEvent(const json& object,
+                                            const std::string& type,
+                                            const std::string& reason,
+                                            const std::string& message,
+                                            const std::string& component) {
+  std::string ns = MetaString(object, "namespace");
+  std::string name = MetaString(object, "name");
+  std::string now = FormatTimeSeconds(absl::Now());
+  MutexLock l(&mu_);
+  json ev = {
+      {"metadata",
+       {{"name",
+         absl::StrFormat("%s.%x", name,
+                         absl::ToUnixNanos(absl::Now()) + ++event_seq_)}}},
+      {"involvedObject",
+       {{"kind", object.value("kind", "")},
+        {"namespace", ns},
+        {"name", name},
+        {"uid", MetaString(object, "uid")},
+        {"apiVersion", object.value("apiVersion", "")}}},
+      {"reason", reason},
+      {"message", message},
+      {"type", type},
+      {"count", 1},
+      {"firstTimestamp", now},
+      {"lastTimestamp", now},
+      {"source", {{"component", component}}},
+      {"reportingComponent", component},
+  };
+  json stored;
+  StoreNew(*FindResource("", "v1", "events"), ns, ev, false, &stored);
+}
+
 void FakeApiServer::Impl::AppendLog(const std::string& ns,
                                     const std::string& pod,
                                     const std::string& container,
@@ -2456,6 +2686,25 @@ void FakeApiServer::AppendLog(const std::string& ns, const std::string& pod,
 void FakeApiServer::EndLog(const std::string& ns, const std::string& pod,
                            const std::string& container) {
   impl_->EndLog(ns, pod, container);
+}
+absl::StatusOr<std::vector<json>> FakeApiServer::ListObjects(
+    const std::string& collection_path) const {
+  return impl_->ListObjects(collection_path);
+}
+absl::Status FakeApiServer::MutateObject(const std::string& api_path,
+                                         const std::function<void(json&)>& fn) {
+  return impl_->MutateObject(api_path, fn);
+}
+absl::StatusOr<json> FakeApiServer::CreateObject(
+    const std::string& collection_path, json object) {
+  return impl_->CreateObject(collection_path, std::move(object));
+}
+void FakeApiServer::RecordObjectEvent(const json& object,
+                                      const std::string& type,
+                                      const std::string& reason,
+                                      const std::string& message,
+                                      const std::string& component) {
+  impl_->RecordObjectEvent(object, type, reason, message, component);
 }
 void FakeApiServer::RecordEvent(const std::string& ns, const std::string& pod,
                                 const std::string& type,

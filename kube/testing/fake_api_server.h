@@ -90,6 +90,26 @@ class FakeApiServer {
   // not call back into the server.
   absl::Status MutatePod(const std::string& ns, const std::string& name,
                          const std::function<void(nlohmann::json& pod)>& fn);
+  // ---- For simulated controllers (rollout.h), thread-safe. ----
+  // The objects of a collection path ("/apis/apps/v1/deployments" for every
+  // namespace, or ".../namespaces/NS/deployments").
+  absl::StatusOr<std::vector<nlohmann::json>> ListObjects(
+      const std::string& collection_path) const;
+  // Runs fn on the stored object (status included, as a controller writes
+  // it); identity metadata is kept. A change bumps resourceVersion and
+  // emits MODIFIED. fn runs under the server's lock. NotFound.
+  absl::Status MutateObject(const std::string& api_path,
+                            const std::function<void(nlohmann::json&)>& fn);
+  // Creates an object in a collection as a controller would (a POST
+  // without a field manager). The stored object.
+  absl::StatusOr<nlohmann::json> CreateObject(
+      const std::string& collection_path, nlohmann::json object);
+  // Records a v1 Event about any object (involvedObject from its apiVersion,
+  // kind, namespace, name and uid) from `component`.
+  void RecordObjectEvent(const nlohmann::json& object, const std::string& type,
+                         const std::string& reason, const std::string& message,
+                         const std::string& component);
+
   // Container logs. A line without a trailing newline; `time` is the
   // kubelet's timestamp of the line. A container with log lines counts as
   // started for pods/log even if the pod status says otherwise.

@@ -7,6 +7,8 @@
 // local sandbox in image mode, images pulled from their registries into
 // DIR/images, pods' volumes under DIR/pods). The default, none, leaves
 // pods Pending (and deletes them at once), as with no node.
+// --rollouts runs the simulated workload controller (rollout.h):
+// Deployments/StatefulSets/DaemonSets become ready, Jobs complete.
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -17,14 +19,16 @@
 #include "kube/testing/fake_api_server.h"
 #include "kube/testing/kubelet/registry_images.h"
 #include "kube/testing/kubelet/sandbox_kubelet.h"
+#include "kube/testing/rollout.h"
 
 namespace {
 
 int Usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s [--kubelet=none|sandbox] [--kubelet-dir=DIR] "
-               "KUBECONFIG_OUT [NAMESPACE]\n",
-               argv0);
+  std::fprintf(
+      stderr,
+      "usage: %s [--kubelet=none|sandbox] [--kubelet-dir=DIR] [--rollouts] "
+      "KUBECONFIG_OUT [NAMESPACE]\n",
+      argv0);
   return 2;
 }
 
@@ -33,11 +37,14 @@ int Usage(const char* argv0) {
 int main(int argc, char** argv) {
   std::string kubelet = "none";
   std::string kubelet_dir;
+  bool rollouts = false;
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (absl::StartsWith(arg, "--kubelet=")) {
       kubelet = arg.substr(10);
+    } else if (arg == "--rollouts") {
+      rollouts = true;
     } else if (absl::StartsWith(arg, "--kubelet-dir=")) {
       kubelet_dir = arg.substr(14);
     } else if (absl::StartsWith(arg, "--")) {
@@ -84,6 +91,10 @@ int main(int argc, char** argv) {
     }
     node = std::move(*started);
   }
+  std::unique_ptr<kiln::kube::testing::RolloutController> controller;
+  if (rollouts) {
+    controller = kiln::kube::testing::RolloutController::Start(server->get());
+  }
   absl::Status s = (*server)->WriteKubeconfig(
       positional[0], positional.size() > 1 ? positional[1] : "default");
   if (!s.ok()) {
@@ -95,6 +106,7 @@ int main(int argc, char** argv) {
   std::string line;
   while (std::getline(std::cin, line)) {
   }
+  controller.reset();
   node.reset();  // kills what still runs before the server stops
   return 0;
 }

@@ -1,0 +1,287 @@
+// Deploy tasks end to end: the real `kiln run` renders a kustomization and
+// deploys it to the API server double (in this process, with the simulated
+// rollout controller); the real kubectl then reads what was applied.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kube/testing/fake_api_server.h"
+#include "kube/testing/process.h"
+#include "kube/testing/rollout.h"
+#include "kube/testing/server_side_apply.h"
+#include "nlohmann/json.hpp"
+
+namespace kiln {
+namespace {
+
+using json = nlohmann::json;
+using kube::testing::FakeApiServer;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kPipeline[] = R"(name: shop
+tasks:
+  - name: manifests
+    render:
+      kustomization: k8s
+  - name: deploy
+    needs: [manifests]
+    deploy:
+      environment: shop-preview
+      kind: preview
+      manifests: manifests
+      namespace: shop
+      wait: true
+      wait_timeout: 30s
+)";
+
+constexpr char kKustomization[] = R"(resources: [app.yaml]
+)";
+
+// IMAGE and REPLICAS are replaced per test.
+constexpr char kApp[] = R"(apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: REPLICAS
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: app, image: "IMAGE"}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: fast}
+)";
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class DeployTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kiln_ = absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
+                         std::getenv("TEST_WORKSPACE"), "/kiln");
+    static int counter = 0;
+    dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/d", counter++);
+    ASSERT_EQ(mkdir(dir_.c_str(), 0700), 0);
+    ASSERT_EQ(mkdir((dir_ + "/src").c_str(), 0700), 0);
+    ASSERT_EQ(mkdir((dir_ + "/src/k8s").c_str(), 0700), 0);
+    auto server = FakeApiServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    rollouts_ = kube::testing::RolloutController::Start(server_.get());
+    kubeconfig_ = dir_ + "/kubeconfig";
+    ASSERT_TRUE(server_->WriteKubeconfig(kubeconfig_, "default").ok());
+    Write("src/pipeline.yaml", kPipeline);
+    Write("src/k8s/kustomization.yaml", kKustomization);
+    App("nginx:1", 2);
+  }
+  void TearDown() override {
+    rollouts_.reset();
+    server_.reset();
+  }
+
+  void Write(const std::string& rel, const std::string& text) {
+    std::ofstream(dir_ + "/" + rel) << text;
+  }
+  void App(const std::string& image, int replicas,
+           const std::string& extra = "") {
+    Write("src/k8s/app.yaml",
+          absl::StrReplaceAll(
+              kApp, {{"IMAGE", image}, {"REPLICAS", absl::StrCat(replicas)}}) +
+              extra);
+  }
+
+  struct Result {
+    int exit_code = -1;
+    std::string output;  // stdout and stderr
+  };
+  Result Kiln(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {
+        "run",          dir_ + "/src/pipeline.yaml",
+        "--store",      dir_ + "/store",
+        "--kubeconfig", kubeconfig_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    static int n = 0;
+    std::string out = absl::StrCat(dir_, "/out.", n++);
+    pid_t pid = fork();
+    if (pid == 0) {
+      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      unsetenv("KUBECONFIG");
+      setenv("HOME", dir_.c_str(), 1);
+      std::vector<char*> argv;
+      argv.push_back(const_cast<char*>(kiln_.c_str()));
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(kiln_.c_str(), argv.data());
+      _exit(127);
+    }
+    Result r;
+    absl::Time deadline = absl::Now() + absl::Seconds(120);
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (absl::Now() > deadline) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        ADD_FAILURE() << "kiln did not finish in time";
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.output = ReadText(out);
+    return r;
+  }
+
+  std::pair<int, std::string> Kubectl(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"kubectl", "--kubeconfig", kubeconfig_,
+                                     "--cache-dir", dir_ + "/kube-cache"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = kube::testing::RunProcess(
+        argv, {{"HOME", dir_}, {"KUBECONFIG", kubeconfig_}}, absl::Seconds(60));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : std::make_pair(-1, std::string());
+  }
+  // `kubectl get KIND NAME -n shop -o json --show-managed-fields`.
+  json Get(const std::string& kind, const std::string& name) {
+    auto [rc, out] = Kubectl({"get", kind, name, "-n", "shop", "-o", "json",
+                              "--show-managed-fields"});
+    EXPECT_EQ(rc, 0) << out;
+    json j = json::parse(out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << out;
+    return j;
+  }
+  static std::vector<std::string> Managers(const json& obj) {
+    std::vector<std::string> out;
+    for (const json& e : obj["metadata"]["managedFields"]) {
+      out.push_back(absl::StrCat(e["manager"].get<std::string>(), "/",
+                                 e["operation"].get<std::string>()));
+    }
+    return out;
+  }
+
+  std::string kiln_, dir_, kubeconfig_;
+  std::unique_ptr<FakeApiServer> server_;
+  std::unique_ptr<kube::testing::RolloutController> rollouts_;
+};
+
+TEST_F(DeployTest, AppliesLabelledObjectsThenUpdatesThem) {
+  Result r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("Deployment/web is ready"));
+  json web = Get("deployment", "web");
+  EXPECT_EQ(web["metadata"]["labels"]["kiln.dev/environment"], "shop-preview");
+  EXPECT_EQ(
+      web["spec"]["template"]["metadata"]["labels"]["kiln.dev/environment"],
+      "shop-preview");
+  EXPECT_THAT(Managers(web), Contains("kiln/Apply"));
+  EXPECT_EQ(web["spec"]["replicas"], 2);
+  EXPECT_EQ(web["status"]["availableReplicas"], 2);
+  json svc = Get("service", "web");
+  EXPECT_THAT(Managers(svc), Contains("kiln/Apply"));
+  json cm = Get("configmap", "settings");
+  EXPECT_EQ(cm["data"]["mode"], "fast");
+  // The preview namespace was created, labelled with the environment.
+  auto [rc, out] = Kubectl({"get", "namespace", "shop", "-o", "json"});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(json::parse(out)["metadata"]["labels"]["kiln.dev/environment"],
+            "shop-preview");
+
+  App("nginx:2", 2);
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  web = Get("deployment", "web");
+  EXPECT_EQ(web["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:2");
+  EXPECT_EQ(web["metadata"]["generation"], 2);
+  EXPECT_EQ(web["status"]["observedGeneration"], 2);
+}
+
+TEST_F(DeployTest, ConflictWithAnotherManagerFailsUnlessForced) {
+  Result r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Someone scales the deployment by hand with their own field manager.
+  Write("scale.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, "
+        "namespace: shop}\nspec: {replicas: 5}\n");
+  auto [rc, out] =
+      Kubectl({"apply", "--server-side", "--force-conflicts", "--field-manager",
+               "ops-scaler", "-f", dir_ + "/scale.yaml"});
+  ASSERT_EQ(rc, 0) << out;
+  App("nginx:1", 3);
+  r = Kiln();
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("conflict with \"ops-scaler\""));
+  EXPECT_THAT(r.output, HasSubstr(".spec.replicas"));
+  EXPECT_EQ(Get("deployment", "web")["spec"]["replicas"], 5);
+
+  Write("src/pipeline.yaml",
+        absl::StrReplaceAll(kPipeline,
+                            {{"wait: true", "wait: true\n      force: true"}}));
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json web = Get("deployment", "web");
+  EXPECT_EQ(web["spec"]["replicas"], 3);
+  for (const json& e : web["metadata"]["managedFields"]) {
+    if (e["manager"] == "ops-scaler") {
+      EXPECT_THAT(kube::testing::FieldPaths(e["fieldsV1"]),
+                  Not(Contains(".spec.replicas")));
+    }
+  }
+}
+
+TEST_F(DeployTest, FailedRolloutFailsTheTaskWithWhatKubectlWouldShow) {
+  App("registry.example/kiln-test-crashloop:1", 1);
+  Result r = Kiln();
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("ProgressDeadlineExceeded"));
+  EXPECT_THAT(r.output, HasSubstr("Warning BackOff"));
+  EXPECT_THAT(r.output, HasSubstr("CrashLoopBackOff"));
+  EXPECT_THAT(r.output, HasSubstr(kube::testing::kCrashLogLine));
+}
+
+TEST_F(DeployTest, ObjectsInAnotherNamespaceAreRefusedBeforeAnyWrite) {
+  App("nginx:1", 1,
+      "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, "
+      "namespace: kube-system}\ndata: {a: b}\n");
+  Result r = Kiln();
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output,
+              HasSubstr("ConfigMap \"other\" is in namespace \"kube-system\""));
+  auto [rc, out] = Kubectl({"get", "namespace", "shop"});
+  EXPECT_NE(rc, 0) << out;  // nothing was written, not even the namespace
+}
+
+}  // namespace
+}  // namespace kiln
