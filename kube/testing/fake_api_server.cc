@@ -188,8 +188,31 @@ const std::vector<Resource>& Resources() {
        true,
        {"cj"},
        {}},
+      // What a factory manages (engine/factory), as plain objects.
+      {"", "v1", "resourcequotas", "resourcequota", "ResourceQuota", true,
+       true, false, {"quota"}, {}},
+      {"", "v1", "limitranges", "limitrange", "LimitRange", true, false,
+       false, {"limits"}, {}},
+      {"networking.k8s.io", "v1", "networkpolicies", "networkpolicy",
+       "NetworkPolicy", true, false, true, {"netpol"}, {}},
+      {"rbac.authorization.k8s.io", "v1", "roles", "role", "Role", true,
+       false, false, {}, {}},
+      {"rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding",
+       "RoleBinding", true, false, false, {}, {}},
   };
   return *r;
+}
+
+// The named API groups of the table (every one at v1).
+const std::set<std::string>& ApiGroups() {
+  static const auto* groups = [] {
+    auto* g = new std::set<std::string>();
+    for (const Resource& r : Resources()) {
+      if (!r.group.empty()) g->insert(r.group);
+    }
+    return g;
+  }();
+  return *groups;
 }
 
 const Resource* FindResource(const std::string& group,
@@ -1142,8 +1165,8 @@ Reply FakeApiServer::Impl::Discovery(const std::string& path, bool* found) {
   }
   if (path == "/apis") {
     json groups = json::array();
-    for (const char* g : {"apps", "batch"}) {
-      json gv = {{"groupVersion", std::string(g) + "/v1"}, {"version", "v1"}};
+    for (const std::string& g : ApiGroups()) {
+      json gv = {{"groupVersion", g + "/v1"}, {"version", "v1"}};
       groups.push_back(
           {{"name", g}, {"versions", {gv}}, {"preferredVersion", gv}});
     }
@@ -1154,8 +1177,7 @@ Reply FakeApiServer::Impl::Discovery(const std::string& path, bool* found) {
   if (path == "/api/v1") return ResourceList("", "v1");
   std::vector<std::string> seg = absl::StrSplit(path, '/', absl::SkipEmpty());
   if (seg.size() == 3 && seg[0] == "apis") return ResourceList(seg[1], seg[2]);
-  if (seg.size() == 2 && seg[0] == "apis" &&
-      (seg[1] == "apps" || seg[1] == "batch")) {
+  if (seg.size() == 2 && seg[0] == "apis" && ApiGroups().count(seg[1])) {
     json gv = {{"groupVersion", seg[1] + "/v1"}, {"version", "v1"}};
     rep.body = {{"kind", "APIGroup"},
                 {"apiVersion", "v1"},
