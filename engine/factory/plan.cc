@@ -56,6 +56,11 @@ void Diff(const Rules& rules, const json& want, const json* have,
     }
     out->push_back({path, Show(before), after ? Show(after) : "(removed)"});
   };
+  // The server omits an empty map or list: absent equals empty.
+  if ((want.is_object() || want.is_array()) && want.empty() &&
+      (have == nullptr || have->is_null())) {
+    return;
+  }
   if (want.is_object()) {
     if (have == nullptr || !have->is_object()) {
       if (rules.SecretValue(path)) {
