@@ -298,6 +298,35 @@ TEST_F(FactoryApplyTest, NestedFactoriesPruneOnlyTheirOwn) {
   EXPECT_EQ(other.Count(Action::kCreate), 1) << output_;
 }
 
+TEST_F(FactoryApplyTest, EmptyMapsAndSubsetLabelsAreUpToDate) {
+  const std::string text =
+      "name: tiny\n"
+      "namespaces:\n"
+      "  - suffix: cicd\n"
+      "    config_maps: [{name: empty}]\n"
+      "    secrets: [{name: nothing}]\n";
+  Apply(MakeFactoryPlan(text));
+  // Someone else labels the namespace; the server drops the empty maps.
+  auto ns = client_->Get("/api/v1/namespaces/tiny-cicd");
+  ASSERT_TRUE(ns.ok()) << ns.status();
+  (*ns)["metadata"]["labels"]["owner"] = "someone-else";
+  ASSERT_TRUE(client_->Replace("/api/v1/namespaces/tiny-cicd", *ns).ok());
+  auto cm = client_->Get("/api/v1/namespaces/tiny-cicd/configmaps/empty");
+  ASSERT_TRUE(cm.ok()) << cm.status();
+  cm->erase("data");
+  ASSERT_TRUE(
+      client_->Replace("/api/v1/namespaces/tiny-cicd/configmaps/empty", *cm)
+          .ok());
+  output_.clear();
+  const int64_t writes = Writes();
+  Plan again = MakeFactoryPlan(text);
+  EXPECT_TRUE(again.empty()) << output_;
+  Apply(again);
+  EXPECT_EQ(Writes(), writes);
+  EXPECT_EQ(Kubectl({"namespace", "tiny-cicd"})["metadata"]["labels"]["owner"],
+            "someone-else");
+}
+
 TEST_F(FactoryApplyTest, PermanentNamespaceGuard) {
   // A namespace named like a permanent environment without any label (so
   // nothing marks it), one labelled permanent, and a plain one.
