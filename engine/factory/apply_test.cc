@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/factory/desired.h"
 #include "engine/factory/loader.h"
@@ -95,6 +96,16 @@ class FactoryApplyTest : public ::testing::Test {
     json out = json::parse(r->second, nullptr, false);
     EXPECT_FALSE(out.is_discarded()) << r->second;
     return out;
+  }
+  // Waits (up to 10 s) until namespace `name` is gone: a real server (and
+  // a double modelling it) keeps it Terminating for a while.
+  void WaitNamespaceGone(const std::string& name) {
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline &&
+           client_->Get("/api/v1/namespaces/" + name).ok()) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    EXPECT_FALSE(KubectlFinds({"namespace", name}));
   }
   bool KubectlFinds(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {
@@ -255,7 +266,7 @@ TEST_F(FactoryApplyTest, PlanApplyApplyAgainPrune) {
   EXPECT_FALSE(
       KubectlFinds({"configmap", "pipeline-settings", "-n", "shop-cicd"}));
   EXPECT_FALSE(KubectlFinds({"rolebinding", "deployer", "-n", "shop-test"}));
-  EXPECT_FALSE(KubectlFinds({"namespace", "shop-extra"}));
+  WaitNamespaceGone("shop-extra");
   EXPECT_TRUE(KubectlFinds({"namespace", "shop-stage"}));
   EXPECT_TRUE(KubectlFinds({"role", "deploy", "-n", "shop-test"}));
 
@@ -287,7 +298,7 @@ TEST_F(FactoryApplyTest, NestedFactoriesPruneOnlyTheirOwn) {
   EXPECT_THAT(output_, Not(HasSubstr("envs-system")));
   EXPECT_EQ(plan.Count(Action::kDelete), 1) << output_;
   Apply(plan);
-  EXPECT_FALSE(KubectlFinds({"namespace", "shop-cicd"}));
+  WaitNamespaceGone("shop-cicd");
   EXPECT_TRUE(KubectlFinds({"namespace", "shop-prod"}));
   EXPECT_TRUE(KubectlFinds({"serviceaccount", "factory", "-n", "envs-system"}));
 
@@ -365,7 +376,7 @@ TEST_F(FactoryApplyTest, PermanentNamespaceGuard) {
   EXPECT_TRUE(KubectlFinds({"namespace", "shop-live"}));
   EXPECT_TRUE(KubectlFinds({"namespace", "shop-scratch"}));
   EXPECT_TRUE(DeleteNamespaceGuarded(*client_, "shop-scratch", {}).ok());
-  EXPECT_FALSE(KubectlFinds({"namespace", "shop-scratch"}));
+  WaitNamespaceGone("shop-scratch");
 
   // ApplyPlan goes through the guard even for a plan that says delete.
   Plan forged;

@@ -133,6 +133,14 @@ std::string Key(const ObjectKind& kind, const std::string& ns,
   return absl::StrCat(kind.kind, "\n", ns, "\n", name);
 }
 
+// Deletion requested (a namespace in phase Terminating, an object held by
+// finalizers): nothing more to do for it.
+bool Terminating(const json& object) {
+  return object.contains("metadata") &&
+         object["metadata"].contains("deletionTimestamp") &&
+         !object["metadata"]["deletionTimestamp"].is_null();
+}
+
 std::string LabelSelector(const char* label, const std::string& value) {
   return absl::StrCat(label, "=", value);
 }
@@ -202,7 +210,14 @@ absl::StatusOr<Plan> MakePlan(kube::Client& client, const v1::Factory& root,
       plan.changes.push_back(std::move(c));
       continue;
     }
-    if (!o.kind->namespaced) live_namespaces[o.factory].push_back(o.name);
+    if (!o.kind->namespaced) {
+      if (Terminating(*live)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            o.Describe(),
+            " is being deleted (Terminating); apply again once it is gone"));
+      }
+      live_namespaces[o.factory].push_back(o.name);
+    }
     std::string owner = (*live)["metadata"]
                             .value("labels", json::object())
                             .value(kFactoryLabel, "");
@@ -245,7 +260,9 @@ absl::StatusOr<Plan> MakePlan(kube::Client& client, const v1::Factory& root,
     if (!owned.ok()) return owned.status();
     for (const json& ns : (*owned)["items"]) {
       std::string name = ns["metadata"].value("name", "");
-      if (declared.count(Key(NamespaceKind(), "", name))) continue;
+      if (declared.count(Key(NamespaceKind(), "", name)) || Terminating(ns)) {
+        continue;  // declared, or already on its way out
+      }
       Change c;
       c.kind = &NamespaceKind();
       c.name = name;
@@ -268,7 +285,9 @@ absl::StatusOr<Plan> MakePlan(kube::Client& client, const v1::Factory& root,
         if (!items.ok()) return items.status();
         for (const json& item : (*items)["items"]) {
           std::string name = item["metadata"].value("name", "");
-          if (declared.count(Key(*kind, ns, name))) continue;
+          if (declared.count(Key(*kind, ns, name)) || Terminating(item)) {
+            continue;
+          }
           Change c;
           c.action = Action::kDelete;
           c.kind = &*kind;
