@@ -220,6 +220,7 @@ TEST_F(FactoryApplyTest, PlanApplyApplyAgainPrune) {
                                  "    metadata.labels.team: \"shop\" -> "
                                  "\"web\"\n"));
   EXPECT_THAT(output_, Not(HasSubstr("ResourceQuota")));
+  EXPECT_THAT(output_, Not(HasSubstr("LimitRange")));
   EXPECT_THAT(output_, HasSubstr("+ create Namespace shop-extra"));
   EXPECT_EQ(update.Count(Action::kUpdate), 3) << output_;
   Apply(update);
@@ -249,6 +250,7 @@ TEST_F(FactoryApplyTest, PlanApplyApplyAgainPrune) {
         "          - {name: deployer, role: deploy, service_accounts: "
         "[cicd/deployer]}\n",
         ""},
+       {"          max: {memory: 2Gi}\n", ""},
        {"      - suffix: extra\n"
         "        config_maps: [{name: keep-me, data: {a: b}}]\n",
         ""}});
@@ -259,6 +261,9 @@ TEST_F(FactoryApplyTest, PlanApplyApplyAgainPrune) {
               HasSubstr("- delete ConfigMap shop-cicd/pipeline-settings\n"));
   EXPECT_THAT(output_, HasSubstr("- delete RoleBinding shop-test/deployer\n"));
   EXPECT_THAT(output_, HasSubstr("- delete Namespace shop-extra\n"));
+  EXPECT_THAT(output_, HasSubstr("~ update LimitRange shop-cicd/kiln-limits\n"
+                                 "    spec.limits[0].max: {\"memory\":\"2Gi\"}"
+                                 " -> (removed)\n"));
   EXPECT_THAT(output_, HasSubstr("= keep Namespace shop-stage (permanent"));
   EXPECT_THAT(output_, Not(HasSubstr("delete Namespace shop-stage")));
   EXPECT_EQ(prune.Count(Action::kDelete), 3) << output_;
@@ -269,6 +274,9 @@ TEST_F(FactoryApplyTest, PlanApplyApplyAgainPrune) {
   WaitNamespaceGone("shop-extra");
   EXPECT_TRUE(KubectlFinds({"namespace", "shop-stage"}));
   EXPECT_TRUE(KubectlFinds({"role", "deploy", "-n", "shop-test"}));
+  json limits_after = Kubectl({"limitrange", "kiln-limits", "-n", "shop-cicd"});
+  EXPECT_FALSE(limits_after["spec"]["limits"][0].contains("max"));
+  EXPECT_EQ(limits_after["spec"]["limits"][0]["default"]["cpu"], "500m");
 
   // And pruning is idempotent too.
   output_.clear();
@@ -336,6 +344,30 @@ TEST_F(FactoryApplyTest, EmptyMapsAndSubsetLabelsAreUpToDate) {
   EXPECT_EQ(Writes(), writes);
   EXPECT_EQ(Kubectl({"namespace", "tiny-cicd"})["metadata"]["labels"]["owner"],
             "someone-else");
+
+  // A label the file set and then drops is removed; others' labels stay.
+  const std::string labelled =
+      "name: tiny\n"
+      "namespaces:\n"
+      "  - suffix: cicd\n"
+      "    labels: {team: a, tier: b}\n"
+      "    config_maps: [{name: empty}]\n"
+      "    secrets: [{name: nothing}]\n";
+  Apply(MakeFactoryPlan(labelled));
+  EXPECT_EQ(Kubectl({"namespace", "tiny-cicd"})["metadata"]["labels"]["tier"],
+            "b");
+  output_.clear();
+  Plan dropped = MakeFactoryPlan(
+      absl::StrReplaceAll(labelled, {{"{team: a, tier: b}", "{team: a}"}}));
+  EXPECT_THAT(output_, HasSubstr("~ update Namespace tiny-cicd\n"));
+  EXPECT_THAT(output_, HasSubstr("    metadata.labels.tier: \"b\" -> "
+                                 "(removed)\n"));
+  Apply(dropped);
+  json labels = Kubectl({"namespace", "tiny-cicd"})["metadata"]["labels"];
+  EXPECT_FALSE(labels.contains("tier"));
+  EXPECT_EQ(labels["team"], "a");
+  EXPECT_EQ(labels["owner"], "someone-else");
+  EXPECT_EQ(labels["kiln.dev/factory"], "tiny");
 }
 
 TEST_F(FactoryApplyTest, PermanentNamespaceGuard) {

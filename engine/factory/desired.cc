@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "engine/factory/loader.h"
 
@@ -82,7 +83,14 @@ class Builder {
     const std::string name = NamespaceName(f, ns);
     Add(f, parent, "Namespace", "", name, json::object());
     json& labels = objects_.back().manifest["metadata"]["labels"];
-    for (const auto& [k, v] : ns.labels()) labels[k] = v;
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : ns.labels()) {
+      labels[k] = v;
+      keys.push_back(k);
+    }
+    std::sort(keys.begin(), keys.end());
+    objects_.back().manifest["metadata"]["annotations"] = {
+        {kLabelsAnnotation, absl::StrJoin(keys, ",")}};
     if (ns.kind() == v1::FactoryNamespace::PERMANENT) {
       labels[kEnvironmentKindLabel] = "permanent";
     }

@@ -21,6 +21,10 @@ inline constexpr char kFactoryLabel[] = "kiln.dev/factory";
 inline constexpr char kParentLabel[] = "kiln.dev/parent-factory";
 inline constexpr char kManagedByLabel[] = "app.kubernetes.io/managed-by";
 inline constexpr char kEnvironmentKindLabel[] = "kiln.dev/environment-kind";
+// On a namespace: the keys of the labels the file sets (comma-separated,
+// sorted), so that a label dropped from the file is removed from the
+// namespace while labels others set are left alone.
+inline constexpr char kLabelsAnnotation[] = "kiln.dev/labels";
 
 // A resource kind a factory manages, in apply order (namespaces first).
 struct ObjectKind {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "engine/factory/apply.h"
 #include "engine/factory/quantity.h"
 
@@ -19,6 +20,16 @@ struct Rules {
   // Maps owned whole: a key the file dropped is a change (and is removed).
   bool Exact(const std::string& path) const {
     return path == "data" || path == "spec.hard";
+  }
+  // Keys of an object the server never fills in, so that one the file
+  // dropped is a change (a LimitRange item's default and defaultRequest
+  // are defaulted from max, so only these count).
+  std::vector<std::string> NotDefaulted(const std::string& path) const {
+    if (std::string(kind.kind) == "LimitRange" &&
+        path.rfind("spec.limits[", 0) == 0 && path.back() == ']') {
+      return {"max", "min"};
+    }
+    return {};
   }
   bool Quantities() const {
     return std::string(kind.kind) == "ResourceQuota" ||
@@ -77,6 +88,11 @@ void Diff(const Rules& rules, const json& want, const json* have,
       auto it = have->find(k);
       Diff(rules, v, it == have->end() ? nullptr : &*it, Join(path, k), out);
     }
+    for (const std::string& k : rules.NotDefaulted(path)) {
+      if (!want.contains(k) && have->contains(k)) {
+        out->push_back({Join(path, k), Show(&(*have)[k]), "(removed)"});
+      }
+    }
     if (rules.Exact(path)) {
       for (const auto& [k, v] : have->items()) {
         if (!want.contains(k)) {
@@ -105,13 +121,32 @@ void Diff(const Rules& rules, const json& want, const json* have,
 }
 
 // The part of a manifest the factory owns: everything but apiVersion, kind
-// and metadata other than labels.
+// and metadata other than labels and annotations.
 json Owned(const json& manifest) {
   json out = manifest;
   out.erase("apiVersion");
   out.erase("kind");
-  json labels = manifest["metadata"].value("labels", json::object());
-  out["metadata"] = {{"labels", labels}};
+  const json& metadata = manifest["metadata"];
+  out["metadata"] = {
+      {"labels", metadata.value("labels", json::object())},
+      {"annotations", metadata.value("annotations", json::object())}};
+  return out;
+}
+
+// Labels the file set before (the live kiln.dev/labels annotation) and no
+// longer sets.
+std::vector<std::string> DroppedLabels(const json& desired, const json& live) {
+  std::vector<std::string> out;
+  const json& metadata = live["metadata"];
+  if (!metadata.contains("annotations") || !metadata.contains("labels")) {
+    return out;
+  }
+  std::string before = metadata["annotations"].value(kLabelsAnnotation, "");
+  const json want = desired["metadata"].value("labels", json::object());
+  for (absl::string_view key : absl::StrSplit(before, ',', absl::SkipEmpty())) {
+    std::string k(key);
+    if (!want.contains(k) && metadata["labels"].contains(k)) out.push_back(k);
+  }
   return out;
 }
 
@@ -169,6 +204,10 @@ std::vector<FieldChange> DiffDesired(const ObjectKind& kind,
   std::vector<FieldChange> out;
   json have = Owned(live);
   Diff(Rules{kind}, Owned(desired), &have, "", &out);
+  for (const std::string& k : DroppedLabels(desired, live)) {
+    out.push_back({absl::StrCat("metadata.labels.", k),
+                   live["metadata"]["labels"][k].dump(), "(removed)"});
+  }
   return out;
 }
 
@@ -178,6 +217,9 @@ json MergeDesired(const ObjectKind& kind, const json& live,
   json want = desired;
   want.erase("status");
   MergeInto(Rules{kind}, out, want, "");
+  for (const std::string& k : DroppedLabels(desired, live)) {
+    out["metadata"]["labels"].erase(k);
+  }
   return out;
 }
 
