@@ -8,7 +8,9 @@
 //     /apis/batch/v1), /openapi/v2 and /openapi/v3 for kubectl's validation;
 //   - generic storage per resource: namespaces, pods (+ /log, /status),
 //     secrets, configmaps, events, serviceaccounts (and the apps/batch
-//     workload resources as plain objects); resourceVersion from one global
+//     workload resources, resourcequotas, limitranges, networking.k8s.io
+//     networkpolicies and rbac.authorization.k8s.io roles/rolebindings as
+//     plain objects); resourceVersion from one global
 //     counter, metadata.uid/creationTimestamp/generation;
 //   - GET/LIST/POST/PUT/PATCH (merge, strategic-merge, json-patch)/DELETE,
 //     label and field selectors, list/watch with bookmarks, timeoutSeconds
