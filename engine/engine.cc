@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "base/mutex.h"
 #include "engine/exec/executor_set.h"
+#include "engine/kinds/kinds.h"
 #include "engine/live_run.h"
 #include "engine/pipeline/diagnostic.h"
 #include "engine/pipeline/validate.h"
@@ -56,8 +57,10 @@ class EngineImpl : public Engine {
         ExecutorSet(options_.executors, options_.default_executor)
             .ForPipeline(request.pipeline);
     const pipeline::SourceMap* map = request.source_map.get();
-    auto diags = pipeline::ValidatePipeline(request.pipeline, map,
-                                            executors.Capabilities());
+    pipeline::ExecCapabilities caps = executors.Capabilities();
+    caps.cluster = kinds::ClusterCheck(options_.kubeconfig_paths,
+                                       options_.kube_context);
+    auto diags = pipeline::ValidatePipeline(request.pipeline, map, caps);
     if (diags.empty()) {
       diags = executors.Check(request.pipeline, map);
     }

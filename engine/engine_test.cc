@@ -482,6 +482,46 @@ TEST_F(EngineTest, UnsupportedTasksAreRefusedUnlessThePipelineSkipsThem) {
               ::testing::HasSubstr("deploy.overlay is not implemented yet"));
 }
 
+// A deploy whose cluster cannot be found (no kubeconfig) is refused before
+// anything runs, or skipped with the reason when the pipeline says so:
+// never attempted and failed halfway through a run.
+TEST_F(EngineTest, ADeployWithoutAClusterIsRefusedBeforeAnythingRuns) {
+  EngineOptions options;
+  options.store_dir = TempDir("store_nocluster");
+  options.executor = executor_;
+  options.kubeconfig_paths = {TempDir("nokube") + "/missing-kubeconfig"};
+  auto engine = Engine::Create(options);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  v1::Pipeline p = BuildTestPipeline();
+  v1::Task* deploy = p.add_tasks();
+  deploy->set_name("deploy");
+  deploy->add_needs("build");
+  deploy->mutable_deploy()->set_environment("stage");
+  deploy->mutable_deploy()->set_manifests("app");
+  RunRequest req;
+  req.pipeline = p;
+  req.source_dir = source_;
+  auto refused = (*engine)->Submit(req);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("deploy has no cluster"));
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("missing-kubeconfig"));
+  EXPECT_EQ(Executed(), 0u);
+
+  p.mutable_options()->set_unsupported(v1::SKIP);
+  req.pipeline = p;
+  auto handle = (*engine)->Submit(req);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  v1::Run run = (*handle)->Wait();
+  EXPECT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
+  EXPECT_EQ(Task(run, "build").state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(Task(run, "deploy").state(), v1::TASK_SKIPPED);
+  EXPECT_THAT(Task(run, "deploy").reason(),
+              ::testing::HasSubstr("deploy has no cluster"));
+}
+
 TEST_F(EngineTest, IdempotencyKeyReturnsTheSameRun) {
   RunRequest req;
   req.pipeline = BuildTestPipeline();

@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "engine/cas/beneath.h"
 #include "engine/exec/executor_set.h"
+#include "engine/kinds/kinds.h"
 #include "engine/run/task_runner.h"
 #include "engine/run_notifications.h"
 
@@ -352,6 +353,8 @@ absl::StatusOr<TaskRunnerContext> LiveRun::RunnerContext() {
                       .ForPipeline(pipeline());
   ctx.executor = ctx.executors.Default();
   ctx.capabilities = ctx.executors.Capabilities();
+  ctx.capabilities.cluster =
+      kinds::ClusterCheck(options.kubeconfig_paths, options.kube_context);
   ctx.artifacts = deps_.artifacts;
   ctx.action_cache = deps_.cache;
   ctx.run_store = deps_.runs;

@@ -197,9 +197,20 @@ class DeployKind : public Kind {
   }
 
   absl::optional<pipeline::Refusal> Unsupported(
-      const v1::Task& task, const pipeline::ExecCapabilities&) const override {
+      const v1::Task& task,
+      const pipeline::ExecCapabilities& caps) const override {
     if (!task.deploy().overlay().empty()) {
       return pipeline::Refusal{"deploy", kOverlayNotImplemented};
+    }
+    // A context still holding ${...} is checked once resolved, at run time.
+    const std::string& context = task.deploy().context();
+    if (caps.cluster && !absl::StrContains(context, "${")) {
+      absl::Status s = caps.cluster(context);
+      if (!s.ok()) {
+        return pipeline::Refusal{
+            "deploy", absl::StrCat("deploy has no cluster: ", s.message(),
+                                   " (pass --kubeconfig)")};
+      }
     }
     return absl::nullopt;
   }
@@ -292,6 +303,17 @@ class DeployKind : public Kind {
 };
 
 }  // namespace
+
+std::function<absl::Status(const std::string& context)> ClusterCheck(
+    std::vector<std::string> kubeconfig_paths, std::string kube_context) {
+  return [paths = std::move(kubeconfig_paths),
+          run_context = std::move(kube_context)](const std::string& context) {
+    kube::LoadOptions load;
+    load.kubeconfig_paths = paths;
+    load.context = context.empty() ? run_context : context;
+    return kube::LoadClusterConfig(load).status();
+  };
+}
 
 const Kind& Deploy() {
   static const auto* kind = new DeployKind();

@@ -2,6 +2,8 @@
 #ifndef KILN_ENGINE_KINDS_KINDS_H_
 #define KILN_ENGINE_KINDS_KINDS_H_
 
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "engine/kinds/kind.h"
@@ -15,6 +17,11 @@ const Kind& Unstash();
 const Kind& Containerize();
 const Kind& Render();
 const Kind& Deploy();
+
+// ExecCapabilities::cluster for a run whose deploys use these kubeconfig
+// files (none: $KUBECONFIG, ~/.kube/config, or in-cluster) and context.
+std::function<absl::Status(const std::string& context)> ClusterCheck(
+    std::vector<std::string> kubeconfig_paths, std::string kube_context);
 
 // Registers a kind (built-ins register in registry.cc at static
 // initialisation; a test may register its own). Aborts on a duplicate

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/types/optional.h"
 #include "nlohmann/json.hpp"
 
 namespace kiln::notify {
@@ -114,16 +115,27 @@ absl::StatusOr<WebhookDelivery> PostWebhook(const std::string& url,
   absl::Duration backoff = options.first_backoff;
   WebhookDelivery delivery;
   Attempt last;
+  // The last attempt that got an HTTP answer: the final attempt is often
+  // cut short by the deadline, and its timeout alone would hide the cause.
+  absl::optional<Attempt> answered;
+  auto last_seen = [&last, &answered] {
+    std::string said = Describe(last);
+    if (last.code != CURLE_OK && answered.has_value()) {
+      absl::StrAppend(&said, "; last answer: ", Describe(*answered));
+    }
+    return said;
+  };
   while (true) {
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {
       return absl::DeadlineExceededError(absl::StrCat(
           "webhook ", RedactedUrl(url), ": no delivery within ",
           absl::FormatDuration(options.total_timeout), " (", delivery.attempts,
-          " attempts; last: ", Describe(last), ")"));
+          " attempts; last: ", last_seen(), ")"));
     }
     last = PostOnce(url, json_body, std::min(left, options.attempt_timeout));
     ++delivery.attempts;
+    if (last.code == CURLE_OK) answered = last;
     delivery.http_status = last.status;
     *tried = delivery;
     if (last.code == CURLE_OK && last.status >= 200 && last.status < 300) {
@@ -137,7 +149,7 @@ absl::StatusOr<WebhookDelivery> PostWebhook(const std::string& url,
     if (delivery.attempts >= options.max_attempts) {
       return absl::UnavailableError(absl::StrCat(
           "webhook ", RedactedUrl(url), ": gave up after ", delivery.attempts,
-          " attempts (last: ", Describe(last), ")"));
+          " attempts (last: ", last_seen(), ")"));
     }
     absl::Duration wait = std::min(backoff, deadline - absl::Now());
     if (wait > absl::ZeroDuration()) absl::SleepFor(wait);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/types/optional.h"
 #include "engine/pipeline/decoder.h"
 #include "engine/pipeline/task_strings.h"
@@ -27,6 +28,10 @@ struct ExecCapabilities {
   bool ImagesSupported(const v1::Task& task) const {
     return images_for_task ? images_for_task(task) : images;
   }
+  // Can a deploy find its cluster under this kube context ("": the run's)?
+  // OK, or why not (e.g. "no kubeconfig ..."). Unset: not checked (`kiln
+  // validate` knows no cluster flags).
+  std::function<absl::Status(const std::string& context)> cluster;
 };
 
 // Checks a kind runs on one task; every error is about that task and is

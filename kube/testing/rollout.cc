@@ -257,11 +257,11 @@ void RolloutController::Job(const json& obj) {
         limit = obj["spec"]["backoffLimit"].get<int64_t>();
       }
       status["failed"] = limit + 1;
-      status["conditions"] = {Condition("Failed", "True",
+      status["conditions"] = json::array({Condition("Failed", "True",
                                         "BackoffLimitExceeded",
                                         "Job has reached the specified "
                                         "backoff limit",
-                                        now)};
+                                        now)});
     } else {
       int64_t completions = 1;
       if (obj.contains("spec") && obj["spec"].contains("completions") &&
@@ -270,7 +270,8 @@ void RolloutController::Job(const json& obj) {
       }
       status["succeeded"] = completions;
       status["completionTime"] = Rfc3339(now);
-      status["conditions"] = {Condition("Complete", "True", "", "", now)};
+      status["conditions"] =
+          json::array({Condition("Complete", "True", "", "", now)});
     }
   }
   (void)server_->MutateObject(PathOf("/apis/batch/v1", "jobs", obj),
