@@ -52,7 +52,7 @@ k() { kubectl --kubeconfig "$kubeconfig" --cache-dir "$work/kube-cache" --reques
 # run_hello BRANCH MESSAGE REVISION: kiln run of a copy of examples/hello.
 cp -rL "$root/examples/hello" "$work/hello" && chmod -R u+w "$work/hello"
 run_hello() {
-  env -u KUBECONFIG -u KUBERNETES_SERVICE_HOST HOME="$work/home" timeout 180 \
+  env -u KUBECONFIG -u KUBERNETES_SERVICE_HOST HOME="$work/home" timeout 120 \
     "$kiln" run "$work/hello/pipeline.yaml" --store "$work/store" --no-git \
     --branch "$1" --message "$2" --revision "$3" --param "registry=$registry" \
     --kubeconfig "$kubeconfig" >"$out" 2>&1
