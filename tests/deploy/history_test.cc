@@ -204,7 +204,7 @@ TEST_F(HistoryTest, RecordsDeploymentsAndRollsBack) {
   ASSERT_EQ(history.size(), 2u);
   EXPECT_THAT(history[0], StartsWith("2 "));
   EXPECT_THAT(history[0], HasSubstr("succeeded"));
-  EXPECT_THAT(history[0], ContainsRegex(" shop +r[0-9-]+/deploy "));
+  EXPECT_THAT(history[0], ContainsRegex(" shop +r[0-9a-f-]+/deploy "));
   EXPECT_THAT(history[0], HasSubstr("busybox:1,nginx:2"));
   EXPECT_THAT(history[1], StartsWith("1 "));
   EXPECT_THAT(history[1], HasSubstr("busybox:1,nginx:1"));
