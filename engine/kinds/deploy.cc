@@ -236,8 +236,9 @@ class DeployKind : public Kind {
                     "deploy: ", absl::IsUnavailable(applied.status()));
     }
     if (!done.ok()) {
-      if (absl::IsCancelled(done))
+      if (absl::IsCancelled(done)) {
         return Outcome(v1::TASK_CANCELLED, "", false);
+      }
       return Failed(done, "deploy: ");
     }
     if (!recorded.ok()) {
