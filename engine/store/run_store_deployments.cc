@@ -209,13 +209,12 @@ absl::StatusOr<std::vector<std::string>> RunStore::RetainedDeploymentDigests(
     int per_environment) {
   if (per_environment <= 0) return std::vector<std::string>();
   kiln::MutexLock lock(&mu_);
-  // The n-th newest of an (environment, namespace) has n-1 newer ones.
   KILN_ASSIGN_OR_RETURN(
       Statement stmt,
-      db_->Prepare("SELECT DISTINCT d.manifests_digest FROM deployments d"
-                   " WHERE (SELECT COUNT(*) FROM deployments n"
-                   "  WHERE n.environment = d.environment"
-                   "  AND n.namespace = d.namespace AND n.id > d.id) < ?1"));
+      db_->Prepare("SELECT DISTINCT manifests_digest FROM"
+                   " (SELECT manifests_digest, ROW_NUMBER() OVER"
+                   "  (PARTITION BY environment, namespace ORDER BY id DESC)"
+                   "  AS newest FROM deployments) WHERE newest <= ?1"));
   stmt.Bind(1, per_environment);
   std::vector<std::string> out;
   while (true) {
