@@ -26,6 +26,7 @@
 #include "engine/cas/artifact_store.h"
 #include "engine/cas/content_store.h"
 #include "engine/cas/digest.h"
+#include "engine/deploy/rollback.h"
 #include "engine/engine_queries.h"
 #include "engine/gc/garbage_collector.h"
 #include "engine/image/image_store.h"
@@ -327,6 +328,21 @@ class Engine {
   // NotFound for an unknown run or task.
   absl::StatusOr<CacheExplanation> ExplainCacheKey(const std::string& run_id,
                                                    const std::string& task);
+
+  // --- Deployments (engine_deployments.cc): what `kiln env list|history|
+  // rollback` use (docs/deploy.md, "Deployment records").
+
+  // The newest deployment of each (environment, namespace).
+  absl::StatusOr<std::vector<store::DeploymentRecord>> LatestDeployments();
+  // Recorded deployments matching `filter`, newest first.
+  absl::StatusOr<std::vector<store::DeploymentRecord>> ListDeployments(
+      const store::DeploymentFilter& filter);
+  // Re-applies a recorded deployment's manifests (deploy::Rollback; its
+  // scratch directory is under the store's work/) and returns the
+  // rollback's own record. `log` gets the progress lines.
+  absl::StatusOr<store::DeploymentRecord> RollbackEnvironment(
+      const deploy::RollbackRequest& request,
+      const std::function<void(const std::string&)>& log);
 };
 
 }  // namespace kiln

@@ -158,12 +158,16 @@ int Stats(Engine& engine, const std::string& store_dir) {
 int CacheVerb(const std::vector<std::string>& argv) {
   Args args(
       "kiln cache explain RUN TASK | kiln cache stats | kiln cache gc "
-      "[--keep-days N] [--max-size S] [--dry-run]   (all: [--store DIR])");
+      "[--keep-days N] [--keep-deployments N] [--max-size S] [--dry-run]   "
+      "(all: [--store DIR])");
   args.Flag("store", "store directory (default $KILN_STORE or ~/.cache/kiln)");
   args.Flag("keep-days",
             "gc: keep what runs of the last N days use (default 14)");
   args.Flag("max-size", "gc: shrink retention until the store fits (e.g. 10G)");
   args.Bool("dry-run", "gc: report what would be deleted, delete nothing");
+  args.Flag("keep-deployments",
+            "gc: keep the manifests of each environment's last N "
+            "deployments, for rollbacks (default 10)");
   int code;
   if (!args.Parse(argv, &code)) return code;
   const auto& pos = args.positionals();
@@ -193,6 +197,13 @@ int CacheVerb(const std::vector<std::string>& argv) {
       return args.UsageError(std::string(s.message()));
     }
     options.keep = absl::Hours(24) * days;
+    int64_t deployments = options.keep_deployments;
+    if (absl::Status s =
+            args.IntFlag("keep-deployments", 0, 100000, &deployments);
+        !s.ok()) {
+      return args.UsageError(std::string(s.message()));
+    }
+    options.keep_deployments = static_cast<int>(deployments);
     if (args.Has("max-size") &&
         !ParseSize(args.Get("max-size"), &options.max_bytes)) {
       return args.UsageError("--max-size must be a size like 500M or 10Gi");

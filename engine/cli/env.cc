@@ -233,8 +233,10 @@ bool RegisterEnvSubcommand(const EnvSubcommand& sub) {
 
 }  // namespace kiln::cli
 
-KILN_CLI_VERB(env, "env", "environments: destroy, gc (kiln env --help)",
-              kiln::cli::RunEnv);
+KILN_CLI_VERB(
+    env, "env",
+    "environments: list, history, rollback, destroy, gc (kiln env --help)",
+    kiln::cli::RunEnv);
 KILN_ENV_SUBCOMMAND(destroy, "destroy",
                     "delete a preview environment and wait until it is gone",
                     kiln::cli::RunDestroy);

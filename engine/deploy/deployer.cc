@@ -149,6 +149,7 @@ absl::Status Deployer::EnsureNamespace(const DeployTarget& target) {
 
 absl::StatusOr<std::vector<AppliedObject>> Deployer::Apply(
     std::vector<Manifest> manifests, const DeployTarget& target) {
+  applied_.clear();
   if (!kube::IsDnsLabel(target.namespace_name)) {
     return absl::InvalidArgumentError(
         absl::StrCat("\"", target.namespace_name,
@@ -200,6 +201,7 @@ absl::StatusOr<std::vector<AppliedObject>> Deployer::Apply(
       return absl::Status(applied.status().code(),
                           absl::StrCat("applying ", Describe(o), ": ", why));
     }
+    applied_.push_back(o);
     log_(absl::StrCat(
         Describe(o), " serverside-applied",
         o.namespace_name.empty()

@@ -53,6 +53,9 @@ class Deployer {
   // them over). On success: the applied objects in apply order.
   absl::StatusOr<std::vector<AppliedObject>> Apply(
       std::vector<Manifest> manifests, const DeployTarget& target);
+  // The objects the last Apply wrote, in order: all of them after a
+  // success, those before the failing one after a failure.
+  const std::vector<AppliedObject>& applied() const { return applied_; }
 
   // Waits for every workload among `objects` (Deployment, StatefulSet,
   // DaemonSet rollouts; Jobs' completion) within target.timeout. A failed
@@ -72,6 +75,7 @@ class Deployer {
   kube::ResourceMapper mapper_;
   const LogFn log_;
   const std::function<bool()> cancelled_;
+  std::vector<AppliedObject> applied_;
 };
 
 // The rollout state of a live workload: done, failed (with why), or still

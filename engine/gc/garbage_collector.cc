@@ -43,7 +43,8 @@ void AddRunPins(const v1::Run& run, store::CachePins* pins) {
 }
 
 absl::Status CollectRoots(store::RunStore& runs, store::ActionCache& cache,
-                          absl::Time since, std::set<std::string>* roots,
+                          absl::Time since, int keep_deployments,
+                          std::set<std::string>* roots,
                           std::set<std::string>* sources,
                           store::CachePins* pins) {
   std::string token;
@@ -64,6 +65,10 @@ absl::Status CollectRoots(store::RunStore& runs, store::ActionCache& cache,
     }
     token = page->next_page_token;
   } while (!token.empty());
+  // Rollback targets: what the environments' recent deployments applied.
+  auto deployed = runs.RetainedDeploymentDigests(keep_deployments);
+  if (!deployed.ok()) return deployed.status();
+  roots->insert(deployed->begin(), deployed->end());
   auto referenced = cache.ReferencedDigests(since, *pins);
   if (!referenced.ok()) return referenced.status();
   roots->insert(referenced->begin(), referenced->end());
@@ -101,7 +106,8 @@ absl::StatusOr<GcReport> CollectGarbage(const store::Store& store,
     std::set<std::string> sources;
     store::CachePins pins;
     absl::Status s =
-        CollectRoots(*runs, *cache, now - keep, &roots, &sources, &pins);
+        CollectRoots(*runs, *cache, now - keep, options.keep_deployments,
+                     &roots, &sources, &pins);
     if (!s.ok()) return s;
     // Sources unpacked for submitted runs (<store>/sources/*) live as long
     // as a retained or unfinished run uses them.

@@ -6,7 +6,10 @@
 // Roots (never deleted): the outputs of every run that is unfinished or was
 // created within the retention window, the outputs and logs of every
 // action-cache entry created within it, and every blob younger than the
-// grace period (a concurrent writer may not have recorded it yet). An
+// grace period (a concurrent writer may not have recorded it yet), and the
+// manifests artifacts of the newest keep_deployments deployment records of
+// each environment (and namespace), whatever their age, so that
+// `kiln env rollback` can re-apply them. An
 // artifact root keeps its archive blob. Everything else is deleted; expired
 // action-cache entries are removed with it, except those an unfinished run
 // wrote or read (its cache hits): a live run pins its entries and their
@@ -33,6 +36,9 @@ struct GcOptions {
   int64_t max_bytes = 0;  // 0: no size target
   absl::Duration grace = absl::Hours(1);
   bool dry_run = false;
+  // Per (environment, namespace): the newest this many deployments keep
+  // their manifests artifact (rollback targets). 0: none.
+  int keep_deployments = 10;
 };
 
 struct GcReport {

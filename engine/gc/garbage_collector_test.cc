@@ -88,6 +88,54 @@ TEST(GarbageCollectorTest, KeepsReferencedAndFreshDeletesTheRest) {
   EXPECT_FALSE((*artifacts)->Unstash(dropped.tree, Tmp("out2") + "/x").ok());
 }
 
+void RecordDeployment(store::RunStore& runs, const std::string& env,
+                      const std::string& tree) {
+  store::DeploymentRecord r;
+  r.environment = env;
+  r.namespace_name = "shop-" + env;
+  r.task = "deploy";
+  r.manifests_digest = tree;
+  r.succeeded = true;
+  EXPECT_TRUE(runs.RecordDeployment(r).ok());
+}
+
+// The manifests of an environment's newest keep_deployments deployments
+// are rollback targets: kept whatever the retention window says.
+TEST(GarbageCollectorTest, KeepsTheManifestsOfRecentDeployments) {
+  std::string store = Tmp("store_deploy");
+  auto artifacts = cas::ArtifactStore::Open(store);
+  ASSERT_TRUE(artifacts.ok());
+  auto v1 = StashText(**artifacts, Tmp("v1"), "kind: ConfigMap # v1");
+  auto v2 = StashText(**artifacts, Tmp("v2"), "kind: ConfigMap # v2");
+  auto v3 = StashText(**artifacts, Tmp("v3"), "kind: ConfigMap # v3");
+  auto prod = StashText(**artifacts, Tmp("p1"), "kind: ConfigMap # prod");
+  {
+    auto runs = store::RunStore::Open(store);
+    ASSERT_TRUE(runs.ok());
+    RecordDeployment(**runs, "prod", prod.tree.ToString());
+    RecordDeployment(**runs, "stage", v1.tree.ToString());
+    RecordDeployment(**runs, "stage", v2.tree.ToString());
+    RecordDeployment(**runs, "stage", v3.tree.ToString());
+  }
+  AgeBlobs(store);
+  GcOptions options;
+  options.keep = absl::ZeroDuration();  // no run retention at all
+  options.keep_deployments = 2;
+  auto report = CollectGarbage(store, options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_FALSE((*artifacts)->blobs().Has(v1.archive));
+  EXPECT_TRUE((*artifacts)->blobs().Has(v2.archive));
+  EXPECT_TRUE((*artifacts)->blobs().Has(v3.archive));
+  EXPECT_TRUE((*artifacts)->blobs().Has(prod.archive));
+  EXPECT_TRUE((*artifacts)->Unstash(v2.tree, Tmp("out_v2") + "/x").ok());
+
+  options.keep_deployments = 0;
+  report = CollectGarbage(store, options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_FALSE((*artifacts)->blobs().Has(v2.archive));
+  EXPECT_FALSE((*artifacts)->blobs().Has(prod.archive));
+}
+
 TEST(GarbageCollectorTest, SizeTargetShrinksRetentionButNeverLiveRuns) {
   std::string store = Tmp("store2");
   auto artifacts = cas::ArtifactStore::Open(store);

@@ -5,7 +5,6 @@
 // objects since), so it must happen when asked, not be replayed.
 #include <unistd.h>
 
-#include <algorithm>
 #include <memory>
 
 #include "absl/strings/match.h"
@@ -13,10 +12,10 @@
 #include "absl/time/clock.h"
 #include "engine/cas/beneath.h"
 #include "engine/cas/digest.h"
-#include "engine/cas/file_io.h"
-#include "engine/cas/tree_walk.h"
 #include "engine/deploy/deployer.h"
+#include "engine/deploy/manifest_files.h"
 #include "engine/deploy/manifests.h"
+#include "engine/deploy/record.h"
 #include "engine/kinds/kind.h"
 #include "engine/kinds/kinds.h"
 #include "engine/kinds/outcome.h"
@@ -36,8 +35,6 @@ using pipeline::internal::Fields;
 constexpr char kOverlayNotImplemented[] =
     "deploy.overlay is not implemented yet: render the overlay with a render "
     "task and deploy its output with `manifests:`";
-// The manifests a deploy reads: all files together.
-constexpr int64_t kMaxManifestBytes = 16 << 20;
 constexpr absl::Duration kDefaultWaitTimeout = absl::Minutes(5);
 constexpr absl::Duration kMaxWaitTimeout = absl::Hours(6);
 
@@ -45,65 +42,6 @@ absl::Duration WaitTimeout(const v1::DeploySpec& d) {
   if (!d.has_wait_timeout()) return kDefaultWaitTimeout;
   return absl::Seconds(d.wait_timeout().seconds()) +
          absl::Nanoseconds(d.wait_timeout().nanos());
-}
-
-bool IsManifestFile(const std::string& path) {
-  return absl::EndsWith(path, ".yaml") || absl::EndsWith(path, ".yml") ||
-         absl::EndsWith(path, ".json");
-}
-
-// Every *.yaml/*.yml/*.json regular file of the unstashed artifact beneath
-// dir_fd/name, in path order. A symlink anywhere is refused (the artifact
-// is a task's output: hostile); the bytes read are bounded.
-absl::StatusOr<std::vector<deploy::Manifest>> ReadManifests(
-    int dir_fd, const std::string& name) {
-  absl::StatusOr<cas::UniqueFd> root = cas::OpenDirBeneath(dir_fd, name);
-  if (!root.ok()) return root.status();
-  absl::StatusOr<std::vector<cas::WalkedEntry>> entries =
-      cas::WalkTree(root->get(), "");
-  if (!entries.ok()) return entries.status();
-  std::sort(entries->begin(), entries->end(),
-            [](const cas::WalkedEntry& a, const cas::WalkedEntry& b) {
-              return a.path < b.path;
-            });
-  std::vector<deploy::Manifest> out;
-  int64_t total = 0;
-  for (const cas::WalkedEntry& e : *entries) {
-    if (e.type == cas::EntryType::kSymlink) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the manifests hold a symlink (", e.path, " -> ",
-                       e.link_target, "); a deploy reads regular files only"));
-    }
-    if (e.type != cas::EntryType::kFile || !IsManifestFile(e.path)) continue;
-    total += e.stat.size;
-    if (total > kMaxManifestBytes) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the manifests exceed ", kMaxManifestBytes >> 20,
-                       " MiB; a deploy reads at most that much"));
-    }
-    absl::StatusOr<int> fd = cas::OpenFileBeneath(root->get(), e.path);
-    if (!fd.ok()) return fd.status();
-    cas::UniqueFd owned(*fd);
-    std::string text(static_cast<size_t>(e.stat.size) + 1, '\0');
-    absl::StatusOr<size_t> n =
-        cas::ReadFull(owned.get(), text.data(), text.size(), e.path);
-    if (!n.ok()) return n.status();
-    if (*n > static_cast<size_t>(e.stat.size)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(e.path, " grew while it was read"));
-    }
-    text.resize(*n);
-    absl::StatusOr<std::vector<deploy::Manifest>> parsed =
-        deploy::ParseManifests(text, e.path);
-    if (!parsed.ok()) return parsed.status();
-    for (deploy::Manifest& m : *parsed) out.push_back(std::move(m));
-  }
-  if (out.empty()) {
-    return absl::FailedPreconditionError(
-        "the manifests artifact holds no Kubernetes object (*.yaml, *.yml or "
-        "*.json files)");
-  }
-  return out;
 }
 
 class DeployKind : public Kind {
@@ -259,7 +197,7 @@ class DeployKind : public Kind {
       s = ctx.artifacts->UnstashAt(*digest, work.fd(), "in", work.path(),
                                    false);
       if (!s.ok()) return Failed(s, "deploy: unstash: ");
-      auto read = ReadManifests(work.fd(), "in");
+      auto read = deploy::ReadManifests(work.fd(), "in");
       if (!read.ok()) return Failed(read.status(), "deploy: manifests: ");
       manifests = *std::move(read);
     }
@@ -283,18 +221,28 @@ class DeployKind : public Kind {
     deploy::Deployer deployer(client->get(), say, [&call] {
       return call.cancel != nullptr && call.cancel->cancelled();
     });
+    deploy::DeploymentRecorder record(ctx.run_store, target, config->context,
+                                      ctx.run_id, call.task.name(),
+                                      *digest_text, manifests);
     absl::StatusOr<std::vector<deploy::AppliedObject>> applied =
         deployer.Apply(std::move(manifests), target);
+    absl::Status done = applied.status();
+    if (done.ok() && target.wait) done = deployer.Wait(*applied, target);
+    auto recorded = record.Finish(
+        deployer.applied(), done, say,
+        [&call](std::string s) { return call.env->Mask(std::move(s)); });
     if (!applied.ok()) {
       return Failed(applied.status(),
                     "deploy: ", absl::IsUnavailable(applied.status()));
     }
-    if (target.wait) {
-      absl::Status s = deployer.Wait(*applied, target);
-      if (!s.ok()) {
-        if (absl::IsCancelled(s)) return Outcome(v1::TASK_CANCELLED, "", false);
-        return Failed(s, "deploy: ");
+    if (!done.ok()) {
+      if (absl::IsCancelled(done)) {
+        return Outcome(v1::TASK_CANCELLED, "", false);
       }
+      return Failed(done, "deploy: ");
+    }
+    if (!recorded.ok()) {
+      return Failed(recorded.status(), "deploy: applied, but not recorded: ");
     }
     say(absl::StrCat("deployed ", applied->size(), " objects to ",
                      target.namespace_name));

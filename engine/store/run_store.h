@@ -81,6 +81,37 @@ struct CachedTask {
   TaskOutputs outputs;
 };
 
+// Deployments (run_store_deployments.cc, schema 6): what a deploy task or
+// `kiln env rollback` applied to an environment's namespace, success or
+// failure. Ids are monotonic (never reused). No secret is recorded: objects
+// by kind and name only, and the reason as the task's (masked) log says it.
+struct DeployedObject {
+  std::string api_version, kind, namespace_name, name;  // ns "": cluster
+};
+
+struct DeploymentRecord {
+  int64_t id = 0;  // assigned by RecordDeployment
+  std::string environment;
+  std::string namespace_name;
+  std::string kube_context;             // "" = in-cluster
+  std::string run_id;                   // "" for a rollback
+  std::string task;                     // "rollback" for a rollback
+  std::string manifests_digest;         // the artifact's tree digest
+  std::vector<std::string> images;      // as applied, sorted, unique
+  std::vector<DeployedObject> objects;  // applied, in apply order
+  absl::Time started, finished;
+  bool succeeded = false;
+  std::string reason;       // why it failed ("" on success)
+  int64_t rollback_to = 0;  // a rollback: the deployment re-applied
+};
+
+// Which deployments ListDeployments returns.
+struct DeploymentFilter {
+  std::string environment;     // "" = any
+  std::string namespace_name;  // "" = any
+  int limit = 0;               // <= 0: 100; capped at 10000
+};
+
 // Secret params at rest: CreateRun never writes a secret param's value
 // (a param the pipeline declares `secret: true`) in plaintext. The stored
 // trigger holds kSecretPlaceholder; the value is sealed with AES-256-GCM
@@ -207,6 +238,23 @@ class RunStore {
   absl::Status RecordApproval(absl::string_view run_id, absl::string_view task,
                               const v1::ApprovalStatus& approval);
 
+  // Records a finished deployment (run_store_deployments.cc); returns its
+  // id. InvalidArgument without an environment, namespace or digest.
+  absl::StatusOr<int64_t> RecordDeployment(const DeploymentRecord& record);
+  // Matching deployments, newest (highest id) first.
+  absl::StatusOr<std::vector<DeploymentRecord>> ListDeployments(
+      const DeploymentFilter& filter);
+  // The newest deployment of each (environment, namespace), by environment
+  // then namespace.
+  absl::StatusOr<std::vector<DeploymentRecord>> LatestDeployments();
+  // One deployment. NotFound if there is none with that id.
+  absl::StatusOr<DeploymentRecord> GetDeployment(int64_t id);
+  // The manifests digests of the newest `per_environment` deployments of
+  // each (environment, namespace): what garbage collection keeps so that
+  // they can be rolled back to.
+  absl::StatusOr<std::vector<std::string>> RetainedDeploymentDigests(
+      int per_environment);
+
   // The recorded logs of one task (or of every task when `task` is empty),
   // in pipeline order, then by attempt. NotFound for an unknown run.
   absl::StatusOr<std::vector<AttemptLog>> AttemptLogs(absl::string_view run_id,
@@ -246,6 +294,9 @@ class RunStore {
   absl::Status LoadApprovals(
       absl::string_view run_id,
       const absl::flat_hash_map<std::string, v1::TaskStatus*>& by_name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // run_store_deployments.cc: the objects and images of `record`.
+  absl::Status LoadDeploymentDetails(DeploymentRecord* record)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<uint64_t> LastSequenceLocked(absl::string_view run_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -114,6 +114,45 @@ CREATE TABLE approvals (
   FOREIGN KEY (run_id, task) REFERENCES tasks(run_id, name) ON DELETE CASCADE
 ) WITHOUT ROWID;
 )sql"},
+    // Deployment records (run_store_deployments.cc): one row per deploy
+    // task attempt that reached the cluster and per rollback; ids are never
+    // reused (AUTOINCREMENT). run_id is not a foreign key: a rollback has
+    // none. Times are microseconds; succeeded is 0 or 1.
+    {6, R"sql(
+CREATE TABLE deployments (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  environment      TEXT NOT NULL,
+  namespace        TEXT NOT NULL,
+  kube_context     TEXT NOT NULL,
+  run_id           TEXT NOT NULL,
+  task             TEXT NOT NULL,
+  manifests_digest TEXT NOT NULL,
+  started_us       INTEGER NOT NULL,
+  finished_us      INTEGER NOT NULL,
+  succeeded        INTEGER NOT NULL,
+  reason           TEXT NOT NULL DEFAULT '',
+  rollback_to      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX deployments_by_environment
+  ON deployments(environment, namespace, id);
+
+CREATE TABLE deployment_images (
+  deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+  position      INTEGER NOT NULL,
+  image         TEXT NOT NULL,
+  PRIMARY KEY (deployment_id, position)
+) WITHOUT ROWID;
+
+CREATE TABLE deployment_objects (
+  deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+  position      INTEGER NOT NULL,
+  api_version   TEXT NOT NULL,
+  kind          TEXT NOT NULL,
+  namespace     TEXT NOT NULL,
+  name          TEXT NOT NULL,
+  PRIMARY KEY (deployment_id, position)
+) WITHOUT ROWID;
+)sql"},
 };
 
 }  // namespace

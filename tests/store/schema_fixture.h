@@ -26,6 +26,12 @@ constexpr char kComponentDigest[] = "sha256:bb";
 // recorded from schema 4 on; stores of older schemas read 0.
 constexpr int kErrorCode = 15;
 constexpr int kFirstVersionWithErrorCode = 4;
+// A deployment record (schema 6 on): stores of older schemas have none,
+// and record their first as id 1 once migrated.
+constexpr char kEnvironment[] = "stage";
+constexpr char kNamespace[] = "fixture-stage";
+constexpr char kImage[] = "nginx:1";
+constexpr int kFirstVersionWithDeployments = 6;
 
 }  // namespace kiln::store::fixture
 

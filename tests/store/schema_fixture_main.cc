@@ -76,6 +76,23 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  kiln::store::DeploymentRecord deployment;
+  deployment.environment = f::kEnvironment;
+  deployment.namespace_name = f::kNamespace;
+  deployment.kube_context = "dev";
+  deployment.run_id = created->run_id;
+  deployment.task = "build";
+  deployment.manifests_digest = f::kArtifactDigest;
+  deployment.images = {f::kImage};
+  deployment.objects = {{"v1", "ConfigMap", f::kNamespace, "settings"}};
+  deployment.started = absl::FromUnixSeconds(1700000000);
+  deployment.finished = absl::FromUnixSeconds(1700000001);
+  deployment.succeeded = true;
+  if (auto s = (*runs)->RecordDeployment(deployment); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.status().ToString().c_str());
+    return 1;
+  }
+
   auto cache = kiln::store::ActionCache::Open(dir);
   if (!cache.ok()) {
     std::fprintf(stderr, "%s\n", cache.status().ToString().c_str());

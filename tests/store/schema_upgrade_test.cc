@@ -136,6 +136,32 @@ TEST(SchemaUpgradeTest, PopulatedStoresOpenWithTheirData) {
     EXPECT_FALSE(created->created);
     EXPECT_EQ(created->run_id, id);
 
+    // Deployment records: the fixture's (schema 6 on), and a new one.
+    auto deployments = (*runs)->ListDeployments({});
+    ASSERT_TRUE(deployments.ok()) << deployments.status();
+    const bool has_deployment = schema >= f::kFirstVersionWithDeployments;
+    ASSERT_EQ(deployments->size(), has_deployment ? 1u : 0u);
+    if (has_deployment) {
+      const DeploymentRecord& d = (*deployments)[0];
+      EXPECT_EQ(d.id, 1);
+      EXPECT_EQ(d.environment, f::kEnvironment);
+      EXPECT_EQ(d.namespace_name, f::kNamespace);
+      EXPECT_EQ(d.run_id, id);
+      EXPECT_EQ(d.manifests_digest, f::kArtifactDigest);
+      ASSERT_EQ(d.images.size(), 1u);
+      EXPECT_EQ(d.images[0], f::kImage);
+      ASSERT_EQ(d.objects.size(), 1u);
+      EXPECT_EQ(d.objects[0].name, "settings");
+      EXPECT_TRUE(d.succeeded);
+    }
+    DeploymentRecord next;
+    next.environment = f::kEnvironment;
+    next.namespace_name = f::kNamespace;
+    next.manifests_digest = f::kArtifactDigest;
+    auto next_id = (*runs)->RecordDeployment(next);
+    ASSERT_TRUE(next_id.ok()) << next_id.status();
+    EXPECT_EQ(*next_id, has_deployment ? 2 : 1);
+
     auto cache = ActionCache::Open(dir);
     ASSERT_TRUE(cache.ok()) << cache.status();
     auto hit = (*cache)->Lookup(f::kActionKey, /*with_components=*/true);
