@@ -119,14 +119,11 @@ class EnvironmentDeployTest : public ::testing::Test {
     std::string output;  // stdout and stderr
   };
   Result Kiln(const std::string& branch) {
-    std::vector<std::string> args = {"run",
-                                     dir_ + "/src/pipeline.yaml",
-                                     "--store",
-                                     dir_ + "/store",
-                                     "--kubeconfig",
-                                     kubeconfig_,
-                                     "--branch",
-                                     branch};
+    std::vector<std::string> args = {
+        "run",          dir_ + "/src/pipeline.yaml",
+        "--store",      dir_ + "/store",
+        "--kubeconfig", kubeconfig_,
+        "--branch",     branch};
     static int n = 0;
     std::string out = absl::StrCat(dir_, "/out.", n++);
     pid_t pid = fork();
@@ -191,6 +188,13 @@ class EnvironmentDeployTest : public ::testing::Test {
     ASSERT_EQ(rc, 0) << out;
   }
 
+  // A namespace made by hand (no labels), with kubectl.
+  void CreateNamespace(const std::string& name) {
+    ApplyAs("someone",
+            absl::StrCat("apiVersion: v1\nkind: Namespace\nmetadata: {name: ",
+                         name, "}\n"));
+  }
+
   std::string kiln_, dir_, kubeconfig_;
   std::unique_ptr<FakeApiServer> server_;
 };
@@ -222,7 +226,7 @@ TEST_F(EnvironmentDeployTest, PreviewDeployCreatesTheLabelledNamespace) {
   ASSERT_TRUE(web.is_object());
   EXPECT_EQ(web["metadata"]["labels"]["kiln.dev/environment"], "preview");
   // A preview may not take over a namespace kiln did not make as one.
-  ASSERT_EQ(Kubectl({"create", "namespace", "shop-by-hand"}).first, 0);
+  CreateNamespace("shop-by-hand");
   r = Kiln("by-hand");
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("cannot use existing namespace"));
@@ -238,12 +242,11 @@ TEST_F(EnvironmentDeployTest, PermanentNamespaceIsNeverCreatedByADeploy) {
                         "'stage' does not exist; kiln never creates"));
   EXPECT_TRUE(Get("", "namespace", "shop-stage").is_null());
 
-  ASSERT_EQ(Kubectl({"create", "namespace", "shop-stage"}).first, 0);
+  CreateNamespace("shop-stage");
   r = Kiln("main");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   json ns = Get("", "namespace", "shop-stage");
-  EXPECT_EQ(ns["metadata"]["labels"]["kiln.dev/environment-kind"],
-            "permanent");
+  EXPECT_EQ(ns["metadata"]["labels"]["kiln.dev/environment-kind"], "permanent");
   EXPECT_FALSE(ns["metadata"].contains("annotations") &&
                ns["metadata"]["annotations"].contains("kiln.dev/expires-at"));
   EXPECT_TRUE(Get("shop-stage", "configmap", "settings").is_object());
@@ -268,11 +271,12 @@ TEST_F(EnvironmentDeployTest, PruneRemovesOnlyWhatKilnAppliedAndNoLongerHas) {
                        "  name: lookalike\n  namespace: ", ns,
                        "\n  labels: {kiln.dev/environment: preview, "
                        "app.kubernetes.io/managed-by: kiln}\ndata: {x: y}\n"));
-  ASSERT_EQ(Kubectl({"create", "namespace", "elsewhere"}).first, 0);
-  ApplyAs("kiln", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
-                  "  name: extra\n  namespace: elsewhere\n"
-                  "  labels: {kiln.dev/environment: preview, "
-                  "app.kubernetes.io/managed-by: kiln}\ndata: {x: y}\n");
+  CreateNamespace("elsewhere");
+  ApplyAs("kiln",
+          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+          "  name: extra\n  namespace: elsewhere\n"
+          "  labels: {kiln.dev/environment: preview, "
+          "app.kubernetes.io/managed-by: kiln}\ndata: {x: y}\n");
 
   // The ConfigMap and the Service are dropped from the manifests.
   Write("src/k8s/app.yaml", kApp);

@@ -181,22 +181,21 @@ class PreviewTeardownTest : public ::testing::Test {
   }
 
   httplib::Result PostClosed(const std::string& delivery) {
-    std::string path = std::string(std::getenv("TEST_SRCDIR")) + "/" +
-                       std::getenv("TEST_WORKSPACE") +
-                       "/tests/webhooks/payloads/github_pull_request_closed.json";
-    std::string body =
-        absl::StrReplaceAll(ReadFile(path), {{"{{after}}", feature_},
-                                             {"{{before}}", before_}});
+    std::string path =
+        std::string(std::getenv("TEST_SRCDIR")) + "/" +
+        std::getenv("TEST_WORKSPACE") +
+        "/tests/webhooks/payloads/github_pull_request_closed.json";
+    std::string body = absl::StrReplaceAll(
+        ReadFile(path), {{"{{after}}", feature_}, {"{{before}}", before_}});
     EXPECT_FALSE(body.empty()) << path;
     httplib::Client client(hooks_->url());
     client.set_read_timeout(60, 0);
-    return client.Post(
-        "/webhook",
-        {{"X-GitHub-Event", "pull_request"},
-         {"X-GitHub-Delivery", delivery},
-         {"X-Hub-Signature-256",
-          "sha256=" + source::HmacSha256Hex(kSecret, body)}},
-        body, "application/json");
+    return client.Post("/webhook",
+                       {{"X-GitHub-Event", "pull_request"},
+                        {"X-GitHub-Delivery", delivery},
+                        {"X-Hub-Signature-256",
+                         "sha256=" + source::HmacSha256Hex(kSecret, body)}},
+                       body, "application/json");
   }
 
   // The teardown worker's log, once it holds a line with `text` (bounded).
@@ -235,8 +234,9 @@ TEST_F(PreviewTeardownTest, ClosedPullRequestDestroysOnlyThatBranchsPreview) {
   EXPECT_EQ(reply["event"], "pull_request_closed");
   EXPECT_EQ(reply["preview_teardown"], "queued");
   std::string log = AwaitLog("destroyed kcow-feature-louder");
-  EXPECT_THAT(log, HasSubstr("preview teardown of kcow branch "
-                             "'feature/louder': destroyed kcow-feature-louder"));
+  EXPECT_THAT(log,
+              HasSubstr("preview teardown of kcow branch "
+                        "'feature/louder': destroyed kcow-feature-louder"));
   EXPECT_FALSE(Exists("kcow-feature-louder"));
   EXPECT_TRUE(Exists("kcow-feature-other"));
   ASSERT_TRUE(Exists("kcow-stage"));
