@@ -364,6 +364,8 @@ absl::StatusOr<TaskRunnerContext> LiveRun::RunnerContext() {
   ctx.trace = options.trace.get();
   ctx.kubeconfig_paths = options.kubeconfig_paths;
   ctx.kube_context = options.kube_context;
+  ctx.environments.set_name(pipeline().name());
+  *ctx.environments.mutable_environments() = pipeline().environments();
   if (!source_dir_.empty()) {
     ScopedSpan span(ctx.trace,
                     ctx.trace != nullptr ? ctx.trace->Track("run") : 0,

@@ -127,6 +127,12 @@ absl::StatusOr<std::unique_ptr<service::WebhookServer>> StartWebhooks(
     return absl::InvalidArgumentError(s.message());
   }
   options.rate_per_minute = static_cast<int>(rate);
+  // Previews of a closed pull request / deleted branch are torn down in
+  // the cluster of serve's deploys (docs/environments.md).
+  if (args.Has("kubeconfig")) {
+    options.teardown.kubeconfig_paths = {args.Get("kubeconfig")};
+  }
+  options.teardown.kube_context = args.Get("kube-context");
   return service::WebhookServer::Start(engine, std::move(options));
 }
 

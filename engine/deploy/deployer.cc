@@ -184,7 +184,8 @@ absl::StatusOr<std::vector<AppliedObject>> Deployer::Apply(
     }
     plan.push_back(std::move(o));
   }
-  absl::Status ns = EnsureNamespace(target);
+  absl::Status ns = target.ensure_namespace ? target.ensure_namespace()
+                                            : EnsureNamespace(target);
   if (!ns.ok()) return ns;
   for (size_t i = 0; i < manifests.size(); ++i) {
     const AppliedObject& o = plan[i];

@@ -25,6 +25,10 @@ struct DeployTarget {
   // Create the namespace when missing (preview environments); otherwise a
   // missing namespace is FailedPrecondition.
   bool create_namespace = false;
+  // When set, called instead of the check above, once everything is placed
+  // and before the first write: it ensures the namespace (an environment's
+  // lifecycle, engine/environments) and its error fails the deploy.
+  std::function<absl::Status()> ensure_namespace;
   bool force = false;  // take over fields other managers own
   bool wait = false;
   absl::Duration timeout = absl::Minutes(5);

@@ -76,6 +76,10 @@ absl::StatusOr<DestroyResult> DeleteAndWait(kube::Client& client,
     absl::StatusOr<json> now = client.Get(path);
     if (absl::IsNotFound(now.status())) return DestroyResult::kDeleted;
     if (!now.ok()) return now.status();
+    if (options.cancelled && options.cancelled()) {
+      return absl::CancelledError(absl::StrCat(
+          "stopped waiting for namespace '", ns, "' to go (it is deleting)"));
+    }
     if (absl::Now() >= deadline) {
       return absl::DeadlineExceededError(
           absl::StrCat("namespace '", ns, "' is still ",
@@ -141,6 +145,20 @@ absl::StatusOr<Target> PrepareDeploy(
   absl::StatusOr<Target> target =
       ResolveEnvironment(pipeline, environment, context);
   if (!target.ok()) return target.status();
+  if (target->permanent()) {
+    // kiln creates no permanent namespace: it must be there already.
+    absl::StatusOr<json> live =
+        client.Get(kube::NamespacePath(target->namespace_name));
+    if (absl::IsNotFound(live.status())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "namespace '", target->namespace_name, "' of permanent environment '",
+          target->environment,
+          "' does not exist; kiln never creates a permanent environment's "
+          "namespace (create it, e.g. kubectl create namespace ",
+          target->namespace_name, ")"));
+    }
+    if (!live.ok()) return live.status();
+  }
   PermanentGuard guard(pipeline);
   absl::StatusOr<json> ns = EnsureNamespace(client, *target, guard, options);
   if (!ns.ok()) return ns.status();

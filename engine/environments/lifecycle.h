@@ -29,6 +29,9 @@ struct LifecycleOptions {
   absl::Duration poll_interval = absl::Milliseconds(250);
   // The clock (tests move it to expire previews).
   absl::Time now = absl::InfinitePast();  // InfinitePast: absl::Now()
+  // Polled while Destroy waits (null: never): true stops the wait with
+  // Cancelled (the DELETE, once sent, stands). For a server shutting down.
+  std::function<bool()> cancelled;
 };
 
 // Creates `target`'s namespace with kiln's labels if absent; for a preview
@@ -44,7 +47,9 @@ absl::StatusOr<nlohmann::json> EnsureNamespace(kube::Client& client,
 
 // What the deploy kind calls before applying: resolves the task's
 // (substituted) `environment` among the pipeline's declarations and ensures
-// its namespace. The Target says where to apply.
+// its namespace (EnsureNamespace). A permanent environment's namespace is
+// never created by a deploy: FailedPrecondition when it does not exist.
+// The Target says where to apply.
 absl::StatusOr<Target> PrepareDeploy(
     kube::Client& client, const v1::Pipeline& pipeline,
     const std::string& environment,

@@ -15,7 +15,9 @@
 #include "engine/deploy/deployer.h"
 #include "engine/deploy/manifest_files.h"
 #include "engine/deploy/manifests.h"
+#include "engine/deploy/prune.h"
 #include "engine/deploy/record.h"
+#include "engine/kinds/deploy_target.h"
 #include "engine/kinds/kind.h"
 #include "engine/kinds/kinds.h"
 #include "engine/kinds/outcome.h"
@@ -168,17 +170,9 @@ class DeployKind : public Kind {
   AttemptOutcome Deploy(const KindCall& call, const deploy::LogFn& say) const {
     const v1::DeploySpec& spec = call.task.deploy();
     const TaskRunnerContext& ctx = call.env->ctx();
-    deploy::DeployTarget target;
-    target.environment = spec.environment();
-    target.namespace_name =
-        spec.namespace_().empty() ? spec.environment() : spec.namespace_();
-    if (!kube::IsDnsLabel(target.namespace_name)) {
-      return Failed(
-          absl::StrCat("deploy: namespace \"", target.namespace_name,
-                       "\" is not a namespace name (a DNS-1123 label); set "
-                       "deploy.namespace"));
-    }
-    target.create_namespace = spec.kind() != v1::PERMANENT;
+    absl::StatusOr<DeployPlacement> placed = PlaceDeploy(spec, ctx);
+    if (!placed.ok()) return Failed(placed.status(), "deploy: ");
+    deploy::DeployTarget& target = placed->target;
     target.force = spec.force();
     target.wait = spec.wait();
     target.timeout = WaitTimeout(spec);
@@ -206,10 +200,10 @@ class DeployKind : public Kind {
                      target.environment, ", namespace ",
                      target.namespace_name));
 
-    // The cluster: the task's context, else the run's.
+    // The cluster: the environment's (or task's) context, else the run's.
     kube::LoadOptions load;
     load.kubeconfig_paths = ctx.kubeconfig_paths;
-    load.context = spec.context().empty() ? ctx.kube_context : spec.context();
+    load.context = placed->context.empty() ? ctx.kube_context : placed->context;
     absl::StatusOr<kube::ClusterConfig> config = kube::LoadClusterConfig(load);
     if (!config.ok()) return Failed(config.status(), "deploy: cluster: ");
     say(absl::StrCat("cluster: context ",
@@ -218,6 +212,7 @@ class DeployKind : public Kind {
         kube::Client::Create(*config);
     if (!client.ok()) return Failed(client.status(), "deploy: cluster: ");
 
+    BindNamespace(ctx, spec.environment(), client->get(), say, &*placed);
     deploy::Deployer deployer(client->get(), say, [&call] {
       return call.cancel != nullptr && call.cancel->cancelled();
     });
@@ -227,6 +222,15 @@ class DeployKind : public Kind {
     absl::StatusOr<std::vector<deploy::AppliedObject>> applied =
         deployer.Apply(std::move(manifests), target);
     absl::Status done = applied.status();
+    if (done.ok()) {
+      // What this environment's earlier deploys applied and this one no
+      // longer renders (docs/deploy.md, "Pruning").
+      auto pruned = deploy::Prune(client->get(), target, *applied, say);
+      if (!pruned.ok()) {
+        done = absl::Status(pruned.status().code(),
+                            absl::StrCat("prune: ", pruned.status().message()));
+      }
+    }
     if (done.ok() && target.wait) done = deployer.Wait(*applied, target);
     auto recorded = record.Finish(
         deployer.applied(), done, say,

@@ -20,6 +20,7 @@
 #include "engine/store/action_cache.h"
 #include "engine/store/run_store.h"
 #include "executors/executor.h"
+#include "kiln/v1/pipeline.pb.h"
 
 namespace kiln {
 
@@ -64,6 +65,10 @@ struct TaskRunnerContext {
   // when the task names none.
   std::vector<std::string> kubeconfig_paths;
   std::string kube_context;
+  // The pipeline's name and `environments:` (nothing else): where deploy
+  // tasks go (engine/kinds/deploy_target.h). No environments: a deploy
+  // reads deploy.kind/namespace/context from its task.
+  v1::Pipeline environments;
 };
 
 namespace kinds {

@@ -115,7 +115,9 @@ void DropOldRecords(const std::string& dir, absl::Duration ttl) {
 }  // namespace
 
 WebhookServer::WebhookServer(Engine* engine, WebhookOptions options)
-    : engine_(engine), options_(std::move(options)) {}
+    : engine_(engine),
+      options_(std::move(options)),
+      teardown_(std::make_unique<PreviewTeardown>(options_.teardown)) {}
 
 absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
     Engine* engine, WebhookOptions options) {
@@ -204,6 +206,7 @@ void WebhookServer::Shutdown() {
   if (stopping_.exchange(true)) return;
   if (server_ != nullptr) server_->stop();
   if (listener_.joinable()) listener_.join();
+  if (teardown_ != nullptr) teardown_->Shutdown();
 }
 
 bool WebhookServer::Admit(const std::string& source, int* retry_after) {
@@ -321,6 +324,19 @@ void WebhookServer::Handle(const httplib::Request& req,
   if (!loaded.ok()) {
     return ReplyError(res, 422, pipeline::DiagnosticsToStatus(loaded.errors));
   }
+  // A branch gone: its previews go too (in the background; the run below
+  // still starts, for a pipeline's own teardown tasks).
+  std::string teardown;
+  if (event->kind == v1::PULL_REQUEST_CLOSED ||
+      event->kind == v1::BRANCH_DELETED) {
+    if (!PreviewTeardown::HasPreviews(loaded.pipeline)) {
+      teardown = "no preview environments";
+    } else if (teardown_->Enqueue(loaded.pipeline, run.trigger)) {
+      teardown = "queued";
+    } else {
+      teardown = "refused (see the server log)";
+    }
+  }
   run.pipeline = std::move(loaded.pipeline);
   run.source_map = loaded.source_map;
   run.source_dir = git->dir;
@@ -338,15 +354,16 @@ void WebhookServer::Handle(const httplib::Request& req,
     std::fprintf(stderr, "kiln serve: webhook delivery record: %s\n",
                  std::string(s.message()).c_str());
   }
-  Reply(res, 201,
-        {{"run_id", id},
-         {"event", event->kind == v1::PUSH           ? "push"
-                   : event->kind == v1::TAG          ? "tag"
-                   : event->kind == v1::PULL_REQUEST ? "pull_request"
-                   : event->kind == v1::PULL_REQUEST_CLOSED
-                       ? "pull_request_closed"
-                       : "branch_deleted"},
-         {"revision", git->checkout.commit.revision}});
+  nlohmann::json reply = {
+      {"run_id", id},
+      {"event", event->kind == v1::PUSH                  ? "push"
+                : event->kind == v1::TAG                 ? "tag"
+                : event->kind == v1::PULL_REQUEST        ? "pull_request"
+                : event->kind == v1::PULL_REQUEST_CLOSED ? "pull_request_closed"
+                                                         : "branch_deleted"},
+      {"revision", git->checkout.commit.revision}};
+  if (!teardown.empty()) reply["preview_teardown"] = teardown;
+  Reply(res, 201, std::move(reply));
 }
 
 }  // namespace kiln::service

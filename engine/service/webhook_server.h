@@ -11,6 +11,10 @@
 // under `state_dir` (temp file + rename) survives restarts, and the
 // engine's idempotency key covers a crash between submit and record.
 //
+// pull_request_closed and branch_deleted also queue the teardown of the
+// branch's preview environments (PreviewTeardown, off the request thread);
+// the reply says "preview_teardown": "queued" (or why not).
+//
 // Bounds: bodies over max_body_bytes get 413; each source address may
 // make `rate_per_minute` requests a minute (burst `rate_burst`), past it
 // 429 with Retry-After; `threads` connections at once.
@@ -30,6 +34,7 @@
 #include "absl/time/time.h"
 #include "base/mutex.h"
 #include "engine/engine.h"
+#include "engine/service/preview_teardown.h"
 #include "engine/source/git_fetcher.h"
 #include "engine/source/secrets.h"
 #include "engine/source/webhook_config.h"
@@ -58,6 +63,9 @@ struct WebhookOptions {
   // Records older than this are dropped at start (providers redeliver
   // within days).
   absl::Duration delivery_ttl = absl::Hours(24 * 30);
+  // The cluster previews are torn down in (serve's --kubeconfig,
+  // --kube-context) and the teardown worker's bounds.
+  PreviewTeardownOptions teardown;
 };
 
 class WebhookServer {
@@ -81,6 +89,7 @@ class WebhookServer {
   Engine* const engine_;
   const WebhookOptions options_;
   std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<PreviewTeardown> teardown_;
   std::thread listener_;
   std::string url_;
   std::atomic<bool> stopping_{false};

@@ -1,0 +1,304 @@
+// Deploy tasks through declared environments, end to end: the real
+// `kiln run` deploys to the API server double and the real kubectl reads
+// the result. A preview's namespace is created with kiln's labels and its
+// expiry; a permanent environment's namespace is never created by a
+// deploy; objects dropped from the manifests are pruned, and nothing else.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kube/testing/fake_api_server.h"
+#include "kube/testing/process.h"
+#include "nlohmann/json.hpp"
+
+namespace kiln {
+namespace {
+
+using json = nlohmann::json;
+using kube::testing::FakeApiServer;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// ENV is replaced per test.
+constexpr char kPipeline[] = R"(name: shop
+environments:
+  - name: preview
+    kind: preview
+    namespace: "shop-${trigger.branch_slug}"
+    ttl: 2h
+  - {name: stage, kind: permanent, namespace: shop-stage}
+tasks:
+  - name: manifests
+    render: {kustomization: k8s}
+  - name: deploy
+    needs: [manifests]
+    deploy: {environment: ENV, manifests: manifests}
+)";
+
+constexpr char kApp[] = R"(apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: app, image: "nginx:1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: fast}
+)";
+
+constexpr char kDropped[] = R"(---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: extra}
+data: {a: b}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+)";
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class EnvironmentDeployTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kiln_ = absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
+                         std::getenv("TEST_WORKSPACE"), "/kiln");
+    static int counter = 0;
+    dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/e", counter++);
+    ASSERT_EQ(mkdir(dir_.c_str(), 0700), 0);
+    ASSERT_EQ(mkdir((dir_ + "/src").c_str(), 0700), 0);
+    ASSERT_EQ(mkdir((dir_ + "/src/k8s").c_str(), 0700), 0);
+    auto server = FakeApiServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    kubeconfig_ = dir_ + "/kubeconfig";
+    ASSERT_TRUE(server_->WriteKubeconfig(kubeconfig_, "default").ok());
+    Write("src/k8s/kustomization.yaml", "resources: [app.yaml]\n");
+    Write("src/k8s/app.yaml", kApp);
+  }
+  void TearDown() override { server_.reset(); }
+
+  void Write(const std::string& rel, const std::string& text) {
+    std::ofstream(dir_ + "/" + rel) << text;
+  }
+  void Pipeline(const std::string& env) {
+    Write("src/pipeline.yaml", absl::StrReplaceAll(kPipeline, {{"ENV", env}}));
+  }
+
+  struct Result {
+    int exit_code = -1;
+    std::string output;  // stdout and stderr
+  };
+  Result Kiln(const std::string& branch) {
+    std::vector<std::string> args = {
+        "run",          dir_ + "/src/pipeline.yaml",
+        "--store",      dir_ + "/store",
+        "--kubeconfig", kubeconfig_,
+        "--branch",     branch};
+    static int n = 0;
+    std::string out = absl::StrCat(dir_, "/out.", n++);
+    pid_t pid = fork();
+    if (pid == 0) {
+      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      unsetenv("KUBECONFIG");
+      setenv("HOME", dir_.c_str(), 1);
+      std::vector<char*> argv;
+      argv.push_back(const_cast<char*>(kiln_.c_str()));
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(kiln_.c_str(), argv.data());
+      _exit(127);
+    }
+    Result r;
+    absl::Time deadline = absl::Now() + absl::Seconds(120);
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (absl::Now() > deadline) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        ADD_FAILURE() << "kiln did not finish in time";
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.output = ReadText(out);
+    return r;
+  }
+
+  std::pair<int, std::string> Kubectl(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"kubectl", "--kubeconfig", kubeconfig_,
+                                     "--cache-dir", dir_ + "/kube-cache"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = kube::testing::RunProcess(
+        argv, {{"HOME", dir_}, {"KUBECONFIG", kubeconfig_}}, absl::Seconds(60));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : std::make_pair(-1, std::string());
+  }
+  // The object as kubectl sees it; null when absent.
+  json Get(const std::string& ns, const std::string& kind,
+           const std::string& name) {
+    std::vector<std::string> args = {"get", kind, name, "-o", "json"};
+    if (!ns.empty()) args.insert(args.end(), {"-n", ns});
+    auto [rc, out] = Kubectl(args);
+    if (rc != 0) {
+      EXPECT_THAT(out, HasSubstr("NotFound")) << out;
+      return json();
+    }
+    return json::parse(out);
+  }
+  // kubectl apply --server-side of `yaml` as field manager `manager`.
+  void ApplyAs(const std::string& manager, const std::string& yaml) {
+    static int n = 0;
+    std::string file = absl::StrCat(dir_, "/extra.", n++, ".yaml");
+    std::ofstream(file) << yaml;
+    auto [rc, out] = Kubectl(
+        {"apply", "--server-side", "--field-manager", manager, "-f", file});
+    ASSERT_EQ(rc, 0) << out;
+  }
+
+  // A namespace made by hand (no labels), with kubectl.
+  void CreateNamespace(const std::string& name) {
+    ApplyAs("someone",
+            absl::StrCat("apiVersion: v1\nkind: Namespace\nmetadata: {name: ",
+                         name, "}\n"));
+  }
+
+  std::string kiln_, dir_, kubeconfig_;
+  std::unique_ptr<FakeApiServer> server_;
+};
+
+TEST_F(EnvironmentDeployTest, PreviewDeployCreatesTheLabelledNamespace) {
+  Pipeline("preview");
+  const absl::Time before = absl::Now();
+  Result r = Kiln("Feature/Louder_Moo");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("preview environment preview: namespace "
+                                  "shop-feature-louder-moo ensured"));
+  json ns = Get("", "namespace", "shop-feature-louder-moo");
+  ASSERT_TRUE(ns.is_object());
+  const json& labels = ns["metadata"]["labels"];
+  EXPECT_EQ(labels["kiln.dev/app"], "shop");
+  EXPECT_EQ(labels["kiln.dev/branch"], "feature-louder-moo");
+  EXPECT_EQ(labels["kiln.dev/environment"], "preview");
+  EXPECT_EQ(labels["kiln.dev/environment-kind"], "preview");
+  absl::Time expires;
+  std::string error;
+  ASSERT_TRUE(absl::ParseTime(
+      absl::RFC3339_full,
+      ns["metadata"]["annotations"]["kiln.dev/expires-at"].get<std::string>(),
+      &expires, &error))
+      << error;
+  EXPECT_GE(expires, before + absl::Hours(2) - absl::Seconds(2));
+  EXPECT_LE(expires, absl::Now() + absl::Hours(2) + absl::Seconds(2));
+  json web = Get("shop-feature-louder-moo", "deployment", "web");
+  ASSERT_TRUE(web.is_object());
+  EXPECT_EQ(web["metadata"]["labels"]["kiln.dev/environment"], "preview");
+  // A preview may not take over a namespace kiln did not make as one.
+  CreateNamespace("shop-by-hand");
+  r = Kiln("by-hand");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("cannot use existing namespace"));
+  EXPECT_TRUE(Get("shop-by-hand", "deployment", "web").is_null());
+}
+
+TEST_F(EnvironmentDeployTest, PermanentNamespaceIsNeverCreatedByADeploy) {
+  Pipeline("stage");
+  Result r = Kiln("main");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output,
+              HasSubstr("namespace 'shop-stage' of permanent environment "
+                        "'stage' does not exist; kiln never creates"));
+  EXPECT_TRUE(Get("", "namespace", "shop-stage").is_null());
+
+  CreateNamespace("shop-stage");
+  r = Kiln("main");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json ns = Get("", "namespace", "shop-stage");
+  EXPECT_EQ(ns["metadata"]["labels"]["kiln.dev/environment-kind"], "permanent");
+  EXPECT_FALSE(ns["metadata"].contains("annotations") &&
+               ns["metadata"]["annotations"].contains("kiln.dev/expires-at"));
+  EXPECT_TRUE(Get("shop-stage", "configmap", "settings").is_object());
+}
+
+TEST_F(EnvironmentDeployTest, PruneRemovesOnlyWhatKilnAppliedAndNoLongerHas) {
+  Pipeline("preview");
+  Write("src/k8s/app.yaml", std::string(kApp) + kDropped);
+  Result r = Kiln("feature/a");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string ns = "shop-feature-a";
+  ASSERT_TRUE(Get(ns, "configmap", "extra").is_object());
+  ASSERT_TRUE(Get(ns, "service", "web").is_object());
+  // Beside kiln's objects: an unlabelled one, one labelled as the
+  // environment's but applied by another manager, and kiln-looking objects
+  // in another namespace.
+  ApplyAs("someone", absl::StrCat("apiVersion: v1\nkind: ConfigMap\n",
+                                  "metadata: {name: by-hand, namespace: ", ns,
+                                  "}\ndata: {x: y}\n"));
+  ApplyAs("someone",
+          absl::StrCat("apiVersion: v1\nkind: ConfigMap\nmetadata:\n",
+                       "  name: lookalike\n  namespace: ", ns,
+                       "\n  labels: {kiln.dev/environment: preview, "
+                       "app.kubernetes.io/managed-by: kiln}\ndata: {x: y}\n"));
+  CreateNamespace("elsewhere");
+  ApplyAs("kiln",
+          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+          "  name: extra\n  namespace: elsewhere\n"
+          "  labels: {kiln.dev/environment: preview, "
+          "app.kubernetes.io/managed-by: kiln}\ndata: {x: y}\n");
+
+  // The ConfigMap and the Service are dropped from the manifests.
+  Write("src/k8s/app.yaml", kApp);
+  r = Kiln("feature/a");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("ConfigMap/extra pruned"));
+  EXPECT_THAT(r.output, HasSubstr("Service/web pruned"));
+  EXPECT_THAT(r.output, Not(HasSubstr("ConfigMap/settings pruned")));
+  EXPECT_TRUE(Get(ns, "configmap", "extra").is_null());
+  EXPECT_TRUE(Get(ns, "service", "web").is_null());
+  EXPECT_TRUE(Get(ns, "configmap", "settings").is_object());
+  EXPECT_TRUE(Get(ns, "deployment", "web").is_object());
+  EXPECT_TRUE(Get(ns, "configmap", "by-hand").is_object());
+  EXPECT_TRUE(Get(ns, "configmap", "lookalike").is_object());
+  EXPECT_TRUE(Get("elsewhere", "configmap", "extra").is_object());
+  EXPECT_TRUE(Get("", "namespace", ns).is_object());
+  // Another branch's preview is another namespace: nothing of it is pruned.
+  r = Kiln("feature/b");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, Not(HasSubstr("pruned")));
+  EXPECT_TRUE(Get(ns, "configmap", "settings").is_object());
+}
+
+}  // namespace
+}  // namespace kiln
