@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/testing/files.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/cas/beneath.h"
 #include "engine/cas/digest.h"
@@ -30,24 +31,11 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 std::string TempDir(const std::string& name) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir =
-      absl::StrCat(base ? base : "/tmp", "/containerize_", name, "_", getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return test_files::TempDir("containerize_", name);
 }
 
-void WriteFile(const std::string& path, const std::string& text) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-}
+using test_files::ReadFile;
+using test_files::WriteFile;
 
 constexpr char kPipeline[] = R"(name: images
 params:

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/mutex.h"
+#include "base/testing/files.h"
 #include "engine/engine.h"
 #include "engine/pipeline/loader.h"
 #include "executors/fake/fake_executor.h"
@@ -28,12 +29,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 std::string TempDir(const std::string& name) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir =
-      absl::StrCat(base ? base : "/tmp", "/notify_test_", name, "_", getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return test_files::TempDir("notify_test_", name);
 }
 
 // Answers each POST under /hooks/ with `status`, or (hang) holds it until

@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/mutex.h"
+#include "base/testing/files.h"
 #include "engine/engine.h"
 #include "executors/fake/fake_executor.h"
 #include "gtest/gtest.h"
@@ -29,24 +30,11 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string TempDir(const std::string& name) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir =
-      absl::StrCat(base ? base : "/tmp", "/engine_paths_", name, "_", getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return test_files::TempDir("engine_paths_", name);
 }
 
-void WriteFile(const std::string& path, const std::string& text) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-}
+using test_files::ReadFile;
+using test_files::WriteFile;
 
 // Every entry below `dir`, relative, sorted ("" if dir is missing).
 std::vector<std::string> Listing(const std::string& dir) {

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/testing/files.h"
 #include "engine/engine.h"
 #include "executors/fake/fake_executor.h"
 #include "gmock/gmock.h"
@@ -25,24 +26,11 @@ using ::testing::HasSubstr;
 using Verdict = CacheExplanation::Verdict;
 
 std::string TempDir(const std::string& name) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir = absl::StrCat(base ? base : "/tmp", "/engine_queries_", name,
-                                 "_", getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return test_files::TempDir("engine_queries_", name);
 }
 
-void WriteFile(const std::string& path, const std::string& text) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-}
+using test_files::ReadFile;
+using test_files::WriteFile;
 
 // build: "make build" over the source.
 v1::Pipeline BuildPipeline() {

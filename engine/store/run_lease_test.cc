@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/testing/files.h"
 #include "gtest/gtest.h"
 
 namespace kiln::store {
@@ -19,12 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string TempDir(const std::string& name) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir = absl::StrCat(base ? base : "/tmp", "/run_lease_test_", name,
-                                 "_", getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return test_files::TempDir("run_lease_test_", name);
 }
 
 TEST(RunLeaseTest, OneOwnerAtATime) {
