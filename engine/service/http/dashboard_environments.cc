@@ -36,6 +36,9 @@ constexpr int kMaxHistory = 1000;
 // Records read back to find the newest deployment by a run behind a
 // rollback (its kind) or the newest successful one (a preview's expiry).
 constexpr int kScanForOrigin = 50;
+// Rows of GET /api/environments at most (each reads its run's pipeline);
+// past it the reply says `truncated`.
+constexpr size_t kMaxEnvironments = 500;
 // Environment names and namespaces are short; anything longer is refused.
 constexpr size_t kMaxNameLength = 253;
 
@@ -205,7 +208,12 @@ absl::StatusOr<nlohmann::json> EnvironmentsReply(Engine* engine) {
   // of where a deployment went, so a row per (environment, namespace,
   // context) comes from the records themselves.
   std::vector<nlohmann::json> items;
+  bool truncated = false;
   for (const store::DeploymentRecord& r : *latest) {
+    if (items.size() >= kMaxEnvironments) {
+      truncated = true;
+      break;
+    }
     store::DeploymentFilter filter;
     filter.environment = r.environment;
     filter.namespace_name = r.namespace_name;
@@ -218,6 +226,10 @@ absl::StatusOr<nlohmann::json> EnvironmentsReply(Engine* engine) {
       if (std::find(contexts_seen.begin(), contexts_seen.end(),
                     d.kube_context) != contexts_seen.end()) {
         continue;
+      }
+      if (items.size() >= kMaxEnvironments) {
+        truncated = true;
+        break;
       }
       contexts_seen.push_back(d.kube_context);
       absl::StatusOr<nlohmann::json> item = EnvironmentJson(engine, d);
@@ -239,6 +251,7 @@ absl::StatusOr<nlohmann::json> EnvironmentsReply(Engine* engine) {
   nlohmann::json list = nlohmann::json::array();
   for (nlohmann::json& item : items) list.push_back(std::move(item));
   return nlohmann::json{{"environments", std::move(list)},
+                        {"truncated", truncated},
                         {"expiry_source",
                          "records: the newest successful deploy's start plus "
                          "the declared ttl (the cluster's kiln.dev/expires-at "

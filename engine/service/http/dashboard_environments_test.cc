@@ -202,6 +202,7 @@ TEST_F(EnvironmentsTest, LatestPerEnvironmentWithKindAndExpiry) {
   EXPECT_EQ(preview["latest"]["reason"], "apply: <b>refused</b>");
   EXPECT_EQ(preview["latest"]["run_id"], run);
 
+  EXPECT_EQ(reply["truncated"], false);
   EXPECT_EQ(envs[2]["environment"], "legacy");
   EXPECT_EQ(envs[2]["kind"], "unknown");
 
@@ -264,6 +265,17 @@ TEST_F(EnvironmentsTest, HistoryLimitsNamespacesAndErrors) {
   nlohmann::json missing = GetJson("/api/environments/nope/deployments", 404);
   EXPECT_TRUE(absl::StrContains(missing["error"].get<std::string>(),
                                 "no deployment of environment \"nope\""));
+}
+
+// The list is bounded: 500 rows, then `truncated`.
+TEST_F(EnvironmentsTest, ListIsCapped) {
+  const absl::Time t0 = absl::FromUnixSeconds(1780000000);
+  for (int i = 0; i < 501; ++i) {
+    Record(Deployment(absl::StrCat("env-", i), "ns", "r-gone", t0));
+  }
+  nlohmann::json reply = GetJson("/api/environments");
+  EXPECT_EQ(reply["environments"].size(), 500u);
+  EXPECT_EQ(reply["truncated"], true);
 }
 
 TEST_F(EnvironmentsTest, MarkupNamesComeBackAsData) {
