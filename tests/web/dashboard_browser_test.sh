@@ -7,6 +7,7 @@ set -euo pipefail
 
 RUNFILES="${TEST_SRCDIR}/${TEST_WORKSPACE}"
 KILN="${RUNFILES}/kiln"
+RECORD="${RUNFILES}/tests/web/record_deployment"
 SCRIPT="${RUNFILES}/tests/web/browser/dashboard.js"
 NODE_DIR="$(dirname "$(readlink -f "${SCRIPT}")")"
 if [[ ! -d "${NODE_DIR}/node_modules/puppeteer-core" ]]; then
@@ -30,6 +31,12 @@ chmod 600 "${WORK}/tokens" "${WORK}/submitter.token"
 mkdir -p "${WORK}/src"
 cat >"${WORK}/src/pipeline.yaml" <<'YAML'
 name: dashboard-demo
+environments:
+  - {name: prod, kind: permanent, namespace: demo-prod}
+  - name: 'pr-${trigger.branch}'
+    kind: preview
+    namespace: 'demo-${trigger.branch_slug}'
+    ttl: 48h
 tasks:
   - name: warm-up
     run: {command: [/bin/sh, -c, "echo warming up; echo warm > warm.txt; sleep 8; echo warm"]}
@@ -77,7 +84,7 @@ for _ in $(seq 1 300); do
 done
 [[ -n "${URL}" ]] || { echo "kiln serve did not start the dashboard" >&2; exit 1; }
 
-KILN_URL="${URL}" KILN_BIN="${KILN}" KILN_GRPC="${ADDR}" \
+KILN_URL="${URL}" KILN_BIN="${KILN}" KILN_GRPC="${ADDR}" KILN_RECORD="${RECORD}" \
   KILN_PIPELINE="${WORK}/src/pipeline.yaml" KILN_TOKEN_FILE="${WORK}/submitter.token" \
   KILN_STORE="${WORK}/store" KILN_VIEWER="${VIEWER}" \
   KILN_SUBMITTER="${SUBMITTER}" KILN_CHROMIUM="${CHROMIUM}" \

@@ -46,6 +46,13 @@ bool TaskIsOver(v1::TaskState state);
 absl::StatusOr<nlohmann::json> RunsPage(Engine* engine,
                                         const httplib::Request& req);
 
+// GET /api/environments and /api/environments/ENV/deployments's replies
+// (dashboard_environments.cc).
+absl::StatusOr<nlohmann::json> EnvironmentsReply(Engine* engine);
+absl::StatusOr<nlohmann::json> DeploymentsReply(Engine* engine,
+                                                const std::string& environment,
+                                                const httplib::Request& req);
+
 }  // namespace kiln::service::http
 
 #endif  // KILN_ENGINE_SERVICE_HTTP_DASHBOARD_INTERNAL_H_

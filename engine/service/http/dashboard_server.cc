@@ -235,6 +235,7 @@ void DashboardServer::Routes() {
   Streams();
   Api();
   Artifacts();
+  Environments();
 }
 
 void DashboardServer::Pages() {
@@ -255,6 +256,7 @@ void DashboardServer::Pages() {
   };
   svr.Get("/", page("index.html"));
   svr.Get("/run", page("run.html"));
+  svr.Get("/environments", page("environments.html"));
   svr.Get("/login", [](const httplib::Request&, httplib::Response& res) {
     SendAsset("login.html", &res);
   });

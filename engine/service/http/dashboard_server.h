@@ -80,6 +80,7 @@ class DashboardServer {
   void Api();
   void Streams();
   void Artifacts();
+  void Environments();
   // A live-stream slot (at most options_.max_streams), or false after
   // filling `res` with 503; ReleaseStreamSlot gives it back.
   bool TakeStreamSlot(httplib::Response* res);

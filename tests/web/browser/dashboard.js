@@ -1,10 +1,13 @@
 // Drives the kiln dashboard in headless chromium (puppeteer-core, the
 // system browser): login, the runs list, the live DAG, the followed log,
-// a viewer refused, cancel from the page, and a branch name holding a
-// <script> shown as text. Every assertion lives here; exit 0: all held.
+// a viewer refused, cancel from the page, a branch name holding a
+// <script> shown as text, and the environments page (deployment records
+// written to the server's store by KILN_RECORD for the run) with one
+// environment's history. Every assertion lives here; exit 0: all held.
 //
 // Environment: KILN_URL (the dashboard), KILN_BIN, KILN_GRPC, KILN_PIPELINE,
-// KILN_TOKEN_FILE and KILN_STORE (to submit the run), KILN_VIEWER
+// KILN_TOKEN_FILE and KILN_STORE (to submit the run), KILN_RECORD (writes
+// a deployment record), KILN_VIEWER
 // and KILN_SUBMITTER (tokens), KILN_CHROMIUM, KILN_OUT (screenshots),
 // KILN_PROFILE (a fresh browser profile directory).
 'use strict';
@@ -17,7 +20,7 @@ const url = process.env.KILN_URL;
 const {execFileSync} = require('node:child_process');
 let runId = '';
 const out = process.env.KILN_OUT;
-for (const v of ['KILN_URL', 'KILN_BIN', 'KILN_GRPC', 'KILN_PIPELINE', 'KILN_TOKEN_FILE', 'KILN_VIEWER', 'KILN_SUBMITTER', 'KILN_CHROMIUM', 'KILN_OUT']) {
+for (const v of ['KILN_URL', 'KILN_BIN', 'KILN_RECORD', 'KILN_STORE', 'KILN_GRPC', 'KILN_PIPELINE', 'KILN_TOKEN_FILE', 'KILN_VIEWER', 'KILN_SUBMITTER', 'KILN_CHROMIUM', 'KILN_OUT']) {
   assert.ok(process.env[v], v + ' is required');
 }
 
@@ -205,6 +208,67 @@ async function assertInert(page) {
       const tr = document.querySelector(`tr[data-run="${id}"]`);
       return tr && tr.children[0].textContent === 'cancelled';
     }, {timeout: 10000}, runId);
+
+    step('the environments page lists recorded deployments; a click shows the history');
+    const branch = '<script>window.__pwned=1</script>';
+    const record = (...args) => execFileSync(process.env.KILN_RECORD,
+        [process.env.KILN_STORE, ...args], {encoding: 'utf8'}).trim();
+    const digest1 = 'sha256:' + '1'.repeat(64);
+    const digest2 = 'sha256:' + '2'.repeat(64);
+    const first = record('prod', 'demo-prod', runId, 'deploy', 'succeeded', 'registry.test/demo@' + digest1);
+    const second = record('prod', 'demo-prod', runId, 'deploy', 'failed', 'registry.test/demo@' + digest2);
+    record('pr-' + branch, 'demo-script-window-pwned-1-script', runId, 'deploy', 'succeeded',
+        'registry.test/demo@' + digest2, '<b>odd</b>:1');
+    assert.ok(Number(second) > Number(first), first + ' then ' + second);
+    await page.goto(url + '/');
+    await Promise.all([page.waitForNavigation(), page.click('header nav a[href="/environments"]')]);
+    assert.equal(new URL(page.url()).pathname, '/environments');
+    await page.waitForSelector('#environments tr.environment', {timeout: 10000});
+    const envRows = await page.$$eval('#environments tr.environment', (trs) => trs.map((tr) => ({
+      env: tr.dataset.env, cells: Array.from(tr.children).map((td) => td.textContent),
+      runHref: tr.querySelector('a.run-link') && tr.querySelector('a.run-link').getAttribute('href'),
+    })));
+    assert.equal(envRows.length, 2, JSON.stringify(envRows));
+    // Permanent first, then the preview with its branch and expiry.
+    assert.equal(envRows[0].env, 'prod');
+    assert.equal(envRows[0].cells[0], 'permanent');
+    assert.equal(envRows[0].cells[2], 'demo-prod');
+    assert.match(envRows[0].cells[5], new RegExp('^#' + second + ' failed$'));
+    assert.equal(envRows[0].runHref, '/run?id=' + encodeURIComponent(runId));
+    assert.match(envRows[0].cells[7], /registry\.test\/demo@222222222222/);
+    assert.equal(envRows[0].cells[9], '', 'a permanent environment does not expire');
+    assert.equal(envRows[1].cells[0], 'preview');
+    assert.equal(envRows[1].cells[1], 'pr-' + branch);
+    assert.equal(envRows[1].cells[4], branch);
+    assert.match(envRows[1].cells[7], /<b>odd<\/b>:1 \(no digest\)/);
+    const expiresIso = await page.$eval('#environments tr.kind-preview td:last-child', (td) => td.title);
+    const hours = (new Date(expiresIso).getTime() - Date.now()) / 3600e3;
+    assert.ok(hours > 47 && hours <= 48, 'preview expires in ' + hours + ' h');
+    await assertInert(page);
+    await page.click('#environments tr[data-env="prod"] a.env-link');
+    await page.waitForSelector('#history:not([hidden]) #deployments tr.deployment');
+    assert.equal(new URL(page.url()).search, '?env=prod&namespace=demo-prod');
+    assert.equal(await page.$eval('#history-title', (s) => s.textContent), 'prod (demo-prod)');
+    const hist = await page.$$eval('#deployments tr.deployment', (trs) => trs.map((tr) => ({
+      id: tr.dataset.id, outcome: tr.children[1].textContent, reason: tr.children[7].textContent,
+      run: tr.querySelector('a.run-link').getAttribute('href'),
+    })));
+    assert.deepEqual(hist.map((h) => h.id), [second, first]);
+    assert.deepEqual(hist.map((h) => h.outcome), ['failed', 'succeeded']);
+    assert.equal(hist[0].reason, 'rollout did not finish in time');
+    assert.ok(hist.every((h) => h.run === '/run?id=' + encodeURIComponent(runId)));
+    await page.screenshot({path: path.join(out, 'environments.png'), fullPage: true});
+    // The history is linkable; the preview's too (its name URL-encoded).
+    await page.goto(url + '/environments?env=' + encodeURIComponent('pr-' + branch));
+    await page.waitForSelector('#history:not([hidden]) #deployments tr.deployment');
+    assert.equal(await page.$$eval('#deployments tr.deployment', (t) => t.length), 1);
+    await assertInert(page);
+    // A deployment links to its run.
+    await page.goto(url + '/environments?env=prod');
+    await page.waitForSelector('#deployments tr.deployment a.run-link');
+    await Promise.all([page.waitForNavigation(), page.click('#deployments tr.deployment a.run-link')]);
+    assert.equal(new URL(page.url()).pathname, '/run');
+    assert.equal(new URL(page.url()).searchParams.get('id'), runId);
 
     step('the first load of a run page is small');
     const sizes = [];
