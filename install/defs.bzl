@@ -230,7 +230,7 @@ mkdir -p "$stage/share/kiln/bazel"
 cp {bazel_workspace} "$stage/share/kiln/bazel/WORKSPACE"
 cp {bazel_build} "$stage/share/kiln/bazel/BUILD.bazel"
 cp {bazel_repositories} "$stage/share/kiln/bazel/repositories.bzl"
-chmod 644 "$stage/share/kiln/bazel/"{WORKSPACE,BUILD.bazel,repositories.bzl}
+(cd "$stage/share/kiln/bazel" && chmod 644 WORKSPACE BUILD.bazel repositories.bzl)
 for d in include lib libexec; do ln -s "../../../$d" "$stage/share/kiln/bazel/$d"; done
 chmod -R u+w,go-w "$stage"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
