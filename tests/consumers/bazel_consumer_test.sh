@@ -45,7 +45,8 @@ load("@kiln//:repositories.bzl", "kiln_repositories")
 kiln_repositories()
 WS
 cp "${RUNFILES}/tests/consumers/bazel/BUILD.consumer" "${WS}/BUILD.bazel"
-cp "${RUNFILES}/examples/embed/embed.cc" "${WS}/"
+cp "${RUNFILES}/examples/embed/embed.cc" \
+  "${RUNFILES}/tests/consumers/bazel/consumer_test.cc" "${WS}/"
 cat >"${WS}/.bazelrc" <<'RC'
 build --cxxopt=-std=c++17 --host_cxxopt=-std=c++17
 build --incompatible_strict_action_env
@@ -101,6 +102,23 @@ check_run() {  # check_run NAME
 }
 check_run embed
 check_run embed_shared
+
+# The consumer's own cc_test, under its own `bazel test` (the offline
+# stand-in for remote_coverage_tools is what a test rule needs).
+if ! (cd "${WS}" && nested test --test_output=all //:consumer_test) \
+  >"${T}/test.log" 2>&1; then
+  tail -40 "${T}/test.log"
+  fail "bazel test //:consumer_test in the consumer workspace"
+fi
+grep -q "^ok: consumer_test$" "${T}/test.log" ||
+  { tail -40 "${T}/test.log"; fail "consumer_test printed no ok"; }
+if grep -q "Download from" "${T}/test.log"; then
+  fail "the consumer's bazel test tried to download"
+fi
+dynamic=$(readelf -d "${WS}/out-bin/consumer_test")
+grep -Eq "\(NEEDED\) +Shared library: \[libkiln\.so\.${minor//./\\.}\]" <<<"${dynamic}" ||
+  fail "//:consumer_test does not need libkiln.so.${minor}"
+echo "ok: consumer_test"
 
 # Only @kiln//:kiln is visible to a consumer.
 cat >>"${WS}/BUILD.bazel" <<'EOF2'
