@@ -12,6 +12,10 @@ The tree (docs/embedding.md) holds:
   lib/pkgconfig/kiln.pc        relocatable (${pcfiledir})
   lib/cmake/kiln/kilnConfig.cmake, kilnConfigVersion.cmake
                                kiln::kiln (shared), kiln::kiln_static
+  share/kiln/bazel/            a Bazel repository (local_repository) with
+                               @kiln//:kiln over the prebuilt library;
+                               include, lib and libexec link to the
+                               tree's own (relative links: relocatable)
 The system libraries (Debian's -dev packages, @sys) stay system libraries:
 their link flags, in link order, go into kiln.pc and the CMake targets.
 """
@@ -24,6 +28,13 @@ def _dedup_keep_last(items):
             seen[x] = True
             out.append(x)
     return reversed(out)
+
+def _starlark_list(items, indent):
+    """A list of strings as BUILD-file text, one item a line."""
+    if not items:
+        return "[]"
+    pad = " " * (indent + 4)
+    return "[\n" + "".join([pad + repr(x) + ",\n" for x in items]) + " " * indent + "]"
 
 def _impl(ctx):
     cc = ctx.attr.lib[CcInfo]
@@ -135,6 +146,40 @@ else()
 endif()
 """ % (ctx.attr.version, major, minor))
 
+    bazel_workspace = ctx.actions.declare_file(ctx.label.name + ".WORKSPACE")
+    ctx.actions.write(bazel_workspace, """# kiln installed as a Bazel repository (docs/embedding.md):
+#   local_repository(name = "kiln", path = "PREFIX/share/kiln/bazel")
+workspace(name = "kiln")
+""")
+    bazel_build = ctx.actions.declare_file(ctx.label.name + ".BUILD")
+    ctx.actions.write(bazel_build, """# @kiln//:kiln: the installed kiln library for Bazel workspaces
+# (docs/embedding.md). Depend on it from a cc_binary or cc_test:
+#   deps = ["@kiln//:kiln"]
+# A static link (cc_binary's default) takes lib/libkiln.a, a dynamic one
+# (linkstatic = False, cc_test's default) lib/%s. The sandbox init
+# travels in the program's runfiles, where the library finds it when the
+# repository is named `kiln`. The system libraries are link flags, the same
+# as kiln.pc's.
+package(default_visibility = ["//visibility:private"])
+
+cc_import(
+    name = "libkiln",
+    shared_library = "lib/%s",
+    static_library = "lib/libkiln.a",
+)
+
+cc_library(
+    name = "kiln",
+    hdrs = glob(["include/kiln/**/*.h"], allow_empty = False),
+    data = ["libexec/kiln/kiln-sandbox-init"],
+    defines = %s,
+    linkopts = %s,
+    strip_include_prefix = "include/kiln",
+    visibility = ["//visibility:public"],
+    deps = [":libkiln"],
+)
+""" % (soname, soname, _starlark_list(defines, 4), _starlark_list(flags, 4)))
+
     out = ctx.actions.declare_file(ctx.label.name + ".tar")
     ctx.actions.run_shell(
         outputs = [out],
@@ -144,6 +189,9 @@ endif()
             pc,
             config,
             config_version,
+            bazel_workspace,
+            bazel_build,
+            ctx.file.bazel_repositories,
             ctx.file.binary,
             ctx.file.sandbox_init,
         ],
@@ -178,6 +226,12 @@ cp {init} "$stage/libexec/kiln/kiln-sandbox-init"
 cp {pc} "$stage/lib/pkgconfig/kiln.pc"
 cp {config} "$stage/lib/cmake/kiln/kilnConfig.cmake"
 cp {config_version} "$stage/lib/cmake/kiln/kilnConfigVersion.cmake"
+mkdir -p "$stage/share/kiln/bazel"
+cp {bazel_workspace} "$stage/share/kiln/bazel/WORKSPACE"
+cp {bazel_build} "$stage/share/kiln/bazel/BUILD.bazel"
+cp {bazel_repositories} "$stage/share/kiln/bazel/repositories.bzl"
+(cd "$stage/share/kiln/bazel" && chmod 644 WORKSPACE BUILD.bazel repositories.bzl)
+for d in include lib libexec; do ln -s "../../../$d" "$stage/share/kiln/bazel/$d"; done
 chmod -R u+w,go-w "$stage"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
   -cf {out} -C "$stage" .
@@ -194,6 +248,9 @@ tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
             pc = pc.path,
             config = config.path,
             config_version = config_version.path,
+            bazel_workspace = bazel_workspace.path,
+            bazel_build = bazel_build.path,
+            bazel_repositories = ctx.file.bazel_repositories.path,
             out = out.path,
         ),
         use_default_shell_env = True,
@@ -209,6 +266,11 @@ kiln_install_tree = rule(
         "binary": attr.label(mandatory = True, allow_single_file = True),
         "sandbox_init": attr.label(mandatory = True, allow_single_file = True),
         "version": attr.string(mandatory = True),
+        # Installed as share/kiln/bazel/repositories.bzl.
+        "bazel_repositories": attr.label(
+            default = Label("//install:bazel/repositories.bzl"),
+            allow_single_file = True,
+        ),
         "_cc_toolchain": attr.label(
             default = Label("@bazel_tools//tools/cpp:current_cc_toolchain"),
         ),

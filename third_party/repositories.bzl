@@ -1,9 +1,9 @@
-"""The repositories kiln's build needs, for kiln's own WORKSPACE and for a
-workspace that uses kiln as an external repository (docs/embedding.md):
+"""The repositories kiln's build needs, for kiln's own WORKSPACE.
 
-    local_repository(name = "kiln", path = "/path/to/kiln")
-    load("@kiln//third_party:repositories.bzl", "kiln_repositories")
-    kiln_repositories(kiln_path = "/path/to/kiln")
+(kiln_path also lets a workspace load this from kiln's sources declared as
+@kiln; that is neither supported nor tested. Other workspaces use an
+installed tree's share/kiln/bazel and its own kiln_repositories(),
+docs/embedding.md.)
 
 Bazel 4.2.3 (Debian's bazel-bootstrap) would download rules_cc, rules_java
 and the coverage tools; kiln carries them, so builds stay offline. The

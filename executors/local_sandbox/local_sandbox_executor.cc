@@ -78,8 +78,12 @@ std::string Dirname(const std::string& path) {
 // runfiles of the executable (or of the test).
 std::vector<std::string> InitBinaryCandidates() {
   std::vector<std::string> candidates;
-  const std::string relative =
-      absl::StrCat("kiln/executors/local_sandbox/", sandbox::kInitBinaryName);
+  // In runfiles: kiln's own workspace (or its sources as @kiln), and an
+  // installed tree used as the repository @kiln (PREFIX/share/kiln/bazel,
+  // docs/embedding.md), whose libexec/ is the installed one.
+  const std::string relatives[] = {
+      absl::StrCat("kiln/executors/local_sandbox/", sandbox::kInitBinaryName),
+      absl::StrCat("kiln/libexec/kiln/", sandbox::kInitBinaryName)};
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   std::string self = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
@@ -104,14 +108,23 @@ std::vector<std::string> InitBinaryCandidates() {
       info.dli_fname != nullptr && info.dli_fname[0] == '/' &&
       info.dli_fname != self) {
     candidates.push_back(absl::StrCat(Dirname(info.dli_fname), installed));
-  }
-  for (const char* var : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
-    if (const char* dir = getenv(var); dir != nullptr && dir[0] != '\0') {
-      candidates.push_back(absl::StrCat(dir, "/", relative));
+    // Loaded through a link (a Bazel consumer's _solib directory, a
+    // distribution's library directory): the installed tree it belongs to.
+    char real[PATH_MAX];
+    if (realpath(info.dli_fname, real) != nullptr &&
+        info.dli_fname != std::string(real)) {
+      candidates.push_back(absl::StrCat(Dirname(real), installed));
     }
   }
-  if (!self.empty()) {
-    candidates.push_back(absl::StrCat(self, ".runfiles/", relative));
+  for (const std::string& relative : relatives) {
+    for (const char* var : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
+      if (const char* dir = getenv(var); dir != nullptr && dir[0] != '\0') {
+        candidates.push_back(absl::StrCat(dir, "/", relative));
+      }
+    }
+    if (!self.empty()) {
+      candidates.push_back(absl::StrCat(self, ".runfiles/", relative));
+    }
   }
   return candidates;
 }
