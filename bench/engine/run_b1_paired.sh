@@ -11,7 +11,8 @@
 # each binary's store grows by the same runs. Every no-op must report every
 # task TASK_CACHED. Prints wall and cpu (user+sys) medians and the ratios to
 # ninja; writes OUT.json (default bench/results/b1_paired.json).
-# Environment: TASKS (2000), WIDTH (100), FANIN (3), JOBS (2), REPS (5),
+# Environment: TASKS (2000), WIDTH (100), FANIN (3), JOBS (2), REPS (5), ID
+#   (the result id, default B1-paired),
 #   KEEP_DAG (a directory holding a filled dag + store from an earlier call,
 #   reused if present: DAG/kiln, DAG/ninja, DAG/store).
 set -euo pipefail
@@ -98,14 +99,14 @@ for ((i = 0; i < REPS; i++)); do
 done
 
 python3 - "$tmp" "$OUT" "$TASKS" "$REPS" <<'PY'
-import datetime, json, statistics, sys
+import datetime, json, os, statistics, sys
 tmp, out, tasks, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 def wall(label):
     return [int(l) / 1e6 for l in open(f"{tmp}/{label}.us")]
 def cpu(label):
     return [float(l.split()[1]) for l in open(f"{tmp}/{label}.times")]
 med = statistics.median
-r = {"id": "B1-paired", "tasks": tasks, "reps": reps,
+r = {"id": os.environ.get("ID", "B1-paired"), "tasks": tasks, "reps": reps,
      "what": f"no-op rerun of a {tasks}-task DAG through kiln run --json, before (A) and after (B), interleaved with ninja's no-op",
      "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")}
 for label in ("ninja", "a", "b"):
