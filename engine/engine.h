@@ -219,6 +219,11 @@ class Engine {
   absl::StatusOr<store::RunPage> ListRuns(const store::RunFilter& filter,
                                           int page_size,
                                           const std::string& page_token);
+  // The trigger revision of the newest successful run of `pipeline_name` on
+  // `branch` among its newest 1000 successful runs ("": none). Reads no
+  // task rows (RunStore::LastSucceededRevision).
+  absl::StatusOr<std::string> LastSucceededRevision(
+      const std::string& pipeline_name, const std::string& branch);
   // A run's recorded events with sequence > after_seq, at most `limit`.
   absl::StatusOr<std::vector<v1::RunEvent>> ReadEvents(
       const std::string& run_id, uint64_t after_seq, int limit);

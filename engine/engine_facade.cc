@@ -14,6 +14,11 @@ absl::StatusOr<store::RunPage> Engine::ListRuns(const store::RunFilter& filter,
   return store().runs().ListRuns(filter, page_size, page_token);
 }
 
+absl::StatusOr<std::string> Engine::LastSucceededRevision(
+    const std::string& pipeline_name, const std::string& branch) {
+  return store().runs().LastSucceededRevision(pipeline_name, branch, 1000);
+}
+
 absl::StatusOr<std::vector<v1::RunEvent>> Engine::ReadEvents(
     const std::string& run_id, uint64_t after_seq, int limit) {
   return store().runs().ReadEvents(run_id, after_seq, limit);

@@ -28,6 +28,8 @@ class GitSource {
   const std::string& pipeline_file() const { return pipeline_file_; }
   // E.g. "main@1a2b3c4d5e6f (uncommitted changes)"; "" outside git.
   const std::string& note() const { return note_; }
+  // Whether the pipeline file is in a git work tree (a changelog exists).
+  bool in_work_tree() const { return !root_.empty(); }
 
   // `trigger` holds what the flags gave (TriggerFromFlags); the fields they
   // left empty are filled from git. Errors: --rev outside a repository, an

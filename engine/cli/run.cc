@@ -119,28 +119,6 @@ class SignalWatcher {
   std::thread thread_;
 };
 
-// The revision of the newest successful run of `pipeline` on `branch` ("":
-// none recorded); the changelog starts after it. Looks at the newest 1000.
-std::string LastSucceededRevision(Engine& engine, const std::string& pipeline,
-                                  const std::string& branch) {
-  store::RunFilter filter;
-  filter.state = v1::RUN_SUCCEEDED;
-  filter.pipeline_name = pipeline;
-  std::string token;
-  for (int page = 0; page < 10; ++page) {
-    auto runs = engine.ListRuns(filter, 100, token);
-    if (!runs.ok()) return "";
-    for (const v1::Run& r : runs->runs) {
-      if (r.trigger().branch() == branch && !r.trigger().revision().empty()) {
-        return r.trigger().revision();
-      }
-    }
-    token = runs->next_page_token;
-    if (token.empty()) break;
-  }
-  return "";
-}
-
 int RunVerb(const std::vector<std::string>& argv) {
   Args args(
       "kiln run FILE [--param k=v]... [--branch B] [--message M] [--event E] "
@@ -286,9 +264,12 @@ int RunVerb(const std::vector<std::string>& argv) {
       return kExitFailed;
     }
   }
-  if (git) {
-    std::string since = LastSucceededRevision(**engine, request.pipeline.name(),
-                                              request.trigger.branch());
+  // Outside a git work tree there is no changelog and nothing to look up.
+  if (git && git->in_work_tree()) {
+    // The changelog starts after the newest successful run's revision.
+    absl::StatusOr<std::string> last = (*engine)->LastSucceededRevision(
+        request.pipeline.name(), request.trigger.branch());
+    std::string since = last.ok() ? *last : "";
     if (absl::Status s = git->FillChangelog(since, &request.trigger); !s.ok()) {
       std::fprintf(stderr, "kiln: the changelog: %s\n",
                    std::string(s.message()).c_str());

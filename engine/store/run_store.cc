@@ -296,6 +296,32 @@ absl::StatusOr<RunPage> RunStore::ListRunRecords(const RunFilter& filter,
   return page;  // the snapshot ends when its statements are reset
 }
 
+absl::StatusOr<std::string> RunStore::LastSucceededRevision(
+    absl::string_view pipeline_name, absl::string_view branch, int max_runs) {
+  kiln::MutexLock lock(&mu_);
+  // runs_by_state (state, id) gives the newest first without a sort.
+  KILN_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT id, trigger FROM runs WHERE state = ?1"
+                   " AND pipeline_name = ?2 ORDER BY id DESC LIMIT ?3"));
+  stmt.Bind(1, v1::RUN_SUCCEEDED)
+      .BindText(2, pipeline_name)
+      .Bind(3, std::max(max_runs, 0));
+  while (true) {
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    v1::Trigger trigger;
+    if (!trigger.ParseFromString(stmt.Blob(1))) {
+      return absl::DataLossError(
+          absl::StrCat("run ", stmt.Text(0), ": unreadable trigger record"));
+    }
+    if (trigger.branch() == branch && !trigger.revision().empty()) {
+      return trigger.revision();
+    }
+  }
+  return std::string();
+}
+
 absl::StatusOr<std::vector<std::string>> RunStore::UnfinishedRuns() {
   kiln::MutexLock lock(&mu_);
   KILN_ASSIGN_OR_RETURN(

@@ -170,6 +170,14 @@ class RunStore {
   absl::StatusOr<RunPage> ListRuns(const RunFilter& filter, int page_size,
                                    absl::string_view page_token);
 
+  // The trigger revision of the newest RUN_SUCCEEDED run of `pipeline_name`
+  // whose trigger names `branch` and a non-empty revision, among the newest
+  // `max_runs` succeeded runs of that pipeline ("" if none). Reads only the
+  // runs' trigger records (one indexed query, no task rows), so its cost
+  // does not grow with the size of the runs.
+  absl::StatusOr<std::string> LastSucceededRevision(
+      absl::string_view pipeline_name, absl::string_view branch, int max_runs);
+
   // Events with sequence > after_seq, in order, at most `limit` (<= 0: 1000).
   absl::StatusOr<std::vector<v1::RunEvent>> ReadEvents(absl::string_view run_id,
                                                        uint64_t after_seq,

@@ -355,6 +355,34 @@ TEST_F(RunStoreTest, ListFiltersAndPaginates) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(RunStoreTest, LastSucceededRevisionReadsTheNewestMatchingTrigger) {
+  auto run_with = [&](const std::string& pipeline, const std::string& branch,
+                      const std::string& revision, v1::RunState state) {
+    v1::Trigger trigger;
+    trigger.set_branch(branch);
+    trigger.set_revision(revision);
+    auto created = store_->CreateRun(MakePipeline(pipeline, {"a"}, {}), trigger,
+                                     "src", "");
+    EXPECT_TRUE(created.ok()) << created.status();
+    EXPECT_TRUE(store_->AppendEvents(created->run_id, {RunState(state)}).ok());
+  };
+  EXPECT_EQ(*store_->LastSucceededRevision("demo", "main", 1000), "");
+  run_with("demo", "main", "r1", v1::RUN_SUCCEEDED);
+  run_with("demo", "main", "r2", v1::RUN_SUCCEEDED);
+  run_with("demo", "main", "r3", v1::RUN_FAILED);      // not successful
+  run_with("demo", "topic", "t1", v1::RUN_SUCCEEDED);  // another branch
+  run_with("other", "main", "o1", v1::RUN_SUCCEEDED);  // another pipeline
+  run_with("demo", "main", "", v1::RUN_SUCCEEDED);     // no revision
+  EXPECT_EQ(*store_->LastSucceededRevision("demo", "main", 1000), "r2");
+  EXPECT_EQ(*store_->LastSucceededRevision("demo", "topic", 1000), "t1");
+  EXPECT_EQ(*store_->LastSucceededRevision("other", "main", 1000), "o1");
+  EXPECT_EQ(*store_->LastSucceededRevision("demo", "none", 1000), "");
+  // Only the newest max_runs successful runs are looked at: the two newest
+  // are t1's and the one without a revision.
+  EXPECT_EQ(*store_->LastSucceededRevision("demo", "main", 2), "");
+  EXPECT_EQ(*store_->LastSucceededRevision("demo", "main", 3), "r2");
+}
+
 TEST_F(RunStoreTest, UnfinishedRunsAreQueuedOrRunning) {
   std::string queued = NewRun();
   std::string running = NewRun();

@@ -338,8 +338,11 @@ LocalSandboxExecutor::Create(LocalSandboxOptions options) {
 }
 
 std::string LocalSandboxExecutor::Platform() const {
-  struct utsname u;
-  std::string machine = uname(&u) == 0 ? u.machine : "unknown";
+  // Asked once per task key: the machine does not change while we run.
+  static const std::string machine = [] {
+    struct utsname u;
+    return std::string(uname(&u) == 0 ? u.machine : "unknown");
+  }();
   // The root policy (allow-listed host trees read-only, same-path
   // workspace, private /tmp, umask 022) is fixed in v2; changing it must
   // bump the version.
