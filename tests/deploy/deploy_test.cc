@@ -324,9 +324,12 @@ TEST_F(DeployTest, UnchangedDeployIsNotReappliedUntilTheClusterDrifts) {
   EXPECT_THAT(r.output, HasSubstr("0 succeeded, 2 cached"));
   EXPECT_EQ(ResourceVersions(), before);
 
-  // kubectl scale changes the spec (generation 2): re-applied, restored.
+  // Someone edits the spec by hand (what `kubectl edit` or `kubectl scale`
+  // does; the double serves no scale subresource): generation 2, so it is
+  // re-applied and the replicas restored.
   auto [rc, out] =
-      Kubectl({"scale", "deployment", "web", "-n", "shop", "--replicas=5"});
+      Kubectl({"patch", "deployment", "web", "-n", "shop", "--type=merge", "-p",
+               R"({"spec":{"replicas":5}})"});
   ASSERT_EQ(rc, 0) << out;
   r = Kiln();
   ASSERT_EQ(r.exit_code, 0) << r.output;
