@@ -56,6 +56,13 @@ std::string LabelSelector(const json& match_labels) {
 
 }  // namespace
 
+void NoteLiveState(const json& live, AppliedObject* o) {
+  const json& meta = Field(live, "metadata");
+  o->uid = meta.value("uid", "");
+  o->resource_version = meta.value("resourceVersion", "");
+  o->generation = Int(meta, "generation", 0);
+}
+
 RolloutState CheckRollout(const json& live) {
   RolloutState s;
   const std::string kind = live.value("kind", "");
@@ -203,13 +210,14 @@ absl::StatusOr<std::vector<AppliedObject>> Deployer::Apply(
                           absl::StrCat("applying ", Describe(o), ": ", why));
     }
     applied_.push_back(o);
+    NoteLiveState(*applied, &applied_.back());
     log_(absl::StrCat(
         Describe(o), " serverside-applied",
         o.namespace_name.empty()
             ? ""
             : absl::StrCat(" (namespace ", o.namespace_name, ")")));
   }
-  return plan;
+  return applied_;
 }
 
 absl::Status Deployer::Wait(const std::vector<AppliedObject>& objects,
@@ -233,7 +241,13 @@ absl::Status Deployer::Wait(const std::vector<AppliedObject>& objects,
         log_(absl::StrCat(Describe(o), ": ", st.detail));
         last_detail = st.detail;
       }
-      if (st.done) break;
+      if (st.done) {
+        // The record keeps the rolled-out state, not the apply's answer.
+        for (AppliedObject& a : applied_) {
+          if (a.path == o.path) NoteLiveState(*live, &a);
+        }
+        break;
+      }
       if (st.failed) {
         Diagnose(o, *live);
         return absl::FailedPreconditionError(

@@ -38,7 +38,15 @@ struct DeployTarget {
 struct AppliedObject {
   std::string api_version, kind, name, namespace_name;  // ns "" = cluster
   std::string path;                                     // the API path
+  // The live object's identity and versions as the apply (and, for a
+  // waited-for workload, the wait) left it; what a later deploy compares
+  // to tell drift (engine/deploy/drift.h). 0: the kind has no generation.
+  std::string uid, resource_version;
+  int64_t generation = 0;
 };
+
+// Copies metadata.uid, resourceVersion and generation of `live` into *o.
+void NoteLiveState(const nlohmann::json& live, AppliedObject* o);
 
 using LogFn = std::function<void(const std::string& line)>;
 
@@ -58,7 +66,8 @@ class Deployer {
   absl::StatusOr<std::vector<AppliedObject>> Apply(
       std::vector<Manifest> manifests, const DeployTarget& target);
   // The objects the last Apply wrote, in order: all of them after a
-  // success, those before the failing one after a failure.
+  // success, those before the failing one after a failure. Their live
+  // state is the apply's answer, updated by Wait for each workload ready.
   const std::vector<AppliedObject>& applied() const { return applied_; }
 
   // Waits for every workload among `objects` (Deployment, StatefulSet,

@@ -20,6 +20,7 @@ DeploymentRecorder::DeploymentRecorder(store::RunStore* runs,
   record_.task = task;
   record_.manifests_digest = digest;
   record_.images = ImagesOf(manifests);
+  record_.force = target.force;
   record_.started = absl::Now();
 }
 
@@ -36,8 +37,11 @@ absl::StatusOr<int64_t> DeploymentRecorder::Finish(
   }
   record_.objects.clear();
   for (const AppliedObject& o : applied) {
-    record_.objects.push_back(
-        store::DeployedObject{o.api_version, o.kind, o.namespace_name, o.name});
+    store::DeployedObject d{o.api_version, o.kind, o.namespace_name, o.name};
+    d.uid = o.uid;
+    d.resource_version = o.resource_version;
+    d.generation = o.generation;
+    record_.objects.push_back(std::move(d));
   }
   absl::StatusOr<int64_t> id = runs_->RecordDeployment(record_);
   if (!id.ok()) {

@@ -1,8 +1,8 @@
 // The `deploy` kind: a render task's manifests server-side-applied to an
 // environment's namespace (engine/deploy, docs/deploy.md), optionally
-// waiting for the rollouts. Never memoizable: a deploy changes a cluster
-// whose state kiln does not own (another manager may have changed the
-// objects since), so it must happen when asked, not be replayed.
+// waiting for the rollouts. Never served from the action cache: a deploy
+// changes a cluster whose state kiln does not own; it is skipped only when
+// the live objects still match the latest deployment (engine/deploy/drift.h).
 #include <unistd.h>
 
 #include <memory>
@@ -13,6 +13,7 @@
 #include "engine/cas/beneath.h"
 #include "engine/cas/digest.h"
 #include "engine/deploy/deployer.h"
+#include "engine/deploy/drift.h"
 #include "engine/deploy/manifest_files.h"
 #include "engine/deploy/manifests.h"
 #include "engine/deploy/prune.h"
@@ -58,7 +59,7 @@ class DeployKind : public Kind {
     v1::DeploySpec* out = task->mutable_deploy();
     Fields f(d, node, path,
              {"environment", "kind", "manifests", "overlay", "namespace",
-              "context", "wait", "force", "wait_timeout"});
+              "context", "wait", "force", "wait_timeout", "always_apply"});
     DecodeString(d, f, "environment", out->mutable_environment());
     if (const yaml::Node* n = f.Get("kind")) {
       int kind = 0;
@@ -72,6 +73,8 @@ class DeployKind : public Kind {
     DecodeString(d, f, "context", out->mutable_context());
     DecodeBool(d, f, "wait", [out](bool v) { out->set_wait(v); });
     DecodeBool(d, f, "force", [out](bool v) { out->set_force(v); });
+    DecodeBool(d, f, "always_apply",
+               [out](bool v) { out->set_always_apply(v); });
     if (const yaml::Node* n = f.Get("wait_timeout")) {
       d->Duration(*n, f.PathOf("wait_timeout"), out->mutable_wait_timeout());
     }
@@ -161,7 +164,9 @@ class DeployKind : public Kind {
       log.OnLine(v1::LogLine::STDOUT, line, absl::Now());
     };
     AttemptOutcome o = Deploy(call, say);
-    if (o.state != v1::TASK_SUCCEEDED) say("deploy failed: " + o.reason);
+    if (o.state != v1::TASK_SUCCEEDED && o.state != v1::TASK_CACHED) {
+      say("deploy failed: " + o.reason);
+    }
     log.Finish();
     return o;
   }
@@ -213,6 +218,14 @@ class DeployKind : public Kind {
     if (!client.ok()) return Failed(client.status(), "deploy: cluster: ");
 
     BindNamespace(ctx, spec.environment(), client->get(), say, &*placed);
+    // The deploy memo: skipped while the cluster holds the latest deployment.
+    if (spec.always_apply() || (call.task.has_cache() && !call.task.cache())) {
+      say("applying: always_apply or cache: false (no drift check)");
+    } else if (auto same = deploy::FindUnchanged(
+                   client->get(), ctx.run_store, target, config->context,
+                   *digest_text, manifests, say)) {
+      return Outcome(v1::TASK_CACHED, same->message);
+    }
     deploy::Deployer deployer(client->get(), say, [&call] {
       return call.cancel != nullptr && call.cancel->cancelled();
     });

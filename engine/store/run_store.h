@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -81,12 +82,25 @@ struct CachedTask {
   TaskOutputs outputs;
 };
 
-// Deployments (run_store_deployments.cc, schema 6): what a deploy task or
+// Deployments (run_store_deployments.cc, schema 6; 7 adds force and the
+// objects' uid, resourceVersion, generation): what a deploy task or
 // `kiln env rollback` applied to an environment's namespace, success or
 // failure. Ids are monotonic (never reused). No secret is recorded: objects
 // by kind and name only, and the reason as the task's (masked) log says it.
 struct DeployedObject {
+  DeployedObject() = default;
+  DeployedObject(std::string api_version, std::string kind,
+                 std::string namespace_name, std::string name)
+      : api_version(std::move(api_version)),
+        kind(std::move(kind)),
+        namespace_name(std::move(namespace_name)),
+        name(std::move(name)) {}
+
   std::string api_version, kind, namespace_name, name;  // ns "": cluster
+  // As the apply (and the wait) left the live object; "" / 0 when unknown
+  // (recorded before schema 7, or the object has no generation).
+  std::string uid, resource_version;
+  int64_t generation = 0;
 };
 
 struct DeploymentRecord {
@@ -103,6 +117,7 @@ struct DeploymentRecord {
   bool succeeded = false;
   std::string reason;       // why it failed ("" on success)
   int64_t rollback_to = 0;  // a rollback: the deployment re-applied
+  bool force = false;       // applied with force (took fields over)
 };
 
 // Which deployments ListDeployments returns.

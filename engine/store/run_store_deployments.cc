@@ -17,7 +17,7 @@ constexpr int kMaxDeploymentLimit = 10000;
 constexpr char kDeploymentColumns[] =
     "id, environment, namespace, kube_context, run_id, task, "
     "manifests_digest, started_us, finished_us, succeeded, reason, "
-    "rollback_to";
+    "rollback_to, force";
 
 DeploymentRecord DeploymentFromRow(const Statement& row) {
   DeploymentRecord r;
@@ -33,6 +33,7 @@ DeploymentRecord DeploymentFromRow(const Statement& row) {
   r.succeeded = row.Int(9) != 0;
   r.reason = row.Text(10);
   r.rollback_to = row.Int(11);
+  r.force = row.Int(12) != 0;
   return r;
 }
 
@@ -54,8 +55,9 @@ absl::StatusOr<int64_t> RunStore::RecordDeployment(
         Statement insert,
         db_->Prepare("INSERT INTO deployments (environment, namespace,"
                      " kube_context, run_id, task, manifests_digest,"
-                     " started_us, finished_us, succeeded, reason, rollback_to)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+                     " started_us, finished_us, succeeded, reason, rollback_to,"
+                     " force) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                     " ?10, ?11, ?12)"));
     insert.BindText(1, record.environment)
         .BindText(2, record.namespace_name)
         .BindText(3, record.kube_context)
@@ -66,7 +68,8 @@ absl::StatusOr<int64_t> RunStore::RecordDeployment(
         .Bind(8, ToMicros(record.finished))
         .Bind(9, record.succeeded ? 1 : 0)
         .BindText(10, record.reason)
-        .Bind(11, record.rollback_to);
+        .Bind(11, record.rollback_to)
+        .Bind(12, record.force ? 1 : 0);
     KILN_RETURN_IF_ERROR(insert.Run());
   }
   KILN_ASSIGN_OR_RETURN(int64_t id,
@@ -87,8 +90,9 @@ absl::StatusOr<int64_t> RunStore::RecordDeployment(
     KILN_ASSIGN_OR_RETURN(
         Statement object,
         db_->Prepare("INSERT INTO deployment_objects (deployment_id, position,"
-                     " api_version, kind, namespace, name)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+                     " api_version, kind, namespace, name, uid,"
+                     " resource_version, generation)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
     for (size_t i = 0; i < record.objects.size(); ++i) {
       const DeployedObject& o = record.objects[i];
       object.Bind(1, id)
@@ -96,7 +100,10 @@ absl::StatusOr<int64_t> RunStore::RecordDeployment(
           .BindText(3, o.api_version)
           .BindText(4, o.kind)
           .BindText(5, o.namespace_name)
-          .BindText(6, o.name);
+          .BindText(6, o.name)
+          .BindText(7, o.uid)
+          .BindText(8, o.resource_version)
+          .Bind(9, o.generation);
       KILN_RETURN_IF_ERROR(object.Run());
     }
   }
@@ -119,15 +126,19 @@ absl::Status RunStore::LoadDeploymentDetails(DeploymentRecord* record) {
   }
   KILN_ASSIGN_OR_RETURN(
       Statement objects,
-      db_->Prepare("SELECT api_version, kind, namespace, name"
-                   " FROM deployment_objects"
+      db_->Prepare("SELECT api_version, kind, namespace, name, uid,"
+                   " resource_version, generation FROM deployment_objects"
                    " WHERE deployment_id = ?1 ORDER BY position"));
   objects.Bind(1, record->id);
   while (true) {
     KILN_ASSIGN_OR_RETURN(bool row, objects.Step());
     if (!row) break;
-    record->objects.push_back(DeployedObject{objects.Text(0), objects.Text(1),
-                                             objects.Text(2), objects.Text(3)});
+    DeployedObject o{objects.Text(0), objects.Text(1), objects.Text(2),
+                     objects.Text(3)};
+    o.uid = objects.Text(4);
+    o.resource_version = objects.Text(5);
+    o.generation = objects.Int(6);
+    record->objects.push_back(std::move(o));
   }
   return absl::OkStatus();
 }

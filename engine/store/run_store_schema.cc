@@ -153,6 +153,18 @@ CREATE TABLE deployment_objects (
   PRIMARY KEY (deployment_id, position)
 ) WITHOUT ROWID;
 )sql"},
+    // Drift-aware deploys (engine/deploy/drift.h): whether the deploy
+    // forced its fields, and each object's uid, resourceVersion and
+    // metadata.generation as the apply (and wait) left them. Rows recorded
+    // before have '' and 0, which never match a live object.
+    {7, R"sql(
+ALTER TABLE deployments ADD COLUMN force INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deployment_objects ADD COLUMN uid TEXT NOT NULL DEFAULT '';
+ALTER TABLE deployment_objects
+  ADD COLUMN resource_version TEXT NOT NULL DEFAULT '';
+ALTER TABLE deployment_objects
+  ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+)sql"},
 };
 
 }  // namespace

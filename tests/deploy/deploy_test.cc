@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -191,6 +192,22 @@ class DeployTest : public ::testing::Test {
     return out;
   }
 
+  // kind/name -> metadata.resourceVersion of the three objects of kApp.
+  std::map<std::string, std::string> ResourceVersions() {
+    std::map<std::string, std::string> out;
+    for (const char* kind : {"deployment", "service", "configmap"}) {
+      const char* name = std::string(kind) == "configmap" ? "settings" : "web";
+      out[absl::StrCat(kind, "/", name)] =
+          Get(kind, name)["metadata"]["resourceVersion"].get<std::string>();
+    }
+    return out;
+  }
+  void Pipeline(const std::string& extra) {
+    Write("src/pipeline.yaml",
+          absl::StrReplaceAll(kPipeline,
+                              {{"wait: true", "wait: true\n      " + extra}}));
+  }
+
   std::string kiln_, dir_, kubeconfig_;
   std::unique_ptr<FakeApiServer> server_;
   std::unique_ptr<kube::testing::RolloutController> rollouts_;
@@ -246,9 +263,14 @@ TEST_F(DeployTest, ConflictWithAnotherManagerFailsUnlessForced) {
   EXPECT_THAT(r.output, HasSubstr(".spec.replicas"));
   EXPECT_EQ(Get("deployment", "web")["spec"]["replicas"], 5);
 
-  Write("src/pipeline.yaml",
-        absl::StrReplaceAll(kPipeline,
-                            {{"wait: true", "wait: true\n      force: true"}}));
+  // The failed deployment is never a reason to skip: the same manifests
+  // are applied again (and conflict again).
+  r = Kiln();
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("applying: deployment 2 failed"));
+  EXPECT_THAT(r.output, HasSubstr("conflict with \"ops-scaler\""));
+
+  Pipeline("force: true");
   r = Kiln();
   ASSERT_EQ(r.exit_code, 0) << r.output;
   json web = Get("deployment", "web");
@@ -281,6 +303,102 @@ TEST_F(DeployTest, ObjectsInAnotherNamespaceAreRefusedBeforeAnyWrite) {
               HasSubstr("ConfigMap \"other\" is in namespace \"kube-system\""));
   auto [rc, out] = Kubectl({"get", "namespace", "shop"});
   EXPECT_NE(rc, 0) << out;  // nothing was written, not even the namespace
+}
+
+// The deploy memo (docs/deploy.md, "Memoization"): a rerun of the same
+// manifests applies nothing while the cluster holds what was deployed, and
+// re-applies what drifted.
+TEST_F(DeployTest, UnchangedDeployIsNotReappliedUntilTheClusterDrifts) {
+  Pipeline("force: true");
+  Result r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output,
+              HasSubstr("applying: no earlier deployment to compare with"));
+  std::map<std::string, std::string> before = ResourceVersions();
+
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("unchanged since deployment 1 (run r"));
+  EXPECT_THAT(r.output, HasSubstr("3 objects match, not re-applied"));
+  EXPECT_THAT(r.output, Not(HasSubstr("serverside-applied")));
+  EXPECT_THAT(r.output, HasSubstr("0 succeeded, 2 cached"));
+  EXPECT_EQ(ResourceVersions(), before);
+
+  // Someone edits the spec by hand (what `kubectl edit` or `kubectl scale`
+  // does; the double serves no scale subresource): generation 2, so it is
+  // re-applied and the replicas restored.
+  auto [rc, out] =
+      Kubectl({"patch", "deployment", "web", "-n", "shop", "--type=merge", "-p",
+               R"({"spec":{"replicas":5}})"});
+  ASSERT_EQ(rc, 0) << out;
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("applying: Deployment/web: generation 2, "
+                                  "recorded 1"));
+  EXPECT_THAT(r.output, HasSubstr("Deployment/web serverside-applied"));
+  json web = Get("deployment", "web");
+  EXPECT_EQ(web["spec"]["replicas"], 2);
+  EXPECT_EQ(web["status"]["readyReplicas"], 2);
+  // ... and that deployment (2) is the one that now stands.
+  before = ResourceVersions();
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("unchanged since deployment 2 (run r"));
+  EXPECT_EQ(ResourceVersions(), before);
+
+  // A deleted ConfigMap is re-created.
+  std::tie(rc, out) =
+      Kubectl({"delete", "configmap", "settings", "-n", "shop"});
+  ASSERT_EQ(rc, 0) << out;
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("applying: ConfigMap/settings: not found"));
+  EXPECT_EQ(Get("configmap", "settings")["data"]["mode"], "fast");
+
+  // A ConfigMap edited by hand (no generation: its resourceVersion moved).
+  std::tie(rc, out) =
+      Kubectl({"patch", "configmap", "settings", "-n", "shop", "--type=merge",
+               "-p", R"({"data":{"extra":"x"}})"});
+  ASSERT_EQ(rc, 0) << out;
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("applying: ConfigMap/settings: "
+                                  "resourceVersion "));
+
+  // Other manifests are applied.
+  App("nginx:1", 2,
+      "---\napiVersion: v1\nkind: ConfigMap\n"
+      "metadata: {name: more}\ndata: {a: b}\n");
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("applying: the manifests changed"));
+  EXPECT_EQ(Get("configmap", "more")["data"]["a"], "b");
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("4 objects match, not re-applied"));
+}
+
+TEST_F(DeployTest, AlwaysApplyAndCacheFalseSkipTheDriftCheck) {
+  Result r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  Pipeline("always_apply: true");
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("applying: always_apply or cache: false"));
+  EXPECT_THAT(r.output, HasSubstr("ConfigMap/settings serverside-applied"));
+  EXPECT_THAT(r.output, Not(HasSubstr("not re-applied")));
+  Write("src/pipeline.yaml",
+        absl::StrReplaceAll(
+            kPipeline, {{"    deploy:\n", "    cache: false\n    deploy:\n"}}));
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("applying: always_apply or cache: false"));
+  EXPECT_THAT(r.output, HasSubstr("ConfigMap/settings serverside-applied"));
+  // Without either, the same deployment stands.
+  Write("src/pipeline.yaml", kPipeline);
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("3 objects match, not re-applied"));
 }
 
 }  // namespace

@@ -102,8 +102,10 @@ versions hello-feature-greeting >"$work/preview.before"
 run_hello feature/greeting "shipit: friendlier greeting" 1111111 ||
   { echo "FAIL: the second feature branch run failed"; cat "$out"; fail=1; }
 expect "the build is cached" "$out" '^image: cached'
-expect "the preview is applied again" "$out" '^deploy-preview \| Deployment/hello-preview serverside-applied'
-expect "the preview deploy is not cached" "$out" '^deploy-preview: succeeded'
+expect "the unchanged preview is not applied again" "$out" \
+  '^deploy-preview \| unchanged since deployment [0-9]+ \(run r[^)]*\): 3 objects match, not re-applied$'
+refuse "nothing re-applied to the preview" "$out" '^deploy-preview \| .* serverside-applied'
+expect "the preview deploy is cached" "$out" '^deploy-preview: cached'
 versions hello-feature-greeting >"$work/preview.after"
 [[ $(wc -l <"$work/preview.before") -eq 3 ]] ||
   { echo "FAIL: the preview namespace does not hold 3 objects:"; cat "$work/preview.before"; fail=1; }
@@ -138,13 +140,15 @@ versions hello-stage >"$work/stage.before"
 versions hello-prod >"$work/prod.before"
 run_hello main "friendlier greeting" 2222222 || { echo "FAIL: the second main run failed"; cat "$out"; fail=1; }
 for env in stage prod; do
-  expect "$env applied again" "$out" "^deploy-$env \\| Deployment/hello serverside-applied"
-  expect "$env is not cached" "$out" "^deploy-$env: succeeded"
+  expect "$env is unchanged" "$out" \
+    "^deploy-$env \\| unchanged since deployment [0-9]+ \\(run r[^)]*\\): [0-9]+ objects match, not re-applied\$"
+  refuse "nothing re-applied to $env" "$out" "^deploy-$env \\| .* serverside-applied"
+  expect "$env is cached" "$out" "^deploy-$env: cached"
   versions "hello-$env" >"$work/$env.after"
   cmp -s "$work/$env.before" "$work/$env.after" ||
     { echo "FAIL: re-applying $env changed objects:"; diff "$work/$env.before" "$work/$env.after"; fail=1; }
 done
-expect "only the deploys ran again" "$out" '^run .*: succeeded .* 2 succeeded, 7 cached'
+expect "nothing ran again" "$out" '^run .*: succeeded .* 0 succeeded, 9 cached'
 # The preview of the branch is untouched by main's deploys.
 versions hello-feature-greeting >"$work/preview.last"
 cmp -s "$work/preview.before" "$work/preview.last" || { echo "FAIL: main changed the preview"; fail=1; }

@@ -32,6 +32,12 @@ constexpr char kEnvironment[] = "stage";
 constexpr char kNamespace[] = "fixture-stage";
 constexpr char kImage[] = "nginx:1";
 constexpr int kFirstVersionWithDeployments = 6;
+// Schema 7 on: the deployment's force flag and each object's uid,
+// resourceVersion and generation (older stores read false, "", "", 0).
+constexpr char kObjectUid[] = "0d1c7a3e-0000-4000-8000-000000000001";
+constexpr char kObjectResourceVersion[] = "4242";
+constexpr int kObjectGeneration = 3;
+constexpr int kFirstVersionWithLiveState = 7;
 
 }  // namespace kiln::store::fixture
 

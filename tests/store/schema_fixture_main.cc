@@ -85,6 +85,10 @@ int main(int argc, char** argv) {
   deployment.manifests_digest = f::kArtifactDigest;
   deployment.images = {f::kImage};
   deployment.objects = {{"v1", "ConfigMap", f::kNamespace, "settings"}};
+  deployment.objects[0].uid = f::kObjectUid;
+  deployment.objects[0].resource_version = f::kObjectResourceVersion;
+  deployment.objects[0].generation = f::kObjectGeneration;
+  deployment.force = true;
   deployment.started = absl::FromUnixSeconds(1700000000);
   deployment.finished = absl::FromUnixSeconds(1700000001);
   deployment.succeeded = true;

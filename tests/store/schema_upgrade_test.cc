@@ -153,14 +153,35 @@ TEST(SchemaUpgradeTest, PopulatedStoresOpenWithTheirData) {
       ASSERT_EQ(d.objects.size(), 1u);
       EXPECT_EQ(d.objects[0].name, "settings");
       EXPECT_TRUE(d.succeeded);
+      // The live state (schema 7 on); older records read as unknown.
+      const bool live = schema >= f::kFirstVersionWithLiveState;
+      EXPECT_EQ(d.force, live);
+      EXPECT_EQ(d.objects[0].uid, live ? f::kObjectUid : "");
+      EXPECT_EQ(d.objects[0].resource_version,
+                live ? f::kObjectResourceVersion : "");
+      EXPECT_EQ(d.objects[0].generation, live ? f::kObjectGeneration : 0);
     }
     DeploymentRecord next;
     next.environment = f::kEnvironment;
     next.namespace_name = f::kNamespace;
     next.manifests_digest = f::kArtifactDigest;
+    next.force = true;
+    next.objects = {{"v1", "ConfigMap", f::kNamespace, "settings"}};
+    next.objects[0].uid = f::kObjectUid;
+    next.objects[0].resource_version = f::kObjectResourceVersion;
+    next.objects[0].generation = f::kObjectGeneration;
     auto next_id = (*runs)->RecordDeployment(next);
     ASSERT_TRUE(next_id.ok()) << next_id.status();
     EXPECT_EQ(*next_id, has_deployment ? 2 : 1);
+    // The migrated store keeps the live state of a new record.
+    auto again_read = (*runs)->GetDeployment(*next_id);
+    ASSERT_TRUE(again_read.ok()) << again_read.status();
+    EXPECT_TRUE(again_read->force);
+    ASSERT_EQ(again_read->objects.size(), 1u);
+    EXPECT_EQ(again_read->objects[0].uid, f::kObjectUid);
+    EXPECT_EQ(again_read->objects[0].resource_version,
+              f::kObjectResourceVersion);
+    EXPECT_EQ(again_read->objects[0].generation, f::kObjectGeneration);
 
     auto cache = ActionCache::Open(dir);
     ASSERT_TRUE(cache.ok()) << cache.status();
