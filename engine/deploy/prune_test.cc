@@ -93,7 +93,12 @@ TEST_F(PruneTest, DeletesOnlyKilnsDroppedObjectsOfTheEnvironment) {
   DeployTarget target;
   target.environment = "preview";
   target.namespace_name = "shop";
-  AppliedObject applied{"v1", "ConfigMap", "kept", "shop", kept};
+  AppliedObject applied;
+  applied.api_version = "v1";
+  applied.kind = "ConfigMap";
+  applied.name = "kept";
+  applied.namespace_name = "shop";
+  applied.path = kept;
   auto pruned = Prune(client_.get(), target, {applied},
                       [this](const std::string& l) { log_.push_back(l); });
   ASSERT_TRUE(pruned.ok()) << pruned.status();
