@@ -86,10 +86,10 @@ absl::StatusOr<store::DeploymentRecord> FindPromoted(
     }
     const store::DeploymentRecord& newest = found->front();
     if (!newest.succeeded) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the newest deployment of ", env, " by this run, ",
-          Describe(newest), ", failed: ", newest.reason,
-          "; a failed deployment is never promoted"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("the newest deployment of ", env, " by this run, ",
+                       Describe(newest), ", failed: ", newest.reason,
+                       "; a failed deployment is never promoted"));
     }
     return newest;
   }
@@ -103,15 +103,14 @@ absl::StatusOr<store::DeploymentRecord> FindPromoted(
           absl::StrCat("no run '", source.run, "' in the run store"));
     }
     if (!run.ok()) return run.status();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "run ", source.run, " has no deployment of ", env,
-        ": nothing to promote"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", source.run, " has no deployment of ", env,
+                     ": nothing to promote"));
   }
   return absl::FailedPreconditionError(absl::StrCat(
       "run ", source.run, " has no successful deployment of ", env,
-      " (its newest, ", Describe(found->front()),
-      ", failed: ", found->front().reason,
-      "); a failed deployment is never promoted"));
+      " (its newest, ", Describe(found->front()), ", failed: ",
+      found->front().reason, "); a failed deployment is never promoted"));
 }
 
 absl::StatusOr<std::vector<PinnedImage>> PinImages(
@@ -167,7 +166,8 @@ absl::StatusOr<std::vector<PinnedImage>> PinImages(
           return absl::FailedPreconditionError(absl::StrCat(
               where, ": image ", image, ": environment '", from,
               "' deployed repository ", repo, " with different digests (",
-              absl::StrJoin(r.digests, ", "), "): which one to promote is "
+              absl::StrJoin(r.digests, ", "),
+              "): which one to promote is "
               "ambiguous"));
         }
         std::string pinned = absl::StrCat(repo, "@", *r.digests.begin());

@@ -85,8 +85,7 @@ TEST(PinImagesTest, AnotherDigestIsReplaced) {
   std::vector<Manifest> ms = {
       Workload("StatefulSet", Containers("containers", Ref("reg/app", kB)))};
   // Recorded with its tag as well: the repository is what matches.
-  auto pinned =
-      PinImages({"reg/app:v1@sha256:" + kA}, "stage", &ms);
+  auto pinned = PinImages({"reg/app:v1@sha256:" + kA}, "stage", &ms);
   ASSERT_TRUE(pinned.ok()) << pinned.status();
   EXPECT_THAT(ImagesOf(ms), ElementsAre(Ref("reg/app", kA)));
 }
@@ -99,9 +98,9 @@ TEST(PinImagesTest, InitEphemeralAndCronJobAndPodImages) {
       Workload("CronJob", spec), Workload("Pod", spec),
       Workload("DaemonSet", Containers("initContainers", "reg/init")),
       Workload("Job", Containers("containers", "reg/app:v3"))};
-  auto pinned = PinImages(
-      {Ref("reg/app", kA), Ref("reg/init", kB), Ref("reg/dbg", kC)}, "stage",
-      &ms);
+  auto pinned =
+      PinImages({Ref("reg/app", kA), Ref("reg/init", kB), Ref("reg/dbg", kC)},
+                "stage", &ms);
   ASSERT_TRUE(pinned.ok()) << pinned.status();
   EXPECT_THAT(ImagesOf(ms), ElementsAre(Ref("reg/app", kA), Ref("reg/dbg", kC),
                                         Ref("reg/init", kB)));
@@ -115,8 +114,8 @@ TEST(PinImagesTest, InitEphemeralAndCronJobAndPodImages) {
 }
 
 TEST(PinImagesTest, UnknownRepositoryIsRefused) {
-  std::vector<Manifest> ms = {Workload(
-      "Deployment", Containers("initContainers", "reg/migrate:v1"))};
+  std::vector<Manifest> ms = {
+      Workload("Deployment", Containers("initContainers", "reg/migrate:v1"))};
   auto pinned = PinImages({Ref("reg/app", kA)}, "stage", &ms);
   ASSERT_EQ(pinned.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(pinned.status().message(),
