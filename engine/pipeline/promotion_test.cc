@@ -36,8 +36,8 @@ std::string Pipeline(const std::string& prod_needs,
 }
 
 TEST(PromotionTest, DecodesFromAndRun) {
-  LoadedPipeline p =
-      Load(Pipeline("[deploy-stage]", "{from: stage, run: r-${params.from}}"));
+  LoadedPipeline p = Load(
+      Pipeline("[deploy-stage]", "{from: stage, run: \"r-${params.from}\"}"));
   ASSERT_TRUE(p.ok()) << JoinDiagnostics(p.errors);
   const v1::DeploySpec& d = p.pipeline.tasks(2).deploy();
   ASSERT_TRUE(d.has_promote());
@@ -97,7 +97,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"no_such_deploy", "[deploy-stage]", "{from: stag}", "9:31",
              "no task deploys to it: the deploy to 'stag' must come first "
              "in this task's needs (or name an earlier run with "
-             "promote.run); did you mean 'stage'?"},
+             "promote.run) (did you mean 'stage'?)"},
         Case{"reference_without_deploy", "[m]", "{from: \"${params.from}\"}",
              "9:31", "no task deploys to it"}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });

@@ -348,7 +348,7 @@ TEST_F(PromoteTest, ProdMustNeedTheStageDeploy) {
   Result r = Run("pipeline.yaml");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err,
-              HasSubstr("pipeline.yaml:17:7: task 'deploy-prod': promotes "
+              HasSubstr("pipeline.yaml:17:23: task 'deploy-prod': promotes "
                         "environment 'stage' of this run, but does not need "
                         "task 'deploy-stage' that deploys it"));
   auto [code, out] = Kubectl({"get", "namespace", "shop-stage"});
