@@ -297,7 +297,8 @@ TEST_F(PromoteTest, PromotesFromAnEarlierRun) {
   // A run that does not exist.
   Result none = Run("release.yaml", {"--param", "from_run=r-nope"});
   EXPECT_NE(none.exit_code, 0);
-  EXPECT_THAT(none.out, HasSubstr("no run 'r-nope' in the run store"));
+  EXPECT_THAT(none.out + none.err,
+              HasSubstr("no run 'r-nope' in the run store"));
 }
 
 TEST_F(PromoteTest, FailedStageIsNeverPromoted) {
@@ -312,7 +313,7 @@ TEST_F(PromoteTest, FailedStageIsNeverPromoted) {
   const std::string run1 = RunId(first);
   Result release = Run("release.yaml", {"--param", "from_run=" + run1});
   EXPECT_NE(release.exit_code, 0);
-  EXPECT_THAT(release.out,
+  EXPECT_THAT(release.out + release.err,
               HasSubstr(absl::StrCat("run ", run1,
                                      " has no successful deployment of "
                                      "environment 'stage' (its newest, "
@@ -330,8 +331,8 @@ TEST_F(PromoteTest, UnknownRepositoryIsRefusedBeforeAnyWrite) {
   App("prod", kWeb + ":latest", "example.test/shop/migrate:v1");
   Result r = Run("pipeline.yaml");
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.out, HasSubstr("environment 'stage' did not deploy "
-                               "repository example.test/shop/migrate"));
+  EXPECT_THAT(r.out + r.err, HasSubstr("environment 'stage' did not deploy "
+                                       "repository example.test/shop/migrate"));
   auto [code, out] = Kubectl({"get", "namespace", "shop-prod"});
   EXPECT_NE(code, 0) << out;
   EXPECT_EQ(Get("shop-stage", "deployment", "web", kPodImages),
