@@ -138,7 +138,7 @@ prod_image=$(k get deployment hello -n hello-prod -o jsonpath='{.spec.template.s
 [[ $stage_image == "$registry/hello@sha256:"* && $prod_image == "$stage_image" ]] ||
   { echo "FAIL: prod runs '$prod_image', stage '$stage_image' (want stage's digest)"; fail=1; }
 expect "prod promoted stage's digest" "$out" \
-  "^deploy-prod \\| promoted ${stage_image//./\\.} from stage \\(deployment [0-9]+, run r[0-9-]+\\)\$"
+  "^deploy-prod \\| promoted ${stage_image//./\\.} from stage \\(deployment [0-9]+, run r[0-9a-z-]+\\)\$"
 got=$(k get deployment hello -n hello-prod -o jsonpath='{.status.readyReplicas}/{.status.availableReplicas}')
 [[ $got == 3/3 ]] || { echo "FAIL: prod rollout status is $got, want 3/3"; fail=1; }
 versions hello-stage >"$work/stage.before"

@@ -193,12 +193,14 @@ class PromoteTest : public ::testing::Test {
     std::vector<std::string> args = {"run", dir_ + "/src/" + file,
                                      "--kubeconfig", kubeconfig_};
     args.insert(args.end(), extra.begin(), extra.end());
-    return Kiln(args);
+    Result r = Kiln(args);
+    r.out += r.err;  // the run's progress goes to stderr
+    return r;
   }
   // The run id `kiln run` printed ("run ID: STATE ...").
   static std::string RunId(const Result& r) {
     std::smatch m;
-    static const std::regex re("(^|\n)run (r[0-9-]+): ");
+    static const std::regex re("(^|\n)run (r[0-9a-z-]+): ");
     EXPECT_TRUE(std::regex_search(r.out, m, re)) << r.out;
     return m.size() > 2 ? m[2].str() : "";
   }
