@@ -48,27 +48,6 @@ void AddLabels(json* meta, const std::string& environment) {
   (*meta)["labels"][kManagedByLabel] = "kiln";
 }
 
-const json* PodSpecOf(const json& obj) {
-  const std::string kind = obj.value("kind", "");
-  const json* spec = obj.contains("spec") ? &obj["spec"] : nullptr;
-  if (spec == nullptr || !spec->is_object()) return nullptr;
-  if (kind == "Pod") return spec;
-  if (kind == "CronJob") {
-    const json* jt =
-        spec->contains("jobTemplate") ? &(*spec)["jobTemplate"] : nullptr;
-    if (jt == nullptr || !jt->is_object() || !jt->contains("spec")) {
-      return nullptr;
-    }
-    spec = &(*jt)["spec"];
-    if (!spec->is_object()) return nullptr;
-  }
-  if (!spec->contains("template") || !(*spec)["template"].is_object()) {
-    return nullptr;
-  }
-  const json& t = (*spec)["template"];
-  return t.contains("spec") && t["spec"].is_object() ? &t["spec"] : nullptr;
-}
-
 }  // namespace
 
 absl::StatusOr<std::vector<Manifest>> ParseManifests(
@@ -187,12 +166,38 @@ absl::Status PrepareClusterScoped(Manifest* m, const std::string& ns,
   return absl::OkStatus();
 }
 
+const json* PodSpecOf(const json& obj) {
+  const std::string kind = obj.value("kind", "");
+  const json* spec = obj.contains("spec") ? &obj["spec"] : nullptr;
+  if (spec == nullptr || !spec->is_object()) return nullptr;
+  if (kind == "Pod") return spec;
+  if (kind == "CronJob") {
+    const json* jt =
+        spec->contains("jobTemplate") ? &(*spec)["jobTemplate"] : nullptr;
+    if (jt == nullptr || !jt->is_object() || !jt->contains("spec")) {
+      return nullptr;
+    }
+    spec = &(*jt)["spec"];
+    if (!spec->is_object()) return nullptr;
+  }
+  if (!spec->contains("template") || !(*spec)["template"].is_object()) {
+    return nullptr;
+  }
+  const json& t = (*spec)["template"];
+  return t.contains("spec") && t["spec"].is_object() ? &t["spec"] : nullptr;
+}
+
+json* MutablePodSpecOf(json* obj) {
+  // PodSpecOf only reads: the pod spec it finds is part of *obj.
+  return const_cast<json*>(PodSpecOf(*obj));
+}
+
 std::vector<std::string> ImagesOf(const std::vector<Manifest>& manifests) {
   std::set<std::string> images;
   for (const Manifest& m : manifests) {
     const json* spec = PodSpecOf(m.object);
     if (spec == nullptr) continue;
-    for (const char* list : {"initContainers", "containers"}) {
+    for (const char* list : kContainerLists) {
       if (!spec->contains(list) || !(*spec)[list].is_array()) continue;
       for (const json& c : (*spec)[list]) {
         if (c.is_object() && c.contains("image") && c["image"].is_string()) {

@@ -47,8 +47,17 @@ absl::Status PrepareNamespaced(Manifest* m, const std::string& ns,
 absl::Status PrepareClusterScoped(Manifest* m, const std::string& ns,
                                   const std::string& environment);
 
-// Container and init-container images named by the manifests' pod specs
-// (Pod, workloads' templates, CronJob's job template), sorted, unique.
+// The pod spec of a Pod, of a workload's template, or of a CronJob's job
+// template; nullptr for other objects (or a malformed one).
+const nlohmann::json* PodSpecOf(const nlohmann::json& object);
+nlohmann::json* MutablePodSpecOf(nlohmann::json* object);
+
+// The lists of a pod spec whose entries name an `image`.
+inline constexpr const char* kContainerLists[] = {
+    "initContainers", "containers", "ephemeralContainers"};
+
+// Container, init- and ephemeral-container images named by the manifests'
+// pod specs (PodSpecOf), sorted, unique.
 std::vector<std::string> ImagesOf(const std::vector<Manifest>& manifests);
 
 // True for kinds a deploy waits for (Deployment, StatefulSet, DaemonSet,

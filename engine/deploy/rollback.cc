@@ -16,6 +16,7 @@
 #include "engine/cas/beneath.h"
 #include "engine/cas/digest.h"
 #include "engine/deploy/manifest_files.h"
+#include "engine/deploy/promote.h"
 #include "engine/deploy/record.h"
 #include "kube/client.h"
 #include "kube/kubeconfig.h"
@@ -147,8 +148,11 @@ absl::StatusOr<store::DeploymentRecord> ChooseRollback(
   for (size_t i = 1; i < history->size(); ++i) {
     const store::DeploymentRecord& r = (*history)[i];
     if (!r.succeeded) continue;
-    if (latest.succeeded && r.manifests_digest == latest.manifests_digest) {
-      continue;  // the same manifests as now: nothing to roll back to
+    if (latest.succeeded && r.manifests_digest == latest.manifests_digest &&
+        r.images == latest.images) {
+      // The same manifests and images (a promotion pins other images into
+      // the same manifests) as now: nothing to roll back to.
+      continue;
     }
     return r;
   }
@@ -168,6 +172,15 @@ absl::StatusOr<store::DeploymentRecord> Rollback(
   absl::StatusOr<std::vector<Manifest>> manifests =
       ReadRecordedManifests(artifacts, scratch_parent, *from);
   if (!manifests.ok()) return manifests.status();
+  // A promoted deployment applied other images than its artifact names
+  // (docs/deploy.md, "Promotion"): the same ones are pinned again.
+  if (ImagesOf(*manifests) != from->images) {
+    absl::StatusOr<std::vector<PinnedImage>> pinned =
+        PinImages(from->images, from->environment, &*manifests);
+    if (!pinned.ok()) return pinned.status();
+    log(absl::StrCat("images pinned as ", Describe(*from),
+                     " applied them: ", pinned->size()));
+  }
   log(absl::StrCat("rolling back environment ", from->environment,
                    " (namespace ", from->namespace_name, ") to ",
                    Describe(*from), ": ", manifests->size(), " objects"));

@@ -18,6 +18,7 @@
 #include "engine/deploy/manifests.h"
 #include "engine/deploy/prune.h"
 #include "engine/deploy/record.h"
+#include "engine/kinds/deploy_promote.h"
 #include "engine/kinds/deploy_target.h"
 #include "engine/kinds/kind.h"
 #include "engine/kinds/kinds.h"
@@ -59,7 +60,8 @@ class DeployKind : public Kind {
     v1::DeploySpec* out = task->mutable_deploy();
     Fields f(d, node, path,
              {"environment", "kind", "manifests", "overlay", "namespace",
-              "context", "wait", "force", "wait_timeout", "always_apply"});
+              "context", "wait", "force", "wait_timeout", "promote",
+              "always_apply"});
     DecodeString(d, f, "environment", out->mutable_environment());
     if (const yaml::Node* n = f.Get("kind")) {
       int kind = 0;
@@ -78,6 +80,7 @@ class DeployKind : public Kind {
     if (const yaml::Node* n = f.Get("wait_timeout")) {
       d->Duration(*n, f.PathOf("wait_timeout"), out->mutable_wait_timeout());
     }
+    DecodePromotion(d, f, out);
   }
 
   void Validate(const v1::Task& task, const std::string& path,
@@ -104,6 +107,7 @@ class DeployKind : public Kind {
                       "wait_timeout needs 'wait: true'");
       }
     }
+    ValidatePromotion(d, p, checks);
   }
 
   void ForEachString(v1::Task* task, const std::string& path,
@@ -116,6 +120,7 @@ class DeployKind : public Kind {
     visit(Field(p, "overlay"), d->mutable_overlay(), lit);
     visit(Field(p, "namespace"), d->mutable_namespace_(), sub);
     visit(Field(p, "context"), d->mutable_context(), sub);
+    VisitPromotionStrings(d, p, visit);
   }
 
   pipeline::KindFacts Facts(const v1::Task& task) const override {
@@ -136,6 +141,7 @@ class DeployKind : public Kind {
     if (!d.context().empty()) {
       facts.environment_overrides.push_back("deploy.context");
     }
+    PromotionFacts(d, &facts);
     return facts;
   }
 
@@ -200,6 +206,9 @@ class DeployKind : public Kind {
       if (!read.ok()) return Failed(read.status(), "deploy: manifests: ");
       manifests = *std::move(read);
     }
+    // promote: pinned to what the promoted deployment applied (a copy).
+    absl::Status promoted = PromoteManifests(spec, ctx, &manifests, say);
+    if (!promoted.ok()) return Failed(promoted, "deploy: ");
     say(absl::StrCat("deploying ", manifests.size(), " objects of ",
                      spec.manifests(), " (", *digest_text, ") to environment ",
                      target.environment, ", namespace ",

@@ -77,6 +77,12 @@ struct KindFacts {
   std::string environment;
   std::string environment_field;
   std::vector<std::string> environment_overrides;
+  // A deploy promoting another environment's deployment (deploy.promote):
+  // that environment as written and the field naming it; same_run without
+  // a run named (then a deploy to it must be among the task's needs).
+  std::string promote_from;
+  std::string promote_from_field;
+  bool promote_same_run = false;
 };
 
 class KindSpec {

@@ -316,7 +316,9 @@ std::vector<Diagnostic> Validator::Run() {
   for (int t = 0; t < static_cast<int>(tasks_.size()); ++t) {
     CheckKind(t);
     if (const KindSpec* kind = KindOf(*tasks_[t].task)) {
-      CheckEnvironmentUse(t, kind->Facts(*tasks_[t].task));
+      KindFacts facts = kind->Facts(*tasks_[t].task);
+      CheckEnvironmentUse(t, facts);
+      CheckPromotion(t, facts);
     }
     if (tasks_[t].task->has_when()) {
       CheckCondition(tasks_[t].task->when(), Field(tasks_[t].path, "when"), t);

@@ -208,4 +208,53 @@ void Validator::CheckEnvironmentUse(int t, const KindFacts& facts) {
   }
 }
 
+void Validator::CheckPromotion(int t, const KindFacts& facts) {
+  // Without `from` the kind reports it; a named run was deployed before.
+  if (facts.promote_from_field.empty() || facts.promote_from.empty() ||
+      !facts.promote_same_run || !acyclic_) {
+    return;
+  }
+  const std::string& from = facts.promote_from;
+  std::vector<std::string> unneeded;  // deploy `from`, not among t's needs
+  std::vector<std::string> known;     // every environment deployed to
+  bool needs_a_deploy = false;
+  for (int u = 0; u < static_cast<int>(tasks_.size()); ++u) {
+    if (u == t) continue;
+    const KindSpec* kind = KindOf(*tasks_[u].task);
+    if (kind == nullptr) continue;
+    KindFacts f = kind->Facts(*tasks_[u].task);
+    if (f.environment_field.empty() || f.environment.empty()) continue;
+    known.push_back(f.environment);
+    bool needed = IsAncestor(u, t);
+    needs_a_deploy = needs_a_deploy || needed;
+    if (f.environment != from) continue;
+    if (needed) return;
+    unneeded.push_back(tasks_[u].task->name());
+  }
+  // A name resolved at run time: any deploy it needs may be the one (the
+  // run-time lookup says when it is not).
+  if (HasReference(from) && needs_a_deploy) return;
+  const std::string path = Field(tasks_[t].path, facts.promote_from_field);
+  if (!unneeded.empty()) {
+    Error(path,
+          absl::StrCat(Who(t), ": promotes environment '", from,
+                       "' of this run, but does not need task '",
+                       unneeded.front(), "' that deploys it: add '",
+                       unneeded.front(), "' to its needs (the deploy to '",
+                       from, "' must come first)"));
+    return;
+  }
+  for (const v1::Environment& e : p_.environments()) known.push_back(e.name());
+  std::sort(known.begin(), known.end());
+  known.erase(std::unique(known.begin(), known.end()), known.end());
+  Error(path,
+        absl::StrCat(Who(t), ": promotes environment '", from,
+                     "' of this run, but no task deploys to it: the deploy "
+                     "to '",
+                     from,
+                     "' must come first in this task's needs (or name an "
+                     "earlier run with promote.run)",
+                     DidYouMean(from, known)));
+}
+
 }  // namespace kiln::pipeline::internal

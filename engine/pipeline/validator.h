@@ -44,6 +44,9 @@ class Validator {
   void CheckEnvironments();
   // Task t's environment (facts: its kind's) against the declared ones.
   void CheckEnvironmentUse(int t, const KindFacts& facts);
+  // Task t promoting an environment's deployment of this run: a task it
+  // needs deploys to that environment.
+  void CheckPromotion(int t, const KindFacts& facts);
   // ${...} in an environment field: params (not secret) and trigger only.
   void CheckEnvironmentString(const std::string& path, const std::string& value,
                               const std::string& who);

@@ -124,6 +124,7 @@ struct DeploymentRecord {
 struct DeploymentFilter {
   std::string environment;     // "" = any
   std::string namespace_name;  // "" = any
+  std::string run_id;          // "" = any
   int limit = 0;               // <= 0: 100; capped at 10000
 };
 

@@ -155,10 +155,12 @@ absl::StatusOr<std::vector<DeploymentRecord>> RunStore::ListDeployments(
       db_->Prepare(absl::StrCat(
           "SELECT ", kDeploymentColumns,
           " FROM deployments WHERE (?1 = '' OR environment = ?1)"
-          " AND (?2 = '' OR namespace = ?2) ORDER BY id DESC LIMIT ?3")));
+          " AND (?2 = '' OR namespace = ?2) AND (?4 = '' OR run_id = ?4)"
+          " ORDER BY id DESC LIMIT ?3")));
   stmt.BindText(1, filter.environment)
       .BindText(2, filter.namespace_name)
-      .Bind(3, limit);
+      .Bind(3, limit)
+      .BindText(4, filter.run_id);
   std::vector<DeploymentRecord> out;
   while (true) {
     KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());

@@ -142,6 +142,22 @@ TEST_F(DeploymentsTest, HistoryIsNewestFirstPerEnvironmentWithALimit) {
   EXPECT_TRUE(store_->ListDeployments(none)->empty());
 }
 
+TEST_F(DeploymentsTest, FilterByRun) {
+  DeploymentRecord other = Make("stage", "shop-stage", "sha256:01");
+  other.run_id = "r20260101-000000-000000-00000002";
+  int64_t a = Record(Make("stage", "shop-stage", "sha256:02"));
+  int64_t b = Record(other);
+  int64_t c = Record(Make("stage", "shop-stage", "sha256:03"));
+  DeploymentFilter f;
+  f.environment = "stage";
+  f.run_id = "r20260101-000000-000000-00000001";
+  EXPECT_THAT(Ids(*store_->ListDeployments(f)), ElementsAre(c, a));
+  f.run_id = other.run_id;
+  EXPECT_THAT(Ids(*store_->ListDeployments(f)), ElementsAre(b));
+  f.run_id = "r20260101-000000-000000-00000003";
+  EXPECT_TRUE(store_->ListDeployments(f)->empty());
+}
+
 TEST_F(DeploymentsTest, LatestIsOnePerEnvironmentAndNamespace) {
   Record(Make("stage", "shop-stage", "sha256:01"));
   int64_t prod = Record(Make("prod", "shop-prod", "sha256:02"));

@@ -134,6 +134,13 @@ prod_start=$(grep -n '^deploy-prod: running' "$out" | cut -d: -f1)
 refuse "no preview on main" "$out" '^deploy-preview: succeeded'
 check_env hello-stage stage hello 2
 check_env hello-prod prod hello 3
+# prod promotes stage's deployment: the same digest, said per image.
+stage_image=$(k get deployment hello -n hello-stage -o jsonpath='{.spec.template.spec.containers[0].image}')
+prod_image=$(k get deployment hello -n hello-prod -o jsonpath='{.spec.template.spec.containers[0].image}')
+[[ $stage_image == "$registry/hello@sha256:"* && $prod_image == "$stage_image" ]] ||
+  { echo "FAIL: prod runs '$prod_image', stage '$stage_image' (want stage's digest)"; fail=1; }
+expect "prod promoted stage's digest" "$out" \
+  "^deploy-prod \\| promoted ${stage_image//./\\.} from stage \\(deployment [0-9]+, run r[0-9a-z-]+\\)\$"
 got=$(k get deployment hello -n hello-prod -o jsonpath='{.status.readyReplicas}/{.status.availableReplicas}')
 [[ $got == 3/3 ]] || { echo "FAIL: prod rollout status is $got, want 3/3"; fail=1; }
 versions hello-stage >"$work/stage.before"

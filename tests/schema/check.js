@@ -132,6 +132,7 @@ const OBJECT_PROBES = {
   ArtifactPath: ['tasks', 4, 'render', 'kustomization'],
   ImageOverride: ['tasks', 4, 'render', 'images', 0],
   DeploySpec: ['tasks', 5, 'deploy'],
+  Promotion: ['tasks', 6, 'deploy', 'promote'],
   Approval: ['tasks', 5, 'approval'],
   Condition: ['tasks', 5, 'when'],
   StringMatch: ['tasks', 5, 'when', 'branch'],
