@@ -79,6 +79,17 @@ absl::StatusOr<store::DeploymentRecord> FindPromoted(
   if (!found.ok()) return found.status();
   const std::string env = absl::StrCat("environment '", source.from, "'");
   if (source.same_run) {
+    if (found->empty() && source.confirmed > 0) {
+      absl::StatusOr<store::DeploymentRecord> live =
+          runs->GetDeployment(source.confirmed);
+      if (!live.ok()) return live.status();
+      if (live->environment != source.from || !live->succeeded) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "deployment ", source.confirmed, " that this run found live is ",
+            live->succeeded ? "not of " : "a failed one of ", env));
+      }
+      return *std::move(live);
+    }
     if (found->empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "this run has not deployed ", env,

@@ -36,6 +36,10 @@ struct PromotionSource {
   // `from` is promoted and must have succeeded. Otherwise the run's newest
   // successful one is.
   bool same_run = false;
+  // same_run only: a deployment of `from` that a deploy of this run found
+  // still live and did not re-apply (the deploy memo, drift.h); promoted
+  // when this run recorded no deployment of `from` itself. 0: none.
+  int64_t confirmed = 0;
 };
 
 // The recorded deployment `source` names. FailedPrecondition (saying why)

@@ -195,6 +195,34 @@ TEST_F(FindPromotedTest, SameRunTakesItsNewestWhichMustHaveSucceeded) {
               HasSubstr("this run has not deployed environment 'stage'"));
 }
 
+// A rerun whose stage deploy re-applied nothing (the deploy memo) records
+// no deployment; the one it found live is promoted, and only that one.
+TEST_F(FindPromotedTest, SameRunWithoutARecordTakesTheDeploymentFoundLive) {
+  int64_t live = Record("r1", "stage", true, kA);
+  Record("r1", "stage", true, kB);  // newer, but not the one found live
+  PromotionSource source{"stage", "r2", true};
+  source.confirmed = live;
+  auto found = FindPromoted(runs_.get(), source);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->id, live);
+  EXPECT_THAT(found->images, ElementsAre(Ref("reg/app", kA)));
+
+  // This run's own record wins over what an earlier deploy found live.
+  int64_t own = Record("r2", "stage", true, kC);
+  found = FindPromoted(runs_.get(), source);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->id, own);
+
+  // A confirmed id of another environment, or a failed one, is refused.
+  source.run = "r3";
+  source.confirmed = Record("r0", "prod", true, kA);
+  found = FindPromoted(runs_.get(), source);
+  EXPECT_EQ(found.status().code(), absl::StatusCode::kFailedPrecondition);
+  source.confirmed = Record("r0", "stage", false, kA);
+  found = FindPromoted(runs_.get(), source);
+  EXPECT_EQ(found.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(FindPromotedTest, AnotherRunTakesItsNewestSuccessful) {
   int64_t a = Record("r1", "stage", true, kA);
   Record("r1", "stage", false, kB);

@@ -58,10 +58,10 @@ class DeployKind : public Kind {
     static const auto* kinds =
         new EnumNames{{"preview", v1::PREVIEW}, {"permanent", v1::PERMANENT}};
     v1::DeploySpec* out = task->mutable_deploy();
-    Fields f(d, node, path,
-             {"environment", "kind", "manifests", "overlay", "namespace",
-              "context", "wait", "force", "wait_timeout", "promote",
-              "always_apply"});
+    Fields f(
+        d, node, path,
+        {"environment", "kind", "manifests", "overlay", "namespace", "context",
+         "wait", "force", "wait_timeout", "promote", "always_apply"});
     DecodeString(d, f, "environment", out->mutable_environment());
     if (const yaml::Node* n = f.Get("kind")) {
       int kind = 0;
@@ -207,7 +207,8 @@ class DeployKind : public Kind {
       manifests = *std::move(read);
     }
     // promote: pinned to what the promoted deployment applied (a copy).
-    absl::Status promoted = PromoteManifests(spec, ctx, &manifests, say);
+    absl::Status promoted =
+        PromoteManifests(spec, ctx, call.finished, &manifests, say);
     if (!promoted.ok()) return Failed(promoted, "deploy: ");
     say(absl::StrCat("deploying ", manifests.size(), " objects of ",
                      spec.manifests(), " (", *digest_text, ") to environment ",
@@ -233,7 +234,10 @@ class DeployKind : public Kind {
     } else if (auto same = deploy::FindUnchanged(
                    client->get(), ctx.run_store, target, config->context,
                    *digest_text, manifests, say)) {
-      return Outcome(v1::TASK_CACHED, same->message);
+      AttemptOutcome o = Outcome(v1::TASK_CACHED, same->message);
+      o.results[kDeployResultEnvironment] = target.environment;
+      o.results[kDeployResultDeployment] = absl::StrCat(same->deployment_id);
+      return o;
     }
     deploy::Deployer deployer(client->get(), say, [&call] {
       return call.cancel != nullptr && call.cancel->cancelled();
@@ -272,7 +276,12 @@ class DeployKind : public Kind {
     }
     say(absl::StrCat("deployed ", applied->size(), " objects to ",
                      target.namespace_name));
-    return Outcome(v1::TASK_SUCCEEDED, "");
+    AttemptOutcome o = Outcome(v1::TASK_SUCCEEDED, "");
+    o.results[kDeployResultEnvironment] = target.environment;
+    if (*recorded > 0) {
+      o.results[kDeployResultDeployment] = absl::StrCat(*recorded);
+    }
+    return o;
   }
 };
 

@@ -1,5 +1,6 @@
 #include "engine/kinds/deploy_promote.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/deploy/promote.h"
 
@@ -53,10 +54,10 @@ void PromotionFacts(const v1::DeploySpec& spec, pipeline::KindFacts* facts) {
   facts->promote_same_run = spec.promote().run().empty();
 }
 
-absl::Status PromoteManifests(const v1::DeploySpec& spec,
-                              const TaskRunnerContext& ctx,
-                              std::vector<deploy::Manifest>* manifests,
-                              const deploy::LogFn& say) {
+absl::Status PromoteManifests(
+    const v1::DeploySpec& spec, const TaskRunnerContext& ctx,
+    const std::map<std::string, v1::TaskStatus>& finished,
+    std::vector<deploy::Manifest>* manifests, const deploy::LogFn& say) {
   if (!spec.has_promote()) return absl::OkStatus();
   const v1::Promotion& promote = spec.promote();
   if (promote.from().empty()) {
@@ -71,6 +72,20 @@ absl::Status PromoteManifests(const v1::DeploySpec& spec,
   source.from = promote.from();
   source.same_run = promote.run().empty() || promote.run() == ctx.run_id;
   source.run = promote.run().empty() ? ctx.run_id : promote.run();
+  if (source.same_run) {
+    for (const auto& [name, status] : finished) {
+      auto env = status.results().find(kDeployResultEnvironment);
+      auto id = status.results().find(kDeployResultDeployment);
+      if (status.state() != v1::TASK_CACHED || env == status.results().end() ||
+          env->second != source.from || id == status.results().end()) {
+        continue;
+      }
+      int64_t n = 0;
+      if (absl::SimpleAtoi(id->second, &n) && n > source.confirmed) {
+        source.confirmed = n;
+      }
+    }
+  }
   return deploy::Promote(ctx.run_store, source, manifests, say);
 }
 

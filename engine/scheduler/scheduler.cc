@@ -127,6 +127,14 @@ const Scheduler::Uses& Scheduler::UsesOf(const v1::Task& task) {
   ConsumedArtifacts(task, &uses.artifacts);
   ReferencedTasks(task, &uses.tasks);
   pipeline::ResultConditionTasks(task.when(), &uses.tasks);
+  // A deploy promoting from an environment this run deploys reads what the
+  // deploy to it (one of its needs, maybe indirectly) published.
+  const pipeline::KindSpec* kind = pipeline::KindOf(task);
+  if (kind != nullptr && kind->Facts(task).promote_same_run) {
+    for (const pipeline::PlannedTask& t : plan_.order) {
+      if (t.task != &task) uses.tasks.push_back(t.task->name());
+    }
+  }
   return uses;
 }
 
