@@ -30,7 +30,12 @@ absl::StatusOr<std::string> RealPath(const std::string& path) {
 // leading out of it).
 absl::StatusOr<std::string> FactoryFile(const std::string& dir,
                                         const pipeline::FactoryRef& ref) {
-  absl::StatusOr<std::string> root = RealPath(dir.empty() ? "." : dir);
+  if (dir.empty()) {
+    return absl::FailedPreconditionError(
+        "the pipeline's directory is not known: a factory file cannot be "
+        "found (run the pipeline from a file)");
+  }
+  absl::StatusOr<std::string> root = RealPath(dir);
   if (!root.ok()) return root.status();
   absl::StatusOr<std::string> file =
       RealPath(absl::StrCat(*root, "/", ref.path));
@@ -56,7 +61,10 @@ absl::Status ApplyPreviewTemplate(
   if (!ref.ok()) return ref.status();
   absl::StatusOr<std::string> file = FactoryFile(pipeline_dir, *ref);
   if (!file.ok()) return file.status();
-  factory::LoadedFactory loaded = factory::LoadFactoryFile(*file, secrets);
+  // Secrets of the permanent namespaces are not the deploy's: only the
+  // template's are resolved (BuildPreviewObjects).
+  factory::LoadedFactory loaded =
+      factory::LoadFactoryFile(*file, secrets, /*check_secrets=*/false);
   if (!loaded.ok()) {
     std::vector<std::string> lines;
     for (const pipeline::Diagnostic& d : loaded.errors) {
