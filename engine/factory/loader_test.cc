@@ -76,7 +76,7 @@ TEST(FactoryLoaderTest, PreviewsTemplateIsChecked) {
   EXPECT_THAT(errors, HasSubstr("f.yaml:5:26: factory.previews.network."
                                 "allow_from[0]: no namespace with suffix "
                                 "'cid'"));
-  EXPECT_THAT(errors, HasSubstr("f.yaml:8:25: factory.previews.role_bindings"
+  EXPECT_THAT(errors, HasSubstr("f.yaml:8:23: factory.previews.role_bindings"
                                 "[0].role: no role 'nope' in the previews "
                                 "template"));
   EXPECT_THAT(errors, HasSubstr("factory.previews.role_bindings[0]."
@@ -101,9 +101,9 @@ TEST(FactoryLoaderTest, ClusterRbacIsChecked) {
       "  - name: shop\n"
       "    cluster_roles: [{name: envs-factory, rules: [{resources: [pods], "
       "verbs: [get]}]}]\n");
-  EXPECT_THAT(errors, HasSubstr("f.yaml:4:33: factory.cluster_roles[0].rules"
+  EXPECT_THAT(errors, HasSubstr("f.yaml:4:34: factory.cluster_roles[0].rules"
                                 "[0]: a rule needs verbs and resources"));
-  EXPECT_THAT(errors, HasSubstr("f.yaml:6:20: factory.cluster_role_bindings"
+  EXPECT_THAT(errors, HasSubstr("f.yaml:6:21: factory.cluster_role_bindings"
                                 "[0].role: no cluster role 'envs-factroy' in "
                                 "factory 'envs'"));
   EXPECT_THAT(errors, HasSubstr("factory.cluster_role_bindings[0]."
