@@ -277,7 +277,8 @@ TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
                "-n", ns, "-o", "json"});
   ASSERT_EQ(rc, 0) << listed;
   std::map<std::string, std::string> versions;  // "Kind/name" -> rv
-  for (const json& item : json::parse(listed)["items"]) {
+  const json first = json::parse(listed);
+  for (const json& item : first["items"]) {
     std::string name = item["metadata"]["name"];
     if (item["kind"] == "ServiceAccount" && name == "default") continue;
     EXPECT_EQ(item["metadata"]["labels"]["kiln.dev/factory"], "shop") << name;
@@ -320,7 +321,9 @@ TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
                "role,rolebinding",
                "-n", ns, "-o", "json"});
   ASSERT_EQ(rc2, 0) << again;
-  for (const json& item : json::parse(again)["items"]) {
+  const json second = json::parse(again);
+  ASSERT_EQ(second["items"].size(), first["items"].size()) << again;
+  for (const json& item : second["items"]) {
     std::string key = absl::StrCat(item["kind"].get<std::string>(), "/",
                                    item["metadata"]["name"].get<std::string>());
     if (key == "ServiceAccount/default") continue;
