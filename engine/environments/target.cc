@@ -88,6 +88,7 @@ absl::StatusOr<Target> ResolveEnvironment(
       t.ttl = absl::Seconds(env.ttl().seconds()) +
               absl::Nanoseconds(env.ttl().nanos());
     }
+    t.factory = env.factory();
     return t;
   }
   return absl::NotFoundError(

@@ -32,6 +32,9 @@ struct Target {
   std::string context;                      // kubeconfig context; "" = current
   std::string branch;                       // the trigger's branch (may be "")
   absl::Duration ttl = kDefaultPreviewTtl;  // previews
+  // Previews: "PATH#NAME" of the factory whose template the namespace
+  // gets (preview_template.h); "" = none.
+  std::string factory;
 
   bool permanent() const { return kind == v1::PERMANENT; }
   // kAppLabel .. kKindLabel (values made valid label values).

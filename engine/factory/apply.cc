@@ -82,9 +82,9 @@ absl::Status ApplyPlan(kube::Client& client, const Plan& plan,
   for (const Change& c : plan.changes) {
     if (c.action != Action::kDelete) continue;
     absl::Status s =
-        c.kind->namespaced
-            ? client.Delete(ObjectPath(*c.kind, c.ns, c.name))
-            : DeleteNamespaceGuarded(client, c.name, plan.permanent_namespaces);
+        IsNamespace(*c.kind)
+            ? DeleteNamespaceGuarded(client, c.name, plan.permanent_namespaces)
+            : client.Delete(ObjectPath(*c.kind, c.ns, c.name));
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound) {
       return Named(c, s);
     }

@@ -292,11 +292,8 @@ TEST_F(FactoryApplyTest, NestedFactoriesPruneOnlyTheirOwn) {
   Apply(MakeFactoryPlan(example));
   // The application factory leaves the file: its plain namespace goes, its
   // permanent ones stay; the environments factory's own objects stay.
-  std::string parent_only =
-      "name: envs\n"
-      "namespaces:\n"
-      "  - suffix: system\n"
-      "    service_accounts: [factory]\n";
+  // (Its cluster roles too: they are the environments factory's.)
+  std::string parent_only = example.substr(0, example.find("factories:\n"));
   output_.clear();
   Plan plan = MakeFactoryPlan(parent_only);
   EXPECT_THAT(output_, HasSubstr("- delete Namespace shop-cicd\n"));
@@ -315,6 +312,83 @@ TEST_F(FactoryApplyTest, NestedFactoriesPruneOnlyTheirOwn) {
   Plan other = MakeFactoryPlan("name: other\nnamespaces: [{suffix: cicd}]\n");
   EXPECT_EQ(other.Count(Action::kDelete), 0) << output_;
   EXPECT_EQ(other.Count(Action::kCreate), 1) << output_;
+}
+
+TEST_F(FactoryApplyTest, ClusterRbacCreateApplyAgainPrune) {
+  const std::string example = ReadExample();
+  Plan plan = MakeFactoryPlan(example);
+  EXPECT_THAT(output_, HasSubstr("+ create ClusterRole envs-factory\n"));
+  EXPECT_THAT(output_, HasSubstr("+ create ClusterRoleBinding envs-factory\n"));
+  Apply(plan);
+  json role = Kubectl({"clusterrole", "envs-factory"});
+  EXPECT_EQ(role["metadata"]["labels"][kFactoryLabel], "envs");
+  EXPECT_FALSE(role["metadata"].contains("namespace"));
+  EXPECT_EQ(role["rules"][0]["resources"][0], "namespaces");
+  json binding = Kubectl({"clusterrolebinding", "envs-factory"});
+  EXPECT_EQ(binding["roleRef"]["kind"], "ClusterRole");
+  EXPECT_EQ(binding["subjects"][0]["name"], "factory");
+  EXPECT_EQ(binding["subjects"][0]["namespace"], "envs-system");
+  // The preview template makes no namespace and no object at apply time.
+  int namespaces = 0;
+  for (size_t at = output_.find("+ create Namespace "); at != std::string::npos;
+       at = output_.find("+ create Namespace ", at + 1)) {
+    ++namespaces;
+  }
+  EXPECT_EQ(namespaces, 5) << output_;
+
+  // Applying again changes nothing.
+  output_.clear();
+  const int64_t writes = Writes();
+  Plan again = MakeFactoryPlan(example);
+  EXPECT_TRUE(again.empty()) << output_;
+  Apply(again);
+  EXPECT_EQ(Writes(), writes);
+
+  // A cluster object someone else made is never touched nor pruned.
+  auto other =
+      client_->Create("/apis/rbac.authorization.k8s.io/v1/clusterroles",
+                      {{"apiVersion", "rbac.authorization.k8s.io/v1"},
+                       {"kind", "ClusterRole"},
+                       {"metadata", {{"name", "someone-elses"}}},
+                       {"rules", json::array()}});
+  ASSERT_TRUE(other.ok()) << other.status();
+
+  // The binding leaves the file: pruned; the role changes: updated.
+  std::string changed = absl::StrReplaceAll(
+      example,
+      {{"cluster_role_bindings:\n  - {name: envs-factory, role: envs-factory, "
+        "service_accounts: [system/factory]}\n",
+        ""},
+       {"resources: [namespaces]\n", "resources: [namespaces, events]\n"}});
+  ASSERT_NE(changed, example);
+  output_.clear();
+  Plan prune = MakeFactoryPlan(changed);
+  EXPECT_THAT(output_, HasSubstr("- delete ClusterRoleBinding envs-factory\n"));
+  EXPECT_THAT(output_, HasSubstr("~ update ClusterRole envs-factory\n"));
+  EXPECT_THAT(output_, Not(HasSubstr("someone-elses")));
+  EXPECT_EQ(prune.Count(Action::kDelete), 1) << output_;
+  Apply(prune);
+  EXPECT_FALSE(KubectlFinds({"clusterrolebinding", "envs-factory"}));
+  EXPECT_TRUE(KubectlFinds({"clusterrole", "someone-elses"}));
+  EXPECT_EQ(
+      Kubectl({"clusterrole", "envs-factory"})["rules"][0]["resources"].size(),
+      2u);
+
+  // Declaring a cluster role that exists without the factory's label is
+  // refused before anything is written.
+  std::string takeover = absl::StrCat(
+      "name: grab\ncluster_roles:\n  - {name: someone-elses, rules: "
+      "[{api_groups: [\"\"], resources: [pods], verbs: [get]}]}\n");
+  LoadedFactory f = LoadFactoryText(takeover, "grab.yaml", secrets_);
+  ASSERT_TRUE(f.ok()) << pipeline::JoinDiagnostics(f.errors);
+  auto desired = BuildDesired(f.factory, secrets_);
+  ASSERT_TRUE(desired.ok());
+  auto refused = MakePlan(*client_, f.factory, *desired);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("ClusterRole someone-elses exists and was not "
+                        "created by a factory"));
 }
 
 TEST_F(FactoryApplyTest, EmptyMapsAndSubsetLabelsAreUpToDate) {

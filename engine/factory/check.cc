@@ -70,7 +70,7 @@ bool IsDataKey(absl::string_view k) {
 
 class Checker {
  public:
-  Checker(const SourceMap* map, const source::Secrets& secrets,
+  Checker(const SourceMap* map, const source::Secrets* secrets,
           std::vector<Diagnostic>* errors)
       : map_(map), secrets_(secrets), errors_(errors) {}
 
@@ -92,8 +92,13 @@ class Checker {
     }
     for (int i = 0; i < f.namespaces_size(); ++i) {
       Namespace(f, f.namespaces(i), Index(Field(path, "namespaces"), i),
-                suffixes);
+                suffixes, /*preview=*/false);
     }
+    if (f.has_previews()) {
+      Namespace(f, f.previews(), Field(path, "previews"), suffixes,
+                /*preview=*/true);
+    }
+    ClusterRbac(f, path, suffixes);
     for (int i = 0; i < f.factories_size(); ++i) {
       Factory(f.factories(i), Index(Field(path, "factories"), i));
     }
@@ -153,11 +158,65 @@ class Checker {
     }
   }
 
+  // Cluster roles (names unique in the cluster, i.e. across the tree) and
+  // their bindings to "SUFFIX/NAME" service accounts of the factory.
+  void ClusterRbac(const v1::Factory& f, const std::string& path,
+                   const std::set<std::string>& suffixes) {
+    std::set<std::string> roles;
+    for (int i = 0; i < f.cluster_roles_size(); ++i) {
+      const v1::FactoryRole& role = f.cluster_roles(i);
+      std::string p = Index(Field(path, "cluster_roles"), i);
+      ObjectName(p, "cluster role", role.name(), &cluster_roles_);
+      roles.insert(role.name());
+      Rules(p, role);
+    }
+    for (int i = 0; i < f.cluster_role_bindings_size(); ++i) {
+      const v1::FactoryRoleBinding& b = f.cluster_role_bindings(i);
+      std::string p = Index(Field(path, "cluster_role_bindings"), i);
+      ObjectName(p, "cluster role binding", b.name(), &cluster_bindings_);
+      if (roles.count(b.role()) == 0) {
+        Error(Field(p, "role"), absl::StrCat("no cluster role '", b.role(),
+                                             "' in factory '", f.name(), "'"));
+      }
+      if (b.service_accounts_size() == 0) {
+        Error(p, "a cluster role binding needs service_accounts");
+      }
+      for (int s = 0; s < b.service_accounts_size(); ++s) {
+        const std::string& ref = b.service_accounts(s);
+        std::vector<std::string> parts = absl::StrSplit(ref, '/');
+        if (parts.size() != 2 || suffixes.count(parts[0]) == 0 ||
+            !IsDnsSubdomain(parts[1])) {
+          Error(Index(Field(p, "service_accounts"), s),
+                absl::StrCat("'", ref,
+                             "' is not SUFFIX/NAME of a namespace of "
+                             "factory '",
+                             f.name(), "'"));
+        }
+      }
+    }
+  }
+
+  void Rules(const std::string& p, const v1::FactoryRole& role) {
+    if (role.rules_size() == 0) Error(p, "a role needs rules");
+    for (int r = 0; r < role.rules_size(); ++r) {
+      const v1::FactoryPolicyRule& rule = role.rules(r);
+      if (rule.verbs_size() == 0 || rule.resources_size() == 0) {
+        Error(Index(Field(p, "rules"), r), "a rule needs verbs and resources");
+      }
+    }
+  }
+
+  // A namespace declaration, or (`preview`) the preview template, which
+  // has no suffix or kind and whose bare names refer to the preview itself.
   void Namespace(const v1::Factory& f, const v1::FactoryNamespace& ns,
-                 const std::string& path,
-                 const std::set<std::string>& suffixes) {
+                 const std::string& path, const std::set<std::string>& suffixes,
+                 bool preview) {
     std::string full = NamespaceName(f, ns);
-    if (ns.suffix().empty()) {
+    std::string where = preview ? "the previews template"
+                                : absl::StrCat("namespace '", full, "'");
+    if (preview) {
+      // Decoding refuses suffix and kind in a template.
+    } else if (ns.suffix().empty()) {
       Error(path, "a namespace needs a suffix (the namespace is NAME-SUFFIX)");
     } else if (!kube::IsDnsLabel(full)) {
       Error(Field(path, "suffix"),
@@ -200,14 +259,7 @@ class Checker {
     for (int i = 0; i < ns.roles_size(); ++i) {
       std::string p = Index(Field(path, "roles"), i);
       ObjectName(p, "role", ns.roles(i).name(), &seen);
-      if (ns.roles(i).rules_size() == 0) Error(p, "a role needs rules");
-      for (int r = 0; r < ns.roles(i).rules_size(); ++r) {
-        const v1::FactoryPolicyRule& rule = ns.roles(i).rules(r);
-        if (rule.verbs_size() == 0 || rule.resources_size() == 0) {
-          Error(Index(Field(p, "rules"), r),
-                "a rule needs verbs and resources");
-        }
-      }
+      Rules(p, ns.roles(i));
     }
     std::set<std::string> roles = seen;
     seen.clear();
@@ -216,8 +268,8 @@ class Checker {
       std::string p = Index(Field(path, "role_bindings"), i);
       ObjectName(p, "role binding", b.name(), &seen);
       if (roles.count(b.role()) == 0) {
-        Error(Field(p, "role"), absl::StrCat("no role '", b.role(),
-                                             "' in namespace '", full, "'"));
+        Error(Field(p, "role"),
+              absl::StrCat("no role '", b.role(), "' in ", where));
       }
       if (b.service_accounts_size() == 0) {
         Error(p, "a role binding needs service_accounts");
@@ -228,8 +280,8 @@ class Checker {
         std::string at = Index(Field(p, "service_accounts"), s);
         if (parts.size() == 1) {
           if (accounts.count(ref) == 0) {
-            Error(at, absl::StrCat("no service account '", ref,
-                                   "' in namespace '", full, "'"));
+            Error(at,
+                  absl::StrCat("no service account '", ref, "' in ", where));
           }
         } else if (parts.size() != 2 || suffixes.count(parts[0]) == 0 ||
                    !IsDnsSubdomain(parts[1])) {
@@ -260,7 +312,7 @@ class Checker {
         if (!IsDataKey(k)) {
           Error(at, absl::StrCat("'", k, "' is not a secret key"));
         }
-        if (!secrets_.Get(name).ok()) {
+        if (secrets_ != nullptr && !secrets_->Get(name).ok()) {
           Error(at, absl::StrCat("no kiln secret named '", name,
                                  "' (--secrets-dir)"));
         }
@@ -269,16 +321,17 @@ class Checker {
   }
 
   const SourceMap* map_;
-  const source::Secrets& secrets_;
+  const source::Secrets* secrets_;  // null: names not checked
   std::vector<Diagnostic>* errors_;
   std::set<std::string> factories_;
   std::set<std::string> namespaces_;
+  std::set<std::string> cluster_roles_, cluster_bindings_;
 };
 
 }  // namespace
 
 void CheckFactory(const v1::Factory& factory, const std::string& path,
-                  const SourceMap* map, const source::Secrets& secrets,
+                  const SourceMap* map, const source::Secrets* secrets,
                   std::vector<Diagnostic>* errors) {
   Checker(map, secrets, errors).Factory(factory, path);
 }

@@ -53,12 +53,32 @@ void DecodeRule(Decoder* d, const Node& node, const std::string& path,
   DecodeList(d, f, "resource_names", out->mutable_resource_names());
 }
 
+void DecodeRole(Decoder* d, const Node& n, const std::string& p,
+                v1::FactoryRole* role) {
+  Fields r(d, n, p, {"name", "rules"});
+  DecodeString(d, r, "name", role->mutable_name());
+  DecodeEach(d, r, "rules", role->mutable_rules(),
+             [d](const Node& rn, const std::string& rp,
+                 v1::FactoryPolicyRule* rule) { DecodeRule(d, rn, rp, rule); });
+}
+
+void DecodeRoleBinding(Decoder* d, const Node& n, const std::string& p,
+                       v1::FactoryRoleBinding* b) {
+  Fields r(d, n, p, {"name", "role", "service_accounts"});
+  DecodeString(d, r, "name", b->mutable_name());
+  DecodeString(d, r, "role", b->mutable_role());
+  DecodeList(d, r, "service_accounts", b->mutable_service_accounts());
+}
+
+// A namespace declaration, or (`preview`) the preview template: the same
+// fields but the suffix and kind.
 void DecodeNamespace(Decoder* d, const Node& node, const std::string& path,
-                     v1::FactoryNamespace* out) {
-  Fields f(
-      d, node, path,
-      {"suffix", "kind", "labels", "quota", "limits", "network",
-       "service_accounts", "roles", "role_bindings", "config_maps", "secrets"});
+                     bool preview, v1::FactoryNamespace* out) {
+  std::vector<std::string> fields = {
+      "labels", "quota",         "limits",      "network", "service_accounts",
+      "roles",  "role_bindings", "config_maps", "secrets"};
+  if (!preview) fields.insert(fields.begin(), {"suffix", "kind"});
+  Fields f(d, node, path, fields);
   DecodeString(d, f, "suffix", out->mutable_suffix());
   if (const Node* n = f.Get("kind")) {
     static const auto* kinds =
@@ -105,22 +125,11 @@ void DecodeNamespace(Decoder* d, const Node& node, const std::string& path,
       });
   DecodeEach(d, f, "roles", out->mutable_roles(),
              [d](const Node& n, const std::string& p, v1::FactoryRole* role) {
-               Fields r(d, n, p, {"name", "rules"});
-               DecodeString(d, r, "name", role->mutable_name());
-               DecodeEach(d, r, "rules", role->mutable_rules(),
-                          [d](const Node& rn, const std::string& rp,
-                              v1::FactoryPolicyRule* rule) {
-                            DecodeRule(d, rn, rp, rule);
-                          });
+               DecodeRole(d, n, p, role);
              });
-  DecodeEach(
-      d, f, "role_bindings", out->mutable_role_bindings(),
-      [d](const Node& n, const std::string& p, v1::FactoryRoleBinding* b) {
-        Fields r(d, n, p, {"name", "role", "service_accounts"});
-        DecodeString(d, r, "name", b->mutable_name());
-        DecodeString(d, r, "role", b->mutable_role());
-        DecodeList(d, r, "service_accounts", b->mutable_service_accounts());
-      });
+  DecodeEach(d, f, "role_bindings", out->mutable_role_bindings(),
+             [d](const Node& n, const std::string& p,
+                 v1::FactoryRoleBinding* b) { DecodeRoleBinding(d, n, p, b); });
   DecodeEach(
       d, f, "config_maps", out->mutable_config_maps(),
       [d](const Node& n, const std::string& p, v1::FactoryConfigMap* cm) {
@@ -141,11 +150,27 @@ void DecodeNamespace(Decoder* d, const Node& node, const std::string& path,
 
 void DecodeFactory(Decoder* d, const Node& node, const std::string& path,
                    v1::Factory* out) {
-  Fields f(d, node, path, {"name", "namespaces", "factories"});
+  Fields f(d, node, path,
+           {"name", "namespaces", "previews", "cluster_roles",
+            "cluster_role_bindings", "factories"});
   DecodeString(d, f, "name", out->mutable_name());
-  DecodeEach(d, f, "namespaces", out->mutable_namespaces(),
+  DecodeEach(
+      d, f, "namespaces", out->mutable_namespaces(),
+      [d](const Node& n, const std::string& p, v1::FactoryNamespace* ns) {
+        DecodeNamespace(d, n, p, /*preview=*/false, ns);
+      });
+  if (const Node* n = f.Get("previews")) {
+    DecodeNamespace(d, *n, f.PathOf("previews"), /*preview=*/true,
+                    out->mutable_previews());
+  }
+  DecodeEach(d, f, "cluster_roles", out->mutable_cluster_roles(),
+             [d](const Node& n, const std::string& p, v1::FactoryRole* role) {
+               DecodeRole(d, n, p, role);
+             });
+  DecodeEach(d, f, "cluster_role_bindings",
+             out->mutable_cluster_role_bindings(),
              [d](const Node& n, const std::string& p,
-                 v1::FactoryNamespace* ns) { DecodeNamespace(d, n, p, ns); });
+                 v1::FactoryRoleBinding* b) { DecodeRoleBinding(d, n, p, b); });
   DecodeEach(d, f, "factories", out->mutable_factories(),
              [d](const Node& n, const std::string& p, v1::Factory* child) {
                DecodeFactory(d, n, p, child);

@@ -20,11 +20,12 @@ constexpr char kRootPath[] = "factory";
 void DecodeFactory(pipeline::internal::Decoder* d, const yaml::Node& node,
                    const std::string& path, v1::Factory* out);
 
-// Names, duplicates, quantities, references and secret names; appends
-// positioned diagnostics (through `map`) to `errors`.
+// Names, duplicates, quantities, references and secret names (those only
+// when `secrets` is non-null); appends positioned diagnostics (through
+// `map`) to `errors`.
 void CheckFactory(const v1::Factory& factory, const std::string& path,
                   const pipeline::SourceMap* map,
-                  const source::Secrets& secrets,
+                  const source::Secrets* secrets,
                   std::vector<pipeline::Diagnostic>* errors);
 
 }  // namespace kiln::factory::internal

@@ -38,6 +38,7 @@ class Builder {
       absl::Status s = Namespace(f, parent, ns);
       if (!s.ok()) return s;
     }
+    ClusterRbac(f, parent);
     for (const v1::Factory& child : f.factories()) {
       absl::Status s = Factory(child, f.name());
       if (!s.ok()) return s;
@@ -51,6 +52,13 @@ class Builder {
                        return a.kind < b.kind;  // ManagedKinds() order
                      });
     return std::move(objects_);
+  }
+
+  // The preview template's objects in namespace `name` (no Namespace
+  // object: the environment lifecycle makes it).
+  absl::Status Preview(const v1::Factory& f, const std::string& parent,
+                       const std::string& name) {
+    return Contents(f, parent, name, f.previews());
   }
 
  private:
@@ -94,39 +102,22 @@ class Builder {
     if (ns.kind() == v1::FactoryNamespace::PERMANENT) {
       labels[kEnvironmentKindLabel] = "permanent";
     }
+    return Contents(f, parent, name, ns);
+  }
 
+  // Namespace `name`'s objects as `ns` declares them.
+  absl::Status Contents(const v1::Factory& f, const std::string& parent,
+                        const std::string& name,
+                        const v1::FactoryNamespace& ns) {
     for (const v1::FactoryServiceAccount& sa : ns.service_accounts()) {
       Add(f, parent, "ServiceAccount", name, sa.name(), json::object());
     }
     for (const v1::FactoryRole& role : ns.roles()) {
-      json rules = json::array();
-      for (const v1::FactoryPolicyRule& r : role.rules()) {
-        json rule = {{"apiGroups", r.api_groups()},
-                     {"resources", r.resources()},
-                     {"verbs", r.verbs()}};
-        if (r.resource_names_size() > 0) {
-          rule["resourceNames"] = r.resource_names();
-        }
-        rules.push_back(rule);
-      }
-      Add(f, parent, "Role", name, role.name(), {{"rules", rules}});
+      Add(f, parent, "Role", name, role.name(), {{"rules", Rules(role)}});
     }
     for (const v1::FactoryRoleBinding& b : ns.role_bindings()) {
-      json subjects = json::array();
-      for (const std::string& ref : b.service_accounts()) {
-        std::vector<std::string> parts = absl::StrSplit(ref, '/');
-        std::string sa_ns = name, sa = ref;
-        if (parts.size() == 2) {
-          sa_ns = absl::StrCat(f.name(), "-", parts[0]);
-          sa = parts[1];
-        }
-        subjects.push_back(
-            {{"kind", "ServiceAccount"}, {"name", sa}, {"namespace", sa_ns}});
-      }
       Add(f, parent, "RoleBinding", name, b.name(),
-          {{"roleRef",
-            {{"apiGroup", kRbac}, {"kind", "Role"}, {"name", b.role()}}},
-           {"subjects", subjects}});
+          Binding(f, name, b, "Role"));
     }
     if (ns.quota().hard_size() > 0) {
       Add(f, parent, "ResourceQuota", name, "kiln-quota",
@@ -195,9 +186,66 @@ class Builder {
     return absl::OkStatus();
   }
 
+  static json Rules(const v1::FactoryRole& role) {
+    json rules = json::array();
+    for (const v1::FactoryPolicyRule& r : role.rules()) {
+      json rule = {{"apiGroups", r.api_groups()},
+                   {"resources", r.resources()},
+                   {"verbs", r.verbs()}};
+      if (r.resource_names_size() > 0) {
+        rule["resourceNames"] = r.resource_names();
+      }
+      rules.push_back(rule);
+    }
+    return rules;
+  }
+
+  // roleRef and subjects; a subject "SUFFIX/NAME" is in namespace
+  // FACTORY-SUFFIX, a bare "NAME" in `ns`.
+  static json Binding(const v1::Factory& f, const std::string& ns,
+                      const v1::FactoryRoleBinding& b, const char* role_kind) {
+    json subjects = json::array();
+    for (const std::string& ref : b.service_accounts()) {
+      std::vector<std::string> parts = absl::StrSplit(ref, '/');
+      std::string sa_ns = ns, sa = ref;
+      if (parts.size() == 2) {
+        sa_ns = absl::StrCat(f.name(), "-", parts[0]);
+        sa = parts[1];
+      }
+      subjects.push_back(
+          {{"kind", "ServiceAccount"}, {"name", sa}, {"namespace", sa_ns}});
+    }
+    return {{"roleRef",
+             {{"apiGroup", kRbac}, {"kind", role_kind}, {"name", b.role()}}},
+            {"subjects", subjects}};
+  }
+
+  void ClusterRbac(const v1::Factory& f, const std::string& parent) {
+    for (const v1::FactoryRole& role : f.cluster_roles()) {
+      Add(f, parent, "ClusterRole", "", role.name(), {{"rules", Rules(role)}});
+    }
+    for (const v1::FactoryRoleBinding& b : f.cluster_role_bindings()) {
+      Add(f, parent, "ClusterRoleBinding", "", b.name(),
+          Binding(f, "", b, "ClusterRole"));
+    }
+  }
+
   const source::Secrets& secrets_;
   std::vector<DesiredObject> objects_;
 };
+
+const v1::Factory* FindIn(const v1::Factory& f, const std::string& parent,
+                          absl::string_view name, std::string* parent_out) {
+  if (f.name() == name) {
+    *parent_out = parent;
+    return &f;
+  }
+  for (const v1::Factory& child : f.factories()) {
+    const v1::Factory* found = FindIn(child, f.name(), name, parent_out);
+    if (found != nullptr) return found;
+  }
+  return nullptr;
+}
 
 void CollectScopes(const v1::Factory& f, const std::string& parent,
                    std::vector<FactoryScope>* out) {
@@ -227,6 +275,10 @@ const std::vector<ObjectKind>& ManagedKinds() {
       {"NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", true, false},
       {"ConfigMap", "v1", "configmaps", true, false},
       {"Secret", "v1", "secrets", true, true},
+      {"ClusterRole", "rbac.authorization.k8s.io/v1", "clusterroles", false,
+       false},
+      {"ClusterRoleBinding", "rbac.authorization.k8s.io/v1",
+       "clusterrolebindings", false, false},
   };
   return *kinds;
 }
@@ -247,6 +299,8 @@ std::string ObjectPath(const ObjectKind& kind, const std::string& ns,
   return absl::StrCat(CollectionPath(kind, ns), "/", name);
 }
 
+bool IsNamespace(const ObjectKind& kind) { return &kind == &NamespaceKind(); }
+
 std::string DesiredObject::Describe() const {
   return kind->namespaced ? absl::StrCat(kind->kind, " ", ns, "/", name)
                           : absl::StrCat(kind->kind, " ", name);
@@ -262,6 +316,30 @@ absl::StatusOr<std::vector<DesiredObject>> BuildDesired(
     const v1::Factory& root, const source::Secrets& secrets) {
   Builder builder(secrets);
   absl::Status s = builder.Factory(root, "");
+  if (!s.ok()) return s;
+  return builder.Take();
+}
+
+const v1::Factory* FindFactory(const v1::Factory& root, absl::string_view name,
+                               std::string* parent) {
+  std::string unused;
+  return FindIn(root, "", name, parent != nullptr ? parent : &unused);
+}
+
+absl::StatusOr<std::vector<DesiredObject>> BuildPreviewObjects(
+    const v1::Factory& root, absl::string_view factory, const std::string& ns,
+    const source::Secrets& secrets) {
+  std::string parent;
+  const v1::Factory* f = FindFactory(root, factory, &parent);
+  if (f == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no factory '", factory, "'"));
+  }
+  if (!f->has_previews()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("factory '", factory, "' declares no previews"));
+  }
+  Builder builder(secrets);
+  absl::Status s = builder.Preview(*f, parent, ns);
   if (!s.ok()) return s;
   return builder.Take();
 }

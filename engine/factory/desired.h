@@ -37,6 +37,9 @@ struct ObjectKind {
 };
 const std::vector<ObjectKind>& ManagedKinds();
 const ObjectKind& NamespaceKind();
+// The Namespace kind (the other cluster-scoped kinds are ClusterRole and
+// ClusterRoleBinding).
+bool IsNamespace(const ObjectKind& kind);
 
 // The collection ("/api/v1/namespaces/NS/configmaps") and object paths.
 std::string CollectionPath(const ObjectKind& kind, const std::string& ns);
@@ -68,6 +71,20 @@ std::vector<FactoryScope> FactoryScopes(const v1::Factory& root);
 // NotFound naming a secret (never its value) if one has vanished since.
 absl::StatusOr<std::vector<DesiredObject>> BuildDesired(
     const v1::Factory& root, const source::Secrets& secrets);
+
+// The factory named `name` in `root`'s tree (null if none); *parent gets
+// its parent's name ("" for the root).
+const v1::Factory* FindFactory(const v1::Factory& root, absl::string_view name,
+                               std::string* parent);
+
+// The `previews` template of factory `factory` (of `root`'s tree) as the
+// objects of preview namespace `ns`, in ManagedKinds() order, labelled as
+// that factory's; no Namespace object. NotFound for an unknown factory,
+// FailedPrecondition for one without previews, NotFound naming a missing
+// secret (never a value).
+absl::StatusOr<std::vector<DesiredObject>> BuildPreviewObjects(
+    const v1::Factory& root, absl::string_view factory, const std::string& ns,
+    const source::Secrets& secrets);
 
 }  // namespace kiln::factory
 

@@ -55,7 +55,8 @@ std::string NamespaceName(const v1::Factory& factory,
 
 LoadedFactory LoadFactoryText(absl::string_view text,
                               absl::string_view filename,
-                              const source::Secrets& secrets) {
+                              const source::Secrets& secrets,
+                              bool check_secrets) {
   LoadedFactory out;
   out.file = std::string(filename);
   auto map = std::make_shared<pipeline::SourceMap>(out.file);
@@ -73,15 +74,16 @@ LoadedFactory LoadFactoryText(absl::string_view text,
   pipeline::internal::Decoder decoder(map.get(), &out.errors);
   internal::DecodeFactory(&decoder, *root, internal::kRootPath, &out.factory);
   if (out.errors.empty()) {
-    internal::CheckFactory(out.factory, internal::kRootPath, map.get(), secrets,
-                           &out.errors);
+    internal::CheckFactory(out.factory, internal::kRootPath, map.get(),
+                           check_secrets ? &secrets : nullptr, &out.errors);
   }
   SortByPosition(&out.errors);
   return out;
 }
 
 LoadedFactory LoadFactoryFile(const std::string& path,
-                              const source::Secrets& secrets) {
+                              const source::Secrets& secrets,
+                              bool check_secrets) {
   absl::StatusOr<std::string> text =
       yaml::ReadFileCapped(path, kMaxFactoryFileBytes);
   if (!text.ok()) {
@@ -91,7 +93,7 @@ LoadedFactory LoadFactoryFile(const std::string& path,
     out.errors.push_back(StatusToDiagnostic(text.status(), path));
     return out;
   }
-  return LoadFactoryText(*text, path, secrets);
+  return LoadFactoryText(*text, path, secrets, check_secrets);
 }
 
 }  // namespace kiln::factory

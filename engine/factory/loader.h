@@ -35,12 +35,16 @@ struct LoadedFactory {
 constexpr size_t kMaxFactoryFileBytes = 4 << 20;
 
 // `secrets`: the kiln secrets Secret values are taken from; every name a
-// factory Secret uses must be among them.
+// factory Secret uses must be among them, unless !check_secrets (a deploy
+// applying only a preview template, whose own secrets BuildPreviewObjects
+// resolves).
 LoadedFactory LoadFactoryText(absl::string_view text,
                               absl::string_view filename,
-                              const source::Secrets& secrets);
+                              const source::Secrets& secrets,
+                              bool check_secrets = true);
 LoadedFactory LoadFactoryFile(const std::string& path,
-                              const source::Secrets& secrets);
+                              const source::Secrets& secrets,
+                              bool check_secrets = true);
 
 // The namespace a factory's namespace declaration names: NAME-SUFFIX.
 std::string NamespaceName(const v1::Factory& factory,

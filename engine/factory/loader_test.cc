@@ -38,6 +38,82 @@ TEST(FactoryLoaderTest, TheExampleLoads) {
   EXPECT_EQ(f.factory.factories(0).namespaces_size(), 4);
   EXPECT_EQ(f.factory.factories(0).namespaces(3).kind(),
             v1::FactoryNamespace::PERMANENT);
+  EXPECT_TRUE(f.factory.factories(0).has_previews());
+  EXPECT_FALSE(f.factory.has_previews());
+  ASSERT_EQ(f.factory.cluster_roles_size(), 1);
+  ASSERT_EQ(f.factory.cluster_role_bindings_size(), 1);
+}
+
+TEST(FactoryLoaderTest, PreviewsTemplateIsChecked) {
+  std::string errors = Errors(
+      "name: shop\n"
+      "namespaces: [{suffix: cicd, service_accounts: [deployer]}]\n"
+      "previews:\n"
+      "  suffix: pr\n"
+      "  quota: {hard: {pods: lots}}\n"
+      "  network: {allow_from: [cid]}\n"
+      "  service_accounts: [app]\n"
+      "  role_bindings:\n"
+      "    - {name: b, role: nope, service_accounts: [app, cicd/deployer, "
+      "ghost]}\n"
+      "  secrets: [{name: s, data: {k: db-pasword}}]\n");
+  EXPECT_THAT(errors, HasSubstr("f.yaml:4:3: unknown field 'suffix' in "
+                                "factory.previews"));
+  // Only the decode errors are reported until the file decodes.
+  errors = Errors(
+      "name: shop\n"
+      "namespaces: [{suffix: cicd, service_accounts: [deployer]}]\n"
+      "previews:\n"
+      "  quota: {hard: {pods: lots}}\n"
+      "  network: {allow_from: [cid]}\n"
+      "  service_accounts: [app]\n"
+      "  role_bindings:\n"
+      "    - {name: b, role: nope, service_accounts: [app, cicd/deployer, "
+      "ghost]}\n"
+      "  secrets: [{name: s, data: {k: db-pasword}}]\n");
+  EXPECT_THAT(errors, HasSubstr("f.yaml:4:24: factory.previews.quota.hard."
+                                "pods: 'lots' is not a Kubernetes quantity"));
+  EXPECT_THAT(errors, HasSubstr("f.yaml:5:26: factory.previews.network."
+                                "allow_from[0]: no namespace with suffix "
+                                "'cid'"));
+  EXPECT_THAT(errors, HasSubstr("f.yaml:8:23: factory.previews.role_bindings"
+                                "[0].role: no role 'nope' in the previews "
+                                "template"));
+  EXPECT_THAT(errors, HasSubstr("factory.previews.role_bindings[0]."
+                                "service_accounts[2]: no service account "
+                                "'ghost' in the previews template"));
+  EXPECT_THAT(errors, Not(HasSubstr("service_accounts[0]")));
+  EXPECT_THAT(errors, Not(HasSubstr("service_accounts[1]")));
+  EXPECT_THAT(errors, HasSubstr("factory.previews.secrets[0].data.k: no kiln "
+                                "secret named 'db-pasword'"));
+}
+
+TEST(FactoryLoaderTest, ClusterRbacIsChecked) {
+  std::string errors = Errors(
+      "name: envs\n"
+      "namespaces: [{suffix: system, service_accounts: [factory]}]\n"
+      "cluster_roles:\n"
+      "  - {name: envs-factory, rules: [{resources: [namespaces]}]}\n"
+      "cluster_role_bindings:\n"
+      "  - {name: b, role: envs-factroy, service_accounts: [factory, "
+      "nope/factory]}\n"
+      "factories:\n"
+      "  - name: shop\n"
+      "    cluster_roles: [{name: envs-factory, rules: [{resources: [pods], "
+      "verbs: [get]}]}]\n");
+  EXPECT_THAT(errors, HasSubstr("f.yaml:4:34: factory.cluster_roles[0].rules"
+                                "[0]: a rule needs verbs and resources"));
+  EXPECT_THAT(errors, HasSubstr("f.yaml:6:21: factory.cluster_role_bindings"
+                                "[0].role: no cluster role 'envs-factroy' in "
+                                "factory 'envs'"));
+  EXPECT_THAT(errors, HasSubstr("factory.cluster_role_bindings[0]."
+                                "service_accounts[0]: 'factory' is not "
+                                "SUFFIX/NAME"));
+  EXPECT_THAT(errors, HasSubstr("factory.cluster_role_bindings[0]."
+                                "service_accounts[1]: 'nope/factory' is not "
+                                "SUFFIX/NAME"));
+  EXPECT_THAT(errors, HasSubstr("factory.factories[0].cluster_roles[0].name: "
+                                "duplicate cluster role 'envs-factory'"));
 }
 
 TEST(FactoryLoaderTest, UnknownKeyWithPositionAndSuggestion) {
@@ -188,6 +264,51 @@ TEST(FactoryDesiredTest, LabelsAndNesting) {
     if (labels.value(kEnvironmentKindLabel, "") == "permanent") ++permanent;
   }
   EXPECT_EQ(permanent, 3);  // shop-test, shop-stage, shop-prod
+}
+
+}  // namespace
+}  // namespace kiln::factory
+
+namespace kiln::factory {
+namespace {
+
+TEST(FactoryDesiredTest, PreviewObjectsAreTheTemplateInTheNamespace) {
+  LoadedFactory f =
+      LoadFactoryFile("examples/factory/shop.factory.yaml", TestSecrets());
+  ASSERT_TRUE(f.ok()) << pipeline::JoinDiagnostics(f.errors);
+  auto objects =
+      BuildPreviewObjects(f.factory, "shop", "shop-pr-1", TestSecrets());
+  ASSERT_TRUE(objects.ok()) << objects.status();
+  std::vector<std::string> described;
+  for (const DesiredObject& o : *objects) {
+    described.push_back(o.Describe());
+    EXPECT_EQ(o.manifest["metadata"]["namespace"], "shop-pr-1");
+    EXPECT_EQ(o.manifest["metadata"]["labels"][kFactoryLabel], "shop");
+    EXPECT_EQ(o.manifest["metadata"]["labels"][kParentLabel], "envs");
+  }
+  EXPECT_THAT(described,
+              ::testing::ElementsAre(
+                  "ServiceAccount shop-pr-1/app", "Role shop-pr-1/deploy",
+                  "RoleBinding shop-pr-1/deployer",
+                  "ResourceQuota shop-pr-1/kiln-quota",
+                  "LimitRange shop-pr-1/kiln-limits",
+                  "NetworkPolicy shop-pr-1/kiln-default-deny",
+                  "NetworkPolicy shop-pr-1/kiln-allow"));
+  EXPECT_EQ((*objects)[2].manifest["subjects"][0]["namespace"], "shop-cicd");
+  EXPECT_EQ(BuildPreviewObjects(f.factory, "envs", "x", TestSecrets())
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(BuildPreviewObjects(f.factory, "cart", "x", TestSecrets())
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+  // `kiln factory apply` creates no preview namespace: only the declared.
+  auto desired = BuildDesired(f.factory, TestSecrets());
+  ASSERT_TRUE(desired.ok()) << desired.status();
+  int namespaces = 0;
+  for (const DesiredObject& o : *desired) namespaces += IsNamespace(*o.kind);
+  EXPECT_EQ(namespaces, 5);
 }
 
 }  // namespace

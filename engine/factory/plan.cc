@@ -231,8 +231,8 @@ absl::StatusOr<Plan> MakePlan(kube::Client& client, const v1::Factory& root,
   std::map<std::string, std::vector<std::string>> live_namespaces;
   for (const DesiredObject& o : desired) {
     declared.insert(Key(*o.kind, o.ns, o.name));
-    if (!o.kind->namespaced && o.manifest["metadata"]["labels"].value(
-                                   kEnvironmentKindLabel, "") == "permanent") {
+    if (IsNamespace(*o.kind) && o.manifest["metadata"]["labels"].value(
+                                    kEnvironmentKindLabel, "") == "permanent") {
       plan.permanent_namespaces.insert(o.name);
     }
   }
@@ -252,7 +252,7 @@ absl::StatusOr<Plan> MakePlan(kube::Client& client, const v1::Factory& root,
       plan.changes.push_back(std::move(c));
       continue;
     }
-    if (!o.kind->namespaced) {
+    if (IsNamespace(*o.kind)) {
       if (Terminating(*live)) {
         return absl::FailedPreconditionError(absl::StrCat(
             o.Describe(),
@@ -263,10 +263,17 @@ absl::StatusOr<Plan> MakePlan(kube::Client& client, const v1::Factory& root,
     std::string owner = (*live)["metadata"]
                             .value("labels", json::object())
                             .value(kFactoryLabel, "");
-    if (!owner.empty() && owner != o.factory) {
+    // A cluster-scoped object is shared by the whole cluster: one the
+    // factory did not create (no label) is never taken over.
+    bool cluster = !o.kind->namespaced && !IsNamespace(*o.kind);
+    if ((cluster || !owner.empty()) && owner != o.factory) {
       return absl::FailedPreconditionError(
-          absl::StrCat(o.Describe(), " belongs to factory '", owner, "', not '",
-                       o.factory, "'"));
+          owner.empty()
+              ? absl::StrCat(o.Describe(),
+                             " exists and was not created by a factory; "
+                             "kiln does not take over cluster objects")
+              : absl::StrCat(o.Describe(), " belongs to factory '", owner,
+                             "', not '", o.factory, "'"));
     }
     c.fields = DiffDesired(*o.kind, o.manifest, *live);
     if (c.fields.empty()) continue;
@@ -291,7 +298,15 @@ absl::StatusOr<Plan> MakePlan(kube::Client& client, const v1::Factory& root,
     absl::StatusOr<json> children =
         client.List(CollectionPath(NamespaceKind(), ""), by_parent);
     if (!children.ok()) return children.status();
-    for (const json& ns : (*children)["items"]) {
+    std::vector<json> built = (*children)["items"];
+    for (const ObjectKind& kind : ManagedKinds()) {
+      if (kind.namespaced || IsNamespace(kind)) continue;
+      absl::StatusOr<json> more =
+          client.List(CollectionPath(kind, ""), by_parent);
+      if (!more.ok()) return more.status();
+      for (const json& item : (*more)["items"]) built.push_back(item);
+    }
+    for (const json& ns : built) {
       std::string child = ns["metadata"]["labels"].value(kFactoryLabel, "");
       if (!child.empty() && seen.insert(child).second) names.push_back(child);
     }
@@ -316,6 +331,23 @@ absl::StatusOr<Plan> MakePlan(kube::Client& client, const v1::Factory& root,
       } else {
         c.action = Action::kDelete;
         deletes_namespaces.push_back(std::move(c));
+      }
+    }
+    // Cluster-scoped objects of the factory, found by its label.
+    for (const ObjectKind& kind : ManagedKinds()) {
+      if (kind.namespaced || IsNamespace(kind)) continue;
+      absl::StatusOr<json> items =
+          client.List(CollectionPath(kind, ""), by_factory);
+      if (!items.ok()) return items.status();
+      for (const json& item : (*items)["items"]) {
+        std::string name = item["metadata"].value("name", "");
+        if (declared.count(Key(kind, "", name)) || Terminating(item)) continue;
+        Change c;
+        c.action = Action::kDelete;
+        c.kind = &kind;
+        c.name = name;
+        c.factory = factory;
+        deletes_namespaced.push_back(std::move(c));
       }
     }
     for (const std::string& ns : live_namespaces[factory]) {

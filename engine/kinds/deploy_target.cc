@@ -2,10 +2,27 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/environments/lifecycle.h"
+#include "engine/environments/preview_template.h"
 #include "engine/environments/target.h"
 #include "kube/names.h"
 
 namespace kiln::kinds {
+namespace {
+
+// The preview's factory template (environments/preview_template.h); the
+// factory file is relative to the pipeline's directory, its secrets are
+// the run's secret params.
+absl::Status ApplyFactoryTemplate(const TaskRunnerContext& ctx,
+                                  const environments::Target& t,
+                                  kube::Client* client,
+                                  const deploy::LogFn& say) {
+  source::Secrets secrets;
+  for (const auto& [name, value] : ctx.secrets) secrets.Set(name, value);
+  return environments::ApplyPreviewTemplate(*client, t.factory, ctx.source_dir,
+                                            t.namespace_name, secrets, say);
+}
+
+}  // namespace
 
 absl::StatusOr<DeployPlacement> PlaceDeploy(const v1::DeploySpec& spec,
                                             const TaskRunnerContext& ctx) {
@@ -43,6 +60,10 @@ void BindNamespace(const TaskRunnerContext& ctx, const std::string& environment,
     absl::StatusOr<environments::Target> t = environments::PrepareDeploy(
         *client, ctx.environments, environment, ctx.substitution);
     if (!t.ok()) return t.status();
+    if (!t->permanent() && !t->factory.empty()) {
+      absl::Status s = ApplyFactoryTemplate(ctx, *t, client, say);
+      if (!s.ok()) return s;
+    }
     say(absl::StrCat(
         t->permanent() ? "permanent" : "preview", " environment ",
         t->environment, ": namespace ", t->namespace_name,

@@ -92,7 +92,8 @@ void DecodeEnvironment(Decoder* d, const Node& node, const std::string& path,
                        v1::Environment* out) {
   static const auto* kinds =
       new EnumNames{{"preview", v1::PREVIEW}, {"permanent", v1::PERMANENT}};
-  Fields f(d, node, path, {"name", "kind", "namespace", "context", "ttl"});
+  Fields f(d, node, path,
+           {"name", "kind", "namespace", "context", "ttl", "factory"});
   if (const Node* n = f.Get("name"))
     d->String(*n, f.PathOf("name"), out->mutable_name());
   if (const Node* n = f.Get("kind")) {
@@ -109,6 +110,9 @@ void DecodeEnvironment(Decoder* d, const Node& node, const std::string& path,
   }
   if (const Node* n = f.Get("ttl")) {
     d->Duration(*n, f.PathOf("ttl"), out->mutable_ttl());
+  }
+  if (const Node* n = f.Get("factory")) {
+    d->String(*n, f.PathOf("factory"), out->mutable_factory());
   }
 }
 

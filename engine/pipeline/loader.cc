@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "engine/pipeline/decode.h"
+#include "engine/pipeline/factory_refs.h"
 #include "engine/pipeline/validate.h"
 #include "engine/yaml/parse.h"
 
@@ -101,7 +102,13 @@ LoadedPipeline LoadPipelineFile(const std::string& path,
     out.errors.push_back(StatusToDiagnostic(text.status(), path));
     return out;
   }
-  return LoadPipelineText(*text, path, options);
+  LoadedPipeline out = LoadPipelineText(*text, path, options);
+  // What a preview's `factory:` names, relative to this file.
+  if (out.ok() && options.validate) {
+    CheckFactoryRefs(out.pipeline, out.base_dir, out.source_map.get(),
+                     &out.errors);
+  }
+  return out;
 }
 
 }  // namespace kiln::pipeline

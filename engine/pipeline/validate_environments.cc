@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/environments/naming.h"
+#include "engine/pipeline/factory_refs.h"
 #include "engine/pipeline/substitute.h"
 #include "engine/pipeline/suggest.h"
 #include "engine/pipeline/validator.h"
@@ -139,6 +140,13 @@ void Validator::CheckEnvironments() {
                                      "environments (a permanent one is "
                                      "never destroyed)"));
       }
+      if (!env.factory().empty()) {
+        Error(Field(path, "factory"),
+              absl::StrCat(who,
+                           ": 'factory' is only for preview environments (a "
+                           "permanent namespace is declared in the factory "
+                           "file and made by `kiln factory apply`)"));
+      }
       continue;
     }
     // Preview.
@@ -156,6 +164,13 @@ void Validator::CheckEnvironments() {
       CheckEnvironmentString(Field(path, "namespace"), env.namespace_(), who);
     }
     CheckEnvironmentString(Field(path, "context"), env.context(), who);
+    if (!env.factory().empty()) {
+      absl::StatusOr<FactoryRef> ref = ParseFactoryRef(env.factory());
+      if (!ref.ok()) {
+        Error(Field(path, "factory"),
+              absl::StrCat(who, ": ", ref.status().message()));
+      }
+    }
     if (env.has_ttl()) {
       int64_t s = env.ttl().seconds();
       if (s < kMinTtlSeconds || s > kMaxTtlSeconds) {

@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -231,6 +232,133 @@ TEST_F(EnvironmentDeployTest, PreviewDeployCreatesTheLabelledNamespace) {
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("cannot use existing namespace"));
   EXPECT_TRUE(Get("shop-by-hand", "deployment", "web").is_null());
+}
+
+// A preview environment naming a factory: every preview namespace gets the
+// factory's `previews` template (server-side applied before the manifests);
+// a second deploy changes none of its objects.
+constexpr char kFactory[] = R"(name: platform
+factories:
+  - name: shop
+    namespaces:
+      - suffix: cicd
+        service_accounts: [deployer]
+    previews:
+      labels: {team: shop}
+      quota: {hard: {pods: "5", requests.cpu: "1"}}
+      limits: {default: {cpu: 200m, memory: 256Mi}}
+      network: {allow_same_namespace: true, allow_from: [cicd]}
+      service_accounts: [app]
+      roles:
+        - name: deploy
+          rules: [{api_groups: [apps], resources: [deployments], verbs: [get, patch]}]
+      role_bindings:
+        - {name: deployer, role: deploy, service_accounts: [cicd/deployer, app]}
+)";
+
+TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
+  ASSERT_EQ(mkdir((dir_ + "/src/infra").c_str(), 0700), 0);
+  Write("src/infra/shop.factory.yaml", kFactory);
+  Write("src/pipeline.yaml",
+        absl::StrReplaceAll(kPipeline,
+                            {{"ENV", "preview"},
+                             {"    ttl: 2h\n",
+                              "    ttl: 2h\n"
+                              "    factory: infra/shop.factory.yaml#shop\n"}}));
+  Result r = Kiln("pr-7");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("factory shop: 7 object(s) of the previews "
+                                  "template applied in shop-pr-7"));
+  const std::string ns = "shop-pr-7";
+  auto [rc, listed] =
+      Kubectl({"get",
+               "resourcequota,limitrange,networkpolicy,serviceaccount,"
+               "role,rolebinding",
+               "-n", ns, "-o", "json"});
+  ASSERT_EQ(rc, 0) << listed;
+  std::map<std::string, std::string> versions;  // "Kind/name" -> rv
+  const json first = json::parse(listed);
+  for (const json& item : first["items"]) {
+    std::string name = item["metadata"]["name"];
+    if (item["kind"] == "ServiceAccount" && name == "default") continue;
+    EXPECT_EQ(item["metadata"]["labels"]["kiln.dev/factory"], "shop") << name;
+    versions[absl::StrCat(item["kind"].get<std::string>(), "/", name)] =
+        item["metadata"]["resourceVersion"];
+  }
+  EXPECT_EQ(versions.size(), 7u) << listed;
+  for (const char* want :
+       {"ResourceQuota/kiln-quota", "LimitRange/kiln-limits",
+        "NetworkPolicy/kiln-default-deny", "NetworkPolicy/kiln-allow",
+        "ServiceAccount/app", "Role/deploy", "RoleBinding/deployer"}) {
+    EXPECT_TRUE(versions.count(want)) << want << "\n" << listed;
+  }
+  json quota = Get(ns, "resourcequota", "kiln-quota");
+  ASSERT_TRUE(quota.is_object());
+  EXPECT_EQ(quota["spec"]["hard"]["pods"], "5");
+  json binding = Get(ns, "rolebinding", "deployer");
+  ASSERT_TRUE(binding.is_object());
+  EXPECT_EQ(binding["subjects"][0]["namespace"], "shop-cicd");
+  EXPECT_EQ(binding["subjects"][1]["namespace"], ns);
+  json allow = Get(ns, "networkpolicy", "kiln-allow");
+  ASSERT_TRUE(allow.is_object());
+  EXPECT_EQ(allow["spec"]["ingress"][0]["from"][1]["namespaceSelector"]
+                 ["matchLabels"]["kubernetes.io/metadata.name"],
+            "shop-cicd");
+  json nsobj = Get("", "namespace", ns);
+  ASSERT_TRUE(nsobj.is_object());
+  EXPECT_EQ(nsobj["metadata"]["labels"]["team"], "shop");
+  EXPECT_EQ(nsobj["metadata"]["labels"]["kiln.dev/environment"], "preview");
+  EXPECT_TRUE(Get(ns, "deployment", "web").is_object());
+  // The factory's permanent namespaces are not a deploy's business.
+  EXPECT_TRUE(Get("", "namespace", "shop-cicd").is_null());
+
+  // Deploying again changes nothing in the template's objects.
+  r = Kiln("pr-7");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto [rc2, again] =
+      Kubectl({"get",
+               "resourcequota,limitrange,networkpolicy,serviceaccount,"
+               "role,rolebinding",
+               "-n", ns, "-o", "json"});
+  ASSERT_EQ(rc2, 0) << again;
+  const json second = json::parse(again);
+  ASSERT_EQ(second["items"].size(), first["items"].size()) << again;
+  for (const json& item : second["items"]) {
+    std::string key = absl::StrCat(item["kind"].get<std::string>(), "/",
+                                   item["metadata"]["name"].get<std::string>());
+    if (key == "ServiceAccount/default") continue;
+    EXPECT_EQ(item["metadata"]["resourceVersion"], versions[key]) << key;
+  }
+}
+
+TEST_F(EnvironmentDeployTest, FactoryReferenceErrorsArePositioned) {
+  ASSERT_EQ(mkdir((dir_ + "/src/infra").c_str(), 0700), 0);
+  Write("src/infra/shop.factory.yaml", kFactory);
+  auto with = [&](const std::string& ref) {
+    Write("src/pipeline.yaml",
+          absl::StrReplaceAll(
+              kPipeline,
+              {{"ENV", "preview"},
+               {"    ttl: 2h\n",
+                absl::StrCat("    ttl: 2h\n    factory: ", ref, "\n")}}));
+    return Kiln("pr-8");
+  };
+  Result r = with("infra/shop.factory.yaml#shoq");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("pipeline.yaml:7:14: environment 'preview': "
+                                  "no factory 'shoq' in "
+                                  "'infra/shop.factory.yaml' (did you mean "
+                                  "'shop'?)"));
+  r = with("infra/shop.factory.yaml#platform");
+  EXPECT_THAT(r.output, HasSubstr("pipeline.yaml:7:14: environment 'preview': "
+                                  "factory 'platform' in "
+                                  "'infra/shop.factory.yaml' declares no "
+                                  "previews template"));
+  r = with("infra/missing.yaml#shop");
+  EXPECT_THAT(r.output, HasSubstr("pipeline.yaml:7:14: environment 'preview': "
+                                  "factory file 'infra/missing.yaml' cannot "
+                                  "be read"));
+  EXPECT_TRUE(Get("", "namespace", "shop-pr-8").is_null());
 }
 
 TEST_F(EnvironmentDeployTest, PermanentNamespaceIsNeverCreatedByADeploy) {

@@ -66,6 +66,9 @@ function schemaCheck(text) {
 
 const tmp = fs.mkdtempSync(path.join(process.env.TEST_TMPDIR || os.tmpdir(),
                                      'schema-'));
+// EVERY_FORM's preview names a factory file beside it.
+fs.copyFileSync(path.join(path.dirname(everyForm), 'every.factory.yaml'),
+                path.join(tmp, 'every.factory.yaml'));
 function kilnValidate(text) {
   const file = path.join(tmp, 'pipeline.yaml');
   fs.writeFileSync(file, text);
