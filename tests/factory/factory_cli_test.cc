@@ -3,12 +3,15 @@
 // positioned file errors, and that a secret value appears in no output.
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -115,16 +118,23 @@ TEST_F(FactoryCliTest, PlanApplyApplyAgain) {
 }
 
 TEST_F(FactoryCliTest, FileErrorsArePositionedAndNothingIsSent) {
-  std::string file =
-      Write("bad.factory.yaml",
-            absl::StrReplaceAll(
-                example_, {{"requests.memory: 8Gi", "requests.memory: 8 gigs"},
-                           {"db-password", "db-passwd"}}));
+  const std::string bad = absl::StrReplaceAll(
+      example_, {{"requests.memory: 8Gi", "requests.memory: 8 gigs"},
+                 {"db-password", "db-passwd"}});
+  std::string file = Write("bad.factory.yaml", bad);
+  // Where the bad quantity is: its line and the column of the value.
+  const size_t at = bad.find("8 gigs");
+  ASSERT_NE(at, std::string::npos);
+  const size_t line_start = bad.rfind('\n', at) + 1;  // npos + 1 == 0
+  const int line = 1 + std::count(bad.begin(), bad.begin() + at, '\n');
+  const int column = static_cast<int>(at - line_start) + 1;
   auto [code, out] = Kiln("apply", file);
   EXPECT_EQ(code, 1) << out;
-  EXPECT_THAT(out, HasSubstr("bad.factory.yaml:16:66: factory.factories[0]"
-                             ".namespaces[0].quota.hard.requests.memory: "
-                             "'8 gigs' is not a Kubernetes quantity"));
+  EXPECT_THAT(out, HasSubstr(absl::StrCat(
+                       "bad.factory.yaml:", line, ":", column,
+                       ": factory.factories[0].namespaces[0].quota.hard."
+                       "requests.memory: '8 gigs' is not a Kubernetes "
+                       "quantity")));
   EXPECT_THAT(out, HasSubstr("no kiln secret named 'db-passwd'"));
   EXPECT_THAT(out, Not(HasSubstr(kDbPassword)));
   EXPECT_EQ(server_->request_count(), 0);
