@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <sstream>
