@@ -80,6 +80,21 @@ fi
   echo "FAIL: completion missing from kiln --help"
   failures=$((failures + 1))
 }
+# Every verb `kiln --help` lists has `kiln VERB --help`: exit 0, and its
+# first line is "usage: kiln VERB ..." (said once).
+verbs=$("${KILN}" --help | awk '/^verbs:/ { f = 1; next } f && /^  [a-z]/ { print $1 }')
+[[ -n "${verbs}" ]] || { echo "FAIL: no verbs in kiln --help"; failures=$((failures + 1)); }
+for verb in ${verbs}; do
+  if ! help=$("${KILN}" "${verb}" --help 2>&1); then
+    echo "FAIL: kiln ${verb} --help exits non-zero"
+    failures=$((failures + 1))
+  fi
+  first=$(grep -m1 -v '^$' <<<"${help}")
+  if [[ "${first}" != "usage: kiln ${verb}"* ]]; then
+    echo "FAIL: kiln ${verb} --help begins [${first}]"
+    failures=$((failures + 1))
+  fi
+done
 # An unknown shell is a usage error.
 if "${KILN}" completion fish >/dev/null 2>&1; then
   echo "FAIL: completion fish succeeded"

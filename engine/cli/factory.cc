@@ -29,7 +29,7 @@ int Fail(const std::string& message) {
 
 int RunFactory(const std::vector<std::string>& argv) {
   Args args(
-      "usage: kiln factory plan FILE [--kubeconfig F] [--kube-context C]\n"
+      "kiln factory plan FILE [--kubeconfig F] [--kube-context C]\n"
       "                              [--secrets-dir DIR]\n"
       "       kiln factory apply FILE [same flags]\n\n"
       "plan prints what applying the factory file FILE would change in the\n"

@@ -14,7 +14,7 @@ namespace {
 
 int RunRender(const std::vector<std::string>& argv) {
   Args args(
-      "usage: kiln render DIR\n\n"
+      "kiln render DIR\n\n"
       "Renders the kustomization in DIR (kustomization.yaml, bases, overlays,\n"
       "components, generators, patches) and prints the YAML stream, exactly\n"
       "as `kubectl kustomize DIR` does. Remote bases are not supported.\n");
