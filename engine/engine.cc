@@ -58,8 +58,8 @@ class EngineImpl : public Engine {
             .ForPipeline(request.pipeline);
     const pipeline::SourceMap* map = request.source_map.get();
     pipeline::ExecCapabilities caps = executors.Capabilities();
-    caps.cluster = kinds::ClusterCheck(options_.kubeconfig_paths,
-                                       options_.kube_context);
+    caps.cluster =
+        kinds::ClusterCheck(options_.kubeconfig_paths, options_.kube_context);
     auto diags = pipeline::ValidatePipeline(request.pipeline, map, caps);
     if (diags.empty()) {
       diags = executors.Check(request.pipeline, map);

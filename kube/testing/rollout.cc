@@ -257,11 +257,11 @@ void RolloutController::Job(const json& obj) {
         limit = obj["spec"]["backoffLimit"].get<int64_t>();
       }
       status["failed"] = limit + 1;
-      status["conditions"] = json::array({Condition("Failed", "True",
-                                        "BackoffLimitExceeded",
-                                        "Job has reached the specified "
-                                        "backoff limit",
-                                        now)});
+      status["conditions"] =
+          json::array({Condition("Failed", "True", "BackoffLimitExceeded",
+                                 "Job has reached the specified "
+                                 "backoff limit",
+                                 now)});
     } else {
       int64_t completions = 1;
       if (obj.contains("spec") && obj["spec"].contains("completions") &&
