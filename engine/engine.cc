@@ -179,14 +179,19 @@ class EngineImpl : public Engine {
                     std::move(approvals), std::move(lease));
   }
 
-  absl::StatusOr<std::vector<std::string>> ResumeUnfinished() override {
+  absl::StatusOr<ResumeReport> ResumeUnfinished() override {
     auto ids = runs_->UnfinishedRuns();
     if (!ids.ok()) return ids.status();
-    std::vector<std::string> resumed;
+    ResumeReport report;
     for (const auto& id : *ids) {
-      if (Resume(id).ok()) resumed.push_back(id);
+      absl::StatusOr<std::shared_ptr<RunHandle>> run = Resume(id);
+      if (run.ok()) {
+        report.resumed.push_back(id);
+      } else {
+        report.not_resumed.emplace_back(id, run.status());
+      }
     }
-    return resumed;
+    return report;
   }
 
   absl::StatusOr<std::shared_ptr<RunHandle>> Retry(

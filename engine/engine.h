@@ -16,8 +16,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/trace.h"
@@ -170,8 +172,17 @@ class Engine {
   virtual absl::StatusOr<std::shared_ptr<RunHandle>> Resume(
       const std::string& run_id) = 0;
 
-  // Resumes every unfinished run in the store; returns their ids.
-  virtual absl::StatusOr<std::vector<std::string>> ResumeUnfinished() = 0;
+  // What ResumeUnfinished did: the runs it resumed, and each unfinished run
+  // it could not resume with why (another live kiln process executes it,
+  // an unreadable record).
+  struct ResumeReport {
+    std::vector<std::string> resumed;
+    std::vector<std::pair<std::string, absl::Status>> not_resumed;
+  };
+
+  // Resumes every unfinished run in the store. An error only when the store
+  // cannot list them.
+  virtual absl::StatusOr<ResumeReport> ResumeUnfinished() = 0;
 
   // Starts a new run with the same pipeline, trigger and source as a
   // finished one. Tasks whose inputs are unchanged hit the action cache, so

@@ -131,7 +131,8 @@ TEST_F(EngineTest, ShutdownCheckpointsAndTheNextEngineResumes) {
   ASSERT_TRUE(next.ok());
   auto resumed = (*next)->ResumeUnfinished();
   ASSERT_TRUE(resumed.ok());
-  ASSERT_EQ(*resumed, std::vector<std::string>{id});
+  ASSERT_EQ(resumed->resumed, std::vector<std::string>{id});
+  EXPECT_TRUE(resumed->not_resumed.empty());
   auto handle = (*next)->Find(id);
   ASSERT_TRUE(handle.ok());
   v1::Run result = (*handle)->Wait();
@@ -200,7 +201,13 @@ TEST_F(EngineTest, TwoEnginesRacingToResumeARunOneRefuses) {
   // Starting up (kiln serve) does not take it either.
   auto resumed = loser->ResumeUnfinished();
   ASSERT_TRUE(resumed.ok());
-  EXPECT_TRUE(resumed->empty());
+  EXPECT_TRUE(resumed->resumed.empty());
+  // Said, with why: the run's owner is another live process.
+  ASSERT_EQ(resumed->not_resumed.size(), 1u);
+  EXPECT_EQ(resumed->not_resumed[0].first, id);
+  EXPECT_TRUE(absl::StrContains(resumed->not_resumed[0].second.message(),
+                                "being executed by another kiln process"))
+      << resumed->not_resumed[0].second;
   auto seen = loser->GetRun(id);
   ASSERT_TRUE(seen.ok());
   EXPECT_FALSE(seen->owner_gone()) << "its owner is alive";
@@ -281,7 +288,7 @@ TEST_F(EngineTest, AKilledOwnersRunShowsInterruptedAndIsTakenOver) {
   });
   auto resumed = engine_->ResumeUnfinished();
   ASSERT_TRUE(resumed.ok());
-  ASSERT_EQ(*resumed, std::vector<std::string>{id});
+  ASSERT_EQ(resumed->resumed, std::vector<std::string>{id});
   auto handle = engine_->Find(id);
   ASSERT_TRUE(handle.ok());
   v1::Run result = (*handle)->Wait();

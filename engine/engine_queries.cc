@@ -28,7 +28,7 @@ class StoreEngine : public Engine {
       const std::string&) override {
     return NoExecutor();
   }
-  absl::StatusOr<std::vector<std::string>> ResumeUnfinished() override {
+  absl::StatusOr<ResumeReport> ResumeUnfinished() override {
     return NoExecutor();
   }
   absl::StatusOr<std::shared_ptr<RunHandle>> Retry(

@@ -39,6 +39,26 @@ int Fail(const absl::Status& status) {
   return kExitFailed;
 }
 
+// Resumes every unfinished run of the store; says which could not be
+// resumed and why (another kiln process executing it, an unreadable
+// record), so that a run left interrupted is never a silent one.
+void ResumeUnfinishedRuns(Engine* engine) {
+  absl::StatusOr<Engine::ResumeReport> report = engine->ResumeUnfinished();
+  if (!report.ok()) {
+    std::fprintf(stderr, "kiln serve: resuming runs: %s\n",
+                 std::string(report.status().message()).c_str());
+    return;
+  }
+  for (const auto& [id, why] : report->not_resumed) {
+    std::fprintf(stderr, "kiln serve: run %s not resumed: %s\n", id.c_str(),
+                 std::string(why.message()).c_str());
+  }
+  if (!report->resumed.empty()) {
+    std::fprintf(stderr, "kiln serve: resumed %zu unfinished run(s)\n",
+                 report->resumed.size());
+  }
+}
+
 int ServeVerb(const std::vector<std::string>& argv) {
   Args args(
       "kiln serve [--store DIR] [--listen unix:PATH | HOST:PORT] "
@@ -321,14 +341,7 @@ int ServeVerb(const std::vector<std::string>& argv) {
     }
     web = std::move(*started);
   }
-  auto resumed = (*engine)->ResumeUnfinished();
-  if (!resumed.ok()) {
-    std::fprintf(stderr, "kiln serve: resuming runs: %s\n",
-                 std::string(resumed.status().message()).c_str());
-  } else if (!resumed->empty()) {
-    std::fprintf(stderr, "kiln serve: resumed %zu unfinished run(s)\n",
-                 resumed->size());
-  }
+  ResumeUnfinishedRuns(engine->get());
   if ((*server)->plaintext_tcp()) {
     std::fprintf(stderr,
                  "kiln serve: warning: TCP without TLS: traffic (tokens "

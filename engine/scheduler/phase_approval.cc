@@ -125,13 +125,14 @@ absl::StatusOr<v1::ApprovalStatus> Scheduler::Phase::Decide(
         "the run is being stopped for a shutdown; decide once it resumes");
   }
   if (it == waiting_.end() && !stopped_) {
-    // Waiting before a restart and not reached again yet: the decision is
-    // recorded now and acted on when the task is reached (Gate).
+    // Waiting before a restart and not reached again yet (no status in
+    // this scheduler yet, or pending): the decision is recorded now and
+    // acted on when the task is reached (Gate).
     auto recorded = s_->options_.approvals.find(task);
     auto st = statuses_->find(task);
     if (recorded != s_->options_.approvals.end() &&
-        !recorded->second.decided() && st != statuses_->end() &&
-        st->second.state() == v1::TASK_PENDING) {
+        !recorded->second.decided() &&
+        (st == statuses_->end() || st->second.state() == v1::TASK_PENDING)) {
       v1::ApprovalStatus approval = recorded->second;
       approval.set_decided(true);
       approval.set_approved(decision.approve);

@@ -133,7 +133,7 @@ TEST_F(KubeRestartTest, KillNineMidTaskReattachesThePodAndFinishesTheRun) {
         },
         absl::Seconds(60));
   }
-  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_TRUE(state.ok()) << state.status() << "\n" << ReadText(serve_err_);
   EXPECT_EQ(*state, v1::RUN_SUCCEEDED) << ReadText(serve_err_);
   // Exactly one pod for the task, whose log both servers followed: the
   // line it printed before the kill and the one after, each once.

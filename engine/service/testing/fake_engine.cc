@@ -298,11 +298,13 @@ absl::StatusOr<std::shared_ptr<RunHandle>> FakeEngine::Resume(
   return Find(run_id);
 }
 
-absl::StatusOr<std::vector<std::string>> FakeEngine::ResumeUnfinished() {
+absl::StatusOr<Engine::ResumeReport> FakeEngine::ResumeUnfinished() {
   absl::StatusOr<std::vector<std::string>> ids = runs_->UnfinishedRuns();
   if (!ids.ok()) return ids.status();
   for (const std::string& id : *ids) StartRunner(id);
-  return ids;
+  ResumeReport report;
+  report.resumed = *std::move(ids);
+  return report;
 }
 
 absl::StatusOr<std::shared_ptr<RunHandle>> FakeEngine::Retry(

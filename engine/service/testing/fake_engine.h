@@ -53,7 +53,7 @@ class FakeEngine : public Engine {
       RunRequest request) override;
   absl::StatusOr<std::shared_ptr<RunHandle>> Resume(
       const std::string& run_id) override;
-  absl::StatusOr<std::vector<std::string>> ResumeUnfinished() override;
+  absl::StatusOr<ResumeReport> ResumeUnfinished() override;
   absl::StatusOr<std::shared_ptr<RunHandle>> Retry(
       const std::string& run_id) override;
   absl::StatusOr<std::shared_ptr<RunHandle>> Find(
