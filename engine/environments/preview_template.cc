@@ -3,11 +3,14 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/environments/target.h"
 #include "engine/factory/desired.h"
 #include "engine/factory/loader.h"
 #include "engine/pipeline/factory_refs.h"
@@ -47,6 +50,76 @@ absl::StatusOr<std::string> FactoryFile(const std::string& dir,
                      "directory"));
   }
   return *file;
+}
+
+// Whether kiln's field manager set fields of the object with server-side
+// apply (the template's objects are applied so).
+bool AppliedByKiln(const json& meta) {
+  if (!meta.contains("managedFields") || !meta["managedFields"].is_array()) {
+    return false;
+  }
+  for (const json& e : meta["managedFields"]) {
+    if (e.is_object() && e.value("manager", "") == kPreviewFieldManager &&
+        e.value("operation", "") == "Apply") {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Deletes the objects of factory `factory` in preview namespace `ns` (by
+// its labels, kiln-managed only) that the template no longer declares:
+// a quota, role or secret dropped from `previews` leaves the previews that
+// got it. Returns how many were deleted.
+absl::StatusOr<int> PruneDropped(
+    kube::Client& client, const std::string& factory, const std::string& ns,
+    const std::vector<factory::DesiredObject>& objects,
+    const std::function<void(const std::string&)>& say) {
+  std::set<std::pair<const factory::ObjectKind*, std::string>> declared;
+  for (const factory::DesiredObject& o : objects) {
+    declared.emplace(o.kind, o.name);
+  }
+  kube::ListOptions selected;
+  selected.label_selector =
+      absl::StrCat(factory::kFactoryLabel, "=", factory, ",",
+                   factory::kManagedByLabel, "=kiln");
+  int deleted = 0;
+  // Dependents first: bindings before roles before service accounts.
+  const std::vector<factory::ObjectKind>& kinds = factory::ManagedKinds();
+  for (auto kind = kinds.rbegin(); kind != kinds.rend(); ++kind) {
+    if (!kind->namespaced) continue;
+    absl::StatusOr<json> items =
+        client.List(factory::CollectionPath(*kind, ns), selected);
+    if (!items.ok()) {
+      return absl::Status(items.status().code(),
+                          absl::StrCat("listing ", kind->plural, " in ", ns,
+                                       ": ", items.status().message()));
+    }
+    for (const json& item : (*items)["items"]) {
+      const json& meta = item["metadata"];
+      std::string name = meta.value("name", "");
+      // Kept: declared, going away, a deploy's object (it carries the
+      // environment's label; the deploy prunes those), or not applied by
+      // kiln (someone labelled it by hand).
+      if (name.empty() || declared.count({&*kind, name}) > 0 ||
+          meta.contains("deletionTimestamp") ||
+          (meta.contains("labels") && meta["labels"].is_object() &&
+           meta["labels"].contains(kEnvironmentLabel)) ||
+          !AppliedByKiln(meta)) {
+        continue;
+      }
+      absl::Status s = client.Delete(factory::ObjectPath(*kind, ns, name));
+      if (!s.ok() && !absl::IsNotFound(s)) {
+        return absl::Status(
+            s.code(), absl::StrCat("deleting ", kind->kind, " ", ns, "/", name,
+                                   ": ", s.message()));
+      }
+      say(absl::StrCat("factory ", factory, ": ", kind->kind, " ", ns, "/",
+                       name, " pruned (no longer in the previews template)"));
+      ++deleted;
+    }
+  }
+  return deleted;
 }
 
 }  // namespace
@@ -108,9 +181,13 @@ absl::Status ApplyPreviewTemplate(
           absl::StrCat(o.Describe(), ": ", r.status().message()));
     }
   }
+  absl::StatusOr<int> pruned =
+      PruneDropped(client, ref->name, namespace_name, *objects, say);
+  if (!pruned.ok()) return pruned.status();
   say(absl::StrCat("factory ", ref->name, ": ", objects->size(),
                    " object(s) of the previews template applied in ",
-                   namespace_name));
+                   namespace_name,
+                   *pruned > 0 ? absl::StrCat(", ", *pruned, " pruned") : ""));
   return absl::OkStatus();
 }
 

@@ -26,7 +26,9 @@ inline constexpr char kPreviewFieldManager[] = "kiln";
 
 // Applies the template `factory_ref` ("PATH#NAME", PATH relative to
 // `pipeline_dir`) names into `namespace_name`, which must exist: the
-// template's labels merged into the namespace, then every object applied.
+// template's labels merged into the namespace, then every object applied,
+// then the factory's objects in the namespace that the template no longer
+// declares (found by the factory's labels) deleted.
 // FailedPrecondition (with the factory file's FILE:LINE:COL diagnostics)
 // when the file does not load or the factory has no previews; the API's
 // error naming the object otherwise. `say` gets one summary line.

@@ -331,6 +331,60 @@ TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
   }
 }
 
+// An object dropped from the previews template leaves the previews that
+// got it at their next deploy; the template's other objects, a deploy's
+// objects and an object someone labelled like the factory's by hand stay.
+TEST_F(EnvironmentDeployTest, ObjectsDroppedFromThePreviewTemplateArePruned) {
+  ASSERT_EQ(mkdir((dir_ + "/src/infra").c_str(), 0700), 0);
+  Write("src/infra/shop.factory.yaml", kFactory);
+  Write("src/pipeline.yaml",
+        absl::StrReplaceAll(kPipeline,
+                            {{"ENV", "preview"},
+                             {"    ttl: 2h\n",
+                              "    ttl: 2h\n"
+                              "    factory: infra/shop.factory.yaml#shop\n"}}));
+  Result r = Kiln("pr-8");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string ns = "shop-pr-8";
+  ASSERT_TRUE(Get(ns, "resourcequota", "kiln-quota").is_object());
+  ASSERT_TRUE(Get(ns, "rolebinding", "deployer").is_object());
+  ApplyAs("someone",
+          absl::StrCat("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n",
+                       "  name: by-hand\n  namespace: ", ns,
+                       "\n  labels: {kiln.dev/factory: shop, "
+                       "app.kubernetes.io/managed-by: kiln}\n"));
+
+  // The quota and the role binding leave the template.
+  std::string smaller = absl::StrReplaceAll(
+      kFactory,
+      {{"      quota: {hard: {pods: \"5\", requests.cpu: \"1\"}}\n", ""},
+       {"      role_bindings:\n        - {name: deployer, role: deploy, "
+        "service_accounts: [cicd/deployer, app]}\n",
+        ""}});
+  ASSERT_NE(smaller, kFactory);
+  Write("src/infra/shop.factory.yaml", smaller);
+  r = Kiln("pr-8");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("ResourceQuota " + ns +
+                                  "/kiln-quota pruned (no longer in the "
+                                  "previews template)"));
+  EXPECT_THAT(r.output, HasSubstr("RoleBinding " + ns + "/deployer pruned"));
+  EXPECT_THAT(r.output, HasSubstr("5 object(s) of the previews template "
+                                  "applied in shop-pr-8, 2 pruned"));
+  EXPECT_TRUE(Get(ns, "resourcequota", "kiln-quota").is_null());
+  EXPECT_TRUE(Get(ns, "rolebinding", "deployer").is_null());
+  EXPECT_TRUE(Get(ns, "role", "deploy").is_object());
+  EXPECT_TRUE(Get(ns, "limitrange", "kiln-limits").is_object());
+  EXPECT_TRUE(Get(ns, "serviceaccount", "app").is_object());
+  EXPECT_TRUE(Get(ns, "serviceaccount", "by-hand").is_object());
+  EXPECT_TRUE(Get(ns, "deployment", "web").is_object());
+
+  // Nothing more to prune on the next deploy.
+  r = Kiln("pr-8");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, Not(HasSubstr("pruned")));
+}
+
 TEST_F(EnvironmentDeployTest, FactoryReferenceErrorsArePositioned) {
   ASSERT_EQ(mkdir((dir_ + "/src/infra").c_str(), 0700), 0);
   Write("src/infra/shop.factory.yaml", kFactory);
