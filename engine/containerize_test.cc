@@ -18,6 +18,7 @@
 #include "engine/cas/beneath.h"
 #include "engine/cas/digest.h"
 #include "engine/engine.h"
+#include "engine/engine_test_fixture.h"
 #include "engine/oci/layout.h"
 #include "engine/pipeline/loader.h"
 #include "executors/fake/fake_executor.h"
@@ -90,12 +91,7 @@ class ContainerizeTest : public ::testing::Test {
   }
 
   std::unique_ptr<Engine> NewEngine(const std::string& store) {
-    EngineOptions options;
-    options.store_dir = store;
-    options.executor = executor_;
-    auto engine = Engine::Create(options);
-    EXPECT_TRUE(engine.ok()) << engine.status();
-    return engine.ok() ? std::move(*engine) : nullptr;
+    return engine_testing::MakeEngine(store, executor_);
   }
 
   v1::Pipeline Load(const std::string& yaml) {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/engine.h"
+#include "engine/engine_test_fixture.h"
 #include "executors/fake/fake_executor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -42,13 +43,12 @@ class EngineApprovalTest : public ::testing::Test {
   }
 
   std::unique_ptr<Engine> NewEngine() {
-    EngineOptions options;
-    options.store_dir = store_;
-    options.executor = executor_;
-    options.parallelism = 1;  // a waiting gate must not hold the one slot
-    auto engine = Engine::Create(options);
-    EXPECT_TRUE(engine.ok()) << engine.status();
-    return engine.ok() ? std::move(*engine) : nullptr;
+    return engine_testing::MakeEngine(store_, executor_,
+                                      [](EngineOptions& options) {
+                                        // A waiting gate must not hold the one
+                                        // slot.
+                                        options.parallelism = 1;
+                                      });
   }
 
   // build -> deploy (gated, approvers: alice) -> smoke; lint independent

@@ -39,6 +39,7 @@ namespace {
 namespace fs = std::filesystem;
 using engine_testing::BuildTestPipeline;
 using engine_testing::EngineTest;
+using engine_testing::MakeEngine;
 using engine_testing::ReadFile;
 using engine_testing::TempDir;
 using engine_testing::WriteFile;
@@ -124,16 +125,13 @@ TEST_F(EngineTest, ShutdownCheckpointsAndTheNextEngineResumes) {
 
   // The next engine on the store resumes it; now `slow` is quick.
   executor_->On("sleep", [](const v1::ExecRequest&) { return FakeScript(); });
-  EngineOptions options;
-  options.store_dir = store_;
-  options.executor = executor_;
-  auto next = Engine::Create(options);
-  ASSERT_TRUE(next.ok());
-  auto resumed = (*next)->ResumeUnfinished();
+  auto next = MakeEngine(store_, executor_);
+  ASSERT_NE(next, nullptr);
+  auto resumed = next->ResumeUnfinished();
   ASSERT_TRUE(resumed.ok());
   ASSERT_EQ(resumed->resumed, std::vector<std::string>{id});
   EXPECT_TRUE(resumed->not_resumed.empty());
-  auto handle = (*next)->Find(id);
+  auto handle = next->Find(id);
   ASSERT_TRUE(handle.ok());
   v1::Run result = (*handle)->Wait();
   EXPECT_EQ(result.state(), v1::RUN_SUCCEEDED) << result.reason();
@@ -143,7 +141,7 @@ TEST_F(EngineTest, ShutdownCheckpointsAndTheNextEngineResumes) {
   EXPECT_EQ(Task(result, "slow").attempts(), 2u);
   ASSERT_GE(executor_->requests().size(), 1u);
   EXPECT_EQ(executor_->requests().back().attempt(), 2u);
-  auto logs = (*next)->store().runs().AttemptLogs(id, "slow");
+  auto logs = next->store().runs().AttemptLogs(id, "slow");
   ASSERT_TRUE(logs.ok());
   ASSERT_EQ(logs->size(), 2u);
   EXPECT_EQ((*logs)[0].attempt, 1u);
@@ -178,15 +176,12 @@ TEST_F(EngineTest, TwoEnginesRacingToResumeARunOneRefuses) {
     return s;
   });
   std::string id = RecordBlockRun(engine_->store().runs());
-  EngineOptions options;
-  options.store_dir = store_;
-  options.executor = executor_;
-  auto other = Engine::Create(options);
-  ASSERT_TRUE(other.ok()) << other.status();
+  auto other = MakeEngine(store_, executor_);
+  ASSERT_NE(other, nullptr);
 
   absl::StatusOr<std::shared_ptr<RunHandle>> a, b;
   std::thread ta([&] { a = engine_->Resume(id); });
-  std::thread tb([&] { b = (*other)->Resume(id); });
+  std::thread tb([&] { b = other->Resume(id); });
   ta.join();
   tb.join();
   ASSERT_NE(a.ok(), b.ok()) << "exactly one engine owns the run: " << a.status()
@@ -195,8 +190,8 @@ TEST_F(EngineTest, TwoEnginesRacingToResumeARunOneRefuses) {
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
   EXPECT_TRUE(absl::StrContains(refused.message(), "another kiln process"))
       << refused;
-  Engine* owner = a.ok() ? engine_.get() : other->get();
-  Engine* loser = a.ok() ? other->get() : engine_.get();
+  Engine* owner = a.ok() ? engine_.get() : other.get();
+  Engine* loser = a.ok() ? other.get() : engine_.get();
   ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(20)));
   // Starting up (kiln serve) does not take it either.
   auto resumed = loser->ResumeUnfinished();
@@ -383,12 +378,10 @@ TEST_F(EngineTest, AnOutputFloodStaysBoundedInMemoryLogsAndRunStore) {
 
 TEST_F(EngineTest, LinesDroppedByAFullEventQueueAreCountedInAMarker) {
   // A queue bound of zero drops every line from the stream, deterministically.
-  EngineOptions options;
-  options.store_dir = store_;
-  options.executor = executor_;
-  options.max_pending_log_events = 0;
-  auto engine = Engine::Create(options);
-  ASSERT_TRUE(engine.ok()) << engine.status();
+  auto engine = MakeEngine(store_, executor_, [](EngineOptions& options) {
+    options.max_pending_log_events = 0;
+  });
+  ASSERT_NE(engine, nullptr);
   executor_->On("talk", [](const v1::ExecRequest&) {
     FakeScript s;
     for (int i = 0; i < 5; ++i) s.Stdout(absl::StrCat("line ", i));
@@ -399,7 +392,7 @@ TEST_F(EngineTest, LinesDroppedByAFullEventQueueAreCountedInAMarker) {
   v1::Task* t = req.pipeline.add_tasks();
   t->set_name("talk");
   t->mutable_run()->add_command("talk");
-  auto run = (*engine)->Submit(req);
+  auto run = engine->Submit(req);
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_EQ((*run)->Wait().state(), v1::RUN_SUCCEEDED);
   std::vector<std::string> lines;
@@ -410,7 +403,7 @@ TEST_F(EngineTest, LinesDroppedByAFullEventQueueAreCountedInAMarker) {
   EXPECT_TRUE(absl::StartsWith(lines[0], "[kiln: 5 log lines not streamed"))
       << lines[0];
   // The log file has them all.
-  auto logs = (*engine)->store().runs().AttemptLogs((*run)->id(), "talk");
+  auto logs = engine->store().runs().AttemptLogs((*run)->id(), "talk");
   ASSERT_TRUE(logs.ok());
   ASSERT_EQ(logs->size(), 1u);
   EXPECT_TRUE(

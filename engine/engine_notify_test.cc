@@ -14,6 +14,7 @@
 #include "base/mutex.h"
 #include "base/testing/files.h"
 #include "engine/engine.h"
+#include "engine/engine_test_fixture.h"
 #include "engine/pipeline/loader.h"
 #include "executors/fake/fake_executor.h"
 #include "gmock/gmock.h"
@@ -104,13 +105,11 @@ class EngineNotifyTest : public ::testing::Test {
       if (req.argv(1) == "fail") s.Exit(2);
       return s;
     });
-    EngineOptions options;
-    options.store_dir = store_;
-    options.executor = executor_;
-    options.public_url = "https://kiln.example/";
-    auto engine = Engine::Create(options);
-    ASSERT_TRUE(engine.ok()) << engine.status();
-    engine_ = std::move(*engine);
+    engine_ = engine_testing::MakeEngine(
+        store_, executor_, [](EngineOptions& options) {
+          options.public_url = "https://kiln.example/";
+        });
+    ASSERT_NE(engine_, nullptr);
   }
 
   // A pipeline with one task, `make ${params.target}`, and `notify`.

@@ -21,6 +21,7 @@
 #include "base/mutex.h"
 #include "base/testing/files.h"
 #include "engine/engine.h"
+#include "engine/engine_test_fixture.h"
 #include "executors/fake/fake_executor.h"
 #include "gtest/gtest.h"
 
@@ -130,13 +131,11 @@ class EnginePathsTest : public ::testing::Test {
 
   void Open() {
     engine_.reset();
-    EngineOptions options;
-    options.store_dir = store_;
-    options.executor = executor_;
-    options.retry_backoff = absl::Milliseconds(1);
-    auto engine = Engine::Create(options);
-    ASSERT_TRUE(engine.ok()) << engine.status();
-    engine_ = std::move(*engine);
+    engine_ = engine_testing::MakeEngine(
+        store_, executor_, [](EngineOptions& options) {
+          options.retry_backoff = absl::Milliseconds(1);
+        });
+    ASSERT_NE(engine_, nullptr);
   }
 
   void TearDown() override {

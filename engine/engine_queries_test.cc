@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/testing/files.h"
 #include "engine/engine.h"
+#include "engine/engine_test_fixture.h"
 #include "executors/fake/fake_executor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -58,12 +59,8 @@ class EngineQueriesTest : public ::testing::Test {
       s.Stdout("made it");
       return s;
     });
-    EngineOptions options;
-    options.store_dir = store_;
-    options.executor = executor_;
-    auto engine = Engine::Create(options);
-    ASSERT_TRUE(engine.ok()) << engine.status();
-    engine_ = std::move(*engine);
+    engine_ = engine_testing::MakeEngine(store_, executor_);
+    ASSERT_NE(engine_, nullptr);
   }
 
   v1::Run Run() {

@@ -39,6 +39,7 @@ namespace {
 namespace fs = std::filesystem;
 using engine_testing::BuildTestPipeline;
 using engine_testing::EngineTest;
+using engine_testing::MakeEngine;
 using engine_testing::ReadFile;
 using engine_testing::TempDir;
 using engine_testing::WriteFile;
@@ -120,16 +121,13 @@ TEST_F(EngineTest, IncrementalOutputsAreIdenticalToACleanRun) {
   v1::Run incremental = Run(BuildTestPipeline());
   ASSERT_EQ(incremental.state(), v1::RUN_SUCCEEDED);
   // Clean: v2 alone on a fresh store, other umask.
-  EngineOptions options;
-  options.store_dir = TempDir("clean_store");
-  options.executor = executor_;
-  auto clean_engine = Engine::Create(options);
-  ASSERT_TRUE(clean_engine.ok());
+  auto clean_engine = MakeEngine(TempDir("clean_store"), executor_);
+  ASSERT_NE(clean_engine, nullptr);
   mode_t old_umask = umask(077);
   RunRequest req;
   req.pipeline = BuildTestPipeline();
   req.source_dir = source_;
-  auto run = (*clean_engine)->Submit(req);
+  auto run = clean_engine->Submit(req);
   ASSERT_TRUE(run.ok());
   v1::Run clean = (*run)->Wait();
   umask(old_umask);
@@ -368,12 +366,11 @@ TEST_F(EngineTest, UnsupportedTasksAreRefusedUnlessThePipelineSkipsThem) {
 // anything runs, or skipped with the reason when the pipeline says so:
 // never attempted and failed halfway through a run.
 TEST_F(EngineTest, ADeployWithoutAClusterIsRefusedBeforeAnythingRuns) {
-  EngineOptions options;
-  options.store_dir = TempDir("store_nocluster");
-  options.executor = executor_;
-  options.kubeconfig_paths = {TempDir("nokube") + "/missing-kubeconfig"};
-  auto engine = Engine::Create(options);
-  ASSERT_TRUE(engine.ok()) << engine.status();
+  const std::string kubeconfig = TempDir("nokube") + "/missing-kubeconfig";
+  auto engine = MakeEngine(
+      TempDir("store_nocluster"), executor_,
+      [&](EngineOptions& options) { options.kubeconfig_paths = {kubeconfig}; });
+  ASSERT_NE(engine, nullptr);
   v1::Pipeline p = BuildTestPipeline();
   v1::Task* deploy = p.add_tasks();
   deploy->set_name("deploy");
@@ -383,7 +380,7 @@ TEST_F(EngineTest, ADeployWithoutAClusterIsRefusedBeforeAnythingRuns) {
   RunRequest req;
   req.pipeline = p;
   req.source_dir = source_;
-  auto refused = (*engine)->Submit(req);
+  auto refused = engine->Submit(req);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(refused.status().message()),
@@ -394,7 +391,7 @@ TEST_F(EngineTest, ADeployWithoutAClusterIsRefusedBeforeAnythingRuns) {
 
   p.mutable_options()->set_unsupported(v1::SKIP);
   req.pipeline = p;
-  auto handle = (*engine)->Submit(req);
+  auto handle = engine->Submit(req);
   ASSERT_TRUE(handle.ok()) << handle.status();
   v1::Run run = (*handle)->Wait();
   EXPECT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();

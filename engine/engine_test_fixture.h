@@ -1,12 +1,15 @@
 // The fixture of the engine tests (engine_test.cc, engine_lifecycle_test.cc):
 // an engine over a fresh store with a FakeExecutor that plays "make"
 // (build writes out/app from src/main.c; test, forms, hang and fail), and
-// helpers to run a pipeline and read its tasks.
+// helpers to run a pipeline and read its tasks. MakeEngine serves every
+// engine test that opens an engine over a store with one executor.
 #ifndef KILN_ENGINE_ENGINE_TEST_FIXTURE_H_
 #define KILN_ENGINE_ENGINE_TEST_FIXTURE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -24,6 +27,24 @@ inline std::string TempDir(const std::string& name) {
 
 using test_files::ReadFile;
 using test_files::WriteFile;
+
+// An engine over `store_dir` running tasks on `executor`, with whatever
+// else `configure` sets on its options. nullptr (and a test failure naming
+// the status) when Engine::Create refuses.
+inline std::unique_ptr<Engine> MakeEngine(
+    const std::string& store_dir, std::shared_ptr<Executor> executor,
+    const std::function<void(EngineOptions&)>& configure = nullptr) {
+  EngineOptions options;
+  options.store_dir = store_dir;
+  options.executor = std::move(executor);
+  if (configure) configure(options);
+  auto engine = Engine::Create(options);
+  if (!engine.ok()) {
+    ADD_FAILURE() << "Engine::Create: " << engine.status();
+    return nullptr;
+  }
+  return *std::move(engine);
+}
 
 // build: "make build" writes out/app from src/main.c; test: "make test".
 inline v1::Pipeline BuildTestPipeline() {
@@ -86,13 +107,10 @@ class EngineTest : public ::testing::Test {
       if (target == "fail") s.Exit(2);
       return s;
     });
-    EngineOptions options;
-    options.store_dir = store_;
-    options.executor = executor_;
-    options.retry_backoff = absl::Milliseconds(1);
-    auto engine = Engine::Create(options);
-    ASSERT_TRUE(engine.ok()) << engine.status();
-    engine_ = std::move(*engine);
+    engine_ = MakeEngine(store_, executor_, [](EngineOptions& options) {
+      options.retry_backoff = absl::Milliseconds(1);
+    });
+    ASSERT_NE(engine_, nullptr);
   }
 
   std::string Name() {

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/engine.h"
+#include "engine/engine_test_fixture.h"
 #include "engine/store/run_store.h"
 #include "executors/fake/fake_executor.h"
 #include "gtest/gtest.h"
@@ -30,12 +31,8 @@ class OwnerGoneTest : public ::testing::Test {
       s.Stdout("quick");
       return s;
     });
-    EngineOptions options;
-    options.store_dir = store_;
-    options.executor = executor_;
-    auto engine = Engine::Create(options);
-    ASSERT_TRUE(engine.ok()) << engine.status();
-    engine_ = std::move(*engine);
+    engine_ = engine_testing::MakeEngine(store_, executor_);
+    ASSERT_NE(engine_, nullptr);
   }
   void TearDown() override {
     if (child_ > 0) {

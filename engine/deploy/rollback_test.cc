@@ -2,10 +2,9 @@
 // store; the apply itself is tested end to end in //tests/deploy:history_test.
 #include "engine/deploy/rollback.h"
 
-#include <cstdlib>
-#include <filesystem>
+#include <string>
 
-#include "absl/strings/str_cat.h"
+#include "base/testing/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -18,10 +17,8 @@ class ChooseRollbackTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string dir =
-        absl::StrCat(std::getenv("TEST_TMPDIR"), "/", info->name());
-    std::filesystem::remove_all(dir);
-    auto runs = store::RunStore::Open(dir);
+    auto runs =
+        store::RunStore::Open(test_files::TempDir("rollback.", info->name()));
     ASSERT_TRUE(runs.ok()) << runs.status();
     runs_ = *std::move(runs);
   }

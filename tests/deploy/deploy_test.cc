@@ -1,35 +1,25 @@
 // Deploy tasks end to end: the real `kiln run` renders a kustomization and
 // deploys it to the API server double (in this process, with the simulated
 // rollout controller); the real kubectl then reads what was applied.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <fstream>
 #include <map>
-#include <memory>
-#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kube/testing/fake_api_server.h"
-#include "kube/testing/process.h"
 #include "kube/testing/rollout.h"
 #include "kube/testing/server_side_apply.h"
 #include "nlohmann/json.hpp"
+#include "tests/deploy/deploy_fixture.h"
 
 namespace kiln {
 namespace {
 
 using json = nlohmann::json;
-using kube::testing::FakeApiServer;
+using deploy_testing::KilnResult;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -79,41 +69,17 @@ metadata: {name: settings}
 data: {mode: fast}
 )";
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-class DeployTest : public ::testing::Test {
+class DeployTest : public deploy_testing::DeployFixture {
  protected:
   void SetUp() override {
-    kiln_ = absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
-                         std::getenv("TEST_WORKSPACE"), "/kiln");
-    static int counter = 0;
-    dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/d", counter++);
-    ASSERT_EQ(mkdir(dir_.c_str(), 0700), 0);
-    ASSERT_EQ(mkdir((dir_ + "/src").c_str(), 0700), 0);
-    ASSERT_EQ(mkdir((dir_ + "/src/k8s").c_str(), 0700), 0);
-    auto server = FakeApiServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    rollouts_ = kube::testing::RolloutController::Start(server_.get());
-    kubeconfig_ = dir_ + "/kubeconfig";
-    ASSERT_TRUE(server_->WriteKubeconfig(kubeconfig_, "default").ok());
+    DeployFixture::SetUp();
+    if (HasFatalFailure()) return;
+    StartRollouts();
     Write("src/pipeline.yaml", kPipeline);
     Write("src/k8s/kustomization.yaml", kKustomization);
     App("nginx:1", 2);
   }
-  void TearDown() override {
-    rollouts_.reset();
-    server_.reset();
-  }
 
-  void Write(const std::string& rel, const std::string& text) {
-    std::ofstream(dir_ + "/" + rel) << text;
-  }
   void App(const std::string& image, int replicas,
            const std::string& extra = "") {
     Write("src/k8s/app.yaml",
@@ -122,58 +88,13 @@ class DeployTest : public ::testing::Test {
               extra);
   }
 
-  struct Result {
-    int exit_code = -1;
-    std::string output;  // stdout and stderr
-  };
-  Result Kiln(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {
-        "run",          dir_ + "/src/pipeline.yaml",
-        "--store",      dir_ + "/store",
-        "--kubeconfig", kubeconfig_};
-    args.insert(args.end(), extra.begin(), extra.end());
-    static int n = 0;
-    std::string out = absl::StrCat(dir_, "/out.", n++);
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      unsetenv("KUBECONFIG");
-      setenv("HOME", dir_.c_str(), 1);
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(kiln_.c_str()));
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(kiln_.c_str(), argv.data());
-      _exit(127);
-    }
-    Result r;
-    absl::Time deadline = absl::Now() + absl::Seconds(120);
-    int status = 0;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-      if (absl::Now() > deadline) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        ADD_FAILURE() << "kiln did not finish in time";
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.output = ReadText(out);
-    return r;
+  // `kiln run` of the pipeline; stderr is in the result's `out`.
+  KilnResult Kiln() {
+    return RunKiln(
+        {"run", dir_ + "/src/pipeline.yaml", "--kubeconfig", kubeconfig_},
+        deploy_testing::Stderr::kMerged);
   }
 
-  std::pair<int, std::string> Kubectl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"kubectl", "--kubeconfig", kubeconfig_,
-                                     "--cache-dir", dir_ + "/kube-cache"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = kube::testing::RunProcess(
-        argv, {{"HOME", dir_}, {"KUBECONFIG", kubeconfig_}}, absl::Seconds(60));
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : std::make_pair(-1, std::string());
-  }
   // `kubectl get KIND NAME -n shop -o json --show-managed-fields`.
   json Get(const std::string& kind, const std::string& name) {
     auto [rc, out] = Kubectl({"get", kind, name, "-n", "shop", "-o", "json",
@@ -207,16 +128,12 @@ class DeployTest : public ::testing::Test {
           absl::StrReplaceAll(kPipeline,
                               {{"wait: true", "wait: true\n      " + extra}}));
   }
-
-  std::string kiln_, dir_, kubeconfig_;
-  std::unique_ptr<FakeApiServer> server_;
-  std::unique_ptr<kube::testing::RolloutController> rollouts_;
 };
 
 TEST_F(DeployTest, AppliesLabelledObjectsThenUpdatesThem) {
-  Result r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("Deployment/web is ready"));
+  KilnResult r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Deployment/web is ready"));
   json web = Get("deployment", "web");
   EXPECT_EQ(web["metadata"]["labels"]["kiln.dev/environment"], "shop-preview");
   EXPECT_EQ(
@@ -237,7 +154,7 @@ TEST_F(DeployTest, AppliesLabelledObjectsThenUpdatesThem) {
 
   App("nginx:2", 2);
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   web = Get("deployment", "web");
   EXPECT_EQ(web["spec"]["template"]["spec"]["containers"][0]["image"],
             "nginx:2");
@@ -246,8 +163,8 @@ TEST_F(DeployTest, AppliesLabelledObjectsThenUpdatesThem) {
 }
 
 TEST_F(DeployTest, ConflictWithAnotherManagerFailsUnlessForced) {
-  Result r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  KilnResult r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   // Someone scales the deployment by hand with their own field manager.
   Write("scale.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, "
@@ -258,21 +175,21 @@ TEST_F(DeployTest, ConflictWithAnotherManagerFailsUnlessForced) {
   ASSERT_EQ(rc, 0) << out;
   App("nginx:1", 3);
   r = Kiln();
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("conflict with \"ops-scaler\""));
-  EXPECT_THAT(r.output, HasSubstr(".spec.replicas"));
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("conflict with \"ops-scaler\""));
+  EXPECT_THAT(r.out, HasSubstr(".spec.replicas"));
   EXPECT_EQ(Get("deployment", "web")["spec"]["replicas"], 5);
 
   // The failed deployment is never a reason to skip: the same manifests
   // are applied again (and conflict again).
   r = Kiln();
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("applying: deployment 2 failed"));
-  EXPECT_THAT(r.output, HasSubstr("conflict with \"ops-scaler\""));
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("applying: deployment 2 failed"));
+  EXPECT_THAT(r.out, HasSubstr("conflict with \"ops-scaler\""));
 
   Pipeline("force: true");
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   json web = Get("deployment", "web");
   EXPECT_EQ(web["spec"]["replicas"], 3);
   for (const json& e : web["metadata"]["managedFields"]) {
@@ -285,21 +202,21 @@ TEST_F(DeployTest, ConflictWithAnotherManagerFailsUnlessForced) {
 
 TEST_F(DeployTest, FailedRolloutFailsTheTaskWithWhatKubectlWouldShow) {
   App("registry.example/kiln-test-crashloop:1", 1);
-  Result r = Kiln();
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("ProgressDeadlineExceeded"));
-  EXPECT_THAT(r.output, HasSubstr("Warning BackOff"));
-  EXPECT_THAT(r.output, HasSubstr("CrashLoopBackOff"));
-  EXPECT_THAT(r.output, HasSubstr(kube::testing::kCrashLogLine));
+  KilnResult r = Kiln();
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("ProgressDeadlineExceeded"));
+  EXPECT_THAT(r.out, HasSubstr("Warning BackOff"));
+  EXPECT_THAT(r.out, HasSubstr("CrashLoopBackOff"));
+  EXPECT_THAT(r.out, HasSubstr(kube::testing::kCrashLogLine));
 }
 
 TEST_F(DeployTest, ObjectsInAnotherNamespaceAreRefusedBeforeAnyWrite) {
   App("nginx:1", 1,
       "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, "
       "namespace: kube-system}\ndata: {a: b}\n");
-  Result r = Kiln();
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output,
+  KilnResult r = Kiln();
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out,
               HasSubstr("ConfigMap \"other\" is in namespace \"kube-system\""));
   auto [rc, out] = Kubectl({"get", "namespace", "shop"});
   EXPECT_NE(rc, 0) << out;  // nothing was written, not even the namespace
@@ -310,18 +227,18 @@ TEST_F(DeployTest, ObjectsInAnotherNamespaceAreRefusedBeforeAnyWrite) {
 // re-applies what drifted.
 TEST_F(DeployTest, UnchangedDeployIsNotReappliedUntilTheClusterDrifts) {
   Pipeline("force: true");
-  Result r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output,
+  KilnResult r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out,
               HasSubstr("applying: no earlier deployment to compare with"));
   std::map<std::string, std::string> before = ResourceVersions();
 
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("unchanged since deployment 1 (run r"));
-  EXPECT_THAT(r.output, HasSubstr("3 objects match, not re-applied"));
-  EXPECT_THAT(r.output, Not(HasSubstr("serverside-applied")));
-  EXPECT_THAT(r.output, HasSubstr("0 succeeded, 2 cached"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("unchanged since deployment 1 (run r"));
+  EXPECT_THAT(r.out, HasSubstr("3 objects match, not re-applied"));
+  EXPECT_THAT(r.out, Not(HasSubstr("serverside-applied")));
+  EXPECT_THAT(r.out, HasSubstr("0 succeeded, 2 cached"));
   EXPECT_EQ(ResourceVersions(), before);
 
   // Someone edits the spec by hand (what `kubectl edit` or `kubectl scale`
@@ -332,18 +249,18 @@ TEST_F(DeployTest, UnchangedDeployIsNotReappliedUntilTheClusterDrifts) {
                R"({"spec":{"replicas":5}})"});
   ASSERT_EQ(rc, 0) << out;
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("applying: Deployment/web: generation 2, "
-                                  "recorded 1"));
-  EXPECT_THAT(r.output, HasSubstr("Deployment/web serverside-applied"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("applying: Deployment/web: generation 2, "
+                               "recorded 1"));
+  EXPECT_THAT(r.out, HasSubstr("Deployment/web serverside-applied"));
   json web = Get("deployment", "web");
   EXPECT_EQ(web["spec"]["replicas"], 2);
   EXPECT_EQ(web["status"]["readyReplicas"], 2);
   // ... and that deployment (2) is the one that now stands.
   before = ResourceVersions();
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("unchanged since deployment 2 (run r"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("unchanged since deployment 2 (run r"));
   EXPECT_EQ(ResourceVersions(), before);
 
   // A deleted ConfigMap is re-created.
@@ -351,8 +268,8 @@ TEST_F(DeployTest, UnchangedDeployIsNotReappliedUntilTheClusterDrifts) {
       Kubectl({"delete", "configmap", "settings", "-n", "shop"});
   ASSERT_EQ(rc, 0) << out;
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("applying: ConfigMap/settings: not found"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("applying: ConfigMap/settings: not found"));
   EXPECT_EQ(Get("configmap", "settings")["data"]["mode"], "fast");
 
   // A ConfigMap edited by hand (no generation: its resourceVersion moved).
@@ -361,44 +278,44 @@ TEST_F(DeployTest, UnchangedDeployIsNotReappliedUntilTheClusterDrifts) {
                "-p", R"({"data":{"extra":"x"}})"});
   ASSERT_EQ(rc, 0) << out;
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("applying: ConfigMap/settings: "
-                                  "resourceVersion "));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("applying: ConfigMap/settings: "
+                               "resourceVersion "));
 
   // Other manifests are applied.
   App("nginx:1", 2,
       "---\napiVersion: v1\nkind: ConfigMap\n"
       "metadata: {name: more}\ndata: {a: b}\n");
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("applying: the manifests changed"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("applying: the manifests changed"));
   EXPECT_EQ(Get("configmap", "more")["data"]["a"], "b");
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("4 objects match, not re-applied"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("4 objects match, not re-applied"));
 }
 
 TEST_F(DeployTest, AlwaysApplyAndCacheFalseSkipTheDriftCheck) {
-  Result r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  KilnResult r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   Pipeline("always_apply: true");
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("applying: always_apply or cache: false"));
-  EXPECT_THAT(r.output, HasSubstr("ConfigMap/settings serverside-applied"));
-  EXPECT_THAT(r.output, Not(HasSubstr("not re-applied")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("applying: always_apply or cache: false"));
+  EXPECT_THAT(r.out, HasSubstr("ConfigMap/settings serverside-applied"));
+  EXPECT_THAT(r.out, Not(HasSubstr("not re-applied")));
   Write("src/pipeline.yaml",
         absl::StrReplaceAll(
             kPipeline, {{"    deploy:\n", "    cache: false\n    deploy:\n"}}));
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("applying: always_apply or cache: false"));
-  EXPECT_THAT(r.output, HasSubstr("ConfigMap/settings serverside-applied"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("applying: always_apply or cache: false"));
+  EXPECT_THAT(r.out, HasSubstr("ConfigMap/settings serverside-applied"));
   // Without either, the same deployment stands.
   Write("src/pipeline.yaml", kPipeline);
   r = Kiln();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("3 objects match, not re-applied"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("3 objects match, not re-applied"));
 }
 
 }  // namespace

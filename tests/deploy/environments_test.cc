@@ -3,33 +3,24 @@
 // the result. A preview's namespace is created with kiln's labels and its
 // expiry; a permanent environment's namespace is never created by a
 // deploy; objects dropped from the manifests are pruned, and nothing else.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <fstream>
 #include <map>
-#include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kube/testing/fake_api_server.h"
-#include "kube/testing/process.h"
 #include "nlohmann/json.hpp"
+#include "tests/deploy/deploy_fixture.h"
 
 namespace kiln {
 namespace {
 
 using json = nlohmann::json;
-using kube::testing::FakeApiServer;
+using deploy_testing::KilnResult;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -81,92 +72,26 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 )";
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-class EnvironmentDeployTest : public ::testing::Test {
+class EnvironmentDeployTest : public deploy_testing::DeployFixture {
  protected:
   void SetUp() override {
-    kiln_ = absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
-                         std::getenv("TEST_WORKSPACE"), "/kiln");
-    static int counter = 0;
-    dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/e", counter++);
-    ASSERT_EQ(mkdir(dir_.c_str(), 0700), 0);
-    ASSERT_EQ(mkdir((dir_ + "/src").c_str(), 0700), 0);
-    ASSERT_EQ(mkdir((dir_ + "/src/k8s").c_str(), 0700), 0);
-    auto server = FakeApiServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    kubeconfig_ = dir_ + "/kubeconfig";
-    ASSERT_TRUE(server_->WriteKubeconfig(kubeconfig_, "default").ok());
+    DeployFixture::SetUp();
+    if (HasFatalFailure()) return;
     Write("src/k8s/kustomization.yaml", "resources: [app.yaml]\n");
     Write("src/k8s/app.yaml", kApp);
   }
-  void TearDown() override { server_.reset(); }
 
-  void Write(const std::string& rel, const std::string& text) {
-    std::ofstream(dir_ + "/" + rel) << text;
-  }
   void Pipeline(const std::string& env) {
     Write("src/pipeline.yaml", absl::StrReplaceAll(kPipeline, {{"ENV", env}}));
   }
 
-  struct Result {
-    int exit_code = -1;
-    std::string output;  // stdout and stderr
-  };
-  Result Kiln(const std::string& branch) {
-    std::vector<std::string> args = {
-        "run",          dir_ + "/src/pipeline.yaml",
-        "--store",      dir_ + "/store",
-        "--kubeconfig", kubeconfig_,
-        "--branch",     branch};
-    static int n = 0;
-    std::string out = absl::StrCat(dir_, "/out.", n++);
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      unsetenv("KUBECONFIG");
-      setenv("HOME", dir_.c_str(), 1);
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(kiln_.c_str()));
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(kiln_.c_str(), argv.data());
-      _exit(127);
-    }
-    Result r;
-    absl::Time deadline = absl::Now() + absl::Seconds(120);
-    int status = 0;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-      if (absl::Now() > deadline) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        ADD_FAILURE() << "kiln did not finish in time";
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.output = ReadText(out);
-    return r;
+  // `kiln run` of the pipeline on `branch`; stderr is in the result's `out`.
+  KilnResult Kiln(const std::string& branch) {
+    return RunKiln({"run", dir_ + "/src/pipeline.yaml", "--kubeconfig",
+                    kubeconfig_, "--branch", branch},
+                   deploy_testing::Stderr::kMerged);
   }
 
-  std::pair<int, std::string> Kubectl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"kubectl", "--kubeconfig", kubeconfig_,
-                                     "--cache-dir", dir_ + "/kube-cache"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = kube::testing::RunProcess(
-        argv, {{"HOME", dir_}, {"KUBECONFIG", kubeconfig_}}, absl::Seconds(60));
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : std::make_pair(-1, std::string());
-  }
   // The object as kubectl sees it; null when absent.
   json Get(const std::string& ns, const std::string& kind,
            const std::string& name) {
@@ -181,11 +106,10 @@ class EnvironmentDeployTest : public ::testing::Test {
   }
   // kubectl apply --server-side of `yaml` as field manager `manager`.
   void ApplyAs(const std::string& manager, const std::string& yaml) {
-    static int n = 0;
-    std::string file = absl::StrCat(dir_, "/extra.", n++, ".yaml");
-    std::ofstream(file) << yaml;
-    auto [rc, out] = Kubectl(
-        {"apply", "--server-side", "--field-manager", manager, "-f", file});
+    const std::string file = absl::StrCat("extra.", extra_files_++, ".yaml");
+    Write(file, yaml);
+    auto [rc, out] = Kubectl({"apply", "--server-side", "--field-manager",
+                              manager, "-f", dir_ + "/" + file});
     ASSERT_EQ(rc, 0) << out;
   }
 
@@ -196,17 +120,16 @@ class EnvironmentDeployTest : public ::testing::Test {
                          name, "}\n"));
   }
 
-  std::string kiln_, dir_, kubeconfig_;
-  std::unique_ptr<FakeApiServer> server_;
+  int extra_files_ = 0;
 };
 
 TEST_F(EnvironmentDeployTest, PreviewDeployCreatesTheLabelledNamespace) {
   Pipeline("preview");
   const absl::Time before = absl::Now();
-  Result r = Kiln("Feature/Louder_Moo");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("preview environment preview: namespace "
-                                  "shop-feature-louder-moo ensured"));
+  KilnResult r = Kiln("Feature/Louder_Moo");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("preview environment preview: namespace "
+                               "shop-feature-louder-moo ensured"));
   json ns = Get("", "namespace", "shop-feature-louder-moo");
   ASSERT_TRUE(ns.is_object());
   const json& labels = ns["metadata"]["labels"];
@@ -229,8 +152,8 @@ TEST_F(EnvironmentDeployTest, PreviewDeployCreatesTheLabelledNamespace) {
   // A preview may not take over a namespace kiln did not make as one.
   CreateNamespace("shop-by-hand");
   r = Kiln("by-hand");
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("cannot use existing namespace"));
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("cannot use existing namespace"));
   EXPECT_TRUE(Get("shop-by-hand", "deployment", "web").is_null());
 }
 
@@ -257,7 +180,6 @@ factories:
 )";
 
 TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
-  ASSERT_EQ(mkdir((dir_ + "/src/infra").c_str(), 0700), 0);
   Write("src/infra/shop.factory.yaml", kFactory);
   Write("src/pipeline.yaml",
         absl::StrReplaceAll(kPipeline,
@@ -265,10 +187,10 @@ TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
                              {"    ttl: 2h\n",
                               "    ttl: 2h\n"
                               "    factory: infra/shop.factory.yaml#shop\n"}}));
-  Result r = Kiln("pr-7");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("factory shop: 7 object(s) of the previews "
-                                  "template applied in shop-pr-7"));
+  KilnResult r = Kiln("pr-7");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("factory shop: 7 object(s) of the previews "
+                               "template applied in shop-pr-7"));
   const std::string ns = "shop-pr-7";
   auto [rc, listed] =
       Kubectl({"get",
@@ -314,7 +236,7 @@ TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
 
   // Deploying again changes nothing in the template's objects.
   r = Kiln("pr-7");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   auto [rc2, again] =
       Kubectl({"get",
                "resourcequota,limitrange,networkpolicy,serviceaccount,"
@@ -386,7 +308,6 @@ TEST_F(EnvironmentDeployTest, ObjectsDroppedFromThePreviewTemplateArePruned) {
 }
 
 TEST_F(EnvironmentDeployTest, FactoryReferenceErrorsArePositioned) {
-  ASSERT_EQ(mkdir((dir_ + "/src/infra").c_str(), 0700), 0);
   Write("src/infra/shop.factory.yaml", kFactory);
   auto with = [&](const std::string& ref) {
     Write("src/pipeline.yaml",
@@ -397,36 +318,36 @@ TEST_F(EnvironmentDeployTest, FactoryReferenceErrorsArePositioned) {
                 absl::StrCat("    ttl: 2h\n    factory: ", ref, "\n")}}));
     return Kiln("pr-8");
   };
-  Result r = with("infra/shop.factory.yaml#shoq");
+  KilnResult r = with("infra/shop.factory.yaml#shoq");
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.output, HasSubstr("pipeline.yaml:7:14: environment 'preview': "
-                                  "no factory 'shoq' in "
-                                  "'infra/shop.factory.yaml' (did you mean "
-                                  "'shop'?)"));
+  EXPECT_THAT(r.out, HasSubstr("pipeline.yaml:7:14: environment 'preview': "
+                               "no factory 'shoq' in "
+                               "'infra/shop.factory.yaml' (did you mean "
+                               "'shop'?)"));
   r = with("infra/shop.factory.yaml#platform");
-  EXPECT_THAT(r.output, HasSubstr("pipeline.yaml:7:14: environment 'preview': "
-                                  "factory 'platform' in "
-                                  "'infra/shop.factory.yaml' declares no "
-                                  "previews template"));
+  EXPECT_THAT(r.out, HasSubstr("pipeline.yaml:7:14: environment 'preview': "
+                               "factory 'platform' in "
+                               "'infra/shop.factory.yaml' declares no "
+                               "previews template"));
   r = with("infra/missing.yaml#shop");
-  EXPECT_THAT(r.output, HasSubstr("pipeline.yaml:7:14: environment 'preview': "
-                                  "factory file 'infra/missing.yaml' cannot "
-                                  "be read"));
+  EXPECT_THAT(r.out, HasSubstr("pipeline.yaml:7:14: environment 'preview': "
+                               "factory file 'infra/missing.yaml' cannot "
+                               "be read"));
   EXPECT_TRUE(Get("", "namespace", "shop-pr-8").is_null());
 }
 
 TEST_F(EnvironmentDeployTest, PermanentNamespaceIsNeverCreatedByADeploy) {
   Pipeline("stage");
-  Result r = Kiln("main");
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output,
+  KilnResult r = Kiln("main");
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out,
               HasSubstr("namespace 'shop-stage' of permanent environment "
                         "'stage' does not exist; kiln never creates"));
   EXPECT_TRUE(Get("", "namespace", "shop-stage").is_null());
 
   CreateNamespace("shop-stage");
   r = Kiln("main");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   json ns = Get("", "namespace", "shop-stage");
   EXPECT_EQ(ns["metadata"]["labels"]["kiln.dev/environment-kind"], "permanent");
   EXPECT_FALSE(ns["metadata"].contains("annotations") &&
@@ -437,8 +358,8 @@ TEST_F(EnvironmentDeployTest, PermanentNamespaceIsNeverCreatedByADeploy) {
 TEST_F(EnvironmentDeployTest, PruneRemovesOnlyWhatKilnAppliedAndNoLongerHas) {
   Pipeline("preview");
   Write("src/k8s/app.yaml", std::string(kApp) + kDropped);
-  Result r = Kiln("feature/a");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  KilnResult r = Kiln("feature/a");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   const std::string ns = "shop-feature-a";
   ASSERT_TRUE(Get(ns, "configmap", "extra").is_object());
   ASSERT_TRUE(Get(ns, "service", "web").is_object());
@@ -463,10 +384,10 @@ TEST_F(EnvironmentDeployTest, PruneRemovesOnlyWhatKilnAppliedAndNoLongerHas) {
   // The ConfigMap and the Service are dropped from the manifests.
   Write("src/k8s/app.yaml", kApp);
   r = Kiln("feature/a");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("ConfigMap/extra pruned"));
-  EXPECT_THAT(r.output, HasSubstr("Service/web pruned"));
-  EXPECT_THAT(r.output, Not(HasSubstr("ConfigMap/settings pruned")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("ConfigMap/extra pruned"));
+  EXPECT_THAT(r.out, HasSubstr("Service/web pruned"));
+  EXPECT_THAT(r.out, Not(HasSubstr("ConfigMap/settings pruned")));
   EXPECT_TRUE(Get(ns, "configmap", "extra").is_null());
   EXPECT_TRUE(Get(ns, "service", "web").is_null());
   EXPECT_TRUE(Get(ns, "configmap", "settings").is_object());
@@ -477,8 +398,8 @@ TEST_F(EnvironmentDeployTest, PruneRemovesOnlyWhatKilnAppliedAndNoLongerHas) {
   EXPECT_TRUE(Get("", "namespace", ns).is_object());
   // Another branch's preview is another namespace: nothing of it is pruned.
   r = Kiln("feature/b");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, Not(HasSubstr("pruned")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr("pruned")));
   EXPECT_TRUE(Get(ns, "configmap", "settings").is_object());
 }
 

@@ -2,33 +2,19 @@
 // to the API server double (with its rollout controller), `kiln env
 // history|list` read the records, `kiln env rollback` re-applies the first
 // version, and the real kubectl reads what the cluster holds after each step.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kube/testing/fake_api_server.h"
-#include "kube/testing/process.h"
-#include "kube/testing/rollout.h"
+#include "tests/deploy/deploy_fixture.h"
 
 namespace kiln {
 namespace {
 
-using kube::testing::FakeApiServer;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -73,86 +59,25 @@ metadata: {name: settings}
 data: {mode: MODE}
 )";
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-class HistoryTest : public ::testing::Test {
+class HistoryTest : public deploy_testing::DeployFixture {
  protected:
   void SetUp() override {
-    kiln_ = absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
-                         std::getenv("TEST_WORKSPACE"), "/kiln");
-    static int counter = 0;
-    dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/h", counter++);
-    std::filesystem::create_directories(dir_ + "/src/k8s");
-    auto server = FakeApiServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    rollouts_ = kube::testing::RolloutController::Start(server_.get());
-    kubeconfig_ = dir_ + "/kubeconfig";
-    ASSERT_TRUE(server_->WriteKubeconfig(kubeconfig_, "default").ok());
+    DeployFixture::SetUp();
+    if (HasFatalFailure()) return;
+    StartRollouts();
     Write("src/pipeline.yaml", kPipeline);
     Write("src/k8s/kustomization.yaml", kKustomization);
   }
-  void TearDown() override {
-    rollouts_.reset();
-    server_.reset();
-  }
 
-  void Write(const std::string& rel, const std::string& text) {
-    std::ofstream(dir_ + "/" + rel) << text;
-  }
   void App(const std::string& image, const std::string& mode) {
     Write("src/k8s/app.yaml",
           absl::StrReplaceAll(kApp, {{"IMAGE", image}, {"MODE", mode}}));
   }
 
-  struct Result {
-    int exit_code = -1;
-    std::string out;  // stdout
-    std::string err;  // stderr
-  };
+  using Result = deploy_testing::KilnResult;
   // The real kiln with `args` (+ --store), bounded in time.
-  Result Kiln(std::vector<std::string> args) {
-    args.push_back("--store");
-    args.push_back(dir_ + "/store");
-    static int n = 0;
-    std::string out = absl::StrCat(dir_, "/out.", n), err = out + ".err";
-    ++n;
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int efd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 1);
-      dup2(efd, 2);
-      unsetenv("KUBECONFIG");
-      setenv("HOME", dir_.c_str(), 1);
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(kiln_.c_str()));
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(kiln_.c_str(), argv.data());
-      _exit(127);
-    }
-    Result r;
-    absl::Time deadline = absl::Now() + absl::Seconds(120);
-    int status = 0;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-      if (absl::Now() > deadline) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        ADD_FAILURE() << "kiln did not finish in time";
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = ReadText(out);
-    r.err = ReadText(err);
-    return r;
+  Result Kiln(const std::vector<std::string>& args) {
+    return RunKiln(args, deploy_testing::Stderr::kSeparate);
   }
   Result Deploy() {
     return Kiln(
@@ -174,20 +99,12 @@ class HistoryTest : public ::testing::Test {
   // `kubectl get ... -o jsonpath=PATH` in namespace shop.
   std::string Kubectl(const std::string& kind, const std::string& name,
                       const std::string& jsonpath) {
-    auto r = kube::testing::RunProcess(
-        {"kubectl", "--kubeconfig", kubeconfig_, "--cache-dir",
-         dir_ + "/kube-cache", "get", kind, name, "-n", "shop", "-o",
-         "jsonpath=" + jsonpath},
-        {{"HOME", dir_}, {"KUBECONFIG", kubeconfig_}}, absl::Seconds(60));
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return "";
-    EXPECT_EQ(r->first, 0) << r->second;
-    return r->second;
+    auto [rc, out] = DeployFixture::Kubectl(
+        {"get", kind, name, "-n", "shop", "-o", "jsonpath=" + jsonpath});
+    if (rc == -1) return "";  // kubectl did not run: already a failure
+    EXPECT_EQ(rc, 0) << out;
+    return out;
   }
-
-  std::string kiln_, dir_, kubeconfig_;
-  std::unique_ptr<FakeApiServer> server_;
-  std::unique_ptr<kube::testing::RolloutController> rollouts_;
 };
 
 TEST_F(HistoryTest, RecordsDeploymentsAndRollsBack) {

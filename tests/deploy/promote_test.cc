@@ -4,32 +4,19 @@
 // what prod got. Also: promoting from an earlier run (`run:`), a failed
 // stage deployment and an unknown repository refused before any write,
 // and the needs check at load time.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <memory>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kube/testing/fake_api_server.h"
-#include "kube/testing/process.h"
+#include "tests/deploy/deploy_fixture.h"
 
 namespace kiln {
 namespace {
 
-using kube::testing::FakeApiServer;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -107,37 +94,17 @@ std::string Pin(const std::string& repo, char hex) {
   return absl::StrCat(repo, "@sha256:", std::string(64, hex));
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-class PromoteTest : public ::testing::Test {
+class PromoteTest : public deploy_testing::DeployFixture {
  protected:
   void SetUp() override {
-    kiln_ = absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
-                         std::getenv("TEST_WORKSPACE"), "/kiln");
-    static int counter = 0;
-    dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/p", counter++);
-    std::filesystem::create_directories(dir_ + "/src/stage");
-    std::filesystem::create_directories(dir_ + "/src/prod");
-    auto server = FakeApiServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    kubeconfig_ = dir_ + "/kubeconfig";
-    ASSERT_TRUE(server_->WriteKubeconfig(kubeconfig_, "default").ok());
+    DeployFixture::SetUp();
+    if (HasFatalFailure()) return;
     Write("src/pipeline.yaml", kPipeline);
     Write("src/release.yaml", kProdOnly);
     Write("src/stage/kustomization.yaml", kKustomization);
     Write("src/prod/kustomization.yaml", kKustomization);
   }
-  void TearDown() override { server_.reset(); }
 
-  void Write(const std::string& rel, const std::string& text) {
-    std::ofstream(dir_ + "/" + rel) << text;
-  }
   // The manifests `env` (stage or prod) renders.
   void App(const std::string& env, const std::string& app,
            const std::string& init, const std::string& extra = "") {
@@ -145,49 +112,10 @@ class PromoteTest : public ::testing::Test {
           absl::StrReplaceAll(kApp, {{"APP", app}, {"INIT", init}}) + extra);
   }
 
-  struct Result {
-    int exit_code = -1;
-    std::string out;  // stdout
-    std::string err;  // stderr
-  };
+  using Result = deploy_testing::KilnResult;
   // The real kiln with `args` (+ --store), bounded in time.
-  Result Kiln(std::vector<std::string> args) {
-    args.push_back("--store");
-    args.push_back(dir_ + "/store");
-    static int n = 0;
-    std::string out = absl::StrCat(dir_, "/out.", n), err = out + ".err";
-    ++n;
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int efd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 1);
-      dup2(efd, 2);
-      unsetenv("KUBECONFIG");
-      setenv("HOME", dir_.c_str(), 1);
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(kiln_.c_str()));
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(kiln_.c_str(), argv.data());
-      _exit(127);
-    }
-    Result r;
-    absl::Time deadline = absl::Now() + absl::Seconds(120);
-    int status = 0;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-      if (absl::Now() > deadline) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        ADD_FAILURE() << "kiln did not finish in time";
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = ReadText(out);
-    r.err = ReadText(err);
-    return r;
+  Result Kiln(const std::vector<std::string>& args) {
+    return RunKiln(args, deploy_testing::Stderr::kSeparate);
   }
   Result Run(const std::string& file, std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"run", dir_ + "/src/" + file,
@@ -205,17 +133,6 @@ class PromoteTest : public ::testing::Test {
     return m.size() > 2 ? m[2].str() : "";
   }
 
-  // `kubectl ARGS...` (exit code, output).
-  std::pair<int, std::string> Kubectl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {"kubectl", "--kubeconfig", kubeconfig_,
-                                     "--cache-dir", dir_ + "/kube-cache"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = kube::testing::RunProcess(
-        argv, {{"HOME", dir_}, {"KUBECONFIG", kubeconfig_}}, absl::Seconds(60));
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return {-1, ""};
-    return *r;
-  }
   // `kubectl get KIND NAME -n NS -o jsonpath=PATH`.
   std::string Get(const std::string& ns, const std::string& kind,
                   const std::string& name, const std::string& jsonpath) {
@@ -229,9 +146,6 @@ class PromoteTest : public ::testing::Test {
       "{.spec.template.spec.containers[0].image}";
   static constexpr char kCronImage[] =
       "{.spec.jobTemplate.spec.template.spec.containers[0].image}";
-
-  std::string kiln_, dir_, kubeconfig_;
-  std::unique_ptr<FakeApiServer> server_;
 };
 
 TEST_F(PromoteTest, ProdGetsStagesDigestsNotItsOwnRender) {
