@@ -20,7 +20,8 @@
 # The example pushes its image to ${params.registry}: a throwaway local
 # registry (scripts/local-registry) is started for the run and stopped at
 # the end. Writes bench/results/b11.json.
-# Environment: REPS (15), BENCH_RESULTS (bench/results). The stores live in a
+# Environment: REPS (15), BENCH_RESULTS (bench/results), B11_BUILD (how
+# given binaries were built, recorded in the result). The stores live in a
 # temporary directory, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -49,7 +50,7 @@ if (($# >= 1)); then
 fi
 if (($# >= 2)); then
   AFTER=$(realpath "$2")
-  build="given"
+  build=${B11_BUILD:-"given binaries"}
 else
   built=1
   build_kiln "$tmp"
