@@ -31,6 +31,42 @@ KILN_SYSTEM_LIBS = {
     "cpp_httplib": "cpp-httplib",
 }
 
+# Linked statically into kiln's own binary (//:kiln, through @sys//:static_link):
+# the C++ libraries whose shared objects cost most at process start-up (56
+# Abseil libraries, gRPC, protobuf, RE2, yaml-cpp) and the C ones only kiln
+# loads (SQLite, libarchive, libdeflate). Static libarchive links only the
+# formats kiln uses (tar, raw, gzip), so libxml2 and ICU (its xar support)
+# are no longer loaded. No shared library the binary still loads may need
+# one of these (//third_party:kiln_binary_link_test).
+KILN_STATIC_LIBS = [
+    "absl",
+    "protobuf",
+    "grpc",
+    "re2",
+    "yaml_cpp",
+    "sqlite",
+    "libarchive",
+    "libdeflate",
+]
+
+# Needed by the static ones but kept shared: libcurl, libgit2, libssh2 and
+# cpp-httplib stay shared (their own dependencies have no static archives
+# here) and load OpenSSL, zlib and zstd themselves, so these stay shared
+# too, one copy in the process; libarchive's optional codecs and ACL
+# support (not reached by the formats kiln uses: --as-needed drops them).
+KILN_KEEP_SHARED = [
+    "ssl",
+    "crypto",
+    "z",
+    "zstd",
+    "acl",
+    "bz2",
+    "lz4",
+    "lzma",
+    "nettle",
+    "xml2",
+]
+
 def kiln_repositories(kiln_path = "."):
     """Declares @rules_cc, @rules_java, @remote_coverage_tools and @sys.
 
@@ -43,4 +79,9 @@ def kiln_repositories(kiln_path = "."):
             name = name,
             path = "%s/third_party/bazel/%s" % (kiln_path, name),
         )
-    system_libs(name = "sys", libs = KILN_SYSTEM_LIBS)
+    system_libs(
+        name = "sys",
+        libs = KILN_SYSTEM_LIBS,
+        static = KILN_STATIC_LIBS,
+        keep_shared = KILN_KEEP_SHARED,
+    )

@@ -2,7 +2,17 @@
 
 Link flags and include paths come from pkg-config at fetch time, so the build
 follows whatever the installed packages say instead of hand-written lists.
+
+Every target links its libraries as shared libraries, except through
+`:static_link` (see _static_link): a binary that depends on it links the
+libraries named in `static` from their static archives instead. Only kiln's
+own command-line binary does (process start-up, bench/README.md B11); tests,
+libkiln and the install tree's link flags stay shared.
 """
+
+# Always shared: the C and C++ runtimes. Everything else a static library
+# needs (pkg-config --static) is static too unless listed in keep_shared.
+_RUNTIME = ["c", "m", "dl", "rt", "pthread", "atomic", "stdc++", "gcc_s"]
 
 def _pkg_config(ctx, args):
     res = ctx.execute(["pkg-config"] + args)
@@ -10,11 +20,113 @@ def _pkg_config(ctx, args):
         fail("pkg-config %s failed: %s" % (" ".join(args), res.stderr))
     return res.stdout.strip().split(" ") if res.stdout.strip() else []
 
+def _split_spec(spec):
+    """'mod1 mod2 -lraw' -> (pkg-config modules, raw flags)."""
+    modules = [m for m in spec.split(" ") if m and not m.startswith("-")]
+    extra = [m for m in spec.split(" ") if m.startswith("-")]
+    return modules, extra
+
+def _append_new(items, x):
+    if x not in items:
+        items.append(x)
+
+def _static_link(ctx):
+    """The BUILD text of :static_link; symlinks static/lib*.a into the repo.
+
+    Its link flags are `-L<this repo>/static` (a directory holding only the
+    chosen archives, so every `-lNAME` of the whole link, including the ones
+    the shared targets above carry, resolves to libNAME.a there before the
+    linker reaches the system directory and its libNAME.so), then the
+    archives in one --start-group (their order then does not matter), then
+    the shared libraries they need under --as-needed (one not actually
+    referenced is not loaded). No library is both: a shared library loaded
+    by the binary must not itself need one linked statically (the test
+    //third_party:kiln_binary_link_test checks the binary's whole closure).
+    """
+    static = []
+    shared = []
+    other = []
+    libdirs = []
+    for name in ctx.attr.static:
+        if name not in ctx.attr.libs:
+            fail("system_libs: static names %s, which is not in libs" % name)
+        modules, extra = _split_spec(ctx.attr.libs[name])
+        flags = []
+        for m in modules:
+            flags += _pkg_config(ctx, ["--static", "--libs", m])
+            _append_new(libdirs, _pkg_config(ctx, ["--variable=libdir", m])[0])
+        for f in flags + extra:
+            if f.startswith("-l"):
+                lib = f[2:]
+                if lib in _RUNTIME or lib in ctx.attr.keep_shared:
+                    _append_new(shared, lib)
+                else:
+                    _append_new(static, lib)
+            elif f.startswith("-L"):
+                _append_new(libdirs, f[2:])
+            elif f.startswith("-Wl,--push-state") or f.startswith("-Wl,--pop-state"):
+                continue
+            else:
+                _append_new(other, f)
+
+    archives = []
+    for lib in static:
+        found = None
+        for d in libdirs:
+            candidate = ctx.path("%s/lib%s.a" % (d, lib))
+            if candidate.exists:
+                found = candidate
+                break
+        if found == None:
+            fail(("system_libs: lib%s.a (needed to link %s statically into " +
+                  "kiln's binary) is in none of %s; install the -dev package " +
+                  "that ships it, or add %s to keep_shared") %
+                 (lib, ", ".join(ctx.attr.static), ", ".join(libdirs), lib))
+        ctx.symlink(found, "static/lib%s.a" % lib)
+        archives.append("static/lib%s.a" % lib)
+
+    # A shared library with no development link (libNAME.so) here, e.g.
+    # libacl or liblz4 whose -dev packages libarchive-dev does not pull in:
+    # left out. It is one of libarchive's optional parts kiln never reaches;
+    # if that changes, the link fails on the undefined symbols.
+    linkable = []
+    unlinkable = []
+    for lib in shared:
+        if lib in _RUNTIME or [d for d in libdirs if ctx.path("%s/lib%s.so" % (d, lib)).exists]:
+            linkable.append(lib)
+        else:
+            unlinkable.append(lib)
+
+    linkopts = ["-Lexternal/%s/static" % ctx.name, "-Wl,--start-group"]
+    linkopts += ["-l" + lib for lib in static]
+    linkopts += ["-Wl,--end-group", "-Wl,--push-state,--as-needed"]
+    linkopts += ["-l" + lib for lib in linkable]
+    linkopts += ["-Wl,--pop-state"] + other
+    # The list, for //third_party:kiln_binary_link_test.
+    ctx.file("static_libs.txt", "".join([lib + "\n" for lib in static]))
+    return "\n".join([
+        "# Linked statically into kiln's own binary (see system_libs.bzl):",
+        "# %s." % ", ".join(ctx.attr.static),
+        "# Left out (no libNAME.so here): %s." % (", ".join(unlinkable) or "none"),
+        'exports_files(["static_libs.txt"])',
+        "",
+        "kiln_static_link(",
+        '    name = "static_link",',
+        "    archives = %s," % repr(archives),
+        "    linkopts = %s," % repr(linkopts),
+        ")",
+        "",
+    ])
+
 def _system_libs_impl(ctx):
-    lines = ['package(default_visibility = ["//visibility:public"])', ""]
+    lines = [
+        'load(":static_link.bzl", "kiln_static_link")',
+        "",
+        'package(default_visibility = ["//visibility:public"])',
+        "",
+    ]
     for name, spec in ctx.attr.libs.items():
-        modules = [m for m in spec.split(" ") if m and not m.startswith("-")]
-        extra = [m for m in spec.split(" ") if m.startswith("-")]
+        modules, extra = _split_spec(spec)
         linkopts = []
         for m in modules:
             for flag in _pkg_config(ctx, ["--libs", m]):
@@ -32,6 +144,8 @@ def _system_libs_impl(ctx):
         lines.append("    defines = %s," % repr([c[2:] for c in copts if c.startswith("-D")]))
         lines.append(")")
         lines.append("")
+    lines.append(_static_link(ctx))
+    ctx.symlink(ctx.attr._static_link_bzl, "static_link.bzl")
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
     ctx.file("BUILD.bazel", "\n".join(lines))
 
@@ -40,6 +154,12 @@ system_libs = repository_rule(
     attrs = {
         # target name -> space-separated pkg-config modules, plus raw "-l" flags.
         "libs": attr.string_dict(mandatory = True),
+        # Names in libs that :static_link links from static archives, with
+        # everything they need (pkg-config --static) but keep_shared.
+        "static": attr.string_list(),
+        # Libraries (-l names) that stay shared under :static_link too.
+        "keep_shared": attr.string_list(),
+        "_static_link_bzl": attr.label(default = Label("//third_party:static_link.bzl")),
     },
     local = True,
 )

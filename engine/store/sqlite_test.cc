@@ -1,5 +1,7 @@
 #include "engine/store/sqlite.h"
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -105,6 +107,44 @@ TEST(DatabaseTest, RefusesAFileThatIsNotADatabase) {
   auto db = Database::Open(path);
   ASSERT_FALSE(db.ok());
   EXPECT_EQ(db.status().code(), absl::StatusCode::kDataLoss) << db.status();
+}
+
+// The -wal and -shm files persist (SQLITE_FCNTL_PERSIST_WAL): a clean close
+// checkpoints and truncates the WAL instead of deleting both files, so the
+// next process reuses them (the same inodes) instead of creating two files
+// per database each time it starts.
+TEST(DatabaseTest, KeepsWalFilesBetweenConnections) {
+  std::string path = FreshPath("persist");
+  {
+    auto db = Database::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE(
+        (*db)->Exec("CREATE TABLE t (i); INSERT INTO t VALUES (7)").ok());
+  }
+  struct stat wal {
+  }, shm{};
+  ASSERT_EQ(stat((path + "-wal").c_str(), &wal), 0) << "no -wal after close";
+  ASSERT_EQ(stat((path + "-shm").c_str(), &shm), 0) << "no -shm after close";
+  EXPECT_EQ(wal.st_size, 0) << "the close did not checkpoint the WAL";
+  {
+    auto db = Database::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status();
+    EXPECT_EQ(*(*db)->QueryInt("SELECT i FROM t"), 7);
+    ASSERT_TRUE((*db)->Exec("INSERT INTO t VALUES (8)").ok());
+  }
+  struct stat wal2 {
+  }, shm2{};
+  ASSERT_EQ(stat((path + "-wal").c_str(), &wal2), 0);
+  ASSERT_EQ(stat((path + "-shm").c_str(), &shm2), 0);
+  EXPECT_EQ(wal2.st_ino, wal.st_ino) << "the -wal file was re-created";
+  EXPECT_EQ(shm2.st_ino, shm.st_ino) << "the -shm file was re-created";
+  EXPECT_EQ(wal2.st_size, 0);
+  // The data is in the main file: it survives losing the (empty) WAL.
+  std::filesystem::remove(path + "-wal");
+  std::filesystem::remove(path + "-shm");
+  auto db = Database::Open(path);
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ(*(*db)->QueryInt("SELECT COUNT(*) FROM t"), 2);
 }
 
 TEST(DatabaseTest, TransactionRollsBackUnlessCommitted) {

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# kiln_binary_link_test KILN STATIC_LIBS_TXT
+#
+# KILN links the libraries listed in STATIC_LIBS_TXT (one -l name a line,
+# written by @sys) from their static archives. Checks that:
+#   - none of them is also a shared library the binary loads, directly or
+#     through another shared library (ldd: the loader's whole closure);
+#   - libarchive's xar support (libxml2, and ICU behind it) is not linked:
+#     loading them was a large part of kiln's start-up (bench/README.md B11);
+#   - the binary starts (every static initializer, e.g. protobuf's generated
+#     descriptors and Abseil's flags, registers once) and runs verbs that
+#     reach protobuf, yaml-cpp, libarchive and SQLite.
+set -euo pipefail
+kiln=$1
+static_libs=$2
+failures=0
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+
+[[ -s $static_libs ]] || { echo "FAIL: $static_libs is empty" >&2; exit 1; }
+grep -qx "absl_base" "$static_libs" || fail "absl_base is not in $static_libs"
+grep -qx "protobuf" "$static_libs" || fail "protobuf is not in $static_libs"
+
+# The shared objects the loader maps for kiln, by file name.
+closure=$(ldd "$kiln") || { echo "FAIL: ldd $kiln: $closure" >&2; exit 1; }
+loaded=$(awk '{print $1}' <<<"$closure" | sed 's#.*/##')
+echo "kiln loads $(wc -l <<<"$loaded") shared objects:" $loaded
+if grep -q "not found" <<<"$closure"; then
+  fail "a shared library is missing: $(grep "not found" <<<"$closure")"
+fi
+while read -r lib; do
+  [[ -n $lib ]] || continue
+  # libNAME.so or libNAME.so.VERSION; libNAME-x.so would be another library.
+  hit=$(grep -E "^lib${lib//+/\\+}\.so(\.|$)" <<<"$loaded" || true)
+  [[ -z $hit ]] || fail "lib$lib is linked statically but also loaded shared: $hit"
+done <"$static_libs"
+for lib in xml2 icuuc icudata; do
+  hit=$(grep -E "^lib$lib\.so" <<<"$loaded" || true)
+  [[ -z $hit ]] || fail "kiln loads $hit (libarchive's xar support)"
+done
+
+work=${TEST_TMPDIR:-$(mktemp -d)}
+"$kiln" --help >"$work/help.out" 2>&1 || fail "kiln --help: $(cat "$work/help.out")"
+grep -q "^usage: kiln VERB" "$work/help.out" || fail "kiln --help printed: $(head -3 "$work/help.out")"
+
+# validate: the YAML loader and the pipeline protos, and an error path
+# (a FILE:LINE:COL diagnostic).
+mkdir -p "$work/src"
+echo data >"$work/src/in.txt"
+cat >"$work/src/pipeline.yaml" <<'YAML'
+name: link-check
+tasks:
+  - name: copy
+    run:
+      image: host
+      command: [sh, -c, "cat in.txt in.txt > out.txt"]
+    inputs: [source]
+    outputs:
+      - {artifact: copy, paths: [out.txt]}
+YAML
+"$kiln" validate "$work/src/pipeline.yaml" >"$work/validate.out" 2>&1 ||
+  fail "kiln validate: $(cat "$work/validate.out")"
+printf 'name: bad\ntasks:\n  - name: x\n    nosuch: 1\n' >"$work/bad.yaml"
+if "$kiln" validate "$work/bad.yaml" >"$work/bad.out" 2>&1; then
+  fail "kiln validate accepted an unknown field"
+fi
+grep -q "bad.yaml:4:5: unknown field 'nosuch'" "$work/bad.out" ||
+  fail "kiln validate bad.yaml said: $(cat "$work/bad.out")"
+
+# run, twice: SQLite (run store, action cache), libarchive (the source
+# stash, the output artifact), the engine; the second run is a cache hit.
+"$kiln" run "$work/src/pipeline.yaml" --store "$work/store" >"$work/run1.out" 2>&1 ||
+  fail "kiln run: $(tail -5 "$work/run1.out")"
+"$kiln" run "$work/src/pipeline.yaml" --store "$work/store" >"$work/run2.out" 2>&1 ||
+  fail "kiln run (again): $(tail -5 "$work/run2.out")"
+grep -q "0 succeeded, 1 cached" "$work/run2.out" ||
+  fail "the second run was not a cache hit: $(tail -1 "$work/run2.out")"
+
+if ((failures > 0)); then
+  echo "$failures failed" >&2
+  exit 1
+fi
+echo "ok"
