@@ -257,7 +257,6 @@ TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
 // got it at their next deploy; the template's other objects, a deploy's
 // objects and an object someone labelled like the factory's by hand stay.
 TEST_F(EnvironmentDeployTest, ObjectsDroppedFromThePreviewTemplateArePruned) {
-  ASSERT_EQ(mkdir((dir_ + "/src/infra").c_str(), 0700), 0);
   Write("src/infra/shop.factory.yaml", kFactory);
   Write("src/pipeline.yaml",
         absl::StrReplaceAll(kPipeline,
@@ -266,7 +265,7 @@ TEST_F(EnvironmentDeployTest, ObjectsDroppedFromThePreviewTemplateArePruned) {
                               "    ttl: 2h\n"
                               "    factory: infra/shop.factory.yaml#shop\n"}}));
   Result r = Kiln("pr-8");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   const std::string ns = "shop-pr-8";
   ASSERT_TRUE(Get(ns, "resourcequota", "kiln-quota").is_object());
   ASSERT_TRUE(Get(ns, "rolebinding", "deployer").is_object());
@@ -286,13 +285,13 @@ TEST_F(EnvironmentDeployTest, ObjectsDroppedFromThePreviewTemplateArePruned) {
   ASSERT_NE(smaller, kFactory);
   Write("src/infra/shop.factory.yaml", smaller);
   r = Kiln("pr-8");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("ResourceQuota " + ns +
-                                  "/kiln-quota pruned (no longer in the "
-                                  "previews template)"));
-  EXPECT_THAT(r.output, HasSubstr("RoleBinding " + ns + "/deployer pruned"));
-  EXPECT_THAT(r.output, HasSubstr("5 object(s) of the previews template "
-                                  "applied in shop-pr-8, 2 pruned"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("ResourceQuota " + ns +
+                               "/kiln-quota pruned (no longer in the "
+                               "previews template)"));
+  EXPECT_THAT(r.out, HasSubstr("RoleBinding " + ns + "/deployer pruned"));
+  EXPECT_THAT(r.out, HasSubstr("5 object(s) of the previews template "
+                               "applied in shop-pr-8, 2 pruned"));
   EXPECT_TRUE(Get(ns, "resourcequota", "kiln-quota").is_null());
   EXPECT_TRUE(Get(ns, "rolebinding", "deployer").is_null());
   EXPECT_TRUE(Get(ns, "role", "deploy").is_object());
@@ -303,8 +302,8 @@ TEST_F(EnvironmentDeployTest, ObjectsDroppedFromThePreviewTemplateArePruned) {
 
   // Nothing more to prune on the next deploy.
   r = Kiln("pr-8");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, Not(HasSubstr("pruned")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr("pruned")));
 }
 
 TEST_F(EnvironmentDeployTest, FactoryReferenceErrorsArePositioned) {
