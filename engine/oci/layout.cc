@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -71,15 +72,24 @@ absl::StatusOr<std::string> ReadLimited(int dir_fd, const std::string& rel,
     return absl::ResourceExhaustedError(absl::StrCat(
         shown, " is ", st.st_size, " bytes, over the limit of ", max_bytes));
   }
-  std::string out(max_bytes + 1, '\0');
-  absl::StatusOr<size_t> n =
-      cas::ReadFull(file->get(), out.data(), out.size(), shown);
-  if (!n.ok()) return n.status();
-  if (*n > max_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(shown, " grew over the limit of ", max_bytes, " bytes"));
+  // Sized from the stat (plus a byte to see growth), not from the limit:
+  // most layout files are a few hundred bytes, the limit is megabytes. A
+  // file that grew since the stat is read on, up to the limit.
+  std::string out(static_cast<size_t>(st.st_size) + 1, '\0');
+  size_t have = 0;
+  while (true) {
+    absl::StatusOr<size_t> n =
+        cas::ReadFull(file->get(), out.data() + have, out.size() - have, shown);
+    if (!n.ok()) return n.status();
+    have += *n;
+    if (have > max_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(shown, " grew over the limit of ", max_bytes, " bytes"));
+    }
+    if (have < out.size()) break;  // end of file
+    out.resize(std::min(out.size() * 2, max_bytes + 1));
   }
-  out.resize(*n);
+  out.resize(have);
   return out;
 }
 

@@ -264,7 +264,7 @@ TEST_F(EnvironmentDeployTest, ObjectsDroppedFromThePreviewTemplateArePruned) {
                              {"    ttl: 2h\n",
                               "    ttl: 2h\n"
                               "    factory: infra/shop.factory.yaml#shop\n"}}));
-  Result r = Kiln("pr-8");
+  KilnResult r = Kiln("pr-8");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const std::string ns = "shop-pr-8";
   ASSERT_TRUE(Get(ns, "resourcequota", "kiln-quota").is_object());
