@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/landlock.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -274,6 +275,65 @@ int WriteIdMaps(pid_t pid, const std::string& uid_map,
   return 0;
 }
 
+// The Landlock ABI version, or 0 without Landlock.
+int LandlockAbi() {
+  long abi = syscall(SYS_landlock_create_ruleset, nullptr, 0,
+                     LANDLOCK_CREATE_RULESET_VERSION);
+  return abi > 0 ? static_cast<int>(abi) : 0;
+}
+
+// A new, empty network namespace (only `lo`, down), made on a thread of its
+// own (unshare(CLONE_NEWNET) changes only the calling thread) and kept
+// alive by the returned fd.
+absl::StatusOr<int> MakeEmptyNetworkNamespace() {
+  int fd = -1;
+  int error = 0;
+  const char* step = "";
+  std::thread maker([&] {
+    if (unshare(CLONE_NEWNET) != 0) {
+      error = errno;
+      step = "unshare(CLONE_NEWNET)";
+      return;
+    }
+    fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      error = errno;
+      step = "open /proc/thread-self/ns/net";
+    }
+  });
+  maker.join();
+  if (fd < 0) return ErrnoStatus(error, step);
+  return fd;
+}
+
+// Runs `start` on a short-lived thread that first joins the network
+// namespace `netns` (the clone()d child inherits its thread's namespace).
+// Not on the calling thread: it could not always go back (re-entering the
+// engine's own namespace needs CAP_SYS_ADMIN over whichever user namespace
+// owns it, e.g. none inside a container). The thread inherits the caller's
+// signal mask. Returns start()'s pid (or -1 with errno set).
+template <typename Start>
+absl::StatusOr<pid_t> StartInNetworkNamespace(int netns, Start start) {
+  pid_t pid = -1;
+  int error = 0;
+  bool joined = false;
+  std::thread starter([&] {
+    if (setns(netns, CLONE_NEWNET) != 0) {
+      error = errno;
+      return;
+    }
+    joined = true;
+    pid = start();
+    error = errno;
+  });
+  starter.join();
+  if (!joined) {
+    return ErrnoStatus(error, "setns into the shared network namespace");
+  }
+  errno = error;
+  return pid;
+}
+
 }  // namespace
 
 struct LocalSandboxExecutor::Image {
@@ -304,6 +364,7 @@ LocalSandboxExecutor::LocalSandboxExecutor(LocalSandboxOptions options)
 
 LocalSandboxExecutor::~LocalSandboxExecutor() {
   if (init_binary_fd_ >= 0) close(init_binary_fd_);
+  if (shared_netns_fd_ >= 0) close(shared_netns_fd_);
 }
 
 absl::StatusOr<std::unique_ptr<LocalSandboxExecutor>>
@@ -320,6 +381,22 @@ LocalSandboxExecutor::Create(LocalSandboxOptions options) {
   executor->last_capability_ = ReadLastCapability();
   executor->image_uid_map_ = sandbox::ImageIdMap("/proc/self/uid_map");
   executor->image_gid_map_ = sandbox::ImageIdMap("/proc/self/gid_map");
+  if (o.network_namespaces ==
+      LocalSandboxOptions::NetworkNamespaces::kSharedEmpty) {
+    // Without the abstract-socket scope, tasks sharing the namespace could
+    // connect to each other's abstract unix sockets: keep one per task.
+    if (int abi = LandlockAbi(); abi < 6) {
+      executor->network_fallback_reason_ = absl::StrCat(
+          "Landlock ABI ", abi,
+          " cannot scope abstract unix sockets (6 or later needed)");
+    } else if (absl::StatusOr<int> netns = MakeEmptyNetworkNamespace();
+               netns.ok()) {
+      executor->shared_netns_fd_ = *netns;
+    } else {
+      executor->network_fallback_reason_ =
+          std::string(netns.status().message());
+    }
+  }
   if (o.cgroups == LocalSandboxOptions::Cgroups::kOff) {
     executor->cgroup_fallback_reason_ = "cgroups disabled by options";
   } else {
@@ -346,7 +423,8 @@ std::string LocalSandboxExecutor::Platform() const {
   // The root policy (allow-listed host trees read-only, same-path
   // workspace, private /tmp, umask 022) is fixed in v2; changing it must
   // bump the version.
-  return absl::StrCat("linux/", machine, "/local-sandbox/v2");
+  return absl::StrCat("linux/", machine, "/local-sandbox/v2",
+                      shared_network_active() ? "+empty-net" : "");
 }
 
 absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::Start(
@@ -552,6 +630,11 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   plan.stderr_fd = err[1];
   plan.report_fd = report[1];
   plan.init_binary_fd = init_binary_fd_;
+  const bool shared_network = !request.network() && shared_network_active();
+  if (shared_network) {
+    plan.new_network = false;  // lo stays down
+    plan.scope_abstract_sockets = true;
+  }
 
   // Image mode: the child's uid/gid maps must be written by a process
   // outside its user namespace (only then may they map more than one id).
@@ -596,7 +679,7 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   // waits until the child has exec'd kiln-sandbox-init (or failed).
   uint64_t flags = CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWNS |
                    CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
-  if (!request.network()) flags |= CLONE_NEWNET;
+  if (!request.network() && !shared_network) flags |= CLONE_NEWNET;
   // The child starts with every signal blocked, so a SIGTERM sent before
   // init is ready waits instead of being dropped (pid 1 ignores default
   // signals); init keeps them blocked and takes them with sigwaitinfo().
@@ -605,9 +688,15 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   pthread_sigmask(SIG_SETMASK, &all, &previous);
   int pidfd = -1;
   setup.start = absl::Now();
-  pid_t pid =
-      StartChild(sandbox::SandboxSetupMain, &plan, static_cast<char*>(stack),
-                 kSetupStackBytes, flags, &pidfd);
+  auto start_child = [&] {
+    return StartChild(sandbox::SandboxSetupMain, &plan,
+                      static_cast<char*>(stack), kSetupStackBytes, flags,
+                      &pidfd);
+  };
+  absl::StatusOr<pid_t> started =
+      shared_network ? StartInNetworkNamespace(shared_netns_fd_, start_child)
+                     : absl::StatusOr<pid_t>(start_child());
+  pid_t pid = started.ok() ? *started : -1;
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (plan.image) {
@@ -622,6 +711,10 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   munmap(stack, kSetupStackBytes);
   CloseAll({out[1], err[1], report[1], dev_null});
   if (setup.cgroup) setup.cgroup->CloseProcsFds();
+  if (!started.ok()) {
+    CloseAll({out[0], err[0], report[0]});
+    return absl::UnavailableError(started.status().message());
+  }
   if (pid < 0) {
     CloseAll({out[0], err[0], report[0]});
     return absl::UnavailableError(absl::StrCat(
