@@ -10,6 +10,7 @@
 //
 //   bazel run -c opt //bench/sandbox:b3 -- [--n=200] [--out=PATH]
 #include <fcntl.h>
+#include <limits.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -111,16 +112,17 @@ double RunOnce(LocalSandboxExecutor* executor, const v1::ExecRequest& request) {
   return ms;
 }
 
-// The BEFORE build of this benchmark, driven round by round over pipes:
-// it reads one byte per round and answers with the ms of one task.
-class BaselineServer {
+// A child running this benchmark (or its BEFORE build) with --serve,
+// driven round by round over pipes: it reads one byte per round and
+// answers with the ms of one task.
+class ServedSandbox {
  public:
-  ~BaselineServer() {
+  ~ServedSandbox() {
     if (to_ >= 0) close(to_);
     if (from_ != nullptr) fclose(from_);
     if (pid_ > 0) waitpid(pid_, nullptr, 0);
   }
-  bool Start(const std::string& binary) {
+  bool Start(const std::string& binary, const char* mode) {
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return false;
     posix_spawn_file_actions_t actions;
@@ -128,7 +130,7 @@ class BaselineServer {
     posix_spawn_file_actions_adddup2(&actions, in[0], 0);
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     std::vector<char*> argv = {const_cast<char*>(binary.c_str()),
-                               const_cast<char*>("--serve"), nullptr};
+                               const_cast<char*>(mode), nullptr};
     int rc = posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(),
                          environ);
     posix_spawn_file_actions_destroy(&actions);
@@ -169,15 +171,15 @@ v1::ExecRequest TrueRequest(const std::string& workspace, bool network) {
   return request;
 }
 
-// --serve: the baseline side of BaselineServer.
-int Serve() {
-  auto executor = MakeExecutor(false);
+// --serve / --serve=shared: the served side of ServedSandbox.
+int Serve(bool shared_empty_network, bool host_network = false) {
+  auto executor = MakeExecutor(shared_empty_network);
   if (!executor.ok()) {
     std::fprintf(stderr, "%s\n", executor.status().ToString().c_str());
     return 1;
   }
   std::string workspace = NewWorkspace();
-  v1::ExecRequest request = TrueRequest(workspace, false);
+  v1::ExecRequest request = TrueRequest(workspace, host_network);
   char c;
   while (read(0, &c, 1) == 1) {
     double ms = RunOnce(executor->get(), request);
@@ -205,7 +207,11 @@ int Main(int argc, char** argv) {
         return 2;
       }
     } else if (arg == "--serve") {
-      return Serve();
+      return Serve(false);
+    } else if (arg == "--serve=shared") {
+      return Serve(true);
+    } else if (arg == "--serve=host-network") {
+      return Serve(false, true);
     } else if (arg == "--share-network") {
       share_network = true;
     } else if (absl::ConsumePrefix(&arg, "--out=")) {
@@ -220,29 +226,42 @@ int Main(int argc, char** argv) {
     }
   }
 
-  auto executor = MakeExecutor(false);
-  if (!executor.ok()) {
-    std::fprintf(stderr, "%s\n", executor.status().ToString().c_str());
+  // Every kiln configuration runs in a child of its own (this program with
+  // --serve), so that BEFORE and AFTER are measured alike.
+  char self[PATH_MAX];
+  ssize_t self_len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (self_len <= 0) {
+    std::fprintf(stderr, "readlink /proc/self/exe failed\n");
+    return 1;
+  }
+  const std::string self_path(self, static_cast<size_t>(self_len));
+  ServedSandbox after;
+  if (!after.Start(self_path,
+                   share_network ? "--serve=host-network" : "--serve")) {
+    std::fprintf(stderr, "cannot start %s --serve\n", self_path.c_str());
     return 1;
   }
   // The same executor with tasks in one shared empty network namespace.
-  std::unique_ptr<LocalSandboxExecutor> shared;
+  std::unique_ptr<ServedSandbox> shared;
 #ifndef KILN_B3_BASELINE
   if (auto s = MakeExecutor(true); s.ok() && (*s)->shared_network_active()) {
-    shared = std::move(*s);
+    shared = std::make_unique<ServedSandbox>();
+    if (!shared->Start(self_path, "--serve=shared")) {
+      std::fprintf(stderr, "cannot start %s --serve=shared\n",
+                   self_path.c_str());
+      return 1;
+    }
   } else {
     std::fprintf(stderr, "shared empty network namespace unavailable: %s\n",
                  s.ok() ? (*s)->network_fallback_reason().c_str()
                         : s.status().ToString().c_str());
   }
 #endif
-  BaselineServer baseline;
-  if (!before.empty() && !baseline.Start(before)) {
+  ServedSandbox baseline;
+  if (!before.empty() && !baseline.Start(before, "--serve")) {
     std::fprintf(stderr, "cannot start %s --serve\n", before.c_str());
     return 1;
   }
-  std::string workspace = NewWorkspace();
-  v1::ExecRequest request = TrueRequest(workspace, share_network);
 
   const std::vector<std::string> bwrap = {
       "/usr/bin/bwrap", "--ro-bind", "/", "/", "--unshare-all", "/bin/true"};
@@ -250,8 +269,8 @@ int Main(int argc, char** argv) {
   // Warm up each path once (page cache, lazy binding).
   SpawnAndWait(bwrap);
   SpawnAndWait(spawn);
-  RunOnce(executor->get(), request);
-  if (shared) RunOnce(shared.get(), request);
+  after.Round();
+  if (shared) shared->Round();
   if (!before.empty()) baseline.Round();
 
   std::vector<double> kiln_ms, shared_ms, before_ms, bwrap_ms, spawn_ms;
@@ -266,11 +285,9 @@ int Main(int argc, char** argv) {
       into->push_back(ms);
     }
   };
-  contenders.push_back(
-      [&] { record(&kiln_ms, RunOnce(executor->get(), request)); });
+  contenders.push_back([&] { record(&kiln_ms, after.Round()); });
   if (shared) {
-    contenders.push_back(
-        [&] { record(&shared_ms, RunOnce(shared.get(), request)); });
+    contenders.push_back([&] { record(&shared_ms, shared->Round()); });
   }
   if (!before.empty()) {
     contenders.push_back([&] { record(&before_ms, baseline.Round()); });
@@ -290,7 +307,6 @@ int Main(int argc, char** argv) {
       contenders[(i + j) % contenders.size()]();
     }
   }
-  std::filesystem::remove_all(workspace);
 
   Stats kiln = Summarize(kiln_ms), sh = Summarize(shared_ms),
         bef = Summarize(before_ms), bw = Summarize(bwrap_ms),
