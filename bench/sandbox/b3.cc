@@ -22,6 +22,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -275,8 +276,10 @@ int Main(int argc, char** argv) {
 
   std::vector<double> kiln_ms, shared_ms, before_ms, bwrap_ms, spawn_ms;
   int failures = 0;
-  // One measurement per contender and round, in an order rotated every
-  // round (none always runs right after another).
+  // One measurement per contender and round, in an order shuffled every
+  // round: a contender that leaves work behind (the kernel tears a network
+  // namespace down asynchronously) must not always slow the same neighbour,
+  // as a rotated order would (it keeps neighbours together).
   std::vector<std::function<void()>> contenders;
   auto record = [&failures](std::vector<double>* into, double ms) {
     if (ms < 0) {
@@ -302,10 +305,12 @@ int Main(int argc, char** argv) {
     if (SpawnAndWait(spawn) != 0) ++failures;
     spawn_ms.push_back(Ms(absl::Now() - t0));
   });
+  std::vector<size_t> order(contenders.size());
+  for (size_t j = 0; j < order.size(); ++j) order[j] = j;
+  std::mt19937 random(20261203);  // fixed: runs are comparable
   for (int i = 0; i < n; ++i) {
-    for (size_t j = 0; j < contenders.size(); ++j) {
-      contenders[(i + j) % contenders.size()]();
-    }
+    std::shuffle(order.begin(), order.end(), random);
+    for (size_t j : order) contenders[j]();
   }
 
   Stats kiln = Summarize(kiln_ms), sh = Summarize(shared_ms),
