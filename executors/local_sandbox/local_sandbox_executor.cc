@@ -33,6 +33,7 @@
 #include "executors/local_sandbox/sandbox_child.h"
 #include "executors/local_sandbox/sandbox_execution.h"
 #include "executors/local_sandbox/sandbox_plan.h"
+#include "executors/local_sandbox/shared_network.h"
 
 namespace kiln {
 namespace {
@@ -275,65 +276,6 @@ int WriteIdMaps(pid_t pid, const std::string& uid_map,
   return 0;
 }
 
-// The Landlock ABI version, or 0 without Landlock.
-int LandlockAbi() {
-  long abi = syscall(SYS_landlock_create_ruleset, nullptr, 0,
-                     LANDLOCK_CREATE_RULESET_VERSION);
-  return abi > 0 ? static_cast<int>(abi) : 0;
-}
-
-// A new, empty network namespace (only `lo`, down), made on a thread of its
-// own (unshare(CLONE_NEWNET) changes only the calling thread) and kept
-// alive by the returned fd.
-absl::StatusOr<int> MakeEmptyNetworkNamespace() {
-  int fd = -1;
-  int error = 0;
-  const char* step = "";
-  std::thread maker([&] {
-    if (unshare(CLONE_NEWNET) != 0) {
-      error = errno;
-      step = "unshare(CLONE_NEWNET)";
-      return;
-    }
-    fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      error = errno;
-      step = "open /proc/thread-self/ns/net";
-    }
-  });
-  maker.join();
-  if (fd < 0) return ErrnoStatus(error, step);
-  return fd;
-}
-
-// Runs `start` on a short-lived thread that first joins the network
-// namespace `netns` (the clone()d child inherits its thread's namespace).
-// Not on the calling thread: it could not always go back (re-entering the
-// engine's own namespace needs CAP_SYS_ADMIN over whichever user namespace
-// owns it, e.g. none inside a container). The thread inherits the caller's
-// signal mask. Returns start()'s pid (or -1 with errno set).
-template <typename Start>
-absl::StatusOr<pid_t> StartInNetworkNamespace(int netns, Start start) {
-  pid_t pid = -1;
-  int error = 0;
-  bool joined = false;
-  std::thread starter([&] {
-    if (setns(netns, CLONE_NEWNET) != 0) {
-      error = errno;
-      return;
-    }
-    joined = true;
-    pid = start();
-    error = errno;
-  });
-  starter.join();
-  if (!joined) {
-    return ErrnoStatus(error, "setns into the shared network namespace");
-  }
-  errno = error;
-  return pid;
-}
-
 }  // namespace
 
 struct LocalSandboxExecutor::Image {
@@ -385,11 +327,11 @@ LocalSandboxExecutor::Create(LocalSandboxOptions options) {
       LocalSandboxOptions::NetworkNamespaces::kSharedEmpty) {
     // Without the abstract-socket scope, tasks sharing the namespace could
     // connect to each other's abstract unix sockets: keep one per task.
-    if (int abi = LandlockAbi(); abi < 6) {
+    if (int abi = sandbox::LandlockAbi(); abi < 6) {
       executor->network_fallback_reason_ = absl::StrCat(
           "Landlock ABI ", abi,
           " cannot scope abstract unix sockets (6 or later needed)");
-    } else if (absl::StatusOr<int> netns = MakeEmptyNetworkNamespace();
+    } else if (absl::StatusOr<int> netns = sandbox::MakeEmptyNetworkNamespace();
                netns.ok()) {
       executor->shared_netns_fd_ = *netns;
     } else {
@@ -694,8 +636,9 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
                       &pidfd);
   };
   absl::StatusOr<pid_t> started =
-      shared_network ? StartInNetworkNamespace(shared_netns_fd_, start_child)
-                     : absl::StatusOr<pid_t>(start_child());
+      shared_network
+          ? sandbox::StartInNetworkNamespace(shared_netns_fd_, start_child)
+          : absl::StatusOr<pid_t>(start_child());
   pid_t pid = started.ok() ? *started : -1;
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
