@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/landlock.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 #include "executors/local_sandbox/sandbox_child.h"
 #include "executors/local_sandbox/sandbox_execution.h"
 #include "executors/local_sandbox/sandbox_plan.h"
+#include "executors/local_sandbox/shared_network.h"
 
 namespace kiln {
 namespace {
@@ -304,6 +306,7 @@ LocalSandboxExecutor::LocalSandboxExecutor(LocalSandboxOptions options)
 
 LocalSandboxExecutor::~LocalSandboxExecutor() {
   if (init_binary_fd_ >= 0) close(init_binary_fd_);
+  if (shared_netns_fd_ >= 0) close(shared_netns_fd_);
 }
 
 absl::StatusOr<std::unique_ptr<LocalSandboxExecutor>>
@@ -320,6 +323,22 @@ LocalSandboxExecutor::Create(LocalSandboxOptions options) {
   executor->last_capability_ = ReadLastCapability();
   executor->image_uid_map_ = sandbox::ImageIdMap("/proc/self/uid_map");
   executor->image_gid_map_ = sandbox::ImageIdMap("/proc/self/gid_map");
+  if (o.network_namespaces ==
+      LocalSandboxOptions::NetworkNamespaces::kSharedEmpty) {
+    // Without the abstract-socket scope, tasks sharing the namespace could
+    // connect to each other's abstract unix sockets: keep one per task.
+    if (int abi = sandbox::LandlockAbi(); abi < 6) {
+      executor->network_fallback_reason_ = absl::StrCat(
+          "Landlock ABI ", abi,
+          " cannot scope abstract unix sockets (6 or later needed)");
+    } else if (absl::StatusOr<int> netns = sandbox::MakeEmptyNetworkNamespace();
+               netns.ok()) {
+      executor->shared_netns_fd_ = *netns;
+    } else {
+      executor->network_fallback_reason_ =
+          std::string(netns.status().message());
+    }
+  }
   if (o.cgroups == LocalSandboxOptions::Cgroups::kOff) {
     executor->cgroup_fallback_reason_ = "cgroups disabled by options";
   } else {
@@ -346,7 +365,8 @@ std::string LocalSandboxExecutor::Platform() const {
   // The root policy (allow-listed host trees read-only, same-path
   // workspace, private /tmp, umask 022) is fixed in v2; changing it must
   // bump the version.
-  return absl::StrCat("linux/", machine, "/local-sandbox/v2");
+  return absl::StrCat("linux/", machine, "/local-sandbox/v2",
+                      shared_network_active() ? "+empty-net" : "");
 }
 
 absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::Start(
@@ -552,6 +572,11 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   plan.stderr_fd = err[1];
   plan.report_fd = report[1];
   plan.init_binary_fd = init_binary_fd_;
+  const bool shared_network = !request.network() && shared_network_active();
+  if (shared_network) {
+    plan.new_network = false;  // lo stays down
+    plan.scope_abstract_sockets = true;
+  }
 
   // Image mode: the child's uid/gid maps must be written by a process
   // outside its user namespace (only then may they map more than one id).
@@ -596,7 +621,7 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   // waits until the child has exec'd kiln-sandbox-init (or failed).
   uint64_t flags = CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWNS |
                    CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
-  if (!request.network()) flags |= CLONE_NEWNET;
+  if (!request.network() && !shared_network) flags |= CLONE_NEWNET;
   // The child starts with every signal blocked, so a SIGTERM sent before
   // init is ready waits instead of being dropped (pid 1 ignores default
   // signals); init keeps them blocked and takes them with sigwaitinfo().
@@ -605,9 +630,16 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   pthread_sigmask(SIG_SETMASK, &all, &previous);
   int pidfd = -1;
   setup.start = absl::Now();
-  pid_t pid =
-      StartChild(sandbox::SandboxSetupMain, &plan, static_cast<char*>(stack),
-                 kSetupStackBytes, flags, &pidfd);
+  auto start_child = [&] {
+    return StartChild(sandbox::SandboxSetupMain, &plan,
+                      static_cast<char*>(stack), kSetupStackBytes, flags,
+                      &pidfd);
+  };
+  absl::StatusOr<pid_t> started =
+      shared_network
+          ? sandbox::StartInNetworkNamespace(shared_netns_fd_, start_child)
+          : absl::StatusOr<pid_t>(start_child());
+  pid_t pid = started.ok() ? *started : -1;
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (plan.image) {
@@ -622,6 +654,10 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   munmap(stack, kSetupStackBytes);
   CloseAll({out[1], err[1], report[1], dev_null});
   if (setup.cgroup) setup.cgroup->CloseProcsFds();
+  if (!started.ok()) {
+    CloseAll({out[0], err[0], report[0]});
+    return absl::UnavailableError(started.status().message());
+  }
   if (pid < 0) {
     CloseAll({out[0], err[0], report[0]});
     return absl::UnavailableError(absl::StrCat(

@@ -28,7 +28,8 @@
 //     workspace/workdir with umask 022 (the host's umask does not leak in);
 //   - a fresh /proc (only the task's processes), a minimal /dev (null, zero,
 //     full, random, urandom; no tty), no /sys;
-//   - no network but a loopback interface; fds 0 (/dev/null), 1, 2 (pipes)
+//   - no network but a loopback interface (or, with kSharedEmpty, no
+//     usable interface at all); fds 0 (/dev/null), 1, 2 (pipes)
 //     only; exactly request.env; a new session (no controlling tty);
 //     no capabilities (bounding set empty), no_new_privs and a seccomp
 //     filter (sandbox_init.cc);
@@ -122,6 +123,20 @@ struct LocalSandboxOptions {
     std::string target;
   };
   std::vector<Volume> volumes;
+  // Tasks without `network`: kPerTask gives each a new network namespace
+  // with its own loopback, up (the documented default). kSharedEmpty makes
+  // ONE empty network namespace at Create() and starts every such task in
+  // it: no interface but `lo`, which stays down and which no task can bring
+  // up (the namespace belongs to this process's user namespace, where tasks
+  // hold no capability), so nothing is reachable over IP, not even
+  // 127.0.0.1; the abstract unix sockets that namespace shares are scoped
+  // per task with Landlock (LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET), so a task
+  // cannot connect to another task's. Saves the creation and teardown of a
+  // network namespace per task (see bench/README.md, B2/B3). Needs
+  // CAP_SYS_ADMIN (setns) and Landlock ABI >= 6 (Linux 6.12); without them
+  // Create() keeps kPerTask and says why in network_fallback_reason().
+  enum class NetworkNamespaces { kPerTask, kSharedEmpty };
+  NetworkNamespaces network_namespaces = NetworkNamespaces::kPerTask;
 };
 
 // /usr, /bin, /sbin, /lib, /lib32, /lib64, /libx32, /etc.
@@ -145,7 +160,8 @@ class LocalSandboxExecutor : public Executor {
   ~LocalSandboxExecutor() override;
 
   std::string Name() const override { return "local-sandbox"; }
-  // "linux/<arch>/local-sandbox/v2".
+  // "linux/<arch>/local-sandbox/v2", with "+empty-net" when tasks share
+  // the empty network namespace (no loopback: a different environment).
   std::string Platform() const override;
   // images: true when LocalSandboxOptions.images is set.
   ExecutorCapabilities Capabilities() const override;
@@ -165,6 +181,13 @@ class LocalSandboxExecutor : public Executor {
   const std::string& init_binary() const { return init_binary_; }
   // How many stale task cgroup directories Create() removed.
   int stale_cgroups_removed() const { return stale_cgroups_removed_; }
+  // True when tasks without `network` share the executor's empty network
+  // namespace (LocalSandboxOptions::NetworkNamespaces::kSharedEmpty).
+  bool shared_network_active() const { return shared_netns_fd_ >= 0; }
+  // Why kSharedEmpty was asked for but is not used (empty otherwise).
+  const std::string& network_fallback_reason() const {
+    return network_fallback_reason_;
+  }
 
  private:
   explicit LocalSandboxExecutor(LocalSandboxOptions options);
@@ -184,6 +207,9 @@ class LocalSandboxExecutor : public Executor {
   std::string image_uid_map_;
   std::string image_gid_map_;
   std::atomic<uint64_t> next_id_{0};
+  // kSharedEmpty: the empty network namespace (-1: tasks get their own).
+  int shared_netns_fd_ = -1;
+  std::string network_fallback_reason_;
 };
 
 }  // namespace kiln

@@ -631,6 +631,30 @@ KILN_SANDBOX_CHILD void DropPrivileges(const Child& c) {
   }
 }
 
+// Landlock's ruleset attributes up to ABI 6 (the `scoped` field is newer
+// than some installed headers).
+struct LandlockRulesetAttr {
+  uint64_t handled_access_fs;
+  uint64_t handled_access_net;
+  uint64_t scoped;
+};
+constexpr uint64_t kLandlockScopeAbstractUnixSocket = 1;
+
+// A task in the executor's shared network namespace gets its own Landlock
+// domain that may connect only to abstract unix sockets made inside it
+// (inherited by everything the task starts), so concurrent tasks cannot
+// reach each other's. After DropPrivileges: needs no_new_privs.
+KILN_SANDBOX_CHILD void ScopeAbstractSockets(const Child& c) {
+  LandlockRulesetAttr attr = {0, 0, kLandlockScopeAbstractUnixSocket};
+  int ruleset = static_cast<int>(
+      syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0));
+  if (ruleset < 0) Fail(c, "landlock_create_ruleset");
+  if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) {
+    Fail(c, "landlock_restrict_self");
+  }
+  syscall(SYS_close, ruleset);
+}
+
 // The engine's death must end the task: ask for SIGIO when the report
 // pipe's last reader closes (O_ASYNC on the write end; the flag and the
 // owner survive the exec of init, which takes the signal).
@@ -678,6 +702,7 @@ KILN_SANDBOX_CHILD int SandboxSetupMain(void* arg) {
   syscall(SYS_umask, 022);
   if (syscall(SYS_setsid) < 0) Fail(c, "setsid");
   DropPrivileges(c);
+  if (c.plan->scope_abstract_sockets) ScopeAbstractSockets(c);
   syscall(SYS_execveat, kInitBinaryFd, "", c.plan->init_argv.data(),
           c.plan->envp.data(), AT_EMPTY_PATH);
   Fail(c, "exec", kInitBinaryName);

@@ -116,6 +116,9 @@ struct SandboxPlan {
   uint32_t gid = 0;
   std::vector<gid_t> groups;
   bool new_network = true;
+  // The task shares the executor's empty network namespace: its abstract
+  // unix sockets are scoped to it with Landlock (set by the executor).
+  bool scope_abstract_sockets = false;
   unsigned long last_capability = 40;
   // rlimit fallback (0 = none).
   uint64_t rlimit_as = 0;

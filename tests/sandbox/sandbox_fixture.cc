@@ -46,6 +46,7 @@ void SandboxFixture::SetUpExecutor(LocalSandboxOptions::Cgroups cgroups,
     options.hidden_paths.push_back(std::move(path));
   }
   options.cgroups = cgroups;
+  options.network_namespaces = network_namespaces_;
   options.default_kill_grace = absl::Milliseconds(500);
   absl::StatusOr<std::unique_ptr<LocalSandboxExecutor>> executor =
       LocalSandboxExecutor::Create(options);

@@ -46,6 +46,9 @@ class SandboxFixture : public ::testing::Test {
   std::string tmp_;        // per-test scratch dir (not in the workspace)
   std::string workspace_;  // realpath
   std::unique_ptr<LocalSandboxExecutor> executor_;
+  // Read by SetUpExecutor().
+  LocalSandboxOptions::NetworkNamespaces network_namespaces_ =
+      LocalSandboxOptions::NetworkNamespaces::kPerTask;
 };
 
 }  // namespace sandbox_test
