@@ -412,7 +412,9 @@ TEST_F(EngineTest, ALoadedPipelineIsValidatedOnceAndSubmitChecksCapabilities) {
 
   // Runnable here: submitted without a second full validation.
   pipeline::LoadedPipeline host = pipeline::LoadPipelineText(
-      absl::StrReplaceAll(yaml, {{"'golang:1.22'", "host"}}), "dir/p.yaml");
+      absl::StrReplaceAll(
+          yaml, {{"'golang:1.22'", "host"}, {"go, test", "make, test"}}),
+      "dir/p.yaml");
   ASSERT_TRUE(host.ok()) << pipeline::JoinDiagnostics(host.errors);
   req.pipeline = host.pipeline;
   req.source_map = host.source_map;

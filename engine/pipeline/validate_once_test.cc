@@ -24,7 +24,7 @@ constexpr char kYaml[] =
     "    run: {image: 'golang:1.22', command: [go]}\n"
     "  - {name: ship, needs: [a], deploy: {environment: e, manifests: m}}\n"
     "environments:\n"
-    "  - {name: e, namespace: n}\n";
+    "  - {name: e, kind: permanent, namespace: n}\n";
 
 std::vector<std::string> Strings(const std::vector<Diagnostic>& d) {
   std::vector<std::string> out;
