@@ -60,7 +60,10 @@ class EngineImpl : public Engine {
     pipeline::ExecCapabilities caps = executors.Capabilities();
     caps.cluster =
         kinds::ClusterCheck(options_.kubeconfig_paths, options_.kube_context);
-    auto diags = pipeline::ValidatePipeline(request.pipeline, map, caps);
+    // The loader's validation, if it covers this pipeline, leaves only the
+    // checks that depend on the executors: the same diagnostics either way.
+    auto diags = pipeline::ValidateWithCapabilities(request.pipeline, map, caps,
+                                                    request.validation.get());
     if (diags.empty()) {
       diags = executors.Check(request.pipeline, map);
     }

@@ -42,7 +42,8 @@
 namespace kiln {
 
 namespace pipeline {
-class SourceMap;  // engine/pipeline/diagnostic.h
+class SourceMap;   // engine/pipeline/diagnostic.h
+class Validation;  // engine/pipeline/validate.h
 }  // namespace pipeline
 
 struct EngineOptions {
@@ -124,6 +125,11 @@ struct RunRequest {
   // (pipeline::LoadedPipeline::source_map), or null: Submit's diagnostics
   // then say FILE:LINE:COL instead of a field path.
   std::shared_ptr<const pipeline::SourceMap> source_map;
+  // The loader's proof that `pipeline` passed every check that does not
+  // depend on the executors (pipeline::LoadedPipeline::validation), or
+  // null. When it covers `pipeline` (same content), Submit runs only the
+  // checks that depend on its executors' capabilities; otherwise all.
+  std::shared_ptr<const pipeline::Validation> validation;
 };
 
 using EventCallback = std::function<void(const v1::RunEvent&)>;

@@ -27,7 +27,9 @@
 #include "engine/cas/digest.h"
 #include "engine/engine_test_fixture.h"
 #include "engine/pipeline/condition.h"
+#include "engine/pipeline/loader.h"
 #include "engine/pipeline/plan.h"
+#include "engine/pipeline/validate.h"
 #include "engine/store/action_cache.h"
 #include "engine/store/run_store.h"
 #include "executors/fake/fake_executor.h"
@@ -360,6 +362,68 @@ TEST_F(EngineTest, UnsupportedTasksAreRefusedUnlessThePipelineSkipsThem) {
   EXPECT_EQ(Task(run, "image").state(), v1::TASK_SKIPPED);
   EXPECT_THAT(Task(run, "image").reason(),
               ::testing::HasSubstr("deploy.overlay is not implemented yet"));
+}
+
+// A loaded pipeline is validated in full once, by the loader; Submit then
+// runs only the checks that depend on its executors, and still refuses
+// what they cannot run, at FILE:LINE:COL. A pipeline changed after the
+// load is validated in full again.
+TEST_F(EngineTest, ALoadedPipelineIsValidatedOnceAndSubmitChecksCapabilities) {
+  const std::string yaml =
+      "name: demo\n"
+      "tasks:\n"
+      "  - name: build\n"
+      "    run: {command: [make, build]}\n"
+      "  - name: go\n"
+      "    needs: [build]\n"
+      "    run: {image: 'golang:1.22', command: [go, test]}\n";
+  pipeline::LoadedPipeline loaded =
+      pipeline::LoadPipelineText(yaml, "dir/p.yaml");
+  ASSERT_TRUE(loaded.ok()) << pipeline::JoinDiagnostics(loaded.errors);
+  ASSERT_NE(loaded.validation, nullptr);
+  RunRequest req;
+  req.pipeline = loaded.pipeline;
+  req.source_map = loaded.source_map;
+  req.validation = loaded.validation;
+  req.source_dir = source_;
+  const int64_t full = pipeline::FullValidationsForTesting();
+  auto refused = engine_->Submit(req);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(pipeline::FullValidationsForTesting(), full);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  // The fake executor runs no images.
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::StartsWith("dir/p.yaml:7:18: task 'go': run.image "
+                                    "'golang:1.22' cannot run here"));
+  EXPECT_EQ(Executed(), 0u);
+
+  // Changed after the load: not covered, every check runs again.
+  req.pipeline.mutable_tasks(1)->mutable_run()->set_image("host");
+  req.pipeline.mutable_tasks(1)->add_needs("nope");
+  auto invalid = engine_->Submit(req);
+  ASSERT_FALSE(invalid.ok());
+  EXPECT_EQ(pipeline::FullValidationsForTesting(), full + 1);
+  EXPECT_THAT(std::string(invalid.status().message()),
+              ::testing::HasSubstr("dir/p.yaml:6:12: task 'go' needs "
+                                   "unknown task 'nope'"));
+  EXPECT_EQ(Executed(), 0u);
+
+  // Runnable here: submitted without a second full validation.
+  pipeline::LoadedPipeline host = pipeline::LoadPipelineText(
+      absl::StrReplaceAll(
+          yaml, {{"'golang:1.22'", "host"}, {"go, test", "make, test"}}),
+      "dir/p.yaml");
+  ASSERT_TRUE(host.ok()) << pipeline::JoinDiagnostics(host.errors);
+  req.pipeline = host.pipeline;
+  req.source_map = host.source_map;
+  req.validation = host.validation;
+  const int64_t full_before_run = pipeline::FullValidationsForTesting();
+  auto handle = engine_->Submit(req);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  EXPECT_EQ(pipeline::FullValidationsForTesting(), full_before_run);
+  v1::Run run = (*handle)->Wait();
+  EXPECT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
+  EXPECT_EQ(Executed(), 2u);
 }
 
 // A deploy whose cluster cannot be found (no kubeconfig) is refused before

@@ -31,6 +31,7 @@ class LocalClient : public Client {
     RunRequest request;
     request.pipeline = std::move(loaded.pipeline);
     request.source_map = loaded.source_map;
+    request.validation = loaded.validation;
     request.source_dir = spec.source.dir;
     request.trigger = spec.trigger;
     request.idempotency_key = spec.idempotency_key;

@@ -81,14 +81,51 @@ ProgressView::ProgressView(Mode mode, FILE* out) : mode_(mode), out_(out) {
   }
   if (out_ == nullptr) out_ = mode_ == Mode::kJson ? stdout : stderr;
   if (mode_ == Mode::kLive) ticker_ = std::thread([this] { Ticker(); });
+  if (mode_ == Mode::kJson) {
+    json_writer_ = std::thread([this] { JsonWriter(); });
+  }
 }
 
-ProgressView::~ProgressView() {
+ProgressView::~ProgressView() { StopThreads(); }
+
+void ProgressView::StopThreads() {
   {
     MutexLock lock(&mu_);
     stop_ = true;
   }
   if (ticker_.joinable()) ticker_.join();
+  if (json_writer_.joinable()) json_writer_.join();
+}
+
+void ProgressView::JsonWriter() {
+  mu_.Lock();
+  while (true) {
+    mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return !json_pending_.empty() || stop_;
+    });
+    if (json_pending_.empty()) break;  // and stop_
+    if (!stop_) {
+      // The rest of the batch the first line came with.
+      mu_.AwaitWithDeadline(
+          [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stop_; },
+          absl::Now() + kJsonCoalesce);
+    }
+    std::string chunk;
+    chunk.swap(json_pending_);
+    // Written without mu_ (OnEvent keeps appending), under out_mu_ taken
+    // before mu_ is released: the chunks keep their order.
+    out_mu_.Lock();
+    mu_.Unlock();
+    WriteJson(chunk);
+    out_mu_.Unlock();
+    mu_.Lock();
+  }
+  mu_.Unlock();
+}
+
+void ProgressView::WriteJson(const std::string& chunk) {
+  std::fwrite(chunk.data(), 1, chunk.size(), out_);
+  std::fflush(out_);
 }
 
 void ProgressView::Ticker() {
@@ -162,8 +199,13 @@ void ProgressView::OnEvent(const v1::RunEvent& e) {
     google::protobuf::util::JsonPrintOptions opts;
     opts.preserve_proto_field_names = true;
     if (google::protobuf::util::MessageToJsonString(e, &json, opts).ok()) {
-      std::fprintf(out_, "%s\n", json.c_str());
-      std::fflush(out_);
+      absl::StrAppend(&json_pending_, json, "\n");
+    }
+    if (stop_) {  // after Finish: the writer may be gone; write it now
+      std::string chunk;
+      chunk.swap(json_pending_);
+      MutexLock out(&out_mu_);
+      WriteJson(chunk);
     }
     return;
   }
@@ -238,11 +280,7 @@ std::string NotificationLine(const v1::NotificationSent& sent) {
 }
 
 void ProgressView::Finish(const v1::Run& run) {
-  {
-    MutexLock lock(&mu_);
-    stop_ = true;
-  }
-  if (ticker_.joinable()) ticker_.join();
+  StopThreads();  // the JSON writer writes every line left first
   MutexLock lock(&mu_);
   if (mode_ == Mode::kJson) return;
   if (mode_ == Mode::kLive) Clear();

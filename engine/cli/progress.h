@@ -3,6 +3,13 @@
 // tail of a failing task's log), plain lines otherwise (not a terminal, or
 // NO_COLOR / TERM=dumb), or one JSON event per line.
 //
+// JSON lines are written by one writer thread, a batch at a time: the lines
+// of the events that arrive within kJsonCoalesce of the first unwritten one
+// (one event batch of the run: the engine delivers a batch at once) go out
+// in one write and are flushed, so a reader of the stream still sees each
+// batch as it happens, and not one write(2) per line. Finish() and the
+// destructor write what is left.
+//
 // Thread-safety: OnEvent may be called from any thread; calls are
 // serialized internally.
 #ifndef KILN_ENGINE_CLI_PROGRESS_H_
@@ -23,6 +30,10 @@ namespace kiln::cli {
 
 class ProgressView {
  public:
+  // How long the JSON writer waits, after the first unwritten line, for the
+  // rest of its batch.
+  static constexpr absl::Duration kJsonCoalesce = absl::Milliseconds(2);
+
   enum class Mode { kAuto, kLive, kPlain, kJson };
   // Writes to `out` (stderr for live/plain by default; JSON to stdout).
   explicit ProgressView(Mode mode, FILE* out = nullptr);
@@ -42,6 +53,11 @@ class ProgressView {
   void Redraw() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Clear() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Ticker();
+  // kJson: writes the pending lines, a batch at a time, until stop_.
+  void JsonWriter();
+  void StopThreads();
+  void WriteJson(const std::string& chunk)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(out_mu_);
 
   Mode mode_;
   FILE* out_;
@@ -51,7 +67,12 @@ class ProgressView {
   std::map<std::string, TaskView> tasks_ ABSL_GUARDED_BY(mu_);
   int drawn_lines_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::string json_pending_ ABSL_GUARDED_BY(mu_);  // lines not yet written
   std::thread ticker_;
+  std::thread json_writer_;
+  // Held while JSON goes to out_; taken under mu_ (never the reverse), so
+  // chunks are written in the order they left json_pending_.
+  Mutex out_mu_ ABSL_ACQUIRED_AFTER(mu_);
 };
 
 // "succeeded", "failed", ... for messages.

@@ -213,6 +213,7 @@ int RunVerb(const std::vector<std::string>& argv) {
     request.pipeline = std::move(loaded.pipeline);
     request.source_dir = loaded.base_dir;
     request.source_map = loaded.source_map;
+    request.validation = loaded.validation;
     request.trigger = *trigger;
     request.keep_going = args.Has("keep-going");
     if (!ApproveInAdvance(args.GetAll("approve"), &request)) return kExitUsage;

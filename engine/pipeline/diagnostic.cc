@@ -31,14 +31,39 @@ absl::Status DiagnosticsToStatus(const std::vector<Diagnostic>& diagnostics) {
   return absl::InvalidArgumentError(text);
 }
 
-void SourceMap::Record(const std::string& path, int line, int column) {
-  marks_.emplace(path, std::make_pair(line, column));
+void SourceMap::Record(absl::string_view path, int line, int column) {
+  {
+    MutexLock lock(&index_mu_);
+    if (indexed_) {
+      index_.clear();
+      indexed_ = false;
+    }
+  }
+  marks_.push_back(
+      Mark{paths_.size(), static_cast<uint32_t>(path.size()), line, column});
+  paths_.append(path.data(), path.size());
+}
+
+bool SourceMap::indexed() const {
+  MutexLock lock(&index_mu_);
+  return indexed_;
 }
 
 bool SourceMap::Lookup(absl::string_view path, int* line, int* column) const {
+  MutexLock lock(&index_mu_);
+  if (!indexed_) {
+    index_.reserve(marks_.size());
+    const absl::string_view all(paths_);
+    for (const Mark& m : marks_) {
+      // emplace keeps the first position of a path recorded twice.
+      index_.emplace(all.substr(m.offset, m.size),
+                     std::make_pair(m.line, m.column));
+    }
+    indexed_ = true;
+  }
   while (true) {
-    auto it = marks_.find(path);
-    if (it != marks_.end()) {
+    auto it = index_.find(path);
+    if (it != index_.end()) {
       *line = it->second.first;
       *column = it->second.second;
       return true;

@@ -5,15 +5,20 @@
 // pipeline came from a file, by FILE:LINE:COL. The loader records the
 // position of every YAML node it converts under its field path in a
 // SourceMap; later checks (validation, substitution) look their path up.
+// Recording is an append to two flat arrays; the lookup table is built on
+// the first Lookup (a valid pipeline is never looked up: no diagnostic).
 #ifndef KILN_ENGINE_PIPELINE_DIAGNOSTIC_H_
 #define KILN_ENGINE_PIPELINE_DIAGNOSTIC_H_
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "base/mutex.h"
 
 namespace kiln::pipeline {
 
@@ -35,24 +40,44 @@ std::string JoinDiagnostics(const std::vector<Diagnostic>& diagnostics);
 // InvalidArgument carrying every diagnostic (OK when empty).
 absl::Status DiagnosticsToStatus(const std::vector<Diagnostic>& diagnostics);
 
-// Field path -> source position. Not thread-safe for writes; const use is.
+// Field path -> source position. Record is not thread-safe (the loader
+// fills the map, then shares it const); const use (Lookup) is.
 class SourceMap {
  public:
   explicit SourceMap(std::string file = "") : file_(std::move(file)) {}
+  SourceMap(const SourceMap&) = delete;
+  SourceMap& operator=(const SourceMap&) = delete;
 
   const std::string& file() const { return file_; }
-  void Record(const std::string& path, int line, int column);
+  // The first position recorded for a path is the one Lookup returns.
+  void Record(absl::string_view path, int line, int column);
 
   // Position of `path`, or of its nearest recorded ancestor path
   // ("tasks[1].run.command[0]" falls back to "tasks[1].run", "tasks[1]").
   // Returns false if none is recorded.
   bool Lookup(absl::string_view path, int* line, int* column) const;
 
+  // Recorded positions (a path recorded twice counts twice).
   size_t size() const { return marks_.size(); }
+  // Whether the lookup table is built (for tests of the laziness).
+  bool indexed() const;
 
  private:
+  struct Mark {
+    size_t offset;  // of the path in paths_
+    uint32_t size;
+    int line;
+    int column;
+  };
   std::string file_;
-  absl::flat_hash_map<std::string, std::pair<int, int>> marks_;
+  std::string paths_;  // every recorded path, back to back
+  std::vector<Mark> marks_;
+  // Built from marks_ on the first Lookup; keys point into paths_ (Record
+  // after a Lookup drops it: paths_ may move).
+  mutable Mutex index_mu_;
+  mutable bool indexed_ ABSL_GUARDED_BY(index_mu_) = false;
+  mutable absl::flat_hash_map<absl::string_view, std::pair<int, int>> index_
+      ABSL_GUARDED_BY(index_mu_);
 };
 
 // A diagnostic at `path`, positioned through `map` when it is non-null.

@@ -85,7 +85,8 @@ LoadedPipeline LoadPipelineText(absl::string_view text,
   if (out.errors.empty() && options.validate) {
     ExecCapabilities caps;
     caps.images = options.images_supported;
-    out.errors = ValidatePipeline(out.pipeline, map.get(), caps);
+    out.errors =
+        ValidatePipeline(out.pipeline, map.get(), caps, &out.validation);
   }
   return out;
 }
@@ -107,6 +108,7 @@ LoadedPipeline LoadPipelineFile(const std::string& path,
   if (out.ok() && options.validate) {
     CheckFactoryRefs(out.pipeline, out.base_dir, out.source_map.get(),
                      &out.errors);
+    if (!out.ok()) out.validation.reset();
   }
   return out;
 }

@@ -29,6 +29,7 @@
 
 #include "absl/strings/string_view.h"
 #include "engine/pipeline/diagnostic.h"
+#include "engine/pipeline/validate.h"
 #include "kiln/v1/pipeline.pb.h"
 
 namespace kiln::pipeline {
@@ -72,6 +73,10 @@ struct LoadedPipeline {
                          // implicit `source` artifact is this directory
   std::shared_ptr<const SourceMap> source_map;  // never null after a load
   std::vector<Diagnostic> errors;               // empty: success
+  // Set when the load validated the pipeline (LoadOptions::validate) and
+  // found nothing: hand it to Engine::Submit (RunRequest::validation) with
+  // the pipeline, and Submit runs only the capability-dependent checks.
+  std::shared_ptr<const Validation> validation;
   bool ok() const { return errors.empty(); }
 };
 

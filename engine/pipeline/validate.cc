@@ -2,6 +2,7 @@
 #include "engine/pipeline/validate.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -9,8 +10,16 @@
 #include "engine/pipeline/params.h"
 #include "engine/pipeline/suggest.h"
 #include "engine/pipeline/validator.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
 namespace kiln::pipeline {
+namespace {
+std::atomic<int64_t> full_validations{0};
+}  // namespace
+
+int64_t FullValidationsForTesting() { return full_validations.load(); }
+
 namespace internal {
 namespace {
 
@@ -98,13 +107,18 @@ void Validator::CheckParams() {
   }
 }
 
-void Validator::IndexTasks() {
+void Validator::ListTasks() {
+  tasks_.reserve(p_.tasks_size() + p_.finally_size());
   for (int i = 0; i < p_.tasks_size(); ++i) {
     tasks_.push_back({&p_.tasks(i), Index("tasks", i), false});
   }
   for (int i = 0; i < p_.finally_size(); ++i) {
     tasks_.push_back({&p_.finally(i), Index("finally", i), true});
   }
+}
+
+void Validator::IndexTasks() {
+  ListTasks();
   for (int t = 0; t < static_cast<int>(tasks_.size()); ++t) {
     const std::string& name = tasks_[t].task->name();
     if (name.empty()) {
@@ -304,6 +318,7 @@ bool Validator::IsAncestor(int ancestor, int of) const {
 }
 
 std::vector<Diagnostic> Validator::Run() {
+  full_validations.fetch_add(1, std::memory_order_relaxed);
   CheckPipeline();
   CheckParams();
   CheckNotify();
@@ -327,6 +342,20 @@ std::vector<Diagnostic> Validator::Run() {
     CheckReferences(t);
     if (tasks_[t].task->has_approval()) CheckApproval(t);
   }
+  return Sorted();
+}
+
+std::vector<Diagnostic> Validator::RunCapabilityChecks() {
+  ListTasks();
+  for (int t = 0; t < static_cast<int>(tasks_.size()); ++t) {
+    // CheckKind's call, for a task whose kind passed its checks.
+    if (const KindSpec* kind = KindOf(*tasks_[t].task))
+      CheckSupported(*kind, t);
+  }
+  return Sorted();
+}
+
+std::vector<Diagnostic> Validator::Sorted() {
   if (map_ != nullptr) {
     std::stable_sort(out_.begin(), out_.end(),
                      [](const Diagnostic& a, const Diagnostic& b) {
@@ -348,6 +377,52 @@ std::vector<Diagnostic> ValidatePipeline(const v1::Pipeline& pipeline,
                                          const SourceMap* source_map,
                                          const ExecCapabilities& caps) {
   return internal::Validator(pipeline, source_map, caps).Run();
+}
+
+namespace {
+
+// The bytes a Validation is bound to: deterministic (map fields in key
+// order), so equal pipelines give equal bytes.
+std::string ContentOf(const v1::Pipeline& pipeline) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    out.SetSerializationDeterministic(true);
+    pipeline.SerializeToCodedStream(&out);
+  }
+  return bytes;
+}
+
+}  // namespace
+
+bool Validation::Covers(const v1::Pipeline& pipeline) const {
+  return ContentOf(pipeline) == bytes_;
+}
+
+std::vector<Diagnostic> ValidatePipeline(
+    const v1::Pipeline& pipeline, const SourceMap* source_map,
+    const ExecCapabilities& caps,
+    std::shared_ptr<const Validation>* validation) {
+  std::vector<Diagnostic> found =
+      internal::Validator(pipeline, source_map, caps).Run();
+  validation->reset();
+  if (found.empty()) {
+    *validation =
+        std::shared_ptr<const Validation>(new Validation(ContentOf(pipeline)));
+  }
+  return found;
+}
+
+std::vector<Diagnostic> ValidateWithCapabilities(const v1::Pipeline& pipeline,
+                                                 const SourceMap* source_map,
+                                                 const ExecCapabilities& caps,
+                                                 const Validation* prior) {
+  internal::Validator validator(pipeline, source_map, caps);
+  if (prior != nullptr && prior->Covers(pipeline)) {
+    return validator.RunCapabilityChecks();
+  }
+  return validator.Run();
 }
 
 const char* KindName(const v1::Task& task) {

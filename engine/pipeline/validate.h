@@ -22,6 +22,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/pipeline/diagnostic.h"
@@ -51,6 +53,47 @@ std::vector<Diagnostic> ValidatePipeline(const v1::Pipeline& pipeline,
 std::vector<Diagnostic> ValidatePipeline(const v1::Pipeline& pipeline,
                                          const SourceMap* source_map,
                                          const ExecCapabilities& caps);
+
+// Proof that a validation found nothing wrong with one pipeline, for a
+// later caller that knows more (Engine::Submit knows its executors'
+// capabilities): it then runs only the checks that depend on them
+// (ValidateWithCapabilities) instead of every check again. Made only by
+// the ValidatePipeline overload below; bound to the pipeline's content (its
+// deterministic serialization), so a changed pipeline is not covered.
+class Validation {
+ public:
+  // Whether `pipeline` is, field for field, the pipeline validated.
+  bool Covers(const v1::Pipeline& pipeline) const;
+
+ private:
+  friend std::vector<Diagnostic> ValidatePipeline(
+      const v1::Pipeline& pipeline, const SourceMap* source_map,
+      const ExecCapabilities& caps,
+      std::shared_ptr<const Validation>* validation);
+  explicit Validation(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string bytes_;
+};
+
+// As above; when nothing is found, *validation (not null) is set to the
+// proof for `pipeline` (otherwise reset).
+std::vector<Diagnostic> ValidatePipeline(
+    const v1::Pipeline& pipeline, const SourceMap* source_map,
+    const ExecCapabilities& caps,
+    std::shared_ptr<const Validation>* validation);
+
+// What ValidatePipeline(pipeline, source_map, caps) reports, the same
+// diagnostics in the same order. With `prior` covering `pipeline`, every
+// check but those depending on `caps` (whether this kiln can execute each
+// task: ExecCapabilities) passed already: only those run. Without (null, or
+// made for another pipeline): every check runs.
+std::vector<Diagnostic> ValidateWithCapabilities(const v1::Pipeline& pipeline,
+                                                 const SourceMap* source_map,
+                                                 const ExecCapabilities& caps,
+                                                 const Validation* prior);
+
+// Validations that ran every check, made in this process (a test hook:
+// a loaded pipeline is validated in full once).
+int64_t FullValidationsForTesting();
 
 // The name of the artifact a task produces by its kind (containerize and
 // render: `artifact` or the task's name; stash: its artifact), or "".

@@ -27,8 +27,14 @@ class Validator {
             const ExecCapabilities& caps)
       : p_(p), map_(map), caps_(caps) {}
   std::vector<Diagnostic> Run();
+  // Only the checks that depend on caps_ (CheckSupported), for a pipeline
+  // every other check passed: the diagnostics Run() would return then.
+  std::vector<Diagnostic> RunCapabilityChecks();
 
   // validate.cc
+  void ListTasks();  // fills tasks_
+  // Diagnostics by position (with a source map), as returned.
+  std::vector<Diagnostic> Sorted();
   void Error(const std::string& path, std::string message);
   void CheckPipeline();
   void CheckParams();
