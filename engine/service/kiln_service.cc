@@ -318,6 +318,7 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
       }
       run.pipeline = std::move(loaded.pipeline);
       run.source_map = loaded.source_map;
+      run.validation = loaded.validation;
     }
   }
   // Any early return below leaves no git export behind.
@@ -340,6 +341,7 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
       }
       run.pipeline = std::move(loaded.pipeline);
       run.source_map = loaded.source_map;
+      run.validation = loaded.validation;
       break;
     }
     case v1::SubmitRunRequest::kMessage:

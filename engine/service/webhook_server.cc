@@ -339,6 +339,7 @@ void WebhookServer::Handle(const httplib::Request& req,
   }
   run.pipeline = std::move(loaded.pipeline);
   run.source_map = loaded.source_map;
+  run.validation = loaded.validation;
   run.source_dir = git->dir;
   run.idempotency_key =
       absl::StrCat("webhook:", provider_name, ":", event->delivery);
