@@ -596,32 +596,17 @@ absl::Status ArtifactStore::VerifiedUnstash(
         extract) const {
   absl::StatusOr<Digest> archive = ArchiveOf(tree);
   if (!archive.ok()) return archive.status();
-  // The extracted tree is checked against `tree` (every file's content is
-  // hashed as it is written) before it is moved into place: that alone
-  // decides whether the output is the artifact, whatever the blob holds.
-  // The artifact is named by its tree, not by its archive.
-  //
-  // The blob's own hash is checked only when this unstash is to establish
-  // that `archive` holds `tree` (no by-archive record says so yet: a claim
-  // from a remote, an older store); then a pass records it. When the record
-  // exists (this store stashed it, or verified it before), the blob hash is
-  // redundant with the tree check (it costs ~0.6 s of CPU per GB):
-  //  - a blob damaged so that it extracts to another tree, or not at all,
-  //    fails the tree check; it is then re-hashed (Verify) and quarantined;
-  //  - a blob damaged without changing the tree (bytes the tar reader
-  //    ignores, e.g. padding or the end-of-archive blocks) still yields the
-  //    exact artifact, so the unstash is right. Such a blob is never served
-  //    under its name to anyone else: every other read of a blob
-  //    (ContentStore::OpenBlob/Get, the blob service, AdoptArchive) hashes
-  //    it and quarantines it on mismatch;
-  //  - a blob that grew or shrank (trailing bytes, truncation) fails the
-  //    size check of the unhashed read, and is quarantined.
-  // Tested by ArtifactStoreTest.Unstash*Corrupt* (artifact_store_test.cc).
-  absl::StatusOr<std::string> record = ReadSmallFile(ReversePath(*archive));
-  const bool known =
-      record.ok() && absl::StripSuffix(*record, "\n") == tree.ToString();
+  // The blob is hashed as it is read (on the decompression thread) and the
+  // extracted tree is checked against `tree` (every file hashed, on a
+  // worker, as it is written): a blob that fails either is never moved into
+  // place. The tree check alone would decide whether the output is the
+  // artifact, but not whether the blob is sound: damage in bytes the tar
+  // reader ignores (padding, end-of-archive blocks, unused header fields)
+  // extracts to the same tree, and such a blob must still be caught and
+  // quarantined (ArtifactStoreTest.CorruptArchiveIsNeverExtracted), so the
+  // blob hash stays; it runs on the decompression thread, overlapped.
   absl::StatusOr<std::unique_ptr<BlobReader>> reader =
-      known ? blobs_->OpenBlobUnhashed(*archive) : blobs_->OpenBlob(*archive);
+      blobs_->OpenBlob(*archive);
   if (!reader.ok()) return reader.status();
   auto source = std::make_unique<BlobSource>(std::move(*reader));
   BlobSource* blob_source = source.get();
@@ -640,8 +625,7 @@ absl::Status ArtifactStore::VerifiedUnstash(
   bool wrong_tree = false;
   auto checked = [&verify, &wrong_tree](const std::vector<TreeEntry>& e) {
     absl::Status s = verify(e);
-    // Drained (the blob's size, and hash if checked, held) but another
-    // tree: a wrong index entry, or (unhashed) a damaged blob.
+    // Drained (the blob's hash held) but another tree: a wrong index entry.
     if (absl::IsDataLoss(s) &&
         absl::StartsWith(s.message(), "archive extracts to tree")) {
       wrong_tree = true;
@@ -655,16 +639,6 @@ absl::Status ArtifactStore::VerifiedUnstash(
     return absl::OkStatus();
   }
   absl::Status st = entries.status();
-  if (wrong_tree && known) {
-    // The blob was not hashed: damage looks like a wrong tree.
-    absl::Status blob_status = blobs_->Verify(*archive);
-    if (absl::IsDataLoss(blob_status)) {
-      return absl::DataLossError(
-          absl::StrCat("artifact ", tree.ToString(), ": its archive blob ",
-                       archive->ToString(), " is corrupt and was quarantined (",
-                       st.message(), ")"));
-    }
-  }
   if (wrong_tree) {
     // The blob is sound; the index entry names another tree's archive.
     // Drop it so the artifact reads as absent (and is produced again)

@@ -135,19 +135,9 @@ class FileBlobReader : public BlobReader {
     absl::StatusOr<size_t> n = ReadFull(fd_, buf, size, digest_.ToString());
     if (!n.ok()) return n.status();
     if (verify_) hasher_.Update(buf, *n);
-    read_ += static_cast<int64_t>(*n);
     if (*n > 0 || size == 0) return *n;
     done_ = true;
-    if (!verify_) {
-      if (digest_.size() == Digest::kUnknownSize || read_ == digest_.size()) {
-        return size_t{0};
-      }
-      struct stat st;
-      if (fstat(fd_, &st) == 0) QuarantineIfSameInode(st.st_ino);
-      return final_ = absl::DataLossError(absl::StrCat(
-                 "blob ", digest_.ToString(), " is corrupt (", read_,
-                 " bytes, not ", digest_.size(), "); quarantined"));
-    }
+    if (!verify_) return size_t{0};
     Digest got = hasher_.Finish();
     if (got != digest_) {
       struct stat st;
@@ -175,7 +165,6 @@ class FileBlobReader : public BlobReader {
   int fd_;
   int64_t size_;
   bool verify_;
-  int64_t read_ = 0;
   bool done_ = false;
   absl::Status final_;
   Sha256 hasher_;
@@ -278,11 +267,6 @@ absl::StatusOr<std::unique_ptr<BlobReader>> ContentStore::OpenInternal(
 absl::StatusOr<std::unique_ptr<BlobReader>> ContentStore::OpenBlob(
     const Digest& digest) const {
   return OpenInternal(digest, /*verify=*/true);
-}
-
-absl::StatusOr<std::unique_ptr<BlobReader>> ContentStore::OpenBlobUnhashed(
-    const Digest& digest) const {
-  return OpenInternal(digest, /*verify=*/false);
 }
 
 absl::StatusOr<std::string> ContentStore::Get(const Digest& digest) const {

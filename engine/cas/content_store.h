@@ -75,13 +75,6 @@ class ContentStore {
   // Streaming read, verified at the end (see BlobReader).
   absl::StatusOr<std::unique_ptr<BlobReader>> OpenBlob(
       const Digest& digest) const;
-  // Streaming read WITHOUT the hash check, for a caller that verifies the
-  // content by other means (the artifact store's unstash checks the tree it
-  // extracts against the artifact's digest). Only the size is checked: the
-  // final Read() returns DataLoss (and quarantines the blob) if the bytes
-  // read differ from digest.size() when that is known.
-  absl::StatusOr<std::unique_ptr<BlobReader>> OpenBlobUnhashed(
-      const Digest& digest) const;
 
   // Existence (one stat; does not hash). If digest.size() is known, a blob
   // of another size counts as absent.

@@ -1,8 +1,7 @@
-// Unstash reads an archive blob whose pairing with the artifact is already
-// recorded without hashing the blob (the extracted tree is checked
-// instead; see ArtifactStore::VerifiedUnstash). These tests make sure no
-// damaged or swapped blob passes either way: with the record (unhashed
-// read) and without it (a claim, hashed read).
+// No damaged or swapped archive blob passes unstash (files are hashed on a
+// worker thread, the blob on the decompression thread, and the tree is
+// checked; see ArtifactStore::VerifiedUnstash), whether the archive's tree
+// is on record (a local stash) or only claimed (as from a remote).
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
