@@ -16,8 +16,7 @@
 namespace kiln::cas {
 namespace {
 
-// Large reads: fewer syscalls and pipe hand-offs per byte of a big file.
-constexpr size_t kReadChunk = 4 << 20;
+constexpr size_t kReadChunk = 1 << 20;
 
 // Reads one file into the archive, hashing it; fails if the file is not the
 // one the walk saw, or changes while being read.
