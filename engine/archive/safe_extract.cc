@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "engine/archive/hash_worker.h"
 #include "engine/archive/prefetch_source.h"
 #include "engine/archive/zstd_stream.h"
 #include "engine/cas/beneath.h"
@@ -96,6 +97,9 @@ class Extractor {
 
   absl::Status Entry(struct archive_entry* e, std::vector<TreeEntry>* out,
                      const std::function<void(const TreeEntry&)>& hook);
+  // Waits for the file hashes (computed on a worker while the next files
+  // are read and written) and sets each file entry's digest.
+  absl::Status SetDigests(std::vector<TreeEntry>* out);
 
  private:
   struct OpenDir {
@@ -111,8 +115,8 @@ class Extractor {
   absl::StatusOr<int> OpenParent(const std::vector<std::string>& parts,
                                  std::vector<TreeEntry>* out);
   absl::Status WriteFile(int dir_fd, const std::string& name,
-                         const std::string& path, int64_t size, bool executable,
-                         TreeEntry* entry);
+                         const std::string& path, int64_t size,
+                         bool executable);
 
   struct archive* a_;
   const ExtractLimits& limits_;
@@ -120,6 +124,8 @@ class Extractor {
   absl::flat_hash_map<std::string, Seen> seen_;
   int64_t entries_ = 0;
   int64_t bytes_ = 0;
+  HashWorker hasher_;
+  std::vector<size_t> file_slots_;  // index in `out` of each hashed file
 };
 
 absl::StatusOr<int> Extractor::OpenParent(const std::vector<std::string>& parts,
@@ -168,11 +174,14 @@ absl::StatusOr<int> Extractor::OpenParent(const std::vector<std::string>& parts,
 
 absl::Status Extractor::WriteFile(int dir_fd, const std::string& name,
                                   const std::string& path, int64_t size,
-                                  bool executable, TreeEntry* entry) {
+                                  bool executable) {
   int fd = openat(dir_fd, name.c_str(),
                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", path));
-  cas::Sha256 hasher;
+  // The content is hashed on the worker, from a copy of what is written
+  // here (the bytes of the stream, not of the file: nothing written below
+  // the private directory is read back).
+  hasher_.Begin();
   int64_t written = 0;
   absl::Status st;
   while (st.ok()) {
@@ -200,7 +209,7 @@ absl::Status Extractor::WriteFile(int dir_fd, const std::string& name,
       break;
     }
     absl::string_view data(static_cast<const char*>(buf), len);
-    hasher.Update(data);
+    hasher_.Update(data);
     st = cas::WriteAll(fd, data, path);
   }
   if (st.ok() && written != size) {
@@ -211,8 +220,20 @@ absl::Status Extractor::WriteFile(int dir_fd, const std::string& name,
     st = ErrnoStatus(errno, absl::StrCat("chmod ", path));
   }
   close(fd);
-  if (!st.ok()) return st;
-  entry->digest = hasher.Finish();
+  hasher_.End();
+  return st;
+}
+
+absl::Status Extractor::SetDigests(std::vector<TreeEntry>* out) {
+  std::vector<cas::Digest> digests = hasher_.Finish();
+  if (digests.size() != file_slots_.size()) {
+    return absl::InternalError(absl::StrCat("hashed ", digests.size(),
+                                            " files of ", file_slots_.size(),
+                                            " extracted"));
+  }
+  for (size_t i = 0; i < digests.size(); ++i) {
+    (*out)[file_slots_[i]].digest = digests[i];
+  }
   return absl::OkStatus();
 }
 
@@ -312,9 +333,9 @@ absl::Status Extractor::Entry(
                          " bytes (at ", path, ")"));
       }
       entry.executable = (archive_entry_mode(e) & 0100) != 0;
-      absl::Status st =
-          WriteFile(*dir_fd, name, path, size, entry.executable, &entry);
+      absl::Status st = WriteFile(*dir_fd, name, path, size, entry.executable);
       if (!st.ok()) return st;
+      file_slots_.push_back(out->size());
       break;
     }
   }
@@ -407,6 +428,7 @@ absl::StatusOr<std::vector<TreeEntry>> ExtractTarAt(
       }
       st = extractor.Entry(entry, &out, after_entry);
     }
+    if (st.ok()) st = extractor.SetDigests(&out);
   }
   if (!ctx.status.ok()) st = ctx.status;  // the precise cause
   archive_read_free(a);

@@ -52,7 +52,8 @@ struct ExtractOptions {
   // Decompress on a second thread, overlapping with writing the files.
   bool prefetch = true;
   // Test hook: called after each entry is created, with the private output
-  // directory's path (used to swap in symlinks deterministically).
+  // directory's path (used to swap in symlinks deterministically). A file
+  // entry's digest is not set yet (files are hashed on a worker thread).
   std::function<void(const std::string& private_dir, const cas::TreeEntry&)>
       after_entry_for_testing;
 };

@@ -597,8 +597,14 @@ absl::Status ArtifactStore::VerifiedUnstash(
   absl::StatusOr<Digest> archive = ArchiveOf(tree);
   if (!archive.ok()) return archive.status();
   // The blob is hashed as it is read (on the decompression thread) and the
-  // extracted tree is checked against `tree`: a blob that fails either is
-  // never moved into place.
+  // extracted tree is checked against `tree` (every file hashed, on a
+  // worker, as it is written): a blob that fails either is never moved into
+  // place. The tree check alone would decide whether the output is the
+  // artifact, but not whether the blob is sound: damage in bytes the tar
+  // reader ignores (padding, end-of-archive blocks, unused header fields)
+  // extracts to the same tree, and such a blob must still be caught and
+  // quarantined (ArtifactStoreTest.CorruptArchiveIsNeverExtracted), so the
+  // blob hash stays; it runs on the decompression thread, overlapped.
   absl::StatusOr<std::unique_ptr<BlobReader>> reader =
       blobs_->OpenBlob(*archive);
   if (!reader.ok()) return reader.status();
