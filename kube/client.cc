@@ -737,4 +737,17 @@ absl::Status Client::StreamLog(
   return absl::OkStatus();
 }
 
+bool AppliedBy(const nlohmann::json& metadata,
+               const std::string& field_manager) {
+  auto fields = metadata.find("managedFields");
+  if (fields == metadata.end() || !fields->is_array()) return false;
+  for (const nlohmann::json& e : *fields) {
+    if (e.is_object() && e.value("manager", "") == field_manager &&
+        e.value("operation", "") == "Apply") {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace kiln::kube

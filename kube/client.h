@@ -122,6 +122,11 @@ struct PatchOptions {
   bool force = false;
 };
 
+// Whether `field_manager` set fields of the object whose `metadata` this is
+// with server-side apply (a managedFields entry with operation Apply).
+bool AppliedBy(const nlohmann::json& metadata,
+               const std::string& field_manager);
+
 // Server-side apply: the manager owns the fields it sends; `force` takes
 // over fields other managers own instead of failing with a conflict.
 struct ApplyOptions {

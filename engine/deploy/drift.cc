@@ -46,26 +46,14 @@ std::string MissingEntry(const json& want, const json& have, const char* what) {
   return "";
 }
 
-bool AppliedByKiln(const json& meta) {
-  if (!meta.contains("managedFields") || !meta["managedFields"].is_array()) {
-    return false;
-  }
-  for (const json& e : meta["managedFields"]) {
-    if (e.is_object() && e.value("manager", "") == kFieldManager &&
-        e.value("operation", "") == "Apply") {
-      return true;
-    }
-  }
-  return false;
-}
-
 // An object kiln applied in the namespace that the recorded deployment does
 // not hold: the deploy would prune it.
 bool WouldBePruned(const json& meta) {
   bool owned = meta.contains("ownerReferences") &&
                meta["ownerReferences"].is_array() &&
                !meta["ownerReferences"].empty();
-  return !owned && !meta.contains("deletionTimestamp") && AppliedByKiln(meta) &&
+  return !owned && !meta.contains("deletionTimestamp") &&
+         kube::AppliedBy(meta, kFieldManager) &&
          Sub(meta, "labels").value(kManagedByLabel, "") == "kiln";
 }
 

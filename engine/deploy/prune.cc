@@ -36,20 +36,6 @@ const json& Meta(const json& obj) {
              : empty;
 }
 
-// Fields of the object kiln set with server-side apply.
-bool AppliedByKiln(const json& meta) {
-  if (!meta.contains("managedFields") || !meta["managedFields"].is_array()) {
-    return false;
-  }
-  for (const json& e : meta["managedFields"]) {
-    if (e.is_object() && e.value("manager", "") == kFieldManager &&
-        e.value("operation", "") == "Apply") {
-      return true;
-    }
-  }
-  return false;
-}
-
 bool OwnedByAnother(const json& meta) {
   return meta.contains("ownerReferences") &&
          meta["ownerReferences"].is_array() && !meta["ownerReferences"].empty();
@@ -135,7 +121,7 @@ absl::StatusOr<std::vector<AppliedObject>> Prune(
       if (name.empty() ||
           meta.value("namespace", "") != target.namespace_name ||
           meta.contains("deletionTimestamp") || OwnedByAnother(meta) ||
-          !AppliedByKiln(meta)) {
+          !kube::AppliedBy(meta, kFieldManager)) {
         continue;
       }
       AppliedObject o;

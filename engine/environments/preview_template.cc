@@ -52,21 +52,6 @@ absl::StatusOr<std::string> FactoryFile(const std::string& dir,
   return *file;
 }
 
-// Whether kiln's field manager set fields of the object with server-side
-// apply (the template's objects are applied so).
-bool AppliedByKiln(const json& meta) {
-  if (!meta.contains("managedFields") || !meta["managedFields"].is_array()) {
-    return false;
-  }
-  for (const json& e : meta["managedFields"]) {
-    if (e.is_object() && e.value("manager", "") == kPreviewFieldManager &&
-        e.value("operation", "") == "Apply") {
-      return true;
-    }
-  }
-  return false;
-}
-
 // Deletes the objects of factory `factory` in preview namespace `ns` (by
 // its labels, kiln-managed only) that the template no longer declares:
 // a quota, role or secret dropped from `previews` leaves the previews that
@@ -105,7 +90,7 @@ absl::StatusOr<int> PruneDropped(
           meta.contains("deletionTimestamp") ||
           (meta.contains("labels") && meta["labels"].is_object() &&
            meta["labels"].contains(kEnvironmentLabel)) ||
-          !AppliedByKiln(meta)) {
+          !kube::AppliedBy(meta, kPreviewFieldManager)) {
         continue;
       }
       absl::Status s = client.Delete(factory::ObjectPath(*kind, ns, name));

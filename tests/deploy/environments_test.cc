@@ -74,6 +74,10 @@ spec:
 
 class EnvironmentDeployTest : public deploy_testing::DeployFixture {
  protected:
+  // The factory file (kFactory) and a pipeline whose preview environment
+  // names it.
+  void WritePreviewWithFactory();
+
   void SetUp() override {
     DeployFixture::SetUp();
     if (HasFatalFailure()) return;
@@ -179,7 +183,7 @@ factories:
         - {name: deployer, role: deploy, service_accounts: [cicd/deployer, app]}
 )";
 
-TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
+void EnvironmentDeployTest::WritePreviewWithFactory() {
   Write("src/infra/shop.factory.yaml", kFactory);
   Write("src/pipeline.yaml",
         absl::StrReplaceAll(kPipeline,
@@ -187,6 +191,10 @@ TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
                              {"    ttl: 2h\n",
                               "    ttl: 2h\n"
                               "    factory: infra/shop.factory.yaml#shop\n"}}));
+}
+
+TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
+  WritePreviewWithFactory();
   KilnResult r = Kiln("pr-7");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("factory shop: 7 object(s) of the previews "
@@ -257,13 +265,7 @@ TEST_F(EnvironmentDeployTest, PreviewGetsTheFactoryTemplate) {
 // got it at their next deploy; the template's other objects, a deploy's
 // objects and an object someone labelled like the factory's by hand stay.
 TEST_F(EnvironmentDeployTest, ObjectsDroppedFromThePreviewTemplateArePruned) {
-  Write("src/infra/shop.factory.yaml", kFactory);
-  Write("src/pipeline.yaml",
-        absl::StrReplaceAll(kPipeline,
-                            {{"ENV", "preview"},
-                             {"    ttl: 2h\n",
-                              "    ttl: 2h\n"
-                              "    factory: infra/shop.factory.yaml#shop\n"}}));
+  WritePreviewWithFactory();
   KilnResult r = Kiln("pr-8");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const std::string ns = "shop-pr-8";
