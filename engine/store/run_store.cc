@@ -218,7 +218,17 @@ void RunStore::MarkOwnerGone(v1::Run* run) {
     return;
   }
   absl::StatusOr<bool> leased = RunLease::IsLeased(store_dir_, run->id());
-  run->set_owner_gone(leased.ok() && !*leased);
+  if (!leased.ok() || *leased) return;
+  // Nobody holds the lease: the owner died, or it finished the run between
+  // our read and the probe (an owner records the final state before it
+  // gives up the lease). A second read tells them apart.
+  absl::StatusOr<v1::Run> again = GetRunRecord(run->id());
+  if (again.ok() && again->state() != v1::RUN_QUEUED &&
+      again->state() != v1::RUN_RUNNING) {
+    *run = *std::move(again);
+    return;
+  }
+  run->set_owner_gone(true);
 }
 
 absl::StatusOr<v1::Run> RunStore::GetRun(absl::string_view run_id) {

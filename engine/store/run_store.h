@@ -298,7 +298,8 @@ class RunStore {
                                          absl::string_view page_token)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Sets owner_gone for an unfinished run whose lease nobody holds
-  // (run_lease.h). Called without mu_: the probe takes file locks.
+  // (run_lease.h); a run that finished since it was read is replaced by
+  // its final record. Called without mu_: the probe takes file locks.
   void MarkOwnerGone(v1::Run* run) ABSL_LOCKS_EXCLUDED(mu_);
   // The bodies of SetTaskOutputs and ReserveAttempt, inside the caller's
   // transaction.

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -12,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/store/run_id.h"
+#include "engine/store/run_lease.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -392,6 +394,40 @@ TEST_F(RunStoreTest, UnfinishedRunsAreQueuedOrRunning) {
   auto unfinished = store_->UnfinishedRuns();
   ASSERT_TRUE(unfinished.ok());
   EXPECT_THAT(*unfinished, ElementsAre(queued, running));
+}
+
+// An owner records the final state, then gives up the lease. A reader
+// that read the run unfinished just before and probes the lease just
+// after must not call the run's owner gone: the run finished.
+TEST_F(RunStoreTest, ARunFinishingWhileItIsReadIsNeverOwnerGone) {
+  for (int i = 0; i < 200; ++i) {
+    std::string id = NewRun();
+    auto lease = RunLease::Acquire(dir_, id);
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    ASSERT_TRUE(store_->AppendEvents(id, {RunState(v1::RUN_RUNNING)}).ok());
+    std::atomic<bool> started{false};
+    std::string wrong;
+    std::thread reader([&] {
+      while (true) {
+        absl::StatusOr<v1::Run> run = store_->GetRun(id);
+        started = true;
+        if (!run.ok()) {
+          wrong = run.status().ToString();
+          return;
+        }
+        if (run->owner_gone()) {
+          wrong = absl::StrCat("owner gone in state ", run->state());
+          return;
+        }
+        if (run->state() == v1::RUN_SUCCEEDED) return;
+      }
+    });
+    while (!started) std::this_thread::yield();
+    ASSERT_TRUE(store_->AppendEvents(id, {RunState(v1::RUN_SUCCEEDED)}).ok());
+    (*lease)->ReleaseFinished();
+    reader.join();
+    ASSERT_EQ(wrong, "") << "iteration " << i;
+  }
 }
 
 TEST_F(RunStoreTest, TaskOutputsReplaceEarlierOnes) {
