@@ -465,6 +465,47 @@ TEST_F(EngineTest, ADeployWithoutAClusterIsRefusedBeforeAnythingRuns) {
               ::testing::HasSubstr("deploy has no cluster"));
 }
 
+// A deploy whose context is a ${...} is checked once resolved: a cluster
+// missing then fails the task (the pipeline did not opt to skip), and the
+// run fails with it; under `unsupported: skip` it is skipped.
+TEST_F(EngineTest, ADeployWhoseClusterIsMissingAtRunTimeFailsUnlessSkipped) {
+  const std::string kubeconfig = TempDir("nokube_rt") + "/missing-kubeconfig";
+  auto engine = MakeEngine(
+      TempDir("store_nocluster_rt"), executor_,
+      [&](EngineOptions& options) { options.kubeconfig_paths = {kubeconfig}; });
+  ASSERT_NE(engine, nullptr);
+  v1::Pipeline p = BuildTestPipeline();
+  auto* param = p.add_params();
+  param->set_name("cluster");
+  param->set_default_("prod-cluster");
+  v1::Task* deploy = p.add_tasks();
+  deploy->set_name("deploy");
+  deploy->add_needs("build");
+  deploy->mutable_deploy()->set_environment("stage");
+  deploy->mutable_deploy()->set_manifests("app");
+  deploy->mutable_deploy()->set_context("${params.cluster}");
+  RunRequest req;
+  req.pipeline = p;
+  req.source_dir = source_;
+  auto handle = engine->Submit(req);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  v1::Run run = (*handle)->Wait();
+  EXPECT_EQ(run.state(), v1::RUN_FAILED);
+  EXPECT_EQ(Task(run, "deploy").state(), v1::TASK_FAILED);
+  EXPECT_THAT(Task(run, "deploy").reason(),
+              ::testing::HasSubstr("deploy has no cluster"));
+
+  p.mutable_options()->set_unsupported(v1::SKIP);
+  req.pipeline = p;
+  handle = engine->Submit(req);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  run = (*handle)->Wait();
+  EXPECT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
+  EXPECT_EQ(Task(run, "deploy").state(), v1::TASK_SKIPPED);
+  EXPECT_THAT(Task(run, "deploy").reason(),
+              ::testing::HasSubstr("deploy has no cluster"));
+}
+
 TEST_F(EngineTest, RenderTaskRendersAnOverlayAsAnArtifact) {
   WriteFile(source_ + "/deploy/kustomization.yaml",
             "resources: [deployment.yaml]\n");

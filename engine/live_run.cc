@@ -355,6 +355,7 @@ absl::StatusOr<TaskRunnerContext> LiveRun::RunnerContext() {
   ctx.capabilities = ctx.executors.Capabilities();
   ctx.capabilities.cluster =
       kinds::ClusterCheck(options.kubeconfig_paths, options.kube_context);
+  ctx.skip_unsupported = pipeline().options().unsupported() == v1::SKIP;
   ctx.artifacts = deps_.artifacts;
   ctx.action_cache = deps_.cache;
   ctx.run_store = deps_.runs;

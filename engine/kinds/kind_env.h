@@ -40,9 +40,12 @@ struct TaskRunnerContext {
   bool keep_workspaces = false;
   // An attempt's stored log file cap, unless the task sets max_log_bytes.
   int64_t max_log_file_bytes = 8 << 20;
-  // What the executor can do (a task needing more is skipped with the
-  // reason; validation refused it unless the pipeline opted to skip).
+  // What the executor can do. A task needing more fails with the reason,
+  // or is skipped with it when the pipeline set `options.unsupported:
+  // skip` (skip_unsupported). Validation refused every such task it could
+  // see; what reaches run time is what only resolving ${...} revealed.
   pipeline::ExecCapabilities capabilities;
+  bool skip_unsupported = false;
 
   // The default executor (kept for callers that set only it).
   Executor* executor = nullptr;

@@ -51,7 +51,9 @@ AttemptOutcome EngineTaskRunner::RunAttempt(
   const kinds::Kind* kind = kinds::Find(task);
   if (kind == nullptr) return Failed("task has no kind");
   if (auto refusal = kind->Unsupported(resolved, ctx.capabilities)) {
-    return Outcome(v1::TASK_SKIPPED, refusal->reason);
+    if (ctx.skip_unsupported) return Outcome(v1::TASK_SKIPPED, refusal->reason);
+    return Failed(absl::StrCat(refusal->reason,
+                               " (set options.unsupported: skip to skip it)"));
   }
   kinds::KindCall call{resolved, key_view, attempt, finished, cancel, &env_};
   return RecordOutputs(task, kind->Execute(call));

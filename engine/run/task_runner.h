@@ -1,9 +1,10 @@
 // EngineTaskRunner: what running one attempt of a task means inside the
 // engine: substitute ${...} (and a key view with secrets as HMACs), find
 // the task's kind in the registry (engine/kinds/kinds.h), skip it with the
-// reason if this kiln cannot execute it (validation refused it unless the
-// pipeline set `options.unsupported: skip`), execute it, and record its
-// outputs with the run — a failed record fails the task.
+// reason if this kiln cannot execute it and the pipeline set
+// `options.unsupported: skip`, fail it otherwise (validation refused every
+// such task it could see before ${...} was resolved), execute it, and record
+// its outputs with the run — a failed record fails the task.
 #ifndef KILN_ENGINE_RUN_TASK_RUNNER_H_
 #define KILN_ENGINE_RUN_TASK_RUNNER_H_
 

@@ -136,6 +136,8 @@ TEST_F(TaskRunnerTest, AFailedOutputRecordFailsTheTaskWithItsCode) {
   EXPECT_THAT(o.reason, HasSubstr("recording the task's outputs with the run"));
 }
 
+// Under `options.unsupported: skip`; without it, what only run time shows
+// unsupported fails (validation refused the rest before anything ran).
 TEST_F(TaskRunnerTest, UnsupportedTasksAreSkippedWithTheReason) {
   v1::Task* image = pipeline_.add_tasks();
   image->set_name("image");
@@ -149,7 +151,9 @@ TEST_F(TaskRunnerTest, UnsupportedTasksAreSkippedWithTheReason) {
   go->set_name("go");
   go->mutable_run()->set_image("golang:1.22");
   go->mutable_run()->add_command("go");
-  EngineTaskRunner runner(Context(/*create_run=*/true));
+  TaskRunnerContext ctx = Context(/*create_run=*/true);
+  ctx.skip_unsupported = true;
+  EngineTaskRunner runner(ctx);
   AttemptOutcome o = Run(&runner, *image);
   // Pushing is supported; without a registry client it fails the task.
   EXPECT_EQ(o.state, v1::TASK_FAILED);
@@ -161,6 +165,13 @@ TEST_F(TaskRunnerTest, UnsupportedTasksAreSkippedWithTheReason) {
   EXPECT_EQ(o.state, v1::TASK_SKIPPED);
   EXPECT_THAT(o.reason, HasSubstr("run.image 'golang:1.22' cannot run here"));
   // Nothing reached the executor: the image never silently ran on the host.
+  EXPECT_TRUE(executor_.requests().empty());
+
+  EngineTaskRunner failing(Context(/*create_run=*/true));
+  o = Run(&failing, *go);
+  EXPECT_EQ(o.state, v1::TASK_FAILED);
+  EXPECT_THAT(o.reason, HasSubstr("run.image 'golang:1.22' cannot run here"));
+  EXPECT_THAT(o.reason, HasSubstr("set options.unsupported: skip"));
   EXPECT_TRUE(executor_.requests().empty());
 }
 
