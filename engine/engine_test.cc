@@ -345,15 +345,15 @@ TEST_F(EngineTest, UnsupportedTasksAreRefusedUnlessThePipelineSkipsThem) {
   v1::Task* image = p.add_tasks();
   image->set_name("image");
   image->add_needs("test");
-  image->mutable_deploy()->set_environment("stage");
-  image->mutable_deploy()->set_overlay("deploy");
+  image->mutable_run()->set_image("golang:1.22");
+  image->mutable_run()->add_command("go");
   RunRequest req;
   req.pipeline = p;
   auto refused = engine_->Submit(req);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(refused.status().message()),
-              ::testing::HasSubstr("deploy.overlay is not implemented"));
+              ::testing::HasSubstr("run.image 'golang:1.22' cannot run here"));
   EXPECT_EQ(Executed(), 0u);
 
   p.mutable_options()->set_unsupported(v1::SKIP);
@@ -361,7 +361,7 @@ TEST_F(EngineTest, UnsupportedTasksAreRefusedUnlessThePipelineSkipsThem) {
   EXPECT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
   EXPECT_EQ(Task(run, "image").state(), v1::TASK_SKIPPED);
   EXPECT_THAT(Task(run, "image").reason(),
-              ::testing::HasSubstr("deploy.overlay is not implemented yet"));
+              ::testing::HasSubstr("run.image 'golang:1.22' cannot run here"));
 }
 
 // A loaded pipeline is validated in full once, by the loader; Submit then

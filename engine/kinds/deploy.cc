@@ -1,6 +1,7 @@
-// The `deploy` kind: a render task's manifests server-side-applied to an
-// environment's namespace (engine/deploy, docs/deploy.md), optionally
-// waiting for the rollouts. Never served from the action cache: a deploy
+// The `deploy` kind: a render task's manifests (or a kustomization in the
+// source, `overlay:`, rendered here) server-side-applied to an environment's
+// namespace (engine/deploy, docs/deploy.md), optionally waiting for the
+// rollouts. Never served from the action cache: a deploy
 // changes a cluster whose state kiln does not own; it is skipped only when
 // the live objects still match the latest deployment (engine/deploy/drift.h).
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "engine/kinds/kind.h"
 #include "engine/kinds/kinds.h"
 #include "engine/kinds/outcome.h"
+#include "engine/kinds/render_tree.h"
 #include "engine/kinds/run_log.h"
 #include "engine/kinds/workspace.h"
 #include "kube/kubeconfig.h"
@@ -36,9 +38,6 @@ using pipeline::FieldUse;
 using pipeline::internal::Decoder;
 using pipeline::internal::Fields;
 
-constexpr char kOverlayNotImplemented[] =
-    "deploy.overlay is not implemented yet: render the overlay with a render "
-    "task and deploy its output with `manifests:`";
 constexpr absl::Duration kDefaultWaitTimeout = absl::Minutes(5);
 constexpr absl::Duration kMaxWaitTimeout = absl::Hours(6);
 
@@ -127,6 +126,8 @@ class DeployKind : public Kind {
     pipeline::KindFacts facts;
     if (!task.deploy().manifests().empty()) {
       facts.consumed.push_back({task.deploy().manifests(), "deploy.manifests"});
+    } else if (!task.deploy().overlay().empty()) {
+      facts.consumed.push_back({"source", "deploy.overlay"});
     }
     facts.memoizable = false;
     const v1::DeploySpec& d = task.deploy();
@@ -148,9 +149,6 @@ class DeployKind : public Kind {
   absl::optional<pipeline::Refusal> Unsupported(
       const v1::Task& task,
       const pipeline::ExecCapabilities& caps) const override {
-    if (!task.deploy().overlay().empty()) {
-      return pipeline::Refusal{"deploy", kOverlayNotImplemented};
-    }
     // A context still holding ${...} is checked once resolved, at run time.
     const std::string& context = task.deploy().context();
     if (caps.cluster && !absl::StrContains(context, "${")) {
@@ -178,6 +176,17 @@ class DeployKind : public Kind {
   }
 
  private:
+  static absl::StatusOr<std::string> ManifestsDigest(const KindCall& call) {
+    const v1::DeploySpec& spec = call.task.deploy();
+    if (spec.overlay().empty()) {
+      return call.env->ArtifactDigest(spec.manifests(), call.finished);
+    }
+    absl::StatusOr<std::string> source =
+        call.env->ArtifactDigest("source", call.finished);
+    if (!source.ok()) return source.status();
+    return RenderInArtifact(call, *source, spec.overlay(), {});
+  }
+
   AttemptOutcome Deploy(const KindCall& call, const deploy::LogFn& say) const {
     const v1::DeploySpec& spec = call.task.deploy();
     const TaskRunnerContext& ctx = call.env->ctx();
@@ -188,9 +197,10 @@ class DeployKind : public Kind {
     target.wait = spec.wait();
     target.timeout = WaitTimeout(spec);
 
-    // The manifests, read beneath a fresh scratch directory.
-    auto digest_text =
-        call.env->ArtifactDigest(spec.manifests(), call.finished);
+    // The manifests: a render task's artifact, or the overlay rendered here
+    // into an artifact of its own (recorded with the deployment, so that a
+    // rollback re-applies exactly it). Read beneath a fresh scratch directory.
+    absl::StatusOr<std::string> digest_text = ManifestsDigest(call);
     if (!digest_text.ok()) return Failed(digest_text.status(), "deploy: ");
     auto digest = cas::Digest::Parse(*digest_text);
     if (!digest.ok()) return Failed(digest.status(), "deploy: ");
@@ -210,10 +220,12 @@ class DeployKind : public Kind {
     absl::Status promoted =
         PromoteManifests(spec, ctx, call.finished, &manifests, say);
     if (!promoted.ok()) return Failed(promoted, "deploy: ");
-    say(absl::StrCat("deploying ", manifests.size(), " objects of ",
-                     spec.manifests(), " (", *digest_text, ") to environment ",
-                     target.environment, ", namespace ",
-                     target.namespace_name));
+    say(absl::StrCat(
+        "deploying ", manifests.size(), " objects of ",
+        spec.manifests().empty() ? absl::StrCat("overlay ", spec.overlay())
+                                 : spec.manifests(),
+        " (", *digest_text, ") to environment ", target.environment,
+        ", namespace ", target.namespace_name));
 
     // The cluster: the environment's (or task's) context, else the run's.
     kube::LoadOptions load;

@@ -15,6 +15,7 @@
 #include "engine/kinds/kinds.h"
 #include "engine/kinds/memoizer.h"
 #include "engine/kinds/outcome.h"
+#include "engine/kinds/render_tree.h"
 #include "engine/kinds/workspace.h"
 
 namespace kiln::kinds {
@@ -205,54 +206,72 @@ void RenderKind::ForEachString(v1::Task* task, const std::string& path,
 AttemptOutcome RenderKind::RenderIn(const KindCall& call, const TaskKey& key,
                                     const std::string& digest_text) const {
   const v1::RenderSpec& spec = call.task.render();
-  const TaskRunnerContext& ctx = call.env->ctx();
-  ScopedWorkDir work(call.env, call.task, call.attempt, /*keep=*/false);
-  absl::Status s = work.Create();
-  if (!s.ok()) return Failed(s, "render: ", true);
-  const std::string& dir = work.path();
-  auto digest = cas::Digest::Parse(digest_text);
-  if (!digest.ok()) return Failed(digest.status());
-  std::string src = dir + "/in";
-  s = ctx.artifacts->UnstashAt(*digest, work.fd(), "in", dir, false);
-  if (!s.ok()) return Failed(s, "unstash: ");
-  // The renderer reads files by path: a symlink in the artifact must not
-  // lead it out of the tree (e.g. a generator file -> a host secret).
-  s = CheckLinksStayInside(work.fd(), "in");
-  if (!s.ok()) return Failed(s, "render: ");
-  std::string path = spec.kustomization().path();
-  if (path.find("..") != std::string::npos || absl::StartsWith(path, "/")) {
-    return Failed("render: kustomization path must stay inside the artifact");
+  absl::StatusOr<std::string> manifests = RenderInArtifact(
+      call, digest_text, spec.kustomization().path(), Overrides(spec));
+  if (!manifests.ok()) {
+    return Failed(manifests.status(), "",
+                  absl::IsUnavailable(manifests.status()));
   }
-  auto rendered = render::RenderKustomization((fs::path(src) / path).string(),
-                                              Overrides(spec));
-  if (!rendered.ok()) {
-    std::string msg(rendered.status().message());
-    // Paths inside the temporary directory mean nothing to the user.
-    msg = absl::StrReplaceAll(msg, {{src + "/", ""}});
-    AttemptOutcome o = Failed(absl::StrCat("render: ", msg));
-    o.code = rendered.status().code();
-    return o;
-  }
-  std::string outdir = dir + "/out";
-  absl::StatusOr<cas::UniqueFd> out = cas::MakeDirAt(work.fd(), "out");
-  if (!out.ok()) return Failed(out.status(), "render: ");
-  {
-    std::ofstream f(outdir + "/manifests.yaml", std::ios::binary);
-    f << *rendered;
-    if (!f) return Failed("render: cannot write the rendered manifests");
-  }
-  auto stashed = ctx.artifacts->Stash(outdir);
-  if (!stashed.ok()) return Failed(stashed.status(), "render: ");
   AttemptOutcome o = Outcome(v1::TASK_SUCCEEDED, "");
   o.cache_key = key.key;
   std::string name =
       spec.artifact().empty() ? call.task.name() : spec.artifact();
-  o.outputs[name] = stashed->tree.ToString();
-  o.results["digest"] = stashed->tree.ToString();
+  o.outputs[name] = *manifests;
+  o.results["digest"] = *manifests;
   return o;
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> RenderInArtifact(
+    const KindCall& call, const std::string& digest_text,
+    const std::string& path, const render::RenderOverrides& overrides) {
+  const TaskRunnerContext& ctx = call.env->ctx();
+  auto prefixed = [](absl::string_view prefix, const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat(prefix, s.message()));
+  };
+  ScopedWorkDir work(call.env, call.task, call.attempt, /*keep=*/false);
+  absl::Status s = work.Create();
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrCat("render: ", s.message()));
+  }
+  const std::string& dir = work.path();
+  auto digest = cas::Digest::Parse(digest_text);
+  if (!digest.ok()) return digest.status();
+  std::string src = dir + "/in";
+  s = ctx.artifacts->UnstashAt(*digest, work.fd(), "in", dir, false);
+  if (!s.ok()) return prefixed("unstash: ", s);
+  // The renderer reads files by path: a symlink in the artifact must not
+  // lead it out of the tree (e.g. a generator file -> a host secret).
+  s = CheckLinksStayInside(work.fd(), "in");
+  if (!s.ok()) return prefixed("render: ", s);
+  if (path.find("..") != std::string::npos || absl::StartsWith(path, "/")) {
+    return absl::InvalidArgumentError(
+        "render: kustomization path must stay inside the artifact");
+  }
+  auto rendered =
+      render::RenderKustomization((fs::path(src) / path).string(), overrides);
+  if (!rendered.ok()) {
+    std::string msg(rendered.status().message());
+    // Paths inside the temporary directory mean nothing to the user.
+    msg = absl::StrReplaceAll(msg, {{src + "/", ""}});
+    return absl::Status(rendered.status().code(),
+                        absl::StrCat("render: ", msg));
+  }
+  std::string outdir = dir + "/out";
+  absl::StatusOr<cas::UniqueFd> out = cas::MakeDirAt(work.fd(), "out");
+  if (!out.ok()) return prefixed("render: ", out.status());
+  {
+    std::ofstream f(outdir + "/manifests.yaml", std::ios::binary);
+    f << *rendered;
+    if (!f) {
+      return absl::InternalError("render: cannot write the rendered manifests");
+    }
+  }
+  auto stashed = ctx.artifacts->Stash(outdir);
+  if (!stashed.ok()) return prefixed("render: ", stashed.status());
+  return stashed->tree.ToString();
+}
 
 const Kind& Render() {
   static const auto* kind = new RenderKind();

@@ -312,19 +312,19 @@ TEST(ValidateTest, RefusesUnsupportedKindsAndImages) {
       "  - {name: img, containerize: {base: scratch, push: r/x}}\n"
       "  - {name: ship, deploy: {environment: e, overlay: o}}\n"
       "  - {name: go, run: {image: 'golang:1.22', command: [go]}}\n"
+      "  - {name: gone, run: {image: 'golang:1.23', command: [go]}}\n"
       "  - {name: host, run: {image: host, command: [make]}}\n";
   std::vector<Diagnostic> d = Check(yaml);
-  // containerize (push included) is supported now.
+  // containerize (push included) and deploy.overlay are supported now.
   ASSERT_EQ(d.size(), 2u) << JoinDiagnostics(d);
-  EXPECT_EQ(d[0].ToString(),
-            "v.yaml:4:26: task 'ship': deploy.overlay is not implemented "
-            "yet: render the overlay with a render task and deploy its output "
-            "with `manifests:` (set options.unsupported: skip to skip them)");
-  EXPECT_THAT(d[1].ToString(),
+  EXPECT_THAT(d[0].ToString(),
               HasSubstr("v.yaml:5:29: task 'go': run.image 'golang:1.22' "
                         "cannot run here"));
-  EXPECT_THAT(d[1].ToString(),
+  EXPECT_THAT(d[0].ToString(),
               HasSubstr("set options.unsupported: skip to skip them"));
+  EXPECT_THAT(d[1].ToString(),
+              HasSubstr("v.yaml:6:31: task 'gone': run.image 'golang:1.23' "
+                        "cannot run here"));
 
   // Opting in skips them instead (at run time, with the reason).
   EXPECT_TRUE(Check(yaml + "options: {unsupported: skip}\n").empty());

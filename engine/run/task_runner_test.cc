@@ -147,12 +147,16 @@ TEST_F(TaskRunnerTest, UnsupportedTasksAreSkippedWithTheReason) {
   deploy->set_name("deploy");
   deploy->mutable_deploy()->set_environment("e");
   deploy->mutable_deploy()->set_overlay("o");
+  deploy->mutable_deploy()->set_context("prod");
   v1::Task* go = pipeline_.add_tasks();
   go->set_name("go");
   go->mutable_run()->set_image("golang:1.22");
   go->mutable_run()->add_command("go");
   TaskRunnerContext ctx = Context(/*create_run=*/true);
   ctx.skip_unsupported = true;
+  ctx.capabilities.cluster = [](const std::string& context) {
+    return absl::NotFoundError("no context " + context);
+  };
   EngineTaskRunner runner(ctx);
   AttemptOutcome o = Run(&runner, *image);
   // Pushing is supported; without a registry client it fails the task.
@@ -160,7 +164,7 @@ TEST_F(TaskRunnerTest, UnsupportedTasksAreSkippedWithTheReason) {
   EXPECT_THAT(o.reason, HasSubstr("no registry client is configured"));
   o = Run(&runner, *deploy);
   EXPECT_EQ(o.state, v1::TASK_SKIPPED);
-  EXPECT_THAT(o.reason, HasSubstr("deploy.overlay is not implemented yet"));
+  EXPECT_THAT(o.reason, HasSubstr("deploy has no cluster: no context"));
   o = Run(&runner, *go);
   EXPECT_EQ(o.state, v1::TASK_SKIPPED);
   EXPECT_THAT(o.reason, HasSubstr("run.image 'golang:1.22' cannot run here"));

@@ -162,6 +162,52 @@ TEST_F(DeployTest, AppliesLabelledObjectsThenUpdatesThem) {
   EXPECT_EQ(web["status"]["observedGeneration"], 2);
 }
 
+// deploy.overlay: the kustomization in the source is rendered by the deploy
+// itself, into an artifact recorded with the deployment: applied, compared
+// by the drift check like a render task's manifests, refused when missing.
+TEST_F(DeployTest, AnOverlayInTheSourceIsRenderedAndApplied) {
+  const std::string pipeline = R"(name: shop
+tasks:
+  - name: deploy
+    deploy:
+      environment: shop-preview
+      kind: preview
+      overlay: k8s
+      namespace: shop
+      wait: true
+)";
+  Write("src/pipeline.yaml", pipeline);
+  KilnResult r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("deploying 3 objects of overlay k8s (sha256:"));
+  EXPECT_THAT(r.out, HasSubstr("Deployment/web is ready"));
+  json web = Get("deployment", "web");
+  EXPECT_THAT(Managers(web), Contains("kiln/Apply"));
+  EXPECT_EQ(web["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1");
+  EXPECT_EQ(web["metadata"]["labels"]["kiln.dev/environment"], "shop-preview");
+
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("3 objects match, not re-applied"));
+
+  App("nginx:2", 2);
+  r = Kiln();
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("applying: the manifests changed"));
+  EXPECT_EQ(Get("deployment",
+                "web")["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:2");
+
+  // A kustomization that is not there fails the task, naming it.
+  Write("src/pipeline.yaml",
+        absl::StrReplaceAll(pipeline, {{"overlay: k8s", "overlay: k9s"}}));
+  r = Kiln();
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("deploy: render: "));
+  EXPECT_THAT(r.out, HasSubstr("k9s"));
+}
+
 TEST_F(DeployTest, ConflictWithAnotherManagerFailsUnlessForced) {
   KilnResult r = Kiln();
   ASSERT_EQ(r.exit_code, 0) << r.out;
