@@ -71,7 +71,8 @@ start_server() {
   SERVER_PID=$!
   ADDR=""
   for _ in $(seq 1 300); do
-    ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out")"
+    # (the server may not have created its output file yet)
+    ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out" 2>/dev/null || true)"
     [[ -n "${ADDR}" ]] && return 0
     kill -0 "${SERVER_PID}" 2>/dev/null ||
       { cat "${WORK}/serve.err"; fail "serve exited"; }

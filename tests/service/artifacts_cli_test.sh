@@ -122,7 +122,8 @@ chmod 600 "${WORK}/client-token"
 SERVER_PID=$!
 ADDR=""
 for _ in $(seq 1 300); do
-  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out")"
+  # (the server may not have created its output file yet)
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out" 2>/dev/null || true)"
   [[ -n "${ADDR}" ]] && break
   kill -0 "${SERVER_PID}" 2>/dev/null || { cat "${WORK}/serve.err"; fail "serve exited"; }
   sleep 0.1

@@ -64,7 +64,8 @@ echo "ok: world-readable TLS key refused"
 SERVER_PID=$!
 ADDR=""
 for _ in $(seq 1 300); do
-  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out")"
+  # (the server may not have created its output file yet)
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out" 2>/dev/null || true)"
   [[ -n "${ADDR}" ]] && break
   if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
     echo "kiln serve exited:" >&2
@@ -102,7 +103,8 @@ SERVER_PID=""
 SERVER_PID=$!
 ADDR=""
 for _ in $(seq 1 300); do
-  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve2.out")"
+  # (the server may not have created its output file yet)
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve2.out" 2>/dev/null || true)"
   [[ -n "${ADDR}" ]] && break
   if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
     echo "kiln serve exited:" >&2
@@ -136,7 +138,8 @@ SERVER_PID=""
 SERVER_PID=$!
 ADDR=""
 for _ in $(seq 1 300); do
-  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve3.out")"
+  # (the server may not have created its output file yet)
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve3.out" 2>/dev/null || true)"
   [[ -n "${ADDR}" ]] && break
   if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
     echo "kiln serve exited:" >&2
@@ -163,7 +166,8 @@ SERVER_PID=""
 SERVER_PID=$!
 ADDR=""
 for _ in $(seq 1 300); do
-  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve4.out")"
+  # (the server may not have created its output file yet)
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve4.out" 2>/dev/null || true)"
   [[ -n "${ADDR}" ]] && break
   if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
     echo "kiln serve exited:" >&2
@@ -192,7 +196,8 @@ start_server() {  # NAME, serve arguments...
   SERVER_PID=$!
   ADDR=""
   for _ in $(seq 1 300); do
-    ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/${name}.out")"
+    # (the server may not have created its output file yet)
+    ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/${name}.out" 2>/dev/null || true)"
     [[ -n "${ADDR}" ]] && break
     if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
       echo "kiln serve exited:" >&2

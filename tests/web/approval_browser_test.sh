@@ -55,7 +55,8 @@ trap cleanup EXIT
 
 ADDR="" URL=""
 for _ in $(seq 1 300); do
-  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out")"
+  # (the server may not have created its output file yet)
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out" 2>/dev/null || true)"
   URL="$(sed -n 's/^kiln: dashboard on //p' "${WORK}/serve.out")"
   [[ -n "${ADDR}" && -n "${URL}" ]] && break
   if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
