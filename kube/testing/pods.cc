@@ -286,32 +286,17 @@ void FakeApiServer::Impl::RecordEvent(const std::string& ns,
                                       const std::string& type,
                                       const std::string& reason,
                                       const std::string& message) {
-  MutexLock l(&mu_);
-  json* p = Find(PodsResource(), ns, pod);
-  std::string uid = p == nullptr ? "" : (*p)["metadata"].value("uid", "");
-  std::string now = FormatTimeSeconds(absl::Now());
-  json ev = {
-      {"metadata",
-       {{"name",
-         absl::StrFormat("%s.%x", pod,
-                         absl::ToUnixNanos(absl::Now()) + ++event_seq_)}}},
-      {"involvedObject",
-       {{"kind", "Pod"},
-        {"namespace", ns},
-        {"name", pod},
-        {"uid", uid},
-        {"apiVersion", "v1"}}},
-      {"reason", reason},
-      {"message", message},
-      {"type", type},
-      {"count", 1},
-      {"firstTimestamp", now},
-      {"lastTimestamp", now},
-      {"source", {{"component", "kubelet"}}},
-      {"reportingComponent", "kubelet"},
-  };
-  json stored;
-  StoreNew(*FindResource("", "v1", "events"), ns, ev, false, &stored);
+  // The kubelet's event about a pod: the pod's uid when it (still) exists.
+  json object = {{"kind", "Pod"},
+                 {"apiVersion", "v1"},
+                 {"metadata", {{"namespace", ns}, {"name", pod}}}};
+  {
+    MutexLock l(&mu_);
+    if (const json* p = Find(PodsResource(), ns, pod)) {
+      object["metadata"]["uid"] = (*p)["metadata"].value("uid", "");
+    }
+  }
+  RecordObjectEvent(object, type, reason, message, "kubelet");
 }
 
 absl::Status FakeApiServer::Impl::FinalizePodDeletion(const std::string& ns,
