@@ -20,7 +20,8 @@ def _kiln_static_link_impl(ctx):
 kiln_static_link = rule(
     implementation = _kiln_static_link_impl,
     attrs = {
-        "archives": attr.label_list(allow_files = [".a"]),
+        # The archives, and linker scripts (.so) of base/lazy's libraries.
+        "archives": attr.label_list(allow_files = [".a", ".so"]),
         "linkopts": attr.string_list(),
     },
     doc = "Link flags and the static archives they reach through -L.",

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -264,8 +266,43 @@ absl::StatusOr<Object> PeelCommit(git_repository* repo,
 
 }  // namespace
 
+namespace {
+
+// 1 if `path` exists (any type, not followed), 0 if not, -1 if that cannot
+// be told (permissions, I/O).
+int Exists(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) return 1;
+  return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+}
+
+// False only when libgit2's discovery (git_repository_open_ext, no flags)
+// cannot find a repository from `path`: neither it nor any parent holds a
+// `.git` entry or is itself a repository directory (HEAD and objects). Those
+// are the only things the discovery accepts, walking the same resolved path
+// upwards, so a false here is its answer without loading libgit2 (a dlopen
+// and its TLS setup: most of a `kiln run` outside git, bench/README.md B1).
+// When in doubt (an unreadable directory) it says true: libgit2 decides.
+bool MayBeInRepository(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (realpath(path.c_str(), resolved) == nullptr) return true;
+  std::string dir = resolved;
+  while (true) {
+    std::string base = dir == "/" ? "" : dir;
+    if (Exists(base + "/.git") != 0) return true;
+    int head = Exists(base + "/HEAD");
+    if (head != 0 && Exists(base + "/objects") != 0) return true;
+    if (base.empty()) return false;
+    size_t slash = dir.rfind('/');
+    dir = slash == 0 ? "/" : dir.substr(0, slash);
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::optional<WorkTreeHead>> DiscoverWorkTree(
     const std::string& path) {
+  if (!MayBeInRepository(path)) return std::optional<WorkTreeHead>();
   bool none = false;
   absl::StatusOr<Repo> repo = Open(path, &none);
   if (none) return std::optional<WorkTreeHead>();

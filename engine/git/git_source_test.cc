@@ -70,6 +70,33 @@ TEST_F(GitSourceTest, ADirectoryOutsideAnyRepositoryHasNoWorkTree) {
   EXPECT_FALSE(head->has_value());
 }
 
+// The discovery looks for a `.git` entry or a repository directory itself
+// before it loads libgit2: a linked work tree (`.git` is a file), a path
+// reached through a symlink and a bare repository must come out as
+// libgit2 alone would see them.
+TEST_F(GitSourceTest, LinkedWorkTreesSymlinkedPathsAndBareRepositories) {
+  Write("a.txt", "a\n");
+  Git("add a.txt && git commit -q -m one");
+  Git("worktree add -q -b side '" + root_ + "/linked'");
+  Run("mkdir -p '" + root_ + "/linked/deep/er' && ln -s '" + root_ +
+      "/linked/deep' '" + root_ + "/via'");
+  auto linked = DiscoverWorkTree(root_ + "/via/er");
+  ASSERT_TRUE(linked.ok()) << linked.status();
+  ASSERT_TRUE(linked->has_value());
+  EXPECT_EQ((*linked)->root, root_ + "/linked");
+  EXPECT_EQ((*linked)->branch, "side");
+  EXPECT_EQ((*linked)->commit.revision, Git("rev-parse HEAD"));
+
+  Run("git clone -q --bare '" + repo_ + "' '" + root_ + "/bare.git'");
+  Run("mkdir -p '" + root_ + "/bare.git/refs/sub'");
+  for (const std::string& at :
+       {root_ + "/bare.git", root_ + "/bare.git/refs/sub"}) {
+    auto bare = DiscoverWorkTree(at);
+    ASSERT_TRUE(bare.ok()) << at << ": " << bare.status();
+    EXPECT_FALSE(bare->has_value()) << at;
+  }
+}
+
 TEST_F(GitSourceTest, HeadFillsTheTriggerAndUntrackedFilesMakeItDirty) {
   auto unborn = DiscoverWorkTree(repo_);
   EXPECT_THAT(unborn.status().message(), HasSubstr("no commits yet"));
