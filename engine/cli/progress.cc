@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
+#include "proto/json.h"
 
 namespace kiln::cli {
 namespace {
@@ -195,11 +196,13 @@ void ProgressView::Redraw() {
 void ProgressView::OnEvent(const v1::RunEvent& e) {
   MutexLock lock(&mu_);
   if (mode_ == Mode::kJson) {
-    std::string json;
     google::protobuf::util::JsonPrintOptions opts;
     opts.preserve_proto_field_names = true;
-    if (google::protobuf::util::MessageToJsonString(e, &json, opts).ok()) {
-      absl::StrAppend(&json_pending_, json, "\n");
+    size_t before = json_pending_.size();
+    if (proto::AppendJson(e, opts, &json_pending_).ok()) {
+      json_pending_.push_back('\n');
+    } else {
+      json_pending_.resize(before);
     }
     if (stop_) {  // after Finish: the writer may be gone; write it now
       std::string chunk;

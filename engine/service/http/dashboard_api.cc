@@ -13,6 +13,7 @@
 #include "engine/service/http/dashboard_internal.h"
 #include "engine/service/run_replies.h"
 #include "google/protobuf/util/json_util.h"
+#include "proto/json.h"
 
 namespace kiln::service::http {
 namespace {
@@ -113,8 +114,7 @@ nlohmann::json ProtoJson(const google::protobuf::Message& message) {
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
   std::string text;
-  if (!google::protobuf::util::MessageToJsonString(message, &text, options)
-           .ok()) {
+  if (!proto::AppendJson(message, options, &text).ok()) {
     return nlohmann::json::object();
   }
   return nlohmann::json::parse(text, nullptr, false);
