@@ -1,5 +1,6 @@
 #include "proto/json.h"
 
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,9 +18,9 @@ namespace pb = google::protobuf;
 // Messages with every JSON shape the events and runs have: oneofs, nested
 // and repeated messages, maps, enums (top-level and nested), timestamps,
 // 64-bit integers (quoted), negative numbers, escapes, empty values.
-std::vector<pb::Message*> Samples() {
-  static std::vector<pb::Message*> samples = [] {
-    std::vector<pb::Message*> out;
+std::vector<std::unique_ptr<pb::Message>> Samples() {
+  std::vector<std::unique_ptr<pb::Message>> out;
+  {
     auto* running = new v1::RunEvent;
     running->set_run_id("r1");
     running->set_sequence(18446744073709551615ull);
@@ -28,7 +29,7 @@ std::vector<pb::Message*> Samples() {
     running->mutable_task_state()->set_task("build \"x\"\n\t\\");
     running->mutable_task_state()->set_state(v1::TASK_RUNNING);
     running->mutable_task_state()->set_attempt(2);
-    out.push_back(running);
+    out.emplace_back(running);
     auto* cached = new v1::RunEvent(*running);
     auto* ts = cached->mutable_task_state();
     ts->set_state(v1::TASK_CACHED);
@@ -37,16 +38,16 @@ std::vector<pb::Message*> Samples() {
     (*ts->mutable_outputs())["a"] = "";
     (*ts->mutable_results())["digest"] = "é ☃";
     ts->mutable_approval()->mutable_deadline()->set_seconds(1);
-    out.push_back(cached);
+    out.emplace_back(cached);
     auto* log = new v1::RunEvent;
     log->mutable_log()->set_task("t");
     log->mutable_log()->set_stream(v1::LogLine::STDERR);
     log->mutable_log()->set_text(std::string("nul\0byte", 8));
-    out.push_back(log);
+    out.emplace_back(log);
     auto* state = new v1::RunEvent;
     state->mutable_run_state()->set_state(v1::RUN_SUCCEEDED);
-    out.push_back(state);
-    out.push_back(new v1::RunEvent);  // empty
+    out.emplace_back(state);
+    out.emplace_back(new v1::RunEvent);  // empty
     auto* run = new v1::Run;
     run->set_id("r2");
     run->set_state(v1::RUN_FAILED);
@@ -57,14 +58,13 @@ std::vector<pb::Message*> Samples() {
       (*t->mutable_outputs())["o"] = "sha256:" + std::to_string(i);
       t->mutable_started()->set_seconds(i);
     }
-    out.push_back(run);
+    out.emplace_back(run);
     auto* value = new pb::Value;  // a well-known type with its own mapping
     (*value->mutable_struct_value()->mutable_fields())["k"].set_number_value(
         1.5);
-    out.push_back(value);
-    return out;
-  }();
-  return samples;
+    out.emplace_back(value);
+  }
+  return out;
 }
 
 std::vector<pb::util::JsonPrintOptions> Options() {
@@ -78,8 +78,9 @@ std::vector<pb::util::JsonPrintOptions> Options() {
 }
 
 TEST(ProtoJsonTest, PrintsWhatMessageToJsonStringPrints) {
+  const auto samples = Samples();
   for (const auto& options : Options()) {
-    for (const pb::Message* m : Samples()) {
+    for (const auto& m : samples) {
       std::string want;
       ASSERT_TRUE(pb::util::MessageToJsonString(*m, &want, options).ok());
       for (int again = 0; again < 2; ++again) {  // cold and cached types
@@ -94,8 +95,9 @@ TEST(ProtoJsonTest, PrintsWhatMessageToJsonStringPrints) {
 TEST(ProtoJsonTest, ConcurrentPrintersAgree) {
   pb::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
+  const auto samples = Samples();
   std::vector<std::string> want;
-  for (const pb::Message* m : Samples()) {
+  for (const auto& m : samples) {
     want.emplace_back();
     ASSERT_TRUE(pb::util::MessageToJsonString(*m, &want.back(), options).ok());
   }
@@ -106,7 +108,7 @@ TEST(ProtoJsonTest, ConcurrentPrintersAgree) {
       for (int i = 0; i < 200; ++i) {
         size_t k = (i + t) % want.size();
         std::string got;
-        if (!AppendJson(*Samples()[k], options, &got).ok() || got != want[k]) {
+        if (!AppendJson(*samples[k], options, &got).ok() || got != want[k]) {
           ++mismatches[t];
         }
       }
