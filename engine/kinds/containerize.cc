@@ -204,8 +204,8 @@ absl::StatusOr<std::unique_ptr<oci::LayoutSource>> OpenLayoutArtifact(
 
 // Pushes image `manifest_digest` of the layout artifact `layout_tree` to
 // `target` (the task's push:, "host[:port]/repo[:tag]") with the registry
-// client: blobs the registry has are skipped (HEAD), so a push after a
-// cache hit only re-checks. Returns the pushed manifest digest.
+// client: when the target already names the image nothing is sent; else
+// blobs the registry has are skipped (HEAD). Returns the manifest digest.
 absl::StatusOr<std::string> PushLayout(const KindCall& call,
                                        const std::string& layout_tree,
                                        const std::string& manifest_digest,
@@ -218,6 +218,11 @@ absl::StatusOr<std::string> PushLayout(const KindCall& call,
     return absl::FailedPreconditionError(
         absl::StrCat("cannot push to '", target,
                      "': no registry client is configured for this kiln"));
+  }
+  // A cache hit whose image is already there (the usual rerun): one
+  // manifest GET, without extracting the layout.
+  if (oci::registry::AlreadyPushed(*registry, target, manifest_digest)) {
+    return manifest_digest;
   }
   ScopedWorkDir work(call.env, call.task, call.attempt, /*keep=*/false);
   if (absl::Status s = work.Create(); !s.ok()) return s;

@@ -103,6 +103,15 @@ grep -q '"/opt/out/app"' "$work/unpacked/config.json" || { echo "FAIL: entrypoin
 "$kiln" run "$src/pipeline.yaml" --store "$work/store" --no-git --param "registry=$registry" >"$out" 2>&1 || fail=1
 expect "cached second run" "$out" 'succeeded in .* 0 succeeded, [0-9]+ cached'
 
+# The tag moved to another image behind kiln's back: the cached run sees
+# the tag no longer names its image and pushes it again.
+skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
+  "docker://$registry/bb:1" "docker://$registry/app:1" || fail=1
+"$kiln" run "$src/pipeline.yaml" --store "$work/store" --no-git --param "registry=$registry" >"$out" 2>&1 || fail=1
+expect "cached run after the tag moved" "$out" 'succeeded in .* 0 succeeded, [0-9]+ cached'
+again=$(skopeo inspect --tls-verify=false "docker://$registry/app:1" | sed -n 's/.*"Digest": "\(sha256:[0-9a-f]*\)".*/\1/p')
+[ "$again" = "$digest" ] || { echo "FAIL: app:1 is $again after the cached run, not kiln's $digest"; fail=1; }
+
 # An image that does not exist fails the task, naming it; nothing runs on the host.
 sed -i "s#/bb:1#/nothing:here#" "$src/pipeline.yaml"
 "$kiln" run "$src/pipeline.yaml" --store "$work/store" --no-git --param "registry=$registry" >"$out" 2>&1 &&

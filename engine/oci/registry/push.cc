@@ -223,6 +223,20 @@ absl::StatusOr<std::string> PushImage(RegistrySources& sources,
   return digest;
 }
 
+bool AlreadyPushed(RegistrySources& sources,
+                   const std::string& target_reference,
+                   const std::string& manifest_digest) {
+  absl::StatusOr<Reference> ref = ParseReference(target_reference);
+  if (!ref.ok() || (!ref->tag.empty() && !ref->digest.empty())) return false;
+  if (!ref->digest.empty() && ref->digest != manifest_digest) return false;
+  absl::StatusOr<std::unique_ptr<RegistrySource>> target =
+      sources.OpenRepository(*ref);
+  if (!target.ok()) return false;
+  absl::StatusOr<FetchedManifest> there =
+      (*target)->GetManifest(ref->TagOrDigest());
+  return there.ok() && there->digest == manifest_digest;
+}
+
 absl::StatusOr<std::string> PushFromSource(RegistrySources& sources,
                                            ImageSource& from,
                                            const std::string& tag_or_digest,

@@ -65,6 +65,18 @@ absl::StatusOr<std::string> PushImage(RegistrySources& sources,
                                       BlobProvider& blobs,
                                       const PushOptions& options = {});
 
+// Whether `target_reference` (as PushImage takes it) already names image
+// `manifest_digest`: its tag resolves to that manifest, or, by digest, the
+// repository holds it. A registry accepts a manifest only once it holds
+// everything the manifest references (blobs; an index's manifests), so
+// then there is nothing to push: one manifest GET instead of a HEAD per
+// blob and a PUT (a cached containerize task's re-check). False, not an
+// error, when it cannot tell (a missing tag, another image, an unreachable
+// registry): the caller pushes, and that reports what is wrong.
+bool AlreadyPushed(RegistrySources& sources,
+                   const std::string& target_reference,
+                   const std::string& manifest_digest);
+
 // Pushes image `tag_or_digest` of `from` (an OCI layout, another registry,
 // …) to `target_reference`. Returns the manifest digest.
 absl::StatusOr<std::string> PushFromSource(RegistrySources& sources,

@@ -288,6 +288,15 @@ TEST_F(RegistryInteropTest, PushSkipsPresentBlobsAndMountsAcrossRepositories) {
   int uploads_a = CountOf(log, "\"POST /v2/team/a/blobs/uploads/");
   EXPECT_EQ(uploads_a, 2);  // config and layer
 
+  // The target names the image now: AlreadyPushed says so with one GET.
+  EXPECT_TRUE(AlreadyPushed(*sources, Ref("team/a:1"), *first));
+  EXPECT_TRUE(AlreadyPushed(*sources, Ref("team/a@" + *first), *first));
+  const std::string other_digest = "sha256:" + std::string(64, 'a');
+  EXPECT_FALSE(AlreadyPushed(*sources, Ref("team/a:1"), other_digest));
+  EXPECT_FALSE(AlreadyPushed(*sources, Ref("team/a:nope"), *first));
+  EXPECT_FALSE(AlreadyPushed(*sources, Ref("team/zzz:1"), *first));
+  EXPECT_FALSE(AlreadyPushed(*sources, Ref("team/a@" + other_digest), *first));
+
   // Again: every blob is found by HEAD, nothing uploaded.
   auto again =
       PushFromSource(*sources, layout, "1", Ref("team/a:2"), tmp_.path());
