@@ -1,5 +1,6 @@
 #include "engine/service/client.h"
 
+#include <deque>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -8,11 +9,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/mutex.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 
 namespace kiln::service {
 namespace {
+
+// Chunks a download receives ahead of its hashing (memory: this many
+// messages, each under the 8 MiB receive limit; 1 MiB from kiln serve).
+constexpr size_t kDownloadChunksAhead = 8;
 
 bool IsFinal(v1::RunState state) {
   return state == v1::RUN_SUCCEEDED || state == v1::RUN_FAILED ||
@@ -91,7 +97,11 @@ std::unique_ptr<grpc::ClientContext> KilnClient::NewContext(
 }
 
 absl::Status KilnClient::UploadBytes(absl::string_view bytes) {
-  cas::Digest digest = cas::Digest::Of(bytes);
+  return UploadBytes(bytes, cas::Digest::Of(bytes));
+}
+
+absl::Status KilnClient::UploadBytes(absl::string_view bytes,
+                                     const cas::Digest& digest) {
   auto context = NewContext();
   v1::UploadBlobResponse response;
   auto writer = stub_->UploadBlob(context.get(), &response);
@@ -159,15 +169,45 @@ absl::StatusOr<std::string> KilnClient::DownloadBlob(
   v1::DownloadBlobRequest request;
   request.set_digest(digest.ToString());
   auto reader = stub_->DownloadBlob(context.get(), request);
-  v1::DownloadBlobResponse message;
+  // Two stages: this thread stays in Read() (a synchronous client reads
+  // its connection only there, so the server's writes are not held up),
+  // and a second one hashes and appends each chunk behind it. At most
+  // kDownloadChunksAhead chunks wait between them. The whole result is
+  // checked against `digest` before it is returned.
   std::string out;
+  cas::Sha256 hasher;
+  Mutex mu;
+  std::deque<v1::DownloadBlobResponse> chunks;  // guarded by mu
+  bool done = false;                            // guarded by mu: no more chunks
+  std::thread consumer([&] {
+    while (true) {
+      v1::DownloadBlobResponse chunk;
+      {
+        MutexLock lock(&mu);
+        mu.Await([&] { return done || !chunks.empty(); });
+        if (chunks.empty()) return;
+        chunk.Swap(&chunks.front());
+        chunks.pop_front();
+      }
+      if (chunk.size() > 0) out.reserve(static_cast<size_t>(chunk.size()));
+      hasher.Update(chunk.data());
+      out.append(chunk.data());
+    }
+  });
+  v1::DownloadBlobResponse message;
   while (reader->Read(&message)) {
-    if (message.size() > 0) out.reserve(message.size());
-    out.append(message.data());
+    MutexLock lock(&mu);
+    mu.Await([&] { return chunks.size() < kDownloadChunksAhead; });
+    chunks.emplace_back().Swap(&message);
   }
+  {
+    MutexLock lock(&mu);
+    done = true;
+  }
+  consumer.join();
   absl::Status s = FromGrpc(reader->Finish());
   if (!s.ok()) return s;
-  if (cas::Digest::Of(out) != digest) {
+  if (hasher.Finish() != digest) {
     return absl::DataLossError("downloaded bytes do not match the digest");
   }
   return out;

@@ -50,8 +50,11 @@ class KilnClient {
   std::unique_ptr<grpc::ClientContext> NewContext(
       absl::Duration timeout = absl::InfiniteDuration()) const;
 
-  // Uploads bytes / a blob of the local store under `digest`.
+  // Uploads bytes / a blob of the local store under `digest`. With a
+  // `digest` the caller already has (it must be the bytes' own: the server
+  // verifies it and refuses a mismatch), the bytes are not hashed here.
   absl::Status UploadBytes(absl::string_view bytes);
+  absl::Status UploadBytes(absl::string_view bytes, const cas::Digest& digest);
   absl::Status UploadBlob(const Engine& local, const cas::Digest& digest);
   // Uploads `digest` from the local store unless the server has it already.
   absl::Status EnsureBlob(const Engine& local, const cas::Digest& digest);

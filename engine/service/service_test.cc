@@ -199,6 +199,14 @@ TEST_F(ServiceTest, BlobsVerifyDigests) {
   EXPECT_FALSE(engine_->HasBlob(claimed));
   EXPECT_FALSE(engine_->HasBlob(cas::Digest::Of(other)));
 
+  // A digest the caller passes is not trusted either: the server verifies.
+  absl::Status wrong = client->UploadBytes(other, claimed);
+  EXPECT_EQ(wrong.code(), absl::StatusCode::kInvalidArgument) << wrong;
+  EXPECT_FALSE(engine_->HasBlob(claimed));
+  EXPECT_FALSE(engine_->HasBlob(cas::Digest::Of(other)));
+  ASSERT_TRUE(client->UploadBytes(other, cas::Digest::Of(other)).ok());
+  EXPECT_TRUE(engine_->HasBlob(cas::Digest::Of(other)));
+
   v1::FindMissingBlobsRequest find;
   find.add_digests(digest.ToString());
   find.add_digests(claimed.ToString());
