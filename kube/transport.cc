@@ -118,9 +118,7 @@ Transport::Transport(TlsSettings tls, absl::Duration connect_timeout,
                      std::string user_agent)
     : tls_(std::move(tls)),
       connect_timeout_(connect_timeout),
-      user_agent_(std::move(user_agent)) {
-  GlobalInit();
-}
+      user_agent_(std::move(user_agent)) {}
 
 Transport::~Transport() {
   MutexLock lock(&mu_);
@@ -141,6 +139,9 @@ Transport::Slot* Transport::Take() {
     }
   }
   auto* slot = new Slot;
+  // libcurl is initialised (and, in kiln's binary, loaded: base/lazy) on
+  // the first transfer, not when a client is made.
+  GlobalInit();
   slot->multi = curl_multi_init();
   slot->easy = curl_easy_init();
   return slot;

@@ -82,8 +82,14 @@ grep -q "bad.yaml:4:5: unknown field 'nosuch'" "$work/bad.out" ||
 
 # run, twice: SQLite (run store, action cache), libarchive (the source
 # stash, the output artifact), the engine; the second run is a cache hit.
-"$kiln" run "$work/src/pipeline.yaml" --store "$work/store" >"$work/run1.out" 2>&1 ||
-  fail "kiln run: $(tail -5 "$work/run1.out")"
+# The loader's log (LD_DEBUG=files, on stderr) also shows that a run with
+# no git work tree and no HTTP loads neither libgit2 nor libcurl.
+LD_DEBUG=files "$kiln" run "$work/src/pipeline.yaml" --store "$work/store" \
+  >"$work/run1.out" 2>"$work/run1.ld" || fail "kiln run: $(tail -5 "$work/run1.ld")"
+if [[ $(uname -m) == x86_64 ]] && grep -E "file=lib(curl|git2|cpp-httplib)" "$work/run1.ld"; then
+  fail "a run without git or HTTP loaded libcurl, libgit2 or cpp-httplib"
+fi
+grep -q "file=libc.so" "$work/run1.ld" || fail "LD_DEBUG=files logged nothing: $(head -3 "$work/run1.ld")"
 "$kiln" run "$work/src/pipeline.yaml" --store "$work/store" >"$work/run2.out" 2>&1 ||
   fail "kiln run (again): $(tail -5 "$work/run2.out")"
 grep -q "0 succeeded, 1 cached" "$work/run2.out" ||
@@ -132,11 +138,14 @@ receiver=$!
 for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.1; done
 port=$(cat "$work/port" 2>/dev/null || true)
 [[ -n $port ]] || fail "the webhook receiver did not start"
-(cd "$work/repo" && "$kiln" run pipeline.yaml --store "$work/store2" \
-  --param "hook=http://127.0.0.1:$port/hook") >"$work/run3.out" 2>&1 ||
-  fail "kiln run in a git work tree: $(tail -5 "$work/run3.out")"
-grep -q "revision=$head branch=trunk" "$work/run3.out" ||
-  fail "the git trigger did not give the work tree's HEAD ($head): $(grep revision= "$work/run3.out")"
+(cd "$work/repo" && LD_DEBUG=files "$kiln" run pipeline.yaml --store "$work/store2" \
+  --param "hook=http://127.0.0.1:$port/hook") >"$work/run3.out" 2>"$work/run3.ld" ||
+  fail "kiln run in a git work tree: $(grep -v "^ *[0-9]*:" "$work/run3.ld" | tail -5)"
+for lib in curl git2; do
+  grep -q "file=lib$lib" "$work/run3.ld" || fail "the git and webhook run did not load lib$lib"
+done
+grep -q "revision=$head branch=trunk" "$work/run3.out" "$work/run3.ld" ||
+  fail "the git trigger did not give the work tree's HEAD ($head): $(grep -h revision= "$work/run3.out" "$work/run3.ld")"
 wait "$receiver" || true
 grep -q '"lazy-check succeeded"' "$work/hook.body" 2>/dev/null ||
   fail "the webhook was not delivered: $(cat "$work/hook.body" 2>/dev/null)"

@@ -164,9 +164,7 @@ std::string UrlForMessages(absl::string_view url) {
 }
 
 HttpTransport::HttpTransport(HttpOptions options)
-    : options_(std::move(options)) {
-  GlobalInit();
-}
+    : options_(std::move(options)) {}
 
 HttpTransport::~HttpTransport() {
   for (void* h : idle_) curl_easy_cleanup(static_cast<CURL*>(h));
@@ -181,6 +179,10 @@ void* HttpTransport::TakeHandle() {
       return h;
     }
   }
+  // libcurl is initialised (and, in kiln's binary, loaded: base/lazy) on
+  // the first request, not when a registry client is configured: most runs
+  // make none.
+  GlobalInit();
   return curl_easy_init();
 }
 
