@@ -23,7 +23,8 @@ kiln_lazy_entry:
   pushq %r9
   pushq %rax
   pushq %r10
-  // 16 + 64 bytes pushed since the call: rsp is 16-byte aligned here.
+  // The return address, rbp and 8 registers (80 bytes) are on the stack
+  // since the caller's call: rsp is 16-byte aligned here, and stays so.
   subq $128, %rsp
   movdqu %xmm0, 0(%rsp)
   movdqu %xmm1, 16(%rsp)

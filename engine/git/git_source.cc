@@ -264,10 +264,6 @@ absl::StatusOr<Object> PeelCommit(git_repository* repo,
   return Object(commit);
 }
 
-}  // namespace
-
-namespace {
-
 // 1 if `path` exists (any type, not followed), 0 if not, -1 if that cannot
 // be told (permissions, I/O).
 int Exists(const std::string& path) {
