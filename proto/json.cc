@@ -120,7 +120,10 @@ class DirectTypes {
     if (it != known_.end()) return it->second;
     if (d->full_name() == kTimestamp) return known_[d] = true;
     if (d->file()->package() == "google.protobuf") return known_[d] = false;
-    known_[d] = true;  // a recursive type: assumed while its fields are seen
+    // A recursive type is assumed printable while its fields are looked at;
+    // a wrong guess is harmless: AppendValue refuses what it cannot print
+    // and the message goes to protobuf's printer.
+    known_[d] = true;
     bool ok = d->extension_range_count() == 0;
     for (int i = 0; ok && i < d->field_count(); ++i) {
       const pb::FieldDescriptor* f = d->field(i);
@@ -292,6 +295,7 @@ bool AppendValue(const pb::Message& m, const pb::FieldDescriptor* f, int i,
       return true;
     }
     case pb::FieldDescriptor::CPPTYPE_STRING: {
+      if (f->type() != pb::FieldDescriptor::TYPE_STRING) return false;  // bytes
       std::string scratch;
       const std::string& s =
           rep ? r->GetRepeatedStringReference(m, f, i, &scratch)
@@ -303,6 +307,10 @@ bool AppendValue(const pb::Message& m, const pb::FieldDescriptor* f, int i,
           rep ? r->GetRepeatedMessage(m, f, i) : r->GetMessage(m, f);
       if (f->message_type()->full_name() == kTimestamp) {
         return AppendTimestamp(sub, out);
+      }
+      // Other well-known types have JSON forms of their own (protobuf's).
+      if (f->message_type()->file()->package() == "google.protobuf") {
+        return false;
       }
       return AppendMessage(sub, preserve_names, out);
     }
