@@ -218,8 +218,11 @@ void ArtifactStore::RecordVerified(const Digest& tree,
   if (!MakeDirs(absl::StrCat(store_dir_, "/artifacts/by-archive")).ok()) {
     return;
   }
-  WriteFileAtomically(ReversePath(archive), tree.ToString() + "\n",
-                      TempPath("index"))
+  // Not synced: a record lost or cut short by a power loss does not parse
+  // as `tree` and only sends VerifiedArchiveOf to its slow path (extract
+  // and compare); two fsyncs fewer for every stashed artifact.
+  WriteCacheFileAtomically(ReversePath(archive), tree.ToString() + "\n",
+                           TempPath("index"))
       .IgnoreError();
 }
 

@@ -76,15 +76,16 @@ absl::Status WriteFileAtomically(const std::string& path,
                              absl::StrCat(path, ".tmp-", RandomSuffix()));
 }
 
-absl::Status WriteFileAtomically(const std::string& path,
-                                 absl::string_view contents,
-                                 const std::string& tmp) {
+namespace {
+
+absl::Status ReplaceFile(const std::string& path, absl::string_view contents,
+                         const std::string& tmp, bool sync) {
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
   absl::Status st = WriteAll(fd, contents, tmp);
-  if (st.ok() && fsync(fd) != 0) {
+  if (st.ok() && sync && fsync(fd) != 0) {
     st = ErrnoStatus(errno, absl::StrCat("fsync ", tmp));
   }
   close(fd);
@@ -95,7 +96,21 @@ absl::Status WriteFileAtomically(const std::string& path,
     unlink(tmp.c_str());
     return st;
   }
-  return SyncDir(dir);
+  return sync ? SyncDir(dir) : absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents,
+                                 const std::string& tmp) {
+  return ReplaceFile(path, contents, tmp, /*sync=*/true);
+}
+
+absl::Status WriteCacheFileAtomically(const std::string& path,
+                                      absl::string_view contents,
+                                      const std::string& tmp) {
+  return ReplaceFile(path, contents, tmp, /*sync=*/false);
 }
 
 absl::Status MakeDirs(const std::string& dir) {

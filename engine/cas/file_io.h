@@ -42,6 +42,14 @@ absl::Status WriteFileAtomically(const std::string& path,
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents,
                                  const std::string& tmp_path);
+// As WriteFileAtomically(path, contents, tmp_path) without the two fsyncs:
+// readers still never see a mix, but after a power loss the file may be
+// missing, empty or cut short. Only for what is checked before it is
+// believed and can be rebuilt (a cache): the saved fsyncs are most of its
+// cost.
+absl::Status WriteCacheFileAtomically(const std::string& path,
+                                      absl::string_view contents,
+                                      const std::string& tmp_path);
 
 // Creates `dir` and its missing parents (mode 0755 minus umask).
 absl::Status MakeDirs(const std::string& dir);
