@@ -62,7 +62,8 @@ GitSource::~GitSource() {
 
 absl::StatusOr<GitSource> GitSource::Resolve(const Args& args,
                                              const std::string& pipeline_file,
-                                             v1::Trigger* trigger) {
+                                             v1::Trigger* trigger,
+                                             Changelog changelog) {
   GitSource out;
   out.pipeline_file_ = pipeline_file;
   std::string rev = args.Get("rev");
@@ -92,7 +93,9 @@ absl::StatusOr<GitSource> GitSource::Resolve(const Args& args,
   if (rev.empty()) {
     Fill(h.commit, h.branch, h.dirty, trigger);
     out.revision_ = h.commit.revision;
-    if (absl::Status s = out.FillChangelog("", trigger); !s.ok()) return s;
+    if (changelog == Changelog::kFill) {
+      if (absl::Status s = out.FillChangelog("", trigger); !s.ok()) return s;
+    }
     out.note_ = absl::StrCat(h.branch.empty() ? "detached" : h.branch, "@",
                              h.commit.revision.substr(0, 12),
                              h.dirty ? " (uncommitted changes)" : "");
@@ -126,7 +129,9 @@ absl::StatusOr<GitSource> GitSource::Resolve(const Args& args,
   }
   Fill(*commit, commit->branch, false, trigger);
   out.revision_ = commit->revision;
-  if (absl::Status s = out.FillChangelog("", trigger); !s.ok()) return s;
+  if (changelog == Changelog::kFill) {
+    if (absl::Status s = out.FillChangelog("", trigger); !s.ok()) return s;
+  }
   out.note_ = absl::StrCat(commit->branch.empty() ? rev : commit->branch, "@",
                            commit->revision.substr(0, 12), " (committed tree)");
   return out;

@@ -37,13 +37,17 @@ class GitSource {
   // Sets trigger->changelog to the messages since `since_revision` (the
   // last successful run's revision; "" or unknown: since the merge base
   // with the default branch). A no-op outside git. Resolve already set it
-  // with no since_revision.
+  // with no since_revision, unless told not to.
   absl::Status FillChangelog(const std::string& since_revision,
                              v1::Trigger* trigger) const;
 
-  static absl::StatusOr<GitSource> Resolve(const Args& args,
-                                           const std::string& pipeline_file,
-                                           v1::Trigger* trigger);
+  enum class Changelog { kFill, kLeave };
+  // With Changelog::kLeave the caller fills the changelog itself (`kiln
+  // run`, which knows the last successful revision only once the store is
+  // open): computing it here too would walk the history twice.
+  static absl::StatusOr<GitSource> Resolve(
+      const Args& args, const std::string& pipeline_file, v1::Trigger* trigger,
+      Changelog changelog = Changelog::kFill);
 
  private:
   std::string pipeline_file_;

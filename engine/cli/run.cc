@@ -193,7 +193,10 @@ int RunVerb(const std::vector<std::string>& argv) {
   // Lives until the run ends: with --rev it holds the exported source.
   std::optional<GitSource> git;
   if (!resume) {
-    auto resolved = GitSource::Resolve(args, args.positionals()[0], &*trigger);
+    // The changelog is filled below, once the store says where the last
+    // successful run was.
+    auto resolved = GitSource::Resolve(args, args.positionals()[0], &*trigger,
+                                       GitSource::Changelog::kLeave);
     if (!resolved.ok()) {
       std::fprintf(stderr, "kiln: %s\n",
                    std::string(resolved.status().message()).c_str());
