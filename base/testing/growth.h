@@ -38,6 +38,22 @@ inline double DoublingRatio(const std::function<void(int)>& run, int n) {
 // and quadratic (4), with room for timing noise.
 constexpr double kLinearDoublingBound = 3.0;
 
+// As DoublingRatio, from n to 4n: linear work gives about 4, n log n a
+// little more, quadratic about 16. For work that is n log n or touches
+// more memory as it grows (cache misses make a doubling of it read up to
+// ~3 on a loaded machine, under sanitizers): the wider step keeps linear
+// and quadratic far apart.
+inline double QuadruplingRatio(const std::function<void(int)>& run, int n) {
+  run(n);  // warm up (allocator, caches)
+  double small = std::max(BestSeconds([&] { run(n); }), 1e-3);
+  double large = std::max(BestSeconds([&] { run(4 * n); }), 1e-3);
+  return large / small;
+}
+
+// The bound for QuadruplingRatio: the geometric middle of linear (4) and
+// quadratic (16).
+constexpr double kLinearQuadruplingBound = 8.0;
+
 }  // namespace kiln::growth
 
 #endif  // KILN_BASE_TESTING_GROWTH_H_

@@ -409,12 +409,13 @@ v1::Pipeline Chain(int tasks) {
 
 TEST(ValidateTest, LargeChainIsFast) {
   EXPECT_TRUE(ValidatePipeline(Chain(5000)).empty());
-  // Twice the tasks, at most about twice the time (n log n is fine,
-  // quadratic is not).
-  v1::Pipeline small = Chain(5000), large = Chain(10000);
-  double ratio = growth::DoublingRatio(
-      [&](int n) { ValidatePipeline(n == 5000 ? small : large); }, 5000);
-  EXPECT_LE(ratio, growth::kLinearDoublingBound);
+  // Four times the tasks, about four times the time (n log n is fine,
+  // quadratic is not: ~16). A doubling read 3.1 once under ASan on a loaded
+  // machine, against a bound of 3; the wider step keeps the two apart.
+  v1::Pipeline small = Chain(2500), large = Chain(10000);
+  double ratio = growth::QuadruplingRatio(
+      [&](int n) { ValidatePipeline(n == 2500 ? small : large); }, 2500);
+  EXPECT_LE(ratio, growth::kLinearQuadruplingBound);
 }
 
 }  // namespace
