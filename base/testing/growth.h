@@ -23,15 +23,21 @@ inline double BestSeconds(const std::function<void()>& run, int repeats = 3) {
   return best;
 }
 
-// The time of run(2n) over the time of run(n), from the best of several
-// runs each (which filters out a loaded machine's stalls). Linear work gives
-// about 2, quadratic about 4. Times under a millisecond are raised to one,
-// so a fast, constant-time function reads as ~1 rather than as noise.
-inline double DoublingRatio(const std::function<void(int)>& run, int n) {
+// The time of run(factor * n) over the time of run(n), from the best of
+// several runs each (which filters out a loaded machine's stalls). Times
+// under a millisecond are raised to one, so a fast, constant-time function
+// reads as ~1 rather than as noise.
+inline double GrowthRatio(const std::function<void(int)>& run, int n,
+                          int factor) {
   run(n);  // warm up (allocator, caches)
   double small = std::max(BestSeconds([&] { run(n); }), 1e-3);
-  double large = std::max(BestSeconds([&] { run(2 * n); }), 1e-3);
+  double large = std::max(BestSeconds([&] { run(factor * n); }), 1e-3);
   return large / small;
+}
+
+// GrowthRatio from n to 2n: linear work gives about 2, quadratic about 4.
+inline double DoublingRatio(const std::function<void(int)>& run, int n) {
+  return GrowthRatio(run, n, 2);
 }
 
 // The bound tests use for "grows linearly (or better)": between linear (2)
@@ -44,10 +50,7 @@ constexpr double kLinearDoublingBound = 3.0;
 // ~3 on a loaded machine, under sanitizers): the wider step keeps linear
 // and quadratic far apart.
 inline double QuadruplingRatio(const std::function<void(int)>& run, int n) {
-  run(n);  // warm up (allocator, caches)
-  double small = std::max(BestSeconds([&] { run(n); }), 1e-3);
-  double large = std::max(BestSeconds([&] { run(4 * n); }), 1e-3);
-  return large / small;
+  return GrowthRatio(run, n, 4);
 }
 
 // The bound for QuadruplingRatio: the geometric middle of linear (4) and
