@@ -398,7 +398,8 @@ TEST_F(ArtifactStoreTest, KilledWritersLeftoversSweptAtOpenLiveOnesKept) {
     ok = ok && fd >= 0 && write(fd, "sha256:", 7) == 7;
     char c = ok ? 'y' : 'n';
     if (write(ready[1], &c, 1) != 1) _exit(1);
-    (void)read(hold[0], &c, 1);  // until killed
+    while (read(hold[0], &c, 1) < 0 && errno == EINTR) {
+    }  // until killed
     _exit(0);
   }
   close(ready[1]);

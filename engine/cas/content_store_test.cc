@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -146,7 +147,8 @@ TEST_F(ContentStoreTest, DeadWritersTempsSweptAtOpenLiveOnesKept) {
     bool ok = w.ok() && (*w)->Append(std::string(1 << 20, 'p')).ok();
     char c = ok ? 'y' : 'n';
     if (write(ready[1], &c, 1) != 1) _exit(1);
-    (void)read(hold[0], &c, 1);  // until killed
+    while (read(hold[0], &c, 1) < 0 && errno == EINTR) {
+    }  // until killed
     _exit(0);
   }
   close(ready[1]);
