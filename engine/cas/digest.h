@@ -4,8 +4,8 @@
 // beside the hash (it is not part of the text form); a digest parsed from
 // text has size kUnknownSize. Equality and ordering look at the hash only.
 //
-// Sha256 hashes a stream with OpenSSL's EVP interface (SHA-NI when the CPU
-// has it). Not thread-safe; use one per thread.
+// Sha256 hashes a stream with OpenSSL's SHA-256 block functions (SHA-NI when
+// the CPU has it). Not thread-safe; use one per thread.
 #ifndef KILN_ENGINE_CAS_DIGEST_H_
 #define KILN_ENGINE_CAS_DIGEST_H_
 
@@ -15,8 +15,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-
-struct evp_md_ctx_st;
 
 namespace kiln::cas {
 
@@ -63,7 +61,6 @@ class Digest {
 class Sha256 {
  public:
   Sha256();
-  ~Sha256();
   Sha256(const Sha256&) = delete;
   Sha256& operator=(const Sha256&) = delete;
 
@@ -74,7 +71,9 @@ class Sha256 {
   Digest Finish();
 
  private:
-  evp_md_ctx_st* ctx_;
+  // OpenSSL's SHA256_CTX (digest.cc checks the size), held here so that a
+  // hasher costs no allocation and this header no OpenSSL include.
+  alignas(8) unsigned char ctx_[112];
   int64_t bytes_ = 0;
 };
 

@@ -1,5 +1,8 @@
 #include "engine/cas/digest.h"
 
+#include <algorithm>
+#include <string>
+
 #include "gtest/gtest.h"
 
 namespace kiln::cas {
@@ -28,6 +31,27 @@ TEST(DigestTest, StreamingEqualsOneShot) {
   EXPECT_EQ(d.size(), 3);
   // Finish resets the hasher.
   EXPECT_EQ(h.Finish().Hex(), kEmpty);
+}
+
+// FIPS 180-4's two-block message and its million 'a's, the latter fed in
+// uneven pieces that straddle the 64-byte blocks.
+TEST(DigestTest, LongVectorsInPieces) {
+  EXPECT_EQ(
+      Digest::Of("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
+          .Hex(),
+      "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  Sha256 h;
+  const std::string a(1000, 'a');
+  size_t left = 1000000;
+  for (size_t piece = 1; left > 0; piece = piece * 7 % 997 + 1) {
+    size_t n = std::min(piece, left);
+    h.Update(a.data(), n);
+    left -= n;
+  }
+  Digest d = h.Finish();
+  EXPECT_EQ(d.Hex(),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  EXPECT_EQ(d.size(), 1000000);
 }
 
 TEST(DigestTest, ParseRoundTrip) {
