@@ -87,13 +87,41 @@ Commit FromCommit(git_commit* c) {
   return out;
 }
 
+// `path` relative to the work tree `root`, both with symlinks resolved; ""
+// for the top itself, or when that cannot be said (the whole tree is then
+// looked at: never less than the path's subtree).
+std::string RelativeToWorkTree(const std::string& root,
+                               const std::string& path) {
+  auto real = [](const std::string& p) {
+    std::unique_ptr<char, decltype(&free)> r(realpath(p.c_str(), nullptr),
+                                             &free);
+    return r != nullptr ? std::string(r.get()) : std::string();
+  };
+  std::string top = real(root);
+  std::string at = real(path);
+  if (top.empty() || at.size() <= top.size() + 1 ||
+      at.compare(0, top.size(), top) != 0 || at[top.size()] != '/') {
+    return "";
+  }
+  return at.substr(top.size() + 1);
+}
+
 // Stops at the first change: a dirty tree costs no more than finding one.
-absl::StatusOr<bool> IsDirty(git_repository* repo) {
+// `scope` (relative to the work tree, "" for all of it) limits the status to
+// one subtree: libgit2 then reads only that part of the work tree.
+absl::StatusOr<bool> IsDirty(git_repository* repo, const std::string& scope) {
   git_status_options opts;
   git_status_options_init(&opts, GIT_STATUS_OPTIONS_VERSION);
   opts.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
   opts.flags =
       GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
+  char* spec = const_cast<char*>(scope.c_str());
+  if (!scope.empty()) {
+    // A literal path, not a pattern: a directory named `a*` is just that.
+    opts.flags |= GIT_STATUS_OPT_DISABLE_PATHSPEC_MATCH;
+    opts.pathspec.strings = &spec;
+    opts.pathspec.count = 1;
+  }
   constexpr int kFound = 1;
   int rc = git_status_foreach_ext(
       repo, &opts,
@@ -325,7 +353,8 @@ absl::StatusOr<std::optional<WorkTreeHead>> DiscoverWorkTree(
   }
   Object c(commit);
   head.commit = FromCommit(reinterpret_cast<git_commit*>(c.get()));
-  absl::StatusOr<bool> dirty = IsDirty(repo->get());
+  absl::StatusOr<bool> dirty =
+      IsDirty(repo->get(), RelativeToWorkTree(head.root, path));
   if (!dirty.ok()) return dirty.status();
   head.dirty = *dirty;
   return std::optional<WorkTreeHead>(std::move(head));

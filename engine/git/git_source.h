@@ -34,7 +34,10 @@ struct WorkTreeHead {
   std::string root;    // the work tree's top directory
   std::string branch;  // "main"; "" when HEAD is detached
   Commit commit;
-  // Uncommitted changes: staged, unstaged, or untracked (not ignored) files.
+  // Uncommitted changes beneath the path DiscoverWorkTree was given (the
+  // pipeline's directory, which is the run's source): staged, unstaged, or
+  // untracked (not ignored) files there. Changes elsewhere in the work tree
+  // are not part of the source and do not count.
   bool dirty = false;
 };
 

@@ -128,6 +128,57 @@ TEST_F(GitSourceTest, HeadFillsTheTriggerAndUntrackedFilesMakeItDirty) {
   EXPECT_EQ((*DiscoverWorkTree(repo_))->branch, "");
 }
 
+// `dirty` speaks of the run's source, the directory given: changes beside it
+// do not count, changes beneath it (staged, unstaged, untracked, in a
+// subdirectory) do, and the directory's name is a path, not a pattern.
+TEST_F(GitSourceTest, DirtyLooksOnlyBeneathTheGivenDirectory) {
+  Run("mkdir -p '" + repo_ + "/ci/deep' '" + repo_ + "/other' '" + repo_ +
+      "/c*'");
+  Write("ci/pipeline.yaml", "p\n");
+  Write("ci/deep/x.txt", "x\n");
+  Write("other/y.txt", "y\n");
+  Write("c*/z.txt", "z\n");
+  Write(".gitignore", "*.log\n");
+  Git("add -A && git commit -q -m one");
+  const std::string ci = repo_ + "/ci";
+  auto dirty = [](const std::string& at) {
+    auto h = DiscoverWorkTree(at);
+    EXPECT_TRUE(h.ok()) << h.status();
+    return h.ok() && h->has_value() && (*h)->dirty;
+  };
+  EXPECT_FALSE(dirty(ci));
+
+  Write("other/y.txt", "changed\n");
+  Write("other/new.txt", "untracked\n");
+  Write("ci2.txt", "a sibling whose name starts like the directory\n");
+  Git("add other/y.txt");
+  EXPECT_FALSE(dirty(ci)) << "changes outside ci/ are not its source";
+  EXPECT_TRUE(dirty(repo_)) << "the top sees all of them";
+  EXPECT_TRUE(dirty(repo_ + "/other"));
+  // Through a symlink to the directory: the same answer.
+  Run("ln -s '" + ci + "' '" + root_ + "/ci-link'");
+  EXPECT_FALSE(dirty(root_ + "/ci-link"));
+
+  Write("ci/deep/x.txt", "changed\n");
+  EXPECT_TRUE(dirty(ci)) << "unstaged, in a subdirectory";
+  EXPECT_TRUE(dirty(root_ + "/ci-link"));
+  Git("add ci/deep/x.txt");
+  EXPECT_TRUE(dirty(ci)) << "staged";
+  Git("reset -q ci/deep/x.txt && git checkout -q ci/deep/x.txt");
+  EXPECT_FALSE(dirty(ci));
+  Write("ci/deep/new.txt", "untracked\n");
+  EXPECT_TRUE(dirty(ci)) << "untracked";
+  Run("rm '" + repo_ + "/ci/deep/new.txt'");
+  Write("ci/build.log", "ignored\n");
+  EXPECT_FALSE(dirty(ci)) << "ignored files do not count";
+
+  // `c*` is a directory name: `ci/` (which `c*` would match as a pattern)
+  // is dirty again, `c*/` is not.
+  Write("ci/pipeline.yaml", "changed\n");
+  EXPECT_TRUE(dirty(ci));
+  EXPECT_FALSE(dirty(repo_ + "/c*"));
+}
+
 TEST_F(GitSourceTest, ExportWritesTheCommittedTreeExactly) {
   Run("mkdir -p '" + repo_ + "/src/deep'");
   Write("src/deep/run.sh", "#!/bin/sh\necho hi\n");
