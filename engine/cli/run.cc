@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdio>
 #include <optional>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -24,6 +25,7 @@
 #include "engine/cli/registry_flags.h"
 #include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
+#include "engine/oci/registry/http.h"
 #include "engine/pipeline/diagnostic.h"
 #include "engine/pipeline/loader.h"
 
@@ -68,6 +70,17 @@ bool ApproveInAdvance(const std::vector<std::string>& approve,
                  name.c_str(), name.c_str());
   }
   return ok;
+}
+
+// Whether running `pipeline` makes HTTP requests for sure (a registry push,
+// a deploy's API calls, a notification).
+bool MakesRequests(const v1::Pipeline& pipeline) {
+  if (pipeline.notify_size() > 0) return true;
+  for (const v1::Task& t : pipeline.tasks()) {
+    if (t.has_deploy()) return true;
+    if (t.has_containerize() && !t.containerize().push().empty()) return true;
+  }
+  return false;
 }
 
 // Turns SIGINT/SIGTERM into cancellation: the first is graceful (`finally`
@@ -192,20 +205,46 @@ int RunVerb(const std::vector<std::string>& argv) {
   RunRequest request;
   // Lives until the run ends: with --rev it holds the exported source.
   std::optional<GitSource> git;
-  if (!resume) {
-    // The changelog is filled below, once the store says where the last
-    // successful run was.
-    auto resolved = GitSource::Resolve(args, args.positionals()[0], &*trigger,
-                                       GitSource::Changelog::kLeave);
+  // Without --rev the file to load is the one given and git only fills the
+  // trigger; libgit2's start-up and the work tree's status take ~20 ms, as
+  // long as the rest of a warm run, so they run on a thread while the file
+  // is loaded and the store opened. The answer is awaited before anything
+  // reads the trigger (the changelog, Submit); a git error still stops the
+  // run before any task.
+  v1::Trigger git_trigger = *trigger;
+  std::future<absl::StatusOr<GitSource>> pending_git;
+  std::future<void> http_ready;
+  auto await_git = [&]() -> bool {
+    if (!pending_git.valid()) return true;
+    absl::StatusOr<GitSource> resolved = pending_git.get();
     if (!resolved.ok()) {
       std::fprintf(stderr, "kiln: %s\n",
                    std::string(resolved.status().message()).c_str());
-      return kExitUsage;
+      return false;
     }
     git.emplace(*std::move(resolved));
+    request.trigger = git_trigger;
+    return true;
+  };
+  if (!resume) {
+    const std::string file = args.positionals()[0];
+    // The changelog is filled below, once the store says where the last
+    // successful run was.
+    auto resolve = [&args, file, &git_trigger]() {
+      SignalWatcher::BlockSignals();  // as in every thread (SignalWatcher)
+      return GitSource::Resolve(args, file, &git_trigger,
+                                GitSource::Changelog::kLeave);
+    };
+    if (args.Get("rev").empty()) {
+      pending_git = std::async(std::launch::async, resolve);
+    } else {
+      // --rev: the file to load is in the export, made first.
+      pending_git = std::async(std::launch::deferred, resolve);
+      if (!await_git()) return kExitUsage;
+    }
     ScopedSpan load_span(trace.get(), run_track, "load pipeline");
-    pipeline::LoadedPipeline loaded =
-        pipeline::LoadPipelineFile(git->pipeline_file(), *limits);
+    pipeline::LoadedPipeline loaded = pipeline::LoadPipelineFile(
+        git ? git->pipeline_file() : file, *limits);
     load_span.End();
     if (!loaded.ok()) {
       for (const auto& d : loaded.errors) {
@@ -217,8 +256,16 @@ int RunVerb(const std::vector<std::string>& argv) {
     request.source_dir = loaded.base_dir;
     request.source_map = loaded.source_map;
     request.validation = loaded.validation;
-    request.trigger = *trigger;
     request.keep_going = args.Has("keep-going");
+    // Loading libcurl and its TLS library and initialising them take ~8 ms;
+    // a pipeline that will make requests has them done on a thread now,
+    // while git and the store are busy, instead of in its first request.
+    if (MakesRequests(request.pipeline)) {
+      http_ready = std::async(std::launch::async, [] {
+        SignalWatcher::BlockSignals();
+        oci::registry::PrepareHttp();
+      });
+    }
     if (!ApproveInAdvance(args.GetAll("approve"), &request)) return kExitUsage;
   }
 
@@ -267,6 +314,10 @@ int RunVerb(const std::vector<std::string>& argv) {
       std::fprintf(stderr, "kiln: %s\n", std::string(s.message()).c_str());
       return kExitFailed;
     }
+  }
+  {
+    ScopedSpan git_span(trace.get(), run_track, "await git");
+    if (!await_git()) return kExitUsage;
   }
   // Outside a git work tree there is no changelog and nothing to look up.
   if (git && git->in_work_tree()) {

@@ -75,6 +75,22 @@ expect "outside git" "$out" "is not inside a git work tree"
 "$kiln" graph ci/pipeline.yaml --rev HEAD~2 >"$out" 2>&1 || { echo "FAIL: graph --rev"; cat "$out"; fail=1; }
 expect "graph --rev" "$out" '^show \[run\]$'
 
+# git is asked on a thread while the file loads and the store opens; its
+# error still stops the run before any task, with exit 2.
+repo3="$TEST_TMPDIR/unborn"
+mkdir -p "$repo3" && cd "$repo3" && git init -q -b main
+printf 'name: unborn\ntasks:\n  - name: t\n    run: {image: host, command: [touch, %s]}\n' \
+  "$TEST_TMPDIR/unborn-ran" >pipeline.yaml
+"$kiln" run pipeline.yaml --store "$store" >"$out" 2>&1; rc=$?
+[ $rc -eq 2 ] || { echo "FAIL: a repository without commits should exit 2, got $rc"; fail=1; }
+expect "no commits yet" "$out" "has no commits yet \(--no-git runs without git\)"
+[ -e "$TEST_TMPDIR/unborn-ran" ] && { echo "FAIL: a task ran although git failed"; fail=1; }
+# A broken pipeline there: its error is reported, not lost behind git's.
+printf 'name: unborn\ntasks: 3\n' >pipeline.yaml
+"$kiln" run pipeline.yaml --store "$store" >"$out" 2>&1; rc=$?
+[ $rc -eq 2 ] || { echo "FAIL: a broken pipeline should exit 2, got $rc"; fail=1; }
+expect "the pipeline error" "$out" "pipeline.yaml:2:"
+
 # The changelog: a new branch's commits since the merge base with main, then
 # only the commits since the last successful run on that branch.
 repo2="$TEST_TMPDIR/repo2"

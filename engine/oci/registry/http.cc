@@ -20,11 +20,6 @@ namespace {
 constexpr size_t kMaxIdleHandles = 8;
 constexpr size_t kMaxHeaderBytes = 64 << 10;
 
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
 struct Transfer {
   const HttpRequest* request;
   HttpResponse response;
@@ -158,6 +153,11 @@ std::string HttpResponse::Header(absl::string_view lowercase_name) const {
   return it == headers.end() ? "" : it->second;
 }
 
+void PrepareHttp() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
 std::string UrlForMessages(absl::string_view url) {
   size_t cut = url.find_first_of("?#");
   return std::string(url.substr(0, cut));
@@ -182,7 +182,7 @@ void* HttpTransport::TakeHandle() {
   // libcurl is initialised (and, in kiln's binary, loaded: base/lazy) on
   // the first request, not when a registry client is configured: most runs
   // make none.
-  GlobalInit();
+  PrepareHttp();
   return curl_easy_init();
 }
 

@@ -93,6 +93,12 @@ class HttpTransport {
   std::vector<void*> idle_ ABSL_GUARDED_BY(mu_);
 };
 
+// Loads libcurl (bound lazily in kiln's binary, base/lazy) with its TLS
+// library and initialises it, as the first request would. Idempotent and
+// thread-safe: `kiln run` calls it on a thread for a pipeline that will make
+// requests, so that the ~8 ms overlap git and the store's opening.
+void PrepareHttp();
+
 // The URL without query or fragment, for messages.
 std::string UrlForMessages(absl::string_view url);
 
