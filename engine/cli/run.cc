@@ -25,7 +25,8 @@
 #include "engine/cli/registry_flags.h"
 #include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
-#include "engine/oci/registry/http.h"
+#include "engine/cas/store_dir.h"
+#include "engine/oci/registry/registry.h"
 #include "engine/pipeline/diagnostic.h"
 #include "engine/pipeline/loader.h"
 
@@ -171,6 +172,12 @@ int RunVerb(const std::vector<std::string>& argv) {
   absl::StatusOr<pipeline::LoadOptions> limits = PipelineLimitsFromFlags(args);
   if (!limits.ok()) {
     return args.UsageError(std::string(limits.status().message()));
+  }
+  // Decoded pipelines are kept in the store (LoadOptions::decode_cache_dir):
+  // a rerun of an unchanged file does not decode its YAML again.
+  if (absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
+      store.ok()) {
+    limits->decode_cache_dir = *store + "/pipelines";
   }
   bool resume = args.Has("resume");
   if (resume ? args.positionals().size() > 1 : args.positionals().size() != 1) {

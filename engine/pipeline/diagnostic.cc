@@ -49,8 +49,21 @@ bool SourceMap::indexed() const {
   return indexed_;
 }
 
+std::shared_ptr<const SourceMap> SourceMap::Deferred(
+    std::string file, std::function<std::shared_ptr<const SourceMap>()> build) {
+  auto map = std::make_shared<SourceMap>(std::move(file));
+  MutexLock lock(&map->index_mu_);
+  map->build_ = std::move(build);
+  return map;
+}
+
 bool SourceMap::Lookup(absl::string_view path, int* line, int* column) const {
   MutexLock lock(&index_mu_);
+  if (build_) {
+    built_ = build_();
+    build_ = nullptr;
+  }
+  if (built_ != nullptr) return built_->Lookup(path, line, column);
   if (!indexed_) {
     index_.reserve(marks_.size());
     const absl::string_view all(paths_);

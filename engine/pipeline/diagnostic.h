@@ -11,6 +11,8 @@
 #define KILN_ENGINE_PIPELINE_DIAGNOSTIC_H_
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +47,11 @@ absl::Status DiagnosticsToStatus(const std::vector<Diagnostic>& diagnostics);
 class SourceMap {
  public:
   explicit SourceMap(std::string file = "") : file_(std::move(file)) {}
+  // A map of `file` whose positions `build` computes on the first Lookup
+  // (a pipeline loaded from the decode cache: positions are needed only
+  // for a diagnostic). Lookup then answers from the map `build` returned.
+  static std::shared_ptr<const SourceMap> Deferred(
+      std::string file, std::function<std::shared_ptr<const SourceMap>()> build);
   SourceMap(const SourceMap&) = delete;
   SourceMap& operator=(const SourceMap&) = delete;
 
@@ -70,6 +77,10 @@ class SourceMap {
     int column;
   };
   std::string file_;
+  // Deferred(): built under index_mu_ on the first Lookup, then answers.
+  mutable std::function<std::shared_ptr<const SourceMap>()> build_
+      ABSL_GUARDED_BY(index_mu_);
+  mutable std::shared_ptr<const SourceMap> built_ ABSL_GUARDED_BY(index_mu_);
   std::string paths_;  // every recorded path, back to back
   std::vector<Mark> marks_;
   // Built from marks_ on the first Lookup; keys point into paths_ (Record

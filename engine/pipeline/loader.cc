@@ -1,6 +1,14 @@
 #include "engine/pipeline/loader.h"
 
+#include <dirent.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -8,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "engine/cas/digest.h"
 #include "engine/pipeline/decode.h"
 #include "engine/pipeline/factory_refs.h"
 #include "engine/pipeline/validate.h"
@@ -91,6 +100,160 @@ LoadedPipeline LoadPipelineText(absl::string_view text,
   return out;
 }
 
+namespace {
+
+// The GNU build id of the loaded object that holds this code (kiln's binary,
+// or libkiln): part of every decode-cache key, so entries a differently
+// built decoder wrote are never read. "" when it has none (then no cache).
+std::string BuildIdOfThisCode() {
+  struct Search {
+    uintptr_t code;
+    std::string id;
+  } search{reinterpret_cast<uintptr_t>(&BuildIdOfThisCode), ""};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* arg) -> int {
+        auto* s = static_cast<Search*>(arg);
+        bool ours = false;
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+          if (ph.p_type == PT_LOAD && s->code >= start &&
+              s->code < start + ph.p_memsz) {
+            ours = true;
+          }
+        }
+        if (!ours) return 0;
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type != PT_NOTE) continue;
+          const char* p =
+              reinterpret_cast<const char*>(info->dlpi_addr + ph.p_vaddr);
+          const char* end = p + ph.p_memsz;
+          while (p + sizeof(ElfW(Nhdr)) <= end) {
+            ElfW(Nhdr) n;
+            std::memcpy(&n, p, sizeof n);
+            const char* name = p + sizeof n;
+            const char* desc = name + ((n.n_namesz + 3) & ~3u);
+            const char* next = desc + ((n.n_descsz + 3) & ~3u);
+            if (next > end) break;
+            if (n.n_type == NT_GNU_BUILD_ID && n.n_namesz == 4 &&
+                std::memcmp(name, "GNU", 4) == 0 && n.n_descsz > 0) {
+              s->id.assign(desc, n.n_descsz);
+              return 1;
+            }
+            p = next;
+          }
+        }
+        return 1;  // ours, without a build id
+      },
+      &search);
+  return search.id;
+}
+
+// Every input of the decoding, each length-prefixed.
+std::string DecodeKey(const std::string& build_id, absl::string_view text,
+                      absl::string_view filename, const LoadOptions& o) {
+  cas::Sha256 h;
+  auto add = [&h](absl::string_view field) {
+    uint64_t n = field.size();
+    h.Update(&n, sizeof n);
+    h.Update(field);
+  };
+  add("kiln decoded pipeline v1");
+  add(build_id);
+  add(absl::StrCat(o.max_file_bytes, " ", o.max_depth, " ", o.max_nodes, " ",
+                   o.max_alias_nodes, " ", o.max_scalar_bytes));
+  add(filename);
+  add(text);
+  return h.Finish().Hex();
+}
+
+constexpr size_t kDecodeCacheEntries = 64;
+constexpr size_t kChecksumBytes = cas::Digest::kHashBytes;
+
+// The cached decoding of `key`: a SHA-256 of the rest, then the pipeline
+// (a torn write, which a power loss can leave, fails the checksum).
+bool ReadDecoded(const std::string& entry, size_t max_bytes,
+                 v1::Pipeline* out) {
+  absl::StatusOr<std::string> bytes = yaml::ReadFileCapped(entry, max_bytes);
+  if (!bytes.ok() || bytes->size() < kChecksumBytes) return false;
+  absl::string_view payload = absl::string_view(*bytes).substr(kChecksumBytes);
+  const cas::Digest sum = cas::Digest::Of(payload);
+  if (std::memcmp(bytes->data(), sum.hash().data(), kChecksumBytes) != 0) {
+    return false;
+  }
+  return out->ParseFromArray(payload.data(), static_cast<int>(payload.size()));
+}
+
+// Best effort: a cache that cannot be written only costs the next decoding.
+void WriteDecoded(const std::string& dir, const std::string& key,
+                  const v1::Pipeline& pipeline) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return;
+  std::string payload;
+  if (!pipeline.SerializeToString(&payload)) return;
+  const cas::Digest sum = cas::Digest::Of(payload);
+  std::string bytes(reinterpret_cast<const char*>(sum.hash().data()),
+                    kChecksumBytes);
+  bytes += payload;
+  std::string temp = absl::StrCat(dir, "/.tmp-", key, "-", getpid());
+  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+                                  O_NOFOLLOW, 0600);
+  if (fd < 0) return;
+  bool ok = true;
+  for (size_t done = 0; ok && done < bytes.size();) {
+    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<size_t>(n);
+  }
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(temp.c_str(), (dir + "/" + key).c_str()) != 0) {
+    unlink(temp.c_str());
+    return;
+  }
+  // Keep the newest kDecodeCacheEntries (and drop dead writers' temps).
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return;
+  std::vector<std::pair<int64_t, std::string>> entries;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat st;
+    if (fstatat(dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      continue;
+    }
+    int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
+                    st.st_mtim.tv_nsec;
+    if (name.rfind(".tmp-", 0) == 0) {
+      // Another writer's, unless it is old enough to be a leftover.
+      if (time(nullptr) - st.st_mtim.tv_sec > 3600) {
+        unlinkat(dirfd(d), name.c_str(), 0);
+      }
+      continue;
+    }
+    entries.emplace_back(mtime, std::move(name));
+  }
+  if (entries.size() > kDecodeCacheEntries) {
+    std::sort(entries.begin(), entries.end());
+    for (size_t i = 0; i + kDecodeCacheEntries < entries.size(); ++i) {
+      unlinkat(dirfd(d), entries[i].second.c_str(), 0);
+    }
+  }
+  closedir(d);
+}
+
+// What LoadPipelineFile adds to LoadPipelineText, on any loaded pipeline.
+void CheckFile(const LoadOptions& options, LoadedPipeline* out) {
+  // What a preview's `factory:` names, relative to this file.
+  if (out->ok() && options.validate) {
+    CheckFactoryRefs(out->pipeline, out->base_dir, out->source_map.get(),
+                     &out->errors);
+    if (!out->ok()) out->validation.reset();
+  }
+}
+
+}  // namespace
+
 LoadedPipeline LoadPipelineFile(const std::string& path,
                                 const LoadOptions& options) {
   absl::StatusOr<std::string> text =
@@ -103,13 +266,44 @@ LoadedPipeline LoadPipelineFile(const std::string& path,
     out.errors.push_back(StatusToDiagnostic(text.status(), path));
     return out;
   }
-  LoadedPipeline out = LoadPipelineText(*text, path, options);
-  // What a preview's `factory:` names, relative to this file.
-  if (out.ok() && options.validate) {
-    CheckFactoryRefs(out.pipeline, out.base_dir, out.source_map.get(),
-                     &out.errors);
-    if (!out.ok()) out.validation.reset();
+  std::string build_id;
+  std::string key;
+  std::string entry;
+  if (!options.decode_cache_dir.empty()) {
+    static const std::string* const id = new std::string(BuildIdOfThisCode());
+    build_id = *id;
   }
+  if (!build_id.empty()) {
+    key = DecodeKey(build_id, *text, path, options);
+    entry = absl::StrCat(options.decode_cache_dir, "/", key);
+    LoadedPipeline out;
+    if (ReadDecoded(entry, 4 * options.max_file_bytes + kChecksumBytes,
+                    &out.pipeline)) {
+      out.file = path;
+      out.base_dir = DirName(path);
+      LoadOptions decode = options;
+      decode.validate = false;
+      decode.decode_cache_dir.clear();
+      out.source_map = SourceMap::Deferred(
+          path, [text = *std::move(text), path, decode]() {
+            return LoadPipelineText(text, path, decode).source_map;
+          });
+      if (options.validate) {
+        ExecCapabilities caps;
+        caps.images = options.images_supported;
+        out.errors = ValidatePipeline(out.pipeline, out.source_map.get(), caps,
+                                      &out.validation);
+      }
+      CheckFile(options, &out);
+      return out;
+    }
+  }
+  LoadedPipeline out = LoadPipelineText(*text, path, options);
+  // Only a clean decoding is kept (a file with errors is not the hot path).
+  if (!key.empty() && out.ok()) {
+    WriteDecoded(options.decode_cache_dir, key, out.pipeline);
+  }
+  CheckFile(options, &out);
   return out;
 }
 

@@ -51,6 +51,14 @@ struct LoadOptions {
   // by default an image is accepted here, and Engine::Submit validates
   // again with its executors' capabilities (per task).
   bool images_supported = true;
+  // A directory keeping decoded pipelines (`kiln run`: <store>/pipelines,
+  // made if its parent exists): a file whose exact bytes, name and decoding
+  // limits this same kiln build decoded before is not decoded again (the
+  // YAML decoding of a 2,000-task file was a third of its no-op run). The
+  // validation and the `factory:` checks still run on every load, and
+  // source positions are recomputed from the bytes when a diagnostic needs
+  // them. An entry that does not check out is decoded again. "": none.
+  std::string decode_cache_dir;
 
   // Generous bounds for a trusted local file (`kiln run`, `validate`,
   // `graph`): a 10,000-task pipeline (1.4 MB, ~230,000 nodes) loads with
