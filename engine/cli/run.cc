@@ -213,9 +213,10 @@ int RunVerb(const std::vector<std::string>& argv) {
   // Lives until the run ends: with --rev it holds the exported source.
   std::optional<GitSource> git;
   // Without --rev the file to load is the one given and git only fills the
-  // trigger; libgit2's start-up and the work tree's status take ~20 ms, as
-  // long as the rest of a warm run, so they run on a thread while the file
-  // is loaded and the store opened. The answer is awaited before anything
+  // trigger; libgit2's start-up (its libraries, mbedtls reading the system's
+  // CA bundle) and the status take 10-30 ms here, as long as the rest of a
+  // warm run, so they run on a thread while the file is loaded and the
+  // store opened. The answer is awaited before anything
   // reads the trigger (the changelog, Submit); a git error still stops the
   // run before any task.
   v1::Trigger git_trigger = *trigger;
