@@ -8,14 +8,15 @@
 
 #include <atomic>
 #include <cstdio>
-#include <optional>
 #include <future>
+#include <optional>
 #include <set>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/trace.h"
+#include "engine/cas/store_dir.h"
 #include "engine/cli/args.h"
 #include "engine/cli/git_trigger.h"
 #include "engine/cli/kube_executor.h"
@@ -25,7 +26,6 @@
 #include "engine/cli/registry_flags.h"
 #include "engine/cli/trigger_flags.h"
 #include "engine/cli/verb.h"
-#include "engine/cas/store_dir.h"
 #include "engine/oci/registry/registry.h"
 #include "engine/pipeline/diagnostic.h"
 #include "engine/pipeline/loader.h"
@@ -175,7 +175,8 @@ int RunVerb(const std::vector<std::string>& argv) {
   }
   // Decoded pipelines are kept in the store (LoadOptions::decode_cache_dir):
   // a rerun of an unchanged file does not decode its YAML again.
-  if (absl::StatusOr<std::string> store = cas::ResolveStoreDir(args.Get("store"));
+  if (absl::StatusOr<std::string> store =
+          cas::ResolveStoreDir(args.Get("store"));
       store.ok()) {
     limits->decode_cache_dir = *store + "/pipelines";
   }
@@ -251,8 +252,8 @@ int RunVerb(const std::vector<std::string>& argv) {
       if (!await_git()) return kExitUsage;
     }
     ScopedSpan load_span(trace.get(), run_track, "load pipeline");
-    pipeline::LoadedPipeline loaded = pipeline::LoadPipelineFile(
-        git ? git->pipeline_file() : file, *limits);
+    pipeline::LoadedPipeline loaded =
+        pipeline::LoadPipelineFile(git ? git->pipeline_file() : file, *limits);
     load_span.End();
     if (!loaded.ok()) {
       for (const auto& d : loaded.errors) {

@@ -38,9 +38,9 @@ class DecodeCacheTest : public ::testing::Test {
     dir_ = absl::StrCat(
         std::getenv("TEST_TMPDIR"), "/",
         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    ASSERT_EQ(system(("rm -rf '" + dir_ + "' && mkdir -p '" + dir_ + "'")
-                         .c_str()),
-              0);
+    ASSERT_EQ(
+        system(("rm -rf '" + dir_ + "' && mkdir -p '" + dir_ + "'").c_str()),
+        0);
     cache_ = dir_ + "/cache";
     path_ = Write("pipeline.yaml", kPipeline);
   }
@@ -101,10 +101,10 @@ TEST_F(DecodeCacheTest, ASecondLoadIsReadFromTheCacheWithTheSameResult) {
   EXPECT_TRUE(second.validation->Covers(second.pipeline));
 
   // Positions come from the bytes when a diagnostic needs them.
-  Diagnostic a = MakeDiagnostic(first.source_map.get(),
-                                "tasks[1].run.image", "x");
-  Diagnostic b = MakeDiagnostic(second.source_map.get(),
-                                "tasks[1].run.image", "x");
+  Diagnostic a =
+      MakeDiagnostic(first.source_map.get(), "tasks[1].run.image", "x");
+  Diagnostic b =
+      MakeDiagnostic(second.source_map.get(), "tasks[1].run.image", "x");
   EXPECT_EQ(b.ToString(), a.ToString());
   EXPECT_EQ(b.line, 8);
 
@@ -199,7 +199,8 @@ TEST_F(DecodeCacheTest, KeepsTheNewestEntries) {
 
 // A file with errors is not cached (nor is an unreadable cache directory an
 // error: the load only decodes).
-TEST_F(DecodeCacheTest, ErrorsAreNotCachedAndACacheThatCannotBeWrittenIsNoError) {
+TEST_F(DecodeCacheTest,
+       ErrorsAreNotCachedAndACacheThatCannotBeWrittenIsNoError) {
   std::string bad = Write("bad.yaml", "name: demo\ntasks: 3\n");
   EXPECT_FALSE(LoadPipelineFile(bad, Cached()).ok());
   EXPECT_TRUE(Entries().empty());

@@ -51,7 +51,8 @@ class SourceMap {
   // (a pipeline loaded from the decode cache: positions are needed only
   // for a diagnostic). Lookup then answers from the map `build` returned.
   static std::shared_ptr<const SourceMap> Deferred(
-      std::string file, std::function<std::shared_ptr<const SourceMap>()> build);
+      std::string file,
+      std::function<std::shared_ptr<const SourceMap>()> build);
   SourceMap(const SourceMap&) = delete;
   SourceMap& operator=(const SourceMap&) = delete;
 

@@ -196,8 +196,8 @@ void WriteDecoded(const std::string& dir, const std::string& key,
                     kChecksumBytes);
   bytes += payload;
   std::string temp = absl::StrCat(dir, "/.tmp-", key, "-", getpid());
-  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-                                  O_NOFOLLOW, 0600);
+  int fd = open(temp.c_str(),
+                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return;
   bool ok = true;
   for (size_t done = 0; ok && done < bytes.size();) {
@@ -284,8 +284,8 @@ LoadedPipeline LoadPipelineFile(const std::string& path,
       LoadOptions decode = options;
       decode.validate = false;
       decode.decode_cache_dir.clear();
-      out.source_map = SourceMap::Deferred(
-          path, [text = *std::move(text), path, decode]() {
+      out.source_map =
+          SourceMap::Deferred(path, [text = *std::move(text), path, decode]() {
             return LoadPipelineText(text, path, decode).source_map;
           });
       if (options.validate) {
