@@ -28,6 +28,7 @@
 #include "engine/cli/verb.h"
 #include "engine/oci/registry/registry.h"
 #include "engine/pipeline/diagnostic.h"
+#include "engine/pipeline/kind_spec.h"
 #include "engine/pipeline/loader.h"
 
 namespace kiln::cli {
@@ -73,13 +74,13 @@ bool ApproveInAdvance(const std::vector<std::string>& approve,
   return ok;
 }
 
-// Whether running `pipeline` makes HTTP requests for sure (a registry push,
-// a deploy's API calls, a notification).
+// Whether running `pipeline` certainly makes HTTP requests (a notification,
+// or a task whose kind says so: a registry push, a deploy).
 bool MakesRequests(const v1::Pipeline& pipeline) {
   if (pipeline.notify_size() > 0) return true;
   for (const v1::Task& t : pipeline.tasks()) {
-    if (t.has_deploy()) return true;
-    if (t.has_containerize() && !t.containerize().push().empty()) return true;
+    const pipeline::KindSpec* kind = pipeline::KindOf(t);
+    if (kind != nullptr && kind->MakesRequests(t)) return true;
   }
   return false;
 }

@@ -414,6 +414,10 @@ class ContainerizeKind : public Kind {
     visit(Field(p, "compression"), c->mutable_compression(), lit);
   }
 
+  bool MakesRequests(const v1::Task& task) const override {
+    return !task.containerize().push().empty();
+  }
+
   pipeline::KindFacts Facts(const v1::Task& task) const override {
     pipeline::KindFacts facts;
     const v1::ContainerizeSpec& c = task.containerize();

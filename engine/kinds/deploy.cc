@@ -122,6 +122,8 @@ class DeployKind : public Kind {
     VisitPromotionStrings(d, p, visit);
   }
 
+  bool MakesRequests(const v1::Task&) const override { return true; }
+
   pipeline::KindFacts Facts(const v1::Task& task) const override {
     pipeline::KindFacts facts;
     if (!task.deploy().manifests().empty()) {

@@ -113,6 +113,9 @@ class KindSpec {
   // the pipeline sets `options.unsupported: skip`; then it is skipped.
   virtual absl::optional<Refusal> Unsupported(
       const v1::Task& task, const ExecCapabilities& caps) const = 0;
+  // Whether running `task` certainly makes HTTP requests (a registry push,
+  // a cluster's API): `kiln run` then readies its HTTP client early.
+  virtual bool MakesRequests(const v1::Task& task) const { return false; }
 
  private:
   std::string name_;
