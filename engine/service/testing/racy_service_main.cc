@@ -77,7 +77,12 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   bool locked = argc > 1 && std::strcmp(argv[1], "--locked") == 0;
 
-  char dir[] = "/tmp/kiln-race.XXXXXX";
+  // Beneath the test's own temporary directory: TSan ends the process at
+  // the planted race (halt_on_error), before the cleanup below.
+  const char* tmp = getenv("TEST_TMPDIR");
+  std::string dir_template =
+      std::string(tmp != nullptr ? tmp : "/tmp") + "/kiln-race.XXXXXX";
+  char* dir = dir_template.data();
   if (mkdtemp(dir) == nullptr) {
     std::perror("mkdtemp");
     return 2;

@@ -8,7 +8,12 @@
 # usage: tsan_check_test.sh RACY_SERVICE_BINARY
 set -u
 bin=$1
-out=${TEST_TMPDIR:-$(mktemp -d)}
+if [ -z "${TEST_TMPDIR:-}" ]; then  # outside bazel test: a directory of our own
+  TEST_TMPDIR=$(mktemp -d)
+  trap 'rm -rf "$TEST_TMPDIR"' EXIT
+fi
+export TEST_TMPDIR  # racy_service makes its socket's directory beneath it
+out=$TEST_TMPDIR
 export TSAN_OPTIONS="halt_on_error=1:exitcode=66"
 
 "$bin" --locked >"$out/locked.out" 2>"$out/locked.err"
