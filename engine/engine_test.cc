@@ -116,6 +116,51 @@ TEST_F(EngineTest, SecondRunIsServedFromCacheAndOnlyChangesRerun) {
   EXPECT_EQ(Executed(), 5u);
 }
 
+// A host task's key holds the digest of the binary argv[0] resolves to,
+// by absolute path or on the task's PATH: the same bytes stay a hit,
+// other bytes (of the same size) run the task again.
+TEST_F(EngineTest, AHostTaskRunsAgainWhenTheBinaryItInvokesChanges) {
+  const std::string bin_dir = TempDir("bin_" + Name());
+  const std::string tool = bin_dir + "/tool";
+  WriteFile(tool, "#!/bin/sh\necho one\n");
+  ASSERT_EQ(chmod(tool.c_str(), 0755), 0);
+  auto ok = [](const v1::ExecRequest&) { return FakeScript(); };
+  executor_->On(tool, ok);
+  executor_->On("tool", ok);
+  v1::Pipeline p;
+  p.set_name("bin");
+  v1::Task* absolute = p.add_tasks();
+  absolute->set_name("absolute");
+  absolute->mutable_run()->add_command(tool);
+  v1::Task* on_path = p.add_tasks();
+  on_path->set_name("on_path");
+  on_path->mutable_run()->add_command("tool");
+  auto* path = on_path->mutable_run()->add_env();
+  path->set_name("PATH");
+  path->set_value(bin_dir);
+
+  v1::Run first = Run(p);
+  ASSERT_EQ(first.state(), v1::RUN_SUCCEEDED);
+  EXPECT_EQ(Executed(), 2u);
+  v1::Run same = Run(p);
+  EXPECT_EQ(Task(same, "absolute").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Task(same, "on_path").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Executed(), 2u);
+
+  WriteFile(tool, "#!/bin/sh\necho two\n");
+  v1::Run changed = Run(p);
+  EXPECT_EQ(Task(changed, "absolute").state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(Task(changed, "on_path").state(), v1::TASK_SUCCEEDED);
+  EXPECT_EQ(Executed(), 4u);
+  EXPECT_NE(Task(changed, "absolute").cache_key(),
+            Task(first, "absolute").cache_key());
+
+  v1::Run again = Run(p);
+  EXPECT_EQ(Task(again, "absolute").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Task(again, "on_path").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Executed(), 4u);
+}
+
 TEST_F(EngineTest, IncrementalOutputsAreIdenticalToACleanRun) {
   // Incremental: v1, then v2 on the same store.
   Run(BuildTestPipeline());

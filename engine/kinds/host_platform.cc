@@ -58,18 +58,19 @@ std::string HostPlatform::For(const Executor& executor, const v1::Task& task) {
     for (const auto& e : run.env()) {
       if (e.name() == "PATH") path_env = e.value();
     }
-    std::string bin = FindBinary(run.command(0), path_env);
-    struct stat st;
-    if (!bin.empty() && bin[0] == '/' && stat(bin.c_str(), &st) == 0) {
-      std::string stamp = absl::StrCat(st.st_size, ":", st.st_mtim.tv_sec, ":",
-                                       st.st_mtim.tv_nsec, ":", st.st_ino);
-      std::string& cached = binary_digests_[bin];
-      if (!absl::StartsWith(cached, stamp + "=")) {
-        cached = absl::StrCat(stamp, "=", HashFile(bin));
+    // Resolved and hashed once per run (this object lives as long as the
+    // run), as ninja examines each file once per build: a binary replaced
+    // while the run is under way is seen by the next run.
+    auto [it, added] =
+        binary_digests_.try_emplace({run.command(0), std::move(path_env)});
+    if (added) {
+      std::string bin = FindBinary(run.command(0), it->first.second);
+      struct stat st;
+      if (!bin.empty() && bin[0] == '/' && stat(bin.c_str(), &st) == 0) {
+        it->second = absl::StrCat(";bin=", HashFile(bin).substr(0, 16));
       }
-      absl::StrAppend(&platform,
-                      ";bin=", cached.substr(cached.find('=') + 1, 16));
     }
+    absl::StrAppend(&platform, it->second);
   }
   return platform;
 }

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -88,15 +89,18 @@ class SecretMask {
 };
 
 // The executor platform plus what identifies the environment of a host
-// task (host OS release, the invoked binary's digest). Thread-safe.
+// task (host OS release, the invoked binary's digest), each read once for
+// the lifetime of the object (a run). Thread-safe.
 class HostPlatform {
  public:
   std::string For(const Executor& executor, const v1::Task& task);
 
  private:
   Mutex mu_;
-  // path -> "size:mtime:ino=digest" of binaries hashed so far.
-  std::map<std::string, std::string> binary_digests_ ABSL_GUARDED_BY(mu_);
+  // (argv[0], PATH) -> ";bin=" and the first 16 hex digits of the SHA-256
+  // of the binary it resolves to ("" when it resolves to none).
+  std::map<std::pair<std::string, std::string>, std::string> binary_digests_
+      ABSL_GUARDED_BY(mu_);
   std::string os_release_digest_ ABSL_GUARDED_BY(mu_);
 };
 
