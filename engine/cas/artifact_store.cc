@@ -33,6 +33,9 @@ namespace kiln::cas {
 namespace {
 
 constexpr size_t kReadChunk = 1 << 20;
+// An index entry or by-archive record (a digest and a size) is well under
+// this; anything longer is damage.
+constexpr size_t kMaxRecordBytes = 256;
 
 // Serves a blob to the extractor.
 class BlobSource : public archive::ByteSource {
@@ -187,7 +190,9 @@ std::string ArtifactStore::IndexPath(const Digest& tree) const {
 }
 
 absl::StatusOr<Digest> ArtifactStore::ArchiveOf(const Digest& tree) const {
-  absl::StatusOr<std::string> text = ReadSmallFile(IndexPath(tree));
+  // One open, read and close: this runs for every output of every hit.
+  absl::StatusOr<std::string> text =
+      ReadStoreRecord(IndexPath(tree), kMaxRecordBytes);
   if (!text.ok()) {
     if (absl::IsNotFound(text.status())) {
       return absl::NotFoundError(
@@ -241,7 +246,8 @@ absl::StatusOr<Digest> ArtifactStore::VerifiedArchiveOf(
     return absl::NotFoundError(absl::StrCat("artifact ", tree.ToString(),
                                             ": its archive blob is gone"));
   }
-  absl::StatusOr<std::string> record = ReadSmallFile(ReversePath(*archive));
+  absl::StatusOr<std::string> record =
+      ReadStoreRecord(ReversePath(*archive), kMaxRecordBytes);
   if (record.ok()) {
     absl::StatusOr<Digest> holds =
         Digest::Parse(absl::StripSuffix(*record, "\n"));

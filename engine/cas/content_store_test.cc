@@ -333,5 +333,25 @@ TEST_F(ContentStoreTest, ListBlobsAndTotalSize) {
   EXPECT_EQ(*store_->TotalSize(), 5);
 }
 
+// The store's own small records (file_io.h): read whole in one read(2),
+// refused when longer than asked, never through a symlink.
+TEST_F(ContentStoreTest, StoreRecordsAreReadWholeAndBounded) {
+  const std::string path = dir_ + "/record";
+  ASSERT_TRUE(WriteFileAtomically(path, std::string(100, 'x')).ok());
+  absl::StatusOr<std::string> exact = ReadStoreRecord(path, 100);
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  EXPECT_EQ(*exact, std::string(100, 'x'));
+  EXPECT_EQ(ReadStoreRecord(path, 99).status().code(),
+            absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(WriteFileAtomically(path, "").ok());
+  EXPECT_EQ(*ReadStoreRecord(path, 10), "");
+  EXPECT_EQ(ReadStoreRecord(dir_ + "/none", 10).status().code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_EQ(symlink(path.c_str(), (dir_ + "/link").c_str()), 0);
+  EXPECT_FALSE(ReadStoreRecord(dir_ + "/link", 10).ok());
+  EXPECT_EQ(ReadStoreRecord(path, 1024).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace kiln::cas

@@ -60,6 +60,28 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
   return out;
 }
 
+absl::StatusOr<std::string> ReadStoreRecord(const std::string& path,
+                                            size_t max) {
+  char buf[1024];
+  if (max >= sizeof(buf)) {
+    return absl::InvalidArgumentError("ReadStoreRecord: max too large");
+  }
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  ssize_t n;
+  do {
+    n = read(fd, buf, max + 1);
+  } while (n < 0 && errno == EINTR);
+  int err = errno;
+  close(fd);
+  if (n < 0) return ErrnoStatus(err, absl::StrCat("read ", path));
+  if (static_cast<size_t>(n) > max) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": longer than ", max, " bytes"));
+  }
+  return std::string(buf, static_cast<size_t>(n));
+}
+
 absl::Status SyncDir(const std::string& dir) {
   int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", dir));

@@ -29,6 +29,13 @@ absl::StatusOr<size_t> ReadFull(int fd, char* buf, size_t size,
 // Reads a whole (small) file.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path);
 
+// Reads a record of at most `max` bytes (max < 1024) that the store itself
+// wrote into a regular file (an index entry, a by-archive record) with one
+// read(2): a read of a regular file returns fewer bytes than asked only at
+// its end. A longer file is DataLoss. Never follows a symlink.
+absl::StatusOr<std::string> ReadStoreRecord(const std::string& path,
+                                            size_t max);
+
 // fsyncs the directory at `dir`.
 absl::Status SyncDir(const std::string& dir);
 
