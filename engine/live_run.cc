@@ -135,6 +135,16 @@ void LiveRun::OnTaskEvent(const v1::TaskStateChanged& event) {
   Emit(std::move(e));
 }
 
+void LiveRun::HoldEvents() {
+  MutexLock lock(&mu_);
+  ++held_;
+}
+
+void LiveRun::ReleaseEvents() {
+  MutexLock lock(&mu_);
+  --held_;
+}
+
 namespace {
 
 v1::RunEvent LogMarker(const std::string& task, uint32_t attempt,
@@ -219,7 +229,7 @@ void LiveRun::Pump() {
       MutexLock lock(&mu_);
       mu_.AwaitWithDeadline(
           [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return !pending_.empty() || pump_stop_;
+            return (!pending_.empty() && held_ == 0) || pump_stop_;
           },
           absl::Now() + absl::Milliseconds(100));
       stop = pump_stop_;

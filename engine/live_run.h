@@ -62,6 +62,8 @@ class LiveRun : public RunHandle, public EventSink {
       const std::string& task, const ApprovalDecision& decision);
 
   void OnTaskEvent(const v1::TaskStateChanged& event) override;
+  void HoldEvents() override;
+  void ReleaseEvents() override;
   void Start();
   bool done() {
     MutexLock lock(&mu_);
@@ -108,6 +110,9 @@ class LiveRun : public RunHandle, public EventSink {
   Mutex mu_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   bool pump_stop_ ABSL_GUARDED_BY(mu_) = false;
+  // While above zero (HoldEvents) the pump waits for the rest of a burst,
+  // at most its usual 100 ms.
+  int held_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<v1::RunEvent> pending_ ABSL_GUARDED_BY(mu_);
   // Log events in pending_ (bounded by max_pending_log_events).
   int64_t pending_logs_ ABSL_GUARDED_BY(mu_) = 0;

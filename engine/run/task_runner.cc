@@ -151,23 +151,11 @@ std::vector<std::optional<AttemptOutcome>> EngineTaskRunner::TryCached(
   absl::Time lookup_begin = absl::Now();
   auto found = ctx.action_cache->LookupMany(keys);
   if (!found.ok()) return out;  // the workers look up (and report) again
-  std::vector<store::CachedTask> hits;
-  std::vector<size_t> hit_index;
   for (size_t c = 0; c < candidates.size(); ++c) {
     if (!(*found)[c].has_value()) continue;
     absl::optional<AttemptOutcome> hit =
         kinds::UsableHit(ctx, keys[c], *(*found)[c]);
-    if (!hit.has_value()) continue;
-    const ReadyTask& r = ready[candidates[c]];
-    store::CachedTask record;
-    record.task = r.task->name();
-    record.attempt = static_cast<uint32_t>(r.attempt);
-    record.outputs.cache_key = hit->cache_key;
-    record.outputs.outputs = hit->outputs;
-    record.outputs.results = hit->results;
-    hits.push_back(std::move(record));
-    hit_index.push_back(candidates[c]);
-    out[candidates[c]] = *std::move(hit);
+    if (hit.has_value()) out[candidates[c]] = *std::move(hit);
   }
   absl::Time lookup_end = absl::Now();
   if (trace != nullptr) {
@@ -177,23 +165,8 @@ std::vector<std::optional<AttemptOutcome>> EngineTaskRunner::TryCached(
                   {{"batch", batch}});
     }
   }
-  if (hits.empty() || ctx.run_store == nullptr) return out;
-  // The attempts and outputs are durable before any CACHED event is
-  // recorded (as RunAttempt's ReserveAttempt and RecordOutputs are).
-  absl::Status recorded = ctx.run_store->RecordCachedTasks(ctx.run_id, hits);
-  absl::Time record_end = absl::Now();
-  if (trace != nullptr) {
-    std::string batch = absl::StrCat(hits.size());
-    for (size_t i : hit_index) {
-      trace->Span(tracks[i], "record", lookup_end, record_end,
-                  {{"batch", batch}});
-    }
-  }
-  if (!recorded.ok()) {
-    // Not recorded: no hit is reported; the workers run them one by one
-    // (and report a store that keeps failing).
-    return std::vector<std::optional<AttemptOutcome>>(ready.size());
-  }
+  // Nothing is recorded here: each hit's TASK_CACHED event carries its key,
+  // outputs and results, and records them with itself (AppendEvents).
   return out;
 }
 

@@ -27,9 +27,9 @@ class EngineTaskRunner : public TaskRunner {
       CancelSignal* cancel) override;
 
   // Keys of every offered task whose kind can say it without running
-  // anything (Kind::CacheInputs), one action-cache read transaction for
-  // all, and one run-store write transaction (RunStore::RecordCachedTasks:
-  // attempt and outputs) for the hits. Events follow through the sink.
+  // anything (Kind::CacheInputs) and one action-cache read transaction for
+  // all. The hits are recorded by their TASK_CACHED events (key, outputs,
+  // results), which the scheduler emits together (EventSink::HoldEvents).
   std::vector<std::optional<AttemptOutcome>> TryCached(
       const std::vector<ReadyTask>& ready) override;
 

@@ -82,7 +82,8 @@ class Scheduler::Phase {
       const std::string& reason, int error_code = 0,
       const google::protobuf::Map<std::string, std::string>* outputs = nullptr,
       const google::protobuf::Map<std::string, std::string>* results = nullptr,
-      const v1::ApprovalStatus* approval = nullptr);
+      const v1::ApprovalStatus* approval = nullptr,
+      const std::string& cache_key = "");
   void Finish(const v1::Task& task, v1::TaskState state, int attempt,
               const AttemptOutcome* outcome, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -13,7 +13,7 @@ void Scheduler::Phase::Emit(
     const std::string& reason, int error_code,
     const google::protobuf::Map<std::string, std::string>* outputs,
     const google::protobuf::Map<std::string, std::string>* results,
-    const v1::ApprovalStatus* approval) {
+    const v1::ApprovalStatus* approval, const std::string& cache_key) {
   v1::TaskStateChanged e;
   e.set_task(task);
   e.set_state(state);
@@ -24,6 +24,7 @@ void Scheduler::Phase::Emit(
   if (outputs != nullptr) *e.mutable_outputs() = *outputs;
   if (results != nullptr) *e.mutable_results() = *results;
   if (approval != nullptr) *e.mutable_approval() = *approval;
+  e.set_cache_key(cache_key);
   s_->sink_->OnTaskEvent(e);
 }
 
@@ -51,7 +52,7 @@ void Scheduler::Phase::Finish(const v1::Task& task, v1::TaskState state,
   if (gate != gates_.end()) *st.mutable_approval() = gate->second;
   Emit(task.name(), state, attempt, st.exit_code(), reason, st.error_code(),
        &st.outputs(), &st.results(),
-       gate != gates_.end() ? &gate->second : nullptr);
+       gate != gates_.end() ? &gate->second : nullptr, st.cache_key());
   if (TraceRecorder* trace = s_->options_.trace) {
     absl::Time now = absl::Now();
     auto begin = task_begin_.find(&task);
@@ -213,6 +214,8 @@ bool Scheduler::Phase::FinishCached(std::vector<const v1::Task*>* pending) {
     std::vector<std::optional<AttemptOutcome>> hits =
         s_->runner_->TryCached(ready);
     bool any = false;
+    // The batch's events are recorded together (one transaction).
+    s_->sink_->HoldEvents();
     for (size_t i = 0; i < ready.size() && i < hits.size(); ++i) {
       if (!hits[i].has_value() || hits[i]->state != v1::TASK_CACHED) continue;
       const v1::Task& task = *ready[i].task;
@@ -223,6 +226,7 @@ bool Scheduler::Phase::FinishCached(std::vector<const v1::Task*>* pending) {
       finished.insert(&task);
       any = true;
     }
+    s_->sink_->ReleaseEvents();
     if (!any) break;
   }
   if (finished.empty()) return false;

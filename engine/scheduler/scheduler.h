@@ -100,6 +100,10 @@ class EventSink {
  public:
   virtual ~EventSink() = default;
   virtual void OnTaskEvent(const v1::TaskStateChanged& event) = 0;
+  // Bracket a burst of events emitted at once (the hits of one cache
+  // lookup), which the sink may then record together.
+  virtual void HoldEvents() {}
+  virtual void ReleaseEvents() {}
 };
 
 struct SchedulerOptions {

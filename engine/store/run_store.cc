@@ -450,30 +450,6 @@ absl::Status RunStore::ReserveAttempt(absl::string_view run_id,
   return absl::OkStatus();
 }
 
-absl::Status RunStore::RecordCachedTasks(absl::string_view run_id,
-                                         const std::vector<CachedTask>& tasks) {
-  for (const CachedTask& t : tasks) {
-    if (t.attempt == 0) {
-      return absl::InvalidArgumentError(
-          "RecordCachedTasks: attempts count from 1");
-    }
-  }
-  {
-    kiln::MutexLock lock(&mu_);
-    Transaction txn(db_.get());
-    KILN_RETURN_IF_ERROR(txn.Begin());
-    for (const CachedTask& t : tasks) {
-      KILN_RETURN_IF_ERROR(ReserveAttemptLocked(run_id, t.task, t.attempt));
-      KILN_RETURN_IF_ERROR(SetTaskOutputsLocked(run_id, t.task, t.outputs));
-    }
-    KILN_RETURN_IF_ERROR(txn.Commit());
-  }
-  if (AttemptReservedHook hook = attempt_reserved_hook.load()) {
-    for (const CachedTask& t : tasks) hook(run_id, t.task, t.attempt);
-  }
-  return absl::OkStatus();
-}
-
 absl::Status RunStore::ReserveAttemptLocked(absl::string_view run_id,
                                             absl::string_view task,
                                             uint32_t attempt) {

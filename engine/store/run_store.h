@@ -75,13 +75,6 @@ struct TaskOutputs {
   std::map<std::string, std::string> results;  // key -> value
 };
 
-// A cache hit recorded by RecordCachedTasks.
-struct CachedTask {
-  std::string task;
-  uint32_t attempt = 0;
-  TaskOutputs outputs;
-};
-
 // Deployments (run_store_deployments.cc, schema 6; 7 adds force and the
 // objects' uid, resourceVersion, generation): what a deploy task or
 // `kiln env rollback` applied to an environment's namespace, success or
@@ -168,7 +161,9 @@ class RunStore {
 
   // Appends `events` to the run in one transaction: assigns run_id, the
   // next sequence numbers, and time (now, where unset), applies their state
-  // changes to the tables, and returns them filled in. All or nothing.
+  // changes to the tables, and returns them filled in. All or nothing. A
+  // TASK_CACHED event also records the hit's cache key, outputs and results
+  // (as SetTaskOutputs): a cache hit needs no other record.
   // NotFound for an unknown run; InvalidArgument for an event without a
   // kind, with another run's id, or a TaskStateChanged without a task name.
   // Wakes in-process WaitForEvents callers.
@@ -247,14 +242,6 @@ class RunStore {
   absl::Status ReserveAttempt(absl::string_view run_id, absl::string_view task,
                               uint32_t attempt);
 
-  // For tasks found in the action cache: in ONE transaction, each task's
-  // ReserveAttempt and SetTaskOutputs (all or nothing; a task the pipeline
-  // did not list is added, as ReserveAttempt adds it). What a no-op run
-  // writes for a batch of cached tasks before their events (whose append is
-  // a second, batched transaction). InvalidArgument for attempt 0 (nothing
-  // written); NotFound if the run is unknown.
-  absl::Status RecordCachedTasks(absl::string_view run_id,
-                                 const std::vector<CachedTask>& tasks);
   // Records the approval gate of `task` (run_store_approvals.cc): its
   // decision, durably, before the scheduler acts on it. A record with a
   // decision replaces any earlier one; one without never replaces a

@@ -124,6 +124,14 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
     KILN_RETURN_IF_ERROR(
         RecordApprovalLocked(run_id, change.task(), change.approval()));
   }
+  if (change.state() == v1::TASK_CACHED) {
+    // The hit's record: what it reuses is durable with the event itself.
+    TaskOutputs hit;
+    hit.cache_key = change.cache_key();
+    hit.outputs.insert(change.outputs().begin(), change.outputs().end());
+    hit.results.insert(change.results().begin(), change.results().end());
+    KILN_RETURN_IF_ERROR(SetTaskOutputsLocked(run_id, change.task(), hit));
+  }
   if (change.attempt() == 0) return absl::OkStatus();  // e.g. skipped, cached
 
   KILN_ASSIGN_OR_RETURN(

@@ -453,52 +453,51 @@ TEST_F(RunStoreTest, TaskOutputsReplaceEarlierOnes) {
             absl::StatusCode::kNotFound);
 }
 
-// RecordCachedTasks: every task's attempt and outputs in one transaction,
-// durable before any event.
-TEST_F(RunStoreTest, RecordCachedTasksRecordsAttemptsAndOutputs) {
+// A TASK_CACHED event is the record of a hit: its key, outputs and results
+// are committed with it (and with its TASK_RUNNING) in one transaction.
+TEST_F(RunStoreTest, ACachedEventRecordsTheHitWithItself) {
   std::string id = NewRun();
-  CachedTask a;
-  a.task = "a";
-  a.attempt = 1;
-  a.outputs.cache_key = "ka";
-  a.outputs.outputs["app"] = "sha256:aa";
-  CachedTask b;
-  b.task = "b";
-  b.attempt = 3;
-  b.outputs.cache_key = "kb";
-  b.outputs.results["r"] = "v";
-  ASSERT_TRUE(store_->RecordCachedTasks(id, {a, b}).ok());
+  v1::RunEvent a_hit = TaskState("a", v1::TASK_CACHED, 1);
+  a_hit.mutable_task_state()->set_cache_key("ka");
+  (*a_hit.mutable_task_state()->mutable_outputs())["app"] = "sha256:aa";
+  v1::RunEvent b_hit = TaskState("b", v1::TASK_CACHED, 3);
+  b_hit.mutable_task_state()->set_cache_key("kb");
+  (*b_hit.mutable_task_state()->mutable_results())["r"] = "v";
+  ASSERT_TRUE(
+      store_
+          ->AppendEvents(id, {TaskState("a", v1::TASK_RUNNING, 1), a_hit,
+                              TaskState("b", v1::TASK_RUNNING, 3), b_hit})
+          .ok());
   auto reopened = RunStore::Open(dir_);  // durable, as a resumer sees it
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   auto run = (*reopened)->GetRun(id);
   ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->tasks(0).state(), v1::TASK_CACHED);
   EXPECT_EQ(run->tasks(0).attempts(), 1u);
   EXPECT_EQ(run->tasks(0).cache_key(), "ka");
   EXPECT_THAT(run->tasks(0).outputs(),
               UnorderedElementsAre(Pair("app", "sha256:aa")));
+  EXPECT_TRUE(run->tasks(0).results().empty());
+  EXPECT_EQ(run->tasks(1).state(), v1::TASK_CACHED);
   EXPECT_EQ(run->tasks(1).attempts(), 3u);
   EXPECT_EQ(run->tasks(1).cache_key(), "kb");
   EXPECT_THAT(run->tasks(1).results(), UnorderedElementsAre(Pair("r", "v")));
-  EXPECT_EQ(run->tasks(0).state(), v1::TASK_PENDING) << "events set states";
-  EXPECT_EQ(*(*reopened)->LastSequence(id), 0u) << "no event was written";
-  // Recording again (a resumed run's hit) replaces the outputs and never
-  // lowers the attempts count.
-  a.attempt = 1;
-  a.outputs.outputs = {{"lib", "sha256:dd"}};
-  b.attempt = 2;
-  ASSERT_TRUE(store_->RecordCachedTasks(id, {a, b}).ok());
+  EXPECT_EQ(*(*reopened)->LastSequence(id), 4u);
+
+  // A later hit of the same task (a resumed run's) replaces the outputs
+  // and never lowers the attempts count.
+  v1::RunEvent again = TaskState("a", v1::TASK_CACHED, 1);
+  again.mutable_task_state()->set_cache_key("ka2");
+  (*again.mutable_task_state()->mutable_outputs())["lib"] = "sha256:dd";
+  ASSERT_TRUE(
+      store_->AppendEvents(id, {again, TaskState("b", v1::TASK_CACHED, 2)})
+          .ok());
   run = store_->GetRun(id);
   ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->tasks(0).cache_key(), "ka2");
   EXPECT_THAT(run->tasks(0).outputs(),
               UnorderedElementsAre(Pair("lib", "sha256:dd")));
   EXPECT_EQ(run->tasks(1).attempts(), 3u);
-
-  CachedTask zero = a;
-  zero.attempt = 0;
-  EXPECT_EQ(store_->RecordCachedTasks(id, {zero}).code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->RecordCachedTasks("r-nope", {a}).code(),
-            absl::StatusCode::kNotFound);
 }
 
 TEST_F(RunStoreTest, AttemptLogsInPipelineOrder) {
