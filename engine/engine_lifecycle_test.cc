@@ -423,6 +423,40 @@ TEST_F(EngineTest, LinesDroppedByAFullEventQueueAreCountedInAMarker) {
       absl::StrContains(ReadFile(store_ + "/" + (*logs)[0].path), "line 4"));
 }
 
+// Events the run store refuses are lost from the record and from every
+// watcher: the run cannot end as a success (a cache hit, for one, is
+// recorded only by its event).
+std::atomic<int> appends_before_failure{0};
+
+TEST_F(EngineTest, ARunWhoseEventsCannotBeRecordedFails) {
+  v1::Run first = Run(BuildTestPipeline());
+  ASSERT_EQ(first.state(), v1::RUN_SUCCEEDED);
+  // The first append of the next run (its start, perhaps with the cached
+  // tasks' events) fails, and every one after it succeeds again.
+  appends_before_failure = 1;
+  store::SetAppendEventsHookForTesting([](absl::string_view) {
+    return --appends_before_failure == 0
+               ? absl::UnavailableError("the disk went away")
+               : absl::OkStatus();
+  });
+  v1::Run second = Run(BuildTestPipeline());
+  store::SetAppendEventsHookForTesting(nullptr);
+  EXPECT_EQ(second.state(), v1::RUN_FAILED);
+  EXPECT_TRUE(absl::StrContains(second.reason(), "could not be recorded"))
+      << second.reason();
+  EXPECT_TRUE(absl::StrContains(second.reason(), "the disk went away"))
+      << second.reason();
+  // Nor does the record claim success (its final event says the run
+  // failed, unless it was in the lost batch).
+  auto stored = engine_->store().runs().GetRun(second.id());
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_NE(stored->state(), v1::RUN_SUCCEEDED);
+
+  // A store that records again: the next run succeeds from the cache.
+  v1::Run third = Run(BuildTestPipeline());
+  EXPECT_EQ(third.state(), v1::RUN_SUCCEEDED);
+}
+
 TEST_F(EngineTest, StoreFilesAreOwnerOnly) {
   Run(BuildTestPipeline());
   for (const char* f :

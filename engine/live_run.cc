@@ -247,6 +247,11 @@ void LiveRun::Pump() {
       span.Arg("events", absl::StrCat(batch.size()));
       auto recorded = deps_.runs->AppendEvents(id_, std::move(batch));
       span.End();
+      if (!recorded.ok()) {
+        // Lost from the record (and from subscribers): the run fails.
+        MutexLock lock(&mu_);
+        if (record_error_.ok()) record_error_ = recorded.status();
+      }
       if (recorded.ok() && !recorded->empty()) {
         {
           MutexLock lock(&mu_);
@@ -268,7 +273,23 @@ void LiveRun::Pump() {
   }
 }
 
-void LiveRun::FinishRun(v1::RunState state, const std::string& reason) {
+namespace {
+
+std::string LostEventsReason(const absl::Status& error) {
+  return absl::StrCat("events of this run could not be recorded: ",
+                      error.message());
+}
+
+}  // namespace
+
+void LiveRun::FinishRun(v1::RunState state, std::string reason) {
+  {
+    MutexLock lock(&mu_);
+    if (!record_error_.ok() && state != v1::RUN_RUNNING) {
+      state = v1::RUN_FAILED;
+      reason = LostEventsReason(record_error_);
+    }
+  }
   // RUN_RUNNING: drained for a shutdown; the run is not over and gets no
   // final event (a later process resumes it).
   if (state != v1::RUN_RUNNING) {
@@ -293,6 +314,11 @@ void LiveRun::FinishRun(v1::RunState state, const std::string& reason) {
   MutexLock lock(&mu_);
   if (run.ok()) final_ = *run;
   final_.set_id(id_);
+  if (!record_error_.ok() && state != v1::RUN_RUNNING) {
+    // Lost after the check above (the final batches).
+    state = v1::RUN_FAILED;
+    reason = LostEventsReason(record_error_);
+  }
   if (state != v1::RUN_RUNNING) {
     final_.set_state(state);
     final_.set_reason(reason);

@@ -85,7 +85,7 @@ class LiveRun : public RunHandle, public EventSink {
   void EmitLogLocked(v1::RunEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushLocked(v1::RunEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Pump();
-  void FinishRun(v1::RunState state, const std::string& reason);
+  void FinishRun(v1::RunState state, std::string reason);
   // Posts the pipeline's matching notifications (bounded) and emits one
   // event each, before the final RunStateChanged.
   void Notify(v1::RunState state, const std::string& reason);
@@ -113,6 +113,9 @@ class LiveRun : public RunHandle, public EventSink {
   // While above zero (HoldEvents) the pump waits for the rest of a burst,
   // at most its usual 100 ms.
   int held_ ABSL_GUARDED_BY(mu_) = 0;
+  // The first failure to record a batch of events: the run cannot report
+  // success with a record that lost them (FinishRun).
+  absl::Status record_error_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::RunEvent> pending_ ABSL_GUARDED_BY(mu_);
   // Log events in pending_ (bounded by max_pending_log_events).
   int64_t pending_logs_ ABSL_GUARDED_BY(mu_) = 0;

@@ -137,6 +137,10 @@ constexpr char kSecretPlaceholder[] = "(secret)";
 using AttemptReservedHook = void (*)(absl::string_view run_id,
                                      absl::string_view task, uint32_t attempt);
 void SetAttemptReservedHookForTesting(AttemptReservedHook hook);
+// Testing: consulted before every AppendEvents; a non-OK status fails the
+// append with it (nothing written). nullptr (the default) for none.
+using AppendEventsHook = absl::Status (*)(absl::string_view run_id);
+void SetAppendEventsHookForTesting(AppendEventsHook hook);
 
 class RunStore {
  public:

@@ -1,5 +1,6 @@
 // RunStore: the event stream — append (with the state changes it carries),
 // read, wait.
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -170,8 +171,19 @@ absl::StatusOr<uint64_t> RunStore::LastSequence(absl::string_view run_id) {
   return LastSequenceLocked(run_id);
 }
 
+namespace {
+std::atomic<AppendEventsHook> append_events_hook{nullptr};
+}  // namespace
+
+void SetAppendEventsHookForTesting(AppendEventsHook hook) {
+  append_events_hook.store(hook);
+}
+
 absl::StatusOr<std::vector<v1::RunEvent>> RunStore::AppendEvents(
     absl::string_view run_id, std::vector<v1::RunEvent> events) {
+  if (AppendEventsHook hook = append_events_hook.load()) {
+    KILN_RETURN_IF_ERROR(hook(run_id));
+  }
   for (size_t i = 0; i < events.size(); ++i) {
     KILN_RETURN_IF_ERROR(ValidateEvent(run_id, events[i], i));
   }
