@@ -77,13 +77,15 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   bool locked = argc > 1 && std::strcmp(argv[1], "--locked") == 0;
 
-  // Beneath the test's own temporary directory: TSan ends the process at
-  // the planted race (halt_on_error), before the cleanup below.
-  const char* tmp = getenv("TEST_TMPDIR");
+  // In the directory the caller names (tsan_check_test.sh removes it: TSan
+  // ends this process at the planted race, before the cleanup below), or a
+  // new one. A unix socket path holds at most 107 bytes: TEST_TMPDIR is too
+  // deep for it.
+  const char* given = getenv("KILN_RACE_DIR");
   std::string dir_template =
-      std::string(tmp != nullptr ? tmp : "/tmp") + "/kiln-race.XXXXXX";
+      given != nullptr ? std::string(given) : "/tmp/kiln-race.XXXXXX";
   char* dir = dir_template.data();
-  if (mkdtemp(dir) == nullptr) {
+  if (given == nullptr && mkdtemp(dir) == nullptr) {
     std::perror("mkdtemp");
     return 2;
   }

@@ -10,9 +10,13 @@ set -u
 bin=$1
 if [ -z "${TEST_TMPDIR:-}" ]; then  # outside bazel test: a directory of our own
   TEST_TMPDIR=$(mktemp -d)
-  trap 'rm -rf "$TEST_TMPDIR"' EXIT
+  own_tmp=1
 fi
-export TEST_TMPDIR  # racy_service makes its socket's directory beneath it
+# racy_service's socket directory: short (a unix socket path holds at most
+# 107 bytes), and removed here (TSan ends racy_service at its race).
+KILN_RACE_DIR=$(mktemp -d /tmp/kiln-race.XXXXXX)
+export KILN_RACE_DIR
+trap 'rm -rf "$KILN_RACE_DIR"; if [ -n "${own_tmp:-}" ]; then rm -rf "$TEST_TMPDIR"; fi' EXIT
 out=$TEST_TMPDIR
 export TSAN_OPTIONS="halt_on_error=1:exitcode=66"
 
