@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr) {
     std::fprintf(stderr, "cannot listen on %s\n", address.c_str());
-    rmdir(dir);
+    if (given == nullptr) rmdir(dir);
     return 2;
   }
 
@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
   server->Shutdown();
   server->Wait();
   unlink(socket.c_str());
-  rmdir(dir);
+  if (given == nullptr) rmdir(dir);
   std::printf("calls=%d failures=%d\n", service.calls(), failures);
   return failures == 0 ? 0 : 1;
 }
