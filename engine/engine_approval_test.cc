@@ -246,5 +246,24 @@ TEST_F(EngineApprovalTest, ApprovedInAdvanceRunsWithoutWaiting) {
   EXPECT_THAT(refused.status().message(), HasSubstr("without an approval"));
 }
 
+// A gated task's cache hit is found by a worker (RunAttempt's own lookup,
+// after the gate), not by the scheduler's batch: it is recorded by its
+// TASK_CACHED event all the same.
+TEST_F(EngineApprovalTest, AGatedTasksHitIsRecordedWithItsKey) {
+  v1::Run first = Wait(engine_.get(), Submit(Gated(), {{"deploy", "alice"}}));
+  ASSERT_EQ(first.state(), v1::RUN_SUCCEEDED) << first.ShortDebugString();
+  ASSERT_FALSE(Task(first, "deploy").cache_key().empty());
+  std::string id = Submit(Gated(), {{"deploy", "alice"}});
+  v1::Run second = Wait(engine_.get(), id);
+  ASSERT_EQ(second.state(), v1::RUN_SUCCEEDED) << second.ShortDebugString();
+  auto stored = engine_->GetRun(id);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(Task(*stored, "deploy").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Task(*stored, "deploy").cache_key(),
+            Task(first, "deploy").cache_key());
+  EXPECT_EQ(Task(*stored, "build").cache_key(),
+            Task(first, "build").cache_key());
+}
+
 }  // namespace
 }  // namespace kiln

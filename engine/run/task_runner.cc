@@ -173,8 +173,9 @@ std::vector<std::optional<AttemptOutcome>> EngineTaskRunner::TryCached(
 AttemptOutcome EngineTaskRunner::RecordOutputs(const v1::Task& task,
                                                AttemptOutcome out) {
   const TaskRunnerContext& ctx = env_.ctx();
-  if ((out.state != v1::TASK_SUCCEEDED && out.state != v1::TASK_CACHED) ||
-      ctx.run_store == nullptr) {
+  // A hit (TASK_CACHED) is recorded by its event, which carries its key,
+  // outputs and results (RunStore::AppendEvents).
+  if (out.state != v1::TASK_SUCCEEDED || ctx.run_store == nullptr) {
     return out;
   }
   ScopedSpan span(ctx.trace,

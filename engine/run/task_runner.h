@@ -43,7 +43,8 @@ class EngineTaskRunner : public TaskRunner {
   std::optional<std::string> SkippedByResults(
       const v1::Task& task,
       const std::map<std::string, v1::TaskStatus>& finished) const;
-  // Stores a successful outcome's outputs with the run.
+  // Stores a TASK_SUCCEEDED outcome's outputs with the run (a hit's are
+  // recorded by its TASK_CACHED event).
   AttemptOutcome RecordOutputs(const v1::Task& task, AttemptOutcome out);
 
   kinds::KindEnv env_;
