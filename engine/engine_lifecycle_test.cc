@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "base/mutex.h"
 #include "base/testing/files.h"
 #include "engine/cas/artifact_store.h"
@@ -432,12 +433,13 @@ TEST_F(EngineTest, ARunWhoseEventsCannotBeRecordedFails) {
   v1::Run first = Run(BuildTestPipeline());
   ASSERT_EQ(first.state(), v1::RUN_SUCCEEDED);
   // The first append of the next run (its start, perhaps with the cached
-  // tasks' events) fails, and every one after it succeeds again.
+  // tasks' events) fails, and every one after it succeeds again. The
+  // failure is slow to come: the run is over before its pump learns of it.
   appends_before_failure = 1;
   store::SetAppendEventsHookForTesting([](absl::string_view) {
-    return --appends_before_failure == 0
-               ? absl::UnavailableError("the disk went away")
-               : absl::OkStatus();
+    if (--appends_before_failure != 0) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(300));
+    return absl::UnavailableError("the disk went away");
   });
   v1::Run second = Run(BuildTestPipeline());
   store::SetAppendEventsHookForTesting(nullptr);
@@ -446,11 +448,14 @@ TEST_F(EngineTest, ARunWhoseEventsCannotBeRecordedFails) {
       << second.reason();
   EXPECT_TRUE(absl::StrContains(second.reason(), "the disk went away"))
       << second.reason();
-  // Nor does the record claim success (its final event says the run
-  // failed, unless it was in the lost batch).
+  // Nor does the record claim success: the run's end waits to learn of the
+  // lost batch, and its final event (recorded: the store works again) says
+  // the run failed.
   auto stored = engine_->store().runs().GetRun(second.id());
   ASSERT_TRUE(stored.ok()) << stored.status();
-  EXPECT_NE(stored->state(), v1::RUN_SUCCEEDED);
+  EXPECT_EQ(stored->state(), v1::RUN_FAILED);
+  EXPECT_TRUE(absl::StrContains(stored->reason(), "the disk went away"))
+      << stored->reason();
 
   // A store that records again: the next run succeeds from the cache.
   v1::Run third = Run(BuildTestPipeline());

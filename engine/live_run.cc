@@ -239,6 +239,7 @@ void LiveRun::Pump() {
         batch.push_back(std::move(pending_.front()));
         pending_.pop_front();
       }
+      recording_ = n > 0;
     }
     if (!batch.empty()) {
       TraceRecorder* trace = deps_.options->trace.get();
@@ -247,16 +248,17 @@ void LiveRun::Pump() {
       span.Arg("events", absl::StrCat(batch.size()));
       auto recorded = deps_.runs->AppendEvents(id_, std::move(batch));
       span.End();
-      if (!recorded.ok()) {
-        // Lost from the record (and from subscribers): the run fails.
+      {
         MutexLock lock(&mu_);
-        if (record_error_.ok()) record_error_ = recorded.status();
-      }
-      if (recorded.ok() && !recorded->empty()) {
-        {
-          MutexLock lock(&mu_);
+        if (!recorded.ok()) {
+          // Lost from the record (and from subscribers): the run fails.
+          if (record_error_.ok()) record_error_ = recorded.status();
+        } else if (!recorded->empty()) {
           appended_ = recorded->back().sequence();
         }
+        recording_ = false;
+      }
+      if (recorded.ok() && !recorded->empty()) {
         MutexLock lock(&sub_mu_);
         for (auto& [sid, sub] : subs_) {
           for (const auto& e : *recorded) {
@@ -285,6 +287,14 @@ std::string LostEventsReason(const absl::Status& error) {
 void LiveRun::FinishRun(v1::RunState state, std::string reason) {
   {
     MutexLock lock(&mu_);
+    // Whether every earlier event was recorded decides the run's end: wait
+    // for the pump to record them (or fail to) before the final event and
+    // the notification say how the run ended.
+    if (pump_.joinable()) {
+      mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return (pending_.empty() && !recording_) || pump_stop_;
+      });
+    }
     if (!record_error_.ok() && state != v1::RUN_RUNNING) {
       state = v1::RUN_FAILED;
       reason = LostEventsReason(record_error_);

@@ -116,6 +116,8 @@ class LiveRun : public RunHandle, public EventSink {
   // The first failure to record a batch of events: the run cannot report
   // success with a record that lost them (FinishRun).
   absl::Status record_error_ ABSL_GUARDED_BY(mu_);
+  // The pump is recording a batch it took from pending_.
+  bool recording_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<v1::RunEvent> pending_ ABSL_GUARDED_BY(mu_);
   // Log events in pending_ (bounded by max_pending_log_events).
   int64_t pending_logs_ ABSL_GUARDED_BY(mu_) = 0;
