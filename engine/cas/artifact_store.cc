@@ -231,6 +231,26 @@ void ArtifactStore::RecordVerified(const Digest& tree,
       .IgnoreError();
 }
 
+absl::StatusOr<Digest> ArtifactStore::TreeRecordedFor(
+    const Digest& archive) const {
+  absl::StatusOr<std::string> record =
+      ReadStoreRecord(ReversePath(archive), kMaxRecordBytes);
+  if (!record.ok()) return record.status();
+  return Digest::Parse(absl::StripSuffix(*record, "\n"));
+}
+
+absl::StatusOr<Digest> ArtifactStore::VouchedArchiveOf(
+    const Digest& tree) const {
+  absl::StatusOr<Digest> archive = ArchiveOf(tree);
+  if (!archive.ok()) return archive.status();
+  absl::StatusOr<Digest> holds = TreeRecordedFor(*archive);
+  if (!blobs_->Has(*archive) || !holds.ok() || *holds != tree) {
+    return absl::NotFoundError(absl::StrCat("artifact ", tree.ToString(),
+                                            ": no verified archive on record"));
+  }
+  return archive;
+}
+
 absl::StatusOr<Digest> ArtifactStore::VerifiedArchiveOf(
     const Digest& tree) const {
   absl::StatusOr<Digest> archive = ArchiveOf(tree);
@@ -246,19 +266,14 @@ absl::StatusOr<Digest> ArtifactStore::VerifiedArchiveOf(
     return absl::NotFoundError(absl::StrCat("artifact ", tree.ToString(),
                                             ": its archive blob is gone"));
   }
-  absl::StatusOr<std::string> record =
-      ReadStoreRecord(ReversePath(*archive), kMaxRecordBytes);
-  if (record.ok()) {
-    absl::StatusOr<Digest> holds =
-        Digest::Parse(absl::StripSuffix(*record, "\n"));
-    if (holds.ok() && *holds == tree) return archive;
-    if (holds.ok()) {
-      // The archive is another tree's: the index entry is wrong.
-      ForgetArchive(tree, *archive).IgnoreError();
-      return absl::NotFoundError(absl::StrCat(
-          "artifact ", tree.ToString(), ": dropped an index entry naming ",
-          archive->ToString(), ", the archive of ", holds->ToString()));
-    }
+  absl::StatusOr<Digest> holds = TreeRecordedFor(*archive);
+  if (holds.ok() && *holds == tree) return archive;
+  if (holds.ok()) {
+    // The archive is another tree's: the index entry is wrong.
+    ForgetArchive(tree, *archive).IgnoreError();
+    return absl::NotFoundError(absl::StrCat(
+        "artifact ", tree.ToString(), ": dropped an index entry naming ",
+        archive->ToString(), ", the archive of ", holds->ToString()));
   }
   // No (usable) record: verify by extracting once. Unstash drops a wrong
   // entry itself.
@@ -284,6 +299,13 @@ absl::StatusOr<Digest> ArtifactStore::VerifiedArchiveOf(
     return st;
   }
   return archive;
+}
+
+bool ArtifactStore::HasIndexedArchive(const Digest& tree,
+                                      const Digest& archive) const {
+  absl::StatusOr<Digest> indexed = ArchiveOf(tree);
+  return indexed.ok() && *indexed == archive &&
+         indexed->size() == archive.size() && blobs_->Has(archive);
 }
 
 absl::Status ArtifactStore::RegisterArchive(const Digest& tree,

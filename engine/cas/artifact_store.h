@@ -121,6 +121,17 @@ class ArtifactStore {
   // state: it is dropped (ForgetArchive) and NotFound returned, so the
   // caller treats the artifact as absent and produces it again.
   absl::StatusOr<Digest> VerifiedArchiveOf(const Digest& tree) const;
+  // The archive of `tree` when its index entry, its blob and the blob's
+  // by-archive record agree; NotFound otherwise. Nothing is extracted or
+  // dropped (VerifiedArchiveOf does both).
+  absl::StatusOr<Digest> VouchedArchiveOf(const Digest& tree) const;
+  // Whether `tree`'s index entry names `archive` (digest and size) and
+  // the blob is present with that size: one read and one stat, the
+  // by-archive record not read. For a cache hit whose action-cache entry
+  // recorded `archive` as verified (VouchedArchiveOf) when it was made: an
+  // entry still naming it needs no second verification. On false the
+  // caller goes through VerifiedArchiveOf.
+  bool HasIndexedArchive(const Digest& tree, const Digest& archive) const;
   // Records that `archive` (already in the blob store, e.g. received from a
   // remote) holds artifact `tree`, unless `tree` already has a usable entry
   // (never replaced by a claim). Unstash verifies the claim; a caller whose
@@ -159,6 +170,9 @@ class ArtifactStore {
           std::unique_ptr<archive::ByteSource>,
           const archive::ExtractVerifier&)>& extract) const;
   std::string ReversePath(const Digest& archive) const;
+  // The tree the by-archive record of `archive` names (read, not trusted
+  // beyond that: the record is written after a stash or a verification).
+  absl::StatusOr<Digest> TreeRecordedFor(const Digest& archive) const;
   absl::Status WriteIndex(const Digest& tree, const Digest& archive) const;
   // Records that `archive` holds `tree` (best effort: only a cache).
   void RecordVerified(const Digest& tree, const Digest& archive) const;

@@ -10,11 +10,21 @@ namespace {
 // Every output must still be in the store, or the hit is worthless. A
 // damaged index entry is dropped here, so the task runs again now instead
 // of its consumers failing in every run.
+// An entry that recorded an output's verified archive needs two stats for
+// it (HasIndexedArchive); anything else, or a doubt, takes the full check.
 bool OutputsPresent(const TaskRunnerContext& ctx,
                     const store::ActionResult& hit) {
   for (const auto& [artifact, digest] : hit.outputs) {
     auto d = cas::Digest::Parse(digest);
     if (!d.ok()) return false;
+    auto recorded = hit.archives.find(artifact);
+    if (recorded != hit.archives.end()) {
+      auto archive = cas::Digest::Parse(recorded->second.digest);
+      if (archive.ok()) {
+        archive->set_size(recorded->second.size);
+        if (ctx.artifacts->HasIndexedArchive(*d, *archive)) continue;
+      }
+    }
     if (!ctx.artifacts->VerifiedArchiveOf(*d).ok()) return false;
   }
   return true;
@@ -46,6 +56,18 @@ absl::Status Record(const TaskRunnerContext& ctx, const TaskKey& key,
   r.exit_code = outcome.exit_code;
   r.outputs = outcome.outputs;
   r.results = outcome.results;
+  // Each output's archive, verified now (the task just stored it: its
+  // by-archive record is fresh), so that later hits need not verify it.
+  for (const auto& [artifact, digest] : outcome.outputs) {
+    auto tree = cas::Digest::Parse(digest);
+    if (!tree.ok()) continue;
+    auto archive = ctx.artifacts->VouchedArchiveOf(*tree);
+    if (!archive.ok() || archive->size() == cas::Digest::kUnknownSize) {
+      continue;
+    }
+    r.archives[artifact] =
+        store::OutputArchive{archive->ToString(), archive->size()};
+  }
   r.log_path = log_path;
   r.pipeline_name = ctx.pipeline_name;
   r.task_name = task.name();

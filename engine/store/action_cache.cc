@@ -171,6 +171,19 @@ absl::Status ActionCache::PutLocked(absl::string_view key,
       }
     }
   }
+  if (!result.archives.empty()) {
+    KILN_ASSIGN_OR_RETURN(
+        Statement insert,
+        db_->Prepare("INSERT INTO action_archives (key, artifact, archive,"
+                     " size) VALUES (?1, ?2, ?3, ?4)"));
+    for (const auto& [artifact, archive] : result.archives) {
+      insert.BindText(1, key)
+          .BindText(2, artifact)
+          .BindText(3, archive.digest)
+          .Bind(4, archive.size);
+      KILN_RETURN_IF_ERROR(insert.Run());
+    }
+  }
   {
     KILN_ASSIGN_OR_RETURN(
         Statement insert,
@@ -219,6 +232,18 @@ absl::StatusOr<absl::optional<ActionResult>> ActionCache::LoadLocked(
       if (!row) break;
       auto& map = stmt.Text(0) == "output" ? result.outputs : result.results;
       map[stmt.Text(1)] = stmt.Text(2);
+    }
+  }
+  {
+    KILN_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_->Prepare("SELECT artifact, archive, size FROM action_archives"
+                     " WHERE key = ?1"));
+    stmt.BindText(1, key);
+    while (true) {
+      KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      result.archives[stmt.Text(0)] = OutputArchive{stmt.Text(1), stmt.Int(2)};
     }
   }
   if (with_components) {

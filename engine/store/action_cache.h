@@ -49,10 +49,25 @@ struct KeyComponent {
   }
 };
 
+// The archive blob of an output artifact, as the process that recorded the
+// entry found it verified in its artifact store (the index entry named it
+// and the blob's by-archive record named the artifact).
+struct OutputArchive {
+  std::string digest;  // "sha256:<hex>"
+  int64_t size = 0;    // bytes
+  bool operator==(const OutputArchive& o) const {
+    return digest == o.digest && size == o.size;
+  }
+};
+
 struct ActionResult {
   std::string key;  // filled in by Lookup / LatestForTask
   int32_t exit_code = 0;
   std::map<std::string, std::string> outputs;  // artifact -> "sha256:..."
+  // artifact -> its archive, for outputs whose archive was verified when
+  // the entry was recorded (schema 2; absent in older entries). Lets a hit
+  // check that its outputs are present with two stats per output.
+  std::map<std::string, OutputArchive> archives;
   std::map<std::string, std::string> results;  // result key -> value
   std::string log_digest;  // the log in the CAS ("sha256:..."), may be ""
   std::string log_path;    // the log file it was recorded from, may be ""

@@ -37,6 +37,18 @@ CREATE TABLE action_components (
   PRIMARY KEY (key, position)
 ) WITHOUT ROWID;
 )sql"},
+    {2, R"sql(
+-- The archive blob of each output (kind 'output' in action_values) that
+-- the recording process had verified: a hit then checks its outputs are
+-- present without reading the artifact index's records.
+CREATE TABLE action_archives (
+  key      TEXT NOT NULL REFERENCES actions(key) ON DELETE CASCADE,
+  artifact TEXT NOT NULL,
+  archive  TEXT NOT NULL,
+  size     INTEGER NOT NULL,
+  PRIMARY KEY (key, artifact)
+) WITHOUT ROWID;
+)sql"},
 };
 
 }  // namespace

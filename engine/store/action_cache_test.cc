@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/store/action_cache_schema.h"
+#include "engine/store/sqlite.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -145,6 +147,70 @@ TEST_F(ActionCacheTest, LookupManyAnswersEachKeyInOrder) {
   EXPECT_TRUE(none->empty());
   EXPECT_EQ(cache_->LookupMany({"k1", "a b"}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ActionCacheTest, OutputArchivesRoundTripAndAreReplacedWithTheEntry) {
+  ActionResult in = Result("build", absl::Now(), {{"a", "1"}});
+  in.archives["app"] = OutputArchive{"sha256:arch-app", 1234};
+  ASSERT_TRUE(cache_->Put("k", in).ok());
+  ASSERT_TRUE(cache_->Put("bare", Result("t", absl::Now(), {})).ok());
+  auto hit = cache_->Lookup("k");
+  ASSERT_TRUE(hit.ok() && hit->has_value()) << hit.status();
+  EXPECT_THAT((*hit)->archives,
+              ElementsAre(Pair("app", OutputArchive{"sha256:arch-app", 1234})));
+  auto many = cache_->LookupMany({"bare", "k"});
+  ASSERT_TRUE(many.ok()) << many.status();
+  ASSERT_TRUE((*many)[0].has_value() && (*many)[1].has_value());
+  EXPECT_TRUE((*many)[0]->archives.empty()) << "none recorded";
+  EXPECT_EQ((*many)[1]->archives, (*hit)->archives);
+  // A new entry for the key takes the old one's archives with it.
+  ASSERT_TRUE(cache_->Put("k", Result("build", absl::Now(), {})).ok());
+  auto replaced = cache_->Lookup("k");
+  ASSERT_TRUE(replaced.ok() && replaced->has_value());
+  EXPECT_TRUE((*replaced)->archives.empty());
+  // And removing the entry removes its archives (no orphan rows).
+  ASSERT_TRUE(cache_->Put("k", in).ok());
+  cache_.reset();
+  {
+    auto db = Database::Open(dir_ + "/action_cache.db");
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)
+                    ->Exec("PRAGMA foreign_keys = ON;"
+                           " DELETE FROM actions WHERE key = 'k'")
+                    .ok());
+    EXPECT_EQ(*(*db)->QueryInt("SELECT COUNT(*) FROM action_archives"), 0);
+  }
+}
+
+// A store written by a kiln that knew schema 1 (no action_archives) is
+// upgraded in place: its entries stay, without recorded archives.
+TEST(ActionCacheMigrationTest, ASchemaOneStoreIsUpgradedAndKeepsItsEntries) {
+  std::string dir = FreshDir();
+  std::filesystem::create_directories(dir);
+  {
+    auto db = Database::Open(dir + "/action_cache.db");
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec(std::string(ActionCacheMigrations()[0].sql)).ok());
+    ASSERT_TRUE((*db)
+                    ->Exec("PRAGMA user_version = 1;"
+                           " INSERT INTO actions (key, exit_code, created_us)"
+                           " VALUES ('old', 0, 1);"
+                           " INSERT INTO action_values VALUES"
+                           " ('old', 'output', 'app', 'sha256:t')")
+                    .ok());
+  }
+  auto cache = ActionCache::Open(dir);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  auto hit = (*cache)->Lookup("old");
+  ASSERT_TRUE(hit.ok() && hit->has_value()) << hit.status();
+  EXPECT_THAT((*hit)->outputs, ElementsAre(Pair("app", "sha256:t")));
+  EXPECT_TRUE((*hit)->archives.empty());
+  ActionResult next = Result("t", absl::Now(), {});
+  next.archives["app"] = OutputArchive{"sha256:a", 9};
+  ASSERT_TRUE((*cache)->Put("new", next).ok());
+  auto got = (*cache)->Lookup("new");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->archives.size(), 1u);
 }
 
 TEST_F(ActionCacheTest, RejectsBadKeys) {

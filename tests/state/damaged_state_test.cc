@@ -20,6 +20,7 @@
 #include "engine/gc/garbage_collector.h"
 #include "engine/store/action_cache.h"
 #include "engine/store/run_store.h"
+#include "engine/store/sqlite.h"
 #include "executors/fake/fake_executor.h"
 #include "gtest/gtest.h"
 
@@ -269,6 +270,53 @@ TEST_F(StateTest, IndexEntryNamingAnotherArchiveIsDroppedAndProducerReruns) {
     EXPECT_EQ(run.state(), v1::RUN_SUCCEEDED) << run.reason();
     EXPECT_EQ(Executed(), before);
   }
+}
+
+// A task's action-cache entry records the archive of each output as it was
+// verified then, and a later hit checks an index entry still naming it
+// (one read, one stat) instead of verifying it again: with every
+// by-archive record gone, the hit does not re-verify (which would extract
+// the archive and write the record back). An entry without the archive
+// (as an older kiln wrote it) takes the full check, and rewrites the
+// record.
+TEST_F(StateTest, AHitTrustsTheArchiveItsEntryRecordedAndOnlyThat) {
+  OpenEngine();
+  v1::Run first = Run(Pipeline(false));
+  ASSERT_EQ(first.state(), v1::RUN_SUCCEEDED) << first.reason();
+  auto app = cas::Digest::Parse(Task(first, "build").outputs().at("app"));
+  ASSERT_TRUE(app.ok());
+  auto app_archive = engine_->store().artifacts().ArchiveOf(*app);
+  ASSERT_TRUE(app_archive.ok());
+  auto entry = engine_->store().cache().LatestForTask("state", "build");
+  ASSERT_TRUE(entry.ok() && entry->has_value()) << entry.status();
+  ASSERT_EQ((*entry)->archives.count("app"), 1u);
+  EXPECT_EQ((*entry)->archives.at("app").digest, app_archive->ToString());
+  EXPECT_EQ((*entry)->archives.at("app").size, app_archive->size());
+  const std::string record =
+      store_ + "/artifacts/by-archive/" + app_archive->Hex();
+  ASSERT_TRUE(fs::exists(record));
+
+  fs::remove_all(store_ + "/artifacts/by-archive");
+  size_t before = Executed();
+  v1::Run second = Run(Pipeline(false));
+  ASSERT_EQ(second.state(), v1::RUN_SUCCEEDED) << second.reason();
+  EXPECT_EQ(Task(second, "build").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Executed(), before);
+  EXPECT_FALSE(fs::exists(record)) << "the hit verified the archive again";
+
+  // The same entry without its recorded archive: verified in full.
+  engine_.reset();
+  {
+    auto db = store::Database::Open(store_ + "/action_cache.db");
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec("DELETE FROM action_archives").ok());
+  }
+  OpenEngine();
+  v1::Run third = Run(Pipeline(false));
+  ASSERT_EQ(third.state(), v1::RUN_SUCCEEDED) << third.reason();
+  EXPECT_EQ(Task(third, "build").state(), v1::TASK_CACHED);
+  EXPECT_EQ(Executed(), before);
+  EXPECT_TRUE(fs::exists(record)) << "verified by extraction, and recorded";
 }
 
 // `cache gc --keep-days 0` during a run used to delete the run's fresh
