@@ -6,9 +6,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "base/mutex.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
 #include "google/protobuf/type.pb.h"
@@ -57,7 +57,7 @@ class CachingResolver : public pb::util::TypeResolver {
                            absl::flat_hash_map<std::string, T>* cache,
                            F resolve) {
     {
-      absl::ReaderMutexLock lock(&mu_);
+      kiln::MutexLock lock(&mu_);
       auto it = cache->find(url);
       if (it != cache->end()) {
         *out = it->second;
@@ -66,13 +66,13 @@ class CachingResolver : public pb::util::TypeResolver {
     }
     pb::util::Status s = resolve(url, out);
     if (!s.ok()) return s;  // not kept: the next call says the same
-    absl::MutexLock lock(&mu_);
+    kiln::MutexLock lock(&mu_);
     cache->emplace(url, *out);
     return s;
   }
 
   std::unique_ptr<pb::util::TypeResolver> base_;
-  absl::Mutex mu_;
+  kiln::Mutex mu_;
   absl::flat_hash_map<std::string, pb::Type> types_;
   absl::flat_hash_map<std::string, pb::Enum> enums_;
 };
@@ -105,11 +105,11 @@ class DirectTypes {
  public:
   bool Supports(const pb::Descriptor* d) {
     {
-      absl::ReaderMutexLock lock(&mu_);
+      kiln::MutexLock lock(&mu_);
       auto it = known_.find(d);
       if (it != known_.end()) return it->second;
     }
-    absl::MutexLock lock(&mu_);
+    kiln::MutexLock lock(&mu_);
     return SupportsLocked(d);
   }
 
@@ -145,7 +145,7 @@ class DirectTypes {
     return known_[d] = ok;
   }
 
-  absl::Mutex mu_;
+  kiln::Mutex mu_;
   absl::flat_hash_map<const pb::Descriptor*, bool> known_ ABSL_GUARDED_BY(mu_);
 };
 
