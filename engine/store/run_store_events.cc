@@ -53,10 +53,22 @@ absl::Status ValidateEvent(absl::string_view run_id, const v1::RunEvent& e,
   return bad("no kind");
 }
 
+// Whether `first` is a task's TASK_RUNNING and `next` ends that attempt
+// (a cache hit: RUNNING, then CACHED, one after the other).
+bool StartsWhatEnds(const v1::RunEvent& first, const v1::RunEvent& next) {
+  return first.has_task_state() && next.has_task_state() &&
+         first.task_state().state() == v1::TASK_RUNNING &&
+         IsTerminal(next.task_state().state()) &&
+         first.task_state().task() == next.task_state().task() &&
+         first.task_state().attempt() == next.task_state().attempt() &&
+         !first.task_state().has_approval();
+}
+
 }  // namespace
 
 absl::Status RunStore::ApplyEvent(absl::string_view run_id,
-                                  const v1::RunEvent& event) {
+                                  const v1::RunEvent& event,
+                                  const v1::RunEvent* started) {
   const int64_t time = ToMicros(event.time());
   if (event.has_run_state()) {
     const v1::RunStateChanged& change = event.run_state();
@@ -80,6 +92,10 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
   const v1::TaskStateChanged& change = event.task_state();
   const bool running = change.state() == v1::TASK_RUNNING;
   const bool terminal = IsTerminal(change.state());
+  // When the task started: this event's time, or its paired RUNNING's.
+  const bool has_start = running || started != nullptr;
+  const int64_t start_time =
+      started != nullptr ? ToMicros(started->time()) : time;
   {
     // started: the first time the task ran; finished: when it last ended.
     KILN_ASSIGN_OR_RETURN(
@@ -96,7 +112,7 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
         .Bind(5, change.exit_code())
         .BindText(6, change.reason())
         .Bind(9, change.error_code());
-    running ? update.Bind(7, time) : update.BindNull(7);
+    has_start ? update.Bind(7, start_time) : update.BindNull(7);
     terminal ? update.Bind(8, time) : update.BindNull(8);
     KILN_RETURN_IF_ERROR(update.Run());
   }
@@ -117,7 +133,7 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
         .Bind(5, change.exit_code())
         .BindText(6, change.reason())
         .Bind(9, change.error_code());
-    running ? insert.Bind(7, time) : insert.BindNull(7);
+    has_start ? insert.Bind(7, start_time) : insert.BindNull(7);
     terminal ? insert.Bind(8, time) : insert.BindNull(8);
     KILN_RETURN_IF_ERROR(insert.Run());
   }
@@ -151,7 +167,7 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
       .Bind(4, change.state())
       .Bind(5, change.exit_code())
       .BindText(6, change.reason());
-  running ? attempt.Bind(7, time) : attempt.BindNull(7);
+  has_start ? attempt.Bind(7, start_time) : attempt.BindNull(7);
   terminal ? attempt.Bind(8, time) : attempt.BindNull(8);
   return attempt.Run();
 }
@@ -195,7 +211,8 @@ absl::StatusOr<std::vector<v1::RunEvent>> RunStore::AppendEvents(
     KILN_ASSIGN_OR_RETURN(uint64_t seq, LastSequenceLocked(run_id));
     if (events.empty()) return events;
     std::string payload;
-    for (v1::RunEvent& event : events) {
+    for (size_t i = 0; i < events.size(); ++i) {
+      v1::RunEvent& event = events[i];
       event.set_run_id(std::string(run_id));
       event.set_sequence(++seq);
       if (!event.has_time()) *event.mutable_time() = now;
@@ -214,7 +231,13 @@ absl::StatusOr<std::vector<v1::RunEvent>> RunStore::AppendEvents(
             .BindBlob(4, payload);
         KILN_RETURN_IF_ERROR(insert.Run());
       }
-      KILN_RETURN_IF_ERROR(ApplyEvent(run_id, event));
+      if (i + 1 < events.size() && StartsWhatEnds(event, events[i + 1])) {
+        continue;  // applied with the event that ends the attempt
+      }
+      const v1::RunEvent* started =
+          i > 0 && StartsWhatEnds(events[i - 1], event) ? &events[i - 1]
+                                                        : nullptr;
+      KILN_RETURN_IF_ERROR(ApplyEvent(run_id, event, started));
     }
     {
       KILN_ASSIGN_OR_RETURN(

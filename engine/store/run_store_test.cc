@@ -14,7 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "engine/store/run_id.h"
 #include "engine/store/run_lease.h"
+#include "engine/store/sqlite.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 
 namespace kiln::store {
@@ -455,6 +457,72 @@ TEST_F(RunStoreTest, TaskOutputsReplaceEarlierOnes) {
 
 // A TASK_CACHED event is the record of a hit: its key, outputs and results
 // are committed with it (and with its TASK_RUNNING) in one transaction.
+// The task and attempt rows of a run, without its id, one line per row.
+std::vector<std::string> TaskAndAttemptRows(const std::string& dir,
+                                            const std::string& run_id) {
+  std::vector<std::string> rows;
+  auto db = Database::Open(dir + "/runs.db");
+  EXPECT_TRUE(db.ok()) << db.status();
+  if (!db.ok()) return rows;
+  const std::pair<const char*, int> queries[] = {
+      {"SELECT name, position, state, attempts, exit_code, reason,"
+       " COALESCE(started_us, -1), COALESCE(finished_us, -1), error_code,"
+       " cache_key FROM tasks WHERE run_id = ?1 ORDER BY name",
+       10},
+      {"SELECT task, attempt, state, exit_code, reason,"
+       " COALESCE(started_us, -1), COALESCE(finished_us, -1) FROM attempts"
+       " WHERE run_id = ?1 ORDER BY task, attempt",
+       7}};
+  for (const auto& [sql, columns] : queries) {
+    auto stmt = (*db)->Prepare(sql);
+    EXPECT_TRUE(stmt.ok()) << stmt.status();
+    if (!stmt.ok()) return rows;
+    stmt->BindText(1, run_id);
+    while (*stmt->Step()) {
+      std::string row;
+      for (int c = 0; c < columns; ++c)
+        absl::StrAppend(&row, stmt->Text(c), "|");
+      rows.push_back(row);
+    }
+  }
+  return rows;
+}
+
+// A batch applies a task's RUNNING and the event ending that attempt right
+// after it together (fewer statements for every cache hit); the rows end
+// exactly as applying them one call at a time leaves them.
+TEST_F(RunStoreTest, ARunningEventAppliedWithItsEndLeavesTheSameRows) {
+  auto at = [](v1::RunEvent e, int64_t us) {
+    *e.mutable_time() =
+        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(us);
+    return e;
+  };
+  v1::RunEvent hit = TaskState("a", v1::TASK_CACHED, 1, 0, "cache hit");
+  hit.mutable_task_state()->set_cache_key("ka");
+  (*hit.mutable_task_state()->mutable_outputs())["app"] = "sha256:aa";
+  std::vector<v1::RunEvent> events = {
+      at(TaskState("b", v1::TASK_RUNNING, 1), 5),
+      at(TaskState("b", v1::TASK_FAILED, 1, 3, "exit 3"), 6),
+      at(TaskState("a", v1::TASK_RUNNING, 1), 10),
+      at(hit, 20),
+      at(TaskState("b", v1::TASK_RUNNING, 2), 30),
+      at(TaskState("b", v1::TASK_SUCCEEDED, 2), 40),
+      at(TaskState("gen", v1::TASK_RUNNING, 1), 50),  // not in the pipeline
+      at(TaskState("gen", v1::TASK_SUCCEEDED, 1), 60),
+      at(TaskState("z", v1::TASK_RUNNING, 1), 70),  // left running
+  };
+  std::string batched = NewRun();
+  ASSERT_TRUE(store_->AppendEvents(batched, events).ok());
+  std::string one_by_one = NewRun();
+  for (const v1::RunEvent& e : events) {
+    ASSERT_TRUE(store_->AppendEvents(one_by_one, {e}).ok());
+  }
+  std::vector<std::string> want = TaskAndAttemptRows(dir_, one_by_one);
+  ASSERT_EQ(want.size(), 4u + 5u) << "a, b, gen, z; a1, b1, b2, gen1, z1";
+  EXPECT_EQ(TaskAndAttemptRows(dir_, batched), want);
+  EXPECT_EQ(*store_->LastSequence(batched), events.size());
+}
+
 TEST_F(RunStoreTest, ACachedEventRecordsTheHitWithItself) {
   std::string id = NewRun();
   v1::RunEvent a_hit = TaskState("a", v1::TASK_CACHED, 1);
