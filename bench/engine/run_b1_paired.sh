@@ -14,7 +14,10 @@
 # Environment: TASKS (2000), WIDTH (100), FANIN (3), JOBS (2), REPS (5), ID
 #   (the result id, default B1-paired),
 #   KEEP_DAG (a directory holding a filled dag + store from an earlier call,
-#   reused if present: DAG/kiln, DAG/ninja, DAG/store).
+#   reused if present: DAG/kiln, DAG/ninja, DAG/store), FILL_B (1: B's
+#   store is filled by a cold run of B itself, kept as DAG/store_b — for a
+#   B whose store format an A cannot read, or whose cache entries record
+#   more than A's).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 KILN_A=$(realpath "$1")
@@ -47,7 +50,19 @@ if [[ ! -d $dag/store ]]; then
   }
 fi
 cp -a "$dag/store" "$tmp/store_a"
-cp -a "$dag/store" "$tmp/store_b"
+if [[ ${FILL_B:-0} == 1 ]]; then
+  if [[ ! -d $dag/store_b ]]; then
+    echo "b1_paired: cold fill of $TASKS tasks with B ..." >&2
+    "$KILN_B" run "$dag/kiln/pipeline.yaml" --store "$dag/store_b" \
+      --jobs "$JOBS" --json >"$tmp/cold_b.out" 2>"$tmp/cold_b.err" || {
+      tail -5 "$tmp/cold_b.err" >&2
+      exit 1
+    }
+  fi
+  cp -a "$dag/store_b" "$tmp/store_b"
+else
+  cp -a "$dag/store" "$tmp/store_b"
+fi
 
 # timed LABEL CMD...: runs CMD, appends "wall cpu" to $tmp/LABEL.times.
 timed() {
