@@ -9,9 +9,10 @@ namespace {
 
 // Every output must still be in the store, or the hit is worthless. A
 // damaged index entry is dropped here, so the task runs again now instead
-// of its consumers failing in every run.
-// An entry that recorded an output's verified archive needs two stats for
-// it (HasIndexedArchive); anything else, or a doubt, takes the full check.
+// of its consumers failing in every run. An output whose verified archive
+// the entry recorded costs one read of its index entry and one stat
+// (HasIndexedArchive); anything else, or any difference, takes the full
+// check.
 bool OutputsPresent(const TaskRunnerContext& ctx,
                     const store::ActionResult& hit) {
   for (const auto& [artifact, digest] : hit.outputs) {
