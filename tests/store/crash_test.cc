@@ -59,7 +59,13 @@ v1::Pipeline MakePipeline(int n) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   std::mt19937 rng(seed);
   auto store = RunStore::Open(dir);
-  if (!store.ok()) _exit(10);
+  if (!store.ok()) {
+    // Said, so a failure names its cause (seen once under ASan, on a loaded
+    // machine, on the first iteration's fresh store).
+    std::fprintf(stderr, "writer: opening the store: %s\n",
+                 store.status().ToString().c_str());
+    _exit(10);
+  }
   std::vector<std::string> runs;
   std::unique_ptr<AttemptLogFile> log;
   for (int step = 0;; ++step) {
