@@ -36,29 +36,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# cold_fill LABEL KILN STORE: fills STORE with a cold run of the dag by KILN.
+cold_fill() {
+  echo "b1_paired: cold fill of $TASKS tasks with $1 ..." >&2
+  "$2" run "$dag/kiln/pipeline.yaml" --store "$3" --jobs "$JOBS" --json \
+    >"$tmp/cold_$1.out" 2>"$tmp/cold_$1.err" || {
+    tail -5 "$tmp/cold_$1.err" >&2
+    exit 1
+  }
+}
+
 dag=${KEEP_DAG:-$tmp/dag}
 if [[ ! -d $dag/store ]]; then
   mkdir -p "$dag"
   python3 bench/engine/gen_dag.py --tasks "$TASKS" --width "$WIDTH" \
     --fanin "$FANIN" "$dag"
   ninja -C "$dag/ninja" -j "$JOBS" >/dev/null
-  echo "b1_paired: cold fill of $TASKS tasks with A ..." >&2
-  "$KILN_A" run "$dag/kiln/pipeline.yaml" --store "$dag/store" \
-    --jobs "$JOBS" --json >"$tmp/cold.out" 2>"$tmp/cold.err" || {
-    tail -5 "$tmp/cold.err" >&2
-    exit 1
-  }
+  cold_fill A "$KILN_A" "$dag/store"
 fi
 cp -a "$dag/store" "$tmp/store_a"
 if [[ ${FILL_B:-0} == 1 ]]; then
-  if [[ ! -d $dag/store_b ]]; then
-    echo "b1_paired: cold fill of $TASKS tasks with B ..." >&2
-    "$KILN_B" run "$dag/kiln/pipeline.yaml" --store "$dag/store_b" \
-      --jobs "$JOBS" --json >"$tmp/cold_b.out" 2>"$tmp/cold_b.err" || {
-      tail -5 "$tmp/cold_b.err" >&2
-      exit 1
-    }
-  fi
+  [[ -d $dag/store_b ]] || cold_fill B "$KILN_B" "$dag/store_b"
   cp -a "$dag/store_b" "$tmp/store_b"
 else
   cp -a "$dag/store" "$tmp/store_b"
