@@ -14,11 +14,13 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/mutex.h"
 #include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/exceptions.h"
 #include "yaml-cpp/parser.h"
@@ -365,12 +367,8 @@ void* RunJobThread(void* arg) {
   return nullptr;
 }
 
-absl::Status RunOnBigStack(Job* job) {
-  if (job->text.size() > job->limits->max_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(job->filename, ": file of ", job->text.size(),
-                     " bytes exceeds the limit of ", job->limits->max_bytes));
-  }
+// Runs one job on a new thread with a kParserStackBytes stack.
+absl::Status RunOnNewThread(Job* job) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, kParserStackBytes);
@@ -383,6 +381,107 @@ absl::Status RunOnBigStack(Job* job) {
   }
   pthread_join(thread, nullptr);
   return job->status;
+}
+
+// Parser threads kept for reuse. Starting a thread per parse costs about
+// as much as parsing a small file (the clone, and the pages of its fresh
+// stack faulted in again); a render reads a dozen files, a run's decode
+// several. Up to kMaxWorkers threads wait, each with its big stack, for one
+// job at a time; a parse that finds them all busy starts a thread of its
+// own as before. Workers live as long as the process (the pool is never
+// destroyed: threads blocked on its locks outlive static destructors).
+class ParserPool {
+ public:
+  static constexpr int kMaxWorkers = 4;
+
+  static ParserPool* Get() {
+    static ParserPool* const pool = new ParserPool;
+    return pool;
+  }
+
+  absl::Status Run(Job* job) {
+    // A child forked from a multi-threaded process has none of its
+    // parent's workers (and may hold a copy of a lock taken at the fork).
+    if (getpid() != pid_) return RunOnNewThread(job);
+    Worker* worker = Take();
+    if (worker == nullptr) return RunOnNewThread(job);
+    {
+      kiln::MutexLock lock(&worker->mu);
+      worker->job = job;
+      worker->mu.Await([worker]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return worker->job == nullptr;
+      });
+    }
+    Give(worker);
+    return job->status;
+  }
+
+ private:
+  struct Worker {
+    kiln::Mutex mu;
+    Job* job ABSL_GUARDED_BY(mu) = nullptr;  // set to run, cleared when done
+  };
+
+  ParserPool() : pid_(getpid()) {}
+
+  // An idle worker, a new one, or nullptr when kMaxWorkers are busy (or a
+  // thread cannot be started).
+  Worker* Take() {
+    kiln::MutexLock lock(&mu_);
+    if (!idle_.empty()) {
+      Worker* worker = idle_.back();
+      idle_.pop_back();
+      return worker;
+    }
+    if (started_ >= kMaxWorkers) return nullptr;
+    auto worker = std::make_unique<Worker>();
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, kParserStackBytes);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, &ParserPool::Loop, worker.get());
+    pthread_attr_destroy(&attr);
+    if (rc != 0) return nullptr;
+    ++started_;
+    return worker.release();  // owned by its thread, which never ends
+  }
+
+  void Give(Worker* worker) {
+    kiln::MutexLock lock(&mu_);
+    idle_.push_back(worker);
+  }
+
+  static void* Loop(void* arg) {
+    Worker* worker = static_cast<Worker*>(arg);
+    while (true) {
+      Job* job;
+      {
+        kiln::MutexLock lock(&worker->mu);
+        worker->mu.Await([worker]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return worker->job != nullptr;
+        });
+        job = worker->job;
+      }
+      RunJob(job);  // the caller waits until job is cleared
+      kiln::MutexLock lock(&worker->mu);
+      worker->job = nullptr;
+    }
+  }
+
+  const pid_t pid_;
+  kiln::Mutex mu_;
+  std::vector<Worker*> idle_ ABSL_GUARDED_BY(mu_);
+  int started_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+absl::Status RunOnBigStack(Job* job) {
+  if (job->text.size() > job->limits->max_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(job->filename, ": file of ", job->text.size(),
+                     " bytes exceeds the limit of ", job->limits->max_bytes));
+  }
+  return ParserPool::Get()->Run(job);
 }
 
 }  // namespace
