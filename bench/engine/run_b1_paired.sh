@@ -92,6 +92,18 @@ print(sum(1 for s in final.values() if s == "TASK_CACHED"))
 PY
 }
 
+# One untimed no-op per binary first: a binary the fill did not run has
+# no decode-cache entry of its own yet (the key names the build).
+for side in a b; do
+  bin=$KILN_A
+  [[ $side == b ]] && bin=$KILN_B
+  "$bin" run "$dag/kiln/pipeline.yaml" --store "$tmp/store_$side" \
+    --jobs "$JOBS" --json >/dev/null 2>&1 || {
+    echo "b1_paired: warm-up of $side failed" >&2
+    exit 1
+  }
+done
+
 ns() { date +%s%N; }
 for ((i = 0; i < REPS; i++)); do
   s=$(ns)

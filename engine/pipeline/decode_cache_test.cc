@@ -51,6 +51,12 @@ class DecodeCacheTest : public ::testing::Test {
     return path;
   }
 
+  LoadOptions no_images_cached() const {
+    LoadOptions o = Cached();
+    o.images_supported = false;
+    return o;
+  }
+
   LoadOptions Cached() const {
     LoadOptions o = LoadOptions::LocalFile();
     o.decode_cache_dir = cache_;
@@ -78,6 +84,7 @@ class DecodeCacheTest : public ::testing::Test {
   }
 
   std::string dir_, cache_, path_;
+  v1::Pipeline plain_other_;  // no pipeline a proof covers
 };
 
 // A load decoded the YAML iff it recorded source positions: a hit's map
@@ -97,8 +104,11 @@ TEST_F(DecodeCacheTest, ASecondLoadIsReadFromTheCacheWithTheSameResult) {
   EXPECT_EQ(second.pipeline.DebugString(), first.pipeline.DebugString());
   EXPECT_EQ(second.file, first.file);
   EXPECT_EQ(second.base_dir, first.base_dir);
-  ASSERT_NE(second.validation, nullptr) << "validation runs on a hit too";
+  // Validated clean before, with the same capabilities: the hit carries
+  // the proof without validating again.
+  ASSERT_NE(second.validation, nullptr);
   EXPECT_TRUE(second.validation->Covers(second.pipeline));
+  EXPECT_FALSE(second.validation->Covers(plain_other_));
 
   // Positions come from the bytes when a diagnostic needs them.
   Diagnostic a =
@@ -149,6 +159,31 @@ TEST_F(DecodeCacheTest, ValidationAndItsDiagnosticsAreTheSameOnAHit) {
   ASSERT_FALSE(fresh.ok());
   EXPECT_EQ(JoinDiagnostics(hit.errors), JoinDiagnostics(fresh.errors));
   EXPECT_THAT(JoinDiagnostics(hit.errors), HasSubstr("pipeline.yaml:8:"));
+  EXPECT_EQ(hit.validation, nullptr);
+
+  // The entry says the validation with images accepted found nothing; a
+  // hit under those capabilities again is covered, the other is not.
+  LoadedPipeline images = LoadPipelineFile(path_, Cached());
+  EXPECT_FALSE(Decoded(images));
+  ASSERT_NE(images.validation, nullptr);
+  EXPECT_TRUE(images.validation->Covers(images.pipeline));
+  EXPECT_FALSE(LoadPipelineFile(path_, no_images_cached()).ok());
+}
+
+// A load that does not validate writes an entry that vouches for nothing:
+// a later validating hit runs the validation.
+TEST_F(DecodeCacheTest, AnEntryOfAnUnvalidatedLoadIsValidatedOnAHit) {
+  std::string images = Write("images.yaml", kPipeline);
+  LoadOptions unvalidated = no_images_cached();
+  unvalidated.validate = false;
+  LoadedPipeline first = LoadPipelineFile(images, unvalidated);
+  ASSERT_TRUE(first.ok()) << JoinDiagnostics(first.errors);
+  EXPECT_TRUE(Decoded(first));
+  EXPECT_EQ(first.validation, nullptr);
+  LoadedPipeline hit = LoadPipelineFile(images, no_images_cached());
+  EXPECT_FALSE(Decoded(hit));
+  EXPECT_FALSE(hit.ok()) << "the image task must be refused";
+  EXPECT_THAT(JoinDiagnostics(hit.errors), HasSubstr("images.yaml:8:"));
   EXPECT_EQ(hit.validation, nullptr);
 }
 

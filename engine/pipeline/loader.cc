@@ -173,26 +173,43 @@ std::string DecodeKey(const std::string& build_id, absl::string_view text,
 constexpr size_t kDecodeCacheEntries = 64;
 constexpr size_t kChecksumBytes = cas::Digest::kHashBytes;
 
-// The cached decoding of `key`: a SHA-256 of the rest, then the pipeline
-// (a torn write, which a power loss can leave, fails the checksum).
-bool ReadDecoded(const std::string& entry, size_t max_bytes,
-                 v1::Pipeline* out) {
+// What an entry records of the validation of its pipeline, besides the
+// pipeline itself: whether it found nothing at all (no error, no warning),
+// and with which capabilities.
+enum class Validated : char {
+  kNo = '0',             // not validated, or it reported something
+  kCleanNoImages = '1',  // clean, run.image refused
+  kClean = '2',          // clean, run.image accepted
+};
+
+Validated ValidatedFor(const LoadOptions& options) {
+  return options.images_supported ? Validated::kClean
+                                  : Validated::kCleanNoImages;
+}
+
+// The cached decoding of `key`: a SHA-256 of the rest, then one byte
+// (Validated), then the pipeline (a torn write, which a power loss can
+// leave, fails the checksum).
+bool ReadDecoded(const std::string& entry, size_t max_bytes, v1::Pipeline* out,
+                 Validated* validated) {
   absl::StatusOr<std::string> bytes = yaml::ReadFileCapped(entry, max_bytes);
-  if (!bytes.ok() || bytes->size() < kChecksumBytes) return false;
+  if (!bytes.ok() || bytes->size() < kChecksumBytes + 1) return false;
   absl::string_view payload = absl::string_view(*bytes).substr(kChecksumBytes);
   const cas::Digest sum = cas::Digest::Of(payload);
   if (std::memcmp(bytes->data(), sum.hash().data(), kChecksumBytes) != 0) {
     return false;
   }
+  *validated = static_cast<Validated>(payload[0]);
+  payload.remove_prefix(1);
   return out->ParseFromArray(payload.data(), static_cast<int>(payload.size()));
 }
 
 // Best effort: a cache that cannot be written only costs the next decoding.
 void WriteDecoded(const std::string& dir, const std::string& key,
-                  const v1::Pipeline& pipeline) {
+                  const v1::Pipeline& pipeline, Validated validated) {
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return;
-  std::string payload;
-  if (!pipeline.SerializeToString(&payload)) return;
+  std::string payload(1, static_cast<char>(validated));
+  if (!pipeline.AppendToString(&payload)) return;
   const cas::Digest sum = cas::Digest::Of(payload);
   std::string bytes(reinterpret_cast<const char*>(sum.hash().data()),
                     kChecksumBytes);
@@ -279,8 +296,9 @@ LoadedPipeline LoadPipelineFile(const std::string& path,
     key = DecodeKey(build_id, *text, path, options);
     entry = absl::StrCat(options.decode_cache_dir, "/", key);
     LoadedPipeline out;
-    if (ReadDecoded(entry, 4 * options.max_file_bytes + kChecksumBytes,
-                    &out.pipeline)) {
+    Validated validated = Validated::kNo;
+    if (ReadDecoded(entry, 4 * options.max_file_bytes + kChecksumBytes + 1,
+                    &out.pipeline, &validated)) {
       out.file = path;
       out.base_dir = DirName(path);
       LoadOptions decode = options;
@@ -290,7 +308,10 @@ LoadedPipeline LoadPipelineFile(const std::string& path,
           SourceMap::Deferred(path, [text = *std::move(text), path, decode]() {
             return LoadPipelineText(text, path, decode).source_map;
           });
-      if (options.validate) {
+      if (options.validate && validated == ValidatedFor(options)) {
+        // This build validated these bytes clean, with these capabilities.
+        out.validation = internal::ValidatedBefore(out.pipeline);
+      } else if (options.validate) {
         ExecCapabilities caps;
         caps.images = options.images_supported;
         out.errors = ValidatePipeline(out.pipeline, out.source_map.get(), caps,
@@ -303,7 +324,10 @@ LoadedPipeline LoadPipelineFile(const std::string& path,
   LoadedPipeline out = LoadPipelineText(*text, path, options);
   // Only a clean decoding is kept (a file with errors is not the hot path).
   if (!key.empty() && out.ok()) {
-    WriteDecoded(options.decode_cache_dir, key, out.pipeline);
+    WriteDecoded(options.decode_cache_dir, key, out.pipeline,
+                 options.validate && out.validation != nullptr
+                     ? ValidatedFor(options)
+                     : Validated::kNo);
   }
   CheckFile(options, &out);
   return out;

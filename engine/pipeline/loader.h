@@ -54,10 +54,13 @@ struct LoadOptions {
   // A directory keeping decoded pipelines (`kiln run`: <store>/pipelines,
   // made if its parent exists): a file whose exact bytes, name and decoding
   // limits this same kiln build decoded before is not decoded again (the
-  // YAML decoding of a 2,000-task file was a third of its no-op run). The
-  // validation and the `factory:` checks still run on every load, and
-  // source positions are recomputed from the bytes when a diagnostic needs
-  // them. An entry that does not check out is decoded again. "": none.
+  // YAML decoding of a 2,000-task file was a third of its no-op run). Nor
+  // is it validated again when that validation found nothing at all (no
+  // error, no warning) with the same capabilities (images_supported): the
+  // entry records it, and the hit carries the proof (`validation`).
+  // Otherwise the validation runs again; the `factory:` checks run on every
+  // load. Source positions are recomputed from the bytes when a diagnostic
+  // needs them. An entry that does not check out is decoded again. "": none.
   std::string decode_cache_dir;
 
   // Generous bounds for a trusted local file (`kiln run`, `validate`,

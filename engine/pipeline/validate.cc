@@ -414,6 +414,13 @@ std::vector<Diagnostic> ValidatePipeline(
   return found;
 }
 
+namespace internal {
+std::shared_ptr<const Validation> ValidatedBefore(
+    const v1::Pipeline& pipeline) {
+  return std::shared_ptr<const Validation>(new Validation(ContentOf(pipeline)));
+}
+}  // namespace internal
+
 std::vector<Diagnostic> ValidateWithCapabilities(const v1::Pipeline& pipeline,
                                                  const SourceMap* source_map,
                                                  const ExecCapabilities& caps,

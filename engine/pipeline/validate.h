@@ -54,11 +54,22 @@ std::vector<Diagnostic> ValidatePipeline(const v1::Pipeline& pipeline,
                                          const SourceMap* source_map,
                                          const ExecCapabilities& caps);
 
+class Validation;
+
+namespace internal {
+// A proof for `pipeline` that does not validate it. Only for the loader's
+// decode cache (LoadOptions::decode_cache_dir), whose checksummed entry
+// records that this same kiln build found nothing in these exact bytes,
+// decoded under the same limits, validated with the same capabilities.
+std::shared_ptr<const Validation> ValidatedBefore(const v1::Pipeline& pipeline);
+}  // namespace internal
+
 // Proof that a validation found nothing wrong with one pipeline, for a
 // later caller that knows more (Engine::Submit knows its executors'
 // capabilities): it then runs only the checks that depend on them
-// (ValidateWithCapabilities) instead of every check again. Made only by
-// the ValidatePipeline overload below; bound to the pipeline's content (its
+// (ValidateWithCapabilities) instead of every check again. Made by the
+// ValidatePipeline overload below (and, for what it made before, by the
+// loader's decode cache); bound to the pipeline's content (its
 // deterministic serialization), so a changed pipeline is not covered.
 class Validation {
  public:
@@ -70,6 +81,8 @@ class Validation {
       const v1::Pipeline& pipeline, const SourceMap* source_map,
       const ExecCapabilities& caps,
       std::shared_ptr<const Validation>* validation);
+  friend std::shared_ptr<const Validation> internal::ValidatedBefore(
+      const v1::Pipeline& pipeline);
   explicit Validation(std::string bytes) : bytes_(std::move(bytes)) {}
   std::string bytes_;
 };
