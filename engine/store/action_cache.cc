@@ -202,50 +202,51 @@ absl::Status ActionCache::PutLocked(absl::string_view key,
 
 absl::StatusOr<absl::optional<ActionResult>> ActionCache::LoadLocked(
     absl::string_view key, bool with_components) {
+  // The entry, its values and its archives in one statement (one bind,
+  // one reset: a no-op run looks up every task's key). The rows of the
+  // three parts are told apart by the first column, not by their order.
   ActionResult result;
+  bool found = false;
   {
     KILN_ASSIGN_OR_RETURN(
         Statement stmt,
-        db_->Prepare("SELECT exit_code, log_digest, log_path, created_us,"
+        db_->Prepare("SELECT 0, exit_code, log_digest, log_path, created_us,"
                      " pipeline_name, task_name, run_id FROM actions"
-                     " WHERE key = ?1"));
-    stmt.BindText(1, key);
-    KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
-    if (!found) return absl::optional<ActionResult>();
-    result.key = std::string(key);
-    result.exit_code = static_cast<int32_t>(stmt.Int(0));
-    result.log_digest = stmt.Text(1);
-    result.log_path = stmt.Text(2);
-    result.created = absl::FromUnixMicros(stmt.Int(3));
-    result.pipeline_name = stmt.Text(4);
-    result.task_name = stmt.Text(5);
-    result.run_id = stmt.Text(6);
-  }
-  {
-    KILN_ASSIGN_OR_RETURN(
-        Statement stmt,
-        db_->Prepare("SELECT kind, name, value FROM action_values"
-                     " WHERE key = ?1"));
+                     " WHERE key = ?1"
+                     " UNION ALL SELECT 1, 0, kind, name, value, NULL, NULL,"
+                     " NULL FROM action_values WHERE key = ?1"
+                     " UNION ALL SELECT 2, size, artifact, archive, NULL,"
+                     " NULL, NULL, NULL FROM action_archives WHERE key = ?1"));
     stmt.BindText(1, key);
     while (true) {
       KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
-      auto& map = stmt.Text(0) == "output" ? result.outputs : result.results;
-      map[stmt.Text(1)] = stmt.Text(2);
+      switch (stmt.Int(0)) {
+        case 0:
+          found = true;
+          result.exit_code = static_cast<int32_t>(stmt.Int(1));
+          result.log_digest = stmt.Text(2);
+          result.log_path = stmt.Text(3);
+          result.created = absl::FromUnixMicros(stmt.Int(4));
+          result.pipeline_name = stmt.Text(5);
+          result.task_name = stmt.Text(6);
+          result.run_id = stmt.Text(7);
+          break;
+        case 1: {
+          auto& map =
+              stmt.Text(2) == "output" ? result.outputs : result.results;
+          map[stmt.Text(3)] = stmt.Text(4);
+          break;
+        }
+        default:
+          result.archives[stmt.Text(2)] =
+              OutputArchive{stmt.Text(3), stmt.Int(1)};
+          break;
+      }
     }
   }
-  {
-    KILN_ASSIGN_OR_RETURN(
-        Statement stmt,
-        db_->Prepare("SELECT artifact, archive, size FROM action_archives"
-                     " WHERE key = ?1"));
-    stmt.BindText(1, key);
-    while (true) {
-      KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
-      if (!row) break;
-      result.archives[stmt.Text(0)] = OutputArchive{stmt.Text(1), stmt.Int(2)};
-    }
-  }
+  if (!found) return absl::optional<ActionResult>();
+  result.key = std::string(key);
   if (with_components) {
     KILN_ASSIGN_OR_RETURN(
         Statement stmt,

@@ -397,6 +397,12 @@ absl::Status RunStore::SetTaskOutputsLocked(absl::string_view run_id,
     return absl::NotFoundError(
         absl::StrCat("run ", run_id, " has no task ", task));
   }
+  return ReplaceTaskValuesLocked(run_id, task, outputs);
+}
+
+absl::Status RunStore::ReplaceTaskValuesLocked(absl::string_view run_id,
+                                               absl::string_view task,
+                                               const TaskOutputs& outputs) {
   {
     KILN_ASSIGN_OR_RETURN(
         Statement clear,

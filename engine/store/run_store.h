@@ -298,6 +298,11 @@ class RunStore {
                                     absl::string_view task,
                                     const TaskOutputs& outputs)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The output and result rows of SetTaskOutputsLocked (not the cache key).
+  absl::Status ReplaceTaskValuesLocked(absl::string_view run_id,
+                                       absl::string_view task,
+                                       const TaskOutputs& outputs)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ReserveAttemptLocked(absl::string_view run_id,
                                     absl::string_view task, uint32_t attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -96,14 +96,17 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
   const bool has_start = running || started != nullptr;
   const int64_t start_time =
       started != nullptr ? ToMicros(started->time()) : time;
+  const bool cached = change.state() == v1::TASK_CACHED;
   {
-    // started: the first time the task ran; finished: when it last ended.
+    // started: the first time the task ran; finished: when it last ended;
+    // a hit's cache key with its state (its values follow below).
     KILN_ASSIGN_OR_RETURN(
         Statement update,
         db_->Prepare("UPDATE tasks SET state = ?3,"
                      " attempts = MAX(attempts, ?4), exit_code = ?5,"
                      " reason = ?6, started_us = COALESCE(started_us, ?7),"
-                     " finished_us = ?8, error_code = ?9"
+                     " finished_us = ?8, error_code = ?9,"
+                     " cache_key = COALESCE(?10, cache_key)"
                      " WHERE run_id = ?1 AND name = ?2"));
     update.BindText(1, run_id)
         .BindText(2, change.task())
@@ -114,6 +117,7 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
         .Bind(9, change.error_code());
     has_start ? update.Bind(7, start_time) : update.BindNull(7);
     terminal ? update.Bind(8, time) : update.BindNull(8);
+    cached ? update.BindText(10, change.cache_key()) : update.BindNull(10);
     KILN_RETURN_IF_ERROR(update.Run());
   }
   if (db_->Changes() == 0) {
@@ -123,9 +127,10 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
         db_->Prepare(
             "INSERT INTO tasks (run_id, name, position, state,"
             " attempts, exit_code, reason, started_us, finished_us,"
-            " error_code)"
+            " error_code, cache_key)"
             " VALUES (?1, ?2, (SELECT COALESCE(MAX(position), -1) + 1"
-            " FROM tasks WHERE run_id = ?1), ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+            " FROM tasks WHERE run_id = ?1), ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+            " COALESCE(?10, ''))"));
     insert.BindText(1, run_id)
         .BindText(2, change.task())
         .Bind(3, change.state())
@@ -135,19 +140,19 @@ absl::Status RunStore::ApplyEvent(absl::string_view run_id,
         .Bind(9, change.error_code());
     has_start ? insert.Bind(7, start_time) : insert.BindNull(7);
     terminal ? insert.Bind(8, time) : insert.BindNull(8);
+    cached ? insert.BindText(10, change.cache_key()) : insert.BindNull(10);
     KILN_RETURN_IF_ERROR(insert.Run());
   }
   if (change.has_approval()) {
     KILN_RETURN_IF_ERROR(
         RecordApprovalLocked(run_id, change.task(), change.approval()));
   }
-  if (change.state() == v1::TASK_CACHED) {
+  if (cached) {
     // The hit's record: what it reuses is durable with the event itself.
-    TaskOutputs hit;
-    hit.cache_key = change.cache_key();
+    TaskOutputs hit;  // its cache_key is set with the state above
     hit.outputs.insert(change.outputs().begin(), change.outputs().end());
     hit.results.insert(change.results().begin(), change.results().end());
-    KILN_RETURN_IF_ERROR(SetTaskOutputsLocked(run_id, change.task(), hit));
+    KILN_RETURN_IF_ERROR(ReplaceTaskValuesLocked(run_id, change.task(), hit));
   }
   if (change.attempt() == 0) return absl::OkStatus();  // e.g. skipped, cached
 

@@ -286,6 +286,20 @@ TEST_F(RunStoreTest, TaskOutsideThePipelineIsAdded) {
   auto run = store_->GetRun(id);
   ASSERT_EQ(run->tasks_size(), 4);
   EXPECT_EQ(run->tasks(3).name(), "extra");
+
+  // A hit of a task the pipeline did not list: its row is made with the
+  // hit's cache key and values.
+  v1::RunEvent hit = TaskState("late", v1::TASK_CACHED, 1);
+  hit.mutable_task_state()->set_cache_key("kl");
+  (*hit.mutable_task_state()->mutable_outputs())["bin"] = "sha256:bb";
+  ASSERT_TRUE(store_->AppendEvents(id, {hit}).ok());
+  run = store_->GetRun(id);
+  ASSERT_EQ(run->tasks_size(), 5);
+  EXPECT_EQ(run->tasks(4).name(), "late");
+  EXPECT_EQ(run->tasks(4).state(), v1::TASK_CACHED);
+  EXPECT_EQ(run->tasks(4).cache_key(), "kl");
+  EXPECT_THAT(run->tasks(4).outputs(),
+              UnorderedElementsAre(Pair("bin", "sha256:bb")));
 }
 
 TEST_F(RunStoreTest, InvalidEventsAreRejectedWhole) {
