@@ -388,8 +388,9 @@ absl::Status RunOnNewThread(Job* job) {
 // stack faulted in again); a render reads a dozen files, a run's decode
 // several. Up to kMaxWorkers threads wait, each with its big stack, for one
 // job at a time; a parse that finds them all busy starts a thread of its
-// own as before. Workers live as long as the process (the pool is never
-// destroyed: threads blocked on its locks outlive static destructors).
+// own as before, and so does a large input (kMaxPooledBytes). Workers
+// live as long as the process (the pool is never destroyed: threads
+// blocked on its locks outlive static destructors).
 class ParserPool {
  public:
   static constexpr int kMaxWorkers = 4;
@@ -399,10 +400,20 @@ class ParserPool {
     return pool;
   }
 
+  // Larger inputs get a thread of their own. What a parse allocates comes
+  // from its thread's malloc arena and returns there when the caller frees
+  // the tree; a worker keeps its arena for good, so the tree of a large
+  // file (a 10,000-task pipeline: ~70 MB) would stay reserved for the
+  // worker's next parses instead of going back to the rest of the process.
+  // A thread that ends hands its arena on to the next thread started.
+  static constexpr size_t kMaxPooledBytes = 64 << 10;
+
   absl::Status Run(Job* job) {
     // A child forked from a multi-threaded process has none of its
     // parent's workers (and may hold a copy of a lock taken at the fork).
-    if (getpid() != pid_) return RunOnNewThread(job);
+    if (job->text.size() > kMaxPooledBytes || getpid() != pid_) {
+      return RunOnNewThread(job);
+    }
     Worker* worker = Take();
     if (worker == nullptr) return RunOnNewThread(job);
     {
