@@ -87,12 +87,13 @@ def main():
         stores, digests = {}, {}
         for r in range(args.rounds):
             for who in rotated(names, r):
+                if who != "peer" and who in stores:
+                    shutil.rmtree(stores[who])
+                os.sync()  # no dirty pages of the round before (see B6)
                 if who == "peer":
                     w, c, _ = timed("tar -cf - -C %s . | zstd -1 -q -f -o %s"
                                     % (tree, peer_archive), shell=True)
                 else:
-                    if who in stores:
-                        shutil.rmtree(stores[who])
                     stores[who] = os.path.join(work, "store-%s-%d" % (who, r))
                     w, c, out = timed([kilns[who], "stash", tree,
                                        "--store", stores[who]])
@@ -124,6 +125,10 @@ def main():
                 dest = os.path.join(work, "x-" + who)
                 if os.path.exists(dest):
                     shutil.rmtree(dest)
+                # Start from no dirty pages: otherwise the writeback of the
+                # round before (1 GiB unsynced by the peer) lands on whoever
+                # runs next, which moved rounds by 5x (bench/README.md).
+                os.sync()
                 if who == "peer":
                     os.mkdir(dest)
                     w, c, _ = timed("zstd -d -q < %s | tar -x -C %s"
