@@ -51,6 +51,8 @@ extern "C" const char* __tsan_default_suppressions() {
       // called from inside the library; seen once in kube client_test):
       // ignore_noninstrumented_modules did not cover the send interceptor.
       // Only calls made from the library itself; kiln's handlers are still
-      // checked.
+      // checked (//engine/service/testing:tsan_http_check_test). Like every
+      // line here it takes effect only where the hook is in the executable:
+      // a test linking this library must be linkstatic.
       "called_from_lib:libcpp-httplib.so\n";
 }
