@@ -16,16 +16,8 @@
 #include <vector>
 
 #include "base/mutex.h"
+#include "engine/service/testing/tsan_build.h"
 #include "httplib.h"
-
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define KILN_RACY_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define KILN_RACY_TSAN 1
-#endif
 
 namespace {
 
@@ -39,12 +31,7 @@ __attribute__((noinline)) int RacyChunkCount() { return ++calls; }
 }  // namespace
 
 int main(int argc, char** argv) {
-#ifdef KILN_RACY_TSAN
-  std::printf("tsan=1\n");
-#else
-  std::printf("tsan=0\n");
-#endif
-  std::fflush(stdout);
+  kiln::testing::PrintTsanBuild();
   const bool locked = argc > 1 && std::strcmp(argv[1], "--locked") == 0;
 
   httplib::Server server;

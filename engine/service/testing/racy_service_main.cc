@@ -21,16 +21,8 @@
 #include <vector>
 
 #include "base/mutex.h"
+#include "engine/service/testing/tsan_build.h"
 #include "proto/kiln/v1/service.grpc.pb.h"
-
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define KILN_RACY_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define KILN_RACY_TSAN 1
-#endif
 
 namespace {
 
@@ -69,12 +61,7 @@ class RacyService final : public kiln::v1::Kiln::Service {
 }  // namespace
 
 int main(int argc, char** argv) {
-#ifdef KILN_RACY_TSAN
-  std::printf("tsan=1\n");
-#else
-  std::printf("tsan=0\n");
-#endif
-  std::fflush(stdout);
+  kiln::testing::PrintTsanBuild();
   bool locked = argc > 1 && std::strcmp(argv[1], "--locked") == 0;
 
   // In the directory the caller names (tsan_check_test.sh removes it: TSan
