@@ -74,7 +74,7 @@ ADDR="" URL=""
 for _ in $(seq 1 300); do
   # (the server may not have created its output file yet)
   ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out" 2>/dev/null || true)"
-  URL="$(sed -n 's/^kiln: dashboard on //p' "${WORK}/serve.out")"
+  URL="$(sed -n 's/^kiln: dashboard on //p' "${WORK}/serve.out" 2>/dev/null || true)"
   [[ -n "${ADDR}" && -n "${URL}" ]] && break
   if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
     echo "kiln serve exited:" >&2
