@@ -98,6 +98,18 @@ expect "preview created its namespace" "$out" '^deploy-preview \| created namesp
 expect "preview deployed" "$out" '^deploy-preview: succeeded'
 expect "no stage deploy on a branch" "$out" '^deploy-stage: skipped'
 check_env hello-feature-greeting preview hello-preview 1
+# deploy-preview does not wait for its rollout: the double's controller is
+# still writing the Deployment's status (a new resourceVersion). Compare
+# versions only once the rollout is over.
+settled=""
+for _ in $(seq 1 100); do
+  settled=$(k get deployment hello-preview -n hello-feature-greeting \
+    -o jsonpath='{.status.availableReplicas} {.status.conditions[?(@.type=="Progressing")].reason}')
+  [[ $settled == "1 NewReplicaSetAvailable" ]] && break
+  sleep 0.1
+done
+[[ $settled == "1 NewReplicaSetAvailable" ]] ||
+  { echo "FAIL: the preview rollout did not complete: '$settled'"; fail=1; }
 versions hello-feature-greeting >"$work/preview.before"
 run_hello feature/greeting "shipit: friendlier greeting" 1111111 ||
   { echo "FAIL: the second feature branch run failed"; cat "$out"; fail=1; }
@@ -158,6 +170,7 @@ done
 expect "nothing ran again" "$out" '^run .*: succeeded .* 0 succeeded, 9 cached'
 # The preview of the branch is untouched by main's deploys.
 versions hello-feature-greeting >"$work/preview.last"
-cmp -s "$work/preview.before" "$work/preview.last" || { echo "FAIL: main changed the preview"; fail=1; }
+cmp -s "$work/preview.before" "$work/preview.last" ||
+  { echo "FAIL: main changed the preview:"; diff "$work/preview.before" "$work/preview.last"; fail=1; }
 [[ $fail -eq 0 ]] && echo "hello deploy ok"
 exit $fail

@@ -48,7 +48,8 @@ tasks:
     run: {command: [/bin/sh, -c, "cat marker"]}
 YAML
 STORE="${WORK}/store"
-token() { printf '%s-%s%s%s' "$1" "$RANDOM" "$RANDOM" "$RANDOM"; }
+# 128 random bits: $RANDOM alone can make a token shorter than serve's minimum.
+token() { printf '%s-%s' "$1" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"; }
 SUB="$(token submitter)"; VIEW="$(token viewer)"
 ALICE="$(token alice)"; BOB="$(token bob)"
 {

@@ -112,7 +112,7 @@ refused "no task" "${KILN}" artifacts "${RUN}" ghost --store "${STORE}"
 [[ ! -e "${WORK}/x" ]] || fail "a refused unstash left ${WORK}/x"
 
 # The same against `kiln serve`, from a client with its own store.
-TOKEN="art-token-$RANDOM$RANDOM"
+TOKEN="art-token-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 printf '%s viewer cli\n' "${TOKEN}" >"${WORK}/tokens"
 chmod 600 "${WORK}/tokens"
 printf '%s\n' "${TOKEN}" >"${WORK}/client-token"

@@ -26,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tok() { echo "limits-$1-$RANDOM$RANDOM$RANDOM$RANDOM"; }
+tok() { echo "limits-$1-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"; }
 ADMIN="$(tok admin)"
 SUBMITTER="$(tok submitter)"
 VIEWER1="$(tok viewer1)"
