@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
-# kiln_binary_link_test KILN STATIC_LIBS_TXT MALLOC
+# kiln_binary_link_test KILN STATIC_LIBS_TXT
 #
 # KILN links the libraries listed in STATIC_LIBS_TXT (one -l name a line,
 # written by @sys) from their static archives. Checks that:
-#   - MALLOC "own": the binary defines malloc and free (tcmalloc,
-#     @sys//:malloc) and the C library itself calls them; "sanitizer":
-#     not checked (ASan's runtime replaces them);
 #   - none of them is also a shared library the binary loads, directly or
 #     through another shared library (ldd: the loader's whole closure);
 #   - libarchive's xar support (libxml2, and ICU behind it) is not linked:
@@ -20,7 +17,6 @@
 set -euo pipefail
 kiln=$(realpath "$1")
 static_libs=$2
-malloc=${3:-own}
 failures=0
 fail() {
   echo "FAIL: $*" >&2
@@ -57,19 +53,6 @@ if [[ $(uname -m) == x86_64 ]]; then
 fi
 
 work=${TEST_TMPDIR:-$(mktemp -d)}
-if [[ $malloc == own ]]; then
-  # The loader binds the C library's own calls of malloc and free to the
-  # binary's definitions (LD_DEBUG=bindings), not to the C library's.
-  LD_DEBUG=bindings "$kiln" --help 2>"$work/bindings.ld" >/dev/null ||
-    fail "kiln --help (LD_DEBUG=bindings) failed"
-  for sym in malloc free; do
-    tick='`'
-    bound=$(grep -F "normal symbol $tick$sym'" "$work/bindings.ld" |
-      grep -F "/libc.so.6 [0] to " | head -1 || true)
-    [[ $bound == *" to $kiln [0]: "* ]] ||
-      fail "the C library's $sym is not the binary's (is @sys//:malloc linked?): $bound"
-  done
-fi
 "$kiln" --help >"$work/help.out" 2>&1 || fail "kiln --help: $(cat "$work/help.out")"
 grep -q "^usage: kiln VERB" "$work/help.out" || fail "kiln --help printed: $(head -3 "$work/help.out")"
 

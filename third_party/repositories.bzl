@@ -77,12 +77,6 @@ KILN_LAZY_LIBS = [
     "cpp_httplib",
 ]
 
-# The allocator of kiln's own binary (@sys//:malloc), linked whole from its
-# static archive: a no-op run of 10,000 cached tasks spends ~12 % of its
-# samples in glibc's malloc and free, and took 0.91x the time with
-# tcmalloc (bench/README.md, B1). Not under the sanitizers (//:kiln).
-KILN_MALLOC = "libtcmalloc_minimal"
-
 def kiln_repositories(kiln_path = "."):
     """Declares @rules_cc, @rules_java, @remote_coverage_tools and @sys.
 
@@ -101,5 +95,4 @@ def kiln_repositories(kiln_path = "."):
         static = KILN_STATIC_LIBS,
         keep_shared = KILN_KEEP_SHARED,
         lazy = KILN_LAZY_LIBS,
-        malloc = KILN_MALLOC,
     )
