@@ -5,7 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <set>
 #include <utility>
 
@@ -72,7 +74,126 @@ absl::Status MoveAside(const std::string& store_dir, const absl::Status& why) {
   return absl::OkStatus();
 }
 
+// ---- The hit column (schema 3) ----
+//
+// An entry's outputs, results and archives in one value, so that a lookup
+// reads one row. Layout: the byte kHitFormat, then three sections in this
+// order — outputs, results, archives — each a varint count and its entries
+// in increasing key order: outputs and results as two strings (name,
+// value), archives as two strings (artifact, archive digest) and a varint
+// size. A string is a varint length and its bytes. Anything else (another
+// format byte, a length past the end, keys out of order, bytes left over)
+// is not decoded, and the lookup reads the tables instead.
+constexpr char kHitFormat = 1;
+
+void PutVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void PutString(absl::string_view s, std::string* out) {
+  PutVarint(s.size(), out);
+  out->append(s.data(), s.size());
+}
+
+bool GetVarint(absl::string_view* in, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
+    const uint8_t byte = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool GetString(absl::string_view* in, std::string* s) {
+  uint64_t n;
+  if (!GetVarint(in, &n) || n > in->size()) return false;
+  s->assign(in->data(), n);
+  in->remove_prefix(n);
+  return true;
+}
+
+// A section's count: each entry takes at least two bytes, so a count the
+// rest cannot hold is refused before any loop.
+bool GetCount(absl::string_view* in, uint64_t* n) {
+  return GetVarint(in, n) && *n <= in->size() / 2;
+}
+
+std::string EncodeHit(const ActionResult& r) {
+  std::string out(1, kHitFormat);
+  for (const auto* map : {&r.outputs, &r.results}) {
+    PutVarint(map->size(), &out);
+    for (const auto& [name, value] : *map) {
+      PutString(name, &out);
+      PutString(value, &out);
+    }
+  }
+  PutVarint(r.archives.size(), &out);
+  for (const auto& [artifact, archive] : r.archives) {
+    PutString(artifact, &out);
+    PutString(archive.digest, &out);
+    PutVarint(static_cast<uint64_t>(std::max<int64_t>(archive.size, 0)), &out);
+  }
+  return out;
+}
+
+// Fills r's outputs, results and archives from `in`, all or nothing.
+bool DecodeHit(absl::string_view in, ActionResult* r) {
+  if (in.empty() || in.front() != kHitFormat) return false;
+  in.remove_prefix(1);
+  std::map<std::string, std::string> maps[2];
+  for (auto& map : maps) {
+    uint64_t n;
+    if (!GetCount(&in, &n)) return false;
+    for (uint64_t i = 0; i < n; ++i) {
+      std::string name, value;
+      if (!GetString(&in, &name) || !GetString(&in, &value)) return false;
+      if (!map.empty() && name <= map.rbegin()->first) return false;
+      map.emplace_hint(map.end(), std::move(name), std::move(value));
+    }
+  }
+  std::map<std::string, OutputArchive> archives;
+  uint64_t n;
+  if (!GetCount(&in, &n)) return false;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string artifact;
+    OutputArchive archive;
+    uint64_t size;
+    if (!GetString(&in, &artifact) || !GetString(&in, &archive.digest) ||
+        !GetVarint(&in, &size) ||
+        size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return false;
+    }
+    if (!archives.empty() && artifact <= archives.rbegin()->first) {
+      return false;
+    }
+    archive.size = static_cast<int64_t>(size);
+    archives.emplace_hint(archives.end(), std::move(artifact),
+                          std::move(archive));
+  }
+  if (!in.empty()) return false;
+  r->outputs = std::move(maps[0]);
+  r->results = std::move(maps[1]);
+  r->archives = std::move(archives);
+  return true;
+}
+
 }  // namespace
+
+namespace internal {
+std::string EncodeHitForTesting(const ActionResult& r) { return EncodeHit(r); }
+bool DecodeHitForTesting(absl::string_view in, ActionResult* r) {
+  return DecodeHit(in, r);
+}
+}  // namespace internal
 
 ActionCache::ActionCache(std::string store_dir, std::unique_ptr<Database> db)
     : store_dir_(std::move(store_dir)), db_(std::move(db)) {}
@@ -144,8 +265,8 @@ absl::Status ActionCache::PutLocked(absl::string_view key,
     KILN_ASSIGN_OR_RETURN(
         Statement insert,
         db_->Prepare("INSERT INTO actions (key, exit_code, log_digest,"
-                     " log_path, created_us, pipeline_name, task_name, run_id)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+                     " log_path, created_us, pipeline_name, task_name, run_id,"
+                     " hit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
     insert.BindText(1, key)
         .Bind(2, result.exit_code)
         .BindText(3, result.log_digest)
@@ -153,7 +274,8 @@ absl::Status ActionCache::PutLocked(absl::string_view key,
         .Bind(5, ToMicros(created))
         .BindText(6, result.pipeline_name)
         .BindText(7, result.task_name)
-        .BindText(8, result.run_id);
+        .BindText(8, result.run_id)
+        .BindBlob(9, EncodeHit(result));
     KILN_RETURN_IF_ERROR(insert.Run());
   }
   {
@@ -202,46 +324,49 @@ absl::Status ActionCache::PutLocked(absl::string_view key,
 
 absl::StatusOr<absl::optional<ActionResult>> ActionCache::LoadLocked(
     absl::string_view key, bool with_components) {
-  // The entry, its values and its archives in one statement (one bind,
-  // one reset: a no-op run looks up every task's key). The rows of the
-  // three parts are told apart by the first column, not by their order.
+  // The entry with its values and archives in one row (the hit column);
+  // an entry written before schema 3, or whose hit does not decode, has
+  // them read from their tables in the same snapshot.
   ActionResult result;
   bool found = false;
+  bool decoded = false;
   {
     KILN_ASSIGN_OR_RETURN(
         Statement stmt,
-        db_->Prepare("SELECT 0, exit_code, log_digest, log_path, created_us,"
-                     " pipeline_name, task_name, run_id FROM actions"
-                     " WHERE key = ?1"
-                     " UNION ALL SELECT 1, 0, kind, name, value, NULL, NULL,"
-                     " NULL FROM action_values WHERE key = ?1"
-                     " UNION ALL SELECT 2, size, artifact, archive, NULL,"
-                     " NULL, NULL, NULL FROM action_archives WHERE key = ?1"));
+        db_->Prepare("SELECT exit_code, log_digest, log_path, created_us,"
+                     " pipeline_name, task_name, run_id, hit FROM actions"
+                     " WHERE key = ?1"));
+    stmt.BindText(1, key);
+    KILN_ASSIGN_OR_RETURN(found, stmt.Step());
+    if (found) {
+      result.exit_code = static_cast<int32_t>(stmt.Int(0));
+      result.log_digest = stmt.Text(1);
+      result.log_path = stmt.Text(2);
+      result.created = absl::FromUnixMicros(stmt.Int(3));
+      result.pipeline_name = stmt.Text(4);
+      result.task_name = stmt.Text(5);
+      result.run_id = stmt.Text(6);
+      decoded = !stmt.IsNull(7) && DecodeHit(stmt.Blob(7), &result);
+    }
+  }
+  if (found && !decoded) {
+    // Values and archives in one statement; the rows of the two parts are
+    // told apart by the first column, not by their order.
+    KILN_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_->Prepare("SELECT 1, kind, name, value, 0 FROM action_values"
+                     " WHERE key = ?1 UNION ALL SELECT 2, artifact, archive,"
+                     " NULL, size FROM action_archives WHERE key = ?1"));
     stmt.BindText(1, key);
     while (true) {
       KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
-      switch (stmt.Int(0)) {
-        case 0:
-          found = true;
-          result.exit_code = static_cast<int32_t>(stmt.Int(1));
-          result.log_digest = stmt.Text(2);
-          result.log_path = stmt.Text(3);
-          result.created = absl::FromUnixMicros(stmt.Int(4));
-          result.pipeline_name = stmt.Text(5);
-          result.task_name = stmt.Text(6);
-          result.run_id = stmt.Text(7);
-          break;
-        case 1: {
-          auto& map =
-              stmt.Text(2) == "output" ? result.outputs : result.results;
-          map[stmt.Text(3)] = stmt.Text(4);
-          break;
-        }
-        default:
-          result.archives[stmt.Text(2)] =
-              OutputArchive{stmt.Text(3), stmt.Int(1)};
-          break;
+      if (stmt.Int(0) == 1) {
+        auto& map = stmt.Text(1) == "output" ? result.outputs : result.results;
+        map[stmt.Text(2)] = stmt.Text(3);
+      } else {
+        result.archives[stmt.Text(1)] =
+            OutputArchive{stmt.Text(2), stmt.Int(4)};
       }
     }
   }

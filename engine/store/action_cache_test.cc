@@ -182,6 +182,90 @@ TEST_F(ActionCacheTest, OutputArchivesRoundTripAndAreReplacedWithTheEntry) {
   }
 }
 
+// Schema 3: a lookup reads an entry's values and archives from its hit
+// column; the tables stay the record, and are read when the column is NULL
+// (an entry written before schema 3) or does not decode.
+TEST_F(ActionCacheTest, LookupsReadTheHitColumnAndFallBackToTheTables) {
+  ActionResult in = Result("build", absl::Now(), {{"a", "1"}});
+  in.archives["app"] = OutputArchive{"sha256:arch-app", 1234};
+  for (const char* key : {"k", "null", "bad"}) {
+    ASSERT_TRUE(cache_->Put(key, in).ok());
+  }
+  {
+    auto db = Database::Open(dir_ + "/action_cache.db");
+    ASSERT_TRUE(db.ok()) << db.status();
+    EXPECT_EQ(*(*db)->QueryInt("SELECT COUNT(*) FROM actions"
+                               " WHERE hit IS NOT NULL"),
+              3);
+    // Without its table rows, "k" is still whole: the lookup read the hit.
+    ASSERT_TRUE(
+        (*db)
+            ->Exec("DELETE FROM action_values WHERE key = 'k';"
+                   " DELETE FROM action_archives WHERE key = 'k';"
+                   " UPDATE actions SET hit = NULL WHERE key = 'null';"
+                   " UPDATE actions SET hit = X'01ff' WHERE key = 'bad'")
+            .ok());
+  }
+  auto many = cache_->LookupMany({"k", "null", "bad"});
+  ASSERT_TRUE(many.ok()) << many.status();
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*many)[i].has_value()) << i;
+    const ActionResult& got = *(*many)[i];
+    EXPECT_EQ(got.outputs, in.outputs) << i;
+    EXPECT_EQ(got.results, in.results) << i;
+    EXPECT_EQ(got.archives, in.archives) << i;
+    EXPECT_EQ(got.log_digest, in.log_digest) << i;
+    EXPECT_EQ(got.run_id, in.run_id) << i;
+  }
+  EXPECT_EQ(cache_->recoveries(), 0) << "a bad hit is not a damaged cache";
+}
+
+TEST(ActionCacheHitEncodingTest, RoundTripsAndRefusesAnythingMalformed) {
+  ActionResult in;
+  in.outputs = {{"app", "sha256:1"}, {"docs", "sha256:2"}};
+  in.results = {{"digest", std::string("a\0b\xff", 4)}, {"empty", ""}};
+  in.archives = {{"app", OutputArchive{"sha256:arch", int64_t{1} << 40}},
+                 {"docs", OutputArchive{"sha256:arch2", 0}}};
+  const std::string blob = internal::EncodeHitForTesting(in);
+  ActionResult out;
+  ASSERT_TRUE(internal::DecodeHitForTesting(blob, &out));
+  EXPECT_EQ(out.outputs, in.outputs);
+  EXPECT_EQ(out.results, in.results);
+  EXPECT_EQ(out.archives, in.archives);
+  ActionResult none;
+  ASSERT_TRUE(internal::DecodeHitForTesting(
+      internal::EncodeHitForTesting(ActionResult{}), &none));
+  EXPECT_TRUE(none.outputs.empty() && none.results.empty() &&
+              none.archives.empty());
+
+  // Every proper prefix, one byte more, another format byte: refused, and
+  // the result is left as it was.
+  ActionResult untouched;
+  untouched.outputs["keep"] = "me";
+  for (size_t n = 0; n < blob.size(); ++n) {
+    EXPECT_FALSE(internal::DecodeHitForTesting(blob.substr(0, n), &untouched))
+        << n;
+  }
+  EXPECT_FALSE(internal::DecodeHitForTesting(blob + "x", &untouched));
+  std::string other = blob;
+  other[0] = 2;
+  EXPECT_FALSE(internal::DecodeHitForTesting(other, &untouched));
+  // A count larger than the bytes left, and keys out of order.
+  EXPECT_FALSE(internal::DecodeHitForTesting(
+      std::string("\x01\xff\xff\xff\xff\x0f", 6), &untouched));
+  EXPECT_FALSE(internal::DecodeHitForTesting(std::string("\x01\x02\x01"
+                                                         "b\x00\x01"
+                                                         "a\x00\x00\x00",
+                                                         10),
+                                             &untouched));
+  EXPECT_TRUE(internal::DecodeHitForTesting(std::string("\x01\x02\x01"
+                                                        "a\x00\x01"
+                                                        "b\x00\x00\x00",
+                                                        10),
+                                            &out));
+  EXPECT_THAT(untouched.outputs, ElementsAre(Pair("keep", "me")));
+}
+
 // A store written by a kiln that knew schema 1 (no action_archives) is
 // upgraded in place: its entries stay, without recorded archives.
 TEST(ActionCacheMigrationTest, ASchemaOneStoreIsUpgradedAndKeepsItsEntries) {
