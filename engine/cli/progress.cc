@@ -82,8 +82,8 @@ ProgressView::ProgressView(Mode mode, FILE* out) : mode_(mode), out_(out) {
   }
   if (out_ == nullptr) out_ = mode_ == Mode::kJson ? stdout : stderr;
   if (mode_ == Mode::kLive) ticker_ = std::thread([this] { Ticker(); });
-  if (mode_ == Mode::kJson) {
-    json_writer_ = std::thread([this] { JsonWriter(); });
+  if (mode_ == Mode::kJson || mode_ == Mode::kPlain) {
+    writer_ = std::thread([this] { Writer(); });
   }
 }
 
@@ -95,36 +95,46 @@ void ProgressView::StopThreads() {
     stop_ = true;
   }
   if (ticker_.joinable()) ticker_.join();
-  if (json_writer_.joinable()) json_writer_.join();
+  if (writer_.joinable()) writer_.join();
 }
 
-void ProgressView::JsonWriter() {
+void ProgressView::Writer() {
   mu_.Lock();
   while (true) {
     mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return !json_pending_.empty() || stop_;
+      return !pending_.empty() || stop_;
     });
-    if (json_pending_.empty()) break;  // and stop_
+    if (pending_.empty()) break;  // and stop_
     if (!stop_) {
       // The rest of the batch the first line came with.
       mu_.AwaitWithDeadline(
           [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stop_; },
-          absl::Now() + kJsonCoalesce);
+          absl::Now() + kCoalesce);
     }
     std::string chunk;
-    chunk.swap(json_pending_);
+    chunk.swap(pending_);
     // Written without mu_ (OnEvent keeps appending), under out_mu_ taken
     // before mu_ is released: the chunks keep their order.
     out_mu_.Lock();
     mu_.Unlock();
-    WriteJson(chunk);
+    WriteChunk(chunk);
     out_mu_.Unlock();
     mu_.Lock();
   }
   mu_.Unlock();
 }
 
-void ProgressView::WriteJson(const std::string& chunk) {
+void ProgressView::Queue(const std::string& lines) {
+  pending_.append(lines);
+  if (stop_) {  // after Finish: the writer may be gone; write it now
+    std::string chunk;
+    chunk.swap(pending_);
+    MutexLock out(&out_mu_);
+    WriteChunk(chunk);
+  }
+}
+
+void ProgressView::WriteChunk(const std::string& chunk) {
   std::fwrite(chunk.data(), 1, chunk.size(), out_);
   std::fflush(out_);
 }
@@ -198,17 +208,10 @@ void ProgressView::OnEvent(const v1::RunEvent& e) {
   if (mode_ == Mode::kJson) {
     google::protobuf::util::JsonPrintOptions opts;
     opts.preserve_proto_field_names = true;
-    size_t before = json_pending_.size();
-    if (proto::AppendJson(e, opts, &json_pending_).ok()) {
-      json_pending_.push_back('\n');
-    } else {
-      json_pending_.resize(before);
-    }
-    if (stop_) {  // after Finish: the writer may be gone; write it now
-      std::string chunk;
-      chunk.swap(json_pending_);
-      MutexLock out(&out_mu_);
-      WriteJson(chunk);
+    std::string line;
+    if (proto::AppendJson(e, opts, &line).ok()) {
+      line.push_back('\n');
+      Queue(line);
     }
     return;
   }
@@ -265,8 +268,8 @@ void ProgressView::OnEvent(const v1::RunEvent& e) {
     if (!permanent.empty()) std::fprintf(out_, "%s\n", permanent.c_str());
     Redraw();
   } else if (!permanent.empty()) {
-    std::fprintf(out_, "%s\n", permanent.c_str());
-    std::fflush(out_);
+    permanent.push_back('\n');
+    Queue(permanent);
   }
 }
 
@@ -283,7 +286,7 @@ std::string NotificationLine(const v1::NotificationSent& sent) {
 }
 
 void ProgressView::Finish(const v1::Run& run) {
-  StopThreads();  // the JSON writer writes every line left first
+  StopThreads();  // the writer writes every line left first
   MutexLock lock(&mu_);
   if (mode_ == Mode::kJson) return;
   if (mode_ == Mode::kLive) Clear();

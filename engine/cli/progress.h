@@ -3,12 +3,13 @@
 // tail of a failing task's log), plain lines otherwise (not a terminal, or
 // NO_COLOR / TERM=dumb), or one JSON event per line.
 //
-// JSON lines are written by one writer thread, a batch at a time: the lines
-// of the events that arrive within kJsonCoalesce of the first unwritten one
-// (one event batch of the run: the engine delivers a batch at once) go out
-// in one write and are flushed, so a reader of the stream still sees each
-// batch as it happens, and not one write(2) per line. Finish() and the
-// destructor write what is left.
+// JSON and plain lines are written by one writer thread, a batch at a
+// time: the lines of the events that arrive within kCoalesce of the first
+// unwritten one (one event batch of the run: the engine delivers a batch at
+// once) go out in one write and are flushed, so a reader of the stream
+// still sees each batch as it happens, and not one write(2) per line (a
+// no-op run of 10,000 tasks wrote 20,000 lines to an unbuffered stderr one
+// by one). Finish() and the destructor write what is left.
 //
 // Thread-safety: OnEvent may be called from any thread; calls are
 // serialized internally.
@@ -30,9 +31,9 @@ namespace kiln::cli {
 
 class ProgressView {
  public:
-  // How long the JSON writer waits, after the first unwritten line, for the
+  // How long the writer waits, after the first unwritten line, for the
   // rest of its batch.
-  static constexpr absl::Duration kJsonCoalesce = absl::Milliseconds(2);
+  static constexpr absl::Duration kCoalesce = absl::Milliseconds(2);
 
   enum class Mode { kAuto, kLive, kPlain, kJson };
   // Writes to `out` (stderr for live/plain by default; JSON to stdout).
@@ -53,10 +54,13 @@ class ProgressView {
   void Redraw() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Clear() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Ticker();
-  // kJson: writes the pending lines, a batch at a time, until stop_.
-  void JsonWriter();
+  // kJson, kPlain: writes the pending lines, a batch at a time, until
+  // stop_.
+  void Writer();
   void StopThreads();
-  void WriteJson(const std::string& chunk)
+  // Queues `lines` for the writer (after Finish: writes them at once).
+  void Queue(const std::string& lines) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WriteChunk(const std::string& chunk)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(out_mu_);
 
   Mode mode_;
@@ -67,11 +71,11 @@ class ProgressView {
   std::map<std::string, TaskView> tasks_ ABSL_GUARDED_BY(mu_);
   int drawn_lines_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::string json_pending_ ABSL_GUARDED_BY(mu_);  // lines not yet written
+  std::string pending_ ABSL_GUARDED_BY(mu_);  // lines not yet written
   std::thread ticker_;
-  std::thread json_writer_;
-  // Held while JSON goes to out_; taken under mu_ (never the reverse), so
-  // chunks are written in the order they left json_pending_.
+  std::thread writer_;
+  // Held while lines go to out_; taken under mu_ (never the reverse), so
+  // chunks are written in the order they left pending_.
   Mutex out_mu_ ABSL_ACQUIRED_AFTER(mu_);
 };
 

@@ -55,15 +55,30 @@ v1::RunEvent TaskEvent(int i, v1::TaskState state) {
   return e;
 }
 
-TEST(ProgressJsonTest, ABatchIsOneWriteAndIsSeenBeforeTheRunEnds) {
+// JSON and plain lines alike: one write per batch, each batch seen while
+// the run goes on, nothing lost at Finish, every line in order.
+class ProgressWriterTest : public ::testing::TestWithParam<ProgressView::Mode> {
+ protected:
+  bool Json() const { return GetParam() == ProgressView::Mode::kJson; }
+  // Whether `line` is task t<i>'s.
+  bool IsTask(const std::string& line, int i) const {
+    return Json() ? line.find(absl::StrCat("\"task\":\"t", i, "\"")) !=
+                        std::string::npos
+                  : line.rfind(absl::StrCat("t", i, ": "), 0) == 0;
+  }
+};
+
+TEST_P(ProgressWriterTest, ABatchIsOneWriteAndIsSeenBeforeTheRunEnds) {
   Sink sink;
   FILE* out = sink.Open();
   ASSERT_NE(out, nullptr);
   // A small stdio buffer: one write per batch must not come from stdio
   // buffering alone.
   ASSERT_EQ(setvbuf(out, nullptr, _IOFBF, 256), 0);
+  // Plain mode ends with the run's summary line.
+  const size_t summary = Json() ? 0 : 1;
   {
-    ProgressView view(ProgressView::Mode::kJson, out);
+    ProgressView view(GetParam(), out);
     // One batch of 200 events, as the engine delivers it.
     for (int i = 1; i <= 200; ++i) view.OnEvent(TaskEvent(i, v1::TASK_CACHED));
     // Seen while the run goes on (no Finish yet): flushed promptly.
@@ -85,23 +100,30 @@ TEST(ProgressJsonTest, ABatchIsOneWriteAndIsSeenBeforeTheRunEnds) {
     view.OnEvent(TaskEvent(211, v1::TASK_FAILED));
     v1::Run run;
     view.Finish(run);
-    EXPECT_EQ(sink.Lines(), 211u);
+    EXPECT_EQ(sink.Lines(), 211u + summary);
     // After Finish (no writer left): written at once.
     view.OnEvent(TaskEvent(212, v1::TASK_FAILED));
-    EXPECT_EQ(sink.Lines(), 212u);
+    EXPECT_EQ(sink.Lines(), 212u + summary);
   }
   fclose(out);
   MutexLock lock(&sink.mu);
   std::vector<std::string> lines =
       absl::StrSplit(sink.bytes, '\n', absl::SkipEmpty());
-  ASSERT_EQ(lines.size(), 212u);
-  for (int i = 1; i <= 212; ++i) {
-    EXPECT_NE(lines[i - 1].find(absl::StrCat("\"task\":\"t", i, "\"")),
-              std::string::npos)
-        << lines[i - 1];
+  ASSERT_EQ(lines.size(), 212u + summary);
+  for (int i = 1; i <= 211; ++i) {
+    EXPECT_TRUE(IsTask(lines[i - 1], i)) << i << ": " << lines[i - 1];
   }
-  EXPECT_NE(lines[0].find("TASK_CACHED"), std::string::npos) << lines[0];
+  if (summary != 0) {
+    EXPECT_EQ(lines[211].rfind("run ", 0), 0u) << lines[211];
+  }
+  EXPECT_TRUE(IsTask(lines.back(), 212)) << lines.back();
+  EXPECT_NE(lines[0].find(Json() ? "TASK_CACHED" : "cached"), std::string::npos)
+      << lines[0];
 }
+
+INSTANTIATE_TEST_SUITE_P(JsonAndPlain, ProgressWriterTest,
+                         ::testing::Values(ProgressView::Mode::kJson,
+                                           ProgressView::Mode::kPlain));
 
 }  // namespace
 }  // namespace kiln::cli
