@@ -151,12 +151,14 @@ std::vector<std::optional<AttemptOutcome>> EngineTaskRunner::TryCached(
   absl::Time lookup_begin = absl::Now();
   auto found = ctx.action_cache->LookupMany(keys);
   if (!found.ok()) return out;  // the workers look up (and report) again
-  for (size_t c = 0; c < candidates.size(); ++c) {
-    if (!(*found)[c].has_value()) continue;
+  // Each hit's outputs must still be in the store: file reads and stats,
+  // shared with the side thread (this thread is the run's critical path).
+  presence_.ForEach(candidates.size(), [&](size_t c) {
+    if (!(*found)[c].has_value()) return;
     absl::optional<AttemptOutcome> hit =
         kinds::UsableHit(ctx, keys[c], *(*found)[c]);
     if (hit.has_value()) out[candidates[c]] = *std::move(hit);
-  }
+  });
   absl::Time lookup_end = absl::Now();
   if (trace != nullptr) {
     std::string batch = absl::StrCat(candidates.size());

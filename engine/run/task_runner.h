@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "base/side_thread.h"
 #include "engine/kinds/kind_env.h"
 #include "engine/scheduler/scheduler.h"
 
@@ -48,6 +49,8 @@ class EngineTaskRunner : public TaskRunner {
   AttemptOutcome RecordOutputs(const v1::Task& task, AttemptOutcome out);
 
   kinds::KindEnv env_;
+  // TryCached's presence checks of a batch of hits (base/side_thread.h).
+  SideThread presence_;
 };
 
 }  // namespace kiln
