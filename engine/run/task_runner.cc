@@ -120,31 +120,41 @@ std::vector<std::optional<AttemptOutcome>> EngineTaskRunner::TryCached(
   const TaskRunnerContext& ctx = env_.ctx();
   if (ctx.action_cache == nullptr || ctx.artifacts == nullptr) return out;
   TraceRecorder* trace = ctx.trace;
-  // The tasks whose key is known without running anything.
-  std::vector<size_t> candidates;
-  std::vector<std::string> keys;
+  // The tasks whose key is known without running anything, worked out on
+  // this thread and the side thread (KindEnv and the kinds are
+  // thread-safe; each task's slot is written by one of them).
   std::vector<int> tracks(ready.size(), 0);
-  for (size_t i = 0; i < ready.size(); ++i) {
+  if (trace != nullptr) {  // in order: track numbers stay deterministic
+    for (size_t i = 0; i < ready.size(); ++i) {
+      tracks[i] = trace->TaskTrack(ready[i].task->name());
+    }
+  }
+  std::vector<absl::optional<std::string>> key_of(ready.size());
+  side_.ForEach(ready.size(), [&](size_t i) {
     const v1::Task& task = *ready[i].task;
-    if (trace != nullptr) tracks[i] = trace->TaskTrack(task.name());
     // A task its results-dependent `when` skips is RunAttempt's to report.
-    if (SkippedByResults(task, ready[i].finished).has_value()) continue;
+    if (SkippedByResults(task, ready[i].finished).has_value()) return;
     ScopedSpan span(trace, tracks[i], "key");
     v1::Task resolved;
     v1::Task key_view;
     // Whatever fails here fails the same way in RunAttempt, which reports
     // it: such a task is simply not a candidate.
-    if (!Resolve(task, ready[i].finished, &resolved, &key_view).ok()) continue;
+    if (!Resolve(task, ready[i].finished, &resolved, &key_view).ok()) return;
     const kinds::Kind* kind = kinds::Find(task);
     if (kind == nullptr || kind->Unsupported(resolved, ctx.capabilities)) {
-      continue;
+      return;
     }
     kinds::KindCall call{resolved,          key_view, ready[i].attempt,
                          ready[i].finished, nullptr,  &env_};
     absl::optional<TaskKey> key = kinds::ProbeKey(*kind, call);
-    if (!key.has_value()) continue;
+    if (key.has_value()) key_of[i] = std::move(key->key);
+  });
+  std::vector<size_t> candidates;
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < ready.size(); ++i) {
+    if (!key_of[i].has_value()) continue;
     candidates.push_back(i);
-    keys.push_back(std::move(key->key));
+    keys.push_back(*std::move(key_of[i]));
   }
   if (candidates.empty()) return out;
 
@@ -153,7 +163,7 @@ std::vector<std::optional<AttemptOutcome>> EngineTaskRunner::TryCached(
   if (!found.ok()) return out;  // the workers look up (and report) again
   // Each hit's outputs must still be in the store: file reads and stats,
   // shared with the side thread (this thread is the run's critical path).
-  presence_.ForEach(candidates.size(), [&](size_t c) {
+  side_.ForEach(candidates.size(), [&](size_t c) {
     if (!(*found)[c].has_value()) return;
     absl::optional<AttemptOutcome> hit =
         kinds::UsableHit(ctx, keys[c], *(*found)[c]);

@@ -49,8 +49,9 @@ class EngineTaskRunner : public TaskRunner {
   AttemptOutcome RecordOutputs(const v1::Task& task, AttemptOutcome out);
 
   kinds::KindEnv env_;
-  // TryCached's presence checks of a batch of hits (base/side_thread.h).
-  SideThread presence_;
+  // Shares TryCached's key computations and presence checks of a batch
+  // (base/side_thread.h).
+  SideThread side_;
 };
 
 }  // namespace kiln

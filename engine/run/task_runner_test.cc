@@ -11,7 +11,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/mutex.h"
@@ -134,6 +137,58 @@ TEST_F(TaskRunnerTest, AFailedOutputRecordFailsTheTaskWithItsCode) {
   EXPECT_EQ(o.state, v1::TASK_FAILED);
   EXPECT_EQ(o.code, absl::StatusCode::kNotFound);
   EXPECT_THAT(o.reason, HasSubstr("recording the task's outputs with the run"));
+}
+
+// A batch of hits offered at once: keys and presence checks are shared with
+// the runner's side thread (base/side_thread.h) — every hit found, each with
+// its own outputs, and a hit whose output left the store is not one.
+TEST_F(TaskRunnerTest, ABatchOfHitsIsFoundWhole) {
+  constexpr int kTasks = 24;
+  std::vector<v1::Task*> tasks;
+  for (int i = 0; i < kTasks; ++i) {
+    v1::Task* t = pipeline_.add_tasks();
+    t->set_name(absl::StrCat("t", i));
+    t->mutable_run()->add_command(absl::StrCat("make-", i));
+    v1::ArtifactOutput* out = t->add_outputs();
+    out->set_artifact(absl::StrCat("a", i));
+    out->add_paths("out.txt");
+    executor_.On(absl::StrCat("make-", i), [i](const v1::ExecRequest&) {
+      return FakeScript().WriteFile("out.txt", absl::StrCat("made ", i, "\n"));
+    });
+    tasks.push_back(t);
+  }
+  EngineTaskRunner first(Context(/*create_run=*/true));
+  std::map<std::string, std::string> made;  // artifact -> digest
+  for (v1::Task* t : tasks) {
+    AttemptOutcome o = Run(&first, *t);
+    ASSERT_EQ(o.state, v1::TASK_SUCCEEDED) << t->name() << ": " << o.reason;
+    ASSERT_EQ(o.outputs.size(), 1u);
+    made.insert(o.outputs.begin(), o.outputs.end());
+  }
+  // One output's archive leaves the store: that task is no hit.
+  auto gone = artifacts_->VouchedArchiveOf(*cas::Digest::Parse(made["a7"]));
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  const std::string hex = gone->Hex();
+  ASSERT_TRUE(fs::remove(absl::StrCat(store_, "/cas/sha256/", hex.substr(0, 2),
+                                      "/", hex.substr(2))));
+
+  EngineTaskRunner second(Context(/*create_run=*/true));
+  std::vector<ReadyTask> ready;
+  for (v1::Task* t : tasks) ready.push_back(ReadyTask{t, 1, {}});
+  std::vector<std::optional<AttemptOutcome>> hits = second.TryCached(ready);
+  ASSERT_EQ(hits.size(), ready.size());
+  for (int i = 0; i < kTasks; ++i) {
+    if (i == 7) {
+      EXPECT_FALSE(hits[i].has_value()) << "its output is gone";
+      continue;
+    }
+    ASSERT_TRUE(hits[i].has_value()) << i;
+    EXPECT_EQ(hits[i]->state, v1::TASK_CACHED) << i;
+    const std::string artifact = absl::StrCat("a", i);
+    ASSERT_EQ(hits[i]->outputs.count(artifact), 1u) << i;
+    EXPECT_EQ(hits[i]->outputs.at(artifact), made[artifact]) << i;
+    EXPECT_FALSE(hits[i]->cache_key.empty()) << i;
+  }
 }
 
 // Under `options.unsupported: skip`; without it, what only run time shows
