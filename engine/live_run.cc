@@ -322,7 +322,9 @@ void LiveRun::FinishRun(v1::RunState state, std::string reason) {
   }
   auto run = deps_.runs->GetRun(id_);
   MutexLock lock(&mu_);
-  if (run.ok()) final_ = *run;
+  // Moved, not copied: a run of 10,000 tasks took ~7 % of a no-op's
+  // samples to copy here and destroy the copy's source.
+  if (run.ok()) final_ = *std::move(run);
   final_.set_id(id_);
   if (!record_error_.ok() && state != v1::RUN_RUNNING) {
     // Lost after the check above (the final batches).
