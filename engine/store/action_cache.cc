@@ -5,9 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
-#include <limits>
 #include <set>
 #include <utility>
 
@@ -16,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
 #include "engine/store/action_cache_schema.h"
+#include "engine/store/action_hit.h"
 #include "engine/store/migrate.h"
 #include "engine/store/time_codec.h"
 
@@ -74,126 +73,7 @@ absl::Status MoveAside(const std::string& store_dir, const absl::Status& why) {
   return absl::OkStatus();
 }
 
-// ---- The hit column (schema 3) ----
-//
-// An entry's outputs, results and archives in one value, so that a lookup
-// reads one row. Layout: the byte kHitFormat, then three sections in this
-// order — outputs, results, archives — each a varint count and its entries
-// in increasing key order: outputs and results as two strings (name,
-// value), archives as two strings (artifact, archive digest) and a varint
-// size. A string is a varint length and its bytes. Anything else (another
-// format byte, a length past the end, keys out of order, bytes left over)
-// is not decoded, and the lookup reads the tables instead.
-constexpr char kHitFormat = 1;
-
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-void PutString(absl::string_view s, std::string* out) {
-  PutVarint(s.size(), out);
-  out->append(s.data(), s.size());
-}
-
-bool GetVarint(absl::string_view* in, uint64_t* v) {
-  uint64_t result = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    const uint8_t byte = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) {
-      *v = result;
-      return true;
-    }
-  }
-  return false;
-}
-
-bool GetString(absl::string_view* in, std::string* s) {
-  uint64_t n;
-  if (!GetVarint(in, &n) || n > in->size()) return false;
-  s->assign(in->data(), n);
-  in->remove_prefix(n);
-  return true;
-}
-
-// A section's count: each entry takes at least two bytes, so a count the
-// rest cannot hold is refused before any loop.
-bool GetCount(absl::string_view* in, uint64_t* n) {
-  return GetVarint(in, n) && *n <= in->size() / 2;
-}
-
-std::string EncodeHit(const ActionResult& r) {
-  std::string out(1, kHitFormat);
-  for (const auto* map : {&r.outputs, &r.results}) {
-    PutVarint(map->size(), &out);
-    for (const auto& [name, value] : *map) {
-      PutString(name, &out);
-      PutString(value, &out);
-    }
-  }
-  PutVarint(r.archives.size(), &out);
-  for (const auto& [artifact, archive] : r.archives) {
-    PutString(artifact, &out);
-    PutString(archive.digest, &out);
-    PutVarint(static_cast<uint64_t>(std::max<int64_t>(archive.size, 0)), &out);
-  }
-  return out;
-}
-
-// Fills r's outputs, results and archives from `in`, all or nothing.
-bool DecodeHit(absl::string_view in, ActionResult* r) {
-  if (in.empty() || in.front() != kHitFormat) return false;
-  in.remove_prefix(1);
-  std::map<std::string, std::string> maps[2];
-  for (auto& map : maps) {
-    uint64_t n;
-    if (!GetCount(&in, &n)) return false;
-    for (uint64_t i = 0; i < n; ++i) {
-      std::string name, value;
-      if (!GetString(&in, &name) || !GetString(&in, &value)) return false;
-      if (!map.empty() && name <= map.rbegin()->first) return false;
-      map.emplace_hint(map.end(), std::move(name), std::move(value));
-    }
-  }
-  std::map<std::string, OutputArchive> archives;
-  uint64_t n;
-  if (!GetCount(&in, &n)) return false;
-  for (uint64_t i = 0; i < n; ++i) {
-    std::string artifact;
-    OutputArchive archive;
-    uint64_t size;
-    if (!GetString(&in, &artifact) || !GetString(&in, &archive.digest) ||
-        !GetVarint(&in, &size) ||
-        size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return false;
-    }
-    if (!archives.empty() && artifact <= archives.rbegin()->first) {
-      return false;
-    }
-    archive.size = static_cast<int64_t>(size);
-    archives.emplace_hint(archives.end(), std::move(artifact),
-                          std::move(archive));
-  }
-  if (!in.empty()) return false;
-  r->outputs = std::move(maps[0]);
-  r->results = std::move(maps[1]);
-  r->archives = std::move(archives);
-  return true;
-}
-
 }  // namespace
-
-namespace internal {
-std::string EncodeHitForTesting(const ActionResult& r) { return EncodeHit(r); }
-bool DecodeHitForTesting(absl::string_view in, ActionResult* r) {
-  return DecodeHit(in, r);
-}
-}  // namespace internal
 
 ActionCache::ActionCache(std::string store_dir, std::unique_ptr<Database> db)
     : store_dir_(std::move(store_dir)), db_(std::move(db)) {}

@@ -88,13 +88,6 @@ struct CachePins {
   std::set<std::pair<std::string, std::string>> tasks;  // (pipeline, task)
 };
 
-namespace internal {
-// The hit column's encoding (schema 3), for tests: DecodeHit fills only
-// outputs, results and archives, and only if all of `in` is well formed.
-std::string EncodeHitForTesting(const ActionResult& r);
-bool DecodeHitForTesting(absl::string_view in, ActionResult* r);
-}  // namespace internal
-
 class ActionCache {
  public:
   // Opens or creates <store_dir>/action_cache.db (creating store_dir).

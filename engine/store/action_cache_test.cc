@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/store/action_cache_schema.h"
+#include "engine/store/action_hit.h"
 #include "engine/store/sqlite.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -226,15 +227,14 @@ TEST(ActionCacheHitEncodingTest, RoundTripsAndRefusesAnythingMalformed) {
   in.results = {{"digest", std::string("a\0b\xff", 4)}, {"empty", ""}};
   in.archives = {{"app", OutputArchive{"sha256:arch", int64_t{1} << 40}},
                  {"docs", OutputArchive{"sha256:arch2", 0}}};
-  const std::string blob = internal::EncodeHitForTesting(in);
+  const std::string blob = EncodeHit(in);
   ActionResult out;
-  ASSERT_TRUE(internal::DecodeHitForTesting(blob, &out));
+  ASSERT_TRUE(DecodeHit(blob, &out));
   EXPECT_EQ(out.outputs, in.outputs);
   EXPECT_EQ(out.results, in.results);
   EXPECT_EQ(out.archives, in.archives);
   ActionResult none;
-  ASSERT_TRUE(internal::DecodeHitForTesting(
-      internal::EncodeHitForTesting(ActionResult{}), &none));
+  ASSERT_TRUE(DecodeHit(EncodeHit(ActionResult{}), &none));
   EXPECT_TRUE(none.outputs.empty() && none.results.empty() &&
               none.archives.empty());
 
@@ -243,26 +243,25 @@ TEST(ActionCacheHitEncodingTest, RoundTripsAndRefusesAnythingMalformed) {
   ActionResult untouched;
   untouched.outputs["keep"] = "me";
   for (size_t n = 0; n < blob.size(); ++n) {
-    EXPECT_FALSE(internal::DecodeHitForTesting(blob.substr(0, n), &untouched))
-        << n;
+    EXPECT_FALSE(DecodeHit(blob.substr(0, n), &untouched)) << n;
   }
-  EXPECT_FALSE(internal::DecodeHitForTesting(blob + "x", &untouched));
+  EXPECT_FALSE(DecodeHit(blob + "x", &untouched));
   std::string other = blob;
   other[0] = 2;
-  EXPECT_FALSE(internal::DecodeHitForTesting(other, &untouched));
+  EXPECT_FALSE(DecodeHit(other, &untouched));
   // A count larger than the bytes left, and keys out of order.
-  EXPECT_FALSE(internal::DecodeHitForTesting(
-      std::string("\x01\xff\xff\xff\xff\x0f", 6), &untouched));
-  EXPECT_FALSE(internal::DecodeHitForTesting(std::string("\x01\x02\x01"
-                                                         "b\x00\x01"
-                                                         "a\x00\x00\x00",
-                                                         10),
-                                             &untouched));
-  EXPECT_TRUE(internal::DecodeHitForTesting(std::string("\x01\x02\x01"
-                                                        "a\x00\x01"
-                                                        "b\x00\x00\x00",
-                                                        10),
-                                            &out));
+  EXPECT_FALSE(
+      DecodeHit(std::string("\x01\xff\xff\xff\xff\x0f", 6), &untouched));
+  EXPECT_FALSE(DecodeHit(std::string("\x01\x02\x01"
+                                     "b\x00\x01"
+                                     "a\x00\x00\x00",
+                                     10),
+                         &untouched));
+  EXPECT_TRUE(DecodeHit(std::string("\x01\x02\x01"
+                                    "a\x00\x01"
+                                    "b\x00\x00\x00",
+                                    10),
+                        &out));
   EXPECT_THAT(untouched.outputs, ElementsAre(Pair("keep", "me")));
 }
 
