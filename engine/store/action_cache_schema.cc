@@ -51,7 +51,7 @@ CREATE TABLE action_archives (
 )sql"},
     {3, R"sql(
 -- What a lookup needs of an entry's values and archives, in one value
--- (EncodeHit in action_cache.cc): a no-op run then reads one row per task,
+-- (action_hit.h): a no-op run then reads one row per task,
 -- not three. action_values and action_archives stay the record every
 -- other query reads; entries written before schema 3 have NULL here and
 -- are read from them.
