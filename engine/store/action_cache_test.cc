@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -225,8 +226,14 @@ TEST(ActionCacheHitEncodingTest, RoundTripsAndRefusesAnythingMalformed) {
   ActionResult in;
   in.outputs = {{"app", "sha256:1"}, {"docs", "sha256:2"}};
   in.results = {{"digest", std::string("a\0b\xff", 4)}, {"empty", ""}};
-  in.archives = {{"app", OutputArchive{"sha256:arch", int64_t{1} << 40}},
-                 {"docs", OutputArchive{"sha256:arch2", 0}}};
+  // Any size the table can hold, the unknown size (-1) and the extremes
+  // included.
+  in.archives = {
+      {"app", OutputArchive{"sha256:arch", int64_t{1} << 40}},
+      {"docs", OutputArchive{"sha256:arch2", 0}},
+      {"max", OutputArchive{"m", std::numeric_limits<int64_t>::max()}},
+      {"min", OutputArchive{"n", std::numeric_limits<int64_t>::min()}},
+      {"unknown", OutputArchive{"sha256:u", -1}}};
   const std::string blob = EncodeHit(in);
   ActionResult out;
   ASSERT_TRUE(DecodeHit(blob, &out));

@@ -1,8 +1,6 @@
 #include "engine/store/action_hit.h"
 
-#include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <map>
 #include <utility>
 
@@ -48,6 +46,16 @@ bool GetString(absl::string_view* in, std::string* s) {
   return true;
 }
 
+// A size as the tables hold it, any int64 (Digest::kUnknownSize is -1):
+// zigzag, so small magnitudes of either sign stay short.
+uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+
+int64_t UnZigZag(uint64_t u) {
+  return static_cast<int64_t>(u >> 1) ^ -static_cast<int64_t>(u & 1);
+}
+
 // A section's count: each entry takes at least two bytes, so a count the
 // rest cannot hold is refused before any loop.
 bool GetCount(absl::string_view* in, uint64_t* n) {
@@ -69,7 +77,7 @@ std::string EncodeHit(const ActionResult& r) {
   for (const auto& [artifact, archive] : r.archives) {
     PutString(artifact, &out);
     PutString(archive.digest, &out);
-    PutVarint(static_cast<uint64_t>(std::max<int64_t>(archive.size, 0)), &out);
+    PutVarint(ZigZag(archive.size), &out);
   }
   return out;
 }
@@ -96,14 +104,13 @@ bool DecodeHit(absl::string_view in, ActionResult* r) {
     OutputArchive archive;
     uint64_t size;
     if (!GetString(&in, &artifact) || !GetString(&in, &archive.digest) ||
-        !GetVarint(&in, &size) ||
-        size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        !GetVarint(&in, &size)) {
       return false;
     }
     if (!archives.empty() && artifact <= archives.rbegin()->first) {
       return false;
     }
-    archive.size = static_cast<int64_t>(size);
+    archive.size = UnZigZag(size);
     archives.emplace_hint(archives.end(), std::move(artifact),
                           std::move(archive));
   }

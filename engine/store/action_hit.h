@@ -4,11 +4,12 @@
 // Layout: the byte kHitFormat, then three sections in this order —
 // outputs, results, archives — each a varint count and its entries in
 // increasing key order: outputs and results as two strings (name, value),
-// archives as two strings (artifact, archive digest) and a varint size. A
-// string is a varint length and its bytes. Anything else (another format
-// byte, a count or length past the end, keys out of order, bytes left
-// over) is not decoded, and the lookup reads the tables instead
-// (ActionCache, action_cache.cc).
+// archives as two strings (artifact, archive digest) and the size as a
+// zigzag varint (any int64, as the table holds it: the hit and the tables
+// never disagree). A string is a varint length and its bytes. Anything
+// else (another format byte, a count or length past the end, keys out of
+// order, bytes left over) is not decoded, and the lookup reads the tables
+// instead (ActionCache, action_cache.cc).
 #ifndef KILN_ENGINE_STORE_ACTION_HIT_H_
 #define KILN_ENGINE_STORE_ACTION_HIT_H_
 
