@@ -124,8 +124,7 @@ void ProgressView::Writer() {
   mu_.Unlock();
 }
 
-void ProgressView::Queue(const std::string& lines) {
-  pending_.append(lines);
+void ProgressView::Queued() {
   if (stop_) {  // after Finish: the writer may be gone; write it now
     std::string chunk;
     chunk.swap(pending_);
@@ -208,11 +207,13 @@ void ProgressView::OnEvent(const v1::RunEvent& e) {
   if (mode_ == Mode::kJson) {
     google::protobuf::util::JsonPrintOptions opts;
     opts.preserve_proto_field_names = true;
-    std::string line;
-    if (proto::AppendJson(e, opts, &line).ok()) {
-      line.push_back('\n');
-      Queue(line);
+    const size_t before = pending_.size();
+    if (proto::AppendJson(e, opts, &pending_).ok()) {
+      pending_.push_back('\n');
+    } else {
+      pending_.resize(before);
     }
+    Queued();
     return;
   }
   absl::Time now = absl::Now();
@@ -268,8 +269,8 @@ void ProgressView::OnEvent(const v1::RunEvent& e) {
     if (!permanent.empty()) std::fprintf(out_, "%s\n", permanent.c_str());
     Redraw();
   } else if (!permanent.empty()) {
-    permanent.push_back('\n');
-    Queue(permanent);
+    pending_.append(permanent).push_back('\n');
+    Queued();
   }
 }
 

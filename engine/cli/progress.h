@@ -58,8 +58,9 @@ class ProgressView {
   // stop_.
   void Writer();
   void StopThreads();
-  // Queues `lines` for the writer (after Finish: writes them at once).
-  void Queue(const std::string& lines) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Called after lines were appended to pending_: the writer takes them,
+  // or, after Finish (no writer left), they are written at once.
+  void Queued() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteChunk(const std::string& chunk)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(out_mu_);
 
