@@ -1,12 +1,13 @@
 // Hardened YAML parsing over yaml-cpp 0.7.0's event parser.
 //
 // Guarantees, for any input: bounded time and memory (size, depth, node and
-// scalar limits), no recursion on the caller's stack (parsing runs on a
-// thread with its own large stack), aliases expanded only within the node
-// budget and never recursively, duplicate keys and non-scalar keys rejected,
-// trailing junk and extra documents rejected by Parse(). Errors are
-// InvalidArgument (bad YAML) or ResourceExhausted (over a limit), with a
-// message "FILE:LINE:COL: text". Thread-safe.
+// scalar limits), no deep recursion on a small stack (a parse runs on the
+// caller's thread only if 1 MiB of its stack is left, ~4x the most yaml-cpp
+// can use, and on a thread with its own large stack otherwise), aliases
+// expanded only within the node budget and never recursively, duplicate keys
+// and non-scalar keys rejected, trailing junk and extra documents rejected by
+// Parse(). Errors are InvalidArgument (bad YAML) or ResourceExhausted (over a
+// limit), with a message "FILE:LINE:COL: text". Thread-safe.
 #ifndef KILN_ENGINE_YAML_PARSE_H_
 #define KILN_ENGINE_YAML_PARSE_H_
 

@@ -1,11 +1,14 @@
 #include "engine/yaml/parse.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -216,6 +219,86 @@ TEST(ParseTest, DeepNestingOnReusedParserThreads) {
   }
 }
 
+// The deepest inputs, with a depth limit above yaml-cpp's own (500
+// levels), so that the parse recurses as deep as it ever can.
+std::vector<std::string> DeepestInputs() {
+  std::string block_map, block_seq;
+  for (int i = 0; i < 700; ++i) {
+    block_map += std::string(i, ' ') + "a:\n";
+    block_seq += std::string(i, ' ') + "- \n";
+  }
+  return {std::string(100000, '['), std::string(100000, '{'), block_map,
+          block_seq};
+}
+
+// Runs fn on a thread with a stack of `bytes`.
+void OnStackOf(size_t bytes, std::function<void()> fn) {
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, bytes), 0);
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(
+                &thread, &attr,
+                [](void* arg) -> void* {
+                  (*static_cast<std::function<void()>*>(arg))();
+                  return nullptr;
+                },
+                &fn),
+            0);
+  pthread_attr_destroy(&attr);
+  pthread_join(thread, nullptr);
+}
+
+// A parse runs on the caller's thread when 1 MiB of its stack is left: with
+// just that much, the deepest inputs yaml-cpp accepts are refused, not a
+// crash (a stack overflow would kill the test).
+TEST(ParseTest, DeepestInputsOnTheCallersStack) {
+  OnStackOf((1 << 20) + (256 << 10), [] {
+    Limits limits;
+    limits.max_depth = 100000;
+    for (const std::string& in : DeepestInputs()) {
+      auto n = Parse(in, "deep.yaml", limits);
+      EXPECT_FALSE(n.ok());
+    }
+    auto ok = Parse("a: [1, {b: 2}]", "ok.yaml");
+    EXPECT_TRUE(ok.ok()) << ok.status();
+  });
+}
+
+// A caller with little stack left gets a parser thread's: the same inputs
+// on a 128 KiB stack (the deepest needs ~216 KiB) are refused, not a crash.
+TEST(ParseTest, DeepestInputsFromASmallStack) {
+  OnStackOf(128 << 10, [] {
+    Limits limits;
+    limits.max_depth = 100000;
+    for (const std::string& in : DeepestInputs()) {
+      auto n = Parse(in, "deep.yaml", limits);
+      EXPECT_FALSE(n.ok());
+    }
+    auto deep = Parse(std::string(100000, '['), "deep.yaml");
+    ASSERT_FALSE(deep.ok());
+    EXPECT_NE(deep.status().message().find("nesting deeper than 64"),
+              std::string::npos);
+  });
+}
+
+// The child's wait status; kills it (and reports -1) after 20 s.
+int WaitUpTo20s(pid_t pid) {
+  int status = 0;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  pid_t got = 0;
+  while ((got = waitpid(pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (got != 0) return status;
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  ADD_FAILURE() << "the child did not finish in 20 s";
+  return -1;
+}
+
 // A child forked after parses have started the parser threads has none of
 // them: its parse must not wait for a thread that is not there.
 TEST(ParseTest, ParsesInAForkedChild) {
@@ -235,22 +318,39 @@ TEST(ParseTest, ParsesInAForkedChild) {
               ? 0
               : 1);
   }
-  int status = 0;
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  pid_t got = 0;
-  while ((got = waitpid(pid, &status, WNOHANG)) == 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  if (got == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    FAIL() << "the child's parse did not finish in 20 s";
-  }
+  int status = WaitUpTo20s(pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace
+// The main thread's stack is measured against its rlimit: a child whose
+// limit is 192 KiB (the deepest parse needs ~216 KiB) must not parse on
+// it, and the deepest inputs are refused there, not a crash.
+TEST(ParseTest, DeepestInputsOnASmallMainStack) {
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  GTEST_SKIP() << "ThreadSanitizer cannot start threads after such a fork";
+#endif
+#endif
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_STACK, &rl) != 0) _exit(2);
+    rl.rlim_cur = 192 << 10;
+    if (setrlimit(RLIMIT_STACK, &rl) != 0) _exit(3);
+    Limits limits;
+    limits.max_depth = 100000;
+    for (const std::string& in : DeepestInputs()) {
+      if (Parse(in, "deep.yaml", limits).ok()) _exit(4);
+    }
+    _exit(Parse("a: [1]", "ok.yaml").ok() ? 0 : 5);
+  }
+  int status = WaitUpTo20s(pid);
+  ASSERT_TRUE(WIFEXITED(status))
+      << "child ended by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
 }  // namespace kiln::yaml
