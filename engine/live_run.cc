@@ -74,7 +74,9 @@ void LiveRun::Unsubscribe(int subscription) {
   subs_.erase(subscription);
 }
 
-v1::Run LiveRun::Wait() {
+v1::Run LiveRun::Wait() { return *WaitShared(); }
+
+std::shared_ptr<const v1::Run> LiveRun::WaitShared() {
   MutexLock lock(&mu_);
   mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return done_; });
   return final_;
@@ -85,7 +87,7 @@ bool LiveRun::WaitFor(absl::Duration timeout, v1::Run* run) {
   bool ok = mu_.AwaitWithDeadline(
       [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return done_; },
       absl::Now() + timeout);
-  if (ok && run != nullptr) *run = final_;
+  if (ok && run != nullptr) *run = *final_;
   return ok;
 }
 
@@ -320,21 +322,22 @@ void LiveRun::FinishRun(v1::RunState state, std::string reason) {
     if (state != v1::RUN_RUNNING) lease_->ReleaseFinished();
     lease_.reset();
   }
-  auto run = deps_.runs->GetRun(id_);
-  MutexLock lock(&mu_);
+  auto recorded = deps_.runs->GetRun(id_);
   // Moved, not copied: a run of 10,000 tasks took ~7 % of a no-op's
   // samples to copy here and destroy the copy's source.
-  if (run.ok()) final_ = *std::move(run);
-  final_.set_id(id_);
+  v1::Run run = recorded.ok() ? *std::move(recorded) : v1::Run();
+  run.set_id(id_);
+  MutexLock lock(&mu_);
   if (!record_error_.ok() && state != v1::RUN_RUNNING) {
     // Lost after the check above (the final batches).
     state = v1::RUN_FAILED;
     reason = LostEventsReason(record_error_);
   }
   if (state != v1::RUN_RUNNING) {
-    final_.set_state(state);
-    final_.set_reason(reason);
+    run.set_state(state);
+    run.set_reason(reason);
   }
+  final_ = std::make_shared<const v1::Run>(std::move(run));
   done_ = true;
 }
 

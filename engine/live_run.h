@@ -51,6 +51,7 @@ class LiveRun : public RunHandle, public EventSink {
   int Subscribe(uint64_t after_seq, EventCallback callback) override;
   void Unsubscribe(int subscription) override;
   v1::Run Wait() override;
+  std::shared_ptr<const v1::Run> WaitShared() override;
   bool WaitFor(absl::Duration timeout, v1::Run* run) override;
   void Cancel(const std::string& reason) override;
   // Checkpoint for shutdown (Scheduler::Drain): the run stays unfinished in
@@ -131,7 +132,8 @@ class LiveRun : public RunHandle, public EventSink {
   std::map<std::pair<std::string, uint32_t>, LogBudget> log_budgets_
       ABSL_GUARDED_BY(mu_);
   uint64_t appended_ ABSL_GUARDED_BY(mu_) = 0;  // last seq recorded
-  v1::Run final_ ABSL_GUARDED_BY(mu_);
+  // Set once, when done_ is.
+  std::shared_ptr<const v1::Run> final_ ABSL_GUARDED_BY(mu_);
   // The last state of each task, from prior_ and emitted events (for the
   // notifications' failed tasks).
   std::map<std::string, v1::TaskState> task_states_ ABSL_GUARDED_BY(mu_);
