@@ -33,16 +33,11 @@ KILN_SYSTEM_LIBS = {
 
 # Linked statically into kiln's own binary (//:kiln, through @sys//:static_link):
 # the C++ libraries whose shared objects cost most at process start-up (56
-# Abseil libraries, gRPC, protobuf, RE2, yaml-cpp), the C ones only kiln
-# loads (SQLite, libarchive, libdeflate), and OpenSSL (reached through gRPC:
-# pkg-config --static), whose shared libcrypto alone cost ~0.6 ms of every
-# start (16,922 relocations, ~110 pages of its data copied on write; a
-# 20-resource render 4.55 -> 3.8 ms). Static libarchive links only the
+# Abseil libraries, gRPC, protobuf, RE2, yaml-cpp) and the C ones only kiln
+# loads (SQLite, libarchive, libdeflate). Static libarchive links only the
 # formats kiln uses (tar, raw, gzip), so libxml2 and ICU (its xar support)
-# are no longer loaded. No shared library the binary loads at start may
-# need one of these (//third_party:kiln_binary_link_test). Static copies
-# are only as current as the build: a Debian security update of these
-# libraries reaches kiln when it is rebuilt.
+# are no longer loaded. No shared library the binary still loads may need
+# one of these (//third_party:kiln_binary_link_test).
 KILN_STATIC_LIBS = [
     "absl",
     "protobuf",
@@ -54,14 +49,14 @@ KILN_STATIC_LIBS = [
     "libdeflate",
 ]
 
-# Needed by the static ones but kept shared: zlib and zstd, which libcurl and
-# libgit2 (bound lazily, below) load too, so the process holds one copy;
-# libarchive's optional codecs and ACL support (not reached by the formats
-# kiln uses: --as-needed drops them). libcurl and libgit2 load the shared
-# OpenSSL when first used, a second copy beside kiln's static one; kiln
-# hands no OpenSSL object across (its own use is hashing, HMAC, AES-GCM
-# and gRPC's TLS), so the two never meet.
+# Needed by the static ones but kept shared: libcurl, libgit2, libssh2 and
+# cpp-httplib stay shared (their own dependencies have no static archives
+# here) and load OpenSSL, zlib and zstd themselves, so these stay shared
+# too, one copy in the process; libarchive's optional codecs and ACL
+# support (not reached by the formats kiln uses: --as-needed drops them).
 KILN_KEEP_SHARED = [
+    "ssl",
+    "crypto",
     "z",
     "zstd",
     "acl",
