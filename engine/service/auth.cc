@@ -176,8 +176,8 @@ Role RequiredRole(absl::string_view method) {
       method == "DownloadArtifact") {
     return Role::kViewer;
   }
-  if (method == "SubmitRun" || method == "CancelRun" || method == "RetryRun" ||
-      method == "UploadBlob") {
+  if (method == "SubmitRun" || method == "SubmitAndWatchRun" ||
+      method == "CancelRun" || method == "RetryRun" || method == "UploadBlob") {
     return Role::kSubmitter;
   }
   return Role::kAdmin;

@@ -91,13 +91,21 @@ TEST(AuthorizerTest, EveryMethodRoleAndCredential) {
     const char* name;
     Role needs;
   } methods[] = {
-      {"ValidatePipeline", Role::kViewer}, {"GetRun", Role::kViewer},
-      {"ListRuns", Role::kViewer},         {"WatchRun", Role::kViewer},
-      {"StreamLogs", Role::kViewer},       {"FindMissingBlobs", Role::kViewer},
-      {"DownloadBlob", Role::kViewer},     {"ListArtifacts", Role::kViewer},
-      {"DownloadArtifact", Role::kViewer}, {"SubmitRun", Role::kSubmitter},
-      {"CancelRun", Role::kSubmitter},     {"RetryRun", Role::kSubmitter},
-      {"UploadBlob", Role::kSubmitter},    {"SomethingNew", Role::kAdmin},
+      {"ValidatePipeline", Role::kViewer},
+      {"GetRun", Role::kViewer},
+      {"ListRuns", Role::kViewer},
+      {"WatchRun", Role::kViewer},
+      {"StreamLogs", Role::kViewer},
+      {"FindMissingBlobs", Role::kViewer},
+      {"DownloadBlob", Role::kViewer},
+      {"ListArtifacts", Role::kViewer},
+      {"DownloadArtifact", Role::kViewer},
+      {"SubmitRun", Role::kSubmitter},
+      {"CancelRun", Role::kSubmitter},
+      {"RetryRun", Role::kSubmitter},
+      {"UploadBlob", Role::kSubmitter},
+      {"SubmitAndWatchRun", Role::kSubmitter},
+      {"SomethingNew", Role::kAdmin},
   };
   struct Caller {
     std::string authorization;

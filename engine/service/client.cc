@@ -261,4 +261,46 @@ absl::StatusOr<v1::RunState> KilnClient::Watch(const std::string& run_id,
   }
 }
 
+absl::StatusOr<v1::RunState> KilnClient::SubmitAndWatch(
+    const v1::SubmitRunRequest& request, const EventHandler& on_event,
+    std::string* run_id, absl::Duration reconnect_for) {
+  const absl::Time start = absl::Now();
+  absl::Duration backoff = absl::Milliseconds(50);
+  while (true) {
+    auto context = NewContext();
+    context->set_wait_for_ready(true);
+    context->set_deadline(
+        absl::ToChronoTime(absl::Now() + reconnect_for + absl::Hours(24)));
+    auto reader = stub_->SubmitAndWatchRun(context.get(), request);
+    std::string id;
+    uint64_t last = 0;
+    v1::RunState state = v1::RUN_STATE_UNSPECIFIED;
+    v1::RunEvent event;
+    while (reader->Read(&event)) {
+      if (id.empty()) {
+        id = event.run_id();
+        if (run_id != nullptr) *run_id = id;
+      }
+      if (event.sequence() <= last) continue;  // defensive: no repeats
+      last = event.sequence();
+      if (event.has_run_state()) state = event.run_state().state();
+      on_event(event);
+    }
+    grpc::Status status = reader->Finish();
+    if (IsFinal(state)) return state;
+    // Started: the rest of its events come from WatchRun.
+    if (!id.empty()) return Watch(id, last, on_event, reconnect_for);
+    if (status.ok()) {
+      return absl::InternalError("SubmitAndWatchRun ended without an event");
+    }
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
+        request.idempotency_key().empty() ||
+        absl::Now() - start > reconnect_for) {
+      return FromGrpc(status);
+    }
+    std::this_thread::sleep_for(absl::ToChronoNanoseconds(backoff));
+    backoff = std::min(backoff * 2, absl::Seconds(2));
+  }
+}
+
 }  // namespace kiln::service

@@ -71,6 +71,17 @@ class KilnClient {
       const EventHandler& on_event,
       absl::Duration reconnect_for = absl::Seconds(30));
 
+  // SubmitRun and Watch in one call (SubmitAndWatchRun): starts the run
+  // and streams its events to `on_event`, the run's id to `run_id` (if
+  // not null) with the first. A stream that breaks after the first event
+  // goes on as Watch does; one that fails UNAVAILABLE before it is retried
+  // (as long as `reconnect_for`) only if the request carries an
+  // idempotency key, which makes a second submit return the first run.
+  absl::StatusOr<v1::RunState> SubmitAndWatch(
+      const v1::SubmitRunRequest& request, const EventHandler& on_event,
+      std::string* run_id = nullptr,
+      absl::Duration reconnect_for = absl::Seconds(30));
+
  private:
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;

@@ -280,6 +280,34 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
   if (auto who = Admit(context, "SubmitRun"); !who.ok()) {
     return ToGrpc(who.status());
   }
+  std::string id;
+  if (grpc::Status started = StartRun(request, &id); !started.ok()) {
+    return started;
+  }
+  response->set_run_id(id);
+  absl::StatusOr<v1::Run> state = engine_->GetRun(id);
+  if (state.ok()) {
+    PrepareRunReply(&*state);
+    *response->mutable_run() = std::move(*state);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status KilnService::SubmitAndWatchRun(
+    grpc::ServerContext* context, const v1::SubmitRunRequest* request,
+    grpc::ServerWriter<v1::RunEvent>* writer) {
+  absl::StatusOr<StreamLimiter::Slot> slot =
+      AdmitStream(context, "SubmitAndWatchRun");
+  if (!slot.ok()) return ToGrpc(slot.status());
+  std::string id;
+  if (grpc::Status started = StartRun(request, &id); !started.ok()) {
+    return started;
+  }
+  return StreamEvents(context, id, 0, writer);
+}
+
+grpc::Status KilnService::StartRun(const v1::SubmitRunRequest* request,
+                                   std::string* run_id) {
   RunRequest run;
   run.trigger = request->trigger();
   std::string git_dir;
@@ -374,12 +402,7 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
       (void)cas::RemoveTree(source_dir);
     }
   }
-  response->set_run_id(id);
-  absl::StatusOr<v1::Run> state = engine_->GetRun(id);
-  if (state.ok()) {
-    PrepareRunReply(&*state);
-    *response->mutable_run() = std::move(*state);
-  }
+  *run_id = id;
   return grpc::Status::OK;
 }
 

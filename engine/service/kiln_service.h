@@ -118,6 +118,9 @@ class KilnService final : public v1::Kiln::Service {
   grpc::Status WatchRun(grpc::ServerContext* context,
                         const v1::WatchRunRequest* request,
                         grpc::ServerWriter<v1::RunEvent>* writer) override;
+  grpc::Status SubmitAndWatchRun(
+      grpc::ServerContext* context, const v1::SubmitRunRequest* request,
+      grpc::ServerWriter<v1::RunEvent>* writer) override;
   grpc::Status StreamLogs(
       grpc::ServerContext* context, const v1::StreamLogsRequest* request,
       grpc::ServerWriter<v1::StreamLogsResponse>* writer) override;
@@ -153,6 +156,16 @@ class KilnService final : public v1::Kiln::Service {
   // every reservation in progress written out (`what` names the request in
   // the error).
   absl::Status CheckFreeSpace(absl::string_view what) const;
+  // SubmitRun's work after admission: starts the run (or finds the one
+  // an earlier submit with the same idempotency key started); its id to
+  // `run_id`.
+  grpc::Status StartRun(const v1::SubmitRunRequest* request,
+                        std::string* run_id);
+  // WatchRun's work after admission: the run's events after
+  // `after_sequence`, until its final RunStateChanged.
+  grpc::Status StreamEvents(grpc::ServerContext* context,
+                            const std::string& run_id, uint64_t after_sequence,
+                            grpc::ServerWriter<v1::RunEvent>* writer);
   // `run` as any reply may carry it: secrets redacted, size fitted.
   void PrepareRunReply(v1::Run* run);
   // True when the stream should stop (client gone or shutting down).

@@ -76,6 +76,17 @@ std::vector<Rpc> AllRpcs() {
          }
          return reader->Finish();
        }},
+      {"SubmitAndWatchRun", Role::kSubmitter,
+       [](v1::Kiln::Stub& s, grpc::ClientContext* c) {
+         v1::SubmitRunRequest req;
+         req.set_yaml(kTwoTaskPipeline);
+         req.set_idempotency_key("auth-test");
+         auto reader = s.SubmitAndWatchRun(c, req);
+         v1::RunEvent event;
+         while (reader->Read(&event)) {
+         }
+         return reader->Finish();
+       }},
       {"StreamLogs", Role::kViewer,
        [](v1::Kiln::Stub& s, grpc::ClientContext* c) {
          v1::StreamLogsRequest req;

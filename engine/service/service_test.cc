@@ -149,6 +149,64 @@ TEST_F(ServiceTest, SubmitWatchLogsListRetry) {
   EXPECT_NE(retried.run_id(), submitted.run_id());
 }
 
+// SubmitAndWatchRun: the run started and its whole event stream in one
+// call, the same events WatchRun gives, each naming the run; the same
+// idempotency key streams the same run again; a bad pipeline fails the
+// call before any event.
+TEST_F(ServiceTest, SubmitAndWatchStreamsTheRunInOneCall) {
+  StartUnix();
+  auto client = UnixClient();
+  v1::SubmitRunRequest request;
+  request.set_yaml(kTwoTaskPipeline);
+  request.set_idempotency_key("sw1");
+  std::vector<v1::RunEvent> events;
+  std::string id;
+  absl::StatusOr<v1::RunState> state = client->SubmitAndWatch(
+      request, [&](const v1::RunEvent& e) { events.push_back(e); }, &id);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, v1::RUN_SUCCEEDED);
+  ASSERT_FALSE(id.empty());
+  ExpectContiguous(events);
+  ASSERT_FALSE(events.empty());
+  for (const v1::RunEvent& e : events) EXPECT_EQ(e.run_id(), id);
+  ASSERT_TRUE(events.back().has_run_state());
+  EXPECT_EQ(events.back().run_state().state(), v1::RUN_SUCCEEDED);
+
+  v1::RunState watched_state;
+  std::vector<v1::RunEvent> watched = WatchAll(*client, id, &watched_state);
+  ASSERT_EQ(watched.size(), events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(watched[i].SerializeAsString(), events[i].SerializeAsString());
+  }
+
+  // The same key: the same run, streamed again from its first event; and
+  // SubmitRun with that key finds it too.
+  std::vector<v1::RunEvent> again;
+  std::string again_id;
+  ASSERT_TRUE(client
+                  ->SubmitAndWatch(
+                      request,
+                      [&](const v1::RunEvent& e) { again.push_back(e); },
+                      &again_id)
+                  .ok());
+  EXPECT_EQ(again_id, id);
+  EXPECT_EQ(again.size(), events.size());
+  EXPECT_EQ(Submit(*client, kTwoTaskPipeline, "sw1").run_id(), id);
+
+  // A pipeline that does not load: INVALID_ARGUMENT, no event, no run id.
+  v1::SubmitRunRequest bad;
+  bad.set_yaml("name: [unclosed");
+  bad.set_idempotency_key("sw-bad");
+  std::vector<v1::RunEvent> none;
+  std::string bad_id;
+  absl::StatusOr<v1::RunState> refused = client->SubmitAndWatch(
+      bad, [&](const v1::RunEvent& e) { none.push_back(e); }, &bad_id);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument)
+      << refused.status();
+  EXPECT_TRUE(none.empty());
+  EXPECT_TRUE(bad_id.empty());
+}
+
 TEST_F(ServiceTest, CancelEndsWatchers) {
   StartUnix();
   engine_->Hold();

@@ -49,17 +49,24 @@ grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
                                    grpc::ServerWriter<v1::RunEvent>* writer) {
   absl::StatusOr<StreamLimiter::Slot> slot = AdmitStream(context, "WatchRun");
   if (!slot.ok()) return ToGrpc(slot.status());
-  absl::StatusOr<std::shared_ptr<RunHandle>> run =
-      engine_->Find(request->run_id());
+  return StreamEvents(context, request->run_id(), request->after_sequence(),
+                      writer);
+}
+
+grpc::Status KilnService::StreamEvents(
+    grpc::ServerContext* context, const std::string& run_id,
+    uint64_t after_sequence, grpc::ServerWriter<v1::RunEvent>* writer) {
+  absl::StatusOr<std::shared_ptr<RunHandle>> run = engine_->Find(run_id);
   if (!run.ok()) return ToGrpc(run.status());
 
   // A finished run whose events the client already has: nothing to send.
-  absl::StatusOr<v1::Run> state = engine_->GetRun(request->run_id());
-  if (!state.ok()) return ToGrpc(state.status());
-  if (IsFinal(state->state())) {
-    absl::StatusOr<uint64_t> last = engine_->LastSequence(request->run_id());
-    if (last.ok() && *last <= request->after_sequence()) {
-      return grpc::Status::OK;
+  // (Every run has a first event: from sequence 0 there is always one.)
+  if (after_sequence > 0) {
+    absl::StatusOr<v1::Run> state = engine_->GetRun(run_id);
+    if (!state.ok()) return ToGrpc(state.status());
+    if (IsFinal(state->state())) {
+      absl::StatusOr<uint64_t> last = engine_->LastSequence(run_id);
+      if (last.ok() && *last <= after_sequence) return grpc::Status::OK;
     }
   }
 
@@ -69,13 +76,13 @@ grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
   // another process executes reaches this one only through the store, and
   // if that process died the run never ends by itself (it stays unfinished
   // until resumed), so the stream ends with ABORTED "owner gone".
-  uint64_t last_sent = request->after_sequence();
+  uint64_t last_sent = after_sequence;
   constexpr int kCatchUpPage = 64;  // at most 64 lines of 64 KiB in memory
   auto catch_up = [&]() -> absl::optional<grpc::Status> {
     while (true) {
       if (StreamOver(context)) return EndedStatus(context, last_sent);
       absl::StatusOr<std::vector<v1::RunEvent>> page =
-          engine_->ReadEvents(request->run_id(), last_sent, kCatchUpPage);
+          engine_->ReadEvents(run_id, last_sent, kCatchUpPage);
       if (!page.ok()) return ToGrpc(page.status());
       if (page->empty()) break;
       for (const v1::RunEvent& event : *page) {
@@ -87,11 +94,11 @@ grpc::Status KilnService::WatchRun(grpc::ServerContext* context,
         if (EndsRun(event)) return grpc::Status::OK;
       }
     }
-    absl::StatusOr<v1::Run> now = engine_->GetRun(request->run_id());
+    absl::StatusOr<v1::Run> now = engine_->GetRun(run_id);
     if (now.ok() && !IsFinal(now->state()) && now->owner_gone()) {
       return grpc::Status(
           grpc::StatusCode::ABORTED,
-          absl::StrCat("run ", request->run_id(),
+          absl::StrCat("run ", run_id,
                        " is interrupted (owner gone): the process executing "
                        "it died; resume it to continue (events up to "
                        "sequence ",
