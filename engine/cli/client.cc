@@ -77,25 +77,38 @@ void PrintEvent(const v1::RunEvent& event) {
   std::fflush(stdout);
 }
 
-// On a terminal: the live progress view of `kiln run`; otherwise plain
-// lines (PrintEvent).
-int WatchToEnd(Client& client, const std::string& run_id) {
+// Follows a run to its end with `follow` (which watches, given where to
+// send events, and says which run it was): on a terminal the live progress
+// view of `kiln run`, otherwise plain lines (PrintEvent).
+int FollowToEnd(
+    Client& client,
+    const std::function<absl::StatusOr<v1::RunState>(
+        const Client::EventHandler&, std::string* run_id)>& follow) {
   const char* term = std::getenv("TERM");
   bool live = isatty(STDERR_FILENO) && std::getenv("NO_COLOR") == nullptr &&
               !(term != nullptr && std::strcmp(term, "dumb") == 0);
+  std::string run_id;
   if (!live) {
-    absl::StatusOr<v1::RunState> state = client.Watch(run_id, 0, PrintEvent);
+    absl::StatusOr<v1::RunState> state = follow(PrintEvent, &run_id);
     if (!state.ok()) return Fail(state.status());
     return *state == v1::RUN_SUCCEEDED ? kExitOk : kExitFailed;
   }
   ProgressView view(ProgressView::Mode::kLive);
-  absl::StatusOr<v1::RunState> state = client.Watch(
-      run_id, 0, [&view](const v1::RunEvent& e) { view.OnEvent(e); });
+  absl::StatusOr<v1::RunState> state =
+      follow([&view](const v1::RunEvent& e) { view.OnEvent(e); }, &run_id);
   if (!state.ok()) return Fail(state.status());
   if (absl::StatusOr<v1::Run> run = client.GetRun(run_id); run.ok()) {
     view.Finish(*run);
   }
   return *state == v1::RUN_SUCCEEDED ? kExitOk : kExitFailed;
+}
+
+int WatchToEnd(Client& client, const std::string& run_id) {
+  return FollowToEnd(
+      client, [&](const Client::EventHandler& on_event, std::string* id) {
+        *id = run_id;
+        return client.Watch(run_id, 0, on_event);
+      });
 }
 
 std::string RandomKey() {
@@ -155,16 +168,41 @@ int SubmitVerb(const std::vector<std::string>& argv) {
   spec.trigger = *trigger;
   spec.idempotency_key = args.Get("idempotency-key", RandomKey());
   spec.keep_going = args.Has("keep-going");
-  absl::StatusOr<std::string> run_id = (*client)->Submit(spec);
-  if (!run_id.ok()) {
-    std::fprintf(stderr, "%s\n",
-                 std::string(run_id.status().message()).c_str());
-    return absl::IsInvalidArgument(run_id.status()) ? kExitUsage : kExitFailed;
+  auto refused = [](const absl::Status& s) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return absl::IsInvalidArgument(s) ? kExitUsage : kExitFailed;
+  };
+  auto print_id = [](const std::string& id) {
+    std::printf("%s\n", id.c_str());
+    std::fflush(stdout);
+  };
+  if (!args.Has("watch")) {
+    absl::StatusOr<std::string> run_id = (*client)->Submit(spec);
+    if (!run_id.ok()) return refused(run_id.status());
+    print_id(*run_id);
+    return kExitOk;
   }
-  std::printf("%s\n", run_id->c_str());
-  std::fflush(stdout);
-  if (!args.Has("watch")) return kExitOk;
-  return WatchToEnd(**client, *run_id);
+  // Started and followed in one call; the id is printed before any event.
+  bool started = false;
+  absl::Status not_started;
+  int followed = FollowToEnd(
+      **client, [&](const Client::EventHandler& on_event, std::string* id) {
+        absl::StatusOr<v1::RunState> state = (*client)->SubmitAndWatch(
+            spec,
+            [&](const std::string& run_id) {
+              started = true;
+              *id = run_id;
+              print_id(run_id);
+            },
+            on_event);
+        if (!state.ok() && !started) {
+          not_started = state.status();
+          return absl::StatusOr<v1::RunState>(v1::RUN_FAILED);
+        }
+        return state;
+      });
+  if (!not_started.ok()) return refused(not_started);
+  return followed;
 }
 
 int WatchVerb(const std::vector<std::string>& argv) {

@@ -60,6 +60,18 @@ class Client {
   virtual absl::StatusOr<v1::RunState> Watch(const std::string& run_id,
                                              uint64_t after_seq,
                                              const EventHandler& on_event) = 0;
+  // Submit, then Watch from the first event: `on_run_id` gets the run's id
+  // before `on_event` gets any event. Over gRPC this is one call
+  // (SubmitAndWatchRun); this default makes the two.
+  virtual absl::StatusOr<v1::RunState> SubmitAndWatch(
+      const SubmitSpec& spec,
+      const std::function<void(const std::string&)>& on_run_id,
+      const EventHandler& on_event) {
+    absl::StatusOr<std::string> id = Submit(spec);
+    if (!id.ok()) return id.status();
+    on_run_id(*id);
+    return Watch(*id, 0, on_event);
+  }
   virtual absl::StatusOr<v1::Run> GetRun(const std::string& run_id) = 0;
   // Recorded runs, newest first, a page at a time.
   virtual absl::StatusOr<store::RunPage> ListRuns(

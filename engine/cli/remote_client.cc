@@ -30,16 +30,7 @@ class RemoteClient : public Client {
   }
 
   absl::StatusOr<std::string> Submit(const SubmitSpec& spec) override {
-    v1::SubmitRunRequest request;
-    request.set_yaml(spec.yaml);
-    request.set_filename(spec.filename);
-    *request.mutable_trigger() = spec.trigger;
-    if (!spec.source.tree_digest.empty()) {
-      request.mutable_source()->set_tree_digest(spec.source.tree_digest);
-      request.mutable_source()->set_archive_digest(spec.source.archive_digest);
-    }
-    request.set_idempotency_key(spec.idempotency_key);
-    request.set_keep_going(spec.keep_going);
+    v1::SubmitRunRequest request = RequestFor(spec);
     v1::SubmitRunResponse response;
     grpc::Status status;
     // Retried while the server is briefly unavailable; the idempotency key
@@ -58,6 +49,24 @@ class RemoteClient : public Client {
                                      uint64_t after_seq,
                                      const EventHandler& on_event) override {
     return c_->Watch(run_id, after_seq, on_event);
+  }
+
+  absl::StatusOr<v1::RunState> SubmitAndWatch(
+      const SubmitSpec& spec,
+      const std::function<void(const std::string&)>& on_run_id,
+      const EventHandler& on_event) override {
+    std::string id;
+    bool told = false;
+    return c_->SubmitAndWatch(
+        RequestFor(spec),
+        [&](const v1::RunEvent& event) {
+          if (!told) {
+            told = true;
+            on_run_id(id);
+          }
+          on_event(event);
+        },
+        &id);
   }
 
   absl::StatusOr<v1::Run> GetRun(const std::string& run_id) override {
@@ -229,6 +238,20 @@ class RemoteClient : public Client {
   }
 
  private:
+  static v1::SubmitRunRequest RequestFor(const SubmitSpec& spec) {
+    v1::SubmitRunRequest request;
+    request.set_yaml(spec.yaml);
+    request.set_filename(spec.filename);
+    *request.mutable_trigger() = spec.trigger;
+    if (!spec.source.tree_digest.empty()) {
+      request.mutable_source()->set_tree_digest(spec.source.tree_digest);
+      request.mutable_source()->set_archive_digest(spec.source.archive_digest);
+    }
+    request.set_idempotency_key(spec.idempotency_key);
+    request.set_keep_going(spec.keep_going);
+    return request;
+  }
+
   // The local store, opened on first use.
   absl::Status OpenLocal() {
     if (local_ != nullptr) return absl::OkStatus();

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# `kiln submit --watch` over a real `kiln serve` (one SubmitAndWatchRun
+# call): the run id is the first line, before any event; the run's events
+# follow to its end; the exit code is the run's outcome; the same
+# idempotency key follows the same run again; a caller whose role may not
+# submit is refused with nothing printed on stdout.
+set -euo pipefail
+
+RUNFILES="${TEST_SRCDIR}/${TEST_WORKSPACE}"
+KILN="${RUNFILES}/kiln"
+WORK="$(mktemp -d "${TEST_TMPDIR}/submit-watch.XXXXXX")"
+SERVER_PID=""
+cleanup() {
+  if [[ -n "${SERVER_PID}" ]]; then
+    kill -TERM "${SERVER_PID}" 2>/dev/null || true
+    wait "${SERVER_PID}" 2>/dev/null || true
+  fi
+  rm -rf "${WORK}"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+
+mkdir -p "${WORK}/good" "${WORK}/bad"
+cat >"${WORK}/good/pipeline.yaml" <<'YAML'
+name: watched
+tasks:
+  - name: build
+    run: {command: [/bin/sh, -c, "echo building; echo built > marker"]}
+    outputs: [{artifact: app, paths: [marker]}]
+  - name: check
+    needs: [build]
+    inputs: [app]
+    run: {command: [/bin/sh, -c, "cat marker"]}
+YAML
+cat >"${WORK}/bad/pipeline.yaml" <<'YAML'
+name: failing
+tasks:
+  - name: broken
+    run: {command: [/bin/sh, -c, "echo about to fail; exit 3"]}
+YAML
+
+# 128 random bits: $RANDOM alone can make a token shorter than serve's minimum.
+token() { printf '%s-%s' "$1" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"; }
+SUB="$(token submitter)"
+VIEW="$(token viewer)"
+{
+  printf '%s submitter ci\n' "${SUB}"
+  printf '%s viewer watcher\n' "${VIEW}"
+} >"${WORK}/tokens"
+chmod 600 "${WORK}/tokens"
+for who in SUB VIEW; do
+  printf '%s\n' "${!who}" >"${WORK}/${who}.token"
+  chmod 600 "${WORK}/${who}.token"
+done
+
+"${KILN}" serve --store "${WORK}/store" --listen 127.0.0.1:0 \
+  --token-file "${WORK}/tokens" >"${WORK}/serve.out" 2>"${WORK}/serve.err" &
+SERVER_PID=$!
+ADDR=""
+for _ in $(seq 1 300); do
+  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out" 2>/dev/null || true)"
+  [[ -n "${ADDR}" ]] && break
+  kill -0 "${SERVER_PID}" 2>/dev/null ||
+    { cat "${WORK}/serve.err"; fail "serve exited"; }
+  sleep 0.1
+done
+[[ -n "${ADDR}" ]] || fail "kiln serve did not start"
+
+# submit_watch WHO DIR [ARGS...]: stdout to $WORK/out, the exit code to $CODE.
+submit_watch() {
+  local who="$1" dir="$2"; shift 2
+  CODE=0
+  NO_COLOR=1 "${KILN}" submit "${WORK}/${dir}/pipeline.yaml" --watch "$@" \
+    --server "${ADDR}" --token-file "${WORK}/${who}.token" \
+    --store "${WORK}/client-store" >"${WORK}/out" 2>"${WORK}/err" || CODE=$?
+}
+
+submit_watch SUB good --idempotency-key same-run
+[[ ${CODE} -eq 0 ]] || fail "submit --watch exited ${CODE}: $(cat "${WORK}/err")"
+RUN="$(head -1 "${WORK}/out")"
+[[ "${RUN}" =~ ^r[0-9]{8}- ]] || fail "first line is not a run id: $(cat "${WORK}/out")"
+grep -q "^task build SUCCEEDED attempt 1$" "${WORK}/out" || fail "no build event: $(cat "${WORK}/out")"
+[[ "$(sed -n 2p "${WORK}/out")" == "run RUNNING" ]] ||
+  fail "the run's first event is not second: $(cat "${WORK}/out")"
+grep -q "^build| building$" "${WORK}/out" || fail "no build log line: $(cat "${WORK}/out")"
+grep -q "^check| built$" "${WORK}/out" || fail "no check log line: $(cat "${WORK}/out")"
+[[ "$(tail -1 "${WORK}/out")" == "run SUCCEEDED" ]] ||
+  fail "last line is not the run's end: $(cat "${WORK}/out")"
+cp "${WORK}/out" "${WORK}/first.out"
+ok "submit --watch: id first, events to the end, exit 0"
+
+submit_watch SUB good --idempotency-key same-run
+[[ ${CODE} -eq 0 ]] || fail "second submit --watch exited ${CODE}"
+cmp -s "${WORK}/out" "${WORK}/first.out" ||
+  fail "the same key streamed something else: $(diff "${WORK}/first.out" "${WORK}/out")"
+ok "the same idempotency key follows the same run again"
+
+submit_watch SUB bad
+[[ ${CODE} -eq 1 ]] || fail "a failing run exited ${CODE}: $(cat "${WORK}/out")"
+head -1 "${WORK}/out" | grep -Eq '^r[0-9]{8}-' || fail "no run id: $(cat "${WORK}/out")"
+grep -q "^task broken FAILED attempt 1 exit 3" "${WORK}/out" ||
+  fail "no failure event: $(cat "${WORK}/out")"
+ok "a failing run: exit 1 after its events"
+
+submit_watch VIEW good
+[[ ${CODE} -ne 0 ]] || fail "a viewer submitted: $(cat "${WORK}/out")"
+[[ ! -s "${WORK}/out" ]] || fail "a refused submit printed: $(cat "${WORK}/out")"
+grep -qi "permission\|role" "${WORK}/err" || fail "refusal unclear: $(cat "${WORK}/err")"
+ok "a viewer is refused before any run starts ($(head -c 120 "${WORK}/err"))"
