@@ -49,8 +49,8 @@ void LiveRun::Start() {
     MutexLock lock(&mu_);
     appended_ = last.ok() ? *last : 0;
   }
-  pump_ = std::thread([this] { Pump(); });
-  thread_ = std::thread([this] { Execute(); });
+  pump_ = PooledThread([this] { Pump(); });
+  thread_ = PooledThread([this] { Execute(); });
 }
 
 int LiveRun::Subscribe(uint64_t after_seq, EventCallback callback) {

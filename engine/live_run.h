@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "base/mutex.h"
+#include "base/pooled_thread.h"
 #include "engine/cas/artifact_store.h"
 #include "engine/engine.h"
 #include "engine/planned_run.h"
@@ -105,8 +106,9 @@ class LiveRun : public RunHandle, public EventSink {
   // This process's ownership of the run; released when the run finishes
   // or is drained.
   std::unique_ptr<store::RunLease> lease_;
-  std::thread thread_;
-  std::thread pump_;
+  // Pooled: a server starts and ends these two per run (base/pooled_thread.h).
+  PooledThread thread_;
+  PooledThread pump_;
 
   Mutex mu_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
