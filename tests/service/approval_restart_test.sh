@@ -6,21 +6,9 @@
 # approver approves with `kiln approve` and the run succeeds.
 set -euo pipefail
 
-RUNFILES="${TEST_SRCDIR}/${TEST_WORKSPACE}"
-KILN="${RUNFILES}/kiln"
-WORK="$(mktemp -d "${TEST_TMPDIR}/approval.XXXXXX")"
-SERVER_PID=""
-cleanup() {
-  if [[ -n "${SERVER_PID}" ]]; then
-    kill -TERM "${SERVER_PID}" 2>/dev/null || true
-    wait "${SERVER_PID}" 2>/dev/null || true
-  fi
-  rm -rf "${WORK}"
-}
-trap cleanup EXIT
+source "${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/service/serve_lib.sh"
+serve_lib_init approval
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
 # Runs a command that must fail with `pattern` on stderr.
 refused() {
   local pattern="$1"; shift
@@ -48,10 +36,8 @@ tasks:
     run: {command: [/bin/sh, -c, "cat marker"]}
 YAML
 STORE="${WORK}/store"
-# 128 random bits: $RANDOM alone can make a token shorter than serve's minimum.
-token() { printf '%s-%s' "$1" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"; }
-SUB="$(token submitter)"; VIEW="$(token viewer)"
-ALICE="$(token alice)"; BOB="$(token bob)"
+SUB="$(random_token submitter)"; VIEW="$(random_token viewer)"
+ALICE="$(random_token alice)"; BOB="$(random_token bob)"
 {
   printf '%s submitter ci\n' "${SUB}"
   printf '%s viewer watcher\n' "${VIEW}"
@@ -64,22 +50,9 @@ for who in SUB VIEW ALICE BOB; do
   chmod 600 "${WORK}/${who}.token"
 done
 
-ADDR=""
 start_server() {
-  : >"${WORK}/serve.out"
-  "${KILN}" serve --store "${STORE}" --listen 127.0.0.1:0 \
-    --token-file "${WORK}/tokens" >"${WORK}/serve.out" 2>>"${WORK}/serve.err" &
-  SERVER_PID=$!
-  ADDR=""
-  for _ in $(seq 1 300); do
-    # (the server may not have created its output file yet)
-    ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out" 2>/dev/null || true)"
-    [[ -n "${ADDR}" ]] && return 0
-    kill -0 "${SERVER_PID}" 2>/dev/null ||
-      { cat "${WORK}/serve.err"; fail "serve exited"; }
-    sleep 0.1
-  done
-  fail "kiln serve did not start"
+  start_serve --store "${STORE}" --listen 127.0.0.1:0 \
+    --token-file "${WORK}/tokens"
 }
 as() {  # as WHO VERB ARGS...
   local who="$1" verb="$2"; shift 2

@@ -8,21 +8,9 @@
 # the target (never followed).
 set -euo pipefail
 
-RUNFILES="${TEST_SRCDIR}/${TEST_WORKSPACE}"
-KILN="${RUNFILES}/kiln"
-WORK="$(mktemp -d "${TEST_TMPDIR}/art.XXXXXX")"
-SERVER_PID=""
-cleanup() {
-  if [[ -n "${SERVER_PID}" ]]; then
-    kill -TERM "${SERVER_PID}" 2>/dev/null || true
-    wait "${SERVER_PID}" 2>/dev/null || true
-  fi
-  rm -rf "${WORK}"
-}
-trap cleanup EXIT
+source "${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/service/serve_lib.sh"
+serve_lib_init art
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
 # Runs a command that must fail (exit 1) with `pattern` on stderr.
 refused() {
   local pattern="$1"; shift
@@ -112,23 +100,13 @@ refused "no task" "${KILN}" artifacts "${RUN}" ghost --store "${STORE}"
 [[ ! -e "${WORK}/x" ]] || fail "a refused unstash left ${WORK}/x"
 
 # The same against `kiln serve`, from a client with its own store.
-TOKEN="art-token-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+TOKEN="$(random_token art-token)"
 printf '%s viewer cli\n' "${TOKEN}" >"${WORK}/tokens"
 chmod 600 "${WORK}/tokens"
 printf '%s\n' "${TOKEN}" >"${WORK}/client-token"
 chmod 600 "${WORK}/client-token"
-"${KILN}" serve --store "${STORE}" --listen 127.0.0.1:0 \
-  --token-file "${WORK}/tokens" >"${WORK}/serve.out" 2>"${WORK}/serve.err" &
-SERVER_PID=$!
-ADDR=""
-for _ in $(seq 1 300); do
-  # (the server may not have created its output file yet)
-  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out" 2>/dev/null || true)"
-  [[ -n "${ADDR}" ]] && break
-  kill -0 "${SERVER_PID}" 2>/dev/null || { cat "${WORK}/serve.err"; fail "serve exited"; }
-  sleep 0.1
-done
-[[ -n "${ADDR}" ]] || fail "kiln serve did not start"
+start_serve --store "${STORE}" --listen 127.0.0.1:0 \
+  --token-file "${WORK}/tokens"
 CLIENT=(--server "${ADDR}" --token-file "${WORK}/client-token" --store "${WORK}/client-store")
 
 "${KILN}" artifacts "${RUN}" "${CLIENT[@]}" --json >"${WORK}/rarts.json"

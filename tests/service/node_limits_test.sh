@@ -15,18 +15,9 @@ if [[ ! -d "${NODE_DIR}/node_modules/@grpc/grpc-js" ]]; then
   exit 1
 fi
 
-WORK="$(mktemp -d "${TEST_TMPDIR}/limits.XXXXXX")"
-SERVER_PID=""
-cleanup() {
-  if [[ -n "${SERVER_PID}" ]]; then
-    kill -TERM "${SERVER_PID}" 2>/dev/null || true
-    wait "${SERVER_PID}" 2>/dev/null || true
-  fi
-  rm -rf "${WORK}"
-}
-trap cleanup EXIT
-
-tok() { echo "limits-$1-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"; }
+source "${RUNFILES}/tests/service/serve_lib.sh"
+serve_lib_init limits
+tok() { random_token "limits-$1"; }
 ADMIN="$(tok admin)"
 SUBMITTER="$(tok submitter)"
 VIEWER1="$(tok viewer1)"
@@ -57,24 +48,9 @@ grep -q "key.pem: TLS key is accessible by group or others" "${WORK}/tls.err" ||
 echo "ok: world-readable TLS key refused"
 
 # 2. The server under test.
-"${KILN}" serve --store "${WORK}/store" --listen 127.0.0.1:0 \
+start_serve --store "${WORK}/store" --listen 127.0.0.1:0 \
   --token-file "${WORK}/tokens" --max-streams 16 --max-streams-per-client 8 \
-  --idle-timeout 2s --max-reply-bytes 65536 --max-uploads 1 \
-  >"${WORK}/serve.out" 2>"${WORK}/serve.err" &
-SERVER_PID=$!
-ADDR=""
-for _ in $(seq 1 300); do
-  # (the server may not have created its output file yet)
-  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out" 2>/dev/null || true)"
-  [[ -n "${ADDR}" ]] && break
-  if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
-    echo "kiln serve exited:" >&2
-    cat "${WORK}/serve.err" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-[[ -n "${ADDR}" ]] || { echo "kiln serve did not start" >&2; exit 1; }
+  --idle-timeout 2s --max-reply-bytes 65536 --max-uploads 1
 
 # 3. Plain TCP (loopback) is announced as unencrypted.
 grep -q "warning: TCP without TLS: traffic (tokens included) is unencrypted" \
@@ -236,7 +212,7 @@ KILN_SECTION=gated KILN_ADDR="${ADDR}" KILN_PROTO_DIR="${PROTO_DIR}" \
 stop_server tls
 # A socket path must be short (108 bytes): not under TEST_TMPDIR.
 SOCK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/kiln-cap.XXXXXX")"
-trap 'cleanup; rm -rf "${SOCK_DIR}"' EXIT
+trap 'serve_lib_cleanup; rm -rf "${SOCK_DIR}"' EXIT
 start_server unix --listen "unix:${SOCK_DIR}/s" --max-connections 4
 KILN_SECTION=gated KILN_ADDR="${ADDR}" KILN_PROTO_DIR="${PROTO_DIR}" \
   KILN_PID="${SERVER_PID}" KILN_STORE="${WORK}/unix" \

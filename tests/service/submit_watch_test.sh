@@ -6,21 +6,8 @@
 # submit is refused with nothing printed on stdout.
 set -euo pipefail
 
-RUNFILES="${TEST_SRCDIR}/${TEST_WORKSPACE}"
-KILN="${RUNFILES}/kiln"
-WORK="$(mktemp -d "${TEST_TMPDIR}/submit-watch.XXXXXX")"
-SERVER_PID=""
-cleanup() {
-  if [[ -n "${SERVER_PID}" ]]; then
-    kill -TERM "${SERVER_PID}" 2>/dev/null || true
-    wait "${SERVER_PID}" 2>/dev/null || true
-  fi
-  rm -rf "${WORK}"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
+source "${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/service/serve_lib.sh"
+serve_lib_init submit-watch
 
 mkdir -p "${WORK}/good" "${WORK}/bad"
 cat >"${WORK}/good/pipeline.yaml" <<'YAML'
@@ -41,10 +28,8 @@ tasks:
     run: {command: [/bin/sh, -c, "echo about to fail; exit 3"]}
 YAML
 
-# 128 random bits: $RANDOM alone can make a token shorter than serve's minimum.
-token() { printf '%s-%s' "$1" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"; }
-SUB="$(token submitter)"
-VIEW="$(token viewer)"
+SUB="$(random_token submitter)"
+VIEW="$(random_token viewer)"
 {
   printf '%s submitter ci\n' "${SUB}"
   printf '%s viewer watcher\n' "${VIEW}"
@@ -55,18 +40,8 @@ for who in SUB VIEW; do
   chmod 600 "${WORK}/${who}.token"
 done
 
-"${KILN}" serve --store "${WORK}/store" --listen 127.0.0.1:0 \
-  --token-file "${WORK}/tokens" >"${WORK}/serve.out" 2>"${WORK}/serve.err" &
-SERVER_PID=$!
-ADDR=""
-for _ in $(seq 1 300); do
-  ADDR="$(sed -n 's/^kiln: serving on //p' "${WORK}/serve.out" 2>/dev/null || true)"
-  [[ -n "${ADDR}" ]] && break
-  kill -0 "${SERVER_PID}" 2>/dev/null ||
-    { cat "${WORK}/serve.err"; fail "serve exited"; }
-  sleep 0.1
-done
-[[ -n "${ADDR}" ]] || fail "kiln serve did not start"
+start_serve --store "${WORK}/store" --listen 127.0.0.1:0 \
+  --token-file "${WORK}/tokens"
 
 # submit_watch WHO DIR [ARGS...]: stdout to $WORK/out, the exit code to $CODE.
 submit_watch() {
