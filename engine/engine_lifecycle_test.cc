@@ -58,6 +58,27 @@ using engine_testing::ReadFile;
 using engine_testing::TempDir;
 using engine_testing::WriteFile;
 
+// WaitShared hands out the final run itself: the same object to every
+// caller, equal to Wait's copy and to the run as recorded.
+TEST_F(EngineTest, WaitSharedIsTheFinalRunWithoutACopy) {
+  RunRequest req;
+  req.pipeline = BuildTestPipeline();
+  req.source_dir = source_;
+  auto run = engine_->Submit(std::move(req));
+  ASSERT_TRUE(run.ok()) << run.status();
+  std::shared_ptr<const v1::Run> shared = (*run)->WaitShared();
+  ASSERT_NE(shared, nullptr);
+  EXPECT_EQ((*run)->WaitShared().get(), shared.get());
+  EXPECT_EQ(shared->id(), (*run)->id());
+  EXPECT_EQ(shared->state(), v1::RUN_SUCCEEDED) << shared->reason();
+  EXPECT_EQ(Task(*shared, "build").state(), v1::TASK_SUCCEEDED);
+  v1::Run copy = (*run)->Wait();
+  EXPECT_EQ(copy.SerializeAsString(), shared->SerializeAsString());
+  v1::Run within;
+  ASSERT_TRUE((*run)->WaitFor(absl::Seconds(1), &within));
+  EXPECT_EQ(within.SerializeAsString(), shared->SerializeAsString());
+}
+
 TEST_F(EngineTest, IdempotencyKeyReturnsTheSameRun) {
   RunRequest req;
   req.pipeline = BuildTestPipeline();
