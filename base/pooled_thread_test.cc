@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <fstream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,14 +61,21 @@ TEST(PooledThreadTest, RunsTheFunctionAndJoinWaitsForIt) {
   thread.join();  // a second join does nothing
 }
 
+// One job after another, each given time to park its thread: a later one
+// runs on a thread an earlier one used (a new thread each time would give
+// every job a new thread id).
 TEST(PooledThreadTest, AFinishedThreadIsReused) {
-  pid_t first = 0, second = 0;
-  PooledThread([&first] { first = Tid(); }).join();
-  AwaitIdle(1);
-  PooledThread([&second] { second = Tid(); }).join();
-  EXPECT_NE(first, 0);
-  EXPECT_NE(first, Tid());
-  EXPECT_EQ(second, first) << "the idle thread was not reused";
+  std::set<pid_t> seen;
+  bool reused = false;
+  for (int i = 0; i < 20 && !reused; ++i) {
+    pid_t tid = 0;
+    PooledThread([&tid] { tid = Tid(); }).join();
+    ASSERT_NE(tid, 0);
+    ASSERT_NE(tid, Tid());
+    reused = !seen.insert(tid).second;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(reused) << "20 jobs, 20 new threads";
 }
 
 TEST(PooledThreadTest, ManyAtOnceAndAtMostKMaxIdleKept) {
@@ -110,38 +118,68 @@ TEST(PooledThreadTest, MovedAndAssignedJoinTheRightJob) {
   EXPECT_EQ(done.load(), 2);
 }
 
+// Runs `n` jobs at once (each waits until all have started, so each has a
+// thread of its own); each job's thread id and blocked signals to `tids`
+// and `masks`.
+void RunWave(int n, std::vector<pid_t>* tids, std::vector<uint64_t>* masks) {
+  tids->assign(n, 0);
+  masks->assign(n, 0);
+  std::atomic<int> started{0};
+  std::vector<PooledThread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      (*tids)[i] = Tid();
+      (*masks)[i] = BlockedSignals((*tids)[i]);
+      ++started;
+      const absl::Time deadline = absl::Now() + absl::Seconds(10);
+      while (started.load() < n && absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(1));
+      }
+    });
+  }
+}  // the destructors join
+
 // A job runs with its constructor's signal mask, whatever the reused
 // thread's last job had; an idle thread blocks every signal, so a signal
 // sent to the process never lands on it.
 TEST(PooledThreadTest, SignalMaskIsTheConstructorsAndIdleThreadsBlockAll) {
+  const int n = PooledThread::kMaxIdle + 4;  // every idle thread, and more
   sigset_t usr1, old;
   sigemptyset(&usr1);
   sigaddset(&usr1, SIGUSR1);
   ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &usr1, &old), 0);
-  uint64_t in_job = 0;
-  pid_t worker = 0;
-  PooledThread([&] {
-    worker = Tid();
-    in_job = BlockedSignals(worker);
-  }).join();
-  EXPECT_TRUE(Blocked(in_job, SIGUSR1));
-  EXPECT_FALSE(Blocked(in_job, SIGINT));
+  std::vector<pid_t> first;
+  std::vector<uint64_t> masks;
+  RunWave(n, &first, &masks);
+  for (int i = 0; i < n; ++i) {
+    EXPECT_TRUE(Blocked(masks[i], SIGUSR1)) << i;
+    EXPECT_FALSE(Blocked(masks[i], SIGINT)) << i;
+  }
 
   ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &usr1, nullptr), 0);
-  AwaitIdle(1);
-  uint64_t idle = BlockedSignals(worker);
-  EXPECT_TRUE(Blocked(idle, SIGINT)) << std::hex << idle;
-  EXPECT_TRUE(Blocked(idle, SIGTERM)) << std::hex << idle;
-  EXPECT_TRUE(Blocked(idle, SIGUSR1)) << std::hex << idle;
+  AwaitIdle(PooledThread::kMaxIdle);
+  int idle_checked = 0;
+  for (pid_t tid : first) {
+    if (access(absl::StrCat("/proc/self/task/", tid).c_str(), F_OK) != 0) {
+      continue;  // ended: more than kMaxIdle were idle
+    }
+    uint64_t idle = BlockedSignals(tid);
+    EXPECT_TRUE(Blocked(idle, SIGINT)) << std::hex << idle;
+    EXPECT_TRUE(Blocked(idle, SIGTERM)) << std::hex << idle;
+    EXPECT_TRUE(Blocked(idle, SIGUSR1)) << std::hex << idle;
+    ++idle_checked;
+  }
+  EXPECT_GT(idle_checked, 0);
 
-  pid_t again = 0;
-  PooledThread([&] {
-    again = Tid();
-    in_job = BlockedSignals(again);
-  }).join();
-  EXPECT_EQ(again, worker);
-  EXPECT_FALSE(Blocked(in_job, SIGUSR1)) << "kept the last job's mask";
-  EXPECT_FALSE(Blocked(in_job, SIGINT));
+  std::vector<pid_t> second;
+  RunWave(n, &second, &masks);
+  int reused = 0;
+  for (int i = 0; i < n; ++i) {
+    EXPECT_FALSE(Blocked(masks[i], SIGUSR1)) << "kept the last job's mask";
+    EXPECT_FALSE(Blocked(masks[i], SIGINT));
+    for (pid_t tid : first) reused += tid == second[i];
+  }
+  EXPECT_GT(reused, 0) << "no thread of the first wave was reused";
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
