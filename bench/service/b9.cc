@@ -272,6 +272,8 @@ int Main(int argc, char** argv) {
   if (!up) {
     std::fprintf(stderr, "kiln serve did not start\n");
     kill(server, SIGKILL);
+    waitpid(server, nullptr, 0);
+    std::filesystem::remove_all(dir);  // nothing of the attempt is left
     return 1;
   }
 
