@@ -2,15 +2,19 @@
 // connection) submit R small runs in total and watch each to its end.
 // Reports runs lost (not seen to a final state, or events with gaps or
 // repeats), p50/p99 event latency (the event's recorded time -> the
-// client's receipt), the server's peak RSS (VmHWM), and blob upload /
-// download throughput on the same socket. Writes a JSON line to --out.
+// client's receipt), p50/p99 start latency (the call -> the run's first
+// event: what a client waits for its run to begin, admission included),
+// the server's peak RSS (VmHWM), and blob upload / download throughput on
+// the same socket. Writes a JSON line to --out.
 //
 // Each client starts and watches a run with one SubmitAndWatchRun call;
 // --two_calls uses SubmitRun then WatchRun instead (the pattern measured
 // before SubmitAndWatchRun existed).
 //
 // Usage: b9 --kiln=PATH [--clients=200] [--runs=1000] [--blob_mb=256]
-//           [--cached] [--two_calls] [--out=bench/results/b9.json]
+//           [--cached] [--two_calls] [--max_starts=N]
+//           [--out=bench/results/b9.json]
+// --max_starts is passed to `kiln serve --max-starts` (default: its own).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -66,6 +70,7 @@ struct Flags {
   bool cached = false;
   // SubmitRun, then WatchRun (else one SubmitAndWatchRun call).
   bool two_calls = false;
+  std::string max_starts;  // kiln serve --max-starts (empty: its default)
   std::string out = "bench/results/b9.json";
 };
 
@@ -115,6 +120,7 @@ struct ClientResult {
   int succeeded = 0;
   int lost = 0;
   std::vector<double> latencies_ms;
+  std::vector<double> start_ms;  // the call -> the run's first event
   std::vector<std::string> errors;
 };
 
@@ -130,8 +136,12 @@ void RunClient(int index, int runs, const Flags& flags, ClientResult* result) {
     request.set_idempotency_key(absl::StrCat("b9-", index, "-", r));
     uint64_t last = 0;
     bool gap = false;
+    const absl::Time called = absl::Now();
     auto on_event = [&](const v1::RunEvent& e) {
       absl::Time now = absl::Now();
+      if (last == 0) {
+        result->start_ms.push_back(absl::ToDoubleMilliseconds(now - called));
+      }
       absl::Time at = absl::FromUnixNanos(
           google::protobuf::util::TimeUtil::TimestampToNanoseconds(e.time()));
       result->latencies_ms.push_back(absl::ToDoubleMilliseconds(now - at));
@@ -234,6 +244,8 @@ int Main(int argc, char** argv) {
       flags.cached = true;
     else if (arg == "--two_calls")
       flags.two_calls = true;
+    else if (!(v = FlagValue(arg, "max_starts")).empty())
+      flags.max_starts = v;
     else if (!(v = FlagValue(arg, "out")).empty())
       flags.out = v;
     else {
@@ -255,10 +267,25 @@ int Main(int argc, char** argv) {
   if (server == 0) {
     int fd = open("serve.out", O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(fd, 1);
-    execl(flags.kiln.c_str(), flags.kiln.c_str(), "serve", "--store", "store",
-          "--listen", "unix:kiln.sock", "--jobs", "2",
-          "--max-streams-per-client", "10000", "--max-streams", "10000",
-          static_cast<char*>(nullptr));
+    std::vector<std::string> args = {flags.kiln,
+                                     "serve",
+                                     "--store",
+                                     "store",
+                                     "--listen",
+                                     "unix:kiln.sock",
+                                     "--jobs",
+                                     "2",
+                                     "--max-streams-per-client",
+                                     "10000",
+                                     "--max-streams",
+                                     "10000"};
+    if (!flags.max_starts.empty()) {
+      args.insert(args.end(), {"--max-starts", flags.max_starts});
+    }
+    std::vector<char*> argv_server;
+    for (std::string& a : args) argv_server.push_back(a.data());
+    argv_server.push_back(nullptr);
+    execv(flags.kiln.c_str(), argv_server.data());
     _exit(127);
   }
   bool up = false;
@@ -318,8 +345,9 @@ int Main(int argc, char** argv) {
   waitpid(server, &status, 0);
 
   int succeeded = 0, lost = 0;
-  std::vector<double> latencies;
+  std::vector<double> latencies, starts;
   for (const ClientResult& r : results) {
+    starts.insert(starts.end(), r.start_ms.begin(), r.start_ms.end());
     succeeded += r.succeeded;
     lost += r.lost;
     latencies.insert(latencies.end(), r.latencies_ms.begin(),
@@ -337,7 +365,9 @@ int Main(int argc, char** argv) {
       "d,"
       "\"lost\":%d,\"listed\":%d,\"listed_succeeded\":%d,\"events\":%d,"
       "\"p50_event_latency_ms\":%.2f,\"p99_event_latency_ms\":%.2f,"
-      "\"max_event_latency_ms\":%.2f,\"server_peak_rss_mb\":%.1f,"
+      "\"max_event_latency_ms\":%.2f,\"p50_start_latency_ms\":%.2f,"
+      "\"p99_start_latency_ms\":%.2f,\"max_starts\":\"%s\","
+      "\"server_peak_rss_mb\":%.1f,"
       "\"wall_s\":%.1f,\"runs_per_s\":%.1f,\"blob_mb\":%d,"
       "\"chunk_kb\":%d,\"upload_mb_s\":%.0f,\"download_mb_s\":%.0f,"
       "\"client_hash_mb_s\":%.0f,\"upload_cpu_s\":{\"server\":%.2f,"
@@ -349,9 +379,11 @@ int Main(int argc, char** argv) {
       flags.cached ? "true" : "false",
       flags.two_calls ? "SubmitRun+WatchRun" : "SubmitAndWatchRun",
       flags.clients, flags.runs, succeeded, lost, listed, listed_final,
-      static_cast<int>(latencies.size()), p50, p99, max, rss_kb / 1024.0, wall,
-      flags.runs / wall, flags.blob_mb, flags.chunk_kb, up_mbps, down_mbps,
-      hash_mbps, cpu[0], cpu[1], cpu[2], cpu[3],
+      static_cast<int>(latencies.size()), p50, p99, max,
+      Percentile(starts, 0.50), Percentile(starts, 0.99),
+      flags.max_starts.empty() ? "default" : flags.max_starts.c_str(),
+      rss_kb / 1024.0, wall, flags.runs / wall, flags.blob_mb, flags.chunk_kb,
+      up_mbps, down_mbps, hash_mbps, cpu[0], cpu[1], cpu[2], cpu[3],
       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()));
   std::fputs(json.c_str(), stdout);
   std::ofstream(flags.out) << json;

@@ -109,6 +109,9 @@ int ServeVerb(const std::vector<std::string>& argv) {
             "largest run reply; bigger task lists are paged (default 4 MiB)");
   args.Flag("max-uploads", "blob uploads in progress at once (default 16)");
   args.Flag("max-extractions", "source archives extracted at once (default 4)");
+  args.Flag("max-starts",
+            "runs being started at once; further submits wait their turn "
+            "(default: the number of CPUs, at least 2)");
   args.Flag("max-upload-temp-bytes",
             "temporary space of all uploads and extractions in progress "
             "(default 32 GiB)");
@@ -198,6 +201,11 @@ int ServeVerb(const std::vector<std::string>& argv) {
     return args.UsageError(std::string(s.message()));
   }
   options.service.max_concurrent_extractions = static_cast<int>(extractions);
+  int64_t starts = options.service.max_concurrent_starts;
+  if (absl::Status s = args.IntFlag("max-starts", 1, 1000, &starts); !s.ok()) {
+    return args.UsageError(std::string(s.message()));
+  }
+  options.service.max_concurrent_starts = static_cast<int>(starts);
   if (absl::Status s =
           args.IntFlag("max-upload-temp-bytes", 1 << 20, int64_t{1} << 50,
                        &options.service.max_upload_temp_bytes);

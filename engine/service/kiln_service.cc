@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -83,11 +84,21 @@ absl::StatusOr<std::unique_ptr<KilnService>> KilnService::Create(
       new KilnService(engine, std::move(options)));
 }
 
+namespace {
+
+int StartsOf(const ServiceOptions& options) {
+  if (options.max_concurrent_starts > 0) return options.max_concurrent_starts;
+  return std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
 KilnService::KilnService(Engine* engine, ServiceOptions options)
     : engine_(engine),
       options_(std::move(options)),
       authorizer_(options_.tokens),
       limiter_(StreamLimitsOf(options_)),
+      start_gate_(StartsOf(options_)),
       temp_budget_(
           std::make_shared<ByteBudget>(options_.max_upload_temp_bytes)),
       watch_budget_(std::make_shared<ByteBudget>(
@@ -281,7 +292,7 @@ grpc::Status KilnService::SubmitRun(grpc::ServerContext* context,
     return ToGrpc(who.status());
   }
   std::string id;
-  if (grpc::Status started = StartRun(request, &id); !started.ok()) {
+  if (grpc::Status started = StartRun(context, request, &id); !started.ok()) {
     return started;
   }
   response->set_run_id(id);
@@ -300,13 +311,14 @@ grpc::Status KilnService::SubmitAndWatchRun(
       AdmitStream(context, "SubmitAndWatchRun");
   if (!slot.ok()) return ToGrpc(slot.status());
   std::string id;
-  if (grpc::Status started = StartRun(request, &id); !started.ok()) {
+  if (grpc::Status started = StartRun(context, request, &id); !started.ok()) {
     return started;
   }
   return StreamEvents(context, id, 0, writer);
 }
 
-grpc::Status KilnService::StartRun(const v1::SubmitRunRequest* request,
+grpc::Status KilnService::StartRun(grpc::ServerContext* context,
+                                   const v1::SubmitRunRequest* request,
                                    std::string* run_id) {
   RunRequest run;
   run.trigger = request->trigger();
@@ -388,8 +400,15 @@ grpc::Status KilnService::StartRun(const v1::SubmitRunRequest* request,
   }
   std::string source_dir = run.source_dir;
   git_dir.clear();  // from here on, source_dir's rules below apply
+  AdmissionGate::Pass pass;
+  absl::Status entered = start_gate_.Enter(
+      "starting the run (kiln serve --max-starts)",
+      absl::FromChrono(context->deadline()),
+      [this, context] { return StreamOver(context); }, &pass);
   absl::StatusOr<std::shared_ptr<RunHandle>> handle =
-      engine_->Submit(std::move(run));
+      entered.ok() ? engine_->Submit(std::move(run))
+                   : absl::StatusOr<std::shared_ptr<RunHandle>>(entered);
+  pass = AdmissionGate::Pass();
   if (!handle.ok()) {
     if (!source_dir.empty()) (void)cas::RemoveTree(source_dir);
     return ToGrpc(handle.status());

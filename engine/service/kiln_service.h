@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "engine/engine.h"
+#include "engine/service/admission_gate.h"
 #include "engine/service/auth.h"
 #include "engine/service/event_queue.h"
 #include "engine/service/run_replies.h"
@@ -53,6 +54,11 @@ struct ServiceOptions {
   // at once, over all clients. Over either: RESOURCE_EXHAUSTED.
   int max_concurrent_uploads = 16;
   int max_concurrent_extractions = 4;
+  // Runs being started (validated, planned, recorded) at once; further
+  // SubmitRun / SubmitAndWatchRun calls wait their turn, in arrival order,
+  // within their deadline (admission_gate.h). 0: the number of CPUs, at
+  // least 2.
+  int max_concurrent_starts = 0;
   // Temporary space of all uploads and extractions in progress together:
   // an upload reserves its announced size, an extraction the most its
   // archive may expand to (min(max_source_bytes, max(64 MiB, archive size
@@ -159,7 +165,8 @@ class KilnService final : public v1::Kiln::Service {
   // SubmitRun's work after admission: starts the run (or finds the one
   // an earlier submit with the same idempotency key started); its id to
   // `run_id`.
-  grpc::Status StartRun(const v1::SubmitRunRequest* request,
+  grpc::Status StartRun(grpc::ServerContext* context,
+                        const v1::SubmitRunRequest* request,
                         std::string* run_id);
   // WatchRun's work after admission: the run's events after
   // `after_sequence`, until its final RunStateChanged.
@@ -179,6 +186,8 @@ class KilnService final : public v1::Kiln::Service {
   // by both.
   std::atomic<int> uploads_{0};
   std::atomic<int> extractions_{0};
+  // Runs being started (options_.max_concurrent_starts).
+  AdmissionGate start_gate_;
   const std::shared_ptr<ByteBudget> temp_budget_;
   // Bytes queued for all watchers.
   const std::shared_ptr<ByteBudget> watch_budget_;

@@ -207,6 +207,72 @@ TEST_F(ServiceTest, SubmitAndWatchStreamsTheRunInOneCall) {
   EXPECT_TRUE(bad_id.empty());
 }
 
+TEST_F(ServiceTest, StartsWaitTheirTurnWithinTheirDeadline) {
+  ServerOptions options;
+  options.service.max_concurrent_starts = 1;
+  StartUnix(options);
+  auto client = UnixClient();
+  engine_->HoldSubmits();
+
+  // The first submit takes the only place and waits inside the engine.
+  v1::SubmitRunResponse first;
+  std::thread holder([&] { first = Submit(*client, kTwoTaskPipeline, "a"); });
+  const absl::Time give_up = absl::Now() + absl::Minutes(1);
+  while (engine_->submits_waiting() < 1 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(engine_->submits_waiting(), 1);
+
+  // The second waits at the gate, not in the engine, and gives up at its
+  // deadline without starting anything.
+  v1::SubmitRunRequest request;
+  request.set_yaml(kTwoTaskPipeline);
+  request.set_idempotency_key("b");
+  v1::SubmitRunResponse response;
+  auto context = client->NewContext(absl::Milliseconds(300));
+  grpc::Status late =
+      client->stub().SubmitRun(context.get(), request, &response);
+  EXPECT_EQ(late.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << late.error_message();
+  EXPECT_EQ(engine_->submit_calls(), 1);
+
+  engine_->ReleaseSubmits();
+  holder.join();
+  ASSERT_FALSE(first.run_id().empty());
+  v1::RunState state;
+  WatchAll(*client, first.run_id(), &state);
+  EXPECT_EQ(state, v1::RUN_SUCCEEDED);
+  // Had the server kept the abandoned submit waiting, it would reach the
+  // engine once the place freed.
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(engine_->submit_calls(), 1);
+
+  // Many callers through one place: every run starts, in turn, and ends.
+  constexpr int kClients = 12;
+  std::vector<std::thread> threads;
+  std::vector<absl::StatusOr<v1::RunState>> states(kClients);
+  std::vector<std::string> ids(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      auto own = UnixClient();
+      v1::SubmitRunRequest r;
+      r.set_yaml(kTwoTaskPipeline);
+      r.set_idempotency_key(absl::StrCat("many-", i));
+      states[i] = own->SubmitAndWatch(
+          r, [](const v1::RunEvent&) {}, &ids[i]);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::set<std::string> distinct;
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_TRUE(states[i].ok()) << states[i].status();
+    EXPECT_EQ(*states[i], v1::RUN_SUCCEEDED);
+    distinct.insert(ids[i]);
+  }
+  EXPECT_EQ(distinct.size(), static_cast<size_t>(kClients));
+  EXPECT_EQ(engine_->submit_calls(), 1 + kClients);
+}
+
 TEST_F(ServiceTest, CancelEndsWatchers) {
   StartUnix();
   engine_->Hold();

@@ -3,7 +3,9 @@
 # call): the run id is the first line, before any event; the run's events
 # follow to its end; the exit code is the run's outcome; the same
 # idempotency key follows the same run again; a caller whose role may not
-# submit is refused with nothing printed on stdout.
+# submit is refused with nothing printed on stdout. The server starts one
+# run at a time (--max-starts 1): concurrent submits wait their turn and
+# all finish; --max-starts 0 is a usage error.
 set -euo pipefail
 
 source "${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/service/serve_lib.sh"
@@ -40,8 +42,17 @@ for who in SUB VIEW; do
   chmod 600 "${WORK}/${who}.token"
 done
 
+CODE=0
+"${KILN}" serve --store "${WORK}/store0" --listen 127.0.0.1:0 \
+  --token-file "${WORK}/tokens" --max-starts 0 >/dev/null 2>"${WORK}/err" ||
+  CODE=$?
+[[ ${CODE} -eq 2 ]] || fail "--max-starts 0 exited ${CODE}"
+grep -q -- "--max-starts must be" "${WORK}/err" ||
+  fail "--max-starts 0 unclear: $(cat "${WORK}/err")"
+ok "--max-starts 0 is refused ($(head -c 100 "${WORK}/err"))"
+
 start_serve --store "${WORK}/store" --listen 127.0.0.1:0 \
-  --token-file "${WORK}/tokens"
+  --token-file "${WORK}/tokens" --max-starts 1
 
 # submit_watch WHO DIR [ARGS...]: stdout to $WORK/out, the exit code to $CODE.
 submit_watch() {
@@ -84,3 +95,23 @@ submit_watch VIEW good
 [[ ! -s "${WORK}/out" ]] || fail "a refused submit printed: $(cat "${WORK}/out")"
 grep -qi "permission\|role" "${WORK}/err" || fail "refusal unclear: $(cat "${WORK}/err")"
 ok "a viewer is refused before any run starts ($(head -c 120 "${WORK}/err"))"
+
+# Six submits at once through one place: each waits its turn, each run
+# ends SUCCEEDED with its own id.
+pids=()
+for i in 1 2 3 4 5 6; do
+  NO_COLOR=1 "${KILN}" submit "${WORK}/good/pipeline.yaml" --watch \
+    --idempotency-key "many-${i}" --server "${ADDR}" \
+    --token-file "${WORK}/SUB.token" --store "${WORK}/client-store-${i}" \
+    >"${WORK}/many-${i}.out" 2>"${WORK}/many-${i}.err" &
+  pids+=($!)
+done
+for i in 1 2 3 4 5 6; do
+  wait "${pids[$((i - 1))]}" ||
+    fail "concurrent submit ${i} failed: $(cat "${WORK}/many-${i}.err")"
+  [[ "$(tail -1 "${WORK}/many-${i}.out")" == "run SUCCEEDED" ]] ||
+    fail "concurrent submit ${i}: $(cat "${WORK}/many-${i}.out")"
+done
+[[ "$(head -qn1 "${WORK}"/many-*.out | sort -u | wc -l)" -eq 6 ]] ||
+  fail "concurrent submits shared a run: $(head -qn1 "${WORK}"/many-*.out)"
+ok "six submits at once with --max-starts 1: each ran to SUCCEEDED"

@@ -169,6 +169,16 @@ void FakeEngine::Release() {
   held_ = false;
 }
 
+void FakeEngine::HoldSubmits() {
+  MutexLock lock(&mu_);
+  submits_held_ = true;
+}
+
+void FakeEngine::ReleaseSubmits() {
+  MutexLock lock(&mu_);
+  submits_held_ = false;
+}
+
 bool FakeEngine::WaitWhileHeld(Runner* runner) {
   MutexLock lock(&mu_);
   while (held_ && !stopping_ && !runner->cancel) {
@@ -264,8 +274,14 @@ void FakeEngine::Execute(const std::string& run_id, Runner* runner) {
 
 absl::StatusOr<std::shared_ptr<RunHandle>> FakeEngine::Submit(
     RunRequest request) {
+  ++submit_calls_;
   {
     MutexLock lock(&mu_);
+    ++submits_waiting_;
+    mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return !submits_held_ || stopping_;
+    });
+    --submits_waiting_;
     if (stopping_) return absl::UnavailableError("engine shut down");
   }
   std::vector<pipeline::Diagnostic> errors =

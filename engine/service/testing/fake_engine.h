@@ -44,6 +44,13 @@ class FakeEngine : public Engine {
 
   void Hold();
   void Release();
+  // While submits are held, Submit waits (before it records anything) until
+  // they are released or the engine shuts down; submits_waiting() counts
+  // the calls waiting, submit_calls() every call.
+  void HoldSubmits();
+  void ReleaseSubmits();
+  int submits_waiting() const { return submits_waiting_.load(); }
+  int submit_calls() const { return submit_calls_.load(); }
   // How many subscriptions (Subscribe calls on any of its run handles) were
   // made: a test waits for a watcher to follow live events.
   int subscribe_calls() const { return subscribe_calls_.load(); }
@@ -94,6 +101,9 @@ class FakeEngine : public Engine {
   Mutex mu_;
   std::map<std::string, std::unique_ptr<Runner>> runners_ ABSL_GUARDED_BY(mu_);
   bool held_ ABSL_GUARDED_BY(mu_) = false;
+  bool submits_held_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<int> submits_waiting_{0};
+  std::atomic<int> submit_calls_{0};
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<int> subscribe_calls_{0};
 };
