@@ -313,7 +313,9 @@ class EngineImpl : public Engine {
     // new starts, and the runs stay unfinished in the store so that the
     // next engine on this store resumes them (ResumeUnfinished).
     for (auto& r : runs) r->Drain(grace);
-    for (auto& r : runs) r->Wait();
+    // WaitShared: the final run without a copy (10,000 task statuses in
+    // a large no-op; ~2 % of it).
+    for (auto& r : runs) (void)r->WaitShared();
     MutexLock lock(&mu_);
     live_.clear();
   }
