@@ -7,9 +7,12 @@
 #     through another shared library (ldd: the loader's whole closure);
 #   - libarchive's xar support (libxml2, and ICU behind it) is not linked:
 #     loading them was a large part of kiln's start-up (bench/README.md B11);
-#   - libcurl, libgit2 and cpp-httplib (and what they pull in: gnutls,
-#     Kerberos, LDAP, mbedtls, ...) are not loaded at start (base/lazy binds
-#     them on first use, x86-64);
+#   - libcurl, libgit2, cpp-httplib (and what they pull in: gnutls,
+#     Kerberos, LDAP, mbedtls, ...) and OpenSSL are not loaded at start
+#     (base/lazy binds them on first use, x86-64); a warm run and a render
+#     do not load OpenSSL at all on a CPU with SHA-NI (base/sha256), while
+#     a run into a fresh store reaches it through the stubs (the store's
+#     key is random bytes);
 #   - the binary starts (every static initializer, e.g. protobuf's generated
 #     descriptors and Abseil's flags, registers once) and runs verbs that
 #     reach protobuf, yaml-cpp, libarchive and SQLite, and, through the lazy
@@ -46,7 +49,7 @@ for lib in xml2 icuuc icudata; do
 done
 
 if [[ $(uname -m) == x86_64 ]]; then
-  for lib in curl git2 cpp-httplib gnutls krb5 ldap-2.5 mbedtls ssh2; do
+  for lib in curl git2 cpp-httplib gnutls krb5 ldap-2.5 mbedtls ssh2 ssl crypto; do
     hit=$(grep -E "^lib$lib\.so" <<<"$loaded" || true)
     [[ -z $hit ]] || fail "kiln loads $hit at start (base/lazy should bind it on first use; is a function missing from base/lazy/*.S?)"
   done
@@ -90,10 +93,41 @@ if [[ $(uname -m) == x86_64 ]] && grep -E "file=lib(curl|git2|cpp-httplib)" "$wo
   fail "a run without git or HTTP loaded libcurl, libgit2 or cpp-httplib"
 fi
 grep -q "file=libc.so" "$work/run1.ld" || fail "LD_DEBUG=files logged nothing: $(head -3 "$work/run1.ld")"
-"$kiln" run "$work/src/pipeline.yaml" --store "$work/store" >"$work/run2.out" 2>&1 ||
-  fail "kiln run (again): $(tail -5 "$work/run2.out")"
-grep -q "0 succeeded, 1 cached" "$work/run2.out" ||
-  fail "the second run was not a cache hit: $(tail -1 "$work/run2.out")"
+# x86-64 binds OpenSSL lazily; SHA-NI keeps hashing off it (base/sha256).
+lazy_openssl=0
+if [[ $(uname -m) == x86_64 ]]; then
+  lazy_openssl=1
+  grep -q "file=libcrypto.so" "$work/run1.ld" ||
+    fail "a run into a fresh store did not reach libcrypto (its key file's random bytes) through the lazy stubs"
+fi
+sha_ni=0
+grep -qw sha_ni /proc/cpuinfo && sha_ni=1
+LD_DEBUG=files "$kiln" run "$work/src/pipeline.yaml" --store "$work/store" \
+  >"$work/run2.out" 2>"$work/run2.ld" ||
+  fail "kiln run (again): $(tail -5 "$work/run2.ld")"
+# (The summary is on stderr, with the loader's log.)
+grep -q "0 succeeded, 1 cached" "$work/run2.ld" ||
+  fail "the second run was not a cache hit: $(grep -v "^ *[0-9]*:" "$work/run2.ld" | tail -3)"
+if ((lazy_openssl && sha_ni)) && grep -E "file=lib(ssl|crypto)" "$work/run2.ld"; then
+  fail "a warm run loaded OpenSSL (hashing should use SHA-NI, base/sha256)"
+fi
+
+# render, with a configMapGenerator (its name hash is SHA-256): the same
+# output as kubectl kustomize (settings-h29d89cmmt), and OpenSSL not
+# loaded with SHA-NI.
+mkdir -p "$work/k"
+cat >"$work/k/kustomization.yaml" <<'YAML'
+configMapGenerator:
+  - name: settings
+    literals: [a=1]
+YAML
+LD_DEBUG=files "$kiln" render "$work/k" >"$work/render.out" 2>"$work/render.ld" ||
+  fail "kiln render: $(tail -5 "$work/render.ld")"
+grep -q "name: settings-h29d89cmmt$" "$work/render.out" ||
+  fail "kiln render named the ConfigMap otherwise: $(cat "$work/render.out")"
+if ((lazy_openssl && sha_ni)) && grep -E "file=lib(ssl|crypto)" "$work/render.ld"; then
+  fail "a render loaded OpenSSL (the name hash should use SHA-NI, base/sha256)"
+fi
 
 # The lazily bound libraries, reached for real: a git work tree (the git
 # trigger: libgit2 reads HEAD and the status) and a webhook (libcurl posts

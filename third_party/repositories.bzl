@@ -29,6 +29,10 @@ KILN_SYSTEM_LIBS = {
     "nlohmann_json": "nlohmann_json",
     "libgit2": "libgit2",
     "cpp_httplib": "cpp-httplib",
+    # OpenSSL's two libraries on their own, for base/lazy (kiln's code
+    # depends on "openssl" above).
+    "libssl": "libssl",
+    "libcrypto": "libcrypto",
 }
 
 # Linked statically into kiln's own binary (//:kiln, through @sys//:static_link):
@@ -71,10 +75,18 @@ KILN_KEEP_SHARED = [
 # one of their functions, not at every start. With the libraries they pull in
 # (gnutls, Kerberos, LDAP, mbedtls, ssh2, brotli, ...) they were 32 of the
 # binary's 44 shared objects and ~8 ms of every `kiln` process's start.
+# OpenSSL: Debian builds libssl and libcrypto with BIND_NOW, so loading them
+# binds ~4,000 symbols and applies ~19,000 relocations at every start
+# (~15 % of a small `kiln render`, bench/README.md B8), while hashing (the
+# one thing most verbs need of it) runs on base/sha256's SHA-NI path; TLS,
+# HMAC, AES-GCM and random bytes load it on first use, the same shared copy
+# libgit2 and libcurl use.
 KILN_LAZY_LIBS = [
     "curl",
     "libgit2",
     "cpp_httplib",
+    "libssl",
+    "libcrypto",
 ]
 
 def kiln_repositories(kiln_path = "."):

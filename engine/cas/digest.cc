@@ -1,13 +1,5 @@
 #include "engine/cas/digest.h"
 
-// The one-call SHA-256 functions, not EVP: OpenSSL 3 deprecates them, but
-// the EVP path's first use sets up the library context, reads openssl.cnf
-// and loads the default provider (1-2 ms per process here, more than a
-// whole `kiln render`), and every EVP_DigestInit_ex fetches the algorithm
-// again. Both call the same block functions (SHA-NI, AVX2).
-#define OPENSSL_SUPPRESS_DEPRECATED
-#include <openssl/sha.h>
-
 #include "absl/strings/str_cat.h"
 
 namespace kiln::cas {
@@ -19,13 +11,6 @@ int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   return -1;  // uppercase is rejected: the text form is canonical
-}
-
-static_assert(sizeof(SHA256_CTX) <= 112 && alignof(SHA256_CTX) <= 8,
-              "Sha256::ctx_ must hold a SHA256_CTX");
-
-SHA256_CTX* Ctx(unsigned char* storage) {
-  return reinterpret_cast<SHA256_CTX*>(storage);
 }
 
 }  // namespace
@@ -75,18 +60,12 @@ std::string Digest::Hex() const {
 
 std::string Digest::ToString() const { return absl::StrCat(kPrefix, Hex()); }
 
-Sha256::Sha256() { SHA256_Init(Ctx(ctx_)); }
-
-void Sha256::Update(const void* data, size_t size) {
-  SHA256_Update(Ctx(ctx_), data, size);
-  bytes_ += static_cast<int64_t>(size);
-}
+Sha256::Sha256() = default;
 
 Digest Sha256::Finish() {
   std::array<uint8_t, Digest::kHashBytes> hash;
-  SHA256_Final(hash.data(), Ctx(ctx_));
+  hash_.Final(hash.data());
   Digest d(hash, bytes_);
-  SHA256_Init(Ctx(ctx_));
   bytes_ = 0;
   return d;
 }

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/sha256.h"
 
 namespace kiln::cas {
 
@@ -64,16 +65,17 @@ class Sha256 {
   Sha256(const Sha256&) = delete;
   Sha256& operator=(const Sha256&) = delete;
 
-  void Update(const void* data, size_t size);
+  void Update(const void* data, size_t size) {
+    hash_.Update(data, size);
+    bytes_ += static_cast<int64_t>(size);
+  }
   void Update(absl::string_view bytes) { Update(bytes.data(), bytes.size()); }
   // Returns the digest of everything passed to Update(); the size is the
   // number of bytes hashed. Resets the hasher for reuse.
   Digest Finish();
 
  private:
-  // OpenSSL's SHA256_CTX (digest.cc checks the size), held here so that a
-  // hasher costs no allocation and this header no OpenSSL include.
-  alignas(8) unsigned char ctx_[112];
+  kiln::Sha256 hash_;  // base/sha256.h: SHA-NI, or OpenSSL
   int64_t bytes_ = 0;
 };
 

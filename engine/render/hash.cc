@@ -1,13 +1,8 @@
 #include "engine/render/hash.h"
 
-// SHA256_Init/Update/Final rather than SHA256(): in OpenSSL 3 the one-shot
-// goes through EVP, whose first use (library context, openssl.cnf, the
-// default provider) costs 1-2 ms, a fifth of a small `kiln render`.
-#define OPENSSL_SUPPRESS_DEPRECATED
-#include <openssl/sha.h>
-
 #include <string>
 
+#include "base/sha256.h"
 #include "engine/render/scalar.h"
 
 namespace kiln::render {
@@ -62,11 +57,12 @@ std::string ContentHash(const Value& obj, const std::string& name) {
     if (bd != nullptr && bd->IsMap()) m.map["binaryData"] = *bd;
   }
   std::string json = ToJson(m);
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256_CTX ctx;
-  SHA256_Init(&ctx);
-  SHA256_Update(&ctx, json.data(), json.size());
-  SHA256_Final(digest, &ctx);
+  // base/sha256: SHA-NI where the CPU has it, so a render does not load
+  // OpenSSL (kiln's binary binds it lazily).
+  uint8_t digest[Sha256::kBytes];
+  Sha256 sha;
+  sha.Update(json.data(), json.size());
+  sha.Final(digest);
   static const char* kHex = "0123456789abcdef";
   std::string out;
   for (int i = 0; out.size() < 10; ++i) {

@@ -52,7 +52,7 @@ grep -q -- "--max-starts must be" "${WORK}/err" ||
 ok "--max-starts 0 is refused ($(head -c 100 "${WORK}/err"))"
 
 start_serve --store "${WORK}/store" --listen 127.0.0.1:0 \
-  --token-file "${WORK}/tokens" --max-starts 1
+  --token-file "${WORK}/tokens" --max-starts 1 --max-extractions 16
 
 # submit_watch WHO DIR [ARGS...]: stdout to $WORK/out, the exit code to $CODE.
 submit_watch() {
