@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -93,12 +94,20 @@ int FollowToEnd(
     if (!state.ok()) return Fail(state.status());
     return *state == v1::RUN_SUCCEEDED ? kExitOk : kExitFailed;
   }
-  ProgressView view(ProgressView::Mode::kLive);
-  absl::StatusOr<v1::RunState> state =
-      follow([&view](const v1::RunEvent& e) { view.OnEvent(e); }, &run_id);
+  // Made at the first event: a call refused before its run starts (or
+  // waiting in the server's start queue) draws no progress frame.
+  std::optional<ProgressView> view;
+  absl::StatusOr<v1::RunState> state = follow(
+      [&view](const v1::RunEvent& e) {
+        if (!view) view.emplace(ProgressView::Mode::kLive);
+        view->OnEvent(e);
+      },
+      &run_id);
   if (!state.ok()) return Fail(state.status());
-  if (absl::StatusOr<v1::Run> run = client.GetRun(run_id); run.ok()) {
-    view.Finish(*run);
+  if (view && !run_id.empty()) {
+    if (absl::StatusOr<v1::Run> run = client.GetRun(run_id); run.ok()) {
+      view->Finish(*run);
+    }
   }
   return *state == v1::RUN_SUCCEEDED ? kExitOk : kExitFailed;
 }

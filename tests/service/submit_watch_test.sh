@@ -96,6 +96,31 @@ submit_watch VIEW good
 grep -qi "permission\|role" "${WORK}/err" || fail "refusal unclear: $(cat "${WORK}/err")"
 ok "a viewer is refused before any run starts ($(head -c 120 "${WORK}/err"))"
 
+# On a terminal (script(1) gives the call a pty): a started run draws the
+# live progress view and ends with its summary; a refused submit draws no
+# progress frame (the view is made at the run's first event), only the
+# refusal.
+live_submit() {
+  local who="$1" out="$2"
+  CODE=0
+  env -u NO_COLOR TERM=xterm script -qec "'${KILN}' submit '${WORK}/good/pipeline.yaml' --watch \
+    --server '${ADDR}' --token-file '${WORK}/${who}.token' \
+    --store '${WORK}/client-store-live'" /dev/null >"${out}" 2>&1 </dev/null || CODE=$?
+}
+live_submit SUB "${WORK}/live.out"
+[[ ${CODE} -eq 0 ]] || fail "live submit --watch exited ${CODE}: $(cat -v "${WORK}/live.out")"
+grep -q $'\x1b\[' "${WORK}/live.out" ||
+  fail "no live view on a terminal: $(cat -v "${WORK}/live.out")"
+grep -q "build" "${WORK}/live.out" || fail "live view without the task: $(cat -v "${WORK}/live.out")"
+live_submit VIEW "${WORK}/live-refused.out"
+[[ ${CODE} -ne 0 ]] || fail "a viewer submitted on a terminal: $(cat -v "${WORK}/live-refused.out")"
+grep -qi "permission\|role" "${WORK}/live-refused.out" ||
+  fail "live refusal unclear: $(cat -v "${WORK}/live-refused.out")"
+if grep -q "done, " "${WORK}/live-refused.out"; then
+  fail "a refused submit drew a progress frame: $(cat -v "${WORK}/live-refused.out")"
+fi
+ok "on a terminal: the live view for a run, none for a refusal"
+
 # Six submits at once through one place: each waits its turn, each run
 # ends SUCCEEDED with its own id.
 pids=()
