@@ -38,8 +38,12 @@ absl::Status AdmissionGate::Enter(absl::string_view what, absl::Time deadline,
     return inside_ < capacity_ && me == queue_.begin();
   };
   absl::Status status;
+  // A place may free after the deadline passed but before this waiter
+  // looked again: check both ends of every wait, so a caller that is gone
+  // never enters.
   while (!mu_.AwaitWithDeadline(may_enter,
-                                std::min(deadline, absl::Now() + poll))) {
+                                std::min(deadline, absl::Now() + poll)) ||
+         absl::Now() >= deadline || (cancelled && cancelled())) {
     if (absl::Now() >= deadline) {
       status = absl::DeadlineExceededError(
           absl::StrCat(what, ": the deadline passed while waiting for one of ",
