@@ -363,9 +363,9 @@ std::string LocalSandboxExecutor::Platform() const {
     return std::string(uname(&u) == 0 ? u.machine : "unknown");
   }();
   // The root policy (allow-listed host trees read-only, same-path
-  // workspace, private /tmp, umask 022) is fixed in v2; changing it must
-  // bump the version.
-  return absl::StrCat("linux/", machine, "/local-sandbox/v2",
+  // workspace, private /tmp, umask 022, kernel controls in /proc
+  // read-only) is fixed in v3; changing it must bump the version.
+  return absl::StrCat("linux/", machine, "/local-sandbox/v3",
                       shared_network_active() ? "+empty-net" : "");
 }
 

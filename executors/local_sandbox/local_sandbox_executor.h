@@ -160,7 +160,7 @@ class LocalSandboxExecutor : public Executor {
   ~LocalSandboxExecutor() override;
 
   std::string Name() const override { return "local-sandbox"; }
-  // "linux/<arch>/local-sandbox/v2", with "+empty-net" when tasks share
+  // "linux/<arch>/local-sandbox/v3", with "+empty-net" when tasks share
   // the empty network namespace (no loopback: a different environment).
   std::string Platform() const override;
   // images: true when LocalSandboxOptions.images is set.

@@ -239,6 +239,35 @@ KILN_SANDBOX_CHILD void Remount(const Child& c, const char* target,
 }
 
 // Appends the decimal `value` to the NUL-terminated `buf` of `cap` bytes.
+// The parts of a procfs the kernel guards by file mode alone: owned by
+// root, writable by their owner, no capability checked on write. A task's
+// uid is the engine's (root when kiln runs as root), so from inside they
+// would be writable: every sysctl under /proc/sys, the machine-wide ones
+// included (kernel.core_pattern names a program the kernel runs as root
+// on the host), interrupt affinities, /proc/sysrq-trigger. Each is bound
+// over itself read-only. (The covered procfs is then not "fully visible",
+// so the kernel also refuses a fresh, unprotected procfs to a nested user
+// namespace.)
+KILN_SANDBOX_CHILD void ProtectProc(const Child& c, const char* proc) {
+  static const char* const kReadOnly[] = {
+      "/sys", "/sysrq-trigger", "/irq", "/bus", "/fs", "/acpi"};
+  for (const char* name : kReadOnly) {
+    char path[PATH_MAX];
+    JoinPath(path, sizeof(path), proc, name);
+    int tree = static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, path,
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+    if (tree < 0) {
+      if (errno == ENOENT) continue;  // not in this kernel
+      Fail(c, "clone", Visible(path));
+    }
+    SetAttributes(c, tree,
+                  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                      MOUNT_ATTR_NOEXEC,
+                  "make /proc part read-only");
+    Attach(c, tree, path, "attach read-only /proc part at");
+  }
+}
+
 KILN_SANDBOX_CHILD void AppendNumber(char* buf, size_t cap, unsigned value) {
   char digits[16];
   size_t n = 0;
@@ -340,6 +369,7 @@ KILN_SANDBOX_CHILD void BuildFilesystem(const Child& c) {
       0) {
     Fail(c, "mount proc", "/proc");
   }
+  ProtectProc(c, path);
   char dev_null[PATH_MAX];
   JoinPath(dev_null, sizeof(dev_null), kAssemblyPoint, "/dev/null");
   for (size_t i = 0; i < mount_count; ++i) {
@@ -512,6 +542,7 @@ KILN_SANDBOX_CHILD void BuildImageFilesystem(const Child& c) {
     Fail(c, "attach proc at", "/proc");
   }
   syscall(SYS_close, proc);
+  ProtectProc(c, "/proc");
   for (size_t i = 0; i < mount_count; ++i) {
     const MountOp& op = p.mounts[i];
     const char* target = op.target.c_str();

@@ -147,6 +147,39 @@ class LoopbackListener {
   int port_ = 0;
 };
 
+// The task's uid is the engine's (root here), and much of /proc is guarded
+// by file mode alone: without the read-only binds a task could set
+// machine-wide sysctls (kernel.core_pattern names a program the kernel runs
+// as root on the host) and interrupt affinities. Each write puts back the
+// value it read, so the host is unchanged even where it succeeds.
+TEST_F(HostileTaskTest, KernelControlsInProcAreReadOnly) {
+  Outcome outcome = RunShell(R"(
+for f in /proc/sys/kernel/core_pattern /proc/sys/kernel/printk_ratelimit \
+         /proc/sys/vm/overcommit_ratio /proc/sys/net/ipv4/ip_forward \
+         /proc/sys/kernel/hostname /proc/irq/default_smp_affinity; do
+  v=$(cat "$f") || { echo "unreadable $f"; continue; }
+  if (printf '%s\n' "$v" > "$f") 2>/dev/null; then echo "WROTE $f"; else echo "refused $f"; fi
+done
+# Nor may a nested user namespace mount a fresh procfs without the binds
+# (the kernel allows one only where /proc is fully visible).
+if unshare --user --mount --pid --fork --mount-proc true 2>/dev/null; then
+  echo "WROTE nested-proc"; else echo "refused nested-proc"; fi
+)");
+  EXPECT_EQ(outcome.result.status(), v1::EXITED) << outcome.Joined();
+  for (const char* f :
+       {"/proc/sys/kernel/core_pattern", "/proc/sys/kernel/printk_ratelimit",
+        "/proc/sys/vm/overcommit_ratio", "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/kernel/hostname", "/proc/irq/default_smp_affinity"}) {
+    EXPECT_THAT(outcome.out, Contains(absl::StrCat("refused ", f)))
+        << outcome.Joined();
+  }
+  EXPECT_THAT(outcome.out, Contains("refused nested-proc")) << outcome.Joined();
+  for (const std::string& line : outcome.out) {
+    EXPECT_FALSE(absl::StartsWith(line, "WROTE")) << outcome.Joined();
+  }
+  ExpectHealthy();
+}
+
 TEST_F(HostileTaskTest, HostLoopbackIsUnreachableWithoutNetwork) {
   LoopbackListener listener;
   std::string script =

@@ -60,7 +60,7 @@ class SharedNetworkTest : public SandboxFixture {
 
 TEST_F(SharedNetworkTest, PlatformSaysTasksHaveNoLoopback) {
   EXPECT_TRUE(
-      absl::EndsWith(executor_->Platform(), "/local-sandbox/v2+empty-net"))
+      absl::EndsWith(executor_->Platform(), "/local-sandbox/v3+empty-net"))
       << executor_->Platform();
 }
 
