@@ -15,6 +15,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -324,7 +325,19 @@ LocalSandboxExecutor::Create(LocalSandboxOptions options) {
   executor->image_uid_map_ = sandbox::ImageIdMap("/proc/self/uid_map");
   executor->image_gid_map_ = sandbox::ImageIdMap("/proc/self/gid_map");
   if (o.network_namespaces ==
-      LocalSandboxOptions::NetworkNamespaces::kSharedEmpty) {
+      LocalSandboxOptions::NetworkNamespaces::kPerTask) {
+    absl::StatusOr<std::shared_ptr<sandbox::NetworkNamespacePool>> pool =
+        sandbox::NetworkNamespacePool::Create(
+            std::max<size_t>(1, o.max_idle_network_namespaces));
+    if (pool.ok()) {
+      executor->netns_pool_ = *std::move(pool);
+    } else {
+      executor->network_fallback_reason_ = absl::StrCat(
+          "network namespaces are not reused (a new one per task): ",
+          pool.status().message());
+    }
+  } else if (o.network_namespaces ==
+             LocalSandboxOptions::NetworkNamespaces::kSharedEmpty) {
     // Without the abstract-socket scope, tasks sharing the namespace could
     // connect to each other's abstract unix sockets: keep one per task.
     if (int abi = sandbox::LandlockAbi(); abi < 6) {
@@ -576,7 +589,19 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   if (shared_network) {
     plan.new_network = false;  // lo stays down
     plan.scope_abstract_sockets = true;
+  } else if (!request.network() && netns_pool_ != nullptr) {
+    // A pooled namespace, `lo` already up; should none be available (the
+    // machine out of namespaces for a moment), the task makes its own.
+    absl::StatusOr<std::unique_ptr<sandbox::NetworkNamespacePool::Lease>>
+        lease = netns_pool_->Acquire();
+    if (lease.ok()) {
+      setup.network = *std::move(lease);
+      plan.new_network = false;
+    }
   }
+  const int netns_fd = shared_network  ? shared_netns_fd_
+                       : setup.network ? setup.network->fd()
+                                       : -1;
 
   // Image mode: the child's uid/gid maps must be written by a process
   // outside its user namespace (only then may they map more than one id).
@@ -621,7 +646,7 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
   // waits until the child has exec'd kiln-sandbox-init (or failed).
   uint64_t flags = CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | CLONE_NEWNS |
                    CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
-  if (!request.network() && !shared_network) flags |= CLONE_NEWNET;
+  if (!request.network() && netns_fd < 0) flags |= CLONE_NEWNET;
   // The child starts with every signal blocked, so a SIGTERM sent before
   // init is ready waits instead of being dropped (pid 1 ignores default
   // signals); init keeps them blocked and takes them with sigwaitinfo().
@@ -636,9 +661,8 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
                       &pidfd);
   };
   absl::StatusOr<pid_t> started =
-      shared_network
-          ? sandbox::StartInNetworkNamespace(shared_netns_fd_, start_child)
-          : absl::StatusOr<pid_t>(start_child());
+      netns_fd >= 0 ? sandbox::StartInNetworkNamespace(netns_fd, start_child)
+                    : absl::StatusOr<pid_t>(start_child());
   pid_t pid = started.ok() ? *started : -1;
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);

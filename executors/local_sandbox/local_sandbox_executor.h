@@ -63,6 +63,7 @@
 #include "absl/time/time.h"
 #include "executors/artifact_access.h"
 #include "executors/executor.h"
+#include "executors/local_sandbox/network_pool.h"
 
 namespace kiln {
 
@@ -123,20 +124,29 @@ struct LocalSandboxOptions {
     std::string target;
   };
   std::vector<Volume> volumes;
-  // Tasks without `network`: kPerTask gives each a new network namespace
-  // with its own loopback, up (the documented default). kSharedEmpty makes
+  // Tasks without `network`: kPerTask (the documented default) runs each
+  // alone in a network namespace with its own loopback, up, and nothing
+  // else: namespaces are made in this process's user namespace (where
+  // tasks hold no capability) and reused from one task to the next when
+  // the earlier task left no socket, TIME_WAIT connection or IP fragment
+  // in it (network_pool.h; at most max_idle_network_namespaces kept).
+  // Without CAP_SYS_ADMIN for that, every task gets a new namespace of
+  // its own and network_fallback_reason() says why. kFreshPerTask: a new
+  // namespace for every task, never reused (the cost of making and
+  // tearing one down each time: bench/README.md, B2).
+  // kSharedEmpty makes
   // ONE empty network namespace at Create() and starts every such task in
   // it: no interface but `lo`, which stays down and which no task can bring
   // up (the namespace belongs to this process's user namespace, where tasks
   // hold no capability), so nothing is reachable over IP, not even
   // 127.0.0.1; the abstract unix sockets that namespace shares are scoped
   // per task with Landlock (LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET), so a task
-  // cannot connect to another task's. Saves the creation and teardown of a
-  // network namespace per task (see bench/README.md, B2/B3). Needs
+  // cannot connect to another task's. Needs
   // CAP_SYS_ADMIN (setns) and Landlock ABI >= 6 (Linux 6.12); without them
   // Create() keeps kPerTask and says why in network_fallback_reason().
-  enum class NetworkNamespaces { kPerTask, kSharedEmpty };
+  enum class NetworkNamespaces { kPerTask, kFreshPerTask, kSharedEmpty };
   NetworkNamespaces network_namespaces = NetworkNamespaces::kPerTask;
+  size_t max_idle_network_namespaces = 8;
 };
 
 // /usr, /bin, /sbin, /lib, /lib32, /lib64, /libx32, /etc.
@@ -184,7 +194,15 @@ class LocalSandboxExecutor : public Executor {
   // True when tasks without `network` share the executor's empty network
   // namespace (LocalSandboxOptions::NetworkNamespaces::kSharedEmpty).
   bool shared_network_active() const { return shared_netns_fd_ >= 0; }
-  // Why kSharedEmpty was asked for but is not used (empty otherwise).
+  // True when tasks without `network` get namespaces from the pool
+  // (kPerTask); its counts (all 0 otherwise).
+  bool network_pool_active() const { return netns_pool_ != nullptr; }
+  sandbox::NetworkNamespacePool::Stats network_pool_stats() const {
+    return netns_pool_ != nullptr ? netns_pool_->stats()
+                                  : sandbox::NetworkNamespacePool::Stats();
+  }
+  // Why kSharedEmpty or the kPerTask pool was asked for but is not used
+  // (empty otherwise).
   const std::string& network_fallback_reason() const {
     return network_fallback_reason_;
   }
@@ -209,6 +227,8 @@ class LocalSandboxExecutor : public Executor {
   std::atomic<uint64_t> next_id_{0};
   // kSharedEmpty: the empty network namespace (-1: tasks get their own).
   int shared_netns_fd_ = -1;
+  // kPerTask: the namespaces lent to tasks (null: a new one each time).
+  std::shared_ptr<sandbox::NetworkNamespacePool> netns_pool_;
   std::string network_fallback_reason_;
 };
 

@@ -223,6 +223,9 @@ void SandboxExecution::Supervise() {
   CloseFd(&setup_.pidfd);
   CloseFd(&setup_.report_fd);
   setup_.cgroup.reset();  // removes the cgroup directories
+  // Every process of the task is gone (init of a pid namespace is reaped
+  // only after all of them): its network namespace can go back.
+  setup_.network.reset();
 }
 
 v1::ExecResult SandboxExecution::BuildResult(int init_status,

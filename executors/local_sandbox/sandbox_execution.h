@@ -17,6 +17,7 @@
 #include "base/mutex.h"
 #include "executors/executor.h"
 #include "executors/local_sandbox/cgroup.h"
+#include "executors/local_sandbox/network_pool.h"
 
 namespace kiln {
 namespace sandbox {
@@ -34,6 +35,9 @@ struct ExecutionSetup {
   uint64_t max_log_bytes = 0;  // zero = unlimited
   size_t max_line_bytes = 64 * 1024;
   std::unique_ptr<TaskCgroup> cgroup;  // null: no cgroup limits
+  // The pooled network namespace the task ran in (null: its own new one,
+  // or the host's); given back once init is reaped.
+  std::unique_ptr<NetworkNamespacePool::Lease> network;
   std::string limits_note;  // appended to the result message when not empty
   absl::Time start;
 };

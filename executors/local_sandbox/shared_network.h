@@ -1,5 +1,6 @@
 // The shared empty network namespace of LocalSandboxOptions::
-// NetworkNamespaces::kSharedEmpty: making it, and starting a sandbox in it.
+// NetworkNamespaces::kSharedEmpty: making it, and starting a sandbox in it
+// (or in a pooled namespace: network_pool.h).
 #ifndef KILN_EXECUTORS_LOCAL_SANDBOX_SHARED_NETWORK_H_
 #define KILN_EXECUTORS_LOCAL_SANDBOX_SHARED_NETWORK_H_
 
