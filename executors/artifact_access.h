@@ -11,6 +11,7 @@
 #ifndef KILN_EXECUTORS_ARTIFACT_ACCESS_H_
 #define KILN_EXECUTORS_ARTIFACT_ACCESS_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,11 @@ struct HostWorkspaceOptions {
   // whose tasks run elsewhere; null: not available. Must outlive the
   // executions.
   ArchiveAccess* archives = nullptr;
+  // Called once, on the thread in Wait(), when the command has ended and
+  // before its outputs are captured and its workspace removed: what is
+  // left is the engine's own work, so a scheduler may start another
+  // task's command meanwhile. Empty: not called.
+  std::function<void()> command_done;
 };
 
 }  // namespace kiln

@@ -130,11 +130,12 @@ class StagedExecution : public Execution {
  public:
   StagedExecution(std::unique_ptr<Execution> inner,
                   std::unique_ptr<Workspace> workspace, v1::ExecRequest request,
-                  ArtifactAccess* artifacts)
+                  ArtifactAccess* artifacts, std::function<void()> command_done)
       : inner_(std::move(inner)),
         workspace_(std::move(workspace)),
         request_(std::move(request)),
-        artifacts_(artifacts) {}
+        artifacts_(artifacts),
+        command_done_(std::move(command_done)) {}
 
   ~StagedExecution() override {
     if (!waited_) {
@@ -147,6 +148,7 @@ class StagedExecution : public Execution {
   v1::ExecResult Wait() override {
     waited_ = true;
     v1::ExecResult result = inner_->Wait();
+    if (command_done_) command_done_();
     if (result.status() == v1::EXITED && result.exit_code() == 0) {
       if (ReadResults(&result)) Capture(&result);
     }
@@ -206,6 +208,7 @@ class StagedExecution : public Execution {
   std::unique_ptr<Workspace> workspace_;
   const v1::ExecRequest request_;
   ArtifactAccess* artifacts_;
+  const std::function<void()> command_done_;
   bool waited_ = false;
 };
 
@@ -240,6 +243,7 @@ HostWorkspaceOptions MergeHostWorkspace(const HostWorkspaceOptions& given,
   if (out.artifacts == nullptr) out.artifacts = fallback.artifacts;
   if (out.images == nullptr) out.images = fallback.images;
   if (out.archives == nullptr) out.archives = fallback.archives;
+  if (!out.command_done) out.command_done = fallback.command_done;
   return out;
 }
 
@@ -289,7 +293,8 @@ absl::StatusOr<std::unique_ptr<Execution>> StartInHostWorkspace(
     return started.status();
   }
   return std::make_unique<StagedExecution>(std::move(*started), std::move(*ws),
-                                           request, options.artifacts);
+                                           request, options.artifacts,
+                                           options.command_done);
 }
 
 }  // namespace kiln

@@ -144,7 +144,9 @@ int RunVerb(const std::vector<std::string>& argv) {
       "          [--agent-listen HOST:PORT] [--agent-endpoint HOST:PORT]\n"
       "          [--agent-tls-cert C --agent-tls-key K [--agent-ca CA]]]");
   AddTriggerFlags(&args);
-  args.Flag("jobs", "task attempts running at once (default 2)");
+  args.Flag("jobs",
+            "task commands running at once (default 2; a finished command's "
+            "outputs are stored without holding a slot)");
   args.Flag("executor",
             "the default executor of tasks and pipelines that name none: "
             "local-sandbox (default) or kubernetes (tasks run as pods; "

@@ -96,7 +96,9 @@ int ServeVerb(const std::vector<std::string>& argv) {
             "dashboard connections served at once (default 32)");
   args.Flag("http-max-streams",
             "dashboard live streams (events, logs) at once (default 24)");
-  args.Flag("jobs", "task attempts running at once, per run (default 2)");
+  args.Flag("jobs",
+            "task commands running at once, per run (default 2; a finished "
+            "command's outputs are stored without holding a slot)");
   args.Flag("grace", "how long shutdown waits for runs (default 30s)");
   args.Flag("max-streams-per-client",
             "open watch/log/blob streams per client (default 256)");

@@ -285,6 +285,8 @@ AttemptOutcome ExecuteRun(
       ctx.trace != nullptr ? static_cast<ArtifactAccess*>(&timed) : &staging;
   host.archives = &staging;
   host.images = ctx.images;
+  // Capturing the outputs and cleaning up hold no parallelism slot.
+  host.command_done = [cancel = call.cancel] { cancel->CommandDone(); };
 
   RunLog log(call);
   v1::ExecRequest req = BuildRequest(call, inputs);

@@ -39,6 +39,20 @@ void CancelSignal::Cancel() {
   running_ = false;
 }
 
+void CancelSignal::CommandDone() {
+  std::function<void()> fn;
+  {
+    MutexLock lock(&mu_);
+    fn.swap(command_done_);
+  }
+  if (fn) fn();
+}
+
+void CancelSignal::OnCommandDone(std::function<void()> fn) {
+  MutexLock lock(&mu_);
+  command_done_ = std::move(fn);
+}
+
 bool CancelSignal::cancelled() const {
   MutexLock lock(&mu_);
   return cancelled_;

@@ -20,12 +20,21 @@ class CancelSignal {
   void Cancel();
   bool cancelled() const;
 
+  // The attempt's command has ended: what remains (capturing its outputs,
+  // recording) is the engine's own work. Runs the callback given to
+  // OnCommandDone, once; later calls do nothing.
+  void CommandDone();
+  // Set before the attempt starts (the scheduler frees the task's
+  // parallelism slot).
+  void OnCommandDone(std::function<void()> fn);
+
  private:
   mutable Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool running_ ABSL_GUARDED_BY(mu_) = false;  // Cancel() is calling back
   int next_id_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<int, std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> command_done_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kiln

@@ -9,11 +9,13 @@
 namespace kiln {
 
 void Scheduler::Phase::Run() {
-  // No more workers than tasks: a huge parallelism must not start a
-  // thread per slot.
-  int workers =
-      static_cast<int>(std::min<size_t>(std::max(1, s_->options_.parallelism),
-                                        std::max<size_t>(1, tasks_.size())));
+  // Twice the slots: a task whose command has ended gives its slot to the
+  // next while its thread captures the outputs (waiting on the disk). No
+  // more workers than tasks: a huge parallelism must not start a thread
+  // per slot.
+  int workers = static_cast<int>(std::min<size_t>(
+      2 * static_cast<size_t>(std::max(1, s_->options_.parallelism)),
+      std::max<size_t>(1, tasks_.size())));
   std::vector<std::thread> pool;
   pool.reserve(workers);
   for (int i = 0; i < workers; ++i) pool.emplace_back([this] { Work(); });
@@ -84,6 +86,7 @@ void Scheduler::Phase::Loop() {
       done_.pop_front();
       HandleDone(std::move(d));
     }
+    slot_news_ = false;
     absl::Time now = absl::Now();
     if (!stopped_ && deadline_ != absl::InfiniteFuture() && now >= deadline_) {
       timed_out_ = true;

@@ -161,11 +161,13 @@ class Scheduler::Phase {
     return shutting_down_ || !queue_.empty();
   }
   bool HasNews() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !done_.empty() || stop_pending_ || !released_.empty() || gate_news_;
+    return !done_.empty() || stop_pending_ || !released_.empty() ||
+           gate_news_ || slot_news_;
   }
+  // Slots are held by running tasks whose command has not ended yet.
   int Capacity() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return std::max(1, s_->options_.parallelism) -
-           static_cast<int>(running_.size());
+           static_cast<int>(running_.size() - command_done_.size());
   }
 
   Scheduler* s_;
@@ -206,6 +208,10 @@ class Scheduler::Phase {
   std::vector<const v1::Task*> released_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::ApprovalStatus> gates_ ABSL_GUARDED_BY(mu_);
   bool gate_news_ ABSL_GUARDED_BY(mu_) = false;  // a decision; wakes Loop
+  // Running tasks whose command has ended (CancelSignal::CommandDone):
+  // they capture outputs and record without holding a slot.
+  std::set<std::string> command_done_ ABSL_GUARDED_BY(mu_);
+  bool slot_news_ ABSL_GUARDED_BY(mu_) = false;  // a slot freed; wakes Loop
   // Profile: when each task's "task" span began.
   std::map<const v1::Task*, absl::Time> task_begin_ ABSL_GUARDED_BY(mu_);
 };

@@ -153,6 +153,12 @@ void Scheduler::Phase::MarkRunning(const v1::Task& task, int attempt) {
 void Scheduler::Phase::Launch(const v1::Task& task, int attempt) {
   auto signal = std::make_shared<CancelSignal>();
   CancelSignal* sig = signal.get();
+  sig->OnCommandDone([this, name = task.name()] {
+    MutexLock lock(&mu_);
+    if (running_.count(name) > 0 && command_done_.insert(name).second) {
+      slot_news_ = true;
+    }
+  });
   running_[task.name()] = std::move(signal);
   BeginTask(task);
   MarkRunning(task, attempt);
@@ -291,6 +297,7 @@ void Scheduler::Phase::HandleDone(Done d) {
     trace->Span(Track(task), "hand-back", d.returned, absl::Now());
   }
   running_.erase(task.name());
+  command_done_.erase(task.name());
   AttemptOutcome& o = d.outcome;
   if (IsSuccess(o.state) || o.state == v1::TASK_SKIPPED) {
     Finish(task, o.state, d.attempt, &o, o.reason);

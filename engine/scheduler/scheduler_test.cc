@@ -152,6 +152,69 @@ TEST(SchedulerTest, RunsDagInDependencyOrderWithinParallelism) {
   EXPECT_EQ(r.tasks.size(), 24u);
 }
 
+// A task whose command has ended (CancelSignal::CommandDone) captures its
+// outputs without a slot: with parallelism 1 the next task's command
+// starts meanwhile, and a dependent still waits for the first to finish.
+TEST(SchedulerTest, ATaskPastItsCommandHoldsNoSlot) {
+  v1::Pipeline p;
+  AddTask(&p, "a");
+  AddTask(&p, "b");
+  AddTask(&p, "c", {"a"});
+  ScriptedRunner runner;
+  absl::Notification b_started, a_may_finish;
+  std::atomic<bool> c_before_a_finished{false};
+  std::atomic<bool> a_finished{false};
+  runner.Set("a", [&](int, CancelSignal* cancel) {
+    cancel->CommandDone();
+    cancel->CommandDone();  // a second call changes nothing
+    // "Capturing outputs" until b has started and said so.
+    EXPECT_TRUE(b_started.WaitForNotificationWithTimeout(absl::Seconds(20)));
+    EXPECT_TRUE(a_may_finish.WaitForNotificationWithTimeout(absl::Seconds(20)));
+    a_finished = true;
+    AttemptOutcome o;
+    o.state = v1::TASK_SUCCEEDED;
+    return o;
+  });
+  runner.Set("b", [&](int, CancelSignal*) {
+    b_started.Notify();
+    absl::SleepFor(absl::Milliseconds(50));
+    a_may_finish.Notify();
+    AttemptOutcome o;
+    o.state = v1::TASK_SUCCEEDED;
+    return o;
+  });
+  runner.Set("c", [&](int, CancelSignal*) {
+    if (!a_finished) c_before_a_finished = true;
+    AttemptOutcome o;
+    o.state = v1::TASK_SUCCEEDED;
+    return o;
+  });
+  SchedulerOptions opts = Fast();
+  opts.parallelism = 1;
+  pipeline::Plan plan = PlanOf(p);
+  RecordingSink sink;
+  Scheduler s(plan, {}, &runner, &sink, opts);
+  SchedulerResult r = s.Run();
+  EXPECT_EQ(r.state, v1::RUN_SUCCEEDED);
+  EXPECT_EQ(runner.peak(), 2);  // a (past its command) and b
+  EXPECT_FALSE(c_before_a_finished);
+  EXPECT_EQ(r.tasks["c"].state(), v1::TASK_SUCCEEDED);
+}
+
+// Without CommandDone a task holds its slot to the end.
+TEST(SchedulerTest, ParallelismOneRunsOneAttemptAtATime) {
+  v1::Pipeline p;
+  for (int i = 0; i < 6; ++i) AddTask(&p, "t" + std::to_string(i));
+  ScriptedRunner runner;
+  SchedulerOptions opts = Fast();
+  opts.parallelism = 1;
+  pipeline::Plan plan = PlanOf(p);
+  RecordingSink sink;
+  Scheduler s(plan, {}, &runner, &sink, opts);
+  EXPECT_EQ(s.Run().state, v1::RUN_SUCCEEDED);
+  EXPECT_EQ(runner.peak(), 1);
+}
+
 TEST(SchedulerTest, HugeParallelismStartsNoThreadPerSlot) {
   // One thread per slot up front would need millions of threads (and abort
   // with std::system_error); workers are bounded by the phase's tasks.
