@@ -321,7 +321,7 @@ int Main(int argc, char** argv) {
     std::printf("  %-34s mean %7.3f ms  median %7.3f ms\n", name, s.mean_ms,
                 s.median_ms);
   };
-  row("kiln (per-task netns)", kiln);
+  row("kiln (default options)", kiln);
   if (shared) row("kiln (shared empty netns)", sh);
   if (!before.empty()) row("kiln BEFORE (baseline build)", bef);
   row("bwrap --unshare-all", bw);
