@@ -326,16 +326,8 @@ LocalSandboxExecutor::Create(LocalSandboxOptions options) {
   executor->image_gid_map_ = sandbox::ImageIdMap("/proc/self/gid_map");
   if (o.network_namespaces ==
       LocalSandboxOptions::NetworkNamespaces::kPerTask) {
-    absl::StatusOr<std::shared_ptr<sandbox::NetworkNamespacePool>> pool =
-        sandbox::NetworkNamespacePool::Create(
-            std::max<size_t>(1, o.max_idle_network_namespaces));
-    if (pool.ok()) {
-      executor->netns_pool_ = *std::move(pool);
-    } else {
-      executor->network_fallback_reason_ = absl::StrCat(
-          "network namespaces are not reused (a new one per task): ",
-          pool.status().message());
-    }
+    executor->netns_pool_ = sandbox::NetworkNamespacePool::Create(
+        std::max<size_t>(1, o.max_idle_network_namespaces));
   } else if (o.network_namespaces ==
              LocalSandboxOptions::NetworkNamespaces::kSharedEmpty) {
     // Without the abstract-socket scope, tasks sharing the namespace could
@@ -590,8 +582,9 @@ absl::StatusOr<std::unique_ptr<Execution>> LocalSandboxExecutor::StartPrepared(
     plan.new_network = false;  // lo stays down
     plan.scope_abstract_sockets = true;
   } else if (!request.network() && netns_pool_ != nullptr) {
-    // A pooled namespace, `lo` already up; should none be available (the
-    // machine out of namespaces for a moment), the task makes its own.
+    // A pooled namespace, `lo` already up. Should none be made (no
+    // CAP_SYS_ADMIN here, or the machine out of namespaces for a moment),
+    // the task makes its own as its sandbox starts, as kFreshPerTask.
     absl::StatusOr<std::unique_ptr<sandbox::NetworkNamespacePool::Lease>>
         lease = netns_pool_->Acquire();
     if (lease.ok()) {

@@ -130,8 +130,8 @@ struct LocalSandboxOptions {
   // tasks hold no capability) and reused from one task to the next when
   // the earlier task left no socket, TIME_WAIT connection or IP fragment
   // in it (network_pool.h; at most max_idle_network_namespaces kept).
-  // Without CAP_SYS_ADMIN for that, every task gets a new namespace of
-  // its own and network_fallback_reason() says why. kFreshPerTask: a new
+  // When none can be made (no CAP_SYS_ADMIN), the task makes a new
+  // namespace of its own as it starts. kFreshPerTask: a new
   // namespace for every task, never reused (the cost of making and
   // tearing one down each time: bench/README.md, B2).
   // kSharedEmpty makes
@@ -201,8 +201,7 @@ class LocalSandboxExecutor : public Executor {
     return netns_pool_ != nullptr ? netns_pool_->stats()
                                   : sandbox::NetworkNamespacePool::Stats();
   }
-  // Why kSharedEmpty or the kPerTask pool was asked for but is not used
-  // (empty otherwise).
+  // Why kSharedEmpty was asked for but is not used (empty otherwise).
   const std::string& network_fallback_reason() const {
     return network_fallback_reason_;
   }

@@ -61,16 +61,10 @@ bool ReadAt0(int fd, std::string* text) {
 
 NetworkNamespacePool::Lease::~Lease() { pool_->Return(entry_); }
 
-absl::StatusOr<std::shared_ptr<NetworkNamespacePool>>
-NetworkNamespacePool::Create(size_t max_idle) {
-  std::shared_ptr<NetworkNamespacePool> pool(
+std::shared_ptr<NetworkNamespacePool> NetworkNamespacePool::Create(
+    size_t max_idle) {
+  return std::shared_ptr<NetworkNamespacePool>(
       new NetworkNamespacePool(max_idle));
-  absl::StatusOr<Entry> first = Make();
-  if (!first.ok()) return first.status();
-  MutexLock lock(&pool->mu_);
-  pool->idle_.push_back(*first);
-  ++pool->stats_.made;
-  return pool;
 }
 
 NetworkNamespacePool::~NetworkNamespacePool() {
@@ -150,28 +144,34 @@ NetworkNamespacePool::Acquire() {
       entry = idle_.front();
       idle_.pop_front();
     }
-    // One no task has had holds only what Make() left (its ioctl socket,
-    // whose count may lag): lent as it is.
-    const bool reuse = entry.lent;
-    if (!reuse || IsClean(entry)) {
-      if (reuse) {
+    if (IsClean(entry)) {
+      {
         MutexLock lock(&mu_);
         ++stats_.reused;
       }
-      entry.lent = true;
       return std::unique_ptr<Lease>(new Lease(shared_from_this(), entry));
     }
     Close(entry);
     MutexLock lock(&mu_);
     ++stats_.discarded;
   }
+  {
+    MutexLock lock(&mu_);
+    if (!cannot_make_.ok()) return cannot_make_;
+  }
   absl::StatusOr<Entry> made = Make();
-  if (!made.ok()) return made.status();
+  if (!made.ok()) {
+    // Not allowed here (no CAP_SYS_ADMIN): not tried again.
+    if (absl::IsPermissionDenied(made.status())) {
+      MutexLock lock(&mu_);
+      cannot_make_ = made.status();
+    }
+    return made.status();
+  }
   {
     MutexLock lock(&mu_);
     ++stats_.made;
   }
-  made->lent = true;
   return std::unique_ptr<Lease>(new Lease(shared_from_this(), *made));
 }
 

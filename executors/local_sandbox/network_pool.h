@@ -60,7 +60,6 @@ class NetworkNamespacePool
       int ns_fd = -1;
       int sockstat_fd = -1;
       int sockstat6_fd = -1;  // -1 without IPv6
-      bool lent = false;      // a task has had it
     };
     Lease(std::shared_ptr<NetworkNamespacePool> pool, Entry entry)
         : pool_(std::move(pool)), entry_(entry) {}
@@ -68,17 +67,16 @@ class NetworkNamespacePool
     Entry entry_;
   };
 
-  // Keeps at most `max_idle` namespaces between tasks. Makes one at once,
-  // so that a machine where the engine cannot make network namespaces (no
-  // CAP_SYS_ADMIN) is known before any task runs: then an error.
-  static absl::StatusOr<std::shared_ptr<NetworkNamespacePool>> Create(
-      size_t max_idle);
+  // Keeps at most `max_idle` namespaces between tasks. Makes none until
+  // the first Acquire (a run that starts no sandbox pays nothing).
+  static std::shared_ptr<NetworkNamespacePool> Create(size_t max_idle);
   ~NetworkNamespacePool();
   NetworkNamespacePool(const NetworkNamespacePool&) = delete;
   NetworkNamespacePool& operator=(const NetworkNamespacePool&) = delete;
 
   // A namespace with `lo` up and nothing else in it: an idle one that
-  // passes the check, else a new one.
+  // passes the check, else a new one (an error when none can be made, e.g.
+  // without CAP_SYS_ADMIN).
   absl::StatusOr<std::unique_ptr<Lease>> Acquire();
   Stats stats() const;
 
@@ -95,6 +93,7 @@ class NetworkNamespacePool
   // Oldest first: a namespace lent again is the one given back longest
   // ago (sockets are freed a little after their last process exits).
   std::deque<Entry> idle_ ABSL_GUARDED_BY(mu_);
+  absl::Status cannot_make_ ABSL_GUARDED_BY(mu_);  // Make() was refused
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 
