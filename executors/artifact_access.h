@@ -78,7 +78,7 @@ struct HostWorkspaceOptions {
   // before its outputs are captured and its workspace removed: what is
   // left is the engine's own work, so a scheduler may start another
   // task's command meanwhile. Empty: not called.
-  std::function<void()> command_done;
+  std::function<void()> command_done = nullptr;
 };
 
 }  // namespace kiln
