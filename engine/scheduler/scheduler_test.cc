@@ -92,6 +92,12 @@ v1::Task* AddTask(v1::Pipeline* p, const std::string& name,
   return t;
 }
 
+AttemptOutcome Succeeded() {
+  AttemptOutcome o;
+  o.state = v1::TASK_SUCCEEDED;
+  return o;
+}
+
 AttemptOutcome Fail(int code = 1) {
   AttemptOutcome o;
   o.state = v1::TASK_FAILED;
@@ -171,23 +177,17 @@ TEST(SchedulerTest, ATaskPastItsCommandHoldsNoSlot) {
     EXPECT_TRUE(b_started.WaitForNotificationWithTimeout(absl::Seconds(20)));
     EXPECT_TRUE(a_may_finish.WaitForNotificationWithTimeout(absl::Seconds(20)));
     a_finished = true;
-    AttemptOutcome o;
-    o.state = v1::TASK_SUCCEEDED;
-    return o;
+    return Succeeded();
   });
   runner.Set("b", [&](int, CancelSignal*) {
     b_started.Notify();
     absl::SleepFor(absl::Milliseconds(50));
     a_may_finish.Notify();
-    AttemptOutcome o;
-    o.state = v1::TASK_SUCCEEDED;
-    return o;
+    return Succeeded();
   });
   runner.Set("c", [&](int, CancelSignal*) {
     if (!a_finished) c_before_a_finished = true;
-    AttemptOutcome o;
-    o.state = v1::TASK_SUCCEEDED;
-    return o;
+    return Succeeded();
   });
   SchedulerOptions opts = Fast();
   opts.parallelism = 1;

@@ -110,6 +110,21 @@ class NetworkPoolTest : public ::testing::Test {
     EXPECT_TRUE(lease.ok()) << lease.status();
     return lease.ok() ? *std::move(lease) : nullptr;
   }
+  // Takes `n` leases at once into `leases`; how many namespaces they hold.
+  size_t DistinctNamespaces(
+      int n,
+      std::vector<std::unique_ptr<NetworkNamespacePool::Lease>>* leases) {
+    std::set<ino_t> seen;
+    for (int i = 0; i < n; ++i) {
+      leases->push_back(Acquire());
+      if (leases->back() == nullptr) {
+        ADD_FAILURE() << "lease " << i;
+        continue;
+      }
+      seen.insert(Inode(leases->back()->fd()));
+    }
+    return seen.size();
+  }
   std::shared_ptr<NetworkNamespacePool> pool_;
 };
 
@@ -199,27 +214,15 @@ TEST_F(NetworkPoolTest, ASocketStillOpenMeansANewNamespace) {
 
 TEST_F(NetworkPoolTest, ConcurrentLeasesNeverShare) {
   std::vector<std::unique_ptr<NetworkNamespacePool::Lease>> leases;
-  std::set<ino_t> seen;
-  for (int i = 0; i < 6; ++i) {
-    leases.push_back(Acquire());
-    ASSERT_NE(leases.back(), nullptr);
-    seen.insert(Inode(leases.back()->fd()));
-  }
-  EXPECT_EQ(seen.size(), 6u);
+  EXPECT_EQ(DistinctNamespaces(6, &leases), 6u);
   EXPECT_EQ(pool_->stats().made, 6u);
 }
 
 TEST_F(NetworkPoolTest, KeepsAtMostMaxIdle) {
   std::vector<std::unique_ptr<NetworkNamespacePool::Lease>> leases;
-  for (int i = 0; i < 6; ++i) leases.push_back(Acquire());
+  DistinctNamespaces(6, &leases);
   leases.clear();  // 6 given back to a pool that keeps 4
-  std::set<ino_t> seen;
-  for (int i = 0; i < 6; ++i) {
-    leases.push_back(Acquire());
-    ASSERT_NE(leases.back(), nullptr);
-    seen.insert(Inode(leases.back()->fd()));
-  }
-  EXPECT_EQ(seen.size(), 6u);
+  EXPECT_EQ(DistinctNamespaces(6, &leases), 6u);
   // At least 2 had to be made again: only 4 were kept.
   EXPECT_GE(pool_->stats().made, 8u);
 }

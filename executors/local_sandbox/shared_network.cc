@@ -57,7 +57,8 @@ absl::StatusOr<pid_t> StartInNetworkNamespace(
   });
   starter.join();
   if (!joined) {
-    return ErrnoStatus(error, "setns into the network namespace made for tasks");
+    return ErrnoStatus(error,
+                       "setns into the network namespace made for tasks");
   }
   errno = error;
   return pid;
