@@ -86,7 +86,9 @@ absl::StatusOr<NetworkNamespacePool::Entry> NetworkNamespacePool::Make() {
       step = what;
     };
     if (unshare(CLONE_NEWNET) != 0) return fail("unshare(CLONE_NEWNET)");
-    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    // A unix socket for the ioctl: freed as it is closed (an INET one's
+    // count in sockstat drops only after an RCU grace period).
+    int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (sock < 0) return fail("socket for loopback");
     struct ifreq ifr = {};
     ifr.ifr_name[0] = 'l';
