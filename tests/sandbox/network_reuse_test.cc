@@ -35,7 +35,9 @@ left = [w for l in open("/proc/net/sockstat") for w in [l.split()]
         if w[0] in ("sockets:", "TCP:")]
 print("start", " ".join(" ".join(w) for w in left), flush=True)
 def lo_flags():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # A unix socket: an INET one stays counted in sockstat for an RCU grace
+    # period after it is closed, and the namespace may then not be reused.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     f = struct.unpack("16sH14x", fcntl.ioctl(
         s, 0x8913, struct.pack("16sH14x", b"lo", 0)))[1]  # SIOCGIFFLAGS
     s.close()
