@@ -17,6 +17,24 @@ namespace kiln::cas {
 namespace {
 
 constexpr size_t kReadChunk = 1 << 20;
+// Trees whose files total at most this are archived on the calling thread.
+constexpr int64_t kInlineBytes = 1 << 20;
+
+int64_t TotalFileBytes(const std::vector<WalkedEntry>& walked) {
+  int64_t total = 0;
+  for (const WalkedEntry& w : walked) {
+    if (w.type == EntryType::kFile) total += w.stat.size;
+  }
+  return total;
+}
+
+int64_t LargestFile(const std::vector<WalkedEntry>& walked) {
+  int64_t largest = 0;
+  for (const WalkedEntry& w : walked) {
+    if (w.type == EntryType::kFile) largest = std::max(largest, w.stat.size);
+  }
+  return largest;
+}
 
 // Reads one file into the archive, hashing it; fails if the file is not the
 // one the walk saw, or changes while being read.
@@ -91,15 +109,12 @@ absl::StatusOr<std::vector<TreeEntry>> WriteTreeArchive(
     if (w.type == EntryType::kFile) t.executable = (w.stat.mode & S_IXUSR) != 0;
     tree.push_back(std::move(t));
   }
-  // A producer thread reads and hashes the files into a tar stream; this
-  // thread compresses it (zstd worker threads) into the sink.
-  archive::ZstdCompressor zstd(sink, std::max(1, compression_workers));
-  archive::ChunkPipe pipe;
-  absl::Status produced;
-  std::thread producer([&] {
-    archive::TarWriter tar(
-        [&pipe](absl::string_view b) { return pipe.Write(b); });
-    std::string buf(kReadChunk, '\0');
+  // Reads and hashes the files into a tar stream written to `out`.
+  auto produce = [&](const archive::TarWriter::Sink& out) {
+    archive::TarWriter tar(out);
+    std::string buf(static_cast<size_t>(std::min<int64_t>(
+                        kReadChunk, std::max<int64_t>(1, LargestFile(walked)))),
+                    '\0');
     absl::Status st;
     for (size_t i = 0; i < walked.size() && st.ok(); ++i) {
       const WalkedEntry& w = walked[i];
@@ -124,8 +139,27 @@ absl::StatusOr<std::vector<TreeEntry>> WriteTreeArchive(
       }
     }
     if (st.ok()) st = tar.Finish();
-    produced = st;
-    pipe.Close(st);
+    return st;
+  };
+  archive::ZstdCompressor zstd(sink, std::max(1, compression_workers));
+  if (TotalFileBytes(walked) <= kInlineBytes) {
+    // Small trees (a task's one output file, say) on this thread: a
+    // producer thread would cost more than it overlaps. The compressed
+    // bytes do not depend on how the tar stream reaches zstd.
+    absl::Status st =
+        produce([&zstd](absl::string_view b) { return zstd.Write(b); });
+    if (!st.ok()) return st;
+    st = zstd.Finish();
+    if (!st.ok()) return st;
+    return tree;
+  }
+  // A producer thread reads and hashes the files into a tar stream; this
+  // thread compresses it (zstd worker threads) into the sink.
+  archive::ChunkPipe pipe;
+  absl::Status produced;
+  std::thread producer([&] {
+    produced = produce([&pipe](absl::string_view b) { return pipe.Write(b); });
+    pipe.Close(produced);
   });
   absl::Status st;
   while (true) {

@@ -29,8 +29,9 @@ using ArchiveSink = std::function<absl::Status(absl::string_view)>;
 // Writes the archive of `walked` (entries of the directory open at root_fd;
 // `display` names it in errors) to `sink`. Returns the tree entries with
 // every file's content digest (ComputeTreeDigest of them is the tree's
-// identity). `on_file(index, digest)` is called, on another thread, for
-// each file as it is hashed.
+// identity). `on_file(index, digest)` is called for each file as it is
+// hashed: on this thread for trees whose files total at most 1 MiB, on a
+// producer thread otherwise.
 absl::StatusOr<std::vector<TreeEntry>> WriteTreeArchive(
     int root_fd, const std::string& display,
     const std::vector<WalkedEntry>& walked, int compression_workers,
