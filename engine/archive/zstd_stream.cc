@@ -1,27 +1,9 @@
 #include "engine/archive/zstd_stream.h"
 
-// ZSTD_createThreadPool and ZSTD_CCtx_refThreadPool: libzstd's "static"
-// API section, which Debian's libzstd 1.5 exports from the shared library.
-#define ZSTD_STATIC_LINKING_ONLY
-#include <zstd.h>
-
-#include <algorithm>
-#include <thread>
-
 #include "absl/strings/str_cat.h"
 
 namespace kiln::archive {
 namespace {
-
-// One pool of compression threads for the whole process. Without it,
-// libzstd starts (and joins) `workers` threads for every compressor: three
-// thread starts per stash of a one-file output. The bytes do not depend on
-// which threads compress a job.
-ZSTD_threadPool* SharedPool() {
-  static ZSTD_threadPool* const pool = ZSTD_createThreadPool(
-      std::clamp<size_t>(std::thread::hardware_concurrency(), 2, 16));
-  return pool;
-}
 
 absl::Status ZstdError(absl::string_view what, size_t code) {
   return absl::DataLossError(absl::StrCat(what, ": ", ZSTD_getErrorName(code)));
@@ -34,13 +16,7 @@ ZstdCompressor::ZstdCompressor(Sink sink, int workers)
   ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, kLevel);
   ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 0);
   ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, workers);
-  if (workers > 0) {
-    ZSTD_CCtx_setParameter(cctx_, ZSTD_c_jobSize, kJobSize);
-    // Null (no pool could be made): libzstd's own threads, as before.
-    if (ZSTD_threadPool* pool = SharedPool()) {
-      ZSTD_CCtx_refThreadPool(cctx_, pool);
-    }
-  }
+  if (workers > 0) ZSTD_CCtx_setParameter(cctx_, ZSTD_c_jobSize, kJobSize);
   out_.resize(ZSTD_CStreamOutSize() * 4);
 }
 

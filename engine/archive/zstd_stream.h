@@ -2,8 +2,7 @@
 // equal output.
 //
 // ZstdCompressor: level and worker count are fixed by the caller. With
-// workers >= 1 libzstd compresses on a pool of threads the process shares
-// (made at the first such compressor, never stopped); the frame is cut into
+// workers >= 1 libzstd compresses on its own threads; the frame is cut into
 // jobs of a fixed size, which makes the output independent of the number of
 // workers and of how the input is split into Write() calls (tested). Output
 // with workers == 0 differs from workers >= 1, so kiln always uses >= 1.

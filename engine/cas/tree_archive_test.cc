@@ -1,8 +1,8 @@
 // WriteTreeArchive gives the same bytes whichever way it runs: trees of up
 // to 1 MiB of files are archived on the calling thread, larger ones through
-// a producer thread, and compression jobs run on the process's shared zstd
-// pool. Each archive is checked against one reference: the tar stream of
-// the walk, compressed in a single Write by a fresh compressor.
+// a producer thread, from one caller or several at once. Each archive is
+// checked against one reference: the tar stream of the walk, compressed in
+// a single Write by a fresh compressor.
 #include "engine/cas/tree_archive.h"
 
 #include <fcntl.h>
@@ -122,7 +122,7 @@ TEST_F(TreeArchiveTest, LargeTreeThroughTheProducerGivesTheReferenceBytes) {
   EXPECT_EQ(got, want);
 }
 
-TEST_F(TreeArchiveTest, ConcurrentArchivesShareThePoolAndStayExact) {
+TEST_F(TreeArchiveTest, ConcurrentArchivesStayExact) {
   Write("a", Random(3 << 20, 4));
   Write("b", "small\n");
   std::string want;
