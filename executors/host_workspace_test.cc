@@ -8,8 +8,11 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
+#include "base/mutex.h"
 #include "base/remove_tree.h"
+#include "executors/testing/memory_artifact_access.h"
 #include "gtest/gtest.h"
 
 namespace kiln {
@@ -81,6 +84,89 @@ TEST(StartInHostWorkspaceTest, RefusedWithoutArtifactAccessOrWorkRoot) {
   HostWorkspaceOptions none;
   EXPECT_TRUE(absl::IsInvalidArgument(
       StartInHostWorkspace(request, none, never).status()));
+}
+
+// Records, in order, what happened to one staged execution.
+class Journal {
+ public:
+  void Add(const std::string& step) {
+    MutexLock lock(&mu_);
+    steps_.push_back(step);
+  }
+  std::vector<std::string> steps() {
+    MutexLock lock(&mu_);
+    return steps_;
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<std::string> steps_;
+};
+
+class JournaledAccess : public conformance::MemoryArtifactAccess {
+ public:
+  explicit JournaledAccess(Journal* journal) : journal_(journal) {}
+  absl::StatusOr<std::string> Capture(
+      int workspace_fd, const std::vector<std::string>& paths) override {
+    journal_->Add("capture");
+    return MemoryArtifactAccess::Capture(workspace_fd, paths);
+  }
+
+ private:
+  Journal* journal_;
+};
+
+// The command writes `out` and exits 0 when Wait() is called.
+class WritingExecution : public Execution {
+ public:
+  WritingExecution(std::string workspace, Journal* journal)
+      : workspace_(std::move(workspace)), journal_(journal) {}
+  v1::ExecResult Wait() override {
+    std::ofstream(workspace_ + "/out") << "made";
+    journal_->Add("command");
+    v1::ExecResult result;
+    result.set_status(v1::EXITED);
+    result.set_exit_code(0);
+    return result;
+  }
+  void Cancel() override {}
+
+ private:
+  std::string workspace_;
+  Journal* journal_;
+};
+
+// A scratch directory for the staged execution's workspaces.
+class StagedExecutionTest : public RemoveTreeAtTest {};
+
+// command_done comes once, after the command and before its outputs are
+// captured (the scheduler frees the task's slot then), also when the
+// options come from MergeHostWorkspace's fallback.
+TEST_F(StagedExecutionTest, CommandDoneComesBetweenTheCommandAndTheCapture) {
+  Journal journal;
+  JournaledAccess access(&journal);
+  HostWorkspaceOptions fallback;
+  fallback.work_root = root_ + "/work";
+  fallback.artifacts = &access;
+  fallback.command_done = [&journal] { journal.Add("command done"); };
+  HostWorkspaceOptions options =
+      MergeHostWorkspace(HostWorkspaceOptions(), fallback);
+  v1::ExecRequest request;
+  request.add_argv("true");
+  v1::ExecOutput* output = request.add_outputs();
+  output->set_artifact("o");
+  output->add_paths("out");
+  absl::StatusOr<std::unique_ptr<Execution>> started = StartInHostWorkspace(
+      request, options, [&journal](const v1::ExecRequest& inner) {
+        return absl::StatusOr<std::unique_ptr<Execution>>(
+            std::make_unique<WritingExecution>(inner.workspace(), &journal));
+      });
+  ASSERT_TRUE(started.ok()) << started.status();
+  v1::ExecResult result = (*started)->Wait();
+  EXPECT_EQ(result.status(), v1::EXITED) << result.message();
+  EXPECT_EQ(result.outputs().count("o"), 1u);
+  EXPECT_EQ(journal.steps(),
+            (std::vector<std::string>{"command", "command done", "capture"}));
 }
 
 }  // namespace
