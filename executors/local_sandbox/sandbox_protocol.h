@@ -1,7 +1,8 @@
 // What the sandbox's pid 1 reports to the executor over the report pipe.
 // Shared by the executor (sandbox_execution.cc), the setup child
 // (sandbox_child.cc) and the separate init binary (sandbox_init.cc), which
-// depends on libc only: keep this header free of anything else.
+// is freestanding (no C library): keep this header to plain declarations
+// (<stdint.h> types, constants) that need no library code.
 #ifndef KILN_EXECUTORS_LOCAL_SANDBOX_SANDBOX_PROTOCOL_H_
 #define KILN_EXECUTORS_LOCAL_SANDBOX_SANDBOX_PROTOCOL_H_
 
