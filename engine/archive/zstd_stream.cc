@@ -1,6 +1,9 @@
 #include "engine/archive/zstd_stream.h"
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "base/mutex.h"
 
 namespace kiln::archive {
 namespace {
@@ -9,18 +12,83 @@ absl::Status ZstdError(absl::string_view what, size_t code) {
   return absl::DataLossError(absl::StrCat(what, ": ", ZSTD_getErrorName(code)));
 }
 
+// Compression contexts kept between compressors, per worker count. A
+// context with workers >= 1 starts its worker threads (and allocates their
+// tables) on its first frame and keeps them until it is freed: made per
+// archive, that was two thread starts and exits per stashed output. A kept
+// context is reset to a new session, with its parameters, before reuse; it
+// serves one compressor at a time (each context keeps its own threads: a
+// thread pool shared by several contexts raced inside libzstd 1.5.4).
+class ContextPool {
+ public:
+  static constexpr int kMaxPooledWorkers = 8;
+  static constexpr size_t kKeptPerWorkerCount = 4;
+
+  static ContextPool& Get() {
+    static ContextPool* pool = new ContextPool;  // never destroyed
+    return *pool;
+  }
+
+  ZSTD_CCtx* Take(int workers) {
+    if (workers >= 0 && workers <= kMaxPooledWorkers) {
+      MutexLock lock(&mu_);
+      std::vector<ZSTD_CCtx*>& kept = kept_[workers];
+      if (!kept.empty()) {
+        ZSTD_CCtx* cctx = kept.back();
+        kept.pop_back();
+        return cctx;
+      }
+    }
+    ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel,
+                           ZstdCompressor::kLevel);
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers);
+    if (workers > 0) {
+      ZSTD_CCtx_setParameter(cctx, ZSTD_c_jobSize, ZstdCompressor::kJobSize);
+    }
+    return cctx;
+  }
+
+  // `cctx` came from Take(workers). `idle`: no frame is in progress (none
+  // was begun, or the last one ended). A context left mid-frame (an error,
+  // an abandoned archive) is freed, which waits for its jobs: libzstd
+  // 1.5.4's session reset does not, and a job still running then crashed
+  // the next frame's (tested).
+  void Give(ZSTD_CCtx* cctx, int workers, bool idle) {
+    if (!idle || workers < 0 || workers > kMaxPooledWorkers ||
+        ZSTD_isError(ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only))) {
+      ZSTD_freeCCtx(cctx);
+      return;
+    }
+    {
+      MutexLock lock(&mu_);
+      std::vector<ZSTD_CCtx*>& kept = kept_[workers];
+      if (kept.size() < kKeptPerWorkerCount) {
+        kept.push_back(cctx);
+        return;
+      }
+    }
+    ZSTD_freeCCtx(cctx);
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<ZSTD_CCtx*> kept_[kMaxPooledWorkers + 1] ABSL_GUARDED_BY(mu_);
+};
+
 }  // namespace
 
 ZstdCompressor::ZstdCompressor(Sink sink, int workers)
-    : sink_(std::move(sink)), cctx_(ZSTD_createCCtx()) {
-  ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, kLevel);
-  ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 0);
-  ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, workers);
-  if (workers > 0) ZSTD_CCtx_setParameter(cctx_, ZSTD_c_jobSize, kJobSize);
+    : sink_(std::move(sink)),
+      workers_(workers),
+      cctx_(ContextPool::Get().Take(workers)) {
   out_.resize(ZSTD_CStreamOutSize() * 4);
 }
 
-ZstdCompressor::~ZstdCompressor() { ZSTD_freeCCtx(cctx_); }
+ZstdCompressor::~ZstdCompressor() {
+  ContextPool::Get().Give(cctx_, workers_, idle_);
+}
 
 absl::Status ZstdCompressor::Drive(absl::string_view data,
                                    ZSTD_EndDirective mode) {
@@ -42,10 +110,16 @@ absl::Status ZstdCompressor::Drive(absl::string_view data,
 }
 
 absl::Status ZstdCompressor::Write(absl::string_view data) {
+  idle_ = false;
   return Drive(data, ZSTD_e_continue);
 }
 
-absl::Status ZstdCompressor::Finish() { return Drive("", ZSTD_e_end); }
+absl::Status ZstdCompressor::Finish() {
+  idle_ = false;
+  absl::Status st = Drive("", ZSTD_e_end);
+  idle_ = st.ok();  // Drive returns OK at the end only once the frame ended
+  return st;
+}
 
 ZstdDecompressSource::ZstdDecompressSource(ByteSource* compressed,
                                            int64_t max_output,

@@ -6,6 +6,8 @@
 // jobs of a fixed size, which makes the output independent of the number of
 // workers and of how the input is split into Write() calls (tested). Output
 // with workers == 0 differs from workers >= 1, so kiln always uses >= 1.
+// Its libzstd context (with the worker threads it started) is kept for the
+// next compressor of the same worker count, a few per count, process-wide.
 //
 // ZstdDecompressSource: decompresses a ByteSource, at most `max_output`
 // bytes (ResourceExhausted beyond: a decompression bomb), window at most
@@ -49,7 +51,9 @@ class ZstdCompressor {
   absl::Status Drive(absl::string_view data, ZSTD_EndDirective mode);
 
   Sink sink_;
-  ZSTD_CCtx* cctx_;
+  int workers_;
+  ZSTD_CCtx* cctx_;   // from a process-wide pool (zstd_stream.cc)
+  bool idle_ = true;  // no frame in progress
   std::string out_;
 };
 

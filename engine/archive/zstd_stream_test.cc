@@ -2,6 +2,8 @@
 
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -63,6 +65,54 @@ TEST(ZstdStreamTest, OutputIndependentOfWorkersAndChunking) {
   auto back = Decompress(reference);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, input);
+}
+
+// Compressors reuse libzstd contexts (with their worker threads) kept in
+// a process-wide pool: a reused context, even one whose frame was left
+// unfinished, must give the same bytes as a fresh one, and several threads
+// compressing at once must each get their own.
+TEST(ZstdStreamTest, ReusedContextsGiveTheSameBytes) {
+  const std::string small = MixedInput(3000);
+  const std::string large = MixedInput(9 << 20);  // three jobs
+  const std::string small_ref = Compress(small, 2, 1 << 20);
+  const std::string large_ref = Compress(large, 2, 1 << 20);
+  for (int round = 0; round < 3; ++round) {
+    {
+      // Abandoned mid-frame: its context goes back to the pool unfinished.
+      ZstdCompressor abandoned(
+          [](absl::string_view) { return absl::OkStatus(); }, 2);
+      ASSERT_TRUE(abandoned.Write(large.substr(0, 5 << 20)).ok());
+    }
+    {
+      // A sink error mid-frame.
+      ZstdCompressor failing(
+          [](absl::string_view) { return absl::InternalError("disk full"); },
+          2);
+      absl::Status st = failing.Write(large);
+      if (st.ok()) st = failing.Finish();
+      EXPECT_EQ(st.code(), absl::StatusCode::kInternal);
+    }
+    EXPECT_EQ(Compress(small, 2, 100), small_ref);
+    EXPECT_EQ(Compress(large, 2, 1 << 20), large_ref);
+    EXPECT_EQ(Compress(small, 1, 7), small_ref);
+  }
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(6, 0);
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        if (Compress(small, 1 + t % 2, 1 + t * 97) != small_ref) {
+          ++mismatches[t];
+        }
+      }
+      if (Compress(large, 2, 1 << 19) != large_ref) ++mismatches[t];
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < 6; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+  auto back = Decompress(large_ref);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, large);
 }
 
 TEST(ZstdStreamTest, EmptyInputRoundTrips) {
