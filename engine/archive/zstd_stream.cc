@@ -50,13 +50,15 @@ class ContextPool {
     return cctx;
   }
 
-  // `cctx` came from Take(workers). `idle`: no frame is in progress (none
-  // was begun, or the last one ended). A context left mid-frame (an error,
-  // an abandoned archive) is freed, which waits for its jobs: libzstd
-  // 1.5.4's session reset does not, and a job still running then crashed
-  // the next frame's (tested).
-  void Give(ZSTD_CCtx* cctx, int workers, bool idle) {
-    if (!idle || workers < 0 || workers > kMaxPooledWorkers ||
+  // `cctx` came from Take(workers). `keep`: no frame is in progress (none
+  // was begun, or the last one ended) and the context compressed little. A
+  // context left mid-frame (an error, an abandoned archive) is freed, which
+  // waits for its jobs: libzstd 1.5.4's session reset does not, and a job
+  // still running then crashed the next frame's (tested). One that
+  // compressed much is freed too: its buffers (job-sized, per worker) stay
+  // touched, and a thread start is nothing next to that much compression.
+  void Give(ZSTD_CCtx* cctx, int workers, bool keep) {
+    if (!keep || workers < 0 || workers > kMaxPooledWorkers ||
         ZSTD_isError(ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only))) {
       ZSTD_freeCCtx(cctx);
       return;
@@ -70,6 +72,12 @@ class ContextPool {
       }
     }
     ZSTD_freeCCtx(cctx);
+  }
+
+  int Kept(int workers) {
+    if (workers < 0 || workers > kMaxPooledWorkers) return 0;
+    MutexLock lock(&mu_);
+    return static_cast<int>(kept_[workers].size());
   }
 
  private:
@@ -87,7 +95,12 @@ ZstdCompressor::ZstdCompressor(Sink sink, int workers)
 }
 
 ZstdCompressor::~ZstdCompressor() {
-  ContextPool::Get().Give(cctx_, workers_, idle_);
+  ContextPool::Get().Give(cctx_, workers_,
+                          idle_ && written_ <= kKeepContextBytes);
+}
+
+int ZstdCompressor::KeptContextsForTesting(int workers) {
+  return ContextPool::Get().Kept(workers);
 }
 
 absl::Status ZstdCompressor::Drive(absl::string_view data,
@@ -111,6 +124,7 @@ absl::Status ZstdCompressor::Drive(absl::string_view data,
 
 absl::Status ZstdCompressor::Write(absl::string_view data) {
   idle_ = false;
+  written_ += static_cast<int64_t>(data.size());
   return Drive(data, ZSTD_e_continue);
 }
 

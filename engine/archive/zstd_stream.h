@@ -7,7 +7,8 @@
 // workers and of how the input is split into Write() calls (tested). Output
 // with workers == 0 differs from workers >= 1, so kiln always uses >= 1.
 // Its libzstd context (with the worker threads it started) is kept for the
-// next compressor of the same worker count, a few per count, process-wide.
+// next compressor of the same worker count, a few per count, process-wide,
+// when its frame ended and took at most kKeepContextBytes of input.
 //
 // ZstdDecompressSource: decompresses a ByteSource, at most `max_output`
 // bytes (ResourceExhausted beyond: a decompression bomb), window at most
@@ -37,6 +38,7 @@ class ZstdCompressor {
   using Sink = std::function<absl::Status(absl::string_view)>;
   static constexpr int kLevel = 1;
   static constexpr int kJobSize = 4 << 20;
+  static constexpr int64_t kKeepContextBytes = 2 << 20;
 
   ZstdCompressor(Sink sink, int workers);
   ~ZstdCompressor();
@@ -47,6 +49,9 @@ class ZstdCompressor {
   // Ends the frame and flushes everything to the sink.
   absl::Status Finish();
 
+  // Contexts kept for compressors of `workers` workers now.
+  static int KeptContextsForTesting(int workers);
+
  private:
   absl::Status Drive(absl::string_view data, ZSTD_EndDirective mode);
 
@@ -54,6 +59,7 @@ class ZstdCompressor {
   int workers_;
   ZSTD_CCtx* cctx_;   // from a process-wide pool (zstd_stream.cc)
   bool idle_ = true;  // no frame in progress
+  int64_t written_ = 0;
   std::string out_;
 };
 

@@ -115,6 +115,29 @@ TEST(ZstdStreamTest, ReusedContextsGiveTheSameBytes) {
   EXPECT_EQ(*back, large);
 }
 
+// Only a context that ended a small frame is kept: one left mid-frame, or
+// one whose buffers a large frame filled, is freed. (Three workers: no
+// other test uses that count.)
+TEST(ZstdStreamTest, OnlyContextsThatEndedASmallFrameAreKept) {
+  ASSERT_EQ(ZstdCompressor::KeptContextsForTesting(3), 0);
+  const std::string small = MixedInput(3000);
+  const std::string large =
+      MixedInput(ZstdCompressor::kKeepContextBytes + 4096);
+  Compress(large, 3, 1 << 20);
+  EXPECT_EQ(ZstdCompressor::KeptContextsForTesting(3), 0);
+  {
+    ZstdCompressor abandoned([](absl::string_view) { return absl::OkStatus(); },
+                             3);
+    ASSERT_TRUE(abandoned.Write(small).ok());
+  }
+  EXPECT_EQ(ZstdCompressor::KeptContextsForTesting(3), 0);
+  const std::string ref = Compress(small, 3, 100);
+  EXPECT_EQ(ZstdCompressor::KeptContextsForTesting(3), 1);
+  EXPECT_EQ(Compress(small, 3, 7), ref);  // the kept one, taken and given back
+  EXPECT_EQ(ZstdCompressor::KeptContextsForTesting(3), 1);
+  EXPECT_EQ(ref, Compress(small, 2, 1 << 20));
+}
+
 TEST(ZstdStreamTest, EmptyInputRoundTrips) {
   std::string frame = Compress("", 1, 1);
   auto back = Decompress(frame);
