@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -33,17 +34,18 @@ void AwaitIdle(int n) {
   ASSERT_GE(PooledThread::IdleForTesting(), n);
 }
 
-// A thread's blocked signals, from /proc (0 if unreadable).
-uint64_t BlockedSignals(pid_t tid) {
+// A thread's blocked signals, from /proc; none if the thread is gone (its
+// status cannot be read).
+std::optional<uint64_t> BlockedSignals(pid_t tid) {
   std::ifstream status(absl::StrCat("/proc/self/task/", tid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
     if (line.rfind("SigBlk:", 0) != 0) continue;
     uint64_t mask = 0;
-    absl::SimpleHexAtoi(line.substr(7), &mask);
+    if (!absl::SimpleHexAtoi(line.substr(7), &mask)) return std::nullopt;
     return mask;
   }
-  return 0;
+  return std::nullopt;
 }
 
 bool Blocked(uint64_t mask, int sig) { return (mask >> (sig - 1)) & 1; }
@@ -129,7 +131,8 @@ void RunWave(int n, std::vector<pid_t>* tids, std::vector<uint64_t>* masks) {
   for (int i = 0; i < n; ++i) {
     threads.emplace_back([&, i] {
       (*tids)[i] = Tid();
-      (*masks)[i] = BlockedSignals((*tids)[i]);
+      // The thread reads its own status: always there.
+      (*masks)[i] = BlockedSignals((*tids)[i]).value_or(0);
       ++started;
       const absl::Time deadline = absl::Now() + absl::Seconds(10);
       while (started.load() < n && absl::Now() < deadline) {
@@ -160,10 +163,11 @@ TEST(PooledThreadTest, SignalMaskIsTheConstructorsAndIdleThreadsBlockAll) {
   AwaitIdle(PooledThread::kMaxIdle);
   int idle_checked = 0;
   for (pid_t tid : first) {
-    if (access(absl::StrCat("/proc/self/task/", tid).c_str(), F_OK) != 0) {
-      continue;  // ended: more than kMaxIdle were idle
-    }
-    uint64_t idle = BlockedSignals(tid);
+    // A thread past kMaxIdle ends, maybe only now: gone by the time its
+    // status is read.
+    std::optional<uint64_t> read = BlockedSignals(tid);
+    if (!read.has_value()) continue;
+    const uint64_t idle = *read;
     EXPECT_TRUE(Blocked(idle, SIGINT)) << std::hex << idle;
     EXPECT_TRUE(Blocked(idle, SIGTERM)) << std::hex << idle;
     EXPECT_TRUE(Blocked(idle, SIGUSR1)) << std::hex << idle;
