@@ -24,13 +24,17 @@ class ContextPool {
   static constexpr int kMaxPooledWorkers = 8;
   static constexpr size_t kKeptPerWorkerCount = 4;
 
+  static bool Pooled(int workers) {
+    return workers >= 0 && workers <= kMaxPooledWorkers;
+  }
+
   static ContextPool& Get() {
     static ContextPool* pool = new ContextPool;  // never destroyed
     return *pool;
   }
 
   ZSTD_CCtx* Take(int workers) {
-    if (workers >= 0 && workers <= kMaxPooledWorkers) {
+    if (Pooled(workers)) {
       MutexLock lock(&mu_);
       std::vector<ZSTD_CCtx*>& kept = kept_[workers];
       if (!kept.empty()) {
@@ -58,7 +62,7 @@ class ContextPool {
   // compressed much is freed too: its buffers (job-sized, per worker) stay
   // touched, and a thread start is nothing next to that much compression.
   void Give(ZSTD_CCtx* cctx, int workers, bool keep) {
-    if (!keep || workers < 0 || workers > kMaxPooledWorkers ||
+    if (!keep || !Pooled(workers) ||
         ZSTD_isError(ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only))) {
       ZSTD_freeCCtx(cctx);
       return;
@@ -75,7 +79,7 @@ class ContextPool {
   }
 
   int Kept(int workers) {
-    if (workers < 0 || workers > kMaxPooledWorkers) return 0;
+    if (!Pooled(workers)) return 0;
     MutexLock lock(&mu_);
     return static_cast<int>(kept_[workers].size());
   }

@@ -110,11 +110,7 @@ void Write(const void* data, long size) {
 
 void Report(int32_t kind, int32_t error, int32_t wait_status, const char* step,
             const char* detail) {
-  // Filled byte by byte through a volatile pointer: the compiler must not
-  // turn this into a call to memset, which does not exist here.
-  ChildReport report;
-  volatile char* bytes = reinterpret_cast<volatile char*>(&report);
-  for (size_t i = 0; i < sizeof(report); ++i) bytes[i] = 0;
+  ChildReport report;  // zeroed by its initializers
   report.kind = kind;
   report.error = error;
   report.wait_status = wait_status;
@@ -327,6 +323,23 @@ long ParseCount(const char* s, long max) {
 }  // namespace
 }  // namespace sandbox
 }  // namespace kiln
+
+// Compilers may emit calls to these for copies and zeroing (a struct's
+// initializers, say) even in freestanding code. Written through volatile
+// pointers so that they are not themselves turned into calls to memset or
+// memcpy.
+extern "C" void* memset(void* dst, int c, size_t n) {
+  volatile unsigned char* d = static_cast<volatile unsigned char*>(dst);
+  for (size_t i = 0; i < n; ++i) d[i] = static_cast<unsigned char>(c);
+  return dst;
+}
+
+extern "C" void* memcpy(void* dst, const void* src, size_t n) {
+  volatile unsigned char* d = static_cast<volatile unsigned char*>(dst);
+  const unsigned char* s = static_cast<const unsigned char*>(src);
+  for (size_t i = 0; i < n; ++i) d[i] = s[i];
+  return dst;
+}
 
 // The entry point's C half: `stack` is the initial stack (argc, argv...,
 // nullptr, envp..., nullptr, auxv).
