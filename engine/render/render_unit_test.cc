@@ -2,6 +2,7 @@
 // merge, JSON patch, the generator hash and resource ordering.
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "engine/render/convert.h"
@@ -109,6 +110,11 @@ TEST(Scalar, TypeResolution) {
   EXPECT_EQ(RoundTrip("a: 2024-03-01\nb: ~\nc:\n"),
             "a: \"2024-03-01T00:00:00Z\"\nb: null\nc: null\n");
   EXPECT_FALSE(ParseYamlStream("a: .inf\n", "t.yaml").ok());
+  // A float that overflows is no float JSON can hold (fuzzer finding:
+  // ".5e888888888" reached the digit formatting as infinity).
+  EXPECT_FALSE(ParseYamlStream("a: .5e888888888\n", "t.yaml").ok());
+  EXPECT_FALSE(ParseYamlStream("a: 5e888888888\n", "t.yaml").ok());
+  EXPECT_EQ(FormatNumber(std::numeric_limits<double>::infinity()), ".inf");
   EXPECT_FALSE(ParseYamlStream("1: x\n", "t.yaml").ok());
   EXPECT_TRUE(StringNeedsDoubleQuotes("1_000"));
   EXPECT_FALSE(StringNeedsDoubleQuotes("1e"));

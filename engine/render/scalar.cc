@@ -214,7 +214,10 @@ Kind Classify(absl::string_view s, Value* out) {
   char c = s[0];
   if (c == '.') {
     if (IsYamlFloat(s)) {
-      if (out) *out = Value::Float(strtod(std::string(s).c_str(), nullptr));
+      // ".5e999" overflows to infinity, which JSON cannot hold (as below).
+      double d = strtod(std::string(s).c_str(), nullptr);
+      if (std::isinf(d)) return Kind::kBadFloat;
+      if (out) *out = Value::Float(d);
       return Kind::kFloat;
     }
     return Kind::kString;
@@ -342,6 +345,10 @@ bool StringNeedsDoubleQuotes(absl::string_view s) {
 
 std::string FormatNumber(double d) {
   if (d == 0) return "0";
+  // Never classified a float (kBadFloat), but a Value can be made of one:
+  // spelled as YAML does, never formatted as digits.
+  if (std::isnan(d)) return ".nan";
+  if (std::isinf(d)) return d < 0 ? "-.inf" : ".inf";
   std::string digits;
   int point;
   ShortestDigits(std::fabs(d), &digits, &point);
