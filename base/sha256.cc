@@ -196,4 +196,51 @@ void Sha256::Final(uint8_t out[kBytes]) {
   Reset();
 }
 
+namespace {
+
+std::string HexOfDigest(const uint8_t (&digest)[Sha256::kBytes]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * Sha256::kBytes);
+  for (uint8_t b : digest) {
+    hex.push_back(kHex[b >> 4]);
+    hex.push_back(kHex[b & 15]);
+  }
+  return hex;
+}
+
+}  // namespace
+
+std::string HexHmacSha256(std::string_view key, std::string_view data) {
+  constexpr size_t kBlock = 64;
+  uint8_t k[kBlock] = {};
+  Sha256 h;
+  if (key.size() > kBlock) {
+    h.Update(key.data(), key.size());
+    h.Final(k);
+  } else {
+    memcpy(k, key.data(), key.size());
+  }
+  uint8_t pad[kBlock];
+  uint8_t inner[Sha256::kBytes];
+  for (size_t i = 0; i < kBlock; ++i) pad[i] = k[i] ^ 0x36;
+  h.Update(pad, kBlock);
+  h.Update(data.data(), data.size());
+  h.Final(inner);
+  for (size_t i = 0; i < kBlock; ++i) pad[i] = k[i] ^ 0x5c;
+  uint8_t out[Sha256::kBytes];
+  h.Update(pad, kBlock);
+  h.Update(inner, sizeof(inner));
+  h.Final(out);
+  return HexOfDigest(out);
+}
+
+std::string HexSha256(std::string_view data) {
+  Sha256 h;
+  h.Update(data.data(), data.size());
+  uint8_t out[Sha256::kBytes];
+  h.Final(out);
+  return HexOfDigest(out);
+}
+
 }  // namespace kiln

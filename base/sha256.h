@@ -15,6 +15,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 namespace kiln {
 
@@ -39,6 +41,12 @@ class Sha256 {
   // otherwise OpenSSL's SHA256_CTX (sha256.cc checks that it fits).
   alignas(16) unsigned char ctx_[112];
 };
+
+// The SHA-256 of `data`, in lowercase hex.
+std::string HexSha256(std::string_view data);
+
+// HMAC-SHA256 (RFC 2104) of `data` under `key`, in lowercase hex.
+std::string HexHmacSha256(std::string_view key, std::string_view data);
 
 }  // namespace kiln
 

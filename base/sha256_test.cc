@@ -97,3 +97,26 @@ TEST(Sha256Test, FinalResetsForTheNextMessage) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+TEST(HexSha256Test, KnownVector) {
+  EXPECT_EQ(HexSha256("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+// RFC 4231 test cases 1, 2 and 6 (a key longer than the block).
+TEST(HmacSha256Test, Rfc4231Vectors) {
+  EXPECT_EQ(HexHmacSha256(std::string(20, '\x0b'), "Hi There"),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  EXPECT_EQ(HexHmacSha256("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(HexHmacSha256(std::string(131, '\xaa'),
+                          "Test Using Larger Than Block-Size Key - Hash Key "
+                          "First"),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+}  // namespace
+}  // namespace kiln

@@ -9,7 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "engine/cas/digest.h"
+#include "base/sha256.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
 
@@ -175,10 +175,6 @@ void EncodeMessage(const Message& m, Encoder* e, std::string* summary) {
   }
   Summarize(summary, "}");
   e->End();
-}
-
-std::string HexSha256(absl::string_view bytes) {
-  return cas::Digest::Of(bytes).Hex();
 }
 
 }  // namespace
