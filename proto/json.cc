@@ -154,6 +154,11 @@ DirectTypes* Direct() {
   return types;
 }
 
+// Printable ASCII that is copied as it is.
+bool Plain(unsigned char c) {
+  return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>';
+}
+
 // Appends `s` quoted and escaped as protobuf does: the short escapes, other
 // controls, DEL, '<', '>' and U+2028/U+2029 as \uXXXX. False for invalid
 // UTF-8 (protobuf drops such bytes; that case is left to it).
@@ -161,6 +166,16 @@ bool AppendString(absl::string_view s, std::string* out) {
   out->push_back('"');
   size_t i = 0;
   while (i < s.size()) {
+    // A run of plain characters in one append (digests, names, keys).
+    size_t plain = i;
+    while (plain < s.size() && Plain(static_cast<unsigned char>(s[plain]))) {
+      ++plain;
+    }
+    if (plain > i) {
+      out->append(s.data() + i, plain - i);
+      i = plain;
+      continue;
+    }
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
@@ -234,20 +249,37 @@ bool AppendTimestamp(const pb::Message& m, std::string* out) {
       nanos > 999999999) {
     return false;
   }
+  // Runs of events share their time (a batch, a replay): the last one
+  // formatted on this thread is kept.
+  struct Last {
+    int64_t seconds = 0;
+    int32_t nanos = -1;
+    std::string text;
+  };
+  thread_local Last last;
+  if (last.seconds == seconds && last.nanos == nanos) {
+    out->append(last.text);
+    return true;
+  }
+  std::string text;
   absl::CivilSecond t =
       absl::ToCivilSecond(absl::FromUnixSeconds(seconds), absl::UTCTimeZone());
-  absl::StrAppendFormat(out, "\"%04d-%02d-%02dT%02d:%02d:%02d", t.year(),
+  absl::StrAppendFormat(&text, "\"%04d-%02d-%02dT%02d:%02d:%02d", t.year(),
                         t.month(), t.day(), t.hour(), t.minute(), t.second());
   if (nanos != 0) {
     if (nanos % 1000000 == 0) {
-      absl::StrAppendFormat(out, ".%03d", nanos / 1000000);
+      absl::StrAppendFormat(&text, ".%03d", nanos / 1000000);
     } else if (nanos % 1000 == 0) {
-      absl::StrAppendFormat(out, ".%06d", nanos / 1000);
+      absl::StrAppendFormat(&text, ".%06d", nanos / 1000);
     } else {
-      absl::StrAppendFormat(out, ".%09d", nanos);
+      absl::StrAppendFormat(&text, ".%09d", nanos);
     }
   }
-  out->append("Z\"");
+  text.append("Z\"");
+  out->append(text);
+  last.seconds = seconds;
+  last.nanos = nanos;
+  last.text = std::move(text);
   return true;
 }
 
