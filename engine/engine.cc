@@ -100,10 +100,12 @@ class EngineImpl : public Engine {
       if (!creating.ok()) return creating.status();
       auto created =
           runs_->CreateRun(*planned->pipeline, request.trigger,
-                           request.source_dir, request.idempotency_key);
+                           request.source_dir, request.idempotency_key,
+                           /*record_tasks=*/false);
       if (!created.ok()) return created.status();
       if (!created->created) return Find(created->run_id);
       id = created->run_id;
+      planned->pipeline_digest = created->pipeline_digest;
       auto leased = store::RunLease::Acquire(options_.store_dir, id);
       if (!leased.ok()) return leased.status();
       lease = std::move(*leased);

@@ -453,6 +453,9 @@ std::atomic<int> appends_before_failure{0};
 TEST_F(EngineTest, ARunWhoseEventsCannotBeRecordedFails) {
   v1::Run first = Run(BuildTestPipeline());
   ASSERT_EQ(first.state(), v1::RUN_SUCCEEDED);
+  // Another source: the next run is not a replay of the first (whose
+  // record, in one transaction, loses nothing when it fails).
+  WriteFile(source_ + "/src/other.c", "int other;\n");
   // The first append of the next run (its start, perhaps with the cached
   // tasks' events) fails, and every one after it succeeds again. The
   // failure is slow to come: the run is over before its pump learns of it.

@@ -9,6 +9,7 @@
 #include "engine/kinds/kinds.h"
 #include "engine/run/task_runner.h"
 #include "engine/run_notifications.h"
+#include "engine/run_replay.h"
 
 namespace kiln {
 
@@ -200,7 +201,12 @@ void LiveRun::Emit(v1::RunEvent event) {
     return;
   }
   if (event.has_task_state()) {
-    task_states_[event.task_state().task()] = event.task_state().state();
+    const v1::TaskStateChanged& change = event.task_state();
+    task_states_[change.task()] = change.state();
+    if (change.state() == v1::TASK_SUCCEEDED ||
+        change.state() == v1::TASK_CACHED) {
+      finish_order_.push_back(change.task());
+    }
   }
   if (event.has_task_state() &&
       event.task_state().state() != v1::TASK_RUNNING) {
@@ -286,7 +292,9 @@ std::string LostEventsReason(const absl::Status& error) {
 
 }  // namespace
 
-void LiveRun::FinishRun(v1::RunState state, std::string reason) {
+void LiveRun::FinishRun(v1::RunState state, std::string reason,
+                        const std::optional<std::string>& replay_fingerprint,
+                        const TaskRunnerContext* ctx) {
   {
     MutexLock lock(&mu_);
     // Whether every earlier event was recorded decides the run's end: wait
@@ -303,8 +311,14 @@ void LiveRun::FinishRun(v1::RunState state, std::string reason) {
     }
   }
   // RUN_RUNNING: drained for a shutdown; the run is not over and gets no
-  // final event (a later process resumes it).
-  if (state != v1::RUN_RUNNING) {
+  // final event (a later process resumes it). A replay may have recorded
+  // it already (Replay).
+  bool final_recorded;
+  {
+    MutexLock lock(&mu_);
+    final_recorded = final_recorded_;
+  }
+  if (state != v1::RUN_RUNNING && !final_recorded) {
     Notify(state, reason);
     v1::RunEvent e;
     e.mutable_run_state()->set_state(state);
@@ -327,6 +341,19 @@ void LiveRun::FinishRun(v1::RunState state, std::string reason) {
   // samples to copy here and destroy the copy's source.
   v1::Run run = recorded.ok() ? *std::move(recorded) : v1::Run();
   run.set_id(id_);
+  if (replay_fingerprint.has_value() && ctx != nullptr && recorded.ok() &&
+      state == v1::RUN_SUCCEEDED && run.state() == v1::RUN_SUCCEEDED) {
+    std::vector<std::string> order;
+    {
+      MutexLock lock(&mu_);
+      order = finish_order_;
+    }
+    TraceRecorder* trace = deps_.options->trace.get();
+    ScopedSpan span(trace, trace != nullptr ? trace->Track("run") : 0,
+                    "record replay source");
+    // Best effort: without the record the next run is an ordinary no-op.
+    (void)RecordReplaySource(*replay_fingerprint, run, order, *ctx);
+  }
   MutexLock lock(&mu_);
   if (!record_error_.ok() && state != v1::RUN_RUNNING) {
     // Lost after the check above (the final batches).
@@ -453,20 +480,59 @@ SchedulerOptions LiveRun::SchedOptions() const {
 }
 
 void LiveRun::Execute() {
-  {
+  // RUN_RUNNING once the source is stashed and the run is not a replay (a
+  // replay records it with its other events, in one transaction).
+  auto running = [this] {
     v1::RunEvent e;
     e.mutable_run_state()->set_state(v1::RUN_RUNNING);
     Emit(std::move(e));
-  }
+  };
   if (!planned_.ok()) {
+    running();
     FinishRun(v1::RUN_FAILED, std::string(planned_.status().message()));
     return;
   }
   absl::StatusOr<TaskRunnerContext> ctx = RunnerContext();
   if (!ctx.ok()) {
+    running();
     FinishRun(v1::RUN_FAILED, std::string(ctx.status().message()));
     return;
   }
+  // A run whose roots equal a finished run's is recorded as its replay.
+  std::optional<std::string> fingerprint;
+  if (prior_.empty() && attempts_used_.empty() && approvals_.empty()) {
+    TraceRecorder* trace = deps_.options->trace.get();
+    ScopedSpan span(trace, trace != nullptr ? trace->Track("run") : 0,
+                    "replay check");
+    {
+      ScopedSpan fp(trace, trace != nullptr ? trace->Track("run") : 0,
+                    "fingerprint");
+      fingerprint = ReplayFingerprint(*planned_, trigger_, *ctx);
+    }
+    if (fingerprint.has_value()) {
+      SideThread side;
+      std::vector<store::ReplayShardStamp> stamps;
+      std::shared_ptr<const store::ReplaySource> source =
+          UsableReplaySource(*fingerprint, *planned_, *ctx, &side, &stamps);
+      span.End();
+      if (source != nullptr && Replay(*source, stamps)) {
+        FinishRun(v1::RUN_SUCCEEDED, "");
+        return;
+      }
+    }
+  }
+  running();
+  // Not a replay: the run's task rows (CreateRun left them to the start).
+  if (absl::Status added = deps_.runs->AddTasks(id_); !added.ok()) {
+    FinishRun(v1::RUN_FAILED,
+              absl::StrCat("recording the run's tasks: ", added.message()));
+    return;
+  }
+  // What recording a replay source needs after the run (stores only).
+  TaskRunnerContext stores;
+  stores.run_store = ctx->run_store;
+  stores.action_cache = ctx->action_cache;
+  stores.artifacts = ctx->artifacts;
   EngineTaskRunner runner(*std::move(ctx));
   // The plan decided the skips (`when`, and needs all skipped); the
   // scheduler consumes it.
@@ -488,7 +554,79 @@ void LiveRun::Execute() {
     MutexLock lock(&sched_mu_);
     scheduler_ = nullptr;
   }
-  FinishRun(result.state, result.reason);
+  FinishRun(result.state, result.reason, fingerprint, &stores);
+}
+
+bool LiveRun::Replay(
+    const store::ReplaySource& source,
+    const std::vector<store::ReplayShardStamp>& refreshed_stamps) {
+  {
+    MutexLock lock(&mu_);
+    // Anything emitted so far is recorded first: the replay's events take
+    // the sequence numbers after it.
+    mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return (pending_.empty() && !recording_) || pump_stop_;
+    });
+    if (!record_error_.ok() || pump_stop_) return false;
+  }
+  {
+    MutexLock lock(&sched_mu_);
+    if (cancels_ > 0 || draining_) return false;
+  }
+  TraceRecorder* trace = deps_.options->trace.get();
+  ScopedSpan span(trace, trace != nullptr ? trace->Track("run") : 0, "replay");
+  span.Arg("source", source.run_id);
+  ScopedSpan record(trace, trace != nullptr ? trace->Track("run") : 0,
+                    "record replay");
+  // Without notifications to post first, the run's final event is
+  // recorded with the replay (one transaction, one sync).
+  std::vector<v1::RunEvent> after;
+  if (pipeline().notify().empty()) {
+    v1::RunEvent& done = after.emplace_back();
+    done.mutable_run_state()->set_state(v1::RUN_SUCCEEDED);
+  }
+  const bool final_recorded = !after.empty();
+  std::vector<v1::RunEvent> before(1);
+  before[0].mutable_run_state()->set_state(v1::RUN_RUNNING);
+  auto recorded =
+      deps_.runs->RecordReplay(id_, source, absl::Now(), refreshed_stamps,
+                               std::move(before), std::move(after));
+  record.End();
+  if (!recorded.ok()) return false;
+  ScopedSpan deliver(trace, trace != nullptr ? trace->Track("run") : 0,
+                     "deliver replay events");
+  const size_t count = 2 * source.order.size();
+  {
+    MutexLock lock(&mu_);
+    for (const v1::TaskStatus& t : source.tasks) {
+      task_states_[t.name()] = v1::TASK_CACHED;
+    }
+    appended_ = !recorded->after.empty() ? recorded->after.back().sequence()
+                                         : recorded->first_seq + count - 1;
+    final_recorded_ = final_recorded;
+  }
+  MutexLock lock(&sub_mu_);
+  auto deliver_all = [this](const std::vector<v1::RunEvent>& events)
+                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(sub_mu_) {
+                           for (auto& [sid, sub] : subs_) {
+                             for (const v1::RunEvent& e : events) {
+                               if (e.sequence() > sub.last) {
+                                 sub.cb(e);
+                                 sub.last = e.sequence();
+                               }
+                             }
+                           }
+                         };
+  deliver_all(recorded->before);
+  // The task events are made a bounded batch at a time: a replay of a
+  // large graph never holds them all.
+  constexpr size_t kBatch = 1024;
+  for (size_t from = 0; from < count; from += kBatch) {
+    deliver_all(store::ReplayedEvents(source, id_, recorded->first_seq,
+                                      recorded->at, from, from + kBatch));
+  }
+  deliver_all(recorded->after);
+  return true;
 }
 
 }  // namespace kiln

@@ -87,7 +87,15 @@ class LiveRun : public RunHandle, public EventSink {
   void EmitLogLocked(v1::RunEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushLocked(v1::RunEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Pump();
-  void FinishRun(v1::RunState state, std::string reason);
+  // `replay_fingerprint`: set when the run could be replayed later; a
+  // run that succeeded is then recorded as the source of such replays.
+  void FinishRun(v1::RunState state, std::string reason,
+                 const std::optional<std::string>& replay_fingerprint = {},
+                 const TaskRunnerContext* ctx = nullptr);
+  // Records this run as a replay of `source` and delivers its task events
+  // (run_replay.h). False (nothing recorded) if the store refused.
+  bool Replay(const store::ReplaySource& source,
+              const std::vector<store::ReplayShardStamp>& refreshed_stamps);
   // Posts the pipeline's matching notifications (bounded) and emits one
   // event each, before the final RunStateChanged.
   void Notify(v1::RunState state, const std::string& reason);
@@ -113,6 +121,10 @@ class LiveRun : public RunHandle, public EventSink {
   Mutex mu_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   bool pump_stop_ ABSL_GUARDED_BY(mu_) = false;
+  // The run's final event was recorded with its replay (Replay).
+  bool final_recorded_ ABSL_GUARDED_BY(mu_) = false;
+  // Tasks in the order they succeeded or hit (a replay source's order).
+  std::vector<std::string> finish_order_ ABSL_GUARDED_BY(mu_);
   // While above zero (HoldEvents) the pump waits for the rest of a burst,
   // at most its usual 100 ms.
   int held_ ABSL_GUARDED_BY(mu_) = 0;

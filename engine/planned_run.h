@@ -8,6 +8,7 @@
 #define KILN_ENGINE_PLANNED_RUN_H_
 
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "engine/pipeline/plan.h"
@@ -20,6 +21,9 @@ struct PlannedRun {
   // Shared and never moved: the plan points into it.
   std::shared_ptr<const v1::Pipeline> pipeline;
   pipeline::Plan plan;
+  // The hex SHA-256 of the pipeline's deterministic serialization when the
+  // run store computed it (a submitted run); "" otherwise.
+  std::string pipeline_digest;
 };
 
 // Plans `pipeline` for `trigger`. REQUIRES: the pipeline is valid

@@ -10,16 +10,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "engine/archive/chunk_pipe.h"
 #include "engine/archive/tar_writer.h"
 #include "engine/archive/zstd_stream.h"
@@ -35,7 +38,6 @@ namespace {
 constexpr size_t kReadChunk = 1 << 20;
 // An index entry or by-archive record (a digest and a size) is well under
 // this; anything longer is damage.
-constexpr size_t kMaxRecordBytes = 256;
 
 // Serves a blob to the extractor.
 class BlobSource : public archive::ByteSource {
@@ -189,6 +191,22 @@ std::string ArtifactStore::IndexPath(const Digest& tree) const {
                       hex.substr(2));
 }
 
+// An index entry's text, "sha256:<hex> <size>\n", as the archive it names.
+absl::StatusOr<Digest> ArtifactStore::ParseIndexEntry(const Digest& tree,
+                                                      absl::string_view text) {
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::StripSuffix(text, "\n"), ' ');
+  int64_t size = 0;
+  if (fields.size() != 2 || !absl::SimpleAtoi(fields[1], &size)) {
+    return absl::DataLossError(
+        absl::StrCat("damaged index entry for artifact ", tree.ToString()));
+  }
+  absl::StatusOr<Digest> archive = Digest::Parse(fields[0]);
+  if (!archive.ok()) return archive.status();
+  archive->set_size(size);
+  return *archive;
+}
+
 absl::StatusOr<Digest> ArtifactStore::ArchiveOf(const Digest& tree) const {
   // One open, read and close: this runs for every output of every hit.
   absl::StatusOr<std::string> text =
@@ -200,18 +218,7 @@ absl::StatusOr<Digest> ArtifactStore::ArchiveOf(const Digest& tree) const {
     }
     return text.status();
   }
-  // "sha256:<hex> <size>\n"
-  std::vector<absl::string_view> fields =
-      absl::StrSplit(absl::StripSuffix(*text, "\n"), ' ');
-  int64_t size = 0;
-  if (fields.size() != 2 || !absl::SimpleAtoi(fields[1], &size)) {
-    return absl::DataLossError(
-        absl::StrCat("damaged index entry for artifact ", tree.ToString()));
-  }
-  absl::StatusOr<Digest> archive = Digest::Parse(fields[0]);
-  if (!archive.ok()) return archive.status();
-  archive->set_size(size);
-  return *archive;
+  return ParseIndexEntry(tree, *text);
 }
 
 std::string ArtifactStore::ReversePath(const Digest& archive) const {

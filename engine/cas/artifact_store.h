@@ -36,7 +36,11 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "engine/archive/safe_extract.h"
 #include "engine/cas/content_store.h"
 #include "engine/cas/digest.h"
@@ -132,6 +136,46 @@ class ArtifactStore {
   // entry still naming it needs no second verification. On false the
   // caller goes through VerifiedArchiveOf.
   bool HasIndexedArchive(const Digest& tree, const Digest& archive) const;
+  // HasIndexedArchive of every (tree, archive), false at the first that
+  // fails: for many at once (a whole-run replay), the index and the blob
+  // store opened once and every entry reached relative to them. An entry
+  // whose index shard is in `unchanged_shards` (UnchangedShards) is not
+  // read; a blob whose shard is in it is not stat'ed.
+  // An output's tree and archive as a record names them ("sha256:<hex>"
+  // each), and the archive's size.
+  struct RecordedArchive {
+    absl::string_view tree;
+    absl::string_view archive;
+    int64_t size = 0;
+  };
+  bool HasIndexedArchives(
+      absl::Span<const RecordedArchive> entries,
+      const absl::flat_hash_set<std::string>& unchanged_shards = {}) const;
+
+  // A shard directory of the artifact index ("index/ab") or of the blob
+  // store ("blobs/ab") as stat saw it. kiln replaces index entries and
+  // blobs only by rename (and removes them by unlink or rename), which
+  // changes their directory's mtime and ctime: a shard whose stamp is
+  // unchanged holds the entries it held. A file rewritten in place (which
+  // kiln never does) is not seen; an unstash verifies every archive it
+  // reads.
+  struct ShardStamp {
+    std::string shard;
+    uint64_t ino = 0;
+    int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;
+  };
+  // The shards holding the index entries and blobs of `entries`.
+  std::vector<std::string> ShardsOf(
+      absl::Span<const RecordedArchive> entries) const;
+  // Stamps of `shards`, read now. A shard changed less than `settle` ago is
+  // left out: file times are taken from a coarse clock, so a change in the
+  // same tick could leave them as they were.
+  std::vector<ShardStamp> ShardStamps(const std::vector<std::string>& shards,
+                                      absl::Duration settle) const;
+  // The shards among `stamps` whose directory is unchanged.
+  absl::flat_hash_set<std::string> UnchangedShards(
+      absl::Span<const ShardStamp> stamps) const;
   // Records that `archive` (already in the blob store, e.g. received from a
   // remote) holds artifact `tree`, unless `tree` already has a usable entry
   // (never replaced by a claim). Unstash verifies the claim; a caller whose
@@ -170,6 +214,12 @@ class ArtifactStore {
           std::unique_ptr<archive::ByteSource>,
           const archive::ExtractVerifier&)>& extract) const;
   std::string ReversePath(const Digest& archive) const;
+  // An index entry's text, "sha256:<hex> <size>\n", as the archive it
+  // names (DataLoss when it is not one).
+  static absl::StatusOr<Digest> ParseIndexEntry(const Digest& tree,
+                                                absl::string_view text);
+  // The longest index or by-archive record read.
+  static constexpr size_t kMaxRecordBytes = 256;
   // The tree the by-archive record of `archive` names (read, not trusted
   // beyond that: the record is written after a stash or a verification).
   absl::StatusOr<Digest> TreeRecordedFor(const Digest& archive) const;

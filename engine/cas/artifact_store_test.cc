@@ -568,3 +568,53 @@ TEST(ArtifactStoreClaimTest, AClaimNeverReplacesAUsableEntry) {
 }
 
 }  // namespace kiln::cas
+
+namespace kiln::cas {
+namespace {
+
+// The many-at-once presence check of a whole-run replay: the same verdict
+// as HasIndexedArchive, each shard's entries skipped only while its stamp
+// is unchanged, and a record that is not a digest never reaches a path.
+TEST_F(ArtifactStoreTest, HasIndexedArchivesChecksEntriesOfChangedShards) {
+  Write(tmp_ + "/t/file", "contents\n");
+  auto stashed = store_->Stash(tmp_ + "/t");
+  ASSERT_TRUE(stashed.ok()) << stashed.status();
+  const std::string tree = stashed->tree.ToString();
+  const std::string archive = stashed->archive.ToString();
+  const int64_t size = stashed->archive.size();
+  using Recorded = ArtifactStore::RecordedArchive;
+  std::vector<Recorded> good = {{tree, archive, size}};
+  EXPECT_TRUE(store_->HasIndexedArchives(good));
+  EXPECT_FALSE(store_->HasIndexedArchives(
+      std::vector<Recorded>{{tree, archive, size + 1}}));
+  const std::string other = "sha256:" + std::string(64, 'f');
+  EXPECT_FALSE(
+      store_->HasIndexedArchives(std::vector<Recorded>{{tree, other, size}}));
+  for (const char* bad : {"sha256:../../../../etc/passwd", "md5:00", ""}) {
+    EXPECT_FALSE(store_->HasIndexedArchives(
+        std::vector<Recorded>{{bad, archive, size}}));
+    EXPECT_FALSE(
+        store_->HasIndexedArchives(std::vector<Recorded>{{tree, bad, size}}));
+  }
+  std::vector<std::string> shards = store_->ShardsOf(good);
+  ASSERT_EQ(shards.size(), 2u);
+  // Just written: too fresh to stamp.
+  EXPECT_TRUE(store_->ShardStamps(shards, absl::Seconds(2)).empty());
+  auto stamps = store_->ShardStamps(shards, absl::ZeroDuration());
+  ASSERT_EQ(stamps.size(), 2u);
+  auto unchanged = store_->UnchangedShards(stamps);
+  EXPECT_EQ(unchanged.size(), 2u);
+  EXPECT_TRUE(store_->HasIndexedArchives(good, unchanged));
+  // The blob goes: its shard changes, so it is looked at again. (Later
+  // than a tick of the coarse clock file times come from; ShardStamps'
+  // settle time is what guards against a change within one.)
+  absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_EQ(unlink(store_->blobs().BlobPath(stashed->archive).c_str()), 0);
+  auto now_unchanged = store_->UnchangedShards(stamps);
+  EXPECT_EQ(now_unchanged.size(), 1u);
+  EXPECT_FALSE(store_->HasIndexedArchives(good, now_unchanged));
+  EXPECT_FALSE(store_->HasIndexedArchives(good));
+}
+
+}  // namespace
+}  // namespace kiln::cas

@@ -45,6 +45,15 @@ class Kind : public pipeline::KindSpec {
   CacheInputs(const KindCall&) const {
     return absl::nullopt;
   }
+  // For a whole-run replay (engine/run_replay.h): when every key of
+  // `task` (unsubstituted) is decided by its substituted fields, the inputs
+  // CacheInputs gives and a platform that the task as written decides, the
+  // fields that decide that platform (compared as one string). nullopt
+  // (the default): a run holding the task is never replayed.
+  virtual absl::optional<std::string> ReplayPlatformChoice(
+      const v1::Task&) const {
+    return absl::nullopt;
+  }
 };
 
 }  // namespace kiln::kinds

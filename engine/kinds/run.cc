@@ -1,5 +1,6 @@
 // The `run` kind: a command in a sandbox, memoized. Its execution on this
 // host is run_exec.cc.
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/kinds/kind.h"
 #include "engine/kinds/kinds.h"
@@ -125,6 +126,36 @@ class RunKind : public Kind {
       inputs.emplace_back(input.artifact(), *digest);
     }
     return inputs;
+  }
+
+  // A host task's platform is its executor's, the runner version and the
+  // binary command[0] resolves to on PATH (HostPlatform): decided by the
+  // task as written when those are literal. An image task pins a tag when
+  // it runs, which no root decides.
+  absl::optional<std::string> ReplayPlatformChoice(
+      const v1::Task& task) const override {
+    const v1::RunSpec& run = task.run();
+    auto literal = [](absl::string_view s) {
+      return !absl::StrContains(s, "${");
+    };
+    if (!(run.image().empty() || run.image() == "host") ||
+        run.command_size() == 0 || !literal(run.command(0)) ||
+        !literal(task.executor())) {
+      return absl::nullopt;
+    }
+    std::string choice;
+    auto field = [&choice](absl::string_view v) {
+      absl::StrAppend(&choice, v.size(), ":", v, ";");
+    };
+    field(task.executor());
+    field(run.image());
+    field(run.command(0));
+    for (const auto& e : run.env()) {
+      if (e.name() != "PATH") continue;
+      if (!literal(e.value())) return absl::nullopt;
+      field(e.value());
+    }
+    return choice;
   }
 
   AttemptOutcome Execute(const KindCall& call) const override {

@@ -299,6 +299,13 @@ ActionCache::LookupMany(const std::vector<std::string>& keys) {
       });
 }
 
+absl::StatusOr<int64_t> ActionCache::Epoch() {
+  kiln::MutexLock lock(&mu_);
+  return WithRecovery([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return db_->QueryInt("SELECT n FROM cache_epoch WHERE id = 0");
+  });
+}
+
 absl::StatusOr<absl::optional<ActionResult>> ActionCache::LatestForTask(
     absl::string_view pipeline_name, absl::string_view task_name) {
   kiln::MutexLock lock(&mu_);

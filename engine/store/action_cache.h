@@ -106,6 +106,13 @@ class ActionCache {
   absl::StatusOr<std::vector<absl::optional<ActionResult>>> LookupMany(
       const std::vector<std::string>& keys);
 
+  // The epoch (schema 4): changes whenever a recorded entry is deleted,
+  // replaced or altered, by any process (a new entry leaves it), and never
+  // returns to an earlier value. A
+  // result read after the epoch was E is still the entry while the epoch
+  // is E.
+  absl::StatusOr<int64_t> Epoch();
+
   // Records `result` under `key`, replacing any entry (last writer wins).
   // InvalidArgument for a key that is empty, longer than 256 bytes, or not
   // printable ASCII without spaces.

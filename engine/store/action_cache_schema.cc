@@ -57,6 +57,44 @@ CREATE TABLE action_archives (
 -- are read from them.
 ALTER TABLE actions ADD COLUMN hit BLOB;
 )sql"},
+    {4, R"sql(
+-- Counts changes to recorded entries: every deleted, replaced (a Put of
+-- an existing key deletes it first) or altered entry, value or archive
+-- adds one, whoever changes it. A new entry adds nothing. A whole-run replay
+-- (run_store_replay.cc) holds only while the epoch it was recorded at is
+-- still the current one. It starts at a random value, so that a database
+-- created afresh (after a damaged one was set aside) never repeats an
+-- epoch an earlier one had.
+CREATE TABLE cache_epoch (
+  id INTEGER PRIMARY KEY CHECK (id = 0),
+  n  INTEGER NOT NULL
+);
+INSERT INTO cache_epoch (id, n) VALUES (0, abs(random() / 4));
+CREATE TRIGGER actions_removed AFTER DELETE ON actions
+BEGIN
+  UPDATE cache_epoch SET n = n + 1 WHERE id = 0;
+END;
+CREATE TRIGGER actions_altered AFTER UPDATE ON actions
+BEGIN
+  UPDATE cache_epoch SET n = n + 1 WHERE id = 0;
+END;
+CREATE TRIGGER action_values_removed AFTER DELETE ON action_values
+BEGIN
+  UPDATE cache_epoch SET n = n + 1 WHERE id = 0;
+END;
+CREATE TRIGGER action_values_altered AFTER UPDATE ON action_values
+BEGIN
+  UPDATE cache_epoch SET n = n + 1 WHERE id = 0;
+END;
+CREATE TRIGGER action_archives_removed AFTER DELETE ON action_archives
+BEGIN
+  UPDATE cache_epoch SET n = n + 1 WHERE id = 0;
+END;
+CREATE TRIGGER action_archives_altered AFTER UPDATE ON action_archives
+BEGIN
+  UPDATE cache_epoch SET n = n + 1 WHERE id = 0;
+END;
+)sql"},
 };
 
 }  // namespace

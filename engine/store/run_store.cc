@@ -11,12 +11,15 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "base/sha256.h"
 #include "base/status_macros.h"
 #include "engine/store/migrate.h"
 #include "engine/store/run_id.h"
 #include "engine/store/run_lease.h"
 #include "engine/store/run_store_schema.h"
 #include "engine/store/time_codec.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
 namespace kiln::store {
 
@@ -85,17 +88,28 @@ absl::StatusOr<std::vector<std::string>> TaskNames(
 
 absl::StatusOr<CreatedRun> RunStore::CreateRun(
     const v1::Pipeline& pipeline, const v1::Trigger& trigger,
-    absl::string_view source_dir, absl::string_view idempotency_key) {
+    absl::string_view source_dir, absl::string_view idempotency_key,
+    bool record_tasks) {
   if (pipeline.name().empty()) {
     return absl::InvalidArgumentError("CreateRun: the pipeline has no name");
   }
   KILN_ASSIGN_OR_RETURN(std::vector<std::string> tasks, TaskNames(pipeline));
   std::string pipeline_bytes, trigger_bytes;
-  if (!pipeline.SerializeToString(&pipeline_bytes) ||
-      !RedactSecretParams(pipeline, trigger)
+  {
+    // Deterministic (map entries in key order): one pipeline, one blob.
+    google::protobuf::io::StringOutputStream stream(&pipeline_bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    if (!pipeline.SerializeToCodedStream(&coded)) {
+      return absl::InvalidArgumentError("CreateRun: cannot serialize");
+    }
+  }
+  if (!RedactSecretParams(pipeline, trigger)
            .SerializeToString(&trigger_bytes)) {
     return absl::InvalidArgumentError("CreateRun: cannot serialize");
   }
+
+  const std::string pipeline_digest = HexSha256(pipeline_bytes);
 
   kiln::MutexLock lock(&mu_);
   Transaction txn(db_.get());
@@ -106,7 +120,7 @@ absl::StatusOr<CreatedRun> RunStore::CreateRun(
         db_->Prepare("SELECT id FROM runs WHERE idempotency_key = ?1"));
     find.BindText(1, idempotency_key);
     KILN_ASSIGN_OR_RETURN(bool found, find.Step());
-    if (found) return CreatedRun{find.Text(0), false};
+    if (found) return CreatedRun{find.Text(0), false, ""};
   }
 
   absl::Time now = absl::Now();
@@ -118,38 +132,78 @@ absl::StatusOr<CreatedRun> RunStore::CreateRun(
     KILN_ASSIGN_OR_RETURN(
         Statement insert,
         db_->Prepare("INSERT INTO runs (id, pipeline_name, trigger, pipeline,"
-                     " source_dir, state, created_us, idempotency_key)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                     " source_dir, state, created_us, idempotency_key,"
+                     " pipeline_digest)"
+                     " VALUES (?1, ?2, ?3, X'', ?4, ?5, ?6, ?7, ?8)"
                      " ON CONFLICT (id) DO NOTHING"));
     insert.BindText(1, id)
         .BindText(2, pipeline.name())
         .BindBlob(3, trigger_bytes)
-        .BindBlob(4, pipeline_bytes)
-        .BindText(5, source_dir)
-        .Bind(6, v1::RUN_QUEUED)
-        .Bind(7, ToMicros(now))
-        .BindTextOrNull(8, idempotency_key);
+        .BindText(4, source_dir)
+        .Bind(5, v1::RUN_QUEUED)
+        .Bind(6, ToMicros(now))
+        .BindTextOrNull(7, idempotency_key)
+        .BindText(8, pipeline_digest);
     KILN_RETURN_IF_ERROR(insert.Run());
     if (db_->Changes() == 1) break;
     if (tries == 10) return absl::InternalError("CreateRun: no free run id");
   }
+  {
+    KILN_ASSIGN_OR_RETURN(
+        Statement blob,
+        db_->Prepare("INSERT INTO pipeline_blobs (digest, bytes)"
+                     " VALUES (?1, ?2) ON CONFLICT (digest) DO NOTHING"));
+    blob.BindText(1, pipeline_digest).BindBlob(2, pipeline_bytes);
+    KILN_RETURN_IF_ERROR(blob.Run());
+  }
+  if (record_tasks) KILN_RETURN_IF_ERROR(InsertTasksLocked(id, tasks));
+  KILN_RETURN_IF_ERROR(SealSecretsLocked(id, pipeline, trigger));
+  KILN_RETURN_IF_ERROR(txn.Commit());
+  return CreatedRun{id, true, pipeline_digest};
+}
+
+absl::Status RunStore::InsertTasksLocked(
+    absl::string_view run_id, const std::vector<std::string>& tasks) {
   KILN_ASSIGN_OR_RETURN(
       Statement insert_task,
       db_->Prepare("INSERT INTO tasks (run_id, name, position, state)"
-                   " VALUES (?1, ?2, ?3, ?4)"));
+                   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"));
   for (size_t i = 0; i < tasks.size(); ++i) {
-    insert_task.BindText(1, id)
+    insert_task.BindText(1, run_id)
         .BindText(2, tasks[i])
         .Bind(3, static_cast<int64_t>(i))
         .Bind(4, v1::TASK_PENDING);
     KILN_RETURN_IF_ERROR(insert_task.Run());
   }
-  KILN_RETURN_IF_ERROR(SealSecretsLocked(id, pipeline, trigger));
-  KILN_RETURN_IF_ERROR(txn.Commit());
-  return CreatedRun{id, true};
+  return absl::OkStatus();
+}
+
+absl::Status RunStore::AddTasks(absl::string_view run_id) {
+  kiln::MutexLock lock(&mu_);
+  Transaction txn(db_.get());
+  KILN_RETURN_IF_ERROR(txn.Begin());
+  KILN_ASSIGN_OR_RETURN(
+      Statement any,
+      db_->Prepare("SELECT 1 FROM tasks WHERE run_id = ?1 LIMIT 1"));
+  any.BindText(1, run_id);
+  KILN_ASSIGN_OR_RETURN(bool has_rows, any.Step());
+  any.Reset();
+  if (has_rows) return absl::OkStatus();
+  KILN_ASSIGN_OR_RETURN(v1::Pipeline pipeline, GetPipelineLocked(run_id));
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> tasks, TaskNames(pipeline));
+  KILN_RETURN_IF_ERROR(InsertTasksLocked(run_id, tasks));
+  return txn.Commit();
 }
 
 absl::Status RunStore::LoadTasks(absl::string_view run_id, v1::Run* run) {
+  KILN_ASSIGN_OR_RETURN(absl::optional<Replay> replay,
+                        LoadReplayLocked(run_id));
+  if (replay.has_value()) {
+    for (const v1::TaskStatus& task : replay->source->tasks) {
+      *run->add_tasks() = ReplayedStatus(task, replay->at);
+    }
+    return absl::OkStatus();
+  }
   KILN_ASSIGN_OR_RETURN(
       Statement tasks,
       db_->Prepare("SELECT name, state, attempts, exit_code, reason,"
@@ -173,6 +227,19 @@ absl::Status RunStore::LoadTasks(absl::string_view run_id, v1::Run* run) {
       *task->mutable_finished() = ToTimestamp(tasks.Int(7));
     }
     by_name[task->name()] = task;
+  }
+  tasks.Reset();
+  if (by_name.empty()) {
+    // Created without task rows (CreateRun's record_tasks) and not started
+    // yet: every task of its pipeline is pending.
+    KILN_ASSIGN_OR_RETURN(v1::Pipeline pipeline, GetPipelineLocked(run_id));
+    KILN_ASSIGN_OR_RETURN(std::vector<std::string> names, TaskNames(pipeline));
+    for (std::string& name : names) {
+      v1::TaskStatus* task = run->add_tasks();
+      task->set_name(std::move(name));
+      task->set_state(v1::TASK_PENDING);
+    }
+    return absl::OkStatus();
   }
   KILN_ASSIGN_OR_RETURN(
       Statement values,
@@ -349,13 +416,27 @@ absl::StatusOr<std::vector<std::string>> RunStore::UnfinishedRuns() {
 
 absl::StatusOr<v1::Pipeline> RunStore::GetPipeline(absl::string_view run_id) {
   kiln::MutexLock lock(&mu_);
+  return GetPipelineLocked(run_id);
+}
+
+absl::StatusOr<v1::Pipeline> RunStore::GetPipelineLocked(
+    absl::string_view run_id) {
   KILN_ASSIGN_OR_RETURN(
-      Statement stmt, db_->Prepare("SELECT pipeline FROM runs WHERE id = ?1"));
+      Statement stmt,
+      db_->Prepare("SELECT r.pipeline_digest IS NULL, r.pipeline, b.bytes"
+                   " FROM runs r LEFT JOIN pipeline_blobs b"
+                   " ON b.digest = r.pipeline_digest WHERE r.id = ?1"));
   stmt.BindText(1, run_id);
   KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
   if (!found) return absl::NotFoundError(absl::StrCat("no run ", run_id));
+  // Runs recorded before schema 8 hold their pipeline in their row.
+  const bool inline_pipeline = stmt.Int(0) != 0;
+  if (!inline_pipeline && stmt.IsNull(2)) {
+    return absl::DataLossError(
+        absl::StrCat("run ", run_id, ": its pipeline record is missing"));
+  }
   v1::Pipeline pipeline;
-  if (!pipeline.ParseFromString(stmt.Blob(0))) {
+  if (!pipeline.ParseFromString(stmt.Blob(inline_pipeline ? 1 : 2))) {
     return absl::DataLossError(
         absl::StrCat("run ", run_id, ": unreadable pipeline record"));
   }

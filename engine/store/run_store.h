@@ -9,7 +9,8 @@
 // also after a crash at any point.
 //
 // A new run starts RUN_QUEUED with every task (tasks, then finally) in
-// TASK_PENDING and no events.
+// TASK_PENDING and no events (the engine records the task rows when the run
+// starts — a replay has none — and reads show them pending until then).
 //
 // Several processes may open one store at once (the CLI reads while
 // `kiln run` or `kiln serve` writes); writes serialize on SQLite's lock.
@@ -49,6 +50,9 @@ struct CreatedRun {
   // false: a run with the same idempotency key already existed; run_id is
   // that run's and nothing was written.
   bool created = true;
+  // The hex SHA-256 of the pipeline's deterministic serialization, as kept
+  // in pipeline_blobs (set when created).
+  std::string pipeline_digest;
 };
 
 struct RunFilter {
@@ -121,6 +125,51 @@ struct DeploymentFilter {
   int limit = 0;               // <= 0: 100; capped at 10000
 };
 
+// Whole-run replay (run_store_replay.cc, schema 8): a run whose every
+// task key would equal a finished run's, while none of those cache entries
+// changed, is recorded as that run's replay — one row, no task, attempt,
+// value or task-event rows. Reads of it (GetRun, ReadEvents) show what the
+// same run through the scheduler would have recorded: every task
+// TASK_CACHED ("cache hit") with the source's key, outputs and results,
+// each with a TASK_RUNNING and a TASK_CACHED event, in the order the
+// source's tasks finished (needs before their dependents).
+struct ReplayArchive {
+  std::string tree;     // the output's tree digest
+  std::string archive;  // its archive blob's digest
+  int64_t size = 0;     // the blob's size
+};
+// A shard directory of the artifact index or the blob store as it was when
+// a source's archives were checked (cas::ArtifactStore::ShardStamp).
+struct ReplayShardStamp {
+  std::string shard;
+  uint64_t ino = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+};
+struct ReplaySource {
+  std::string run_id;  // the source run
+  // Its tasks in pipeline order: name, exit_code, cache_key, outputs and
+  // results (nothing else is kept).
+  std::vector<v1::TaskStatus> tasks;
+  // Indexes into `tasks` in the order the tasks finished.
+  std::vector<uint32_t> order;
+  // Every output's verified archive: what must still be in the store.
+  std::vector<ReplayArchive> archives;
+  // Shards unchanged since the archives were checked need no second look
+  // at their entries.
+  std::vector<ReplayShardStamp> stamps;
+};
+// The replayed statuses and events of `source` (shared by the engine, which
+// emits them, and by the reads of a replayed run). Events carry run_id,
+// sequences first_seq + from, ... and time `at`.
+v1::TaskStatus ReplayedStatus(const v1::TaskStatus& source, absl::Time at);
+// Events [from, to) of the 2 * tasks a replay has (index 2k: task
+// order[k] RUNNING, 2k + 1: its TASK_CACHED).
+std::vector<v1::RunEvent> ReplayedEvents(const ReplaySource& source,
+                                         absl::string_view run_id,
+                                         uint64_t first_seq, absl::Time at,
+                                         size_t from, size_t to);
+
 // Secret params at rest: CreateRun never writes a secret param's value
 // (a param the pipeline declares `secret: true`) in plaintext. The stored
 // trigger holds kSecretPlaceholder; the value is sealed with AES-256-GCM
@@ -141,6 +190,9 @@ void SetAttemptReservedHookForTesting(AttemptReservedHook hook);
 // append with it (nothing written). nullptr (the default) for none.
 using AppendEventsHook = absl::Status (*)(absl::string_view run_id);
 void SetAppendEventsHookForTesting(AppendEventsHook hook);
+// The hook's verdict for `run_id` (OK when none is set): RecordReplay
+// consults it too.
+absl::Status CheckAppendEventsHook(absl::string_view run_id);
 
 class RunStore {
  public:
@@ -158,10 +210,17 @@ class RunStore {
   // Records a new run in RUN_QUEUED. With a non-empty idempotency_key that
   // an earlier run used, returns that run's id with created=false.
   // InvalidArgument if the pipeline has no name or two tasks share a name.
+  // With record_tasks false the task rows are left to AddTasks (the engine
+  // adds them when the run starts, unless it is a replay); until then the
+  // run reads as if they were there, every task TASK_PENDING.
   absl::StatusOr<CreatedRun> CreateRun(const v1::Pipeline& pipeline,
                                        const v1::Trigger& trigger,
                                        absl::string_view source_dir,
-                                       absl::string_view idempotency_key);
+                                       absl::string_view idempotency_key,
+                                       bool record_tasks = true);
+  // Records the task rows of a run created without them (TASK_PENDING, in
+  // pipeline order). Idempotent: rows already there are kept.
+  absl::Status AddTasks(absl::string_view run_id);
 
   // Appends `events` to the run in one transaction: assigns run_id, the
   // next sequence numbers, and time (now, where unset), applies their state
@@ -275,6 +334,38 @@ class RunStore {
   absl::StatusOr<std::vector<AttemptLog>> AttemptLogs(absl::string_view run_id,
                                                       absl::string_view task);
 
+  // Records `source` (a finished run, every task SUCCEEDED or CACHED) as
+  // what a run with `fingerprint` replays while the action cache's epoch
+  // is `cache_epoch`, replacing any earlier source of that fingerprint.
+  // InvalidArgument if the order does not fit the tasks.
+  absl::Status RecordReplaySource(absl::string_view fingerprint,
+                                  const ReplaySource& source,
+                                  int64_t cache_epoch);
+  // The source recorded for `fingerprint` and its epoch; nullopt if none.
+  // DataLoss for an unreadable record.
+  absl::StatusOr<
+      absl::optional<std::pair<std::shared_ptr<const ReplaySource>, int64_t>>>
+  FindReplaySource(absl::string_view fingerprint);
+  // Records run `run_id` (created, no task events yet) as a replay of
+  // `source` at `at`, in one transaction: its task rows go, its task
+  // events take the next 2 * tasks sequence numbers. Returns where they
+  // sit (ReplayedEvents makes them, a bounded number at a time).
+  // FailedPrecondition if the run already has task events.
+  // A non-empty `refreshed_stamps` replaces the source's stamps. `before`
+  // and `after`: events appended right before and after the replay's, in
+  // the same transaction (as AppendEvents would), and returned with them.
+  struct RecordedReplay {
+    std::vector<v1::RunEvent> before;  // as recorded
+    uint64_t first_seq = 0;            // of the task events
+    absl::Time at;                     // their time
+    std::vector<v1::RunEvent> after;   // as recorded
+  };
+  absl::StatusOr<RecordedReplay> RecordReplay(
+      absl::string_view run_id, const ReplaySource& source, absl::Time at,
+      const std::vector<ReplayShardStamp>& refreshed_stamps = {},
+      std::vector<v1::RunEvent> before = {},
+      std::vector<v1::RunEvent> after = {});
+
   ~RunStore();
 
  private:
@@ -282,6 +373,37 @@ class RunStore {
 
   absl::Status CheckRunExists(absl::string_view run_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // For a replayed run: its source (loaded), first task-event sequence and
+  // time; nullopt for any other run.
+  struct Replay {
+    std::shared_ptr<const ReplaySource> source;
+    uint64_t first_seq = 0;
+    absl::Time at;
+  };
+  absl::StatusOr<absl::optional<Replay>> LoadReplayLocked(
+      absl::string_view run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // AppendEvents' body inside the caller's transaction: `events` (checked)
+  // get the sequences after `seq` and `now` where they have no time, are
+  // recorded and applied, and the run's last_seq follows.
+  absl::Status InsertEventsLocked(absl::string_view run_id,
+                                  std::vector<v1::RunEvent>* events,
+                                  uint64_t seq,
+                                  const google::protobuf::Timestamp& now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Recorded events of the run with after < seq < before, appended to
+  // `events` until it holds `limit`.
+  absl::Status ReadEventRowsLocked(absl::string_view run_id, uint64_t after,
+                                   uint64_t before, int limit,
+                                   std::vector<v1::RunEvent>* events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::Pipeline> GetPipelineLocked(absl::string_view run_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InsertTasksLocked(absl::string_view run_id,
+                                 const std::vector<std::string>& tasks)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sources are never changed once recorded: the last one read is kept.
+  absl::StatusOr<std::shared_ptr<const ReplaySource>> LoadReplaySourceLocked(
+      absl::string_view source_run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // GetRun/ListRuns without the owner probe (they take mu_ themselves).
   absl::StatusOr<v1::Run> GetRunRecord(absl::string_view run_id)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -345,6 +467,7 @@ class RunStore {
 
   const std::string store_dir_;
   kiln::Mutex mu_;
+  std::shared_ptr<const ReplaySource> last_source_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
   std::string params_key_ ABSL_GUARDED_BY(mu_);  // loaded on first use
 

@@ -214,7 +214,14 @@ TEST_F(DeploymentsTest, MigratesASchemaFiveStore) {
     auto db = Database::Open(dir_ + "/runs.db");
     ASSERT_TRUE(db.ok());
     ASSERT_TRUE((*db)
-                    ->Exec("DROP TABLE deployment_objects;"
+                    ->Exec("DROP TABLE replays;"
+                           " DROP TABLE replay_sources;"
+                           " DROP TABLE pipeline_blobs;"
+                           " ALTER TABLE runs DROP COLUMN pipeline_digest;"
+                           " ALTER TABLE runs DROP COLUMN replay_of;"
+                           " ALTER TABLE runs DROP COLUMN replay_seq;"
+                           " ALTER TABLE runs DROP COLUMN replay_us;"
+                           " DROP TABLE deployment_objects;"
                            " DROP TABLE deployment_images;"
                            " DROP TABLE deployments;"
                            " DELETE FROM sqlite_sequence;"

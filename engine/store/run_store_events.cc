@@ -1,6 +1,8 @@
 // RunStore: the event stream — append (with the state changes it carries),
 // read, wait.
+#include <algorithm>
 #include <atomic>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -200,14 +202,14 @@ void SetAppendEventsHookForTesting(AppendEventsHook hook) {
   append_events_hook.store(hook);
 }
 
+absl::Status CheckAppendEventsHook(absl::string_view run_id) {
+  if (AppendEventsHook hook = append_events_hook.load()) return hook(run_id);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<v1::RunEvent>> RunStore::AppendEvents(
     absl::string_view run_id, std::vector<v1::RunEvent> events) {
-  if (AppendEventsHook hook = append_events_hook.load()) {
-    KILN_RETURN_IF_ERROR(hook(run_id));
-  }
-  for (size_t i = 0; i < events.size(); ++i) {
-    KILN_RETURN_IF_ERROR(ValidateEvent(run_id, events[i], i));
-  }
+  KILN_RETURN_IF_ERROR(CheckAppendEventsHook(run_id));
   const google::protobuf::Timestamp now = ToTimestamp(ToMicros(absl::Now()));
   {
     kiln::MutexLock lock(&mu_);
@@ -215,6 +217,22 @@ absl::StatusOr<std::vector<v1::RunEvent>> RunStore::AppendEvents(
     KILN_RETURN_IF_ERROR(txn.Begin());
     KILN_ASSIGN_OR_RETURN(uint64_t seq, LastSequenceLocked(run_id));
     if (events.empty()) return events;
+    KILN_RETURN_IF_ERROR(InsertEventsLocked(run_id, &events, seq, now));
+    KILN_RETURN_IF_ERROR(txn.Commit());
+  }
+  kiln::MutexLock lock(&notify_mu_);
+  ++append_generation_;
+  return events;
+}
+
+absl::Status RunStore::InsertEventsLocked(
+    absl::string_view run_id, std::vector<v1::RunEvent>* events_in,
+    uint64_t seq, const google::protobuf::Timestamp& now) {
+  std::vector<v1::RunEvent>& events = *events_in;
+  for (size_t i = 0; i < events.size(); ++i) {
+    KILN_RETURN_IF_ERROR(ValidateEvent(run_id, events[i], i));
+  }
+  {
     std::string payload;
     for (size_t i = 0; i < events.size(); ++i) {
       v1::RunEvent& event = events[i];
@@ -251,35 +269,68 @@ absl::StatusOr<std::vector<v1::RunEvent>> RunStore::AppendEvents(
       update.BindText(1, run_id).Bind(2, static_cast<int64_t>(seq));
       KILN_RETURN_IF_ERROR(update.Run());
     }
-    KILN_RETURN_IF_ERROR(txn.Commit());
   }
-  kiln::MutexLock lock(&notify_mu_);
-  ++append_generation_;
-  return events;
+  return absl::OkStatus();
+}
+
+absl::Status RunStore::ReadEventRowsLocked(absl::string_view run_id,
+                                           uint64_t after, uint64_t before,
+                                           int limit,
+                                           std::vector<v1::RunEvent>* events) {
+  if (static_cast<int>(events->size()) >= limit) return absl::OkStatus();
+  KILN_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT seq, payload FROM events WHERE run_id = ?1"
+                   " AND seq > ?2 AND seq < ?3 ORDER BY seq LIMIT ?4"));
+  stmt.BindText(1, run_id)
+      .Bind(2, static_cast<int64_t>(after))
+      .Bind(3, static_cast<int64_t>(std::min<uint64_t>(
+                   before, std::numeric_limits<int64_t>::max())))
+      .Bind(4, limit - static_cast<int>(events->size()));
+  while (true) {
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    v1::RunEvent& event = events->emplace_back();
+    if (!event.ParseFromString(stmt.Blob(1))) {
+      return absl::DataLossError(
+          absl::StrCat("run ", run_id, ": unreadable event ", stmt.Int(0)));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<v1::RunEvent>> RunStore::ReadEvents(
     absl::string_view run_id, uint64_t after_seq, int limit) {
   if (limit <= 0) limit = 1000;
   kiln::MutexLock lock(&mu_);
+  Transaction snapshot(db_.get());
+  KILN_RETURN_IF_ERROR(snapshot.BeginRead());
+  KILN_ASSIGN_OR_RETURN(absl::optional<Replay> replay,
+                        LoadReplayLocked(run_id));
   std::vector<v1::RunEvent> events;
-  {
-    KILN_ASSIGN_OR_RETURN(
-        Statement stmt,
-        db_->Prepare("SELECT seq, payload FROM events WHERE run_id = ?1"
-                     " AND seq > ?2 ORDER BY seq LIMIT ?3"));
-    stmt.BindText(1, run_id)
-        .Bind(2, static_cast<int64_t>(after_seq))
-        .Bind(3, limit);
-    while (true) {
-      KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
-      if (!row) break;
-      v1::RunEvent& event = events.emplace_back();
-      if (!event.ParseFromString(stmt.Blob(1))) {
-        return absl::DataLossError(
-            absl::StrCat("run ", run_id, ": unreadable event ", stmt.Int(0)));
+  auto read = [&](uint64_t after,
+                  uint64_t before) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return ReadEventRowsLocked(run_id, after, before, limit, &events);
+  };
+  if (!replay.has_value()) {
+    KILN_RETURN_IF_ERROR(read(after_seq, std::numeric_limits<uint64_t>::max()));
+  } else {
+    // A replay's task events are not rows: they are made from its source,
+    // between the recorded events before and after them.
+    const uint64_t first = replay->first_seq;
+    const uint64_t end = first + 2 * replay->source->order.size();
+    KILN_RETURN_IF_ERROR(read(after_seq, first));
+    if (static_cast<int>(events.size()) < limit && after_seq + 1 < end) {
+      size_t from = after_seq + 1 > first ? after_seq + 1 - first : 0;
+      size_t to = std::min<size_t>(
+          end - first, from + (limit - static_cast<int>(events.size())));
+      for (v1::RunEvent& e : ReplayedEvents(*replay->source, run_id, first,
+                                            replay->at, from, to)) {
+        events.push_back(std::move(e));
       }
     }
+    KILN_RETURN_IF_ERROR(read(std::max(after_seq, end - 1),
+                              std::numeric_limits<uint64_t>::max()));
   }
   if (events.empty()) KILN_RETURN_IF_ERROR(CheckRunExists(run_id));
   return events;

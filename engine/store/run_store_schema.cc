@@ -165,6 +165,47 @@ ALTER TABLE deployment_objects
 ALTER TABLE deployment_objects
   ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
 )sql"},
+    // Whole-run replay (run_store_replay.cc). replay_sources: a finished
+    // run every task of which succeeded or hit, as a replay needs it —
+    // statuses (a serialized kiln.v1.Run holding only its tasks, in
+    // pipeline order), order (the tasks' indexes in the order they
+    // finished, space-separated), archives (each output's tree, archive
+    // blob and size, one "TREE ARCHIVE SIZE" line each) and stamps (the
+    // artifact index's shard directories as they were when the archives
+    // were checked, one "SHARD INODE MTIME_NS CTIME_NS" line each). replays:
+    // which source a run with this fingerprint replays, valid while the action
+    // cache's epoch is cache_epoch. A replayed run has no task, attempt or
+    // value rows: replay_of names its source, and its task events occupy
+    // sequence numbers replay_seq .. replay_seq + 2 * tasks - 1 (read from
+    // the source, at time replay_us).
+    {8, R"sql(
+ALTER TABLE runs ADD COLUMN replay_of TEXT;
+ALTER TABLE runs ADD COLUMN replay_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN replay_us INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE replay_sources (
+  run_id   TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+  statuses BLOB NOT NULL,
+  task_order BLOB NOT NULL,
+  archives BLOB NOT NULL,
+  stamps   BLOB NOT NULL
+) WITHOUT ROWID;
+-- A run's pipeline is kept once per distinct serialization: runs rows
+-- stay small (SQLite rewrites a whole row, overflow pages included, on
+-- every update of it, and a run's row is updated with its events), and a
+-- rerun of the same pipeline writes no copy. runs.pipeline is empty for a
+-- run that names its pipeline here.
+CREATE TABLE pipeline_blobs (
+  digest TEXT PRIMARY KEY,
+  bytes  BLOB NOT NULL
+);
+ALTER TABLE runs ADD COLUMN pipeline_digest TEXT;
+CREATE TABLE replays (
+  fingerprint TEXT PRIMARY KEY,
+  source      TEXT NOT NULL
+              REFERENCES replay_sources(run_id) ON DELETE CASCADE,
+  cache_epoch INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql"},
 };
 
 }  // namespace

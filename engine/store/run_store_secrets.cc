@@ -96,19 +96,17 @@ absl::Status RunStore::ResealPlaintextSecrets() {
 absl::Status RunStore::ResealRunLocked(absl::string_view run_id) {
   Transaction txn(db_.get());
   KILN_RETURN_IF_ERROR(txn.Begin());
-  KILN_ASSIGN_OR_RETURN(
-      Statement stmt,
-      db_->Prepare("SELECT pipeline, trigger FROM runs WHERE id = ?1"));
+  KILN_ASSIGN_OR_RETURN(Statement stmt,
+                        db_->Prepare("SELECT trigger FROM runs WHERE id = ?1"));
   stmt.BindText(1, run_id);
   KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
   if (found) {
-    v1::Pipeline pipeline;
     v1::Trigger trigger;
-    if (!pipeline.ParseFromString(stmt.Blob(0)) ||
-        !trigger.ParseFromString(stmt.Blob(1))) {
+    if (!trigger.ParseFromString(stmt.Blob(0))) {
       return absl::DataLossError(
-          absl::StrCat("run ", run_id, ": unreadable pipeline or trigger"));
+          absl::StrCat("run ", run_id, ": unreadable trigger"));
     }
+    KILN_ASSIGN_OR_RETURN(v1::Pipeline pipeline, GetPipelineLocked(run_id));
     v1::Trigger redacted = RedactSecretParams(pipeline, trigger);
     bool plaintext = false;
     for (const v1::Param& p : pipeline.params()) {

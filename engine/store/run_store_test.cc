@@ -60,6 +60,35 @@ TEST_F(RunStoreTest, CreateAndGet) {
 // task's attempts count and the attempt's row, idempotently; the later
 // TASK_RUNNING event of the same attempt changes neither the count nor
 // the row's identity.
+// A pipeline is kept once however many runs use it, outside the runs
+// rows; a run recorded before (its pipeline in its row) still reads.
+TEST_F(RunStoreTest, APipelineIsKeptOnceAndInlineOnesStillRead) {
+  v1::Pipeline p = MakePipeline("kcow", {"build", "test"}, {});
+  auto a = store_->CreateRun(p, v1::Trigger(), "", "");
+  auto b = store_->CreateRun(p, v1::Trigger(), "", "");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto db = Database::Open(dir_ + "/runs.db");
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(*(*db)->QueryInt("SELECT COUNT(*) FROM pipeline_blobs"), 1);
+  EXPECT_EQ(*(*db)->QueryInt("SELECT MAX(LENGTH(pipeline)) FROM runs"), 0);
+  EXPECT_EQ(store_->GetPipeline(a->run_id)->name(), "kcow");
+  EXPECT_EQ(store_->GetPipeline(b->run_id)->tasks_size(), 2);
+  // As schema 7 recorded it: inline, no digest.
+  {
+    auto old = (*db)->Prepare(
+        "UPDATE runs SET pipeline = ?2, pipeline_digest = NULL WHERE id = ?1");
+    ASSERT_TRUE(old.ok());
+    old->BindText(1, a->run_id).BindBlob(2, p.SerializeAsString());
+    ASSERT_TRUE(old->Run().ok());
+  }
+  EXPECT_EQ(store_->GetPipeline(a->run_id)->tasks_size(), 2);
+  // A lost blob is damage, said as such.
+  ASSERT_TRUE((*db)->Exec("DELETE FROM pipeline_blobs").ok());
+  EXPECT_EQ(store_->GetPipeline(b->run_id).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(store_->GetPipeline(a->run_id)->tasks_size(), 2);
+}
+
 TEST_F(RunStoreTest, ReserveAttemptIsDurableBeforeAnyEvent) {
   std::string id = NewRun();
   ASSERT_TRUE(store_->ReserveAttempt(id, "a", 1).ok());

@@ -6,6 +6,9 @@ usage: check_profile.py FILE MODE TASK...
   MODE warm: every task was a cache hit found without a worker ("key",
              "cache lookup" and no attempt; its record is its TASK_CACHED
              event, in the event pump's "record events").
+  MODE replay: the run was a whole-run replay (engine/run_replay.h): the
+             "run" track holds the replay check and the replay, nothing
+             was scheduled, and no task has a track of its own.
 Exits non-zero naming the first problem.
 """
 import json
@@ -59,11 +62,25 @@ def main():
                     stack[-1]["ts"], stack[-1]["dur"]))
             stack.append(e)
 
-    for track, want in (("kiln run", "load pipeline"), ("kiln run", "open store"),
-                        ("run", "stash source"), ("run", "schedule"),
-                        ("event pump", "record events")):
+    wanted = [("kiln run", "load pipeline"), ("kiln run", "open store"),
+              ("run", "stash source")]
+    if mode == "replay":
+        wanted += [("run", "replay check"), ("run", "fingerprint"),
+                   ("run", "find replay source"), ("run", "outputs present"),
+                   ("run", "replay"), ("run", "record replay"),
+                   ("run", "deliver replay events")]
+    else:
+        wanted += [("run", "schedule"), ("event pump", "record events")]
+    for track, want in wanted:
         if not any(s["name"] == want for s in spans.get(tracks.get(track), [])):
             fail("the %r track has no %r span" % (track, want))
+    if mode == "replay":
+        if any(s["name"] == "schedule" for s in spans.get(tracks.get("run"), [])):
+            fail("a replay was scheduled")
+        for task in tasks:
+            if "task " + task in tracks:
+                fail("task %s has a track in a replay" % task)
+        return spans, tracks
 
     def within(child, parent):
         return (child["ts"] >= parent["ts"] - eps and

@@ -3,7 +3,8 @@
 # holds a track per task with properly nested spans of non-negative length:
 # on a cold run each task's attempt with its queueing, key, cache lookup,
 # input staging, sandbox start, command, output stashing and recording; on
-# a warm rerun each task a cache hit found without a worker. Runs real
+# the same run again a whole-run replay (nothing scheduled); on a warm
+# rerun each task a cache hit found without a worker. Runs real
 # tasks in the real sandbox.
 set -u
 kiln="$TEST_SRCDIR/kiln/kiln"
@@ -54,6 +55,12 @@ assert "stash outputs" in got["task use"], got["task use"]
 assert "stage inputs" not in got["task side"], got["task side"]
 print("staging and stashing spans present")
 PY
+# The same run again is a whole-run replay: nothing scheduled.
+run replay
+python3 "$check" "$dir/replay.json" replay make use side || fail=1
+# Another source tree (no task reads it): not a replay, every task a hit
+# found without a worker.
+echo more > "$dir/src/more.txt"
 run warm
 python3 "$check" "$dir/warm.json" warm make use side || fail=1
 

@@ -1,0 +1,335 @@
+// Whole-run replay records (run_store.h; schema 8 in run_store_schema.cc).
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/status_macros.h"
+#include "engine/store/run_store.h"
+#include "engine/store/time_codec.h"
+
+namespace kiln::store {
+
+namespace {
+
+std::string EncodeOrder(const std::vector<uint32_t>& order) {
+  std::string out;
+  out.reserve(order.size() * 6);
+  for (uint32_t i : order) absl::StrAppend(&out, i, " ");
+  return out;
+}
+
+std::string EncodeArchives(const std::vector<ReplayArchive>& archives) {
+  std::string out;
+  out.reserve(archives.size() * 150);
+  for (const ReplayArchive& a : archives) {
+    absl::StrAppend(&out, a.tree, " ", a.archive, " ", a.size, "\n");
+  }
+  return out;
+}
+
+std::string EncodeStamps(const std::vector<ReplayShardStamp>& stamps) {
+  std::string out;
+  for (const ReplayShardStamp& s : stamps) {
+    absl::StrAppend(&out, s.shard, " ", s.ino, " ", s.mtime_ns, " ", s.ctime_ns,
+                    "\n");
+  }
+  return out;
+}
+
+absl::Status Unreadable(absl::string_view run_id, absl::string_view what) {
+  return absl::DataLossError(
+      absl::StrCat("replay record of run ", run_id, ": unreadable ", what));
+}
+
+// Every index once: the order of a source is a permutation of its tasks.
+bool IsPermutation(const std::vector<uint32_t>& order, size_t n) {
+  if (order.size() != n) return false;
+  std::vector<bool> seen(n, false);
+  for (uint32_t i : order) {
+    if (i >= n || seen[i]) return false;
+    seen[i] = true;
+  }
+  return true;
+}
+
+}  // namespace
+
+v1::TaskStatus ReplayedStatus(const v1::TaskStatus& source, absl::Time at) {
+  // As the scheduler records a hit: one attempt, RUNNING then CACHED at
+  // once, the reason the memoizer gives.
+  v1::TaskStatus s;
+  s.set_name(source.name());
+  s.set_state(v1::TASK_CACHED);
+  s.set_attempts(1);
+  s.set_exit_code(source.exit_code());
+  s.set_reason("cache hit");
+  s.set_cache_key(source.cache_key());
+  *s.mutable_outputs() = source.outputs();
+  *s.mutable_results() = source.results();
+  *s.mutable_started() = ToTimestamp(ToMicros(at));
+  *s.mutable_finished() = s.started();
+  return s;
+}
+
+std::vector<v1::RunEvent> ReplayedEvents(const ReplaySource& source,
+                                         absl::string_view run_id,
+                                         uint64_t first_seq, absl::Time at,
+                                         size_t from, size_t to) {
+  std::vector<v1::RunEvent> events;
+  to = std::min(to, 2 * source.order.size());
+  if (from >= to) return events;
+  events.reserve(to - from);
+  const google::protobuf::Timestamp time = ToTimestamp(ToMicros(at));
+  for (size_t i = from; i < to; ++i) {
+    const v1::TaskStatus& task = source.tasks[source.order[i / 2]];
+    v1::RunEvent& e = events.emplace_back();
+    e.set_run_id(std::string(run_id));
+    e.set_sequence(first_seq + i);
+    *e.mutable_time() = time;
+    v1::TaskStateChanged* change = e.mutable_task_state();
+    change->set_task(task.name());
+    change->set_attempt(1);
+    if (i % 2 == 0) {
+      change->set_state(v1::TASK_RUNNING);
+      continue;
+    }
+    // The fields of a hit's TASK_CACHED event (Scheduler::Phase::Finish).
+    change->set_state(v1::TASK_CACHED);
+    change->set_exit_code(task.exit_code());
+    change->set_reason("cache hit");
+    *change->mutable_outputs() = task.outputs();
+    *change->mutable_results() = task.results();
+    change->set_cache_key(task.cache_key());
+  }
+  return events;
+}
+
+absl::Status RunStore::RecordReplaySource(absl::string_view fingerprint,
+                                          const ReplaySource& source,
+                                          int64_t cache_epoch) {
+  if (!IsPermutation(source.order, source.tasks.size())) {
+    return absl::InvalidArgumentError(
+        "RecordReplaySource: the order is not one of the tasks");
+  }
+  v1::Run statuses;
+  for (const v1::TaskStatus& t : source.tasks) {
+    v1::TaskStatus* kept = statuses.add_tasks();
+    kept->set_name(t.name());
+    kept->set_exit_code(t.exit_code());
+    kept->set_cache_key(t.cache_key());
+    *kept->mutable_outputs() = t.outputs();
+    *kept->mutable_results() = t.results();
+  }
+  std::string bytes;
+  if (!statuses.SerializeToString(&bytes)) {
+    return absl::InvalidArgumentError("RecordReplaySource: cannot serialize");
+  }
+  kiln::MutexLock lock(&mu_);
+  Transaction txn(db_.get());
+  KILN_RETURN_IF_ERROR(txn.Begin());
+  KILN_RETURN_IF_ERROR(CheckRunExists(source.run_id));
+  {
+    KILN_ASSIGN_OR_RETURN(
+        Statement insert,
+        db_->Prepare("INSERT OR REPLACE INTO replay_sources"
+                     " (run_id, statuses, task_order, archives, stamps)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5)"));
+    insert.BindText(1, source.run_id)
+        .BindBlob(2, bytes)
+        .BindBlob(3, EncodeOrder(source.order))
+        .BindBlob(4, EncodeArchives(source.archives))
+        .BindBlob(5, EncodeStamps(source.stamps));
+    KILN_RETURN_IF_ERROR(insert.Run());
+  }
+  {
+    KILN_ASSIGN_OR_RETURN(
+        Statement insert,
+        db_->Prepare(
+            "INSERT OR REPLACE INTO replays"
+            " (fingerprint, source, cache_epoch) VALUES (?1, ?2, ?3)"));
+    insert.BindText(1, fingerprint)
+        .BindText(2, source.run_id)
+        .Bind(3, cache_epoch);
+    KILN_RETURN_IF_ERROR(insert.Run());
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<std::shared_ptr<const ReplaySource>>
+RunStore::LoadReplaySourceLocked(absl::string_view source_run) {
+  if (last_source_ != nullptr && last_source_->run_id == source_run) {
+    return last_source_;
+  }
+  KILN_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT statuses, task_order, archives, stamps"
+                   " FROM replay_sources"
+                   " WHERE run_id = ?1"));
+  stmt.BindText(1, source_run);
+  KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (!found) return Unreadable(source_run, "source (missing)");
+  ReplaySource source;
+  source.run_id = std::string(source_run);
+  {
+    v1::Run statuses;
+    if (!statuses.ParseFromString(stmt.Blob(0))) {
+      return Unreadable(source_run, "statuses");
+    }
+    source.tasks.assign(
+        std::make_move_iterator(statuses.mutable_tasks()->begin()),
+        std::make_move_iterator(statuses.mutable_tasks()->end()));
+  }
+  for (absl::string_view part :
+       absl::StrSplit(stmt.Blob(1), ' ', absl::SkipEmpty())) {
+    uint32_t i;
+    if (!absl::SimpleAtoi(part, &i)) return Unreadable(source_run, "order");
+    source.order.push_back(i);
+  }
+  if (!IsPermutation(source.order, source.tasks.size())) {
+    return Unreadable(source_run, "order");
+  }
+  for (absl::string_view line :
+       absl::StrSplit(stmt.Blob(2), '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+    ReplayArchive a;
+    if (f.size() != 3 || !absl::SimpleAtoi(f[2], &a.size)) {
+      return Unreadable(source_run, "archives");
+    }
+    a.tree = std::string(f[0]);
+    a.archive = std::string(f[1]);
+    source.archives.push_back(std::move(a));
+  }
+  for (absl::string_view line :
+       absl::StrSplit(stmt.Blob(3), '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+    ReplayShardStamp st;
+    if (f.size() != 4 || !absl::SimpleAtoi(f[1], &st.ino) ||
+        !absl::SimpleAtoi(f[2], &st.mtime_ns) ||
+        !absl::SimpleAtoi(f[3], &st.ctime_ns)) {
+      return Unreadable(source_run, "stamps");
+    }
+    st.shard = std::string(f[0]);
+    source.stamps.push_back(std::move(st));
+  }
+  last_source_ = std::make_shared<const ReplaySource>(std::move(source));
+  return last_source_;
+}
+
+absl::StatusOr<
+    absl::optional<std::pair<std::shared_ptr<const ReplaySource>, int64_t>>>
+RunStore::FindReplaySource(absl::string_view fingerprint) {
+  kiln::MutexLock lock(&mu_);
+  Transaction snapshot(db_.get());
+  KILN_RETURN_IF_ERROR(snapshot.BeginRead());
+  KILN_ASSIGN_OR_RETURN(Statement stmt,
+                        db_->Prepare("SELECT source, cache_epoch FROM replays"
+                                     " WHERE fingerprint = ?1"));
+  stmt.BindText(1, fingerprint);
+  KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (!found) return absl::nullopt;
+  std::string source_run = stmt.Text(0);
+  int64_t epoch = stmt.Int(1);
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const ReplaySource> source,
+                        LoadReplaySourceLocked(source_run));
+  return std::make_pair(std::move(source), epoch);
+}
+
+absl::StatusOr<absl::optional<RunStore::Replay>> RunStore::LoadReplayLocked(
+    absl::string_view run_id) {
+  KILN_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT replay_of, replay_seq, replay_us FROM runs"
+                   " WHERE id = ?1 AND replay_of IS NOT NULL"));
+  stmt.BindText(1, run_id);
+  KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (!found) return absl::nullopt;
+  Replay replay;
+  std::string source_run = stmt.Text(0);
+  replay.first_seq = static_cast<uint64_t>(stmt.Int(1));
+  replay.at = absl::FromUnixMicros(stmt.Int(2));
+  stmt.Reset();
+  KILN_ASSIGN_OR_RETURN(replay.source, LoadReplaySourceLocked(source_run));
+  return replay;
+}
+
+absl::StatusOr<RunStore::RecordedReplay> RunStore::RecordReplay(
+    absl::string_view run_id, const ReplaySource& source, absl::Time at,
+    const std::vector<ReplayShardStamp>& refreshed_stamps,
+    std::vector<v1::RunEvent> before, std::vector<v1::RunEvent> after) {
+  KILN_RETURN_IF_ERROR(CheckAppendEventsHook(run_id));
+  if (!IsPermutation(source.order, source.tasks.size())) {
+    return absl::InvalidArgumentError(
+        "RecordReplay: the order is not one of the tasks");
+  }
+  at = absl::FromUnixMicros(ToMicros(at));
+  uint64_t first_seq;
+  {
+    kiln::MutexLock lock(&mu_);
+    Transaction txn(db_.get());
+    KILN_RETURN_IF_ERROR(txn.Begin());
+    KILN_ASSIGN_OR_RETURN(uint64_t last, LastSequenceLocked(run_id));
+    {
+      KILN_ASSIGN_OR_RETURN(
+          Statement started,
+          db_->Prepare("SELECT 1 FROM tasks WHERE run_id = ?1 AND"
+                       " (state != ?2 OR attempts != 0) LIMIT 1"));
+      started.BindText(1, run_id).Bind(2, v1::TASK_PENDING);
+      KILN_ASSIGN_OR_RETURN(bool any, started.Step());
+      if (any) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("RecordReplay: run ", run_id, " has started tasks"));
+      }
+    }
+    {
+      KILN_ASSIGN_OR_RETURN(
+          Statement remove,
+          db_->Prepare("DELETE FROM tasks WHERE run_id = ?1"));
+      remove.BindText(1, run_id);
+      KILN_RETURN_IF_ERROR(remove.Run());
+    }
+    const google::protobuf::Timestamp now = ToTimestamp(ToMicros(at));
+    if (!before.empty()) {
+      KILN_RETURN_IF_ERROR(InsertEventsLocked(run_id, &before, last, now));
+      last = before.back().sequence();
+    }
+    first_seq = last + 1;
+    const uint64_t new_last = last + 2 * source.order.size();
+    KILN_ASSIGN_OR_RETURN(
+        Statement update,
+        db_->Prepare("UPDATE runs SET replay_of = ?2, replay_seq = ?3,"
+                     " replay_us = ?4, last_seq = ?5 WHERE id = ?1"));
+    update.BindText(1, run_id)
+        .BindText(2, source.run_id)
+        .Bind(3, static_cast<int64_t>(first_seq))
+        .Bind(4, ToMicros(at))
+        .Bind(5, static_cast<int64_t>(new_last));
+    KILN_RETURN_IF_ERROR(update.Run());
+    if (!refreshed_stamps.empty()) {
+      KILN_ASSIGN_OR_RETURN(Statement stamps,
+                            db_->Prepare("UPDATE replay_sources SET stamps = ?2"
+                                         " WHERE run_id = ?1"));
+      stamps.BindText(1, source.run_id)
+          .BindBlob(2, EncodeStamps(refreshed_stamps));
+      KILN_RETURN_IF_ERROR(stamps.Run());
+      last_source_ = nullptr;  // read again with them
+    }
+    if (!after.empty()) {
+      KILN_RETURN_IF_ERROR(InsertEventsLocked(run_id, &after, new_last, now));
+    }
+    KILN_RETURN_IF_ERROR(txn.Commit());
+  }
+  {
+    kiln::MutexLock lock(&notify_mu_);
+    ++append_generation_;
+  }
+  RecordedReplay recorded;
+  recorded.before = std::move(before);
+  recorded.first_seq = first_seq;
+  recorded.at = at;
+  recorded.after = std::move(after);
+  return recorded;
+}
+
+}  // namespace kiln::store
