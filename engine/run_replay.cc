@@ -178,7 +178,10 @@ std::shared_ptr<const store::ReplaySource> UsableReplaySource(
   find.End();
   if (!found.ok() || !found->has_value()) return nullptr;
   const auto& [source, epoch] = **found;
-  if (source->tasks.size() != planned.plan.order.size()) return nullptr;
+  if (static_cast<size_t>(source->tasks.size()) !=
+      planned.plan.order.size()) {
+    return nullptr;
+  }
   auto now = ctx.action_cache->Epoch();
   if (!now.ok() || *now != epoch) return nullptr;
   ScopedSpan presence(trace, track, "outputs present");
@@ -227,10 +230,12 @@ absl::StatusOr<bool> RecordReplaySource(
       return false;
     }
     index[t.name()] = static_cast<uint32_t>(source.tasks.size());
-    source.tasks.push_back(t);
+    *source.tasks.Add() = t;
     keys.push_back(t.cache_key());
   }
-  if (finish_order.size() != source.tasks.size()) return false;
+  if (finish_order.size() != static_cast<size_t>(source.tasks.size())) {
+    return false;
+  }
   for (const std::string& name : finish_order) {
     auto it = index.find(name);
     if (it == index.end()) return false;

@@ -49,15 +49,24 @@ std::string ShardDir(absl::string_view shard, const std::string& store_dir,
   return "";
 }
 
+// Which bytes are lowercase hex digits (a replay checks 40,000 digests).
+struct LowerHexTable {
+  bool is[256] = {};
+  constexpr LowerHexTable() {
+    for (int c = '0'; c <= '9'; ++c) is[c] = true;
+    for (int c = 'a'; c <= 'f'; ++c) is[c] = true;
+  }
+};
+constexpr LowerHexTable kLowerHex;
+
 // The 64 hex digits of "sha256:<hex>"; "" when it is not one.
 absl::string_view HexOf(absl::string_view digest) {
   if (!absl::ConsumePrefix(&digest, "sha256:") || digest.size() != 64) {
     return "";
   }
-  for (char c : digest) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return "";
-  }
-  return digest;
+  bool all = true;
+  for (char c : digest) all &= kLowerHex.is[static_cast<unsigned char>(c)];
+  return all ? digest : "";
 }
 
 // Which of the 256 shards ("00".."ff") under `prefix` ("index/") are in
@@ -84,17 +93,24 @@ int ShardOf(absl::string_view hex) {
 
 std::vector<std::string> ArtifactStore::ShardsOf(
     absl::Span<const RecordedArchive> entries) const {
-  absl::flat_hash_set<std::string> shards;
+  std::vector<bool> index(256, false);
+  std::vector<bool> blobs(256, false);
   for (const RecordedArchive& e : entries) {
     absl::string_view tree = HexOf(e.tree);
     absl::string_view archive = HexOf(e.archive);
-    if (!tree.empty()) shards.insert(absl::StrCat("index/", tree.substr(0, 2)));
-    if (!archive.empty()) {
-      shards.insert(absl::StrCat("blobs/", archive.substr(0, 2)));
+    if (!tree.empty()) index[ShardOf(tree)] = true;
+    if (!archive.empty()) blobs[ShardOf(archive)] = true;
+  }
+  // Sorted: "blobs/.." before "index/..", each by its two digits.
+  std::vector<std::string> out;
+  for (const auto& [prefix, set] : {std::make_pair("blobs/", &blobs),
+                                    std::make_pair("index/", &index)}) {
+    for (int shard = 0; shard < 256; ++shard) {
+      if ((*set)[shard]) {
+        out.push_back(absl::StrCat(prefix, absl::Hex(shard, absl::kZeroPad2)));
+      }
     }
   }
-  std::vector<std::string> out(shards.begin(), shards.end());
-  std::sort(out.begin(), out.end());
   return out;
 }
 

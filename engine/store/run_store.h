@@ -149,8 +149,8 @@ struct ReplayShardStamp {
 struct ReplaySource {
   std::string run_id;  // the source run
   // Its tasks in pipeline order: name, exit_code, cache_key, outputs and
-  // results (nothing else is kept).
-  std::vector<v1::TaskStatus> tasks;
+  // results (nothing else is kept). As parsed: no task is copied or moved.
+  google::protobuf::RepeatedPtrField<v1::TaskStatus> tasks;
   // Indexes into `tasks` in the order the tasks finished.
   std::vector<uint32_t> order;
   // Every output's verified archive: what must still be in the store.

@@ -139,10 +139,14 @@ std::string Statement::Text(int column) const {
 }
 
 std::string Statement::Blob(int column) const {
+  return std::string(BlobView(column));
+}
+
+absl::string_view Statement::BlobView(int column) const {
   const void* blob = sqlite3_column_blob(stmt_, column);
   if (blob == nullptr) return "";
-  return std::string(static_cast<const char*>(blob),
-                     sqlite3_column_bytes(stmt_, column));
+  return absl::string_view(static_cast<const char*>(blob),
+                           sqlite3_column_bytes(stmt_, column));
 }
 
 // ---- Database ----

@@ -68,6 +68,8 @@ class Statement {
   int64_t Int(int column) const;
   std::string Text(int column) const;  // NULL reads as ""
   std::string Blob(int column) const;  // NULL reads as ""
+  // The blob in place: valid until the next Step, Reset or destruction.
+  absl::string_view BlobView(int column) const;
 
  private:
   friend class Database;
