@@ -315,9 +315,9 @@ class EngineImpl : public Engine {
     // new starts, and the runs stay unfinished in the store so that the
     // next engine on this store resumes them (ResumeUnfinished).
     for (auto& r : runs) r->Drain(grace);
-    // WaitShared: the final run without a copy (10,000 task statuses in
-    // a large no-op; ~2 % of it).
-    for (auto& r : runs) (void)r->WaitShared();
+    // WaitSummary: the end of the run, without building or copying its
+    // 10,000 task statuses.
+    for (auto& r : runs) (void)r->WaitSummary();
     MutexLock lock(&mu_);
     live_.clear();
   }

@@ -158,6 +158,11 @@ class RunHandle {
   virtual std::shared_ptr<const v1::Run> WaitShared() {
     return std::make_shared<const v1::Run>(Wait());
   }
+  // As WaitShared, for callers that need only how the run ended: the run
+  // may come without its tasks (tasks_omitted set) — a replayed run of
+  // 10,000 tasks is then never rebuilt task by task. The default returns
+  // the whole run.
+  virtual std::shared_ptr<const v1::Run> WaitSummary() { return WaitShared(); }
   // As Wait, at most `timeout`; false if the run is still going.
   virtual bool WaitFor(absl::Duration timeout, v1::Run* run) = 0;
 

@@ -80,7 +80,36 @@ v1::Run LiveRun::Wait() { return *WaitShared(); }
 std::shared_ptr<const v1::Run> LiveRun::WaitShared() {
   MutexLock lock(&mu_);
   mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return done_; });
+  return FinalLocked();
+}
+
+std::shared_ptr<const v1::Run> LiveRun::WaitSummary() {
+  MutexLock lock(&mu_);
+  mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return done_; });
+  return summary_;
+}
+
+std::shared_ptr<const v1::Run> LiveRun::FinalLocked() {
+  if (final_ == nullptr) {
+    // A replay's statuses, made from its source now (a failed read leaves
+    // the run without them: tasks_omitted).
+    absl::Status read;
+    std::shared_ptr<v1::Run> run = ReadRun(/*tasks=*/true, &read);
+    if (!read.ok()) run->set_tasks_omitted(true);
+    run->set_state(summary_->state());
+    run->set_reason(summary_->reason());
+    final_ = std::move(run);
+  }
   return final_;
+}
+
+std::shared_ptr<v1::Run> LiveRun::ReadRun(bool tasks, absl::Status* read) {
+  std::shared_ptr<google::protobuf::Arena> arena = store::NewLargeArena();
+  v1::Run* run = google::protobuf::Arena::CreateMessage<v1::Run>(arena.get());
+  *read = deps_.runs->GetRunInto(id_, run, tasks);
+  if (!read->ok()) run->Clear();
+  run->set_id(id_);
+  return std::shared_ptr<v1::Run>(std::move(arena), run);
 }
 
 bool LiveRun::WaitFor(absl::Duration timeout, v1::Run* run) {
@@ -88,7 +117,7 @@ bool LiveRun::WaitFor(absl::Duration timeout, v1::Run* run) {
   bool ok = mu_.AwaitWithDeadline(
       [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return done_; },
       absl::Now() + timeout);
-  if (ok && run != nullptr) *run = *final_;
+  if (ok && run != nullptr) *run = *FinalLocked();
   return ok;
 }
 
@@ -336,13 +365,17 @@ void LiveRun::FinishRun(v1::RunState state, std::string reason,
     if (state != v1::RUN_RUNNING) lease_->ReleaseFinished();
     lease_.reset();
   }
-  auto recorded = deps_.runs->GetRun(id_);
-  // Moved, not copied: a run of 10,000 tasks took ~7 % of a no-op's
-  // samples to copy here and destroy the copy's source.
-  v1::Run run = recorded.ok() ? *std::move(recorded) : v1::Run();
-  run.set_id(id_);
+  // A replay's task statuses are made only when asked for (FinalLocked):
+  // WaitSummary, all a JSON view needs, does without them.
+  bool replayed;
+  {
+    MutexLock lock(&mu_);
+    replayed = replayed_;
+  }
+  absl::Status recorded;
+  std::shared_ptr<v1::Run> run = ReadRun(/*tasks=*/!replayed, &recorded);
   if (replay_fingerprint.has_value() && ctx != nullptr && recorded.ok() &&
-      state == v1::RUN_SUCCEEDED && run.state() == v1::RUN_SUCCEEDED) {
+      state == v1::RUN_SUCCEEDED && run->state() == v1::RUN_SUCCEEDED) {
     std::vector<std::string> order;
     {
       MutexLock lock(&mu_);
@@ -352,7 +385,7 @@ void LiveRun::FinishRun(v1::RunState state, std::string reason,
     ScopedSpan span(trace, trace != nullptr ? trace->Track("run") : 0,
                     "record replay source");
     // Best effort: without the record the next run is an ordinary no-op.
-    (void)RecordReplaySource(*replay_fingerprint, run, order, *ctx);
+    (void)RecordReplaySource(*replay_fingerprint, *run, order, *ctx);
   }
   MutexLock lock(&mu_);
   if (!record_error_.ok() && state != v1::RUN_RUNNING) {
@@ -361,10 +394,11 @@ void LiveRun::FinishRun(v1::RunState state, std::string reason,
     reason = LostEventsReason(record_error_);
   }
   if (state != v1::RUN_RUNNING) {
-    run.set_state(state);
-    run.set_reason(reason);
+    run->set_state(state);
+    run->set_reason(reason);
   }
-  final_ = std::make_shared<const v1::Run>(std::move(run));
+  summary_ = run;
+  if (!replayed) final_ = std::move(run);
   done_ = true;
 }
 
@@ -604,26 +638,29 @@ bool LiveRun::Replay(
     appended_ = !recorded->after.empty() ? recorded->after.back().sequence()
                                          : recorded->first_seq + count - 1;
     final_recorded_ = final_recorded;
+    replayed_ = true;
   }
   MutexLock lock(&sub_mu_);
-  auto deliver_all = [this](const std::vector<v1::RunEvent>& events)
+  auto give = [this](const v1::RunEvent& e)
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(sub_mu_) {
+                       for (auto& [sid, sub] : subs_) {
+                         if (e.sequence() > sub.last) {
+                           sub.cb(e);
+                           sub.last = e.sequence();
+                         }
+                       }
+                     };
+  auto deliver_all = [&](const std::vector<v1::RunEvent>& events)
                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(sub_mu_) {
-                           for (auto& [sid, sub] : subs_) {
-                             for (const v1::RunEvent& e : events) {
-                               if (e.sequence() > sub.last) {
-                                 sub.cb(e);
-                                 sub.last = e.sequence();
-                               }
-                             }
-                           }
+                           for (const v1::RunEvent& e : events) give(e);
                          };
   deliver_all(recorded->before);
-  // The task events are made a bounded batch at a time: a replay of a
-  // large graph never holds them all.
-  constexpr size_t kBatch = 1024;
-  for (size_t from = 0; from < count; from += kBatch) {
-    deliver_all(store::ReplayedEvents(source, id_, recorded->first_seq,
-                                      recorded->at, from, from + kBatch));
+  // The task events are made one at a time in reused messages (a replay
+  // of a large graph never holds them), and only for subscribers.
+  if (!subs_.empty()) {
+    store::ReplayedEventMaker maker(source, id_, recorded->first_seq,
+                                    recorded->at);
+    for (size_t i = 0; i < maker.size(); ++i) give(maker.At(i));
   }
   deliver_all(recorded->after);
   return true;

@@ -53,6 +53,7 @@ class LiveRun : public RunHandle, public EventSink {
   void Unsubscribe(int subscription) override;
   v1::Run Wait() override;
   std::shared_ptr<const v1::Run> WaitShared() override;
+  std::shared_ptr<const v1::Run> WaitSummary() override;
   bool WaitFor(absl::Duration timeout, v1::Run* run) override;
   void Cancel(const std::string& reason) override;
   // Checkpoint for shutdown (Scheduler::Drain): the run stays unfinished in
@@ -74,6 +75,12 @@ class LiveRun : public RunHandle, public EventSink {
 
  private:
   void Execute();
+  // final_, built first if it was left to a request.
+  std::shared_ptr<const v1::Run> FinalLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The stored run on an arena the result shares (10,000 task statuses
+  // without a malloc for each message and map entry, freed at once);
+  // `tasks` false: without them (tasks_omitted).
+  std::shared_ptr<v1::Run> ReadRun(bool tasks, absl::Status* read);
   // What the task runner needs of this run (TaskRunnerContext).
   absl::StatusOr<TaskRunnerContext> RunnerContext();
   SchedulerOptions SchedOptions() const;
@@ -146,8 +153,12 @@ class LiveRun : public RunHandle, public EventSink {
   std::map<std::pair<std::string, uint32_t>, LogBudget> log_budgets_
       ABSL_GUARDED_BY(mu_);
   uint64_t appended_ ABSL_GUARDED_BY(mu_) = 0;  // last seq recorded
-  // Set once, when done_ is.
+  // Set when done_ is; for a replay, on first request (FinalLocked).
   std::shared_ptr<const v1::Run> final_ ABSL_GUARDED_BY(mu_);
+  // Set when done_ is: final_, or for a replay the run without its tasks.
+  std::shared_ptr<const v1::Run> summary_ ABSL_GUARDED_BY(mu_);
+  // The run was recorded as a replay (Replay).
+  bool replayed_ ABSL_GUARDED_BY(mu_) = false;
   // The last state of each task, from prior_ and emitted events (for the
   // notifications' failed tasks).
   std::map<std::string, v1::TaskState> task_states_ ABSL_GUARDED_BY(mu_);

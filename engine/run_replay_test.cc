@@ -80,6 +80,51 @@ std::string Bytes(const v1::RunEvent& e) {
   return s;
 }
 
+TEST_F(ReplayTest, AReplaysSummaryOmitsItsTasksWhichAreMadeWhenAskedFor) {
+  v1::Run first;
+  {
+    // Not a replay: the summary is the whole run.
+    RunRequest req;
+    req.pipeline = BuildTestPipeline();
+    req.source_dir = source_;
+    auto run = engine_->Submit(std::move(req));
+    ASSERT_TRUE(run.ok()) << run.status();
+    std::shared_ptr<const v1::Run> summary = (*run)->WaitSummary();
+    ASSERT_EQ(summary->state(), v1::RUN_SUCCEEDED) << summary->reason();
+    EXPECT_FALSE(summary->tasks_omitted());
+    EXPECT_EQ(summary->tasks_size(), 2);
+    EXPECT_EQ((*run)->WaitShared(), summary);
+    first = *summary;
+  }
+  RunRequest req;
+  req.pipeline = BuildTestPipeline();
+  req.source_dir = source_;
+  auto run = engine_->Submit(std::move(req));
+  ASSERT_TRUE(run.ok()) << run.status();
+  std::shared_ptr<const v1::Run> summary = (*run)->WaitSummary();
+  ASSERT_NE(summary, nullptr);
+  EXPECT_EQ(ReplayOf(summary->id()), first.id());
+  EXPECT_EQ(summary->state(), v1::RUN_SUCCEEDED);
+  EXPECT_TRUE(summary->tasks_omitted());
+  EXPECT_EQ(summary->tasks_size(), 0);
+  EXPECT_EQ(summary->pipeline_name(), first.pipeline_name());
+  // The whole run, made on request, as the store reads it; kept after.
+  std::shared_ptr<const v1::Run> whole = (*run)->WaitShared();
+  ASSERT_NE(whole, nullptr);
+  EXPECT_FALSE(whole->tasks_omitted());
+  EXPECT_EQ(whole->state(), v1::RUN_SUCCEEDED);
+  ASSERT_EQ(whole->tasks_size(), 2);
+  auto runs = store::RunStore::Open(store_);
+  ASSERT_TRUE(runs.ok());
+  auto reread = (*runs)->GetRun(summary->id());
+  ASSERT_TRUE(reread.ok());
+  EXPECT_EQ(whole->SerializeAsString(), reread->SerializeAsString());
+  EXPECT_EQ((*run)->WaitShared(), whole);
+  v1::Run copy;
+  ASSERT_TRUE((*run)->WaitFor(absl::Seconds(1), &copy));
+  EXPECT_EQ(copy.SerializeAsString(), whole->SerializeAsString());
+}
+
 TEST_F(ReplayTest, ASecondIdenticalRunIsAReplayThatReadsLikeTheNoOp) {
   v1::Run first = Run(BuildTestPipeline());
   ASSERT_EQ(first.state(), v1::RUN_SUCCEEDED) << first.reason();

@@ -199,8 +199,9 @@ absl::Status RunStore::LoadTasks(absl::string_view run_id, v1::Run* run) {
   KILN_ASSIGN_OR_RETURN(absl::optional<Replay> replay,
                         LoadReplayLocked(run_id));
   if (replay.has_value()) {
+    run->mutable_tasks()->Reserve(replay->source->tasks.size());
     for (const v1::TaskStatus& task : replay->source->tasks) {
-      *run->add_tasks() = ReplayedStatus(task, replay->at);
+      SetReplayedStatus(task, replay->at, run->add_tasks());
     }
     return absl::OkStatus();
   }
@@ -299,12 +300,26 @@ void RunStore::MarkOwnerGone(v1::Run* run) {
 }
 
 absl::StatusOr<v1::Run> RunStore::GetRun(absl::string_view run_id) {
-  KILN_ASSIGN_OR_RETURN(v1::Run run, GetRunRecord(run_id));
-  MarkOwnerGone(&run);
+  v1::Run run;
+  KILN_RETURN_IF_ERROR(GetRunInto(run_id, &run));
   return run;
 }
 
+absl::Status RunStore::GetRunInto(absl::string_view run_id, v1::Run* run,
+                                  bool tasks) {
+  KILN_RETURN_IF_ERROR(GetRunRecordInto(run_id, run, tasks));
+  MarkOwnerGone(run);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Run> RunStore::GetRunRecord(absl::string_view run_id) {
+  v1::Run run;
+  KILN_RETURN_IF_ERROR(GetRunRecordInto(run_id, &run));
+  return run;
+}
+
+absl::Status RunStore::GetRunRecordInto(absl::string_view run_id,
+                                        v1::Run* out, bool tasks) {
   kiln::MutexLock lock(&mu_);
   Transaction snapshot(db_.get());
   KILN_RETURN_IF_ERROR(snapshot.BeginRead());
@@ -314,9 +329,17 @@ absl::StatusOr<v1::Run> RunStore::GetRunRecord(absl::string_view run_id) {
   stmt.BindText(1, run_id);
   KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
   if (!found) return absl::NotFoundError(absl::StrCat("no run ", run_id));
-  KILN_ASSIGN_OR_RETURN(v1::Run run, RunFromRow(stmt));
-  KILN_RETURN_IF_ERROR(LoadTasks(run_id, &run));
-  return run;  // the snapshot ends when its statements are reset
+  {
+    KILN_ASSIGN_OR_RETURN(v1::Run run, RunFromRow(stmt));
+    out->Clear();
+    out->Swap(&run);  // a copy when `out` is on an arena (no tasks yet)
+  }
+  // The snapshot ends when its statements are reset.
+  if (!tasks) {
+    out->set_tasks_omitted(true);
+    return absl::OkStatus();
+  }
+  return LoadTasks(run_id, out);
 }
 
 absl::StatusOr<RunPage> RunStore::ListRuns(const RunFilter& filter,

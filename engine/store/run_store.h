@@ -146,11 +146,17 @@ struct ReplayShardStamp {
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
 };
+// An arena for a structure of many small messages (a run's 10,000 task
+// statuses): blocks grow to 1 MiB, so there are few of them to allocate.
+std::unique_ptr<google::protobuf::Arena> NewLargeArena();
+
 struct ReplaySource {
+  // Holds the tasks (declared first: it outlives them).
+  std::unique_ptr<google::protobuf::Arena> arena = NewLargeArena();
   std::string run_id;  // the source run
   // Its tasks in pipeline order: name, exit_code, cache_key, outputs and
-  // results (nothing else is kept). As parsed: no task is copied or moved.
-  google::protobuf::RepeatedPtrField<v1::TaskStatus> tasks;
+  // results (nothing else is kept). Parsed on `arena`: no task is copied.
+  google::protobuf::RepeatedPtrField<v1::TaskStatus> tasks{arena.get()};
   // Indexes into `tasks` in the order the tasks finished.
   std::vector<uint32_t> order;
   // Every output's verified archive: what must still be in the store.
@@ -162,13 +168,32 @@ struct ReplaySource {
 // The replayed statuses and events of `source` (shared by the engine, which
 // emits them, and by the reads of a replayed run). Events carry run_id,
 // sequences first_seq + from, ... and time `at`.
-v1::TaskStatus ReplayedStatus(const v1::TaskStatus& source, absl::Time at);
+void SetReplayedStatus(const v1::TaskStatus& source, absl::Time at,
+                       v1::TaskStatus* status);
 // Events [from, to) of the 2 * tasks a replay has (index 2k: task
 // order[k] RUNNING, 2k + 1: its TASK_CACHED).
 std::vector<v1::RunEvent> ReplayedEvents(const ReplaySource& source,
                                          absl::string_view run_id,
                                          uint64_t first_seq, absl::Time at,
                                          size_t from, size_t to);
+// The same events made one at a time in two messages that are reused (a
+// replay of 10,000 tasks delivers 20,000 of them: the fields are assigned
+// in place, no event is allocated). Not thread-safe; `source` outlives it.
+class ReplayedEventMaker {
+ public:
+  ReplayedEventMaker(const ReplaySource& source, absl::string_view run_id,
+                     uint64_t first_seq, absl::Time at);
+  // 2 * the source's tasks.
+  size_t size() const { return 2 * source_.order.size(); }
+  // Event i < size(); valid until the next call.
+  const v1::RunEvent& At(size_t i);
+
+ private:
+  const ReplaySource& source_;
+  const uint64_t first_seq_;
+  v1::RunEvent running_;
+  v1::RunEvent cached_;
+};
 
 // Secret params at rest: CreateRun never writes a secret param's value
 // (a param the pipeline declares `secret: true`) in plaintext. The stored
@@ -237,6 +262,11 @@ class RunStore {
   // if it is unfinished and no live process holds its lease. NotFound if
   // absent.
   absl::StatusOr<v1::Run> GetRun(absl::string_view run_id);
+  // GetRun into `run`, which may live on an arena (a run of 10,000 tasks is
+  // then built without a malloc for every message and map entry).
+  // `tasks` false: the run without them (tasks_omitted set).
+  absl::Status GetRunInto(absl::string_view run_id, v1::Run* run,
+                          bool tasks = true);
 
   // Runs matching `filter`, newest first. page_size <= 0 means 100; it is
   // capped at 1000. page_token is "" or a previous next_page_token
@@ -407,6 +437,8 @@ class RunStore {
   // GetRun/ListRuns without the owner probe (they take mu_ themselves).
   absl::StatusOr<v1::Run> GetRunRecord(absl::string_view run_id)
       ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status GetRunRecordInto(absl::string_view run_id, v1::Run* run,
+                                bool tasks = true) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<RunPage> ListRunRecords(const RunFilter& filter, int page_size,
                                          absl::string_view page_token)
       ABSL_LOCKS_EXCLUDED(mu_);

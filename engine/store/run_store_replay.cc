@@ -112,21 +112,78 @@ bool ParseStamps(absl::string_view text, std::vector<ReplayShardStamp>* out) {
 
 }  // namespace
 
-v1::TaskStatus ReplayedStatus(const v1::TaskStatus& source, absl::Time at) {
+std::unique_ptr<google::protobuf::Arena> NewLargeArena() {
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 64 << 10;
+  options.max_block_size = 1 << 20;
+  return std::make_unique<google::protobuf::Arena>(options);
+}
+
+void SetReplayedStatus(const v1::TaskStatus& source, absl::Time at,
+                       v1::TaskStatus* s) {
   // As the scheduler records a hit: one attempt, RUNNING then CACHED at
   // once, the reason the memoizer gives.
-  v1::TaskStatus s;
-  s.set_name(source.name());
-  s.set_state(v1::TASK_CACHED);
-  s.set_attempts(1);
-  s.set_exit_code(source.exit_code());
-  s.set_reason("cache hit");
-  s.set_cache_key(source.cache_key());
-  *s.mutable_outputs() = source.outputs();
-  *s.mutable_results() = source.results();
-  *s.mutable_started() = ToTimestamp(ToMicros(at));
-  *s.mutable_finished() = s.started();
-  return s;
+  s->set_name(source.name());
+  s->set_state(v1::TASK_CACHED);
+  s->set_attempts(1);
+  s->set_exit_code(source.exit_code());
+  s->set_reason("cache hit");
+  s->set_cache_key(source.cache_key());
+  *s->mutable_outputs() = source.outputs();
+  *s->mutable_results() = source.results();
+  *s->mutable_started() = ToTimestamp(ToMicros(at));
+  *s->mutable_finished() = s->started();
+}
+
+namespace {
+
+// `to` = `from` with as few allocations as may be: an equal set of keys
+// (a task's one output, named as the last task's) keeps its nodes and
+// the capacity of its values.
+void AssignMap(const google::protobuf::Map<std::string, std::string>& from,
+               google::protobuf::Map<std::string, std::string>* to) {
+  bool same_keys = from.size() == to->size();
+  for (auto it = from.begin(); same_keys && it != from.end(); ++it) {
+    same_keys = to->contains(it->first);
+  }
+  if (!same_keys) {
+    *to = from;
+    return;
+  }
+  for (const auto& [key, value] : from) (*to)[key] = value;
+}
+
+}  // namespace
+
+ReplayedEventMaker::ReplayedEventMaker(const ReplaySource& source,
+                                       absl::string_view run_id,
+                                       uint64_t first_seq, absl::Time at)
+    : source_(source), first_seq_(first_seq) {
+  const google::protobuf::Timestamp time = ToTimestamp(ToMicros(at));
+  for (v1::RunEvent* e : {&running_, &cached_}) {
+    e->set_run_id(std::string(run_id));
+    *e->mutable_time() = time;
+    e->mutable_task_state()->set_attempt(1);
+  }
+  running_.mutable_task_state()->set_state(v1::TASK_RUNNING);
+  // The fields of a hit's TASK_CACHED event (Scheduler::Phase::Finish).
+  cached_.mutable_task_state()->set_state(v1::TASK_CACHED);
+  cached_.mutable_task_state()->set_reason("cache hit");
+}
+
+const v1::RunEvent& ReplayedEventMaker::At(size_t i) {
+  const v1::TaskStatus& task = source_.tasks[source_.order[i / 2]];
+  v1::RunEvent& e = i % 2 == 0 ? running_ : cached_;
+  e.set_sequence(first_seq_ + i);
+  v1::TaskStateChanged* change = e.mutable_task_state();
+  change->set_task(task.name());
+  if (i % 2 == 1) {
+    change->set_exit_code(task.exit_code());
+    AssignMap(task.outputs(), change->mutable_outputs());
+    AssignMap(task.results(), change->mutable_results());
+    change->set_cache_key(task.cache_key());
+  }
+  return e;
 }
 
 std::vector<v1::RunEvent> ReplayedEvents(const ReplaySource& source,
@@ -134,31 +191,11 @@ std::vector<v1::RunEvent> ReplayedEvents(const ReplaySource& source,
                                          uint64_t first_seq, absl::Time at,
                                          size_t from, size_t to) {
   std::vector<v1::RunEvent> events;
-  to = std::min(to, 2 * source.order.size());
+  ReplayedEventMaker maker(source, run_id, first_seq, at);
+  to = std::min(to, maker.size());
   if (from >= to) return events;
   events.reserve(to - from);
-  const google::protobuf::Timestamp time = ToTimestamp(ToMicros(at));
-  for (size_t i = from; i < to; ++i) {
-    const v1::TaskStatus& task = source.tasks[source.order[i / 2]];
-    v1::RunEvent& e = events.emplace_back();
-    e.set_run_id(std::string(run_id));
-    e.set_sequence(first_seq + i);
-    *e.mutable_time() = time;
-    v1::TaskStateChanged* change = e.mutable_task_state();
-    change->set_task(task.name());
-    change->set_attempt(1);
-    if (i % 2 == 0) {
-      change->set_state(v1::TASK_RUNNING);
-      continue;
-    }
-    // The fields of a hit's TASK_CACHED event (Scheduler::Phase::Finish).
-    change->set_state(v1::TASK_CACHED);
-    change->set_exit_code(task.exit_code());
-    change->set_reason("cache hit");
-    *change->mutable_outputs() = task.outputs();
-    *change->mutable_results() = task.results();
-    change->set_cache_key(task.cache_key());
-  }
+  for (size_t i = from; i < to; ++i) events.push_back(maker.At(i));
   return events;
 }
 
@@ -231,12 +268,13 @@ RunStore::LoadReplaySourceLocked(absl::string_view source_run) {
   auto source = std::make_shared<ReplaySource>();
   source->run_id = std::string(source_run);
   {
-    v1::Run statuses;
-    if (!statuses.ParseFromArray(stmt.BlobView(0).data(),
-                                 static_cast<int>(stmt.BlobView(0).size()))) {
+    auto* statuses =
+        google::protobuf::Arena::CreateMessage<v1::Run>(source->arena.get());
+    if (!statuses->ParseFromArray(stmt.BlobView(0).data(),
+                                  static_cast<int>(stmt.BlobView(0).size()))) {
       return Unreadable(source_run, "statuses");
     }
-    source->tasks.Swap(statuses.mutable_tasks());
+    source->tasks.Swap(statuses->mutable_tasks());  // one arena: no copy
   }
   const size_t n = static_cast<size_t>(source->tasks.size());
   if (!ParseOrder(stmt.BlobView(1), n, &source->order)) {
