@@ -154,10 +154,19 @@ DirectTypes* Direct() {
   return types;
 }
 
-// Printable ASCII that is copied as it is.
-bool Plain(unsigned char c) {
-  return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>';
-}
+// Printable ASCII that is copied as it is, by table (event streams print
+// megabytes of digests and names).
+struct PlainTable {
+  bool is[256] = {};
+  constexpr PlainTable() {
+    for (int c = 0x20; c < 0x7f; ++c) {
+      is[c] = c != '"' && c != '\\' && c != '<' && c != '>';
+    }
+  }
+};
+constexpr PlainTable kPlain;
+
+bool Plain(unsigned char c) { return kPlain.is[c]; }
 
 // Appends `s` quoted and escaped as protobuf does: the short escapes, other
 // controls, DEL, '<', '>' and U+2028/U+2029 as \uXXXX. False for invalid
