@@ -188,8 +188,10 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
   int persist = 1;
   sqlite3_file_control(raw, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   if (absl::Status s =
-          db->Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-                   " PRAGMA journal_size_limit=67108864;");
+          db->Exec(absl::StrCat(
+              "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+              " PRAGMA journal_size_limit=67108864; PRAGMA mmap_size=",
+              options.mmap_bytes, ";"));
       !s.ok()) {
     return s;
   }

@@ -85,6 +85,11 @@ class Database {
   struct Options {
     // How long a writer waits for another connection's lock.
     absl::Duration busy_timeout = absl::Seconds(30);
+    // Reads through a shared mapping of the file, up to this many bytes,
+    // instead of a pread per page (a run's 3 MB replay record was ~800
+    // reads). SQLite remaps when another connection changes the file's
+    // size; 0 reads with pread only.
+    int64_t mmap_bytes = 256 << 20;
   };
 
   // Opens (creating if absent) the database file at `path` in WAL mode with

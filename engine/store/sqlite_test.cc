@@ -39,6 +39,13 @@ TEST(DatabaseTest, OpensInWalModeWithNormalSync) {
   EXPECT_EQ(mode->Text(0), "wal");
   EXPECT_EQ(*(*db)->QueryInt("PRAGMA synchronous"), 1);  // NORMAL
   EXPECT_EQ(*(*db)->QueryInt("PRAGMA foreign_keys"), 1);
+  // Reads go through a mapping of the file (Options::mmap_bytes).
+  EXPECT_EQ(*(*db)->QueryInt("PRAGMA mmap_size"), 256 << 20);
+  Database::Options plain;
+  plain.mmap_bytes = 0;
+  auto unmapped = Database::Open(FreshPath("unmapped"), plain);
+  ASSERT_TRUE(unmapped.ok()) << unmapped.status();
+  EXPECT_EQ(*(*unmapped)->QueryInt("PRAGMA mmap_size"), 0);
 }
 
 TEST(DatabaseTest, BindsAndReadsValues) {
