@@ -65,11 +65,14 @@ HeapWarmer::HeapWarmer() {
 }
 
 HeapWarmer::~HeapWarmer() {
-  {
-    MutexLock lock(&mu_);
-    stop_ = true;
-  }
+  Stop();
   if (thread_.joinable()) thread_.join();
+}
+
+void HeapWarmer::Stop() {
+  if (stopped_.exchange(true)) return;
+  MutexLock lock(&mu_);
+  stop_ = true;
 }
 
 uint64_t HeapWarmer::populated_bytes() const {

@@ -84,6 +84,22 @@ TEST_F(HeapWarmerTest, FreshHeapPagesBecomeResidentWithoutBeingTouched) {
   std::free(before);
 }
 
+TEST_F(HeapWarmerTest, AStoppedWarmerLeavesNewPagesAlone) {
+  HeapWarmer warmer;
+  if (!warmer.active()) {
+    EXPECT_TRUE(kSanitized);
+    return;
+  }
+  warmer.Stop();
+  warmer.Stop();  // idempotent
+  const uint64_t before = warmer.populated_bytes();
+  void* block = std::malloc(kBlock);
+  ASSERT_NE(block, nullptr);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(warmer.populated_bytes(), before);
+  std::free(block);
+}
+
 TEST_F(HeapWarmerTest, ContentIsKeptAndStopIsPrompt) {
   std::vector<char*> blocks;
   std::optional<HeapWarmer> warmer;

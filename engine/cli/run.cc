@@ -372,8 +372,16 @@ int RunVerb(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "kiln: run %s%s%s\n", (*run)->id().c_str(),
                  resume ? " (resumed)" : "", note.c_str());
   }
-  int sub =
-      (*run)->Subscribe(0, [&view](const v1::RunEvent& e) { view.OnEvent(e); });
+  // The warmer serves loading, planning and a replay, which allocate small
+  // pieces; a task's first event ends it: executing tasks allocates blocks
+  // touched only in part (compression contexts, transfer buffers), which
+  // it would make resident in full (a 2,000-task cold run's peak RSS
+  // doubled). A replay's events come after its work, made in reused
+  // messages.
+  int sub = (*run)->Subscribe(0, [&view, &heap_warmer](const v1::RunEvent& e) {
+    if (e.has_task_state()) heap_warmer.Stop();
+    view.OnEvent(e);
+  });
   std::shared_ptr<const v1::Run> result;
   {
     SignalWatcher watcher(run->get());
