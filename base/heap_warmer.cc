@@ -58,9 +58,8 @@ HeapWarmer::HeapWarmer() {
   const uintptr_t brk = Break();
   const struct mallinfo2 info = mallinfo2();
   if (info.arena == 0 || info.arena > brk) return;
-  thread_ = std::thread([this, from = PageDown(brk - info.arena)] {
-    Loop(from);
-  });
+  thread_ =
+      std::thread([this, from = PageDown(brk - info.arena)] { Loop(from); });
 #endif
 }
 

@@ -642,14 +642,14 @@ bool LiveRun::Replay(
   }
   MutexLock lock(&sub_mu_);
   auto give = [this](const v1::RunEvent& e)
-                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(sub_mu_) {
-                       for (auto& [sid, sub] : subs_) {
-                         if (e.sequence() > sub.last) {
-                           sub.cb(e);
-                           sub.last = e.sequence();
-                         }
-                       }
-                     };
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(sub_mu_) {
+                    for (auto& [sid, sub] : subs_) {
+                      if (e.sequence() > sub.last) {
+                        sub.cb(e);
+                        sub.last = e.sequence();
+                      }
+                    }
+                  };
   auto deliver_all = [&](const std::vector<v1::RunEvent>& events)
                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(sub_mu_) {
                            for (const v1::RunEvent& e : events) give(e);

@@ -76,7 +76,8 @@ class LiveRun : public RunHandle, public EventSink {
  private:
   void Execute();
   // final_, built first if it was left to a request.
-  std::shared_ptr<const v1::Run> FinalLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::shared_ptr<const v1::Run> FinalLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The stored run on an arena the result shares (10,000 task statuses
   // without a malloc for each message and map entry, freed at once);
   // `tasks` false: without them (tasks_omitted).

@@ -178,8 +178,7 @@ std::shared_ptr<const store::ReplaySource> UsableReplaySource(
   find.End();
   if (!found.ok() || !found->has_value()) return nullptr;
   const auto& [source, epoch] = **found;
-  if (static_cast<size_t>(source->tasks.size()) !=
-      planned.plan.order.size()) {
+  if (static_cast<size_t>(source->tasks.size()) != planned.plan.order.size()) {
     return nullptr;
   }
   auto now = ctx.action_cache->Epoch();

@@ -103,8 +103,8 @@ std::vector<std::string> ArtifactStore::ShardsOf(
   }
   // Sorted: "blobs/.." before "index/..", each by its two digits.
   std::vector<std::string> out;
-  for (const auto& [prefix, set] : {std::make_pair("blobs/", &blobs),
-                                    std::make_pair("index/", &index)}) {
+  for (const auto& [prefix, set] :
+       {std::make_pair("blobs/", &blobs), std::make_pair("index/", &index)}) {
     for (int shard = 0; shard < 256; ++shard) {
       if ((*set)[shard]) {
         out.push_back(absl::StrCat(prefix, absl::Hex(shard, absl::kZeroPad2)));

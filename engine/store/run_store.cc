@@ -318,8 +318,8 @@ absl::StatusOr<v1::Run> RunStore::GetRunRecord(absl::string_view run_id) {
   return run;
 }
 
-absl::Status RunStore::GetRunRecordInto(absl::string_view run_id,
-                                        v1::Run* out, bool tasks) {
+absl::Status RunStore::GetRunRecordInto(absl::string_view run_id, v1::Run* out,
+                                        bool tasks) {
   kiln::MutexLock lock(&mu_);
   Transaction snapshot(db_.get());
   KILN_RETURN_IF_ERROR(snapshot.BeginRead());

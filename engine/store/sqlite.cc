@@ -187,11 +187,10 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
   // the close truncate; it also bounds a WAL left after a checkpoint.
   int persist = 1;
   sqlite3_file_control(raw, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
-  if (absl::Status s =
-          db->Exec(absl::StrCat(
-              "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-              " PRAGMA journal_size_limit=67108864; PRAGMA mmap_size=",
-              options.mmap_bytes, ";"));
+  if (absl::Status s = db->Exec(
+          absl::StrCat("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                       " PRAGMA journal_size_limit=67108864; PRAGMA mmap_size=",
+                       options.mmap_bytes, ";"));
       !s.ok()) {
     return s;
   }
