@@ -41,11 +41,16 @@ class ReplayTest : public EngineTest {
   }
 
   // Submits, subscribes at once (live delivery), waits.
-  v1::Run RunLive(std::vector<v1::RunEvent>* events) {
+  // Submits the test pipeline on the source.
+  absl::StatusOr<std::shared_ptr<RunHandle>> Start() {
     RunRequest req;
     req.pipeline = BuildTestPipeline();
     req.source_dir = source_;
-    auto run = engine_->Submit(std::move(req));
+    return engine_->Submit(std::move(req));
+  }
+
+  v1::Run RunLive(std::vector<v1::RunEvent>* events) {
+    auto run = Start();
     EXPECT_TRUE(run.ok()) << run.status();
     if (!run.ok()) return {};
     auto mu = std::make_shared<Mutex>();
@@ -84,10 +89,7 @@ TEST_F(ReplayTest, AReplaysSummaryOmitsItsTasksWhichAreMadeWhenAskedFor) {
   v1::Run first;
   {
     // Not a replay: the summary is the whole run.
-    RunRequest req;
-    req.pipeline = BuildTestPipeline();
-    req.source_dir = source_;
-    auto run = engine_->Submit(std::move(req));
+    auto run = Start();
     ASSERT_TRUE(run.ok()) << run.status();
     std::shared_ptr<const v1::Run> summary = (*run)->WaitSummary();
     ASSERT_EQ(summary->state(), v1::RUN_SUCCEEDED) << summary->reason();
@@ -96,10 +98,7 @@ TEST_F(ReplayTest, AReplaysSummaryOmitsItsTasksWhichAreMadeWhenAskedFor) {
     EXPECT_EQ((*run)->WaitShared(), summary);
     first = *summary;
   }
-  RunRequest req;
-  req.pipeline = BuildTestPipeline();
-  req.source_dir = source_;
-  auto run = engine_->Submit(std::move(req));
+  auto run = Start();
   ASSERT_TRUE(run.ok()) << run.status();
   std::shared_ptr<const v1::Run> summary = (*run)->WaitSummary();
   ASSERT_NE(summary, nullptr);
