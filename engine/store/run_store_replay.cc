@@ -255,6 +255,8 @@ RunStore::LoadReplaySourceLocked(absl::string_view source_run) {
   if (last_source_ != nullptr && last_source_->run_id == source_run) {
     return last_source_;
   }
+  // Mapped for this read only (~800 pages); the statement ends first.
+  MappedReads mapped(db_.get(), 256 << 20);
   KILN_ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("SELECT statuses, task_order, archives, stamps"

@@ -197,6 +197,18 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
   return db;
 }
 
+MappedReads::MappedReads(Database* db, int64_t bytes)
+    : db_(db),
+      restore_(db->options_.mmap_bytes),
+      changed_(bytes != restore_ &&
+               db_->Exec(absl::StrCat("PRAGMA mmap_size=", bytes, ";")).ok()) {}
+
+MappedReads::~MappedReads() {
+  if (changed_) {
+    (void)db_->Exec(absl::StrCat("PRAGMA mmap_size=", restore_, ";"));
+  }
+}
+
 Database::~Database() {
   for (auto& [sql, cached] : statements_) sqlite3_finalize(cached.stmt);
   // A clean close of the last connection checkpoints the WAL and

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -39,13 +40,60 @@ TEST(DatabaseTest, OpensInWalModeWithNormalSync) {
   EXPECT_EQ(mode->Text(0), "wal");
   EXPECT_EQ(*(*db)->QueryInt("PRAGMA synchronous"), 1);  // NORMAL
   EXPECT_EQ(*(*db)->QueryInt("PRAGMA foreign_keys"), 1);
-  // Reads go through a mapping of the file (Options::mmap_bytes).
-  EXPECT_EQ(*(*db)->QueryInt("PRAGMA mmap_size"), 256 << 20);
-  Database::Options plain;
-  plain.mmap_bytes = 0;
-  auto unmapped = Database::Open(FreshPath("unmapped"), plain);
-  ASSERT_TRUE(unmapped.ok()) << unmapped.status();
-  EXPECT_EQ(*(*unmapped)->QueryInt("PRAGMA mmap_size"), 0);
+  // Reads use pread unless asked (Options::mmap_bytes, MappedReads).
+  EXPECT_EQ(*(*db)->QueryInt("PRAGMA mmap_size"), 0);
+  Database::Options mapped;
+  mapped.mmap_bytes = 8 << 20;
+  auto all_mapped = Database::Open(FreshPath("mapped"), mapped);
+  ASSERT_TRUE(all_mapped.ok()) << all_mapped.status();
+  EXPECT_EQ(*(*all_mapped)->QueryInt("PRAGMA mmap_size"), 8 << 20);
+}
+
+// Whether this process maps `path` now.
+bool Mapped(const std::string& path) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.size() >= path.size() &&
+        line.compare(line.size() - path.size(), path.size(), path) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST(DatabaseTest, MappedReadsMapTheFileForTheirScopeOnly) {
+  const std::string path = FreshPath("mapped_reads");
+  auto db = Database::Open(path);
+  ASSERT_TRUE(db.ok()) << db.status();
+  ASSERT_TRUE((*db)->Exec("CREATE TABLE t (b BLOB)").ok());
+  const std::string blob(1 << 20, 'x');
+  {
+    auto insert = (*db)->Prepare("INSERT INTO t VALUES (?1)");
+    ASSERT_TRUE(insert.ok());
+    insert->BindBlob(1, blob);
+    ASSERT_TRUE(insert->Run().ok());
+  }
+  // Into the file itself: pages still in the WAL are read with pread.
+  ASSERT_TRUE((*db)->Exec("PRAGMA wal_checkpoint(TRUNCATE)").ok());
+  std::filesystem::path canonical = std::filesystem::canonical(path);
+  {
+    MappedReads scope(db->get(), 16 << 20);
+    EXPECT_EQ(*(*db)->QueryInt("PRAGMA mmap_size"), 16 << 20);
+    auto read = (*db)->Prepare("SELECT b FROM t");
+    ASSERT_TRUE(read.ok());
+    ASSERT_TRUE(*read->Step());
+    EXPECT_EQ(read->BlobView(0), blob);
+    EXPECT_TRUE(Mapped(canonical.string()));
+  }
+  EXPECT_EQ(*(*db)->QueryInt("PRAGMA mmap_size"), 0);
+  EXPECT_FALSE(Mapped(canonical.string()));
+  // Reads after the scope are unchanged, through pread.
+  auto again = (*db)->Prepare("SELECT length(b) FROM t");
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(*again->Step());
+  EXPECT_EQ(again->Int(0), 1 << 20);
+  EXPECT_FALSE(Mapped(canonical.string()));
 }
 
 TEST(DatabaseTest, BindsAndReadsValues) {
