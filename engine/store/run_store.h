@@ -150,20 +150,23 @@ struct ReplayShardStamp {
 // statuses): blocks grow to 1 MiB, so there are few of them to allocate.
 std::unique_ptr<google::protobuf::Arena> NewLargeArena();
 
-struct ReplaySource {
-  // Holds the tasks (declared first: it outlives them).
-  std::unique_ptr<google::protobuf::Arena> arena = NewLargeArena();
+// A replay source but its tasks (what RecordReplaySource takes beside them).
+struct ReplaySourceParts {
   std::string run_id;  // the source run
-  // Its tasks in pipeline order: name, exit_code, cache_key, outputs and
-  // results (nothing else is kept). Parsed on `arena`: no task is copied.
-  google::protobuf::RepeatedPtrField<v1::TaskStatus> tasks{arena.get()};
-  // Indexes into `tasks` in the order the tasks finished.
+  // Indexes into the tasks in the order the tasks finished.
   std::vector<uint32_t> order;
   // Every output's verified archive: what must still be in the store.
   std::vector<ReplayArchive> archives;
   // Shards unchanged since the archives were checked need no second look
   // at their entries.
   std::vector<ReplayShardStamp> stamps;
+};
+struct ReplaySource : ReplaySourceParts {
+  // Holds the tasks (declared first: it outlives them).
+  std::unique_ptr<google::protobuf::Arena> arena = NewLargeArena();
+  // The tasks in pipeline order: name, exit_code, cache_key, outputs and
+  // results (nothing else is kept). Parsed on `arena`: no task is copied.
+  google::protobuf::RepeatedPtrField<v1::TaskStatus> tasks{arena.get()};
 };
 // The replayed statuses and events of `source` (shared by the engine, which
 // emits them, and by the reads of a replayed run). Events carry run_id,
@@ -364,13 +367,16 @@ class RunStore {
   absl::StatusOr<std::vector<AttemptLog>> AttemptLogs(absl::string_view run_id,
                                                       absl::string_view task);
 
-  // Records `source` (a finished run, every task SUCCEEDED or CACHED) as
-  // what a run with `fingerprint` replays while the action cache's epoch
-  // is `cache_epoch`, replacing any earlier source of that fingerprint.
+  // Records `tasks` (a finished run's, in pipeline order, every one
+  // SUCCEEDED or CACHED; only the fields ReplaySource::tasks lists are
+  // kept, one task at a time, without copying the run) and `parts` as what
+  // a run with `fingerprint` replays while the action cache's epoch is
+  // `cache_epoch`, replacing any earlier source of that fingerprint.
   // InvalidArgument if the order does not fit the tasks.
-  absl::Status RecordReplaySource(absl::string_view fingerprint,
-                                  const ReplaySource& source,
-                                  int64_t cache_epoch);
+  absl::Status RecordReplaySource(
+      absl::string_view fingerprint,
+      const std::vector<const v1::TaskStatus*>& tasks,
+      const ReplaySourceParts& parts, int64_t cache_epoch);
   // The source recorded for `fingerprint` and its epoch; nullopt if none.
   // DataLoss for an unreadable record.
   absl::StatusOr<

@@ -8,6 +8,9 @@
 #include "base/status_macros.h"
 #include "engine/store/run_store.h"
 #include "engine/store/time_codec.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace kiln::store {
 
@@ -199,25 +202,41 @@ std::vector<v1::RunEvent> ReplayedEvents(const ReplaySource& source,
   return events;
 }
 
-absl::Status RunStore::RecordReplaySource(absl::string_view fingerprint,
-                                          const ReplaySource& source,
-                                          int64_t cache_epoch) {
-  if (!IsPermutation(source.order, source.tasks.size())) {
+absl::Status RunStore::RecordReplaySource(
+    absl::string_view fingerprint,
+    const std::vector<const v1::TaskStatus*>& tasks,
+    const ReplaySourceParts& source, int64_t cache_epoch) {
+  if (!IsPermutation(source.order, tasks.size())) {
     return absl::InvalidArgumentError(
         "RecordReplaySource: the order is not one of the tasks");
   }
-  v1::Run statuses;
-  for (const v1::TaskStatus& t : source.tasks) {
-    v1::TaskStatus* kept = statuses.add_tasks();
-    kept->set_name(t.name());
-    kept->set_exit_code(t.exit_code());
-    kept->set_cache_key(t.cache_key());
-    *kept->mutable_outputs() = t.outputs();
-    *kept->mutable_results() = t.results();
-  }
+  // A v1::Run with only `tasks`, written one task at a time through one
+  // reused message: field by field what Run::SerializeToString gives.
   std::string bytes;
-  if (!statuses.SerializeToString(&bytes)) {
-    return absl::InvalidArgumentError("RecordReplaySource: cannot serialize");
+  {
+    google::protobuf::io::StringOutputStream raw(&bytes);
+    google::protobuf::io::CodedOutputStream out(&raw);
+    v1::TaskStatus kept;
+    std::string one;
+    for (const v1::TaskStatus* t : tasks) {
+      kept.Clear();
+      kept.set_name(t->name());
+      kept.set_exit_code(t->exit_code());
+      kept.set_cache_key(t->cache_key());
+      *kept.mutable_outputs() = t->outputs();
+      *kept.mutable_results() = t->results();
+      one.clear();
+      if (!kept.AppendToString(&one)) {
+        return absl::InvalidArgumentError(
+            "RecordReplaySource: cannot serialize");
+      }
+      out.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
+          v1::Run::kTasksFieldNumber,
+          google::protobuf::internal::WireFormatLite::
+              WIRETYPE_LENGTH_DELIMITED));
+      out.WriteVarint32(static_cast<uint32_t>(one.size()));
+      out.WriteString(one);
+    }
   }
   kiln::MutexLock lock(&mu_);
   Transaction txn(db_.get());
