@@ -88,8 +88,11 @@ class DecodeCacheTest : public ::testing::Test {
 };
 
 // A load decoded the YAML iff it recorded source positions: a hit's map
-// computes them only when a diagnostic asks.
-bool Decoded(const LoadedPipeline& p) { return p.source_map->size() > 0; }
+// computes them only when a diagnostic asks. It says so (from_cache).
+bool Decoded(const LoadedPipeline& p) {
+  EXPECT_EQ(p.from_cache, p.source_map->size() == 0);
+  return p.source_map->size() > 0;
+}
 
 TEST_F(DecodeCacheTest, ASecondLoadIsReadFromTheCacheWithTheSameResult) {
   LoadedPipeline first = LoadPipelineFile(path_, Cached());

@@ -299,6 +299,7 @@ LoadedPipeline LoadPipelineFile(const std::string& path,
     Validated validated = Validated::kNo;
     if (ReadDecoded(entry, 4 * options.max_file_bytes + kChecksumBytes + 1,
                     &out.pipeline, &validated)) {
+      out.from_cache = true;
       out.file = path;
       out.base_dir = DirName(path);
       LoadOptions decode = options;

@@ -88,6 +88,8 @@ struct LoadedPipeline {
   // found nothing: hand it to Engine::Submit (RunRequest::validation) with
   // the pipeline, and Submit runs only the capability-dependent checks.
   std::shared_ptr<const Validation> validation;
+  // The decoding came from LoadOptions::decode_cache_dir: no YAML was parsed.
+  bool from_cache = false;
   bool ok() const { return errors.empty(); }
 };
 
