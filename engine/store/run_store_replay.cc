@@ -243,16 +243,21 @@ absl::Status RunStore::RecordReplaySource(
   KILN_RETURN_IF_ERROR(txn.Begin());
   KILN_RETURN_IF_ERROR(CheckRunExists(source.run_id));
   {
+    // ~3 MB for 10,000 tasks: bound in place, not copied (the strings
+    // outlive the statement).
+    const std::string order = EncodeOrder(source.order);
+    const std::string archives = EncodeArchives(source.archives);
+    const std::string stamps = EncodeStamps(source.stamps);
     KILN_ASSIGN_OR_RETURN(
         Statement insert,
         db_->Prepare("INSERT OR REPLACE INTO replay_sources"
                      " (run_id, statuses, task_order, archives, stamps)"
                      " VALUES (?1, ?2, ?3, ?4, ?5)"));
     insert.BindText(1, source.run_id)
-        .BindBlob(2, bytes)
-        .BindBlob(3, EncodeOrder(source.order))
-        .BindBlob(4, EncodeArchives(source.archives))
-        .BindBlob(5, EncodeStamps(source.stamps));
+        .BindBlobRef(2, bytes)
+        .BindBlobRef(3, order)
+        .BindBlobRef(4, archives)
+        .BindBlobRef(5, stamps);
     KILN_RETURN_IF_ERROR(insert.Run());
   }
   {

@@ -75,14 +75,28 @@ Statement& Statement::BindText(int index, absl::string_view value) {
   return *this;
 }
 
-Statement& Statement::BindBlob(int index, absl::string_view value) {
+namespace {
+void BindBlobWith(sqlite3_stmt* stmt, absl::Status* status, int index,
+                  absl::string_view value, sqlite3_destructor_type copy) {
   // A zero-length blob must still bind as a blob, not NULL.
   static const char kEmpty = 0;
   NoteBind(
-      &bind_status_, stmt_,
-      sqlite3_bind_blob64(stmt_, index, value.empty() ? &kEmpty : value.data(),
-                          value.size(), SQLITE_TRANSIENT),
+      status, stmt,
+      sqlite3_bind_blob64(stmt, index, value.empty() ? &kEmpty : value.data(),
+                          value.size(), copy),
       index);
+}
+}  // namespace
+
+Statement& Statement::BindBlob(int index, absl::string_view value) {
+  BindBlobWith(stmt_, &bind_status_, index, value, SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::BindBlobRef(int index, absl::string_view value) {
+  // The destructor clears a cached statement's bindings, so no pointer to
+  // `value` outlives this object.
+  BindBlobWith(stmt_, &bind_status_, index, value, SQLITE_STATIC);
   return *this;
 }
 

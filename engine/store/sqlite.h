@@ -52,6 +52,9 @@ class Statement {
   Statement& Bind(int index, int64_t value);
   Statement& BindText(int index, absl::string_view value);
   Statement& BindBlob(int index, absl::string_view value);
+  // As BindBlob, without SQLite's copy: `value` must stay valid until the
+  // statement is destroyed (for large blobs such as a run's replay record).
+  Statement& BindBlobRef(int index, absl::string_view value);
   Statement& BindNull(int index);
   // Binds NULL when value is empty, else the text.
   Statement& BindTextOrNull(int index, absl::string_view value);

@@ -62,6 +62,44 @@ bool Mapped(const std::string& path) {
   return false;
 }
 
+TEST(DatabaseTest, BlobsBoundByReferenceAreStoredAndNotKept) {
+  auto db = Database::Open(FreshPath("blob_ref"));
+  ASSERT_TRUE(db.ok()) << db.status();
+  ASSERT_TRUE((*db)->Exec("CREATE TABLE t (i INTEGER, b BLOB)").ok());
+  for (int i = 0; i < 2; ++i) {
+    std::string value(1000 + i, static_cast<char>('a' + i));
+    auto insert = (*db)->Prepare("INSERT INTO t VALUES (?1, ?2)");
+    ASSERT_TRUE(insert.ok());
+    insert->Bind(1, i).BindBlobRef(2, value);
+    ASSERT_TRUE(insert->Run().ok());
+    // The cached statement gave its binding up: `value` may go.
+  }
+  {
+    // Reused with nothing bound to ?2: NULL, not the freed buffer.
+    auto insert = (*db)->Prepare("INSERT INTO t VALUES (?1, ?2)");
+    ASSERT_TRUE(insert.ok());
+    insert->Bind(1, 2);
+    ASSERT_TRUE(insert->Run().ok());
+  }
+  {
+    auto empty = (*db)->Prepare("INSERT INTO t VALUES (3, ?1)");
+    ASSERT_TRUE(empty.ok());
+    empty->BindBlobRef(1, "");
+    ASSERT_TRUE(empty->Run().ok());
+  }
+  auto read = (*db)->Prepare("SELECT i, b, typeof(b) FROM t ORDER BY i");
+  ASSERT_TRUE(read.ok());
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(*read->Step());
+    EXPECT_EQ(read->Blob(1), std::string(1000 + i, static_cast<char>('a' + i)));
+  }
+  ASSERT_TRUE(*read->Step());
+  EXPECT_EQ(read->Text(2), "null");
+  ASSERT_TRUE(*read->Step());
+  EXPECT_EQ(read->Text(2), "blob");  // an empty blob, not NULL
+  EXPECT_FALSE(*read->Step());
+}
+
 TEST(DatabaseTest, MappedReadsMapTheFileForTheirScopeOnly) {
   const std::string path = FreshPath("mapped_reads");
   auto db = Database::Open(path);
