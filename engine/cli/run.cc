@@ -283,16 +283,19 @@ int RunVerb(const std::vector<std::string>& argv) {
     pipeline::LoadedPipeline loaded =
         pipeline::LoadPipelineFile(git ? git->pipeline_file() : file, *limits);
     load_span.End();
-    if (!loaded.from_cache && !CompactDecodedPipeline(&loaded.pipeline)) {
-      std::fprintf(stderr, "kiln: %s: cannot copy the decoded pipeline\n",
-                   loaded.file.c_str());
-      return kExitUsage;
-    }
     if (!loaded.ok()) {
       for (const auto& d : loaded.errors) {
         std::fprintf(stderr, "%s\n", d.ToString().c_str());
       }
       return kExitUsage;
+    }
+    if (!loaded.from_cache) {
+      ScopedSpan compact_span(trace.get(), run_track, "compact pipeline");
+      if (!CompactDecodedPipeline(&loaded.pipeline)) {
+        std::fprintf(stderr, "kiln: %s: cannot copy the decoded pipeline\n",
+                     loaded.file.c_str());
+        return kExitFailed;
+      }
     }
     request.pipeline = std::move(loaded.pipeline);
     request.source_dir = loaded.base_dir;
