@@ -370,6 +370,17 @@ TEST_F(KubeServeKillTest, KillNineWhileAPodRunsThenTheRestartedServerFinishes) {
           if (e.has_log()) {
             lines.push_back(absl::StrCat(e.log().task(), ": ", e.log().text()));
           }
+          // Why a task or the run ended otherwise, for a failure's message.
+          if (e.has_task_state() && !e.task_state().reason().empty()) {
+            lines.push_back(
+                absl::StrCat("[", e.task_state().task(), " ",
+                             v1::TaskState_Name(e.task_state().state()), ": ",
+                             e.task_state().reason(), "]"));
+          }
+          if (e.has_run_state() && !e.run_state().reason().empty()) {
+            lines.push_back(
+                absl::StrCat("[run: ", e.run_state().reason(), "]"));
+          }
         },
         absl::Seconds(120));
   }
