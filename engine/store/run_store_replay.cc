@@ -216,8 +216,8 @@ absl::Status RunStore::RecordReplaySource(
   {
     google::protobuf::io::StringOutputStream raw(&bytes);
     google::protobuf::io::CodedOutputStream out(&raw);
+    using google::protobuf::internal::WireFormatLite;
     v1::TaskStatus kept;
-    std::string one;
     for (const v1::TaskStatus* t : tasks) {
       kept.Clear();
       kept.set_name(t->name());
@@ -225,17 +225,10 @@ absl::Status RunStore::RecordReplaySource(
       kept.set_cache_key(t->cache_key());
       *kept.mutable_outputs() = t->outputs();
       *kept.mutable_results() = t->results();
-      one.clear();
-      if (!kept.AppendToString(&one)) {
-        return absl::InvalidArgumentError(
-            "RecordReplaySource: cannot serialize");
-      }
-      out.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
-          v1::Run::kTasksFieldNumber,
-          google::protobuf::internal::WireFormatLite::
-              WIRETYPE_LENGTH_DELIMITED));
-      out.WriteVarint32(static_cast<uint32_t>(one.size()));
-      out.WriteString(one);
+      WireFormatLite::WriteTag(v1::Run::kTasksFieldNumber,
+                               WireFormatLite::WIRETYPE_LENGTH_DELIMITED, &out);
+      out.WriteVarint32(static_cast<uint32_t>(kept.ByteSizeLong()));
+      kept.SerializeWithCachedSizes(&out);
     }
   }
   kiln::MutexLock lock(&mu_);
