@@ -1,14 +1,15 @@
-# shellcheck shell=bash disable=SC2034  # KILN, DAG_RUN are for the sourcing script
+# shellcheck shell=bash disable=SC2034  # KILN, DAG_RUN, B3 are for the sourcing script
 # Shared by the bench/engine scripts (sourced, not run).
 # Builds kiln and the bench driver optimized, in the output base
 # $KILN_BENCH_OUTPUT_BASE (default $HOME/.cache/kiln/ob-bench), and sets
-# KILN (the kiln binary) and DAG_RUN (bench/engine:dag_run).
+# KILN (the kiln binary), DAG_RUN (bench/engine:dag_run) and B3
+# (bench/sandbox:b3, the one-sandbox benchmark).
 
 OUTPUT_BASE="${KILN_BENCH_OUTPUT_BASE:-$HOME/.cache/kiln/ob-bench}"
 
 build_kiln() {
   if ! bazel --output_base="$OUTPUT_BASE" build -c opt //:kiln \
-    //bench/engine:dag_run >"$1/build.log" 2>&1; then
+    //bench/engine:dag_run //bench/sandbox:b3 >"$1/build.log" 2>&1; then
     tail -30 "$1/build.log" >&2
     echo "bench/engine: build failed" >&2
     return 1
@@ -17,6 +18,7 @@ build_kiln() {
   bin="$(bazel --output_base="$OUTPUT_BASE" info -c opt bazel-bin 2>/dev/null)"
   KILN="$bin/kiln"
   DAG_RUN="$bin/bench/engine/dag_run"
+  B3="$bin/bench/sandbox/b3"
 }
 
 # Ends the Bazel server of this output base (CI leaves no daemon behind).

@@ -4,8 +4,9 @@
   write_result.py OUT.json id=B1 what="..." kiln_s=0.5 peer=ninja peer_s=0.2 \
       target_ratio=2 target="<= 2x ninja" notes="..." [extra_key=value ...]
 
-Numbers stay numbers; a space-separated list of numbers becomes a list. ratio = kiln_s / peer_s when both are given; met is
-ratio <= target_ratio, or kiln_value <= target_max when target_max is given.
+Numbers stay numbers, true and false become booleans; a space-separated
+list of numbers becomes a list. ratio = kiln_s / peer_s when both are
+given; met is ratio <= target_ratio, or kiln_value <= target_max when target_max is given.
 The target_* helpers are not written out.
 """
 import datetime
@@ -18,6 +19,8 @@ def parse_value(text):
         items = [parse_value(t) for t in text.split()]
         if all(isinstance(i, (int, float)) for i in items):
             return items
+    if text in ("true", "false"):
+        return text == "true"
     try:
         return int(text)
     except ValueError:
