@@ -121,11 +121,27 @@ def headline(r, skip=()):
 
 
 def evaluate_met(r, ratio):
+    """The result's own "met", else what its target text says of its ratio.
+
+    Understood targets: "<= N[x]" (ratio), "<= Nx PEER ..." (ratio_PEER, the
+    first clause decides; stretch goals and reported figures follow it) and
+    ">= Nx ..., identical output" (ratio, and "identical" not false).
+    """
     if isinstance(r.get("met"), bool):
         return r["met"]
-    m = re.fullmatch(r"\s*<=\s*([\d.]+)\s*x?\s*", str(r.get("target", "")))
+    target = str(r.get("target", ""))
+    m = re.fullmatch(r"\s*<=\s*([\d.]+)\s*x?\s*", target)
     if m and num(ratio):
         return ratio <= float(m.group(1))
+    m = re.match(r"\s*<=\s*([\d.]+)\s*x\s+([a-z]+)\b", target)
+    if m and num(r.get("ratio_" + m.group(2))):
+        return r["ratio_" + m.group(2)] <= float(m.group(1))
+    m = re.match(r"\s*>=\s*([\d.]+)\s*x\b", target)
+    if m and num(ratio):
+        identical = r.get("identical")
+        if "identical" in target and identical is not True:
+            return None if identical is None else False
+        return ratio >= float(m.group(1))
     return None
 
 

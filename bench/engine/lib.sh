@@ -33,6 +33,12 @@ seconds_since() { awk -v s="$1" -v e="$(now_ns)" 'BEGIN{printf "%.4f", (e-s)/1e9
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
 
+# cpu_s TIME_V_FILE -> user + system seconds of /usr/bin/time -v (the process
+# and the children it waited for; kernel threads' work is not counted)
+cpu_s() {
+  awk -F: '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$1"
+}
+
 # max_rss_mb TIME_V_FILE -> the "Maximum resident set size" of /usr/bin/time -v, in MB
 max_rss_mb() {
   awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); printf "%.1f", $2/1024}' "$1"

@@ -99,12 +99,13 @@ PY
   fi
 }
 
-# ninja_time DIR [ARGS]: seconds of one ninja invocation in DIR.
+# ninja_time DIR [ARGS]: seconds of one ninja invocation in DIR (its CPU
+# seconds in $tmp/ninja.time).
 ninja_time() {
   local dir=$1 start
   shift
   start=$(now_ns)
-  ninja -C "$dir" "$@" >"$tmp/ninja.out" 2>&1
+  /usr/bin/time -v -o "$tmp/ninja.time" ninja -C "$dir" "$@" >"$tmp/ninja.out" 2>&1
   seconds_since "$start"
 }
 
@@ -124,17 +125,20 @@ echo "bench/engine: $TASKS tasks (width $WIDTH, fan-in $FANIN), jobs $JOBS, $run
 
 # --- cold runs (B2) ---
 ninja_cold_s=$(ninja_time "$dag/ninja" -j "$JOBS")
-echo "ninja -j$JOBS cold: ${ninja_cold_s}s" >&2
+ninja_cold_cpu=$(cpu_s "$tmp/ninja.time")
+echo "ninja -j$JOBS cold: ${ninja_cold_s}s, CPU ${ninja_cold_cpu}s" >&2
 run_kiln cold "$dag" "$tmp/store"
-cold_s=$RUN_S cold_rss=$RUN_RSS_MB
-echo "kiln cold: ${cold_s}s, RSS ${cold_rss} MB" >&2
+cold_s=$RUN_S cold_rss=$RUN_RSS_MB cold_cpu=$(cpu_s "$tmp/cold.time")
+echo "kiln cold: ${cold_s}s, CPU ${cold_cpu}s, RSS ${cold_rss} MB" >&2
 b2_tasks=$TASKS b2_kiln_s=$cold_s b2_ninja_s=$ninja_cold_s
+b2_kiln_cpu=$cold_cpu b2_ninja_cpu=$ninja_cold_cpu
 if [[ $B2_TASKS != "$TASKS" ]]; then
   small="$tmp/dag$B2_TASKS"
   generate "$small" "$B2_TASKS"
   b2_ninja_s=$(ninja_time "$small/ninja" -j "$JOBS")
+  b2_ninja_cpu=$(cpu_s "$tmp/ninja.time")
   run_kiln cold_b2 "$small" "$tmp/store_b2"
-  b2_tasks=$B2_TASKS b2_kiln_s=$RUN_S
+  b2_tasks=$B2_TASKS b2_kiln_s=$RUN_S b2_kiln_cpu=$(cpu_s "$tmp/cold_b2.time")
 fi
 
 # --- no-op reruns (B1), interleaved, after one warm-up each ---
@@ -199,9 +203,10 @@ python3 bench/engine/write_result.py "$RESULTS/b2.json" id=B2 \
   stretch_met="$(awk -v k="$b2_kiln_s" -v n="$b2_ninja_s" 'BEGIN{print (k <= n) ? "true" : "false"}')" \
   fill_tasks="$TASKS" fill_kiln_s="$cold_s" fill_peer_s="$ninja_cold_s" \
   fill_ratio="$(awk -v k="$cold_s" -v n="$ninja_cold_s" 'BEGIN{printf "%.3f", k/n}')" \
+  kiln_cpu_s="$b2_kiln_cpu" peer_cpu_s="$b2_ninja_cpu" \
   sandbox_ms="$sandbox_ms" spawn_ms="$spawn_ms" bwrap_ms="$bwrap_ms" \
   ninja_edge_ms="$ninja_edge_ms" floor_ratio="$floor_ratio" \
-  notes="one run each (cold store / empty build dir); fill_*: the $TASKS-task cold run that fills B1's cache, and ninja -j$JOBS cold on that graph; sandbox_ms / spawn_ms / bwrap_ms: bench/sandbox:b3 medians of $B3_N (/bin/true) in the same minutes; ninja_edge_ms: ninja's time per edge per slot (peer_s x jobs / tasks); floor_ratio: (ninja_edge_ms + sandbox_ms - spawn_ms) / ninja_edge_ms, the ratio a fresh sandbox per task sets with no other engine cost; $graph; $runner_note"
+  notes="one run each (cold store / empty build dir); kiln_cpu_s / peer_cpu_s: user + system seconds of each process tree (/usr/bin/time -v; kernel threads not counted); fill_*: the $TASKS-task cold run that fills B1's cache, and ninja -j$JOBS cold on that graph; sandbox_ms / spawn_ms / bwrap_ms: bench/sandbox:b3 medians of $B3_N (/bin/true) in the same minutes; ninja_edge_ms: ninja's time per edge per slot (peer_s x jobs / tasks); floor_ratio: (ninja_edge_ms + sandbox_ms - spawn_ms) / ninja_edge_ms, the ratio a fresh sandbox per task sets with no other engine cost; $graph; $runner_note"
 python3 bench/engine/write_result.py "$RESULTS/b10.json" id=B10 \
   what="peak RSS of the kiln process for a $TASKS-task run" \
   kiln_s= kiln_value="$(awk -v a="$cold_rss" -v b="$noop_rss" 'BEGIN{print (b > a) ? b : a}')" \
