@@ -6,10 +6,12 @@
 #   B1   no-op rerun (every task cached), median  vs `ninja` no-op, median
 #   B10  peak RSS of the kiln process over those 10,000-task runs
 #
-# B2 also records, from the same minutes, what one sandbox costs over a
-# plain spawn (bench/sandbox:b3) and the ratio that cost alone sets
-# (floor_ratio): the cold ratio a kiln with no engine overhead at all
-# would reach, given a fresh sandbox per task (bench/README.md, B2).
+# B2 also records, from the same minutes, both sides' CPU, what one
+# sandbox costs over a plain spawn (bench/sandbox:b3), and an estimate of
+# the ratio that cost alone sets (floor_ratio): about where a kiln with no
+# other engine overhead would land, given a fresh sandbox per task. Not a
+# bound: a run overlaps one task's teardown with others' work
+# (bench/README.md, seventeenth pass).
 #
 # Writes bench/results/b1.json, b2.json, b10.json. Usage:
 #   bench/engine/run_b1_b2_b10.sh

@@ -6,7 +6,8 @@
 
 Numbers stay numbers, true and false become booleans; a space-separated
 list of numbers becomes a list. ratio = kiln_s / peer_s when both are
-given; met is ratio <= target_ratio, or kiln_value <= target_max when target_max is given.
+given; met is ratio <= target_ratio, or kiln_value <= target_max when
+target_max is given.
 The target_* helpers are not written out.
 """
 import datetime
