@@ -2,14 +2,17 @@
 # Shared by the bench/engine scripts (sourced, not run).
 # Builds kiln and the bench driver optimized, in the output base
 # $KILN_BENCH_OUTPUT_BASE (default $HOME/.cache/kiln/ob-bench), and sets
-# KILN (the kiln binary), DAG_RUN (bench/engine:dag_run) and B3
-# (bench/sandbox:b3, the one-sandbox benchmark).
+# KILN (the kiln binary) and DAG_RUN (bench/engine:dag_run); with the
+# argument b3 also B3 (bench/sandbox:b3, the one-sandbox benchmark).
 
 OUTPUT_BASE="${KILN_BENCH_OUTPUT_BASE:-$HOME/.cache/kiln/ob-bench}"
 
+# build_kiln DIR [b3]: the build's log goes to DIR/build.log.
 build_kiln() {
+  local extra=()
+  [[ ${2:-} == b3 ]] && extra=(//bench/sandbox:b3)
   if ! bazel --output_base="$OUTPUT_BASE" build -c opt //:kiln \
-    //bench/engine:dag_run //bench/sandbox:b3 >"$1/build.log" 2>&1; then
+    //bench/engine:dag_run "${extra[@]}" >"$1/build.log" 2>&1; then
     tail -30 "$1/build.log" >&2
     echo "bench/engine: build failed" >&2
     return 1
@@ -18,7 +21,7 @@ build_kiln() {
   bin="$(bazel --output_base="$OUTPUT_BASE" info -c opt bazel-bin 2>/dev/null)"
   KILN="$bin/kiln"
   DAG_RUN="$bin/bench/engine/dag_run"
-  B3="$bin/bench/sandbox/b3"
+  ((${#extra[@]} == 0)) || B3="$bin/bench/sandbox/b3"
 }
 
 # Ends the Bazel server of this output base (CI leaves no daemon behind).

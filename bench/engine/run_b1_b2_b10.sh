@@ -49,7 +49,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-build_kiln "$tmp"
+build_kiln "$tmp" b3
 for tool in ninja /usr/bin/time python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (scripts/install-deps)" >&2; exit 1; }
 done
@@ -208,7 +208,7 @@ python3 bench/engine/write_result.py "$RESULTS/b2.json" id=B2 \
   kiln_cpu_s="$b2_kiln_cpu" peer_cpu_s="$b2_ninja_cpu" \
   sandbox_ms="$sandbox_ms" spawn_ms="$spawn_ms" bwrap_ms="$bwrap_ms" \
   ninja_edge_ms="$ninja_edge_ms" floor_ratio="$floor_ratio" \
-  notes="one run each (cold store / empty build dir); kiln_cpu_s / peer_cpu_s: user + system seconds of each process tree (/usr/bin/time -v; kernel threads not counted); fill_*: the $TASKS-task cold run that fills B1's cache, and ninja -j$JOBS cold on that graph; sandbox_ms / spawn_ms / bwrap_ms: bench/sandbox:b3 medians of $B3_N (/bin/true) in the same minutes; ninja_edge_ms: ninja's time per edge per slot (peer_s x jobs / tasks); floor_ratio: (ninja_edge_ms + sandbox_ms - spawn_ms) / ninja_edge_ms, the ratio a fresh sandbox per task sets with no other engine cost; $graph; $runner_note"
+  notes="one run each (cold store / empty build dir); kiln_cpu_s / peer_cpu_s: user + system seconds of each process tree (/usr/bin/time -v; kernel threads not counted); fill_*: the $TASKS-task cold run that fills B1's cache, and ninja -j$JOBS cold on that graph; sandbox_ms / spawn_ms / bwrap_ms: bench/sandbox:b3 medians of $B3_N (/bin/true) in the same minutes; ninja_edge_ms: ninja's time per edge per slot (peer_s x jobs / tasks); floor_ratio: (ninja_edge_ms + sandbox_ms - spawn_ms) / ninja_edge_ms, an estimate (not a bound) of the ratio a fresh sandbox per task sets with no other engine cost; $graph; $runner_note"
 python3 bench/engine/write_result.py "$RESULTS/b10.json" id=B10 \
   what="peak RSS of the kiln process for a $TASKS-task run" \
   kiln_s= kiln_value="$(awk -v a="$cold_rss" -v b="$noop_rss" 'BEGIN{print (b > a) ? b : a}')" \
